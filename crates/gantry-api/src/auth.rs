@@ -1,0 +1,164 @@
+//! Bearer-token authentication. Tokens are `gantry_` + 32 random bytes in hex;
+//! the store keeps only their SHA-256. A verified hash is remembered for a
+//! few seconds so that a busy client does not cause a store write (the
+//! `last_used_at` update) on every request, which bounds how long a token
+//! revoked elsewhere keeps working to [`CACHE_TTL`].
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use gantry_store::{Store, StoreError, TokenRecord};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::{AppState, now_millis};
+
+pub const TOKEN_PREFIX: &str = "gantry_";
+/// The file, in the data directory, holding the token created on first start.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// How long a verified token is trusted without asking the store again.
+pub const CACHE_TTL: Duration = Duration::from_secs(3);
+
+/// Who made the request: the token it carried.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub token_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A fresh secret token.
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
+/// What the store keeps of a token.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// On the first start (no token at all), creates the token `admin` and writes
+/// it to `DATA_DIR/admin-token`, readable by the owner only. Returns the path
+/// when it created one.
+pub async fn ensure_admin_token(store: &Store, data_dir: &Path) -> Result<Option<PathBuf>, AdminTokenError> {
+    if store.token_count().await? > 0 {
+        return Ok(None);
+    }
+    let secret = generate_token();
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    // The file is written before the hash is stored: if the store write fails,
+    // the next start simply makes a new token, whereas the other order could
+    // leave a stored admin token that nobody knows.
+    write_private_file(&path, &format!("{secret}\n"))
+        .map_err(|source| AdminTokenError::Io { path: path.clone(), source })?;
+    let now = now_millis();
+    let record = TokenRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: "admin".to_owned(),
+        hash: hash_token(&secret),
+        created_at: now,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    store.create_token(&record).await?;
+    Ok(Some(path))
+}
+
+/// Writes `text` to `path` through a temporary file created with mode 0600,
+/// so the secret is never readable by others, not even for a moment, and a
+/// reader never sees half a file.
+fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Remembers recently verified token hashes.
+#[derive(Default)]
+pub struct TokenCache {
+    verified: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<Caller> {
+        let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let (caller, at) = verified.get(hash)?;
+        (at.elapsed() < CACHE_TTL).then(|| caller.clone())
+    }
+
+    fn put(&self, hash: String, caller: Caller) {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() > 1024 {
+            verified.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        }
+        verified.insert(hash, (caller, Instant::now()));
+    }
+
+    /// Forgets everything, so that a revocation through this server takes
+    /// effect at once.
+    pub fn clear(&self) {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Middleware: answers 401 unless the request carries a valid token, and
+/// otherwise hands the [`Caller`] to the handler as an extension.
+pub async fn require_token(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    match authenticate(&state, request.headers().get(header::AUTHORIZATION)).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(error) => {
+            let mut response = error.into_response();
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
+    let token = header
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token: send the header Authorization: Bearer TOKEN"))?;
+    let invalid = || ApiError::unauthorized("invalid or revoked token");
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Err(invalid());
+    }
+    let hash = hash_token(token);
+    if let Some(caller) = state.tokens().get(&hash) {
+        return Ok(caller);
+    }
+    let record = state.store().use_token(&hash, now_millis()).await?.ok_or_else(invalid)?;
+    let caller = Caller { token_id: record.id, name: record.name };
+    state.tokens().put(hash, caller.clone());
+    Ok(caller)
+}

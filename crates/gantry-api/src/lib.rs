@@ -1,0 +1,191 @@
+//! Gantry's HTTP API: JSON under `/api/v1`, server-sent events for live
+//! executions, `/metrics` and `/healthz`. Handlers translate HTTP to calls on
+//! the engine and reads of the store; they hold no state of their own beyond
+//! a short-lived token cache.
+//!
+//! Every route is listed once in [`routes()`], which builds the router and
+//! is checked against the hand-written OpenAPI document.
+
+mod auth;
+mod error;
+mod extract;
+mod metrics;
+mod openapi;
+mod routes;
+mod views;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use gantry_engine::Engine;
+use gantry_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use auth::{ADMIN_TOKEN_FILE, AdminTokenError, Caller, ensure_admin_token, generate_token, hash_token};
+pub use error::{ApiError, Code};
+pub use metrics::install_recorder;
+pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    engine: Engine,
+    tokens: auth::TokenCache,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// `shutdown` ends open event streams, so that a graceful shutdown does
+    /// not wait for clients that follow executions forever.
+    pub fn new(engine: Engine, metrics: PrometheusHandle, shutdown: CancellationToken) -> AppState {
+        AppState(Arc::new(Inner { engine, tokens: auth::TokenCache::default(), metrics, shutdown }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
+    pub fn store(&self) -> &Store {
+        self.0.engine.store()
+    }
+
+    fn tokens(&self) -> &auth::TokenCache {
+        &self.0.tokens
+    }
+
+    fn metrics_handle(&self) -> &PrometheusHandle {
+        &self.0.metrics
+    }
+
+    fn shutdown_token(&self) -> &CancellationToken {
+        &self.0.shutdown
+    }
+}
+
+/// One route of the API.
+pub struct Route {
+    pub method: Method,
+    /// In axum's and OpenAPI's shared syntax (`/api/v1/pipelines/{name}`).
+    pub path: &'static str,
+    /// Served without a token.
+    pub public: bool,
+    handler: MethodRouter<AppState>,
+}
+
+/// Every route of the API, in one table.
+pub fn routes() -> Vec<Route> {
+    use routes::{events, executions, pipelines, system, tokens};
+    vec![
+        public(Method::GET, "/healthz", system::healthz),
+        route(Method::GET, "/metrics", system::metrics),
+        route(Method::GET, "/api/v1/openapi.json", system::openapi),
+        route(Method::POST, "/api/v1/validate", pipelines::validate),
+        route(Method::POST, "/api/v1/apply", pipelines::apply),
+        route(Method::GET, "/api/v1/pipelines", pipelines::list),
+        route(Method::GET, "/api/v1/pipelines/{name}", pipelines::show),
+        route(Method::DELETE, "/api/v1/pipelines/{name}", pipelines::delete),
+        route(Method::POST, "/api/v1/pipelines/{name}/executions", pipelines::run),
+        route(Method::GET, "/api/v1/executions", executions::list),
+        route(Method::GET, "/api/v1/executions/{id}", executions::show),
+        route(Method::POST, "/api/v1/executions/{id}/cancel", executions::cancel),
+        route(Method::POST, "/api/v1/executions/{id}/judgment", executions::judge),
+        route(Method::POST, "/api/v1/executions/{id}/skip", executions::skip),
+        route(Method::POST, "/api/v1/executions/{id}/stages/{stage}/restart", executions::restart_stage),
+        route(Method::POST, "/api/v1/executions/{id}/stages/{stage}/skip", executions::skip_stage),
+        route(Method::GET, "/api/v1/executions/{id}/logs", executions::logs),
+        route(Method::GET, "/api/v1/executions/{id}/events", events::stream),
+        route(Method::GET, "/api/v1/tokens", tokens::list),
+        route(Method::POST, "/api/v1/tokens", tokens::create),
+        route(Method::DELETE, "/api/v1/tokens/{token}", tokens::revoke),
+    ]
+}
+
+/// The whole API: routes, authentication, request metrics, JSON errors for
+/// unknown routes, and a panic in a handler turned into a 500.
+pub fn router(state: AppState) -> Router {
+    let mut protected = Router::new();
+    let mut open = Router::new();
+    for route in routes() {
+        if route.public {
+            open = open.route(route.path, route.handler);
+        } else {
+            protected = protected.route(route.path, route.handler);
+        }
+    }
+    let protected =
+        protected.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    with_common_layers(open.merge(protected)).with_state(state)
+}
+
+/// The layers every route gets; separate so tests can wrap their own routes.
+fn with_common_layers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// Milliseconds since the Unix epoch, the store's clock.
+pub fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route { handler: on(filter(&method), handler), method, path, public: false }
+}
+
+fn public<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route { public: true, ..route(method, path, handler) }
+}
+
+fn filter(method: &Method) -> MethodFilter {
+    match *method {
+        Method::GET => MethodFilter::GET,
+        Method::POST => MethodFilter::POST,
+        Method::PUT => MethodFilter::PUT,
+        Method::PATCH => MethodFilter::PATCH,
+        Method::DELETE => MethodFilter::DELETE,
+        _ => MethodFilter::OPTIONS,
+    }
+}
+
+async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::invalid(format!("method {method} is not allowed on {}", uri.path()))
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = %message, "handler panicked");
+    ApiError::internal(format!("internal error: the request handler panicked: {message}")).into_response()
+}

@@ -1,0 +1,179 @@
+//! Executions: listing, one execution with its stages, the actions a person
+//! takes on a running execution, and stored logs.
+
+use axum::Extension;
+use axum::extract::State;
+use gantry_engine::Judgment;
+use gantry_store::{ExecutionFilter, Status};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, PathParams, QueryParams};
+use crate::views::{ExecutionView, LogLineView};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub pipeline: Option<String>,
+    pub status: Option<String>,
+    pub trigger: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub async fn list(State(state): State<AppState>, QueryParams(query): QueryParams<ListQuery>) -> ApiResult<axum::Json<Value>> {
+    let status = query.status.as_deref().map(str::parse::<Status>).transpose().map_err(ApiError::invalid)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be between 1 and 1000, not {limit}")));
+    }
+    let filter = ExecutionFilter { pipeline: query.pipeline, status, trigger_type: query.trigger, limit: Some(limit) };
+    let executions: Vec<ExecutionView> =
+        state.store().executions(&filter).await?.into_iter().map(|e| ExecutionView::new(e, None)).collect();
+    Ok(axum::Json(json!({ "executions": executions })))
+}
+
+pub async fn show(State(state): State<AppState>, PathParams(id): PathParams<String>) -> ApiResult<axum::Json<ExecutionView>> {
+    execution_view(&state, &id).await.map(axum::Json)
+}
+
+/// The execution with its stages, or 404.
+pub async fn execution_view(state: &AppState, id: &str) -> ApiResult<ExecutionView> {
+    let execution = state.store().execution(id).await?.ok_or_else(|| not_found(id))?;
+    let stages = state.store().stages(id).await?;
+    Ok(ExecutionView::new(execution, Some(stages)))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<axum::Json<ExecutionView>> {
+    ensure_exists(&state, &id).await?;
+    state.engine().cancel(&id, &caller.name).await?;
+    tracing::info!(execution = %id, user = %caller.name, "execution canceled");
+    show(State(state), PathParams(id)).await
+}
+
+pub async fn restart_stage(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams((id, stage)): PathParams<(String, String)>,
+) -> ApiResult<axum::Json<ExecutionView>> {
+    ensure_exists(&state, &id).await?;
+    state.engine().restart_stage(&id, &stage, &caller.name).await?;
+    tracing::info!(execution = %id, stage = %stage, user = %caller.name, "stage restarted");
+    show(State(state), PathParams(id)).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JudgmentBody {
+    /// May be left out when exactly one stage waits for a judgment.
+    pub stage: Option<String>,
+    pub judgment: Decision,
+    /// One of the stage's `options`; it becomes `outputs.judgment`.
+    pub option: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Continue,
+    Stop,
+}
+
+pub async fn judge(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<String>,
+    Json(body): Json<JudgmentBody>,
+) -> ApiResult<axum::Json<ExecutionView>> {
+    ensure_exists(&state, &id).await?;
+    let judgment = Judgment {
+        proceed: matches!(body.judgment, Decision::Continue),
+        option: body.option,
+        user: caller.name.clone(),
+    };
+    state.engine().judge(&id, body.stage.as_deref(), judgment).await?;
+    tracing::info!(execution = %id, user = %caller.name, decision = ?body.judgment, "judgment recorded");
+    show(State(state), PathParams(id)).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipBody {
+    /// May be left out when exactly one `wait` stage is running.
+    pub stage: Option<String>,
+}
+
+pub async fn skip(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    Json(body): Json<SkipBody>,
+) -> ApiResult<axum::Json<ExecutionView>> {
+    skip_wait(state, id, body.stage).await
+}
+
+pub async fn skip_stage(
+    State(state): State<AppState>,
+    PathParams((id, stage)): PathParams<(String, String)>,
+) -> ApiResult<axum::Json<ExecutionView>> {
+    skip_wait(state, id, Some(stage)).await
+}
+
+async fn skip_wait(state: AppState, id: String, stage: Option<String>) -> ApiResult<axum::Json<ExecutionView>> {
+    ensure_exists(&state, &id).await?;
+    state.engine().skip_wait(&id, stage.as_deref()).await?;
+    tracing::info!(execution = %id, stage = ?stage, "wait skipped");
+    show(State(state), PathParams(id)).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    pub stage: Option<String>,
+    /// Only lines with a greater `seq`.
+    #[serde(default)]
+    pub after: i64,
+    pub limit: Option<i64>,
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    QueryParams(query): QueryParams<LogsQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    ensure_exists(&state, &id).await?;
+    if let Some(stage) = &query.stage {
+        ensure_stage_exists(&state, &id, stage).await?;
+    }
+    let limit = query.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be between 1 and 10000, not {limit}")));
+    }
+    let lines = state.store().logs(&id, query.stage.as_deref(), query.after, limit).await?;
+    let next = lines.last().map_or(query.after, |line| line.seq);
+    let lines: Vec<LogLineView> = lines.into_iter().map(LogLineView::from).collect();
+    Ok(axum::Json(json!({ "lines": lines, "next": next })))
+}
+
+pub async fn ensure_exists(state: &AppState, id: &str) -> ApiResult<()> {
+    match state.store().execution(id).await? {
+        Some(_) => Ok(()),
+        None => Err(not_found(id)),
+    }
+}
+
+pub async fn ensure_stage_exists(state: &AppState, id: &str, stage: &str) -> ApiResult<()> {
+    match state.store().stage(id, stage).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found(format!("stage {stage:?} not found in execution {id:?}"))),
+    }
+}
+
+pub fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("execution {id:?} not found"))
+}

@@ -1,0 +1,141 @@
+//! Pipelines as code: validate and apply `gantry.yaml`, list, show and
+//! delete pipelines, and start executions of them.
+
+use std::collections::BTreeMap;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use gantry_config::Document;
+use gantry_engine::RunRequest;
+use gantry_store::Upsert;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, PathParams};
+use crate::views::{ExecutionView, PipelineView};
+use crate::{AppState, now_millis};
+
+/// A pipeline file sent for validation or apply.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileBody {
+    /// The name used in diagnostics.
+    #[serde(default = "default_file")]
+    pub file: String,
+    pub content: String,
+}
+
+fn default_file() -> String {
+    "gantry.yaml".to_owned()
+}
+
+/// What `apply` did, one list per kind of the file. Later kinds
+/// (applications, load balancers, repositories) add their own lists.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    pub pipelines: Vec<Applied>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Applied {
+    pub name: String,
+    pub result: Upsert,
+}
+
+pub async fn validate(Json(body): Json<FileBody>) -> ApiResult<axum::Json<Value>> {
+    let document = parse(&body)?;
+    let pipelines: Vec<Value> = document
+        .pipelines
+        .iter()
+        .map(|p| json!({"name": p.name, "stages": p.stages.len()}))
+        .collect();
+    Ok(axum::Json(json!({ "pipelines": pipelines })))
+}
+
+pub async fn apply(State(state): State<AppState>, Json(body): Json<FileBody>) -> ApiResult<axum::Json<ApplyReport>> {
+    let document = parse(&body)?;
+    let mut report = ApplyReport::default();
+    let now = now_millis();
+    for pipeline in &document.pipelines {
+        let spec = serde_json::to_value(pipeline)
+            .map_err(|e| ApiError::internal(format!("cannot encode pipeline {:?}: {e}", pipeline.name)))?;
+        let result = state.store().upsert_pipeline(&pipeline.name, pipeline.application.as_deref(), &spec, now).await?;
+        tracing::info!(pipeline = %pipeline.name, ?result, "pipeline applied");
+        report.pipelines.push(Applied { name: pipeline.name.clone(), result });
+    }
+    Ok(axum::Json(report))
+}
+
+/// Parses and validates; every problem is reported at once, with positions.
+fn parse(body: &FileBody) -> ApiResult<Document> {
+    gantry_config::parse_document(&body.file, &body.content).map_err(|diagnostics| {
+        let count = diagnostics.0.len();
+        let noun = if count == 1 { "problem" } else { "problems" };
+        let value = serde_json::to_value(&diagnostics).unwrap_or(Value::Null);
+        ApiError::invalid(format!("{} has {count} {noun}:\n{diagnostics}", body.file)).with_diagnostics(value)
+    })
+}
+
+pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+    let pipelines: Vec<PipelineView> =
+        state.store().pipelines().await?.into_iter().map(|p| PipelineView::new(p, false)).collect();
+    Ok(axum::Json(json!({ "pipelines": pipelines })))
+}
+
+pub async fn show(State(state): State<AppState>, PathParams(name): PathParams<String>) -> ApiResult<axum::Json<PipelineView>> {
+    let record = state.store().pipeline(&name).await?.ok_or_else(|| not_found(&name))?;
+    Ok(axum::Json(PipelineView::new(record, true)))
+}
+
+pub async fn delete(State(state): State<AppState>, PathParams(name): PathParams<String>) -> ApiResult<axum::Json<Value>> {
+    if !state.store().delete_pipeline(&name).await? {
+        return Err(not_found(&name));
+    }
+    tracing::info!(pipeline = %name, "pipeline deleted");
+    Ok(axum::Json(json!({ "deleted": name })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunBody {
+    #[serde(default)]
+    pub parameters: BTreeMap<String, Value>,
+}
+
+pub async fn run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(name): PathParams<String>,
+    Json(body): Json<RunBody>,
+) -> ApiResult<(StatusCode, axum::Json<ExecutionView>)> {
+    if state.store().pipeline(&name).await?.is_none() {
+        return Err(not_found(&name));
+    }
+    let mut parameters = BTreeMap::new();
+    for (key, value) in body.parameters {
+        let text = match value {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(ApiError::invalid(format!("parameter {key:?} must be a string, a number or a boolean"))),
+        };
+        parameters.insert(key, text);
+    }
+    let request = RunRequest {
+        pipeline: name,
+        parameters,
+        trigger: json!({"type": "manual", "user": caller.name}),
+    };
+    let execution = state.engine().run(request).await?;
+    tracing::info!(execution = %execution.id, pipeline = %execution.pipeline, user = %caller.name, "execution started");
+    let stages = state.store().stages(&execution.id).await?;
+    Ok((StatusCode::CREATED, axum::Json(ExecutionView::new(execution, Some(stages)))))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("pipeline {name:?} not found"))
+}

@@ -1,0 +1,47 @@
+//! `checkPreconditions`: conditions that must all hold, each with the message shown otherwise.
+
+use serde_json::Value as Json;
+
+use super::{StageFields, StageType};
+use crate::check::{Checker, Fields};
+
+pub(super) const TYPE: StageType = StageType {
+    name: "checkPreconditions",
+    check,
+};
+
+fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    let f = &mut stage.fields;
+    let Some(list_node) = f.require(cx, "preconditions") else {
+        return;
+    };
+    let Some(items) = cx.list(list_node, "\"preconditions\"") else {
+        return;
+    };
+    if items.is_empty() {
+        cx.error(
+            list_node.span.start,
+            format!("{} has no preconditions", f.what),
+        );
+    }
+    let what = f.what.clone();
+    let mut preconditions = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let Some(mut p) = Fields::new(cx, item, format!("precondition {} of {what}", index + 1))
+        else {
+            continue;
+        };
+        if p.get("expression").is_some() {
+            if let Some((text, node)) = p.text(cx, "expression") {
+                stage.conditions.push((text, node));
+            }
+        } else {
+            p.require(cx, "expression");
+        }
+        p.string(cx, "message");
+        preconditions.push(p.finish(cx, true));
+    }
+    stage
+        .fields
+        .insert("preconditions", Json::Array(preconditions));
+}

@@ -1,0 +1,533 @@
+//! One execution's driver: starts the stages whose dependencies are done,
+//! records what they end with, and decides when the execution is over.
+//!
+//! Nothing the driver decides lives only in its memory: whether the execution
+//! is being canceled or failing is read back from the persisted records, so a
+//! driver started after a crash takes the same decisions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gantry_config::Stage;
+use gantry_store::{Status, Store};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock;
+use crate::engine::{Engine, Judgment};
+use crate::error::EngineError;
+use crate::expressions;
+use crate::stages::{self, Outcome, StageContext};
+use crate::state::{Change, ExecState, Execution};
+
+pub(crate) type Reply = oneshot::Sender<Result<(), EngineError>>;
+
+/// What the engine asks of a driver.
+pub(crate) enum Command {
+    Cancel { user: String, reply: Reply },
+    Signal { stage: Option<String>, signal: StageSignal, reply: Reply },
+    Restart { stage: String, user: String, reply: Reply },
+}
+
+/// What a person sends to a running stage.
+pub(crate) enum StageSignal {
+    Judgment(Judgment),
+    Skip,
+}
+
+impl StageSignal {
+    /// Whether a stage of this type, in this status, takes this signal.
+    fn accepted_by(&self, stage: &Stage, status: Status) -> bool {
+        match self {
+            StageSignal::Judgment(_) => stage.kind.type_name() == "manualJudgment" && status == Status::Waiting,
+            StageSignal::Skip => stage.kind.type_name() == "wait" && status == Status::Running,
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            StageSignal::Judgment(_) => "waiting for a judgment",
+            StageSignal::Skip => "a running wait",
+        }
+    }
+}
+
+struct Running {
+    cancel: CancellationToken,
+    signals: mpsc::Sender<(StageSignal, Reply)>,
+}
+
+struct Driver {
+    engine: Engine,
+    execution: Arc<Execution>,
+    tasks: JoinSet<Outcome>,
+    /// Running stage tasks by stage index.
+    running: HashMap<usize, Running>,
+    /// Which stage each task runs, to attribute a panic.
+    task_stage: HashMap<tokio::task::Id, usize>,
+}
+
+pub(crate) async fn drive(
+    engine: Engine,
+    execution: Arc<Execution>,
+    mut commands: mpsc::Receiver<Command>,
+    resumed: bool,
+) {
+    let id = execution.id.clone();
+    let shutdown = engine.inner.shutdown.clone();
+    let mut driver = Driver {
+        engine,
+        execution,
+        tasks: JoinSet::new(),
+        running: HashMap::new(),
+        task_stage: HashMap::new(),
+    };
+    let result = tokio::select! {
+        result = driver.run(&mut commands, resumed) => result,
+        // Dropping the driver aborts its stage tasks; their records stay as
+        // they are and the next start resumes them.
+        _ = shutdown.cancelled() => Ok(()),
+    };
+    if let Err(error) = result {
+        tracing::error!(execution = %id, %error, "execution driver stopped");
+        driver.engine.retire_driver(&id, &mut commands);
+    }
+}
+
+impl Driver {
+    async fn run(&mut self, commands: &mut mpsc::Receiver<Command>, resumed: bool) -> Result<(), EngineError> {
+        // Persists `running` and `startedAt` for a new execution.
+        self.execution.update(|_| ()).await?;
+        if resumed {
+            self.resume_active_stages().await?;
+        }
+        loop {
+            if self.halt().await.is_none() {
+                self.start_ready_stages().await?;
+            }
+            if self.running.is_empty() {
+                self.finish().await?;
+                if self.engine.retire_driver(&self.execution.id, commands) {
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                Some(command) = commands.recv() => self.handle(command).await?,
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    let (index, outcome) = match joined {
+                        Ok((task, outcome)) => (self.task_stage.remove(&task), outcome),
+                        Err(error) => (self.task_stage.remove(&error.id()), Outcome::Failed(panic_message(error))),
+                    };
+                    if let Some(index) = index {
+                        self.running.remove(&index);
+                        self.complete(index, outcome).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stages that were running or waiting when the previous server stopped.
+    async fn resume_active_stages(&mut self) -> Result<(), EngineError> {
+        let active: Vec<usize> = {
+            let state = self.execution.read().await;
+            (0..state.stages.len())
+                .filter(|&i| matches!(state.stages[i].status, Status::Running | Status::Waiting))
+                .collect()
+        };
+        for index in active {
+            tracing::info!(execution = %self.execution.id, stage = index, "resuming stage");
+            self.spawn(index, true).await;
+        }
+        Ok(())
+    }
+
+    /// Why the execution is stopping, if it is: canceled by a person, or a
+    /// stage failed that fails the pipeline.
+    async fn halt(&self) -> Option<(Status, String)> {
+        let state = self.execution.read().await;
+        halt(&state)
+    }
+
+    async fn start_ready_stages(&mut self) -> Result<(), EngineError> {
+        // Skipping a stage can make others ready: go round until nothing changes.
+        loop {
+            let ready = {
+                let state = self.execution.read().await;
+                ready_stages(&state)
+            };
+            if ready.is_empty() {
+                return Ok(());
+            }
+            for index in ready {
+                self.start(index).await?;
+            }
+        }
+    }
+
+    async fn start(&mut self, index: usize) -> Result<(), EngineError> {
+        let condition = {
+            let state = self.execution.read().await;
+            state.spec(index).condition.clone().map(|c| (c, expressions::context(&state)))
+        };
+        if let Some((condition, context)) = condition {
+            match expressions::condition(&condition, &context) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let now = clock::now();
+                    return self
+                        .execution
+                        .update(|c| {
+                            let record = c.stage(index);
+                            record.status = Status::Skipped;
+                            record.started_at = Some(now);
+                            record.ended_at = Some(now);
+                            record.error = None;
+                        })
+                        .await;
+                }
+                Err(error) => {
+                    self.execution.update(|c| begin_attempt(c, index)).await?;
+                    return self.complete(index, Outcome::Failed(format!("condition `if: {condition}`: {error}"))).await;
+                }
+            }
+        }
+        self.execution.update(|c| begin_attempt(c, index)).await?;
+        self.spawn(index, false).await;
+        Ok(())
+    }
+
+    async fn spawn(&mut self, index: usize, resumed: bool) {
+        let cancel = CancellationToken::new();
+        let (signals, signal_rx) = mpsc::channel(4);
+        let ctx = StageContext::new(&self.engine, &self.execution, index, resumed, cancel.clone(), signal_rx).await;
+        let task = self.tasks.spawn(stages::execute(ctx));
+        self.task_stage.insert(task.id(), index);
+        self.running.insert(index, Running { cancel, signals });
+    }
+
+    /// Records how a stage ended, and what that means for the execution.
+    async fn complete(&mut self, index: usize, outcome: Outcome) -> Result<(), EngineError> {
+        let (spec, attempt, stage_id) = {
+            let state = self.execution.read().await;
+            (state.spec(index).clone(), state.stages[index].attempt, state.stages[index].stage_id.clone())
+        };
+        let halting = self.halt().await.is_some();
+        if let Outcome::Failed(error) = &outcome
+            && attempt <= i64::from(spec.retries)
+            && !halting
+        {
+            let log = stages::stage_log(&self.engine, &self.execution.id, &stage_id, &self.execution).await;
+            log.system(&format!(
+                "attempt {attempt} failed: {error}; retrying ({} left)",
+                i64::from(spec.retries) - attempt + 1
+            ))
+            .await;
+            self.engine.inner.store.clear_steps(&self.execution.id, &stage_id).await?;
+            self.execution.update(|c| begin_attempt(c, index)).await?;
+            self.spawn(index, false).await;
+            return Ok(());
+        }
+
+        let now = clock::now();
+        self.execution
+            .update(|c| {
+                let record = c.stage(index);
+                record.ended_at = Some(now);
+                match outcome {
+                    Outcome::Succeeded(outputs) => {
+                        record.status = Status::Succeeded;
+                        merge_outputs(&mut record.outputs, outputs);
+                    }
+                    Outcome::Failed(error) => {
+                        record.status = Status::Failed;
+                        record.error = Some(error);
+                    }
+                    Outcome::Canceled(reason) => {
+                        record.status = Status::Canceled;
+                        record.error = Some(reason);
+                    }
+                }
+            })
+            .await?;
+        if !halting && let Some((_, reason)) = self.halt().await {
+            // This stage fails the pipeline: stop the other branches.
+            for running in self.running.values() {
+                running.cancel.cancel();
+            }
+            tracing::info!(execution = %self.execution.id, stage = %stage_id, %reason, "execution halting");
+        }
+        Ok(())
+    }
+
+    /// Persists the final status once nothing runs any more.
+    async fn finish(&mut self) -> Result<(), EngineError> {
+        let now = clock::now();
+        self.execution
+            .update(|c| {
+                let state = &mut *c.state;
+                if state.exec.status.is_terminal() {
+                    return;
+                }
+                let (status, error) = final_status(state);
+                state.exec.status = status;
+                state.exec.error = error;
+                state.exec.ended_at = Some(now);
+            })
+            .await?;
+        let state = self.execution.read().await;
+        tracing::info!(execution = %state.exec.id, status = %state.exec.status, "execution finished");
+        Ok(())
+    }
+
+    async fn handle(&mut self, command: Command) -> Result<(), EngineError> {
+        match command {
+            Command::Cancel { user, reply } => {
+                let result = self.cancel(&user).await;
+                let _ = reply.send(result);
+            }
+            Command::Signal { stage, signal, reply } => {
+                let target = {
+                    let state = self.execution.read().await;
+                    signal_target(&state, stage.as_deref(), &signal)
+                };
+                match target {
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                    Ok(index) => match self.running.get(&index) {
+                        // The stage task answers once the decision is persisted.
+                        Some(running) => {
+                            if let Err(mpsc::error::SendError((_, reply))) =
+                                running.signals.send((signal, reply)).await
+                            {
+                                let _ = reply.send(Err(EngineError::Invalid("the stage has just ended".into())));
+                            }
+                        }
+                        None => {
+                            let _ = reply.send(Err(EngineError::Invalid("the stage is not running".into())));
+                        }
+                    },
+                }
+            }
+            Command::Restart { stage, user, reply } => {
+                let result = restart(&self.execution, &self.engine.inner.store, &stage).await;
+                if result.is_ok() {
+                    tracing::info!(execution = %self.execution.id, stage = %stage, user = %user, "stage restarted");
+                }
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn cancel(&mut self, user: &str) -> Result<(), EngineError> {
+        let user = user.to_owned();
+        let finished = self
+            .execution
+            .update(|c| {
+                let exec = &mut c.state.exec;
+                if exec.status.is_terminal() {
+                    return Some(exec.status);
+                }
+                exec.canceled_by.get_or_insert(user);
+                None
+            })
+            .await?;
+        if let Some(status) = finished {
+            return Err(EngineError::Invalid(format!("execution {} has already {status}", self.execution.id)));
+        }
+        for running in self.running.values() {
+            running.cancel.cancel();
+        }
+        Ok(())
+    }
+}
+
+/// Starts attempt N+1 of a stage: fresh outputs, state and timestamps.
+fn begin_attempt(c: &mut Change<'_>, index: usize) {
+    let record = c.stage(index);
+    record.attempt += 1;
+    record.status = Status::Running;
+    record.started_at = Some(clock::now());
+    record.ended_at = None;
+    record.error = None;
+    record.outputs = serde_json::json!({});
+    record.state = serde_json::json!({});
+}
+
+fn merge_outputs(into: &mut serde_json::Value, outputs: serde_json::Map<String, serde_json::Value>) {
+    if !into.is_object() {
+        *into = serde_json::json!({});
+    }
+    if let Some(map) = into.as_object_mut() {
+        map.extend(outputs);
+    }
+}
+
+/// Pending stages whose dependencies all finished without stopping their branch.
+fn ready_stages(state: &ExecState) -> Vec<usize> {
+    (0..state.stages.len())
+        .filter(|&i| state.stages[i].status == Status::Pending)
+        .filter(|&i| {
+            state.spec(i).depends_on.iter().all(|dep| {
+                let Some(d) = state.index(dep) else { return false };
+                let (spec, record) = (state.spec(d), &state.stages[d]);
+                match record.status {
+                    Status::Succeeded | Status::Skipped => true,
+                    Status::Failed | Status::Canceled => spec.continue_pipeline,
+                    Status::Pending | Status::Running | Status::Waiting => false,
+                }
+            })
+        })
+        .collect()
+}
+
+/// The execution stops early when a person canceled it, or when a stage
+/// whose failure fails the pipeline failed (or was canceled on its own).
+fn halt(state: &ExecState) -> Option<(Status, String)> {
+    if let Some(user) = &state.exec.canceled_by {
+        return Some((Status::Canceled, format!("canceled by {user}")));
+    }
+    let stops_pipeline = |i: usize, status: Status| {
+        let spec = state.spec(i);
+        state.stages[i].status == status && spec.fail_pipeline && !spec.continue_pipeline
+    };
+    for (status, verb) in [(Status::Failed, "failed"), (Status::Canceled, "was canceled")] {
+        if let Some(i) = (0..state.stages.len()).find(|&i| stops_pipeline(i, status)) {
+            let error = state.stages[i].error.as_deref().unwrap_or("no reason given");
+            return Some((status, format!("stage {} {verb}: {error}", state.stages[i].stage_id)));
+        }
+    }
+    None
+}
+
+fn final_status(state: &ExecState) -> (Status, Option<String>) {
+    if let Some((status, reason)) = halt(state) {
+        return (status, Some(reason));
+    }
+    let deferred = (0..state.stages.len()).find(|&i| {
+        let spec = state.spec(i);
+        spec.complete_other_branches_then_fail
+            && !spec.continue_pipeline
+            && matches!(state.stages[i].status, Status::Failed | Status::Canceled)
+    });
+    match deferred {
+        Some(i) => {
+            let error = state.stages[i].error.as_deref().unwrap_or("no reason given");
+            (Status::Failed, Some(format!("stage {} failed: {error}", state.stages[i].stage_id)))
+        }
+        None => (Status::Succeeded, None),
+    }
+}
+
+/// The stage a judgment or a skip is meant for.
+fn signal_target(state: &ExecState, stage: Option<&str>, signal: &StageSignal) -> Result<usize, EngineError> {
+    let id = &state.exec.id;
+    if let Some(stage) = stage {
+        let index = state.index(stage).ok_or_else(|| EngineError::NotFound { kind: "stage", id: stage.to_owned() })?;
+        let status = state.stages[index].status;
+        if !signal.accepted_by(state.spec(index), status) {
+            return Err(EngineError::Invalid(format!(
+                "stage {stage} of execution {id} is not {} (it is a {} stage, {status})",
+                signal.describe(),
+                state.spec(index).kind.type_name()
+            )));
+        }
+        return Ok(index);
+    }
+    let candidates: Vec<usize> =
+        (0..state.stages.len()).filter(|&i| signal.accepted_by(state.spec(i), state.stages[i].status)).collect();
+    match candidates[..] {
+        [index] => Ok(index),
+        [] => Err(EngineError::Invalid(format!("no stage of execution {id} is {}", signal.describe()))),
+        _ => {
+            let names: Vec<&str> = candidates.iter().map(|&i| state.stages[i].stage_id.as_str()).collect();
+            Err(EngineError::Invalid(format!(
+                "several stages of execution {id} are {}: {}; name one with --stage",
+                signal.describe(),
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// Resets a failed or canceled stage and everything downstream of it to
+/// pending, and reopens the execution.
+pub(crate) async fn restart(execution: &Execution, store: &Store, stage: &str) -> Result<(), EngineError> {
+    let reset = {
+        let state = execution.read().await;
+        let index = state.index(stage).ok_or_else(|| EngineError::NotFound { kind: "stage", id: stage.to_owned() })?;
+        let status = state.stages[index].status;
+        if !matches!(status, Status::Failed | Status::Canceled) {
+            return Err(EngineError::Invalid(format!(
+                "stage {stage} is {status}: only a failed or canceled stage can be restarted"
+            )));
+        }
+        let reset = downstream(&state, index);
+        if let Some(&busy) = reset.iter().find(|&&i| matches!(state.stages[i].status, Status::Running | Status::Waiting)) {
+            return Err(EngineError::Invalid(format!(
+                "stage {} downstream of {stage} is still {}",
+                state.stages[busy].stage_id, state.stages[busy].status
+            )));
+        }
+        reset
+    };
+    // Steps first: a crash between the two leaves terminal stages with no
+    // steps, which is harmless; the reverse would skip steps on resume.
+    for &i in &reset {
+        let stage_id = execution.read().await.stages[i].stage_id.clone();
+        store.clear_steps(&execution.id, &stage_id).await?;
+    }
+    execution
+        .update(|c| {
+            for &i in &reset {
+                let record = c.stage(i);
+                record.status = Status::Pending;
+                record.started_at = None;
+                record.ended_at = None;
+                record.error = None;
+                record.outputs = serde_json::json!({});
+                record.state = serde_json::json!({});
+            }
+            let exec = &mut c.state.exec;
+            exec.status = Status::Running;
+            exec.ended_at = None;
+            exec.error = None;
+            exec.canceled_by = None;
+        })
+        .await
+}
+
+/// The stage and every stage that depends on it, directly or not.
+fn downstream(state: &ExecState, index: usize) -> Vec<usize> {
+    let mut found = vec![index];
+    let mut at = 0;
+    while at < found.len() {
+        let id = &state.stages[found[at]].stage_id;
+        for i in 0..state.stages.len() {
+            if !found.contains(&i) && state.spec(i).depends_on.contains(id) {
+                found.push(i);
+            }
+        }
+        at += 1;
+    }
+    found
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    if error.is_cancelled() {
+        return "stage task was aborted".to_owned();
+    }
+    let payload = error.into_panic();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    format!("stage panicked: {message}")
+}
+
+#[cfg(test)]
+mod tests;

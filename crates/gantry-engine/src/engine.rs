@@ -1,0 +1,306 @@
+//! The engine's handle: what the API (and the `pipeline` stage) call.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use gantry_config::Pipeline;
+use gantry_store::{ExecutionRecord, NewExecution, ParentRef, Store};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock;
+use crate::driver::{self, Command, StageSignal};
+use crate::error::EngineError;
+use crate::event::Event;
+use crate::logs::LogSink;
+use crate::process;
+use crate::state::{ExecState, Execution};
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Workspaces live in `DATA_DIR/workspaces/EXECUTION_ID`, step outputs
+    /// and other per-run files in `DATA_DIR/runs/EXECUTION_ID`.
+    pub data_dir: PathBuf,
+}
+
+/// A request to start an execution.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub pipeline: String,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// What started it; `{"type": "manual", "user": NAME}` for a person.
+    #[serde(default)]
+    pub trigger: serde_json::Value,
+}
+
+/// A person's decision on a `manualJudgment` stage.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Judgment {
+    /// true: continue; false: stop (the stage fails).
+    pub proceed: bool,
+    pub option: Option<String>,
+    pub user: String,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) config: EngineConfig,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) logs: LogSink,
+    pub(crate) http: reqwest::Client,
+    /// The driver of every execution this process is driving.
+    drivers: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    /// Process groups of running host steps, stopped on shutdown.
+    pub(crate) process_groups: Mutex<HashSet<i32>>,
+    pub(crate) shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Starts the engine and resumes every execution that was not finished.
+    pub async fn start(store: Store, config: EngineConfig) -> Result<Engine, EngineError> {
+        let (events, _) = broadcast::channel(4096);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| EngineError::Invalid(format!("cannot build the http client: {e}")))?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                logs: LogSink::start(store.clone(), events.clone()),
+                store,
+                config,
+                events,
+                http,
+                drivers: Mutex::new(HashMap::new()),
+                process_groups: Mutex::new(HashSet::new()),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        let active = engine.inner.store.active_executions().await?;
+        if !active.is_empty() {
+            tracing::info!(executions = active.len(), "resuming unfinished executions");
+        }
+        for exec in active {
+            let state = ExecState::load(&engine.inner.store, &exec.id).await?;
+            engine.spawn_driver(engine.execution(state), true);
+        }
+        Ok(engine)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Validates the parameters against the pipeline, creates the execution and starts it.
+    pub async fn run(&self, request: RunRequest) -> Result<ExecutionRecord, EngineError> {
+        self.start_execution(request, None).await
+    }
+
+    pub(crate) async fn start_execution(
+        &self,
+        request: RunRequest,
+        parent: Option<ParentRef>,
+    ) -> Result<ExecutionRecord, EngineError> {
+        let record = self.inner.store.pipeline(&request.pipeline).await?.ok_or_else(|| {
+            EngineError::NotFound { kind: "pipeline", id: request.pipeline.clone() }
+        })?;
+        let pipeline: Pipeline = serde_json::from_value(record.spec.clone()).map_err(|e| {
+            EngineError::Invalid(format!("pipeline {:?}: stored spec is unreadable: {e}", request.pipeline))
+        })?;
+        let parameters = resolve_parameters(&pipeline, &request.parameters)?;
+        let trigger = match request.trigger {
+            serde_json::Value::Null => serde_json::json!({ "type": "manual" }),
+            other => other,
+        };
+        let new = NewExecution {
+            id: uuid::Uuid::now_v7().to_string(),
+            pipeline: pipeline.name.clone(),
+            spec: record.spec,
+            parameters: serde_json::to_value(parameters).unwrap_or_default(),
+            trigger,
+            parent,
+            stage_ids: pipeline.stages.iter().map(|s| s.id.clone()).collect(),
+            created_at: clock::now(),
+        };
+        let exec = self.inner.store.create_execution(&new).await?;
+        tracing::info!(execution = %exec.id, pipeline = %exec.pipeline, "execution created");
+        let state = ExecState::load(&self.inner.store, &exec.id).await?;
+        self.spawn_driver(self.execution(state), false);
+        Ok(exec)
+    }
+
+    /// Cancels a running execution: running steps are killed (their whole process group).
+    pub async fn cancel(&self, execution: &str, user: &str) -> Result<(), EngineError> {
+        let user = user.to_owned();
+        self.ask(execution, |reply| Command::Cancel { user, reply }).await
+    }
+
+    /// Decides the waiting manual judgment (`stage` may be omitted when exactly one waits).
+    pub async fn judge(&self, execution: &str, stage: Option<&str>, judgment: Judgment) -> Result<(), EngineError> {
+        let stage = stage.map(str::to_owned);
+        self.ask(execution, |reply| Command::Signal { stage, signal: StageSignal::Judgment(judgment), reply })
+            .await
+    }
+
+    /// Ends a running `wait` stage now, successfully.
+    pub async fn skip_wait(&self, execution: &str, stage: Option<&str>) -> Result<(), EngineError> {
+        let stage = stage.map(str::to_owned);
+        self.ask(execution, |reply| Command::Signal { stage, signal: StageSignal::Skip, reply }).await
+    }
+
+    /// Runs a failed or canceled stage again, with every stage downstream of it.
+    pub async fn restart_stage(&self, execution: &str, stage: &str, user: &str) -> Result<(), EngineError> {
+        let (stage, user) = (stage.to_owned(), user.to_owned());
+        let command = |reply| Command::Restart { stage: stage.clone(), user: user.clone(), reply };
+        if let Some(result) = self.ask_driver(execution, command).await {
+            return result;
+        }
+        // Nobody drives it: it has finished. Reset it and drive it again.
+        let state = ExecState::load(&self.inner.store, execution).await?;
+        let execution = Execution::new(state, self.inner.store.clone(), self.inner.events.clone());
+        driver::restart(&execution, &self.inner.store, &stage).await?;
+        tracing::info!(execution = %execution.id, stage = %stage, user = %user, "stage restarted");
+        self.spawn_driver(execution, false);
+        Ok(())
+    }
+
+    /// Stops driving executions (they stay resumable) and stops running steps.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        let groups: Vec<i32> = self.inner.process_groups.lock().unwrap().drain().collect();
+        for pgid in groups {
+            process::terminate_group(pgid, process::GRACE).await;
+        }
+        self.inner.logs.flush().await;
+    }
+
+    /// Sends a command to the execution's driver and waits for its answer.
+    async fn ask(
+        &self,
+        execution: &str,
+        command: impl FnOnce(oneshot::Sender<Result<(), EngineError>>) -> Command,
+    ) -> Result<(), EngineError> {
+        if let Some(result) = self.ask_driver(execution, command).await {
+            return result;
+        }
+        match self.inner.store.execution(execution).await? {
+            None => Err(EngineError::execution_not_found(execution)),
+            Some(exec) => Err(EngineError::Invalid(format!(
+                "execution {} is {}: nothing is running",
+                exec.id, exec.status
+            ))),
+        }
+    }
+
+    /// `None` when no driver (still) runs the execution.
+    async fn ask_driver(
+        &self,
+        execution: &str,
+        command: impl FnOnce(oneshot::Sender<Result<(), EngineError>>) -> Command,
+    ) -> Option<Result<(), EngineError>> {
+        let sender = self.inner.drivers.lock().unwrap().get(execution).cloned()?;
+        let (reply, answer) = oneshot::channel();
+        sender.send(command(reply)).await.ok()?;
+        // A dropped reply means the driver ended before reading the command.
+        answer.await.ok()
+    }
+
+    fn execution(&self, state: ExecState) -> Arc<Execution> {
+        Execution::new(state, self.inner.store.clone(), self.inner.events.clone())
+    }
+
+    fn spawn_driver(&self, execution: Arc<Execution>, resumed: bool) {
+        let id = execution.id.clone();
+        let (sender, commands) = mpsc::channel(16);
+        {
+            let mut drivers = self.inner.drivers.lock().unwrap();
+            if drivers.contains_key(&id) {
+                return; // Already driven (a race between two restarts).
+            }
+            drivers.insert(id.clone(), sender);
+        }
+        let engine = self.clone();
+        self.inner.tasks.spawn(async move {
+            driver::drive(engine, execution, commands, resumed).await;
+        });
+    }
+
+    /// Called by a driver that is about to end. Refuses (returns false) while
+    /// commands are queued, so that none is lost between the check and the end.
+    pub(crate) fn retire_driver(&self, id: &str, commands: &mut mpsc::Receiver<Command>) -> bool {
+        let mut drivers = self.inner.drivers.lock().unwrap();
+        if !commands.is_empty() {
+            return false;
+        }
+        drivers.remove(id);
+        commands.close();
+        true
+    }
+}
+
+/// Applies defaults and checks values against the pipeline's parameters;
+/// reports every problem at once.
+fn resolve_parameters(
+    pipeline: &Pipeline,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, EngineError> {
+    let mut problems = Vec::new();
+    for name in given.keys() {
+        if !pipeline.parameters.iter().any(|p| &p.name == name) {
+            let known: Vec<&str> = pipeline.parameters.iter().map(|p| p.name.as_str()).collect();
+            problems.push(format!("unknown parameter {name:?} (pipeline {:?} takes: {})", pipeline.name, known.join(", ")));
+        }
+    }
+    let mut values = BTreeMap::new();
+    for parameter in &pipeline.parameters {
+        let value = given.get(&parameter.name).cloned().or_else(|| parameter.default.clone());
+        match value {
+            None if parameter.required => problems.push(format!("parameter {:?} is required", parameter.name)),
+            None => {
+                values.insert(parameter.name.clone(), String::new());
+            }
+            Some(value) => {
+                if !parameter.options.is_empty() && !parameter.options.contains(&value) {
+                    problems.push(format!(
+                        "parameter {:?} must be one of {}, not {value:?}",
+                        parameter.name,
+                        parameter.options.join(", ")
+                    ));
+                } else if parameter.required && value.is_empty() {
+                    problems.push(format!("parameter {:?} is required", parameter.name));
+                }
+                values.insert(parameter.name.clone(), value);
+            }
+        }
+    }
+    if problems.is_empty() { Ok(values) } else { Err(EngineError::Invalid(problems.join("; "))) }
+}
+
+/// The values of the execution's secret parameters, masked in its logs.
+pub(crate) fn secret_values(state: &ExecState) -> Vec<String> {
+    state
+        .pipeline
+        .parameters
+        .iter()
+        .filter(|p| p.secret)
+        .filter_map(|p| state.exec.parameters.get(&p.name)?.as_str().map(str::to_owned))
+        .collect()
+}

@@ -1,0 +1,34 @@
+//! The durable pipeline engine: turns a pipeline spec into an execution and
+//! drives it, stage by stage, persisting every transition in the store so
+//! that a crash at any point resumes where it stopped.
+//!
+//! How it fits together:
+//! - [`Engine`] (`engine.rs`) is the handle the API uses: start a run, cancel,
+//!   judge, skip, restart. It keeps one *driver* per active execution.
+//! - A driver (`driver.rs`) owns one execution: it starts the stages whose
+//!   dependencies are done, in parallel, and records what they end with.
+//! - The execution's state (`state.rs`) is shared by the driver and its stage
+//!   tasks behind one lock; every change is written to the store before anyone
+//!   acts on it.
+//! - Each stage type is a module under `stages/` with one `run` function that
+//!   gets a [`stages::StageContext`] and returns a [`stages::Outcome`]. A
+//!   stage is written to be resumable: whatever it must not do twice, it
+//!   records in its durable `state` first.
+//!
+//! The engine knows nothing about HTTP; `gantry-api` calls [`Engine`] and
+//! forwards [`Event`]s.
+
+mod clock;
+mod driver;
+mod engine;
+mod error;
+mod event;
+mod expressions;
+mod logs;
+mod process;
+mod stages;
+mod state;
+
+pub use engine::{Engine, EngineConfig, Judgment, RunRequest};
+pub use error::EngineError;
+pub use event::Event;

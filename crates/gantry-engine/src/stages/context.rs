@@ -1,0 +1,144 @@
+//! What a running stage gets from the engine.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gantry_config::Stage;
+use gantry_store::{Millis, Status, Store};
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{Reply, StageSignal};
+use crate::engine::{self, Engine};
+use crate::error::EngineError;
+use crate::expressions;
+use crate::logs::{Masker, StageLog};
+use crate::state::Execution;
+
+pub(crate) struct StageContext {
+    pub(crate) engine: Engine,
+    pub(crate) execution: Arc<Execution>,
+    pub(crate) index: usize,
+    pub(crate) stage_id: String,
+    pub(crate) spec: Stage,
+    pub(crate) attempt: i64,
+    pub(crate) started_at: Millis,
+    /// True when the server restarted while this stage was running.
+    pub(crate) resumed: bool,
+    /// Canceled when the stage must stop: the execution was canceled or
+    /// is failing, or the stage timed out.
+    pub(crate) cancel: CancellationToken,
+    /// Judgments and skips from people.
+    pub(crate) signals: Mutex<mpsc::Receiver<(StageSignal, Reply)>>,
+    pub(crate) log: StageLog,
+    /// What expressions see (rendered when the stage started).
+    pub(crate) expressions: Value,
+}
+
+impl StageContext {
+    pub(crate) async fn new(
+        engine: &Engine,
+        execution: &Arc<Execution>,
+        index: usize,
+        resumed: bool,
+        cancel: CancellationToken,
+        signals: mpsc::Receiver<(StageSignal, Reply)>,
+    ) -> StageContext {
+        let state = execution.read().await;
+        let record = &state.stages[index];
+        let masker = Masker::new(engine::secret_values(&state));
+        StageContext {
+            engine: engine.clone(),
+            execution: execution.clone(),
+            index,
+            stage_id: record.stage_id.clone(),
+            spec: state.spec(index).clone(),
+            attempt: record.attempt,
+            started_at: record.started_at.unwrap_or_else(crate::clock::now),
+            resumed,
+            cancel,
+            signals: Mutex::new(signals),
+            log: StageLog {
+                sink: engine.inner.logs.clone(),
+                masker,
+                execution_id: execution.id.clone(),
+                stage_id: record.stage_id.clone(),
+            },
+            expressions: expressions::context(&state),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.engine.inner.store
+    }
+
+    /// The stage's durable state (a JSON object).
+    pub(crate) async fn state(&self) -> Value {
+        self.execution.read().await.stages[self.index].state.clone()
+    }
+
+    /// Replaces the stage's durable state; persisted before it returns.
+    pub(crate) async fn save_state(&self, state: Value) -> Result<(), EngineError> {
+        self.execution.update(|c| c.stage(self.index).state = state).await
+    }
+
+    /// Merges outputs into the stage's outputs now (they survive a restart).
+    pub(crate) async fn add_outputs(&self, outputs: Map<String, Value>) -> Result<(), EngineError> {
+        self.execution
+            .update(|c| {
+                let record = c.stage(self.index);
+                if let Some(map) = record.outputs.as_object_mut() {
+                    map.extend(outputs);
+                } else {
+                    record.outputs = Value::Object(outputs);
+                }
+            })
+            .await
+    }
+
+    /// Running ↔ waiting (for a person).
+    pub(crate) async fn set_status(&self, status: Status) -> Result<(), EngineError> {
+        self.execution.update(|c| c.stage(self.index).status = status).await
+    }
+
+    /// Waits for a signal from a person, or for cancellation (`None`).
+    pub(crate) async fn next_signal(&self) -> Option<(StageSignal, Reply)> {
+        let mut signals = self.signals.lock().await;
+        tokio::select! {
+            signal = signals.recv() => signal,
+            _ = self.cancel.cancelled() => None,
+        }
+    }
+
+    /// The execution's workspace, shared by all its stages.
+    pub(crate) fn workspace(&self) -> PathBuf {
+        self.engine.inner.config.data_dir.join("workspaces").join(&self.execution.id)
+    }
+
+    /// Gantry's own files for this stage (step outputs), outside the workspace.
+    pub(crate) fn run_dir(&self) -> PathBuf {
+        self.engine.inner.config.data_dir.join("runs").join(&self.execution.id).join(&self.stage_id)
+    }
+
+    /// Why the stage is being stopped, for its outcome.
+    pub(crate) async fn cancel_reason(&self) -> String {
+        let state = self.execution.read().await;
+        match &state.exec.canceled_by {
+            Some(user) => format!("canceled by {user}"),
+            None => "canceled: the execution is stopping".to_owned(),
+        }
+    }
+}
+
+/// A log writer for a stage outside a running stage task (the driver's own
+/// notes, such as retries).
+pub(crate) async fn stage_log(engine: &Engine, execution_id: &str, stage_id: &str, execution: &Execution) -> StageLog {
+    let state = execution.read().await;
+    StageLog {
+        sink: engine.inner.logs.clone(),
+        masker: Masker::new(engine::secret_values(&state)),
+        execution_id: execution_id.to_owned(),
+        stage_id: stage_id.to_owned(),
+    }
+}

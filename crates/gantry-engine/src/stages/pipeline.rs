@@ -1,0 +1,94 @@
+//! `pipeline`: starts another pipeline and, unless told not to, waits for it.
+//!
+//! The child is created with a unique reference to this stage's attempt, so
+//! after a restart the stage finds its child instead of starting a second one.
+
+use gantry_config::PipelineStage;
+use gantry_store::{ExecutionRecord, ParentRef, Status, StoreError};
+use serde_json::{Map, Value, json};
+
+use super::{Outcome, StageContext};
+use crate::engine::RunRequest;
+use crate::error::EngineError;
+use crate::event::Event;
+
+pub(crate) async fn run(ctx: &StageContext, spec: &PipelineStage) -> Outcome {
+    // Subscribe before looking at the child, so its end cannot slip between.
+    let mut events = ctx.engine.subscribe();
+    let child = match child(ctx, spec).await {
+        Ok(child) => child,
+        Err(error) => return Outcome::Failed(format!("cannot start pipeline {:?}: {error}", spec.pipeline)),
+    };
+    let mut outputs = Map::new();
+    outputs.insert("executionId".into(), Value::String(child.id.clone()));
+    if !spec.wait_for_completion {
+        ctx.log.system(&format!("started pipeline {} as execution {}", spec.pipeline, child.id)).await;
+        return Outcome::Succeeded(outputs);
+    }
+    if !ctx.resumed {
+        ctx.log.system(&format!("started pipeline {} as execution {}; waiting for it", spec.pipeline, child.id)).await;
+    }
+    let mut status = child.status;
+    while !status.is_terminal() {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(Event::Execution { execution_id, status: s, .. }) if execution_id == child.id => status = s,
+                Ok(_) => {}
+                // Missed events: read the truth from the store.
+                Err(_) => {
+                    events = events.resubscribe();
+                    status = match ctx.store().execution(&child.id).await {
+                        Ok(Some(record)) => record.status,
+                        Ok(None) => return Outcome::Failed(format!("child execution {} disappeared", child.id)),
+                        Err(error) => return Outcome::Failed(error.to_string()),
+                    };
+                }
+            },
+            _ = ctx.cancel.cancelled() => {
+                let _ = ctx.engine.cancel(&child.id, "parent pipeline").await;
+                return Outcome::Canceled(ctx.cancel_reason().await);
+            }
+        }
+    }
+    outputs.insert("status".into(), Value::String(status.as_str().to_owned()));
+    if let Ok(stages) = ctx.store().stages(&child.id).await {
+        let child_outputs: Map<String, Value> = stages.into_iter().map(|s| (s.stage_id, s.outputs)).collect();
+        outputs.insert("stages".into(), Value::Object(child_outputs));
+    }
+    match status {
+        Status::Succeeded => Outcome::Succeeded(outputs),
+        Status::Canceled => Outcome::Canceled(format!("child execution {} was canceled", child.id)),
+        other => Outcome::Failed(format!("child pipeline {} execution {} {other}", spec.pipeline, child.id)),
+    }
+}
+
+/// This attempt's child execution, started now if it does not exist yet.
+async fn child(ctx: &StageContext, spec: &PipelineStage) -> Result<ExecutionRecord, EngineError> {
+    let parent = ParentRef { execution: ctx.execution.id.clone(), stage: ctx.stage_id.clone(), attempt: ctx.attempt };
+    if let Some(existing) = ctx.store().child_execution(&parent).await? {
+        return Ok(existing);
+    }
+    let trigger = {
+        let state = ctx.execution.read().await;
+        json!({
+            "type": "pipeline",
+            "parentExecution": state.exec.id,
+            "parentPipeline": state.exec.pipeline,
+            "parentStage": ctx.stage_id,
+            "user": state.exec.trigger.get("user").cloned().unwrap_or(Value::Null),
+        })
+    };
+    let request = RunRequest {
+        pipeline: spec.pipeline.clone(),
+        parameters: spec.parameters.clone().into_iter().collect(),
+        trigger,
+    };
+    match ctx.engine.start_execution(request, Some(parent.clone())).await {
+        Err(EngineError::Store(StoreError::Conflict { .. })) => ctx
+            .store()
+            .child_execution(&parent)
+            .await?
+            .ok_or_else(|| EngineError::Invalid("child execution vanished".into())),
+        other => other,
+    }
+}

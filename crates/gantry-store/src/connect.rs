@@ -1,0 +1,111 @@
+//! From a database URL to the pools of a `Store`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
+
+use crate::store::{Backend, Store, StoreError};
+
+/// Readers on SQLite; WAL lets them run next to the one writer.
+const SQLITE_READERS: u32 = 4;
+/// Connections to PostgreSQL, shared by reads and writes.
+const POSTGRES_CONNECTIONS: u32 = 8;
+
+/// Set on every SQLite connection. WAL with `synchronous = NORMAL` makes a
+/// commit durable against a crash of the process (kill -9), though not of the
+/// machine, and keeps commits free of fsync; the busy timeout covers another
+/// process holding the lock (the pool already serialises our own writers).
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA busy_timeout = 10000;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;";
+
+/// `query_only` makes sure nothing but the writer pool ever writes.
+const SQLITE_READER_PRAGMAS: &str = "PRAGMA busy_timeout = 10000;
+PRAGMA query_only = ON;";
+
+pub(crate) async fn connect(url: &str) -> Result<Store, StoreError> {
+    sqlx::any::install_default_drivers();
+    if let Some(path) = sqlite_path(url) {
+        if path.is_empty() || path == ":memory:" || path.contains('?') {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        }
+        connect_sqlite(Path::new(path)).await
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        connect_postgres(url).await
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+}
+
+async fn connect_sqlite(path: &Path) -> Result<Store, StoreError> {
+    // sqlx's `Any` driver only takes URLs. sqlx builds one from the absolute
+    // path that it parses back into the same file name (percent-encoding
+    // spaces, `?`, `#`…), which the URL we were given, perhaps relative,
+    // would not always be. It leaves `%` alone but decodes it when parsing,
+    // hence the escape.
+    let path = std::path::absolute(path).map_err(sqlx::Error::Io)?;
+    let escaped = path.to_string_lossy().replace('%', "%25");
+    let file = SqliteConnectOptions::new().filename(escaped);
+    let writer_url = file.clone().create_if_missing(true).to_url_lossy();
+    let reader_url = file.to_url_lossy();
+
+    // The writer connects first: it creates the file and switches it to WAL,
+    // which readers then find in place.
+    let writer = AnyPoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(SQLITE_WRITER_PRAGMAS).await?;
+                Ok(())
+            })
+        })
+        .connect_with(AnyConnectOptions::from_url(&writer_url)?)
+        .await?;
+    let reader = AnyPoolOptions::new()
+        .max_connections(SQLITE_READERS)
+        .idle_timeout(Duration::from_secs(600))
+        .max_lifetime(None)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(SQLITE_READER_PRAGMAS).await?;
+                Ok(())
+            })
+        })
+        .connect_with(AnyConnectOptions::from_url(&reader_url)?)
+        .await?;
+    Ok(Store {
+        backend: Backend::Sqlite,
+        writer,
+        reader,
+    })
+}
+
+async fn connect_postgres(url: &str) -> Result<Store, StoreError> {
+    let options = AnyConnectOptions::from_str(url)?;
+    // The pool retries a failed connection until its acquire timeout (30 s);
+    // a server that is not there, or a wrong password, should fail the start
+    // at once instead.
+    AnyConnection::connect_with(&options).await?.close().await?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(POSTGRES_CONNECTIONS)
+        .connect_with(options)
+        .await?;
+    Ok(Store {
+        backend: Backend::Postgres,
+        writer: pool.clone(),
+        reader: pool,
+    })
+}

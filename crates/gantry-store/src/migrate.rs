@@ -1,0 +1,71 @@
+//! The schema migrations, embedded in the binary; see the crate docs for why
+//! they are listed here rather than found by `sqlx::migrate!`.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+use crate::store::{Backend, Store, StoreError};
+
+/// `(version, description, sql)`, oldest first. A migration, once released, is
+/// never edited (sqlx refuses to start on a changed checksum): add a new one,
+/// to both lists.
+type Embedded = &'static [(i64, &'static str, &'static str)];
+
+const SQLITE: Embedded = &[(
+    1,
+    "initial",
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+)];
+
+const POSTGRES: Embedded = &[(
+    1,
+    "initial",
+    include_str!("../migrations/postgres/0001_initial.sql"),
+)];
+
+/// Applies the migrations this database has not seen yet, each in its own
+/// transaction (on PostgreSQL under an advisory lock, so that replicas
+/// starting together apply each migration once).
+pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
+    let migrator = Migrator::new(Migrations(migrations(store.backend))).await?;
+    migrator.run(&store.writer).await?;
+    Ok(())
+}
+
+fn migrations(backend: Backend) -> Embedded {
+    match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    }
+}
+
+#[derive(Debug)]
+struct Migrations(Embedded);
+
+impl<'s> MigrationSource<'s> for Migrations {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        let migrations = self
+            .0
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(migrations)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

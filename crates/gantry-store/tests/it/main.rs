@@ -1,0 +1,17 @@
+//! The store's integration tests. Each test is an `async fn(TestDb)` listed in
+//! a `both!` line, which runs it twice: `…::sqlite` on a file in a temporary
+//! directory and `…::postgres` in a fresh schema of the database named by
+//! `GANTRY_TEST_POSTGRES_URL` (see `db.rs`; `scripts/start-postgres` prints a
+//! URL that fits).
+
+mod db;
+
+mod concurrency;
+mod crash;
+mod executions;
+mod logs;
+mod open;
+mod pipelines;
+mod stages;
+mod timing;
+mod tokens;

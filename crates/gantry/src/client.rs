@@ -1,0 +1,128 @@
+//! The CLI's HTTP client: finds the server and a token, sends JSON, and turns
+//! every failure into a message naming the problem.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::Value;
+
+use crate::sse::EventStream;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    /// The token, or why none was found (reported on the first request).
+    token: Result<String, String>,
+}
+
+impl Client {
+    pub fn new(url: &str, data_dir: anyhow::Result<PathBuf>) -> anyhow::Result<Client> {
+        let base = url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("GANTRY_URL {url:?} must start with http:// or https://");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Client { http, base, token: find_token(data_dir) })
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.json(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.json(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.json(Method::DELETE, path, None).await
+    }
+
+    /// Opens a server-sent event stream.
+    pub async fn events(&self, path: &str) -> anyhow::Result<EventStream> {
+        let response = self.send(Method::GET, path, None, None).await?;
+        Ok(EventStream::new(response))
+    }
+
+    async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let timeout = Some(Duration::from_secs(60));
+        let response = self.send(method, path, body, timeout).await?;
+        let url = response.url().clone();
+        let text = response.text().await.map_err(|e| self.unreachable(e))?;
+        serde_json::from_str(&text).with_context(|| format!("gantry at {url} answered with something that is not JSON"))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<Response> {
+        let token = self.token.as_ref().map_err(|e| anyhow!("{e}"))?;
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(error_of(response).await)
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        anyhow!("cannot reach gantry at {}: {message}", self.base)
+    }
+}
+
+/// The server's `error` text, or the status and whatever it sent.
+async fn error_of(response: Response) -> anyhow::Error {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    match serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("error")?.as_str().map(str::to_owned)) {
+        Some(message) => anyhow!("{message}"),
+        None if status == StatusCode::NOT_FOUND => anyhow!("not found (HTTP 404): is GANTRY_URL a gantry server?"),
+        None => anyhow!("HTTP {status}: {}", text.trim()),
+    }
+}
+
+fn find_token(data_dir: anyhow::Result<PathBuf>) -> Result<String, String> {
+    if let Some(token) = std::env::var("GANTRY_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Ok(token.trim().to_owned());
+    }
+    let dir = data_dir.map_err(|e| format!("no API token: set GANTRY_TOKEN ({e:#})"))?;
+    let path = dir.join(gantry_api::ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        Ok(_) => Err(format!("no API token: {} is empty; set GANTRY_TOKEN", path.display())),
+        Err(e) => Err(format!("no API token: set GANTRY_TOKEN, or run where the server's token file is readable ({}: {e})", path.display())),
+    }
+}
+
+/// Escapes a path segment (a pipeline name, an execution id).
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

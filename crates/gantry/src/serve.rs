@@ -1,0 +1,102 @@
+//! `gantry serve`: opens the store, creates the first admin token, starts the
+//! engine and serves the API until SIGTERM or SIGINT.
+
+use std::io::IsTerminal;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use gantry_api::AppState;
+use gantry_engine::{Engine, EngineConfig};
+use gantry_store::Store;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+use crate::args::ServeArgs;
+
+/// How long open connections may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize().with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+    let database = args
+        .database
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gantry.db").display()));
+
+    let metrics = gantry_api::install_recorder().context("cannot install the metrics recorder")?;
+    let store = Store::open(&database)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&database)))?;
+    if let Some(path) = gantry_api::ensure_admin_token(&store, &data_dir).await? {
+        info!(path = %path.display(), "first start: wrote the admin token");
+    }
+    let engine = Engine::start(store.clone(), EngineConfig { data_dir: data_dir.clone() })
+        .await
+        .context("cannot start the engine")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr().context("cannot read the listening address")?;
+
+    let shutdown = CancellationToken::new();
+    let app = gantry_api::router(AppState::new(engine.clone(), metrics, shutdown.clone()));
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    info!(%address, data_dir = %data_dir.display(), database = %redact(&database), "gantry listening");
+
+    let stopping = shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });
+    let drain_limit = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        result = server => result.context("the HTTP server failed")?,
+        () = drain_limit => warn!("connections still open after {DRAIN_TIMEOUT:?}; stopping anyway"),
+    }
+    info!("stopping the engine");
+    engine.shutdown().await;
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}
+
+/// The database URL without its password, for logs and error messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
