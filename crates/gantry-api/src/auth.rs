@@ -40,7 +40,10 @@ pub enum AdminTokenError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A fresh secret token.
@@ -58,7 +61,10 @@ pub fn hash_token(token: &str) -> String {
 /// On the first start (no token at all), creates the token `admin` and writes
 /// it to `DATA_DIR/admin-token`, readable by the owner only. Returns the path
 /// when it created one.
-pub async fn ensure_admin_token(store: &Store, data_dir: &Path) -> Result<Option<PathBuf>, AdminTokenError> {
+pub async fn ensure_admin_token(
+    store: &Store,
+    data_dir: &Path,
+) -> Result<Option<PathBuf>, AdminTokenError> {
     if store.token_count().await? > 0 {
         return Ok(None);
     }
@@ -67,8 +73,10 @@ pub async fn ensure_admin_token(store: &Store, data_dir: &Path) -> Result<Option
     // The file is written before the hash is stored: if the store write fails,
     // the next start simply makes a new token, whereas the other order could
     // leave a stored admin token that nobody knows.
-    write_private_file(&path, &format!("{secret}\n"))
-        .map_err(|source| AdminTokenError::Io { path: path.clone(), source })?;
+    write_private_file(&path, &format!("{secret}\n")).map_err(|source| AdminTokenError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let now = now_millis();
     let record = TokenRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -92,7 +100,11 @@ fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -122,13 +134,20 @@ impl TokenCache {
     /// Forgets everything, so that a revocation through this server takes
     /// effect at once.
     pub fn clear(&self) {
-        self.verified.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
 /// Middleware: answers 401 unless the request carries a valid token, and
 /// otherwise hands the [`Caller`] to the handler as an extension.
-pub async fn require_token(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     match authenticate(&state, request.headers().get(header::AUTHORIZATION)).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
@@ -136,7 +155,9 @@ pub async fn require_token(State(state): State<AppState>, mut request: Request, 
         }
         Err(error) => {
             let mut response = error.into_response();
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         }
     }
@@ -145,10 +166,18 @@ pub async fn require_token(State(state): State<AppState>, mut request: Request, 
 async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
     let token = header
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("missing bearer token: send the header Authorization: Bearer TOKEN"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing bearer token: send the header Authorization: Bearer TOKEN",
+            )
+        })?;
     let invalid = || ApiError::unauthorized("invalid or revoked token");
     if !token.starts_with(TOKEN_PREFIX) {
         return Err(invalid());
@@ -157,8 +186,15 @@ async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<
     if let Some(caller) = state.tokens().get(&hash) {
         return Ok(caller);
     }
-    let record = state.store().use_token(&hash, now_millis()).await?.ok_or_else(invalid)?;
-    let caller = Caller { token_id: record.id, name: record.name };
+    let record = state
+        .store()
+        .use_token(&hash, now_millis())
+        .await?
+        .ok_or_else(invalid)?;
+    let caller = Caller {
+        token_id: record.id,
+        name: record.name,
+    };
     state.tokens().put(hash, caller.clone());
     Ok(caller)
 }

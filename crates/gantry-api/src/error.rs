@@ -61,7 +61,12 @@ impl ApiError {
     }
 
     fn new(status: StatusCode, code: Code, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), diagnostics: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            diagnostics: None,
+        }
     }
 }
 
@@ -84,7 +89,11 @@ impl IntoResponse for ApiError {
         if self.code == Code::Internal {
             tracing::error!(error = %self.message, "internal error");
         }
-        let body = Body { error: &self.message, code: self.code, diagnostics: self.diagnostics.as_ref() };
+        let body = Body {
+            error: &self.message,
+            code: self.code,
+            diagnostics: self.diagnostics.as_ref(),
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }

@@ -31,7 +31,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub use auth::{ADMIN_TOKEN_FILE, AdminTokenError, Caller, ensure_admin_token, generate_token, hash_token};
+pub use auth::{
+    ADMIN_TOKEN_FILE, AdminTokenError, Caller, ensure_admin_token, generate_token, hash_token,
+};
 pub use error::{ApiError, Code};
 pub use metrics::install_recorder;
 pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
@@ -51,7 +53,12 @@ impl AppState {
     /// `shutdown` ends open event streams, so that a graceful shutdown does
     /// not wait for clients that follow executions forever.
     pub fn new(engine: Engine, metrics: PrometheusHandle, shutdown: CancellationToken) -> AppState {
-        AppState(Arc::new(Inner { engine, tokens: auth::TokenCache::default(), metrics, shutdown }))
+        AppState(Arc::new(Inner {
+            engine,
+            tokens: auth::TokenCache::default(),
+            metrics,
+            shutdown,
+        }))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -96,17 +103,53 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, "/api/v1/apply", pipelines::apply),
         route(Method::GET, "/api/v1/pipelines", pipelines::list),
         route(Method::GET, "/api/v1/pipelines/{name}", pipelines::show),
-        route(Method::DELETE, "/api/v1/pipelines/{name}", pipelines::delete),
-        route(Method::POST, "/api/v1/pipelines/{name}/executions", pipelines::run),
+        route(
+            Method::DELETE,
+            "/api/v1/pipelines/{name}",
+            pipelines::delete,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/pipelines/{name}/executions",
+            pipelines::run,
+        ),
         route(Method::GET, "/api/v1/executions", executions::list),
         route(Method::GET, "/api/v1/executions/{id}", executions::show),
-        route(Method::POST, "/api/v1/executions/{id}/cancel", executions::cancel),
-        route(Method::POST, "/api/v1/executions/{id}/judgment", executions::judge),
-        route(Method::POST, "/api/v1/executions/{id}/skip", executions::skip),
-        route(Method::POST, "/api/v1/executions/{id}/stages/{stage}/restart", executions::restart_stage),
-        route(Method::POST, "/api/v1/executions/{id}/stages/{stage}/skip", executions::skip_stage),
-        route(Method::GET, "/api/v1/executions/{id}/logs", executions::logs),
-        route(Method::GET, "/api/v1/executions/{id}/events", events::stream),
+        route(
+            Method::POST,
+            "/api/v1/executions/{id}/cancel",
+            executions::cancel,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/executions/{id}/judgment",
+            executions::judge,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/executions/{id}/skip",
+            executions::skip,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/executions/{id}/stages/{stage}/restart",
+            executions::restart_stage,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/executions/{id}/stages/{stage}/skip",
+            executions::skip_stage,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/executions/{id}/logs",
+            executions::logs,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/executions/{id}/events",
+            events::stream,
+        ),
         route(Method::GET, "/api/v1/tokens", tokens::list),
         route(Method::POST, "/api/v1/tokens", tokens::create),
         route(Method::DELETE, "/api/v1/tokens/{token}", tokens::revoke),
@@ -125,8 +168,10 @@ pub fn router(state: AppState) -> Router {
             protected = protected.route(route.path, route.handler);
         }
     }
-    let protected =
-        protected.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
     with_common_layers(open.merge(protected)).with_state(state)
 }
 
@@ -141,7 +186,9 @@ fn with_common_layers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Ro
 
 /// Milliseconds since the Unix epoch, the store's clock.
 pub fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
@@ -149,7 +196,12 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    Route { handler: on(filter(&method), handler), method, path, public: false }
+    Route {
+        handler: on(filter(&method), handler),
+        method,
+        path,
+        public: false,
+    }
 }
 
 fn public<H, T>(method: Method, path: &'static str, handler: H) -> Route
@@ -157,7 +209,10 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    Route { public: true, ..route(method, path, handler) }
+    Route {
+        public: true,
+        ..route(method, path, handler)
+    }
 }
 
 fn filter(method: &Method) -> MethodFilter {
@@ -187,5 +242,8 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!(panic = %message, "handler panicked");
-    ApiError::internal(format!("internal error: the request handler panicked: {message}")).into_response()
+    ApiError::internal(format!(
+        "internal error: the request handler panicked: {message}"
+    ))
+    .into_response()
 }

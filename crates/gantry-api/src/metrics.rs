@@ -14,8 +14,8 @@ use crate::error::ApiResult;
 /// Histograms span sub-millisecond transitions to stages that wait hours for
 /// a judgment; one bucket set covers both.
 const BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
-    3600.0, 14400.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0, 900.0, 3600.0, 14400.0,
 ];
 
 /// Installs the process-wide recorder; call once, before the engine starts.
@@ -24,9 +24,19 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
         .set_buckets(BUCKETS)?
         .install_recorder()?;
     metrics::describe_gauge!("gantry_executions", "Executions in the store, by status");
-    metrics::describe_counter!("gantry_http_requests_total", "HTTP requests answered, by method, route and status");
-    metrics::describe_counter!("gantry_stages_total", "Stages that ended, by status and type");
-    metrics::describe_histogram!("gantry_stage_duration_seconds", metrics::Unit::Seconds, "How long stages ran");
+    metrics::describe_counter!(
+        "gantry_http_requests_total",
+        "HTTP requests answered, by method, route and status"
+    );
+    metrics::describe_counter!(
+        "gantry_stages_total",
+        "Stages that ended, by status and type"
+    );
+    metrics::describe_histogram!(
+        "gantry_stage_duration_seconds",
+        metrics::Unit::Seconds,
+        "How long stages ran"
+    );
     Ok(handle)
 }
 
@@ -34,7 +44,10 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
 pub async fn render(state: &AppState) -> ApiResult<String> {
     let counts = state.store().execution_counts().await?;
     for status in Status::ALL {
-        let count = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+        let count = counts
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n);
         metrics::gauge!("gantry_executions", "status" => status.as_str()).set(count as f64);
     }
     let handle = state.metrics_handle();
@@ -46,7 +59,11 @@ pub async fn render(state: &AppState) -> ApiResult<String> {
 /// would make one series per execution id).
 pub async fn track(request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("gantry_http_requests_total", "method" => method, "route" => route, "status" => status)

@@ -12,27 +12,42 @@ use crate::routes::events::Seen;
 
 #[test]
 fn openapi_document_lists_exactly_the_routes() {
-    let document: Value = serde_json::from_str(crate::OPENAPI_DOCUMENT).expect("openapi.json is JSON");
+    let document: Value =
+        serde_json::from_str(crate::OPENAPI_DOCUMENT).expect("openapi.json is JSON");
     assert_eq!(document["openapi"], "3.1.0");
     let mut documented = BTreeSet::new();
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("path item") {
             documented.insert((method.to_uppercase(), path.clone()));
-            let public = operation.get("security").and_then(Value::as_array).is_some_and(Vec::is_empty);
+            let public = operation
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty);
             let route = crate::routes()
                 .into_iter()
                 .find(|r| r.method.as_str() == method.to_uppercase() && r.path == path);
             if let Some(route) = route {
-                assert_eq!(route.public, public, "{method} {path}: the document and the router disagree on auth");
+                assert_eq!(
+                    route.public, public,
+                    "{method} {path}: the document and the router disagree on auth"
+                );
             }
         }
     }
-    let routed: BTreeSet<(String, String)> =
-        crate::routes().iter().map(|r| (r.method.as_str().to_owned(), r.path.to_owned())).collect();
+    let routed: BTreeSet<(String, String)> = crate::routes()
+        .iter()
+        .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
+        .collect();
     let missing: Vec<_> = routed.difference(&documented).collect();
     let extra: Vec<_> = documented.difference(&routed).collect();
-    assert!(missing.is_empty(), "routes missing from openapi.json: {missing:?}");
-    assert!(extra.is_empty(), "openapi.json documents routes that do not exist: {extra:?}");
+    assert!(
+        missing.is_empty(),
+        "routes missing from openapi.json: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "openapi.json documents routes that do not exist: {extra:?}"
+    );
 }
 
 #[test]
@@ -42,7 +57,10 @@ fn openapi_references_resolve() {
     for reference in text.split("\"$ref\": \"").skip(1) {
         let pointer = reference.split('"').next().expect("a quoted reference");
         let pointer = pointer.strip_prefix('#').expect("a local reference");
-        assert!(document.pointer(pointer).is_some(), "dangling reference {pointer}");
+        assert!(
+            document.pointer(pointer).is_some(),
+            "dangling reference {pointer}"
+        );
     }
 }
 
@@ -53,7 +71,10 @@ fn seen_drops_duplicates_and_admits_late_lines() {
     assert!(!seen.admit(10));
     assert!(seen.admit(12));
     assert!(!seen.admit(12), "duplicate");
-    assert!(seen.admit(11), "a lower seq that arrives late is still sent");
+    assert!(
+        seen.admit(11),
+        "a lower seq that arrives late is still sent"
+    );
     assert!(!seen.admit(11));
 }
 
@@ -83,11 +104,18 @@ fn bad_json_bodies_name_the_problem() {
     let check = |input: &str, expected: &str| {
         let error = parse_json::<Body>(input.as_bytes()).expect_err(input);
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
-        assert!(error.message.contains(expected), "{input}: {:?} should contain {expected:?}", error.message);
+        assert!(
+            error.message.contains(expected),
+            "{input}: {:?} should contain {expected:?}",
+            error.message
+        );
     };
     check("{", "EOF while parsing");
     check("[]", "expected struct Body");
-    check(r#"{"name": 3}"#, "name: invalid type: integer `3`, expected a string");
+    check(
+        r#"{"name": 3}"#,
+        "name: invalid type: integer `3`, expected a string",
+    );
     check(r#"{"name": "a", "count": "x"}"#, "count");
     check(r#"{"name": "a", "nope": 1}"#, "unknown field `nope`");
     check("", "missing field `name`");
@@ -98,7 +126,10 @@ fn bad_json_bodies_name_the_problem() {
 #[test]
 fn timestamps_are_rfc3339_with_milliseconds() {
     assert_eq!(crate::views::timestamp(0), "1970-01-01T00:00:00.000Z");
-    assert_eq!(crate::views::timestamp(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    assert_eq!(
+        crate::views::timestamp(1_700_000_000_123),
+        "2023-11-14T22:13:20.123Z"
+    );
 }
 
 #[tokio::test]
@@ -107,15 +138,27 @@ async fn a_panicking_handler_becomes_a_json_500() {
         panic!("boom in handler")
     }
     let app: Router = crate::with_common_layers(Router::new().route("/boom", get(boom)));
-    let response = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+    let response = app
+        .clone()
+        .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body: Value = serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let body: Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
     assert_eq!(body["code"], "internal");
-    assert!(body["error"].as_str().unwrap().contains("boom in handler"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("boom in handler"),
+        "{body}"
+    );
 
     // The router keeps serving after the panic.
-    let response = app.oneshot(Request::get("/nowhere").body(Body::empty()).unwrap()).await.unwrap();
+    let response = app
+        .oneshot(Request::get("/nowhere").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let body: Value = serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let body: Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
     assert_eq!(body["error"], "no route for GET /nowhere");
 }

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use gantry_store::{ExecutionRecord, LogLine, LogStream, Millis, PipelineRecord, StageRecord, Status, TokenRecord};
+use gantry_store::{
+    ExecutionRecord, LogLine, LogStream, Millis, PipelineRecord, StageRecord, Status, TokenRecord,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -37,7 +39,11 @@ pub struct PipelineView {
 impl PipelineView {
     pub fn new(record: PipelineRecord, with_spec: bool) -> PipelineView {
         PipelineView {
-            stages: record.spec.get("stages").and_then(Value::as_array).map_or(0, Vec::len),
+            stages: record
+                .spec
+                .get("stages")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len),
             name: record.name,
             application: record.application,
             version: record.version,
@@ -107,7 +113,11 @@ impl ExecutionView {
             ended_at: opt_timestamp(record.ended_at),
             error: record.error,
             canceled_by: record.canceled_by,
-            parent: record.parent.map(|p| ParentView { execution: p.execution, stage: p.stage, attempt: p.attempt }),
+            parent: record.parent.map(|p| ParentView {
+                execution: p.execution,
+                stage: p.stage,
+                attempt: p.attempt,
+            }),
             stages,
         }
     }
@@ -117,17 +127,33 @@ impl ExecutionView {
 /// The spec is read loosely (as JSON, not as `gantry_config::Pipeline`) so
 /// that old executions still display after the file format grows.
 fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<StageView> {
-    let defs: Vec<&Value> = spec.get("stages").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
-    let position = |id: &str| defs.iter().position(|d| d.get("id").and_then(Value::as_str) == Some(id));
+    let defs: Vec<&Value> = spec
+        .get("stages")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let position = |id: &str| {
+        defs.iter()
+            .position(|d| d.get("id").and_then(Value::as_str) == Some(id))
+    };
     rows.sort_by_key(|row| position(&row.stage_id).unwrap_or(usize::MAX));
     rows.into_iter()
         .map(|row| {
             let def = position(&row.stage_id).map(|i| defs[i]);
-            let text = |field: &str| def.and_then(|d| d.get(field)).and_then(Value::as_str).map(str::to_owned);
+            let text = |field: &str| {
+                def.and_then(|d| d.get(field))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
             let depends_on = def
                 .and_then(|d| d.get("dependsOn"))
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             StageView {
                 name: text("name"),

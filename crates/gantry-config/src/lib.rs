@@ -1,23 +1,23 @@
 //! The `gantry.yaml` format: parsing with positions, validation that reports every problem at
 //! once, and the typed model the engine runs.
 //!
-//! [`parse_document`] goes in three steps. [`yaml`] loads the text into a tree of nodes that
+//! [`parse_document`] goes in three steps. `yaml` loads the text into a tree of nodes that
 //! remember their byte offsets. The checks then walk that tree with one explicit reader per
-//! mapping ([`check::Fields`]): each field is read by a typed getter that reports what is wrong
+//! mapping (`check::Fields`): each field is read by a typed getter that reports what is wrong
 //! and copies the value into JSON, and whatever key no getter asked for is reported as unknown
 //! with the expected names. Checks never stop at a problem, so one run reports them all. Only a
-//! clean file goes on to the last step, where serde reads the JSON into the [`model`] types.
+//! clean file goes on to the last step, where serde reads the JSON into the `model` types.
 //!
 //! The YAML comes from `granit-parser`, the event parser that `serde-saphyr` is built on. Each
 //! event carries its span (line, column and byte offset), which is all a tree with positions
-//! needs; serde-saphyr itself deserializes straight into types and keeps positions only for
-//! fields declared as `Spanned<T>`, so it could not report an unknown field inside a flattened
-//! stage, nor a problem in the middle of a string.
+//! needs; serde-saphyr itself deserializes straight into types, stops at the first error, and
+//! keeps positions only for fields declared as `Spanned<T>`, so it could neither report every
+//! problem at once nor point at one in the middle of a string.
 //!
-//! Layout: [`document`] holds the top-level kinds (`pipelines:`; later `applications:`,
-//! `loadBalancers:`, `repositories:`, each one more line in its `KINDS` table), [`pipeline`]
-//! a pipeline and its parameters, [`stages`] one file per stage type behind one `StageType`
-//! shape, [`graph`] `dependsOn`, and [`expressions`] the `${{ … }}` and condition checks.
+//! Layout: `document` holds the top-level kinds (`pipelines:`; later `applications:`,
+//! `loadBalancers:`, `repositories:`, each one more line in its `KINDS` table), `pipeline`
+//! a pipeline and its parameters, `stages` one file per stage type behind one `StageType`
+//! shape, `graph` `dependsOn`, and `expressions` the `${{ … }}` and condition checks.
 
 mod check;
 mod diagnostic;

@@ -93,8 +93,12 @@ impl Engine {
             tracing::info!(executions = active.len(), "resuming unfinished executions");
         }
         for exec in active {
-            let state = ExecState::load(&engine.inner.store, &exec.id).await?;
-            engine.spawn_driver(engine.execution(state), true);
+            // One unreadable execution must not keep the others (or the
+            // server) from starting; it stays as it is, and says why.
+            match ExecState::load(&engine.inner.store, &exec.id).await {
+                Ok(state) => engine.spawn_driver(engine.execution(state), true),
+                Err(error) => tracing::error!(execution = %exec.id, %error, "cannot resume execution"),
+            }
         }
         Ok(engine)
     }

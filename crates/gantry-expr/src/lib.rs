@@ -16,6 +16,10 @@
 //! [`Reference`] walks to find member-access chains, and it ships a strings extension
 //! (`lowerAscii`, `replace`, `split`, `trim`, `join`, …) next to the standard `contains`,
 //! `startsWith`, `endsWith`, `matches` and `size`, so Gantry writes no standard library of its own.
+//!
+//! The `cel` parser and evaluator recurse deeply, so parsing and evaluation run on a few helper
+//! threads with big stacks (module `stack`); a call blocks its caller for the few microseconds
+//! that takes. An expression is at most 2000 bytes, and a call gives up after 10 seconds.
 
 mod context;
 mod error;

@@ -6,13 +6,23 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "gantry", version, about = "Self-hosted continuous delivery: server and CLI")]
+#[command(
+    name = "gantry",
+    version,
+    about = "Self-hosted continuous delivery: server and CLI"
+)]
 pub struct Cli {
     /// Data directory of the server (also where the CLI finds `admin-token`).
     #[arg(long, global = true, env = "GANTRY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// The server the CLI talks to.
-    #[arg(long, global = true, env = "GANTRY_URL", default_value = "http://127.0.0.1:7700", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "GANTRY_URL",
+        default_value = "http://127.0.0.1:7700",
+        value_name = "URL"
+    )]
     pub url: String,
     #[command(subcommand)]
     pub command: Command,

@@ -27,7 +27,11 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .context("cannot set up the HTTP client")?;
-        Ok(Client { http, base, token: find_token(data_dir) })
+        Ok(Client {
+            http,
+            base,
+            token: find_token(data_dir),
+        })
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -48,12 +52,18 @@ impl Client {
         Ok(EventStream::new(response))
     }
 
-    async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         let timeout = Some(Duration::from_secs(60));
         let response = self.send(method, path, body, timeout).await?;
         let url = response.url().clone();
         let text = response.text().await.map_err(|e| self.unreachable(e))?;
-        serde_json::from_str(&text).with_context(|| format!("gantry at {url} answered with something that is not JSON"))
+        serde_json::from_str(&text)
+            .with_context(|| format!("gantry at {url} answered with something that is not JSON"))
     }
 
     async fn send(
@@ -64,7 +74,10 @@ impl Client {
         timeout: Option<Duration>,
     ) -> anyhow::Result<Response> {
         let token = self.token.as_ref().map_err(|e| anyhow!("{e}"))?;
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -94,23 +107,37 @@ impl Client {
 async fn error_of(response: Response) -> anyhow::Error {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    match serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("error")?.as_str().map(str::to_owned)) {
+    match serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+    {
         Some(message) => anyhow!("{message}"),
-        None if status == StatusCode::NOT_FOUND => anyhow!("not found (HTTP 404): is GANTRY_URL a gantry server?"),
+        None if status == StatusCode::NOT_FOUND => {
+            anyhow!("not found (HTTP 404): is GANTRY_URL a gantry server?")
+        }
         None => anyhow!("HTTP {status}: {}", text.trim()),
     }
 }
 
 fn find_token(data_dir: anyhow::Result<PathBuf>) -> Result<String, String> {
-    if let Some(token) = std::env::var("GANTRY_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+    if let Some(token) = std::env::var("GANTRY_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
         return Ok(token.trim().to_owned());
     }
     let dir = data_dir.map_err(|e| format!("no API token: set GANTRY_TOKEN ({e:#})"))?;
     let path = dir.join(gantry_api::ADMIN_TOKEN_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
-        Ok(_) => Err(format!("no API token: {} is empty; set GANTRY_TOKEN", path.display())),
-        Err(e) => Err(format!("no API token: set GANTRY_TOKEN, or run where the server's token file is readable ({}: {e})", path.display())),
+        Ok(_) => Err(format!(
+            "no API token: {} is empty; set GANTRY_TOKEN",
+            path.display()
+        )),
+        Err(e) => Err(format!(
+            "no API token: set GANTRY_TOKEN, or run where the server's token file is readable ({}: {e})",
+            path.display()
+        )),
     }
 }
 

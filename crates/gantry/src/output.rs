@@ -33,7 +33,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 }
 
 pub fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
 }
 
 /// A string field, or "-" when absent or null.
@@ -47,8 +50,15 @@ pub fn field(value: &Value, name: &str) -> String {
 
 /// The time between two RFC 3339 fields, as `1m5s`; "-" if not started.
 pub fn duration(value: &Value, from: &str, to: &str) -> String {
-    let parse = |name: &str| value.get(name).and_then(Value::as_str).and_then(|s| humantime::parse_rfc3339(s).ok());
-    let Some(start) = parse(from) else { return "-".to_owned() };
+    let parse = |name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .and_then(|s| humantime::parse_rfc3339(s).ok())
+    };
+    let Some(start) = parse(from) else {
+        return "-".to_owned();
+    };
     let end = parse(to).unwrap_or_else(std::time::SystemTime::now);
     let elapsed = end.duration_since(start).unwrap_or_default();
     let rounded = if elapsed < Duration::from_secs(10) {
@@ -56,7 +66,9 @@ pub fn duration(value: &Value, from: &str, to: &str) -> String {
     } else {
         Duration::from_secs(elapsed.as_secs())
     };
-    humantime::format_duration(rounded).to_string().replace(' ', "")
+    humantime::format_duration(rounded)
+        .to_string()
+        .replace(' ', "")
 }
 
 /// `2024-05-01T10:00:00.123Z` shown as `2024-05-01 10:00:00`.

@@ -32,7 +32,14 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let data_dir = data_dir.canonicalize().with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+    // Bind first, so that a busy port fails the start before anything is
+    // created or resumed.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let data_dir = data_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
     let database = args
         .database
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gantry.db").display()));
@@ -44,13 +51,17 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     if let Some(path) = gantry_api::ensure_admin_token(&store, &data_dir).await? {
         info!(path = %path.display(), "first start: wrote the admin token");
     }
-    let engine = Engine::start(store.clone(), EngineConfig { data_dir: data_dir.clone() })
-        .await
-        .context("cannot start the engine")?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr().context("cannot read the listening address")?;
+    let engine = Engine::start(
+        store.clone(),
+        EngineConfig {
+            data_dir: data_dir.clone(),
+        },
+    )
+    .await
+    .context("cannot start the engine")?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
 
     let shutdown = CancellationToken::new();
     let app = gantry_api::router(AppState::new(engine.clone(), metrics, shutdown.clone()));
@@ -58,7 +69,8 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     info!(%address, data_dir = %data_dir.display(), database = %redact(&database), "gantry listening");
 
     let stopping = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.cancelled().await });
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stopping.cancelled().await });
     let drain_limit = async {
         shutdown.cancelled().await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -93,8 +105,12 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 
 /// The database URL without its password, for logs and error messages.
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
     match credentials.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),

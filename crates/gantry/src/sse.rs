@@ -19,8 +19,14 @@ pub struct EventStream {
 
 impl EventStream {
     pub fn new(response: reqwest::Response) -> EventStream {
-        let body = response.bytes_stream().map(|chunk| chunk.map(|b| b.to_vec())).boxed();
-        EventStream { body, buffer: Vec::new() }
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map(|b| b.to_vec()))
+            .boxed();
+        EventStream {
+            body,
+            buffer: Vec::new(),
+        }
     }
 
     /// The next event, or `None` when the server closed the stream.

@@ -59,7 +59,13 @@ pub async fn stream(
         None => query.after.unwrap_or(0),
     };
     let (tx, rx) = mpsc::channel(256);
-    let follower = Follower { state, id, stage: query.stage, tx, seen: Seen::new(after) };
+    let follower = Follower {
+        state,
+        id,
+        stage: query.stage,
+        tx,
+        seen: Seen::new(after),
+    };
     tokio::spawn(follower.run(events));
     Ok(Sse::new(ReceiverStream::new(rx).map(Ok)).keep_alive(KeepAlive::default()))
 }
@@ -95,7 +101,9 @@ impl Follower {
     async fn run(mut self, events: broadcast::Receiver<Event>) {
         if let Err(Stop::Failed(error)) = self.follow(events).await {
             tracing::warn!(execution = %self.id, %error, "event stream failed");
-            let _ = self.send("error", None, &json!({"error": error.message})).await;
+            let _ = self
+                .send("error", None, &json!({"error": error.message}))
+                .await;
         }
     }
 
@@ -114,11 +122,20 @@ impl Follower {
             };
             match event {
                 Ok(Event::Log(line)) => {
-                    if line.execution_id == self.id && self.wants(&line.stage_id) && self.seen.admit(line.seq) {
+                    if line.execution_id == self.id
+                        && self.wants(&line.stage_id)
+                        && self.seen.admit(line.seq)
+                    {
                         self.send_line(line).await?;
                     }
                 }
-                Ok(Event::Stage { execution_id, stage_id, status, attempt, at }) => {
+                Ok(Event::Stage {
+                    execution_id,
+                    stage_id,
+                    status,
+                    attempt,
+                    at,
+                }) => {
                     if execution_id == self.id && self.wants(&stage_id) {
                         let data = json!({
                             "executionId": execution_id,
@@ -163,7 +180,11 @@ impl Follower {
         const PAGE: i64 = 1000;
         let mut after = self.seen.floor;
         loop {
-            let lines = self.state.store().logs(&self.id, self.stage.as_deref(), after, PAGE).await?;
+            let lines = self
+                .state
+                .store()
+                .logs(&self.id, self.stage.as_deref(), after, PAGE)
+                .await?;
             let full = lines.len() as i64 == PAGE;
             for line in lines {
                 after = line.seq;
@@ -190,11 +211,13 @@ impl Follower {
     }
 
     async fn end(&mut self, status: Status) -> Result<(), Stop> {
-        self.send("end", None, &json!({"id": self.id, "status": status})).await
+        self.send("end", None, &json!({"id": self.id, "status": status}))
+            .await
     }
 
     async fn send(&self, name: &str, id: Option<i64>, data: &impl Serialize) -> Result<(), Stop> {
-        let data = serde_json::to_string(data).map_err(|e| ApiError::internal(format!("cannot encode event: {e}")))?;
+        let data = serde_json::to_string(data)
+            .map_err(|e| ApiError::internal(format!("cannot encode event: {e}")))?;
         let mut event = SseEvent::default().event(name).data(data);
         if let Some(id) = id {
             event = event.id(id.to_string());
@@ -218,7 +241,10 @@ impl Seen {
 
     /// Everything up to and including `after` counts as already sent.
     pub fn new(after: i64) -> Seen {
-        Seen { floor: after, recent: BTreeSet::new() }
+        Seen {
+            floor: after,
+            recent: BTreeSet::new(),
+        }
     }
 
     /// True (and remembered) if `seq` was not sent yet.

@@ -23,25 +23,52 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-pub async fn list(State(state): State<AppState>, QueryParams(query): QueryParams<ListQuery>) -> ApiResult<axum::Json<Value>> {
-    let status = query.status.as_deref().map(str::parse::<Status>).transpose().map_err(ApiError::invalid)?;
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<Status>)
+        .transpose()
+        .map_err(ApiError::invalid)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit must be between 1 and 1000, not {limit}")));
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and 1000, not {limit}"
+        )));
     }
-    let filter = ExecutionFilter { pipeline: query.pipeline, status, trigger_type: query.trigger, limit: Some(limit) };
-    let executions: Vec<ExecutionView> =
-        state.store().executions(&filter).await?.into_iter().map(|e| ExecutionView::new(e, None)).collect();
+    let filter = ExecutionFilter {
+        pipeline: query.pipeline,
+        status,
+        trigger_type: query.trigger,
+        limit: Some(limit),
+    };
+    let executions: Vec<ExecutionView> = state
+        .store()
+        .executions(&filter)
+        .await?
+        .into_iter()
+        .map(|e| ExecutionView::new(e, None))
+        .collect();
     Ok(axum::Json(json!({ "executions": executions })))
 }
 
-pub async fn show(State(state): State<AppState>, PathParams(id): PathParams<String>) -> ApiResult<axum::Json<ExecutionView>> {
+pub async fn show(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<axum::Json<ExecutionView>> {
     execution_view(&state, &id).await.map(axum::Json)
 }
 
 /// The execution with its stages, or 404.
 pub async fn execution_view(state: &AppState, id: &str) -> ApiResult<ExecutionView> {
-    let execution = state.store().execution(id).await?.ok_or_else(|| not_found(id))?;
+    let execution = state
+        .store()
+        .execution(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     let stages = state.store().stages(id).await?;
     Ok(ExecutionView::new(execution, Some(stages)))
 }
@@ -63,7 +90,10 @@ pub async fn restart_stage(
     PathParams((id, stage)): PathParams<(String, String)>,
 ) -> ApiResult<axum::Json<ExecutionView>> {
     ensure_exists(&state, &id).await?;
-    state.engine().restart_stage(&id, &stage, &caller.name).await?;
+    state
+        .engine()
+        .restart_stage(&id, &stage, &caller.name)
+        .await?;
     tracing::info!(execution = %id, stage = %stage, user = %caller.name, "stage restarted");
     show(State(state), PathParams(id)).await
 }
@@ -97,7 +127,10 @@ pub async fn judge(
         option: body.option,
         user: caller.name.clone(),
     };
-    state.engine().judge(&id, body.stage.as_deref(), judgment).await?;
+    state
+        .engine()
+        .judge(&id, body.stage.as_deref(), judgment)
+        .await?;
     tracing::info!(execution = %id, user = %caller.name, decision = ?body.judgment, "judgment recorded");
     show(State(state), PathParams(id)).await
 }
@@ -124,7 +157,11 @@ pub async fn skip_stage(
     skip_wait(state, id, Some(stage)).await
 }
 
-async fn skip_wait(state: AppState, id: String, stage: Option<String>) -> ApiResult<axum::Json<ExecutionView>> {
+async fn skip_wait(
+    state: AppState,
+    id: String,
+    stage: Option<String>,
+) -> ApiResult<axum::Json<ExecutionView>> {
     ensure_exists(&state, &id).await?;
     state.engine().skip_wait(&id, stage.as_deref()).await?;
     tracing::info!(execution = %id, stage = ?stage, "wait skipped");
@@ -152,9 +189,14 @@ pub async fn logs(
     }
     let limit = query.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit must be between 1 and 10000, not {limit}")));
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and 10000, not {limit}"
+        )));
     }
-    let lines = state.store().logs(&id, query.stage.as_deref(), query.after, limit).await?;
+    let lines = state
+        .store()
+        .logs(&id, query.stage.as_deref(), query.after, limit)
+        .await?;
     let next = lines.last().map_or(query.after, |line| line.seq);
     let lines: Vec<LogLineView> = lines.into_iter().map(LogLineView::from).collect();
     Ok(axum::Json(json!({ "lines": lines, "next": next })))
@@ -170,7 +212,9 @@ pub async fn ensure_exists(state: &AppState, id: &str) -> ApiResult<()> {
 pub async fn ensure_stage_exists(state: &AppState, id: &str, stage: &str) -> ApiResult<()> {
     match state.store().stage(id, stage).await? {
         Some(_) => Ok(()),
-        None => Err(ApiError::not_found(format!("stage {stage:?} not found in execution {id:?}"))),
+        None => Err(ApiError::not_found(format!(
+            "stage {stage:?} not found in execution {id:?}"
+        ))),
     }
 }
 

@@ -56,16 +56,26 @@ pub async fn validate(Json(body): Json<FileBody>) -> ApiResult<axum::Json<Value>
     Ok(axum::Json(json!({ "pipelines": pipelines })))
 }
 
-pub async fn apply(State(state): State<AppState>, Json(body): Json<FileBody>) -> ApiResult<axum::Json<ApplyReport>> {
+pub async fn apply(
+    State(state): State<AppState>,
+    Json(body): Json<FileBody>,
+) -> ApiResult<axum::Json<ApplyReport>> {
     let document = parse(&body)?;
     let mut report = ApplyReport::default();
     let now = now_millis();
     for pipeline in &document.pipelines {
-        let spec = serde_json::to_value(pipeline)
-            .map_err(|e| ApiError::internal(format!("cannot encode pipeline {:?}: {e}", pipeline.name)))?;
-        let result = state.store().upsert_pipeline(&pipeline.name, pipeline.application.as_deref(), &spec, now).await?;
+        let spec = serde_json::to_value(pipeline).map_err(|e| {
+            ApiError::internal(format!("cannot encode pipeline {:?}: {e}", pipeline.name))
+        })?;
+        let result = state
+            .store()
+            .upsert_pipeline(&pipeline.name, pipeline.application.as_deref(), &spec, now)
+            .await?;
         tracing::info!(pipeline = %pipeline.name, ?result, "pipeline applied");
-        report.pipelines.push(Applied { name: pipeline.name.clone(), result });
+        report.pipelines.push(Applied {
+            name: pipeline.name.clone(),
+            result,
+        });
     }
     Ok(axum::Json(report))
 }
@@ -76,22 +86,38 @@ fn parse(body: &FileBody) -> ApiResult<Document> {
         let count = diagnostics.0.len();
         let noun = if count == 1 { "problem" } else { "problems" };
         let value = serde_json::to_value(&diagnostics).unwrap_or(Value::Null);
-        ApiError::invalid(format!("{} has {count} {noun}:\n{diagnostics}", body.file)).with_diagnostics(value)
+        ApiError::invalid(format!("{} has {count} {noun}:\n{diagnostics}", body.file))
+            .with_diagnostics(value)
     })
 }
 
 pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
-    let pipelines: Vec<PipelineView> =
-        state.store().pipelines().await?.into_iter().map(|p| PipelineView::new(p, false)).collect();
+    let pipelines: Vec<PipelineView> = state
+        .store()
+        .pipelines()
+        .await?
+        .into_iter()
+        .map(|p| PipelineView::new(p, false))
+        .collect();
     Ok(axum::Json(json!({ "pipelines": pipelines })))
 }
 
-pub async fn show(State(state): State<AppState>, PathParams(name): PathParams<String>) -> ApiResult<axum::Json<PipelineView>> {
-    let record = state.store().pipeline(&name).await?.ok_or_else(|| not_found(&name))?;
+pub async fn show(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<PipelineView>> {
+    let record = state
+        .store()
+        .pipeline(&name)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
     Ok(axum::Json(PipelineView::new(record, true)))
 }
 
-pub async fn delete(State(state): State<AppState>, PathParams(name): PathParams<String>) -> ApiResult<axum::Json<Value>> {
+pub async fn delete(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
     if !state.store().delete_pipeline(&name).await? {
         return Err(not_found(&name));
     }
@@ -121,7 +147,11 @@ pub async fn run(
             Value::String(s) => s,
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
-            _ => return Err(ApiError::invalid(format!("parameter {key:?} must be a string, a number or a boolean"))),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "parameter {key:?} must be a string, a number or a boolean"
+                )));
+            }
         };
         parameters.insert(key, text);
     }
@@ -133,7 +163,10 @@ pub async fn run(
     let execution = state.engine().run(request).await?;
     tracing::info!(execution = %execution.id, pipeline = %execution.pipeline, user = %caller.name, "execution started");
     let stages = state.store().stages(&execution.id).await?;
-    Ok((StatusCode::CREATED, axum::Json(ExecutionView::new(execution, Some(stages)))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ExecutionView::new(execution, Some(stages))),
+    ))
 }
 
 fn not_found(name: &str) -> ApiError {

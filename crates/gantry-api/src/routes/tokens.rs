@@ -13,7 +13,13 @@ use crate::views::{TokenView, timestamp};
 use crate::{AppState, now_millis};
 
 pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
-    let tokens: Vec<TokenView> = state.store().tokens().await?.into_iter().map(TokenView::from).collect();
+    let tokens: Vec<TokenView> = state
+        .store()
+        .tokens()
+        .await?
+        .into_iter()
+        .map(TokenView::from)
+        .collect();
     Ok(axum::Json(json!({ "tokens": tokens })))
 }
 
@@ -23,18 +29,31 @@ pub struct CreateBody {
     pub name: String,
 }
 
-pub async fn create(State(state): State<AppState>, Json(body): Json<CreateBody>) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    Json(body): Json<CreateBody>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let name = body.name.trim();
     let valid = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
     if !valid {
         return Err(ApiError::invalid(format!(
             "token name {name:?} must be 1 to 64 letters, digits or - _ . @"
         )));
     }
-    if state.store().tokens().await?.iter().any(|t| t.name == name && t.revoked_at.is_none()) {
-        return Err(ApiError::conflict(format!("a token named {name:?} already exists")));
+    if state
+        .store()
+        .tokens()
+        .await?
+        .iter()
+        .any(|t| t.name == name && t.revoked_at.is_none())
+    {
+        return Err(ApiError::conflict(format!(
+            "a token named {name:?} already exists"
+        )));
     }
     let secret = generate_token();
     let record = TokenRecord {
@@ -56,9 +75,14 @@ pub async fn create(State(state): State<AppState>, Json(body): Json<CreateBody>)
     Ok((StatusCode::CREATED, axum::Json(body)))
 }
 
-pub async fn revoke(State(state): State<AppState>, PathParams(token): PathParams<String>) -> ApiResult<axum::Json<Value>> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    PathParams(token): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
     if !state.store().revoke_token(&token, now_millis()).await? {
-        return Err(ApiError::not_found(format!("token {token:?} not found or already revoked")));
+        return Err(ApiError::not_found(format!(
+            "token {token:?} not found or already revoked"
+        )));
     }
     state.tokens().clear();
     tracing::info!(token = %token, "token revoked");

@@ -11,7 +11,12 @@ use crate::client::{Client, segment};
 use crate::commands::follow;
 use crate::output::{duration, field, print_json, short_time, table, trigger};
 
-pub async fn start(client: &Client, pipeline: &str, params: &[String], follow: bool) -> anyhow::Result<ExitCode> {
+pub async fn start(
+    client: &Client,
+    pipeline: &str,
+    params: &[String],
+    follow: bool,
+) -> anyhow::Result<ExitCode> {
     let mut parameters = BTreeMap::new();
     for param in params {
         let Some((key, value)) = param.split_once('=') else {
@@ -23,26 +28,44 @@ pub async fn start(client: &Client, pipeline: &str, params: &[String], follow: b
         parameters.insert(key.to_owned(), value.to_owned());
     }
     let path = format!("/api/v1/pipelines/{}/executions", segment(pipeline));
-    let execution = client.post(&path, &json!({ "parameters": parameters })).await?;
+    let execution = client
+        .post(&path, &json!({ "parameters": parameters }))
+        .await?;
     let id = field(&execution, "id");
     println!("{id}");
     if !follow {
         return Ok(ExitCode::SUCCESS);
     }
     let status = follow::progress(client, &id).await?;
-    Ok(if status == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status == "succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub async fn run(client: &Client, command: ExecutionCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ExecutionCommand::List { pipeline, status, trigger: trigger_type, limit, json } => {
+        ExecutionCommand::List {
+            pipeline,
+            status,
+            trigger: trigger_type,
+            limit,
+            json,
+        } => {
             let mut query = vec![format!("limit={limit}")];
-            for (name, value) in [("pipeline", pipeline), ("status", status), ("trigger", trigger_type)] {
+            for (name, value) in [
+                ("pipeline", pipeline),
+                ("status", status),
+                ("trigger", trigger_type),
+            ] {
                 if let Some(value) = value {
                     query.push(format!("{name}={}", segment(&value)));
                 }
             }
-            let answer = client.get(&format!("/api/v1/executions?{}", query.join("&"))).await?;
+            let answer = client
+                .get(&format!("/api/v1/executions?{}", query.join("&")))
+                .await?;
             if json {
                 print_json(&answer);
                 return Ok(ExitCode::SUCCESS);
@@ -62,10 +85,15 @@ pub async fn run(client: &Client, command: ExecutionCommand) -> anyhow::Result<E
                     ]
                 })
                 .collect();
-            table(&["ID", "PIPELINE", "STATUS", "TRIGGER", "CREATED", "DURATION"], &rows);
+            table(
+                &["ID", "PIPELINE", "STATUS", "TRIGGER", "CREATED", "DURATION"],
+                &rows,
+            );
         }
         ExecutionCommand::Show { id, json } => {
-            let execution = client.get(&format!("/api/v1/executions/{}", segment(&id))).await?;
+            let execution = client
+                .get(&format!("/api/v1/executions/{}", segment(&id)))
+                .await?;
             if json {
                 print_json(&execution);
             } else {
@@ -73,13 +101,25 @@ pub async fn run(client: &Client, command: ExecutionCommand) -> anyhow::Result<E
             }
         }
         ExecutionCommand::Cancel { id } => {
-            let execution = client.post(&format!("/api/v1/executions/{}/cancel", segment(&id)), &json!({})).await?;
+            let execution = client
+                .post(
+                    &format!("/api/v1/executions/{}/cancel", segment(&id)),
+                    &json!({}),
+                )
+                .await?;
             println!("execution {id}: {}", field(&execution, "status"));
         }
         ExecutionCommand::Restart { id, stage } => {
-            let path = format!("/api/v1/executions/{}/stages/{}/restart", segment(&id), segment(&stage));
+            let path = format!(
+                "/api/v1/executions/{}/stages/{}/restart",
+                segment(&id),
+                segment(&stage)
+            );
             let execution = client.post(&path, &json!({})).await?;
-            println!("execution {id}: stage {stage} restarted ({})", field(&execution, "status"));
+            println!(
+                "execution {id}: stage {stage} restarted ({})",
+                field(&execution, "status")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -91,14 +131,30 @@ fn show(execution: &Value) {
     println!("status:     {}", field(execution, "status"));
     println!("trigger:    {}", trigger(execution));
     println!("created:    {}", short_time(execution, "createdAt"));
-    println!("duration:   {}", duration(execution, "startedAt", "endedAt"));
+    println!(
+        "duration:   {}",
+        duration(execution, "startedAt", "endedAt")
+    );
     if let Some(parent) = execution.get("parent").filter(|p| !p.is_null()) {
-        println!("parent:     {} (stage {})", field(parent, "execution"), field(parent, "stage"));
+        println!(
+            "parent:     {} (stage {})",
+            field(parent, "execution"),
+            field(parent, "stage")
+        );
     }
-    if let Some(params) = execution.get("parameters").and_then(Value::as_object).filter(|p| !p.is_empty()) {
+    if let Some(params) = execution
+        .get("parameters")
+        .and_then(Value::as_object)
+        .filter(|p| !p.is_empty())
+    {
         println!("parameters:");
         for (name, value) in params {
-            println!("  {name}={}", value.as_str().map_or_else(|| value.to_string(), str::to_owned));
+            println!(
+                "  {name}={}",
+                value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned)
+            );
         }
     }
     if let Some(error) = execution.get("error").and_then(Value::as_str) {
@@ -108,7 +164,11 @@ fn show(execution: &Value) {
         println!("canceled by {by}");
     }
     println!();
-    let stages: Vec<&Value> = execution["stages"].as_array().into_iter().flatten().collect();
+    let stages: Vec<&Value> = execution["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
     let rows: Vec<Vec<String>> = stages
         .iter()
         .map(|s| {
@@ -122,13 +182,23 @@ fn show(execution: &Value) {
             ]
         })
         .collect();
-    table(&["STAGE", "TYPE", "STATUS", "ATTEMPT", "STARTED", "DURATION"], &rows);
+    table(
+        &["STAGE", "TYPE", "STATUS", "ATTEMPT", "STARTED", "DURATION"],
+        &rows,
+    );
     for stage in stages {
         if let Some(error) = stage.get("error").and_then(Value::as_str) {
             println!("{}: {error}", field(stage, "id"));
         }
-        for (key, value) in stage.get("outputs").and_then(Value::as_object).into_iter().flatten() {
-            let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+        for (key, value) in stage
+            .get("outputs")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
             println!("{}.outputs.{key} = {value}", field(stage, "id"));
         }
     }
@@ -146,14 +216,27 @@ pub async fn judge(
         "judgment": if proceed { "continue" } else { "stop" },
         "option": option,
     });
-    let execution = client.post(&format!("/api/v1/executions/{}/judgment", segment(id)), &body).await?;
+    let execution = client
+        .post(
+            &format!("/api/v1/executions/{}/judgment", segment(id)),
+            &body,
+        )
+        .await?;
     let verb = if proceed { "approved" } else { "rejected" };
     println!("execution {id}: {verb} ({})", field(&execution, "status"));
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn skip(client: &Client, id: &str, stage: Option<String>) -> anyhow::Result<ExitCode> {
-    let execution = client.post(&format!("/api/v1/executions/{}/skip", segment(id)), &json!({ "stage": stage })).await?;
-    println!("execution {id}: wait skipped ({})", field(&execution, "status"));
+    let execution = client
+        .post(
+            &format!("/api/v1/executions/{}/skip", segment(id)),
+            &json!({ "stage": stage }),
+        )
+        .await?;
+    println!(
+        "execution {id}: wait skipped ({})",
+        field(&execution, "status")
+    );
     Ok(ExitCode::SUCCESS)
 }

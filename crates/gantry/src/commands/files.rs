@@ -29,7 +29,9 @@ pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
 pub async fn apply(client: &Client, file: &Path) -> anyhow::Result<ExitCode> {
     let name = file.display().to_string();
     let content = read(file)?;
-    let report = client.post("/api/v1/apply", &json!({"file": name, "content": content})).await?;
+    let report = client
+        .post("/api/v1/apply", &json!({"file": name, "content": content}))
+        .await?;
     let results = report.as_object().into_iter().flatten();
     for (kind, items) in results {
         let kind = kind.trim_end_matches('s');

@@ -13,7 +13,9 @@ use crate::output::field;
 
 /// Prints stage status changes until the execution ends; returns its status.
 pub async fn progress(client: &Client, id: &str) -> anyhow::Result<String> {
-    let mut events = client.events(&format!("/api/v1/executions/{}/events", segment(id))).await?;
+    let mut events = client
+        .events(&format!("/api/v1/executions/{}/events", segment(id)))
+        .await?;
     // (stage, status, attempt) already printed: the snapshot and the live
     // events overlap around the moment the stream opened.
     let mut printed: HashSet<(String, String, i64)> = HashSet::new();
@@ -22,12 +24,17 @@ pub async fn progress(client: &Client, id: &str) -> anyhow::Result<String> {
         if status == "pending" || !printed.insert((stage.to_owned(), status.to_owned(), attempt)) {
             return;
         }
-        let again = if attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+        let again = if attempt > 1 {
+            format!(" (attempt {attempt})")
+        } else {
+            String::new()
+        };
         println!("{stage:<20} {status}{again}");
         let _ = std::io::stdout().flush();
     };
     while let Some(event) = events.next().await? {
-        let data: Value = serde_json::from_str(&event.data).with_context(|| format!("bad {} event", event.event))?;
+        let data: Value = serde_json::from_str(&event.data)
+            .with_context(|| format!("bad {} event", event.event))?;
         match event.event.as_str() {
             "execution" => {
                 for stage in data["stages"].as_array().into_iter().flatten() {
@@ -62,15 +69,27 @@ pub async fn progress(client: &Client, id: &str) -> anyhow::Result<String> {
             _ => {}
         }
     }
-    bail!("the event stream of execution {id} closed before it ended (is the server shutting down?)")
+    bail!(
+        "the event stream of execution {id} closed before it ended (is the server shutting down?)"
+    )
 }
 
 /// `gantry logs ID [--stage S] [-f]`.
-pub async fn logs(client: &Client, id: &str, stage: Option<&str>, follow: bool) -> anyhow::Result<ExitCode> {
-    let stage_query = stage.map(|s| format!("&stage={}", segment(s))).unwrap_or_default();
+pub async fn logs(
+    client: &Client,
+    id: &str,
+    stage: Option<&str>,
+    follow: bool,
+) -> anyhow::Result<ExitCode> {
+    let stage_query = stage
+        .map(|s| format!("&stage={}", segment(s)))
+        .unwrap_or_default();
     let prefix = stage.is_none();
     if follow {
-        let path = format!("/api/v1/executions/{}/events?after=0{stage_query}", segment(id));
+        let path = format!(
+            "/api/v1/executions/{}/events?after=0{stage_query}",
+            segment(id)
+        );
         let mut events = client.events(&path).await?;
         while let Some(event) = events.next().await? {
             match event.event.as_str() {
@@ -86,11 +105,16 @@ pub async fn logs(client: &Client, id: &str, stage: Option<&str>, follow: bool) 
                 _ => {}
             }
         }
-        bail!("the event stream of execution {id} closed before it ended (is the server shutting down?)");
+        bail!(
+            "the event stream of execution {id} closed before it ended (is the server shutting down?)"
+        );
     }
     let mut after = 0;
     loop {
-        let path = format!("/api/v1/executions/{}/logs?after={after}&limit=1000{stage_query}", segment(id));
+        let path = format!(
+            "/api/v1/executions/{}/logs?after={after}&limit=1000{stage_query}",
+            segment(id)
+        );
         let page = client.get(&path).await?;
         let lines = page["lines"].as_array().cloned().unwrap_or_default();
         for line in &lines {

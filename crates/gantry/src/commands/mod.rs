@@ -17,15 +17,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = || paths::data_dir(cli.data_dir.clone());
     let client = || Client::new(&cli.url, data_dir());
     match cli.command {
-        Command::Serve(args) => crate::serve::serve(args, data_dir()?).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => crate::serve::serve(args, data_dir()?)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Validate { file } => files::validate(&file),
         Command::Apply { file } => files::apply(&client()?, &file).await,
         Command::Pipeline(command) => pipelines::run(&client()?, command).await,
-        Command::Run { pipeline, params, follow } => executions::start(&client()?, &pipeline, &params, follow).await,
+        Command::Run {
+            pipeline,
+            params,
+            follow,
+        } => executions::start(&client()?, &pipeline, &params, follow).await,
         Command::Execution(command) => executions::run(&client()?, command).await,
-        Command::Logs { id, stage, follow } => follow::logs(&client()?, &id, stage.as_deref(), follow).await,
-        Command::Approve { id, stage, option } => executions::judge(&client()?, &id, stage, true, option).await,
-        Command::Reject { id, stage } => executions::judge(&client()?, &id, stage, false, None).await,
+        Command::Logs { id, stage, follow } => {
+            follow::logs(&client()?, &id, stage.as_deref(), follow).await
+        }
+        Command::Approve { id, stage, option } => {
+            executions::judge(&client()?, &id, stage, true, option).await
+        }
+        Command::Reject { id, stage } => {
+            executions::judge(&client()?, &id, stage, false, None).await
+        }
         Command::Skip { id, stage } => executions::skip(&client()?, &id, stage).await,
         Command::Token(command) => tokens::run(&client()?, command).await,
     }

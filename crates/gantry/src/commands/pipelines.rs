@@ -30,10 +30,15 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<Ex
                     ]
                 })
                 .collect();
-            table(&["NAME", "APPLICATION", "STAGES", "VERSION", "UPDATED"], &rows);
+            table(
+                &["NAME", "APPLICATION", "STAGES", "VERSION", "UPDATED"],
+                &rows,
+            );
         }
         PipelineCommand::Show { name, json } => {
-            let pipeline = client.get(&format!("/api/v1/pipelines/{}", segment(&name))).await?;
+            let pipeline = client
+                .get(&format!("/api/v1/pipelines/{}", segment(&name)))
+                .await?;
             if json {
                 print_json(&pipeline);
                 return Ok(ExitCode::SUCCESS);
@@ -46,9 +51,20 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<Ex
             if let Some(parameters) = spec.get("parameters").and_then(Value::as_array) {
                 println!("parameters:");
                 for p in parameters {
-                    let default = p.get("default").and_then(Value::as_str).map(|d| format!(" (default {d:?})"));
-                    let required = if p.get("required").and_then(Value::as_bool) == Some(true) { " required" } else { "" };
-                    println!("  {}{}{required}", field(p, "name"), default.unwrap_or_default());
+                    let default = p
+                        .get("default")
+                        .and_then(Value::as_str)
+                        .map(|d| format!(" (default {d:?})"));
+                    let required = if p.get("required").and_then(Value::as_bool) == Some(true) {
+                        " required"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "  {}{}{required}",
+                        field(p, "name"),
+                        default.unwrap_or_default()
+                    );
                 }
             }
             println!();
@@ -60,7 +76,12 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<Ex
                     let depends = s
                         .get("dependsOn")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
                         .filter(|d| !d.is_empty())
                         .unwrap_or_else(|| "-".to_owned());
                     vec![field(s, "id"), field(s, "type"), depends]
@@ -69,7 +90,9 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<Ex
             table(&["STAGE", "TYPE", "DEPENDS ON"], &rows);
         }
         PipelineCommand::Delete { name } => {
-            client.delete(&format!("/api/v1/pipelines/{}", segment(&name))).await?;
+            client
+                .delete(&format!("/api/v1/pipelines/{}", segment(&name)))
+                .await?;
             println!("pipeline {name} deleted");
         }
     }

@@ -11,7 +11,9 @@ use crate::output::{field, print_json, short_time, table};
 pub async fn run(client: &Client, command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create { name } => {
-            let created = client.post("/api/v1/tokens", &json!({ "name": name })).await?;
+            let created = client
+                .post("/api/v1/tokens", &json!({ "name": name }))
+                .await?;
             println!("{}", field(&created, "token"));
             eprintln!("token {name:?} created; this is the only time its secret is shown");
         }
@@ -38,7 +40,9 @@ pub async fn run(client: &Client, command: TokenCommand) -> anyhow::Result<ExitC
             table(&["ID", "NAME", "CREATED", "LAST USED", "REVOKED"], &rows);
         }
         TokenCommand::Revoke { token } => {
-            client.delete(&format!("/api/v1/tokens/{}", segment(&token))).await?;
+            client
+                .delete(&format!("/api/v1/tokens/{}", segment(&token)))
+                .await?;
             println!("token {token} revoked");
         }
     }

@@ -12,7 +12,10 @@ fn first_start_writes_a_private_admin_token() {
     let server = Server::start(Backend::Sqlite);
     let path = server.data_dir().join("admin-token");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "admin-token must be readable by its owner only");
+    assert_eq!(
+        mode, 0o600,
+        "admin-token must be readable by its owner only"
+    );
     let token = std::fs::read_to_string(&path).unwrap();
     let token = token.trim();
     let hex = token.strip_prefix("gantry_").expect("gantry_ prefix");
@@ -22,7 +25,8 @@ fn first_start_writes_a_private_admin_token() {
     // The CLI on the server's machine finds the token by itself.
     let data_dir = server.data_dir();
     let out = server.cli_with(&["token", "list"], |c| {
-        c.env_remove("GANTRY_TOKEN").env("GANTRY_DATA_DIR", &data_dir);
+        c.env_remove("GANTRY_TOKEN")
+            .env("GANTRY_DATA_DIR", &data_dir);
     });
     let out = out.ok();
     assert!(out.stdout.contains("admin"), "{out:?}");
@@ -41,11 +45,23 @@ fn healthz_needs_no_token_and_everything_else_does() {
     let (status, body) = server.api_as(None, "GET", "/healthz", None);
     assert_eq!((status, body), (200, json!("ok")));
 
-    for path in ["/api/v1/pipelines", "/api/v1/executions", "/api/v1/tokens", "/metrics", "/api/v1/openapi.json"] {
+    for path in [
+        "/api/v1/pipelines",
+        "/api/v1/executions",
+        "/api/v1/tokens",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
         let (status, body) = server.api_as(None, "GET", path, None);
         assert_eq!(status, 401, "{path}: {body}");
         assert_eq!(body["code"], "unauthorized", "{path}");
-        assert!(body["error"].as_str().unwrap().contains("missing bearer token"), "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("missing bearer token"),
+            "{path}: {body}"
+        );
     }
 }
 
@@ -73,7 +89,10 @@ fn api_refuses_wrong_malformed_and_revoked_tokens() {
             assert_eq!(body["error"], "invalid or revoked token");
             break;
         }
-        assert!(revoked_at.elapsed() < Duration::from_secs(5), "a revoked token still works after 5 s");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(5),
+            "a revoked token still works after 5 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -121,13 +140,20 @@ fn tokens_are_created_listed_and_revoked_through_the_cli() {
         .ok();
 
     let listed = server.cli(&["token", "list", "--json"]).ok().stdout;
-    assert!(listed.contains("deployer") && listed.contains("admin"), "{listed}");
+    assert!(
+        listed.contains("deployer") && listed.contains("admin"),
+        "{listed}"
+    );
     assert!(!listed.contains(&secret[7..]), "token list shows a secret");
     assert!(!listed.contains("hash"), "token list shows hashes");
 
     // Names are unique among live tokens.
-    server.cli(&["token", "create", "deployer"]).fails_with("already exists");
-    server.cli(&["token", "create", "bad name!"]).fails_with("token name");
+    server
+        .cli(&["token", "create", "deployer"])
+        .fails_with("already exists");
+    server
+        .cli(&["token", "create", "bad name!"])
+        .fails_with("token name");
 
     server.cli(&["token", "revoke", "deployer"]).ok();
     server
@@ -135,9 +161,16 @@ fn tokens_are_created_listed_and_revoked_through_the_cli() {
             c.env("GANTRY_TOKEN", &secret);
         })
         .fails_with("invalid or revoked token");
-    server.cli(&["token", "revoke", "nobody"]).fails_with("\"nobody\" not found");
+    server
+        .cli(&["token", "revoke", "nobody"])
+        .fails_with("\"nobody\" not found");
     let (_, tokens) = server.api("GET", "/api/v1/tokens", None);
-    let deployer = tokens["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "deployer").unwrap();
+    let deployer = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "deployer")
+        .unwrap();
     assert!(deployer["revokedAt"].is_string(), "{deployer}");
     assert!(deployer["lastUsedAt"].is_string(), "{deployer}");
 }

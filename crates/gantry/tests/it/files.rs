@@ -76,11 +76,22 @@ fn diagnostics(stderr: &str, file: &str) -> Vec<(u64, u64, String)> {
 fn check_all_reported(found: &[(u64, u64, String)], context: &str) {
     for (lines, words) in EXPECTED {
         let hit = found.iter().any(|(line, _, message)| {
-            lines.contains(line) && words.iter().any(|w| message.to_lowercase().contains(&w.to_lowercase()))
+            lines.contains(line)
+                && words
+                    .iter()
+                    .any(|w| message.to_lowercase().contains(&w.to_lowercase()))
         });
-        assert!(hit, "no diagnostic on lines {lines:?} mentioning {words:?}; got {found:#?}\n{context}");
+        assert!(
+            hit,
+            "no diagnostic on lines {lines:?} mentioning {words:?}; got {found:#?}\n{context}"
+        );
     }
-    assert!(found.iter().all(|(line, column, _)| *line >= 1 && *column >= 1), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .all(|(line, column, _)| *line >= 1 && *column >= 1),
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -91,11 +102,19 @@ fn validate_reports_every_problem_with_its_position() {
     let out = server.cli(&["validate", path]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let found = diagnostics(&out.stderr, path);
-    assert!(found.len() >= EXPECTED.len(), "expected at least {} diagnostics: {out:#?}", EXPECTED.len());
+    assert!(
+        found.len() >= EXPECTED.len(),
+        "expected at least {} diagnostics: {out:#?}",
+        EXPECTED.len()
+    );
     check_all_reported(&found, &out.stderr);
 
     // The API reports the same problems, as data.
-    let (status, answer) = server.api("POST", "/api/v1/validate", Some(json!({"file": "bad.yaml", "content": BAD})));
+    let (status, answer) = server.api(
+        "POST",
+        "/api/v1/validate",
+        Some(json!({"file": "bad.yaml", "content": BAD})),
+    );
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["code"], "invalid");
     let found: Vec<(u64, u64, String)> = answer["diagnostics"]
@@ -104,7 +123,11 @@ fn validate_reports_every_problem_with_its_position() {
         .iter()
         .map(|d| {
             assert_eq!(d["file"], "bad.yaml", "{d}");
-            (d["line"].as_u64().unwrap(), d["column"].as_u64().unwrap(), d["message"].as_str().unwrap().to_owned())
+            (
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+                d["message"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     check_all_reported(&found, &answer.to_string());
@@ -137,16 +160,23 @@ fn validate_accepts_a_good_file_offline() {
     let path = path.to_str().unwrap();
     // Offline: no server URL, no token.
     let out = server.cli_with(&["validate", path], |c| {
-        c.env("GANTRY_URL", "http://127.0.0.1:9").env_remove("GANTRY_TOKEN");
+        c.env("GANTRY_URL", "http://127.0.0.1:9")
+            .env_remove("GANTRY_TOKEN");
     });
     let out = out.ok();
     assert_eq!(out.stdout.trim(), format!("{path}: ok (2 pipelines)"));
 
-    server.cli(&["validate", "/no/such/file.yaml"]).fails_with("/no/such/file.yaml");
+    server
+        .cli(&["validate", "/no/such/file.yaml"])
+        .fails_with("/no/such/file.yaml");
     let empty = server.write_file("syntax.yaml", "pipelines: [\n");
     let out = server.cli(&["validate", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert_eq!(diagnostics(&out.stderr, empty.to_str().unwrap()).len(), out.stderr.lines().count(), "{out:?}");
+    assert_eq!(
+        diagnostics(&out.stderr, empty.to_str().unwrap()).len(),
+        out.stderr.lines().count(),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -166,7 +196,10 @@ fn apply_of_a_bad_file_changes_nothing() {
     let path = server.write_file("bad.yaml", BAD);
     let path = path.to_str().unwrap();
     let out = server.cli(&["apply", "-f", path]).fails_with("bad.yaml");
-    assert!(out.stderr.contains("teleport"), "the diagnostics are shown: {out:?}");
+    assert!(
+        out.stderr.contains("teleport"),
+        "the diagnostics are shown: {out:?}"
+    );
 
     let after = server.get("/api/v1/pipelines/broken");
     assert_eq!(before, after, "a bad file changed a pipeline");
@@ -181,15 +214,27 @@ fn apply_reports_created_updated_and_unchanged() {
     let v2 = v1.replace("1s", "2s");
     let path = server.write_file("p.yaml", v1);
     let path = path.to_str().unwrap();
-    assert_eq!(server.cli(&["apply", "-f", path]).ok().stdout.trim(), "pipeline p: created");
-    assert_eq!(server.cli(&["apply", "-f", path]).ok().stdout.trim(), "pipeline p: unchanged");
+    assert_eq!(
+        server.cli(&["apply", "-f", path]).ok().stdout.trim(),
+        "pipeline p: created"
+    );
+    assert_eq!(
+        server.cli(&["apply", "-f", path]).ok().stdout.trim(),
+        "pipeline p: unchanged"
+    );
     server.write_file("p.yaml", &v2);
-    assert_eq!(server.cli(&["apply", "-f", path]).ok().stdout.trim(), "pipeline p: updated");
+    assert_eq!(
+        server.cli(&["apply", "-f", path]).ok().stdout.trim(),
+        "pipeline p: updated"
+    );
     let pipeline = server.get("/api/v1/pipelines/p");
     assert_eq!(pipeline["version"], 2);
     assert_eq!(pipeline["spec"]["stages"][0]["duration"], "2s");
 
     let (status, answer) = server.api("POST", "/api/v1/apply", Some(json!({"content": v2})));
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer, json!({"pipelines": [{"name": "p", "result": "unchanged"}]}));
+    assert_eq!(
+        answer,
+        json!({"pipelines": [{"name": "p", "result": "unchanged"}]})
+    );
 }

@@ -36,7 +36,9 @@ macro_rules! on_both_backends {
             $(
                 #[test]
                 fn $name() {
-                    if let Some(mut server) = $crate::harness::Server::start_postgres() {
+                    if let Some(mut server) =
+                        $crate::harness::Server::try_start($crate::harness::Backend::Postgres)
+                    {
                         super::$name(&mut server);
                     }
                 }
@@ -50,7 +52,6 @@ pub struct Server {
     child: Option<Child>,
     pub url: String,
     pub token: String,
-    pub backend: Backend,
     port: u16,
     root: tempfile::TempDir,
     database: Option<PgDatabase>,
@@ -58,31 +59,36 @@ pub struct Server {
 
 impl Server {
     pub fn start(backend: Backend) -> Server {
+        Server::try_start(backend).expect("GANTRY_TEST_POSTGRES_URL is not set")
+    }
+
+    /// A server on SQLite, or on a fresh PostgreSQL database; `None` (with a
+    /// note) for PostgreSQL when `GANTRY_TEST_POSTGRES_URL` is not set.
+    pub fn try_start(backend: Backend) -> Option<Server> {
         match backend {
-            Backend::Sqlite => Server::launch(None),
-            Backend::Postgres => Server::start_postgres().expect("GANTRY_TEST_POSTGRES_URL is not set"),
+            Backend::Sqlite => Some(Server::launch(None)),
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
+                    eprintln!(
+                        "note: GANTRY_TEST_POSTGRES_URL is not set; the PostgreSQL variant did not run"
+                    );
+                    return None;
+                };
+                Some(Server::launch(Some(PgDatabase::create(&admin_url))))
+            }
         }
     }
 
-    /// A server on a fresh PostgreSQL database, or `None` (with a note) when
-    /// `GANTRY_TEST_POSTGRES_URL` is not set.
-    pub fn start_postgres() -> Option<Server> {
-        let Ok(admin_url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
-            eprintln!("note: GANTRY_TEST_POSTGRES_URL is not set; the PostgreSQL variant did not run");
-            return None;
-        };
-        Some(Server::launch(Some(PgDatabase::create(&admin_url))))
-    }
-
     fn launch(database: Option<PgDatabase>) -> Server {
-        let root = tempfile::Builder::new().prefix("gantry-it-").tempdir().expect("temp dir");
+        let root = tempfile::Builder::new()
+            .prefix("gantry-it-")
+            .tempdir()
+            .expect("temp dir");
         std::fs::create_dir_all(root.path().join("work")).expect("work dir");
-        let backend = if database.is_some() { Backend::Postgres } else { Backend::Sqlite };
         let mut server = Server {
             child: None,
             url: String::new(),
             token: String::new(),
-            backend,
             port: 0,
             root,
             database,
@@ -120,7 +126,11 @@ impl Server {
     /// Starts the process and waits for `/healthz`; false if it exited (the
     /// port was taken).
     fn spawn_and_wait(&mut self) -> bool {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
@@ -138,9 +148,16 @@ impl Server {
         let child = command.spawn().expect("start gantry serve");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().expect("try_wait")) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().expect("try_wait"))
+            {
                 eprintln!("gantry serve exited early ({status})");
                 self.child = None;
                 return false;
@@ -152,7 +169,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("gantry serve did not answer /healthz within 60 s:\n{}", self.log_tail());
+        panic!(
+            "gantry serve did not answer /healthz within 60 s:\n{}",
+            self.log_tail()
+        );
     }
 
     /// SIGKILL: the server gets no chance to clean up.
@@ -175,7 +195,10 @@ impl Server {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("gantry serve did not exit within 20 s of SIGTERM:\n{}", self.log_tail());
+                panic!(
+                    "gantry serve did not exit within 20 s of SIGTERM:\n{}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -183,8 +206,15 @@ impl Server {
 
     /// Starts the server again on the same port, data directory and database.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop or kill the server before restarting it");
-        assert!(self.spawn_and_wait(), "the server did not restart:\n{}", self.log_tail());
+        assert!(
+            self.child.is_none(),
+            "stop or kill the server before restarting it"
+        );
+        assert!(
+            self.spawn_and_wait(),
+            "the server did not restart:\n{}",
+            self.log_tail()
+        );
     }
 
     pub fn log_tail(&self) -> String {
@@ -234,22 +264,41 @@ impl Server {
         self.api_as(Some(&self.token), method, path, body)
     }
 
-    pub fn api_as(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub fn api_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         self.api_raw(token, method, path, body.map(|b| b.to_string()))
     }
 
     /// Sends `body` as is (for malformed JSON).
-    pub fn api_raw(&self, token: Option<&str>, method: &str, path: &str, body: Option<String>) -> (u16, Value) {
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+    pub fn api_raw(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> (u16, Value) {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = http.request(method, format!("{}{path}", self.url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
-        let response = request.send().unwrap_or_else(|e| panic!("{path}: {e}\n{}", self.log_tail()));
+        let response = request
+            .send()
+            .unwrap_or_else(|e| panic!("{path}: {e}\n{}", self.log_tail()));
         let status = response.status().as_u16();
         let text = response.text().expect("body");
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -268,7 +317,8 @@ impl Server {
     /// Applies `yaml` (with `@W@` replaced by the work directory) through the CLI.
     pub fn apply(&self, yaml: &str) {
         let path = self.write_file("gantry.yaml", &self.expand(yaml));
-        self.cli(&["apply", "-f", path.to_str().expect("utf-8 path")]).ok();
+        self.cli(&["apply", "-f", path.to_str().expect("utf-8 path")])
+            .ok();
     }
 
     pub fn expand(&self, text: &str) -> String {
@@ -288,7 +338,13 @@ impl Server {
             args.extend(["-p", p]);
         }
         let out = self.cli(&args).ok();
-        let id = out.stdout.lines().next().unwrap_or_default().trim().to_owned();
+        let id = out
+            .stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         assert!(!id.is_empty(), "gantry run printed no id: {out:?}");
         id
     }
@@ -306,7 +362,10 @@ impl Server {
                 return execution;
             }
             if Instant::now() > deadline {
-                panic!("execution {id}: gave up waiting for {what}; last seen:\n{execution:#}\nserver log:\n{}", self.log_tail());
+                panic!(
+                    "execution {id}: gave up waiting for {what}; last seen:\n{execution:#}\nserver log:\n{}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -315,7 +374,10 @@ impl Server {
     /// Waits for a terminal status and returns the execution.
     pub fn wait_terminal(&self, id: &str) -> Value {
         self.wait_for(id, "a terminal status", |e| {
-            matches!(e["status"].as_str(), Some("succeeded" | "failed" | "canceled" | "skipped"))
+            matches!(
+                e["status"].as_str(),
+                Some("succeeded" | "failed" | "canceled" | "skipped")
+            )
         })
     }
 
@@ -325,7 +387,9 @@ impl Server {
     }
 
     pub fn wait_stage(&self, id: &str, stage_id: &str, status: &str) -> Value {
-        self.wait_for(id, &format!("stage {stage_id} {status}"), |e| stage(e, stage_id)["status"] == status)
+        self.wait_for(id, &format!("stage {stage_id} {status}"), |e| {
+            stage(e, stage_id)["status"] == status
+        })
     }
 
     /// Every stored log line of an execution (through the API).
@@ -393,9 +457,19 @@ impl Output {
     /// containing `needle`.
     #[track_caller]
     pub fn fails_with(self, needle: &str) -> Output {
-        assert_eq!(self.status.code(), Some(1), "expected exit status 1: {self:#?}");
-        assert!(self.stderr.contains(needle), "stderr should contain {needle:?}: {self:#?}");
-        assert!(!self.stderr.contains("panicked"), "the CLI panicked: {self:#?}");
+        assert_eq!(
+            self.status.code(),
+            Some(1),
+            "expected exit status 1: {self:#?}"
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr should contain {needle:?}: {self:#?}"
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "the CLI panicked: {self:#?}"
+        );
         assert!(
             !self.stderr.contains("Error {") && !self.stderr.contains("{ kind:"),
             "the CLI printed a debug dump: {self:#?}"
@@ -431,21 +505,33 @@ pub fn wait_output(mut child: Child, what: &[&str], limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Output { status, stdout: out.join().expect("stdout reader"), stderr: err.join().expect("stderr reader") }
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
 }
 
 /// Polls until `path` exists.
 pub fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + DEADLINE;
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// The lines of a file the steps append to (empty if it does not exist).
 pub fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Reads a pid written by a step.
@@ -453,7 +539,11 @@ pub fn read_pid(path: &Path) -> i32 {
     wait_for_file(path);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(pid) = std::fs::read_to_string(path).unwrap_or_default().trim().parse() {
+        if let Ok(pid) = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+        {
             return pid;
         }
         assert!(Instant::now() < deadline, "{} holds no pid", path.display());
@@ -463,20 +553,32 @@ pub fn read_pid(path: &Path) -> i32 {
 
 /// True while the process exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
     state != Some('Z')
 }
 
 /// Milliseconds since the epoch of an RFC 3339 field.
 pub fn millis(value: &Value, field: &str) -> i64 {
-    let text = value[field].as_str().unwrap_or_else(|| panic!("{field} is not a timestamp in {value:#}"));
+    let text = value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} is not a timestamp in {value:#}"));
     let at = humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{field} = {text:?}: {e}"));
-    at.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as i64
+    at.duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A PostgreSQL database made for one test and dropped after it.
@@ -491,29 +593,46 @@ impl PgDatabase {
         let name = format!("gantry_it_{}", uuid::Uuid::now_v7().simple());
         let url = with_database(admin_url, &name);
         pg_execute(admin_url, &format!("CREATE DATABASE {name}"));
-        PgDatabase { admin_url: admin_url.to_owned(), name, url }
+        PgDatabase {
+            admin_url: admin_url.to_owned(),
+            name,
+            url,
+        }
     }
 }
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        pg_execute(&self.admin_url, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        pg_execute(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
 }
 
 fn pg_execute(url: &str, sql: &str) {
     use sqlx::Connection;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         let _ = conn.close().await;
     });
 }
 
 /// The URL with its database name replaced.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let authority_start = base.find("://").map_or(0, |i| i + 3);
     let base = match base[authority_start..].find('/') {
         Some(slash) => &base[..authority_start + slash],

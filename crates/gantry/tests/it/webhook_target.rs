@@ -42,12 +42,20 @@ impl Target {
 
     /// The requests received for `path`, oldest first.
     pub fn requests(&self, path: &str) -> Vec<Request> {
-        self.requests.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
     }
 }
 
 fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, base: &str) {
-    let Some(request) = read_request(&stream) else { return };
+    let Some(request) = read_request(&stream) else {
+        return;
+    };
     let seen = {
         let mut all = requests.lock().unwrap();
         all.push(request.clone());
@@ -97,8 +105,16 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
             headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
         }
     }
-    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
-    Some(Request { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    Some(Request {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }

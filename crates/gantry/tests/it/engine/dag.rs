@@ -41,15 +41,35 @@ pipelines:
 
     let at = |name: &str| -> u128 {
         let text = lines(&server.work().join(name)).join("");
-        text.trim().parse().unwrap_or_else(|_| panic!("{name} holds no timestamp: {text:?}"))
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} holds no timestamp: {text:?}"))
     };
-    let (left, right) = ((at("left.start"), at("left.end")), (at("right.start"), at("right.end")));
-    assert!(left.0 < right.1 && right.0 < left.1, "the branches did not overlap: left {left:?}, right {right:?}");
-    assert!(at("start.end") <= left.0.min(right.0), "a branch started before its dependency ended");
-    assert!(at("join.start") >= left.1.max(right.1), "join started before both branches ended");
+    let (left, right) = (
+        (at("left.start"), at("left.end")),
+        (at("right.start"), at("right.end")),
+    );
+    assert!(
+        left.0 < right.1 && right.0 < left.1,
+        "the branches did not overlap: left {left:?}, right {right:?}"
+    );
+    assert!(
+        at("start.end") <= left.0.min(right.0),
+        "a branch started before its dependency ended"
+    );
+    assert!(
+        at("join.start") >= left.1.max(right.1),
+        "join started before both branches ended"
+    );
 
     // The API's stage times tell the same story.
     let (l, r) = (stage(&execution, "left"), stage(&execution, "right"));
-    assert!(millis(l, "startedAt") < millis(r, "endedAt") && millis(r, "startedAt") < millis(l, "endedAt"));
-    assert_eq!(stage(&execution, "join")["dependsOn"], serde_json::json!(["left", "right"]));
+    assert!(
+        millis(l, "startedAt") < millis(r, "endedAt")
+            && millis(r, "startedAt") < millis(l, "endedAt")
+    );
+    assert_eq!(
+        stage(&execution, "join")["dependsOn"],
+        serde_json::json!(["left", "right"])
+    );
 }

@@ -33,7 +33,10 @@ pipelines:
     server.cli(&["execution", "cancel", &id]).ok();
     let canceled = Instant::now();
     while alive(shell) || alive(child) {
-        assert!(canceled.elapsed() < Duration::from_secs(2), "the step's processes outlived the cancel by 2 s");
+        assert!(
+            canceled.elapsed() < Duration::from_secs(2),
+            "the step's processes outlived the cancel by 2 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let execution = server.wait_terminal(&id);
@@ -73,15 +76,24 @@ pipelines:
         let id = server.run(pipeline, &[]);
         let pid = read_pid(&server.work().join(format!("{pipeline}.pid")));
         let execution = server.wait_terminal(&id);
-        assert!(started.elapsed() < Duration::from_secs(30), "{pipeline}: the timeout did not stop it");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{pipeline}: the timeout did not stop it"
+        );
         assert_eq!(execution["status"], "failed", "{pipeline}: {execution:#}");
         let slow = stage(&execution, "slow");
         assert_eq!(slow["status"], "failed", "{pipeline}: {execution:#}");
         let error = slow["error"].as_str().unwrap_or_default().to_lowercase();
-        assert!(error.contains("timed out") || error.contains("timeout"), "{pipeline}: {error:?}");
+        assert!(
+            error.contains("timed out") || error.contains("timeout"),
+            "{pipeline}: {error:?}"
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while alive(pid) {
-            assert!(Instant::now() < deadline, "{pipeline}: the timed-out step is still running");
+            assert!(
+                Instant::now() < deadline,
+                "{pipeline}: the timed-out step is still running"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -121,12 +133,16 @@ pipelines:
     assert!(lines(&work.join("after.count")).is_empty());
 
     std::fs::write(work.join("fixed"), "").unwrap();
-    server.cli(&["execution", "restart", &id, "--stage", "flaky"]).ok();
+    server
+        .cli(&["execution", "restart", &id, "--stage", "flaky"])
+        .ok();
     let execution = server.wait_status(&id, "succeeded");
     assert_eq!(stage(&execution, "flaky")["attempt"], 2, "{execution:#}");
     assert_eq!(lines(&work.join("setup.count")).len(), 1);
     assert_eq!(lines(&work.join("flaky.count")).len(), 2);
     assert_eq!(lines(&work.join("after.count")).len(), 1);
 
-    server.cli(&["execution", "restart", &id, "--stage", "nope"]).fails_with("nope");
+    server
+        .cli(&["execution", "restart", &id, "--stage", "nope"])
+        .fails_with("nope");
 }

@@ -34,8 +34,15 @@ fn start_waiting(server: &Server) -> String {
 fn assert_still_waiting(server: &Server, id: &str) {
     for _ in 0..10 {
         let execution = server.execution(id);
-        assert_eq!(stage(&execution, "approval")["status"], "waiting", "{execution:#}");
-        assert!(matches!(execution["status"].as_str(), Some("waiting" | "running")), "{execution:#}");
+        assert_eq!(
+            stage(&execution, "approval")["status"],
+            "waiting",
+            "{execution:#}"
+        );
+        assert!(
+            matches!(execution["status"].as_str(), Some("waiting" | "running")),
+            "{execution:#}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -50,11 +57,21 @@ pub fn judgment_continues_across_kill9(server: &mut Server) {
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
     let approval = stage(&execution, "approval");
-    assert_eq!(approval["outputs"]["judgment"], "production", "{approval:#}");
+    assert_eq!(
+        approval["outputs"]["judgment"], "production",
+        "{approval:#}"
+    );
     let recorded = format!("{}{}", approval["state"], approval["outputs"]);
-    assert!(recorded.contains("admin"), "who judged is recorded: {approval:#}");
+    assert!(
+        recorded.contains("admin"),
+        "who judged is recorded: {approval:#}"
+    );
     assert_eq!(lines(&server.work().join("deploy.target")), ["production"]);
-    assert_eq!(lines(&server.work().join("build.count")).len(), 1, "build ran again after the restart");
+    assert_eq!(
+        lines(&server.work().join("build.count")).len(),
+        1,
+        "build ran again after the restart"
+    );
 }
 
 pub fn judgment_stops_across_restart(server: &mut Server) {
@@ -64,7 +81,9 @@ pub fn judgment_stops_across_restart(server: &mut Server) {
     assert_still_waiting(server, &id);
 
     // A judgment is refused for an unknown option, and changes nothing.
-    server.cli(&["approve", &id, "--option", "moon"]).fails_with("moon");
+    server
+        .cli(&["approve", &id, "--option", "moon"])
+        .fails_with("moon");
     assert_still_waiting(server, &id);
 
     server.cli(&["reject", &id]).ok();
@@ -72,7 +91,10 @@ pub fn judgment_stops_across_restart(server: &mut Server) {
     assert_eq!(execution["status"], "failed", "{execution:#}");
     assert_eq!(stage(&execution, "approval")["status"], "failed");
     assert_ne!(stage(&execution, "deploy")["status"], "succeeded");
-    assert!(lines(&server.work().join("deploy.target")).is_empty(), "deploy ran after a rejection");
+    assert!(
+        lines(&server.work().join("deploy.target")).is_empty(),
+        "deploy ran after a rejection"
+    );
 
     // Judging a finished execution is refused with a message.
     let out = server.cli(&["approve", &id]);

@@ -76,17 +76,36 @@ pipelines:
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
 
     let logs = server.logs(&id);
-    let text: Vec<String> = logs.iter().map(|l| l["line"].as_str().unwrap().to_owned()).collect();
-    assert!(text.iter().any(|l| l == "plain line"), "the logs were stored: {text:#?}");
+    let text: Vec<String> = logs
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        text.iter().any(|l| l == "plain line"),
+        "the logs were stored: {text:#?}"
+    );
     assert!(text.iter().any(|l| l.starts_with("inline")), "{text:#?}");
-    assert!(text.iter().any(|l| l.starts_with("to stderr")), "stderr is stored too: {text:#?}");
+    assert!(
+        text.iter().any(|l| l.starts_with("to stderr")),
+        "stderr is stored too: {text:#?}"
+    );
     for line in &text {
-        assert!(!line.contains(secret), "a secret reached the logs: {line:?}");
+        assert!(
+            !line.contains(secret),
+            "a secret reached the logs: {line:?}"
+        );
     }
     let cli = server.cli(&["logs", &id]).ok();
-    assert!(cli.stdout.contains("plain line") && !cli.stdout.contains(secret), "{cli:?}");
+    assert!(
+        cli.stdout.contains("plain line") && !cli.stdout.contains(secret),
+        "{cli:?}"
+    );
     let shown = server.cli(&["execution", "show", &id, "--json"]).ok();
-    assert!(!shown.stdout.contains(secret), "the execution view shows a secret: {}", shown.stdout);
+    assert!(
+        !shown.stdout.contains(secret),
+        "the execution view shows a secret: {}",
+        shown.stdout
+    );
 }
 
 /// `checkPreconditions` passes when its expressions hold and otherwise fails
@@ -117,7 +136,17 @@ pipelines:
     let refused = server.run("guard", &["env=production"]);
     let execution = server.wait_terminal(&refused);
     assert_eq!(execution["status"], "failed", "{execution:#}");
-    let error = stage(&execution, "check")["error"].as_str().unwrap_or_default().to_owned();
-    assert!(error.contains("no production deploys from here"), "{execution:#}");
-    assert_eq!(lines(&server.work().join("guard.after")).len(), 1, "the stage after a failed precondition ran");
+    let error = stage(&execution, "check")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("no production deploys from here"),
+        "{execution:#}"
+    );
+    assert_eq!(
+        lines(&server.work().join("guard.after")).len(),
+        1,
+        "the stage after a failed precondition ran"
+    );
 }

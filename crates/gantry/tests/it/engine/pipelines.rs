@@ -50,14 +50,21 @@ pipelines:
     assert_eq!(child["parameters"]["who"], "from-parent");
     assert_eq!(child["parent"]["stage"], "call");
     let call = stage(&parent, "call");
-    assert!(millis(call, "endedAt") >= millis(&child, "endedAt"), "the parent stage ended before its child");
+    assert!(
+        millis(call, "endedAt") >= millis(&child, "endedAt"),
+        "the parent stage ended before its child"
+    );
 
     let id = server.run("parent", &["fail=yes"]);
     let parent = server.wait_terminal(&id);
     assert_eq!(parent["status"], "failed", "{parent:#}");
     assert_eq!(stage(&parent, "call")["status"], "failed");
     assert_eq!(find_child(server, &id)["status"], "failed");
-    assert_eq!(lines(&work.join("parent-after.txt")).len(), 1, "the stage after a failed child ran");
+    assert_eq!(
+        lines(&work.join("parent-after.txt")).len(),
+        1,
+        "the stage after a failed child ran"
+    );
 }
 
 /// The child execution started by `parent_id`.

@@ -34,14 +34,23 @@ pub fn run_follow_exit_codes(server: &mut Server) {
     let out = server.cli(&["run", "ok", "--follow"]).ok();
     let id = out.stdout.lines().next().unwrap().trim().to_owned();
     assert_eq!(server.execution(&id)["status"], "succeeded");
-    assert!(out.stdout.contains("hello") && out.stdout.contains("world"), "{out:?}");
-    assert!(out.stdout.lines().last().unwrap().contains("succeeded"), "{out:?}");
+    assert!(
+        out.stdout.contains("hello") && out.stdout.contains("world"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.lines().last().unwrap().contains("succeeded"),
+        "{out:?}"
+    );
 
     let out = server.cli(&["run", "broken", "--follow"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let id = out.stdout.lines().next().unwrap().trim().to_owned();
     assert_eq!(server.execution(&id)["status"], "failed");
-    assert!(out.stdout.contains("boom") && out.stdout.contains("failed"), "{out:?}");
+    assert!(
+        out.stdout.contains("boom") && out.stdout.contains("failed"),
+        "{out:?}"
+    );
 }
 
 /// The JSON of `execution show --json` and the lists.
@@ -57,26 +66,60 @@ pub fn execution_show_json_shape(server: &mut Server) {
     assert_eq!(shown["trigger"]["type"], "manual");
     assert_eq!(shown["trigger"]["user"], "admin");
     let stages = shown["stages"].as_array().unwrap();
-    assert_eq!(stages.iter().map(|s| s["id"].as_str().unwrap()).collect::<Vec<_>>(), ["hello", "world"]);
+    assert_eq!(
+        stages
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["hello", "world"]
+    );
     for stage in stages {
         assert_eq!(stage["status"], "succeeded", "{stage:#}");
         assert_eq!(stage["type"], "run");
         assert!(stage["outputs"].is_object(), "{stage:#}");
-        assert!(millis(stage, "startedAt") <= millis(stage, "endedAt"), "{stage:#}");
+        assert!(
+            millis(stage, "startedAt") <= millis(stage, "endedAt"),
+            "{stage:#}"
+        );
         assert!(stage["startedAt"].as_str().unwrap().ends_with('Z'));
     }
     assert!(millis(&shown, "createdAt") <= millis(&shown, "endedAt"));
 
     let human = server.cli(&["execution", "show", &id]).ok();
-    assert!(human.stdout.contains("hello") && human.stdout.contains("succeeded"), "{human:?}");
+    assert!(
+        human.stdout.contains("hello") && human.stdout.contains("succeeded"),
+        "{human:?}"
+    );
     let list = server.cli(&["execution", "list", "--pipeline", "ok"]).ok();
     assert!(list.stdout.contains(&id), "{list:?}");
-    let list: Value =
-        serde_json::from_str(&server.cli(&["execution", "list", "--status", "succeeded", "--json"]).ok().stdout).unwrap();
-    assert!(list["executions"].as_array().unwrap().iter().any(|e| e["id"] == id.as_str()));
-    let list: Value =
-        serde_json::from_str(&server.cli(&["execution", "list", "--status", "failed", "--json"]).ok().stdout).unwrap();
-    assert!(!list["executions"].as_array().unwrap().iter().any(|e| e["id"] == id.as_str()));
+    let list: Value = serde_json::from_str(
+        &server
+            .cli(&["execution", "list", "--status", "succeeded", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        list["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == id.as_str())
+    );
+    let list: Value = serde_json::from_str(
+        &server
+            .cli(&["execution", "list", "--status", "failed", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        !list["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == id.as_str())
+    );
     let list = server.get("/api/v1/executions?trigger=manual&limit=1");
     assert_eq!(list["executions"].as_array().unwrap().len(), 1);
 }
@@ -111,13 +154,50 @@ pipelines:
     assert!(late.status.success(), "{late:?}");
 
     let expected: Vec<String> = (1..=8).map(|i| format!("line-{i}")).collect();
-    let early_lines: Vec<&str> = early.stdout.lines().filter_map(|l| l.strip_prefix("[talk] ")).collect();
+    let early_lines: Vec<&str> = early
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("[talk] "))
+        .collect();
     assert_eq!(early_lines, expected, "{early:?}");
-    assert_eq!(late.stdout.lines().collect::<Vec<_>>(), expected, "{late:?}");
+    assert_eq!(
+        late.stdout.lines().collect::<Vec<_>>(),
+        expected,
+        "{late:?}"
+    );
 
     // The stored lines, read after the end, are the same.
     let stored = server.cli(&["logs", &id, "--stage", "talk"]).ok();
     assert_eq!(stored.stdout.lines().collect::<Vec<_>>(), expected);
+
+    // The event stream resumes after Last-Event-ID, and ends with `end`.
+    let seq_of_4 = server
+        .logs(&id)
+        .iter()
+        .find(|l| l["line"] == "line-4")
+        .and_then(|l| l["seq"].as_i64())
+        .expect("line-4 is stored");
+    let stream = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/executions/{id}/events", server.url))
+        .bearer_auth(&server.token)
+        .header("Last-Event-ID", seq_of_4.to_string())
+        .timeout(Duration::from_secs(60))
+        .send()
+        .and_then(|r| r.text())
+        .expect("event stream");
+    let events: Vec<&str> = stream
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"execution"), "{stream}");
+    assert_eq!(events.last(), Some(&"end"), "{stream}");
+    let resumed: Vec<String> = stream
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["line"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(resumed, expected[4..], "{stream}");
 }
 
 /// `/metrics` has the engine's stage counters and the execution gauges.
@@ -128,11 +208,16 @@ pub fn metrics_count_stages_and_executions(server: &mut Server) {
     let (status, text) = server.api("GET", "/metrics", None);
     assert_eq!(status, 200);
     let text = text.as_str().expect("text");
-    let stage_counter = text
-        .lines()
-        .any(|l| l.starts_with("gantry_stages_total{") && l.contains("status=\"succeeded\"") && l.contains("type=\"run\""));
+    let stage_counter = text.lines().any(|l| {
+        l.starts_with("gantry_stages_total{")
+            && l.contains("status=\"succeeded\"")
+            && l.contains("type=\"run\"")
+    });
     assert!(stage_counter, "no stage counter:\n{text}");
-    assert!(text.contains("gantry_stage_duration_seconds_bucket"), "no stage duration histogram:\n{text}");
+    assert!(
+        text.contains("gantry_stage_duration_seconds_bucket"),
+        "no stage duration histogram:\n{text}"
+    );
     let succeeded = text
         .lines()
         .find(|l| l.starts_with("gantry_executions{status=\"succeeded\"}"))

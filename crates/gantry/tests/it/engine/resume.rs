@@ -40,19 +40,47 @@ pipelines:
 
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
-    assert!(!alive(orphan), "the interrupted step's orphaned process {orphan} was not killed");
-    assert_eq!(lines(&work.join("first.count")).len(), 1, "a completed stage ran twice");
-    assert_eq!(lines(&work.join("long0.count")).len(), 1, "a completed step ran twice");
-    assert_eq!(lines(&work.join("long1.count")).len(), 2, "the interrupted step should run exactly once more");
-    assert_eq!(lines(&work.join("long1.done")).len(), 1, "the interrupted run must not finish after the restart");
+    assert!(
+        !alive(orphan),
+        "the interrupted step's orphaned process {orphan} was not killed"
+    );
+    assert_eq!(
+        lines(&work.join("first.count")).len(),
+        1,
+        "a completed stage ran twice"
+    );
+    assert_eq!(
+        lines(&work.join("long0.count")).len(),
+        1,
+        "a completed step ran twice"
+    );
+    assert_eq!(
+        lines(&work.join("long1.count")).len(),
+        2,
+        "the interrupted step should run exactly once more"
+    );
+    assert_eq!(
+        lines(&work.join("long1.done")).len(),
+        1,
+        "the interrupted run must not finish after the restart"
+    );
     assert_eq!(lines(&work.join("last.count")).len(), 1);
 
     // The re-run is recorded in the stage's log.
     let logs = server.logs(&id);
     let noted = logs.iter().any(|l| {
-        l["stageId"] == "long" && l["stream"] == "system" && l["line"].as_str().unwrap().to_lowercase().contains("interrupt")
+        l["stageId"] == "long"
+            && l["stream"] == "system"
+            && l["line"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("interrupt")
     });
-    assert!(noted, "no system log line about the interruption: {logs:#?}");
+    assert!(
+        noted,
+        "no system log line about the interruption: {logs:#?}"
+    );
 }
 
 /// A `wait` resumes after a kill -9 with its remaining time (not from
@@ -87,7 +115,10 @@ pipelines:
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
     let took = millis(&execution, "endedAt") - millis(&execution, "createdAt");
     // Restarting the 8 s wait from scratch would end after at least 9 s.
-    assert!((7_900..8_900).contains(&took), "the wait took {took} ms instead of about 8 s");
+    assert!(
+        (7_900..8_900).contains(&took),
+        "the wait took {took} ms instead of about 8 s"
+    );
 
     let id = server.run("long-nap", &[]);
     server.wait_stage(&id, "nap", "running");
