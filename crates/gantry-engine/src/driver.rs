@@ -25,9 +25,20 @@ pub(crate) type Reply = oneshot::Sender<Result<(), EngineError>>;
 
 /// What the engine asks of a driver.
 pub(crate) enum Command {
-    Cancel { user: String, reply: Reply },
-    Signal { stage: Option<String>, signal: StageSignal, reply: Reply },
-    Restart { stage: String, user: String, reply: Reply },
+    Cancel {
+        user: String,
+        reply: Reply,
+    },
+    Signal {
+        stage: Option<String>,
+        signal: StageSignal,
+        reply: Reply,
+    },
+    Restart {
+        stage: String,
+        user: String,
+        reply: Reply,
+    },
 }
 
 /// What a person sends to a running stage.
@@ -40,7 +51,9 @@ impl StageSignal {
     /// Whether a stage of this type, in this status, takes this signal.
     fn accepted_by(&self, stage: &Stage, status: Status) -> bool {
         match self {
-            StageSignal::Judgment(_) => stage.kind.type_name() == "manualJudgment" && status == Status::Waiting,
+            StageSignal::Judgment(_) => {
+                stage.kind.type_name() == "manualJudgment" && status == Status::Waiting
+            }
             StageSignal::Skip => stage.kind.type_name() == "wait" && status == Status::Running,
         }
     }
@@ -96,7 +109,11 @@ pub(crate) async fn drive(
 }
 
 impl Driver {
-    async fn run(&mut self, commands: &mut mpsc::Receiver<Command>, resumed: bool) -> Result<(), EngineError> {
+    async fn run(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        resumed: bool,
+    ) -> Result<(), EngineError> {
         // Persists `running` and `startedAt` for a new execution.
         self.execution.update(|_| ()).await?;
         if resumed {
@@ -169,7 +186,11 @@ impl Driver {
     async fn start(&mut self, index: usize) -> Result<(), EngineError> {
         let condition = {
             let state = self.execution.read().await;
-            state.spec(index).condition.clone().map(|c| (c, expressions::context(&state)))
+            state
+                .spec(index)
+                .condition
+                .clone()
+                .map(|c| (c, expressions::context(&state)))
         };
         if let Some((condition, context)) = condition {
             match expressions::condition(&condition, &context) {
@@ -189,7 +210,12 @@ impl Driver {
                 }
                 Err(error) => {
                     self.execution.update(|c| begin_attempt(c, index)).await?;
-                    return self.complete(index, Outcome::Failed(format!("condition `if: {condition}`: {error}"))).await;
+                    return self
+                        .complete(
+                            index,
+                            Outcome::Failed(format!("condition `if: {condition}`: {error}")),
+                        )
+                        .await;
                 }
             }
         }
@@ -201,7 +227,15 @@ impl Driver {
     async fn spawn(&mut self, index: usize, resumed: bool) {
         let cancel = CancellationToken::new();
         let (signals, signal_rx) = mpsc::channel(4);
-        let ctx = StageContext::new(&self.engine, &self.execution, index, resumed, cancel.clone(), signal_rx).await;
+        let ctx = StageContext::new(
+            &self.engine,
+            &self.execution,
+            index,
+            resumed,
+            cancel.clone(),
+            signal_rx,
+        )
+        .await;
         let task = self.tasks.spawn(stages::execute(ctx));
         self.task_stage.insert(task.id(), index);
         self.running.insert(index, Running { cancel, signals });
@@ -211,20 +245,30 @@ impl Driver {
     async fn complete(&mut self, index: usize, outcome: Outcome) -> Result<(), EngineError> {
         let (spec, attempt, stage_id) = {
             let state = self.execution.read().await;
-            (state.spec(index).clone(), state.stages[index].attempt, state.stages[index].stage_id.clone())
+            (
+                state.spec(index).clone(),
+                state.stages[index].attempt,
+                state.stages[index].stage_id.clone(),
+            )
         };
         let halting = self.halt().await.is_some();
         if let Outcome::Failed(error) = &outcome
             && attempt <= i64::from(spec.retries)
             && !halting
         {
-            let log = stages::stage_log(&self.engine, &self.execution.id, &stage_id, &self.execution).await;
+            let log =
+                stages::stage_log(&self.engine, &self.execution.id, &stage_id, &self.execution)
+                    .await;
             log.system(&format!(
                 "attempt {attempt} failed: {error}; retrying ({} left)",
                 i64::from(spec.retries) - attempt + 1
             ))
             .await;
-            self.engine.inner.store.clear_steps(&self.execution.id, &stage_id).await?;
+            self.engine
+                .inner
+                .store
+                .clear_steps(&self.execution.id, &stage_id)
+                .await?;
             self.execution.update(|c| begin_attempt(c, index)).await?;
             self.spawn(index, false).await;
             return Ok(());
@@ -287,7 +331,11 @@ impl Driver {
                 let result = self.cancel(&user).await;
                 let _ = reply.send(result);
             }
-            Command::Signal { stage, signal, reply } => {
+            Command::Signal {
+                stage,
+                signal,
+                reply,
+            } => {
                 let target = {
                     let state = self.execution.read().await;
                     signal_target(&state, stage.as_deref(), &signal)
@@ -302,11 +350,14 @@ impl Driver {
                             if let Err(mpsc::error::SendError((_, reply))) =
                                 running.signals.send((signal, reply)).await
                             {
-                                let _ = reply.send(Err(EngineError::Invalid("the stage has just ended".into())));
+                                let _ = reply.send(Err(EngineError::Invalid(
+                                    "the stage has just ended".into(),
+                                )));
                             }
                         }
                         None => {
-                            let _ = reply.send(Err(EngineError::Invalid("the stage is not running".into())));
+                            let _ = reply
+                                .send(Err(EngineError::Invalid("the stage is not running".into())));
                         }
                     },
                 }
@@ -336,7 +387,10 @@ impl Driver {
             })
             .await?;
         if let Some(status) = finished {
-            return Err(EngineError::Invalid(format!("execution {} has already {status}", self.execution.id)));
+            return Err(EngineError::Invalid(format!(
+                "execution {} has already {status}",
+                self.execution.id
+            )));
         }
         for running in self.running.values() {
             running.cancel.cancel();
@@ -357,7 +411,10 @@ fn begin_attempt(c: &mut Change<'_>, index: usize) {
     record.state = serde_json::json!({});
 }
 
-fn merge_outputs(into: &mut serde_json::Value, outputs: serde_json::Map<String, serde_json::Value>) {
+fn merge_outputs(
+    into: &mut serde_json::Value,
+    outputs: serde_json::Map<String, serde_json::Value>,
+) {
     if !into.is_object() {
         *into = serde_json::json!({});
     }
@@ -372,7 +429,9 @@ fn ready_stages(state: &ExecState) -> Vec<usize> {
         .filter(|&i| state.stages[i].status == Status::Pending)
         .filter(|&i| {
             state.spec(i).depends_on.iter().all(|dep| {
-                let Some(d) = state.index(dep) else { return false };
+                let Some(d) = state.index(dep) else {
+                    return false;
+                };
                 let (spec, record) = (state.spec(d), &state.stages[d]);
                 match record.status {
                     Status::Succeeded | Status::Skipped => true,
@@ -394,10 +453,19 @@ fn halt(state: &ExecState) -> Option<(Status, String)> {
         let spec = state.spec(i);
         state.stages[i].status == status && spec.fail_pipeline && !spec.continue_pipeline
     };
-    for (status, verb) in [(Status::Failed, "failed"), (Status::Canceled, "was canceled")] {
+    for (status, verb) in [
+        (Status::Failed, "failed"),
+        (Status::Canceled, "was canceled"),
+    ] {
         if let Some(i) = (0..state.stages.len()).find(|&i| stops_pipeline(i, status)) {
-            let error = state.stages[i].error.as_deref().unwrap_or("no reason given");
-            return Some((status, format!("stage {} {verb}: {error}", state.stages[i].stage_id)));
+            let error = state.stages[i]
+                .error
+                .as_deref()
+                .unwrap_or("no reason given");
+            return Some((
+                status,
+                format!("stage {} {verb}: {error}", state.stages[i].stage_id),
+            ));
         }
     }
     None
@@ -415,18 +483,34 @@ fn final_status(state: &ExecState) -> (Status, Option<String>) {
     });
     match deferred {
         Some(i) => {
-            let error = state.stages[i].error.as_deref().unwrap_or("no reason given");
-            (Status::Failed, Some(format!("stage {} failed: {error}", state.stages[i].stage_id)))
+            let error = state.stages[i]
+                .error
+                .as_deref()
+                .unwrap_or("no reason given");
+            (
+                Status::Failed,
+                Some(format!(
+                    "stage {} failed: {error}",
+                    state.stages[i].stage_id
+                )),
+            )
         }
         None => (Status::Succeeded, None),
     }
 }
 
 /// The stage a judgment or a skip is meant for.
-fn signal_target(state: &ExecState, stage: Option<&str>, signal: &StageSignal) -> Result<usize, EngineError> {
+fn signal_target(
+    state: &ExecState,
+    stage: Option<&str>,
+    signal: &StageSignal,
+) -> Result<usize, EngineError> {
     let id = &state.exec.id;
     if let Some(stage) = stage {
-        let index = state.index(stage).ok_or_else(|| EngineError::NotFound { kind: "stage", id: stage.to_owned() })?;
+        let index = state.index(stage).ok_or_else(|| EngineError::NotFound {
+            kind: "stage",
+            id: stage.to_owned(),
+        })?;
         let status = state.stages[index].status;
         if !signal.accepted_by(state.spec(index), status) {
             return Err(EngineError::Invalid(format!(
@@ -437,13 +521,20 @@ fn signal_target(state: &ExecState, stage: Option<&str>, signal: &StageSignal) -
         }
         return Ok(index);
     }
-    let candidates: Vec<usize> =
-        (0..state.stages.len()).filter(|&i| signal.accepted_by(state.spec(i), state.stages[i].status)).collect();
+    let candidates: Vec<usize> = (0..state.stages.len())
+        .filter(|&i| signal.accepted_by(state.spec(i), state.stages[i].status))
+        .collect();
     match candidates[..] {
         [index] => Ok(index),
-        [] => Err(EngineError::Invalid(format!("no stage of execution {id} is {}", signal.describe()))),
+        [] => Err(EngineError::Invalid(format!(
+            "no stage of execution {id} is {}",
+            signal.describe()
+        ))),
         _ => {
-            let names: Vec<&str> = candidates.iter().map(|&i| state.stages[i].stage_id.as_str()).collect();
+            let names: Vec<&str> = candidates
+                .iter()
+                .map(|&i| state.stages[i].stage_id.as_str())
+                .collect();
             Err(EngineError::Invalid(format!(
                 "several stages of execution {id} are {}: {}; name one with --stage",
                 signal.describe(),
@@ -455,10 +546,17 @@ fn signal_target(state: &ExecState, stage: Option<&str>, signal: &StageSignal) -
 
 /// Resets a failed or canceled stage and everything downstream of it to
 /// pending, and reopens the execution.
-pub(crate) async fn restart(execution: &Execution, store: &Store, stage: &str) -> Result<(), EngineError> {
+pub(crate) async fn restart(
+    execution: &Execution,
+    store: &Store,
+    stage: &str,
+) -> Result<(), EngineError> {
     let reset = {
         let state = execution.read().await;
-        let index = state.index(stage).ok_or_else(|| EngineError::NotFound { kind: "stage", id: stage.to_owned() })?;
+        let index = state.index(stage).ok_or_else(|| EngineError::NotFound {
+            kind: "stage",
+            id: stage.to_owned(),
+        })?;
         let status = state.stages[index].status;
         if !matches!(status, Status::Failed | Status::Canceled) {
             return Err(EngineError::Invalid(format!(
@@ -466,7 +564,10 @@ pub(crate) async fn restart(execution: &Execution, store: &Store, stage: &str) -
             )));
         }
         let reset = downstream(&state, index);
-        if let Some(&busy) = reset.iter().find(|&&i| matches!(state.stages[i].status, Status::Running | Status::Waiting)) {
+        if let Some(&busy) = reset
+            .iter()
+            .find(|&&i| matches!(state.stages[i].status, Status::Running | Status::Waiting))
+        {
             return Err(EngineError::Invalid(format!(
                 "stage {} downstream of {stage} is still {}",
                 state.stages[busy].stage_id, state.stages[busy].status

@@ -97,7 +97,9 @@ impl Engine {
             // server) from starting; it stays as it is, and says why.
             match ExecState::load(&engine.inner.store, &exec.id).await {
                 Ok(state) => engine.spawn_driver(engine.execution(state), true),
-                Err(error) => tracing::error!(execution = %exec.id, %error, "cannot resume execution"),
+                Err(error) => {
+                    tracing::error!(execution = %exec.id, %error, "cannot resume execution")
+                }
             }
         }
         Ok(engine)
@@ -121,11 +123,20 @@ impl Engine {
         request: RunRequest,
         parent: Option<ParentRef>,
     ) -> Result<ExecutionRecord, EngineError> {
-        let record = self.inner.store.pipeline(&request.pipeline).await?.ok_or_else(|| {
-            EngineError::NotFound { kind: "pipeline", id: request.pipeline.clone() }
-        })?;
+        let record = self
+            .inner
+            .store
+            .pipeline(&request.pipeline)
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                kind: "pipeline",
+                id: request.pipeline.clone(),
+            })?;
         let pipeline: Pipeline = serde_json::from_value(record.spec.clone()).map_err(|e| {
-            EngineError::Invalid(format!("pipeline {:?}: stored spec is unreadable: {e}", request.pipeline))
+            EngineError::Invalid(format!(
+                "pipeline {:?}: stored spec is unreadable: {e}",
+                request.pipeline
+            ))
         })?;
         let parameters = resolve_parameters(&pipeline, &request.parameters)?;
         let trigger = match request.trigger {
@@ -152,26 +163,50 @@ impl Engine {
     /// Cancels a running execution: running steps are killed (their whole process group).
     pub async fn cancel(&self, execution: &str, user: &str) -> Result<(), EngineError> {
         let user = user.to_owned();
-        self.ask(execution, |reply| Command::Cancel { user, reply }).await
+        self.ask(execution, |reply| Command::Cancel { user, reply })
+            .await
     }
 
     /// Decides the waiting manual judgment (`stage` may be omitted when exactly one waits).
-    pub async fn judge(&self, execution: &str, stage: Option<&str>, judgment: Judgment) -> Result<(), EngineError> {
+    pub async fn judge(
+        &self,
+        execution: &str,
+        stage: Option<&str>,
+        judgment: Judgment,
+    ) -> Result<(), EngineError> {
         let stage = stage.map(str::to_owned);
-        self.ask(execution, |reply| Command::Signal { stage, signal: StageSignal::Judgment(judgment), reply })
-            .await
+        self.ask(execution, |reply| Command::Signal {
+            stage,
+            signal: StageSignal::Judgment(judgment),
+            reply,
+        })
+        .await
     }
 
     /// Ends a running `wait` stage now, successfully.
     pub async fn skip_wait(&self, execution: &str, stage: Option<&str>) -> Result<(), EngineError> {
         let stage = stage.map(str::to_owned);
-        self.ask(execution, |reply| Command::Signal { stage, signal: StageSignal::Skip, reply }).await
+        self.ask(execution, |reply| Command::Signal {
+            stage,
+            signal: StageSignal::Skip,
+            reply,
+        })
+        .await
     }
 
     /// Runs a failed or canceled stage again, with every stage downstream of it.
-    pub async fn restart_stage(&self, execution: &str, stage: &str, user: &str) -> Result<(), EngineError> {
+    pub async fn restart_stage(
+        &self,
+        execution: &str,
+        stage: &str,
+        user: &str,
+    ) -> Result<(), EngineError> {
         let (stage, user) = (stage.to_owned(), user.to_owned());
-        let command = |reply| Command::Restart { stage: stage.clone(), user: user.clone(), reply };
+        let command = |reply| Command::Restart {
+            stage: stage.clone(),
+            user: user.clone(),
+            reply,
+        };
         if let Some(result) = self.ask_driver(execution, command).await {
             return result;
         }
@@ -269,15 +304,28 @@ fn resolve_parameters(
     let mut problems = Vec::new();
     for name in given.keys() {
         if !pipeline.parameters.iter().any(|p| &p.name == name) {
-            let known: Vec<&str> = pipeline.parameters.iter().map(|p| p.name.as_str()).collect();
-            problems.push(format!("unknown parameter {name:?} (pipeline {:?} takes: {})", pipeline.name, known.join(", ")));
+            let known: Vec<&str> = pipeline
+                .parameters
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            problems.push(format!(
+                "unknown parameter {name:?} (pipeline {:?} takes: {})",
+                pipeline.name,
+                known.join(", ")
+            ));
         }
     }
     let mut values = BTreeMap::new();
     for parameter in &pipeline.parameters {
-        let value = given.get(&parameter.name).cloned().or_else(|| parameter.default.clone());
+        let value = given
+            .get(&parameter.name)
+            .cloned()
+            .or_else(|| parameter.default.clone());
         match value {
-            None if parameter.required => problems.push(format!("parameter {:?} is required", parameter.name)),
+            None if parameter.required => {
+                problems.push(format!("parameter {:?} is required", parameter.name))
+            }
             None => {
                 values.insert(parameter.name.clone(), String::new());
             }
@@ -295,7 +343,11 @@ fn resolve_parameters(
             }
         }
     }
-    if problems.is_empty() { Ok(values) } else { Err(EngineError::Invalid(problems.join("; "))) }
+    if problems.is_empty() {
+        Ok(values)
+    } else {
+        Err(EngineError::Invalid(problems.join("; ")))
+    }
 }
 
 /// The values of the execution's secret parameters, masked in its logs.
@@ -305,6 +357,13 @@ pub(crate) fn secret_values(state: &ExecState) -> Vec<String> {
         .parameters
         .iter()
         .filter(|p| p.secret)
-        .filter_map(|p| state.exec.parameters.get(&p.name)?.as_str().map(str::to_owned))
+        .filter_map(|p| {
+            state
+                .exec
+                .parameters
+                .get(&p.name)?
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }

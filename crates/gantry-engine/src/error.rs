@@ -14,6 +14,9 @@ pub enum EngineError {
 
 impl EngineError {
     pub(crate) fn execution_not_found(id: &str) -> EngineError {
-        EngineError::NotFound { kind: "execution", id: id.to_owned() }
+        EngineError::NotFound {
+            kind: "execution",
+            id: id.to_owned(),
+        }
     }
 }

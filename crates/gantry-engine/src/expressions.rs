@@ -12,7 +12,12 @@ pub(crate) fn context(state: &ExecState) -> Value {
     let stages: serde_json::Map<String, Value> = state
         .stages
         .iter()
-        .map(|r| (r.stage_id.clone(), json!({ "status": r.status.as_str(), "outputs": r.outputs })))
+        .map(|r| {
+            (
+                r.stage_id.clone(),
+                json!({ "status": r.status.as_str(), "outputs": r.outputs }),
+            )
+        })
         .collect();
     json!({
         "parameters": exec.parameters,
@@ -31,7 +36,9 @@ pub(crate) fn context(state: &ExecState) -> Value {
 /// Evaluates an `if:` condition.
 pub(crate) fn condition(expression: &str, context: &Value) -> Result<bool, String> {
     let expression = gantry_expr::Expression::parse(expression).map_err(|e| e.to_string())?;
-    expression.eval_bool(&gantry_expr::Context::from_json(context)).map_err(|e| e.to_string())
+    expression
+        .eval_bool(&gantry_expr::Context::from_json(context))
+        .map_err(|e| e.to_string())
 }
 
 /// Renders every `${{ … }}` in the stage's own fields. Fields are strings
@@ -42,10 +49,12 @@ pub(crate) fn render_stage(kind: &StageKind, context: &Value) -> Result<StageKin
     let context = gantry_expr::Context::from_json(context);
     let mut raw = serde_json::to_value(kind).map_err(|e| e.to_string())?;
     match kind {
-        StageKind::CheckPreconditions(_) => return Ok(kind.clone()),
+        StageKind::CheckPreconditions(_) => Ok(kind.clone()),
         StageKind::Webhook(webhook) => {
             let body = match &webhook.body {
-                Some(body) => Some(gantry_expr::render_value(body, &context).map_err(|e| format!("body: {e}"))?),
+                Some(body) => Some(
+                    gantry_expr::render_value(body, &context).map_err(|e| format!("body: {e}"))?,
+                ),
                 None => None,
             };
             if let Some(map) = raw.as_object_mut() {
@@ -72,9 +81,12 @@ fn render_each_string(value: Value, context: &gantry_expr::Context) -> Result<Va
             let template = gantry_expr::Template::parse(&text).map_err(|e| e.to_string())?;
             Value::String(template.render(context).map_err(|e| e.to_string())?)
         }
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(|v| render_each_string(v, context)).collect::<Result<_, _>>()?)
-        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| render_each_string(v, context))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| Ok((k, render_each_string(v, context)?)))

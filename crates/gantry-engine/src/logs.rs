@@ -54,7 +54,11 @@ impl LogSink {
     }
 }
 
-async fn write_loop(store: Store, events: broadcast::Sender<Event>, mut rx: mpsc::Receiver<Message>) {
+async fn write_loop(
+    store: Store,
+    events: broadcast::Sender<Event>,
+    mut rx: mpsc::Receiver<Message>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -82,7 +86,11 @@ fn take(message: Message, batch: &mut Vec<NewLogLine>, flushes: &mut Vec<oneshot
     }
 }
 
-async fn store_batch(store: &Store, events: &broadcast::Sender<Event>, batch: &mut Vec<NewLogLine>) {
+async fn store_batch(
+    store: &Store,
+    events: &broadcast::Sender<Event>,
+    batch: &mut Vec<NewLogLine>,
+) {
     let mut result = store.append_logs(batch).await;
     if result.is_err() {
         // One retry covers a passing lock or a dropped connection.
@@ -122,12 +130,16 @@ impl Masker {
     const MIN_SECRET_LEN: usize = 3;
 
     pub(crate) fn new(secrets: impl IntoIterator<Item = String>) -> Masker {
-        let mut secrets: Vec<String> =
-            secrets.into_iter().filter(|s| s.len() >= Self::MIN_SECRET_LEN).collect();
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .filter(|s| s.len() >= Self::MIN_SECRET_LEN)
+            .collect();
         // Longest first, so that a secret containing another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
-        Masker { secrets: Arc::new(secrets) }
+        Masker {
+            secrets: Arc::new(secrets),
+        }
     }
 
     pub(crate) fn mask(&self, text: &str) -> String {

@@ -20,7 +20,10 @@ pub(crate) struct ProcessId {
 impl ProcessId {
     pub(crate) fn of(pid: i32) -> Option<ProcessId> {
         let stat = ProcStat::read(pid)?;
-        Some(ProcessId { pid, start: stat.start })
+        Some(ProcessId {
+            pid,
+            start: stat.start,
+        })
     }
 }
 
@@ -52,7 +55,9 @@ fn group_alive(pgid: i32) -> bool {
     if killpg(Pid::from_raw(pgid), None).is_err() {
         return false;
     }
-    members(pgid, 0).into_iter().any(|pid| ProcStat::read(pid).is_some_and(|s| s.state != 'Z'))
+    members(pgid, 0)
+        .into_iter()
+        .any(|pid| ProcStat::read(pid).is_some_and(|s| s.state != 'Z'))
 }
 
 /// Kills what a previous Gantry process left of a step: the group `leader`
@@ -68,7 +73,9 @@ pub(crate) fn kill_orphans(leader: ProcessId) -> usize {
 
 /// Processes in group `pgid` that started at or after `not_before` ticks.
 fn members(pgid: i32, not_before: i64) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| {
             ProcStat::read(pid).is_some_and(|stat| stat.pgrp == pgid && stat.start >= not_before)

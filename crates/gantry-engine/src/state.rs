@@ -26,19 +26,34 @@ pub(crate) struct ExecState {
 
 impl ExecState {
     pub(crate) async fn load(store: &Store, id: &str) -> Result<ExecState, EngineError> {
-        let exec = store.execution(id).await?.ok_or_else(|| EngineError::execution_not_found(id))?;
+        let exec = store
+            .execution(id)
+            .await?
+            .ok_or_else(|| EngineError::execution_not_found(id))?;
         let pipeline: Pipeline = serde_json::from_value(exec.spec.clone()).map_err(|e| {
-            EngineError::Invalid(format!("execution {id}: stored pipeline spec is unreadable: {e}"))
+            EngineError::Invalid(format!(
+                "execution {id}: stored pipeline spec is unreadable: {e}"
+            ))
         })?;
         let mut records = store.stages(id).await?;
         let mut stages = Vec::with_capacity(pipeline.stages.len());
         for spec in &pipeline.stages {
-            let at = records.iter().position(|r| r.stage_id == spec.id).ok_or_else(|| {
-                EngineError::Invalid(format!("execution {id}: no stored state for stage {:?}", spec.id))
-            })?;
+            let at = records
+                .iter()
+                .position(|r| r.stage_id == spec.id)
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "execution {id}: no stored state for stage {:?}",
+                        spec.id
+                    ))
+                })?;
             stages.push(records.swap_remove(at));
         }
-        Ok(ExecState { exec, pipeline, stages })
+        Ok(ExecState {
+            exec,
+            pipeline,
+            stages,
+        })
     }
 
     pub(crate) fn index(&self, stage_id: &str) -> Option<usize> {
@@ -88,8 +103,17 @@ impl Change<'_> {
 }
 
 impl Execution {
-    pub(crate) fn new(state: ExecState, store: Store, events: broadcast::Sender<Event>) -> Arc<Execution> {
-        Arc::new(Execution { id: state.exec.id.clone(), state: Mutex::new(state), store, events })
+    pub(crate) fn new(
+        state: ExecState,
+        store: Store,
+        events: broadcast::Sender<Event>,
+    ) -> Arc<Execution> {
+        Arc::new(Execution {
+            id: state.exec.id.clone(),
+            state: Mutex::new(state),
+            store,
+            events,
+        })
     }
 
     /// Read access (for decisions that do not change anything).
@@ -108,7 +132,10 @@ impl Execution {
         let before_exec = guard.exec.status;
         let before: Vec<Status> = guard.stages.iter().map(|r| r.status).collect();
 
-        let mut change = Change { state: &mut guard, touched: Vec::new() };
+        let mut change = Change {
+            state: &mut guard,
+            touched: Vec::new(),
+        };
         let result = f(&mut change);
         let touched = std::mem::take(&mut change.touched);
         let state = &mut *guard;
@@ -121,7 +148,9 @@ impl Execution {
 
         let rows: Vec<StageRecord> = touched.iter().map(|&i| state.stages[i].clone()).collect();
         let started = Instant::now();
-        self.store.update_stages_and_execution(&rows, &state.exec).await?;
+        self.store
+            .update_stages_and_execution(&rows, &state.exec)
+            .await?;
         metrics::histogram!("gantry_transition_seconds").record(started.elapsed().as_secs_f64());
 
         let at = clock::now();
@@ -161,6 +190,7 @@ fn record_stage_metrics(record: &StageRecord, kind: &'static str) {
     metrics::counter!("gantry_stages_total", "status" => status, "type" => kind).increment(1);
     if let (Some(start), Some(end)) = (record.started_at, record.ended_at) {
         let seconds = (end - start).max(0) as f64 / 1000.0;
-        metrics::histogram!("gantry_stage_duration_seconds", "type" => kind, "status" => status).record(seconds);
+        metrics::histogram!("gantry_stage_duration_seconds", "type" => kind, "status" => status)
+            .record(seconds);
     }
 }

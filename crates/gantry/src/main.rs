@@ -42,6 +42,9 @@ fn main() -> ExitCode {
         eprintln!("error: internal error{place}: {message}");
     }));
     let serving = matches!(cli.command, Command::Serve(_));
+    if !serving {
+        restore_default_sigpipe();
+    }
     let runtime = if serving {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -65,4 +68,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Rust ignores SIGPIPE, so a CLI whose output is piped into `head` would
+/// fail writing to stdout. Like every Unix command, the CLI ends quietly
+/// instead. (The server keeps ignoring it: a closed socket is an error to
+/// handle there, not a reason to stop.)
+fn restore_default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called before any thread starts; SIG_DFL installs no handler code.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

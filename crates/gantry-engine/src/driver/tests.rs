@@ -7,7 +7,8 @@ use crate::state::ExecState;
 
 /// A state for a pipeline given as YAML-ish JSON stages, with statuses.
 fn state(stages: serde_json::Value, statuses: &[Status]) -> ExecState {
-    let pipeline: Pipeline = serde_json::from_value(json!({ "name": "p", "stages": stages })).unwrap();
+    let pipeline: Pipeline =
+        serde_json::from_value(json!({ "name": "p", "stages": stages })).unwrap();
     let records = pipeline
         .stages
         .iter()
@@ -38,7 +39,11 @@ fn state(stages: serde_json::Value, statuses: &[Status]) -> ExecState {
         error: None,
         canceled_by: None,
     };
-    ExecState { exec, pipeline, stages: records }
+    ExecState {
+        exec,
+        pipeline,
+        stages: records,
+    }
 }
 
 fn wait(id: &str, deps: &[&str]) -> serde_json::Value {
@@ -49,21 +54,33 @@ use Status::*;
 
 #[test]
 fn parallel_roots_are_ready_together() {
-    let s = state(json!([wait("a", &[]), wait("b", &[]), wait("c", &["a", "b"])]), &[Pending, Pending, Pending]);
+    let s = state(
+        json!([wait("a", &[]), wait("b", &[]), wait("c", &["a", "b"])]),
+        &[Pending, Pending, Pending],
+    );
     assert_eq!(ready_stages(&s), vec![0, 1]);
 }
 
 #[test]
 fn a_stage_waits_for_all_its_dependencies() {
-    let s = state(json!([wait("a", &[]), wait("b", &[]), wait("c", &["a", "b"])]), &[Succeeded, Running, Pending]);
+    let s = state(
+        json!([wait("a", &[]), wait("b", &[]), wait("c", &["a", "b"])]),
+        &[Succeeded, Running, Pending],
+    );
     assert!(ready_stages(&s).is_empty());
-    let s = state(json!([wait("a", &[]), wait("b", &[]), wait("c", &["a", "b"])]), &[Succeeded, Skipped, Pending]);
+    let s = state(
+        json!([wait("a", &[]), wait("b", &[]), wait("c", &["a", "b"])]),
+        &[Succeeded, Skipped, Pending],
+    );
     assert_eq!(ready_stages(&s), vec![2]);
 }
 
 #[test]
 fn a_failure_fails_the_pipeline_by_default() {
-    let s = state(json!([wait("a", &[]), wait("b", &["a"])]), &[Failed, Pending]);
+    let s = state(
+        json!([wait("a", &[]), wait("b", &["a"])]),
+        &[Failed, Pending],
+    );
     assert!(ready_stages(&s).is_empty());
     assert_eq!(halt(&s), Some((Failed, "stage a failed: boom".into())));
 }
@@ -81,7 +98,10 @@ fn continue_pipeline_ignores_the_failure() {
 fn fail_pipeline_false_halts_only_the_branch() {
     let mut a = wait("a", &[]);
     a["failPipeline"] = json!(false);
-    let s = state(json!([a, wait("b", &["a"]), wait("c", &[])]), &[Failed, Pending, Succeeded]);
+    let s = state(
+        json!([a, wait("b", &["a"]), wait("c", &[])]),
+        &[Failed, Pending, Succeeded],
+    );
     assert!(ready_stages(&s).is_empty());
     assert_eq!(halt(&s), None);
     assert_eq!(final_status(&s), (Succeeded, None));
@@ -94,13 +114,21 @@ fn complete_other_branches_then_fail() {
     a["completeOtherBranchesThenFail"] = json!(true);
     let s = state(json!([a, wait("c", &[])]), &[Failed, Succeeded]);
     assert_eq!(halt(&s), None);
-    assert_eq!(final_status(&s), (Failed, Some("stage a failed: boom".into())));
+    assert_eq!(
+        final_status(&s),
+        (Failed, Some("stage a failed: boom".into()))
+    );
 }
 
 #[test]
 fn downstream_is_transitive() {
     let s = state(
-        json!([wait("a", &[]), wait("b", &["a"]), wait("c", &["b"]), wait("d", &[])]),
+        json!([
+            wait("a", &[]),
+            wait("b", &["a"]),
+            wait("c", &["b"]),
+            wait("d", &[])
+        ]),
         &[Failed, Pending, Pending, Succeeded],
     );
     assert_eq!(downstream(&s, 0), vec![0, 1, 2]);

@@ -13,7 +13,10 @@ pub(crate) async fn run(ctx: &StageContext, spec: &CheckPreconditionsStage) -> O
         match expressions::condition(&precondition.expression, &ctx.expressions) {
             Ok(true) => {}
             Ok(false) => failures.push(
-                precondition.message.clone().unwrap_or_else(|| format!("`{}` is false", precondition.expression)),
+                precondition
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("`{}` is false", precondition.expression)),
             ),
             Err(error) => failures.push(format!("`{}`: {error}", precondition.expression)),
         }
@@ -22,7 +25,9 @@ pub(crate) async fn run(ctx: &StageContext, spec: &CheckPreconditionsStage) -> O
         return Outcome::Succeeded(Map::new());
     }
     for failure in &failures {
-        ctx.log.system(&format!("precondition failed: {failure}")).await;
+        ctx.log
+            .system(&format!("precondition failed: {failure}"))
+            .await;
     }
     Outcome::Failed(format!("precondition failed: {}", failures.join("; ")))
 }

@@ -80,7 +80,9 @@ impl StageContext {
 
     /// Replaces the stage's durable state; persisted before it returns.
     pub(crate) async fn save_state(&self, state: Value) -> Result<(), EngineError> {
-        self.execution.update(|c| c.stage(self.index).state = state).await
+        self.execution
+            .update(|c| c.stage(self.index).state = state)
+            .await
     }
 
     /// Merges outputs into the stage's outputs now (they survive a restart).
@@ -99,7 +101,9 @@ impl StageContext {
 
     /// Running ↔ waiting (for a person).
     pub(crate) async fn set_status(&self, status: Status) -> Result<(), EngineError> {
-        self.execution.update(|c| c.stage(self.index).status = status).await
+        self.execution
+            .update(|c| c.stage(self.index).status = status)
+            .await
     }
 
     /// Waits for a signal from a person, or for cancellation (`None`).
@@ -113,12 +117,23 @@ impl StageContext {
 
     /// The execution's workspace, shared by all its stages.
     pub(crate) fn workspace(&self) -> PathBuf {
-        self.engine.inner.config.data_dir.join("workspaces").join(&self.execution.id)
+        self.engine
+            .inner
+            .config
+            .data_dir
+            .join("workspaces")
+            .join(&self.execution.id)
     }
 
     /// Gantry's own files for this stage (step outputs), outside the workspace.
     pub(crate) fn run_dir(&self) -> PathBuf {
-        self.engine.inner.config.data_dir.join("runs").join(&self.execution.id).join(&self.stage_id)
+        self.engine
+            .inner
+            .config
+            .data_dir
+            .join("runs")
+            .join(&self.execution.id)
+            .join(&self.stage_id)
     }
 
     /// Why the stage is being stopped, for its outcome.
@@ -133,7 +148,12 @@ impl StageContext {
 
 /// A log writer for a stage outside a running stage task (the driver's own
 /// notes, such as retries).
-pub(crate) async fn stage_log(engine: &Engine, execution_id: &str, stage_id: &str, execution: &Execution) -> StageLog {
+pub(crate) async fn stage_log(
+    engine: &Engine,
+    execution_id: &str,
+    stage_id: &str,
+    execution: &Execution,
+) -> StageLog {
     let state = execution.read().await;
     StageLog {
         sink: engine.inner.logs.clone(),

@@ -19,17 +19,21 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ManualJudgmentStage) -> Outco
     if let Err(error) = ctx.set_status(Status::Waiting).await {
         return Outcome::Failed(error.to_string());
     }
-    if let Some(instructions) = &spec.instructions {
-        if !ctx.resumed {
-            ctx.log.system(&format!("waiting for a judgment: {instructions}")).await;
-        }
+    if let Some(instructions) = &spec.instructions
+        && !ctx.resumed
+    {
+        ctx.log
+            .system(&format!("waiting for a judgment: {instructions}"))
+            .await;
     }
     loop {
         let Some((signal, reply)) = ctx.next_signal().await else {
             return Outcome::Canceled(ctx.cancel_reason().await);
         };
         let StageSignal::Judgment(judgment) = signal else {
-            let _ = reply.send(Err(EngineError::Invalid("a manual judgment cannot be skipped; approve or reject it".into())));
+            let _ = reply.send(Err(EngineError::Invalid(
+                "a manual judgment cannot be skipped; approve or reject it".into(),
+            )));
             continue;
         };
         let state = match record(spec, &judgment) {
@@ -48,8 +52,14 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ManualJudgmentStage) -> Outco
             continue;
         }
         let _ = reply.send(Ok(()));
-        let verb = if judgment.proceed { "continued" } else { "stopped" };
-        ctx.log.system(&format!("judgment: {verb} by {}", judgment.user)).await;
+        let verb = if judgment.proceed {
+            "continued"
+        } else {
+            "stopped"
+        };
+        ctx.log
+            .system(&format!("judgment: {verb} by {}", judgment.user))
+            .await;
         return decided(&state).expect("a recorded judgment is decided");
     }
 }
@@ -64,10 +74,15 @@ fn record(spec: &ManualJudgmentStage, judgment: &Judgment) -> Result<Value, Engi
             )));
         }
         (Some(option), true) => {
-            return Err(EngineError::Invalid(format!("this judgment offers no options, got {option:?}")));
+            return Err(EngineError::Invalid(format!(
+                "this judgment offers no options, got {option:?}"
+            )));
         }
         (None, false) if judgment.proceed => {
-            return Err(EngineError::Invalid(format!("choose an option: {}", spec.options.join(", "))));
+            return Err(EngineError::Invalid(format!(
+                "choose an option: {}",
+                spec.options.join(", ")
+            )));
         }
         (option, _) => option.clone(),
     };
@@ -81,9 +96,15 @@ fn record(spec: &ManualJudgmentStage, judgment: &Judgment) -> Result<Value, Engi
 
 fn decided(state: &Value) -> Option<Outcome> {
     let judgment = state.get("judgment")?.as_str()?;
-    let by = state.get("judgedBy").and_then(Value::as_str).unwrap_or("someone");
+    let by = state
+        .get("judgedBy")
+        .and_then(Value::as_str)
+        .unwrap_or("someone");
     let mut outputs = Map::new();
-    let chosen = state.get("option").and_then(Value::as_str).unwrap_or(judgment);
+    let chosen = state
+        .get("option")
+        .and_then(Value::as_str)
+        .unwrap_or(judgment);
     outputs.insert("judgment".into(), Value::String(chosen.to_owned()));
     outputs.insert("judgedBy".into(), Value::String(by.to_owned()));
     if let Some(at) = state.get("judgedAt") {

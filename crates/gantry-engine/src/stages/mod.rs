@@ -39,10 +39,14 @@ pub(crate) async fn execute(ctx: StageContext) -> Outcome {
         Err(error) => return Outcome::Failed(format!("expression: {error}")),
     };
     if ctx.resumed {
-        ctx.log.system("server restarted: resuming this stage").await;
+        ctx.log
+            .system("server restarted: resuming this stage")
+            .await;
     }
     let run = run_kind(&ctx, &kind);
-    let Some(timeout) = ctx.spec.timeout else { return run.await };
+    let Some(timeout) = ctx.spec.timeout else {
+        return run.await;
+    };
     let elapsed = Duration::from_millis((crate::clock::now() - ctx.started_at).max(0) as u64);
     let left = timeout.saturating_sub(elapsed);
     tokio::pin!(run);

@@ -17,16 +17,31 @@ pub(crate) async fn run(ctx: &StageContext, spec: &PipelineStage) -> Outcome {
     let mut events = ctx.engine.subscribe();
     let child = match child(ctx, spec).await {
         Ok(child) => child,
-        Err(error) => return Outcome::Failed(format!("cannot start pipeline {:?}: {error}", spec.pipeline)),
+        Err(error) => {
+            return Outcome::Failed(format!(
+                "cannot start pipeline {:?}: {error}",
+                spec.pipeline
+            ));
+        }
     };
     let mut outputs = Map::new();
     outputs.insert("executionId".into(), Value::String(child.id.clone()));
     if !spec.wait_for_completion {
-        ctx.log.system(&format!("started pipeline {} as execution {}", spec.pipeline, child.id)).await;
+        ctx.log
+            .system(&format!(
+                "started pipeline {} as execution {}",
+                spec.pipeline, child.id
+            ))
+            .await;
         return Outcome::Succeeded(outputs);
     }
     if !ctx.resumed {
-        ctx.log.system(&format!("started pipeline {} as execution {}; waiting for it", spec.pipeline, child.id)).await;
+        ctx.log
+            .system(&format!(
+                "started pipeline {} as execution {}; waiting for it",
+                spec.pipeline, child.id
+            ))
+            .await;
     }
     let mut status = child.status;
     while !status.is_terminal() {
@@ -52,19 +67,29 @@ pub(crate) async fn run(ctx: &StageContext, spec: &PipelineStage) -> Outcome {
     }
     outputs.insert("status".into(), Value::String(status.as_str().to_owned()));
     if let Ok(stages) = ctx.store().stages(&child.id).await {
-        let child_outputs: Map<String, Value> = stages.into_iter().map(|s| (s.stage_id, s.outputs)).collect();
+        let child_outputs: Map<String, Value> = stages
+            .into_iter()
+            .map(|s| (s.stage_id, s.outputs))
+            .collect();
         outputs.insert("stages".into(), Value::Object(child_outputs));
     }
     match status {
         Status::Succeeded => Outcome::Succeeded(outputs),
         Status::Canceled => Outcome::Canceled(format!("child execution {} was canceled", child.id)),
-        other => Outcome::Failed(format!("child pipeline {} execution {} {other}", spec.pipeline, child.id)),
+        other => Outcome::Failed(format!(
+            "child pipeline {} execution {} {other}",
+            spec.pipeline, child.id
+        )),
     }
 }
 
 /// This attempt's child execution, started now if it does not exist yet.
 async fn child(ctx: &StageContext, spec: &PipelineStage) -> Result<ExecutionRecord, EngineError> {
-    let parent = ParentRef { execution: ctx.execution.id.clone(), stage: ctx.stage_id.clone(), attempt: ctx.attempt };
+    let parent = ParentRef {
+        execution: ctx.execution.id.clone(),
+        stage: ctx.stage_id.clone(),
+        attempt: ctx.attempt,
+    };
     if let Some(existing) = ctx.store().child_execution(&parent).await? {
         return Ok(existing);
     }
@@ -83,7 +108,11 @@ async fn child(ctx: &StageContext, spec: &PipelineStage) -> Result<ExecutionReco
         parameters: spec.parameters.clone().into_iter().collect(),
         trigger,
     };
-    match ctx.engine.start_execution(request, Some(parent.clone())).await {
+    match ctx
+        .engine
+        .start_execution(request, Some(parent.clone()))
+        .await
+    {
         Err(EngineError::Store(StoreError::Conflict { .. })) => ctx
             .store()
             .child_execution(&parent)

@@ -55,7 +55,14 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
                 _ => {}
             }
         }
-        let step_run = StepRun { ctx, index, step, interruptions, workspace: &workspace, run_dir: &run_dir };
+        let step_run = StepRun {
+            ctx,
+            index,
+            step,
+            interruptions,
+            workspace: &workspace,
+            run_dir: &run_dir,
+        };
         match step_run.execute(&spec.env).await {
             StepEnd::Succeeded(outputs) => {
                 if let Err(error) = ctx.add_outputs(outputs).await {
@@ -79,16 +86,25 @@ async fn interrupted(
     name: &str,
 ) -> Result<i64, Outcome> {
     if let (Some(pgid), Some(start)) = (before.pgid, before.proc_start) {
-        let killed = process::kill_orphans(ProcessId { pid: pgid as i32, start });
+        let killed = process::kill_orphans(ProcessId {
+            pid: pgid as i32,
+            start,
+        });
         if killed > 0 {
-            ctx.log.system(&format!("{name}: killed {killed} leftover process(es) of the interrupted run")).await;
+            ctx.log
+                .system(&format!(
+                    "{name}: killed {killed} leftover process(es) of the interrupted run"
+                ))
+                .await;
         }
     }
     let give_up = match policy {
-        OnInterrupt::Fail => Some(format!("{name} was interrupted by a server restart (onInterrupt: fail)")),
-        OnInterrupt::Rerun if before.interruptions >= 1 => {
-            Some(format!("{name} was interrupted by a server restart again after being re-run once"))
-        }
+        OnInterrupt::Fail => Some(format!(
+            "{name} was interrupted by a server restart (onInterrupt: fail)"
+        )),
+        OnInterrupt::Rerun if before.interruptions >= 1 => Some(format!(
+            "{name} was interrupted by a server restart again after being re-run once"
+        )),
         OnInterrupt::Rerun => None,
     };
     if let Some(error) = give_up {
@@ -104,7 +120,11 @@ async fn interrupted(
         ctx.log.system(&error).await;
         return Err(Outcome::Failed(error));
     }
-    ctx.log.system(&format!("{name} was interrupted by a server restart: running it again from its start")).await;
+    ctx.log
+        .system(&format!(
+            "{name} was interrupted by a server restart: running it again from its start"
+        ))
+        .await;
     Ok(before.interruptions + 1)
 }
 
@@ -128,7 +148,12 @@ impl StepRun<'_> {
         let name = describe(self.index, self.step);
         let output_file = self.run_dir.join(format!("step-{}.outputs", self.index));
         if let Err(error) = tokio::fs::write(&output_file, b"").await {
-            return self.fail(format!("{name}: cannot create its output file: {error}"), None).await;
+            return self
+                .fail(
+                    format!("{name}: cannot create its output file: {error}"),
+                    None,
+                )
+                .await;
         }
         let dir = match working_dir(self.workspace, self.step.dir.as_deref()) {
             Ok(dir) => dir,
@@ -145,7 +170,11 @@ impl StepRun<'_> {
                 command.args(&argv[1..]);
                 command
             }
-            _ => return self.fail(format!("{name}: has neither a script nor a command"), None).await,
+            _ => {
+                return self
+                    .fail(format!("{name}: has neither a script nor a command"), None)
+                    .await;
+            }
         };
         command
             .current_dir(&dir)
@@ -166,11 +195,21 @@ impl StepRun<'_> {
         let started_at = clock::now();
         let mut child = match command.spawn() {
             Ok(child) => child,
-            Err(error) => return self.fail(format!("{name}: cannot start: {error}"), Some(started_at)).await,
+            Err(error) => {
+                return self
+                    .fail(format!("{name}: cannot start: {error}"), Some(started_at))
+                    .await;
+            }
         };
         let pid = child.id().unwrap_or_default() as i32;
         let leader = ProcessId::of(pid);
-        self.ctx.engine.inner.process_groups.lock().unwrap().insert(pid);
+        self.ctx
+            .engine
+            .inner
+            .process_groups
+            .lock()
+            .unwrap()
+            .insert(pid);
         let mut record = StepRecord {
             execution_id: self.ctx.execution.id.clone(),
             stage_id: self.ctx.stage_id.clone(),
@@ -187,14 +226,36 @@ impl StepRun<'_> {
         if let Err(error) = self.ctx.store().put_step(&record).await {
             process::kill_group(pid);
             let _ = child.wait().await;
-            self.ctx.engine.inner.process_groups.lock().unwrap().remove(&pid);
+            self.ctx
+                .engine
+                .inner
+                .process_groups
+                .lock()
+                .unwrap()
+                .remove(&pid);
             return StepEnd::Failed(format!("{name}: {error}"));
         }
 
         let budget = Arc::new(AtomicU64::new(MAX_STEP_LOG));
         let readers = [
-            child.stdout.take().map(|out| tokio::spawn(pump(out, self.ctx.log.clone(), self.index, LogStream::Stdout, budget.clone()))),
-            child.stderr.take().map(|err| tokio::spawn(pump(err, self.ctx.log.clone(), self.index, LogStream::Stderr, budget.clone()))),
+            child.stdout.take().map(|out| {
+                tokio::spawn(pump(
+                    out,
+                    self.ctx.log.clone(),
+                    self.index,
+                    LogStream::Stdout,
+                    budget.clone(),
+                ))
+            }),
+            child.stderr.take().map(|err| {
+                tokio::spawn(pump(
+                    err,
+                    self.ctx.log.clone(),
+                    self.index,
+                    LogStream::Stderr,
+                    budget.clone(),
+                ))
+            }),
         ];
 
         let timeout = async {
@@ -211,7 +272,11 @@ impl StepRun<'_> {
         let (ended, status) = match exited {
             Some(status) => (Ended::Exited, status),
             None => {
-                let ended = if self.ctx.cancel.is_cancelled() { Ended::Canceled } else { Ended::TimedOut };
+                let ended = if self.ctx.cancel.is_cancelled() {
+                    Ended::Canceled
+                } else {
+                    Ended::TimedOut
+                };
                 process::terminate_group(pid, process::GRACE).await;
                 (ended, child.wait().await)
             }
@@ -219,7 +284,13 @@ impl StepRun<'_> {
         // Whatever the step left behind in its group goes with it; this also
         // closes pipes a background process would otherwise hold open.
         process::kill_group(pid);
-        self.ctx.engine.inner.process_groups.lock().unwrap().remove(&pid);
+        self.ctx
+            .engine
+            .inner
+            .process_groups
+            .lock()
+            .unwrap()
+            .remove(&pid);
         for reader in readers.into_iter().flatten() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), reader).await;
         }
@@ -238,16 +309,23 @@ impl StepRun<'_> {
                 let timeout = super::humanize(self.step.timeout.unwrap_or_default());
                 StepEnd::Failed(format!("{name} timed out after {timeout}"))
             }
-            (Ended::Exited, Err(error)) => StepEnd::Failed(format!("{name}: cannot wait for it: {error}")),
-            (Ended::Exited, Ok(status)) if status.success() => match read_outputs(&output_file).await {
-                Ok(outputs) => StepEnd::Succeeded(outputs),
-                Err(error) => StepEnd::Failed(format!("{name}: $GANTRY_OUTPUT: {error}")),
-            },
+            (Ended::Exited, Err(error)) => {
+                StepEnd::Failed(format!("{name}: cannot wait for it: {error}"))
+            }
+            (Ended::Exited, Ok(status)) if status.success() => {
+                match read_outputs(&output_file).await {
+                    Ok(outputs) => StepEnd::Succeeded(outputs),
+                    Err(error) => StepEnd::Failed(format!("{name}: $GANTRY_OUTPUT: {error}")),
+                }
+            }
             (Ended::Exited, Ok(status)) => StepEnd::Failed(match status.code() {
                 Some(code) => format!("{name} exited with code {code}"),
                 None => {
                     use std::os::unix::process::ExitStatusExt;
-                    format!("{name} was killed by signal {}", status.signal().unwrap_or_default())
+                    format!(
+                        "{name} was killed by signal {}",
+                        status.signal().unwrap_or_default()
+                    )
                 }
             }),
         };
@@ -302,10 +380,17 @@ fn describe(index: i64, step: &Step) -> String {
 
 /// The step's directory: the workspace, or `dir` inside it (never outside).
 fn working_dir(workspace: &Path, dir: Option<&str>) -> Result<PathBuf, String> {
-    let Some(dir) = dir else { return Ok(workspace.to_owned()) };
+    let Some(dir) = dir else {
+        return Ok(workspace.to_owned());
+    };
     let relative = Path::new(dir);
-    if relative.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(format!("dir {dir:?} must be a relative path inside the workspace"));
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "dir {dir:?} must be a relative path inside the workspace"
+        ));
     }
     let path = workspace.join(relative);
     std::fs::create_dir_all(&path).map_err(|e| format!("cannot create dir {dir:?}: {e}"))?;
@@ -314,7 +399,13 @@ fn working_dir(workspace: &Path, dir: Option<&str>) -> Result<PathBuf, String> {
 
 /// Copies a pipe into the stage log line by line, cutting over-long lines,
 /// and dropping output once the step's budget is spent.
-async fn pump(pipe: impl AsyncRead + Unpin, log: StageLog, step: i64, stream: LogStream, budget: Arc<AtomicU64>) {
+async fn pump(
+    pipe: impl AsyncRead + Unpin,
+    log: StageLog,
+    step: i64,
+    stream: LogStream,
+    budget: Arc<AtomicU64>,
+) {
     let mut reader = BufReader::with_capacity(64 * 1024, pipe);
     let mut line = Vec::with_capacity(256);
     loop {
@@ -332,27 +423,35 @@ async fn pump(pipe: impl AsyncRead + Unpin, log: StageLog, step: i64, stream: Lo
         }
         let read = read as u64;
         let left = budget
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| Some(left.saturating_sub(read)))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_sub(read))
+            })
             .unwrap_or_default();
         if left == 0 {
             continue;
         }
         if left <= read {
-            let notice = format!("[log truncated: the step printed more than {} MiB; the rest is discarded]", MAX_STEP_LOG >> 20);
+            let notice = format!(
+                "[log truncated: the step printed more than {} MiB; the rest is discarded]",
+                MAX_STEP_LOG >> 20
+            );
             log.line(step, LogStream::System, &notice).await;
             continue;
         }
         while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             line.pop();
         }
-        log.line(step, stream, &String::from_utf8_lossy(&line)).await;
+        log.line(step, stream, &String::from_utf8_lossy(&line))
+            .await;
     }
 }
 
 /// Parses `key=value` lines, and `key<<DELIMITER` … `DELIMITER` blocks for
 /// multi-line values (the format GitHub Actions uses for `$GITHUB_OUTPUT`).
 async fn read_outputs(path: &Path) -> Result<Map<String, Value>, String> {
-    let text = tokio::fs::read_to_string(path).await.map_err(|e| e.to_string())?;
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| e.to_string())?;
     parse_outputs(&text)
 }
 
@@ -371,14 +470,22 @@ pub(crate) fn parse_outputs(text: &str) -> Result<Map<String, Value>, String> {
                 match lines.next() {
                     Some((_, l)) if l == delimiter => break,
                     Some((_, l)) => value.push(l),
-                    None => return Err(format!("line {}: no closing {delimiter:?} for {key:?}", number + 1)),
+                    None => {
+                        return Err(format!(
+                            "line {}: no closing {delimiter:?} for {key:?}",
+                            number + 1
+                        ));
+                    }
                 }
             }
             outputs.insert(key.trim().to_owned(), Value::String(value.join("\n")));
         } else if let Some((key, value)) = line.split_once('=') {
             outputs.insert(key.trim().to_owned(), Value::String(value.to_owned()));
         } else {
-            return Err(format!("line {}: expected key=value, got {line:?}", number + 1));
+            return Err(format!(
+                "line {}: expected key=value, got {line:?}",
+                number + 1
+            ));
         }
     }
     Ok(outputs)

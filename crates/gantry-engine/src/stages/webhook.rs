@@ -23,7 +23,9 @@ async fn run_inner(ctx: &StageContext, spec: &WebhookStage) -> Result<Outcome, O
         Some(response) => response.clone(),
         None => {
             let response = send(ctx, spec).await?;
-            ctx.save_state(json!({ "response": response })).await.map_err(|e| Outcome::Failed(e.to_string()))?;
+            ctx.save_state(json!({ "response": response }))
+                .await
+                .map_err(|e| Outcome::Failed(e.to_string()))?;
             response
         }
     };
@@ -35,17 +37,27 @@ async fn run_inner(ctx: &StageContext, spec: &WebhookStage) -> Result<Outcome, O
     }
     let url = status_url(spec, &response)?;
     let path = spec.status_json_path.as_deref().unwrap_or("$.status");
-    let path = JsonPath::parse(path).map_err(|e| Outcome::Failed(format!("statusJsonPath {path:?}: {e}")))?;
-    ctx.log.system(&format!("polling {url} every {}", super::humanize(spec.poll_interval))).await;
+    let path = JsonPath::parse(path)
+        .map_err(|e| Outcome::Failed(format!("statusJsonPath {path:?}: {e}")))?;
+    ctx.log
+        .system(&format!(
+            "polling {url} every {}",
+            super::humanize(spec.poll_interval)
+        ))
+        .await;
     loop {
         if let Some((status, body)) = poll(ctx, &url, &path).await? {
             let matches = |list: &[String]| list.iter().any(|s| s.eq_ignore_ascii_case(&status));
             let done = if matches(&spec.success_statuses) {
                 Some(Outcome::Succeeded(Map::new()))
             } else if matches(&spec.canceled_statuses) {
-                Some(Outcome::Canceled(format!("the polled job reports {status:?}")))
+                Some(Outcome::Canceled(format!(
+                    "the polled job reports {status:?}"
+                )))
             } else if matches(&spec.terminal_statuses) {
-                Some(Outcome::Failed(format!("the polled job reports {status:?}")))
+                Some(Outcome::Failed(format!(
+                    "the polled job reports {status:?}"
+                )))
             } else {
                 None
             };
@@ -106,9 +118,13 @@ async fn send(ctx: &StageContext, spec: &WebhookStage) -> Result<Value, Outcome>
             _ = ctx.cancel.cancelled() => return Err(Outcome::Canceled(ctx.cancel_reason().await)),
         };
         let message = format!("{method} {} {problem}", spec.url);
-        ctx.log.system(&format!("attempt {attempt} of {tries}: {message}")).await;
+        ctx.log
+            .system(&format!("attempt {attempt} of {tries}: {message}"))
+            .await;
         if attempt == tries {
-            return Err(Outcome::Failed(format!("{message} (after {tries} attempts)")));
+            return Err(Outcome::Failed(format!(
+                "{message} (after {tries} attempts)"
+            )));
         }
         tokio::select! {
             _ = tokio::time::sleep(spec.retry_delay) => {}
@@ -126,7 +142,10 @@ fn status_url(spec: &WebhookStage, response: &Value) -> Result<String, Outcome> 
         StatusUrlResolution::GetMethod => Ok(spec.url.clone()),
         StatusUrlResolution::LocationHeader => {
             let location = response["location"].as_str().ok_or_else(|| {
-                Outcome::Failed("statusUrlResolution is locationHeader but the response has no Location header".into())
+                Outcome::Failed(
+                    "statusUrlResolution is locationHeader but the response has no Location header"
+                        .into(),
+                )
             })?;
             // A relative Location is relative to the request URL.
             reqwest::Url::parse(&spec.url)
@@ -135,21 +154,29 @@ fn status_url(spec: &WebhookStage, response: &Value) -> Result<String, Outcome> 
                 .map_err(|e| Outcome::Failed(format!("bad Location header {location:?}: {e}")))
         }
         StatusUrlResolution::WebhookResponse => {
-            let path = spec.status_url_json_path.as_deref().unwrap_or("$.statusUrl");
+            let path = spec
+                .status_url_json_path
+                .as_deref()
+                .unwrap_or("$.statusUrl");
             let found = JsonPath::parse(path)
                 .map_err(|e| Outcome::Failed(format!("statusUrlJsonPath {path:?}: {e}")))?
                 .query(&response["body"])
                 .first()
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            found.ok_or_else(|| Outcome::Failed(format!("the response has no status URL at {path}")))
+            found
+                .ok_or_else(|| Outcome::Failed(format!("the response has no status URL at {path}")))
         }
     }
 }
 
 /// One poll: `Some((status, body))`, or `None` to poll again after a
 /// passing error (5xx, connection).
-async fn poll(ctx: &StageContext, url: &str, path: &JsonPath) -> Result<Option<(String, Value)>, Outcome> {
+async fn poll(
+    ctx: &StageContext,
+    url: &str,
+    path: &JsonPath,
+) -> Result<Option<(String, Value)>, Outcome> {
     let response = tokio::select! {
         result = ctx.engine.inner.http.get(url).send() => result,
         _ = ctx.cancel.cancelled() => return Err(Outcome::Canceled(ctx.cancel_reason().await)),
@@ -157,25 +184,41 @@ async fn poll(ctx: &StageContext, url: &str, path: &JsonPath) -> Result<Option<(
     let response = match response {
         Ok(response) => response,
         Err(error) => {
-            ctx.log.system(&format!("polling {url} failed: {}", describe(&error))).await;
+            ctx.log
+                .system(&format!("polling {url} failed: {}", describe(&error)))
+                .await;
             return Ok(None);
         }
     };
     let code = response.status();
     let text = response.text().await.unwrap_or_default();
     if code.is_server_error() {
-        ctx.log.system(&format!("polling {url}: {code}; trying again")).await;
+        ctx.log
+            .system(&format!("polling {url}: {code}; trying again"))
+            .await;
         return Ok(None);
     }
     if !code.is_success() {
-        return Err(Outcome::Failed(format!("polling {url} answered {code}: {}", excerpt(&text))));
+        return Err(Outcome::Failed(format!(
+            "polling {url} answered {code}: {}",
+            excerpt(&text)
+        )));
     }
-    let body: Value = serde_json::from_str(&text)
-        .map_err(|e| Outcome::Failed(format!("polling {url}: the answer is not JSON ({e}): {}", excerpt(&text))))?;
+    let body: Value = serde_json::from_str(&text).map_err(|e| {
+        Outcome::Failed(format!(
+            "polling {url}: the answer is not JSON ({e}): {}",
+            excerpt(&text)
+        ))
+    })?;
     let status = match path.query(&body).first() {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
-        None => return Err(Outcome::Failed(format!("polling {url}: nothing at {path} in {}", excerpt(&text)))),
+        None => {
+            return Err(Outcome::Failed(format!(
+                "polling {url}: nothing at {path} in {}",
+                excerpt(&text)
+            )));
+        }
     };
     Ok(Some((status, body)))
 }
@@ -198,4 +241,3 @@ fn describe(error: &reqwest::Error) -> String {
     }
     message
 }
-
