@@ -19,7 +19,10 @@ use crate::logs::LogSink;
 use crate::process;
 use crate::state::{ExecState, Execution};
 
-#[derive(Clone, Debug)]
+/// What the engine needs from the rest of the server. Services that stage
+/// types use (secrets, containers, repositories, deploy targets, …) are
+/// fields here, each with a default, so the server wires them in one place.
+#[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
     /// Workspaces live in `DATA_DIR/workspaces/EXECUTION_ID`, step outputs
     /// and other per-run files in `DATA_DIR/runs/EXECUTION_ID`.

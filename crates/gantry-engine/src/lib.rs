@@ -28,6 +28,7 @@ mod logs;
 mod process;
 mod stages;
 mod state;
+mod trigger_env;
 
 pub use engine::{Engine, EngineConfig, Judgment, RunRequest};
 pub use error::EngineError;

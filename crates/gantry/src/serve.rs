@@ -55,6 +55,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         store.clone(),
         EngineConfig {
             data_dir: data_dir.clone(),
+            ..EngineConfig::default()
         },
     )
     .await

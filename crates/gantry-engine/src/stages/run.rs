@@ -176,9 +176,14 @@ impl StepRun<'_> {
                     .await;
             }
         };
+        let trigger_env = {
+            let state = self.ctx.execution.read().await;
+            crate::trigger_env::step_env(&state.exec.trigger)
+        };
         command
             .current_dir(&dir)
             .env_remove("GANTRY_TOKEN")
+            .envs(trigger_env)
             .envs(stage_env)
             .envs(&self.step.env)
             .env("GANTRY_OUTPUT", &output_file)
@@ -413,10 +418,7 @@ async fn pump(
         // Read at most MAX_LINE bytes: a newline-free flood cannot grow memory.
         let read = {
             let mut limited = (&mut reader).take(MAX_LINE as u64);
-            match limited.read_until(b'\n', &mut line).await {
-                Ok(n) => n,
-                Err(_) => 0,
-            }
+            limited.read_until(b'\n', &mut line).await.unwrap_or_default()
         };
         if read == 0 {
             return;
