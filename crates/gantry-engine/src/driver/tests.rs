@@ -133,3 +133,19 @@ fn downstream_is_transitive() {
     );
     assert_eq!(downstream(&s, 0), vec![0, 1, 2]);
 }
+
+/// A panic inside a stage task is caught by the driver's JoinSet and becomes
+/// the stage's failure message; the runtime (the server) keeps running.
+#[tokio::test]
+async fn a_panicking_stage_becomes_a_failure_message() {
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async {
+        let values: Vec<u32> = Vec::new();
+        values[3]
+    });
+    let error = tasks.join_next().await.unwrap().unwrap_err();
+    let message = super::panic_message(error);
+    assert!(message.starts_with("stage panicked: index out of bounds"), "{message}");
+    // The runtime is still usable after the panic.
+    assert_eq!(tokio::spawn(async { 7 }).await.unwrap(), 7);
+}
