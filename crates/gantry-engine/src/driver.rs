@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use gantry_config::Stage;
 use gantry_store::{Status, Store};
@@ -89,22 +90,39 @@ pub(crate) async fn drive(
 ) {
     let id = execution.id.clone();
     let shutdown = engine.inner.shutdown.clone();
-    let mut driver = Driver {
-        engine,
-        execution,
-        tasks: JoinSet::new(),
-        running: HashMap::new(),
-        task_stage: HashMap::new(),
-    };
-    let result = tokio::select! {
-        result = driver.run(&mut commands, resumed) => result,
-        // Dropping the driver aborts its stage tasks; their records stay as
-        // they are and the next start resumes them.
-        _ = shutdown.cancelled() => Ok(()),
-    };
-    if let Err(error) = result {
-        tracing::error!(execution = %id, %error, "execution driver stopped");
-        driver.engine.retire_driver(&id, &mut commands);
+    let (mut execution, mut resumed, mut backoff) = (execution, resumed, Duration::from_millis(250));
+    loop {
+        let mut driver = Driver {
+            engine: engine.clone(),
+            execution,
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+            task_stage: HashMap::new(),
+        };
+        let result = tokio::select! {
+            result = driver.run(&mut commands, resumed) => result,
+            // Dropping the driver aborts its stage tasks; their records stay as
+            // they are and the next start resumes them.
+            _ = shutdown.cancelled() => return,
+        };
+        let Err(error) = result else { return };
+        // A write failed (the database went away, a disk filled up): what is
+        // in memory may be ahead of the store. Drop it all, wait, and resume
+        // from what was persisted, as after a restart.
+        tracing::error!(execution = %id, %error, retry_in = ?backoff, "execution driver failed; resuming from the store");
+        drop(driver);
+        execution = loop {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            match ExecState::load(&engine.inner.store, &id).await {
+                Ok(state) => break Execution::new(state, engine.inner.store.clone(), engine.inner.events.clone()),
+                Err(error) => tracing::error!(execution = %id, %error, "cannot reload execution"),
+            }
+        };
+        resumed = true;
     }
 }
 
