@@ -99,9 +99,25 @@ impl Client {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        anyhow!("cannot reach gantry at {}: {message}", self.base)
+        anyhow::Error::new(Unreachable(format!(
+            "cannot reach gantry at {}: {message}",
+            self.base
+        )))
     }
 }
+
+/// The server could not be reached (as opposed to an answer with an error):
+/// worth trying again when the server may be restarting.
+#[derive(Debug)]
+pub struct Unreachable(String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
 
 /// The server's `error` text, or the status and whatever it sent.
 async fn error_of(response: Response) -> anyhow::Error {

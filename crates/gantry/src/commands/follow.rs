@@ -4,18 +4,70 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::client::{Client, segment};
+use crate::client::{Client, Unreachable, segment};
 use crate::output::field;
+use crate::sse::SseEvent;
+
+/// How long a follower keeps trying to reconnect to a server that went away
+/// (a restart, a kill -9 and a restart) before giving up.
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
+
+/// Reads an execution's event stream until `on_event` returns a result. When
+/// the stream breaks or the server cannot be reached, it reconnects (for up
+/// to `RECONNECT_FOR`) and resumes after the last log line seen, so a server
+/// restart neither stops the follower nor repeats or loses a line.
+async fn follow_stream<T>(
+    client: &Client,
+    id: &str,
+    query: &str,
+    from_first_line: bool,
+    mut on_event: impl FnMut(&SseEvent) -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let mut after: Option<String> = from_first_line.then(|| "0".to_owned());
+    let mut lost_since: Option<Instant> = None;
+    loop {
+        let resume = after
+            .as_deref()
+            .map(|seq| format!("after={seq}&"))
+            .unwrap_or_default();
+        let path = format!("/api/v1/executions/{}/events?{resume}{query}", segment(id));
+        let broken = match client.events(&path).await {
+            Ok(mut events) => loop {
+                match events.next().await {
+                    Ok(Some(event)) => {
+                        lost_since = None;
+                        if event.event == "log" {
+                            after.clone_from(&event.id);
+                        }
+                        if let Some(done) = on_event(&event)? {
+                            return Ok(done);
+                        }
+                    }
+                    Ok(None) => break "the event stream closed".to_owned(),
+                    Err(error) => break format!("{error:#}"),
+                }
+            },
+            Err(error) if error.downcast_ref::<Unreachable>().is_some() => format!("{error:#}"),
+            Err(error) => return Err(error),
+        };
+        let since = *lost_since.get_or_insert_with(|| {
+            eprintln!("{broken}; reconnecting…");
+            Instant::now()
+        });
+        if since.elapsed() > RECONNECT_FOR {
+            bail!("lost the event stream of execution {id} for {RECONNECT_FOR:?}: {broken}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
 
 /// Prints stage status changes until the execution ends; returns its status.
 pub async fn progress(client: &Client, id: &str) -> anyhow::Result<String> {
-    let mut events = client
-        .events(&format!("/api/v1/executions/{}/events", segment(id)))
-        .await?;
     // (stage, status, attempt) already printed: the snapshot and the live
     // events overlap around the moment the stream opened.
     let mut printed: HashSet<(String, String, i64)> = HashSet::new();
@@ -32,7 +84,7 @@ pub async fn progress(client: &Client, id: &str) -> anyhow::Result<String> {
         println!("{stage:<20} {status}{again}");
         let _ = std::io::stdout().flush();
     };
-    while let Some(event) = events.next().await? {
+    follow_stream(client, id, "", false, |event: &SseEvent| {
         let data: Value = serde_json::from_str(&event.data)
             .with_context(|| format!("bad {} event", event.event))?;
         match event.event.as_str() {
@@ -63,15 +115,14 @@ pub async fn progress(client: &Client, id: &str) -> anyhow::Result<String> {
                     }
                 }
                 println!("execution {id} {status}");
-                return Ok(status);
+                return Ok(Some(status));
             }
             "error" => bail!("{}", field(&data, "error")),
             _ => {}
         }
-    }
-    bail!(
-        "the event stream of execution {id} closed before it ended (is the server shutting down?)"
-    )
+        Ok(None)
+    })
+    .await
 }
 
 /// `gantry logs ID [--stage S] [-f]`.
@@ -86,28 +137,23 @@ pub async fn logs(
         .unwrap_or_default();
     let prefix = stage.is_none();
     if follow {
-        let path = format!(
-            "/api/v1/executions/{}/events?after=0{stage_query}",
-            segment(id)
-        );
-        let mut events = client.events(&path).await?;
-        while let Some(event) = events.next().await? {
+        let query = stage_query.trim_start_matches('&').to_owned();
+        return follow_stream(client, id, &query, true, |event: &SseEvent| {
             match event.event.as_str() {
                 "log" => {
                     let line: Value = serde_json::from_str(&event.data).context("bad log event")?;
                     print_line(&line, prefix);
+                    Ok(None)
                 }
-                "end" => return Ok(ExitCode::SUCCESS),
+                "end" => Ok(Some(ExitCode::SUCCESS)),
                 "error" => {
                     let data: Value = serde_json::from_str(&event.data).unwrap_or_default();
                     bail!("{}", field(&data, "error"));
                 }
-                _ => {}
+                _ => Ok(None),
             }
-        }
-        bail!(
-            "the event stream of execution {id} closed before it ended (is the server shutting down?)"
-        );
+        })
+        .await;
     }
     let mut after = 0;
     loop {

@@ -37,5 +37,6 @@ crate::on_both_backends! {
     run_follow_exit_codes,
     execution_show_json_shape,
     logs_follow_without_gaps_or_duplicates,
+    followers_survive_a_server_restart,
     metrics_count_stages_and_executions,
 }

@@ -226,3 +226,59 @@ pub fn metrics_count_stages_and_executions(server: &mut Server) {
     assert_eq!(succeeded, Some(1.0), "{text}");
     assert!(text.contains("gantry_http_requests_total{"), "{text}");
 }
+
+/// `gantry logs -f` and `gantry run --follow` ride through a kill -9 and a
+/// restart of the server: they reconnect, resume after the last line they
+/// printed, and end with the execution.
+pub fn followers_survive_a_server_restart(server: &mut Server) {
+    server.apply(
+        r#"
+pipelines:
+  - name: restarting
+    stages:
+      - id: before
+        type: run
+        steps:
+          - script: for i in 1 2 3; do echo "before-$i"; done
+      - id: pause
+        type: wait
+        dependsOn: [before]
+        duration: 4s
+      - id: after
+        type: run
+        dependsOn: [pause]
+        steps:
+          - script: for i in 1 2 3; do echo "after-$i"; done
+"#,
+    );
+    let id = server.run("restarting", &[]);
+    let logs = server.cli_spawn(&["logs", &id, "-f"]);
+    server.wait_stage(&id, "pause", "running");
+    let follow = server.cli_spawn(&["run", "restarting", "--follow"]);
+    std::thread::sleep(Duration::from_millis(500));
+    server.kill9();
+    std::thread::sleep(Duration::from_millis(700));
+    server.restart();
+
+    let logs = wait_output(logs, &["logs", "-f"], Duration::from_secs(120));
+    assert!(logs.status.success(), "{logs:?}");
+    let printed: Vec<&str> = logs.stdout.lines().collect();
+    let stored = server.cli(&["logs", &id]).ok();
+    assert_eq!(
+        printed,
+        stored.stdout.lines().collect::<Vec<_>>(),
+        "{logs:?}"
+    );
+    for line in [
+        "[before] before-1",
+        "[before] before-3",
+        "[after] after-1",
+        "[after] after-3",
+    ] {
+        assert!(printed.contains(&line), "{line} missing from {printed:?}");
+    }
+
+    let follow = wait_output(follow, &["run", "--follow"], Duration::from_secs(120));
+    assert!(follow.status.success(), "{follow:?}");
+    assert!(follow.stdout.contains("succeeded"), "{follow:?}");
+}
