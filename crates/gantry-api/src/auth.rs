@@ -198,3 +198,11 @@ async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<
     state.tokens().put(hash, caller.clone());
     Ok(caller)
 }
+
+/// Checks a token given some other way than a bearer header (git sends it as the password
+/// of HTTP basic auth).
+pub(crate) async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let header = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| ApiError::unauthorized("invalid or revoked token"))?;
+    authenticate(state, Some(&header)).await
+}

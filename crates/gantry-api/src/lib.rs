@@ -94,7 +94,7 @@ pub struct Route {
 
 /// Every route of the API, in one table.
 pub fn routes() -> Vec<Route> {
-    use routes::{events, executions, pipelines, system, tokens};
+    use routes::{apt, events, executions, git, pipelines, secrets, system, tokens, webhooks};
     vec![
         public(Method::GET, "/healthz", system::healthz),
         route(Method::GET, "/metrics", system::metrics),
@@ -119,6 +119,11 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/executions/{id}/cancel",
             executions::cancel,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/executions/{id}/rerun",
+            executions::rerun,
         ),
         route(
             Method::POST,
@@ -150,9 +155,141 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/executions/{id}/events",
             events::stream,
         ),
+        route(
+            Method::GET,
+            "/api/v1/applications",
+            routes::deploy::applications,
+        ),
+        route(Method::GET, "/api/v1/clusters", routes::deploy::clusters),
+        route(
+            Method::GET,
+            "/api/v1/clusters/{name}",
+            routes::deploy::cluster,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/clusters/{name}/rollback",
+            routes::deploy::rollback,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/server-groups",
+            routes::deploy::server_groups,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/server-groups/{name}",
+            routes::deploy::server_group,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/server-groups/{name}/resize",
+            routes::deploy::resize,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/server-groups/{name}/enable",
+            routes::deploy::enable,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/server-groups/{name}/disable",
+            routes::deploy::disable,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/server-groups/{name}",
+            routes::deploy::destroy,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/load-balancers",
+            routes::deploy::load_balancers,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/load-balancers/{name}",
+            routes::deploy::load_balancer,
+        ),
         route(Method::GET, "/api/v1/tokens", tokens::list),
         route(Method::POST, "/api/v1/tokens", tokens::create),
         route(Method::DELETE, "/api/v1/tokens/{token}", tokens::revoke),
+        route(Method::GET, "/api/v1/secrets", secrets::list),
+        route(Method::PUT, "/api/v1/secrets/{name}", secrets::set),
+        route(Method::DELETE, "/api/v1/secrets/{name}", secrets::delete),
+        // Hosted git (smart HTTP checks its own basic-auth token) and repositories.
+        public(Method::GET, "/git/{repo}/{*path}", git::smart_http),
+        public(Method::POST, "/git/{repo}/{*path}", git::smart_http),
+        route(Method::GET, "/api/v1/repos", git::list_repos),
+        route(Method::POST, "/api/v1/repos", git::create_repo),
+        route(Method::GET, "/api/v1/repos/{name}", git::show_repo),
+        route(Method::DELETE, "/api/v1/repos/{name}", git::delete_repo),
+        route(Method::GET, "/api/v1/triggers", git::list_triggers),
+        // Webhooks prove themselves with their signature or token.
+        public(Method::POST, "/webhooks/github", webhooks::github),
+        public(Method::POST, "/webhooks/gitlab", webhooks::gitlab),
+        public(
+            Method::POST,
+            "/webhooks/generic/{source}",
+            webhooks::generic,
+        ),
+        route(Method::POST, "/api/v1/apt/repos", apt::create_repo),
+        route(Method::GET, "/api/v1/apt/repos", apt::list_repos),
+        route(Method::GET, "/api/v1/apt/repos/{name}", apt::show_repo),
+        route(Method::DELETE, "/api/v1/apt/repos/{name}", apt::drop_repo),
+        route(
+            Method::GET,
+            "/api/v1/apt/repos/{name}/packages",
+            apt::list_packages,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/apt/repos/{name}/packages",
+            apt::add_package,
+        )
+        .large_body(),
+        route(
+            Method::DELETE,
+            "/api/v1/apt/repos/{name}/packages",
+            apt::remove_packages,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/apt/repos/{name}/copy",
+            apt::copy_packages,
+        ),
+        route(Method::POST, "/api/v1/apt/snapshots", apt::create_snapshot),
+        route(Method::GET, "/api/v1/apt/snapshots", apt::list_snapshots),
+        route(
+            Method::GET,
+            "/api/v1/apt/snapshots/{name}",
+            apt::show_snapshot,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/apt/snapshots/{name}",
+            apt::drop_snapshot,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/apt/snapshots/{name}/diff/{other}",
+            apt::diff_snapshots,
+        ),
+        route(Method::POST, "/api/v1/apt/publish", apt::publish),
+        route(Method::GET, "/api/v1/apt/publish", apt::list_publications),
+        route(
+            Method::PUT,
+            "/api/v1/apt/publish/{prefix}/{distribution}",
+            apt::update_publication,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/apt/publish/{prefix}/{distribution}",
+            apt::drop_publication,
+        ),
+        route(Method::POST, "/api/v1/apt/keys", apt::create_key),
+        route(Method::GET, "/api/v1/apt/keys", apt::list_keys),
+        route(Method::GET, "/api/v1/apt/keys/public", apt::public_key),
     ]
 }
 
@@ -201,6 +338,16 @@ where
         method,
         path,
         public: false,
+    }
+}
+
+impl Route {
+    /// Lifts the default 2 MiB body limit, for uploads of package files.
+    fn large_body(mut self) -> Route {
+        self.handler = self
+            .handler
+            .layer(axum::extract::DefaultBodyLimit::max(4 << 30));
+        self
     }
 }
 

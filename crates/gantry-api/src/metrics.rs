@@ -68,7 +68,9 @@ pub async fn render(state: &AppState) -> ApiResult<String> {
     }
     let handle = state.metrics_handle();
     handle.run_upkeep();
-    Ok(handle.render())
+    let mut text = handle.render();
+    text.push_str(&crate::routes::deploy::metrics(state).await);
+    Ok(text)
 }
 
 /// Middleware counting requests by route template (not by raw path, which

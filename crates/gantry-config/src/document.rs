@@ -14,10 +14,24 @@ struct Kind {
     check: fn(&mut Checker<'_>, &[Node]) -> Json,
 }
 
-const KINDS: &[Kind] = &[Kind {
-    key: "pipelines",
-    check: check_pipelines,
-}];
+const KINDS: &[Kind] = &[
+    Kind {
+        key: "pipelines",
+        check: check_pipelines,
+    },
+    Kind {
+        key: "repositories",
+        check: crate::triggers::check_repositories,
+    },
+    Kind {
+        key: "applications",
+        check: crate::deploy::check_applications,
+    },
+    Kind {
+        key: "loadBalancers",
+        check: crate::deploy::check_load_balancers,
+    },
+];
 
 pub(crate) fn check_document(cx: &mut Checker<'_>, root: Option<&Node>) -> Json {
     let mut out = Map::new();

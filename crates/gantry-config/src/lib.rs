@@ -20,6 +20,7 @@
 //! shape, `graph` `dependsOn`, and `expressions` the `${{ … }}` and condition checks.
 
 mod check;
+mod deploy;
 mod diagnostic;
 mod document;
 mod expressions;
@@ -27,6 +28,7 @@ mod graph;
 mod model;
 mod pipeline;
 mod stages;
+mod triggers;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};

@@ -18,6 +18,25 @@ use serde_json::Value;
 pub struct Document {
     #[serde(default)]
     pub pipelines: Vec<Pipeline>,
+    /// Repositories Gantry hosts, created by `apply` when missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<Repository>,
+    /// Applications that clusters and server groups belong to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<Application>,
+    /// Built-in load balancers routing to clusters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_balancers: Vec<LoadBalancer>,
+}
+
+/// A repository Gantry hosts, served at `/git/NAME.git`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Repository {
+    pub name: String,
+    /// Anyone may clone and fetch it; pushing always needs a token.
+    #[serde(default)]
+    pub public: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,9 +50,144 @@ pub struct Pipeline {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<Parameter>,
     pub stages: Vec<Stage>,
-    /// Added by the triggers issue; kept opaque until then.
+    /// What starts the pipeline besides a person (see [`Trigger`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub triggers: Vec<Value>,
+    pub triggers: Vec<Trigger>,
+    /// How many executions may run at once, and what happens to the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
+}
+
+/// GitLab's `resource_group`: at most `limit` executions of the pipeline run at once; a new
+/// one waits (`queue`, it stays `pending`) or cancels the oldest running one (`cancelOlder`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Concurrency {
+    #[serde(default = "default_concurrency_limit")]
+    pub limit: u32,
+    #[serde(default)]
+    pub on_conflict: OnConflict,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnConflict {
+    #[default]
+    Queue,
+    CancelOlder,
+}
+
+fn default_concurrency_limit() -> u32 {
+    1
+}
+
+/// What starts a pipeline, selected by `type:`. Checked in `triggers.rs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Trigger {
+    /// A push to a repository Gantry hosts (`repository`), or to an external one (`url`)
+    /// reported by a GitHub or GitLab webhook or found by polling (`poll`).
+    Git(GitTrigger),
+    /// A POST to `/webhooks/generic/SOURCE` (Spinnaker's webhook trigger).
+    Webhook(WebhookTrigger),
+    /// Another pipeline's execution ended with one of `status`.
+    Pipeline(PipelineTrigger),
+    /// A new package landed in an APT repository of this server.
+    Artifact(ArtifactTrigger),
+    /// A 5-field cron schedule in a time zone.
+    Cron(CronTrigger),
+}
+
+impl Trigger {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Trigger::Git(_) => "git",
+            Trigger::Webhook(_) => "webhook",
+            Trigger::Pipeline(_) => "pipeline",
+            Trigger::Artifact(_) => "artifact",
+            Trigger::Cron(_) => "cron",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitTrigger {
+    /// A hosted repository's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// An external repository's clone URL, as GitHub or GitLab report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A regex matched against the branch name (`^main$`); with neither `branch` nor `tag`,
+    /// every branch matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// A regex matched against the tag name (`^v.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Globs (`src/**`): the push must change at least one matching file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_files: Vec<String>,
+    /// Globs: a push that changes only matching files is ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_files: Vec<String>,
+    /// The webhook secret (GitHub: the HMAC key; GitLab: the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Checks an external `url` with `ls-remote` this often.
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub poll: Option<Duration>,
+    /// A pipeline file in the repository, read at the pushed commit, that replaces this
+    /// pipeline's stages for the execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookTrigger {
+    /// The last segment of `/webhooks/generic/SOURCE`.
+    pub source: String,
+    /// When set, the request must carry it as `X-Gantry-Secret` or a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Payload field (a dotted path) → regex the field's value must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub payload_constraints: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArtifactTrigger {
+    /// The APT repository (`gantry apt repo create NAME`).
+    pub repository: String,
+    /// Only this package; every package when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CronTrigger {
+    /// `MIN HOUR DAY MONTH WEEKDAY`, e.g. `0 3 * * 1-5`.
+    pub schedule: String,
+    /// An IANA time zone (`Europe/Paris`); UTC when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineTrigger {
+    pub pipeline: String,
+    /// End statuses that start this pipeline; `succeeded` when not given.
+    #[serde(default = "default_trigger_statuses")]
+    pub status: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +258,20 @@ pub enum StageKind {
     Pipeline(PipelineStage),
     Webhook(WebhookStage),
     CheckPreconditions(CheckPreconditionsStage),
+    Deploy(DeployStage),
+    ResizeServerGroup(ResizeServerGroupStage),
+    EnableServerGroup(ServerGroupStage),
+    DisableServerGroup(ServerGroupStage),
+    DestroyServerGroup(ServerGroupStage),
+    RollbackCluster(RollbackClusterStage),
+    ScaleDownCluster(ScaleDownClusterStage),
+    Release(ReleaseStage),
+    GitCommit(GitCommitStage),
+    GitPromote(GitPromoteStage),
+    PackageDeb(PackageDebStage),
+    PublishDeb(PublishDebStage),
+    Bake(BakeStage),
+    FindImage(FindImageStage),
 }
 
 impl StageKind {
@@ -116,6 +284,20 @@ impl StageKind {
             StageKind::Pipeline(_) => "pipeline",
             StageKind::Webhook(_) => "webhook",
             StageKind::CheckPreconditions(_) => "checkPreconditions",
+            StageKind::Deploy(_) => "deploy",
+            StageKind::ResizeServerGroup(_) => "resizeServerGroup",
+            StageKind::EnableServerGroup(_) => "enableServerGroup",
+            StageKind::DisableServerGroup(_) => "disableServerGroup",
+            StageKind::DestroyServerGroup(_) => "destroyServerGroup",
+            StageKind::RollbackCluster(_) => "rollbackCluster",
+            StageKind::ScaleDownCluster(_) => "scaleDownCluster",
+            StageKind::Release(_) => "release",
+            StageKind::GitCommit(_) => "gitCommit",
+            StageKind::GitPromote(_) => "gitPromote",
+            StageKind::PackageDeb(_) => "packageDeb",
+            StageKind::PublishDeb(_) => "publishDeb",
+            StageKind::Bake(_) => "bake",
+            StageKind::FindImage(_) => "findImage",
         }
     }
 
@@ -126,7 +308,134 @@ impl StageKind {
         "pipeline",
         "webhook",
         "checkPreconditions",
+        "deploy",
+        "resizeServerGroup",
+        "enableServerGroup",
+        "disableServerGroup",
+        "destroyServerGroup",
+        "rollbackCluster",
+        "scaleDownCluster",
+        "release",
+        "gitCommit",
+        "gitPromote",
+        "packageDeb",
+        "publishDeb",
+        "bake",
+        "findImage",
     ];
+}
+
+/// `bake`: builds an OCI image from a Containerfile/Dockerfile in the workspace, tags
+/// and pushes it; outputs `image` and `digest`. Skipped (outputs of the earlier bake)
+/// when the same inputs were baked before, unless `rebake`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BakeStage {
+    /// `registry/repository:tag` to build and push.
+    pub image: String,
+    /// The build context, relative to the workspace (default: the workspace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Relative to the context; default `Containerfile`, else `Dockerfile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerfile: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_args: BTreeMap<String, String>,
+    /// Build and push even when the same inputs were baked before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebake: bool,
+    #[serde(default = "yes")]
+    pub push: bool,
+    /// `false` skips TLS verification (and allows plain HTTP) for this registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    /// A secret holding `user:password` for the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+}
+
+/// `findImage`: the newest tag of a repository matching `pattern` (semver-aware);
+/// outputs `image`, `tag` and `version` (the pattern's first group, else the tag).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FindImageStage {
+    /// `registry/repository`.
+    pub repository: String,
+    /// A regular expression a tag must match whole, e.g. `^order_v(\d+\.\d+\.\d+)$`.
+    pub pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+}
+
+/// `release`: bumps the newest `vX.Y.Z[-suffix]` tag of a hosted repository by the
+/// `[major]`/`[minor]`/`[patch]` marker of the commit message and tags the commit
+/// `vX.Y.Z-<short sha>`. Outputs `released`, `version`, `tag`, `previous`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseStage {
+    /// A hosted repository; the trigger's repository when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The commit to tag; the trigger's commit when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Where the marker is looked for; the trigger's commit message when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The bump when the message has no marker; none means no marker, no release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_bump: Option<Bump>,
+    /// The first version, when the repository has no version tag yet.
+    #[serde(default = "default_initial_version")]
+    pub initial_version: String,
+    #[serde(default = "default_tag_prefix")]
+    pub prefix: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Bump {
+    Patch,
+    Minor,
+    Major,
+}
+
+/// `gitCommit`: writes `files` (rendered templates) on `branch` of a hosted repository,
+/// commits and pushes (which triggers what watches that branch). Outputs `commit`, `changed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitCommitStage {
+    pub repository: String,
+    pub branch: String,
+    /// Path in the repository → content.
+    pub files: BTreeMap<String, String>,
+    /// The commit message; by default names the source commit and its author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `gitPromote`: copies files as they are at `from` (a commit or branch) onto `to`, commits
+/// and pushes (the `candidate` → `production` promotion). Outputs `commit`, `changed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitPromoteStage {
+    pub repository: String,
+    pub from: String,
+    pub to: String,
+    /// Paths to copy; every file of `from` when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn default_initial_version() -> String {
+    "0.1.0".to_owned()
+}
+fn default_tag_prefix() -> String {
+    "v".to_owned()
 }
 
 /// What happens to a step that was running when the server died.
@@ -148,7 +457,15 @@ pub struct RunStage {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub on_interrupt: OnInterrupt,
+    #[serde(default)]
     pub steps: Vec<Step>,
+    /// A Cloud Build file in the workspace whose steps the stage runs
+    /// (instead of `steps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Cloud Build substitutions for `config` (`_NAME: value`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub substitutions: BTreeMap<String, String>,
 }
 
 /// One step: exactly one of `script` (run by `sh -e`) or `command` (argv).
@@ -175,6 +492,44 @@ pub struct Step {
     /// Overrides the stage's `onInterrupt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_interrupt: Option<OnInterrupt>,
+    /// Runs the step in a container of this image, the workspace mounted at
+    /// `/workspace`; without it the step runs on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Container steps: overrides the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<String>,
+    /// Container steps: arguments to the entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Container steps: named volumes, shared by the stage's steps that mount them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<StepVolume>,
+    /// The name `waitFor` refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Cloud Build's rule: absent, the step waits for every earlier step;
+    /// `["-"]`, it starts at once; otherwise it waits for the named steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<Vec<String>>,
+    /// A failure of this step does not fail the stage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_failure: bool,
+    /// Exit codes that count as success besides 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_exit_codes: Vec<i32>,
+    /// Environment variables whose values come from the secret store, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<String>,
+}
+
+/// A named volume mounted into a container step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepVolume {
+    pub name: String,
+    /// Absolute path inside the container.
+    pub path: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -262,13 +617,223 @@ pub struct CheckPreconditionsStage {
     pub preconditions: Vec<Precondition>,
 }
 
-/// An expression that must be true; `message` is the failure reported otherwise.
+/// An expression that must be true (or, with `clusterSize`, a count of a
+/// cluster's server groups); `message` is the failure reported otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Precondition {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub expression: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_size: Option<ClusterSizePrecondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Spinnaker's `clusterSize`: the number of live server groups of `cluster`
+/// compared with `expected` (`==` by default).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSizePrecondition {
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<String>,
+    pub expected: u32,
+}
+
+/// An application of `applications:`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Application {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A load balancer of `loadBalancers:`: a loopback listener routing to the
+/// enabled server groups of clusters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancer {
+    pub name: String,
+    pub port: u16,
+    /// Where requests go that no rule takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<LoadBalancerRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerRule {
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub interval: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<u32>,
+}
+
+/// `deploy`: a new server group of the cluster `application-stack-detail`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeployStage {
+    pub application: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// A directory or tarball (relative paths: in the execution's workspace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// Instead of `artifact`: the newest package of APT repository
+    /// `repository` matching this query (`hello (= 1.2.3)`), unpacked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default = "one")]
+    pub size: u32,
+    /// redblack (default), highlander, rolling, canary or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub grace_period: Option<Duration>,
+    #[serde(default)]
+    pub scale_down: bool,
+    #[serde(default)]
+    pub max_remaining_server_groups: u32,
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay_before_disable: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay_before_scale_down: Option<Duration>,
+    /// Failed deploys always remove the new group; `false` is refused for clarity.
+    #[serde(default = "yes")]
+    pub rollback_on_failure: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_percentages: Vec<u32>,
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pause_between: Option<Duration>,
+    /// Rolling: wait for a person between steps (`gantry skip … --stage`).
+    #[serde(default)]
+    pub wait_for_promotion: bool,
+    /// Canary steps: `{setWeight}`, `{pause}`, `{analysis}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Value>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// enable/disable/destroyServerGroup: a group of `cluster`, by `target` or name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerGroupStage {
+    pub cluster: String,
+    /// newest, previous or oldest (default newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_group: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResizeServerGroupStage {
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up_percent: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_percent: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackClusterStage {
+    pub cluster: String,
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScaleDownClusterStage {
+    pub cluster: String,
+    /// The newest groups left at full size (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_full_size_server_groups: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -282,6 +847,9 @@ fn default_webhook_retries() -> u32 {
 }
 fn default_retry_delay() -> Duration {
     Duration::from_secs(1)
+}
+fn default_trigger_statuses() -> Vec<String> {
+    vec!["succeeded".to_owned()]
 }
 fn default_poll_interval() -> Duration {
     Duration::from_secs(5)
@@ -327,4 +895,47 @@ mod duration_opt {
         text.map(|t| super::duration::parse(&t).map_err(serde::de::Error::custom))
             .transpose()
     }
+}
+
+/// `packageDeb`: builds a `.deb` from a directory of the workspace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PackageDebStage {
+    /// The tree to package, relative to the workspace.
+    pub directory: String,
+    /// The package name (`name:` is every stage's display name).
+    pub package: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintainer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Maintainer scripts, files relative to the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preinst: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postinst: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prerm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postrm: Option<String>,
+    /// Where to write it, relative to the workspace (`NAME_VERSION_ARCH.deb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+/// `publishDeb`: adds a `.deb` of the workspace to an APT repository, then
+/// updates the repository's publications.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublishDebStage {
+    pub repository: String,
+    /// The package file, relative to the workspace.
+    pub file: String,
+    #[serde(default)]
+    pub force_replace: bool,
 }

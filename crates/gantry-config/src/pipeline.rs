@@ -71,11 +71,16 @@ pub(crate) fn check_pipeline<'n>(
         Json::Array(stages.into_iter().map(|stage| stage.json).collect()),
     );
 
-    if let Some(triggers) = f.get("triggers") {
-        // Triggers get their own checks with the triggers issue; until then only the shape.
-        if cx.list(triggers, "\"triggers\"").is_some() {
-            f.any(cx, "triggers");
-        }
+    if let Some(list) = f
+        .get("triggers")
+        .and_then(|node| cx.list(node, "\"triggers\""))
+    {
+        let triggers = crate::triggers::check_triggers(cx, list);
+        f.insert("triggers", triggers);
+    }
+    if let Some(node) = f.get("concurrency") {
+        let concurrency = crate::triggers::check_concurrency(cx, node);
+        f.insert("concurrency", concurrency);
     }
     Some((name, f.finish(cx, true)))
 }

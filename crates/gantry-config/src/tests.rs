@@ -122,7 +122,7 @@ fn yaml_keys_tags_and_merges() {
     check(
         "defaults: {}\n",
         expect![[
-            r#"test.yaml:1:1: unknown top-level field "defaults"; a gantry file has pipelines: (and x-… keys of your own, e.g. for anchors)"#
+            r#"test.yaml:1:1: unknown top-level field "defaults"; a gantry file has pipelines:, repositories:, applications:, loadBalancers: (and x-… keys of your own, e.g. for anchors)"#
         ]],
     );
     check(
@@ -210,13 +210,13 @@ fn unknown_fields_everywhere() {
         expect![[r#"
             test.yaml:1:1: unknown top-level field "pipeline", did you mean "pipelines"?
             test.yaml:5:5: unknown field "descripton" in pipeline "p", did you mean "description"?
-            test.yaml:6:5: unknown field "colour" in pipeline "p"; expected one of: name, application, description, parameters, stages, triggers
+            test.yaml:6:5: unknown field "colour" in pipeline "p"; expected one of: name, application, description, parameters, stages, triggers, concurrency
             test.yaml:9:9: unknown field "defualt" in parameter "x", did you mean "default"?
             test.yaml:13:9: unknown field "stpes" in stage "a", did you mean "steps"?
-            test.yaml:16:13: unknown field "workdir" in step 1 of stage "a"; expected one of: name, script, command, env, dir, timeout, onInterrupt
+            test.yaml:16:13: unknown field "workdir" in step 1 of stage "a"; expected one of: name, image, script, command, args, entrypoint, env, dir, timeout, onInterrupt, allowFailure, allowExitCodes, secretEnv, volumes, waitFor, id
             test.yaml:20:9: unknown field "steps" in stage "b"; expected one of: id, name, dependsOn, if, timeout, retries, failPipeline, continuePipeline, continueOnFailure, completeOtherBranchesThenFail, type, duration
             test.yaml:25:13: unknown field "mesage" in precondition 1 of stage "c", did you mean "message"?
-            test.yaml:27:15: unknown stage type "nope"; known types: run, wait, manualJudgment, pipeline, webhook, checkPreconditions"#]],
+            test.yaml:27:15: unknown stage type "nope"; known types: run, wait, manualJudgment, pipeline, webhook, checkPreconditions, deploy, resizeServerGroup, enableServerGroup, disableServerGroup, destroyServerGroup, rollbackCluster, scaleDownCluster, release, gitCommit, gitPromote, packageDeb, publishDeb, bake, findImage"#]],
     );
 }
 
@@ -262,7 +262,9 @@ fn wrong_value_types() {
     );
     check(
         "[1, 2]\n",
-        expect!["test.yaml:1:1: a gantry file is a mapping with pipelines:, not a list"],
+        expect![
+            "test.yaml:1:1: a gantry file is a mapping with pipelines:, repositories:, applications:, loadBalancers:, not a list"
+        ],
     );
     check(
         "pipelines: {name: p}\n",
@@ -285,7 +287,8 @@ fn unknown_and_missing_stage_types() {
         "#,
         expect![[r#"
             test.yaml:4:23: unknown stage type "wiat", did you mean "wait"?
-            test.yaml:5:23: unknown stage type "deploy"; known types: run, wait, manualJudgment, pipeline, webhook, checkPreconditions
+            test.yaml:5:9: stage "b" is missing "application"
+            test.yaml:5:9: stage "b" needs a "command" or an "image"
             test.yaml:6:9: stage "c" is missing "type"
             test.yaml:7:9: stage 4 is missing "id"
             test.yaml:8:23: "type" must be a string, not the number 3"#]],
@@ -320,7 +323,7 @@ fn missing_required_fields() {
             test.yaml:8:9: stage "w" is missing "duration"
             test.yaml:9:9: stage "p" is missing "pipeline"
             test.yaml:10:9: stage "h" is missing "url"
-            test.yaml:11:9: stage "r" is missing "steps"
+            test.yaml:11:9: stage "r" is missing "steps" (or a Cloud Build file in "config")
             test.yaml:12:9: stage "c" is missing "preconditions"
             test.yaml:13:59: precondition 1 of stage "d" is missing "expression"
             test.yaml:14:35: stage "e" has no steps

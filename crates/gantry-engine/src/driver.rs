@@ -55,14 +55,17 @@ impl StageSignal {
             StageSignal::Judgment(_) => {
                 stage.kind.type_name() == "manualJudgment" && status == Status::Waiting
             }
-            StageSignal::Skip => stage.kind.type_name() == "wait" && status == Status::Running,
+            // A deploy takes a skip as the promotion of a paused rollout.
+            StageSignal::Skip => {
+                matches!(stage.kind.type_name(), "wait" | "deploy") && status == Status::Running
+            }
         }
     }
 
     fn describe(&self) -> &'static str {
         match self {
             StageSignal::Judgment(_) => "waiting for a judgment",
-            StageSignal::Skip => "a running wait",
+            StageSignal::Skip => "a running wait or deploy",
         }
     }
 }
@@ -90,7 +93,8 @@ pub(crate) async fn drive(
 ) {
     let id = execution.id.clone();
     let shutdown = engine.inner.shutdown.clone();
-    let (mut execution, mut resumed, mut backoff) = (execution, resumed, Duration::from_millis(250));
+    let (mut execution, mut resumed, mut backoff) =
+        (execution, resumed, Duration::from_millis(250));
     loop {
         let mut driver = Driver {
             engine: engine.clone(),
@@ -118,7 +122,13 @@ pub(crate) async fn drive(
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
             match ExecState::load(&engine.inner.store, &id).await {
-                Ok(state) => break Execution::new(state, engine.inner.store.clone(), engine.inner.events.clone()),
+                Ok(state) => {
+                    break Execution::new(
+                        state,
+                        engine.inner.store.clone(),
+                        engine.inner.events.clone(),
+                    );
+                }
                 Err(error) => tracing::error!(execution = %id, %error, "cannot reload execution"),
             }
         };
@@ -134,6 +144,9 @@ impl Driver {
     ) -> Result<(), EngineError> {
         // Persists `running` and `startedAt` for a new execution.
         self.execution.update(|_| ()).await?;
+        if let Err(reason) = crate::workspace::prepare(&self.engine, &self.execution).await {
+            return self.fail_before_start(reason, commands).await;
+        }
         if resumed {
             self.resume_active_stages().await?;
         }
@@ -161,6 +174,31 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Ends an execution that could not start (its workspace could not be prepared).
+    async fn fail_before_start(
+        &mut self,
+        reason: String,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> Result<(), EngineError> {
+        tracing::warn!(execution = %self.execution.id, %reason, "execution cannot start");
+        let now = clock::now();
+        self.execution
+            .update(|c| {
+                let state = &mut *c.state;
+                state.exec.status = Status::Failed;
+                state.exec.error = Some(reason);
+                state.exec.ended_at = Some(now);
+            })
+            .await?;
+        // Commands that arrived meanwhile find a finished execution.
+        while !self.engine.retire_driver(&self.execution.id, commands) {
+            if let Some(command) = commands.recv().await {
+                self.handle(command).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Stages that were running or waiting when the previous server stopped.

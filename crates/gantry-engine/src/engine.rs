@@ -27,6 +27,23 @@ pub struct EngineConfig {
     /// Workspaces live in `DATA_DIR/workspaces/EXECUTION_ID`, step outputs
     /// and other per-run files in `DATA_DIR/runs/EXECUTION_ID`.
     pub data_dir: PathBuf,
+    /// Runs container steps (`image:`), bakes; `None` where no container
+    /// engine is installed (host steps still run).
+    pub containers: Option<gantry_container::ContainerEngine>,
+    /// Values for steps' `secretEnv` and registry credentials.
+    pub secrets: Option<gantry_secrets::SecretStore>,
+    /// Builder images that cannot exist here, replaced by local ones
+    /// (`gcr.io/cloud-builders/docker` → `localhost/docker-cli`).
+    pub image_map: BTreeMap<String, String>,
+    /// APT repositories (`publishDeb`, `artifact` triggers); `None` in
+    /// engines built without them (tests).
+    pub apt: Option<gantry_apt::Apt>,
+    /// Server groups and load balancers (`deploy` and the server group
+    /// stages, the API's deploy routes); `None` in engines built without it.
+    pub deploy: Option<gantry_deploy::DeployController>,
+    /// Hosted git repositories (`DATA_DIR/repos`): workspaces check out their
+    /// commits, `release` and `gitCommit` push to them.
+    pub git: gantry_git::Repositories,
 }
 
 /// A request to start an execution.
@@ -62,6 +79,10 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     /// The driver of every execution this process is driving.
     drivers: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    /// Held while deciding whether an execution of a pipeline with `concurrency` may start.
+    pub(crate) admission: tokio::sync::Mutex<()>,
+    /// Set when an execution was queued: ending executions then look for queued ones.
+    pub(crate) queued: std::sync::atomic::AtomicBool,
     /// Process groups of running host steps, stopped on shutdown.
     pub(crate) process_groups: Mutex<HashSet<i32>>,
     pub(crate) shutdown: CancellationToken,
@@ -86,6 +107,9 @@ impl Engine {
                 events,
                 http,
                 drivers: Mutex::new(HashMap::new()),
+                admission: tokio::sync::Mutex::new(()),
+                // True at start: executions queued before a restart are looked for once.
+                queued: std::sync::atomic::AtomicBool::new(true),
                 process_groups: Mutex::new(HashSet::new()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -96,6 +120,13 @@ impl Engine {
             tracing::info!(executions = active.len(), "resuming unfinished executions");
         }
         for exec in active {
+            // A queued execution (pending, of a pipeline with `concurrency`)
+            // waits for its turn: `start_queued` below decides.
+            if exec.status == gantry_store::Status::Pending
+                && crate::concurrency::limited(&exec.spec)
+            {
+                continue;
+            }
             // One unreadable execution must not keep the others (or the
             // server) from starting; it stays as it is, and says why.
             match ExecState::load(&engine.inner.store, &exec.id).await {
@@ -105,11 +136,32 @@ impl Engine {
                 }
             }
         }
+        engine.start_queued().await;
         Ok(engine)
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The server's secret store, if it has one.
+    pub fn secrets(&self) -> Option<&gantry_secrets::SecretStore> {
+        self.inner.config.secrets.as_ref()
+    }
+
+    /// The hosted git repositories.
+    pub fn git(&self) -> &gantry_git::Repositories {
+        &self.inner.config.git
+    }
+
+    /// The deploy controller, when the server has one.
+    pub fn deploy(&self) -> Option<&gantry_deploy::DeployController> {
+        self.inner.config.deploy.as_ref()
+    }
+
+    /// The APT repositories, when the server has them.
+    pub fn apt(&self) -> Option<&gantry_apt::Apt> {
+        self.inner.config.apt.as_ref()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -158,6 +210,52 @@ impl Engine {
         };
         let exec = self.inner.store.create_execution(&new).await?;
         tracing::info!(execution = %exec.id, pipeline = %exec.pipeline, "execution created");
+        // Held until the driver is registered, so that the next admission counts it.
+        let _admission = self.inner.admission.lock().await;
+        if let crate::concurrency::Admission::Queue = self.admit(&pipeline, &exec.id).await? {
+            return Ok(exec);
+        }
+        let state = ExecState::load(&self.inner.store, &exec.id).await?;
+        self.spawn_driver(self.execution(state), false);
+        Ok(exec)
+    }
+
+    /// Starts a new execution with the pipeline spec, parameters and trigger of an earlier one
+    /// (a rollback re-runs an earlier deploy). The trigger records `rerunOf` and who asked.
+    pub async fn rerun(&self, execution: &str, user: &str) -> Result<ExecutionRecord, EngineError> {
+        let earlier = self
+            .inner
+            .store
+            .execution(execution)
+            .await?
+            .ok_or_else(|| EngineError::execution_not_found(execution))?;
+        let pipeline: Pipeline = serde_json::from_value(earlier.spec.clone()).map_err(|e| {
+            EngineError::Invalid(format!(
+                "execution {execution}: stored spec is unreadable: {e}"
+            ))
+        })?;
+        let mut trigger = match earlier.trigger {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        trigger.insert("rerunOf".into(), serde_json::json!(execution));
+        trigger.insert("rerunBy".into(), serde_json::json!(user));
+        let new = NewExecution {
+            id: uuid::Uuid::now_v7().to_string(),
+            pipeline: earlier.pipeline,
+            spec: earlier.spec,
+            parameters: earlier.parameters,
+            trigger: serde_json::Value::Object(trigger),
+            parent: None,
+            stage_ids: pipeline.stages.iter().map(|s| s.id.clone()).collect(),
+            created_at: clock::now(),
+        };
+        let exec = self.inner.store.create_execution(&new).await?;
+        tracing::info!(execution = %exec.id, rerun_of = %execution, %user, "execution re-run");
+        let _admission = self.inner.admission.lock().await;
+        if let crate::concurrency::Admission::Queue = self.admit(&pipeline, &exec.id).await? {
+            return Ok(exec);
+        }
         let state = ExecState::load(&self.inner.store, &exec.id).await?;
         self.spawn_driver(self.execution(state), false);
         Ok(exec)
@@ -265,11 +363,16 @@ impl Engine {
         answer.await.ok()
     }
 
-    fn execution(&self, state: ExecState) -> Arc<Execution> {
+    /// Whether a driver (of this process) runs the execution.
+    pub(crate) fn is_driven(&self, id: &str) -> bool {
+        self.inner.drivers.lock().unwrap().contains_key(id)
+    }
+
+    pub(crate) fn execution(&self, state: ExecState) -> Arc<Execution> {
         Execution::new(state, self.inner.store.clone(), self.inner.events.clone())
     }
 
-    fn spawn_driver(&self, execution: Arc<Execution>, resumed: bool) {
+    pub(crate) fn spawn_driver(&self, execution: Arc<Execution>, resumed: bool) {
         let id = execution.id.clone();
         let (sender, commands) = mpsc::channel(16);
         {
@@ -293,6 +396,13 @@ impl Engine {
             return false;
         }
         drivers.remove(id);
+        if self.inner.queued.load(std::sync::atomic::Ordering::SeqCst) {
+            // A place is free: a queued execution may start.
+            let engine = self.clone();
+            self.inner
+                .tasks
+                .spawn(async move { engine.start_queued().await });
+        }
         commands.close();
         true
     }

@@ -19,6 +19,7 @@
 //! forwards [`Event`]s.
 
 mod clock;
+mod concurrency;
 mod driver;
 mod engine;
 mod error;
@@ -29,6 +30,7 @@ mod process;
 mod stages;
 mod state;
 mod trigger_env;
+mod workspace;
 
 pub use engine::{Engine, EngineConfig, Judgment, RunRequest};
 pub use error::EngineError;

@@ -9,7 +9,12 @@ use serde_json::Value;
 
 /// `(name, value)` pairs; only variables whose source field is present.
 pub(crate) fn step_env(trigger: &Value) -> Vec<(String, String)> {
-    let field = |name: &str| trigger.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let field = |name: &str| {
+        trigger
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let mut env = Vec::new();
     let mut set = |name: &str, value: Option<&str>| {
         if let Some(value) = value {
@@ -42,7 +47,9 @@ pub(crate) fn step_env(trigger: &Value) -> Vec<(String, String)> {
 }
 
 fn short_ref(full: &str) -> &str {
-    full.strip_prefix("refs/heads/").or_else(|| full.strip_prefix("refs/tags/")).unwrap_or(full)
+    full.strip_prefix("refs/heads/")
+        .or_else(|| full.strip_prefix("refs/tags/"))
+        .unwrap_or(full)
 }
 
 fn prefix(text: &str, n: usize) -> &str {
@@ -63,7 +70,10 @@ mod tests {
 
     #[test]
     fn manual_trigger_sets_only_its_type() {
-        check(json!({"type": "manual", "user": "ann"}), &[("GANTRY_TRIGGER_TYPE", "manual")]);
+        check(
+            json!({"type": "manual", "user": "ann"}),
+            &[("GANTRY_TRIGGER_TYPE", "manual")],
+        );
     }
 
     #[test]

@@ -32,16 +32,23 @@
 //! SQLite included) a second time, for the proc-macro, on every clean build.
 //! A unit test checks that the lists match the folders.
 
+mod apt;
+mod bakes;
 mod connect;
 mod executions;
+mod git;
 mod logs;
 mod migrate;
 mod model;
 mod pipelines;
 mod rows;
+mod secrets;
 mod stages;
 mod store;
 mod tokens;
 
+pub use apt::{AptPackageRecord, AptPublicationRecord, AptRepoRecord, AptSnapshotRecord};
+pub use bakes::BakeRecord;
 pub use model::*;
+pub use secrets::SecretRecord;
 pub use store::{Backend, Store, StoreError};

@@ -15,17 +15,43 @@ use crate::store::{Backend, Store, StoreError};
 /// to both lists.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-const SQLITE: Embedded = &[(
-    1,
-    "initial",
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-)];
+const SQLITE: Embedded = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+    ),
+    (2, "git", include_str!("../migrations/sqlite/0002_git.sql")),
+    (
+        3,
+        "steps",
+        include_str!("../migrations/sqlite/0003_steps.sql"),
+    ),
+    (5, "apt", include_str!("../migrations/sqlite/0005_apt.sql")),
+];
 
-const POSTGRES: Embedded = &[(
-    1,
-    "initial",
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const POSTGRES: Embedded = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "git",
+        include_str!("../migrations/postgres/0002_git.sql"),
+    ),
+    (
+        3,
+        "steps",
+        include_str!("../migrations/postgres/0003_steps.sql"),
+    ),
+    (
+        5,
+        "apt",
+        include_str!("../migrations/postgres/0005_apt.sql"),
+    ),
+];
 
 /// Applies the migrations this database has not seen yet, each in its own
 /// transaction (on PostgreSQL under an advisory lock, so that replicas

@@ -32,6 +32,24 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Run the data plane (load balancers and instances); `serve` starts it
+    /// and it outlives the server.
+    #[command(hide = true)]
+    Dataplane,
+    /// List applications.
+    #[command(subcommand)]
+    App(crate::commands::deploy::AppCommand),
+    /// List or show clusters.
+    #[command(subcommand)]
+    Cluster(crate::commands::deploy::ClusterCommand),
+    /// List, show, resize, enable, disable or destroy server groups.
+    #[command(subcommand, name = "servergroup", alias = "sg")]
+    ServerGroup(crate::commands::deploy::ServerGroupCommand),
+    /// Re-enable a cluster's previous server group, then disable the current one.
+    Rollback { cluster: String },
+    /// List or show load balancers.
+    #[command(subcommand)]
+    Lb(crate::commands::deploy::LbCommand),
     /// Create or update everything a pipeline file declares.
     Apply {
         /// The file, e.g. gantry.yaml.
@@ -55,6 +73,10 @@ pub enum Command {
         /// Show stage progress until the execution ends; exit 0 only if it succeeded.
         #[arg(long)]
         follow: bool,
+        /// Run on this branch or tag of the repository the pipeline's git trigger watches
+        /// (the workspace is a checkout of it, with the trigger's environment).
+        #[arg(long = "ref", value_name = "BRANCH_OR_TAG")]
+        reference: Option<String>,
     },
     /// List, show, cancel or restart executions.
     #[command(subcommand)]
@@ -92,6 +114,23 @@ pub enum Command {
     /// Create, list or revoke API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Build Debian packages (offline).
+    #[command(subcommand)]
+    Deb(crate::commands::deb::DebCommand),
+    /// APT repositories, snapshots, publications and signing keys (aptly's commands).
+    #[command(subcommand)]
+    Apt(crate::commands::apt::AptCommand),
+    /// Run a Cloud Build config (cloudbuild.yaml) locally, without a server.
+    Build(crate::commands::build::BuildArgs),
+    /// Set, list or delete server-side secrets.
+    #[command(subcommand)]
+    Secret(crate::commands::secrets::SecretCommand),
+    /// Create, list or delete hosted git repositories.
+    #[command(subcommand)]
+    Repo(crate::commands::git::RepoCommand),
+    /// List what watches what (pipeline triggers).
+    #[command(subcommand)]
+    Trigger(crate::commands::git::TriggerCommand),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +140,15 @@ pub struct ServeArgs {
     /// sqlite://PATH or postgres://… (default sqlite://DATA_DIR/gantry.db).
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
+    /// The container engine for container steps and bakes: podman or docker
+    /// (or a path to either); default podman, else docker, else none (host
+    /// steps only).
+    #[arg(long, env = "GANTRY_CONTAINER_ENGINE", value_name = "ENGINE")]
+    pub container_engine: Option<String>,
+    /// Replace a builder image that cannot be pulled here, FROM=TO
+    /// (repeatable); TO may be host:PROGRAM to run the step's arguments on the host.
+    #[arg(long = "image-map", value_name = "FROM=TO")]
+    pub image_map: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +195,11 @@ pub enum ExecutionCommand {
         id: String,
         #[arg(long)]
         stage: String,
+    },
+    /// Start a new execution with this one's pipeline spec, parameters and trigger
+    /// (rollback: re-run an earlier deploy). Prints the new execution's id.
+    Rerun {
+        id: String,
     },
 }
 

@@ -46,6 +46,40 @@ impl Client {
         self.json(Method::DELETE, path, None).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.json(Method::PUT, path, Some(body)).await
+    }
+
+    /// Posts raw bytes of a content type (package files); the answer is JSON.
+    pub async fn post_bytes_as(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> anyhow::Result<Value> {
+        let token = self.token.as_ref().map_err(|e| anyhow!("{e}"))?;
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !response.status().is_success() {
+            return Err(error_of(response).await);
+        }
+        let text = response.text().await.map_err(|e| self.unreachable(e))?;
+        serde_json::from_str(&text).context("gantry answered with something that is not JSON")
+    }
+
+    /// A GET whose answer is text (an armored key).
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let response = self.send(Method::GET, path, None, None).await?;
+        response.text().await.map_err(|e| self.unreachable(e))
+    }
+
     /// Opens a server-sent event stream.
     pub async fn events(&self, path: &str) -> anyhow::Result<EventStream> {
         let response = self.send(Method::GET, path, None, None).await?;

@@ -2,6 +2,7 @@
 //! talks to it over the HTTP API.
 
 mod args;
+mod artifact_triggers;
 mod client;
 mod commands;
 mod output;
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("error: internal error{place}: {message}");
     }));
-    let serving = matches!(cli.command, Command::Serve(_));
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Dataplane);
     if !serving {
         restore_default_sigpipe();
     }

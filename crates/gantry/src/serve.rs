@@ -51,22 +51,41 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     if let Some(path) = gantry_api::ensure_admin_token(&store, &data_dir).await? {
         info!(path = %path.display(), "first start: wrote the admin token");
     }
+    let apt = gantry_apt::Apt::open(store.clone(), &data_dir.join("apt"))
+        .context("cannot open the APT repositories")?;
     let engine = Engine::start(
         store.clone(),
         EngineConfig {
             data_dir: data_dir.clone(),
-            ..EngineConfig::default()
+            apt: Some(apt.clone()),
+            git: gantry_git::Repositories::new(data_dir.join("repos")),
+            containers: crate::commands::build::container_engine(args.container_engine.as_deref())?,
+            secrets: Some(
+                gantry_secrets::SecretStore::open(store.clone(), &data_dir)
+                    .context("cannot open the secret store")?,
+            ),
+            image_map: crate::commands::build::image_map_entries(&args.image_map)?,
+            deploy: Some(deploy_controller(&data_dir)?),
         },
     )
     .await
     .context("cannot start the engine")?;
+    crate::artifact_triggers::install(&apt, engine.clone());
     let address = listener
         .local_addr()
         .context("cannot read the listening address")?;
 
     let shutdown = CancellationToken::new();
-    let app = gantry_api::router(AppState::new(engine.clone(), metrics, shutdown.clone()));
+    // Published APT trees, public like any apt mirror (apt clients send no
+    // token); ServeDir answers If-Modified-Since and Range.
+    let app = gantry_api::router(AppState::new(engine.clone(), metrics, shutdown.clone()))
+        .nest_service(
+            "/apt",
+            tower_http::services::ServeDir::new(apt.public_dir()),
+        );
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    // `pipeline` triggers follow the engine's events.
+    gantry_triggers::Triggers::new(engine.clone(), engine.git().clone()).start(shutdown.clone());
     info!(%address, data_dir = %data_dir.display(), database = %redact(&database), "gantry listening");
 
     let stopping = shutdown.clone();
@@ -82,9 +101,47 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     }
     info!("stopping the engine");
     engine.shutdown().await;
+    apt.keyring().stop_agent();
     store.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// The local provider's controller; the data plane it talks to is started
+/// on first use as `gantry dataplane` and survives this process.
+fn deploy_controller(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<gantry_deploy::DeployController> {
+    use gantry_deploy::providers::local::{LocalConfig, LocalProvider};
+    let exe = std::env::current_exe().context("cannot find the gantry binary")?;
+    let provider = LocalProvider::new(LocalConfig {
+        data_dir: data_dir.to_path_buf(),
+        dataplane_command: vec![
+            exe.display().to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "dataplane".into(),
+        ],
+    });
+    Ok(gantry_deploy::DeployController::new(std::sync::Arc::new(
+        provider,
+    )))
+}
+
+/// `gantry dataplane`: serves load balancers and runs instances until told
+/// to stop through its socket or until the data directory is removed. It
+/// runs in its own session (started with setsid), so signals to the
+/// server's process group do not reach it.
+pub async fn dataplane(data_dir: PathBuf) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    gantry_deploy::dataplane::run(&data_dir)
+        .await
+        .with_context(|| format!("data plane for {}", data_dir.display()))
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

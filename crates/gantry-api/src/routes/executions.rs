@@ -84,6 +84,21 @@ pub async fn cancel(
     show(State(state), PathParams(id)).await
 }
 
+/// Starts a new execution with the spec, parameters and trigger of this one.
+pub async fn rerun(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<(axum::http::StatusCode, axum::Json<ExecutionView>)> {
+    ensure_exists(&state, &id).await?;
+    let execution = state.engine().rerun(&id, &caller.name).await?;
+    let stages = state.store().stages(&execution.id).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        axum::Json(ExecutionView::new(execution, Some(stages))),
+    ))
+}
+
 pub async fn restart_stage(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

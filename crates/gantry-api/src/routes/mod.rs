@@ -1,7 +1,12 @@
 //! Request handlers, one file per resource.
 
+pub mod apt;
+pub mod deploy;
 pub mod events;
 pub mod executions;
+pub mod git;
 pub mod pipelines;
+pub mod secrets;
 pub mod system;
 pub mod tokens;
+pub mod webhooks;

@@ -38,6 +38,12 @@ fn default_file() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
     pub pipelines: Vec<Applied>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub load_balancers: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<Applied>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +68,27 @@ pub async fn apply(
 ) -> ApiResult<axum::Json<ApplyReport>> {
     let document = parse(&body)?;
     let mut report = ApplyReport::default();
+    // Load balancers first: a port in use fails the apply before any
+    // pipeline is written.
+    (report.applications, report.load_balancers) =
+        crate::routes::deploy::apply(&state, &document).await?;
+    // Repositories before pipelines, so that no trigger watches one that does not exist.
+    for repository in &document.repositories {
+        let created = state
+            .engine()
+            .git()
+            .ensure(&repository.name, repository.public)
+            .await
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        report.repositories.push(Applied {
+            name: repository.name.clone(),
+            result: if created {
+                Upsert::Created
+            } else {
+                Upsert::Unchanged
+            },
+        });
+    }
     let now = now_millis();
     for pipeline in &document.pipelines {
         let spec = serde_json::to_value(pipeline).map_err(|e| {
@@ -130,6 +157,10 @@ pub async fn delete(
 pub struct RunBody {
     #[serde(default)]
     pub parameters: BTreeMap<String, Value>,
+    /// A branch or tag of the repository the pipeline's git trigger watches: the execution
+    /// runs on that commit, as if it had been pushed.
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
 }
 
 pub async fn run(
@@ -138,9 +169,9 @@ pub async fn run(
     PathParams(name): PathParams<String>,
     Json(body): Json<RunBody>,
 ) -> ApiResult<(StatusCode, axum::Json<ExecutionView>)> {
-    if state.store().pipeline(&name).await?.is_none() {
+    let Some(record) = state.store().pipeline(&name).await? else {
         return Err(not_found(&name));
-    }
+    };
     let mut parameters = BTreeMap::new();
     for (key, value) in body.parameters {
         let text = match value {
@@ -160,6 +191,22 @@ pub async fn run(
         parameters,
         trigger: json!({"type": "manual", "user": caller.name}),
     };
+    let mut request = request;
+    if let Some(reference) = &body.reference {
+        let pipeline: gantry_config::Pipeline =
+            serde_json::from_value(record.spec).map_err(|e| {
+                ApiError::internal(format!(
+                    "pipeline {:?} is unreadable: {e}",
+                    request.pipeline
+                ))
+            })?;
+        let mut trigger = crate::routes::git::triggers(&state)
+            .manual_ref(&pipeline, reference)
+            .await
+            .map_err(ApiError::invalid)?;
+        trigger["user"] = json!(caller.name);
+        request.trigger = trigger;
+    }
     let execution = state.engine().run(request).await?;
     tracing::info!(execution = %execution.id, pipeline = %execution.pipeline, user = %caller.name, "execution started");
     let stages = state.store().stages(&execution.id).await?;

@@ -31,7 +31,29 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
         else {
             continue;
         };
-        if p.get("expression").is_some() {
+        if let Some(node) = p.get("clusterSize") {
+            if let Some(key) = p.key("expression") {
+                cx.error(
+                    key.span.start,
+                    "give one of \"expression\" and \"clusterSize\", not both",
+                );
+            }
+            if let Some(mut c) = Fields::new(
+                cx,
+                node,
+                format!("clusterSize of precondition {} of {what}", index + 1),
+            ) {
+                c.required_string(cx, "cluster");
+                c.choice(cx, "comparison", &["==", "!=", "<", "<=", ">", ">="]);
+                if c.get("expected").is_some() {
+                    c.count(cx, "expected");
+                } else {
+                    c.require(cx, "expected");
+                }
+                let json = c.finish(cx, true);
+                p.insert("clusterSize", json);
+            }
+        } else if p.get("expression").is_some() {
             if let Some((text, node)) = p.text(cx, "expression") {
                 stage.conditions.push((text, node));
             }

@@ -2,10 +2,16 @@
 //! of the fields the type adds. Adding a stage type is adding its file, its line in
 //! [`STAGE_TYPES`] and its variant of `StageKind` in the model.
 
+mod bake;
 mod check_preconditions;
+mod deploy;
+mod find_image;
+mod git;
 mod manual_judgment;
+mod package_deb;
 mod pipeline;
 mod run;
+mod server_group;
 mod wait;
 mod webhook;
 
@@ -30,6 +36,20 @@ pub(crate) const STAGE_TYPES: &[StageType] = &[
     pipeline::TYPE,
     webhook::TYPE,
     check_preconditions::TYPE,
+    deploy::TYPE,
+    server_group::RESIZE,
+    server_group::ENABLE,
+    server_group::DISABLE,
+    server_group::DESTROY,
+    server_group::ROLLBACK,
+    server_group::SCALE_DOWN,
+    git::RELEASE,
+    git::GIT_COMMIT,
+    git::GIT_PROMOTE,
+    package_deb::PACKAGE,
+    package_deb::PUBLISH,
+    bake::TYPE,
+    find_image::TYPE,
 ];
 
 /// A stage's mapping while it is being checked.

@@ -1,9 +1,14 @@
-//! `run`: steps executed on the host, sharing one workspace.
+//! `run`: steps sharing one workspace, on the host or in containers, ordered
+//! by Cloud Build's `waitFor` rules; or the steps of a Cloud Build file in
+//! the workspace (`config`).
+
+use std::collections::HashSet;
 
 use serde_json::Value as Json;
 
 use super::{StageFields, StageType};
 use crate::check::{Checker, Fields};
+use crate::yaml::{Node, Value};
 
 pub(super) const TYPE: StageType = StageType { name: "run", check };
 
@@ -13,7 +18,38 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     let f = &mut stage.fields;
     f.text_map(cx, "env");
     f.choice(cx, "onInterrupt", ON_INTERRUPT);
-    let Some(steps_node) = f.require(cx, "steps") else {
+    let config = f.string(cx, "config");
+    f.text_map(cx, "substitutions");
+    if let Some((path, node)) = config {
+        if path.trim().is_empty() {
+            cx.error(
+                node.span.start,
+                format!("{} has an empty \"config\"", f.what),
+            );
+        }
+        if let Some(key) = f.key("steps") {
+            cx.error(
+                key.span.start,
+                format!("{} has both \"steps\" and \"config\"; give one", f.what),
+            );
+        }
+        return;
+    }
+    if f.key("substitutions").is_some() {
+        let at = f.key("substitutions").map_or(f.at(), |k| k.span.start);
+        cx.error(
+            at,
+            format!("{}: \"substitutions\" only applies with \"config\"", f.what),
+        );
+    }
+    let Some(steps_node) = f.get("steps") else {
+        cx.error(
+            f.at(),
+            format!(
+                "{} is missing \"steps\" (or a Cloud Build file in \"config\")",
+                f.what
+            ),
+        );
         return;
     };
     let Some(steps) = cx.list(steps_node, "\"steps\"") else {
@@ -23,40 +59,72 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
         cx.error(steps_node.span.start, format!("{} has no steps", f.what));
     }
     let what = f.what.clone();
+    let mut ids = HashSet::new();
     let steps: Vec<Json> = steps
         .iter()
         .enumerate()
-        .filter_map(|(index, step)| check_step(cx, step, format!("step {} of {what}", index + 1)))
+        .filter_map(|(index, step)| {
+            check_step(cx, step, format!("step {} of {what}", index + 1), &mut ids)
+        })
         .collect();
     f.insert("steps", Json::Array(steps));
 }
 
-fn check_step(cx: &mut Checker<'_>, node: &crate::yaml::Node, what: String) -> Option<Json> {
+fn check_step(
+    cx: &mut Checker<'_>,
+    node: &Node,
+    what: String,
+    ids: &mut HashSet<String>,
+) -> Option<Json> {
     let mut f = Fields::new(cx, node, what)?;
     if let Some((name, _)) = f.string(cx, "name") {
         let what = format!("step {name:?} ({})", f.what);
         f.rename(what);
     }
+    let image = f.string(cx, "image").map(|(image, _)| image);
     let script = f.string(cx, "script");
     let command = f.texts(cx, "command");
-    match (&script, &command) {
-        (Some(_), Some(_)) => {
-            let at = f.key("command").map_or(f.at(), |key| key.span.start);
-            cx.error(
-                at,
-                format!("{} has both \"script\" and \"command\"; give one", f.what),
-            );
+    let args = f.texts(cx, "args");
+    let entrypoint = f.string(cx, "entrypoint");
+    if image.is_none() {
+        for field in ["entrypoint", "args", "volumes"] {
+            if let Some(key) = f.key(field) {
+                cx.error(
+                    key.span.start,
+                    format!(
+                        "{}: {field:?} only applies to a container step (one with an \"image\")",
+                        f.what
+                    ),
+                );
+            }
         }
-        (None, None) if f.key("script").is_none() && f.key("command").is_none() => {
-            cx.error(
-                f.at(),
-                format!(
-                    "{} needs a \"script\" (run by sh -e) or a \"command\" (a list of arguments)",
-                    f.what
-                ),
-            );
-        }
-        _ => {}
+    }
+    let given: Vec<&str> = [
+        ("script", script.is_some() || f.key("script").is_some()),
+        ("command", command.is_some() || f.key("command").is_some()),
+        (
+            "args",
+            image.is_some() && (args.is_some() || entrypoint.is_some()),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, given)| *given)
+    .map(|(name, _)| name)
+    .collect();
+    if let [first, second, ..] = given.as_slice() {
+        let at = f.key(second).map_or(f.at(), |key| key.span.start);
+        cx.error(
+            at,
+            format!("{} has both {first:?} and {second:?}; give one", f.what),
+        );
+    } else if given.is_empty() && image.is_none() {
+        cx.error(
+            f.at(),
+            format!(
+                "{} needs a \"script\" (run by sh -e) or a \"command\" (a list of arguments)",
+                f.what
+            ),
+        );
     }
     if let Some((script, node)) = script
         && script.trim().is_empty()
@@ -75,9 +143,159 @@ fn check_step(cx: &mut Checker<'_>, node: &crate::yaml::Node, what: String) -> O
             ),
         );
     }
+    if let Some(image) = f.get("image")
+        && image.as_str().is_some_and(|i| i.trim().is_empty())
+    {
+        cx.error(image.span.start, format!("{} has an empty image", f.what));
+    }
     f.text_map(cx, "env");
     f.string(cx, "dir");
     f.duration(cx, "timeout");
     f.choice(cx, "onInterrupt", ON_INTERRUPT);
+    f.bool(cx, "allowFailure");
+    check_exit_codes(cx, &mut f);
+    check_secret_env(cx, &mut f);
+    check_volumes(cx, &mut f);
+    check_graph(cx, &mut f, ids);
     Some(f.finish(cx, true))
+}
+
+fn check_exit_codes(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    let Some(node) = f.get("allowExitCodes") else {
+        return;
+    };
+    let Some(items) = cx.list(node, "\"allowExitCodes\"") else {
+        return;
+    };
+    let mut codes = Vec::new();
+    for item in items {
+        match item.value {
+            Value::Int(code) if (0..=255).contains(&code) => codes.push(Json::from(code as i64)),
+            _ => cx.error(
+                item.span.start,
+                format!(
+                    "{}: an entry of \"allowExitCodes\" must be an exit code from 0 to 255, not {}",
+                    f.what,
+                    item.describe()
+                ),
+            ),
+        }
+    }
+    f.insert("allowExitCodes", Json::Array(codes));
+}
+
+fn check_secret_env(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    let Some(names) = f.strings(cx, "secretEnv") else {
+        return;
+    };
+    for (entry, node) in names {
+        // `NAME`, or `VARIABLE=SECRET` when the two names differ.
+        let (name, secret) = entry.split_once('=').unwrap_or((entry, entry));
+        if !is_env_name(name) || secret.is_empty() {
+            cx.error(
+                node.span.start,
+                format!(
+                    "{}: secretEnv entry {entry:?} must be NAME or VARIABLE=SECRET",
+                    f.what
+                ),
+            );
+        }
+    }
+}
+
+fn check_volumes(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    let Some(node) = f.get("volumes") else {
+        return;
+    };
+    let Some(items) = cx.list(node, "\"volumes\"") else {
+        return;
+    };
+    let what = f.what.clone();
+    let mut volumes = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let Some(mut v) = Fields::new(cx, item, format!("volume {} of {what}", index + 1)) else {
+            continue;
+        };
+        if let Some((name, node)) = v.required_string(cx, "name")
+            && !is_volume_name(name)
+        {
+            cx.error(
+                node.span.start,
+                format!(
+                    "{}: volume name {name:?} must be letters, digits, '-', '_' or '.'",
+                    v.what
+                ),
+            );
+        }
+        if let Some((path, node)) = v.required_string(cx, "path")
+            && (!path.starts_with('/') || path == "/workspace" || path.starts_with("/workspace/"))
+        {
+            cx.error(
+                node.span.start,
+                format!(
+                    "{}: path {path:?} must be absolute and outside /workspace",
+                    v.what
+                ),
+            );
+        }
+        volumes.push(v.finish(cx, true));
+    }
+    f.insert("volumes", Json::Array(volumes));
+}
+
+/// `id` must be new; `waitFor` may only name earlier steps (Cloud Build's
+/// rule, which also makes a cycle impossible) or be `["-"]`.
+fn check_graph(cx: &mut Checker<'_>, f: &mut Fields<'_>, ids: &mut HashSet<String>) {
+    if let Some(waits) = f.strings(cx, "waitFor") {
+        let dash = waits.iter().any(|(w, _)| *w == "-");
+        for (wait, node) in &waits {
+            if *wait == "-" {
+                if waits.len() > 1 {
+                    cx.error(
+                        node.span.start,
+                        format!(
+                            "{}: waitFor \"-\" (start at once) cannot be combined with step ids",
+                            f.what
+                        ),
+                    );
+                }
+            } else if !ids.contains(*wait) && !dash {
+                cx.error(
+                    node.span.start,
+                    format!(
+                        "{} waits for {wait:?}, which is not the id of an earlier step",
+                        f.what
+                    ),
+                );
+            }
+        }
+    }
+    if let Some((id, node)) = f.string(cx, "id") {
+        if id == "-" || id.trim().is_empty() {
+            cx.error(
+                node.span.start,
+                format!("{}: {id:?} is not a valid step id", f.what),
+            );
+        } else if !ids.insert(id.to_owned()) {
+            cx.error(
+                node.span.start,
+                format!("{}: step id {id:?} is used twice", f.what),
+            );
+        }
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_volume_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }

@@ -27,7 +27,7 @@ fn every_problem_is_reported_with_its_position() {
               echo testing ${{ stages.deploy.outputs.url }}
               ./test --env ${{ parameters.enviroment }}
       - id: deploy
-        type: deploy
+        type: deplyo
         dependsOn: [test, verify]
       - id: verify
         type: wait
@@ -51,7 +51,7 @@ fn every_problem_is_reported_with_its_position() {
         gantry.yaml:17:21: stage "test" depends on unknown stage "bild", did you mean "build"?
         gantry.yaml:20:32: stage "test" reads stages.deploy, but "deploy" is not upstream of it, so it may not have run yet; add "deploy" to dependsOn
         gantry.yaml:21:32: unknown parameter "enviroment" in parameters.enviroment; the pipeline declares env, dry-run
-        gantry.yaml:23:15: unknown stage type "deploy"; known types: run, wait, manualJudgment, pipeline, webhook, checkPreconditions
+        gantry.yaml:23:15: unknown stage type "deplyo", did you mean "deploy"?
         gantry.yaml:27:19: "duration": bad duration "5 mins please" (expected number at 7); write e.g. 30s, 5m, 1h30m
         gantry.yaml:28:21: dependency cycle: deploy -> verify -> deploy
         gantry.yaml:31:75: invalid expression: unexpected end of expression

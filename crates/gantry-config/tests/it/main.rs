@@ -3,3 +3,4 @@
 mod errors;
 mod garbage;
 mod sample;
+mod triggers;

@@ -145,7 +145,10 @@ async fn a_panicking_stage_becomes_a_failure_message() {
     });
     let error = tasks.join_next().await.unwrap().unwrap_err();
     let message = super::panic_message(error);
-    assert!(message.starts_with("stage panicked: index out of bounds"), "{message}");
+    assert!(
+        message.starts_with("stage panicked: index out of bounds"),
+        "{message}"
+    );
     // The runtime is still usable after the panic.
     assert_eq!(tokio::spawn(async { 7 }).await.unwrap(), 7);
 }

@@ -10,6 +10,12 @@ use crate::expressions;
 pub(crate) async fn run(ctx: &StageContext, spec: &CheckPreconditionsStage) -> Outcome {
     let mut failures = Vec::new();
     for precondition in &spec.preconditions {
+        if let Some(size) = &precondition.cluster_size {
+            if let Err(failure) = super::deploy_support::check_cluster_size(ctx, size).await {
+                failures.push(precondition.message.clone().unwrap_or(failure));
+            }
+            continue;
+        }
         match expressions::condition(&precondition.expression, &ctx.expressions) {
             Ok(true) => {}
             Ok(false) => failures.push(

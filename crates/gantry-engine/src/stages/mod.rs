@@ -5,11 +5,20 @@
 //! do twice (send a request, start a child pipeline, run a finished step) it
 //! records first in its durable state (`ctx.save_state`) or in the store.
 
+mod bake;
 mod check_preconditions;
 mod context;
+mod deploy;
+mod deploy_support;
+mod find_image;
+mod git_commit;
+mod git_promote;
 mod manual_judgment;
+mod package_deb;
 mod pipeline;
+mod release;
 mod run;
+mod server_group;
 mod wait;
 mod webhook;
 
@@ -66,11 +75,31 @@ pub(crate) async fn execute(ctx: StageContext) -> Outcome {
 async fn run_kind(ctx: &StageContext, kind: &StageKind) -> Outcome {
     match kind {
         StageKind::Run(spec) => run::run(ctx, spec).await,
+        StageKind::Release(spec) => release::run(ctx, spec).await,
+        StageKind::GitCommit(spec) => git_commit::commit(ctx, spec).await,
+        StageKind::GitPromote(spec) => git_promote::run(ctx, spec).await,
         StageKind::Wait(spec) => wait::run(ctx, spec).await,
         StageKind::ManualJudgment(spec) => manual_judgment::run(ctx, spec).await,
         StageKind::Pipeline(spec) => pipeline::run(ctx, spec).await,
         StageKind::Webhook(spec) => webhook::run(ctx, spec).await,
         StageKind::CheckPreconditions(spec) => check_preconditions::run(ctx, spec).await,
+        StageKind::Deploy(spec) => deploy::run(ctx, spec).await,
+        StageKind::ResizeServerGroup(spec) => server_group::resize(ctx, spec).await,
+        StageKind::EnableServerGroup(spec) => {
+            server_group::run_action(ctx, spec, server_group::Action::Enable).await
+        }
+        StageKind::DisableServerGroup(spec) => {
+            server_group::run_action(ctx, spec, server_group::Action::Disable).await
+        }
+        StageKind::DestroyServerGroup(spec) => {
+            server_group::run_action(ctx, spec, server_group::Action::Destroy).await
+        }
+        StageKind::RollbackCluster(spec) => server_group::rollback(ctx, spec).await,
+        StageKind::ScaleDownCluster(spec) => server_group::scale_down_cluster(ctx, spec).await,
+        StageKind::PackageDeb(spec) => package_deb::package(ctx, spec).await,
+        StageKind::PublishDeb(spec) => package_deb::publish(ctx, spec).await,
+        StageKind::Bake(spec) => bake::run(ctx, spec).await,
+        StageKind::FindImage(spec) => find_image::run(ctx, spec).await,
     }
 }
 

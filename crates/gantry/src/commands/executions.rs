@@ -16,6 +16,7 @@ pub async fn start(
     pipeline: &str,
     params: &[String],
     follow: bool,
+    reference: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let mut parameters = BTreeMap::new();
     for param in params {
@@ -28,9 +29,11 @@ pub async fn start(
         parameters.insert(key.to_owned(), value.to_owned());
     }
     let path = format!("/api/v1/pipelines/{}/executions", segment(pipeline));
-    let execution = client
-        .post(&path, &json!({ "parameters": parameters }))
-        .await?;
+    let mut body = json!({ "parameters": parameters });
+    if let Some(reference) = reference {
+        body["ref"] = json!(reference);
+    }
+    let execution = client.post(&path, &body).await?;
     let id = field(&execution, "id");
     println!("{id}");
     if !follow {
@@ -108,6 +111,11 @@ pub async fn run(client: &Client, command: ExecutionCommand) -> anyhow::Result<E
                 )
                 .await?;
             println!("execution {id}: {}", field(&execution, "status"));
+        }
+        ExecutionCommand::Rerun { id } => {
+            let path = format!("/api/v1/executions/{}/rerun", segment(&id));
+            let execution = client.post(&path, &json!({})).await?;
+            println!("{}", field(&execution, "id"));
         }
         ExecutionCommand::Restart { id, stage } => {
             let path = format!(

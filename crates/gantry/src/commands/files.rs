@@ -34,7 +34,10 @@ pub async fn apply(client: &Client, file: &Path) -> anyhow::Result<ExitCode> {
         .await?;
     let results = report.as_object().into_iter().flatten();
     for (kind, items) in results {
-        let kind = kind.trim_end_matches('s');
+        let kind = match kind.as_str() {
+            "loadBalancers" => "load balancer",
+            kind => kind.trim_end_matches('s'),
+        };
         for item in items.as_array().into_iter().flatten() {
             let name = item.get("name").and_then(Value::as_str).unwrap_or("?");
             let result = item.get("result").and_then(Value::as_str).unwrap_or("?");

@@ -1,10 +1,16 @@
 //! One file per group of commands; each talks to the API through
 //! [`Client`] and prints plain text (or the API's JSON with `--json`).
 
+pub mod apt;
+pub mod build;
+pub mod deb;
+pub mod deploy;
 mod executions;
 mod files;
 mod follow;
+pub mod git;
 mod pipelines;
+pub mod secrets;
 mod tokens;
 
 use std::process::ExitCode;
@@ -20,6 +26,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => crate::serve::serve(args, data_dir()?)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Dataplane => crate::serve::dataplane(data_dir()?)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::App(command) => deploy::app(&client()?, command).await,
+        Command::Cluster(command) => deploy::cluster(&client()?, command).await,
+        Command::ServerGroup(command) => deploy::server_group(&client()?, command).await,
+        Command::Rollback { cluster } => deploy::rollback(&client()?, &cluster).await,
+        Command::Lb(command) => deploy::lb(&client()?, command).await,
         Command::Validate { file } => files::validate(&file),
         Command::Apply { file } => files::apply(&client()?, &file).await,
         Command::Pipeline(command) => pipelines::run(&client()?, command).await,
@@ -27,7 +41,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pipeline,
             params,
             follow,
-        } => executions::start(&client()?, &pipeline, &params, follow).await,
+            reference,
+        } => executions::start(&client()?, &pipeline, &params, follow, reference).await,
         Command::Execution(command) => executions::run(&client()?, command).await,
         Command::Logs { id, stage, follow } => {
             follow::logs(&client()?, &id, stage.as_deref(), follow).await
@@ -40,5 +55,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Skip { id, stage } => executions::skip(&client()?, &id, stage).await,
         Command::Token(command) => tokens::run(&client()?, command).await,
+        Command::Deb(command) => deb::run(command),
+        Command::Apt(command) => apt::run(&client()?, command).await,
+        Command::Build(args) => build::run(args).await,
+        Command::Secret(command) => secrets::run(&client()?, command).await,
+        Command::Repo(command) => git::repo(&client()?, &cli.url, command).await,
+        Command::Trigger(command) => git::trigger(&client()?, command).await,
     }
 }

@@ -5,10 +5,27 @@
 //! a PostgreSQL server (any database on it; each test creates its own), on
 //! PostgreSQL too.
 
+mod deploy_support;
 mod harness;
 mod webhook_target;
 
+mod deploy_details;
+mod deploy_rollouts;
+
 mod api;
+mod apt;
 mod auth;
 mod engine;
 mod files;
+mod git_concurrency;
+mod git_cron;
+mod git_gitops;
+mod git_push;
+mod git_release;
+mod git_support;
+mod git_webhooks;
+mod steps_bake;
+mod steps_cloudbuild;
+mod steps_containers;
+mod steps_podman;
+mod steps_secrets;

@@ -1,0 +1,478 @@
+//! Applications, clusters, server groups and load balancers: read from the
+//! deploy controller (which reads the data plane), and the server group
+//! operations people run by hand (resize, enable, disable, destroy, rollback).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use gantry_deploy::model::{self, Snapshot};
+use gantry_deploy::providers::ServerGroupUpdate;
+use gantry_deploy::{DeployController, DeployError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, PathParams};
+
+fn controller(state: &AppState) -> ApiResult<&DeployController> {
+    state
+        .engine()
+        .deploy()
+        .ok_or_else(|| ApiError::internal("this server has no deploy controller"))
+}
+
+fn error(e: DeployError) -> ApiError {
+    match e {
+        DeployError::Invalid(m) | DeployError::Failed(m) => ApiError::invalid(m),
+        DeployError::NotFound(m) => ApiError::not_found(m),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+async fn snapshot(state: &AppState) -> ApiResult<Snapshot> {
+    controller(state)?.snapshot().await.map_err(error)
+}
+
+pub async fn applications(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+    let snapshot = snapshot(&state).await?;
+    let mut names: Vec<String> = snapshot
+        .applications
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
+    for group in &snapshot.server_groups {
+        if !names.contains(&group.group.application) {
+            names.push(group.group.application.clone());
+        }
+    }
+    let applications: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let declared = snapshot.applications.iter().find(|a| &a.name == name);
+            let mut clusters: Vec<&str> = snapshot
+                .server_groups
+                .iter()
+                .filter(|g| &g.group.application == name)
+                .map(|g| g.group.cluster.as_str())
+                .collect();
+            clusters.sort();
+            clusters.dedup();
+            json!({
+                "name": name,
+                "description": declared.and_then(|a| a.description.clone()),
+                "clusters": clusters,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "applications": applications })))
+}
+
+fn cluster_view(snapshot: &Snapshot, cluster: &str) -> Value {
+    let groups = snapshot.cluster(cluster);
+    let load_balancers: Vec<&str> = snapshot
+        .load_balancers
+        .iter()
+        .filter(|lb| lb.load_balancer.rules.iter().any(|r| r.cluster == cluster))
+        .map(|lb| lb.load_balancer.name.as_str())
+        .collect();
+    json!({
+        "name": cluster,
+        "application": groups.first().map(|g| g.group.application.clone()),
+        "loadBalancers": load_balancers,
+        "serverGroups": groups,
+        "history": snapshot.server_groups.iter().filter(|g| g.group.cluster == cluster && !g.group.is_live()).map(|g| &g.group).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn clusters(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+    let snapshot = snapshot(&state).await?;
+    let mut names: Vec<&str> = snapshot
+        .server_groups
+        .iter()
+        .map(|g| g.group.cluster.as_str())
+        .collect();
+    names.sort();
+    names.dedup();
+    let clusters: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let groups = snapshot.cluster(name);
+            json!({
+                "name": name,
+                "application": groups.first().map(|g| g.group.application.clone()),
+                "serverGroups": groups.iter().map(|g| g.group.name.clone()).collect::<Vec<_>>(),
+                "enabled": groups.iter().filter(|g| g.group.enabled).map(|g| g.group.name.clone()).collect::<Vec<_>>(),
+                "instances": groups.iter().map(|g| g.instances.len()).sum::<usize>(),
+                "healthy": groups.iter().map(|g| g.healthy_instances()).sum::<usize>(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "clusters": clusters })))
+}
+
+pub async fn cluster(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let snapshot = snapshot(&state).await?;
+    if !snapshot
+        .server_groups
+        .iter()
+        .any(|g| g.group.cluster == name)
+    {
+        return Err(ApiError::not_found(format!(
+            "cluster {name:?} does not exist"
+        )));
+    }
+    Ok(axum::Json(cluster_view(&snapshot, &name)))
+}
+
+pub async fn server_groups(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+    let snapshot = snapshot(&state).await?;
+    Ok(axum::Json(
+        json!({ "serverGroups": snapshot.server_groups }),
+    ))
+}
+
+pub async fn server_group(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let snapshot = snapshot(&state).await?;
+    let group = snapshot
+        .group(&name)
+        .ok_or_else(|| ApiError::not_found(format!("server group {name:?} does not exist")))?;
+    Ok(axum::Json(json!(group)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResizeBody {
+    pub size: i64,
+}
+
+pub async fn resize(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+    Json(body): Json<ResizeBody>,
+) -> ApiResult<axum::Json<Value>> {
+    let size = u32::try_from(body.size).map_err(|_| {
+        ApiError::invalid(format!(
+            "server group {name:?}: size must be from 0 to {}, not {}",
+            u32::MAX,
+            body.size
+        ))
+    })?;
+    update(
+        &state,
+        &name,
+        ServerGroupUpdate {
+            size: Some(size),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+pub async fn enable(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
+    update(
+        &state,
+        &name,
+        ServerGroupUpdate {
+            enabled: Some(true),
+            weight: Some(100),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+pub async fn disable(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
+    update(
+        &state,
+        &name,
+        ServerGroupUpdate {
+            enabled: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+async fn update(
+    state: &AppState,
+    name: &str,
+    update: ServerGroupUpdate,
+) -> ApiResult<axum::Json<Value>> {
+    let group = controller(state)?
+        .update(name, update)
+        .await
+        .map_err(error)?;
+    tracing::info!(server_group = %name, size = group.size, enabled = group.enabled, "server group changed");
+    Ok(axum::Json(json!(group)))
+}
+
+pub async fn destroy(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let group = controller(&state)?.destroy(&name).await.map_err(error)?;
+    tracing::info!(server_group = %name, "server group destroyed");
+    Ok(axum::Json(json!(group)))
+}
+
+pub async fn rollback(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let notes = std::sync::Mutex::new(Vec::<String>::new());
+    let progress = |line: String| notes.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    let to = controller(&state)?
+        .rollback(
+            &name,
+            Duration::from_secs(120),
+            &CancellationToken::new(),
+            &progress,
+        )
+        .await
+        .map_err(error)?;
+    let notes = notes.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(axum::Json(
+        json!({ "cluster": name, "enabled": to, "notes": notes }),
+    ))
+}
+
+pub async fn load_balancers(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+    let snapshot = snapshot(&state).await?;
+    let views: Vec<Value> = snapshot
+        .load_balancers
+        .iter()
+        .map(|lb| load_balancer_view(&snapshot, &lb.load_balancer.name))
+        .collect();
+    Ok(axum::Json(json!({ "loadBalancers": views })))
+}
+
+pub async fn load_balancer(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let snapshot = snapshot(&state).await?;
+    if !snapshot
+        .load_balancers
+        .iter()
+        .any(|lb| lb.load_balancer.name == name)
+    {
+        return Err(ApiError::not_found(format!(
+            "load balancer {name:?} does not exist"
+        )));
+    }
+    Ok(axum::Json(load_balancer_view(&snapshot, &name)))
+}
+
+/// A load balancer with, per cluster it routes to, the groups taking
+/// traffic, their weights, instance health and live request rates.
+fn load_balancer_view(snapshot: &Snapshot, name: &str) -> Value {
+    let Some(lb) = snapshot
+        .load_balancers
+        .iter()
+        .find(|lb| lb.load_balancer.name == name)
+    else {
+        return Value::Null;
+    };
+    let mut clusters: Vec<&str> = lb
+        .load_balancer
+        .rules
+        .iter()
+        .map(|r| r.cluster.as_str())
+        .collect();
+    clusters.dedup();
+    let targets: Vec<Value> = clusters
+        .iter()
+        .map(|cluster| {
+            let groups = snapshot.cluster(cluster);
+            let total: u32 = groups
+                .iter()
+                .filter(|g| g.group.enabled && g.healthy_instances() > 0)
+                .map(|g| g.group.weight)
+                .sum();
+            let groups: Vec<Value> = groups
+                .iter()
+                .map(|g| {
+                    let share = if g.group.enabled && g.healthy_instances() > 0 && total > 0 {
+                        100.0 * f64::from(g.group.weight) / f64::from(total)
+                    } else {
+                        0.0
+                    };
+                    json!({
+                        "name": g.group.name,
+                        "enabled": g.group.enabled,
+                        "weight": g.group.weight,
+                        "trafficPercent": share,
+                        "size": g.group.size,
+                        "instances": g.instances,
+                        "stats": g.stats,
+                    })
+                })
+                .collect();
+            json!({ "cluster": cluster, "serverGroups": groups })
+        })
+        .collect();
+    json!({
+        "name": lb.load_balancer.name,
+        "port": lb.load_balancer.port,
+        "listening": lb.listening,
+        "rules": lb.load_balancer.rules,
+        "healthCheck": lb.load_balancer.health_check,
+        "clusters": targets,
+    })
+}
+
+/// Merges a file's applications and load balancers into the data plane's
+/// (by name: those the file names are replaced, others stay).
+pub(crate) async fn apply(
+    state: &AppState,
+    document: &gantry_config::Document,
+) -> ApiResult<(Vec<Value>, Vec<Value>)> {
+    if document.applications.is_empty() && document.load_balancers.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let controller = controller(state)?;
+    let snapshot = controller.snapshot().await.map_err(error)?;
+    let result = |old: Option<bool>| match old {
+        None => "created",
+        Some(true) => "unchanged",
+        Some(false) => "updated",
+    };
+    let mut applications = snapshot.applications.clone();
+    let mut applied_apps = Vec::new();
+    for app in &document.applications {
+        let new = model::Application {
+            name: app.name.clone(),
+            description: app.description.clone(),
+        };
+        let old = applications
+            .iter()
+            .find(|a| a.name == app.name)
+            .map(|a| *a == new);
+        applied_apps.push(json!({"name": app.name, "result": result(old)}));
+        applications.retain(|a| a.name != app.name);
+        applications.push(new);
+    }
+    let mut load_balancers: Vec<model::LoadBalancer> = snapshot
+        .load_balancers
+        .iter()
+        .map(|lb| lb.load_balancer.clone())
+        .collect();
+    let mut applied_lbs = Vec::new();
+    for lb in &document.load_balancers {
+        let new = to_model(lb);
+        let old = load_balancers
+            .iter()
+            .find(|l| l.name == lb.name)
+            .map(|l| *l == new);
+        applied_lbs.push(json!({"name": lb.name, "result": result(old)}));
+        load_balancers.retain(|l| l.name != lb.name);
+        load_balancers.push(new);
+    }
+    controller
+        .configure(applications, load_balancers)
+        .await
+        .map_err(error)?;
+    Ok((applied_apps, applied_lbs))
+}
+
+fn to_model(lb: &gantry_config::LoadBalancer) -> model::LoadBalancer {
+    let mut rules: Vec<gantry_proxy::RouteRule> = lb
+        .rules
+        .iter()
+        .map(|r| gantry_proxy::RouteRule {
+            host: r.host.clone(),
+            path_prefix: r.path.clone(),
+            cluster: r.cluster.clone(),
+        })
+        .collect();
+    if let Some(cluster) = &lb.cluster {
+        rules.push(gantry_proxy::RouteRule {
+            host: lb.host.clone(),
+            path_prefix: lb.path.clone(),
+            cluster: cluster.clone(),
+        });
+    }
+    let defaults = gantry_proxy::HealthCheckConfig::default();
+    let health = lb.health_check.clone().unwrap_or_default();
+    model::LoadBalancer {
+        name: lb.name.clone(),
+        port: lb.port,
+        rules,
+        health_check: gantry_proxy::HealthCheckConfig {
+            path: health.path.unwrap_or(defaults.path),
+            interval: health.interval.unwrap_or(defaults.interval),
+            timeout: health.timeout.unwrap_or(defaults.timeout),
+            healthy_threshold: health
+                .healthy_threshold
+                .unwrap_or(defaults.healthy_threshold),
+            unhealthy_threshold: health
+                .unhealthy_threshold
+                .unwrap_or(defaults.unhealthy_threshold),
+        },
+    }
+}
+
+/// `/metrics` lines for every live server group: requests, 5xx, connection
+/// errors, latency percentiles and instance health.
+pub(crate) async fn metrics(state: &AppState) -> String {
+    let Some(controller) = state.engine().deploy() else {
+        return String::new();
+    };
+    let Ok(snapshot) = controller.snapshot().await else {
+        return String::new();
+    };
+    let mut out = String::new();
+    out.push_str("# TYPE gantry_lb_requests_total counter\n# TYPE gantry_lb_5xx_total counter\n# TYPE gantry_lb_connect_errors_total counter\n# TYPE gantry_lb_latency_ms gauge\n# TYPE gantry_server_group_instances gauge\n");
+    for group in snapshot.server_groups.iter().filter(|g| g.group.is_live()) {
+        let labels = format!(
+            "server_group=\"{}\",cluster=\"{}\"",
+            group.group.name, group.group.cluster
+        );
+        if let Some(stats) = &group.stats {
+            out.push_str(&format!(
+                "gantry_lb_requests_total{{{labels}}} {}\n",
+                stats.requests
+            ));
+            out.push_str(&format!(
+                "gantry_lb_5xx_total{{{labels}}} {}\n",
+                stats.status_5xx
+            ));
+            out.push_str(&format!(
+                "gantry_lb_connect_errors_total{{{labels}}} {}\n",
+                stats.connect_errors
+            ));
+            for (q, v) in [
+                ("0.5", stats.p50_ms),
+                ("0.95", stats.p95_ms),
+                ("0.99", stats.p99_ms),
+            ] {
+                out.push_str(&format!(
+                    "gantry_lb_latency_ms{{{labels},quantile=\"{q}\"}} {v}\n"
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "gantry_server_group_instances{{{labels},health=\"healthy\"}} {}\n",
+            group.healthy_instances()
+        ));
+        out.push_str(&format!(
+            "gantry_server_group_instances{{{labels},health=\"unhealthy\"}} {}\n",
+            group.instances.len() - group.healthy_instances()
+        ));
+    }
+    out
+}

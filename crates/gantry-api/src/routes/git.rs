@@ -1,0 +1,208 @@
+//! Hosted git: smart HTTP at `/git/NAME.git/…` (through `git http-backend`), the repositories
+//! resource, and the trigger listing. A push that changes refs is handed to the triggers.
+//!
+//! Git clients authenticate with HTTP basic auth, an API token as the password (the user name
+//! is ignored). Pushing always needs one; reading needs one unless the repository is public.
+//! A request without one gets 401 with `WWW-Authenticate: Basic`, which makes git prompt.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gantry_git::{CgiRequest, RepoError, Service};
+use gantry_triggers::{Push, Source, Triggers};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{Caller, authenticate_token};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, PathParams};
+
+pub(crate) fn triggers(state: &AppState) -> Triggers {
+    Triggers::new(state.engine().clone(), state.engine().git().clone())
+}
+
+/// `GET|POST /git/{repo}/{*path}`: one smart HTTP request.
+pub async fn smart_http(
+    State(state): State<AppState>,
+    PathParams((repo, path)): PathParams<(String, String)>,
+    request: Request,
+) -> Response {
+    match serve(state, repo, path, request).await {
+        Ok(response) => response,
+        Err(error) => with_basic_challenge(error.into_response()),
+    }
+}
+
+async fn serve(
+    state: AppState,
+    repo: String,
+    path: String,
+    request: Request,
+) -> ApiResult<Response> {
+    let repos = state.engine().git().clone();
+    let name = repo
+        .strip_suffix(".git")
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no repository at /git/{repo}: repository urls end with .git"
+            ))
+        })?
+        .to_owned();
+    let info = repos.info(&name).await.map_err(repo_error)?;
+    let query = request.uri().query().map(str::to_owned);
+    let service = Service::of(&path, query.as_deref());
+    let caller = match basic_token(request.headers()) {
+        Some(token) => Some(authenticate_token(&state, &token).await?),
+        None => None,
+    };
+    if caller.is_none() && (service == Service::ReceivePack || !info.public) {
+        let what = if service == Service::ReceivePack {
+            "pushing to"
+        } else {
+            "reading"
+        };
+        return Err(ApiError::unauthorized(format!(
+            "{what} repository {name:?} needs a token: use it as the password (HTTP basic auth)"
+        )));
+    }
+    let (parts, body) = request.into_parts();
+    let response = gantry_git::serve_cgi(CgiRequest {
+        project_root: repos.root().to_path_buf(),
+        path_info: format!("/{repo}/{path}"),
+        method: parts.method.to_string(),
+        query,
+        headers: parts.headers,
+        remote_user: caller.as_ref().map(|c| c.name.clone()),
+        remote_addr: None,
+        body: body.into_data_stream(),
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("git http-backend for {name:?}: {e}")))?;
+
+    if service == Service::ReceivePack {
+        let updates = response.updates;
+        let triggers = triggers(&state);
+        let pusher = caller.map(|c| c.name);
+        tokio::spawn(async move {
+            let Ok(updates) = updates.await else { return };
+            for update in updates {
+                metrics::counter!("gantry_git_ref_updates_total").increment(1);
+                let push = Push {
+                    source: Source::Hosted(name.clone()),
+                    repository: name.clone(),
+                    url: None,
+                    update,
+                    via: "git",
+                    pusher: pusher.clone(),
+                    author: None,
+                    message: None,
+                    changed_files: None,
+                    delivery_id: None,
+                };
+                triggers.dispatch(push).await;
+            }
+        });
+    }
+    let mut out = Response::new(Body::from_stream(response.body));
+    *out.status_mut() = response.status;
+    *out.headers_mut() = response.headers;
+    Ok(out)
+}
+
+/// The password of `Authorization: Basic …` (git sends the token there).
+fn basic_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_, password) = text.split_once(':')?;
+    Some(password.to_owned()).filter(|p| !p.is_empty())
+}
+
+fn repo_error(error: RepoError) -> ApiError {
+    match error {
+        RepoError::NotFound(_) => ApiError::not_found(error.to_string()),
+        RepoError::AlreadyExists(_) => ApiError::conflict(error.to_string()),
+        RepoError::BadName(_) => ApiError::invalid(error.to_string()),
+        RepoError::Io { .. } | RepoError::Git { .. } => ApiError::internal(error.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRepo {
+    pub name: String,
+    #[serde(default)]
+    pub public: bool,
+}
+
+pub async fn list_repos(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+    let repos = state.engine().git().list().await.map_err(repo_error)?;
+    Ok(axum::Json(json!({ "repositories": repos })))
+}
+
+pub async fn create_repo(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<CreateRepo>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let info = state
+        .engine()
+        .git()
+        .create(&body.name, body.public)
+        .await
+        .map_err(repo_error)?;
+    tracing::info!(repository = %info.name, user = %caller.name, "repository created");
+    Ok((StatusCode::CREATED, axum::Json(json!(info))))
+}
+
+pub async fn show_repo(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let info = state.engine().git().info(&name).await.map_err(repo_error)?;
+    Ok(axum::Json(json!(info)))
+}
+
+pub async fn delete_repo(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<axum::Json<Value>> {
+    if !state
+        .engine()
+        .git()
+        .delete(&name)
+        .await
+        .map_err(repo_error)?
+    {
+        return Err(ApiError::not_found(format!(
+            "repository {name:?} does not exist"
+        )));
+    }
+    Ok(axum::Json(json!({ "deleted": name })))
+}
+
+pub async fn list_triggers(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(
+        json!({ "triggers": triggers(&state).list().await }),
+    ))
+}
+
+/// A 401 that makes git ask for credentials.
+pub(crate) fn with_basic_challenge(mut response: Response) -> Response {
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"gantry\""),
+        );
+    }
+    response
+}

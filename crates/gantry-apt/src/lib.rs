@@ -1,0 +1,33 @@
+//! APT repositories with aptly's model: local repositories of packages,
+//! frozen snapshots of them, and publications (signed `dists/` trees with
+//! a `pool/`) served over HTTP.
+//!
+//! - `service.rs`: `Apt`, the handle: repo/snapshot/publish operations.
+//! - `publish.rs`: writing a publication's tree and swapping it in atomically.
+//! - `query.rs`: aptly's package queries.
+//! - `signing.rs`: signing keys and `InRelease`/`Release.gpg`.
+//! - `names.rs`: which names of repositories, distributions, prefixes are safe.
+//!
+//! Metadata lives in `gantry-store` (`apt_*` tables); package files live
+//! once each under `DATA_DIR/apt/pool/` by SHA-256, and published trees
+//! under `DATA_DIR/apt/public/` hard-link them.
+
+mod error;
+mod names;
+mod publish;
+mod query;
+mod service;
+mod signing;
+
+pub use error::AptError;
+pub use names::{DEFAULT_PREFIX, normalize_prefix};
+pub use publish::package_pool_path as pool_path;
+pub use query::{Candidate, Query, Relation};
+pub use service::{
+    AddReport, Apt, Diff, Landed, LandedHook, PackageView, PublicationSpec, PublicationView,
+    RepoView, Source, SourceKind,
+};
+pub use signing::{KeyInfo, Keyring};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,272 @@
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::{Apt, PublicationSpec, Query, Source, SourceKind};
+
+// --- Queries ----------------------------------------------------------------
+
+fn check(query: &str, name: &str, version: &str, arch: &str, expected: bool) {
+    let parsed = Query::parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+    let priority = |field: &str| (field == "Priority").then(|| "optional".to_owned());
+    let candidate = crate::Candidate {
+        name,
+        version,
+        architecture: arch,
+        field: &priority,
+    };
+    assert_eq!(
+        parsed.matches(&candidate),
+        expected,
+        "{query} on {name} {version} {arch}"
+    );
+}
+
+#[test]
+fn queries_match_as_aptly_documents_them() {
+    check("hello", "hello", "1.0", "amd64", true);
+    check("hello", "hello-doc", "1.0", "amd64", false);
+    check("hello (>= 1.2)", "hello", "1.10", "amd64", true);
+    check("hello (>= 1.2)", "hello", "1.2~rc1", "amd64", false);
+    check("hello (= 1:1.0)", "hello", "1:1.0", "amd64", true);
+    check("hello (<< 1.0)", "hello", "1.0", "amd64", false);
+    check("hello (>> 1.0)", "hello", "1.0+b1", "amd64", true);
+    check("hello {i386}", "hello", "1.0", "amd64", false);
+    check("$Architecture (= amd64)", "x", "1", "amd64", true);
+    check("$Version (>= 2)", "x", "10", "all", true);
+    check("Priority (optional)", "x", "1", "all", true);
+    check("hello | world", "world", "1", "all", true);
+    check(
+        "hello, $Architecture (= i386)",
+        "hello",
+        "1",
+        "amd64",
+        false,
+    );
+    check(
+        "hello, $Architecture (= i386) | world",
+        "world",
+        "1",
+        "amd64",
+        true,
+    );
+    check("!hello", "world", "1", "amd64", true);
+    check(
+        "(hello | world), !$Architecture (= all)",
+        "world",
+        "1",
+        "all",
+        false,
+    );
+}
+
+#[test]
+fn bad_queries_say_where() {
+    for (query, expected) in [
+        ("hello (>= 1.2", "expected ')'"),
+        ("", "expected a package name"),
+        ("hello |", "expected a package name"),
+        ("$Architecture", "needs a (value)"),
+        ("hello ) x", "unexpected text"),
+    ] {
+        let error = Query::parse(query).unwrap_err().to_string();
+        assert!(
+            error.contains(expected) && error.contains("column"),
+            "{query:?}: {error}"
+        );
+    }
+}
+
+// --- Publishing ---------------------------------------------------------------
+
+fn deb(dir: &Path, name: &str, version: &str) -> (String, Vec<u8>) {
+    let tree = dir.join(format!("tree-{name}-{version}"));
+    std::fs::create_dir_all(tree.join("usr/share")).unwrap();
+    std::fs::write(tree.join("usr/share/file"), format!("{name} {version}")).unwrap();
+    let mut options = gantry_deb::BuildOptions::new(name, version);
+    options.architecture = "amd64".into();
+    (
+        format!("{name}.deb"),
+        gantry_deb::build(&tree, &options).unwrap(),
+    )
+}
+
+async fn open(dir: &Path) -> Apt {
+    let store = gantry_store::Store::open(&format!("sqlite://{}", dir.join("db").display()))
+        .await
+        .unwrap();
+    Apt::open(store, &dir.join("apt")).unwrap()
+}
+
+fn repo_spec(repo: &str) -> PublicationSpec {
+    PublicationSpec {
+        source_kind: SourceKind::Repo,
+        sources: vec![Source {
+            component: "main".into(),
+            name: repo.into(),
+        }],
+        architectures: vec!["amd64".into()],
+        skip_signing: true,
+        key: None,
+        acquire_by_hash: true,
+        origin: None,
+        label: None,
+    }
+}
+
+/// A reader doing what apt does (read `Release`, then fetch the index it
+/// names by hash) while publishes replace the tree: every index it is told
+/// about exists and has the announced hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_never_sees_a_mix_of_generations() {
+    let dir = tempfile::tempdir().unwrap();
+    let apt = open(dir.path()).await;
+    apt.create_repo("r", None, None, None).await.unwrap();
+    apt.add("r", vec![deb(dir.path(), "p0", "1.0")], false)
+        .await
+        .unwrap();
+    apt.publish(None, "stable", repo_spec("r")).await.unwrap();
+
+    let root = apt.public_dir().join("dists/stable");
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let release = std::fs::read_to_string(root.join("Release")).unwrap();
+                let sha = release
+                    .split("SHA256:")
+                    .nth(1)
+                    .unwrap()
+                    .lines()
+                    .find(|l| l.ends_with(" main/binary-amd64/Packages"))
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_owned();
+                let index =
+                    std::fs::read(root.join(format!("main/binary-amd64/by-hash/SHA256/{sha}")))
+                        .unwrap_or_else(|e| panic!("the index Release names is gone: {e}"));
+                assert_eq!(hex::encode(Sha256::digest(&index)), sha);
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for i in 1..30 {
+        apt.add("r", vec![deb(dir.path(), &format!("p{i}"), "1.0")], false)
+            .await
+            .unwrap();
+        apt.update("stable", None).await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.join().unwrap();
+    assert!(reads > 10, "the reader read {reads} times");
+    let packages = std::fs::read_to_string(
+        apt.public_dir()
+            .join("dists/stable/main/binary-amd64/Packages"),
+    )
+    .unwrap();
+    assert_eq!(packages.matches("Package: ").count(), 30);
+}
+
+/// A publish that fails (a pool collision under the prefix, a missing key)
+/// leaves what was published as it was, and records nothing.
+#[tokio::test]
+async fn a_failed_publish_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let apt = open(dir.path()).await;
+    apt.create_repo("a", None, None, None).await.unwrap();
+    apt.create_repo("b", None, None, None).await.unwrap();
+    apt.add("a", vec![deb(dir.path(), "same", "1.0")], false)
+        .await
+        .unwrap();
+    // Same name, version and architecture, other contents.
+    let tree = dir.path().join("x");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("extra"), "x").unwrap();
+    let mut options = gantry_deb::BuildOptions::new("same", "1.0");
+    options.architecture = "amd64".into();
+    let other = gantry_deb::build(&tree, &options).unwrap();
+    apt.add("b", vec![("same.deb".into(), other)], false)
+        .await
+        .unwrap();
+
+    apt.publish(None, "one", repo_spec("a")).await.unwrap();
+    let release = apt.public_dir().join("dists/one/Release");
+    let before = std::fs::read(&release).unwrap();
+
+    let error = apt
+        .publish(None, "two", repo_spec("b"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("already published with different contents"),
+        "{error}"
+    );
+    assert!(!apt.public_dir().join("dists/two").exists());
+    assert_eq!(apt.publications().await.unwrap().len(), 1);
+
+    let mut signed = repo_spec("b");
+    signed.skip_signing = false;
+    let error = apt
+        .publish(Some("other"), "two", signed)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no signing key"), "{error}");
+    assert!(!apt.public_dir().join("other").exists());
+
+    let error = apt
+        .publish(None, "one", repo_spec("b"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("already has a publication"), "{error}");
+    assert_eq!(std::fs::read(&release).unwrap(), before);
+
+    // Bad names never reach the disk.
+    for (prefix, dist) in [
+        (Some("../x"), "d"),
+        (Some("pool"), "d"),
+        (None, "a/b"),
+        (None, ".."),
+        (None, "a\u{7}"),
+    ] {
+        assert!(
+            apt.publish(prefix, dist, repo_spec("a")).await.is_err(),
+            "{prefix:?} {dist:?}"
+        );
+    }
+    assert!(apt.create_repo("../r", None, None, None).await.is_err());
+}
+
+/// Packages are stored once, however many repositories and snapshots hold them.
+#[tokio::test]
+async fn packages_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let apt = open(dir.path()).await;
+    let file = deb(dir.path(), "once", "1.0");
+    for repo in ["a", "b"] {
+        apt.create_repo(repo, None, None, None).await.unwrap();
+        apt.add(repo, vec![file.clone()], false).await.unwrap();
+    }
+    apt.snapshot_from_repo("s", "a").await.unwrap();
+    let mut count = 0;
+    let mut pending = vec![dir.path().join("apt/pool")];
+    while let Some(d) = pending.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.path().is_dir() {
+                pending.push(e.path());
+            } else {
+                count += 1;
+            }
+        }
+    }
+    assert_eq!(count, 1);
+}

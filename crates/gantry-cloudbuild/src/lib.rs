@@ -1,0 +1,24 @@
+//! Google Cloud Build configs (`cloudbuild.yaml`), run unchanged on Gantry's
+//! step engine: [`parse`] reads the file and sorts its fields into
+//! supported, Google-only (a warning) and unsupported (an error);
+//! [`substitute`] applies Cloud Build's substitution rules; [`translate`]
+//! turns the build into Gantry steps.
+
+mod fields;
+mod git;
+mod parse;
+mod substitute;
+mod translate;
+
+pub use git::git_substitutions;
+pub use parse::{BuildFile, parse};
+pub use substitute::{Substitutions, builtin_names, substitute};
+pub use translate::{Build, ImageMap, Translation, translate};
+
+/// Every problem found in a Cloud Build file, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct CloudBuildError(pub Vec<String>);
+
+#[cfg(test)]
+mod tests;

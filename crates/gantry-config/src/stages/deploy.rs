@@ -1,0 +1,208 @@
+//! `deploy`: a new server group of a cluster, and the strategy that puts it
+//! in place of the older ones.
+
+use super::{StageFields, StageType};
+use crate::check::{Checker, Fields};
+use crate::deploy::check_name_part;
+
+pub(super) const TYPE: StageType = StageType {
+    name: "deploy",
+    check,
+};
+
+pub(crate) const STRATEGIES: &[&str] = &["redblack", "highlander", "rolling", "canary", "none"];
+
+fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    let f = &mut stage.fields;
+    if let Some((name, node)) = f.required_string(cx, "application") {
+        check_name_part(cx, node, name, "application");
+    }
+    for part in ["stack", "detail"] {
+        if let Some((name, node)) = f.string(cx, part) {
+            check_name_part(cx, node, name, part);
+        }
+    }
+    let command = f.string(cx, "command");
+    let image = f.string(cx, "image");
+    match (command, image) {
+        (None, None) => cx.error(
+            f.at(),
+            format!("{} needs a \"command\" or an \"image\"", f.what),
+        ),
+        (Some(_), Some((_, node))) => cx.error(
+            node.span.start,
+            "give one of \"command\" and \"image\", not both",
+        ),
+        _ => {}
+    }
+    let artifact = f.string(cx, "artifact");
+    let package = f.string(cx, "package");
+    let repository = f.string(cx, "repository");
+    match (&artifact, &package, &repository) {
+        (Some(_), Some((_, node)), _) => cx.error(
+            node.span.start,
+            "give one of \"artifact\" and \"package\", not both",
+        ),
+        (_, Some(_), None) => cx.error(
+            f.at(),
+            format!(
+                "{} takes \"package\" from a \"repository\": name it",
+                f.what
+            ),
+        ),
+        (_, None, Some((_, node))) => {
+            cx.error(node.span.start, "\"repository\" goes with \"package\"")
+        }
+        _ => {}
+    }
+    f.text_map(cx, "env");
+    if let (Some(0), Some(node)) = (f.count(cx, "size"), f.key("size")) {
+        // An enabled group without instances would answer 503 for the cluster.
+        cx.error(node.span.start, "\"size\" of a deploy must be at least 1");
+    }
+    f.duration(cx, "healthTimeout");
+    f.duration(cx, "gracePeriod");
+    let strategy = f
+        .choice(cx, "strategy", STRATEGIES)
+        .map(|(s, _)| s)
+        .unwrap_or("redblack");
+    f.bool(cx, "scaleDown");
+    f.count(cx, "maxRemainingServerGroups");
+    f.duration(cx, "delayBeforeDisable");
+    f.duration(cx, "delayBeforeScaleDown");
+    if let (Some(false), Some(node)) = (f.bool(cx, "rollbackOnFailure"), f.key("rollbackOnFailure"))
+    {
+        cx.error(
+            node.span.start,
+            "\"rollbackOnFailure: false\" is not supported: a failed deploy always removes its new server group",
+        );
+    }
+    f.duration(cx, "pauseBetween");
+    f.bool(cx, "waitForPromotion");
+    let what = f.what.clone();
+    if let Some(node) = f.key("targetPercentages") {
+        let node_at = node.span.start;
+        if strategy != "rolling" {
+            cx.error(
+                node_at,
+                format!("{what}: \"targetPercentages\" is for the rolling strategy"),
+            );
+        }
+        if let Some(texts) = f.texts(cx, "targetPercentages") {
+            let mut last = 0;
+            let mut values = Vec::new();
+            for (text, item) in &texts {
+                match text.parse::<u32>() {
+                    Ok(p) if p > last && p <= 100 => {
+                        last = p;
+                        values.push(serde_json::Value::from(p));
+                    }
+                    _ => cx.error(
+                        item.span.start,
+                        format!(
+                            "target percentages must increase, each from 1 to 100, not {text:?}"
+                        ),
+                    ),
+                }
+            }
+            if last != 100 && !texts.is_empty() {
+                cx.error(node_at, "the last target percentage must be 100");
+            }
+            f.insert("targetPercentages", serde_json::Value::Array(values));
+        }
+    } else if strategy == "rolling" {
+        cx.error(
+            f.at(),
+            format!("{what}: the rolling strategy needs \"targetPercentages\", e.g. [10, 50, 100]"),
+        );
+    }
+    if let Some(node) = f.key("steps") {
+        if strategy != "canary" {
+            cx.error(
+                node.span.start,
+                format!("{what}: \"steps\" are for the canary strategy"),
+            );
+        }
+        let node = f.get("steps").unwrap_or(node);
+        if let Some(items) = cx.list(node, "\"steps\"") {
+            let mut steps = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                if let Some(step) =
+                    check_canary_step(cx, item, &format!("step {} of {what}", index + 1))
+                {
+                    steps.push(step);
+                }
+            }
+            f.insert("steps", serde_json::Value::Array(steps));
+        }
+    } else if strategy == "canary" {
+        cx.error(
+            f.at(),
+            format!("{what}: the canary strategy needs \"steps\""),
+        );
+    }
+}
+
+/// `{setWeight: 10}`, `{pause: 30s}` or `{analysis: {window, marginal, pass}}`.
+fn check_canary_step(
+    cx: &mut Checker<'_>,
+    node: &crate::yaml::Node,
+    what: &str,
+) -> Option<serde_json::Value> {
+    let mut s = Fields::new(cx, node, what.to_owned())?;
+    if let (Some(weight), Some(key)) = (s.count(cx, "setWeight"), s.key("setWeight"))
+        && weight > 100
+    {
+        cx.error(
+            key.span.start,
+            format!("{what}: \"setWeight\" must be from 0 to 100, not {weight}"),
+        );
+    }
+    // `pause: untilPromoted` waits for a person; otherwise a duration.
+    if s.get("pause").and_then(|n| n.as_str()) == Some("untilPromoted") {
+        s.string(cx, "pause");
+    } else {
+        s.duration(cx, "pause");
+    }
+    if let Some(analysis) = s.get("analysis")
+        && let Some(mut a) = Fields::new(cx, analysis, format!("analysis of {what}"))
+    {
+        if a.get("window").is_some() {
+            a.duration(cx, "window");
+        } else {
+            a.require(cx, "window");
+        }
+        let marginal = a.count(cx, "marginal");
+        let pass = a.count(cx, "pass");
+        for (value, name) in [(marginal, "marginal"), (pass, "pass")] {
+            if let (Some(v), Some(key)) = (value, a.key(name))
+                && v > 100
+            {
+                cx.error(
+                    key.span.start,
+                    format!("{name:?} is a score from 0 to 100, not {v}"),
+                );
+            }
+        }
+        if let (Some(m), Some(p), Some(key)) = (marginal, pass, a.key("marginal"))
+            && m > p
+        {
+            cx.error(
+                key.span.start,
+                format!("\"marginal\" ({m}) must not be above \"pass\" ({p})"),
+            );
+        }
+        a.count(cx, "maxErrorRateIncrease");
+        let json = a.finish(cx, true);
+        s.insert("analysis", json);
+    }
+    let json = s.finish(cx, true);
+    let kinds = json.as_object().map(|o| o.len()).unwrap_or(0);
+    if kinds != 1 {
+        cx.error(
+            node.span.start,
+            format!("{what} must have exactly one of setWeight, pause, analysis"),
+        );
+    }
+    Some(json)
+}

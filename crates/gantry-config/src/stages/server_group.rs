@@ -1,0 +1,83 @@
+//! The server group operations: `resizeServerGroup`, `enableServerGroup`,
+//! `disableServerGroup`, `destroyServerGroup`, `rollbackCluster` and
+//! `scaleDownCluster`. They share the way a group is named: a `cluster`
+//! and a `target` (newest, previous, oldest) or a `serverGroup` by name.
+
+use super::{StageFields, StageType};
+use crate::check::Checker;
+
+pub(super) const RESIZE: StageType = StageType {
+    name: "resizeServerGroup",
+    check: check_resize,
+};
+pub(super) const ENABLE: StageType = StageType {
+    name: "enableServerGroup",
+    check: check_target,
+};
+pub(super) const DISABLE: StageType = StageType {
+    name: "disableServerGroup",
+    check: check_target,
+};
+pub(super) const DESTROY: StageType = StageType {
+    name: "destroyServerGroup",
+    check: check_target,
+};
+pub(super) const ROLLBACK: StageType = StageType {
+    name: "rollbackCluster",
+    check: check_rollback,
+};
+pub(super) const SCALE_DOWN: StageType = StageType {
+    name: "scaleDownCluster",
+    check: check_scale_down,
+};
+
+pub(crate) const TARGETS: &[&str] = &["newest", "previous", "oldest"];
+
+fn check_target(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    let f = &mut stage.fields;
+    f.required_string(cx, "cluster");
+    let target = f.choice(cx, "target", TARGETS);
+    if let (Some(_), Some(node)) = (target, f.string(cx, "serverGroup").map(|(_, n)| n)) {
+        cx.error(
+            node.span.start,
+            "give one of \"target\" and \"serverGroup\", not both",
+        );
+    }
+}
+
+fn check_resize(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    check_target(stage, cx);
+    let f = &mut stage.fields;
+    let given: Vec<&str> = [
+        "size",
+        "scaleUp",
+        "scaleDown",
+        "scaleUpPercent",
+        "scaleDownPercent",
+    ]
+    .into_iter()
+    .filter(|name| f.count(cx, name).is_some())
+    .collect();
+    if given.len() != 1 {
+        cx.error(
+            f.at(),
+            format!(
+                "{} needs exactly one of size, scaleUp, scaleDown, scaleUpPercent, scaleDownPercent{}",
+                f.what,
+                if given.is_empty() { String::new() } else { format!(" (has {})", given.join(", ")) }
+            ),
+        );
+    }
+}
+
+fn check_rollback(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    let f = &mut stage.fields;
+    f.required_string(cx, "cluster");
+    f.duration(cx, "healthTimeout");
+}
+
+fn check_scale_down(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    let f = &mut stage.fields;
+    f.required_string(cx, "cluster");
+    f.count(cx, "remainingFullSizeServerGroups");
+}

@@ -1,0 +1,245 @@
+//! A pipeline's `triggers:` list: one check per trigger type, selected by `type:`. Patterns
+//! (branch and tag regexes, payload constraints) are compiled here, so that one that does not
+//! parse is reported with its position instead of failing when the first push arrives.
+
+use serde_json::Value as Json;
+
+use crate::check::{Checker, Fields, did_you_mean};
+use crate::yaml::Node;
+
+/// The `type:` names, as in `Trigger`'s serde names.
+const TYPES: &[&str] = &["git", "webhook", "pipeline", "artifact", "cron"];
+
+/// Execution statuses a `pipeline` trigger may wait for.
+const END_STATUSES: &[&str] = &["succeeded", "failed", "canceled"];
+
+pub(crate) fn check_triggers(cx: &mut Checker<'_>, items: &[Node]) -> Json {
+    Json::Array(
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| check_trigger(cx, item, i))
+            .collect(),
+    )
+}
+
+fn check_trigger(cx: &mut Checker<'_>, node: &Node, index: usize) -> Option<Json> {
+    let mut f = Fields::new(cx, node, format!("trigger {}", index + 1))?;
+    let (kind, kind_node) = f.required_string(cx, "type")?;
+    match kind {
+        "git" => check_git(cx, &mut f),
+        "webhook" => check_webhook(cx, &mut f),
+        "pipeline" => check_pipeline(cx, &mut f),
+        "cron" => check_cron(cx, &mut f),
+        "artifact" => {
+            f.required_string(cx, "repository");
+            f.string(cx, "package");
+        }
+        _ => {
+            let hint = match did_you_mean(kind, TYPES) {
+                hint if !hint.is_empty() => hint,
+                _ => format!("; known types: {}", TYPES.join(", ")),
+            };
+            cx.error(
+                kind_node.span.start,
+                format!("unknown trigger type {kind:?}{hint}"),
+            );
+            return Some(f.finish(cx, false));
+        }
+    }
+    Some(f.finish(cx, true))
+}
+
+fn check_git(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    let repository = f.string(cx, "repository");
+    let url = f.string(cx, "url");
+    match (&repository, &url) {
+        (None, None) => cx.error(
+            f.at(),
+            format!(
+                "{} needs \"repository\" (a hosted repository) or \"url\" (an external one)",
+                f.what
+            ),
+        ),
+        (Some(_), Some((_, node))) => cx.error(
+            node.span.start,
+            format!("{} takes \"repository\" or \"url\", not both", f.what),
+        ),
+        _ => {}
+    }
+    let branch = f.string(cx, "branch");
+    let tag = f.string(cx, "tag");
+    if let (Some(_), Some((_, node))) = (&branch, &tag) {
+        cx.error(
+            node.span.start,
+            format!(
+                "{} takes \"branch\" or \"tag\", not both (use two triggers)",
+                f.what
+            ),
+        );
+    }
+    for (pattern, node) in branch.into_iter().chain(tag) {
+        check_regex(cx, pattern, node);
+    }
+    for name in ["includedFiles", "ignoredFiles"] {
+        for (glob, node) in f.strings(cx, name).unwrap_or_default() {
+            if glob.trim().is_empty() {
+                cx.error(node.span.start, format!("an entry of {name:?} is empty"));
+            }
+        }
+    }
+    f.string(cx, "secret");
+    f.string(cx, "config");
+    if let Some(poll) = f.duration(cx, "poll") {
+        if url.is_none()
+            && let Some(key) = f.key("poll")
+        {
+            cx.error(
+                key.span.start,
+                "\"poll\" checks an external \"url\"; a hosted repository reports its pushes itself",
+            );
+        }
+        if poll < std::time::Duration::from_secs(1)
+            && let Some(key) = f.key("poll")
+        {
+            cx.error(key.span.start, "\"poll\" must be at least 1s");
+        }
+    }
+}
+
+fn check_webhook(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    if let Some((source, node)) = f.required_string(cx, "source")
+        && (source.is_empty()
+            || !source
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        cx.error(
+            node.span.start,
+            format!(
+                "webhook source {source:?} must be letters, digits, '-', '_' or '.' (it is a url segment)"
+            ),
+        );
+    }
+    f.string(cx, "secret");
+    if let Some(node) = f.get("payloadConstraints") {
+        if let crate::yaml::Value::Map(entries) = &node.value {
+            for (_, value) in entries {
+                if let Some(pattern) = cx.string(value, "a payload constraint") {
+                    check_regex(cx, pattern, value);
+                }
+            }
+        }
+        f.text_map(cx, "payloadConstraints");
+    }
+}
+
+fn check_pipeline(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    f.required_string(cx, "pipeline");
+    if let Some(statuses) = f.strings(cx, "status") {
+        for (status, node) in statuses {
+            if !END_STATUSES.contains(&status) {
+                cx.error(
+                    node.span.start,
+                    format!(
+                        "status {status:?} is not an end status: use {}{}",
+                        END_STATUSES.join(", "),
+                        did_you_mean(status, END_STATUSES)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_cron(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    if let Some((schedule, node)) = f.required_string(cx, "schedule") {
+        let fields = schedule.split_whitespace().count();
+        if fields != 5 {
+            cx.error(
+                node.span.start,
+                format!(
+                    "schedule {schedule:?} has {fields} fields; a cron schedule has 5: minute hour day-of-month month day-of-week"
+                ),
+            );
+        } else if let Err(error) = schedule.parse::<croner::Cron>() {
+            cx.error(
+                node.span.start,
+                format!("schedule {schedule:?} does not parse: {error}"),
+            );
+        }
+    }
+    if let Some((zone, node)) = f.string(cx, "timeZone")
+        && zone.parse::<chrono_tz::Tz>().is_err()
+    {
+        cx.error(
+            node.span.start,
+            format!("unknown time zone {zone:?}; use an IANA name such as Europe/Paris or UTC"),
+        );
+    }
+}
+
+fn check_regex(cx: &mut Checker<'_>, pattern: &str, node: &Node) {
+    if let Err(error) = regex::Regex::new(pattern) {
+        // The regex crate's message spans several lines with a caret; its last line says what.
+        let reason = error.to_string();
+        let reason = reason
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        cx.error(
+            node.span.start,
+            format!("regex {pattern:?} does not parse: {reason}"),
+        );
+    }
+}
+
+/// The top-level `repositories:` list: hosted repositories the file declares.
+pub(crate) fn check_repositories(cx: &mut Checker<'_>, items: &[Node]) -> Json {
+    let mut names = Vec::new();
+    let mut out = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let Some(mut f) = Fields::new(cx, item, format!("repository {}", index + 1)) else {
+            continue;
+        };
+        if let Some((name, node)) = f.required_string(cx, "name") {
+            f.rename(format!("repository {name:?}"));
+            let valid = !name.is_empty()
+                && name.len() <= 100
+                && !name.starts_with(['.', '-'])
+                && !name.ends_with(".git")
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !valid {
+                cx.error(
+                    node.span.start,
+                    format!(
+                        "repository name {name:?} must be letters, digits, '.', '_' and '-', not starting with '.' or '-' nor ending with .git"
+                    ),
+                );
+            }
+            names.push((name, node));
+        }
+        f.bool(cx, "public");
+        out.push(f.finish(cx, true));
+    }
+    crate::pipeline::report_duplicates(cx, &names, "repository name");
+    Json::Array(out)
+}
+
+/// A pipeline's `concurrency:` mapping.
+pub(crate) fn check_concurrency(cx: &mut Checker<'_>, node: &Node) -> Json {
+    let Some(mut f) = Fields::new(cx, node, "\"concurrency\"") else {
+        return Json::Null;
+    };
+    if let Some(limit) = f.count(cx, "limit")
+        && limit == 0
+        && let Some(key) = f.key("limit")
+    {
+        cx.error(key.span.start, "\"limit\" must be at least 1");
+    }
+    f.choice(cx, "onConflict", &["queue", "cancelOlder"]);
+    f.finish(cx, true)
+}

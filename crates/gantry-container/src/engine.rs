@@ -1,0 +1,330 @@
+//! The engine program and the one-shot commands run through it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::error::ContainerError;
+
+/// Which command-line dialect the engine speaks; podman and docker differ in
+/// a few flags (podman's `rm -t`, `image exists`, `push --digestfile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    Podman,
+    Docker,
+}
+
+/// A container engine found on this machine.
+#[derive(Clone, Debug)]
+pub struct ContainerEngine {
+    pub kind: EngineKind,
+    pub program: PathBuf,
+}
+
+impl ContainerEngine {
+    /// The engine named by `choice` (`podman`, `docker`, or a path to either),
+    /// or podman, then docker, when none is chosen.
+    pub fn detect(choice: Option<&str>) -> Result<ContainerEngine, ContainerError> {
+        let Some(choice) = choice else {
+            return ["podman", "docker"]
+                .iter()
+                .find_map(|name| ContainerEngine::detect(Some(name)).ok())
+                .ok_or(ContainerError::NoneInstalled);
+        };
+        let file = Path::new(choice)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(choice);
+        let kind = match file {
+            "podman" => EngineKind::Podman,
+            "docker" => EngineKind::Docker,
+            _ => return Err(ContainerError::Unknown(choice.to_owned())),
+        };
+        let program = if choice.contains('/') {
+            Some(PathBuf::from(choice)).filter(|p| p.is_file())
+        } else {
+            find_on_path(choice)
+        };
+        let program = program.ok_or_else(|| ContainerError::NotInstalled(choice.to_owned()))?;
+        Ok(ContainerEngine { kind, program })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            EngineKind::Podman => "podman",
+            EngineKind::Docker => "docker",
+        }
+    }
+
+    /// A command for this engine with its output piped and no stdin.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs `args` to completion; its stdout, or an error carrying the end of
+    /// its stderr.
+    pub async fn output(&self, action: &str, args: &[&str]) -> Result<String, ContainerError> {
+        let mut command = self.command();
+        command.args(args);
+        self.finish(action, command).await
+    }
+
+    /// Runs a prepared command to completion (see [`ContainerEngine::output`]).
+    pub async fn finish(
+        &self,
+        action: &str,
+        mut command: tokio::process::Command,
+    ) -> Result<String, ContainerError> {
+        let output = command.output().await.map_err(|e| self.error(action, e))?;
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let message = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().trim_start_matches("Error: ").to_owned())
+            .unwrap_or_else(|| format!("failed with {}", output.status));
+        Err(self.error(action, message))
+    }
+
+    pub(crate) fn error(&self, action: &str, message: impl ToString) -> ContainerError {
+        ContainerError::Command {
+            program: self.name().to_owned(),
+            action: action.to_owned(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Whether `image` is in the engine's local storage.
+    pub async fn image_exists(&self, image: &str) -> Result<bool, ContainerError> {
+        let mut command = self.command();
+        match self.kind {
+            EngineKind::Podman => command.args(["image", "exists", image]),
+            EngineKind::Docker => command.args(["image", "inspect", "--format", "{{.Id}}", image]),
+        };
+        let status = command
+            .status()
+            .await
+            .map_err(|e| self.error("image exists", e))?;
+        Ok(status.success())
+    }
+
+    /// Pulls `image`; `tls_verify: false` allows a plain-HTTP or self-signed
+    /// registry (podman only; docker decides per daemon configuration).
+    pub async fn pull(&self, image: &str, tls_verify: bool) -> Result<(), ContainerError> {
+        let tls = format!("--tls-verify={tls_verify}");
+        let mut args = vec!["pull", "--quiet"];
+        if self.kind == EngineKind::Podman {
+            args.push(&tls);
+        }
+        args.push(image);
+        self.output(&format!("pull {image}"), &args).await.map(drop)
+    }
+
+    /// Makes sure `image` is available locally, pulling it when it is not
+    /// (from a loopback registry without TLS verification, as Docker does).
+    pub async fn ensure_image(&self, image: &str) -> Result<(), ContainerError> {
+        if self.image_exists(image).await? {
+            return Ok(());
+        }
+        let tls_verify = !crate::registry::is_loopback_registry(image);
+        self.pull(image, tls_verify).await.map_err(|error| {
+            self.error(
+                &format!("image {image}"),
+                format!("not found locally and cannot be pulled ({error})"),
+            )
+        })
+    }
+
+    /// Removes a container by name, whether running or not; a container that
+    /// does not exist is not an error.
+    pub async fn remove_container(&self, name: &str) -> Result<(), ContainerError> {
+        let ids = self
+            .output("ps", &["ps", "-aq", "--filter", &format!("name=^{name}$")])
+            .await?;
+        self.remove_ids(ids.split_whitespace().collect())
+            .await
+            .map(drop)
+    }
+
+    /// Removes every container carrying all `labels` (running ones are
+    /// killed); returns how many were removed.
+    pub async fn remove_labelled(&self, labels: &[(&str, &str)]) -> Result<usize, ContainerError> {
+        let mut args = vec!["ps".to_owned(), "-aq".to_owned()];
+        for (key, value) in labels {
+            args.push("--filter".to_owned());
+            args.push(format!("label={key}={value}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ids = self.output("ps", &args).await?;
+        self.remove_ids(ids.split_whitespace().collect()).await
+    }
+
+    async fn remove_ids(&self, ids: Vec<&str>) -> Result<usize, ContainerError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut args = vec!["rm", "-f"];
+        if self.kind == EngineKind::Podman {
+            // No grace period: the caller already decided the container goes.
+            args.extend(["-t", "0"]);
+        }
+        args.extend(&ids);
+        self.output("rm", &args).await?;
+        Ok(ids.len())
+    }
+
+    /// Creates a named volume with labels, unless it exists.
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<(), ContainerError> {
+        let existing = self
+            .output(
+                "volume ls",
+                &["volume", "ls", "-q", "--filter", &format!("name={name}")],
+            )
+            .await?;
+        if existing.lines().any(|l| l.trim() == name) {
+            return Ok(());
+        }
+        let mut args = vec!["volume".to_owned(), "create".to_owned()];
+        for (key, value) in labels {
+            args.push("--label".to_owned());
+            args.push(format!("{key}={value}"));
+        }
+        args.push(name.to_owned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.output(&format!("volume create {name}"), &args)
+            .await
+            .map(drop)
+    }
+
+    /// Removes every volume carrying all `labels`.
+    pub async fn remove_volumes(&self, labels: &[(&str, &str)]) -> Result<usize, ContainerError> {
+        let Some(((key, value), rest)) = labels.split_first() else {
+            return Ok(0);
+        };
+        // `volume ls` ORs several label filters (podman 4), where `ps` ANDs
+        // them: filter by one label there and check the others here.
+        let names = self
+            .output(
+                "volume ls",
+                &[
+                    "volume",
+                    "ls",
+                    "-q",
+                    "--filter",
+                    &format!("label={key}={value}"),
+                ],
+            )
+            .await?;
+        let mut chosen = Vec::new();
+        for name in names.split_whitespace() {
+            let found = self
+                .output(
+                    "volume inspect",
+                    &["volume", "inspect", "--format", "{{json .Labels}}", name],
+                )
+                .await?;
+            let found: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(found.trim()).unwrap_or_default();
+            if rest
+                .iter()
+                .all(|(k, v)| found.get(*k).map(String::as_str) == Some(*v))
+            {
+                chosen.push(name);
+            }
+        }
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        let mut args = vec!["volume", "rm", "-f"];
+        args.extend(&chosen);
+        self.output("volume rm", &args).await?;
+        Ok(chosen.len())
+    }
+
+    /// Tags `source` as `target`.
+    pub async fn tag(&self, source: &str, target: &str) -> Result<(), ContainerError> {
+        self.output(&format!("tag {target}"), &["tag", source, target])
+            .await
+            .map(drop)
+    }
+
+    /// The local image id of `image`.
+    pub async fn image_id(&self, image: &str) -> Result<String, ContainerError> {
+        let id = self
+            .output(
+                &format!("image inspect {image}"),
+                &["image", "inspect", "--format", "{{.Id}}", image],
+            )
+            .await?;
+        Ok(id.trim().to_owned())
+    }
+
+    /// Pushes `image` and returns its manifest digest (`sha256:…`).
+    /// `credentials` is `user:password`.
+    pub async fn push(
+        &self,
+        image: &str,
+        tls_verify: bool,
+        credentials: Option<&str>,
+    ) -> Result<String, ContainerError> {
+        let action = format!("push {image}");
+        match self.kind {
+            EngineKind::Podman => {
+                let digest_file = tempfile_path("gantry-digest");
+                let mut command = self.command();
+                command
+                    .arg("push")
+                    .arg("--quiet")
+                    .arg(format!("--tls-verify={tls_verify}"))
+                    .arg("--digestfile")
+                    .arg(&digest_file);
+                if let Some(credentials) = credentials {
+                    command.arg("--creds").arg(credentials);
+                }
+                command.arg(image);
+                let result = self.finish(&action, command).await;
+                let digest = std::fs::read_to_string(&digest_file).unwrap_or_default();
+                let _ = std::fs::remove_file(&digest_file);
+                result?;
+                Ok(digest.trim().to_owned())
+            }
+            EngineKind::Docker => {
+                let out = self.output(&action, &["push", image]).await?;
+                out.split_whitespace()
+                    .find(|w| w.starts_with("sha256:"))
+                    .map(str::to_owned)
+                    .ok_or_else(|| self.error(&action, "no digest in its output"))
+            }
+        }
+    }
+}
+
+fn tempfile_path(prefix: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()))
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}

@@ -1,0 +1,30 @@
+//! Driving a container engine (podman or docker) through its command line:
+//! step containers with Gantry's labels, orphan removal by label, images
+//! (exists, pull, build, tag, push) and listing a registry's tags.
+//!
+//! Nothing here knows about executions or stages: callers pass labels and
+//! names, and this crate turns them into engine commands.
+
+mod engine;
+mod error;
+mod registry;
+mod run;
+mod version;
+
+pub use engine::{ContainerEngine, EngineKind};
+pub use error::ContainerError;
+pub use registry::{RegistryClient, is_loopback_registry, list_tags, split_reference};
+pub use run::{ContainerRun, VolumeMount};
+pub use version::{compare_versions, newest_tag};
+
+/// Label keys every container and volume Gantry starts carries.
+pub mod labels {
+    /// Marks a container or volume as Gantry's; its value is unused.
+    pub const MANAGED: &str = "io.gantry.managed";
+    pub const EXECUTION: &str = "io.gantry.execution";
+    pub const STAGE: &str = "io.gantry.stage";
+    pub const STEP: &str = "io.gantry.step";
+}
+
+#[cfg(test)]
+mod tests;

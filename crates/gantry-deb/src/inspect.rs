@@ -1,0 +1,197 @@
+//! Reading a `.deb` back: its control paragraph, checked, and the hashes a
+//! repository index lists. Anything that is not a well-formed package is
+//! refused with the reason.
+
+use std::io::Read;
+use std::path::Path;
+
+use md5::{Digest, Md5};
+use sha1::Sha1;
+use sha2::{Sha256, Sha512};
+
+use crate::DebError;
+use crate::ar::{self, ReadError};
+use crate::control::{Control, parse_paragraphs};
+use crate::names::{validate_architecture, validate_name};
+use crate::version::Version;
+
+/// A checked package: its control paragraph and the file's size and hashes.
+#[derive(Clone, Debug)]
+pub struct Package {
+    pub control: Control,
+    pub name: String,
+    pub version: Version,
+    pub architecture: String,
+    pub size: u64,
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub sha512: String,
+}
+
+pub fn inspect_file(path: &Path) -> Result<Package, DebError> {
+    let bytes = std::fs::read(path).map_err(DebError::io(path))?;
+    inspect(&path.display().to_string(), &bytes)
+}
+
+/// Checks `bytes` as a package; `what` names it in errors (a file name).
+pub fn inspect(what: &str, bytes: &[u8]) -> Result<Package, DebError> {
+    let not_a_deb = |reason: &str| DebError::NotADeb {
+        what: what.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if !bytes.starts_with(ar::MAGIC) {
+        if ar::MAGIC.starts_with(bytes) {
+            return Err(DebError::Truncated {
+                what: what.to_owned(),
+                reason: "the file ends inside the ar header".to_owned(),
+            });
+        }
+        return Err(not_a_deb("no ar archive header"));
+    }
+    let members = ar::read_members(bytes).map_err(|error| match error {
+        ReadError::Truncated(reason) => DebError::Truncated {
+            what: what.to_owned(),
+            reason,
+        },
+        ReadError::Corrupt(reason) => DebError::Corrupt {
+            what: what.to_owned(),
+            reason,
+        },
+    })?;
+    let Some(first) = members.first() else {
+        return Err(DebError::Truncated {
+            what: what.to_owned(),
+            reason: "the archive has no members".to_owned(),
+        });
+    };
+    if first.name != "debian-binary" {
+        return Err(not_a_deb("the first member is not debian-binary"));
+    }
+    if !first.data.starts_with(b"2.") {
+        return Err(not_a_deb("unsupported format version in debian-binary"));
+    }
+    let corrupt = |reason: String| DebError::Corrupt {
+        what: what.to_owned(),
+        reason,
+    };
+    let control_member = members
+        .get(1)
+        .filter(|m| m.name.starts_with("control.tar"))
+        .ok_or_else(|| corrupt("the second member is not control.tar".to_owned()))?;
+    let data_member = members
+        .get(2)
+        .filter(|m| m.name.starts_with("data.tar"))
+        .ok_or_else(|| corrupt("the third member is not data.tar".to_owned()))?;
+
+    let control_tar = decompress(&control_member.name, control_member.data).map_err(&corrupt)?;
+    let control_text = find_control(&control_tar).map_err(&corrupt)?;
+    let data_tar = decompress(&data_member.name, data_member.data).map_err(&corrupt)?;
+    check_tar(&data_tar).map_err(|e| corrupt(format!("{}: {e}", data_member.name)))?;
+
+    let mut paragraphs =
+        parse_paragraphs(&control_text).map_err(|e| corrupt(format!("control file: {e}")))?;
+    if paragraphs.len() != 1 {
+        return Err(corrupt(format!(
+            "control file has {} paragraphs, expected one",
+            paragraphs.len()
+        )));
+    }
+    let control = paragraphs.remove(0);
+    let field = |name: &'static str| {
+        control
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or(DebError::MissingField {
+                what: what.to_owned(),
+                field: name,
+            })
+    };
+    let name = field("Package")?;
+    let version = field("Version")?;
+    let architecture = field("Architecture")?;
+    validate_name(&name)?;
+    let version = Version::parse(&version)?;
+    validate_architecture(&architecture)?;
+    Ok(Package {
+        name,
+        version,
+        architecture,
+        size: bytes.len() as u64,
+        md5: hex::encode(Md5::digest(bytes)),
+        sha1: hex::encode(Sha1::digest(bytes)),
+        sha256: hex::encode(Sha256::digest(bytes)),
+        sha512: hex::encode(Sha512::digest(bytes)),
+        control,
+    })
+}
+
+fn decompress(name: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let result = if name.ends_with(".gz") {
+        flate2::read::GzDecoder::new(data).read_to_end(&mut out)
+    } else if name.ends_with(".xz") {
+        liblzma::read::XzDecoder::new(data).read_to_end(&mut out)
+    } else if name.ends_with(".tar") {
+        out.extend_from_slice(data);
+        Ok(data.len())
+    } else {
+        return Err(format!("{name}: unsupported compression"));
+    };
+    result.map_err(|e| format!("{name}: {e}"))?;
+    Ok(out)
+}
+
+fn find_control(tar_bytes: &[u8]) -> Result<String, String> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    let entries = archive.entries().map_err(|e| format!("control.tar: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("control.tar: {e}"))?;
+        let path = entry.path().map_err(|e| format!("control.tar: {e}"))?;
+        let name = path.to_string_lossy().trim_start_matches("./").to_owned();
+        if name == "control" {
+            let mut text = String::new();
+            entry
+                .read_to_string(&mut text)
+                .map_err(|e| format!("control.tar: control: {e}"))?;
+            return Ok(text);
+        }
+    }
+    Err("control.tar has no control file".to_owned())
+}
+
+/// Reads every entry through, so that a cut or damaged data archive is
+/// found now rather than by `dpkg -i` on a server.
+fn check_tar(tar_bytes: &[u8]) -> Result<(), String> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Unpacks the files of a checked package (its `data.tar`) under `dest`.
+/// Entries that would land outside `dest` (`..`, absolute links) are
+/// refused by the tar reader.
+pub fn extract_data(what: &str, bytes: &[u8], dest: &Path) -> Result<(), DebError> {
+    inspect(what, bytes)?;
+    let members = ar::read_members(bytes).map_err(|_| DebError::Corrupt {
+        what: what.to_owned(),
+        reason: "unreadable archive".to_owned(),
+    })?;
+    let data = &members[2];
+    let tar_bytes = decompress(&data.name, data.data).map_err(|reason| DebError::Corrupt {
+        what: what.to_owned(),
+        reason,
+    })?;
+    std::fs::create_dir_all(dest).map_err(DebError::io(dest))?;
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    archive.set_preserve_permissions(true);
+    for entry in archive.entries().map_err(DebError::io(dest))? {
+        let mut entry = entry.map_err(DebError::io(dest))?;
+        entry.unpack_in(dest).map_err(DebError::io(dest))?;
+    }
+    Ok(())
+}

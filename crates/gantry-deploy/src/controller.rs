@@ -1,0 +1,289 @@
+//! The control plane's façade: what engine stages and API handlers call.
+//! It keeps nothing itself; each step reads the provider's state again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::DeployError;
+use crate::model::{Application, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot};
+use crate::providers::{CreateServerGroup, Provider, ServerGroupUpdate};
+use crate::strategies::{self, Rollout, StrategyConfig};
+
+/// Progress notes for the stage log.
+pub type Progress<'a> = &'a (dyn Fn(String) + Send + Sync);
+
+#[derive(Clone)]
+pub struct DeployController {
+    provider: Arc<dyn Provider>,
+}
+
+/// One deploy: a new server group of `cluster` and how it replaces the others.
+#[derive(Clone, Debug)]
+pub struct DeployRequest {
+    /// Recorded by the caller before the first attempt; a resumed deploy
+    /// passes the same id and finds the group it created.
+    pub request_id: String,
+    pub application: String,
+    pub cluster: String,
+    pub spec: ServerGroupSpec,
+    pub size: u32,
+    pub strategy: StrategyConfig,
+    /// How long the new group has to become healthy.
+    pub health_timeout: Duration,
+    /// The enabled groups of the cluster when the deploy started (recorded
+    /// with the request id, so a resumed deploy acts on the same groups).
+    pub previous: Vec<String>,
+}
+
+impl std::fmt::Debug for DeployController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeployController")
+            .field("provider", &self.provider.name())
+            .finish()
+    }
+}
+
+impl DeployController {
+    pub fn new(provider: Arc<dyn Provider>) -> DeployController {
+        DeployController { provider }
+    }
+
+    pub fn provider(&self) -> &dyn Provider {
+        self.provider.as_ref()
+    }
+
+    pub async fn snapshot(&self) -> Result<Snapshot, DeployError> {
+        self.provider.snapshot().await
+    }
+
+    pub async fn configure(
+        &self,
+        applications: Vec<Application>,
+        load_balancers: Vec<LoadBalancer>,
+    ) -> Result<(), DeployError> {
+        self.provider.configure(applications, load_balancers).await
+    }
+
+    /// The names of the enabled live groups of a cluster, oldest first.
+    pub async fn enabled_groups(&self, cluster: &str) -> Result<Vec<String>, DeployError> {
+        Ok(self
+            .snapshot()
+            .await?
+            .cluster(cluster)
+            .iter()
+            .filter(|g| g.group.enabled)
+            .map(|g| g.group.name.clone())
+            .collect())
+    }
+
+    /// Creates the new group and applies the strategy. On failure the new
+    /// group is removed and the older groups are as they were.
+    /// `promote` is notified when a person promotes a paused rollout.
+    pub async fn deploy(
+        &self,
+        request: &DeployRequest,
+        cancel: &CancellationToken,
+        promote: &tokio::sync::Notify,
+        progress: Progress<'_>,
+    ) -> Result<ServerGroup, DeployError> {
+        if request.spec.command.is_none() && request.spec.image.is_none() {
+            return Err(DeployError::Invalid(format!(
+                "cluster {:?}: give a command or an image",
+                request.cluster
+            )));
+        }
+        let strategy = strategies::for_config(&request.strategy);
+        let group = self
+            .provider
+            .create_server_group(CreateServerGroup {
+                request_id: request.request_id.clone(),
+                application: request.application.clone(),
+                cluster: request.cluster.clone(),
+                spec: request.spec.clone(),
+                size: strategy.initial_size(request.size),
+            })
+            .await?;
+        progress(format!("server group {} created", group.name));
+        let rollout = Rollout {
+            controller: self,
+            request,
+            group: group.name.clone(),
+            cancel,
+            promote,
+            progress,
+        };
+        let result = async {
+            strategy.deploy(&rollout).await?;
+            strategy.clean_up(&rollout).await
+        }
+        .await;
+        if let Err(error) = result {
+            progress(format!("deploy failed: {error}; restoring the cluster"));
+            strategy.abort(&rollout).await;
+            return Err(error);
+        }
+        Ok(group)
+    }
+
+    pub async fn update(
+        &self,
+        name: &str,
+        update: ServerGroupUpdate,
+    ) -> Result<ServerGroup, DeployError> {
+        self.provider
+            .update_server_group(name.to_owned(), update)
+            .await
+    }
+
+    pub async fn samples(
+        &self,
+        name: &str,
+        window: Duration,
+    ) -> Result<Vec<crate::analysis::Measurement>, DeployError> {
+        self.provider.samples(name.to_owned(), window).await
+    }
+
+    pub async fn destroy(&self, name: &str) -> Result<ServerGroup, DeployError> {
+        self.provider.destroy_server_group(name.to_owned()).await
+    }
+
+    /// Waits until `count` instances of `group` are healthy.
+    pub async fn wait_healthy(
+        &self,
+        group: &str,
+        count: usize,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), DeployError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let snapshot = self.snapshot().await?;
+            let status = snapshot.group(group).ok_or_else(|| {
+                DeployError::NotFound(format!("server group {group:?} does not exist"))
+            })?;
+            if status.healthy_instances() >= count {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let crashed: u32 = status.instances.iter().map(|i| i.restarts).sum();
+                let hint = if crashed > 0 {
+                    format!(
+                        "; its instances exited {crashed} times (output in server-groups/{group}/instance-N.log)"
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(DeployError::Failed(format!(
+                    "server group {group} did not become healthy within {}s ({} of {count} instances healthy){hint}",
+                    timeout.as_secs(),
+                    status.healthy_instances()
+                )));
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(DeployError::Canceled),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    /// Re-enables the previous group of the cluster at the current group's
+    /// capacity, waits for it to be healthy, then disables the current one.
+    pub async fn rollback(
+        &self,
+        cluster: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        progress: Progress<'_>,
+    ) -> Result<String, DeployError> {
+        let (current, previous) = self.rollback_plan(cluster).await?;
+        self.rollback_to(&current, &previous, timeout, cancel, progress)
+            .await?;
+        Ok(previous)
+    }
+
+    /// The current (newest enabled) group and the one before it.
+    pub async fn rollback_plan(&self, cluster: &str) -> Result<(String, String), DeployError> {
+        let snapshot = self.snapshot().await?;
+        let groups = snapshot.cluster(cluster);
+        let current = groups
+            .iter()
+            .rev()
+            .find(|g| g.group.enabled)
+            .ok_or_else(|| {
+                DeployError::Invalid(format!("cluster {cluster:?} has no enabled server group"))
+            })?;
+        let previous = groups
+            .iter()
+            .rev()
+            .find(|g| g.group.version < current.group.version)
+            .ok_or_else(|| {
+                DeployError::Invalid(format!(
+                    "cluster {cluster:?} has no server group older than {} to roll back to",
+                    current.group.name
+                ))
+            })?;
+        Ok((current.group.name.clone(), previous.group.name.clone()))
+    }
+
+    /// Idempotent: running it again after a restart converges.
+    pub async fn rollback_to(
+        &self,
+        current: &str,
+        previous: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        progress: Progress<'_>,
+    ) -> Result<(), DeployError> {
+        let snapshot = self.snapshot().await?;
+        let find = |name: &str| {
+            snapshot
+                .group(name)
+                .filter(|g| g.group.is_live())
+                .map(|g| g.group.clone())
+                .ok_or_else(|| {
+                    DeployError::NotFound(format!("server group {name:?} does not exist"))
+                })
+        };
+        let (current, previous) = (find(current)?, find(previous)?);
+        let cluster = &current.cluster;
+        let size = current.size.max(previous.size);
+        progress(format!(
+            "rolling back {cluster}: {} → {}",
+            current.name, previous.name
+        ));
+        self.update(
+            &previous.name,
+            ServerGroupUpdate {
+                size: Some(size),
+                ..Default::default()
+            },
+        )
+        .await?;
+        self.wait_healthy(&previous.name, size as usize, timeout, cancel)
+            .await?;
+        self.update(
+            &previous.name,
+            ServerGroupUpdate {
+                enabled: Some(true),
+                weight: Some(100),
+                ..Default::default()
+            },
+        )
+        .await?;
+        self.update(
+            &current.name,
+            ServerGroupUpdate {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await?;
+        progress(format!(
+            "{} enabled, {} disabled",
+            previous.name, current.name
+        ));
+        Ok(())
+    }
+}

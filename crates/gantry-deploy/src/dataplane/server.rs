@@ -1,0 +1,385 @@
+//! The data-plane process: its control socket and its life.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gantry_proxy::Proxy;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Mutex;
+
+use super::reconcile::{self, Instances};
+use super::state::{self, DesiredState};
+use crate::model::{
+    LoadBalancerStatus, ServerGroup, ServerGroupStatus, Snapshot, server_group_name,
+};
+use crate::protocol::{ErrorKind, Request, Response};
+
+/// `DATA/deploy`, where the data plane keeps its files.
+pub fn deploy_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("deploy")
+}
+
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    deploy_dir(data_dir).join("dataplane.sock")
+}
+
+struct Dataplane {
+    dir: PathBuf,
+    proxy: Proxy,
+    state: Mutex<DesiredState>,
+    instances: std::sync::Mutex<Instances>,
+}
+
+type Failure = (ErrorKind, String);
+
+/// Runs the data plane for `data_dir` until told to shut down or until the
+/// data directory is removed.
+pub async fn run(data_dir: &Path) -> std::io::Result<()> {
+    let dir = deploy_dir(data_dir);
+    std::fs::create_dir_all(dir.join("server-groups"))?;
+    let lock = std::fs::File::create(dir.join("dataplane.lock"))?;
+    // SAFETY: flock on a file we own; the lock lives as long as `lock`.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::other(format!(
+            "another data plane is running for {}",
+            data_dir.display()
+        )));
+    }
+    std::fs::write(dir.join("dataplane.pid"), std::process::id().to_string())?;
+    let socket = socket_path(data_dir);
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket)?;
+    let dataplane = Arc::new(Dataplane {
+        proxy: Proxy::new(),
+        state: Mutex::new(state::load(&dir)?),
+        instances: std::sync::Mutex::new(Instances::new()),
+        dir,
+    });
+    {
+        let state = dataplane.state.lock().await;
+        for problem in reconcile::reconcile(
+            &dataplane.dir,
+            &dataplane.proxy,
+            &state,
+            &dataplane.instances,
+        )
+        .await
+        {
+            tracing::error!(%problem, "load balancer not listening");
+        }
+    }
+    tracing::info!(socket = %socket.display(), "data plane ready");
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                tokio::spawn(serve_connection(dataplane.clone(), stream, done_tx.clone()));
+            }
+            _ = done_rx.recv() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                // Tests and uninstalls remove the data directory: nothing
+                // left to serve, and nobody left to stop us.
+                if !socket.exists() || !data_dir.exists() {
+                    tracing::warn!("data directory removed, stopping");
+                    break;
+                }
+            }
+        }
+    }
+    stop_everything(&dataplane).await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+async fn stop_everything(dataplane: &Dataplane) {
+    let handles: Vec<_> = {
+        let mut running = dataplane
+            .instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        running.drain().flat_map(|(_, h)| h).collect()
+    };
+    dataplane.proxy.set_table(Default::default());
+    for handle in &handles {
+        handle.stop.cancel();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline
+        && handles.iter().any(|h| h.snapshot().state != "stopped")
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn serve_connection(
+    dataplane: Arc<Dataplane>,
+    stream: UnixStream,
+    done: tokio::sync::mpsc::Sender<()>,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let (response, shutdown) = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Shutdown) => (Response::Ok(json!({"stopping": true})), true),
+            Ok(request) => (
+                match handle(&dataplane, request).await {
+                    Ok(value) => Response::Ok(value),
+                    Err((kind, message)) => Response::Error { kind, message },
+                },
+                false,
+            ),
+            Err(error) => (
+                Response::Error {
+                    kind: ErrorKind::Invalid,
+                    message: format!("bad request: {error}"),
+                },
+                false,
+            ),
+        };
+        let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
+        bytes.push(b'\n');
+        if write.write_all(&bytes).await.is_err() {
+            return;
+        }
+        if shutdown {
+            let _ = done.send(()).await;
+            return;
+        }
+    }
+}
+
+async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
+    match request {
+        Request::Status => Ok(to_json(&snapshot(dp).await)),
+        Request::Configure {
+            applications,
+            load_balancers,
+        } => {
+            let mut state = dp.state.lock().await;
+            let mut next = state.clone();
+            next.applications = applications;
+            next.load_balancers = load_balancers;
+            // A port another program holds is refused before it is saved.
+            for lb in &next.load_balancers {
+                let ours = state.load_balancers.iter().any(|o| o.port == lb.port)
+                    || dp.proxy.listening().contains(&lb.name);
+                if !ours && std::net::TcpListener::bind(("127.0.0.1", lb.port)).is_err() {
+                    return Err((
+                        ErrorKind::Invalid,
+                        format!(
+                            "load balancer {:?}: port {} is already in use",
+                            lb.name, lb.port
+                        ),
+                    ));
+                }
+            }
+            commit(dp, &mut state, next).await
+        }
+        Request::Create {
+            request_id,
+            application,
+            cluster,
+            spec,
+            size,
+        } => {
+            let mut state = dp.state.lock().await;
+            if let Some(existing) = state
+                .server_groups
+                .iter()
+                .find(|g| g.request_id == request_id)
+            {
+                return Ok(to_json(existing));
+            }
+            let version = state
+                .server_groups
+                .iter()
+                .filter(|g| g.cluster == cluster)
+                .map(|g| g.version + 1)
+                .max()
+                .unwrap_or(0);
+            let name = server_group_name(&cluster, version);
+            let group_dir = reconcile::group_dir(&dp.dir, &name);
+            prepare_directory(&group_dir, spec.artifact.as_deref())
+                .await
+                .map_err(|e| (ErrorKind::Invalid, format!("server group {name:?}: {e}")))?;
+            let group = ServerGroup {
+                name,
+                application,
+                cluster,
+                version,
+                request_id,
+                spec,
+                size,
+                enabled: false,
+                weight: 100,
+                created_at: now_millis(),
+                destroyed_at: None,
+            };
+            let mut next = state.clone();
+            next.server_groups.push(group.clone());
+            commit(dp, &mut state, next).await?;
+            Ok(to_json(&group))
+        }
+        Request::Update {
+            name,
+            size,
+            enabled,
+            weight,
+        } => {
+            let mut state = dp.state.lock().await;
+            let mut next = state.clone();
+            let group = live_group(&mut next, &name)?;
+            if let Some(size) = size {
+                group.size = size;
+            }
+            if let Some(enabled) = enabled {
+                group.enabled = enabled;
+            }
+            if let Some(weight) = weight {
+                group.weight = weight;
+            }
+            let group = group.clone();
+            commit(dp, &mut state, next).await?;
+            Ok(to_json(&group))
+        }
+        Request::Destroy { name } => {
+            let mut state = dp.state.lock().await;
+            let mut next = state.clone();
+            let group = live_group(&mut next, &name)?;
+            group.destroyed_at = Some(now_millis());
+            group.enabled = false;
+            group.size = 0;
+            let group = group.clone();
+            commit(dp, &mut state, next).await?;
+            Ok(to_json(&group))
+        }
+        Request::Samples { name, window_ms } => {
+            let samples: Vec<crate::analysis::Measurement> = dp
+                .proxy
+                .stats()
+                .group(&name)
+                .samples_since(Duration::from_millis(window_ms))
+                .iter()
+                .map(|s| crate::analysis::Measurement {
+                    micros: s.micros,
+                    error: s.error,
+                })
+                .collect();
+            Ok(to_json(&samples))
+        }
+        Request::Shutdown => Ok(Value::Null),
+    }
+}
+
+fn live_group<'s>(state: &'s mut DesiredState, name: &str) -> Result<&'s mut ServerGroup, Failure> {
+    state
+        .server_groups
+        .iter_mut()
+        .find(|g| g.name == name && g.is_live())
+        .ok_or_else(|| {
+            (
+                ErrorKind::NotFound,
+                format!("server group {name:?} does not exist"),
+            )
+        })
+}
+
+/// Persists `next`, then acts on it.
+async fn commit(
+    dp: &Dataplane,
+    state: &mut DesiredState,
+    next: DesiredState,
+) -> Result<Value, Failure> {
+    state::save(&dp.dir, &next).map_err(|e| {
+        (
+            ErrorKind::Internal,
+            format!("cannot save the data plane state: {e}"),
+        )
+    })?;
+    *state = next;
+    let problems = reconcile::reconcile(&dp.dir, &dp.proxy, state, &dp.instances).await;
+    if !problems.is_empty() {
+        return Err((ErrorKind::Invalid, problems.join("; ")));
+    }
+    Ok(json!({"ok": true}))
+}
+
+async fn snapshot(dp: &Dataplane) -> Snapshot {
+    let state = dp.state.lock().await.clone();
+    let stats = dp.proxy.stats().snapshot();
+    let listening = dp.proxy.listening();
+    let running = dp.instances.lock().unwrap_or_else(|e| e.into_inner());
+    Snapshot {
+        applications: state.applications.clone(),
+        load_balancers: state
+            .load_balancers
+            .iter()
+            .map(|lb| LoadBalancerStatus {
+                load_balancer: lb.clone(),
+                listening: listening.contains(&lb.name),
+            })
+            .collect(),
+        server_groups: state
+            .server_groups
+            .iter()
+            .map(|group| ServerGroupStatus {
+                group: group.clone(),
+                instances: running
+                    .get(&group.name)
+                    .map(|handles| handles.iter().map(|h| h.snapshot()).collect())
+                    .unwrap_or_default(),
+                stats: stats.get(&group.name).cloned().map(Into::into),
+            })
+            .collect(),
+    }
+}
+
+/// Makes the server group's directory and puts its artifact in it.
+async fn prepare_directory(dir: &Path, artifact: Option<&str>) -> Result<(), String> {
+    if let Some(artifact) = artifact {
+        let source = Path::new(artifact);
+        if !source.exists() {
+            return Err(format!("artifact {artifact} does not exist"));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let status = if source.is_dir() {
+            tokio::process::Command::new("cp")
+                .arg("-a")
+                .arg(source.join("."))
+                .arg(dir)
+                .status()
+                .await
+        } else {
+            tokio::process::Command::new("tar")
+                .arg("-xf")
+                .arg(source)
+                .arg("-C")
+                .arg(dir)
+                .status()
+                .await
+        };
+        match status {
+            Ok(status) if status.success() => {}
+            Ok(status) => return Err(format!("cannot unpack artifact {artifact}: {status}")),
+            Err(e) => return Err(format!("cannot unpack artifact {artifact}: {e}")),
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

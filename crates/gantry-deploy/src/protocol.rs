@@ -1,0 +1,61 @@
+//! The control socket's protocol: one JSON request per line, one JSON
+//! answer per line.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Application, LoadBalancer, ServerGroupSpec};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Request {
+    Status,
+    /// Replaces the applications and load balancers (from `apply`).
+    Configure {
+        applications: Vec<Application>,
+        load_balancers: Vec<LoadBalancer>,
+    },
+    /// Creates the next version of a cluster, disabled. Idempotent by
+    /// `request_id`: the same request returns the group it created.
+    Create {
+        request_id: String,
+        application: String,
+        cluster: String,
+        spec: ServerGroupSpec,
+        size: u32,
+    },
+    Update {
+        name: String,
+        #[serde(default)]
+        size: Option<u32>,
+        #[serde(default)]
+        enabled: Option<bool>,
+        #[serde(default)]
+        weight: Option<u32>,
+    },
+    Destroy {
+        name: String,
+    },
+    /// The load balancer's measurements of a group's recent requests.
+    Samples {
+        name: String,
+        window_ms: u64,
+    },
+    /// Stops every instance and exits.
+    Shutdown,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Response {
+    Ok(Value),
+    Error { kind: ErrorKind, message: String },
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorKind {
+    Invalid,
+    NotFound,
+    Internal,
+}

@@ -1,0 +1,130 @@
+//! The control plane's end of the data plane's socket. The data plane is
+//! started on first use and outlives the server; a restarted server finds
+//! it again through the socket.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::Mutex;
+
+use super::LocalConfig;
+use crate::dataplane::socket_path;
+use crate::error::DeployError;
+use crate::protocol::{ErrorKind, Request, Response};
+
+pub struct DataplaneClient {
+    config: LocalConfig,
+    /// Serializes starting the data plane.
+    starting: Mutex<()>,
+}
+
+impl DataplaneClient {
+    pub fn new(config: LocalConfig) -> DataplaneClient {
+        DataplaneClient {
+            config,
+            starting: Mutex::new(()),
+        }
+    }
+
+    pub async fn request(&self, request: &Request) -> Result<Value, DeployError> {
+        let stream = self.connect().await?;
+        let (read, mut write) = stream.into_split();
+        let mut line = serde_json::to_vec(request)
+            .map_err(|e| DeployError::Dataplane(format!("cannot encode request: {e}")))?;
+        line.push(b'\n');
+        write
+            .write_all(&line)
+            .await
+            .map_err(|e| DeployError::Dataplane(format!("cannot send request: {e}")))?;
+        let mut answer = String::new();
+        BufReader::new(read)
+            .read_line(&mut answer)
+            .await
+            .map_err(|e| DeployError::Dataplane(format!("cannot read answer: {e}")))?;
+        match serde_json::from_str::<Response>(&answer) {
+            Ok(Response::Ok(value)) => Ok(value),
+            Ok(Response::Error { kind, message }) => Err(match kind {
+                ErrorKind::Invalid => DeployError::Invalid(message),
+                ErrorKind::NotFound => DeployError::NotFound(message),
+                ErrorKind::Internal => DeployError::Dataplane(message),
+            }),
+            Err(e) => Err(DeployError::Dataplane(format!(
+                "bad answer {answer:?}: {e}"
+            ))),
+        }
+    }
+
+    /// Connects, starting the data plane when none answers.
+    async fn connect(&self) -> Result<UnixStream, DeployError> {
+        let socket = socket_path(&self.config.data_dir);
+        if let Ok(stream) = UnixStream::connect(&socket).await {
+            return Ok(stream);
+        }
+        let _guard = self.starting.lock().await;
+        if let Ok(stream) = UnixStream::connect(&socket).await {
+            return Ok(stream);
+        }
+        self.start()?;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Ok(stream) = UnixStream::connect(&socket).await {
+                return Ok(stream);
+            }
+        }
+        Err(DeployError::Dataplane(format!(
+            "the data plane did not open {} (see {})",
+            socket.display(),
+            self.log_path().display()
+        )))
+    }
+
+    fn log_path(&self) -> std::path::PathBuf {
+        crate::dataplane::deploy_dir(&self.config.data_dir).join("dataplane.log")
+    }
+
+    /// Starts the data plane in its own session, so that it survives the
+    /// server (and signals sent to the server's process group).
+    fn start(&self) -> Result<(), DeployError> {
+        let [program, args @ ..] = self.config.dataplane_command.as_slice() else {
+            return Err(DeployError::Dataplane(
+                "no data plane command configured".into(),
+            ));
+        };
+        let dir = crate::dataplane::deploy_dir(&self.config.data_dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| DeployError::Dataplane(format!("cannot create {}: {e}", dir.display())))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(|e| DeployError::Dataplane(format!("cannot open its log: {e}")))?;
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(
+                log.try_clone()
+                    .map_err(|e| DeployError::Dataplane(e.to_string()))?,
+            )
+            .stderr(log);
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| DeployError::Dataplane(format!("cannot start {program}: {e}")))?;
+        tracing::info!(pid = child.id(), "data plane started");
+        // Reap it if it exits while we live; it is not ours to wait for otherwise.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! The `local` provider: instances on this machine, run by the data-plane
+//! process (host processes, or containers through the podman CLI), reached
+//! through its control socket.
+
+mod client;
+
+use std::path::PathBuf;
+
+use futures::future::{BoxFuture, FutureExt};
+use serde_json::Value;
+
+pub use client::DataplaneClient;
+
+use super::{CreateServerGroup, Provider, ServerGroupUpdate};
+use crate::error::DeployError;
+use crate::model::{Application, LoadBalancer, ServerGroup, Snapshot};
+use crate::protocol::Request;
+
+/// How to reach (and if needed start) the data plane.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    pub data_dir: PathBuf,
+    /// The program and arguments that run the data plane for `data_dir`
+    /// (`gantry dataplane --data-dir DIR`).
+    pub dataplane_command: Vec<String>,
+}
+
+pub struct LocalProvider {
+    client: DataplaneClient,
+}
+
+impl LocalProvider {
+    pub fn new(config: LocalConfig) -> LocalProvider {
+        LocalProvider {
+            client: DataplaneClient::new(config),
+        }
+    }
+
+    pub fn client(&self) -> &DataplaneClient {
+        &self.client
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, DeployError> {
+    serde_json::from_value(value).map_err(|e| DeployError::Dataplane(format!("bad answer: {e}")))
+}
+
+impl Provider for LocalProvider {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>> {
+        async move { decode(self.client.request(&Request::Status).await?) }.boxed()
+    }
+
+    fn configure(
+        &self,
+        applications: Vec<Application>,
+        load_balancers: Vec<LoadBalancer>,
+    ) -> BoxFuture<'_, Result<(), DeployError>> {
+        async move {
+            self.client
+                .request(&Request::Configure {
+                    applications,
+                    load_balancers,
+                })
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn create_server_group(
+        &self,
+        request: CreateServerGroup,
+    ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
+        async move {
+            if let Some(image) = &request.spec.image {
+                check_image(image).await?;
+            }
+            decode(
+                self.client
+                    .request(&Request::Create {
+                        request_id: request.request_id,
+                        application: request.application,
+                        cluster: request.cluster,
+                        spec: request.spec,
+                        size: request.size,
+                    })
+                    .await?,
+            )
+        }
+        .boxed()
+    }
+
+    fn update_server_group(
+        &self,
+        name: String,
+        update: ServerGroupUpdate,
+    ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
+        async move {
+            decode(
+                self.client
+                    .request(&Request::Update {
+                        name,
+                        size: update.size,
+                        enabled: update.enabled,
+                        weight: update.weight,
+                    })
+                    .await?,
+            )
+        }
+        .boxed()
+    }
+
+    fn samples(
+        &self,
+        name: String,
+        window: std::time::Duration,
+    ) -> BoxFuture<'_, Result<Vec<crate::analysis::Measurement>, DeployError>> {
+        async move {
+            decode(
+                self.client
+                    .request(&Request::Samples {
+                        name,
+                        window_ms: window.as_millis() as u64,
+                    })
+                    .await?,
+            )
+        }
+        .boxed()
+    }
+
+    fn destroy_server_group(
+        &self,
+        name: String,
+    ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
+        async move { decode(self.client.request(&Request::Destroy { name }).await?) }.boxed()
+    }
+}
+
+/// An image must exist locally (no public registry is reachable).
+async fn check_image(image: &str) -> Result<(), DeployError> {
+    let status = tokio::process::Command::new("podman")
+        .args(["image", "exists", image])
+        .status()
+        .await
+        .map_err(|e| DeployError::Invalid(format!("image {image:?}: cannot run podman: {e}")))?;
+    if !status.success() {
+        return Err(DeployError::Invalid(format!(
+            "image {image:?} does not exist"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Canary: the new group beside the current one, with `steps` that set its
+//! traffic weight, pause, or run an analysis comparing it with the baseline
+//! on the load balancer's own measurements. A failing analysis aborts:
+//! weight back to 0, canary destroyed, stage failed. After the last step
+//! the canary is promoted (full weight, the baseline disabled).
+
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+
+use super::{Rollout, Strategy};
+use crate::analysis::{self, AnalysisConfig, Verdict};
+use crate::error::DeployError;
+use crate::providers::ServerGroupUpdate;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryOptions {
+    pub steps: Vec<CanaryStep>,
+    #[serde(default)]
+    pub scale_down: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CanaryStep {
+    SetWeight(u32),
+    Pause(#[serde(with = "super::millis")] Duration),
+    /// Until a person promotes (`gantry skip EXECUTION --stage STAGE`).
+    PauseUntilPromoted,
+    Analysis(AnalysisConfig),
+}
+
+pub(crate) struct Canary {
+    pub options: CanaryOptions,
+}
+
+impl Strategy for Canary {
+    fn deploy<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
+        async move {
+            r.wait_healthy(r.request.size).await?;
+            for step in &self.options.steps {
+                match step {
+                    CanaryStep::SetWeight(weight) => {
+                        set_weight(r, *weight).await?;
+                        (r.progress)(format!("canary {} at weight {weight}%", r.group));
+                    }
+                    CanaryStep::Pause(duration) => r.pause(*duration).await?,
+                    CanaryStep::PauseUntilPromoted => r.wait_for_promotion().await?,
+                    CanaryStep::Analysis(config) => analyze(r, config).await?,
+                }
+            }
+            set_weight(r, 100).await?;
+            r.disable_previous().await?;
+            (r.progress)(format!("canary {} promoted", r.group));
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn clean_up<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
+        async move {
+            if self.options.scale_down {
+                for name in &r.request.previous {
+                    r.update(
+                        name,
+                        ServerGroupUpdate {
+                            size: Some(0),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+async fn set_weight(r: &Rollout<'_>, weight: u32) -> Result<(), DeployError> {
+    r.enable_new(weight).await?;
+    for name in &r.request.previous {
+        r.update(
+            name,
+            ServerGroupUpdate {
+                weight: Some(100 - weight.min(100)),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn analyze(r: &Rollout<'_>, config: &AnalysisConfig) -> Result<(), DeployError> {
+    (r.progress)(format!(
+        "analysing canary {} for {}s",
+        r.group,
+        config.window.as_secs()
+    ));
+    r.pause(config.window).await?;
+    let Some(baseline) = r.request.previous.last() else {
+        return Err(DeployError::Failed(format!(
+            "canary {}: no baseline server group to compare with",
+            r.group
+        )));
+    };
+    let canary = r.controller.samples(&r.group, config.window).await?;
+    let base = r.controller.samples(baseline, config.window).await?;
+    let report = analysis::judge(&canary, &base, config);
+    (r.progress)(format!("canary analysis: {report}"));
+    match report.verdict {
+        Verdict::Pass => Ok(()),
+        _ => Err(DeployError::Failed(format!(
+            "canary {} failed its analysis: {report}",
+            r.group
+        ))),
+    }
+}

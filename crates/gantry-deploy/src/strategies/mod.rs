@@ -1,0 +1,216 @@
+//! Deploy strategies: how a new server group replaces the older ones. Each
+//! is one file implementing [`Strategy`], whose methods are the phases of a
+//! deploy, called in order by `DeployController::deploy`:
+//!
+//! 1. `initial_size`: the size the new group is created with;
+//! 2. `deploy`: bring the new group to health and move traffic to it;
+//! 3. `clean_up`: what happens to the older groups afterwards;
+//! 4. `abort` (only on failure): undo, leaving older groups as they were.
+//!
+//! Every phase is idempotent: a deploy resumed after a server restart runs
+//! them again from the start and they converge on the same state.
+
+mod canary;
+mod highlander;
+mod none;
+mod redblack;
+mod rolling;
+
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+pub use canary::{CanaryOptions, CanaryStep};
+pub use redblack::RedBlackOptions;
+pub use rolling::RollingOptions;
+
+use crate::controller::{DeployController, DeployRequest, Progress};
+use crate::error::DeployError;
+use crate::providers::ServerGroupUpdate;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "strategy", rename_all = "camelCase")]
+pub enum StrategyConfig {
+    Redblack(RedBlackOptions),
+    Highlander(RedBlackOptions),
+    Rolling(RollingOptions),
+    Canary(CanaryOptions),
+    None,
+}
+
+/// What a strategy works with during one deploy.
+pub struct Rollout<'a> {
+    pub controller: &'a DeployController,
+    pub request: &'a DeployRequest,
+    /// The new server group.
+    pub group: String,
+    pub cancel: &'a CancellationToken,
+    /// Notified when a person promotes a rollout that waits for it.
+    pub promote: &'a tokio::sync::Notify,
+    pub progress: Progress<'a>,
+}
+
+pub trait Strategy: Send + Sync {
+    fn initial_size(&self, target: u32) -> u32 {
+        target
+    }
+
+    fn deploy<'a>(&'a self, rollout: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>>;
+
+    fn clean_up<'a>(&'a self, _rollout: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
+        async { Ok(()) }.boxed()
+    }
+
+    /// The default: the new group goes, the previous groups are enabled at
+    /// full weight again (they were never scaled down before success).
+    fn abort<'a>(&'a self, rollout: &'a Rollout<'a>) -> BoxFuture<'a, ()> {
+        async move {
+            for name in &rollout.request.previous {
+                let _ = rollout
+                    .update(
+                        name,
+                        ServerGroupUpdate {
+                            enabled: Some(true),
+                            weight: Some(100),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+            }
+            if let Err(error) = rollout.controller.destroy(&rollout.group).await {
+                (rollout.progress)(format!(
+                    "cannot remove server group {}: {error}",
+                    rollout.group
+                ));
+            } else {
+                (rollout.progress)(format!("server group {} removed", rollout.group));
+            }
+        }
+        .boxed()
+    }
+}
+
+pub(crate) fn for_config(config: &StrategyConfig) -> Box<dyn Strategy> {
+    match config {
+        StrategyConfig::Redblack(options) => Box::new(redblack::RedBlack {
+            options: options.clone(),
+        }),
+        StrategyConfig::Highlander(options) => Box::new(highlander::Highlander {
+            redblack: redblack::RedBlack {
+                options: options.clone(),
+            },
+        }),
+        StrategyConfig::Rolling(options) => Box::new(rolling::Rolling {
+            options: options.clone(),
+        }),
+        StrategyConfig::Canary(options) => Box::new(canary::Canary {
+            options: options.clone(),
+        }),
+        StrategyConfig::None => Box::new(none::NoStrategy),
+    }
+}
+
+impl Rollout<'_> {
+    pub async fn update(&self, name: &str, update: ServerGroupUpdate) -> Result<(), DeployError> {
+        self.controller.update(name, update).await.map(|_| ())
+    }
+
+    pub async fn wait_healthy(&self, count: u32) -> Result<(), DeployError> {
+        (self.progress)(format!(
+            "waiting for {count} healthy instances of {}",
+            self.group
+        ));
+        self.controller
+            .wait_healthy(
+                &self.group,
+                count as usize,
+                self.request.health_timeout,
+                self.cancel,
+            )
+            .await?;
+        (self.progress)(format!("{} is healthy", self.group));
+        Ok(())
+    }
+
+    pub async fn enable_new(&self, weight: u32) -> Result<(), DeployError> {
+        self.update(
+            &self.group,
+            ServerGroupUpdate {
+                enabled: Some(true),
+                weight: Some(weight),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Disables the groups that were enabled before this deploy.
+    pub async fn disable_previous(&self) -> Result<(), DeployError> {
+        for name in &self.request.previous {
+            self.update(
+                name,
+                ServerGroupUpdate {
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            (self.progress)(format!("{name} disabled"));
+        }
+        Ok(())
+    }
+
+    pub async fn pause(&self, duration: Duration) -> Result<(), DeployError> {
+        if duration.is_zero() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(DeployError::Canceled),
+            _ = tokio::time::sleep(duration) => Ok(()),
+        }
+    }
+
+    /// Waits until a person promotes the rollout.
+    pub async fn wait_for_promotion(&self) -> Result<(), DeployError> {
+        (self.progress)(format!("{} waits for a person to promote it", self.group));
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(DeployError::Canceled),
+            _ = self.promote.notified() => {
+                (self.progress)("promoted".to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    /// Live groups of the cluster older than the new one, oldest first.
+    pub async fn older_groups(&self) -> Result<Vec<String>, DeployError> {
+        let snapshot = self.controller.snapshot().await?;
+        let version = snapshot
+            .group(&self.group)
+            .map(|g| g.group.version)
+            .unwrap_or(u32::MAX);
+        Ok(snapshot
+            .cluster(&self.request.cluster)
+            .iter()
+            .filter(|g| g.group.version < version)
+            .map(|g| g.group.name.clone())
+            .collect())
+    }
+}
+
+/// Durations as milliseconds in the strategy options' JSON.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

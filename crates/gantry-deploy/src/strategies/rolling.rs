@@ -1,0 +1,108 @@
+//! Rolling red/black: the new group grows and takes traffic in
+//! `targetPercentages` steps, each step waiting for health; the previous
+//! groups keep their full capacity (pinned) until the last step.
+
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+
+use super::{Rollout, Strategy};
+use crate::error::DeployError;
+use crate::providers::ServerGroupUpdate;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingOptions {
+    /// Increasing percentages of the target size and traffic, ending at 100.
+    pub target_percentages: Vec<u32>,
+    #[serde(default, with = "super::millis")]
+    pub pause_between: Duration,
+    #[serde(default)]
+    pub scale_down: bool,
+    /// Between steps, wait for a person to promote (a manual judgment).
+    #[serde(default)]
+    pub wait_for_promotion: bool,
+}
+
+pub(crate) struct Rolling {
+    pub options: RollingOptions,
+}
+
+fn instances_for(size: u32, percent: u32) -> u32 {
+    (u64::from(size) * u64::from(percent)).div_ceil(100).max(1) as u32
+}
+
+impl Strategy for Rolling {
+    fn initial_size(&self, target: u32) -> u32 {
+        let first = self
+            .options
+            .target_percentages
+            .first()
+            .copied()
+            .unwrap_or(100);
+        instances_for(target, first).min(target)
+    }
+
+    fn deploy<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
+        async move {
+            let steps = &self.options.target_percentages;
+            for (index, percent) in steps.iter().copied().enumerate() {
+                let size = instances_for(r.request.size, percent).min(r.request.size);
+                r.update(
+                    &r.group,
+                    ServerGroupUpdate {
+                        size: Some(size),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                r.wait_healthy(size).await?;
+                if percent >= 100 {
+                    r.enable_new(100).await?;
+                    r.disable_previous().await?;
+                } else {
+                    r.enable_new(percent).await?;
+                    for name in &r.request.previous {
+                        r.update(
+                            name,
+                            ServerGroupUpdate {
+                                weight: Some(100 - percent),
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                    }
+                }
+                (r.progress)(format!("{} at {percent}% ({size} instances)", r.group));
+                if index + 1 < steps.len() {
+                    r.pause(self.options.pause_between).await?;
+                    if self.options.wait_for_promotion {
+                        r.wait_for_promotion().await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn clean_up<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
+        async move {
+            if self.options.scale_down {
+                for name in &r.request.previous {
+                    r.update(
+                        name,
+                        ServerGroupUpdate {
+                            size: Some(0),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,209 @@
+//! `deploy`: thin glue to `gantry-deploy`. Before anything is created the
+//! stage records a request id and the cluster's enabled groups in its
+//! durable state; a resumed stage passes the same ones, so the data plane
+//! returns the group it already created and the strategy converges.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use gantry_config::DeployStage;
+use gantry_deploy::analysis::AnalysisConfig;
+use gantry_deploy::model::{ServerGroupSpec, cluster_name};
+use gantry_deploy::strategies::{
+    CanaryOptions, CanaryStep, RedBlackOptions, RollingOptions, StrategyConfig,
+};
+use gantry_deploy::{DeployController, DeployRequest};
+use serde_json::{Map, Value, json};
+
+use super::deploy_support::{controller, run_with_progress};
+use super::{Outcome, StageContext};
+use crate::driver::StageSignal;
+
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
+    let deploy = match controller(ctx) {
+        Ok(deploy) => deploy,
+        Err(outcome) => return outcome,
+    };
+    let cluster = cluster_name(
+        &spec.application,
+        spec.stack.as_deref(),
+        spec.detail.as_deref(),
+    );
+    let strategy = match strategy(spec) {
+        Ok(strategy) => strategy,
+        Err(message) => return Outcome::Failed(format!("cluster {cluster:?}: {message}")),
+    };
+    let state = ctx.state().await;
+    let (request_id, previous) = match (
+        state.get("requestId").and_then(Value::as_str),
+        state.get("previous"),
+    ) {
+        (Some(id), Some(previous)) => (
+            id.to_owned(),
+            serde_json::from_value::<Vec<String>>(previous.clone()).unwrap_or_default(),
+        ),
+        _ => {
+            let previous = match deploy.enabled_groups(&cluster).await {
+                Ok(previous) => previous,
+                Err(error) => return Outcome::Failed(error.to_string()),
+            };
+            let id = format!("{}-{}-{}", ctx.execution.id, ctx.stage_id, ctx.attempt);
+            if let Err(error) = ctx
+                .save_state(json!({"requestId": id, "previous": previous}))
+                .await
+            {
+                return Outcome::Failed(error.to_string());
+            }
+            (id, previous)
+        }
+    };
+    let artifact = match (&spec.package, &spec.repository) {
+        (Some(query), Some(repository)) => {
+            match super::package_deb::unpack_for_deploy(ctx, repository, query).await {
+                Ok(dir) => Some(dir),
+                Err(message) => return Outcome::Failed(message),
+            }
+        }
+        _ => spec.artifact.as_ref().map(|a| {
+            let path = Path::new(a);
+            if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                ctx.workspace().join(path)
+            }
+        }),
+    };
+    let request = DeployRequest {
+        request_id,
+        application: spec.application.clone(),
+        cluster: cluster.clone(),
+        spec: ServerGroupSpec {
+            command: spec.command.clone(),
+            image: spec.image.clone(),
+            artifact: artifact.map(|p| p.display().to_string()),
+            env: spec.env.clone(),
+            grace_seconds: spec.grace_period.map(|d| d.as_secs()).unwrap_or(10),
+        },
+        size: spec.size,
+        strategy,
+        health_timeout: spec.health_timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT),
+        previous,
+    };
+    let promote = Arc::new(Notify::new());
+    let deploying = run_with_progress(ctx, |progress| {
+        let deploy: DeployController = deploy.clone();
+        let request = request.clone();
+        let cancel = ctx.cancel.clone();
+        let promote = promote.clone();
+        async move { deploy.deploy(&request, &cancel, &promote, &*progress).await }
+    });
+    let result = with_promotions(ctx, &promote, deploying).await;
+    match result {
+        Ok(group) => {
+            let mut outputs = Map::new();
+            outputs.insert("cluster".into(), Value::String(cluster));
+            outputs.insert("serverGroup".into(), Value::String(group.name));
+            Outcome::Succeeded(outputs)
+        }
+        Err(gantry_deploy::DeployError::Canceled) => Outcome::Canceled(ctx.cancel_reason().await),
+        Err(error) => Outcome::Failed(error.to_string()),
+    }
+}
+
+/// Runs the deploy while turning a person's skip of this stage into a
+/// promotion of a paused rollout.
+async fn with_promotions<T>(
+    ctx: &StageContext,
+    promote: &Notify,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            signal = ctx.next_signal() => match signal {
+                Some((StageSignal::Skip, reply)) => {
+                    ctx.log.system("promoted by a person").await;
+                    promote.notify_one();
+                    let _ = reply.send(Ok(()));
+                }
+                Some((StageSignal::Judgment(_), reply)) => {
+                    let _ = reply.send(Err(crate::EngineError::Invalid(
+                        "a deploy stage takes no judgment; skip it to promote a paused rollout".into(),
+                    )));
+                }
+                // Canceled: the deploy sees the same token and stops.
+                None => return work.await,
+            },
+        }
+    }
+}
+
+fn strategy(spec: &DeployStage) -> Result<StrategyConfig, String> {
+    let redblack = || RedBlackOptions {
+        scale_down: spec.scale_down,
+        max_remaining_server_groups: spec.max_remaining_server_groups,
+        delay_before_disable: spec.delay_before_disable.unwrap_or_default(),
+        delay_before_scale_down: spec.delay_before_scale_down.unwrap_or_default(),
+    };
+    Ok(match spec.strategy.as_deref().unwrap_or("redblack") {
+        "redblack" => StrategyConfig::Redblack(redblack()),
+        "highlander" => StrategyConfig::Highlander(redblack()),
+        "none" => StrategyConfig::None,
+        "rolling" => StrategyConfig::Rolling(RollingOptions {
+            target_percentages: spec.target_percentages.clone(),
+            pause_between: spec.pause_between.unwrap_or_default(),
+            scale_down: spec.scale_down,
+            wait_for_promotion: spec.wait_for_promotion,
+        }),
+        "canary" => StrategyConfig::Canary(CanaryOptions {
+            steps: spec
+                .steps
+                .iter()
+                .map(canary_step)
+                .collect::<Result<_, _>>()?,
+            scale_down: spec.scale_down,
+        }),
+        other => return Err(format!("unknown strategy {other:?}")),
+    })
+}
+
+fn canary_step(step: &Value) -> Result<CanaryStep, String> {
+    let duration = |v: &Value| {
+        v.as_str()
+            .ok_or_else(|| "a duration must be text like 30s".to_owned())
+            .and_then(|s| {
+                humantime::parse_duration(s).map_err(|e| format!("bad duration {s:?}: {e}"))
+            })
+    };
+    if let Some(weight) = step.get("setWeight") {
+        let weight = weight
+            .as_u64()
+            .filter(|w| *w <= 100)
+            .ok_or("setWeight must be from 0 to 100")?;
+        return Ok(CanaryStep::SetWeight(weight as u32));
+    }
+    if let Some(pause) = step.get("pause") {
+        if pause == "untilPromoted" {
+            return Ok(CanaryStep::PauseUntilPromoted);
+        }
+        return Ok(CanaryStep::Pause(duration(pause)?));
+    }
+    if let Some(analysis) = step.get("analysis") {
+        let number =
+            |key: &str, default: f64| analysis.get(key).and_then(Value::as_f64).unwrap_or(default);
+        return Ok(CanaryStep::Analysis(AnalysisConfig {
+            window: duration(analysis.get("window").unwrap_or(&Value::Null))?,
+            marginal: number("marginal", 50.0),
+            pass: number("pass", 100.0),
+            max_error_rate_increase: number("maxErrorRateIncrease", 1.0),
+            latency_tolerance: 0.2,
+        }));
+    }
+    Err(format!("unknown canary step {step}"))
+}

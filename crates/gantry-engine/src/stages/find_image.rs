@@ -1,0 +1,70 @@
+//! `findImage`: reads a repository's tags from its registry (the OCI
+//! distribution API) and outputs the newest one matching `pattern`,
+//! versions ordered semver-aware: `image`, `tag`, `version`.
+
+use gantry_config::FindImageStage;
+use gantry_container::{
+    RegistryClient, is_loopback_registry, list_tags, newest_tag, split_reference,
+};
+use serde_json::{Map, Value};
+
+use super::{Outcome, StageContext};
+
+pub(crate) async fn run(ctx: &StageContext, spec: &FindImageStage) -> Outcome {
+    match find(ctx, spec).await {
+        Ok(outputs) => Outcome::Succeeded(outputs),
+        Err(error) => {
+            let error = format!("findImage {}: {error}", spec.repository);
+            ctx.log.system(&error).await;
+            Outcome::Failed(error)
+        }
+    }
+}
+
+async fn find(ctx: &StageContext, spec: &FindImageStage) -> Result<Map<String, Value>, String> {
+    let pattern = regex::Regex::new(&spec.pattern)
+        .map_err(|e| format!("pattern is not a valid regular expression: {e}"))?;
+    let (host, repository) = split_reference(&spec.repository).map_err(|e| e.to_string())?;
+    let credentials = match &spec.credentials {
+        Some(name) => {
+            let value = super::bake::secret(ctx, name).await?;
+            let (user, password) = value
+                .split_once(':')
+                .ok_or_else(|| format!("credentials: secret {name:?} must hold user:password"))?;
+            Some((user.to_owned(), password.to_owned()))
+        }
+        None => None,
+    };
+    let client = RegistryClient {
+        tls_verify: spec
+            .tls_verify
+            .unwrap_or_else(|| !is_loopback_registry(&spec.repository)),
+        host,
+        credentials,
+    };
+    let tags = list_tags(&client, &repository)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some((tag, version)) = newest_tag(tags.iter().map(String::as_str), &pattern) else {
+        return Err(format!(
+            "none of its {} tag(s) matches {:?}",
+            tags.len(),
+            spec.pattern
+        ));
+    };
+    ctx.log
+        .system(&format!(
+            "newest of {} tag(s) matching {:?}: {tag}",
+            tags.len(),
+            spec.pattern
+        ))
+        .await;
+    let mut outputs = Map::new();
+    outputs.insert(
+        "image".into(),
+        Value::String(format!("{}:{tag}", spec.repository)),
+    );
+    outputs.insert("tag".into(), Value::String(tag.to_owned()));
+    outputs.insert("version".into(), Value::String(version));
+    Ok(outputs)
+}

@@ -1,0 +1,205 @@
+//! `packageDeb` and `publishDeb`. Both are safe to run again after a crash:
+//! a build is deterministic (same tree, same bytes), and adding a package a
+//! repository already holds changes nothing (nor fires its trigger twice),
+//! so neither needs durable state.
+
+use std::path::{Component, Path, PathBuf};
+
+use gantry_config::{PackageDebStage, PublishDebStage};
+use gantry_deb::BuildOptions;
+use serde_json::{Map, Value, json};
+
+use super::{Outcome, StageContext};
+
+pub(crate) async fn package(ctx: &StageContext, spec: &PackageDebStage) -> Outcome {
+    match build(ctx, spec).await {
+        Ok(outputs) => Outcome::Succeeded(outputs),
+        Err(message) => {
+            ctx.log.system(&message).await;
+            Outcome::Failed(message)
+        }
+    }
+}
+
+pub(crate) async fn publish(ctx: &StageContext, spec: &PublishDebStage) -> Outcome {
+    match add_and_publish(ctx, spec).await {
+        Ok(outputs) => Outcome::Succeeded(outputs),
+        Err(message) => {
+            ctx.log.system(&message).await;
+            Outcome::Failed(message)
+        }
+    }
+}
+
+/// A path of the workspace; never one outside it.
+fn in_workspace(ctx: &StageContext, relative: &str, what: &str) -> Result<PathBuf, String> {
+    let path = Path::new(relative);
+    if path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(format!(
+            "{what} {relative:?} must be a path inside the workspace"
+        ));
+    }
+    Ok(ctx.workspace().join(path))
+}
+
+async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String, Value>, String> {
+    let mut options = BuildOptions::new(&spec.package, &spec.version);
+    if let Some(arch) = &spec.architecture {
+        options.architecture = arch.clone();
+    }
+    options.depends = spec.depends.clone();
+    if let Some(maintainer) = &spec.maintainer {
+        options.maintainer = maintainer.clone();
+    }
+    if let Some(description) = &spec.description {
+        options.description = description.clone();
+    }
+    for (name, file) in [
+        ("preinst", &spec.preinst),
+        ("postinst", &spec.postinst),
+        ("prerm", &spec.prerm),
+        ("postrm", &spec.postrm),
+    ] {
+        if let Some(file) = file {
+            let path = in_workspace(ctx, file, name)?;
+            let body = std::fs::read(&path)
+                .map_err(|e| format!("cannot read {name} script {file}: {e}"))?;
+            options.scripts.push((name.to_owned(), body));
+        }
+    }
+    let directory = in_workspace(ctx, &spec.directory, "directory")?;
+    let version = spec
+        .version
+        .split_once(':')
+        .map_or(spec.version.as_str(), |(_, v)| v);
+    let output_name = spec
+        .output
+        .clone()
+        .unwrap_or_else(|| format!("{}_{version}_{}.deb", spec.package, options.architecture));
+    let output = in_workspace(ctx, &output_name, "output")?;
+    let written = {
+        let options = options.clone();
+        let output = output.clone();
+        tokio::task::spawn_blocking(move || {
+            gantry_deb::build_to_file(&directory, &options, &output)?;
+            gantry_deb::inspect_file(&output)
+        })
+        .await
+        .map_err(|e| format!("package build task: {e}"))?
+        .map_err(|e| e.to_string())?
+    };
+    ctx.log
+        .system(&format!(
+            "built {output_name} ({} bytes, sha256 {})",
+            written.size, written.sha256
+        ))
+        .await;
+    let mut outputs = Map::new();
+    outputs.insert("file".into(), json!(output_name));
+    outputs.insert("name".into(), json!(written.name));
+    outputs.insert("version".into(), json!(written.version.as_str()));
+    outputs.insert("architecture".into(), json!(written.architecture));
+    outputs.insert("sha256".into(), json!(written.sha256));
+    Ok(outputs)
+}
+
+async fn add_and_publish(
+    ctx: &StageContext,
+    spec: &PublishDebStage,
+) -> Result<Map<String, Value>, String> {
+    let apt = ctx
+        .engine
+        .apt()
+        .ok_or("this server has no APT repositories")?
+        .clone();
+    let path = in_workspace(ctx, &spec.file, "file")?;
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", spec.file))?;
+    let report = apt
+        .add(
+            &spec.repository,
+            vec![(spec.file.clone(), bytes)],
+            spec.force_replace,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let package = report
+        .added
+        .first()
+        .or(report.unchanged.first())
+        .cloned()
+        .ok_or("the file added no package")?;
+    let publications = apt
+        .update_publications_of(&spec.repository)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut urls = Vec::new();
+    for publication in &publications {
+        for source in &publication.spec.sources {
+            let base = if publication.prefix == "." {
+                "/apt".to_owned()
+            } else {
+                format!("/apt/{}", publication.prefix)
+            };
+            urls.push(format!(
+                "{base}/{}",
+                gantry_apt::pool_path(
+                    &source.component,
+                    &package.name,
+                    &package.version,
+                    &package.architecture
+                )
+            ));
+        }
+    }
+    ctx.log
+        .system(&format!(
+            "{} {} {} in repository {} ({}); {} publication(s) updated",
+            package.name,
+            package.version,
+            package.architecture,
+            spec.repository,
+            if report.added.is_empty() {
+                "already there"
+            } else {
+                "added"
+            },
+            publications.len()
+        ))
+        .await;
+    let mut outputs = Map::new();
+    outputs.insert("name".into(), json!(package.name));
+    outputs.insert("version".into(), json!(package.version));
+    outputs.insert("architecture".into(), json!(package.architecture));
+    outputs.insert("sha256".into(), json!(package.sha256));
+    outputs.insert("url".into(), json!(urls.first()));
+    outputs.insert("urls".into(), json!(urls));
+    Ok(outputs)
+}
+
+/// A deploy's `package:`: the newest matching package of `repository`,
+/// unpacked into the run directory (again from scratch on a resume, which
+/// gives the same tree), as the server group's artifact directory.
+pub(crate) async fn unpack_for_deploy(
+    ctx: &StageContext,
+    repository: &str,
+    query: &str,
+) -> Result<PathBuf, String> {
+    let apt = ctx
+        .engine
+        .apt()
+        .ok_or("this server has no APT repositories")?
+        .clone();
+    let dest = ctx.run_dir().join(format!("package-{}", ctx.stage_id));
+    let _ = std::fs::remove_dir_all(&dest);
+    let package = apt
+        .unpack(repository, query, &dest)
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.log
+        .system(&format!(
+            "deploying {} {} from APT repository {repository}",
+            package.name, package.version
+        ))
+        .await;
+    Ok(dest)
+}

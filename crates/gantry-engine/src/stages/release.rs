@@ -1,0 +1,211 @@
+//! `release`: semantic version tags. The newest `vX.Y.Z[-suffix]` tag is bumped by the marker
+//! in the commit message (`[major]`, `[minor]`, `[patch]`), and the commit is tagged
+//! `vX.Y.Z-<short sha>`.
+//!
+//! Two releases racing never take the same version: the tag is created together with a
+//! version ref (`refs/gantry/versions/vX.Y.Z`) in one ref transaction that fails if either
+//! exists, and the loser reads the tags again and takes the next version. A commit that already
+//! carries a release tag (a resumed or repeated stage) gets that tag back, not a second one.
+
+use gantry_config::{Bump, ReleaseStage};
+use serde_json::{Map, Value, json};
+
+use super::{Outcome, StageContext};
+
+/// How often a release that lost a race tries the next version.
+const ATTEMPTS: usize = 20;
+
+pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
+    let trigger = ctx.execution.read().await.exec.trigger.clone();
+    let field = |name: &str| {
+        trigger
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let Some(repository) = spec.repository.clone().or_else(|| field("repository")) else {
+        return Outcome::Failed(
+            "release: no repository: give \"repository\" or run from a git trigger".to_owned(),
+        );
+    };
+    let Some(commit) = spec.commit.clone().or_else(|| field("commit")) else {
+        return Outcome::Failed(
+            "release: no commit: give \"commit\" or run from a git trigger".to_owned(),
+        );
+    };
+    let repos = ctx.engine.git();
+    let path = match repos.existing(&repository) {
+        Ok(path) => path,
+        Err(error) => return Outcome::Failed(format!("release: {error}")),
+    };
+    let message = match spec.message.clone().or_else(|| field("message")) {
+        Some(message) => message,
+        None => match gantry_git::commit_info(&path, &commit).await {
+            Ok(info) => info.message,
+            Err(error) => return Outcome::Failed(format!("release: {error}")),
+        },
+    };
+    let initial = match Version::parse(&spec.initial_version) {
+        Some(version) => version,
+        None => {
+            return Outcome::Failed(format!(
+                "release: initialVersion {:?} is not MAJOR.MINOR.PATCH",
+                spec.initial_version
+            ));
+        }
+    };
+    let short = commit.get(..7).unwrap_or(&commit).to_owned();
+    let pusher = format!("execution {}", ctx.execution.id);
+
+    for _ in 0..ATTEMPTS {
+        let tags = match gantry_git::tags_with_commits(&path, &spec.prefix).await {
+            Ok(tags) => tags,
+            Err(error) => return Outcome::Failed(format!("release: {error}")),
+        };
+        let versions: Vec<(Version, &str, &str)> = tags
+            .iter()
+            .filter_map(|(name, target)| {
+                Some((
+                    Version::parse(name.strip_prefix(&spec.prefix)?)?,
+                    name.as_str(),
+                    target.as_str(),
+                ))
+            })
+            .collect();
+        if let Some((version, tag, _)) = versions
+            .iter()
+            .find(|(_, tag, target)| *target == commit && tag.ends_with(&format!("-{short}")))
+        {
+            let previous = versions
+                .iter()
+                .map(|(v, _, _)| *v)
+                .filter(|v| v < version)
+                .max();
+            ctx.log
+                .system(&format!("commit {short} is already released as {tag}"))
+                .await;
+            return released(*version, tag, previous, &spec.prefix);
+        }
+        let previous = versions.iter().map(|(v, _, _)| *v).max();
+        let Some(bump) = marker(&message).or(spec.default_bump) else {
+            ctx.log
+                .system("no [major], [minor] or [patch] marker in the commit message: no release")
+                .await;
+            let mut outputs = Map::new();
+            outputs.insert("released".into(), json!(false));
+            if let Some(previous) = previous {
+                outputs.insert("previous".into(), json!(previous.tag(&spec.prefix)));
+            }
+            return Outcome::Succeeded(outputs);
+        };
+        let version = match previous {
+            None => initial,
+            Some(previous) => previous.bump(bump),
+        };
+        let tag = format!("{}{}-{short}", spec.prefix, version.text());
+        let refs = [
+            (format!("refs/tags/{tag}"), commit.clone()),
+            (
+                format!("refs/gantry/versions/{}", version.tag(&spec.prefix)),
+                commit.clone(),
+            ),
+        ];
+        match repos.create_refs(&repository, &refs, &pusher).await {
+            Ok(true) => {
+                ctx.log
+                    .system(&format!("tagged {short} as {tag} in {repository}"))
+                    .await;
+                return released(version, &tag, previous, &spec.prefix);
+            }
+            Ok(false) => {
+                ctx.log
+                    .system(&format!(
+                        "version {} was taken meanwhile; trying again",
+                        version.text()
+                    ))
+                    .await;
+            }
+            Err(error) => return Outcome::Failed(format!("release: {error}")),
+        }
+    }
+    Outcome::Failed(format!(
+        "release: lost the race for a version {ATTEMPTS} times in a row"
+    ))
+}
+
+fn released(version: Version, tag: &str, previous: Option<Version>, prefix: &str) -> Outcome {
+    let mut outputs = Map::new();
+    outputs.insert("released".into(), json!(true));
+    outputs.insert("version".into(), json!(version.text()));
+    outputs.insert("tag".into(), json!(tag));
+    outputs.insert(
+        "previous".into(),
+        json!(previous.map(|p| p.tag(prefix)).unwrap_or_default()),
+    );
+    Outcome::Succeeded(outputs)
+}
+
+/// The strongest marker in the message.
+fn marker(message: &str) -> Option<Bump> {
+    let lower = message.to_lowercase();
+    [
+        ("[major]", Bump::Major),
+        ("[minor]", Bump::Minor),
+        ("[patch]", Bump::Patch),
+    ]
+    .into_iter()
+    .find(|(text, _)| lower.contains(text))
+    .map(|(_, bump)| bump)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Version(u64, u64, u64);
+
+impl Version {
+    /// `1.2.3` or `1.2.3-anything`.
+    fn parse(text: &str) -> Option<Version> {
+        let core = text.split_once('-').map_or(text, |(core, _)| core);
+        let mut parts = core.split('.');
+        let version = Version(
+            parts.next()?.parse().ok()?,
+            parts.next()?.parse().ok()?,
+            parts.next()?.parse().ok()?,
+        );
+        parts.next().is_none().then_some(version)
+    }
+
+    fn bump(self, bump: Bump) -> Version {
+        match bump {
+            Bump::Major => Version(self.0 + 1, 0, 0),
+            Bump::Minor => Version(self.0, self.1 + 1, 0),
+            Bump::Patch => Version(self.0, self.1, self.2 + 1),
+        }
+    }
+
+    fn text(self) -> String {
+        format!("{}.{}.{}", self.0, self.1, self.2)
+    }
+
+    fn tag(self, prefix: &str) -> String {
+        format!("{prefix}{}", self.text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_markers() {
+        assert_eq!(Version::parse("1.2.3-abc1234"), Some(Version(1, 2, 3)));
+        assert_eq!(Version::parse("1.2"), None);
+        assert_eq!(Version::parse("1.2.3.4"), None);
+        assert_eq!(Version(1, 2, 3).bump(Bump::Minor), Version(1, 3, 0));
+        assert_eq!(Version(1, 2, 3).bump(Bump::Major), Version(2, 0, 0));
+        assert_eq!(marker("fix: x [Patch]"), Some(Bump::Patch));
+        assert_eq!(marker("big [minor] and [major]"), Some(Bump::Major));
+        assert_eq!(marker("nothing"), None);
+        assert!(Version(1, 10, 0) > Version(1, 9, 9));
+    }
+}

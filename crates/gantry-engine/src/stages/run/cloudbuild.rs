@@ -1,0 +1,110 @@
+//! `config: cloudbuild.yaml`: a `run` stage whose steps come from a Cloud
+//! Build file in the workspace, and whose `images` are pushed once every
+//! step succeeded.
+
+use std::collections::BTreeMap;
+
+use gantry_cloudbuild::{ImageMap, Translation};
+use gantry_config::Step;
+use gantry_container::ContainerEngine;
+
+use crate::stages::StageContext;
+
+/// The translated steps and the images to push.
+pub(crate) struct Loaded {
+    pub(crate) steps: Vec<Step>,
+    pub(crate) images: Vec<String>,
+}
+
+pub(crate) async fn load(
+    ctx: &StageContext,
+    config: &str,
+    overrides: &BTreeMap<String, String>,
+) -> Result<Loaded, String> {
+    let workspace = ctx.workspace();
+    let path = workspace.join(config);
+    let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+        format!("cannot read the Cloud Build file {config:?} in the workspace: {e}")
+    })?;
+    let file = gantry_cloudbuild::parse(config, &text).map_err(|e| e.to_string())?;
+    for warning in &file.warnings {
+        ctx.log.system(&format!("warning: {warning}")).await;
+    }
+    let trigger = {
+        let state = ctx.execution.read().await;
+        crate::trigger_env::step_env(&state.exec.trigger)
+    };
+    let mut builtins: BTreeMap<String, String> = gantry_cloudbuild::builtin_names()
+        .iter()
+        .map(|name| (name.to_string(), String::new()))
+        .collect();
+    // The trigger's commit first; a checkout in the workspace knows better.
+    for name in [
+        "COMMIT_SHA",
+        "SHORT_SHA",
+        "BRANCH_NAME",
+        "TAG_NAME",
+        "REF_NAME",
+        "REPO_NAME",
+    ] {
+        if let Some((_, value)) = trigger.iter().find(|(key, _)| key == name) {
+            builtins.insert(name.to_owned(), value.clone());
+        }
+    }
+    let dir = path.parent().unwrap_or(&workspace).to_owned();
+    let git = tokio::task::spawn_blocking(move || gantry_cloudbuild::git_substitutions(&dir))
+        .await
+        .unwrap_or_default();
+    builtins.extend(git.into_iter().filter(|(_, v)| !v.is_empty()));
+    builtins.insert("PROJECT_ID".into(), "gantry".into());
+    builtins.insert("BUILD_ID".into(), ctx.execution.id.clone());
+    builtins.insert("LOCATION".into(), "local".into());
+    let translation = Translation {
+        builtins,
+        overrides: overrides.clone(),
+        image_map: image_map(
+            &ctx.engine.inner.config.image_map,
+            ctx.engine.inner.config.containers.as_ref(),
+        ),
+    };
+    let build = gantry_cloudbuild::translate(&file, &translation).map_err(|e| e.to_string())?;
+    Ok(Loaded {
+        steps: build.steps,
+        images: build.images,
+    })
+}
+
+/// The configured map, with `gcr.io/cloud-builders/docker` running the
+/// engine's CLI on the host unless the map says otherwise.
+pub(crate) fn image_map(
+    configured: &BTreeMap<String, String>,
+    engine: Option<&ContainerEngine>,
+) -> ImageMap {
+    let mut map = BTreeMap::new();
+    if let Some(engine) = engine {
+        map.insert(
+            "gcr.io/cloud-builders/docker".to_owned(),
+            format!("host:{}", engine.program.display()),
+        );
+    }
+    map.extend(configured.clone());
+    ImageMap(map)
+}
+
+/// Pushes the build's `images`; loopback registries without TLS
+/// verification (Docker's own default for 127.0.0.0/8).
+pub(crate) async fn push_images(
+    engine: &ContainerEngine,
+    images: &[String],
+) -> Result<Vec<(String, String)>, String> {
+    let mut pushed = Vec::new();
+    for image in images {
+        let tls_verify = !gantry_container::is_loopback_registry(image);
+        let digest = engine
+            .push(image, tls_verify, None)
+            .await
+            .map_err(|e| format!("images: {e}"))?;
+        pushed.push((image.clone(), digest));
+    }
+    Ok(pushed)
+}

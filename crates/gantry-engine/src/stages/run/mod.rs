@@ -1,0 +1,390 @@
+//! `run`: executes a stage's steps in the execution's workspace, on the host
+//! or in containers that mount it at `/workspace`, in the order Cloud Build's
+//! `waitFor` rules give (steps whose dependencies are done run in parallel).
+//! Each step's lines go to the stage log as they come; `key=value` lines it
+//! appends to `$GANTRY_OUTPUT` become stage outputs.
+//!
+//! Durability: a step's record (with the process group of its process, or of
+//! the container engine's client) is written before the engine waits for it.
+//! After a crash, finished steps are not run again; a step that was running
+//! has its leftover processes killed and its container removed (found by
+//! label), and is run again from its start, once (`onInterrupt: fail` opts
+//! out).
+//!
+//! A failed step stops the others (Cloud Build's rule) unless it has
+//! `allowFailure`.
+
+mod cloudbuild;
+mod container;
+mod graph;
+pub(crate) mod output;
+mod step;
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use gantry_config::{OnInterrupt, RunStage, Step};
+use gantry_store::{Status, StepRecord};
+use serde_json::Map;
+
+use super::{Outcome, StageContext};
+use crate::clock;
+use crate::logs::{Masker, StageLog};
+use crate::process::{self, ProcessId};
+use container::StageLabels;
+use step::{StageRun, StepEnd, StepRun, describe};
+
+#[cfg(test)]
+use output::parse_outputs;
+
+pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
+    let workspace = ctx.workspace();
+    let run_dir = ctx.run_dir();
+    for dir in [&workspace, &run_dir] {
+        if let Err(error) = tokio::fs::create_dir_all(dir).await {
+            return Outcome::Failed(format!("cannot create {}: {error}", dir.display()));
+        }
+    }
+    let cloudbuild::Loaded { steps, images } = match steps_of(ctx, spec).await {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            ctx.log.system(&error).await;
+            return Outcome::Failed(error);
+        }
+    };
+    let dependencies = match graph::dependencies(&steps) {
+        Ok(dependencies) => dependencies,
+        Err(error) => return Outcome::Failed(error),
+    };
+    let secrets = match resolve_secrets(ctx, &steps).await {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            ctx.log.system(&error).await;
+            return Outcome::Failed(error);
+        }
+    };
+    let log = {
+        let state = ctx.execution.read().await;
+        let mut values = crate::engine::secret_values(&state);
+        values.extend(secrets.values().cloned());
+        StageLog {
+            masker: Masker::new(values),
+            ..ctx.log.clone()
+        }
+    };
+    let containers = if steps.iter().any(|s| s.image.is_some()) || !images.is_empty() {
+        ctx.engine.inner.config.containers.clone()
+    } else {
+        None
+    };
+    let stage = StageRun {
+        ctx,
+        log,
+        workspace,
+        run_dir,
+        stage_env: &spec.env,
+        containers,
+        labels: StageLabels {
+            execution: ctx.execution.id.clone(),
+            stage: ctx.stage_id.clone(),
+        },
+        secrets,
+        stop: ctx.cancel.child_token(),
+    };
+    if let Err(error) = create_volumes(&stage, &steps).await {
+        stage.log.system(&error).await;
+        return Outcome::Failed(error);
+    }
+    let mut outcome = run_graph(&stage, spec, &steps, &dependencies).await;
+    if matches!(outcome, Outcome::Succeeded(_)) && !images.is_empty() {
+        outcome = push(&stage, &images).await;
+    }
+    if let Some(engine) = &stage.containers
+        && let Err(error) = stage.labels.remove_all(engine).await
+    {
+        stage
+            .log
+            .system(&format!(
+                "cannot remove the stage's containers and volumes: {error}"
+            ))
+            .await;
+    }
+    outcome
+}
+
+/// The stage's steps: its own, or those of its Cloud Build file.
+async fn steps_of(ctx: &StageContext, spec: &RunStage) -> Result<cloudbuild::Loaded, String> {
+    match &spec.config {
+        Some(config) => cloudbuild::load(ctx, config, &spec.substitutions).await,
+        None => Ok(cloudbuild::Loaded {
+            steps: spec.steps.clone(),
+            images: Vec::new(),
+        }),
+    }
+}
+
+/// Creates the named volumes the steps mount, labelled so that the end of
+/// the stage (or a restart's cleanup) finds and removes them.
+async fn create_volumes(stage: &StageRun<'_>, steps: &[Step]) -> Result<(), String> {
+    let Some(engine) = &stage.containers else {
+        return Ok(());
+    };
+    let mut names: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.image.is_some())
+        .flat_map(|s| s.volumes.iter().map(|v| v.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        stage
+            .labels
+            .create_volume(engine, name)
+            .await
+            .map_err(|e| format!("volume {name:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn push(stage: &StageRun<'_>, images: &[String]) -> Outcome {
+    let Some(engine) = &stage.containers else {
+        return Outcome::Failed(
+            "images: no container engine is installed to push them (podman or docker)".to_owned(),
+        );
+    };
+    match cloudbuild::push_images(engine, images).await {
+        Ok(pushed) => {
+            let mut outputs = Map::new();
+            for (image, digest) in &pushed {
+                stage
+                    .log
+                    .system(&format!("pushed {image} ({digest})"))
+                    .await;
+            }
+            outputs.insert(
+                "images".to_owned(),
+                serde_json::Value::Array(
+                    pushed
+                        .iter()
+                        .map(
+                            |(image, digest)| serde_json::json!({"image": image, "digest": digest}),
+                        )
+                        .collect(),
+                ),
+            );
+            Outcome::Succeeded(outputs)
+        }
+        Err(error) => {
+            stage.log.system(&error).await;
+            Outcome::Failed(error)
+        }
+    }
+}
+
+/// Runs the steps as their dependencies allow, stopping the others at the
+/// first failure that is not allowed.
+async fn run_graph(
+    stage: &StageRun<'_>,
+    spec: &RunStage,
+    steps: &[Step],
+    dependencies: &[Vec<usize>],
+) -> Outcome {
+    let ctx = stage.ctx;
+    let previous = match ctx.store().steps(&ctx.execution.id, &ctx.stage_id).await {
+        Ok(steps) => steps,
+        Err(error) => return Outcome::Failed(error.to_string()),
+    };
+    let mut done = vec![false; steps.len()];
+    let mut started = vec![false; steps.len()];
+    let mut interruptions = vec![0; steps.len()];
+    for (index, step) in steps.iter().enumerate() {
+        let Some(before) = previous.iter().find(|s| s.step == index as i64) else {
+            continue;
+        };
+        match before.status {
+            Status::Succeeded => {
+                done[index] = true;
+                started[index] = true;
+            }
+            Status::Running => {
+                let policy = step.on_interrupt.unwrap_or(spec.on_interrupt);
+                match interrupted(stage, before, policy, &describe(index as i64, step)).await {
+                    Ok(count) => interruptions[index] = count,
+                    Err(outcome) => return outcome,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let mut failure: Option<String> = None;
+    let mut running = FuturesUnordered::new();
+    loop {
+        if !stage.stop.is_cancelled() {
+            for index in 0..steps.len() {
+                if !started[index] && dependencies[index].iter().all(|d| done[*d]) {
+                    started[index] = true;
+                    let run = StepRun {
+                        stage,
+                        index: index as i64,
+                        step: &steps[index],
+                        interruptions: interruptions[index],
+                    };
+                    running.push(async move { (index, run.execute().await) });
+                }
+            }
+        }
+        let Some((index, end)) = running.next().await else {
+            break;
+        };
+        match end {
+            StepEnd::Succeeded(outputs) => {
+                done[index] = true;
+                if let Err(error) = ctx.add_outputs(outputs).await {
+                    failure.get_or_insert(error.to_string());
+                    stage.stop.cancel();
+                }
+            }
+            StepEnd::Failed(error) if steps[index].allow_failure => {
+                done[index] = true;
+                stage
+                    .log
+                    .system(&format!("{error} (allowed to fail: the stage goes on)"))
+                    .await;
+            }
+            StepEnd::Failed(error) => {
+                failure.get_or_insert(error);
+                stage.stop.cancel();
+            }
+            StepEnd::Canceled => {}
+        }
+    }
+    if ctx.cancel.is_cancelled() {
+        return Outcome::Canceled(ctx.cancel_reason().await);
+    }
+    match failure {
+        Some(error) => Outcome::Failed(error),
+        None => Outcome::Succeeded(Map::new()),
+    }
+}
+
+/// The values of every secret the steps name in `secretEnv`; a missing one
+/// fails the stage before any step runs.
+async fn resolve_secrets(
+    ctx: &StageContext,
+    steps: &[Step],
+) -> Result<BTreeMap<String, String>, String> {
+    let mut values = BTreeMap::new();
+    for (index, step) in steps.iter().enumerate() {
+        for entry in &step.secret_env {
+            let (_, name) = secret_env_entry(entry);
+            if values.contains_key(name) {
+                continue;
+            }
+            let what = describe(index as i64, step);
+            let Some(secrets) = &ctx.engine.inner.config.secrets else {
+                return Err(format!(
+                    "{what} needs secret {name:?} but this server has no secret store"
+                ));
+            };
+            match secrets.get(name).await {
+                Ok(Some(value)) => {
+                    values.insert(name.to_owned(), value);
+                }
+                Ok(None) => return Err(format!("{what}: secret {name:?} does not exist")),
+                Err(error) => return Err(format!("{what}: secret {name:?}: {error}")),
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// A `secretEnv` entry: `NAME` (the variable is named like the secret) or
+/// `VARIABLE=SECRET`.
+pub(crate) fn secret_env_entry(entry: &str) -> (&str, &str) {
+    entry.split_once('=').unwrap_or((entry, entry))
+}
+
+/// Handles a step that was running when the server stopped: kills what is
+/// left of it (its processes, its container), then decides whether it runs
+/// again. `Ok(n)` is the new interruption count.
+async fn interrupted(
+    stage: &StageRun<'_>,
+    before: &StepRecord,
+    policy: OnInterrupt,
+    name: &str,
+) -> Result<i64, Outcome> {
+    let ctx = stage.ctx;
+    if let (Some(pgid), Some(start)) = (before.pgid, before.proc_start) {
+        let killed = process::kill_orphans(ProcessId {
+            pid: pgid as i32,
+            start,
+        });
+        if killed > 0 {
+            stage
+                .log
+                .system(&format!(
+                    "{name}: killed {killed} leftover process(es) of the interrupted run"
+                ))
+                .await;
+        }
+    }
+    if let Some(engine) = &stage.containers {
+        match stage
+            .labels
+            .remove_step_containers(engine, before.step)
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => {
+                stage
+                    .log
+                    .system(&format!(
+                        "{name}: removed {removed} leftover container(s) of the interrupted run"
+                    ))
+                    .await
+            }
+            Err(error) => {
+                stage
+                    .log
+                    .system(&format!(
+                        "{name}: cannot remove its leftover container: {error}"
+                    ))
+                    .await
+            }
+        }
+    }
+    let give_up = match policy {
+        OnInterrupt::Fail => Some(format!(
+            "{name} was interrupted by a server restart (onInterrupt: fail)"
+        )),
+        OnInterrupt::Rerun if before.interruptions >= 1 => Some(format!(
+            "{name} was interrupted by a server restart again after being re-run once"
+        )),
+        OnInterrupt::Rerun => None,
+    };
+    if let Some(error) = give_up {
+        let record = StepRecord {
+            status: Status::Failed,
+            ended_at: Some(clock::now()),
+            error: Some(error.clone()),
+            pgid: None,
+            proc_start: None,
+            ..before.clone()
+        };
+        let _ = ctx.store().put_step(&record).await;
+        stage.log.system(&error).await;
+        return Err(Outcome::Failed(error));
+    }
+    stage
+        .log
+        .system(&format!(
+            "{name} was interrupted by a server restart: running it again from its start"
+        ))
+        .await;
+    Ok(before.interruptions + 1)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,109 @@
+//! A step's output: its pipes copied into the stage log, and the
+//! `key=value` lines it leaves in `$GANTRY_OUTPUT`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gantry_store::LogStream;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+use crate::logs::{MAX_LINE, StageLog};
+
+/// Output beyond this many bytes per step is dropped, with a notice.
+pub(crate) const MAX_STEP_LOG: u64 = 256 * 1024 * 1024;
+
+/// Copies a pipe into the stage log line by line, cutting over-long lines,
+/// and dropping output once the step's budget is spent.
+pub(crate) async fn pump(
+    pipe: impl AsyncRead + Unpin,
+    log: StageLog,
+    step: i64,
+    stream: LogStream,
+    budget: Arc<AtomicU64>,
+) {
+    let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        // Read at most MAX_LINE bytes: a newline-free flood cannot grow memory.
+        let read = {
+            let mut limited = (&mut reader).take(MAX_LINE as u64);
+            limited
+                .read_until(b'\n', &mut line)
+                .await
+                .unwrap_or_default()
+        };
+        if read == 0 {
+            return;
+        }
+        let read = read as u64;
+        let left = budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_sub(read))
+            })
+            .unwrap_or_default();
+        if left == 0 {
+            continue;
+        }
+        if left <= read {
+            let notice = format!(
+                "[log truncated: the step printed more than {} MiB; the rest is discarded]",
+                MAX_STEP_LOG >> 20
+            );
+            log.line(step, LogStream::System, &notice).await;
+            continue;
+        }
+        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            line.pop();
+        }
+        log.line(step, stream, &String::from_utf8_lossy(&line))
+            .await;
+    }
+}
+
+/// Parses `key=value` lines, and `key<<DELIMITER` … `DELIMITER` blocks for
+/// multi-line values (the format GitHub Actions uses for `$GITHUB_OUTPUT`).
+pub(crate) async fn read_outputs(path: &Path) -> Result<Map<String, Value>, String> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    parse_outputs(&text)
+}
+
+pub(crate) fn parse_outputs(text: &str) -> Result<Map<String, Value>, String> {
+    let mut outputs = Map::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((number, line)) = lines.next() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some((key, delimiter)) = line.split_once("<<")
+            && !key.contains('=')
+        {
+            let mut value = Vec::new();
+            loop {
+                match lines.next() {
+                    Some((_, l)) if l == delimiter => break,
+                    Some((_, l)) => value.push(l),
+                    None => {
+                        return Err(format!(
+                            "line {}: no closing {delimiter:?} for {key:?}",
+                            number + 1
+                        ));
+                    }
+                }
+            }
+            outputs.insert(key.trim().to_owned(), Value::String(value.join("\n")));
+        } else if let Some((key, value)) = line.split_once('=') {
+            outputs.insert(key.trim().to_owned(), Value::String(value.to_owned()));
+        } else {
+            return Err(format!(
+                "line {}: expected key=value, got {line:?}",
+                number + 1
+            ));
+        }
+    }
+    Ok(outputs)
+}

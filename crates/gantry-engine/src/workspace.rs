@@ -1,0 +1,65 @@
+//! An execution's workspace starts as a checkout of the commit that triggered it. Done once,
+//! by the driver, before the first stage starts; an execution with no commit in its trigger
+//! (a manual run, a cron) starts with an empty workspace as before.
+
+use gantry_store::Status;
+use serde_json::Value;
+
+use crate::engine::Engine;
+use crate::state::Execution;
+
+/// Checks out the trigger's commit into the workspace. `Err` is the reason the execution fails.
+pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<(), String> {
+    let (trigger, untouched) = {
+        let state = execution.read().await;
+        let untouched = state.stages.iter().all(|s| s.status == Status::Pending);
+        (state.exec.trigger.clone(), untouched)
+    };
+    // Once a stage has run, the workspace is its to change: a resumed execution keeps it.
+    if !untouched {
+        return Ok(());
+    }
+    let Some((source, commit)) = source_of(engine, &trigger)? else {
+        return Ok(());
+    };
+    let dest = engine
+        .inner
+        .config
+        .data_dir
+        .join("workspaces")
+        .join(&execution.id);
+    let started = std::time::Instant::now();
+    gantry_git::checkout(&source, &commit, &dest)
+        .await
+        .map_err(|e| format!("cannot check out the triggering commit {commit}: {e}"))?;
+    tracing::debug!(execution = %execution.id, %commit, elapsed = ?started.elapsed(), "workspace checked out");
+    Ok(())
+}
+
+/// Where to clone from and which commit, when the trigger names one: a hosted repository
+/// by name (unless the push came from outside, with a `url`), else the `url`.
+fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(String, String)>, String> {
+    let field = |name: &str| {
+        trigger
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let Some(commit) = field("commit") else {
+        return Ok(None);
+    };
+    if let Some(url) = field("url") {
+        return Ok(Some((url.to_owned(), commit.to_owned())));
+    }
+    let Some(name) = field("repository") else {
+        return Ok(None);
+    };
+    let path = engine
+        .git()
+        .existing(name)
+        .map_err(|e| format!("cannot check out the triggering commit: {e}"))?;
+    Ok(Some((
+        path.to_string_lossy().into_owned(),
+        commit.to_owned(),
+    )))
+}

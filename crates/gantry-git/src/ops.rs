@@ -1,0 +1,311 @@
+//! The git operations triggers and stages use. `source` arguments are anything `git clone`
+//! takes: a hosted repository's path or an external URL.
+
+use std::path::Path;
+
+use crate::command::{self, GitError};
+
+/// One ref of a remote, as `ls-remote` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteRef {
+    pub name: String,
+    pub commit: String,
+}
+
+/// Who made a commit and what it says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// `Name <email>`.
+    pub author: String,
+    pub message: String,
+}
+
+/// The branches and tags of a remote (peeled: an annotated tag lists the commit it tags).
+pub async fn ls_remote(source: &str) -> Result<Vec<RemoteRef>, GitError> {
+    let out = command::run(
+        None,
+        ["ls-remote", "--heads", "--tags", "--", source],
+        &format!("git ls-remote {source}"),
+    )
+    .await?;
+    let mut refs: Vec<RemoteRef> = Vec::new();
+    for line in out.lines() {
+        let Some((commit, name)) = line.split_once('\t') else {
+            continue;
+        };
+        match name.strip_suffix("^{}") {
+            // The peeled line follows its tag and names the commit itself.
+            Some(tag) => {
+                if let Some(existing) = refs.iter_mut().find(|r| r.name == tag) {
+                    existing.commit = commit.to_owned();
+                }
+            }
+            None => refs.push(RemoteRef {
+                name: name.to_owned(),
+                commit: commit.to_owned(),
+            }),
+        }
+    }
+    Ok(refs)
+}
+
+/// Author and message of a commit of a local repository.
+pub async fn commit_info(repo: &Path, commit: &str) -> Result<CommitInfo, GitError> {
+    check_revision(commit)?;
+    let out = command::run(
+        Some(repo),
+        ["log", "-1", "--format=%an <%ae>%x00%B", commit, "--"],
+        &format!("reading commit {commit}"),
+    )
+    .await?;
+    let (author, message) = out.split_once('\0').unwrap_or((&out, ""));
+    Ok(CommitInfo {
+        author: author.trim().to_owned(),
+        message: message.trim_end().to_owned(),
+    })
+}
+
+/// The files a push changed: between `old` and `new`, or all of `new`'s own changes when the
+/// ref is new (`old` is zeros), as Cloud Build compares a new branch with nothing.
+pub async fn changed_files(repo: &Path, old: &str, new: &str) -> Result<Vec<String>, GitError> {
+    check_revision(new)?;
+    let created = old.bytes().all(|b| b == b'0');
+    let out = if created {
+        command::run(
+            Some(repo),
+            [
+                "diff-tree",
+                "--no-commit-id",
+                "--name-only",
+                "-r",
+                "--root",
+                new,
+            ],
+            "listing changed files",
+        )
+        .await?
+    } else {
+        check_revision(old)?;
+        command::run(
+            Some(repo),
+            ["diff", "--name-only", old, new, "--"],
+            "listing changed files",
+        )
+        .await?
+    };
+    Ok(out.lines().map(str::to_owned).collect())
+}
+
+/// Makes `dest` a checkout of `commit` from `source`. Idempotent: a `dest` that already holds
+/// a clone (a resumed execution) is only checked out again.
+pub async fn checkout(source: &str, commit: &str, dest: &Path) -> Result<(), GitError> {
+    check_revision(commit)?;
+    if !dest.join(".git").exists() {
+        tokio::fs::create_dir_all(dest)
+            .await
+            .map_err(GitError::Spawn)?;
+        command::run(
+            Some(dest),
+            ["clone", "--quiet", "--no-checkout", "--", source, "."],
+            &format!("cloning {source}"),
+        )
+        .await?;
+    }
+    command::run(
+        Some(dest),
+        ["checkout", "--quiet", "--force", "--detach", commit],
+        &format!("checking out {commit}"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A file of a local repository at a commit; `None` if the commit has no such file.
+pub async fn read_file(repo: &Path, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+    check_revision(commit)?;
+    let spec = format!("{commit}:{}", path.trim_start_matches("./"));
+    let mut cmd = command::git(Some(repo));
+    cmd.args(["cat-file", "blob", &spec]);
+    let out = cmd.output().await.map_err(GitError::Spawn)?;
+    if out.status.success() {
+        Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The tags of a local repository whose names start with `prefix`, with the commits they
+/// name.
+pub async fn tags_with_commits(
+    repo: &Path,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, GitError> {
+    let pattern = format!("refs/tags/{prefix}*");
+    let out = command::run(
+        Some(repo),
+        [
+            "for-each-ref",
+            "--format=%(refname:strip=2) %(*objectname)%(objectname)",
+            &pattern,
+        ],
+        "listing tags",
+    )
+    .await?;
+    Ok(out
+        .lines()
+        .filter_map(|line| {
+            let (name, ids) = line.split_once(' ')?;
+            // An annotated tag prints the commit (peeled) then its own id: keep the first.
+            Some((name.to_owned(), ids.get(..40).unwrap_or(ids).to_owned()))
+        })
+        .collect())
+}
+
+/// The tags of a local repository whose names start with `prefix`.
+pub async fn tags_at(repo: &Path, prefix: &str) -> Result<Vec<String>, GitError> {
+    let pattern = format!("refs/tags/{prefix}*");
+    let out = command::run(
+        Some(repo),
+        ["for-each-ref", "--format=%(refname:strip=2)", &pattern],
+        "listing tags",
+    )
+    .await?;
+    Ok(out.lines().map(str::to_owned).collect())
+}
+
+/// Makes `dest` a fresh clone of `source` with `branch` checked out; a branch the remote does
+/// not have yet starts empty (an orphan). Returns whether the branch existed.
+pub async fn clone_branch(source: &str, branch: &str, dest: &Path) -> Result<bool, GitError> {
+    check_revision(branch)?;
+    if dest.exists() {
+        tokio::fs::remove_dir_all(dest)
+            .await
+            .map_err(GitError::Spawn)?;
+    }
+    tokio::fs::create_dir_all(dest)
+        .await
+        .map_err(GitError::Spawn)?;
+    command::run(
+        Some(dest),
+        ["clone", "--quiet", "--no-checkout", "--", source, "."],
+        &format!("cloning {source}"),
+    )
+    .await?;
+    let remote_branch = format!("refs/remotes/origin/{branch}");
+    let exists = command::run(
+        Some(dest),
+        ["rev-parse", "--verify", "--quiet", &remote_branch],
+        "git rev-parse",
+    )
+    .await
+    .is_ok();
+    if exists {
+        command::run(
+            Some(dest),
+            ["checkout", "--quiet", "-B", branch, &remote_branch],
+            &format!("checking out {branch}"),
+        )
+        .await?;
+    } else {
+        command::run(
+            Some(dest),
+            ["checkout", "--quiet", "--orphan", branch],
+            "git checkout --orphan",
+        )
+        .await?;
+    }
+    Ok(exists)
+}
+
+/// Replaces the clone's files by those of `from` (all of them, or only `paths`), so that the
+/// next commit records exactly `from`'s content.
+pub async fn copy_from(workdir: &Path, from: &str, paths: &[String]) -> Result<(), GitError> {
+    check_revision(from)?;
+    let resolved = command::run(
+        Some(workdir),
+        [
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{from}^{{commit}}"),
+        ],
+        &format!("resolving {from}"),
+    )
+    .await
+    .or(command::run(
+        Some(workdir),
+        [
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("origin/{from}^{{commit}}"),
+        ],
+        &format!("resolving {from}"),
+    )
+    .await)
+    .map_err(|_| {
+        GitError::Invalid(format!(
+            "{from:?} is neither a commit nor a branch of the repository"
+        ))
+    })?;
+    let commit = resolved.trim();
+    if paths.is_empty() {
+        // Files `from` no longer has must go too.
+        command::run(
+            Some(workdir),
+            ["rm", "-r", "--quiet", "--ignore-unmatch", "--", "."],
+            "git rm",
+        )
+        .await?;
+        command::run(
+            Some(workdir),
+            ["checkout", commit, "--", "."],
+            "copying files",
+        )
+        .await?;
+    } else {
+        let mut args = vec!["checkout", commit, "--"];
+        args.extend(paths.iter().map(String::as_str));
+        command::run(Some(workdir), args, "copying files").await?;
+    }
+    Ok(())
+}
+
+/// Commits every change in the clone `workdir`; the new commit, or `None` when nothing changed.
+pub async fn commit_all(workdir: &Path, message: &str) -> Result<Option<String>, GitError> {
+    command::run(Some(workdir), ["add", "--all"], "staging files").await?;
+    let status = command::run(Some(workdir), ["status", "--porcelain"], "git status").await?;
+    if status.trim().is_empty() {
+        return Ok(None);
+    }
+    command::run(
+        Some(workdir),
+        ["commit", "--quiet", "--no-verify", "-m", message],
+        "committing",
+    )
+    .await?;
+    let head = command::run(Some(workdir), ["rev-parse", "HEAD"], "git rev-parse").await?;
+    Ok(Some(head.trim().to_owned()))
+}
+
+/// The commit `HEAD` of a clone is at, if any.
+pub async fn head(workdir: &Path) -> Option<String> {
+    command::run(
+        Some(workdir),
+        ["rev-parse", "--verify", "--quiet", "HEAD"],
+        "git rev-parse",
+    )
+    .await
+    .ok()
+    .map(|s| s.trim().to_owned())
+}
+
+/// Commits and refs reach `git` as arguments: refuse anything that could be read as an option.
+fn check_revision(revision: &str) -> Result<(), GitError> {
+    if revision.is_empty() || revision.starts_with('-') || revision.contains(char::is_whitespace) {
+        return Err(GitError::Invalid(format!(
+            "{revision:?} is not a commit or ref"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! What the proxy routes to: listeners with rules naming clusters, and for
+//! each cluster its routable server groups with weights and instances. The
+//! owner of the instances builds a new [`RoutingTable`] on every change and
+//! hands it over whole; requests in flight keep the table they started with.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::health_check::UpstreamHealth;
+use crate::stats::GroupStats;
+
+/// One HTTP listener and its routing rules, tried in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub port: u16,
+    pub rules: Vec<RouteRule>,
+}
+
+/// Requests whose host and path match go to `cluster`. A rule without host
+/// or path matches everything.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RouteRule {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub cluster: String,
+}
+
+impl RouteRule {
+    pub(crate) fn matches(&self, host: Option<&str>, path: &str) -> bool {
+        let host_ok = match (&self.host, host) {
+            (None, _) => true,
+            (Some(want), Some(host)) => want.eq_ignore_ascii_case(host),
+            (Some(_), None) => false,
+        };
+        let path_ok = self
+            .path_prefix
+            .as_deref()
+            .is_none_or(|prefix| path.starts_with(prefix));
+        host_ok && path_ok
+    }
+}
+
+/// One running instance of a server group.
+#[derive(Debug)]
+pub struct Upstream {
+    pub id: String,
+    pub addr: SocketAddr,
+    pub health: Arc<UpstreamHealth>,
+    /// Requests sent and not yet answered; draining waits for zero.
+    pub in_flight: AtomicUsize,
+}
+
+impl Upstream {
+    pub fn new(id: String, addr: SocketAddr, health: Arc<UpstreamHealth>) -> Upstream {
+        Upstream {
+            id,
+            addr,
+            health,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// A server group that takes traffic: enabled, with a weight above zero.
+#[derive(Debug)]
+pub struct GroupBackend {
+    pub name: String,
+    pub weight: u32,
+    pub upstreams: Vec<Arc<Upstream>>,
+    pub stats: Arc<GroupStats>,
+}
+
+/// Cluster name → the groups that take its traffic.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    pub clusters: HashMap<String, Vec<GroupBackend>>,
+    /// Advanced on every pick; spreads requests by weight and within a group.
+    pub(crate) cursor: AtomicUsize,
+}
+
+impl RoutingTable {
+    pub fn new(clusters: HashMap<String, Vec<GroupBackend>>) -> RoutingTable {
+        RoutingTable {
+            clusters,
+            cursor: AtomicUsize::new(0),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Proxy errors say which side failed and whether trying again is safe
+//! (Pingora's error model).
+
+use hyper::StatusCode;
+
+/// Who is at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something we cannot forward, or went away.
+    Client,
+    /// The chosen instance refused, reset or timed out.
+    Upstream,
+    /// Nothing to route to, or a fault of the proxy itself.
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{side:?} error: {message}")]
+pub struct ProxyError {
+    pub side: Side,
+    /// True when no byte of the request reached an upstream, so another
+    /// instance may be tried.
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl ProxyError {
+    pub(crate) fn new(side: Side, retryable: bool, message: impl Into<String>) -> ProxyError {
+        ProxyError {
+            side,
+            retryable,
+            message: message.into(),
+        }
+    }
+
+    /// The status answered to the client.
+    pub fn status(&self) -> StatusCode {
+        match self.side {
+            Side::Client => StatusCode::BAD_REQUEST,
+            Side::Upstream => StatusCode::BAD_GATEWAY,
+            Side::Internal => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn side_name(&self) -> &'static str {
+        match self.side {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+            Side::Internal => "internal",
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Gantry's built-in load balancer: HTTP listeners that route requests to the
+//! healthy instances of the enabled server groups of a cluster.
+//!
+//! The layout follows Pingora's load-balancing split:
+//! - `discovery`: the routing table (listeners → clusters → weighted groups →
+//!   upstream instances), replaced atomically by whoever owns the instances;
+//! - `health_check`: active checks with thresholds, plus passive ejection;
+//! - `selection`: picking a group by weight and an instance within it;
+//! - `service`: the proxying itself (retries, pooling, upgrades, headers);
+//! - `stats`: per-server-group counters and latency histograms.
+//!
+//! The crate knows nothing about processes or deploys: `gantry-deploy` feeds
+//! it a [`RoutingTable`] and reads its [`Stats`].
+
+mod discovery;
+mod error;
+pub mod health_check;
+mod listener;
+mod selection;
+mod service;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+pub use discovery::{GroupBackend, ListenerConfig, RouteRule, RoutingTable, Upstream};
+pub use error::{ProxyError, Side};
+pub use health_check::{HealthCheckConfig, UpstreamHealth};
+pub use listener::{Proxy, ProxyConfigError};
+pub use stats::{GroupStats, GroupStatsSnapshot, Stats};

@@ -1,0 +1,215 @@
+//! The proxy's listeners: binding, accepting, and swapping their rules and
+//! the routing table without dropping a connection.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::discovery::{ListenerConfig, RoutingTable};
+use crate::service::{self, Ctx, HttpClient};
+use crate::stats::Stats;
+
+#[derive(Debug, thiserror::Error)]
+#[error("load balancer {name:?}: cannot listen on port {port}: {message}")]
+pub struct ProxyConfigError {
+    pub name: String,
+    pub port: u16,
+    pub message: String,
+}
+
+/// The load balancer: cheap to clone, shared by listeners and their owner.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    table: RwLock<Arc<RoutingTable>>,
+    listeners: Mutex<HashMap<String, Running>>,
+    client: HttpClient,
+    stats: Stats,
+}
+
+struct Running {
+    config: Arc<RwLock<Arc<ListenerConfig>>>,
+    cancel: CancellationToken,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy::new()
+    }
+}
+
+impl Proxy {
+    pub fn new() -> Proxy {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Proxy {
+            inner: Arc::new(Inner {
+                table: RwLock::new(Arc::new(RoutingTable::default())),
+                listeners: Mutex::new(HashMap::new()),
+                client,
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Replaces the routing table; new requests use it at once.
+    pub fn set_table(&self, table: RoutingTable) {
+        *self.inner.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+    }
+
+    /// Opens new listeners, updates the rules of existing ones and closes
+    /// those no longer wanted. A listener that cannot bind is reported; the
+    /// others are applied regardless.
+    pub async fn set_listeners(&self, configs: &[ListenerConfig]) -> Vec<ProxyConfigError> {
+        let mut errors = Vec::new();
+        let wanted: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
+        {
+            let mut listeners = self
+                .inner
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            listeners.retain(|name, running| {
+                let port_same = configs
+                    .iter()
+                    .any(|c| &c.name == name && c.port == running.port());
+                let keep = wanted.contains(&name.as_str()) && port_same;
+                if !keep {
+                    running.cancel.cancel();
+                }
+                keep
+            });
+            for config in configs {
+                if let Some(running) = listeners.get(&config.name) {
+                    *running.config.write().unwrap_or_else(|e| e.into_inner()) =
+                        Arc::new(config.clone());
+                }
+            }
+        }
+        for config in configs {
+            let exists = self
+                .inner
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&config.name);
+            if exists {
+                continue;
+            }
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let running = Running {
+                        config: Arc::new(RwLock::new(Arc::new(config.clone()))),
+                        cancel: CancellationToken::new(),
+                    };
+                    tokio::spawn(accept_loop(
+                        self.clone(),
+                        listener,
+                        running.config.clone(),
+                        running.cancel.clone(),
+                    ));
+                    tracing::info!(listener = %config.name, port = config.port, "listening");
+                    self.inner
+                        .listeners
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(config.name.clone(), running);
+                }
+                Err(error) => errors.push(ProxyConfigError {
+                    name: config.name.clone(),
+                    port: config.port,
+                    message: error.to_string(),
+                }),
+            }
+        }
+        errors
+    }
+
+    /// Names of the listeners that are open.
+    pub fn listening(&self) -> Vec<String> {
+        let listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        listeners.keys().cloned().collect()
+    }
+
+    fn table(&self) -> Arc<RoutingTable> {
+        self.inner
+            .table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Running {
+    fn port(&self) -> u16 {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).port
+    }
+}
+
+async fn accept_loop(
+    proxy: Proxy,
+    listener: TcpListener,
+    config: Arc<RwLock<Arc<ListenerConfig>>>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let ctx = Ctx {
+                    table: proxy.table(),
+                    listener: config.read().unwrap_or_else(|e| e.into_inner()).clone(),
+                    client: proxy.inner.client.clone(),
+                    peer,
+                };
+                async move { Ok::<_, std::convert::Infallible>(service::handle(req, ctx).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        });
+    }
+}

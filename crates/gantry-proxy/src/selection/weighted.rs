@@ -1,0 +1,49 @@
+//! Weighted selection: a group by its traffic weight among the groups that
+//! have a routable instance, then an instance of it round-robin. A shared
+//! cursor makes the split exact over any window of `sum(weights)` requests.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::discovery::{GroupBackend, Upstream};
+
+/// Picks an upstream not in `tried` and counts it in flight before returning,
+/// so that a drain that sees zero after a table swap cannot miss it.
+pub(crate) fn pick<'g>(
+    groups: &'g [GroupBackend],
+    cursor: &std::sync::atomic::AtomicUsize,
+    tried: &[Arc<Upstream>],
+) -> Option<(&'g GroupBackend, Arc<Upstream>)> {
+    let usable = |upstream: &Arc<Upstream>| {
+        upstream.health.is_routable() && !tried.iter().any(|t| Arc::ptr_eq(t, upstream))
+    };
+    let candidates: Vec<&GroupBackend> = groups
+        .iter()
+        .filter(|g| g.weight > 0 && g.upstreams.iter().any(usable))
+        .collect();
+    let total: u64 = candidates.iter().map(|g| u64::from(g.weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let tick = cursor.fetch_add(1, Ordering::Relaxed);
+    // Spread the ticks: a plain modulo would send runs of requests to one
+    // group; multiplying by a large odd number interleaves them.
+    let mut point = (tick as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % total;
+    let group = candidates
+        .iter()
+        .find(|g| {
+            let w = u64::from(g.weight);
+            if point < w {
+                true
+            } else {
+                point -= w;
+                false
+            }
+        })
+        .copied()?;
+    let usable_upstreams: Vec<&Arc<Upstream>> =
+        group.upstreams.iter().filter(|u| usable(u)).collect();
+    let upstream = usable_upstreams[tick % usable_upstreams.len()].clone();
+    upstream.in_flight.fetch_add(1, Ordering::SeqCst);
+    Some((group, upstream))
+}

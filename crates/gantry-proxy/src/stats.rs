@@ -1,0 +1,189 @@
+//! Per-server-group counters and latency: totals for `/metrics`, a
+//! histogram for percentiles, and a window of recent samples that canary
+//! analysis compares between groups.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Upper bounds of the latency buckets, in microseconds.
+const BUCKETS_MICROS: &[u64] = &[
+    100,
+    200,
+    300,
+    500,
+    750,
+    1_000,
+    1_500,
+    2_000,
+    3_000,
+    5_000,
+    7_500,
+    10_000,
+    15_000,
+    20_000,
+    30_000,
+    50_000,
+    75_000,
+    100_000,
+    150_000,
+    200_000,
+    300_000,
+    500_000,
+    750_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    u64::MAX,
+];
+/// Samples kept per group for analysis and live rates.
+const MAX_SAMPLES: usize = 20_000;
+
+/// One answered (or failed) request.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub at: Instant,
+    pub micros: u64,
+    /// A 5xx answer or a failure to reach the upstream.
+    pub error: bool,
+}
+
+#[derive(Debug)]
+pub struct GroupStats {
+    pub requests: AtomicU64,
+    pub status_5xx: AtomicU64,
+    pub connect_errors: AtomicU64,
+    buckets: Vec<AtomicU64>,
+    samples: Mutex<VecDeque<Sample>>,
+}
+
+impl Default for GroupStats {
+    fn default() -> Self {
+        GroupStats {
+            requests: AtomicU64::new(0),
+            status_5xx: AtomicU64::new(0),
+            connect_errors: AtomicU64::new(0),
+            buckets: BUCKETS_MICROS.iter().map(|_| AtomicU64::new(0)).collect(),
+            samples: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+/// What `status` and `/metrics` show of a group.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatsSnapshot {
+    pub requests: u64,
+    pub status_5xx: u64,
+    pub connect_errors: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    /// Requests per second over the last 10 seconds.
+    pub rate: f64,
+}
+
+impl GroupStats {
+    pub(crate) fn record(&self, latency: Duration, error: bool) {
+        let micros = latency.as_micros() as u64;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.status_5xx.fetch_add(1, Ordering::Relaxed);
+        }
+        let bucket = BUCKETS_MICROS
+            .iter()
+            .position(|b| micros <= *b)
+            .unwrap_or(0);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if samples.len() == MAX_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(Sample {
+            at: Instant::now(),
+            micros,
+            error,
+        });
+    }
+
+    pub(crate) fn record_connect_error(&self) {
+        self.connect_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Samples taken within the last `window`.
+    pub fn samples_since(&self, window: Duration) -> Vec<Sample> {
+        let since = Instant::now().checked_sub(window);
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        samples
+            .iter()
+            .filter(|s| since.is_none_or(|since| s.at >= since))
+            .copied()
+            .collect()
+    }
+
+    pub fn snapshot(&self) -> GroupStatsSnapshot {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let recent = self.samples_since(Duration::from_secs(10)).len();
+        GroupStatsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            status_5xx: self.status_5xx.load(Ordering::Relaxed),
+            connect_errors: self.connect_errors.load(Ordering::Relaxed),
+            p50_ms: percentile(&counts, 0.50),
+            p95_ms: percentile(&counts, 0.95),
+            p99_ms: percentile(&counts, 0.99),
+            rate: recent as f64 / 10.0,
+        }
+    }
+}
+
+/// The bucket bound at quantile `q`, in milliseconds.
+fn percentile(counts: &[u64], q: f64) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (count, bound) in counts.iter().zip(BUCKETS_MICROS) {
+        seen += count;
+        if seen >= rank {
+            let bound = if *bound == u64::MAX {
+                20_000_000
+            } else {
+                *bound
+            };
+            return bound as f64 / 1000.0;
+        }
+    }
+    0.0
+}
+
+/// Every group's stats, by server group name; kept across table swaps so
+/// that counters survive enable/disable.
+#[derive(Debug, Default)]
+pub struct Stats {
+    groups: Mutex<HashMap<String, Arc<GroupStats>>>,
+}
+
+impl Stats {
+    pub fn group(&self, name: &str) -> Arc<GroupStats> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.entry(name.to_owned()).or_default().clone()
+    }
+
+    pub fn snapshot(&self) -> HashMap<String, GroupStatsSnapshot> {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups
+            .iter()
+            .map(|(name, stats)| (name.clone(), stats.snapshot()))
+            .collect()
+    }
+}

@@ -1,0 +1,368 @@
+//! APT repositories' metadata (see `gantry-apt`): packages known by their
+//! SHA-256, the repositories and snapshots listing them, publications.
+//! Package files live on disk; only their paragraphs are stored here.
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::error::ErrorKind;
+
+use crate::model::Millis;
+use crate::rows::{Row, read_error, violation};
+use crate::store::{Store, StoreError};
+
+/// One package file, stored once whatever holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptPackageRecord {
+    pub sha256: String,
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub size: i64,
+    /// The Packages paragraph without `Filename`.
+    pub control: String,
+    pub created_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptRepoRecord {
+    pub name: String,
+    pub distribution: String,
+    pub component: String,
+    pub comment: String,
+    pub created_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptSnapshotRecord {
+    pub name: String,
+    pub description: String,
+    pub created_at: Millis,
+}
+
+/// A publication at `prefix`/dists/`distribution`; `spec` is gantry-apt's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AptPublicationRecord {
+    pub prefix: String,
+    pub distribution: String,
+    pub spec: Value,
+    pub updated_at: Millis,
+}
+
+const PACKAGE_COLUMNS: &str =
+    "p.sha256, p.name, p.version, p.architecture, p.size, p.control, p.created_at";
+
+impl Store {
+    /// Records packages; ones already known (same SHA-256) are left as they are.
+    pub async fn add_apt_packages(&self, packages: &[AptPackageRecord]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for package in packages {
+            sqlx::query(
+                "INSERT INTO apt_packages (sha256, name, version, architecture, size, control, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(&package.sha256)
+            .bind(&package.name)
+            .bind(&package.version)
+            .bind(&package.architecture)
+            .bind(package.size)
+            .bind(&package.control)
+            .bind(package.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `Conflict` (kind `"repository"`) if the name is taken.
+    pub async fn create_apt_repo(&self, repo: &AptRepoRecord) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO apt_repos (name, distribution, component, comment, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&repo.name)
+        .bind(&repo.distribution)
+        .bind(&repo.component)
+        .bind(&repo.comment)
+        .bind(repo.created_at)
+        .execute(&self.writer)
+        .await;
+        conflict_as(inserted, "repository", &repo.name)
+    }
+
+    pub async fn apt_repos(&self) -> Result<Vec<AptRepoRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, distribution, component, comment, created_at FROM apt_repos ORDER BY name",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error("apt_repos"))?;
+        rows.iter().map(repo_from_row).collect()
+    }
+
+    pub async fn apt_repo(&self, name: &str) -> Result<Option<AptRepoRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, distribution, component, comment, created_at FROM apt_repos WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(read_error("apt_repos"))?;
+        row.as_ref().map(repo_from_row).transpose()
+    }
+
+    /// Drops the repository and its package list; false if there was none.
+    pub async fn delete_apt_repo(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM apt_repo_packages WHERE repo = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM apt_repos WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The packages of a repository, by name then version text.
+    pub async fn apt_repo_packages(&self, repo: &str) -> Result<Vec<AptPackageRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PACKAGE_COLUMNS} FROM apt_repo_packages r JOIN apt_packages p ON p.sha256 = r.sha256
+             WHERE r.repo = $1 ORDER BY p.name, p.version, p.architecture"
+        ))
+        .bind(repo)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error("apt_packages"))?;
+        rows.iter().map(package_from_row).collect()
+    }
+
+    /// Adds and removes packages (by SHA-256) of a repository in one
+    /// transaction.
+    pub async fn change_apt_repo_packages(
+        &self,
+        repo: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for sha256 in remove {
+            sqlx::query("DELETE FROM apt_repo_packages WHERE repo = $1 AND sha256 = $2")
+                .bind(repo)
+                .bind(sha256)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for sha256 in add {
+            sqlx::query(
+                "INSERT INTO apt_repo_packages (repo, sha256) VALUES ($1, $2) ON CONFLICT (repo, sha256) DO NOTHING",
+            )
+            .bind(repo)
+            .bind(sha256)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `Conflict` (kind `"snapshot"`) if the name is taken.
+    pub async fn create_apt_snapshot(
+        &self,
+        snapshot: &AptSnapshotRecord,
+        packages: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO apt_snapshots (name, description, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&snapshot.name)
+        .bind(&snapshot.description)
+        .bind(snapshot.created_at)
+        .execute(&mut *tx)
+        .await;
+        conflict_as(inserted, "snapshot", &snapshot.name)?;
+        for sha256 in packages {
+            sqlx::query(
+                "INSERT INTO apt_snapshot_packages (snapshot, sha256) VALUES ($1, $2) ON CONFLICT (snapshot, sha256) DO NOTHING",
+            )
+            .bind(&snapshot.name)
+            .bind(sha256)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn apt_snapshots(&self) -> Result<Vec<AptSnapshotRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, description, created_at FROM apt_snapshots ORDER BY name")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(read_error("apt_snapshots"))?;
+        rows.iter().map(snapshot_from_row).collect()
+    }
+
+    pub async fn apt_snapshot(&self, name: &str) -> Result<Option<AptSnapshotRecord>, StoreError> {
+        let row =
+            sqlx::query("SELECT name, description, created_at FROM apt_snapshots WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(read_error("apt_snapshots"))?;
+        row.as_ref().map(snapshot_from_row).transpose()
+    }
+
+    pub async fn apt_snapshot_packages(
+        &self,
+        snapshot: &str,
+    ) -> Result<Vec<AptPackageRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PACKAGE_COLUMNS} FROM apt_snapshot_packages s JOIN apt_packages p ON p.sha256 = s.sha256
+             WHERE s.snapshot = $1 ORDER BY p.name, p.version, p.architecture"
+        ))
+        .bind(snapshot)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error("apt_packages"))?;
+        rows.iter().map(package_from_row).collect()
+    }
+
+    pub async fn delete_apt_snapshot(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM apt_snapshot_packages WHERE snapshot = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM apt_snapshots WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// `Conflict` (kind `"publication"`, id `PREFIX/DISTRIBUTION`) if taken.
+    pub async fn create_apt_publication(
+        &self,
+        publication: &AptPublicationRecord,
+    ) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO apt_publications (prefix, distribution, spec, updated_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&publication.prefix)
+        .bind(&publication.distribution)
+        .bind(publication.spec.to_string())
+        .bind(publication.updated_at)
+        .execute(&self.writer)
+        .await;
+        conflict_as(
+            inserted,
+            "publication",
+            &format!("{}/{}", publication.prefix, publication.distribution),
+        )
+    }
+
+    /// Replaces the spec of an existing publication; false if there is none.
+    pub async fn update_apt_publication(
+        &self,
+        publication: &AptPublicationRecord,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE apt_publications SET spec = $3, updated_at = $4 WHERE prefix = $1 AND distribution = $2",
+        )
+        .bind(&publication.prefix)
+        .bind(&publication.distribution)
+        .bind(publication.spec.to_string())
+        .bind(publication.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn apt_publications(&self) -> Result<Vec<AptPublicationRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT prefix, distribution, spec, updated_at FROM apt_publications ORDER BY prefix, distribution",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error("apt_publications"))?;
+        rows.iter().map(publication_from_row).collect()
+    }
+
+    pub async fn delete_apt_publication(
+        &self,
+        prefix: &str,
+        distribution: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM apt_publications WHERE prefix = $1 AND distribution = $2")
+                .bind(prefix)
+                .bind(distribution)
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+fn conflict_as(
+    result: Result<sqlx::any::AnyQueryResult, sqlx::Error>,
+    kind: &'static str,
+    id: &str,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) => Err(match violation(&error, ErrorKind::UniqueViolation) {
+            Some(_) => StoreError::Conflict {
+                kind,
+                id: id.to_owned(),
+            },
+            None => error.into(),
+        }),
+    }
+}
+
+fn package_from_row(row: &AnyRow) -> Result<AptPackageRecord, StoreError> {
+    let row = Row::new(row, "apt_packages");
+    Ok(AptPackageRecord {
+        sha256: row.get("sha256")?,
+        name: row.get("name")?,
+        version: row.get("version")?,
+        architecture: row.get("architecture")?,
+        size: row.get("size")?,
+        control: row.get("control")?,
+        created_at: row.get("created_at")?,
+    })
+}
+
+fn repo_from_row(row: &AnyRow) -> Result<AptRepoRecord, StoreError> {
+    let row = Row::new(row, "apt_repos");
+    Ok(AptRepoRecord {
+        name: row.get("name")?,
+        distribution: row.get("distribution")?,
+        component: row.get("component")?,
+        comment: row.get("comment")?,
+        created_at: row.get("created_at")?,
+    })
+}
+
+fn snapshot_from_row(row: &AnyRow) -> Result<AptSnapshotRecord, StoreError> {
+    let row = Row::new(row, "apt_snapshots");
+    Ok(AptSnapshotRecord {
+        name: row.get("name")?,
+        description: row.get("description")?,
+        created_at: row.get("created_at")?,
+    })
+}
+
+fn publication_from_row(row: &AnyRow) -> Result<AptPublicationRecord, StoreError> {
+    let row = Row::new(row, "apt_publications");
+    Ok(AptPublicationRecord {
+        prefix: row.get("prefix")?,
+        distribution: row.get("distribution")?,
+        spec: row.json("spec")?,
+        updated_at: row.get("updated_at")?,
+    })
+}

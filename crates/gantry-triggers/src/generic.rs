@@ -1,0 +1,103 @@
+//! The generic webhook (`POST /webhooks/generic/SOURCE`), Spinnaker's webhook trigger: any
+//! JSON payload, a shared secret, and `payloadConstraints` (field → regex) that must all match.
+//! The payload is available to the execution as `trigger.payload`.
+
+use gantry_config::{Trigger, WebhookTrigger};
+use gantry_engine::RunRequest;
+use http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::push::Started;
+use crate::signature::token_valid;
+use crate::webhook::{Delivery, header};
+use crate::{Triggers, WebhookError};
+
+impl Triggers {
+    pub async fn generic(
+        &self,
+        source: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Delivery, WebhookError> {
+        let given = header(headers, "x-gantry-secret").or_else(|| {
+            header(headers, "authorization")
+                .and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned))
+        });
+        let listening: Vec<(String, WebhookTrigger)> = self
+            .pipelines()
+            .await
+            .into_iter()
+            .flat_map(|p| {
+                let name = p.name.clone();
+                p.triggers.into_iter().filter_map(move |t| match t {
+                    Trigger::Webhook(w) if w.source == source => Some((name.clone(), w)),
+                    _ => None,
+                })
+            })
+            .collect();
+        if listening.is_empty() {
+            return Err(WebhookError::NotFound(format!(
+                "no pipeline has a webhook trigger with source {source:?}"
+            )));
+        }
+        // Only triggers whose secret the request carries (or that have none) may fire.
+        let authorized: Vec<&(String, WebhookTrigger)> = listening
+            .iter()
+            .filter(|(_, t)| match (&t.secret, &given) {
+                (None, _) => true,
+                (Some(secret), Some(given)) => token_valid(secret, given),
+                (Some(_), None) => false,
+            })
+            .collect();
+        if authorized.is_empty() {
+            return Err(WebhookError::Unauthorized(format!(
+                "webhook source {source:?} needs its secret in X-Gantry-Secret"
+            )));
+        }
+        let payload: Value = if body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| WebhookError::Invalid(format!("payload is not json: {e}")))?
+        };
+        let mut delivery = Delivery::default();
+        for (pipeline, trigger) in authorized {
+            if !constraints_hold(trigger, &payload) {
+                continue;
+            }
+            let request = RunRequest {
+                pipeline: pipeline.clone(),
+                parameters: Default::default(),
+                trigger: json!({"type": "webhook", "source": source, "payload": payload}),
+            };
+            match self.engine.run(request).await {
+                Ok(exec) => delivery.started.push(Started {
+                    pipeline: pipeline.clone(),
+                    execution: exec.id,
+                }),
+                Err(error) => {
+                    tracing::error!(%pipeline, %error, "webhook trigger cannot start the pipeline")
+                }
+            }
+        }
+        if delivery.started.is_empty() {
+            delivery.ignored = Some("the payload meets no trigger's payloadConstraints".to_owned());
+        }
+        Ok(delivery)
+    }
+}
+
+/// Every constraint's field (a dotted path) exists and its text matches the regex.
+fn constraints_hold(trigger: &WebhookTrigger, payload: &Value) -> bool {
+    trigger.payload_constraints.iter().all(|(path, pattern)| {
+        let pointer = format!("/{}", path.replace('.', "/"));
+        let Some(value) = payload.pointer(&pointer) else {
+            return false;
+        };
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        regex::Regex::new(pattern).is_ok_and(|re| re.is_match(&text))
+    })
+}

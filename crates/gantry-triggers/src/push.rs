@@ -1,0 +1,320 @@
+//! One reported push, matched against every pipeline's `git` triggers. Whoever reports a
+//! commit first (the git server, a webhook, a poller) starts the pipeline; the others find the
+//! claim `commit:PIPELINE:SHA` taken.
+
+use gantry_config::{GitTrigger, Trigger};
+use gantry_engine::RunRequest;
+use gantry_git::RefUpdate;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::Triggers;
+use crate::filters::{files_match, ref_matches};
+
+/// Where a push happened.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A repository Gantry hosts, by name.
+    Hosted(String),
+    /// An external repository reported by a webhook: its URLs (clone, web, ssh), and the
+    /// trigger secret that verified the delivery, which a trigger must hold to match.
+    Webhook { urls: Vec<String>, secret: String },
+    /// An external repository found changed by a poller.
+    Polled(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Push {
+    pub source: Source,
+    /// A short name for `REPO_NAME` (the hosted name, or the last segment of the URL).
+    pub repository: String,
+    /// What clones it: the URL recorded in the trigger and used for the workspace.
+    pub url: Option<String>,
+    pub update: RefUpdate,
+    /// `github`, `gitlab`, `git` (a push to a hosted repository), `poll`.
+    pub via: &'static str,
+    pub pusher: Option<String>,
+    pub author: Option<String>,
+    pub message: Option<String>,
+    /// Files the push changed, when the reporter knows them.
+    pub changed_files: Option<Vec<String>>,
+    pub delivery_id: Option<String>,
+}
+
+/// An execution a push started.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Started {
+    pub pipeline: String,
+    pub execution: String,
+}
+
+impl Triggers {
+    /// Starts every pipeline whose `git` trigger matches the push, once per commit.
+    pub async fn dispatch(&self, mut push: Push) -> Vec<Started> {
+        if push.update.is_delete() {
+            return Vec::new();
+        }
+        let mut started = Vec::new();
+        let commit = push.update.new.clone();
+        for pipeline in self.pipelines().await {
+            let mut matched = false;
+            for trigger in &pipeline.triggers {
+                let Trigger::Git(trigger) = trigger else {
+                    continue;
+                };
+                if !source_matches(trigger, &push.source)
+                    || !ref_matches(trigger, &push.update.name)
+                {
+                    continue;
+                }
+                if has_file_filters(trigger) && push.changed_files.is_none() {
+                    push.changed_files = self.changed_files(&push).await;
+                }
+                if files_match(trigger, push.changed_files.as_deref()) {
+                    matched = true;
+                    break;
+                }
+            }
+            if !matched {
+                continue;
+            }
+            let key = format!("commit:{}:{commit}", pipeline.name);
+            match self
+                .engine
+                .store()
+                .claim_trigger(&key, push.via, now())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(pipeline = %pipeline.name, %commit, via = push.via, "commit already triggered this pipeline");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(pipeline = %pipeline.name, %error, "cannot claim the trigger");
+                    continue;
+                }
+            }
+            if push.author.is_none() || push.message.is_none() {
+                self.fill_commit_info(&mut push).await;
+            }
+            let request = RunRequest {
+                pipeline: pipeline.name.clone(),
+                parameters: Default::default(),
+                trigger: trigger_json(&push),
+            };
+            match self.engine.run(request).await {
+                Ok(exec) => {
+                    tracing::info!(pipeline = %pipeline.name, execution = %exec.id, %commit, ref_name = %push.update.name, via = push.via, "push triggered an execution");
+                    started.push(Started {
+                        pipeline: pipeline.name.clone(),
+                        execution: exec.id,
+                    });
+                }
+                Err(error) => {
+                    tracing::error!(pipeline = %pipeline.name, %error, "push trigger cannot start the pipeline")
+                }
+            }
+        }
+        started
+    }
+
+    async fn changed_files(&self, push: &Push) -> Option<Vec<String>> {
+        let Source::Hosted(name) = &push.source else {
+            return None;
+        };
+        let path = self.repos.existing(name).ok()?;
+        gantry_git::changed_files(&path, &push.update.old, &push.update.new)
+            .await
+            .ok()
+    }
+
+    async fn fill_commit_info(&self, push: &mut Push) {
+        let Source::Hosted(name) = &push.source else {
+            return;
+        };
+        let Ok(path) = self.repos.existing(name) else {
+            return;
+        };
+        if let Ok(info) = gantry_git::commit_info(&path, &push.update.new).await {
+            push.author.get_or_insert(info.author);
+            push.message.get_or_insert(info.message);
+        }
+    }
+}
+
+fn has_file_filters(trigger: &GitTrigger) -> bool {
+    !trigger.included_files.is_empty() || !trigger.ignored_files.is_empty()
+}
+
+fn source_matches(trigger: &GitTrigger, source: &Source) -> bool {
+    match source {
+        Source::Hosted(name) => trigger.repository.as_deref() == Some(name.as_str()),
+        Source::Webhook { urls, secret } => {
+            trigger.secret.as_deref() == Some(secret.as_str())
+                && trigger
+                    .url
+                    .as_deref()
+                    .is_some_and(|url| urls.iter().any(|u| same_repository(u, url)))
+        }
+        Source::Polled(url) => {
+            trigger.poll.is_some()
+                && trigger
+                    .url
+                    .as_deref()
+                    .is_some_and(|t| same_repository(t, url))
+        }
+    }
+}
+
+/// `https://Host/org/app.git/` and `https://host/org/app` name one repository.
+pub(crate) fn same_repository(a: &str, b: &str) -> bool {
+    fn normal(url: &str) -> String {
+        let url = url.trim().trim_end_matches('/');
+        url.strip_suffix(".git").unwrap_or(url).to_lowercase()
+    }
+    normal(a) == normal(b)
+}
+
+/// The execution's `trigger`: what `${{ trigger.* }}` and the step environment read.
+fn trigger_json(push: &Push) -> Value {
+    let mut out = Map::new();
+    out.insert("type".into(), json!("git"));
+    out.insert("via".into(), json!(push.via));
+    out.insert("repository".into(), json!(push.repository));
+    let mut set = |key: &str, value: Option<&str>| {
+        if let Some(value) = value {
+            out.insert(key.to_owned(), json!(value));
+        }
+    };
+    set("url", push.url.as_deref());
+    set("ref", Some(&push.update.name));
+    set("branch", push.update.branch());
+    set("tag", push.update.tag());
+    set("commit", Some(&push.update.new));
+    set("before", Some(&push.update.old));
+    set("author", push.author.as_deref());
+    set("message", push.message.as_deref());
+    set("pusher", push.pusher.as_deref());
+    set("deliveryId", push.delivery_id.as_deref());
+    Value::Object(out)
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Dispatches the pushes stages make to hosted repositories (release tags, GitOps commits).
+pub(crate) async fn follow_local_pushes(
+    triggers: Triggers,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut pushes = triggers.repos.subscribe();
+    loop {
+        let push = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            push = pushes.recv() => push,
+        };
+        match push {
+            Ok(local) => {
+                let push = Push {
+                    source: Source::Hosted(local.repository.clone()),
+                    repository: local.repository,
+                    url: None,
+                    update: local.update,
+                    via: "git",
+                    pusher: Some(local.pusher),
+                    author: None,
+                    message: None,
+                    changed_files: None,
+                    delivery_id: None,
+                };
+                let triggers = triggers.clone();
+                tokio::spawn(async move { triggers.dispatch(push).await });
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "git triggers fell behind Gantry's own pushes")
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+impl Triggers {
+    /// The trigger of a run by hand on `reference` (a branch or tag) of the repository the
+    /// pipeline's first `git` trigger watches: the same context a push of it would give.
+    pub async fn manual_ref(
+        &self,
+        pipeline: &gantry_config::Pipeline,
+        reference: &str,
+    ) -> Result<Value, String> {
+        let git = pipeline
+            .triggers
+            .iter()
+            .find_map(|t| match t {
+                Trigger::Git(git) => Some(git),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                format!(
+                    "pipeline {:?} has no git trigger: --ref needs a repository to take {reference:?} from",
+                    pipeline.name
+                )
+            })?;
+        let (source, repository, url) = match (&git.repository, &git.url) {
+            (Some(name), _) => {
+                let path = self.repos.existing(name).map_err(|e| e.to_string())?;
+                (path.to_string_lossy().into_owned(), name.clone(), None)
+            }
+            (None, Some(url)) => {
+                let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
+                (
+                    url.clone(),
+                    name.trim_end_matches(".git").to_owned(),
+                    Some(url.clone()),
+                )
+            }
+            (None, None) => return Err("the git trigger names no repository".to_owned()),
+        };
+        let refs = gantry_git::ls_remote(&source)
+            .await
+            .map_err(|e| e.to_string())?;
+        let wanted = [
+            reference.to_owned(),
+            format!("refs/heads/{reference}"),
+            format!("refs/tags/{reference}"),
+        ];
+        let found = wanted
+            .iter()
+            .find_map(|name| refs.iter().find(|r| &r.name == name))
+            .ok_or_else(|| {
+                format!("repository {repository:?} has no branch or tag {reference:?}")
+            })?;
+        let mut push = Push {
+            source: Source::Hosted(repository.clone()),
+            repository,
+            url,
+            update: RefUpdate {
+                old: "0".repeat(40),
+                new: found.commit.clone(),
+                name: found.name.clone(),
+            },
+            via: "manual",
+            pusher: None,
+            author: None,
+            message: None,
+            changed_files: None,
+            delivery_id: None,
+        };
+        if push.url.is_none() {
+            self.fill_commit_info(&mut push).await;
+        }
+        let mut trigger = trigger_json(&push);
+        trigger["type"] = json!("manual");
+        Ok(trigger)
+    }
+}

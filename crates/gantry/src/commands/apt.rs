@@ -1,0 +1,694 @@
+//! `gantry apt …`: aptly's commands (`repo`, `snapshot`, `publish`) plus
+//! `key`, all through the API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::client::{Client, segment};
+
+#[derive(Debug, Subcommand)]
+pub enum AptCommand {
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    #[command(subcommand)]
+    Publish(PublishCommand),
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    Create {
+        name: String,
+        #[arg(long)]
+        distribution: Option<String>,
+        #[arg(long)]
+        component: Option<String>,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    List,
+    Show {
+        name: String,
+        #[arg(long)]
+        with_packages: bool,
+    },
+    /// Add package files (or every .deb of a directory).
+    Add {
+        name: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        force_replace: bool,
+    },
+    Remove {
+        name: String,
+        query: String,
+    },
+    Copy {
+        source: String,
+        destination: String,
+        query: String,
+    },
+    Move {
+        source: String,
+        destination: String,
+        query: String,
+    },
+    Drop {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// `snapshot create NAME from repo REPO`.
+    Create {
+        name: String,
+        #[arg(value_parser = ["from"])]
+        from: String,
+        #[arg(value_parser = ["repo"])]
+        kind: String,
+        repo: String,
+    },
+    List,
+    Show {
+        name: String,
+    },
+    Diff {
+        left: String,
+        right: String,
+    },
+    Merge {
+        destination: String,
+        #[arg(required = true)]
+        sources: Vec<String>,
+        #[arg(long)]
+        latest: bool,
+    },
+    Drop {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PublishCommand {
+    /// Publish a repository.
+    Repo {
+        name: String,
+        prefix: Option<String>,
+        #[command(flatten)]
+        options: PublishOptions,
+    },
+    /// Publish snapshots (comma-separated components take one snapshot each).
+    Snapshot {
+        name: String,
+        prefix: Option<String>,
+        #[command(flatten)]
+        options: PublishOptions,
+    },
+    List,
+    Switch {
+        distribution: String,
+        /// `[PREFIX] SNAPSHOT…`: a leading argument that is not a snapshot is the prefix.
+        #[arg(required = true)]
+        args: Vec<String>,
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    Update {
+        distribution: String,
+        prefix: Option<String>,
+    },
+    Drop {
+        distribution: String,
+        prefix: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PublishOptions {
+    #[arg(long)]
+    distribution: String,
+    #[arg(long, value_delimiter = ',')]
+    architectures: Vec<String>,
+    #[arg(long, default_value = "main")]
+    component: String,
+    #[arg(long)]
+    skip_signing: bool,
+    #[arg(long = "gpg-key")]
+    gpg_key: Option<String>,
+    /// Leave out `by-hash/` index copies (on by default: they keep clients
+    /// that are mid-update consistent across a publish).
+    #[arg(long)]
+    no_acquire_by_hash: bool,
+    #[arg(long)]
+    origin: Option<String>,
+    #[arg(long)]
+    label: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate an Ed25519 signing key.
+    Generate {
+        user_id: String,
+    },
+    /// Import an armored secret key from FILE.
+    Import {
+        file: PathBuf,
+    },
+    /// Print the armored public key (of ID, or the default key).
+    ExportPublic {
+        id: Option<String>,
+    },
+    List,
+}
+
+fn prefix_segment(prefix: Option<&str>) -> String {
+    let prefix = prefix.unwrap_or(".").trim_matches('/');
+    let prefix = if prefix.is_empty() { "." } else { prefix };
+    // `:.` and not `.`, which URL normalisation would remove (aptly does the same).
+    let encoded = prefix.replace('_', "__").replace('/', "_");
+    segment(&format!(":{encoded}"))
+}
+
+fn print_packages(packages: &Value) {
+    for p in packages.as_array().into_iter().flatten() {
+        println!("  {}", p["key"].as_str().unwrap_or_default());
+    }
+}
+
+pub async fn run(client: &Client, command: AptCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AptCommand::Repo(command) => repo(client, command).await?,
+        AptCommand::Snapshot(command) => snapshot(client, command).await?,
+        AptCommand::Publish(command) => publish(client, command).await?,
+        AptCommand::Key(command) => key(client, command).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn repo(client: &Client, command: RepoCommand) -> anyhow::Result<()> {
+    match command {
+        RepoCommand::Create {
+            name,
+            distribution,
+            component,
+            comment,
+        } => {
+            client
+                .post(
+                    "/api/v1/apt/repos",
+                    &json!({ "name": name, "distribution": distribution, "component": component, "comment": comment }),
+                )
+                .await?;
+            println!("Local repo [{name}] successfully added.");
+        }
+        RepoCommand::List => {
+            for repo in client.get("/api/v1/apt/repos").await?["repos"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!(
+                    " * [{}] (packages: {})",
+                    repo["name"].as_str().unwrap_or_default(),
+                    repo["packages"]
+                );
+            }
+        }
+        RepoCommand::Show {
+            name,
+            with_packages,
+        } => {
+            let shown = client
+                .get(&format!("/api/v1/apt/repos/{}", segment(&name)))
+                .await?;
+            let repo = &shown["repo"];
+            println!("Name: {}", repo["name"].as_str().unwrap_or_default());
+            println!("Comment: {}", repo["comment"].as_str().unwrap_or_default());
+            println!(
+                "Default Distribution: {}",
+                repo["distribution"].as_str().unwrap_or_default()
+            );
+            println!(
+                "Default Component: {}",
+                repo["component"].as_str().unwrap_or_default()
+            );
+            println!("Number of packages: {}", repo["packages"]);
+            if with_packages {
+                println!("Packages:");
+                print_packages(&shown["packages"]);
+            }
+        }
+        RepoCommand::Add {
+            name,
+            files,
+            force_replace,
+        } => {
+            let mut paths = Vec::new();
+            for file in files {
+                if file.is_dir() {
+                    let mut found: Vec<PathBuf> = std::fs::read_dir(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+                        .collect();
+                    found.sort();
+                    paths.extend(found);
+                } else {
+                    paths.push(file);
+                }
+            }
+            add_files(client, &name, &paths, force_replace).await?;
+        }
+        RepoCommand::Remove { name, query } => {
+            let answer = client
+                .delete(&format!(
+                    "/api/v1/apt/repos/{}/packages?q={}",
+                    segment(&name),
+                    segment(&query)
+                ))
+                .await?;
+            for p in answer["removed"].as_array().into_iter().flatten() {
+                println!("[-] {} removed", p["key"].as_str().unwrap_or_default());
+            }
+        }
+        RepoCommand::Copy {
+            source,
+            destination,
+            query,
+        } => {
+            copy(client, &source, &destination, &query, false).await?;
+        }
+        RepoCommand::Move {
+            source,
+            destination,
+            query,
+        } => {
+            copy(client, &source, &destination, &query, true).await?;
+        }
+        RepoCommand::Drop { name } => {
+            client
+                .delete(&format!("/api/v1/apt/repos/{}", segment(&name)))
+                .await?;
+            println!("Local repo `{name}` has been removed.");
+        }
+    }
+    Ok(())
+}
+
+async fn copy(
+    client: &Client,
+    source: &str,
+    destination: &str,
+    query: &str,
+    move_them: bool,
+) -> anyhow::Result<()> {
+    let answer = client
+        .post(
+            &format!("/api/v1/apt/repos/{}/copy", segment(source)),
+            &json!({ "to": destination, "query": query, "move": move_them }),
+        )
+        .await?;
+    let sign = if move_them { "[o]" } else { "[+]" };
+    for p in answer["packages"].as_array().into_iter().flatten() {
+        println!(
+            "{sign} {} {}",
+            p["key"].as_str().unwrap_or_default(),
+            if move_them { "moved" } else { "copied" }
+        );
+    }
+    Ok(())
+}
+
+async fn snapshot(client: &Client, command: SnapshotCommand) -> anyhow::Result<()> {
+    match command {
+        SnapshotCommand::Create { name, repo, .. } => {
+            client
+                .post(
+                    "/api/v1/apt/snapshots",
+                    &json!({ "name": name, "repo": repo }),
+                )
+                .await?;
+            println!("Snapshot {name} successfully created.");
+        }
+        SnapshotCommand::List => {
+            for s in client.get("/api/v1/apt/snapshots").await?["snapshots"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!(
+                    " * [{}]: {}",
+                    s["name"].as_str().unwrap_or_default(),
+                    s["description"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        SnapshotCommand::Show { name } => {
+            let s = client
+                .get(&format!("/api/v1/apt/snapshots/{}", segment(&name)))
+                .await?;
+            println!("Name: {}", s["name"].as_str().unwrap_or_default());
+            println!(
+                "Description: {}",
+                s["description"].as_str().unwrap_or_default()
+            );
+            println!(
+                "Number of packages: {}",
+                s["packages"].as_array().map_or(0, Vec::len)
+            );
+            println!("Packages:");
+            print_packages(&s["packages"]);
+        }
+        SnapshotCommand::Diff { left, right } => {
+            let d = client
+                .get(&format!(
+                    "/api/v1/apt/snapshots/{}/diff/{}",
+                    segment(&left),
+                    segment(&right)
+                ))
+                .await?;
+            for p in d["only_left"].as_array().into_iter().flatten() {
+                println!("- {}", p["key"].as_str().unwrap_or_default());
+            }
+            for p in d["only_right"].as_array().into_iter().flatten() {
+                println!("+ {}", p["key"].as_str().unwrap_or_default());
+            }
+            for pair in d["changed"].as_array().into_iter().flatten() {
+                println!(
+                    "! {} -> {}",
+                    pair[0]["key"].as_str().unwrap_or_default(),
+                    pair[1]["key"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        SnapshotCommand::Merge {
+            destination,
+            sources,
+            latest,
+        } => {
+            client
+                .post(
+                    "/api/v1/apt/snapshots",
+                    &json!({ "name": destination, "merge": sources, "latest": latest }),
+                )
+                .await?;
+            println!("Snapshot {destination} successfully created.");
+        }
+        SnapshotCommand::Drop { name } => {
+            client
+                .delete(&format!("/api/v1/apt/snapshots/{}", segment(&name)))
+                .await?;
+            println!("Snapshot `{name}` has been dropped.");
+        }
+    }
+    Ok(())
+}
+
+async fn publish(client: &Client, command: PublishCommand) -> anyhow::Result<()> {
+    match command {
+        PublishCommand::Repo {
+            name,
+            prefix,
+            options,
+        } => publish_sources(client, "repo", &name, prefix, options).await?,
+        PublishCommand::Snapshot {
+            name,
+            prefix,
+            options,
+        } => publish_sources(client, "snapshot", &name, prefix, options).await?,
+        PublishCommand::List => {
+            for p in client.get("/api/v1/apt/publish").await?["publications"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let sources: Vec<String> = p["sources"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| {
+                        format!(
+                            "{{{}: [{}]}}",
+                            s["component"].as_str().unwrap_or_default(),
+                            s["name"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                let archs: Vec<&str> = p["architectures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "  * {}/{} [{}] publishes {}",
+                    p["prefix"].as_str().unwrap_or_default(),
+                    p["distribution"].as_str().unwrap_or_default(),
+                    archs.join(", "),
+                    sources.join(", ")
+                );
+            }
+        }
+        PublishCommand::Switch {
+            distribution,
+            args,
+            prefix,
+        } => {
+            let (prefix, snapshots) = match prefix {
+                Some(prefix) => (Some(prefix), args),
+                None => {
+                    let snapshots: Vec<String> =
+                        client.get("/api/v1/apt/snapshots").await?["snapshots"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                            .collect();
+                    if args.len() > 1 && !snapshots.contains(&args[0]) {
+                        (Some(args[0].clone()), args[1..].to_vec())
+                    } else {
+                        (None, args)
+                    }
+                }
+            };
+            client
+                .put(
+                    &format!(
+                        "/api/v1/apt/publish/{}/{}",
+                        prefix_segment(prefix.as_deref()),
+                        segment(&distribution)
+                    ),
+                    &json!({ "snapshots": snapshots }),
+                )
+                .await?;
+            println!(
+                "Publish for snapshot {distribution} has been successfully switched to new snapshot."
+            );
+        }
+        PublishCommand::Update {
+            distribution,
+            prefix,
+        } => {
+            client
+                .put(
+                    &format!(
+                        "/api/v1/apt/publish/{}/{}",
+                        prefix_segment(prefix.as_deref()),
+                        segment(&distribution)
+                    ),
+                    &json!({}),
+                )
+                .await?;
+            println!("Publish for local repo {distribution} has been successfully updated.");
+        }
+        PublishCommand::Drop {
+            distribution,
+            prefix,
+        } => {
+            client
+                .delete(&format!(
+                    "/api/v1/apt/publish/{}/{}",
+                    prefix_segment(prefix.as_deref()),
+                    segment(&distribution)
+                ))
+                .await?;
+            println!("Published repository has been removed successfully.");
+        }
+    }
+    Ok(())
+}
+
+async fn publish_sources(
+    client: &Client,
+    kind: &str,
+    names: &str,
+    prefix: Option<String>,
+    options: PublishOptions,
+) -> anyhow::Result<()> {
+    let names: Vec<&str> = names.split(',').collect();
+    let components: Vec<&str> = options.component.split(',').collect();
+    if names.len() != components.len() {
+        anyhow::bail!(
+            "{} components given for {} sources: give one component per source",
+            components.len(),
+            names.len()
+        );
+    }
+    let sources: Vec<Value> = components
+        .iter()
+        .zip(&names)
+        .map(|(component, name)| json!({ "component": component, "name": name }))
+        .collect();
+    let published = client
+        .post(
+            "/api/v1/apt/publish",
+            &json!({
+                "prefix": prefix,
+                "distribution": options.distribution,
+                "sourceKind": kind,
+                "sources": sources,
+                "architectures": options.architectures,
+                "skipSigning": options.skip_signing,
+                "key": options.gpg_key,
+                "acquireByHash": !options.no_acquire_by_hash,
+                "origin": options.origin,
+                "label": options.label,
+            }),
+        )
+        .await?;
+    println!(
+        "{} {} has been successfully published.\nNow you can add following line to apt sources:\n  deb URL/apt/{} {} {}",
+        if kind == "repo" {
+            "Local repo"
+        } else {
+            "Snapshot"
+        },
+        names.join(","),
+        match published["prefix"].as_str() {
+            Some(".") | None => String::new(),
+            Some(p) => p.to_owned(),
+        },
+        options.distribution,
+        components.join(" ")
+    );
+    Ok(())
+}
+
+async fn key(client: &Client, command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::Generate { user_id } => {
+            let answer = client
+                .post("/api/v1/apt/keys", &json!({ "userId": user_id }))
+                .await?;
+            for k in answer["keys"].as_array().into_iter().flatten() {
+                println!("{}", k["fingerprint"].as_str().unwrap_or_default());
+            }
+        }
+        KeyCommand::Import { file } => {
+            let armored = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let answer = client
+                .post("/api/v1/apt/keys", &json!({ "armored": armored }))
+                .await?;
+            for k in answer["keys"].as_array().into_iter().flatten() {
+                println!("{}", k["fingerprint"].as_str().unwrap_or_default());
+            }
+        }
+        KeyCommand::ExportPublic { id } => {
+            let path = match id {
+                Some(id) => format!("/api/v1/apt/keys/public?id={}", segment(&id)),
+                None => "/api/v1/apt/keys/public".to_owned(),
+            };
+            print!("{}", client.get_text(&path).await?);
+        }
+        KeyCommand::List => {
+            for k in client.get("/api/v1/apt/keys").await?["keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!(
+                    "{} {}",
+                    k["fingerprint"].as_str().unwrap_or_default(),
+                    k["user_id"].as_str().unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Uploads package files in tar batches of at most `BATCH_BYTES`: one
+/// request (and one transaction) per batch instead of one per file.
+async fn add_files(
+    client: &Client,
+    repo: &str,
+    paths: &[PathBuf],
+    force_replace: bool,
+) -> anyhow::Result<()> {
+    const BATCH_BYTES: usize = 256 << 20;
+    if paths.is_empty() {
+        anyhow::bail!("no package files found (a directory is searched for *.deb)");
+    }
+    let mut start = 0;
+    while start < paths.len() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut size = 0;
+        let mut end = start;
+        while end < paths.len() && (end == start || size < BATCH_BYTES) {
+            let path = &paths[end];
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            size += bytes.len();
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            let file_name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("upload.deb");
+            builder
+                .append_data(&mut header, file_name, &bytes[..])
+                .with_context(|| format!("cannot pack {}", path.display()))?;
+            end += 1;
+        }
+        let body = builder.into_inner().context("cannot pack the upload")?;
+        let answer = client
+            .post_bytes_as(
+                &format!(
+                    "/api/v1/apt/repos/{}/packages?forceReplace={force_replace}",
+                    segment(repo)
+                ),
+                body,
+                "application/x-tar",
+            )
+            .await?;
+        for p in answer["report"]["added"].as_array().into_iter().flatten() {
+            println!("[+] {} added", p["key"].as_str().unwrap_or_default());
+        }
+        for p in answer["report"]["unchanged"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "[=] {} already in the repository",
+                p["key"].as_str().unwrap_or_default()
+            );
+        }
+        start = end;
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! `gantry build`: runs a Cloud Build config locally, without a server (what
+//! the retired `cloud-build-local` did), on the same step engine a server
+//! uses: an engine on a throw-away SQLite store runs one `run` stage whose
+//! first step copies the source into the workspace; `images` are pushed
+//! once every step succeeded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use gantry_cloudbuild::{ImageMap, Translation};
+use gantry_container::ContainerEngine;
+use gantry_engine::{Engine, EngineConfig, Event, RunRequest};
+use gantry_store::{LogStream, Status, Store};
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The source directory (copied into the build's /workspace).
+    #[arg(default_value = ".", value_name = "SOURCE_DIR")]
+    pub source: PathBuf,
+    /// The Cloud Build file, relative to SOURCE_DIR unless absolute.
+    #[arg(long, default_value = "cloudbuild.yaml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// User substitutions, _KEY=VALUE,… (repeatable).
+    #[arg(long, value_name = "K=V,…", value_delimiter = ',')]
+    pub substitutions: Vec<String>,
+    /// $PROJECT_ID.
+    #[arg(long, default_value = "local", value_name = "ID")]
+    pub project: String,
+    /// Replace a builder image, FROM=TO (repeatable); TO may be host:PROGRAM.
+    #[arg(long = "image-map", value_name = "FROM=TO")]
+    pub image_map: Vec<String>,
+    /// podman or docker (default: podman, else docker).
+    #[arg(long, env = "GANTRY_CONTAINER_ENGINE", value_name = "ENGINE")]
+    pub container_engine: Option<String>,
+    /// Check the file and print the steps it would run, without running them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The engine a server or a build uses: the one chosen (which must exist),
+/// else podman or docker if installed, else none.
+pub fn container_engine(choice: Option<&str>) -> anyhow::Result<Option<ContainerEngine>> {
+    match choice {
+        Some(choice) => Ok(Some(ContainerEngine::detect(Some(choice))?)),
+        None => Ok(ContainerEngine::detect(None).ok()),
+    }
+}
+
+/// `FROM=TO` entries of `--image-map`.
+pub fn image_map_entries(entries: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    Ok(ImageMap::parse(entries).map_err(anyhow::Error::msg)?.0)
+}
+
+pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let source = args
+        .source
+        .canonicalize()
+        .with_context(|| format!("source directory {}", args.source.display()))?;
+    let config = source.join(&args.config);
+    let text = std::fs::read_to_string(&config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let shown = args.config.display().to_string();
+    let file = gantry_cloudbuild::parse(&shown, &text)?;
+    for warning in &file.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let engine_choice = container_engine(args.container_engine.as_deref())?;
+    let mut overrides = BTreeMap::new();
+    for entry in &args.substitutions {
+        let (key, value) = entry
+            .split_once('=')
+            .with_context(|| format!("substitution {entry:?} must be _KEY=VALUE"))?;
+        overrides.insert(key.to_owned(), value.to_owned());
+    }
+    let build_id = build_id();
+    let mut builtins: BTreeMap<String, String> = gantry_cloudbuild::builtin_names()
+        .iter()
+        .map(|n| (n.to_string(), String::new()))
+        .collect();
+    builtins.extend(gantry_cloudbuild::git_substitutions(&source));
+    builtins.insert("PROJECT_ID".into(), args.project.clone());
+    builtins.insert("BUILD_ID".into(), build_id.clone());
+    builtins.insert("LOCATION".into(), "local".into());
+    let mut image_map = BTreeMap::new();
+    if let Some(engine) = &engine_choice {
+        image_map.insert(
+            "gcr.io/cloud-builders/docker".to_owned(),
+            format!("host:{}", engine.program.display()),
+        );
+    }
+    image_map.extend(image_map_entries(&args.image_map)?);
+    let build = gantry_cloudbuild::translate(
+        &file,
+        &Translation {
+            builtins,
+            overrides,
+            image_map: ImageMap(image_map),
+        },
+    )?;
+    if args.dry_run {
+        println!("{}", serde_json::to_string_pretty(&build.steps)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !build.images.is_empty() && engine_choice.is_none() {
+        bail!("images: no container engine is installed to push them (podman or docker)");
+    }
+
+    let data = tempfile::Builder::new()
+        .prefix("gantry-build-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        data.path().join("gantry.db").display()
+    ))
+    .await
+    .context("cannot open the build's store")?;
+    let secrets = gantry_secrets::SecretStore::open(store.clone(), data.path())?;
+    load_secrets(&secrets, &file.secrets).await?;
+    let engine = Engine::start(
+        store.clone(),
+        EngineConfig {
+            data_dir: data.path().to_owned(),
+            containers: engine_choice.clone(),
+            secrets: Some(secrets),
+            ..EngineConfig::default()
+        },
+    )
+    .await?;
+    let pipeline = pipeline_spec(&source, build.steps, build.timeout)?;
+    store
+        .upsert_pipeline("cloudbuild", None, &pipeline, 0)
+        .await?;
+    let mut events = engine.subscribe();
+    let execution = engine
+        .run(RunRequest {
+            pipeline: "cloudbuild".into(),
+            ..RunRequest::default()
+        })
+        .await?;
+    eprintln!(
+        "build {build_id}: running {shown} from {}",
+        source.display()
+    );
+    let names = step_names(&pipeline);
+    let status = loop {
+        match events.recv().await {
+            Ok(Event::Log(line)) if line.execution_id == execution.id => print_line(&names, &line),
+            Ok(Event::Execution {
+                execution_id,
+                status,
+                ..
+            }) if execution_id == execution.id && status.is_terminal() => break status,
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(error) => bail!("lost the engine's events: {error}"),
+        }
+    };
+    // Lines are stored (then broadcast) in batches a few milliseconds
+    // apart: the last ones, such as why a step failed, may follow the end.
+    while let Ok(Ok(event)) =
+        tokio::time::timeout(std::time::Duration::from_millis(200), events.recv()).await
+    {
+        if let Event::Log(line) = event
+            && line.execution_id == execution.id
+        {
+            print_line(&names, &line);
+        }
+    }
+    let error = store
+        .stages(&execution.id)
+        .await?
+        .into_iter()
+        .find_map(|stage| stage.error);
+    engine.shutdown().await;
+    store.close().await;
+    if status != Status::Succeeded {
+        let error = error.map_or(String::new(), |e| format!(": {e}"));
+        eprintln!("build {build_id}: {}{error}", status_word(status));
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Some(engine) = &engine_choice {
+        for image in &build.images {
+            let tls_verify = !gantry_container::is_loopback_registry(image);
+            let digest = engine.push(image, tls_verify, None).await?;
+            eprintln!("pushed {image} ({digest})");
+        }
+    }
+    eprintln!("build {build_id}: succeeded");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Step output to stdout, Gantry's own lines to stderr, each prefixed with
+/// the step's id (or name).
+fn print_line(names: &[String], line: &gantry_store::LogLine) {
+    let name = usize::try_from(line.step)
+        .ok()
+        .and_then(|i| names.get(i))
+        .map_or("gantry", String::as_str);
+    match line.stream {
+        LogStream::System => eprintln!("[{name}] {}", line.line),
+        _ => println!("[{name}] {}", line.line),
+    }
+}
+
+/// The secrets `availableSecrets` names come from the environment of
+/// `gantry build` (there is no server with a secret store here).
+async fn load_secrets(
+    store: &gantry_secrets::SecretStore,
+    secrets: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    for secret in secrets.values() {
+        let value = std::env::var(secret).with_context(|| {
+            format!(
+                "secret {secret:?} (availableSecrets): set it in the environment of gantry build"
+            )
+        })?;
+        store.set(secret, &value, 0).await?;
+    }
+    Ok(())
+}
+
+fn pipeline_spec(
+    source: &Path,
+    steps: Vec<gantry_config::Step>,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut steps = serde_json::to_value(steps)?;
+    let list = steps.as_array_mut().expect("a list serializes as an array");
+    // Steps that start at once (`waitFor: ['-']`) still need the source.
+    for step in list.iter_mut() {
+        if step["waitFor"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|x| x == "-"))
+        {
+            step["waitFor"] = serde_json::json!(["gantry-source"]);
+        }
+    }
+    list.insert(
+        0,
+        serde_json::json!({
+            "name": "source",
+            "id": "gantry-source",
+            "command": ["cp", "-a", format!("{}/.", source.display()), "."],
+        }),
+    );
+    let mut stage = serde_json::json!({ "id": "build", "type": "run", "steps": steps });
+    if let Some(timeout) = timeout {
+        stage["timeout"] = serde_json::Value::String(format!("{}s", timeout.as_secs()));
+    }
+    let spec = serde_json::json!({ "name": "cloudbuild", "stages": [stage] });
+    // Checked by the same types the engine reads it with.
+    let pipeline: gantry_config::Pipeline = serde_json::from_value(spec)?;
+    Ok(serde_json::to_value(pipeline)?)
+}
+
+fn step_names(pipeline: &serde_json::Value) -> Vec<String> {
+    pipeline["stages"][0]["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, s)| {
+            s["id"]
+                .as_str()
+                .or(s["name"].as_str())
+                .map_or_else(|| format!("step {i}"), str::to_owned)
+        })
+        .collect()
+}
+
+fn status_word(status: Status) -> &'static str {
+    match status {
+        Status::Canceled => "canceled",
+        _ => "failed",
+    }
+}
+
+/// Cloud Build's ids are UUIDs; any unique string serves here.
+fn build_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}-{:x}", std::process::id())
+}

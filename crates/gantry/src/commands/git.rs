@@ -1,0 +1,101 @@
+//! `gantry repo create|list|delete` (hosted git repositories) and `gantry trigger list`.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::client::{Client, segment};
+use crate::output::{field, print_json, table};
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create a hosted repository, served at URL/git/NAME.git.
+    Create {
+        name: String,
+        /// Anyone may clone it (pushing always needs a token).
+        #[arg(long)]
+        public: bool,
+    },
+    /// List hosted repositories.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a hosted repository and its whole history.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggerCommand {
+    /// What watches what: every trigger of every pipeline.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn repo(client: &Client, url: &str, command: RepoCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RepoCommand::Create { name, public } => {
+            client
+                .post("/api/v1/repos", &json!({ "name": name, "public": public }))
+                .await?;
+            println!("{}/git/{name}.git", url.trim_end_matches('/'));
+            eprintln!("repository {name:?} created; push with a token as the password");
+        }
+        RepoCommand::List { json } => {
+            let answer = client.get("/api/v1/repos").await?;
+            if json {
+                print_json(&answer);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = answer["repositories"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let name = field(r, "name");
+                    let access = if r["public"].as_bool() == Some(true) {
+                        "public"
+                    } else {
+                        "token"
+                    };
+                    vec![
+                        name.clone(),
+                        access.to_owned(),
+                        format!("{}/git/{name}.git", url.trim_end_matches('/')),
+                    ]
+                })
+                .collect();
+            table(&["NAME", "READ", "URL"], &rows);
+        }
+        RepoCommand::Delete { name } => {
+            client
+                .delete(&format!("/api/v1/repos/{}", segment(&name)))
+                .await?;
+            println!("repository {name} deleted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn trigger(client: &Client, command: TriggerCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TriggerCommand::List { json } => {
+            let answer = client.get("/api/v1/triggers").await?;
+            if json {
+                print_json(&answer);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = answer["triggers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| vec![field(t, "pipeline"), field(t, "type"), field(t, "watches")])
+                .collect();
+            table(&["PIPELINE", "TYPE", "WATCHES"], &rows);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,237 @@
+//! Rollouts under continuous load through the real data plane: every
+//! response is checked, and none may fail.
+
+use std::time::Duration;
+
+use crate::deploy_support::{Load, assert_clean, deploy, free_port, get, shop_yaml};
+use crate::harness::{Backend, Server, stage};
+
+fn shop(server: &Server) -> u16 {
+    let port = free_port();
+    server.apply(&shop_yaml(port, ""));
+    let first = deploy(server, "redblack", &["version=v1"]);
+    assert_eq!(first["status"], "succeeded", "{first:#}");
+    assert!(get(port, "/").1.starts_with("v1 "));
+    port
+}
+
+fn live_groups(server: &Server) -> Vec<serde_json::Value> {
+    server.get("/api/v1/clusters/shop-web")["serverGroups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn redblack_then_rollback_drop_nothing() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server);
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let second = deploy(&server, "redblack", &["version=v2"]);
+    assert_eq!(second["status"], "succeeded", "{second:#}");
+    assert_eq!(
+        stage(&second, "deploy")["outputs"]["serverGroup"],
+        "shop-web-v001"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "redblack v1 → v2");
+    assert!(tally.versions.contains_key("v2"), "{:?}", tally.versions);
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v2"));
+    let groups = live_groups(&server);
+    assert_eq!(groups.len(), 2, "red/black keeps the old group (disabled)");
+    assert_eq!(groups[0]["enabled"], false);
+    assert_eq!(groups[1]["enabled"], true);
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    server.cli(&["rollback", "shop-web"]).ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "rollback v2 → v1");
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v1"));
+    let out = server.cli(&["lb", "show", "shop"]).ok();
+    assert!(out.stdout.contains("shop-web-v000"), "{}", out.stdout);
+}
+
+#[test]
+fn highlander_destroys_older_groups_without_dropping() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server);
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = deploy(&server, "highlander", &["version=v2"]);
+    assert_eq!(second["status"], "succeeded", "{second:#}");
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "highlander v1 → v2");
+    let groups = live_groups(&server);
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    assert_eq!(groups[0]["name"], "shop-web-v001");
+    // History keeps the destroyed group.
+    let cluster = server.get("/api/v1/clusters/shop-web");
+    assert_eq!(cluster["history"][0]["name"], "shop-web-v000");
+}
+
+#[test]
+fn never_healthy_version_gets_no_traffic_and_is_removed() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server);
+    let load = Load::start(port, 3, 1);
+    let bad = deploy(&server, "redblack", &["version=v2", "failHealth=1"]);
+    let tally = load.finish();
+    assert_eq!(bad["status"], "failed", "{bad:#}");
+    let message = stage(&bad, "deploy")["error"].to_string();
+    assert!(message.contains("did not become healthy"), "{message}");
+    assert_clean(&tally, "never-healthy deploy");
+    assert!(!tally.versions.contains_key("v2"), "{:?}", tally.versions);
+    let groups = live_groups(&server);
+    assert_eq!(groups.len(), 1, "the failed group is removed: {groups:#?}");
+    assert_eq!(groups[0]["enabled"], true);
+}
+
+#[test]
+fn killing_the_server_drops_no_request() {
+    let mut server = Server::start(Backend::Sqlite);
+    let port = shop(&server);
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill9();
+    std::thread::sleep(Duration::from_millis(1000));
+    server.restart();
+    // The restarted server finds the data plane again.
+    let second = deploy(&server, "redblack", &["version=v2"]);
+    assert_eq!(second["status"], "succeeded", "{second:#}");
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    assert_clean(&tally, "kill -9 of gantry serve, restart, deploy");
+    assert!(tally.versions.contains_key("v2"));
+}
+
+#[test]
+fn crashed_instance_is_restarted_while_traffic_goes_around_it() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server);
+    let load = Load::start(port, 3, 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _) = get(port, "/control/crash");
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(2500));
+    let tally = load.finish();
+    // Only requests that were inside the instance when it died can fail;
+    // afterwards the load balancer routes around it.
+    eprintln!(
+        "crash: {} sent, {} failed: {:?}",
+        tally.sent, tally.failed, tally.failures
+    );
+    assert!(tally.failed <= 4, "{:#?}", tally.failures);
+    let group = server.get("/api/v1/server-groups/shop-web-v000");
+    let restarts: u64 = group["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| i["restarts"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(restarts, 1, "{group:#}");
+    let healthy = group["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter(|i| i["healthy"] == true)
+        .count();
+    assert_eq!(healthy, 2, "restarted and healthy again: {group:#}");
+}
+
+#[test]
+fn scale_to_zero_answers_503_and_back() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server);
+    server
+        .cli(&["servergroup", "resize", "shop-web-v000", "--size", "0"])
+        .ok();
+    let (status, body) = get(port, "/");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no healthy instance"), "{body}");
+    server
+        .cli(&["servergroup", "resize", "shop-web-v000", "--size", "-1"])
+        .fails_with("size must be from 0");
+    server
+        .cli(&["servergroup", "resize", "shop-web-v000", "--size", "2"])
+        .ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while get(port, "/").0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never served again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let load = Load::start(port, 2, 1);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_clean(&load.finish(), "after scaling back");
+}
+
+#[test]
+fn rolling_shifts_traffic_in_steps_without_dropping() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server);
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = deploy(&server, "rolling", &["version=v2"]);
+    assert_eq!(second["status"], "succeeded", "{second:#}");
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    assert_clean(&tally, "rolling [50, 100]");
+    let logs: Vec<String> = server
+        .logs(second["id"].as_str().expect("id"))
+        .iter()
+        .map(|l| l["line"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        logs.iter().any(|l| l.contains("at 50% (1 instances)")),
+        "{logs:#?}"
+    );
+    let groups = live_groups(&server);
+    assert_eq!(groups[1]["size"], 2);
+    assert_eq!(groups[0]["enabled"], false);
+}
+
+#[test]
+fn canary_promotion_drops_nothing() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server);
+    let load = Load::start(port, 4, 2);
+    let second = deploy(&server, "canary", &["version=v2"]);
+    assert_eq!(second["status"], "succeeded", "{second:#}");
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    assert_clean(&tally, "canary promotion");
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v2"));
+}
+
+#[test]
+fn canary_with_five_percent_errors_is_aborted() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server);
+    let load = Load::start(port, 4, 2);
+    let bad = deploy(&server, "canary", &["version=v2", "errorPercent=5"]);
+    let during = load.finish();
+    assert_eq!(bad["status"], "failed", "{bad:#}");
+    let error = stage(&bad, "deploy")["error"].to_string();
+    assert!(
+        error.contains("failed its analysis") && error.contains("errorRate High"),
+        "{error}"
+    );
+    // The only failures are the canary's own 500s, while it had traffic.
+    assert!(
+        during.failures.iter().all(|f| f.contains("injected error")),
+        "{:#?}",
+        during.failures
+    );
+    let groups = live_groups(&server);
+    assert_eq!(groups.len(), 1, "canary destroyed: {groups:#?}");
+    let load = Load::start(port, 2, 1);
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = load.finish();
+    assert_clean(&after, "baseline after the canary was aborted");
+    assert_eq!(after.versions.keys().collect::<Vec<_>>(), vec!["v1"]);
+}

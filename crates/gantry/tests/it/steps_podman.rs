@@ -1,0 +1,105 @@
+//! What the step tests share: the real podman (configured, with the local
+//! base image) and the real registry, set up by the same scripts CI runs.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The local base image scripts/setup-podman builds (busybox).
+pub const BASE: &str = "localhost/gantry-test-base:latest";
+
+fn scripts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// Runs scripts/setup-podman once per test binary (it is idempotent and
+/// fast when already done).
+pub fn podman() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let status = Command::new(scripts().join("setup-podman"))
+            .status()
+            .expect("run scripts/setup-podman");
+        assert!(status.success(), "scripts/setup-podman failed");
+    });
+}
+
+/// The loopback registry's `127.0.0.1:PORT`: `GANTRY_TEST_REGISTRY`, or the
+/// one scripts/start-registry starts (or finds running).
+pub fn registry() -> String {
+    static ADDRESS: OnceLock<String> = OnceLock::new();
+    ADDRESS
+        .get_or_init(|| {
+            if let Ok(address) = std::env::var("GANTRY_TEST_REGISTRY") {
+                return address;
+            }
+            let out = Command::new(scripts().join("start-registry"))
+                .output()
+                .expect("run scripts/start-registry");
+            assert!(
+                out.status.success(),
+                "scripts/start-registry failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+        .clone()
+}
+
+/// Names of the containers (running or not) of an execution.
+pub fn containers_of(execution: &str) -> Vec<String> {
+    listed(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=io.gantry.execution={execution}"),
+        "--format",
+        "{{.Names}}",
+    ])
+}
+
+/// Names of the volumes of an execution.
+pub fn volumes_of(execution: &str) -> Vec<String> {
+    listed(&[
+        "volume",
+        "ls",
+        "--filter",
+        &format!("label=io.gantry.execution={execution}"),
+        "--format",
+        "{{.Name}}",
+    ])
+}
+
+fn listed(args: &[&str]) -> Vec<String> {
+    let out = Command::new("podman").args(args).output().expect("podman");
+    assert!(out.status.success(), "podman {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The tags of `repository` in the test registry.
+pub fn registry_tags(repository: &str) -> Vec<String> {
+    let url = format!("http://{}/v2/{repository}/tags/list", registry());
+    let body: serde_json::Value = reqwest::blocking::get(&url)
+        .and_then(|r| r.json())
+        .unwrap_or_default();
+    body["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Every log line of an execution as text.
+pub fn log_text(server: &crate::harness::Server, id: &str) -> String {
+    server
+        .logs(id)
+        .iter()
+        .map(|l| l["line"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
