@@ -162,6 +162,23 @@ impl Rollout<'_> {
         Ok(())
     }
 
+    /// Scales the groups that were enabled before this deploy to 0 (they
+    /// are kept, disabled and empty, for a rollback).
+    pub async fn scale_down_previous(&self) -> Result<(), DeployError> {
+        for name in &self.request.previous {
+            self.update(
+                name,
+                ServerGroupUpdate {
+                    size: Some(0),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            (self.progress)(format!("{name} scaled down to 0"));
+        }
+        Ok(())
+    }
+
     pub async fn pause(&self, duration: Duration) -> Result<(), DeployError> {
         if duration.is_zero() {
             return Ok(());

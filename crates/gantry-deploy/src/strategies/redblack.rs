@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Rollout, Strategy};
 use crate::error::DeployError;
-use crate::providers::ServerGroupUpdate;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,17 +44,7 @@ impl Strategy for RedBlack {
         async move {
             if self.options.scale_down {
                 r.pause(self.options.delay_before_scale_down).await?;
-                for name in &r.request.previous {
-                    r.update(
-                        name,
-                        ServerGroupUpdate {
-                            size: Some(0),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                    (r.progress)(format!("{name} scaled down to 0"));
-                }
+                r.scale_down_previous().await?;
             }
             let keep = self.options.max_remaining_server_groups as usize;
             if keep > 0 {

@@ -90,16 +90,7 @@ impl Strategy for Rolling {
     fn clean_up<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
         async move {
             if self.options.scale_down {
-                for name in &r.request.previous {
-                    r.update(
-                        name,
-                        ServerGroupUpdate {
-                            size: Some(0),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                }
+                r.scale_down_previous().await?;
             }
             Ok(())
         }
