@@ -602,15 +602,30 @@ impl PgDatabase {
 }
 
 impl Drop for PgDatabase {
+    /// Dropping is cleanup, never a verdict on the test: `WITH (FORCE)`
+    /// cannot end an autovacuum worker that happens to be in the database (a
+    /// superuser process), so it is tried a few times, then left with a note.
     fn drop(&mut self) {
-        pg_execute(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let mut outcome = Ok(());
+        for _ in 0..20 {
+            outcome = try_pg_execute(&self.admin_url, &sql);
+            if outcome.is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        if let Err(error) = outcome {
+            eprintln!("note: test database {} left behind: {error}", self.name);
+        }
     }
 }
 
 fn pg_execute(url: &str, sql: &str) {
+    try_pg_execute(url, sql).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn try_pg_execute(url: &str, sql: &str) -> Result<(), String> {
     use sqlx::Connection;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -619,13 +634,14 @@ fn pg_execute(url: &str, sql: &str) {
     runtime.block_on(async {
         let mut conn = sqlx::PgConnection::connect(url)
             .await
-            .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-        sqlx::raw_sql(sql)
+            .map_err(|e| format!("connect to {url}: {e}"))?;
+        let result = sqlx::raw_sql(sql)
             .execute(&mut conn)
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            .map_err(|e| format!("{sql}: {e}"));
         let _ = conn.close().await;
-    });
+        result.map(|_| ())
+    })
 }
 
 /// The URL with its database name replaced.
