@@ -142,6 +142,11 @@ impl Masker {
         }
     }
 
+    /// This masker and more values.
+    pub(crate) fn with(&self, more: impl IntoIterator<Item = String>) -> Masker {
+        Masker::new(self.secrets.iter().cloned().chain(more))
+    }
+
     pub(crate) fn mask(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for secret in self.secrets.iter() {

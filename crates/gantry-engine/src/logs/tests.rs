@@ -24,3 +24,9 @@ fn short_values_are_not_masked() {
 fn nothing_to_mask() {
     check(&[], "plain", "plain");
 }
+
+#[test]
+fn a_masker_extended_keeps_what_it_had() {
+    let masker = Masker::new(["hunter2".to_string()]).with(["s3cr3t".to_string()]);
+    assert_eq!(masker.mask("hunter2 and s3cr3t"), "*** and ***");
+}

@@ -47,7 +47,7 @@ impl StageContext {
     ) -> StageContext {
         let state = execution.read().await;
         let record = &state.stages[index];
-        let masker = Masker::new(engine::secret_values(&state));
+        let masker = Masker::new(execution_secrets(engine, &state).await);
         StageContext {
             engine: engine.clone(),
             execution: execution.clone(),
@@ -157,8 +157,38 @@ pub(crate) async fn stage_log(
     let state = execution.read().await;
     StageLog {
         sink: engine.inner.logs.clone(),
-        masker: Masker::new(engine::secret_values(&state)),
+        masker: Masker::new(execution_secrets(engine, &state).await),
         execution_id: execution_id.to_owned(),
         stage_id: stage_id.to_owned(),
     }
+}
+
+/// Every secret value the execution can reach: its secret parameters and
+/// the secret-store values any of its steps names in `secretEnv`. All are
+/// masked in every stage's log, since a value one stage receives can reach
+/// another (through the workspace, say). A secret that does not exist is
+/// left to the stage that names it to report.
+async fn execution_secrets(engine: &Engine, state: &crate::state::ExecState) -> Vec<String> {
+    let mut values = engine::secret_values(state);
+    let Some(store) = engine.secrets() else {
+        return values;
+    };
+    let names: std::collections::BTreeSet<&str> = state
+        .pipeline
+        .stages
+        .iter()
+        .filter_map(|stage| match &stage.kind {
+            gantry_config::StageKind::Run(run) => Some(&run.steps),
+            _ => None,
+        })
+        .flatten()
+        .flat_map(|step| &step.secret_env)
+        .map(|entry| crate::stages::run::secret_env_entry(entry).1)
+        .collect();
+    for name in names {
+        if let Ok(Some(value)) = store.get(name).await {
+            values.push(value);
+        }
+    }
+    values
 }

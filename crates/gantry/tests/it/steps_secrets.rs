@@ -51,6 +51,13 @@ pipelines:
             script: |
               test "$TOKEN" = "$(cat token)"
               echo "host sees $TOKEN" >&2
+      # A stage without the secret that prints it anyway (from the
+      # workspace): masked too, since the value belongs to the execution.
+      - id: later
+        type: run
+        dependsOn: [build]
+        steps:
+          - script: echo "later reads $(cat token)"
   - name: missing
     stages:
       - id: build
@@ -68,6 +75,7 @@ pipelines:
     let logs = log_text(server, &id);
     assert!(logs.contains("token is ***"), "{logs}");
     assert!(logs.contains("host sees ***"), "{logs}");
+    assert!(logs.contains("later reads ***"), "{logs}");
     assert!(!logs.contains(VALUE), "a secret value reached the logs");
     let followed = server.cli(&["logs", &id]).ok();
     assert!(!followed.stdout.contains(VALUE));

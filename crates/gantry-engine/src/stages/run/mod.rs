@@ -30,7 +30,7 @@ use serde_json::Map;
 
 use super::{Outcome, StageContext};
 use crate::clock;
-use crate::logs::{Masker, StageLog};
+use crate::logs::StageLog;
 use crate::process::{self, ProcessId};
 use container::StageLabels;
 use step::{StageRun, StepEnd, StepRun, describe};
@@ -64,14 +64,11 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
             return Outcome::Failed(error);
         }
     };
-    let log = {
-        let state = ctx.execution.read().await;
-        let mut values = crate::engine::secret_values(&state);
-        values.extend(secrets.values().cloned());
-        StageLog {
-            masker: Masker::new(values),
-            ..ctx.log.clone()
-        }
+    // The context's masker already knows every secret of the execution;
+    // a `config:` file's steps may name more.
+    let log = StageLog {
+        masker: ctx.log.masker.with(secrets.values().cloned()),
+        ..ctx.log.clone()
     };
     let containers = if steps.iter().any(|s| s.image.is_some()) || !images.is_empty() {
         ctx.engine.inner.config.containers.clone()
