@@ -13,6 +13,8 @@
 //! under `DATA_DIR/apt/public/` hard-link them.
 
 mod error;
+mod index;
+mod intake;
 mod names;
 mod publish;
 mod query;

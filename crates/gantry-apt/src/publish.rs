@@ -6,15 +6,14 @@
 //! publish, so a client that read the old `InRelease` can still fetch the
 //! old indexes (by hash too).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use md5::{Digest, Md5};
-use sha1::Sha1;
-use sha2::{Sha256, Sha512};
+use gantry_deb::Digests;
+use sha2::{Digest, Sha256};
 
 use crate::AptError;
+use crate::index::IndexWriter;
 use crate::signing::{KeyInfo, Keyring};
 
 /// One package as an index lists it.
@@ -41,8 +40,11 @@ pub struct Tree<'a> {
     pub signer: Option<(&'a Keyring, KeyInfo)>,
 }
 
-/// The pool path of a package in a publication, as Debian lays it out:
-/// `pool/main/h/hello/hello_1.0-1_amd64.deb` (`lib*` under `libh/`).
+/// The pool path of a package in a publication:
+/// `pool/main/h/hello_1.0-1_amd64.deb` (`lib*` under `libh/`). Debian's
+/// archive adds a directory per source package; creating a directory costs
+/// as much as writing a small package, so publications here keep one level
+/// per initial, which apt does not mind (it fetches `Filename` as given).
 pub fn pool_path(component: &str, entry: &IndexEntry) -> String {
     package_pool_path(component, &entry.name, &entry.version, &entry.architecture)
 }
@@ -55,25 +57,77 @@ pub fn package_pool_path(component: &str, name: &str, version: &str, architectur
         &name[..1.min(name.len())]
     };
     let version = version.split_once(':').map_or(version, |(_, rest)| rest);
-    format!("pool/{component}/{letter}/{name}/{name}_{version}_{architecture}.deb")
+    format!("pool/{component}/{letter}/{name}_{version}_{architecture}.deb")
 }
 
-/// Where the content-addressed pool keeps a file.
+/// Where the content-addressed pool keeps a file: one level of 16
+/// directories (by the first hex digit), which stay few whatever the number
+/// of packages: creating a directory costs as much as storing a package.
 pub fn content_path(pool: &Path, sha256: &str) -> PathBuf {
-    pool.join(&sha256[..2])
-        .join(&sha256[2..4])
-        .join(format!("{sha256}.deb"))
+    pool.join(&sha256[..1]).join(format!("{sha256}.deb"))
+}
+
+/// Moves files of earlier pool layouts (`pool/ab/cd/<sha256>.deb`, then
+/// `pool/ab/<sha256>.deb`) to [`content_path`] and removes the directories
+/// left empty; a marker file says it was done. Idempotent: a move cut
+/// short by a crash is finished at the next start.
+pub fn migrate_pool_layout(pool: &Path) -> Result<(), AptError> {
+    let marker = pool.join(".layout-3");
+    if marker.exists() {
+        return Ok(());
+    }
+    fn walk(pool: &Path, dir: &Path) -> Result<(), AptError> {
+        for item in std::fs::read_dir(dir)
+            .map_err(AptError::io(dir.display()))?
+            .flatten()
+        {
+            let path = item.path();
+            if item.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(pool, &path)?;
+                // Only empty directories go; the current ones stay.
+                let _ = std::fs::remove_dir(&path);
+                continue;
+            }
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Some(sha256) = name.strip_suffix(".deb") else {
+                if dir != pool {
+                    // An interrupted write (`.SHA256.partial`).
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
+            };
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let to = content_path(pool, sha256);
+            if to != path {
+                let parent = to.parent().expect("pool paths have a directory");
+                std::fs::create_dir_all(parent).map_err(AptError::io(parent.display()))?;
+                std::fs::rename(&path, &to).map_err(AptError::io(to.display()))?;
+            }
+        }
+        Ok(())
+    }
+    walk(pool, pool)?;
+    std::fs::write(&marker, b"").map_err(AptError::io(marker.display()))
 }
 
 /// Checks, links and writes; puts the new `dists/D` in place last. On any
 /// error before the swap, what was published stays as it was.
 pub fn write(tree: &Tree<'_>) -> Result<(), AptError> {
-    link_pool(tree)?;
     let generations = tree.root.join(".gantry-dists");
     std::fs::create_dir_all(&generations).map_err(AptError::io(generations.display()))?;
     let id = uuid::Uuid::now_v7().simple().to_string();
     let staging = generations.join(format!("{}.{id}", tree.distribution));
-    let result = write_dists(tree, &staging).and_then(|()| swap(tree, &staging));
+    // Linking the pool is file-system work, writing the indexes is
+    // compression: they overlap well. The indexes go live only if both
+    // succeeded.
+    let (linked, written) = std::thread::scope(|scope| {
+        let linking = scope.spawn(|| link_pool(tree));
+        let written = write_dists(tree, &staging);
+        (linking.join().expect("pool link thread"), written)
+    });
+    let result = linked.and(written).and_then(|()| swap(tree, &staging));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
@@ -95,25 +149,33 @@ pub fn remove(root: &Path, distribution: &str) -> Result<(), AptError> {
     Ok(())
 }
 
-/// Deletes pool files under `root/pool` that no publication there uses.
+/// Deletes pool files under `root/pool` that no publication there uses,
+/// and directories left empty.
 pub fn collect_pool(root: &Path, used: &HashSet<String>) {
-    let pool = root.join("pool");
-    let mut pending = vec![pool];
-    while let Some(dir) = pending.pop() {
-        let Ok(listing) = std::fs::read_dir(&dir) else {
-            continue;
+    fn walk(root: &Path, dir: &Path, used: &HashSet<String>) -> bool {
+        let Ok(listing) = std::fs::read_dir(dir) else {
+            return false;
         };
+        let mut empty = true;
         for item in listing.flatten() {
             let path = item.path();
-            if path.is_dir() {
-                pending.push(path);
+            if item.file_type().is_ok_and(|t| t.is_dir()) {
+                if walk(root, &path, used) {
+                    let _ = std::fs::remove_dir(&path);
+                } else {
+                    empty = false;
+                }
             } else if let Ok(relative) = path.strip_prefix(root)
                 && !used.contains(relative.to_string_lossy().as_ref())
             {
                 let _ = std::fs::remove_file(&path);
+            } else {
+                empty = false;
             }
         }
+        empty
     }
+    walk(root, &root.join("pool"), used);
 }
 
 fn link_pool(tree: &Tree<'_>) -> Result<(), AptError> {
@@ -146,9 +208,13 @@ fn link_pool(tree: &Tree<'_>) -> Result<(), AptError> {
             Err(_) => missing.push((target, source)),
         }
     }
+    let mut made = HashSet::new();
     for (target, source) in missing {
         let dir = target.parent().expect("pool paths have a directory");
-        std::fs::create_dir_all(dir).map_err(AptError::io(dir.display()))?;
+        if !made.contains(dir) {
+            std::fs::create_dir_all(dir).map_err(AptError::io(dir.display()))?;
+            made.insert(dir.to_path_buf());
+        }
         // A hard link keeps one copy on disk; another file system gets a copy.
         if let Err(e) = std::fs::hard_link(&source, &target)
             && e.kind() != std::io::ErrorKind::AlreadyExists
@@ -170,25 +236,17 @@ fn sha256_of(path: &Path) -> Result<String, AptError> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-/// One file listed in Release: its path under `dists/D` and hashes.
+/// One file listed in Release: its path under `dists/D` and digests.
 struct Listed {
     path: String,
-    size: usize,
-    md5: String,
-    sha1: String,
-    sha256: String,
-    sha512: String,
+    size: u64,
+    digests: Digests,
 }
 
 fn write_dists(tree: &Tree<'_>, staging: &Path) -> Result<(), AptError> {
     let previous = std::fs::canonicalize(tree.root.join("dists").join(&tree.distribution)).ok();
     let mut listed = Vec::new();
     for (component, entries) in &tree.components {
-        let mut by_arch: BTreeMap<&str, String> = tree
-            .architectures
-            .iter()
-            .map(|a| (a.as_str(), String::new()))
-            .collect();
         let mut sorted: Vec<&IndexEntry> = entries.iter().collect();
         sorted.sort_by(|a, b| {
             (&a.name, &a.architecture, &a.version, &a.sha256).cmp(&(
@@ -198,33 +256,28 @@ fn write_dists(tree: &Tree<'_>, staging: &Path) -> Result<(), AptError> {
                 &b.sha256,
             ))
         });
-        for entry in sorted {
-            let paragraph = format!(
-                "{}Filename: {}\n\n",
-                entry.control,
-                pool_path(component, entry)
-            );
-            for (arch, text) in by_arch.iter_mut() {
-                if entry.architecture == *arch || entry.architecture == "all" {
-                    text.push_str(&paragraph);
-                }
-            }
-        }
-        for (arch, text) in by_arch {
+        for arch in &tree.architectures {
             let relative = format!("{component}/binary-{arch}");
             let dir = staging.join(&relative);
             std::fs::create_dir_all(&dir).map_err(AptError::io(dir.display()))?;
-            let (gz, xz) = compress_both(text.as_bytes());
-            for (name, bytes) in [
-                ("Packages", text.as_bytes()),
-                ("Packages.gz", &gz),
-                ("Packages.xz", &xz),
-            ] {
-                let path = dir.join(name);
-                std::fs::write(&path, bytes).map_err(AptError::io(path.display()))?;
-                let item = listed_file(format!("{relative}/{name}"), bytes);
+            let mut index = IndexWriter::create(&dir)?;
+            for entry in sorted
+                .iter()
+                .filter(|e| e.architecture == *arch || e.architecture == "all")
+            {
+                index.write(entry.control.as_bytes())?;
+                index.write(b"Filename: ")?;
+                index.write(pool_path(component, entry).as_bytes())?;
+                index.write(b"\n\n")?;
+            }
+            for file in index.finish()? {
+                let item = Listed {
+                    path: format!("{relative}/{}", file.name),
+                    size: file.size,
+                    digests: file.digests,
+                };
                 if tree.acquire_by_hash {
-                    link_by_hash(&dir, &path, &item)?;
+                    link_by_hash(&dir, &file.path, &item)?;
                 }
                 listed.push(item);
             }
@@ -244,41 +297,12 @@ fn write_dists(tree: &Tree<'_>, staging: &Path) -> Result<(), AptError> {
     Ok(())
 }
 
-/// gzip and xz at once, on two threads: on a large index they are most of
-/// the time a publish takes.
-fn compress_both(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    std::thread::scope(|scope| {
-        let xz = scope.spawn(|| {
-            let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 1);
-            encoder.write_all(data).expect("writing to memory");
-            encoder.finish().expect("writing to memory")
-        });
-        let mut encoder = flate2::GzBuilder::new()
-            .mtime(0)
-            .write(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(data).expect("writing to memory");
-        let gz = encoder.finish().expect("writing to memory");
-        (gz, xz.join().expect("xz thread"))
-    })
-}
-
-fn listed_file(path: String, bytes: &[u8]) -> Listed {
-    Listed {
-        path,
-        size: bytes.len(),
-        md5: hex::encode(Md5::digest(bytes)),
-        sha1: hex::encode(Sha1::digest(bytes)),
-        sha256: hex::encode(Sha256::digest(bytes)),
-        sha512: hex::encode(Sha512::digest(bytes)),
-    }
-}
-
 fn link_by_hash(dir: &Path, file: &Path, item: &Listed) -> Result<(), AptError> {
     for (algorithm, hash) in [
-        ("MD5Sum", &item.md5),
-        ("SHA1", &item.sha1),
-        ("SHA256", &item.sha256),
-        ("SHA512", &item.sha512),
+        ("MD5Sum", &item.digests.md5),
+        ("SHA1", &item.digests.sha1),
+        ("SHA256", &item.digests.sha256),
+        ("SHA512", &item.digests.sha512),
     ] {
         let by_hash = dir.join("by-hash").join(algorithm);
         std::fs::create_dir_all(&by_hash).map_err(AptError::io(by_hash.display()))?;
@@ -332,10 +356,10 @@ fn release_text(tree: &Tree<'_>, listed: &[Listed]) -> String {
     }
     type Pick = fn(&Listed) -> &str;
     let sections: [(&str, Pick); 4] = [
-        ("MD5Sum", |l| &l.md5),
-        ("SHA1", |l| &l.sha1),
-        ("SHA256", |l| &l.sha256),
-        ("SHA512", |l| &l.sha512),
+        ("MD5Sum", |l| &l.digests.md5),
+        ("SHA1", |l| &l.digests.sha1),
+        ("SHA256", |l| &l.digests.sha256),
+        ("SHA512", |l| &l.digests.sha512),
     ];
     for (name, pick) in sections {
         text.push_str(name);

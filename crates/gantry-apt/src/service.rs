@@ -7,19 +7,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gantry_deb::Version;
+use gantry_secrets::SecretStore;
 use gantry_store::{
-    AptPackageRecord, AptPublicationRecord, AptRepoRecord, AptSnapshotRecord, Store,
+    AptPackageKey, AptPackageRecord, AptPublicationRecord, AptRepoRecord, AptSnapshotRecord, Store,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::AptError;
+use crate::intake::Intake;
 use crate::names::{check_name, normalize_prefix};
 use crate::publish::{self, IndexEntry, Tree};
 use crate::query::{Candidate, Query};
 use crate::signing::Keyring;
 
-/// Called after packages land in a repository (for `artifact` triggers).
-pub type LandedHook = Arc<dyn Fn(Landed) + Send + Sync>;
+/// Called once per add with the packages that landed in a repository (for
+/// `artifact` triggers).
+pub type LandedHook = Arc<dyn Fn(Vec<Landed>) + Send + Sync>;
 
 /// A package that was added to a repository.
 #[derive(Clone, Debug, Serialize)]
@@ -120,7 +123,7 @@ pub struct Diff {
     pub changed: Vec<(PackageView, PackageView)>,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -133,14 +136,18 @@ fn view(record: &AptPackageRecord) -> PackageView {
         architecture: record.architecture.clone(),
         sha256: record.sha256.clone(),
         size: record.size,
-        key: format!(
-            "P{} {} {} {}",
-            record.architecture,
-            record.name,
-            record.version,
-            &record.sha256[..16]
+        key: package_key(
+            &record.name,
+            &record.version,
+            &record.architecture,
+            &record.sha256,
         ),
     }
+}
+
+/// aptly's package key: `P<arch> <name> <version> <short hash>`.
+fn package_key(name: &str, version: &str, architecture: &str, sha256: &str) -> String {
+    format!("P{architecture} {name} {version} {}", &sha256[..16])
 }
 
 fn matches(query: &Query, record: &AptPackageRecord) -> bool {
@@ -161,14 +168,16 @@ fn matches(query: &Query, record: &AptPackageRecord) -> bool {
 }
 
 impl Apt {
-    /// Opens the repository files under `dir` (DATA_DIR/apt).
-    pub fn open(store: Store, dir: &Path) -> Result<Apt, AptError> {
+    /// Opens the repository files under `dir` (DATA_DIR/apt); the signing
+    /// keys' passphrase lives in `secrets`.
+    pub async fn open(store: Store, dir: &Path, secrets: &SecretStore) -> Result<Apt, AptError> {
         for sub in ["pool", "public", "incoming"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(AptError::io(path.display()))?;
         }
+        publish::migrate_pool_layout(&dir.join("pool"))?;
         Ok(Apt {
-            keyring: Keyring::open(dir)?,
+            keyring: Keyring::open(dir, secrets).await?,
             store,
             dir: dir.to_path_buf(),
             lock: Arc::default(),
@@ -298,7 +307,7 @@ impl Apt {
     }
 
     /// Adds package files (each `(file name, bytes)`). Every file is read and
-    /// checked before anything is written: one bad file adds nothing. A
+    /// checked before anything is recorded: one bad file adds nothing. A
     /// package with the name, version and architecture of a different file
     /// already in the repository is a conflict unless `force_replace`.
     pub async fn add(
@@ -307,22 +316,77 @@ impl Apt {
         files: Vec<(String, Vec<u8>)>,
         force_replace: bool,
     ) -> Result<AddReport, AptError> {
+        self.add_with(repo, force_replace, move |intake| {
+            files
+                .into_iter()
+                .try_for_each(|(what, bytes)| intake.push(what, bytes))
+        })
+        .await
+    }
+
+    /// [`Apt::add`] of every file of a tar stream, read as it arrives (an
+    /// upload of many packages is never held whole in memory).
+    pub async fn add_tar(
+        &self,
+        repo: &str,
+        tar: impl std::io::Read + Send + 'static,
+        force_replace: bool,
+    ) -> Result<AddReport, AptError> {
+        self.add_with(repo, force_replace, move |intake| intake.push_tar(tar))
+            .await
+    }
+
+    async fn add_with(
+        &self,
+        repo: &str,
+        force_replace: bool,
+        fill: impl FnOnce(&mut Intake) -> Result<(), AptError> + Send + 'static,
+    ) -> Result<AddReport, AptError> {
+        // The lock covers the intake too: a failed add removes the pool files
+        // it created, which must not be ones a concurrent add relies on.
         let _guard = self.lock.lock().await;
         self.repo_record(repo).await?;
         let pool = self.pool();
-        let checked = tokio::task::spawn_blocking(move || check_and_store(&pool, files))
-            .await
-            .expect("package check task")?;
+        let (checked, stored) = tokio::task::spawn_blocking(move || {
+            let mut intake = Intake::new(&pool);
+            match fill(&mut intake) {
+                Ok(()) => intake.finish(),
+                Err(error) => {
+                    intake.abandon();
+                    Err(error)
+                }
+            }
+        })
+        .await
+        .expect("package intake task")?;
+        match self.record_added(repo, &checked, force_replace).await {
+            Ok(report) => Ok(report),
+            Err(error) => {
+                stored.remove();
+                Err(error)
+            }
+        }
+    }
 
-        let existing: std::collections::HashMap<(String, String, String), AptPackageRecord> = self
+    async fn record_added(
+        &self,
+        repo: &str,
+        checked: &[AptPackageRecord],
+        force_replace: bool,
+    ) -> Result<AddReport, AptError> {
+        let existing: std::collections::HashMap<(String, String, String), AptPackageKey> = self
             .store
-            .apt_repo_packages(repo)
+            .apt_repo_package_keys(repo)
             .await?
             .into_iter()
-            .map(|p| {
+            .map(|key| {
                 (
-                    (p.name.clone(), p.version.clone(), p.architecture.clone()),
-                    p,
+                    (
+                        key.name.clone(),
+                        key.version.clone(),
+                        key.architecture.clone(),
+                    ),
+                    key,
                 )
             })
             .collect();
@@ -330,16 +394,17 @@ impl Apt {
         let mut add = Vec::new();
         let mut remove = Vec::new();
         let mut seen = HashSet::new();
-        for record in &checked {
-            if !seen.insert(record.sha256.clone()) {
+        let mut new_records = Vec::new();
+        for (index, record) in checked.iter().enumerate() {
+            if !seen.insert(record.sha256.as_str()) {
                 continue;
             }
-            let same_key = existing.get(&(
+            let key = (
                 record.name.clone(),
                 record.version.clone(),
                 record.architecture.clone(),
-            ));
-            match same_key {
+            );
+            match existing.get(&key) {
                 Some(old) if old.sha256 == record.sha256 => report.unchanged.push(view(record)),
                 Some(_) if !force_replace => {
                     return Err(AptError::Conflict(format!(
@@ -349,30 +414,47 @@ impl Apt {
                 }
                 Some(old) => {
                     remove.push(old.sha256.clone());
-                    report.replaced.push(view(old));
+                    report.replaced.push(PackageView {
+                        name: old.name.clone(),
+                        version: old.version.clone(),
+                        architecture: old.architecture.clone(),
+                        sha256: old.sha256.clone(),
+                        size: old.size,
+                        key: package_key(&old.name, &old.version, &old.architecture, &old.sha256),
+                    });
                     add.push(record.sha256.clone());
                     report.added.push(view(record));
+                    new_records.push(index);
                 }
                 None => {
                     add.push(record.sha256.clone());
                     report.added.push(view(record));
+                    new_records.push(index);
                 }
             }
         }
-        self.store.add_apt_packages(&checked).await?;
+        let new_records: Vec<&AptPackageRecord> =
+            new_records.iter().map(|&i| &checked[i]).collect();
+        self.store.add_apt_packages(&new_records).await?;
         self.store
             .change_apt_repo_packages(repo, &add, &remove)
             .await?;
         let hook = self.hook.read().expect("hook lock").clone();
-        if let Some(hook) = hook {
-            for package in &report.added {
-                hook(Landed {
-                    repository: repo.to_owned(),
-                    package: package.name.clone(),
-                    version: package.version.clone(),
-                    architecture: package.architecture.clone(),
-                });
-            }
+        if let Some(hook) = hook
+            && !report.added.is_empty()
+        {
+            hook(
+                report
+                    .added
+                    .iter()
+                    .map(|package| Landed {
+                        repository: repo.to_owned(),
+                        package: package.name.clone(),
+                        version: package.version.clone(),
+                        architecture: package.architecture.clone(),
+                    })
+                    .collect(),
+            );
         }
         Ok(report)
     }
@@ -887,71 +969,6 @@ fn cmp_versions(a: &str, b: &str) -> std::cmp::Ordering {
 
 fn newer_or_equal(old: &str, new: &str) -> bool {
     cmp_versions(old, new) != std::cmp::Ordering::Less
-}
-
-/// Checks every file, then stores the new ones in the content pool
-/// (temporary file, then rename). Returns their records.
-fn check_and_store(
-    pool: &Path,
-    files: Vec<(String, Vec<u8>)>,
-) -> Result<Vec<AptPackageRecord>, AptError> {
-    // Reading a package decompresses it and hashes it four times: spread
-    // large uploads over the cores.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = files.len().div_ceil(threads).max(1);
-    let checked: Vec<Result<Vec<AptPackageRecord>, AptError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || check_files(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("package check thread"))
-            .collect()
-    });
-    let mut records = Vec::with_capacity(files.len());
-    for part in checked {
-        records.extend(part?);
-    }
-    let checked = records;
-    for ((_, bytes), record) in files.iter().zip(&checked) {
-        let path = publish::content_path(pool, &record.sha256);
-        if path.exists() {
-            continue;
-        }
-        let dir = path.parent().expect("pool paths have a directory");
-        std::fs::create_dir_all(dir).map_err(AptError::io(dir.display()))?;
-        let temp = dir.join(format!(".{}.partial", record.sha256));
-        std::fs::write(&temp, bytes).map_err(AptError::io(temp.display()))?;
-        std::fs::rename(&temp, &path).map_err(AptError::io(path.display()))?;
-    }
-    Ok(checked)
-}
-
-fn check_files(files: &[(String, Vec<u8>)]) -> Result<Vec<AptPackageRecord>, AptError> {
-    let mut checked = Vec::new();
-    for (what, bytes) in files {
-        let package = gantry_deb::inspect(what, bytes)?;
-        let mut control = package.control.clone();
-        for field in ["Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"] {
-            control.remove(field);
-        }
-        control.set("Size", package.size.to_string());
-        control.set("MD5sum", package.md5.clone());
-        control.set("SHA1", package.sha1.clone());
-        control.set("SHA256", package.sha256.clone());
-        control.set("SHA512", package.sha512.clone());
-        checked.push(AptPackageRecord {
-            sha256: package.sha256.clone(),
-            name: package.name.clone(),
-            version: package.version.to_string(),
-            architecture: package.architecture.clone(),
-            size: package.size as i64,
-            control: control.to_text(),
-            created_at: now(),
-        });
-    }
-    Ok(checked)
 }
 
 impl std::fmt::Debug for Apt {

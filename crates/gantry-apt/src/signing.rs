@@ -1,19 +1,35 @@
 //! Signing keys and signatures, through the `gpg` command with a keyring of
 //! our own (`DATA_DIR/apt/gnupg`, never the user's). Secret keys are kept
-//! encrypted at rest by OpenPGP's own key protection, with a passphrase
-//! generated once into `DATA_DIR/apt/gnupg-passphrase` (mode 0600). This
-//! stands in for the secret store until one exists.
+//! encrypted at rest by OpenPGP's own key protection, under a passphrase
+//! generated once and kept in the secret store (sealed with the server's
+//! `secrets.key`, like every secret): nothing in the data directory opens a
+//! key without it. gpg gets the passphrase on its standard input, never in
+//! a file or on its command line.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use gantry_secrets::SecretStore;
 
 use crate::AptError;
 
-#[derive(Clone, Debug)]
+/// The secret holding the keyring's passphrase.
+pub const PASSPHRASE_SECRET: &str = "_gantry.apt.signing-passphrase";
+
+#[derive(Clone)]
 pub struct Keyring {
     home: PathBuf,
-    passphrase: PathBuf,
+    passphrase: Arc<String>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("home", &self.home)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A key of the keyring.
@@ -24,10 +40,13 @@ pub struct KeyInfo {
 }
 
 impl Keyring {
-    pub fn open(dir: &Path) -> Result<Keyring, AptError> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    /// Opens the keyring under `dir`, its passphrase from `secrets`. A data
+    /// directory from before the secret store kept the passphrase in
+    /// `dir/gnupg-passphrase`: it is moved into the secret store, then the
+    /// file is removed.
+    pub async fn open(dir: &Path, secrets: &SecretStore) -> Result<Keyring, AptError> {
+        use std::os::unix::fs::DirBuilderExt;
         let home = dir.join("gnupg");
-        let passphrase = dir.join("gnupg-passphrase");
         if !home.exists() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -35,35 +54,37 @@ impl Keyring {
                 .create(&home)
                 .map_err(AptError::io(home.display()))?;
         }
-        if !passphrase.exists() {
-            let mut bytes = [0u8; 32];
-            rand::Rng::fill(&mut rand::thread_rng(), &mut bytes);
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&passphrase)
-                .map_err(AptError::io(passphrase.display()))?;
-            file.write_all(hex::encode(bytes).as_bytes())
-                .map_err(AptError::io(passphrase.display()))?;
-        }
-        Ok(Keyring { home, passphrase })
+        let passphrase = passphrase(dir, secrets).await?;
+        Ok(Keyring {
+            home,
+            passphrase: Arc::new(passphrase),
+        })
     }
 
     fn gpg(&self) -> Command {
         let mut command = Command::new("gpg");
+        command.env("GNUPGHOME", &self.home).args([
+            "--batch",
+            "--yes",
+            "--no-tty",
+            "--pinentry-mode",
+            "loopback",
+        ]);
         command
-            .env("GNUPGHOME", &self.home)
-            .args([
-                "--batch",
-                "--yes",
-                "--no-tty",
-                "--pinentry-mode",
-                "loopback",
-            ])
-            .arg("--passphrase-file")
-            .arg(&self.passphrase);
+    }
+
+    /// gpg for a command that unlocks or protects a secret key, to be run
+    /// with [`Keyring::run_unlocked`]: the passphrase goes in on standard
+    /// input.
+    fn gpg_unlocked(&self) -> Command {
+        let mut command = self.gpg();
+        command.args(["--passphrase-fd", "0"]);
         command
+    }
+
+    fn run_unlocked(&self, command: Command) -> Result<Vec<u8>, AptError> {
+        let input = format!("{}\n", self.passphrase);
+        self.run(command, Some(input.as_bytes()))
     }
 
     fn run(&self, mut command: Command, input: Option<&[u8]>) -> Result<Vec<u8>, AptError> {
@@ -80,9 +101,14 @@ impl Keyring {
             .map_err(|e| AptError::Signing(format!("cannot run gpg: {e}")))?;
         if let Some(input) = input {
             let mut stdin = child.stdin.take().expect("piped stdin");
-            stdin
-                .write_all(input)
-                .map_err(|e| AptError::Signing(format!("gpg: {e}")))?;
+            // gpg may exit (on an error of its own) without reading all of
+            // it; its status then says what went wrong.
+            match stdin.write_all(input) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(AptError::Signing(format!("gpg: {e}")));
+                }
+                _ => {}
+            }
         }
         let out = child
             .wait_with_output()
@@ -113,9 +139,9 @@ impl Keyring {
                 "invalid key user id {user_id:?}"
             )));
         }
-        let mut command = self.gpg();
+        let mut command = self.gpg_unlocked();
         command.args(["--quick-generate-key", user_id, "ed25519", "sign", "never"]);
-        self.run(command, None)?;
+        self.run_unlocked(command)?;
         self.list()?
             .into_iter()
             .rev()
@@ -125,10 +151,22 @@ impl Keyring {
 
     /// Imports an armored secret key and protects it with our passphrase.
     pub fn import(&self, armored: &[u8]) -> Result<Vec<KeyInfo>, AptError> {
+        let text = String::from_utf8_lossy(armored);
+        if !text.contains("-----BEGIN PGP PRIVATE KEY BLOCK-----") {
+            return Err(AptError::Invalid(
+                "key file: not an armored OpenPGP secret key (no \"-----BEGIN PGP PRIVATE KEY BLOCK-----\" line; export one with `gpg --armor --export-secret-keys ID`)".to_owned(),
+            ));
+        }
         let before: Vec<String> = self.list()?.into_iter().map(|k| k.fingerprint).collect();
         let mut command = self.gpg();
         command.arg("--import");
-        self.run(command, Some(armored))?;
+        self.run(command, Some(armored))
+            .map_err(|error| match error {
+                AptError::Signing(reason) => {
+                    AptError::Invalid(format!("key file: gpg cannot import it: {reason}"))
+                }
+                other => other,
+            })?;
         let added: Vec<KeyInfo> = self
             .list()?
             .into_iter()
@@ -136,13 +174,13 @@ impl Keyring {
             .collect();
         if added.is_empty() {
             return Err(AptError::Invalid(
-                "the input holds no new secret key".to_owned(),
+                "key file: holds no secret key that is not already in the keyring".to_owned(),
             ));
         }
         for key in &added {
-            let mut command = self.gpg();
+            let mut command = self.gpg_unlocked();
             command.args(["--passwd", &key.fingerprint]);
-            self.run(command, None)?;
+            self.run_unlocked(command)?;
         }
         Ok(added)
     }
@@ -233,16 +271,60 @@ impl Keyring {
             ("--clearsign", "InRelease"),
             ("--detach-sign", "Release.gpg"),
         ] {
-            let mut command = self.gpg();
+            let mut command = self.gpg_unlocked();
             command
                 .args(["--digest-algo", "SHA512", "--armor", "--local-user"])
                 .arg(&key.fingerprint)
-                .arg(flag)
                 .arg("--output")
                 .arg(dir.join(name))
+                .arg(flag)
                 .arg(release);
-            self.run(command, None)?;
+            self.run_unlocked(command)?;
         }
         Ok(())
     }
+}
+
+/// The keyring's passphrase: from the secret store, else moved there from
+/// the file of an older data directory, else generated and stored.
+async fn passphrase(dir: &Path, secrets: &SecretStore) -> Result<String, AptError> {
+    let file = dir.join("gnupg-passphrase");
+    let secret_error = |e: gantry_secrets::SecretError| {
+        AptError::Signing(format!("signing passphrase in the secret store: {e}"))
+    };
+    let from_file = match std::fs::read_to_string(&file) {
+        Ok(text) => Some(text.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(AptError::io(file.display())(e)),
+    };
+    let stored = secrets
+        .get_own(PASSPHRASE_SECRET)
+        .await
+        .map_err(secret_error)?;
+    let passphrase = match (from_file, stored) {
+        // The file is what the keys were protected with: it wins over a
+        // stored value (which can only be from an interrupted move of it).
+        (Some(from_file), stored) => {
+            if stored.as_deref() != Some(from_file.as_str()) {
+                secrets
+                    .set_own(PASSPHRASE_SECRET, &from_file, crate::service::now())
+                    .await
+                    .map_err(secret_error)?;
+            }
+            std::fs::remove_file(&file).map_err(AptError::io(file.display()))?;
+            from_file
+        }
+        (None, Some(stored)) => stored,
+        (None, None) => {
+            let mut bytes = [0u8; 32];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut bytes);
+            let generated = hex::encode(bytes);
+            secrets
+                .set_own(PASSPHRASE_SECRET, &generated, crate::service::now())
+                .await
+                .map_err(secret_error)?;
+            generated
+        }
+    };
+    Ok(passphrase)
 }

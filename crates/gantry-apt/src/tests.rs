@@ -97,7 +97,8 @@ async fn open(dir: &Path) -> Apt {
     let store = gantry_store::Store::open(&format!("sqlite://{}", dir.join("db").display()))
         .await
         .unwrap();
-    Apt::open(store, &dir.join("apt")).unwrap()
+    let secrets = gantry_secrets::SecretStore::open(store.clone(), dir).unwrap();
+    Apt::open(store, &dir.join("apt"), &secrets).await.unwrap()
 }
 
 fn repo_spec(repo: &str) -> PublicationSpec {
@@ -263,10 +264,114 @@ async fn packages_are_stored_once() {
         for e in std::fs::read_dir(d).unwrap().flatten() {
             if e.path().is_dir() {
                 pending.push(e.path());
-            } else {
+            } else if e.path().extension().is_some_and(|x| x == "deb") {
                 count += 1;
             }
         }
     }
     assert_eq!(count, 1);
+}
+
+/// Data directories of earlier pool layouts (`pool/ab/cd/<sha256>.deb`,
+/// `pool/ab/<sha256>.deb`) are moved to the current one on open, and their
+/// packages still publish.
+#[tokio::test]
+async fn earlier_pool_layouts_are_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let apt = open(dir.path()).await;
+    apt.create_repo("r", None, None, None).await.unwrap();
+    let files = vec![
+        deb(dir.path(), "old", "1.0"),
+        deb(dir.path(), "older", "1.0"),
+    ];
+    let added = apt.add("r", files, false).await.unwrap();
+    let pool = dir.path().join("apt/pool");
+    let current = |sha256: &str| crate::publish::content_path(&pool, sha256);
+    let (a, b) = (&added.added[0].sha256, &added.added[1].sha256);
+    let first = pool.join(&a[..2]).join(&a[2..4]);
+    let second = pool.join(&b[..2]);
+    for (sha256, old_dir) in [(a, &first), (b, &second)] {
+        std::fs::create_dir_all(old_dir).unwrap();
+        std::fs::rename(current(sha256), old_dir.join(format!("{sha256}.deb"))).unwrap();
+    }
+    std::fs::write(first.join(format!(".{a}.partial")), "cut").unwrap();
+    std::fs::remove_file(pool.join(".layout-3")).unwrap();
+    drop(apt);
+
+    let apt = open(dir.path()).await;
+    assert!(current(a).is_file() && current(b).is_file());
+    assert!(!pool.join(&a[..2]).exists() && !pool.join(&b[..2]).exists());
+    apt.publish(None, "stable", repo_spec("r")).await.unwrap();
+    for name in ["old", "older"] {
+        let published = format!("apt/public/pool/main/o/{name}_1.0_amd64.deb");
+        assert!(dir.path().join(published).is_file(), "{name}");
+    }
+}
+
+/// The three forms of an index hold the same text, and `Release` lists
+/// each with its size and SHA-256.
+#[tokio::test]
+async fn compressed_indexes_hold_the_plain_one() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let apt = open(dir.path()).await;
+    apt.create_repo("r", None, None, None).await.unwrap();
+    let files = (0..300)
+        .map(|n| deb(dir.path(), &format!("p{n}"), "1.0"))
+        .collect();
+    apt.add("r", files, false).await.unwrap();
+    apt.publish(None, "stable", repo_spec("r")).await.unwrap();
+    let dists = dir.path().join("apt/public/dists/stable");
+    let index = dists.join("main/binary-amd64");
+    let plain = std::fs::read(index.join("Packages")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&plain).matches("Package: ").count(),
+        300
+    );
+    let mut gz = Vec::new();
+    flate2::read::GzDecoder::new(&std::fs::read(index.join("Packages.gz")).unwrap()[..])
+        .read_to_end(&mut gz)
+        .unwrap();
+    let mut xz = Vec::new();
+    liblzma::read::XzDecoder::new(&std::fs::read(index.join("Packages.xz")).unwrap()[..])
+        .read_to_end(&mut xz)
+        .unwrap();
+    assert!(gz == plain && xz == plain);
+    let release = std::fs::read_to_string(dists.join("Release")).unwrap();
+    let sha256 = release.split("SHA256:\n").nth(1).unwrap();
+    for name in ["Packages", "Packages.gz", "Packages.xz"] {
+        let bytes = std::fs::read(index.join(name)).unwrap();
+        let line = format!(
+            " {} {:>16} main/binary-amd64/{name}\n",
+            hex::encode(Sha256::digest(&bytes)),
+            bytes.len()
+        );
+        assert!(sha256.contains(&line), "{line:?} not in {release}");
+    }
+}
+
+/// An add larger than one intake batch whose last file is not a package
+/// records nothing and leaves no file in the pool.
+#[tokio::test]
+async fn a_refused_add_leaves_no_pool_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let apt = open(dir.path()).await;
+    apt.create_repo("r", None, None, None).await.unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = (0..1100)
+        .map(|n| deb(dir.path(), &format!("p{n}"), "1.0"))
+        .collect();
+    files.push(("junk.deb".to_owned(), b"not a package".to_vec()));
+    let error = apt.add("r", files, false).await.unwrap_err();
+    assert!(error.to_string().contains("junk.deb"), "{error}");
+    assert!(apt.repo_packages("r", None).await.unwrap().is_empty());
+    let mut left = 0;
+    for first in std::fs::read_dir(dir.path().join("apt/pool"))
+        .unwrap()
+        .flatten()
+    {
+        if first.path().is_dir() {
+            left += std::fs::read_dir(first.path()).unwrap().count();
+        }
+    }
+    assert_eq!(left, 0);
 }

@@ -135,6 +135,13 @@ pub struct GitTrigger {
     /// The webhook secret (GitHub: the HMAC key; GitLab: the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// The webhook secret is the value of this secret-store secret (instead of `secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_from: Option<String>,
+    /// A secret holding `user:password` (or a bare token) that git answers an external `url`
+    /// with when polling, reading `config` and checking out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
     /// Checks an external `url` with `ls-remote` this often.
     #[serde(
         default,
@@ -142,8 +149,9 @@ pub struct GitTrigger {
         skip_serializing_if = "Option::is_none"
     )]
     pub poll: Option<Duration>,
-    /// A pipeline file in the repository, read at the pushed commit, that replaces this
-    /// pipeline's stages for the execution.
+    /// A pipeline file in the repository, read at the pushed commit: a `gantry.yaml` whose
+    /// pipeline (of this name, or its only one) gives the execution's stages and parameters,
+    /// or a Cloud Build file, run as one `run` stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
 }
@@ -156,6 +164,9 @@ pub struct WebhookTrigger {
     /// When set, the request must carry it as `X-Gantry-Secret` or a bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// The secret is the value of this secret-store secret (instead of `secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_from: Option<String>,
     /// Payload field (a dotted path) → regex the field's value must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub payload_constraints: BTreeMap<String, String>,
@@ -346,7 +357,16 @@ pub struct BakeStage {
     pub rebake: bool,
     #[serde(default = "yes")]
     pub push: bool,
-    /// `false` skips TLS verification (and allows plain HTTP) for this registry.
+    #[serde(flatten)]
+    pub registry: RegistryAccess,
+}
+
+/// How `bake` and `findImage` reach a registry (fields of the stage itself).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryAccess {
+    /// `false` skips TLS verification (and allows plain HTTP); the default
+    /// verifies, except for loopback registries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_verify: Option<bool>,
     /// A secret holding `user:password` for the registry.
@@ -363,10 +383,8 @@ pub struct FindImageStage {
     pub repository: String,
     /// A regular expression a tag must match whole, e.g. `^order_v(\d+\.\d+\.\d+)$`.
     pub pattern: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_verify: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<String>,
+    #[serde(flatten)]
+    pub registry: RegistryAccess,
 }
 
 /// `release`: bumps the newest `vX.Y.Z[-suffix]` tag of a hosted repository by the
@@ -402,12 +420,14 @@ pub enum Bump {
     Major,
 }
 
-/// `gitCommit`: writes `files` (rendered templates) on `branch` of a hosted repository,
-/// commits and pushes (which triggers what watches that branch). Outputs `commit`, `changed`.
+/// `gitCommit`: writes `files` (rendered templates) on `branch` of a hosted repository (or
+/// an external `url`), commits and pushes (which triggers what watches that branch). Outputs
+/// `commit`, `changed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitCommitStage {
-    pub repository: String,
+    #[serde(flatten)]
+    pub target: GitTarget,
     pub branch: String,
     /// Path in the repository → content.
     pub files: BTreeMap<String, String>,
@@ -416,12 +436,28 @@ pub struct GitCommitStage {
     pub message: Option<String>,
 }
 
+/// Which repository `gitCommit` and `gitPromote` push to (fields of the stage itself).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitTarget {
+    /// A hosted repository's name; or give `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// An external repository's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// With `url`: a secret holding `user:password` (or a bare token) for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+}
+
 /// `gitPromote`: copies files as they are at `from` (a commit or branch) onto `to`, commits
 /// and pushes (the `candidate` → `production` promotion). Outputs `commit`, `changed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitPromoteStage {
-    pub repository: String,
+    #[serde(flatten)]
+    pub target: GitTarget,
     pub from: String,
     pub to: String,
     /// Paths to copy; every file of `from` when empty.
@@ -774,6 +810,10 @@ pub struct DeployStage {
     /// Rolling: wait for a person between steps (`gantry skip … --stage`).
     #[serde(default)]
     pub wait_for_promotion: bool,
+    /// Rolling: a manual judgment between steps (`gantry approve` goes on,
+    /// `gantry reject` rolls back), recorded like a `manualJudgment`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgment_between_steps: Option<ManualJudgmentStage>,
     /// Canary steps: `{setWeight}`, `{pause}`, `{analysis}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Value>,

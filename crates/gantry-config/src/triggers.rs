@@ -51,22 +51,7 @@ fn check_trigger(cx: &mut Checker<'_>, node: &Node, index: usize) -> Option<Json
 }
 
 fn check_git(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
-    let repository = f.string(cx, "repository");
-    let url = f.string(cx, "url");
-    match (&repository, &url) {
-        (None, None) => cx.error(
-            f.at(),
-            format!(
-                "{} needs \"repository\" (a hosted repository) or \"url\" (an external one)",
-                f.what
-            ),
-        ),
-        (Some(_), Some((_, node))) => cx.error(
-            node.span.start,
-            format!("{} takes \"repository\" or \"url\", not both", f.what),
-        ),
-        _ => {}
-    }
+    let external = check_repository_or_url(cx, f);
     let branch = f.string(cx, "branch");
     let tag = f.string(cx, "tag");
     if let (Some(_), Some((_, node))) = (&branch, &tag) {
@@ -88,12 +73,17 @@ fn check_git(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
             }
         }
     }
-    f.string(cx, "secret");
-    f.string(cx, "config");
+    check_secret(cx, f);
+    if let Some((path, node)) = f.string(cx, "config")
+        && !is_relative_path(path)
+    {
+        cx.error(
+            node.span.start,
+            format!("config {path:?} must be a relative path inside the repository"),
+        );
+    }
     if let Some(poll) = f.duration(cx, "poll") {
-        if url.is_none()
-            && let Some(key) = f.key("poll")
-        {
+        if !external && let Some(key) = f.key("poll") {
             cx.error(
                 key.span.start,
                 "\"poll\" checks an external \"url\"; a hosted repository reports its pushes itself",
@@ -121,7 +111,7 @@ fn check_webhook(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
             ),
         );
     }
-    f.string(cx, "secret");
+    check_secret(cx, f);
     if let Some(node) = f.get("payloadConstraints") {
         if let crate::yaml::Value::Map(entries) = &node.value {
             for (_, value) in entries {
@@ -177,6 +167,60 @@ fn check_cron(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
             format!("unknown time zone {zone:?}; use an IANA name such as Europe/Paris or UTC"),
         );
     }
+}
+
+/// `repository` (hosted) or `url` (external, with optional `credentials`: a secret's name, as
+/// `bake` names its registry credentials); true when it is a `url`. Git triggers and the
+/// GitOps stages share these fields.
+pub(crate) fn check_repository_or_url(cx: &mut Checker<'_>, f: &mut Fields<'_>) -> bool {
+    let repository = f.string(cx, "repository");
+    let url = f.string(cx, "url");
+    match (&repository, &url) {
+        (None, None) => cx.error(
+            f.at(),
+            format!(
+                "{} needs \"repository\" (a hosted repository) or \"url\" (an external one)",
+                f.what
+            ),
+        ),
+        (Some(_), Some((_, node))) => cx.error(
+            node.span.start,
+            format!("{} takes \"repository\" or \"url\", not both", f.what),
+        ),
+        _ => {}
+    }
+    if let Some((_, node)) = f.string(cx, "credentials")
+        && url.is_none()
+    {
+        cx.error(
+            node.span.start,
+            format!(
+                "{}: \"credentials\" are for an external \"url\"; a hosted repository needs none",
+                f.what
+            ),
+        );
+    }
+    url.is_some()
+}
+
+/// `secret` (the value, in the file) or `secretFrom` (the name of a secret-store secret).
+fn check_secret(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    let literal = f.string(cx, "secret");
+    let from = f.string(cx, "secretFrom");
+    if let (Some(_), Some((_, node))) = (literal, from) {
+        cx.error(
+            node.span.start,
+            format!(
+                "{} takes \"secret\" (the value) or \"secretFrom\" (a secret's name), not both",
+                f.what
+            ),
+        );
+    }
+}
+
+/// A path inside a repository: relative, without `..`.
+fn is_relative_path(path: &str) -> bool {
+    !path.is_empty() && !path.starts_with('/') && !path.split('/').any(|c| c == "..")
 }
 
 fn check_regex(cx: &mut Checker<'_>, pattern: &str, node: &Node) {

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use crate::auth::{AuthDir, Credentials};
 use crate::error::ContainerError;
 
 /// Which command-line dialect the engine speaks; podman and docker differ in
@@ -108,11 +109,13 @@ impl ContainerEngine {
             EngineKind::Podman => command.args(["image", "exists", image]),
             EngineKind::Docker => command.args(["image", "inspect", "--format", "{{.Id}}", image]),
         };
-        let status = command
-            .status()
+        // `output`, not `status`: docker prints the id, and a pipe nobody
+        // reads would fail it with EPIPE.
+        let output = command
+            .output()
             .await
             .map_err(|e| self.error("image exists", e))?;
-        Ok(status.success())
+        Ok(output.status.success())
     }
 
     /// Pulls `image`; `tls_verify: false` allows a plain-HTTP or self-signed
@@ -270,47 +273,72 @@ impl ContainerEngine {
         Ok(id.trim().to_owned())
     }
 
-    /// Pushes `image` and returns its manifest digest (`sha256:…`).
-    /// `credentials` is `user:password`.
+    /// Pushes `image` and returns its manifest digest (`sha256:…`), with
+    /// `credentials` for its registry when given (through a private auth
+    /// file, never the command line). A registry refusing the push for
+    /// want of credentials is [`ContainerError::Unauthorized`].
     pub async fn push(
         &self,
         image: &str,
         tls_verify: bool,
-        credentials: Option<&str>,
+        credentials: Option<&Credentials>,
     ) -> Result<String, ContainerError> {
         let action = format!("push {image}");
+        let host = crate::registry::registry_host(image);
+        let auth = credentials.map(|c| AuthDir::create(&host, c)).transpose()?;
+        let digest_file = tempfile_path("gantry-digest");
+        let mut command = self.command();
         match self.kind {
             EngineKind::Podman => {
-                let digest_file = tempfile_path("gantry-digest");
-                let mut command = self.command();
                 command
                     .arg("push")
                     .arg("--quiet")
                     .arg(format!("--tls-verify={tls_verify}"))
                     .arg("--digestfile")
                     .arg(&digest_file);
-                if let Some(credentials) = credentials {
-                    command.arg("--creds").arg(credentials);
+                if let Some(auth) = &auth {
+                    command.arg("--authfile").arg(auth.file());
                 }
-                command.arg(image);
-                let result = self.finish(&action, command).await;
-                let digest = std::fs::read_to_string(&digest_file).unwrap_or_default();
-                let _ = std::fs::remove_file(&digest_file);
-                result?;
-                Ok(digest.trim().to_owned())
             }
             EngineKind::Docker => {
-                let out = self.output(&action, &["push", image]).await?;
-                out.split_whitespace()
-                    .find(|w| w.starts_with("sha256:"))
-                    .map(str::to_owned)
-                    .ok_or_else(|| self.error(&action, "no digest in its output"))
+                command.arg("push");
+                if let Some(auth) = &auth {
+                    command.env("DOCKER_CONFIG", auth.dir());
+                }
             }
+        }
+        command.arg(image);
+        let result = self.finish(&action, command).await;
+        let written = std::fs::read_to_string(&digest_file).unwrap_or_default();
+        let _ = std::fs::remove_file(&digest_file);
+        let out = match result {
+            Ok(out) => out,
+            Err(ContainerError::Command { message, .. }) if is_unauthorized(&message) => {
+                return Err(ContainerError::Unauthorized {
+                    registry: host,
+                    action: format!("the push of {image}"),
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        match self.kind {
+            EngineKind::Podman => Ok(written.trim().to_owned()),
+            EngineKind::Docker => out
+                .split_whitespace()
+                .find(|w| w.starts_with("sha256:"))
+                .map(str::to_owned)
+                .ok_or_else(|| self.error(&action, "no digest in its output")),
         }
     }
 }
 
-fn tempfile_path(prefix: &str) -> PathBuf {
+/// How podman and docker report a registry's 401.
+fn is_unauthorized(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("unauthorized") || message.contains("authentication required")
+}
+
+pub(crate) fn tempfile_path(prefix: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);

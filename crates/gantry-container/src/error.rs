@@ -16,6 +16,9 @@ pub enum ContainerError {
     },
     #[error("registry {registry}: {message}")]
     Registry { registry: String, message: String },
+    /// The registry asked for credentials, or refused the ones given.
+    #[error("registry {registry} answered 401 unauthorized to {action}")]
+    Unauthorized { registry: String, action: String },
     #[error("invalid image reference {0:?}")]
     BadReference(String),
 }

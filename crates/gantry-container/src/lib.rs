@@ -5,15 +5,19 @@
 //! Nothing here knows about executions or stages: callers pass labels and
 //! names, and this crate turns them into engine commands.
 
+mod auth;
 mod engine;
 mod error;
 mod registry;
 mod run;
 mod version;
 
+pub use auth::Credentials;
 pub use engine::{ContainerEngine, EngineKind};
 pub use error::ContainerError;
-pub use registry::{RegistryClient, is_loopback_registry, list_tags, split_reference};
+pub use registry::{
+    RegistryClient, is_loopback_registry, list_tags, registry_host, split_reference,
+};
 pub use run::{ContainerRun, VolumeMount};
 pub use version::{compare_versions, newest_tag};
 

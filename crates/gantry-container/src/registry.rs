@@ -1,5 +1,6 @@
 //! Reading a registry through the OCI distribution API (for `findImage`).
 
+use crate::auth::Credentials;
 use crate::error::ContainerError;
 
 /// How to reach one registry.
@@ -10,8 +11,8 @@ pub struct RegistryClient {
     /// false: plain HTTP (what `--tls-verify=false` means for a loopback
     /// registry).
     pub tls_verify: bool,
-    /// `(user, password)` for basic authentication.
-    pub credentials: Option<(String, String)>,
+    /// For basic authentication.
+    pub credentials: Option<Credentials>,
 }
 
 /// Every tag of `repository` (`team/app`) in the registry, following
@@ -34,14 +35,20 @@ pub async fn list_tags(
     // A registry that keeps sending `next` links must not keep us forever.
     for _ in 0..1000 {
         let mut request = http.get(&url);
-        if let Some((user, password)) = &client.credentials {
-            request = request.basic_auth(user, Some(password));
+        if let Some(credentials) = &client.credentials {
+            request = request.basic_auth(&credentials.user, Some(&credentials.password));
         }
         let response = request
             .send()
             .await
             .map_err(|e| registry_error(client, e))?;
         let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ContainerError::Unauthorized {
+                registry: client.host.clone(),
+                action: format!("listing the tags of {repository:?}"),
+            });
+        }
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(registry_error(
                 client,
@@ -110,6 +117,15 @@ pub fn split_reference(reference: &str) -> Result<(String, String), ContainerErr
         return Err(ContainerError::BadReference(reference.to_owned()));
     }
     Ok((host.to_owned(), repository.to_owned()))
+}
+
+/// The registry host of an image reference (`host[:port]`), or Docker's
+/// default registry for a short name.
+pub fn registry_host(image: &str) -> String {
+    match split_reference(image) {
+        Ok((host, _)) => host,
+        Err(_) => "docker.io".to_owned(),
+    }
 }
 
 /// Whether `image` lives on a loopback registry, which is pushed to and

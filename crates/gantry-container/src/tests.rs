@@ -1,6 +1,6 @@
 //! Against the real podman (set up by scripts/setup-podman).
 
-use crate::{ContainerEngine, ContainerRun, newest_tag, split_reference};
+use crate::{ContainerEngine, ContainerRun, Credentials, newest_tag, split_reference};
 
 const BASE: &str = "localhost/gantry-test-base:latest";
 
@@ -163,4 +163,41 @@ async fn volumes_are_removed_only_when_every_label_matches() {
         .remove_volumes(&[("io.gantry.test", &marker)])
         .await
         .unwrap();
+}
+
+#[test]
+fn credentials_are_user_colon_password_and_never_printed() {
+    let credentials = Credentials::parse("robot:pa:ss").unwrap();
+    assert_eq!(
+        (credentials.user.as_str(), credentials.password.as_str()),
+        ("robot", "pa:ss")
+    );
+    assert_eq!(
+        format!("{credentials:?}"),
+        "Credentials { user: \"robot\", password: *** }"
+    );
+    for bad in ["robot", ":pw", "robot:", ""] {
+        assert_eq!(Credentials::parse(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn an_auth_dir_is_private_and_removed_after_use() {
+    use std::os::unix::fs::PermissionsExt;
+    let credentials = Credentials::parse("robot:pw-1").unwrap();
+    let auth = crate::auth::AuthDir::create("127.0.0.1:5056", &credentials).unwrap();
+    let dir = auth.dir().to_owned();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&auth.file()), 0o600);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(auth.file()).unwrap()).unwrap();
+    // base64("robot:pw-1")
+    assert_eq!(
+        config["auths"]["127.0.0.1:5056"]["auth"],
+        "cm9ib3Q6cHctMQ=="
+    );
+    drop(auth);
+    assert!(!dir.exists());
 }

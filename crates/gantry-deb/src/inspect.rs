@@ -86,8 +86,8 @@ pub fn inspect(what: &str, bytes: &[u8]) -> Result<Package, DebError> {
 
     let control_tar = decompress(&control_member.name, control_member.data).map_err(&corrupt)?;
     let control_text = find_control(&control_tar).map_err(&corrupt)?;
-    let data_tar = decompress(&data_member.name, data_member.data).map_err(&corrupt)?;
-    check_tar(&data_tar).map_err(|e| corrupt(format!("{}: {e}", data_member.name)))?;
+    check_tar(decompressor(&data_member.name, data_member.data).map_err(&corrupt)?)
+        .map_err(|e| corrupt(format!("{}: {e}", data_member.name)))?;
 
     let mut paragraphs =
         parse_paragraphs(&control_text).map_err(|e| corrupt(format!("control file: {e}")))?;
@@ -114,33 +114,88 @@ pub fn inspect(what: &str, bytes: &[u8]) -> Result<Package, DebError> {
     validate_name(&name)?;
     let version = Version::parse(&version)?;
     validate_architecture(&architecture)?;
+    let digests = Digests::of(bytes);
     Ok(Package {
         name,
         version,
         architecture,
         size: bytes.len() as u64,
-        md5: hex::encode(Md5::digest(bytes)),
-        sha1: hex::encode(Sha1::digest(bytes)),
-        sha256: hex::encode(Sha256::digest(bytes)),
-        sha512: hex::encode(Sha512::digest(bytes)),
+        md5: digests.md5,
+        sha1: digests.sha1,
+        sha256: digests.sha256,
+        sha512: digests.sha512,
         control,
     })
 }
 
+/// The four digests an APT index lists for a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digests {
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub sha512: String,
+}
+
+impl Digests {
+    /// All four in one pass over `bytes`, a cache-sized block at a time,
+    /// so that a large file is read from memory once rather than four times.
+    pub fn of(bytes: &[u8]) -> Digests {
+        let mut hasher = Hasher::default();
+        for block in bytes.chunks(64 << 10) {
+            hasher.update(block);
+        }
+        hasher.finish()
+    }
+}
+
+/// [`Digests`] of data that arrives in pieces.
+#[derive(Clone, Default)]
+pub struct Hasher {
+    md5: Md5,
+    sha1: Sha1,
+    sha256: Sha256,
+    sha512: Sha512,
+}
+
+impl Hasher {
+    pub fn update(&mut self, data: &[u8]) {
+        self.md5.update(data);
+        self.sha1.update(data);
+        self.sha256.update(data);
+        self.sha512.update(data);
+    }
+
+    pub fn finish(self) -> Digests {
+        Digests {
+            md5: hex::encode(self.md5.finalize()),
+            sha1: hex::encode(self.sha1.finalize()),
+            sha256: hex::encode(self.sha256.finalize()),
+            sha512: hex::encode(self.sha512.finalize()),
+        }
+    }
+}
+
 fn decompress(name: &str, data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    let result = if name.ends_with(".gz") {
-        flate2::read::GzDecoder::new(data).read_to_end(&mut out)
-    } else if name.ends_with(".xz") {
-        liblzma::read::XzDecoder::new(data).read_to_end(&mut out)
-    } else if name.ends_with(".tar") {
-        out.extend_from_slice(data);
-        Ok(data.len())
-    } else {
-        return Err(format!("{name}: unsupported compression"));
-    };
-    result.map_err(|e| format!("{name}: {e}"))?;
+    decompressor(name, data)?
+        .read_to_end(&mut out)
+        .map_err(|e| format!("{name}: {e}"))?;
     Ok(out)
+}
+
+/// A reader of the uncompressed member, so that a large `data.tar` is
+/// checked without being held in memory.
+fn decompressor<'a>(name: &str, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, String> {
+    if name.ends_with(".gz") {
+        Ok(Box::new(flate2::read::GzDecoder::new(data)))
+    } else if name.ends_with(".xz") {
+        Ok(Box::new(liblzma::read::XzDecoder::new(data)))
+    } else if name.ends_with(".tar") {
+        Ok(Box::new(data))
+    } else {
+        Err(format!("{name}: unsupported compression"))
+    }
 }
 
 fn find_control(tar_bytes: &[u8]) -> Result<String, String> {
@@ -163,8 +218,8 @@ fn find_control(tar_bytes: &[u8]) -> Result<String, String> {
 
 /// Reads every entry through, so that a cut or damaged data archive is
 /// found now rather than by `dpkg -i` on a server.
-fn check_tar(tar_bytes: &[u8]) -> Result<(), String> {
-    let mut archive = tar::Archive::new(tar_bytes);
+fn check_tar(tar: impl Read) -> Result<(), String> {
+    let mut archive = tar::Archive::new(tar);
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
         std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| e.to_string())?;

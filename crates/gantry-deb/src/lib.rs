@@ -22,7 +22,7 @@ mod version;
 pub use build::{BuildOptions, Compression, build, build_to_file};
 pub use control::{Control, parse_paragraphs};
 pub use error::DebError;
-pub use inspect::{Package, extract_data, inspect, inspect_file};
+pub use inspect::{Digests, Hasher, Package, extract_data, inspect, inspect_file};
 pub use names::{validate_architecture, validate_name};
 pub use version::{Version, compare_versions};
 

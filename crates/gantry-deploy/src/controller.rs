@@ -80,12 +80,12 @@ impl DeployController {
 
     /// Creates the new group and applies the strategy. On failure the new
     /// group is removed and the older groups are as they were.
-    /// `promote` is notified when a person promotes a paused rollout.
+    /// `people` promote or judge a rollout that waits for them.
     pub async fn deploy(
         &self,
         request: &DeployRequest,
         cancel: &CancellationToken,
-        promote: &tokio::sync::Notify,
+        people: &dyn strategies::People,
         progress: Progress<'_>,
     ) -> Result<ServerGroup, DeployError> {
         if request.spec.command.is_none() && request.spec.image.is_none() {
@@ -111,7 +111,7 @@ impl DeployController {
             request,
             group: group.name.clone(),
             cancel,
-            promote,
+            people,
             progress,
         };
         let result = async {

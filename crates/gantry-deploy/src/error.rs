@@ -11,6 +11,9 @@ pub enum DeployError {
     /// A rollout step failed; what was changed has been undone.
     #[error("{0}")]
     Failed(String),
+    /// A person rejected the rollout at a judgment between its steps.
+    #[error("{0}")]
+    Rejected(String),
     #[error("canceled")]
     Canceled,
 }

@@ -2,27 +2,40 @@
 //! pipeline run at once. A new one beyond the limit stays `pending` (queued) until one ends, or
 //! cancels the oldest running ones (`cancelOlder`).
 //!
-//! "Running" here means driven by this engine. Admission decisions are taken under one lock
-//! (`Inner::admission`), held until the admitted execution's driver is registered, so two
+//! With `queue`, a place is a row of the store's `concurrency_slots`, claimed in a transaction
+//! (`Store::claim_concurrency_slot`): the limit holds across servers sharing a database. A
+//! queued execution starts when a claim succeeds: after an execution of this engine ends, and
+//! every `QUEUE_POLL` while any waits, since another server's execution may have ended.
+//!
+//! `cancelOlder` can only cancel what this engine drives: there, "running" means driven by
+//! this engine, and the limit holds within one server. Admission decisions are taken under one
+//! lock (`Inner::admission`), held until the admitted execution's driver is registered, so two
 //! executions triggered at once cannot both take the last place.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use gantry_config::{OnConflict, Pipeline};
-use gantry_store::{ExecutionRecord, Status};
+use gantry_store::{ExecutionRecord, SlotClaim, Status};
 
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::state::ExecState;
+
+/// How often queued executions look for a free place another server may have left.
+const QUEUE_POLL: Duration = Duration::from_millis(500);
 
 pub(crate) enum Admission {
     Start,
     Queue,
 }
 
-/// Whether the pipeline's spec limits its concurrency.
-pub(crate) fn limited(spec: &serde_json::Value) -> bool {
-    spec.get("concurrency").is_some_and(|c| !c.is_null())
+/// Whether executions beyond the limit wait (`onConflict: queue`, the default).
+pub(crate) fn queues(spec: &serde_json::Value) -> bool {
+    serde_json::from_value::<Pipeline>(spec.clone()).is_ok_and(|p| {
+        p.concurrency
+            .is_some_and(|c| c.on_conflict == OnConflict::Queue)
+    })
 }
 
 impl Engine {
@@ -36,17 +49,25 @@ impl Engine {
         let Some(concurrency) = &pipeline.concurrency else {
             return Ok(Admission::Start);
         };
+        if concurrency.on_conflict == OnConflict::Queue {
+            return match self.claim_slot(pipeline, id).await? {
+                SlotClaim::Claimed => Ok(Admission::Start),
+                // Another server sharing the database found it queued and started it.
+                SlotClaim::Held => Ok(Admission::Queue),
+                SlotClaim::Full => {
+                    self.inner.queued.store(true, Ordering::SeqCst);
+                    tracing::info!(execution = %id, pipeline = %pipeline.name, "execution queued");
+                    Ok(Admission::Queue)
+                }
+            };
+        }
         let running = self.running_of(&pipeline.name, id).await?;
         let limit = concurrency.limit.max(1) as usize;
         if running.len() < limit {
             return Ok(Admission::Start);
         }
         match concurrency.on_conflict {
-            OnConflict::Queue => {
-                self.inner.queued.store(true, Ordering::SeqCst);
-                tracing::info!(execution = %id, pipeline = %pipeline.name, running = running.len(), "execution queued");
-                Ok(Admission::Queue)
-            }
+            OnConflict::Queue => Ok(Admission::Queue),
             OnConflict::CancelOlder => {
                 for older in &running[..running.len() + 1 - limit] {
                     tracing::info!(execution = %older.id, newer = %id, "canceling an older execution (concurrency)");
@@ -79,20 +100,25 @@ impl Engine {
         };
         let mut queued: Vec<&ExecutionRecord> = active
             .iter()
-            .filter(|e| e.status == Status::Pending && !self.is_driven(&e.id) && limited(&e.spec))
+            .filter(|e| e.status == Status::Pending && !self.is_driven(&e.id) && queues(&e.spec))
             .collect();
         queued.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         for exec in queued {
             let Ok(pipeline) = serde_json::from_value::<Pipeline>(exec.spec.clone()) else {
                 continue;
             };
-            let limit = pipeline.concurrency.as_ref().map_or(1, |c| c.limit.max(1)) as usize;
-            let running = active
-                .iter()
-                .filter(|e| e.pipeline == exec.pipeline && self.is_driven(&e.id))
-                .count();
-            if running >= limit {
-                // Still waiting: look again when the next execution ends.
+            // Only the server whose claim succeeds starts it: another that sees it queued
+            // finds the slot held (`Held`) and leaves it.
+            let turn = match self.claim_slot(&pipeline, &exec.id).await {
+                Ok(SlotClaim::Claimed) => true,
+                Ok(SlotClaim::Held | SlotClaim::Full) => false,
+                Err(error) => {
+                    tracing::error!(execution = %exec.id, %error, "cannot claim a concurrency slot");
+                    false
+                }
+            };
+            if !turn {
+                // Still waiting: look again when an execution ends, or at the next poll.
                 self.inner.queued.store(true, Ordering::SeqCst);
                 continue;
             }
@@ -105,6 +131,37 @@ impl Engine {
                     tracing::error!(execution = %exec.id, %error, "cannot start a queued execution")
                 }
             }
+        }
+    }
+
+    /// Claims a place for `id` among its pipeline's `limit` slots.
+    async fn claim_slot(&self, pipeline: &Pipeline, id: &str) -> Result<SlotClaim, EngineError> {
+        let limit = pipeline.concurrency.as_ref().map_or(1, |c| c.limit.max(1));
+        Ok(self
+            .inner
+            .store
+            .claim_concurrency_slot(&pipeline.name, limit, id, crate::clock::now())
+            .await?)
+    }
+
+    /// Whether a pending execution found at start-up was admitted before the restart (it
+    /// holds its slot) and is to be resumed rather than left queued.
+    pub(crate) async fn was_admitted(&self, exec: &ExecutionRecord) -> bool {
+        matches!(
+            self.inner.store.holds_concurrency_slot(&exec.id).await,
+            Ok(true)
+        )
+    }
+
+    /// While executions are queued, looks for a place every `QUEUE_POLL` (another server's
+    /// execution may have ended), until shutdown.
+    pub(crate) async fn poll_queue(self) {
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(QUEUE_POLL) => {}
+            }
+            self.start_queued().await;
         }
     }
 

@@ -52,8 +52,10 @@ impl StageSignal {
     /// Whether a stage of this type, in this status, takes this signal.
     fn accepted_by(&self, stage: &Stage, status: Status) -> bool {
         match self {
+            // A deploy waits for one between the steps of a rolling rollout.
             StageSignal::Judgment(_) => {
-                stage.kind.type_name() == "manualJudgment" && status == Status::Waiting
+                matches!(stage.kind.type_name(), "manualJudgment" | "deploy")
+                    && status == Status::Waiting
             }
             // A deploy takes a skip as the promotion of a paused rollout.
             StageSignal::Skip => {

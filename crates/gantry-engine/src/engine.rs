@@ -55,6 +55,11 @@ pub struct RunRequest {
     /// What started it; `{"type": "manual", "user": NAME}` for a person.
     #[serde(default)]
     pub trigger: serde_json::Value,
+    /// What this execution runs instead of the applied pipeline (a trigger's `config:` file,
+    /// read at the pushed commit): copied into the execution like the applied spec would be.
+    /// Never read from a request body: only code that validated it may set it.
+    #[serde(skip)]
+    pub spec: Option<Pipeline>,
 }
 
 /// A person's decision on a `manualJudgment` stage.
@@ -123,7 +128,8 @@ impl Engine {
             // A queued execution (pending, of a pipeline with `concurrency`)
             // waits for its turn: `start_queued` below decides.
             if exec.status == gantry_store::Status::Pending
-                && crate::concurrency::limited(&exec.spec)
+                && crate::concurrency::queues(&exec.spec)
+                && !engine.was_admitted(&exec).await
             {
                 continue;
             }
@@ -137,6 +143,7 @@ impl Engine {
             }
         }
         engine.start_queued().await;
+        engine.inner.tasks.spawn(engine.clone().poll_queue());
         Ok(engine)
     }
 
@@ -152,6 +159,11 @@ impl Engine {
     /// The hosted git repositories.
     pub fn git(&self) -> &gantry_git::Repositories {
         &self.inner.config.git
+    }
+
+    /// The server's data directory (`EngineConfig::data_dir`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.config.data_dir
     }
 
     /// The deploy controller, when the server has one.
@@ -187,12 +199,23 @@ impl Engine {
                 kind: "pipeline",
                 id: request.pipeline.clone(),
             })?;
-        let pipeline: Pipeline = serde_json::from_value(record.spec.clone()).map_err(|e| {
-            EngineError::Invalid(format!(
-                "pipeline {:?}: stored spec is unreadable: {e}",
-                request.pipeline
-            ))
-        })?;
+        let (pipeline, spec) = match request.spec {
+            Some(pipeline) => {
+                let spec = serde_json::to_value(&pipeline).map_err(|e| {
+                    EngineError::Invalid(format!("pipeline {:?}: {e}", request.pipeline))
+                })?;
+                (pipeline, spec)
+            }
+            None => {
+                let pipeline = serde_json::from_value(record.spec.clone()).map_err(|e| {
+                    EngineError::Invalid(format!(
+                        "pipeline {:?}: stored spec is unreadable: {e}",
+                        request.pipeline
+                    ))
+                })?;
+                (pipeline, record.spec)
+            }
+        };
         let parameters = resolve_parameters(&pipeline, &request.parameters)?;
         let trigger = match request.trigger {
             serde_json::Value::Null => serde_json::json!({ "type": "manual" }),
@@ -200,8 +223,8 @@ impl Engine {
         };
         let new = NewExecution {
             id: uuid::Uuid::now_v7().to_string(),
-            pipeline: pipeline.name.clone(),
-            spec: record.spec,
+            pipeline: record.name,
+            spec,
             parameters: serde_json::to_value(parameters).unwrap_or_default(),
             trigger,
             parent,

@@ -118,10 +118,13 @@ async fn store_batch(
     }
 }
 
-/// Replaces secret values with `***` in everything a stage logs.
+/// Replaces secret values with `***` in everything a stage logs. Clones
+/// share their values: one execution's stages all hold its masker, so a
+/// value one stage learns of ([`Masker::add`]) is masked in every stage's
+/// log from then on.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Masker {
-    secrets: Arc<Vec<String>>,
+    secrets: Arc<std::sync::RwLock<Arc<Vec<String>>>>,
 }
 
 impl Masker {
@@ -129,27 +132,39 @@ impl Masker {
     /// (and a secret that short is not a secret worth the name).
     const MIN_SECRET_LEN: usize = 3;
 
+    #[cfg(test)]
     pub(crate) fn new(secrets: impl IntoIterator<Item = String>) -> Masker {
-        let mut secrets: Vec<String> = secrets
+        let masker = Masker::default();
+        masker.add(secrets);
+        masker
+    }
+
+    /// Masks `more` too, in this masker and every clone of it.
+    pub(crate) fn add(&self, more: impl IntoIterator<Item = String>) {
+        let more: Vec<String> = more
             .into_iter()
             .filter(|s| s.len() >= Self::MIN_SECRET_LEN)
             .collect();
-        // Longest first, so that a secret containing another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Masker {
-            secrets: Arc::new(secrets),
+        let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        if more.iter().all(|s| secrets.contains(s)) {
+            return;
         }
-    }
-
-    /// This masker and more values.
-    pub(crate) fn with(&self, more: impl IntoIterator<Item = String>) -> Masker {
-        Masker::new(self.secrets.iter().cloned().chain(more))
+        let mut all: Vec<String> = secrets.iter().cloned().chain(more).collect();
+        // Longest first, so that a secret containing another is masked whole.
+        all.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        all.dedup();
+        *secrets = Arc::new(all);
     }
 
     pub(crate) fn mask(&self, text: &str) -> String {
+        // A snapshot: the lock is not held while replacing.
+        let secrets = self
+            .secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut text = text.to_owned();
-        for secret in self.secrets.iter() {
+        for secret in secrets.iter() {
             if text.contains(secret.as_str()) {
                 text = text.replace(secret.as_str(), "***");
             }

@@ -81,6 +81,9 @@ impl ExecState {
 /// One execution: its id and its state behind the lock.
 pub(crate) struct Execution {
     pub(crate) id: String,
+    /// Every secret value this execution's logs mask, shared by the logs of
+    /// all its stages (see `stages::context`).
+    pub(crate) masker: crate::logs::Masker,
     state: Mutex<ExecState>,
     store: Store,
     events: broadcast::Sender<Event>,
@@ -110,6 +113,7 @@ impl Execution {
     ) -> Arc<Execution> {
         Arc::new(Execution {
             id: state.exec.id.clone(),
+            masker: crate::logs::Masker::default(),
             state: Mutex::new(state),
             store,
             events,

@@ -1,7 +1,13 @@
 //! An execution's workspace starts as a checkout of the commit that triggered it. Done once,
 //! by the driver, before the first stage starts; an execution with no commit in its trigger
 //! (a manual run, a cron) starts with an empty workspace as before.
+//!
+//! A trigger whose pipeline file (`config:`) could not be read at its commit records why in
+//! `trigger.configError`; such an execution fails here, before any stage, with that reason.
+//! The reason travels in the trigger, which is stored with the execution, so a restart
+//! between creating the execution and failing it fails it all the same.
 
+use gantry_git::{Credentials, Remote};
 use gantry_store::Status;
 use serde_json::Value;
 
@@ -15,11 +21,14 @@ pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<()
         let untouched = state.stages.iter().all(|s| s.status == Status::Pending);
         (state.exec.trigger.clone(), untouched)
     };
+    if let Some(error) = trigger.get("configError").and_then(Value::as_str) {
+        return Err(error.to_owned());
+    }
     // Once a stage has run, the workspace is its to change: a resumed execution keeps it.
     if !untouched {
         return Ok(());
     }
-    let Some((source, commit)) = source_of(engine, &trigger)? else {
+    let Some((source, commit)) = source_of(engine, &trigger).await? else {
         return Ok(());
     };
     let dest = engine
@@ -37,8 +46,9 @@ pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<()
 }
 
 /// Where to clone from and which commit, when the trigger names one: a hosted repository
-/// by name (unless the push came from outside, with a `url`), else the `url`.
-fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(String, String)>, String> {
+/// by name (unless the push came from outside, with a `url`, and the secret-store name of its
+/// `credentials`), else the `url`.
+async fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(Remote, String)>, String> {
     let field = |name: &str| {
         trigger
             .get(name)
@@ -49,7 +59,12 @@ fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(String, String)
         return Ok(None);
     };
     if let Some(url) = field("url") {
-        return Ok(Some((url.to_owned(), commit.to_owned())));
+        let credentials = match field("credentials") {
+            Some(name) => Some(credentials(engine, name).await?),
+            None => None,
+        };
+        let remote = Remote::new(url).with_credentials(credentials);
+        return Ok(Some((remote, commit.to_owned())));
     }
     let Some(name) = field("repository") else {
         return Ok(None);
@@ -59,7 +74,24 @@ fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(String, String)
         .existing(name)
         .map_err(|e| format!("cannot check out the triggering commit: {e}"))?;
     Ok(Some((
-        path.to_string_lossy().into_owned(),
+        Remote::new(path.to_string_lossy()),
         commit.to_owned(),
     )))
+}
+
+/// The credentials a secret holds (`user:password`, or a token).
+async fn credentials(engine: &Engine, name: &str) -> Result<Credentials, String> {
+    let missing = || {
+        format!(
+            "cannot check out the triggering commit: credentials secret {name:?} does not exist"
+        )
+    };
+    let store = engine.secrets().ok_or_else(missing)?;
+    match store.get(name).await {
+        Ok(Some(value)) => Ok(Credentials::from_secret(&value)),
+        Ok(None) => Err(missing()),
+        Err(error) => Err(format!(
+            "cannot check out the triggering commit: credentials secret {name:?}: {error}"
+        )),
+    }
 }

@@ -7,6 +7,8 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+use crate::remote::Remote;
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("cannot run git: {0}")]
@@ -37,6 +39,25 @@ pub(crate) fn git(dir: Option<&Path>) -> Command {
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command
+}
+
+/// Runs `git ARGS` in `dir` against `remote`, answering with its credentials if it asks.
+pub(crate) async fn run_remote<I, S>(
+    dir: Option<&Path>,
+    remote: &Remote,
+    args: I,
+    what: &str,
+) -> Result<String, GitError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = git(dir);
+    if let Some(credentials) = &remote.credentials {
+        credentials.apply(&mut command);
+    }
+    command.args(args);
+    output(command, what).await
 }
 
 /// Runs `git ARGS` in `dir`; its standard output on success.

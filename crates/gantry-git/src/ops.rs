@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::command::{self, GitError};
+use crate::remote::Remote;
 
 /// One ref of a remote, as `ls-remote` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,9 +22,11 @@ pub struct CommitInfo {
 }
 
 /// The branches and tags of a remote (peeled: an annotated tag lists the commit it tags).
-pub async fn ls_remote(source: &str) -> Result<Vec<RemoteRef>, GitError> {
-    let out = command::run(
+pub async fn ls_remote(remote: &Remote) -> Result<Vec<RemoteRef>, GitError> {
+    let source = remote.url.as_str();
+    let out = command::run_remote(
         None,
+        remote,
         ["ls-remote", "--heads", "--tags", "--", source],
         &format!("git ls-remote {source}"),
     )
@@ -98,18 +101,10 @@ pub async fn changed_files(repo: &Path, old: &str, new: &str) -> Result<Vec<Stri
 
 /// Makes `dest` a checkout of `commit` from `source`. Idempotent: a `dest` that already holds
 /// a clone (a resumed execution) is only checked out again.
-pub async fn checkout(source: &str, commit: &str, dest: &Path) -> Result<(), GitError> {
+pub async fn checkout(remote: &Remote, commit: &str, dest: &Path) -> Result<(), GitError> {
     check_revision(commit)?;
     if !dest.join(".git").exists() {
-        tokio::fs::create_dir_all(dest)
-            .await
-            .map_err(GitError::Spawn)?;
-        command::run(
-            Some(dest),
-            ["clone", "--quiet", "--no-checkout", "--", source, "."],
-            &format!("cloning {source}"),
-        )
-        .await?;
+        clone_into(remote, dest).await?;
     }
     command::run(
         Some(dest),
@@ -175,22 +170,14 @@ pub async fn tags_at(repo: &Path, prefix: &str) -> Result<Vec<String>, GitError>
 
 /// Makes `dest` a fresh clone of `source` with `branch` checked out; a branch the remote does
 /// not have yet starts empty (an orphan). Returns whether the branch existed.
-pub async fn clone_branch(source: &str, branch: &str, dest: &Path) -> Result<bool, GitError> {
+pub async fn clone_branch(remote: &Remote, branch: &str, dest: &Path) -> Result<bool, GitError> {
     check_revision(branch)?;
     if dest.exists() {
         tokio::fs::remove_dir_all(dest)
             .await
             .map_err(GitError::Spawn)?;
     }
-    tokio::fs::create_dir_all(dest)
-        .await
-        .map_err(GitError::Spawn)?;
-    command::run(
-        Some(dest),
-        ["clone", "--quiet", "--no-checkout", "--", source, "."],
-        &format!("cloning {source}"),
-    )
-    .await?;
+    clone_into(remote, dest).await?;
     let remote_branch = format!("refs/remotes/origin/{branch}");
     let exists = command::run(
         Some(dest),
@@ -215,6 +202,22 @@ pub async fn clone_branch(source: &str, branch: &str, dest: &Path) -> Result<boo
         .await?;
     }
     Ok(exists)
+}
+
+/// Clones `remote` into `dest` (created if missing) without checking anything out.
+async fn clone_into(remote: &Remote, dest: &Path) -> Result<(), GitError> {
+    tokio::fs::create_dir_all(dest)
+        .await
+        .map_err(GitError::Spawn)?;
+    let source = remote.url.as_str();
+    command::run_remote(
+        Some(dest),
+        remote,
+        ["clone", "--quiet", "--no-checkout", "--", source, "."],
+        &format!("cloning {source}"),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Replaces the clone's files by those of `from` (all of them, or only `paths`), so that the
@@ -286,6 +289,83 @@ pub async fn commit_all(workdir: &Path, message: &str) -> Result<Option<String>,
     .await?;
     let head = command::run(Some(workdir), ["rev-parse", "HEAD"], "git rev-parse").await?;
     Ok(Some(head.trim().to_owned()))
+}
+
+/// Pushes `refspec` from the clone `workdir` to `remote`. A refused push fails with git's
+/// answer (the remote's own message included).
+pub async fn push(workdir: &Path, remote: &Remote, refspec: &str) -> Result<(), GitError> {
+    command::run_remote(
+        Some(workdir),
+        remote,
+        ["push", "--quiet", "--porcelain", "--", &remote.url, refspec],
+        &format!("pushing {refspec} to {}", remote.url),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Makes sure the bare repository `cache` (created if missing) holds `commit` of `remote`,
+/// fetching `reference` (where a push reported it), or the commit itself when the ref has
+/// moved on since. Repeated reads of one commit fetch nothing.
+pub async fn fetch_commit(
+    cache: &Path,
+    remote: &Remote,
+    reference: &str,
+    commit: &str,
+) -> Result<(), GitError> {
+    check_revision(commit)?;
+    if !cache.join("HEAD").is_file() {
+        tokio::fs::create_dir_all(cache)
+            .await
+            .map_err(GitError::Spawn)?;
+        command::run(Some(cache), ["init", "--quiet", "--bare"], "git init").await?;
+    }
+    if has_commit(cache, commit).await {
+        return Ok(());
+    }
+    let source = remote.url.as_str();
+    let what = format!("fetching {commit} from {source}");
+    let mut wanted = vec![commit];
+    if !reference.is_empty() && check_revision(reference).is_ok() {
+        wanted.insert(0, reference);
+    }
+    let mut last = None;
+    for want in wanted {
+        let fetched = command::run_remote(
+            Some(cache),
+            remote,
+            [
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--",
+                source,
+                want,
+            ],
+            &what,
+        )
+        .await;
+        match fetched {
+            Ok(_) if has_commit(cache, commit).await => return Ok(()),
+            Ok(_) => {}
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or(GitError::Failed {
+        what,
+        stderr: "the remote does not have it".to_owned(),
+    }))
+}
+
+async fn has_commit(repo: &Path, commit: &str) -> bool {
+    command::run(
+        Some(repo),
+        ["cat-file", "-e", &format!("{commit}^{{commit}}")],
+        "git cat-file",
+    )
+    .await
+    .is_ok()
 }
 
 /// The commit `HEAD` of a clone is at, if any.

@@ -1,6 +1,9 @@
 //! Forwarding one request: pick an instance, send, and on a connection
-//! failure (nothing was sent) eject it and try another. Bodies are read
-//! whole first so that a retry sends exactly the same request.
+//! failure (nothing was sent) eject it and try another. An idempotent
+//! request whose instance failed after it was sent but before any response
+//! header arrived (the instance died or reset the connection) is sent once
+//! more to another instance, as nginx's `proxy_next_upstream error` does.
+//! Bodies are read whole first so that a retry sends exactly the same request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +29,9 @@ pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// Most instances tried for one request.
 const MAX_ATTEMPTS: usize = 3;
+/// Most times one request is sent again after an instance failed with the
+/// request already written to it.
+const MAX_RESENDS: usize = 1;
 
 /// Headers that belong to one connection, never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -123,10 +129,24 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
         .unwrap_or_else(|| "/".to_owned());
     let headers = forwarded_headers(&parts.headers, host.as_deref(), ctx.peer, upgrade);
 
+    // A protocol switch is a conversation with one instance, not a request
+    // to send again.
+    let resendable = is_idempotent(&parts.method) && client_upgrade.is_none();
+    let mut last_failure: Option<String> = None;
+    let mut resent = 0;
     let mut tried: Vec<Arc<Upstream>> = Vec::new();
     loop {
         let Some((group, upstream)) = selection::pick(groups, &ctx.table.cursor, &tried) else {
             return Err(match tried.last() {
+                Some(_) if last_failure.is_some() => ProxyError::new(
+                    Side::Upstream,
+                    false,
+                    format!(
+                        "{}, and no other instance of cluster {:?} is healthy",
+                        last_failure.unwrap_or_default(),
+                        rule.cluster
+                    ),
+                ),
                 Some(last) => ProxyError::new(
                     Side::Upstream,
                     false,
@@ -197,17 +217,45 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                     ));
                 }
                 group.stats.record(latency, true);
-                return Err(ProxyError::new(
-                    Side::Upstream,
-                    false,
-                    format!(
-                        "instance {} failed after the request was sent: {error}",
-                        upstream.id
-                    ),
-                ));
+                // No response header arrived (the request future only
+                // resolves with one), so the client has seen nothing yet.
+                // The instance may have acted on the request: only an
+                // idempotent one can be sent to another instance. The
+                // instance is not ejected here: a keep-alive connection the
+                // instance closed at the wrong moment looks the same, and a
+                // dead instance is ejected by its next refused connect.
+                let failure = format!(
+                    "instance {} failed after the request was sent: {error}",
+                    upstream.id
+                );
+                if resendable && resent < MAX_RESENDS {
+                    resent += 1;
+                    last_failure = Some(failure);
+                    tracing::info!(upstream = %upstream.id, %error, "instance failed before answering, resending");
+                    tried.push(upstream);
+                    continue;
+                }
+                return Err(ProxyError::new(Side::Upstream, false, failure));
             }
         }
     }
+}
+
+/// Methods RFC 9110 (section 9.2.2) defines as idempotent: sending one twice
+/// has the effect of sending it once. nginx's `proxy_next_upstream` retries
+/// the same set; POST, PATCH and unknown methods never are, with or without
+/// a body, since the instance may already have acted on them.
+fn is_idempotent(method: &hyper::Method) -> bool {
+    use hyper::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
 }
 
 fn forwarded_headers(

@@ -1,9 +1,12 @@
 //! Per-server-group counters and latency: totals for `/metrics`, a
 //! histogram for percentiles, and a window of recent samples that canary
-//! analysis compares between groups.
+//! analysis compares between groups. Recording a request takes no lock:
+//! on a machine with more runnable threads than cores, a worker preempted
+//! while holding a lock would stall every other worker recording a request
+//! for a whole time slice, which shows as a latency tail.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,7 +61,7 @@ pub struct GroupStats {
     pub status_5xx: AtomicU64,
     pub connect_errors: AtomicU64,
     buckets: Vec<AtomicU64>,
-    samples: Mutex<VecDeque<Sample>>,
+    samples: SampleRing,
 }
 
 impl Default for GroupStats {
@@ -68,8 +71,59 @@ impl Default for GroupStats {
             status_5xx: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
             buckets: BUCKETS_MICROS.iter().map(|_| AtomicU64::new(0)).collect(),
-            samples: Mutex::new(VecDeque::new()),
+            samples: SampleRing::new(MAX_SAMPLES),
         }
+    }
+}
+
+/// The last samples, each packed in one atomic word and written in turn
+/// without a lock: milliseconds since `base` plus one (0 marks an empty
+/// slot) in the high 36 bits, the latency in microseconds (at most about
+/// 134 s) in the next 27, and the error flag in the lowest bit.
+#[derive(Debug)]
+struct SampleRing {
+    base: Instant,
+    next: AtomicUsize,
+    slots: Box<[AtomicU64]>,
+}
+
+const MICROS_BITS: u32 = 27;
+
+impl SampleRing {
+    fn new(size: usize) -> SampleRing {
+        SampleRing {
+            base: Instant::now(),
+            next: AtomicUsize::new(0),
+            slots: (0..size).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn push(&self, at: Instant, micros: u64, error: bool) {
+        let millis = at.saturating_duration_since(self.base).as_millis() as u64 + 1;
+        let micros = micros.min((1 << MICROS_BITS) - 1);
+        let word = (millis << (MICROS_BITS + 1)) | (micros << 1) | u64::from(error);
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        self.slots[index].store(word, Ordering::Relaxed);
+    }
+
+    /// The samples taken at or after `since` (in no particular order).
+    fn since(&self, since: Option<Instant>) -> Vec<Sample> {
+        let from = since.map_or(0, |s| {
+            s.saturating_duration_since(self.base).as_millis() as u64
+        });
+        self.slots
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|word| *word != 0)
+            .filter_map(|word| {
+                let millis = (word >> (MICROS_BITS + 1)) - 1;
+                (millis >= from).then(|| Sample {
+                    at: self.base + Duration::from_millis(millis),
+                    micros: (word >> 1) & ((1 << MICROS_BITS) - 1),
+                    error: word & 1 == 1,
+                })
+            })
+            .collect()
     }
 }
 
@@ -99,30 +153,16 @@ impl GroupStats {
             .position(|b| micros <= *b)
             .unwrap_or(0);
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-        if samples.len() == MAX_SAMPLES {
-            samples.pop_front();
-        }
-        samples.push_back(Sample {
-            at: Instant::now(),
-            micros,
-            error,
-        });
+        self.samples.push(Instant::now(), micros, error);
     }
 
     pub(crate) fn record_connect_error(&self) {
         self.connect_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Samples taken within the last `window`.
+    /// Samples taken within the last `window`, in no particular order.
     pub fn samples_since(&self, window: Duration) -> Vec<Sample> {
-        let since = Instant::now().checked_sub(window);
-        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-        samples
-            .iter()
-            .filter(|s| since.is_none_or(|since| s.at >= since))
-            .copied()
-            .collect()
+        self.samples.since(Instant::now().checked_sub(window))
     }
 
     pub fn snapshot(&self) -> GroupStatsSnapshot {

@@ -13,6 +13,16 @@ const KEY_LEN: usize = 32;
 
 /// Reads the key in `dir`, creating it when there is none.
 pub(crate) fn load_or_create(dir: &Path) -> Result<ChaCha20Poly1305, SecretError> {
+    load(dir, true)
+}
+
+/// Reads the key in `dir`, which must exist (for a reader of another
+/// process's store, such as `gantry build`, which must never make a key).
+pub(crate) fn load_existing(dir: &Path) -> Result<ChaCha20Poly1305, SecretError> {
+    load(dir, false)
+}
+
+fn load(dir: &Path, create: bool) -> Result<ChaCha20Poly1305, SecretError> {
     let path = dir.join(KEY_FILE);
     let key_error = |message: String| SecretError::Key {
         path: path.display().to_string(),
@@ -38,6 +48,9 @@ pub(crate) fn load_or_create(dir: &Path) -> Result<ChaCha20Poly1305, SecretError
             }
             Ok(ChaCha20Poly1305::new(Key::from_slice(&bytes)))
         }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !create => Err(key_error(
+            "does not exist (is this a server's data directory?)".to_owned(),
+        )),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let key = ChaCha20Poly1305::generate_key(&mut rand::rngs::OsRng);
             // create_new: two servers starting on one data dir must not

@@ -6,7 +6,7 @@
 mod key;
 mod store;
 
-pub use store::{SecretError, SecretInfo, SecretStore};
+pub use store::{RESERVED_PREFIX, SecretError, SecretInfo, SecretStore};
 
 #[cfg(test)]
 mod tests;

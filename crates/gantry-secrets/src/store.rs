@@ -11,6 +11,10 @@ use thiserror::Error;
 const NONCE_LEN: usize = 12;
 /// Secrets are tokens, passwords and keys, not files.
 const MAX_VALUE: usize = 64 * 1024;
+/// Names the server keeps for itself (the APT signing key's passphrase, …):
+/// not listed, and out of reach of people and pipelines, who could otherwise
+/// read them through a step's `secretEnv` or break signing by deleting them.
+pub const RESERVED_PREFIX: &str = "_gantry.";
 
 #[derive(Debug, Error)]
 pub enum SecretError {
@@ -20,6 +24,8 @@ pub enum SecretError {
         "invalid secret name {0:?}: use letters, digits, '_', '-' and '.', starting with a letter or '_' (at most 128)"
     )]
     BadName(String),
+    #[error("secret name {0:?} is reserved: names starting with \"_gantry.\" are the server's own")]
+    Reserved(String),
     #[error("secret {0:?} is too large (more than 64 KiB)")]
     TooLarge(String),
     #[error("secret {0:?} is empty")]
@@ -61,7 +67,29 @@ impl SecretStore {
         })
     }
 
+    /// Opens the store of an existing server (its database and the key in
+    /// its `data_dir`) without ever creating a key: a missing one is an
+    /// error.
+    pub fn open_existing(store: Store, data_dir: &Path) -> Result<SecretStore, SecretError> {
+        Ok(SecretStore {
+            store,
+            cipher: Arc::new(crate::key::load_existing(data_dir)?),
+        })
+    }
+
+    /// Sets a secret of a person or a pipeline; reserved names are refused.
     pub async fn set(&self, name: &str, value: &str, now: i64) -> Result<(), SecretError> {
+        check_user_name(name)?;
+        self.put(name, value, now).await
+    }
+
+    /// Sets one of the server's own secrets (a name under [`RESERVED_PREFIX`]).
+    pub async fn set_own(&self, name: &str, value: &str, now: i64) -> Result<(), SecretError> {
+        check_own_name(name)?;
+        self.put(name, value, now).await
+    }
+
+    async fn put(&self, name: &str, value: &str, now: i64) -> Result<(), SecretError> {
         check_name(name)?;
         if value.is_empty() {
             return Err(SecretError::Empty(name.to_owned()));
@@ -83,20 +111,34 @@ impl SecretStore {
         Ok(())
     }
 
-    /// The value, or `None` if there is no such secret.
+    /// The value, or `None` if there is no such secret; reserved names are
+    /// refused.
     pub async fn get(&self, name: &str) -> Result<Option<String>, SecretError> {
+        check_user_name(name)?;
+        self.read(name).await
+    }
+
+    /// One of the server's own secrets (a name under [`RESERVED_PREFIX`]).
+    pub async fn get_own(&self, name: &str) -> Result<Option<String>, SecretError> {
+        check_own_name(name)?;
+        self.read(name).await
+    }
+
+    async fn read(&self, name: &str) -> Result<Option<String>, SecretError> {
         let Some(record) = self.store.secret(name).await? else {
             return Ok(None);
         };
         self.open_value(name, &record.sealed).map(Some)
     }
 
+    /// The secrets of people and pipelines (not the server's own).
     pub async fn list(&self) -> Result<Vec<SecretInfo>, SecretError> {
         Ok(self
             .store
             .secrets()
             .await?
             .into_iter()
+            .filter(|r| !r.name.starts_with(RESERVED_PREFIX))
             .map(|r| SecretInfo {
                 name: r.name,
                 created_at: r.created_at,
@@ -105,8 +147,9 @@ impl SecretStore {
             .collect())
     }
 
-    /// false if there was no such secret.
+    /// false if there was no such secret; reserved names are refused.
     pub async fn delete(&self, name: &str) -> Result<bool, SecretError> {
+        check_user_name(name)?;
         Ok(self.store.delete_secret(name).await?)
     }
 
@@ -149,6 +192,21 @@ impl SecretStore {
             .map_err(|_| undecryptable())?;
         String::from_utf8(plain).map_err(|_| undecryptable())
     }
+}
+
+fn check_user_name(name: &str) -> Result<(), SecretError> {
+    if name.starts_with(RESERVED_PREFIX) {
+        return Err(SecretError::Reserved(name.to_owned()));
+    }
+    Ok(())
+}
+
+fn check_own_name(name: &str) -> Result<(), SecretError> {
+    debug_assert!(
+        name.starts_with(RESERVED_PREFIX),
+        "the server's own secret {name:?} must start with {RESERVED_PREFIX:?}"
+    );
+    check_name(name)
 }
 
 fn check_name(name: &str) -> Result<(), SecretError> {

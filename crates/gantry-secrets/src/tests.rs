@@ -100,3 +100,59 @@ async fn bad_names_values_and_key_files_are_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn another_process_reads_a_servers_store_but_never_makes_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, secrets) = open(dir.path()).await;
+    secrets.set("REGISTRY", "user:pw-123", 1).await.unwrap();
+    let reader = SecretStore::open_existing(store.clone(), dir.path()).unwrap();
+    assert_eq!(
+        reader.get("REGISTRY").await.unwrap().as_deref(),
+        Some("user:pw-123")
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let error = SecretStore::open_existing(store, empty.path()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "secret key file {}: does not exist (is this a server's data directory?)",
+            empty.path().join("secrets.key").display()
+        )
+    );
+    assert!(!empty.path().join("secrets.key").exists());
+}
+
+#[tokio::test]
+async fn the_servers_own_secrets_are_out_of_reach_of_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, secrets) = open(dir.path()).await;
+    secrets
+        .set_own("_gantry.signing", "passphrase", 1)
+        .await
+        .unwrap();
+    secrets.set("DEPLOY_TOKEN", "token", 1).await.unwrap();
+
+    let names: Vec<String> = secrets
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["DEPLOY_TOKEN"]);
+    let reserved = "secret name \"_gantry.signing\" is reserved: names starting with \"_gantry.\" are the server's own";
+    for error in [
+        secrets.get("_gantry.signing").await.unwrap_err(),
+        secrets.set("_gantry.signing", "mine", 2).await.unwrap_err(),
+        secrets.delete("_gantry.signing").await.unwrap_err(),
+    ] {
+        assert!(matches!(error, SecretError::Reserved(_)), "{error:?}");
+        assert_eq!(error.to_string(), reserved);
+    }
+    assert_eq!(
+        secrets.get_own("_gantry.signing").await.unwrap().as_deref(),
+        Some("passphrase")
+    );
+}

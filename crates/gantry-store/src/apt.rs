@@ -23,6 +23,16 @@ pub struct AptPackageRecord {
     pub created_at: Millis,
 }
 
+/// An [`AptPackageRecord`] without its paragraph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptPackageKey {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AptRepoRecord {
     pub name: String,
@@ -52,23 +62,29 @@ const PACKAGE_COLUMNS: &str =
     "p.sha256, p.name, p.version, p.architecture, p.size, p.control, p.created_at";
 
 impl Store {
-    /// Records packages; ones already known (same SHA-256) are left as they are.
-    pub async fn add_apt_packages(&self, packages: &[AptPackageRecord]) -> Result<(), StoreError> {
+    /// Records packages; ones already known (same SHA-256) are left as they
+    /// are. Rows go in multi-row statements: one round trip per
+    /// [`ROWS_PER_STATEMENT`] packages, all in one transaction.
+    pub async fn add_apt_packages(&self, packages: &[&AptPackageRecord]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        for package in packages {
-            sqlx::query(
+        for chunk in packages.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
                 "INSERT INTO apt_packages (sha256, name, version, architecture, size, control, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sha256) DO NOTHING",
-            )
-            .bind(&package.sha256)
-            .bind(&package.name)
-            .bind(&package.version)
-            .bind(&package.architecture)
-            .bind(package.size)
-            .bind(&package.control)
-            .bind(package.created_at)
-            .execute(&mut *tx)
-            .await?;
+                 VALUES {} ON CONFLICT (sha256) DO NOTHING",
+                placeholders(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(&sql);
+            for package in chunk {
+                query = query
+                    .bind(&package.sha256)
+                    .bind(&package.name)
+                    .bind(&package.version)
+                    .bind(&package.architecture)
+                    .bind(package.size)
+                    .bind(&package.control)
+                    .bind(package.created_at);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -138,6 +154,35 @@ impl Store {
         rows.iter().map(package_from_row).collect()
     }
 
+    /// What identifies each package of a repository, without its
+    /// paragraph: cheaper than [`Store::apt_repo_packages`] when only
+    /// collisions are looked for.
+    pub async fn apt_repo_package_keys(
+        &self,
+        repo: &str,
+    ) -> Result<Vec<AptPackageKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.name, p.version, p.architecture, p.sha256, p.size FROM apt_repo_packages r
+             JOIN apt_packages p ON p.sha256 = r.sha256 WHERE r.repo = $1",
+        )
+        .bind(repo)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error("apt_packages"))?;
+        rows.iter()
+            .map(|row| {
+                let row = Row::new(row, "apt_packages");
+                Ok(AptPackageKey {
+                    name: row.get("name")?,
+                    version: row.get("version")?,
+                    architecture: row.get("architecture")?,
+                    sha256: row.get("sha256")?,
+                    size: row.get("size")?,
+                })
+            })
+            .collect()
+    }
+
     /// Adds and removes packages (by SHA-256) of a repository in one
     /// transaction.
     pub async fn change_apt_repo_packages(
@@ -147,22 +192,21 @@ impl Store {
         remove: &[String],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        for sha256 in remove {
-            sqlx::query("DELETE FROM apt_repo_packages WHERE repo = $1 AND sha256 = $2")
-                .bind(repo)
-                .bind(sha256)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in remove.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM apt_repo_packages WHERE repo = $1 AND sha256 IN ({})",
+                (2..chunk.len() + 2)
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(repo);
+            for sha256 in chunk {
+                query = query.bind(sha256);
+            }
+            query.execute(&mut *tx).await?;
         }
-        for sha256 in add {
-            sqlx::query(
-                "INSERT INTO apt_repo_packages (repo, sha256) VALUES ($1, $2) ON CONFLICT (repo, sha256) DO NOTHING",
-            )
-            .bind(repo)
-            .bind(sha256)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_members(&mut tx, "apt_repo_packages", "repo", repo, add).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -183,15 +227,14 @@ impl Store {
         .execute(&mut *tx)
         .await;
         conflict_as(inserted, "snapshot", &snapshot.name)?;
-        for sha256 in packages {
-            sqlx::query(
-                "INSERT INTO apt_snapshot_packages (snapshot, sha256) VALUES ($1, $2) ON CONFLICT (snapshot, sha256) DO NOTHING",
-            )
-            .bind(&snapshot.name)
-            .bind(sha256)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_members(
+            &mut tx,
+            "apt_snapshot_packages",
+            "snapshot",
+            &snapshot.name,
+            packages,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -305,6 +348,52 @@ impl Store {
                 .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's
+/// limits on bound parameters (32,766 and 65,535) at 7 columns a row.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// `($1, $2), ($3, $4), …` for `rows` rows of `columns` parameters.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut text = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            text.push_str(", ");
+        }
+        text.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("${}", row * columns + column + 1));
+        }
+        text.push(')');
+    }
+    text
+}
+
+/// Adds `(owner, sha256)` rows to a membership table (repository or
+/// snapshot contents), skipping ones already there.
+async fn insert_members(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    table: &str,
+    owner_column: &str,
+    owner: &str,
+    hashes: &[String],
+) -> Result<(), StoreError> {
+    for chunk in hashes.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO {table} ({owner_column}, sha256) VALUES {} ON CONFLICT ({owner_column}, sha256) DO NOTHING",
+            placeholders(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for sha256 in chunk {
+            query = query.bind(owner).bind(sha256);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 fn conflict_as(

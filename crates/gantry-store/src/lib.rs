@@ -34,6 +34,7 @@
 
 mod apt;
 mod bakes;
+mod concurrency;
 mod connect;
 mod executions;
 mod git;
@@ -47,8 +48,11 @@ mod stages;
 mod store;
 mod tokens;
 
-pub use apt::{AptPackageRecord, AptPublicationRecord, AptRepoRecord, AptSnapshotRecord};
+pub use apt::{
+    AptPackageKey, AptPackageRecord, AptPublicationRecord, AptRepoRecord, AptSnapshotRecord,
+};
 pub use bakes::BakeRecord;
+pub use concurrency::SlotClaim;
 pub use model::*;
 pub use secrets::SecretRecord;
 pub use store::{Backend, Store, StoreError};

@@ -28,6 +28,11 @@ const SQLITE: Embedded = &[
         include_str!("../migrations/sqlite/0003_steps.sql"),
     ),
     (5, "apt", include_str!("../migrations/sqlite/0005_apt.sql")),
+    (
+        6,
+        "concurrency",
+        include_str!("../migrations/sqlite/0006_concurrency.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -50,6 +55,11 @@ const POSTGRES: Embedded = &[
         5,
         "apt",
         include_str!("../migrations/postgres/0005_apt.sql"),
+    ),
+    (
+        6,
+        "concurrency",
+        include_str!("../migrations/postgres/0006_concurrency.sql"),
     ),
 ];
 

@@ -14,6 +14,9 @@
 //! Environment: `PORT` (required), `VERSION`, `FAIL_HEALTH=1`,
 //! `ERROR_PERCENT`, `DELAY_MS`, `CRASH_AFTER_MS` (exit 3 after that long),
 //! `EXIT_AT_ONCE=1` (exit 2 before listening: a command that fails at once).
+//! A file `crash-loop-N` in the working directory, holding a number of
+//! milliseconds, makes instance N (`GANTRY_INSTANCE`) exit 3 that long after
+//! every start: one instance of a group that keeps failing.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -52,7 +55,10 @@ fn main() {
         delay_ms: AtomicU64::new(env("DELAY_MS").and_then(|v| v.parse().ok()).unwrap_or(0)),
         counter: AtomicU64::new(0),
     });
-    if let Some(ms) = env("CRASH_AFTER_MS").and_then(|v| v.parse::<u64>().ok()) {
+    let crash_loop = env("GANTRY_INSTANCE")
+        .and_then(|n| std::fs::read_to_string(format!("crash-loop-{n}")).ok())
+        .and_then(|ms| ms.trim().parse::<u64>().ok());
+    if let Some(ms) = crash_loop.or_else(|| env("CRASH_AFTER_MS").and_then(|v| v.parse().ok())) {
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(ms));
             eprintln!("gantry-testapp: crashing as told");
@@ -147,13 +153,14 @@ fn serve(stream: TcpStream, behaviour: &Behaviour) {
             behaviour.version,
             if close { "Connection: close\r\n" } else { "" }
         );
-        if writer.write_all(response.as_bytes()).is_err() || close {
-            return;
-        }
+        let written = writer.write_all(response.as_bytes()).is_ok();
         let _ = writer.flush();
         if crash {
             eprintln!("gantry-testapp: crashing as told");
             std::process::exit(3);
+        }
+        if !written || close {
+            return;
         }
     }
 }

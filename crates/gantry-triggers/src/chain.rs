@@ -78,6 +78,7 @@ impl Triggers {
                 pipeline: pipeline.name.clone(),
                 parameters: Default::default(),
                 trigger: serde_json::Value::Object(trigger),
+                spec: None,
             };
             match self.engine.run(request).await {
                 Ok(exec) => {

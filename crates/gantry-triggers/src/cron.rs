@@ -62,6 +62,7 @@ pub(crate) async fn run(triggers: Triggers, shutdown: CancellationToken) {
                         "timeZone": cron.time_zone.as_deref().unwrap_or("UTC"),
                         "scheduledAt": due.to_rfc3339(),
                     }),
+                    spec: None,
                 };
                 match triggers.engine.run(request).await {
                     Ok(exec) => {

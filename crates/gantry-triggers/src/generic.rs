@@ -40,15 +40,20 @@ impl Triggers {
                 "no pipeline has a webhook trigger with source {source:?}"
             )));
         }
-        // Only triggers whose secret the request carries (or that have none) may fire.
-        let authorized: Vec<&(String, WebhookTrigger)> = listening
-            .iter()
-            .filter(|(_, t)| match (&t.secret, &given) {
-                (None, _) => true,
-                (Some(secret), Some(given)) => token_valid(secret, given),
-                (Some(_), None) => false,
-            })
-            .collect();
+        // Only triggers whose secret the request carries (or that have none) may fire. A
+        // `secretFrom` that cannot be read lets nothing through.
+        let mut authorized: Vec<&(String, WebhookTrigger)> = Vec::new();
+        for entry in &listening {
+            let trigger = &entry.1;
+            let open = trigger.secret.is_none() && trigger.secret_from.is_none();
+            let secret = self
+                .webhook_secret(trigger.secret.as_deref(), trigger.secret_from.as_deref())
+                .await;
+            let carried = matches!((&secret, &given), (Some(secret), Some(given)) if token_valid(secret, given));
+            if open || carried {
+                authorized.push(entry);
+            }
+        }
         if authorized.is_empty() {
             return Err(WebhookError::Unauthorized(format!(
                 "webhook source {source:?} needs its secret in X-Gantry-Secret"
@@ -69,6 +74,7 @@ impl Triggers {
                 pipeline: pipeline.clone(),
                 parameters: Default::default(),
                 trigger: json!({"type": "webhook", "source": source, "payload": payload}),
+                spec: None,
             };
             match self.engine.run(request).await {
                 Ok(exec) => delivery.started.push(Started {

@@ -4,6 +4,8 @@
 //!
 //! - `push`: one reported push (from the git server, a webhook or a poller), matched against
 //!   every pipeline's `git` triggers and started once per pipeline and commit.
+//! - `config`: a trigger's `config:`, the pipeline file read from the repository at the
+//!   pushed commit (a `gantry.yaml` or a Cloud Build file).
 //! - `filters`: branch and tag regexes, `includedFiles`/`ignoredFiles` globs (Cloud Build's
 //!   semantics, see `glob`).
 //! - `github`, `gitlab`, `generic`: verifying and reading webhook deliveries.
@@ -14,6 +16,7 @@
 //! - `listing`: what watches what, for `GET /api/v1/triggers`.
 
 mod chain;
+mod config;
 mod cron;
 mod error;
 mod filters;
@@ -60,6 +63,46 @@ impl Triggers {
         tokio::spawn(push::follow_local_pushes(self.clone(), shutdown.clone()));
         tokio::spawn(poll::run(self.clone(), shutdown.clone()));
         tokio::spawn(cron::run(self.clone(), shutdown));
+    }
+
+    /// The credentials the secret-store secret `name` holds (`user:password`, or a token).
+    async fn credentials(&self, name: &str) -> Result<gantry_git::Credentials, String> {
+        let value = self
+            .secret(name)
+            .await?
+            .ok_or_else(|| format!("credentials secret {name:?} does not exist"))?;
+        Ok(gantry_git::Credentials::from_secret(&value))
+    }
+
+    /// A trigger's webhook secret: the value in the file (`secret`), or the secret store's
+    /// (`secretFrom`). `None` when it has neither, or its secret cannot be read (then no
+    /// delivery can match it, and the server log says why).
+    async fn webhook_secret(&self, literal: Option<&str>, from: Option<&str>) -> Option<String> {
+        if let Some(literal) = literal {
+            return Some(literal.to_owned());
+        }
+        let name = from?;
+        match self.secret(name).await {
+            Ok(Some(value)) => Some(value),
+            Ok(None) => {
+                tracing::warn!(secret = %name, "a trigger's secretFrom names a secret that does not exist");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(secret = %name, %error, "cannot read a trigger's secret");
+                None
+            }
+        }
+    }
+
+    async fn secret(&self, name: &str) -> Result<Option<String>, String> {
+        let store = self.engine.secrets().ok_or_else(|| {
+            format!("secret {name:?} needs a secret store, which this server lacks")
+        })?;
+        store
+            .get(name)
+            .await
+            .map_err(|e| format!("secret {name:?}: {e}"))
     }
 
     /// Every applied pipeline that reads, with its spec; unreadable specs are skipped (the

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use gantry_config::Trigger;
-use gantry_git::RefUpdate;
+use gantry_git::{RefUpdate, Remote};
 use tokio_util::sync::CancellationToken;
 
 use crate::Triggers;
-use crate::push::{Push, Source, now};
+use crate::push::{Push, Source, now, repository_name};
 
 /// How often the poller looks for triggers that are due.
 const TICK: Duration = Duration::from_millis(500);
@@ -23,30 +23,48 @@ pub(crate) async fn run(triggers: Triggers, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(TICK) => {}
         }
-        // One interval per URL: the shortest any trigger on it asks for.
-        let mut due: HashMap<String, Duration> = HashMap::new();
+        // One interval per URL: the shortest any trigger on it asks for; the credentials of
+        // the first trigger on it that has some.
+        let mut due: HashMap<String, (Duration, Option<String>)> = HashMap::new();
         for pipeline in triggers.pipelines().await {
             for trigger in &pipeline.triggers {
                 if let Trigger::Git(git) = trigger
                     && let (Some(url), Some(every)) = (&git.url, git.poll)
                 {
-                    let entry = due.entry(url.clone()).or_insert(every);
-                    *entry = (*entry).min(every);
+                    let entry = due
+                        .entry(url.clone())
+                        .or_insert((every, git.credentials.clone()));
+                    entry.0 = entry.0.min(every);
+                    if entry.1.is_none() {
+                        entry.1 = git.credentials.clone();
+                    }
                 }
             }
         }
-        for (url, every) in due {
+        for (url, (every, credentials)) in due {
             if last.get(&url).is_some_and(|at| at.elapsed() < every) {
                 continue;
             }
             last.insert(url.clone(), Instant::now());
-            poll_once(&triggers, &url).await;
+            poll_once(&triggers, &url, credentials.as_deref()).await;
         }
     }
 }
 
-async fn poll_once(triggers: &Triggers, url: &str) {
-    let refs = match gantry_git::ls_remote(url).await {
+async fn poll_once(triggers: &Triggers, url: &str, credentials: Option<&str>) {
+    let credentials = match credentials {
+        Some(name) => match triggers.credentials(name).await {
+            Ok(credentials) => Some(credentials),
+            Err(error) => {
+                metrics::counter!("gantry_poll_failures_total").increment(1);
+                tracing::warn!(%url, %error, "polling failed");
+                return;
+            }
+        },
+        None => None,
+    };
+    let remote = Remote::new(url).with_credentials(credentials);
+    let refs = match gantry_git::ls_remote(&remote).await {
         Ok(refs) => refs,
         Err(error) => {
             metrics::counter!("gantry_poll_failures_total").increment(1);
@@ -65,13 +83,7 @@ async fn poll_once(triggers: &Triggers, url: &str) {
             tracing::error!(%url, %error, "cannot record a polled ref");
             continue;
         }
-        let repository = url
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or(url)
-            .trim_end_matches(".git")
-            .to_owned();
+        let repository = repository_name(url);
         let push = Push {
             source: Source::Polled(url.to_owned()),
             repository,

@@ -2,9 +2,9 @@
 //! commit first (the git server, a webhook, a poller) starts the pipeline; the others find the
 //! claim `commit:PIPELINE:SHA` taken.
 
-use gantry_config::{GitTrigger, Trigger};
+use gantry_config::{GitTrigger, Pipeline, Trigger};
 use gantry_engine::RunRequest;
-use gantry_git::RefUpdate;
+use gantry_git::{RefUpdate, Remote};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -58,12 +58,12 @@ impl Triggers {
         let mut started = Vec::new();
         let commit = push.update.new.clone();
         for pipeline in self.pipelines().await {
-            let mut matched = false;
+            let mut matched = None;
             for trigger in &pipeline.triggers {
                 let Trigger::Git(trigger) = trigger else {
                     continue;
                 };
-                if !source_matches(trigger, &push.source)
+                if !self.source_matches(trigger, &push.source).await
                     || !ref_matches(trigger, &push.update.name)
                 {
                     continue;
@@ -72,13 +72,13 @@ impl Triggers {
                     push.changed_files = self.changed_files(&push).await;
                 }
                 if files_match(trigger, push.changed_files.as_deref()) {
-                    matched = true;
+                    matched = Some(trigger);
                     break;
                 }
             }
-            if !matched {
+            let Some(trigger) = matched else {
                 continue;
-            }
+            };
             let key = format!("commit:{}:{commit}", pipeline.name);
             match self
                 .engine
@@ -99,11 +99,7 @@ impl Triggers {
             if push.author.is_none() || push.message.is_none() {
                 self.fill_commit_info(&mut push).await;
             }
-            let request = RunRequest {
-                pipeline: pipeline.name.clone(),
-                parameters: Default::default(),
-                trigger: trigger_json(&push),
-            };
+            let request = self.request(&pipeline, trigger, &push).await;
             match self.engine.run(request).await {
                 Ok(exec) => {
                     tracing::info!(pipeline = %pipeline.name, execution = %exec.id, %commit, ref_name = %push.update.name, via = push.via, "push triggered an execution");
@@ -118,6 +114,33 @@ impl Triggers {
             }
         }
         started
+    }
+
+    /// The execution a push starts through `trigger`: its context, and the pipeline file the
+    /// trigger names read at the commit (or why it cannot run, for the execution to fail with).
+    async fn request(&self, pipeline: &Pipeline, trigger: &GitTrigger, push: &Push) -> RunRequest {
+        let mut context = trigger_json(push);
+        if let Some(name) = &trigger.credentials {
+            // The name only: the workspace checkout reads the value from the store.
+            context["credentials"] = json!(name);
+        }
+        if let Some(config) = &trigger.config {
+            context["config"] = json!(config);
+        }
+        let spec = match self.pipeline_at_commit(pipeline, trigger, push).await {
+            Ok(spec) => spec,
+            Err(reason) => {
+                tracing::warn!(pipeline = %pipeline.name, commit = %push.update.new, %reason, "the trigger's pipeline file cannot run");
+                context["configError"] = json!(reason);
+                None
+            }
+        };
+        RunRequest {
+            pipeline: pipeline.name.clone(),
+            parameters: Default::default(),
+            trigger: context,
+            spec,
+        }
     }
 
     async fn changed_files(&self, push: &Push) -> Option<Vec<String>> {
@@ -148,22 +171,30 @@ fn has_file_filters(trigger: &GitTrigger) -> bool {
     !trigger.included_files.is_empty() || !trigger.ignored_files.is_empty()
 }
 
-fn source_matches(trigger: &GitTrigger, source: &Source) -> bool {
-    match source {
-        Source::Hosted(name) => trigger.repository.as_deref() == Some(name.as_str()),
-        Source::Webhook { urls, secret } => {
-            trigger.secret.as_deref() == Some(secret.as_str())
-                && trigger
+impl Triggers {
+    /// Whether the trigger watches where the push happened; a webhook's push only matches
+    /// triggers on its repository whose secret verified the delivery.
+    async fn source_matches(&self, trigger: &GitTrigger, source: &Source) -> bool {
+        match source {
+            Source::Hosted(name) => trigger.repository.as_deref() == Some(name.as_str()),
+            Source::Webhook { urls, secret } => {
+                let on_repository = trigger
                     .url
                     .as_deref()
-                    .is_some_and(|url| urls.iter().any(|u| same_repository(u, url)))
-        }
-        Source::Polled(url) => {
-            trigger.poll.is_some()
-                && trigger
-                    .url
-                    .as_deref()
-                    .is_some_and(|t| same_repository(t, url))
+                    .is_some_and(|url| urls.iter().any(|u| same_repository(u, url)));
+                on_repository
+                    && self
+                        .webhook_secret(trigger.secret.as_deref(), trigger.secret_from.as_deref())
+                        .await
+                        .is_some_and(|value| &value == secret)
+            }
+            Source::Polled(url) => {
+                trigger.poll.is_some()
+                    && trigger
+                        .url
+                        .as_deref()
+                        .is_some_and(|t| same_repository(t, url))
+            }
         }
     }
 }
@@ -245,13 +276,13 @@ pub(crate) async fn follow_local_pushes(
 }
 
 impl Triggers {
-    /// The trigger of a run by hand on `reference` (a branch or tag) of the repository the
-    /// pipeline's first `git` trigger watches: the same context a push of it would give.
+    /// A run by hand on `reference` (a branch or tag) of the repository the pipeline's first
+    /// `git` trigger watches: the same context (and `config:` file) a push of it would give.
     pub async fn manual_ref(
         &self,
-        pipeline: &gantry_config::Pipeline,
+        pipeline: &Pipeline,
         reference: &str,
-    ) -> Result<Value, String> {
+    ) -> Result<RunRequest, String> {
         let git = pipeline
             .triggers
             .iter()
@@ -265,22 +296,25 @@ impl Triggers {
                     pipeline.name
                 )
             })?;
-        let (source, repository, url) = match (&git.repository, &git.url) {
+        let (remote, repository, url) = match (&git.repository, &git.url) {
             (Some(name), _) => {
                 let path = self.repos.existing(name).map_err(|e| e.to_string())?;
-                (path.to_string_lossy().into_owned(), name.clone(), None)
+                (Remote::new(path.to_string_lossy()), name.clone(), None)
             }
             (None, Some(url)) => {
-                let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
+                let credentials = match &git.credentials {
+                    Some(name) => Some(self.credentials(name).await?),
+                    None => None,
+                };
                 (
-                    url.clone(),
-                    name.trim_end_matches(".git").to_owned(),
+                    Remote::new(url.as_str()).with_credentials(credentials),
+                    repository_name(url),
                     Some(url.clone()),
                 )
             }
             (None, None) => return Err("the git trigger names no repository".to_owned()),
         };
-        let refs = gantry_git::ls_remote(&source)
+        let refs = gantry_git::ls_remote(&remote)
             .await
             .map_err(|e| e.to_string())?;
         let wanted = [
@@ -294,8 +328,12 @@ impl Triggers {
             .ok_or_else(|| {
                 format!("repository {repository:?} has no branch or tag {reference:?}")
             })?;
+        let source = match &url {
+            Some(url) => Source::Polled(url.clone()),
+            None => Source::Hosted(repository.clone()),
+        };
         let mut push = Push {
-            source: Source::Hosted(repository.clone()),
+            source,
             repository,
             url,
             update: RefUpdate {
@@ -313,8 +351,18 @@ impl Triggers {
         if push.url.is_none() {
             self.fill_commit_info(&mut push).await;
         }
-        let mut trigger = trigger_json(&push);
-        trigger["type"] = json!("manual");
-        Ok(trigger)
+        let mut request = self.request(pipeline, git, &push).await;
+        request.trigger["type"] = json!("manual");
+        Ok(request)
     }
+}
+
+/// The last segment of a URL without `.git`: `REPO_NAME` for an external repository.
+pub(crate) fn repository_name(url: &str) -> String {
+    url.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(url)
+        .trim_end_matches(".git")
+        .to_owned()
 }

@@ -6,7 +6,7 @@ use http::HeaderMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::push::{Push, Started, now};
+use crate::push::{Push, Source, Started, now};
 use crate::{Triggers, WebhookError};
 
 /// What a delivery did.
@@ -90,19 +90,128 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// The distinct secrets of `git` triggers on external repositories.
-pub(crate) fn webhook_secrets(pipelines: &[Pipeline]) -> Vec<String> {
-    let mut secrets: Vec<String> = pipelines
+impl Triggers {
+    /// The secret of a `git` trigger on an external repository that verifies a delivery
+    /// (`valid`), or a 401 saying `refusal`.
+    pub(crate) async fn verified_secret(
+        &self,
+        valid: impl Fn(&str) -> bool,
+        refusal: &str,
+    ) -> Result<String, WebhookError> {
+        self.webhook_secrets(&self.pipelines().await)
+            .await
+            .into_iter()
+            .find(|secret| valid(secret))
+            .ok_or_else(|| WebhookError::Unauthorized(refusal.to_owned()))
+    }
+
+    /// The distinct secrets of `git` triggers on external repositories, from the file or
+    /// the secret store.
+    async fn webhook_secrets(&self, pipelines: &[Pipeline]) -> Vec<String> {
+        let mut secrets = Vec::new();
+        for trigger in pipelines.iter().flat_map(|p| &p.triggers) {
+            if let Trigger::Git(git) = trigger
+                && git.url.is_some()
+                && let Some(secret) = self
+                    .webhook_secret(git.secret.as_deref(), git.secret_from.as_deref())
+                    .await
+            {
+                secrets.push(secret);
+            }
+        }
+        secrets.sort();
+        secrets.dedup();
+        secrets
+    }
+}
+
+/// Where a provider's push payload keeps what a `Push` needs. GitHub and GitLab share the
+/// rest: `ref`, `before`, `after`, and `commits[]` with `id`, `message`, `author` and the
+/// files each touched.
+pub(crate) struct PushShape {
+    /// `Push::via`.
+    pub provider: &'static str,
+    /// The repository's object (`repository`, `project`).
+    pub repository: &'static str,
+    /// Its URLs, clone URL first: a trigger's `url` may name any of them.
+    pub urls: &'static [&'static str],
+    /// JSON pointers to the pusher's name, first found wins.
+    pub pushers: &'static [&'static str],
+}
+
+/// Reads a push delivery of a provider; a 400 naming the field that is missing or wrong.
+pub(crate) fn read_push(
+    payload: &Value,
+    shape: &PushShape,
+    secret: String,
+    delivery_id: Option<String>,
+) -> Result<Push, WebhookError> {
+    let reference = str_field(payload, "ref")?;
+    let before = str_field(payload, "before")?;
+    let after = str_field(payload, "after")?;
+    let repo = payload
+        .get(shape.repository)
+        .filter(|r| r.is_object())
+        .ok_or_else(|| {
+            WebhookError::Invalid(format!("payload field {:?} is missing", shape.repository))
+        })?;
+    let urls: Vec<String> = shape
+        .urls
         .iter()
-        .flat_map(|p| &p.triggers)
-        .filter_map(|t| match t {
-            Trigger::Git(git) if git.url.is_some() => git.secret.clone(),
-            _ => None,
-        })
+        .filter_map(|k| repo.get(*k).and_then(Value::as_str).map(str::to_owned))
         .collect();
-    secrets.sort();
-    secrets.dedup();
-    secrets
+    let Some(url) = urls.first().cloned() else {
+        return Err(WebhookError::Invalid(format!(
+            "payload field \"{}.{}\" is missing",
+            shape.repository, shape.urls[0]
+        )));
+    };
+    // GitHub names the pushed commit `head_commit`; GitLab only lists it in `commits`.
+    let head = payload
+        .get("head_commit")
+        .filter(|h| h.is_object())
+        .or_else(|| {
+            payload
+                .get("commits")
+                .and_then(Value::as_array)?
+                .iter()
+                .find(|c| c.get("id").and_then(Value::as_str) == Some(after))
+        });
+    let author = head.and_then(|h| {
+        let a = h.get("author")?;
+        Some(format!(
+            "{} <{}>",
+            a.get("name")?.as_str()?,
+            a.get("email").and_then(Value::as_str).unwrap_or("")
+        ))
+    });
+    Ok(Push {
+        source: Source::Webhook { urls, secret },
+        repository: repo
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        url: Some(url),
+        update: gantry_git::RefUpdate {
+            old: before.to_owned(),
+            new: after.to_owned(),
+            name: reference.to_owned(),
+        },
+        via: shape.provider,
+        pusher: shape
+            .pushers
+            .iter()
+            .find_map(|pointer| payload.pointer(pointer).and_then(Value::as_str))
+            .map(str::to_owned),
+        author,
+        message: head
+            .and_then(|h| h.get("message"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        changed_files: commit_files(payload),
+        delivery_id,
+    })
 }
 
 /// The files the pushed commits touched, from `commits[].added/modified/removed` (GitHub and

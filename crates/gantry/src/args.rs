@@ -33,9 +33,11 @@ pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
     /// Run the data plane (load balancers and instances); `serve` starts it
-    /// and it outlives the server.
-    #[command(hide = true)]
-    Dataplane,
+    /// and it outlives the server. `gantry dataplane stop` stops it gracefully.
+    Dataplane {
+        #[command(subcommand)]
+        command: Option<crate::commands::dataplane::DataplaneCommand>,
+    },
     /// List applications.
     #[command(subcommand)]
     App(crate::commands::deploy::AppCommand),
@@ -90,7 +92,8 @@ pub enum Command {
         #[arg(short = 'f', long)]
         follow: bool,
     },
-    /// Continue a manual judgment.
+    /// Continue a manual judgment (or a rolling deploy waiting for one
+    /// between its steps).
     Approve {
         id: String,
         #[arg(long)]
@@ -99,7 +102,8 @@ pub enum Command {
         #[arg(long)]
         option: Option<String>,
     },
-    /// Stop a manual judgment (the stage fails).
+    /// Stop a manual judgment (the stage fails; a rolling deploy waiting
+    /// for one rolls back).
     Reject {
         id: String,
         #[arg(long)]

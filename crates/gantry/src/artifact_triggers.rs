@@ -10,13 +10,15 @@ use serde_json::json;
 
 pub fn install(apt: &Apt, engine: Engine) {
     let runtime = tokio::runtime::Handle::current();
-    apt.set_landed_hook(std::sync::Arc::new(move |landed: Landed| {
+    // One task per add, however many packages it carries: the pipelines
+    // are read once for all of them.
+    apt.set_landed_hook(std::sync::Arc::new(move |landed: Vec<Landed>| {
         let engine = engine.clone();
         runtime.spawn(async move { fire(&engine, landed).await });
     }));
 }
 
-async fn fire(engine: &Engine, landed: Landed) {
+async fn fire(engine: &Engine, landed: Vec<Landed>) {
     let pipelines: Vec<Pipeline> = match engine.store().pipelines().await {
         Ok(records) => records
             .into_iter()
@@ -27,6 +29,12 @@ async fn fire(engine: &Engine, landed: Landed) {
             return;
         }
     };
+    for landed in &landed {
+        fire_one(engine, &pipelines, landed).await;
+    }
+}
+
+async fn fire_one(engine: &Engine, pipelines: &[Pipeline], landed: &Landed) {
     for pipeline in pipelines {
         let fires = pipeline.triggers.iter().any(|t| match t {
             Trigger::Artifact(a) => {
@@ -48,6 +56,7 @@ async fn fire(engine: &Engine, landed: Landed) {
                 "version": landed.version,
                 "architecture": landed.architecture,
             }),
+            spec: None,
         };
         match engine.run(request).await {
             Ok(execution) => tracing::info!(

@@ -51,12 +51,12 @@ impl Client {
     }
 
     /// Posts raw bytes of a content type (package files); the answer is JSON.
-    pub async fn post_bytes_as(
+    pub async fn post_bytes_as<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
-        bytes: Vec<u8>,
+        bytes: impl Into<reqwest::Body>,
         content_type: &str,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<T> {
         let token = self.token.as_ref().map_err(|e| anyhow!("{e}"))?;
         let response = self
             .http

@@ -42,7 +42,10 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("error: internal error{place}: {message}");
     }));
-    let serving = matches!(cli.command, Command::Serve(_) | Command::Dataplane);
+    let serving = matches!(
+        cli.command,
+        Command::Serve(_) | Command::Dataplane { command: None }
+    );
     if !serving {
         restore_default_sigpipe();
     }

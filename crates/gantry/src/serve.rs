@@ -51,7 +51,10 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     if let Some(path) = gantry_api::ensure_admin_token(&store, &data_dir).await? {
         info!(path = %path.display(), "first start: wrote the admin token");
     }
-    let apt = gantry_apt::Apt::open(store.clone(), &data_dir.join("apt"))
+    let secrets = gantry_secrets::SecretStore::open(store.clone(), &data_dir)
+        .context("cannot open the secret store")?;
+    let apt = gantry_apt::Apt::open(store.clone(), &data_dir.join("apt"), &secrets)
+        .await
         .context("cannot open the APT repositories")?;
     let engine = Engine::start(
         store.clone(),
@@ -60,10 +63,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             apt: Some(apt.clone()),
             git: gantry_git::Repositories::new(data_dir.join("repos")),
             containers: crate::commands::build::container_engine(args.container_engine.as_deref())?,
-            secrets: Some(
-                gantry_secrets::SecretStore::open(store.clone(), &data_dir)
-                    .context("cannot open the secret store")?,
-            ),
+            secrets: Some(secrets),
             image_map: crate::commands::build::image_map_entries(&args.image_map)?,
             deploy: Some(deploy_controller(&data_dir)?),
         },

@@ -112,54 +112,88 @@ pub async fn list_packages(
 }
 
 /// The body is one `.deb`, or (`Content-Type: application/x-tar`) a tar
-/// of several, added all or none.
+/// of several, added all or none. A tar is read as it arrives, never held
+/// whole in memory.
 pub async fn add_package(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
     QueryParams(query): QueryParams<PackagesQuery>,
     headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> JsonResult {
+    body: axum::body::Body,
+) -> ApiResult<axum::Json<AddAnswer>> {
     let apt = apt(&state)?;
     let is_tar = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-tar"));
-    let files = if is_tar {
-        untar(&body)?
+    let report = if is_tar {
+        apt.add_tar(&name, BodyReader::new(body), query.force_replace)
+            .await?
     } else {
+        let bytes = axum::body::to_bytes(body, 4 << 30)
+            .await
+            .map_err(|e| ApiError::invalid(format!("upload: {e}")))?;
         let file = query.filename.unwrap_or_else(|| "upload.deb".to_owned());
-        vec![(file, body.to_vec())]
+        apt.add(&name, vec![(file, bytes.to_vec())], query.force_replace)
+            .await?
     };
-    let report = apt.add(&name, files, query.force_replace).await?;
     let updated = if query.update {
         apt.update_publications_of(&name).await?
     } else {
         Vec::new()
     };
-    Ok(axum::Json(json!({ "report": report, "updated": updated })))
+    Ok(axum::Json(AddAnswer { report, updated }))
 }
 
-fn untar(body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
-    use std::io::Read;
-    let bad =
-        |e: std::io::Error| ApiError::invalid(format!("upload: not a readable tar archive: {e}"));
-    let mut files = Vec::new();
-    let mut archive = tar::Archive::new(body);
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
+/// Serialized as it is, not through a `Value`: an add of 10,000 packages
+/// answers with 10,000 of them.
+#[derive(serde::Serialize)]
+pub struct AddAnswer {
+    report: gantry_apt::AddReport,
+    updated: Vec<gantry_apt::PublicationView>,
+}
+
+/// A request body as a blocking reader, for the package intake's thread:
+/// pieces come from a task that reads the body, at most two ahead.
+struct BodyReader {
+    pieces: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    current: Bytes,
+}
+
+impl BodyReader {
+    fn new(body: axum::body::Body) -> BodyReader {
+        use futures::StreamExt;
+        let (sender, pieces) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let mut stream = body.into_data_stream();
+            while let Some(piece) = stream.next().await {
+                let piece = piece.map_err(std::io::Error::other);
+                let failed = piece.is_err();
+                if sender.send(piece).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        BodyReader {
+            pieces,
+            current: Bytes::new(),
         }
-        let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(bad)?;
-        files.push((name, bytes));
     }
-    if files.is_empty() {
-        return Err(ApiError::invalid("upload: the tar archive holds no files"));
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.pieces.blocking_recv() {
+                Some(piece) => self.current = piece?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
     }
-    Ok(files)
 }
 
 pub async fn remove_packages(

@@ -190,6 +190,7 @@ pub async fn run(
         pipeline: name,
         parameters,
         trigger: json!({"type": "manual", "user": caller.name}),
+        spec: None,
     };
     let mut request = request;
     if let Some(reference) = &body.reference {
@@ -200,12 +201,13 @@ pub async fn run(
                     request.pipeline
                 ))
             })?;
-        let mut trigger = crate::routes::git::triggers(&state)
+        let on_ref = crate::routes::git::triggers(&state)
             .manual_ref(&pipeline, reference)
             .await
             .map_err(ApiError::invalid)?;
-        trigger["user"] = json!(caller.name);
-        request.trigger = trigger;
+        request.trigger = on_ref.trigger;
+        request.trigger["user"] = json!(caller.name);
+        request.spec = on_ref.spec;
     }
     let execution = state.engine().run(request).await?;
     tracing::info!(execution = %execution.id, pipeline = %execution.pipeline, user = %caller.name, "execution started");

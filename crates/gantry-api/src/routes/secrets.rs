@@ -28,9 +28,10 @@ fn view(info: &SecretInfo) -> Value {
 
 fn api_error(error: SecretError) -> ApiError {
     match error {
-        SecretError::BadName(_) | SecretError::TooLarge(_) | SecretError::Empty(_) => {
-            ApiError::invalid(error.to_string())
-        }
+        SecretError::BadName(_)
+        | SecretError::Reserved(_)
+        | SecretError::TooLarge(_)
+        | SecretError::Empty(_) => ApiError::invalid(error.to_string()),
         _ => ApiError::internal(error.to_string()),
     }
 }

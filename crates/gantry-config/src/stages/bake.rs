@@ -38,6 +38,11 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     f.text_map(cx, "buildArgs");
     f.bool(cx, "rebake");
     f.bool(cx, "push");
-    f.bool(cx, "tlsVerify");
-    f.string(cx, "credentials");
+    check_registry_access(stage, cx);
+}
+
+/// The fields of `RegistryAccess`, which `findImage` shares.
+pub(super) fn check_registry_access(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    stage.fields.bool(cx, "tlsVerify");
+    stage.fields.string(cx, "credentials");
 }

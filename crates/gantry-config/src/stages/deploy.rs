@@ -80,6 +80,17 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     f.duration(cx, "pauseBetween");
     f.bool(cx, "waitForPromotion");
     let what = f.what.clone();
+    if let Some(node) = f.get("judgmentBetweenSteps") {
+        if strategy != "rolling" {
+            cx.error(
+                node.span.start,
+                format!("{what}: \"judgmentBetweenSteps\" is for the rolling strategy"),
+            );
+        }
+        if let Some(judgment) = check_judgment(cx, node, &format!("judgment of {what}")) {
+            f.insert("judgmentBetweenSteps", judgment);
+        }
+    }
     if let Some(node) = f.key("targetPercentages") {
         let node_at = node.span.start;
         if strategy != "rolling" {
@@ -141,6 +152,26 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
             format!("{what}: the canary strategy needs \"steps\""),
         );
     }
+}
+
+/// `{instructions, options}`: the fields of a `manualJudgment` stage.
+fn check_judgment(
+    cx: &mut Checker<'_>,
+    node: &crate::yaml::Node,
+    what: &str,
+) -> Option<serde_json::Value> {
+    let mut j = Fields::new(cx, node, what.to_owned())?;
+    j.string(cx, "instructions");
+    if let Some(options) = j.texts(cx, "options") {
+        let mut seen = Vec::new();
+        for (option, node) in options {
+            if seen.contains(&option) {
+                cx.error(node.span.start, format!("duplicate option {option:?}"));
+            }
+            seen.push(option);
+        }
+    }
+    Some(j.finish(cx, true))
 }
 
 /// `{setWeight: 10}`, `{pause: 30s}` or `{analysis: {window, marginal, pass}}`.

@@ -40,6 +40,5 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
             ),
         );
     }
-    f.bool(cx, "tlsVerify");
-    f.string(cx, "credentials");
+    super::bake::check_registry_access(stage, cx);
 }

@@ -39,8 +39,8 @@ fn check_release(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
 }
 
 fn check_git_commit(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    crate::triggers::check_repository_or_url(cx, &mut stage.fields);
     let f = &mut stage.fields;
-    f.required_string(cx, "repository");
     f.required_string(cx, "branch");
     if f.get("files").is_some() {
         f.text_map(cx, "files");
@@ -51,8 +51,8 @@ fn check_git_commit(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
 }
 
 fn check_git_promote(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    crate::triggers::check_repository_or_url(cx, &mut stage.fields);
     let f = &mut stage.fields;
-    f.required_string(cx, "repository");
     f.required_string(cx, "from");
     f.required_string(cx, "to");
     f.strings(cx, "files");

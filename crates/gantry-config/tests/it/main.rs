@@ -2,5 +2,6 @@
 
 mod errors;
 mod garbage;
+mod registry_stages;
 mod sample;
 mod triggers;

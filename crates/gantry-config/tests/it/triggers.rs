@@ -112,3 +112,55 @@ pipelines:
             t.yaml:31:9: stage "c" is missing "files""#]],
     );
 }
+
+#[test]
+fn pipeline_files_credentials_and_stored_secrets() {
+    check(
+        r#"
+pipelines:
+  - name: p
+    triggers:
+      - type: git
+        url: https://git.example/app.git
+        secretFrom: github-hook
+        credentials: git-token
+        config: ci/gantry.yaml
+      - type: webhook
+        source: bot
+        secretFrom: bot-hook
+    stages:
+      - {id: c, type: gitCommit, url: https://git.example/env.git, credentials: env-token, branch: candidate, files: {a.yaml: "x"}}
+      - {id: m, type: gitPromote, url: https://git.example/env.git, from: candidate, to: production}
+"#,
+        expect!["ok"],
+    );
+    check(
+        r#"
+pipelines:
+  - name: p
+    triggers:
+      - type: git
+        repository: app
+        secret: s
+        secretFrom: hook
+        credentials: git-token
+        config: ../gantry.yaml
+      - type: webhook
+        source: bot
+        secret: s
+        secretFrom: hook
+    stages:
+      - {id: c, type: gitCommit, branch: candidate, files: {a.yaml: "x"}}
+      - {id: d, type: gitCommit, repository: env, url: https://x/env.git, branch: b, files: {a.yaml: "x"}}
+      - {id: m, type: gitPromote, repository: env, credentials: t, from: candidate, to: production}
+"#,
+        expect![[r#"
+            t.yaml:8:21: trigger 1 takes "secret" (the value) or "secretFrom" (a secret's name), not both
+            t.yaml:9:22: trigger 1: "credentials" are for an external "url"; a hosted repository needs none
+            t.yaml:10:17: config "../gantry.yaml" must be a relative path inside the repository
+            t.yaml:14:21: trigger 2 takes "secret" (the value) or "secretFrom" (a secret's name), not both
+            t.yaml:16:9: stage "c" needs "repository" (a hosted repository) or "url" (an external one)
+            t.yaml:17:56: stage "d" takes "repository" or "url", not both
+            t.yaml:18:65: stage "m": "credentials" are for an external "url"; a hosted repository needs none"#]],
+    );
+}

@@ -8,11 +8,15 @@
 //! - `state.rs`: the desired state, persisted before it is acted on;
 //! - `reconcile.rs`: instances and routing made to match the desired state;
 //! - `supervisor.rs`: one task per instance: start, restart with backoff,
-//!   crash-loop mark, graceful stop.
+//!   crash-loop mark, graceful stop;
+//! - `stop.rs`: `gantry dataplane stop`, the graceful stop of the whole
+//!   data plane, asked through its socket.
 
 mod reconcile;
 mod server;
 mod state;
+mod stop;
 mod supervisor;
 
 pub use server::{deploy_dir, run, socket_path};
+pub use stop::{Stopped, stop};

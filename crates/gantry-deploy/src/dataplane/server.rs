@@ -96,7 +96,10 @@ pub async fn run(data_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The graceful stop: no new connections, requests in flight finish,
+/// then every instance is stopped (each drains what it still holds).
 async fn stop_everything(dataplane: &Dataplane) {
+    dataplane.proxy.set_listeners(&[]).await;
     let handles: Vec<_> = {
         let mut running = dataplane
             .instances
@@ -108,7 +111,8 @@ async fn stop_everything(dataplane: &Dataplane) {
     for handle in &handles {
         handle.stop.cancel();
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    // Each instance drains for at most 30 s, then has its grace period.
+    let deadline = std::time::Instant::now() + Duration::from_secs(50);
     while std::time::Instant::now() < deadline
         && handles.iter().any(|h| h.snapshot().state != "stopped")
     {
@@ -204,6 +208,11 @@ async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
                 .unwrap_or(0);
             let name = server_group_name(&cluster, version);
             let group_dir = reconcile::group_dir(&dp.dir, &name);
+            if let Some(image) = &spec.image {
+                check_image(image)
+                    .await
+                    .map_err(|e| (ErrorKind::Invalid, format!("server group {name:?}: {e}")))?;
+            }
             prepare_directory(&group_dir, spec.artifact.as_deref())
                 .await
                 .map_err(|e| (ErrorKind::Invalid, format!("server group {name:?}: {e}")))?;
@@ -336,6 +345,21 @@ async fn snapshot(dp: &Dataplane) -> Snapshot {
                 stats: stats.get(&group.name).cloned().map(Into::into),
             })
             .collect(),
+    }
+}
+
+/// Refuses an image this machine does not hold: instances never pull, and
+/// a group whose instances could never start is better never created.
+async fn check_image(image: &str) -> Result<(), String> {
+    let exists = tokio::process::Command::new("podman")
+        .args(["image", "exists", image])
+        .status()
+        .await
+        .map_err(|e| format!("cannot run podman to look for image {image:?}: {e}"))?;
+    if exists.success() {
+        Ok(())
+    } else {
+        Err(format!("image {image:?} does not exist on this machine"))
     }
 }
 

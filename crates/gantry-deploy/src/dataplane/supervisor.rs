@@ -1,6 +1,8 @@
 //! One task per instance: runs its process, restarts it with backoff when it
 //! exits, marks it crash-looping when it keeps failing, and stops it
 //! gracefully (out of rotation, drain, SIGTERM, SIGKILL after the grace).
+//! A crash-looping instance is restarted on probation: out of rotation,
+//! even when its health checks pass, until it has stayed up `STABLE_RUN`.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -16,6 +18,8 @@ use crate::model::{Instance, ServerGroupSpec};
 /// Exits within this window count towards the crash-loop mark.
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
 const CRASH_LOOP_EXITS: usize = 5;
+/// A run this long ends a crash loop and resets the backoff.
+const STABLE_RUN: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Longest wait for in-flight requests before SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,7 +104,7 @@ async fn supervise(
     let set = |f: &dyn Fn(&mut Instance)| f(&mut info.lock().unwrap_or_else(|e| e.into_inner()));
     let mut exits: Vec<Instant> = Vec::new();
     let mut consecutive = 0u32;
-    loop {
+    'supervise: loop {
         if stop.is_cancelled() {
             break;
         }
@@ -122,31 +126,55 @@ async fn supervise(
             i.pid = pid;
             i.state = "running".into();
         });
-        upstream.health.set_alive(true);
-        tokio::select! {
-            status = child.wait() => {
-                upstream.health.set_alive(false);
-                let ran = started.elapsed();
-                tracing::warn!(instance = %upstream.id, ?status, ?ran, "instance exited");
-                let now = Instant::now();
-                exits.retain(|at| now.duration_since(*at) < CRASH_WINDOW);
-                exits.push(now);
-                consecutive = if ran > Duration::from_secs(10) { 1 } else { consecutive + 1 };
-                let looping = exits.len() >= CRASH_LOOP_EXITS;
-                set(&|i| {
-                    i.pid = None;
-                    i.state = "crashed".into();
-                    i.restarts += 1;
-                    i.crash_looping = looping;
-                });
-                if wait_or_stop(&stop, backoff(consecutive)).await {
-                    break;
+        let mut on_probation = exits.len() >= CRASH_LOOP_EXITS;
+        if !on_probation {
+            upstream.health.set_alive(true);
+        }
+        let probation = tokio::time::sleep(STABLE_RUN);
+        tokio::pin!(probation);
+        loop {
+            tokio::select! {
+                status = child.wait() => {
+                    upstream.health.set_alive(false);
+                    let ran = started.elapsed();
+                    tracing::warn!(instance = %upstream.id, ?status, ?ran, "instance exited");
+                    let now = Instant::now();
+                    exits.retain(|at| now.duration_since(*at) < CRASH_WINDOW);
+                    exits.push(now);
+                    consecutive = if ran > STABLE_RUN { 1 } else { consecutive + 1 };
+                    let looping = exits.len() >= CRASH_LOOP_EXITS;
+                    if looping {
+                        tracing::warn!(instance = %upstream.id, exits = exits.len(), "instance is crash-looping, out of rotation");
+                    }
+                    set(&|i| {
+                        i.pid = None;
+                        i.state = "crashed".into();
+                        i.restarts += 1;
+                        i.crash_looping = looping;
+                    });
+                    if wait_or_stop(&stop, backoff(consecutive)).await {
+                        break 'supervise;
+                    }
+                    continue 'supervise;
                 }
-            }
-            _ = stop.cancelled() => {
-                set(&|i| i.state = "stopping".into());
-                graceful_stop(&mut child, &upstream, launch.spec.grace_seconds).await;
-                break;
+                _ = stop.cancelled() => {
+                    set(&|i| i.state = "stopping".into());
+                    let container = launch
+                        .spec
+                        .image
+                        .is_some()
+                        .then(|| container_name(&launch));
+                    graceful_stop(&mut child, &upstream, container, launch.spec.grace_seconds).await;
+                    break 'supervise;
+                }
+                _ = &mut probation, if on_probation => {
+                    on_probation = false;
+                    exits.clear();
+                    consecutive = 0;
+                    set(&|i| i.crash_looping = false);
+                    upstream.health.set_alive(true);
+                    tracing::info!(instance = %upstream.id, "instance stayed up, back in rotation");
+                }
             }
         }
     }
@@ -173,12 +201,37 @@ async fn wait_or_stop(stop: &CancellationToken, wait: Duration) -> bool {
 
 /// The instance is already out of the routing table: wait for its in-flight
 /// requests, then SIGTERM its process group, then SIGKILL after the grace.
-async fn graceful_stop(child: &mut Child, upstream: &Upstream, grace_seconds: u64) {
+/// A container is stopped through podman: its main process is PID 1 of its
+/// namespace, which ignores a SIGTERM it has no handler for, and killing
+/// the `podman run` client would leave the container running.
+async fn graceful_stop(
+    child: &mut Child,
+    upstream: &Upstream,
+    container: Option<String>,
+    grace_seconds: u64,
+) {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while upstream.in_flight() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     upstream.health.set_alive(false);
+    if let Some(name) = container {
+        let stopped = Command::new("podman")
+            .args([
+                "stop",
+                "--ignore",
+                "--time",
+                &grace_seconds.to_string(),
+                &name,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if !matches!(stopped, Ok(status) if status.success()) {
+            tracing::warn!(instance = %upstream.id, ?stopped, "podman stop failed");
+        }
+    }
     let Some(pid) = child.id() else {
         return;
     };
@@ -200,6 +253,13 @@ fn signal_group(pid: u32, signal: i32) {
     }
 }
 
+/// The container of an instance. The port makes it unique on the machine:
+/// two data planes (two data directories) may have groups of one name,
+/// and `--replace` must only ever replace this instance's own leftover.
+fn container_name(launch: &Launch) -> String {
+    format!("gantry-{}-i{}-{}", launch.group, launch.index, launch.port)
+}
+
 fn spawn(launch: &Launch) -> std::io::Result<Child> {
     let log_path = launch.dir.join(format!("instance-{}.log", launch.index));
     let log = std::fs::OpenOptions::new()
@@ -213,13 +273,23 @@ fn spawn(launch: &Launch) -> std::io::Result<Child> {
             command
         }
         (None, Some(image)) => {
-            // A container: the instance's port is published on loopback.
+            // A container on the host's network: it listens on `PORT` like
+            // a host process does, on loopback. (A published port would
+            // reach the container's own interface, not the 127.0.0.1 most
+            // servers bind, and would put a copying process in between.)
+            // `--pull never`: only images of this machine run; a missing
+            // one was refused when the group was created.
             let mut command = Command::new("podman");
-            command.args(["run", "--rm", "--replace", "--name"]);
-            command.arg(format!("{}-i{}", launch.group, launch.index));
-            command
-                .arg("-p")
-                .arg(format!("127.0.0.1:{0}:{0}", launch.port));
+            command.args([
+                "run",
+                "--rm",
+                "--replace",
+                "--pull",
+                "never",
+                "--network",
+                "host",
+            ]);
+            command.arg("--name").arg(container_name(launch));
             command.arg("-e").arg(format!("PORT={}", launch.port));
             for (name, value) in &launch.spec.env {
                 command.arg("-e").arg(format!("{name}={value}"));

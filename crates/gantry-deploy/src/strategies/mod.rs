@@ -47,9 +47,22 @@ pub struct Rollout<'a> {
     /// The new server group.
     pub group: String,
     pub cancel: &'a CancellationToken,
-    /// Notified when a person promotes a rollout that waits for it.
-    pub promote: &'a tokio::sync::Notify,
+    /// Who promotes or judges a rollout that waits for people.
+    pub people: &'a dyn People,
     pub progress: Progress<'a>,
+}
+
+/// The people a rollout may wait for between its steps. The engine's deploy
+/// stage answers for them (`gantry skip` promotes, `gantry approve` and
+/// `gantry reject` judge) and records their decisions durably, so each
+/// method answers at once for a decision taken before a restart.
+pub trait People: Send + Sync {
+    /// Resolves when a person promotes the rollout.
+    fn promotion(&self) -> BoxFuture<'_, ()>;
+
+    /// The judgment on the step that put the new group at `percent`:
+    /// `Ok` goes on, [`DeployError::Rejected`] stops and rolls back.
+    fn judgment(&self, percent: u32) -> BoxFuture<'_, Result<(), DeployError>>;
 }
 
 pub trait Strategy: Send + Sync {
@@ -194,10 +207,18 @@ impl Rollout<'_> {
         (self.progress)(format!("{} waits for a person to promote it", self.group));
         tokio::select! {
             _ = self.cancel.cancelled() => Err(DeployError::Canceled),
-            _ = self.promote.notified() => {
+            _ = self.people.promotion() => {
                 (self.progress)("promoted".to_owned());
                 Ok(())
             }
+        }
+    }
+
+    /// Waits for a person's judgment on the step at `percent`.
+    pub async fn wait_for_judgment(&self, percent: u32) -> Result<(), DeployError> {
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(DeployError::Canceled),
+            decision = self.people.judgment(percent) => decision,
         }
     }
 

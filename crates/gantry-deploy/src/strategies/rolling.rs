@@ -1,6 +1,9 @@
 //! Rolling red/black: the new group grows and takes traffic in
 //! `targetPercentages` steps, each step waiting for health; the previous
-//! groups keep their full capacity (pinned) until the last step.
+//! groups keep their full capacity (pinned) until the last step. Between
+//! steps the rollout may pause, wait for a promotion, or wait for a
+//! judgment (Spinnaker runs a pipeline before each cleanup for this;
+//! here the judgment is part of the deploy stage): a rejection rolls back.
 
 use std::time::Duration;
 
@@ -20,9 +23,13 @@ pub struct RollingOptions {
     pub pause_between: Duration,
     #[serde(default)]
     pub scale_down: bool,
-    /// Between steps, wait for a person to promote (a manual judgment).
+    /// Between steps, wait for a person to promote (`gantry skip`).
     #[serde(default)]
     pub wait_for_promotion: bool,
+    /// Between steps, wait for a person's judgment (`gantry approve` or
+    /// `gantry reject`); a rejection rolls the deploy back.
+    #[serde(default)]
+    pub judgment_between_steps: bool,
 }
 
 pub(crate) struct Rolling {
@@ -79,6 +86,9 @@ impl Strategy for Rolling {
                     r.pause(self.options.pause_between).await?;
                     if self.options.wait_for_promotion {
                         r.wait_for_promotion().await?;
+                    }
+                    if self.options.judgment_between_steps {
+                        r.wait_for_judgment(percent).await?;
                     }
                 }
             }

@@ -26,7 +26,9 @@ fn nothing_to_mask() {
 }
 
 #[test]
-fn a_masker_extended_keeps_what_it_had() {
-    let masker = Masker::new(["hunter2".to_string()]).with(["s3cr3t".to_string()]);
-    assert_eq!(masker.mask("hunter2 and s3cr3t"), "*** and ***");
+fn values_added_to_a_masker_are_masked_by_its_clones() {
+    let masker = Masker::new(["hunter2".to_string()]);
+    let clone = masker.clone();
+    masker.add(["s3cr3t".to_string(), "hunter2".to_string()]);
+    assert_eq!(clone.mask("hunter2 and s3cr3t"), "*** and ***");
 }

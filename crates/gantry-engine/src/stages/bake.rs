@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use gantry_config::BakeStage;
+use gantry_config::{BakeStage, RegistryAccess};
+use gantry_container::{ContainerError, Credentials};
 use gantry_store::{BakeRecord, LogStream};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -127,17 +128,15 @@ async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>
     }
 
     let digest = if spec.push {
-        let credentials = match &spec.credentials {
-            Some(name) => Some(secret(ctx, name).await?),
-            None => None,
-        };
+        let credentials = credentials(ctx, &spec.registry).await?;
         let tls_verify = spec
+            .registry
             .tls_verify
             .unwrap_or_else(|| !gantry_container::is_loopback_registry(&spec.image));
         let digest = engine
-            .push(&spec.image, tls_verify, credentials.as_deref())
+            .push(&spec.image, tls_verify, credentials.as_ref())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| explain(e, &spec.registry))?;
         ctx.log
             .system(&format!("pushed {} ({digest})", spec.image))
             .await;
@@ -170,7 +169,21 @@ fn outputs(record: &BakeRecord, skipped: bool) -> Map<String, Value> {
     outputs
 }
 
-/// The value of a secret (registry credentials, `user:password`).
+/// The registry account `access.credentials` names in the secret store.
+pub(crate) async fn credentials(
+    ctx: &StageContext,
+    access: &RegistryAccess,
+) -> Result<Option<Credentials>, String> {
+    let Some(name) = &access.credentials else {
+        return Ok(None);
+    };
+    let value = secret(ctx, name).await?;
+    Credentials::parse(&value)
+        .map(Some)
+        .ok_or_else(|| format!("credentials: secret {name:?} must hold user:password"))
+}
+
+/// The value of a secret that holds credentials (`user:password`).
 pub(crate) async fn secret(ctx: &StageContext, name: &str) -> Result<String, String> {
     let Some(secrets) = &ctx.engine.inner.config.secrets else {
         return Err(format!(
@@ -182,6 +195,20 @@ pub(crate) async fn secret(ctx: &StageContext, name: &str) -> Result<String, Str
         Ok(None) => Err(format!("credentials: secret {name:?} does not exist")),
         Err(error) => Err(format!("credentials: secret {name:?}: {error}")),
     }
+}
+
+/// A registry error, with what to do about a 401.
+pub(crate) fn explain(error: ContainerError, access: &RegistryAccess) -> String {
+    let hint = match (&error, &access.credentials) {
+        (ContainerError::Unauthorized { .. }, Some(name)) => {
+            format!(": the credentials in secret {name:?} were refused")
+        }
+        (ContainerError::Unauthorized { .. }, None) => {
+            ": it needs credentials (credentials: a secret holding user:password)".to_owned()
+        }
+        _ => String::new(),
+    };
+    format!("{error}{hint}")
 }
 
 fn containerfile(context: &Path, given: Option<&str>) -> Result<PathBuf, String> {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use gantry_config::Stage;
+use gantry_config::{Stage, StageKind};
 use gantry_store::{Millis, Status, Store};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, mpsc};
@@ -13,7 +13,7 @@ use crate::driver::{Reply, StageSignal};
 use crate::engine::{self, Engine};
 use crate::error::EngineError;
 use crate::expressions;
-use crate::logs::{Masker, StageLog};
+use crate::logs::StageLog;
 use crate::state::Execution;
 
 pub(crate) struct StageContext {
@@ -47,7 +47,7 @@ impl StageContext {
     ) -> StageContext {
         let state = execution.read().await;
         let record = &state.stages[index];
-        let masker = Masker::new(execution_secrets(engine, &state).await);
+        let masker = execution_masker(engine, execution, &state).await;
         StageContext {
             engine: engine.clone(),
             execution: execution.clone(),
@@ -117,12 +117,7 @@ impl StageContext {
 
     /// The execution's workspace, shared by all its stages.
     pub(crate) fn workspace(&self) -> PathBuf {
-        self.engine
-            .inner
-            .config
-            .data_dir
-            .join("workspaces")
-            .join(&self.execution.id)
+        workspace_of(&self.engine, &self.execution.id)
     }
 
     /// Gantry's own files for this stage (step outputs), outside the workspace.
@@ -146,6 +141,16 @@ impl StageContext {
     }
 }
 
+/// An execution's workspace, shared by all its stages.
+fn workspace_of(engine: &Engine, execution_id: &str) -> PathBuf {
+    engine
+        .inner
+        .config
+        .data_dir
+        .join("workspaces")
+        .join(execution_id)
+}
+
 /// A log writer for a stage outside a running stage task (the driver's own
 /// notes, such as retries).
 pub(crate) async fn stage_log(
@@ -157,36 +162,74 @@ pub(crate) async fn stage_log(
     let state = execution.read().await;
     StageLog {
         sink: engine.inner.logs.clone(),
-        masker: Masker::new(execution_secrets(engine, &state).await),
+        masker: execution_masker(engine, execution, &state).await,
         execution_id: execution_id.to_owned(),
         stage_id: stage_id.to_owned(),
     }
 }
 
-/// Every secret value the execution can reach: its secret parameters and
-/// the secret-store values any of its steps names in `secretEnv`. All are
-/// masked in every stage's log, since a value one stage receives can reach
-/// another (through the workspace, say). A secret that does not exist is
-/// left to the stage that names it to report.
-async fn execution_secrets(engine: &Engine, state: &crate::state::ExecState) -> Vec<String> {
+/// The execution's masker, knowing every secret the execution can reach
+/// now (see [`execution_secrets`]).
+async fn execution_masker(
+    engine: &Engine,
+    execution: &Execution,
+    state: &crate::state::ExecState,
+) -> crate::logs::Masker {
+    execution
+        .masker
+        .add(execution_secrets(engine, &execution.id, state).await);
+    execution.masker.clone()
+}
+
+/// Every secret value the execution can reach: its secret parameters, the
+/// secret-store values any of its steps names in `secretEnv` or a `bake`,
+/// `findImage`, `gitCommit` or `gitPromote` uses as credentials (and the
+/// password alone), and
+/// those the Cloud Build files of its `config:` stages name, when they are
+/// in the workspace already (a `config:` stage adds its own when it reads
+/// its file). All are masked in every stage's log, since a value one stage
+/// receives can reach another (through the workspace, say). A secret that
+/// does not exist is left to the stage that names it to report.
+async fn execution_secrets(
+    engine: &Engine,
+    execution_id: &str,
+    state: &crate::state::ExecState,
+) -> Vec<String> {
     let mut values = engine::secret_values(state);
     let Some(store) = engine.secrets() else {
         return values;
     };
-    let names: std::collections::BTreeSet<&str> = state
-        .pipeline
-        .stages
-        .iter()
-        .filter_map(|stage| match &stage.kind {
-            gantry_config::StageKind::Run(run) => Some(&run.steps),
-            _ => None,
-        })
-        .flatten()
-        .flat_map(|step| &step.secret_env)
-        .map(|entry| crate::stages::run::secret_env_entry(entry).1)
-        .collect();
-    for name in names {
+    let mut names = std::collections::BTreeSet::new();
+    let mut credentials = std::collections::BTreeSet::new();
+    for stage in &state.pipeline.stages {
+        match &stage.kind {
+            StageKind::Run(run) => {
+                names.extend(run.steps.iter().flat_map(|step| {
+                    step.secret_env
+                        .iter()
+                        .map(|entry| crate::stages::run::secret_env_entry(entry).1.to_owned())
+                }));
+                if let Some(config) = &run.config {
+                    let workspace = workspace_of(engine, execution_id);
+                    names.extend(crate::stages::run::config_secret_names(&workspace, config).await);
+                }
+            }
+            StageKind::Bake(bake) => credentials.extend(bake.registry.credentials.clone()),
+            StageKind::FindImage(find) => credentials.extend(find.registry.credentials.clone()),
+            StageKind::GitCommit(commit) => credentials.extend(commit.target.credentials.clone()),
+            StageKind::GitPromote(promote) => {
+                credentials.extend(promote.target.credentials.clone())
+            }
+            _ => {}
+        }
+    }
+    for name in names.iter().chain(&credentials) {
         if let Ok(Some(value)) = store.get(name).await {
+            if credentials.contains(name)
+                && let Some((_, password)) = value.split_once(':')
+            {
+                values.push(password.to_owned());
+            }
             values.push(value);
         }
     }

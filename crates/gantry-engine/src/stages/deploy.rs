@@ -2,12 +2,12 @@
 //! stage records a request id and the cluster's enabled groups in its
 //! durable state; a resumed stage passes the same ones, so the data plane
 //! returns the group it already created and the strategy converges.
+//! People act on a running deploy through `people`.
+
+mod people;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use gantry_config::DeployStage;
 use gantry_deploy::analysis::AnalysisConfig;
@@ -16,11 +16,11 @@ use gantry_deploy::strategies::{
     CanaryOptions, CanaryStep, RedBlackOptions, RollingOptions, StrategyConfig,
 };
 use gantry_deploy::{DeployController, DeployRequest};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use self::people::{StagePeople, judgments_output};
 use super::deploy_support::{controller, run_with_progress};
 use super::{Outcome, StageContext};
-use crate::driver::StageSignal;
 
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -94,18 +94,18 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         health_timeout: spec.health_timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT),
         previous,
     };
-    let promote = Arc::new(Notify::new());
+    let people = StagePeople::new(ctx, spec.judgment_between_steps.as_ref());
     let deploying = run_with_progress(ctx, |progress| {
         let deploy: DeployController = deploy.clone();
         let request = request.clone();
         let cancel = ctx.cancel.clone();
-        let promote = promote.clone();
-        async move { deploy.deploy(&request, &cancel, &promote, &*progress).await }
+        let people = &people;
+        async move { deploy.deploy(&request, &cancel, people, &*progress).await }
     });
-    let result = with_promotions(ctx, &promote, deploying).await;
+    let result = with_people(ctx, &people, deploying).await;
     match result {
         Ok(group) => {
-            let mut outputs = Map::new();
+            let mut outputs = judgments_output(&ctx.state().await);
             outputs.insert("cluster".into(), Value::String(cluster));
             outputs.insert("serverGroup".into(), Value::String(group.name));
             Outcome::Succeeded(outputs)
@@ -115,11 +115,11 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
     }
 }
 
-/// Runs the deploy while turning a person's skip of this stage into a
-/// promotion of a paused rollout.
-async fn with_promotions<T>(
+/// Runs the deploy while handing people's skips (promotions) and
+/// judgments to the rollout waiting for them.
+async fn with_people<T>(
     ctx: &StageContext,
-    promote: &Notify,
+    people: &StagePeople<'_>,
     work: impl std::future::Future<Output = T>,
 ) -> T {
     tokio::pin!(work);
@@ -127,16 +127,7 @@ async fn with_promotions<T>(
         tokio::select! {
             result = &mut work => return result,
             signal = ctx.next_signal() => match signal {
-                Some((StageSignal::Skip, reply)) => {
-                    ctx.log.system("promoted by a person").await;
-                    promote.notify_one();
-                    let _ = reply.send(Ok(()));
-                }
-                Some((StageSignal::Judgment(_), reply)) => {
-                    let _ = reply.send(Err(crate::EngineError::Invalid(
-                        "a deploy stage takes no judgment; skip it to promote a paused rollout".into(),
-                    )));
-                }
+                Some((signal, reply)) => people.take(signal, reply).await,
                 // Canceled: the deploy sees the same token and stops.
                 None => return work.await,
             },
@@ -160,6 +151,7 @@ fn strategy(spec: &DeployStage) -> Result<StrategyConfig, String> {
             pause_between: spec.pause_between.unwrap_or_default(),
             scale_down: spec.scale_down,
             wait_for_promotion: spec.wait_for_promotion,
+            judgment_between_steps: spec.judgment_between_steps.is_some(),
         }),
         "canary" => StrategyConfig::Canary(CanaryOptions {
             steps: spec

@@ -25,26 +25,17 @@ async fn find(ctx: &StageContext, spec: &FindImageStage) -> Result<Map<String, V
     let pattern = regex::Regex::new(&spec.pattern)
         .map_err(|e| format!("pattern is not a valid regular expression: {e}"))?;
     let (host, repository) = split_reference(&spec.repository).map_err(|e| e.to_string())?;
-    let credentials = match &spec.credentials {
-        Some(name) => {
-            let value = super::bake::secret(ctx, name).await?;
-            let (user, password) = value
-                .split_once(':')
-                .ok_or_else(|| format!("credentials: secret {name:?} must hold user:password"))?;
-            Some((user.to_owned(), password.to_owned()))
-        }
-        None => None,
-    };
     let client = RegistryClient {
         tls_verify: spec
+            .registry
             .tls_verify
             .unwrap_or_else(|| !is_loopback_registry(&spec.repository)),
         host,
-        credentials,
+        credentials: super::bake::credentials(ctx, &spec.registry).await?,
     };
     let tags = list_tags(&client, &repository)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| super::bake::explain(e, &spec.registry))?;
     let Some((tag, version)) = newest_tag(tags.iter().map(String::as_str), &pattern) else {
         return Err(format!(
             "none of its {} tag(s) matches {:?}",

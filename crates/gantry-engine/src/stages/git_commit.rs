@@ -1,6 +1,9 @@
-//! `gitCommit`, and what it shares with `gitPromote` (the GitOps stages). Each clones a branch of a hosted
-//! repository into the stage's run directory, changes files, commits, and pushes through
-//! `Repositories::push_from`, so that the push triggers what watches that branch.
+//! `gitCommit`, and what it shares with `gitPromote` (the GitOps stages). Each clones a branch
+//! of a repository into the stage's run directory, changes files, commits, and pushes: to a
+//! hosted repository through `Repositories::push_from`, so that the push triggers what watches
+//! that branch; to an external `url` with the stage's `credentials` from the secret store,
+//! which reach git through a credential helper (never a URL or an argument) and are hidden
+//! from the errors the stage reports.
 //!
 //! Both are idempotent by content: run again (after a restart, or re-running an execution)
 //! they write the same files; when nothing changed there is nothing to commit, and the branch
@@ -8,15 +11,91 @@
 
 use std::path::{Component, Path};
 
-use gantry_config::GitCommitStage;
+use gantry_config::{GitCommitStage, GitTarget};
+use gantry_git::{Credentials, Remote};
 use serde_json::{Map, Value, json};
 
 use super::{Outcome, StageContext};
 
+/// The repository a GitOps stage pushes to.
+pub(super) struct Target {
+    /// The hosted repository's name, or `None` for an external URL.
+    hosted: Option<String>,
+    remote: Remote,
+    /// How messages name it.
+    name: String,
+}
+
+impl Target {
+    /// From the stage's `repository`, or `url` and `credentials`.
+    async fn resolve(
+        ctx: &StageContext,
+        repository: Option<&str>,
+        url: Option<&str>,
+        credentials: Option<&str>,
+    ) -> Result<Target, String> {
+        let kind = ctx.spec.kind.type_name();
+        match (repository, url) {
+            (Some(name), _) => {
+                let path = ctx
+                    .engine
+                    .git()
+                    .existing(name)
+                    .map_err(|e| format!("{kind}: {e}"))?;
+                Ok(Target {
+                    hosted: Some(name.to_owned()),
+                    remote: Remote::new(path.to_string_lossy()),
+                    name: name.to_owned(),
+                })
+            }
+            (None, Some(url)) => {
+                let credentials = match credentials {
+                    Some(name) => Some(credentials_from(ctx, name).await?),
+                    None => None,
+                };
+                Ok(Target {
+                    hosted: None,
+                    remote: Remote::new(url).with_credentials(credentials),
+                    name: url.to_owned(),
+                })
+            }
+            (None, None) => Err(format!("{kind}: no \"repository\" and no \"url\"")),
+        }
+    }
+
+    /// `text` with the credentials' password hidden (git does not print it, but an error
+    /// message is no place to find out otherwise).
+    fn mask(&self, text: &str) -> String {
+        match &self.remote.credentials {
+            Some(credentials) if !credentials.password.is_empty() => {
+                text.replace(&credentials.password, "***")
+            }
+            _ => text.to_owned(),
+        }
+    }
+}
+
+/// The credentials the secret `name` holds.
+async fn credentials_from(ctx: &StageContext, name: &str) -> Result<Credentials, String> {
+    let kind = ctx.spec.kind.type_name();
+    let Some(secrets) = ctx.engine.secrets() else {
+        return Err(format!(
+            "{kind}: credentials secret {name:?} needs a secret store, which this server lacks"
+        ));
+    };
+    match secrets.get(name).await {
+        Ok(Some(value)) => Ok(Credentials::from_secret(&value)),
+        Ok(None) => Err(format!(
+            "{kind}: credentials secret {name:?} does not exist"
+        )),
+        Err(error) => Err(format!("{kind}: credentials secret {name:?}: {error}")),
+    }
+}
+
 pub(crate) async fn commit(ctx: &StageContext, spec: &GitCommitStage) -> Outcome {
     let work = ctx.run_dir().join("git");
-    let source = match prepare(ctx, &spec.repository, &spec.branch, &work).await {
-        Ok(source) => source,
+    let target = match open(ctx, &spec.target, &spec.branch, &work).await {
+        Ok(target) => target,
         Err(error) => return Outcome::Failed(error),
     };
     for (file, content) in &spec.files {
@@ -40,36 +119,41 @@ pub(crate) async fn commit(ctx: &StageContext, spec: &GitCommitStage) -> Outcome
     }
     let message = match &spec.message {
         Some(message) => message.clone(),
-        None => default_message(ctx, &format!("Update {}", source)).await,
+        None => default_message(ctx, &format!("Update {}", target.name)).await,
     };
-    finish(ctx, &spec.repository, &spec.branch, &work, &message).await
+    finish(ctx, &target, &spec.branch, &work, &message).await
 }
 
-/// Clones `branch` of the hosted repository into `work`; returns the repository's name.
-pub(super) async fn prepare(
+/// A stage's `repository`, `url` and `credentials`.
+
+/// Finds the stage's repository and clones its `branch` into `work`.
+pub(super) async fn open(
     ctx: &StageContext,
-    repository: &str,
+    location: &GitTarget,
     branch: &str,
     work: &Path,
-) -> Result<String, String> {
-    let path = ctx
-        .engine
-        .git()
-        .existing(repository)
-        .map_err(|e| format!("{}: {e}", ctx.spec.kind.type_name()))?;
-    gantry_git::clone_branch(&path.to_string_lossy(), branch, work)
+) -> Result<Target, String> {
+    let target = Target::resolve(
+        ctx,
+        location.repository.as_deref(),
+        location.url.as_deref(),
+        location.credentials.as_deref(),
+    )
+    .await?;
+    gantry_git::clone_branch(&target.remote, branch, work)
         .await
-        .map_err(|e| format!("{}: {e}", ctx.spec.kind.type_name()))?;
-    Ok(repository.to_owned())
+        .map_err(|e| target.mask(&format!("{}: {e}", ctx.spec.kind.type_name())))?;
+    Ok(target)
 }
 
 pub(super) async fn finish(
     ctx: &StageContext,
-    repository: &str,
+    target: &Target,
     branch: &str,
     work: &Path,
     message: &str,
 ) -> Outcome {
+    let repository = &target.name;
     let kind = ctx.spec.kind.type_name();
     let committed = match gantry_git::commit_all(work, message).await {
         Ok(committed) => committed,
@@ -92,15 +176,24 @@ pub(super) async fn finish(
     };
     let pusher = format!("execution {}", ctx.execution.id);
     let refspec = format!("HEAD:refs/heads/{branch}");
-    if let Err(error) = ctx
-        .engine
-        .git()
-        .push_from(work, repository, &refspec, &pusher)
-        .await
-    {
-        return Outcome::Failed(format!(
+    let pushed = match &target.hosted {
+        Some(name) => ctx
+            .engine
+            .git()
+            .push_from(work, name, &refspec, &pusher)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        None => gantry_git::push(work, &target.remote, &refspec)
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(error) = pushed {
+        let error = target.mask(&format!(
             "{kind}: the push to {branch} of {repository} was rejected: {error}"
         ));
+        ctx.log.system(&error).await;
+        return Outcome::Failed(error);
     }
     ctx.log
         .system(&format!(

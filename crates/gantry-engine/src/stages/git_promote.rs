@@ -5,14 +5,15 @@
 
 use gantry_config::GitPromoteStage;
 
-use super::git_commit::{default_message, finish, prepare, short};
+use super::git_commit::{default_message, finish, open, short};
 use super::{Outcome, StageContext};
 
 pub(crate) async fn run(ctx: &StageContext, spec: &GitPromoteStage) -> Outcome {
     let work = ctx.run_dir().join("git");
-    if let Err(error) = prepare(ctx, &spec.repository, &spec.to, &work).await {
-        return Outcome::Failed(error);
-    }
+    let target = match open(ctx, &spec.target, &spec.to, &work).await {
+        Ok(target) => target,
+        Err(error) => return Outcome::Failed(error),
+    };
     if let Err(error) = gantry_git::copy_from(&work, &spec.from, &spec.files).await {
         return Outcome::Failed(format!("gitPromote: {error}"));
     }
@@ -26,5 +27,5 @@ pub(crate) async fn run(ctx: &StageContext, spec: &GitPromoteStage) -> Outcome {
             .await
         }
     };
-    finish(ctx, &spec.repository, &spec.to, &work, &message).await
+    finish(ctx, &target, &spec.to, &work, &message).await
 }

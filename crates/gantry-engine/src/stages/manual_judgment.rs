@@ -65,7 +65,10 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ManualJudgmentStage) -> Outco
 }
 
 /// The durable record of a judgment, after checking the chosen option.
-fn record(spec: &ManualJudgmentStage, judgment: &Judgment) -> Result<Value, EngineError> {
+pub(super) fn record(
+    spec: &ManualJudgmentStage,
+    judgment: &Judgment,
+) -> Result<Value, EngineError> {
     let option = match (&judgment.option, spec.options.is_empty()) {
         (Some(option), false) if !spec.options.contains(option) => {
             return Err(EngineError::Invalid(format!(

@@ -107,6 +107,7 @@ async fn child(ctx: &StageContext, spec: &PipelineStage) -> Result<ExecutionReco
         pipeline: spec.pipeline.clone(),
         parameters: spec.parameters.clone().into_iter().collect(),
         trigger,
+        spec: None,
     };
     match ctx
         .engine

@@ -1,6 +1,7 @@
 //! `gantry apt …`: aptly's commands (`repo`, `snapshot`, `publish`) plus
 //! `key`, all through the API.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -629,66 +630,132 @@ async fn key(client: &Client, command: KeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Uploads package files in tar batches of at most `BATCH_BYTES`: one
-/// request (and one transaction) per batch instead of one per file.
+/// Uploads package files as one tar stream, built while it is sent: one
+/// request and one transaction for all of them, and never the whole upload
+/// in memory on either side.
 async fn add_files(
     client: &Client,
     repo: &str,
     paths: &[PathBuf],
     force_replace: bool,
 ) -> anyhow::Result<()> {
-    const BATCH_BYTES: usize = 256 << 20;
     if paths.is_empty() {
         anyhow::bail!("no package files found (a directory is searched for *.deb)");
     }
-    let mut start = 0;
-    while start < paths.len() {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut size = 0;
-        let mut end = start;
-        while end < paths.len() && (end == start || size < BATCH_BYTES) {
-            let path = &paths[end];
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            size += bytes.len();
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_entry_type(tar::EntryType::Regular);
-            let file_name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("upload.deb");
-            builder
-                .append_data(&mut header, file_name, &bytes[..])
-                .with_context(|| format!("cannot pack {}", path.display()))?;
-            end += 1;
-        }
-        let body = builder.into_inner().context("cannot pack the upload")?;
-        let answer = client
-            .post_bytes_as(
-                &format!(
-                    "/api/v1/apt/repos/{}/packages?forceReplace={force_replace}",
-                    segment(repo)
-                ),
-                body,
-                "application/x-tar",
-            )
-            .await?;
-        for p in answer["report"]["added"].as_array().into_iter().flatten() {
-            println!("[+] {} added", p["key"].as_str().unwrap_or_default());
-        }
-        for p in answer["report"]["unchanged"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            println!(
-                "[=] {} already in the repository",
-                p["key"].as_str().unwrap_or_default()
-            );
-        }
-        start = end;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    let paths = paths.to_vec();
+    let packer = tokio::task::spawn_blocking(move || pack(&paths, sender));
+    let body = reqwest::Body::wrap_stream(futures::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|piece| (piece, receiver)) },
+    ));
+    let sent: anyhow::Result<AddAnswer> = client
+        .post_bytes_as(
+            &format!(
+                "/api/v1/apt/repos/{}/packages?forceReplace={force_replace}",
+                segment(repo)
+            ),
+            body,
+            "application/x-tar",
+        )
+        .await;
+    // A file that cannot be read explains a failed upload better than the
+    // upload's own error.
+    packer.await.context("the upload packer failed")??;
+    let answer = sent?;
+
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for p in &answer.report.added {
+        writeln!(out, "[+] {} added", p.key)?;
+    }
+    for p in &answer.report.unchanged {
+        writeln!(out, "[=] {} already in the repository", p.key)?;
     }
     Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct AddAnswer {
+    report: AddReport,
+}
+
+#[derive(serde::Deserialize)]
+struct AddReport {
+    added: Vec<Keyed>,
+    unchanged: Vec<Keyed>,
+}
+
+#[derive(serde::Deserialize)]
+struct Keyed {
+    key: String,
+}
+
+/// Writes `paths` as a tar archive into `sender`, a piece at a time. Fails
+/// only on a file it cannot read; when the server stops reading (it refused
+/// the upload), its answer says why.
+fn pack(
+    paths: &[PathBuf],
+    sender: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+) -> anyhow::Result<()> {
+    let mut builder = tar::Builder::new(Pieces {
+        sender: sender.clone(),
+        piece: Vec::new(),
+    });
+    for path in paths {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let _ = sender
+                    .blocking_send(Err(std::io::Error::other("a package file is unreadable")));
+                return Err(error).with_context(|| format!("cannot read {}", path.display()));
+            }
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("upload.deb");
+        if builder
+            .append_data(&mut header, file_name, &bytes[..])
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+    if let Ok(mut pieces) = builder.into_inner() {
+        let _ = pieces.send();
+    }
+    Ok(())
+}
+
+/// Collects tar output into pieces of about a megabyte for the request body.
+struct Pieces {
+    sender: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+    piece: Vec<u8>,
+}
+
+impl Pieces {
+    fn send(&mut self) -> std::io::Result<()> {
+        let piece = std::mem::take(&mut self.piece);
+        self.sender
+            .blocking_send(Ok(piece))
+            .map_err(|_| std::io::Error::other("the upload was cut short"))
+    }
+}
+
+impl std::io::Write for Pieces {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.piece.extend_from_slice(buf);
+        if self.piece.len() >= 1 << 20 {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -38,6 +38,15 @@ pub struct BuildArgs {
     /// Check the file and print the steps it would run, without running them.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --data-dir: the database of that server, when it is not
+    /// sqlite://DATA_DIR/gantry.db (e.g. postgres://…).
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Take `availableSecrets` from environment variables named like the
+    /// secrets instead of the secret store of the server whose data
+    /// directory is --data-dir (or the default one).
+    #[arg(long)]
+    pub secrets_from_env: bool,
 }
 
 /// The engine a server or a build uses: the one chosen (which must exist),
@@ -54,7 +63,9 @@ pub fn image_map_entries(entries: &[String]) -> anyhow::Result<BTreeMap<String, 
     Ok(ImageMap::parse(entries).map_err(anyhow::Error::msg)?.0)
 }
 
-pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+/// `data_dir` is a server's data directory (`--data-dir`, else the default
+/// a server uses): its secret store gives the values of `availableSecrets`.
+pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let source = args
         .source
         .canonicalize()
@@ -118,8 +129,16 @@ pub async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     ))
     .await
     .context("cannot open the build's store")?;
-    let secrets = gantry_secrets::SecretStore::open(store.clone(), data.path())?;
-    load_secrets(&secrets, &file.secrets).await?;
+    let secrets = if args.secrets_from_env {
+        let secrets = gantry_secrets::SecretStore::open(store.clone(), data.path())?;
+        secrets_from_env(&secrets, &file.secrets).await?;
+        secrets
+    } else {
+        match server_secrets(data_dir.as_deref(), args.database.as_deref(), &file.secrets).await? {
+            Some(secrets) => secrets,
+            None => gantry_secrets::SecretStore::open(store.clone(), data.path())?,
+        }
+    };
     let engine = Engine::start(
         store.clone(),
         EngineConfig {
@@ -206,16 +225,60 @@ fn print_line(names: &[String], line: &gantry_store::LogLine) {
     }
 }
 
-/// The secrets `availableSecrets` names come from the environment of
-/// `gantry build` (there is no server with a secret store here).
-async fn load_secrets(
+/// The secret store of the server whose data directory is `data_dir`
+/// (its key file, its database), as that server reads it; every secret
+/// `availableSecrets` names must be there. `None` when the build names no
+/// secret.
+async fn server_secrets(
+    data_dir: Option<&Path>,
+    database: Option<&str>,
+    wanted: &BTreeMap<String, String>,
+) -> anyhow::Result<Option<gantry_secrets::SecretStore>> {
+    let Some(name) = wanted.values().next() else {
+        return Ok(None);
+    };
+    let Some(data_dir) = data_dir else {
+        bail!(
+            "secret {name:?} (availableSecrets): give --data-dir DIR to read a server's secret store, or --secrets-from-env"
+        );
+    };
+    let url = match database {
+        Some(url) => url.to_owned(),
+        None => {
+            let path = data_dir.join("gantry.db");
+            if !path.is_file() {
+                bail!(
+                    "{} has no gantry.db: is it a server's data directory? (--database for a server on PostgreSQL)",
+                    data_dir.display()
+                );
+            }
+            format!("sqlite://{}", path.display())
+        }
+    };
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the secret store of {}", data_dir.display()))?;
+    let secrets = gantry_secrets::SecretStore::open_existing(store, data_dir)?;
+    for name in wanted.values() {
+        if secrets.get(name).await?.is_none() {
+            bail!(
+                "secret {name:?} (availableSecrets) does not exist in the secret store of {}",
+                data_dir.display()
+            );
+        }
+    }
+    Ok(Some(secrets))
+}
+
+/// `--secrets-from-env`: each secret from the variable of its name.
+async fn secrets_from_env(
     store: &gantry_secrets::SecretStore,
     secrets: &BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
     for secret in secrets.values() {
         let value = std::env::var(secret).with_context(|| {
             format!(
-                "secret {secret:?} (availableSecrets): set it in the environment of gantry build"
+                "secret {secret:?} (availableSecrets): --secrets-from-env reads it from the variable {secret}, which is not set"
             )
         })?;
         store.set(secret, &value, 0).await?;

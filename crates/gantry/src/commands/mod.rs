@@ -3,6 +3,7 @@
 
 pub mod apt;
 pub mod build;
+pub mod dataplane;
 pub mod deb;
 pub mod deploy;
 mod executions;
@@ -26,9 +27,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => crate::serve::serve(args, data_dir()?)
             .await
             .map(|()| ExitCode::SUCCESS),
-        Command::Dataplane => crate::serve::dataplane(data_dir()?)
+        Command::Dataplane { command: None } => crate::serve::dataplane(data_dir()?)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Dataplane {
+            command: Some(command),
+        } => dataplane::run(&data_dir()?, command).await,
         Command::App(command) => deploy::app(&client()?, command).await,
         Command::Cluster(command) => deploy::cluster(&client()?, command).await,
         Command::ServerGroup(command) => deploy::server_group(&client()?, command).await,
@@ -57,7 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(command) => tokens::run(&client()?, command).await,
         Command::Deb(command) => deb::run(command),
         Command::Apt(command) => apt::run(&client()?, command).await,
-        Command::Build(args) => build::run(args).await,
+        Command::Build(args) => build::run(args, data_dir().ok()).await,
         Command::Secret(command) => secrets::run(&client()?, command).await,
         Command::Repo(command) => git::repo(&client()?, &cli.url, command).await,
         Command::Trigger(command) => git::trigger(&client()?, command).await,

@@ -255,6 +255,7 @@ pipelines:
       - {id: c, type: deploy, application: shop, image: x, strategy: canary, steps: [{setWeight: 150}, {pause: 1s, setWeight: 5}]}
       - {id: d, type: destroyServerGroup, cluster: shop, target: newer}
       - {id: e, type: checkPreconditions, preconditions: [{clusterSize: {cluster: shop, comparison: "=~", expected: 1}}]}
+      - {id: f, type: deploy, application: shop, command: x, judgmentBetweenSteps: {instructions: look, options: [go, go], by: me}}
 "#,
     );
     let out = server
@@ -273,6 +274,9 @@ pipelines:
         "must have exactly one of setWeight, pause, analysis",
         "\"target\" must be one of newest, previous, oldest, not \"newer\"",
         "\"comparison\" must be one of ==, !=, <, <=, >, >=, not \"=~\"",
+        "stage \"f\": \"judgmentBetweenSteps\" is for the rolling strategy",
+        "duplicate option \"go\"",
+        "unknown field \"by\" in judgment of stage \"f\"",
     ] {
         assert!(
             out.stderr.contains(expected),
@@ -370,4 +374,60 @@ fn server_group_stages_change_the_cluster_without_dropping() {
     assert!(out.stdout.matches("healthy").count() >= 3, "{}", out.stdout);
     let out = server.cli(&["servergroup", "list", "--all"]).ok();
     assert!(out.stdout.contains("destroyed"), "{}", out.stdout);
+}
+
+#[test]
+fn dataplane_stop_drains_then_stops_instances() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server, "");
+    let group = server.get("/api/v1/server-groups/shop-web-v000");
+    let pids: Vec<i32> = group["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| i["pid"].as_i64().expect("pid") as i32)
+        .collect();
+    assert_eq!(pids.len(), 2, "{group:#}");
+    let data_dir = server.data_dir();
+    let data_dir = data_dir.to_str().expect("data dir");
+    // A request in flight when the stop begins is answered.
+    let slow = std::thread::spawn(move || get(port, "/slow?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = server
+        .cli(&["--data-dir", data_dir, "dataplane", "stop"])
+        .ok();
+    assert!(out.stdout.contains("stopped"), "{}", out.stdout);
+    let (status, body) = slow.join().expect("slow request");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("slow"), "{body}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the load balancer still listens"
+    );
+    for pid in &pids {
+        assert!(!crate::harness::alive(*pid), "instance {pid} still runs");
+    }
+    let again = server
+        .cli(&["--data-dir", data_dir, "dataplane", "stop"])
+        .ok();
+    assert!(
+        again.stdout.contains("no data plane is running"),
+        "{}",
+        again.stdout
+    );
+
+    // The server starts it again, with the same server groups, on next use.
+    let group = server.get("/api/v1/server-groups/shop-web-v000");
+    assert_eq!(group["enabled"], true, "{group:#}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while get_or_refused(port) != Some(200) {
+        assert!(std::time::Instant::now() < deadline, "never served again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `GET /` on the load balancer; `None` while nothing listens.
+fn get_or_refused(port: u16) -> Option<u16> {
+    TcpStream::connect(("127.0.0.1", port)).ok()?;
+    Some(get(port, "/").0)
 }

@@ -13,19 +13,23 @@ use std::time::Duration;
 
 use crate::harness::{BIN, Server};
 
-/// `gantry-testapp`, built beside `gantry` (built here if missing).
+/// `gantry-testapp`, built beside `gantry`: built once per test run, so
+/// that a test never runs a stale copy (cargo does not rebuild it for the
+/// `gantry` tests: it is no dependency of theirs).
 pub fn testapp() -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let dir = PathBuf::from(BIN).parent().expect("bin dir").to_path_buf();
-    let path = dir.join("gantry-testapp");
-    if !path.exists() {
+    BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "gantry-testapp"])
-            .status()
-            .expect("cargo build -p gantry-testapp");
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "-q", "-p", "gantry-testapp"]);
+        if dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo build -p gantry-testapp");
         assert!(status.success(), "cannot build gantry-testapp");
-    }
-    path
+    });
+    dir.join("gantry-testapp")
 }
 
 pub fn free_port() -> u16 {
@@ -38,7 +42,8 @@ pub fn free_port() -> u16 {
 
 /// A gantry file: application `shop`, cluster `shop-web` behind load
 /// balancer `shop` on `port`, and one deploy pipeline per strategy
-/// (`deploy-redblack`, …) taking `version`, `failHealth`, `errorPercent`.
+/// (`deploy-redblack`, …) taking `version`, `failHealth`, `errorPercent`,
+/// `delayMs`.
 pub fn shop_yaml(port: u16, extra_stage_fields: &str) -> String {
     let app = testapp();
     let mut pipelines = String::new();
@@ -58,6 +63,7 @@ pub fn shop_yaml(port: u16, extra_stage_fields: &str) -> String {
       - {{name: version, default: v1}}
       - {{name: failHealth, default: ""}}
       - {{name: errorPercent, default: "0"}}
+      - {{name: delayMs, default: "0"}}
     stages:
       - id: deploy
         type: deploy
@@ -72,6 +78,7 @@ pub fn shop_yaml(port: u16, extra_stage_fields: &str) -> String {
           VERSION: "${{{{ parameters.version }}}}"
           FAIL_HEALTH: "${{{{ parameters.failHealth }}}}"
           ERROR_PERCENT: "${{{{ parameters.errorPercent }}}}"
+          DELAY_MS: "${{{{ parameters.delayMs }}}}"
 {options}{extra_stage_fields}"#,
             app = app.display()
         ));
@@ -105,6 +112,8 @@ pub struct Tally {
     pub failures: Vec<String>,
     /// Responses by the version that answered.
     pub versions: BTreeMap<String, u64>,
+    /// Responses by the port of the instance that answered.
+    pub ports: BTreeMap<u16, u64>,
 }
 
 impl Tally {
@@ -114,6 +123,9 @@ impl Tally {
         self.failures.extend(other.failures.into_iter().take(10));
         for (version, n) in other.versions {
             *self.versions.entry(version).or_default() += n;
+        }
+        for (port, n) in other.ports {
+            *self.ports.entry(port).or_default() += n;
         }
     }
 
@@ -175,8 +187,12 @@ fn worker(port: u16, reuse: bool, stop: &AtomicBool) -> Tally {
         let reader = connection.as_mut().expect("connected");
         match exchange(reader, reuse) {
             Ok((200, body)) => {
-                let version = body.split_whitespace().next().unwrap_or("").to_owned();
+                let mut words = body.split_whitespace();
+                let version = words.next().unwrap_or("").to_owned();
                 *tally.versions.entry(version).or_default() += 1;
+                if let Some(port) = words.next().and_then(|p| p.parse().ok()) {
+                    *tally.ports.entry(port).or_default() += 1;
+                }
             }
             Ok((status, body)) => tally.fail(format!("status {status}: {}", body.trim())),
             Err(e) => {

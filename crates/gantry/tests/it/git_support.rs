@@ -136,3 +136,14 @@ pub fn still_executions(server: &Server, pipeline: &str, count: usize) {
         "pipeline {pipeline}"
     );
 }
+
+/// Stores a secret through the CLI, the value on standard input (never an argument).
+pub fn set_secret(server: &Server, name: &str, value: &str) {
+    let input = server.write_file(&format!("secret-{name}"), value);
+    server
+        .cli_with(&["secret", "set", name], |command| {
+            command.stdin(std::fs::File::open(&input).expect("secret input"));
+        })
+        .ok();
+    std::fs::remove_file(&input).expect("remove secret input");
+}

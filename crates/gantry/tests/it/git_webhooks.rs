@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::git_support::{Clone, repo_url, still_executions, wait_executions};
+use crate::git_support::{Clone, repo_url, set_secret, still_executions, wait_executions};
 use crate::harness::Server;
 
 const GITHUB_SECRET: &str = "It's a Secret to Everybody";
@@ -269,4 +269,139 @@ fn github_and_gitlab_pushes_start_pipelines(server: &mut Server) {
         std::fs::read_to_string(server.work().join("generic.txt")).unwrap(),
         "1.2.3\n"
     );
+}
+
+/// Webhook secrets kept in the secret store (`secretFrom`) instead of the file: deliveries
+/// signed with the stored value start the pipeline, others are refused; the file holds no
+/// secret, and a trigger whose secret is missing from the store lets nothing through.
+#[test]
+fn webhook_secrets_from_the_secret_store() {
+    let server = Server::start(crate::harness::Backend::Sqlite);
+    server.cli(&["repo", "create", "mirror", "--public"]).ok();
+    let clone_url = repo_url(&server, "mirror", None);
+    let clone = Clone::init(&server, "app");
+    let commit = clone.commit(&[("README", "stored secrets")], "Update README");
+    clone
+        .git(&[
+            "push",
+            "--quiet",
+            &repo_url(&server, "mirror", Some(&server.token)),
+            "main",
+        ])
+        .ok();
+    set_secret(&server, "github-hook", "stored-github-secret");
+    set_secret(&server, "gitlab-hook", "stored-gitlab-token");
+    set_secret(&server, "bot-hook", "stored-bot-secret");
+    server.apply(&format!(
+        r#"
+pipelines:
+  - name: github-stored
+    triggers:
+      - type: git
+        url: {clone_url}
+        branch: ^main$
+        secretFrom: github-hook
+    stages:
+      - {{ id: build, type: run, steps: [{{ script: "true" }}] }}
+  - name: gitlab-stored
+    triggers:
+      - type: git
+        url: {clone_url}
+        branch: ^main$
+        secretFrom: gitlab-hook
+    stages:
+      - {{ id: build, type: run, steps: [{{ script: "true" }}] }}
+  - name: bot-stored
+    triggers:
+      - type: webhook
+        source: stored-bot
+        secretFrom: bot-hook
+    stages:
+      - {{ id: go, type: run, steps: [{{ script: "true" }}] }}
+  - name: bot-missing
+    triggers:
+      - type: webhook
+        source: missing-bot
+        secretFrom: not-stored
+    stages:
+      - {{ id: go, type: run, steps: [{{ script: "true" }}] }}
+"#
+    ));
+    let listed = server.cli(&["trigger", "list"]).ok().stdout;
+    assert!(!listed.contains("stored-github-secret"), "{listed}");
+
+    let zero = "0".repeat(40);
+    let body = github_push(&clone_url, &zero, &commit, "refs/heads/main").to_string();
+    let signed = |secret: &str| gantry_triggers::github_signature(secret, body.as_bytes());
+    let (status, _) = github(&server, &body, signed("github-hook"), "s-0");
+    assert_eq!(status, 401, "the secret's name is not its value");
+    let (status, answer) = github(&server, &body, signed("stored-github-secret"), "s-1");
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        answer["started"][0]["pipeline"], "github-stored",
+        "{answer}"
+    );
+    let runs = wait_executions(&server, "github-stored", 1);
+    let execution = server.wait_terminal(runs[0]["id"].as_str().unwrap());
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    still_executions(&server, "gitlab-stored", 0);
+
+    let gitlab = json!({
+        "object_kind": "push",
+        "ref": "refs/heads/main",
+        "before": zero,
+        "after": commit,
+        "user_username": "jsmith",
+        "project": {"name": "app", "git_http_url": clone_url},
+        "commits": [],
+    })
+    .to_string();
+    let gitlab_headers = |token: &str, id: &str| {
+        vec![
+            ("x-gitlab-event", "Push Hook".to_owned()),
+            ("x-gitlab-token", token.to_owned()),
+            ("x-gitlab-event-uuid", id.to_owned()),
+        ]
+    };
+    let (status, _) = post(
+        &server,
+        "/webhooks/gitlab",
+        &gitlab_headers("gitlab-hook", "g-0"),
+        &gitlab,
+    );
+    assert_eq!(status, 401);
+    let (status, answer) = post(
+        &server,
+        "/webhooks/gitlab",
+        &gitlab_headers("stored-gitlab-token", "g-1"),
+        &gitlab,
+    );
+    assert_eq!(status, 202, "{answer}");
+    wait_executions(&server, "gitlab-stored", 1);
+
+    let payload = json!({"action": "deploy"}).to_string();
+    let bot = "/webhooks/generic/stored-bot";
+    let (status, _) = post(
+        &server,
+        bot,
+        &[("x-gantry-secret", "bot-hook".into())],
+        &payload,
+    );
+    assert_eq!(status, 401);
+    let (status, answer) = post(
+        &server,
+        bot,
+        &[("x-gantry-secret", "stored-bot-secret".into())],
+        &payload,
+    );
+    assert_eq!(status, 202, "{answer}");
+    wait_executions(&server, "bot-stored", 1);
+    let (status, _) = post(
+        &server,
+        "/webhooks/generic/missing-bot",
+        &[("x-gantry-secret", "anything".into())],
+        &payload,
+    );
+    assert_eq!(status, 401);
+    still_executions(&server, "bot-missing", 0);
 }

@@ -55,6 +55,8 @@ pub struct Server {
     port: u16,
     root: tempfile::TempDir,
     database: Option<PgDatabase>,
+    /// Extra environment of `gantry serve` (kept across restarts).
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -62,11 +64,21 @@ impl Server {
         Server::try_start(backend).expect("GANTRY_TEST_POSTGRES_URL is not set")
     }
 
+    /// A server on SQLite whose process also gets `env` (e.g. a container
+    /// engine's `DOCKER_HOST`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Server {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Server::launch(None, env)
+    }
+
     /// A server on SQLite, or on a fresh PostgreSQL database; `None` (with a
     /// note) for PostgreSQL when `GANTRY_TEST_POSTGRES_URL` is not set.
     pub fn try_start(backend: Backend) -> Option<Server> {
         match backend {
-            Backend::Sqlite => Some(Server::launch(None)),
+            Backend::Sqlite => Some(Server::launch(None, Vec::new())),
             Backend::Postgres => {
                 let Ok(admin_url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
                     eprintln!(
@@ -74,12 +86,15 @@ impl Server {
                     );
                     return None;
                 };
-                Some(Server::launch(Some(PgDatabase::create(&admin_url))))
+                Some(Server::launch(
+                    Some(PgDatabase::create(&admin_url)),
+                    Vec::new(),
+                ))
             }
         }
     }
 
-    fn launch(database: Option<PgDatabase>) -> Server {
+    fn launch(database: Option<PgDatabase>, env: Vec<(String, String)>) -> Server {
         let root = tempfile::Builder::new()
             .prefix("gantry-it-")
             .tempdir()
@@ -92,6 +107,7 @@ impl Server {
             port: 0,
             root,
             database,
+            env,
         };
         // A free port can be taken by someone else between our probe and the
         // server's bind: try a few.
@@ -107,6 +123,11 @@ impl Server {
             }
         }
         panic!("the server did not start:\n{}", server.log_tail());
+    }
+
+    /// The PostgreSQL database it runs on, if it does (another server may share it).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|db| db.url.as_str())
     }
 
     /// The server's data directory.
@@ -139,6 +160,7 @@ impl Server {
             .env("RUST_LOG", "info")
             .env_remove("GANTRY_TOKEN")
             .env_remove("GANTRY_URL")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log);

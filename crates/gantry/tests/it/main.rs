@@ -9,7 +9,9 @@ mod deploy_support;
 mod harness;
 mod webhook_target;
 
+mod deploy_containers;
 mod deploy_details;
+mod deploy_judgment;
 mod deploy_rollouts;
 
 mod api;
@@ -18,6 +20,8 @@ mod auth;
 mod engine;
 mod files;
 mod git_concurrency;
+mod git_config;
+mod git_credentials;
 mod git_cron;
 mod git_gitops;
 mod git_push;
@@ -27,5 +31,6 @@ mod git_webhooks;
 mod steps_bake;
 mod steps_cloudbuild;
 mod steps_containers;
+mod steps_docker;
 mod steps_podman;
 mod steps_secrets;

@@ -3,7 +3,10 @@
 use std::process::Command;
 
 use crate::harness::{Backend, Server, stage};
-use crate::steps_podman::{BASE, log_text, podman, registry, registry_tags};
+use crate::steps_podman::{
+    AUTH_PASSWORD, AUTH_USER, BASE, auth_registry, log_text, podman, registry, registry_tags,
+    set_secret,
+};
 
 #[test]
 fn a_bake_pushes_and_the_same_inputs_are_not_baked_twice() {
@@ -165,4 +168,142 @@ fn registry_digest(registry: &str, repository: &str, tag: &str) -> String {
         .to_str()
         .unwrap()
         .to_owned()
+}
+
+/// A pipeline `name` whose `bake` stage builds a small image and pushes it
+/// as `image` (every run: `rebake: true`) with the registry credentials in
+/// secret `credentials`.
+pub fn bake_pipeline(name: &str, image: &str, credentials: Option<&str>) -> String {
+    let credentials = credentials.map_or(String::new(), |c| format!("credentials: {c}"));
+    format!(
+        r#"
+  - name: {name}
+    stages:
+      - id: sources
+        type: run
+        steps:
+          - script: printf 'FROM {BASE}\nRUN echo baked > /baked\n' > Containerfile
+      - id: bake
+        type: bake
+        dependsOn: [sources]
+        image: {image}
+        rebake: true
+        {credentials}
+"#
+    )
+}
+
+#[test]
+fn registry_credentials_come_from_the_secret_store() {
+    podman();
+    let server = Server::start(Backend::Sqlite);
+    let registry = auth_registry();
+    let repository = format!("auth-app-{}", std::process::id());
+    let image = format!("{registry}/{repository}:v7");
+    const WRONG: &str = "wrong-pw-4d81c2";
+    set_secret(
+        &server,
+        "REGISTRY_LOGIN",
+        &format!("{AUTH_USER}:{AUTH_PASSWORD}"),
+    );
+    set_secret(&server, "WRONG_LOGIN", &format!("{AUTH_USER}:{WRONG}"));
+    let find = |pipeline: &str, credentials: &str| {
+        format!(
+            r#"
+  - name: {pipeline}
+    stages:
+      - id: find
+        type: findImage
+        repository: {registry}/{repository}
+        pattern: '^v(\d+)$'
+        {credentials}
+"#
+        )
+    };
+    server.apply(&format!(
+        "pipelines:{}{}{}{}{}{}",
+        bake_pipeline("bake", &image, Some("REGISTRY_LOGIN")),
+        bake_pipeline("bake-wrong", &image, Some("WRONG_LOGIN")),
+        bake_pipeline("bake-anonymous", &image, None),
+        find("find", "credentials: REGISTRY_LOGIN"),
+        find("find-wrong", "credentials: WRONG_LOGIN"),
+        find("find-anonymous", ""),
+    ));
+    let mut logs = String::new();
+    let mut run = |pipeline: &str, status: &str| {
+        let id = server.run(pipeline, &[]);
+        let execution = server.wait_terminal(&id);
+        let text = log_text(&server, &id);
+        assert_eq!(execution["status"], status, "{execution:#}\n{text}");
+        logs.push_str(&text);
+        execution
+    };
+
+    let execution = run("bake", "succeeded");
+    let digest = stage(&execution, "bake")["outputs"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tags = reqwest::blocking::Client::new()
+        .get(format!("http://{registry}/v2/{repository}/tags/list"))
+        .basic_auth(AUTH_USER, Some(AUTH_PASSWORD))
+        .send()
+        .and_then(|r| r.json::<serde_json::Value>())
+        .unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["v7"]));
+    assert!(digest.starts_with("sha256:"), "{digest}");
+
+    let execution = run("find", "succeeded");
+    let outputs = &stage(&execution, "find")["outputs"];
+    assert_eq!(outputs["image"], image.as_str());
+    assert_eq!(outputs["version"], "7");
+
+    let refused = |what: &str| format!("registry {registry} answered 401 unauthorized to {what}: ");
+    let push = format!("the push of {image}");
+    let list = format!("listing the tags of {repository:?}");
+    for (pipeline, stage_id, prefix, what, hint) in [
+        (
+            "bake-wrong",
+            "bake",
+            format!("bake {image}"),
+            &push,
+            "the credentials in secret \"WRONG_LOGIN\" were refused",
+        ),
+        (
+            "bake-anonymous",
+            "bake",
+            format!("bake {image}"),
+            &push,
+            "it needs credentials (credentials: a secret holding user:password)",
+        ),
+        (
+            "find-wrong",
+            "find",
+            format!("findImage {registry}/{repository}"),
+            &list,
+            "the credentials in secret \"WRONG_LOGIN\" were refused",
+        ),
+        (
+            "find-anonymous",
+            "find",
+            format!("findImage {registry}/{repository}"),
+            &list,
+            "it needs credentials (credentials: a secret holding user:password)",
+        ),
+    ] {
+        let execution = run(pipeline, "failed");
+        assert_eq!(
+            stage(&execution, stage_id)["error"],
+            format!("{prefix}: {}{hint}", refused(what)),
+            "{pipeline}"
+        );
+    }
+
+    for value in [AUTH_PASSWORD, WRONG] {
+        assert!(!logs.contains(value), "a password reached the logs");
+        assert!(
+            !server.log_tail().contains(value),
+            "a password reached the server's log"
+        );
+    }
 }

@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{BIN, Backend, Output, Server, stage, wait_output};
-use crate::steps_podman::{BASE, log_text, podman, registry, registry_tags};
+use crate::steps_podman::{
+    BASE, containers_of, log_text, podman, registry, registry_tags, set_secret,
+};
 
 const CLOUDBUILD: &str = r#"
 steps:
@@ -208,4 +210,150 @@ pipelines:
     assert_eq!(images[0]["image"], format!("{registry}/cb-app:{short}"));
     assert!(images[0]["digest"].as_str().unwrap().starts_with("sha256:"));
     assert!(registry_tags("cb-app").contains(&short.to_owned()));
+}
+
+/// `availableSecrets` read by `gantry build` from a server's secret store
+/// (its data directory: database and key file), as the server would.
+#[test]
+fn gantry_build_reads_available_secrets_from_a_servers_store() {
+    podman();
+    let server = Server::start(Backend::Sqlite);
+    const VALUE: &str = "build-tok-93b7e1";
+    set_secret(&server, "deploy-token", VALUE);
+    let source = tempfile::tempdir().unwrap();
+    // The step proves it got the value (from a file the build file does
+    // not print).
+    std::fs::write(source.path().join("expected"), VALUE).unwrap();
+    std::fs::write(
+        source.path().join("cloudbuild.yaml"),
+        r#"
+steps:
+- id: use
+  name: localhost/gantry-test-base
+  entrypoint: sh
+  secretEnv: [TOKEN]
+  args: ['-c', 'echo "token is $$TOKEN"; test "$$TOKEN" = "$(cat expected)"']
+availableSecrets:
+  secretManager:
+  - versionName: projects/p/secrets/deploy-token/versions/latest
+    env: TOKEN
+"#,
+    )
+    .unwrap();
+    let dir = source.path().to_str().unwrap();
+    let data_dir = server.data_dir();
+    let data_dir = data_dir.to_str().unwrap();
+    let out = build(&["build", dir, "--data-dir", data_dir]).ok();
+    assert!(out.stdout.contains("[use] token is ***"), "{out:#?}");
+    assert!(!out.stdout.contains(VALUE) && !out.stderr.contains(VALUE));
+
+    // From the environment, when asked for.
+    let child = Command::new(BIN)
+        .args(["build", dir, "--secrets-from-env"])
+        .env("deploy-token", VALUE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, &["build"], Duration::from_secs(120)).ok();
+    assert!(out.stdout.contains("[use] token is ***"), "{out:#?}");
+
+    // Nowhere to read it from, or not there: clear errors, nothing runs.
+    let empty = tempfile::tempdir().unwrap();
+    build(&["build", dir, "--data-dir", empty.path().to_str().unwrap()]).fails_with(&format!(
+        "{} has no gantry.db: is it a server's data directory? (--database for a server on PostgreSQL)",
+        empty.path().display()
+    ));
+    build(&["build", dir, "--secrets-from-env"]).fails_with(
+        "secret \"deploy-token\" (availableSecrets): --secrets-from-env reads it from the variable deploy-token, which is not set",
+    );
+    server.cli(&["secret", "delete", "deploy-token"]).ok();
+    build(&["build", dir, "--data-dir", data_dir]).fails_with(&format!(
+        "secret \"deploy-token\" (availableSecrets) does not exist in the secret store of {data_dir}"
+    ));
+}
+
+/// A `config:` stage's Cloud Build file: its top-level `timeout` bounds the
+/// stage, and the secrets it names are masked in every stage's log of the
+/// execution, including one that was already running when it read them.
+#[test]
+fn a_config_files_timeout_and_secrets_apply_to_the_whole_execution() {
+    podman();
+    let server = Server::start(Backend::Sqlite);
+    const VALUE: &str = "cb-secret-71f0aa";
+    set_secret(&server, "cb-token", VALUE);
+    std::fs::create_dir(server.work().join("files")).unwrap();
+    server.write_file(
+        "files/cloudbuild.yaml",
+        r#"
+steps:
+- name: localhost/gantry-test-base
+  entrypoint: sh
+  secretEnv: [TOKEN]
+  args: ['-c', 'echo "in build $$TOKEN"; echo "$$TOKEN" > .t && mv .t token']
+availableSecrets:
+  secretManager:
+  - versionName: projects/p/secrets/cb-token/versions/1
+    env: TOKEN
+"#,
+    );
+    server.write_file(
+        "files/slow.yaml",
+        "steps:\n- name: localhost/gantry-test-base\n  args: [sleep, '300']\ntimeout: 2s\n",
+    );
+    server.apply(
+        r#"
+pipelines:
+  - name: masked
+    stages:
+      # Started before the Cloud Build file is read.
+      - id: parallel
+        type: run
+        steps:
+          - script: |
+              for _ in $(seq 600); do [ -f token ] && break; sleep 0.1; done
+              echo "parallel reads $(cat token)"
+      - id: files
+        type: run
+        steps:
+          - command: [cp, @W@/files/cloudbuild.yaml, .]
+      - id: build
+        type: run
+        dependsOn: [files]
+        config: cloudbuild.yaml
+      - id: later
+        type: run
+        dependsOn: [build]
+        steps:
+          - script: echo "later reads $(cat token)"
+  - name: slow
+    stages:
+      - id: files
+        type: run
+        steps:
+          - command: [cp, @W@/files/slow.yaml, .]
+      - id: build
+        type: run
+        dependsOn: [files]
+        config: slow.yaml
+"#,
+    );
+    let id = server.run("masked", &[]);
+    let execution = server.wait_terminal(&id);
+    let logs = log_text(&server, &id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}\n{logs}");
+    for line in ["in build ***", "parallel reads ***", "later reads ***"] {
+        assert!(logs.contains(line), "{line:?} in {logs}");
+    }
+    assert!(!logs.contains(VALUE), "a secret value reached the logs");
+
+    let id = server.run("slow", &[]);
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "failed");
+    assert_eq!(
+        stage(&execution, "build")["error"],
+        "the build timed out after 2s (timeout in slow.yaml)"
+    );
+    assert_eq!(containers_of(&id), Vec::<String>::new());
 }

@@ -12,12 +12,10 @@ fn server() -> Server {
     Server::start(Backend::Sqlite)
 }
 
-#[test]
-fn containers_share_the_workspace_and_named_volumes() {
-    let server = server();
-    server.apply(&format!(
-        r#"
-pipelines:
+/// A stage whose container steps pass files through the workspace and a
+/// named volume, and a host step reading what they left; also run through
+/// the docker CLI (steps_docker).
+pub const SHARE: &str = r#"
   - name: share
     stages:
       - id: build
@@ -26,24 +24,26 @@ pipelines:
           GREETING: hello
         steps:
           - name: write
-            image: {BASE}
-            volumes: [{{name: cache, path: /cache}}]
+            image: localhost/gantry-test-base:latest
+            volumes: [{name: cache, path: /cache}]
             script: |
               test "$(pwd)" = /workspace
               echo "$GREETING from a container" > /workspace/greeting
               echo cached > /cache/entry
           - name: read
-            image: {BASE}
+            image: localhost/gantry-test-base:latest
             dir: sub
-            volumes: [{{name: cache, path: /cache}}]
+            volumes: [{name: cache, path: /cache}]
             script: |
               test "$(pwd)" = /workspace/sub
               echo "greeting=$(cat /workspace/greeting)" >> $GANTRY_OUTPUT
               echo "cache=$(cat /cache/entry)" >> $GANTRY_OUTPUT
           - name: host
             script: cp greeting @W@/from-host
-"#
-    ));
+"#;
+
+/// Runs [`SHARE`] (applied already) and checks what its steps passed on.
+pub fn check_share(server: &Server) -> String {
     let id = server.run("share", &[]);
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
@@ -54,6 +54,15 @@ pipelines:
         std::fs::read_to_string(server.work().join("from-host")).unwrap(),
         "hello from a container\n"
     );
+    id
+}
+
+#[test]
+fn containers_share_the_workspace_and_named_volumes() {
+    let server = server();
+    assert!(SHARE.contains(BASE));
+    server.apply(&format!("pipelines:{SHARE}"));
+    let id = check_share(&server);
     assert_eq!(containers_of(&id), Vec::<String>::new());
     assert_eq!(
         volumes_of(&id),
@@ -338,7 +347,7 @@ pipelines:
     );
 }
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(Instant::now() < deadline, "gave up waiting: {what}");

@@ -29,21 +29,50 @@ pub fn podman() {
 pub fn registry() -> String {
     static ADDRESS: OnceLock<String> = OnceLock::new();
     ADDRESS
-        .get_or_init(|| {
-            if let Ok(address) = std::env::var("GANTRY_TEST_REGISTRY") {
-                return address;
-            }
-            let out = Command::new(scripts().join("start-registry"))
-                .output()
-                .expect("run scripts/start-registry");
-            assert!(
-                out.status.success(),
-                "scripts/start-registry failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        })
+        .get_or_init(|| started("GANTRY_TEST_REGISTRY", "start-registry"))
         .clone()
+}
+
+/// The account of the registry scripts/start-auth-registry starts.
+pub const AUTH_USER: &str = "gantry-test";
+pub const AUTH_PASSWORD: &str = "registry-pw-5c1e9a";
+
+/// The `127.0.0.1:PORT` of the loopback registry that asks for credentials
+/// (htpasswd): `GANTRY_TEST_AUTH_REGISTRY`, or the one
+/// scripts/start-auth-registry starts (or finds running).
+pub fn auth_registry() -> String {
+    static ADDRESS: OnceLock<String> = OnceLock::new();
+    ADDRESS
+        .get_or_init(|| started("GANTRY_TEST_AUTH_REGISTRY", "start-auth-registry"))
+        .clone()
+}
+
+/// The address in `variable` (scripts/test sets it), else what `script`
+/// prints (the only thing it prints on stdout).
+fn started(variable: &str, script: &str) -> String {
+    if let Ok(address) = std::env::var(variable) {
+        return address;
+    }
+    let out = Command::new(scripts().join(script))
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `gantry secret set NAME` with `value` on stdin (never on a command line).
+pub fn set_secret(server: &crate::harness::Server, name: &str, value: &str) {
+    let input = server.write_file(&format!("{name}.secret"), value);
+    server
+        .cli_with(&["secret", "set", name], |command| {
+            command.stdin(std::fs::File::open(&input).unwrap());
+        })
+        .ok();
+    std::fs::remove_file(&input).unwrap();
 }
 
 /// Names of the containers (running or not) of an execution.

@@ -104,7 +104,15 @@ pipelines:
         .cli(&["secret", "delete", "DEPLOY_TOKEN"])
         .fails_with("secret \"DEPLOY_TOKEN\" not found");
     let (_, body) = server.api("GET", "/api/v1/secrets", None);
-    assert_eq!(body["secrets"], serde_json::json!([]));
+    // Secrets the server keeps for itself (`_gantry.…`, e.g. the APT signing
+    // key's passphrase) are never listed.
+    let names: Vec<&str> = body["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, Vec::<&str>::new());
     let (status, body) = server.api(
         "PUT",
         "/api/v1/secrets/bad%20name",

@@ -3,6 +3,7 @@
 //! step succeeded.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use gantry_cloudbuild::{ImageMap, Translation};
 use gantry_config::Step;
@@ -10,10 +11,11 @@ use gantry_container::ContainerEngine;
 
 use crate::stages::StageContext;
 
-/// The translated steps and the images to push.
+/// The translated steps, the images to push and the file's `timeout`.
 pub(crate) struct Loaded {
     pub(crate) steps: Vec<Step>,
     pub(crate) images: Vec<String>,
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 pub(crate) async fn load(
@@ -71,7 +73,20 @@ pub(crate) async fn load(
     Ok(Loaded {
         steps: build.steps,
         images: build.images,
+        timeout: build.timeout,
     })
+}
+
+/// The secret-store names the Cloud Build file `config` in `workspace`
+/// makes available (`availableSecrets`); none while there is no such file
+/// or it does not parse (the stage reading it reports that).
+pub(crate) async fn secret_names(workspace: &Path, config: &str) -> Vec<String> {
+    let Ok(text) = tokio::fs::read_to_string(workspace.join(config)).await else {
+        return Vec::new();
+    };
+    gantry_cloudbuild::parse(config, &text)
+        .map(|file| file.secrets.into_values().collect())
+        .unwrap_or_default()
 }
 
 /// The configured map, with `gcr.io/cloud-builders/docker` running the

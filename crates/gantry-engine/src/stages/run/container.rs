@@ -62,17 +62,22 @@ impl StageLabels {
             .map_err(|e| e.to_string())
     }
 
-    /// Removes every container and volume of the stage.
-    pub(crate) async fn remove_all(&self, engine: &ContainerEngine) -> Result<(), String> {
+    /// Removes every container of the stage.
+    pub(crate) async fn remove_containers(&self, engine: &ContainerEngine) -> Result<(), String> {
         engine
             .remove_labelled(&self.pairs())
             .await
-            .map_err(|e| e.to_string())?;
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Removes every volume of the stage.
+    pub(crate) async fn remove_volumes(&self, engine: &ContainerEngine) -> Result<(), String> {
         engine
             .remove_volumes(&self.pairs())
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     pub(crate) async fn create_volume(

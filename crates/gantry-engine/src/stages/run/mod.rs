@@ -12,7 +12,8 @@
 //! out).
 //!
 //! A failed step stops the others (Cloud Build's rule) unless it has
-//! `allowFailure`.
+//! `allowFailure`. A `config:` file's top-level `timeout` bounds the whole
+//! stage, counted from its start.
 
 mod cloudbuild;
 mod container;
@@ -30,7 +31,6 @@ use serde_json::Map;
 
 use super::{Outcome, StageContext};
 use crate::clock;
-use crate::logs::StageLog;
 use crate::process::{self, ProcessId};
 use container::StageLabels;
 use step::{StageRun, StepEnd, StepRun, describe};
@@ -46,7 +46,11 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
             return Outcome::Failed(format!("cannot create {}: {error}", dir.display()));
         }
     }
-    let cloudbuild::Loaded { steps, images } = match steps_of(ctx, spec).await {
+    let cloudbuild::Loaded {
+        steps,
+        images,
+        timeout,
+    } = match steps_of(ctx, spec).await {
         Ok(loaded) => loaded,
         Err(error) => {
             ctx.log.system(&error).await;
@@ -64,12 +68,10 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
             return Outcome::Failed(error);
         }
     };
-    // The context's masker already knows every secret of the execution;
-    // a `config:` file's steps may name more.
-    let log = StageLog {
-        masker: ctx.log.masker.with(secrets.values().cloned()),
-        ..ctx.log.clone()
-    };
+    // The execution's masker knows the secrets its stages name; a `config:`
+    // file's steps may name more, masked from now on in every stage's log.
+    ctx.log.masker.add(secrets.values().cloned());
+    let log = ctx.log.clone();
     let containers = if steps.iter().any(|s| s.image.is_some()) || !images.is_empty() {
         ctx.engine.inner.config.containers.clone()
     } else {
@@ -88,17 +90,23 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
         },
         secrets,
         stop: ctx.cancel.child_token(),
+        images: Default::default(),
     };
     if let Err(error) = create_volumes(&stage, &steps).await {
         stage.log.system(&error).await;
         return Outcome::Failed(error);
     }
-    let mut outcome = run_graph(&stage, spec, &steps, &dependencies).await;
+    let mut outcome = match (timeout, &spec.config) {
+        (Some(timeout), Some(config)) => {
+            run_graph_within(&stage, spec, &steps, &dependencies, timeout, config).await
+        }
+        _ => run_graph(&stage, spec, &steps, &dependencies).await,
+    };
     if matches!(outcome, Outcome::Succeeded(_)) && !images.is_empty() {
         outcome = push(&stage, &images).await;
     }
     if let Some(engine) = &stage.containers
-        && let Err(error) = stage.labels.remove_all(engine).await
+        && let Err(error) = remove_leftovers(&stage, engine, &steps).await
     {
         stage
             .log
@@ -117,8 +125,29 @@ async fn steps_of(ctx: &StageContext, spec: &RunStage) -> Result<cloudbuild::Loa
         None => Ok(cloudbuild::Loaded {
             steps: spec.steps.clone(),
             images: Vec::new(),
+            timeout: None,
         }),
     }
+}
+
+/// Removes what the stage's containers left: the containers themselves
+/// (a safety net: steps run with `--rm` and a stopped step removes its
+/// own), and the stage's volumes when its steps mount any (every run of the
+/// stage creates them again, so a stage without volumes has none left from
+/// an interrupted run either; skipping spares an engine call per stage).
+async fn remove_leftovers(
+    stage: &StageRun<'_>,
+    engine: &gantry_container::ContainerEngine,
+    steps: &[Step],
+) -> Result<(), String> {
+    stage.labels.remove_containers(engine).await?;
+    if steps
+        .iter()
+        .any(|s| s.image.is_some() && !s.volumes.is_empty())
+    {
+        stage.labels.remove_volumes(engine).await?;
+    }
+    Ok(())
 }
 
 /// Creates the named volumes the steps mount, labelled so that the end of
@@ -173,6 +202,40 @@ async fn push(stage: &StageRun<'_>, images: &[String]) -> Outcome {
             Outcome::Succeeded(outputs)
         }
         Err(error) => {
+            stage.log.system(&error).await;
+            Outcome::Failed(error)
+        }
+    }
+}
+
+/// [`run_graph`] under a Cloud Build file's top-level `timeout`, counted
+/// from the stage's start (a restart does not give it a new one): at the
+/// deadline the steps are stopped (their containers removed) and the stage
+/// fails naming the file's timeout.
+async fn run_graph_within(
+    stage: &StageRun<'_>,
+    spec: &RunStage,
+    steps: &[Step],
+    dependencies: &[Vec<usize>],
+    timeout: std::time::Duration,
+    config: &str,
+) -> Outcome {
+    let elapsed = (clock::now() - stage.ctx.started_at).max(0) as u64;
+    let left = timeout.saturating_sub(std::time::Duration::from_millis(elapsed));
+    let graph = run_graph(stage, spec, steps, dependencies);
+    tokio::pin!(graph);
+    tokio::select! {
+        outcome = &mut graph => outcome,
+        _ = tokio::time::sleep(left) => {
+            stage.stop.cancel();
+            let _ = graph.await;
+            if stage.ctx.cancel.is_cancelled() {
+                return Outcome::Canceled(stage.ctx.cancel_reason().await);
+            }
+            let error = format!(
+                "the build timed out after {} (timeout in {config})",
+                crate::stages::humanize(timeout)
+            );
             stage.log.system(&error).await;
             Outcome::Failed(error)
         }
@@ -238,7 +301,10 @@ async fn run_graph(
         match end {
             StepEnd::Succeeded(outputs) => {
                 done[index] = true;
-                if let Err(error) = ctx.add_outputs(outputs).await {
+                // A write of the execution per step only when it has outputs.
+                if !outputs.is_empty()
+                    && let Err(error) = ctx.add_outputs(outputs).await
+                {
                     failure.get_or_insert(error.to_string());
                     stage.stop.cancel();
                 }
@@ -296,6 +362,8 @@ async fn resolve_secrets(
     }
     Ok(values)
 }
+
+pub(crate) use cloudbuild::secret_names as config_secret_names;
 
 /// A `secretEnv` entry: `NAME` (the variable is named like the secret) or
 /// `VARIABLE=SECRET`.

@@ -40,6 +40,10 @@ pub(crate) struct StageRun<'a> {
     pub(crate) secrets: BTreeMap<String, String>,
     /// Cancelled when the execution stops or another step failed.
     pub(crate) stop: CancellationToken,
+    /// Images this stage found (or pulled) already: each is checked once
+    /// per stage, not once per step (an `image exists` is a whole engine
+    /// process, ~50 ms here).
+    pub(crate) images: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 pub(crate) struct StepRun<'a> {
@@ -88,8 +92,11 @@ impl StepRun<'_> {
                         .remove_container(&stage.labels.container_name(self.index))
                         .await;
                 }
-                if let Err(error) = engine.ensure_image(image).await {
-                    return self.fail(format!("{name}: {error}"), None).await;
+                if !stage.images.lock().unwrap().contains(image) {
+                    if let Err(error) = engine.ensure_image(image).await {
+                        return self.fail(format!("{name}: {error}"), None).await;
+                    }
+                    stage.images.lock().unwrap().insert(image.clone());
                 }
                 let secret_env = self.secret_env();
                 let container = ContainerStep {

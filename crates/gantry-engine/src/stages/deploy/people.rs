@@ -1,0 +1,219 @@
+//! The people a deploy waits for: a promotion (`gantry skip`) and the
+//! judgments between the steps of a rolling deploy (`gantry approve`,
+//! `gantry reject`). A judgment is checked and recorded exactly as a
+//! `manualJudgment` stage's is, in the stage's durable state keyed by its
+//! step, before the person is answered: a deploy resumed after a restart
+//! runs its steps again and finds the judgments already taken. The step
+//! waited for is recorded too (`awaiting`), so that a person may judge a
+//! resumed deploy while it is still converging back to that step.
+
+use std::sync::Mutex;
+
+use futures::future::{BoxFuture, FutureExt};
+use gantry_config::ManualJudgmentStage;
+use gantry_deploy::DeployError;
+use gantry_deploy::strategies::People;
+use gantry_store::Status;
+use serde_json::{Map, Value};
+use tokio::sync::{Notify, oneshot};
+
+use super::super::StageContext;
+use super::super::manual_judgment;
+use crate::driver::{Reply, StageSignal};
+use crate::engine::Judgment;
+use crate::error::EngineError;
+
+pub(super) struct StagePeople<'a> {
+    ctx: &'a StageContext,
+    /// `judgmentBetweenSteps` of the stage: its instructions and options.
+    judgment: ManualJudgmentStage,
+    promote: Notify,
+    /// The judgment the rollout waits for now, if any.
+    pending: Mutex<Option<Pending>>,
+}
+
+struct Pending {
+    percent: u32,
+    decided: oneshot::Sender<Value>,
+}
+
+impl<'a> StagePeople<'a> {
+    pub(super) fn new(ctx: &'a StageContext, judgment: Option<&ManualJudgmentStage>) -> Self {
+        StagePeople {
+            ctx,
+            judgment: judgment.cloned().unwrap_or(ManualJudgmentStage {
+                instructions: None,
+                options: Vec::new(),
+            }),
+            promote: Notify::new(),
+            pending: Mutex::new(None),
+        }
+    }
+
+    /// Answers a person's signal to the running deploy stage.
+    pub(super) async fn take(&self, signal: StageSignal, reply: Reply) {
+        match signal {
+            StageSignal::Skip => {
+                self.ctx.log.system("promoted by a person").await;
+                self.promote.notify_one();
+                let _ = reply.send(Ok(()));
+            }
+            StageSignal::Judgment(judgment) => self.judge(judgment, reply).await,
+        }
+    }
+
+    async fn judge(&self, judgment: Judgment, reply: Reply) {
+        let pending = self.lock().take();
+        let awaiting = self
+            .ctx
+            .state()
+            .await
+            .get("awaiting")
+            .and_then(Value::as_u64)
+            .map(|p| p as u32);
+        let Some(percent) = pending.as_ref().map(|p| p.percent).or(awaiting) else {
+            let _ = reply.send(Err(EngineError::Invalid(format!(
+                "deploy stage {} is not waiting for a judgment",
+                self.ctx.stage_id
+            ))));
+            return;
+        };
+        match self.record(percent, &judgment).await {
+            Ok(record) => {
+                let _ = reply.send(Ok(()));
+                let verb = if judgment.proceed {
+                    "continued"
+                } else {
+                    "rejected"
+                };
+                self.ctx
+                    .log
+                    .system(&format!(
+                        "judgment at {percent}%: {verb} by {}",
+                        judgment.user
+                    ))
+                    .await;
+                if let Some(pending) = pending {
+                    let _ = pending.decided.send(record);
+                }
+            }
+            Err(error) => {
+                // Still waiting: the person may try again.
+                *self.lock() = pending;
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    /// Checks the judgment, then persists it (state and outputs) and puts
+    /// the stage back to running.
+    async fn record(&self, percent: u32, judgment: &Judgment) -> Result<Value, EngineError> {
+        let mut record = manual_judgment::record(&self.judgment, judgment)?;
+        record["step"] = Value::from(percent);
+        let mut fields = match self.ctx.state().await {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        fields.remove("awaiting");
+        let judgments = fields
+            .entry("judgments")
+            .or_insert_with(|| Value::Object(Map::new()));
+        judgments[percent.to_string()] = record.clone();
+        let state = Value::Object(fields);
+        self.ctx.save_state(state.clone()).await?;
+        self.ctx.add_outputs(judgments_output(&state)).await?;
+        self.ctx.set_status(Status::Running).await?;
+        Ok(record)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl People for StagePeople<'_> {
+    fn promotion(&self) -> BoxFuture<'_, ()> {
+        self.promote.notified().boxed()
+    }
+
+    fn judgment(&self, percent: u32) -> BoxFuture<'_, Result<(), DeployError>> {
+        async move {
+            let failed = |error: EngineError| DeployError::Failed(error.to_string());
+            let mut state = self.ctx.state().await;
+            if let Some(record) = recorded(&state, percent) {
+                return decision(&record, percent);
+            }
+            state["awaiting"] = Value::from(percent);
+            self.ctx.save_state(state).await.map_err(failed)?;
+            self.ctx
+                .set_status(Status::Waiting)
+                .await
+                .map_err(failed)?;
+            let (decided, decision_made) = oneshot::channel();
+            *self.lock() = Some(Pending { percent, decided });
+            // A judgment taken while this step was being reached (after a
+            // restart, through `awaiting`) is already recorded.
+            if let Some(record) = recorded(&self.ctx.state().await, percent) {
+                self.lock().take();
+                self.ctx
+                    .set_status(Status::Running)
+                    .await
+                    .map_err(failed)?;
+                return decision(&record, percent);
+            }
+            let instructions = self
+                .judgment
+                .instructions
+                .as_deref()
+                .map(|i| format!(": {i}"))
+                .unwrap_or_default();
+            self.ctx
+                .log
+                .system(&format!(
+                    "at {percent}%, waiting for a judgment (gantry approve or gantry reject){instructions}"
+                ))
+                .await;
+            match decision_made.await {
+                Ok(record) => decision(&record, percent),
+                Err(_) => Err(DeployError::Canceled),
+            }
+        }
+        .boxed()
+    }
+}
+
+fn recorded(state: &Value, percent: u32) -> Option<Value> {
+    state
+        .get("judgments")
+        .and_then(|j| j.get(percent.to_string()))
+        .cloned()
+}
+
+/// `Ok` for a recorded "continue"; a rejection names who and where.
+fn decision(record: &Value, percent: u32) -> Result<(), DeployError> {
+    if record.get("judgment").and_then(Value::as_str) == Some("continue") {
+        return Ok(());
+    }
+    let by = record
+        .get("judgedBy")
+        .and_then(Value::as_str)
+        .unwrap_or("someone");
+    Err(DeployError::Rejected(format!(
+        "rejected by {by} at the judgment after {percent}%"
+    )))
+}
+
+/// `outputs.judgments`: every judgment taken, by step.
+pub(super) fn judgments_output(state: &Value) -> Map<String, Value> {
+    let mut list: Vec<Value> = state
+        .get("judgments")
+        .and_then(Value::as_object)
+        .map(|j| j.values().cloned().collect())
+        .unwrap_or_default();
+    list.sort_by_key(|r| r.get("step").and_then(Value::as_u64).unwrap_or(0));
+    let mut outputs = Map::new();
+    if !list.is_empty() {
+        outputs.insert("judgments".into(), Value::Array(list));
+    }
+    outputs
+}

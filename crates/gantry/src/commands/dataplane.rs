@@ -1,0 +1,31 @@
+//! `gantry dataplane stop`: the data plane of this machine's data directory
+//! (no server involved: it may be down), stopped gracefully.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use gantry_deploy::dataplane::{self, Stopped};
+
+#[derive(Debug, Subcommand)]
+pub enum DataplaneCommand {
+    /// Stop the data plane gracefully: its listeners close, requests in
+    /// flight finish, instances get SIGTERM (SIGKILL after their grace
+    /// period). Server groups are kept; the server starts it again when
+    /// it next needs it.
+    Stop,
+}
+
+pub async fn run(data_dir: &Path, command: DataplaneCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        DataplaneCommand::Stop => {
+            match dataplane::stop(data_dir).await? {
+                Stopped::Stopped => println!("data plane of {} stopped", data_dir.display()),
+                Stopped::NotRunning => {
+                    println!("no data plane is running for {}", data_dir.display())
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
