@@ -60,6 +60,7 @@ pub enum Command {
     },
     /// Check a pipeline file offline and report every problem.
     Validate {
+        /// The file, e.g. gantry.yaml.
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
@@ -68,6 +69,7 @@ pub enum Command {
     Pipeline(PipelineCommand),
     /// Start an execution of a pipeline; prints its id.
     Run {
+        /// The pipeline's name.
         pipeline: String,
         /// A parameter, KEY=VALUE (repeatable).
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
@@ -85,7 +87,9 @@ pub enum Command {
     Execution(ExecutionCommand),
     /// Print the logs of an execution.
     Logs {
+        /// The execution's id.
         id: String,
+        /// Only this stage's lines.
         #[arg(long)]
         stage: Option<String>,
         /// Keep printing new lines until the execution ends.
@@ -95,7 +99,9 @@ pub enum Command {
     /// Continue a manual judgment (or a rolling deploy waiting for one
     /// between its steps).
     Approve {
+        /// The execution's id.
         id: String,
+        /// The stage to act on; needed only when several are waiting.
         #[arg(long)]
         stage: Option<String>,
         /// The option chosen (becomes the stage's outputs.judgment).
@@ -105,13 +111,17 @@ pub enum Command {
     /// Stop a manual judgment (the stage fails; a rolling deploy waiting
     /// for one rolls back).
     Reject {
+        /// The execution's id.
         id: String,
+        /// The stage to act on; needed only when several are waiting.
         #[arg(long)]
         stage: Option<String>,
     },
     /// End a running wait stage now.
     Skip {
+        /// The execution's id.
         id: String,
+        /// The stage to act on; needed only when several are waiting.
         #[arg(long)]
         stage: Option<String>,
     },
@@ -157,43 +167,53 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PipelineCommand {
+    /// Every applied pipeline.
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// One pipeline's spec and triggers.
     Show {
         name: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    Delete {
-        name: String,
-    },
+    /// Delete a pipeline (its executions are kept).
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ExecutionCommand {
+    /// The newest executions first.
     List {
+        /// Only this pipeline's executions.
         #[arg(long)]
         pipeline: Option<String>,
+        /// Only executions in this status: pending, running, waiting, succeeded, failed,
+        /// canceled.
         #[arg(long)]
         status: Option<String>,
         /// Trigger type: manual, pipeline, …
         #[arg(long)]
         trigger: Option<String>,
+        /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// An execution's stages, outputs and trigger.
     Show {
         id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    Cancel {
-        id: String,
-    },
+    /// Cancel a running execution (its steps get SIGTERM, then SIGKILL).
+    Cancel { id: String },
     /// Run a failed or canceled stage again, with everything after it.
     Restart {
         id: String,
@@ -202,16 +222,16 @@ pub enum ExecutionCommand {
     },
     /// Start a new execution with this one's pipeline spec, parameters and trigger
     /// (rollback: re-run an earlier deploy). Prints the new execution's id.
-    Rerun {
-        id: String,
-    },
+    Rerun { id: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print its secret (shown only once).
     Create { name: String },
+    /// Every token's id, name and times (never its secret).
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -13,30 +13,40 @@ use crate::client::{Client, segment};
 
 #[derive(Debug, Subcommand)]
 pub enum AptCommand {
+    /// Local package repositories (aptly's `repo`).
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Frozen copies of a repository's package list.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Signed `dists/` trees served at /apt/PREFIX/.
     #[command(subcommand)]
     Publish(PublishCommand),
+    /// The signing keys of publications.
     #[command(subcommand)]
     Key(KeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
+    /// Create an empty repository.
     Create {
         name: String,
+        /// The distribution its publications default to.
         #[arg(long)]
         distribution: Option<String>,
+        /// The component its publications default to (main).
         #[arg(long)]
         component: Option<String>,
         #[arg(long)]
         comment: Option<String>,
     },
+    /// Every repository with its package count.
     List,
+    /// One repository's settings.
     Show {
         name: String,
+        /// List its packages too.
         #[arg(long)]
         with_packages: bool,
     },
@@ -45,26 +55,26 @@ pub enum RepoCommand {
         name: String,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Replace a package of the same name, version and architecture whose file differs.
         #[arg(long)]
         force_replace: bool,
     },
-    Remove {
-        name: String,
-        query: String,
-    },
+    /// Remove the packages matching a query, e.g. 'hello (<< 1.2)'.
+    Remove { name: String, query: String },
+    /// Copy the packages matching a query to another repository.
     Copy {
         source: String,
         destination: String,
         query: String,
     },
+    /// Move the packages matching a query to another repository.
     Move {
         source: String,
         destination: String,
         query: String,
     },
-    Drop {
-        name: String,
-    },
+    /// Delete a repository (refused while a publication uses it).
+    Drop { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,24 +88,23 @@ pub enum SnapshotCommand {
         kind: String,
         repo: String,
     },
+    /// Every snapshot.
     List,
-    Show {
-        name: String,
-    },
-    Diff {
-        left: String,
-        right: String,
-    },
+    /// One snapshot and its packages.
+    Show { name: String },
+    /// The packages only in one of two snapshots, or in both with other versions.
+    Diff { left: String, right: String },
+    /// A new snapshot holding the packages of several.
     Merge {
         destination: String,
         #[arg(required = true)]
         sources: Vec<String>,
+        /// Keep only the newest version of each package.
         #[arg(long)]
         latest: bool,
     },
-    Drop {
-        name: String,
-    },
+    /// Delete a snapshot (refused while a publication uses it).
+    Drop { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,7 +123,9 @@ pub enum PublishCommand {
         #[command(flatten)]
         options: PublishOptions,
     },
+    /// Every publication: prefix, distribution, sources.
     List,
+    /// Point a snapshot publication at other snapshots, atomically.
     Switch {
         distribution: String,
         /// `[PREFIX] SNAPSHOT…`: a leading argument that is not a snapshot is the prefix.
@@ -123,10 +134,12 @@ pub enum PublishCommand {
         #[arg(long)]
         prefix: Option<String>,
     },
+    /// Publish a repository publication's current packages again.
     Update {
         distribution: String,
         prefix: Option<String>,
     },
+    /// Remove a publication's tree.
     Drop {
         distribution: String,
         prefix: Option<String>,
@@ -135,14 +148,18 @@ pub enum PublishCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct PublishOptions {
+    /// The distribution (`dists/D`), e.g. stable.
     #[arg(long)]
     distribution: String,
+    /// Architectures to publish, comma-separated (default: those of the packages).
     #[arg(long, value_delimiter = ',')]
     architectures: Vec<String>,
     #[arg(long, default_value = "main")]
     component: String,
+    /// Publish without InRelease/Release.gpg (apt refuses it unless told to trust it).
     #[arg(long)]
     skip_signing: bool,
+    /// The signing key's id or fingerprint (default: the server's key).
     #[arg(long = "gpg-key")]
     gpg_key: Option<String>,
     /// Leave out `by-hash/` index copies (on by default: they keep clients
