@@ -124,8 +124,6 @@ pub(crate) async fn commit(ctx: &StageContext, spec: &GitCommitStage) -> Outcome
     finish(ctx, &target, &spec.branch, &work, &message).await
 }
 
-/// A stage's `repository`, `url` and `credentials`.
-
 /// Finds the stage's repository and clones its `branch` into `work`.
 pub(super) async fn open(
     ctx: &StageContext,
