@@ -7,7 +7,9 @@
 //! - `health_check`: active checks with thresholds, plus passive ejection;
 //! - `selection`: picking a group by weight and an instance within it;
 //! - `service`: the proxying itself (retries, pooling, upgrades, headers);
-//! - `stats`: per-server-group counters and latency histograms.
+//! - `stats`: per-server-group counters and latency histograms;
+//! - `workers`: the threads that carry requests, one per core, each with its
+//!   own runtime and upstream pool.
 //!
 //! The crate knows nothing about processes or deploys: `gantry-deploy` feeds
 //! it a [`RoutingTable`] and reads its [`Stats`].
@@ -19,6 +21,7 @@ mod listener;
 mod selection;
 mod service;
 mod stats;
+mod workers;
 
 #[cfg(test)]
 mod tests;

@@ -7,15 +7,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::{ListenerConfig, RoutingTable};
-use crate::service::{self, Ctx, HttpClient};
+use crate::service::{self, Ctx};
 use crate::stats::Stats;
+use crate::workers::{self, Worker};
 
 #[derive(Debug, thiserror::Error)]
 #[error("load balancer {name:?}: cannot listen on port {port}: {message}")]
@@ -34,7 +33,8 @@ pub struct Proxy {
 struct Inner {
     table: RwLock<Arc<RoutingTable>>,
     listeners: Mutex<HashMap<String, Running>>,
-    client: HttpClient,
+    /// Every listener accepts on each of them (see `workers`).
+    workers: Vec<Worker>,
     stats: Stats,
 }
 
@@ -51,18 +51,11 @@ impl Default for Proxy {
 
 impl Proxy {
     pub fn new() -> Proxy {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build(connector);
         Proxy {
             inner: Arc::new(Inner {
                 table: RwLock::new(Arc::new(RoutingTable::default())),
                 listeners: Mutex::new(HashMap::new()),
-                client,
+                workers: workers::start(),
                 stats: Stats::default(),
             }),
         }
@@ -171,12 +164,17 @@ impl Running {
     }
 }
 
+/// Accepts connections and deals them to the workers in turn, so that
+/// each carries an even share of them (workers accepting on a shared socket
+/// themselves split a burst of new connections unevenly, and the busier one
+/// then makes the tail latency).
 async fn accept_loop(
     proxy: Proxy,
     listener: TcpListener,
     config: Arc<RwLock<Arc<ListenerConfig>>>,
     cancel: CancellationToken,
 ) {
+    let mut next_worker = 0;
     loop {
         let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -191,14 +189,34 @@ async fn accept_loop(
             },
         };
         let _ = stream.set_nodelay(true);
+        // Leaves this runtime's reactor, to join the worker's.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "cannot hand a connection to a proxy worker");
+                continue;
+            }
+        };
+        let workers = &proxy.inner.workers;
+        let worker = &workers[next_worker % workers.len()];
+        next_worker = next_worker.wrapping_add(1);
+        let client = worker.client.clone();
+        let runtime = worker.runtime.clone();
         let proxy = proxy.clone();
         let config = config.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "a proxy worker cannot take a connection");
+                    return;
+                }
+            };
             let service = service_fn(move |req| {
                 let ctx = Ctx {
                     table: proxy.table(),
                     listener: config.read().unwrap_or_else(|e| e.into_inner()).clone(),
-                    client: proxy.inner.client.clone(),
+                    client: client.clone(),
                     peer,
                 };
                 async move { Ok::<_, std::convert::Infallible>(service::handle(req, ctx).await) }

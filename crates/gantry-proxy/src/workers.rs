@@ -1,0 +1,75 @@
+//! The threads that carry requests: one per core, each with its own
+//! single-threaded runtime and its own pool of upstream connections.
+//!
+//! Why not the process's multi-threaded runtime: a proxied request is a
+//! chain of small wake-ups (client socket readable → the server connection's
+//! task → hyper's pooled upstream connection task → upstream socket readable
+//! → back). On a work-stealing runtime the links of that chain land on
+//! different threads, and most of the data plane's time went to the kernel
+//! waking threads and switching between them. Here a connection, the
+//! upstream connections its requests use and every task they spawn stay on
+//! one worker, as in an nginx worker process. The listener's accept loop
+//! deals new connections to the workers in turn; the shared state (routing
+//! table, health, counters) is atomics and `Arc` swaps.
+
+use std::time::Duration;
+
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use crate::service::HttpClient;
+
+/// One request-carrying thread. Dropping it ends the thread and everything
+/// running on it.
+pub(crate) struct Worker {
+    pub(crate) runtime: Handle,
+    /// Upstream connections made (and kept alive) by this worker's requests.
+    pub(crate) client: HttpClient,
+    _stop: oneshot::Sender<()>,
+}
+
+/// One worker per core the process may use.
+pub(crate) fn start() -> Vec<Worker> {
+    let count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..count).map(start_one).collect()
+}
+
+fn start_one(index: usize) -> Worker {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (runtime_tx, runtime_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("gantry-proxy-{index}"))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a single-threaded tokio runtime builds");
+            let _ = runtime_tx.send(runtime.handle().clone());
+            // Until the worker is dropped (the sender closes the channel).
+            let _ = runtime.block_on(stopped);
+        })
+        .expect("the proxy can start its worker threads");
+    let runtime = runtime_rx
+        .recv()
+        .expect("a proxy worker thread reports its runtime");
+    Worker {
+        runtime,
+        client: upstream_client(),
+        _stop: stop,
+    }
+}
+
+fn upstream_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    connector.set_nodelay(true);
+    // TokioExecutor spawns a connection's task where the request that opened
+    // it runs: on this worker's thread.
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64)
+        .build(connector)
+}
