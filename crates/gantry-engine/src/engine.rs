@@ -156,6 +156,19 @@ impl Engine {
         self.inner.config.secrets.as_ref()
     }
 
+    /// The git credentials a `credentials:` field names: the secret-store
+    /// secret `name`, holding `user:password` or a bare token.
+    pub async fn git_credentials(&self, name: &str) -> Result<gantry_git::Credentials, String> {
+        let store = self.secrets().ok_or_else(|| {
+            format!("credentials secret {name:?} needs a secret store, which this server lacks")
+        })?;
+        match store.get(name).await {
+            Ok(Some(value)) => Ok(gantry_git::Credentials::from_secret(&value)),
+            Ok(None) => Err(format!("credentials secret {name:?} does not exist")),
+            Err(error) => Err(format!("credentials secret {name:?}: {error}")),
+        }
+    }
+
     /// The hosted git repositories.
     pub fn git(&self) -> &gantry_git::Repositories {
         &self.inner.config.git

@@ -7,7 +7,7 @@
 //! The reason travels in the trigger, which is stored with the execution, so a restart
 //! between creating the execution and failing it fails it all the same.
 
-use gantry_git::{Credentials, Remote};
+use gantry_git::Remote;
 use gantry_store::Status;
 use serde_json::Value;
 
@@ -60,7 +60,12 @@ async fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(Remote, S
     };
     if let Some(url) = field("url") {
         let credentials = match field("credentials") {
-            Some(name) => Some(credentials(engine, name).await?),
+            Some(name) => Some(
+                engine
+                    .git_credentials(name)
+                    .await
+                    .map_err(|e| format!("cannot check out the triggering commit: {e}"))?,
+            ),
             None => None,
         };
         let remote = Remote::new(url).with_credentials(credentials);
@@ -77,21 +82,4 @@ async fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(Remote, S
         Remote::new(path.to_string_lossy()),
         commit.to_owned(),
     )))
-}
-
-/// The credentials a secret holds (`user:password`, or a token).
-async fn credentials(engine: &Engine, name: &str) -> Result<Credentials, String> {
-    let missing = || {
-        format!(
-            "cannot check out the triggering commit: credentials secret {name:?} does not exist"
-        )
-    };
-    let store = engine.secrets().ok_or_else(missing)?;
-    match store.get(name).await {
-        Ok(Some(value)) => Ok(Credentials::from_secret(&value)),
-        Ok(None) => Err(missing()),
-        Err(error) => Err(format!(
-            "cannot check out the triggering commit: credentials secret {name:?}: {error}"
-        )),
-    }
 }

@@ -206,7 +206,7 @@ fn check_own_name(name: &str) -> Result<(), SecretError> {
         name.starts_with(RESERVED_PREFIX),
         "the server's own secret {name:?} must start with {RESERVED_PREFIX:?}"
     );
-    check_name(name)
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), SecretError> {

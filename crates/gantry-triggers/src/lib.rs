@@ -67,11 +67,7 @@ impl Triggers {
 
     /// The credentials the secret-store secret `name` holds (`user:password`, or a token).
     async fn credentials(&self, name: &str) -> Result<gantry_git::Credentials, String> {
-        let value = self
-            .secret(name)
-            .await?
-            .ok_or_else(|| format!("credentials secret {name:?} does not exist"))?;
-        Ok(gantry_git::Credentials::from_secret(&value))
+        self.engine.git_credentials(name).await
     }
 
     /// A trigger's webhook secret: the value in the file (`secret`), or the secret store's

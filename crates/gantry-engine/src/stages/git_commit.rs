@@ -12,7 +12,7 @@
 use std::path::{Component, Path};
 
 use gantry_config::{GitCommitStage, GitTarget};
-use gantry_git::{Credentials, Remote};
+use gantry_git::Remote;
 use serde_json::{Map, Value, json};
 
 use super::{Outcome, StageContext};
@@ -28,14 +28,9 @@ pub(super) struct Target {
 
 impl Target {
     /// From the stage's `repository`, or `url` and `credentials`.
-    async fn resolve(
-        ctx: &StageContext,
-        repository: Option<&str>,
-        url: Option<&str>,
-        credentials: Option<&str>,
-    ) -> Result<Target, String> {
+    async fn resolve(ctx: &StageContext, location: &GitTarget) -> Result<Target, String> {
         let kind = ctx.spec.kind.type_name();
-        match (repository, url) {
+        match (location.repository.as_deref(), location.url.as_deref()) {
             (Some(name), _) => {
                 let path = ctx
                     .engine
@@ -49,8 +44,13 @@ impl Target {
                 })
             }
             (None, Some(url)) => {
-                let credentials = match credentials {
-                    Some(name) => Some(credentials_from(ctx, name).await?),
+                let credentials = match location.credentials.as_deref() {
+                    Some(name) => Some(
+                        ctx.engine
+                            .git_credentials(name)
+                            .await
+                            .map_err(|e| format!("{kind}: {e}"))?,
+                    ),
                     None => None,
                 };
                 Ok(Target {
@@ -72,23 +72,6 @@ impl Target {
             }
             _ => text.to_owned(),
         }
-    }
-}
-
-/// The credentials the secret `name` holds.
-async fn credentials_from(ctx: &StageContext, name: &str) -> Result<Credentials, String> {
-    let kind = ctx.spec.kind.type_name();
-    let Some(secrets) = ctx.engine.secrets() else {
-        return Err(format!(
-            "{kind}: credentials secret {name:?} needs a secret store, which this server lacks"
-        ));
-    };
-    match secrets.get(name).await {
-        Ok(Some(value)) => Ok(Credentials::from_secret(&value)),
-        Ok(None) => Err(format!(
-            "{kind}: credentials secret {name:?} does not exist"
-        )),
-        Err(error) => Err(format!("{kind}: credentials secret {name:?}: {error}")),
     }
 }
 
@@ -131,13 +114,7 @@ pub(super) async fn open(
     branch: &str,
     work: &Path,
 ) -> Result<Target, String> {
-    let target = Target::resolve(
-        ctx,
-        location.repository.as_deref(),
-        location.url.as_deref(),
-        location.credentials.as_deref(),
-    )
-    .await?;
+    let target = Target::resolve(ctx, location).await?;
     gantry_git::clone_branch(&target.remote, branch, work)
         .await
         .map_err(|e| target.mask(&format!("{}: {e}", ctx.spec.kind.type_name())))?;
