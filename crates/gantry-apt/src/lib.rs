@@ -6,15 +6,20 @@
 //! - `publish.rs`: writing a publication's tree and swapping it in atomically.
 //! - `query.rs`: aptly's package queries.
 //! - `signing.rs`: signing keys and `InRelease`/`Release.gpg`.
+//! - `intake.rs`: packages arriving: checked, then stored in the content pool.
+//! - `checked.rs`: what an add keeps of checked packages until it records them.
+//! - `lock.rs`: the cross-process lock around every change.
 //! - `names.rs`: which names of repositories, distributions, prefixes are safe.
 //!
 //! Metadata lives in `gantry-store` (`apt_*` tables); package files live
 //! once each under `DATA_DIR/apt/pool/` by SHA-256, and published trees
 //! under `DATA_DIR/apt/public/` hard-link them.
 
+mod checked;
 mod error;
 mod index;
 mod intake;
+mod lock;
 mod names;
 mod publish;
 mod query;

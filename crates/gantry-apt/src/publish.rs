@@ -16,22 +16,37 @@ use crate::AptError;
 use crate::index::IndexWriter;
 use crate::signing::{KeyInfo, Keyring};
 
-/// One package as an index lists it.
+/// One package of a publication: what names its pool file.
 #[derive(Clone, Debug)]
 pub struct IndexEntry {
     pub sha256: String,
     pub name: String,
     pub version: String,
     pub architecture: String,
-    /// The paragraph without `Filename`, ending in a newline.
-    pub control: String,
+}
+
+/// The paragraphs of a publication's indexes, read as they are written
+/// (never all in memory): `each` calls `sink` with every package an index
+/// of `architecture` lists in component number `component`, with its
+/// paragraph (without `Filename`, ending in a newline). It must list the
+/// packages of [`Tree::components`], which the lock around publishing keeps
+/// from changing in between.
+pub trait Paragraphs: Sync {
+    fn each(
+        &self,
+        component: usize,
+        architecture: &str,
+        sink: &mut dyn FnMut(&IndexEntry, &str) -> Result<(), AptError>,
+    ) -> Result<(), AptError>;
 }
 
 /// Everything one `dists/D` needs.
 pub struct Tree<'a> {
     pub root: PathBuf,
     pub distribution: String,
+    /// The packages of each component, to link their pool files.
     pub components: Vec<(String, Vec<IndexEntry>)>,
+    pub paragraphs: &'a dyn Paragraphs,
     pub architectures: Vec<String>,
     pub origin: String,
     pub label: String,
@@ -192,24 +207,28 @@ fn link_pool(tree: &Tree<'_>) -> Result<(), AptError> {
             wanted.insert(path, entry);
         }
     }
-    let mut missing = Vec::new();
+    // The paths to link, by reference into `wanted`: a list of paths of
+    // its own would be the largest allocation of a big publish.
+    let mut missing: Vec<(&str, &IndexEntry)> = Vec::new();
     for (path, entry) in &wanted {
         let target = tree.root.join(path);
-        let source = content_path(tree.content_pool, &entry.sha256);
         match std::fs::metadata(&target) {
             Ok(existing) => {
                 use std::os::unix::fs::MetadataExt;
+                let source = content_path(tree.content_pool, &entry.sha256);
                 let source_meta =
                     std::fs::metadata(&source).map_err(AptError::io(source.display()))?;
                 if existing.ino() != source_meta.ino() && sha256_of(&target)? != entry.sha256 {
                     return Err(collision(path));
                 }
             }
-            Err(_) => missing.push((target, source)),
+            Err(_) => missing.push((path, entry)),
         }
     }
     let mut made = HashSet::new();
-    for (target, source) in missing {
+    for (path, entry) in missing {
+        let target = tree.root.join(path);
+        let source = content_path(tree.content_pool, &entry.sha256);
         let dir = target.parent().expect("pool paths have a directory");
         if !made.contains(dir) {
             std::fs::create_dir_all(dir).map_err(AptError::io(dir.display()))?;
@@ -246,30 +265,18 @@ struct Listed {
 fn write_dists(tree: &Tree<'_>, staging: &Path) -> Result<(), AptError> {
     let previous = std::fs::canonicalize(tree.root.join("dists").join(&tree.distribution)).ok();
     let mut listed = Vec::new();
-    for (component, entries) in &tree.components {
-        let mut sorted: Vec<&IndexEntry> = entries.iter().collect();
-        sorted.sort_by(|a, b| {
-            (&a.name, &a.architecture, &a.version, &a.sha256).cmp(&(
-                &b.name,
-                &b.architecture,
-                &b.version,
-                &b.sha256,
-            ))
-        });
+    for (number, (component, _)) in tree.components.iter().enumerate() {
         for arch in &tree.architectures {
             let relative = format!("{component}/binary-{arch}");
             let dir = staging.join(&relative);
             std::fs::create_dir_all(&dir).map_err(AptError::io(dir.display()))?;
             let mut index = IndexWriter::create(&dir)?;
-            for entry in sorted
-                .iter()
-                .filter(|e| e.architecture == *arch || e.architecture == "all")
-            {
-                index.write(entry.control.as_bytes())?;
+            tree.paragraphs.each(number, arch, &mut |entry, control| {
+                index.write(control.as_bytes())?;
                 index.write(b"Filename: ")?;
                 index.write(pool_path(component, entry).as_bytes())?;
-                index.write(b"\n\n")?;
-            }
+                index.write(b"\n\n")
+            })?;
             for file in index.finish()? {
                 let item = Listed {
                     path: format!("{relative}/{}", file.name),

@@ -9,12 +9,15 @@ use std::sync::Arc;
 use gantry_deb::Version;
 use gantry_secrets::SecretStore;
 use gantry_store::{
-    AptPackageKey, AptPackageRecord, AptPublicationRecord, AptRepoRecord, AptSnapshotRecord, Store,
+    AptPackageKey, AptPackageRecord, AptPublicationRecord, AptRepoRecord, AptSnapshotRecord,
+    AptSource, Store,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::AptError;
-use crate::intake::Intake;
+use crate::checked::Checked;
+use crate::intake::{Intake, Stored};
+use crate::lock::AptLock;
 use crate::names::{check_name, normalize_prefix};
 use crate::publish::{self, IndexEntry, Tree};
 use crate::query::{Candidate, Query};
@@ -38,7 +41,7 @@ pub struct Apt {
     store: Store,
     dir: PathBuf,
     keyring: Keyring,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) lock: AptLock,
     hook: Arc<std::sync::RwLock<Option<LandedHook>>>,
 }
 
@@ -129,6 +132,21 @@ pub(crate) fn now() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Packages are recorded this many at a time: one chunk of paragraphs in
+/// memory at once.
+const RECORDS_PER_INSERT: usize = 500;
+
+fn key_view(key: &AptPackageKey) -> PackageView {
+    PackageView {
+        name: key.name.clone(),
+        version: key.version.clone(),
+        architecture: key.architecture.clone(),
+        sha256: key.sha256.clone(),
+        size: key.size,
+        key: package_key(&key.name, &key.version, &key.architecture, &key.sha256),
+    }
+}
+
 fn view(record: &AptPackageRecord) -> PackageView {
     PackageView {
         name: record.name.clone(),
@@ -175,12 +193,19 @@ impl Apt {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(AptError::io(path.display()))?;
         }
+        // Another process (a server, a local command) may be opening the
+        // same directory: the one-time moves happen under the lock.
+        let lock = AptLock::new(dir);
+        let guard = lock.acquire().await?;
         publish::migrate_pool_layout(&dir.join("pool"))?;
+        crate::checked::remove_abandoned(&dir.join("incoming"));
+        let keyring = Keyring::open(dir, secrets).await?;
+        drop(guard);
         Ok(Apt {
-            keyring: Keyring::open(dir, secrets).await?,
+            keyring,
             store,
             dir: dir.to_path_buf(),
-            lock: Arc::default(),
+            lock,
             hook: Arc::default(),
         })
     }
@@ -240,8 +265,8 @@ impl Apt {
     pub async fn repos(&self) -> Result<Vec<RepoView>, AptError> {
         let mut views = Vec::new();
         for repo in self.store.apt_repos().await? {
-            let count = self.store.apt_repo_packages(&repo.name).await?.len();
-            views.push(repo_view(&repo, count));
+            let count = self.store.apt_repo_package_count(&repo.name).await?;
+            views.push(repo_view(&repo, count as usize));
         }
         Ok(views)
     }
@@ -283,7 +308,7 @@ impl Apt {
 
     /// aptly refuses to drop a published repository; so do we.
     pub async fn drop_repo(&self, name: &str) -> Result<(), AptError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock.acquire().await?;
         self.repo_record(name).await?;
         self.refuse_if_published(SourceKind::Repo, name).await?;
         self.store.delete_apt_repo(name).await?;
@@ -336,42 +361,93 @@ impl Apt {
             .await
     }
 
+    /// [`Apt::add`] of files on disk, read a batch at a time (`gantry apt
+    /// --local repo add`).
+    pub async fn add_files(
+        &self,
+        repo: &str,
+        paths: Vec<PathBuf>,
+        force_replace: bool,
+    ) -> Result<AddReport, AptError> {
+        self.add_with(repo, force_replace, move |intake| {
+            paths.into_iter().try_for_each(|path| {
+                let bytes = std::fs::read(&path).map_err(AptError::io(path.display()))?;
+                intake.push(path.display().to_string(), bytes)
+            })
+        })
+        .await
+    }
+
     async fn add_with(
         &self,
         repo: &str,
         force_replace: bool,
         fill: impl FnOnce(&mut Intake) -> Result<(), AptError> + Send + 'static,
     ) -> Result<AddReport, AptError> {
-        // The lock covers the intake too: a failed add removes the pool files
-        // it created, which must not be ones a concurrent add relies on.
-        let _guard = self.lock.lock().await;
         self.repo_record(repo).await?;
+        // Reading, checking and storing the files happens without the lock:
+        // a slow upload must not hold up other operations. Only recording
+        // them is done under it.
         let pool = self.pool();
+        let incoming = self.dir.join("incoming");
         let (checked, stored) = tokio::task::spawn_blocking(move || {
-            let mut intake = Intake::new(&pool);
+            let mut intake = Intake::new(&pool, &incoming);
             match fill(&mut intake) {
                 Ok(()) => intake.finish(),
-                Err(error) => {
-                    intake.abandon();
-                    Err(error)
-                }
+                Err(error) => (Err(error), intake.abandon()),
             }
         })
         .await
-        .expect("package intake task")?;
-        match self.record_added(repo, &checked, force_replace).await {
-            Ok(report) => Ok(report),
-            Err(error) => {
-                stored.remove();
-                Err(error)
+        .expect("package intake task");
+        let guard = self.lock.acquire().await?;
+        let recorded = match checked {
+            Ok(checked) => {
+                self.record_checked(repo, &checked, &stored, force_replace)
+                    .await
             }
+            Err(error) => Err(error),
+        };
+        if recorded.is_err()
+            && let Err(error) = self.remove_unrecorded(stored).await
+        {
+            tracing::warn!(repository = repo, %error, "cannot remove the pool files of a failed add");
         }
+        drop(guard);
+        recorded
+    }
+
+    /// Records checked packages; called under the lock.
+    async fn record_checked(
+        &self,
+        repo: &str,
+        checked: &Checked,
+        stored: &Stored,
+        force_replace: bool,
+    ) -> Result<AddReport, AptError> {
+        // The repository may have been dropped while the files arrived.
+        self.repo_record(repo).await?;
+        stored.check_present()?;
+        self.record_added(repo, checked, force_replace).await
+    }
+
+    /// Removes the pool files a failed add created, unless a package record
+    /// (of a concurrent add that found them in place) now uses them. Runs
+    /// under the lock, which every recording takes.
+    pub(crate) async fn remove_unrecorded(&self, stored: Stored) -> Result<(), AptError> {
+        let known = self
+            .store
+            .known_apt_packages(&stored.created_hashes())
+            .await?;
+        tokio::task::spawn_blocking(move || stored.remove_except(&known))
+            .await
+            .expect("pool cleanup task");
+        Ok(())
     }
 
     async fn record_added(
         &self,
         repo: &str,
-        checked: &[AptPackageRecord],
+        checked: &Checked,
         force_replace: bool,
     ) -> Result<AddReport, AptError> {
         let existing: std::collections::HashMap<(String, String, String), AptPackageKey> = self
@@ -395,7 +471,7 @@ impl Apt {
         let mut remove = Vec::new();
         let mut seen = HashSet::new();
         let mut new_records = Vec::new();
-        for (index, record) in checked.iter().enumerate() {
+        for (index, record) in checked.keys.iter().enumerate() {
             if !seen.insert(record.sha256.as_str()) {
                 continue;
             }
@@ -405,7 +481,7 @@ impl Apt {
                 record.architecture.clone(),
             );
             match existing.get(&key) {
-                Some(old) if old.sha256 == record.sha256 => report.unchanged.push(view(record)),
+                Some(old) if old.sha256 == record.sha256 => report.unchanged.push(key_view(record)),
                 Some(_) if !force_replace => {
                     return Err(AptError::Conflict(format!(
                         "package {}_{}_{} is already in repository {repo:?} with different contents: use --force-replace to replace it",
@@ -414,28 +490,31 @@ impl Apt {
                 }
                 Some(old) => {
                     remove.push(old.sha256.clone());
-                    report.replaced.push(PackageView {
-                        name: old.name.clone(),
-                        version: old.version.clone(),
-                        architecture: old.architecture.clone(),
-                        sha256: old.sha256.clone(),
-                        size: old.size,
-                        key: package_key(&old.name, &old.version, &old.architecture, &old.sha256),
-                    });
+                    report.replaced.push(key_view(old));
                     add.push(record.sha256.clone());
-                    report.added.push(view(record));
+                    report.added.push(key_view(record));
                     new_records.push(index);
                 }
                 None => {
                     add.push(record.sha256.clone());
-                    report.added.push(view(record));
+                    report.added.push(key_view(record));
                     new_records.push(index);
                 }
             }
         }
-        let new_records: Vec<&AptPackageRecord> =
-            new_records.iter().map(|&i| &checked[i]).collect();
-        self.store.add_apt_packages(&new_records).await?;
+        // The paragraphs come back from the intake's file a chunk at a time.
+        // It was just written, so reading it is copying from the page cache:
+        // short enough not to need a blocking thread.
+        let wanted: HashSet<usize> = new_records.into_iter().collect();
+        let mut reader = checked.reader()?;
+        loop {
+            let chunk = reader.next_records(|index| wanted.contains(&index), RECORDS_PER_INSERT)?;
+            if chunk.is_empty() {
+                break;
+            }
+            let chunk: Vec<&AptPackageRecord> = chunk.iter().collect();
+            self.store.add_apt_packages(&chunk).await?;
+        }
         self.store
             .change_apt_repo_packages(repo, &add, &remove)
             .await?;
@@ -460,7 +539,7 @@ impl Apt {
     }
 
     pub async fn remove(&self, repo: &str, query: &str) -> Result<Vec<PackageView>, AptError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock.acquire().await?;
         let query = Query::parse(query)?;
         self.repo_record(repo).await?;
         let gone: Vec<AptPackageRecord> = self
@@ -486,7 +565,7 @@ impl Apt {
         query: &str,
         move_them: bool,
     ) -> Result<Vec<PackageView>, AptError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock.acquire().await?;
         let query = Query::parse(query)?;
         self.repo_record(source).await?;
         self.repo_record(destination).await?;
@@ -549,7 +628,7 @@ impl Apt {
     }
 
     pub async fn drop_snapshot(&self, name: &str) -> Result<(), AptError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock.acquire().await?;
         self.snapshot_record(name).await?;
         self.refuse_if_published(SourceKind::Snapshot, name).await?;
         self.store.delete_apt_snapshot(name).await?;
@@ -678,7 +757,7 @@ impl Apt {
         distribution: &str,
         mut spec: PublicationSpec,
     ) -> Result<PublicationView, AptError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock.acquire().await?;
         let prefix = normalize_prefix(prefix)?;
         check_name("distribution", distribution)?;
         if spec.sources.is_empty() {
@@ -771,7 +850,7 @@ impl Apt {
         prefix: Option<&str>,
         snapshots: Option<&[String]>,
     ) -> Result<PublicationView, AptError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock.acquire().await?;
         let prefix = normalize_prefix(prefix)?;
         let mut publication = self.publication(&prefix, distribution).await?;
         if let Some(snapshots) = snapshots {
@@ -838,7 +917,7 @@ impl Apt {
         distribution: &str,
         prefix: Option<&str>,
     ) -> Result<(), AptError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock.acquire().await?;
         let prefix = normalize_prefix(prefix)?;
         self.publication(&prefix, distribution).await?;
         publish::remove(&self.prefix_root(&prefix), distribution)?;
@@ -848,22 +927,22 @@ impl Apt {
         self.collect(&prefix).await
     }
 
+    /// The packages of each source, without their paragraphs (which are
+    /// read from the store as the indexes are written).
     async fn resolve_sources(
         &self,
         spec: &PublicationSpec,
-    ) -> Result<Vec<(String, Vec<AptPackageRecord>)>, AptError> {
+    ) -> Result<Vec<(String, Vec<AptPackageKey>)>, AptError> {
         let mut sets = Vec::new();
         for source in &spec.sources {
-            let packages = match spec.source_kind {
-                SourceKind::Repo => {
-                    self.repo_record(&source.name).await?;
-                    self.store.apt_repo_packages(&source.name).await?
-                }
-                SourceKind::Snapshot => {
-                    self.snapshot_record(&source.name).await?;
-                    self.store.apt_snapshot_packages(&source.name).await?
-                }
-            };
+            match spec.source_kind {
+                SourceKind::Repo => self.repo_record(&source.name).await.map(drop)?,
+                SourceKind::Snapshot => self.snapshot_record(&source.name).await.map(drop)?,
+            }
+            let packages = self
+                .store
+                .apt_source_keys(store_source(spec.source_kind, &source.name))
+                .await?;
             sets.push((source.component.clone(), packages));
         }
         Ok(sets)
@@ -874,7 +953,7 @@ impl Apt {
         prefix: &str,
         distribution: &str,
         spec: &PublicationSpec,
-        sets: Vec<(String, Vec<AptPackageRecord>)>,
+        sets: Vec<(String, Vec<AptPackageKey>)>,
     ) -> Result<(), AptError> {
         let root = self.prefix_root(prefix);
         let signer = if spec.skip_signing {
@@ -895,11 +974,21 @@ impl Apt {
         } else {
             prefix.to_owned()
         };
+        let paragraphs = StoreParagraphs {
+            store: self.store.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            sources: spec
+                .sources
+                .iter()
+                .map(|source| (spec.source_kind, source.name.clone()))
+                .collect(),
+        };
         tokio::task::spawn_blocking(move || {
             publish::write(&Tree {
                 root,
                 distribution,
                 components,
+                paragraphs: &paragraphs,
                 architectures: spec.architectures.clone(),
                 origin: spec.origin.clone().unwrap_or_else(|| origin.clone()),
                 label: spec.label.clone().unwrap_or(origin),
@@ -933,13 +1022,52 @@ impl Apt {
     }
 }
 
-fn entry(record: AptPackageRecord) -> IndexEntry {
+fn entry(key: AptPackageKey) -> IndexEntry {
     IndexEntry {
-        sha256: record.sha256,
-        name: record.name,
-        version: record.version,
-        architecture: record.architecture,
-        control: record.control,
+        sha256: key.sha256,
+        name: key.name,
+        version: key.version,
+        architecture: key.architecture,
+    }
+}
+
+fn store_source(kind: SourceKind, name: &str) -> AptSource<'_> {
+    match kind {
+        SourceKind::Repo => AptSource::Repo(name),
+        SourceKind::Snapshot => AptSource::Snapshot(name),
+    }
+}
+
+/// Index paragraphs straight from the store, a row at a time. Called on a
+/// blocking thread (the publish's), it waits for the store's async reads
+/// through the runtime's handle.
+struct StoreParagraphs {
+    store: Store,
+    runtime: tokio::runtime::Handle,
+    sources: Vec<(SourceKind, String)>,
+}
+
+impl publish::Paragraphs for StoreParagraphs {
+    fn each(
+        &self,
+        component: usize,
+        architecture: &str,
+        sink: &mut dyn FnMut(&IndexEntry, &str) -> Result<(), AptError>,
+    ) -> Result<(), AptError> {
+        let (kind, name) = &self.sources[component];
+        self.runtime.block_on(self.store.each_apt_paragraph(
+            store_source(*kind, name),
+            architecture,
+            |paragraph| {
+                let entry = IndexEntry {
+                    sha256: paragraph.sha256,
+                    name: paragraph.name,
+                    version: paragraph.version,
+                    architecture: paragraph.architecture,
+                };
+                sink(&entry, &paragraph.control)
+            },
+        ))
     }
 }
 

@@ -374,4 +374,188 @@ async fn a_refused_add_leaves_no_pool_files() {
         }
     }
     assert_eq!(left, 0);
+    // Nor what it kept of the checked files until recording them.
+    let incoming = std::fs::read_dir(dir.path().join("apt/incoming")).unwrap();
+    assert_eq!(incoming.count(), 0);
+}
+
+/// Two handles on one directory (as a server and `gantry apt --local` are)
+/// exclude each other: the lock is a `flock` on a file, not a mutex of
+/// one process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_is_shared_by_every_handle_on_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path()).await;
+    let second = open(dir.path()).await;
+    second.create_repo("r", None, None, None).await.unwrap();
+    let held = first.lock.acquire().await.unwrap();
+    let waiting = tokio::spawn(async move { second.drop_repo("r").await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a change ran while the lock was held"
+    );
+    drop(held);
+    tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the change did not run once the lock was free")
+        .unwrap()
+        .unwrap();
+    assert!(first.repos().await.unwrap().is_empty());
+}
+
+/// An upload that has not finished arriving holds no lock: other changes
+/// (a publish, another add) go ahead meanwhile, and the slow add still
+/// lands when its last byte comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_does_not_hold_up_other_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let apt = open(dir.path()).await;
+    apt.create_repo("r", None, None, None).await.unwrap();
+    let (name, bytes) = deb(dir.path(), "slow", "1.0");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, &name, &bytes[..]).unwrap();
+    let tar = tar.into_inner().unwrap();
+
+    // The upload: half of it now, the rest when the test says so.
+    let (send, receive) = std::sync::mpsc::channel::<Vec<u8>>();
+    send.send(tar[..tar.len() / 2].to_vec()).unwrap();
+    let slow = {
+        let apt = apt.clone();
+        tokio::spawn(async move { apt.add_tar("r", ChannelReader::new(receive), false).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let quick = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        apt.add("r", vec![deb(dir.path(), "quick", "1.0")], false)
+            .await
+            .unwrap();
+        apt.publish(None, "stable", repo_spec("r")).await.unwrap();
+    })
+    .await;
+    assert!(quick.is_ok(), "other changes waited for the slow upload");
+    assert!(!slow.is_finished());
+    send.send(tar[tar.len() / 2..].to_vec()).unwrap();
+    drop(send);
+    let report = slow.await.unwrap().unwrap();
+    assert_eq!(report.added.len(), 1);
+    let names: Vec<String> = apt
+        .repo_packages("r", None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["quick", "slow"]);
+    let incoming = std::fs::read_dir(dir.path().join("apt/incoming")).unwrap();
+    assert_eq!(
+        incoming.count(),
+        0,
+        "an add left its checked paragraphs behind"
+    );
+}
+
+/// A blocking reader fed piece by piece through a channel.
+struct ChannelReader {
+    pieces: std::sync::mpsc::Receiver<Vec<u8>>,
+    current: std::io::Cursor<Vec<u8>>,
+}
+
+impl ChannelReader {
+    fn new(pieces: std::sync::mpsc::Receiver<Vec<u8>>) -> ChannelReader {
+        ChannelReader {
+            pieces,
+            current: std::io::Cursor::new(Vec::new()),
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = std::io::Read::read(&mut self.current, buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            match self.pieces.recv() {
+                Ok(piece) => self.current = std::io::Cursor::new(piece),
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
+
+/// A failed add removes the pool files it wrote, except those a package
+/// record took up meanwhile; an add that found a file in the pool checks,
+/// under the lock, that it is still there before recording it.
+#[tokio::test]
+async fn a_failed_add_keeps_pool_files_that_others_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let apt = open(dir.path()).await;
+    apt.create_repo("r", None, None, None).await.unwrap();
+    let shared = deb(dir.path(), "shared", "1.0");
+    // An add of `shared` that fails (a junk file after it) and one that
+    // succeeds, in sequence: the success recorded `shared`, the failure's
+    // clean-up must leave its file alone.
+    let mut intake = crate::intake::Intake::new(
+        &dir.path().join("apt/pool"),
+        &dir.path().join("apt/incoming"),
+    );
+    intake.push(shared.0.clone(), shared.1.clone()).unwrap();
+    let (checked, stored) = intake.finish();
+    checked.unwrap();
+    apt.add("r", vec![shared.clone()], false).await.unwrap();
+    apt.remove_unrecorded(stored).await.unwrap();
+    let sha256 = hex::encode(Sha256::digest(&shared.1));
+    let path = crate::publish::content_path(&dir.path().join("apt/pool"), &sha256);
+    assert!(path.exists(), "a recorded package lost its file");
+
+    // An intake that found the file in place, then lost it to a failing
+    // add's clean-up, refuses to record rather than record a missing file.
+    let lonely = deb(dir.path(), "lonely", "1.0");
+    let mut writer = crate::intake::Intake::new(
+        &dir.path().join("apt/pool"),
+        &dir.path().join("apt/incoming"),
+    );
+    writer.push(lonely.0.clone(), lonely.1.clone()).unwrap();
+    let (checked, written) = writer.finish();
+    checked.unwrap();
+    let mut finder = crate::intake::Intake::new(
+        &dir.path().join("apt/pool"),
+        &dir.path().join("apt/incoming"),
+    );
+    finder.push(lonely.0.clone(), lonely.1.clone()).unwrap();
+    let (checked, found) = finder.finish();
+    checked.unwrap();
+    apt.remove_unrecorded(written).await.unwrap();
+    let error = found.check_present().unwrap_err();
+    assert!(error.to_string().contains("add again"), "{error}");
+}
+
+/// Two adds (here through two handles, as a server and a local command
+/// would) storing the same new file at the same moment both succeed, and
+/// the file is in the pool for both repositories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_adds_of_the_same_new_file_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path()).await;
+    let second = open(dir.path()).await;
+    first.create_repo("a", None, None, None).await.unwrap();
+    first.create_repo("b", None, None, None).await.unwrap();
+    for n in 0..20 {
+        let file = deb(dir.path(), &format!("same{n}"), "1.0");
+        let sha256 = hex::encode(Sha256::digest(&file.1));
+        let (a, b) = tokio::join!(
+            first.add("a", vec![file.clone()], false),
+            second.add("b", vec![file], false)
+        );
+        a.unwrap();
+        b.unwrap();
+        let path = crate::publish::content_path(&dir.path().join("apt/pool"), &sha256);
+        assert!(path.exists(), "same{n}: no pool file");
+    }
+    assert_eq!(first.repo_packages("a", None).await.unwrap().len(), 20);
+    assert_eq!(first.repo_packages("b", None).await.unwrap().len(), 20);
 }

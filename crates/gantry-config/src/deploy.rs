@@ -84,6 +84,15 @@ pub(crate) fn check_load_balancers(cx: &mut Checker<'_>, items: &[Node]) -> Json
                 format!("{} needs a \"cluster\" or \"rules\" to route to", f.what),
             );
         }
+        if let (Some(timeout), Some(node)) =
+            (f.duration(cx, "responseTimeout"), f.get("responseTimeout"))
+            && timeout.is_zero()
+        {
+            cx.error(
+                node.span.start,
+                format!("{}: \"responseTimeout\" must be longer than 0s", f.what),
+            );
+        }
         if let Some(node) = f.get("healthCheck") {
             let what = format!("healthCheck of {}", f.what);
             if let Some(mut h) = Fields::new(cx, node, what) {

@@ -502,6 +502,9 @@ pub struct RunStage {
     /// Cloud Build substitutions for `config` (`_NAME: value`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub substitutions: BTreeMap<String, String>,
+    /// How the `images` of the `config` file are pushed.
+    #[serde(flatten)]
+    pub registry: RegistryAccess,
 }
 
 /// One step: exactly one of `script` (run by `sh -e`) or `command` (argv).
@@ -704,6 +707,14 @@ pub struct LoadBalancer {
     pub rules: Vec<LoadBalancerRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// How long an instance may take to start answering a request before
+    /// the client gets a 504 (default 60s).
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

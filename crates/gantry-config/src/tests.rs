@@ -717,3 +717,19 @@ fn diagnostics_serialize_as_json() {
     expect![[r#"gantry.yaml:3:7: stage "deploy" depends on unknown stage "bild""#]]
         .assert_eq(&diagnostics.to_string());
 }
+
+#[test]
+fn registry_access_of_a_run_stage_needs_a_cloud_build_file() {
+    check(
+        r#"
+        pipelines:
+          - name: p
+            stages:
+              - {id: a, type: run, config: cloudbuild.yaml, credentials: LOGIN, tlsVerify: false}
+              - {id: b, type: run, steps: [{script: "true"}], credentials: LOGIN, substitutions: {_X: y}}
+        "#,
+        expect![[r#"
+            test.yaml:5:55: stage "b": "credentials" only applies with "config"
+            test.yaml:5:75: stage "b": "substitutions" only applies with "config""#]],
+    );
+}

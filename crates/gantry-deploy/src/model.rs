@@ -38,6 +38,9 @@ pub struct LoadBalancer {
     /// Tried in order; the first that matches host and path wins.
     pub rules: Vec<RouteRule>,
     pub health_check: HealthCheckConfig,
+    /// Unset: the proxy's default (`gantry_proxy::DEFAULT_RESPONSE_TIMEOUT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_timeout: Option<std::time::Duration>,
 }
 
 /// What runs: one immutable version of the software.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,20 @@ pub struct ListenerConfig {
     pub name: String,
     pub port: u16,
     pub rules: Vec<RouteRule>,
+    /// How long an instance may take to send a response's header once it
+    /// has the request; unset, [`DEFAULT_RESPONSE_TIMEOUT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_timeout: Option<Duration>,
+}
+
+/// nginx's `proxy_read_timeout` default: long enough for slow endpoints,
+/// short enough that a hung instance does not hold a client forever.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl ListenerConfig {
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout.unwrap_or(DEFAULT_RESPONSE_TIMEOUT)
+    }
 }
 
 /// Requests whose host and path match go to `cluster`. A rule without host

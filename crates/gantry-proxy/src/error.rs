@@ -8,8 +8,10 @@ use hyper::StatusCode;
 pub enum Side {
     /// The client sent something we cannot forward, or went away.
     Client,
-    /// The chosen instance refused, reset or timed out.
+    /// The chosen instance refused or reset the connection.
     Upstream,
+    /// The chosen instance took the request and did not answer in time.
+    Timeout,
     /// Nothing to route to, or a fault of the proxy itself.
     Internal,
 }
@@ -38,6 +40,7 @@ impl ProxyError {
         match self.side {
             Side::Client => StatusCode::BAD_REQUEST,
             Side::Upstream => StatusCode::BAD_GATEWAY,
+            Side::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Side::Internal => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -46,6 +49,7 @@ impl ProxyError {
         match self.side {
             Side::Client => "client",
             Side::Upstream => "upstream",
+            Side::Timeout => "timeout",
             Side::Internal => "internal",
         }
     }

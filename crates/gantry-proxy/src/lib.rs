@@ -6,7 +6,9 @@
 //!   upstream instances), replaced atomically by whoever owns the instances;
 //! - `health_check`: active checks with thresholds, plus passive ejection;
 //! - `selection`: picking a group by weight and an instance within it;
-//! - `service`: the proxying itself (retries, pooling, upgrades, headers);
+//! - `service`: the proxying itself (retries, timeouts, upgrades, headers);
+//! - `request_body`: request bodies read whole (resendable) or streamed;
+//! - `upstream_pool`: keep-alive connections to instances, one pool per worker;
 //! - `stats`: per-server-group counters and latency histograms;
 //! - `workers`: the threads that carry requests, one per core, each with its
 //!   own runtime and upstream pool.
@@ -18,15 +20,19 @@ mod discovery;
 mod error;
 pub mod health_check;
 mod listener;
+mod request_body;
 mod selection;
 mod service;
 mod stats;
+mod upstream_pool;
 mod workers;
 
 #[cfg(test)]
 mod tests;
 
-pub use discovery::{GroupBackend, ListenerConfig, RouteRule, RoutingTable, Upstream};
+pub use discovery::{
+    DEFAULT_RESPONSE_TIMEOUT, GroupBackend, ListenerConfig, RouteRule, RoutingTable, Upstream,
+};
 pub use error::{ProxyError, Side};
 pub use health_check::{HealthCheckConfig, UpstreamHealth};
 pub use listener::{Proxy, ProxyConfigError};

@@ -200,7 +200,6 @@ async fn accept_loop(
         let workers = &proxy.inner.workers;
         let worker = &workers[next_worker % workers.len()];
         next_worker = next_worker.wrapping_add(1);
-        let client = worker.client.clone();
         let runtime = worker.runtime.clone();
         let proxy = proxy.clone();
         let config = config.clone();
@@ -212,12 +211,12 @@ async fn accept_loop(
                     return;
                 }
             };
+            let client_ip = client_ip_header(peer);
             let service = service_fn(move |req| {
                 let ctx = Ctx {
                     table: proxy.table(),
                     listener: config.read().unwrap_or_else(|e| e.into_inner()).clone(),
-                    client: client.clone(),
-                    peer,
+                    client_ip: client_ip.clone(),
                 };
                 async move { Ok::<_, std::convert::Infallible>(service::handle(req, ctx).await) }
             });
@@ -230,4 +229,10 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// The client's address as an `X-Forwarded-For` entry.
+fn client_ip_header(peer: SocketAddr) -> hyper::header::HeaderValue {
+    hyper::header::HeaderValue::from_str(&peer.ip().to_string())
+        .expect("an IP address is a valid header value")
 }

@@ -3,7 +3,10 @@
 //! request whose instance failed after it was sent but before any response
 //! header arrived (the instance died or reset the connection) is sent once
 //! more to another instance, as nginx's `proxy_next_upstream error` does.
-//! Bodies are read whole first so that a retry sends exactly the same request.
+//! How a request body travels (read whole, or streamed and never resent) is
+//! `request_body`'s business.
+//! An instance that sends no response header within the listener's response
+//! timeout gets a 504 answered for it, and the request is not sent again.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,19 +16,21 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http;
+use hyper::http::uri::PathAndQuery;
 use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 
-use crate::discovery::{ListenerConfig, RoutingTable, Upstream};
+use crate::discovery::{ListenerConfig, RouteRule, RoutingTable, Upstream};
 use crate::error::{ProxyError, Side};
+use crate::request_body::RequestBody;
 use crate::selection;
+use crate::upstream_pool;
 
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// Most instances tried for one request.
 const MAX_ATTEMPTS: usize = 3;
@@ -34,23 +39,26 @@ const MAX_ATTEMPTS: usize = 3;
 const MAX_RESENDS: usize = 1;
 
 /// Headers that belong to one connection, never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 pub(crate) struct Ctx {
     pub table: Arc<RoutingTable>,
     pub listener: Arc<ListenerConfig>,
-    pub client: HttpClient,
-    pub peer: SocketAddr,
+    /// The client's IP address as a header value, made once per connection.
+    pub client_ip: HeaderValue,
 }
 
 pub(crate) async fn handle(req: Request<Incoming>, ctx: Ctx) -> Response<Body> {
@@ -79,28 +87,10 @@ fn full(bytes: Bytes) -> Body {
 }
 
 async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>, ProxyError> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-    let host_name = host.as_deref().map(|h| h.split(':').next().unwrap_or(h));
-    let path = req.uri().path().to_owned();
-    let rule = ctx
-        .listener
-        .rules
-        .iter()
-        .find(|rule| rule.matches(host_name, &path))
-        .ok_or_else(|| {
-            ProxyError::new(
-                Side::Client,
-                false,
-                format!(
-                    "no rule of load balancer {:?} matches {path}",
-                    ctx.listener.name
-                ),
-            )
-        })?;
+    let upgrade = req.headers().contains_key(header::UPGRADE);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let rule = route(&parts, ctx)?;
     let groups = ctx
         .table
         .clusters
@@ -108,30 +98,22 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
         .map(Vec::as_slice)
         .unwrap_or_default();
 
-    let upgrade = req.headers().contains_key(header::UPGRADE);
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|e| {
-            ProxyError::new(
-                Side::Client,
-                false,
-                format!("reading the request body: {e}"),
-            )
-        })?
-        .to_bytes();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".to_owned());
-    let headers = forwarded_headers(&parts.headers, host.as_deref(), ctx.peer, upgrade);
+    let mut body = RequestBody::read(body).await?;
+    prepare_headers(&mut parts.headers, &ctx.client_ip, upgrade);
+    // Instances are sent the origin form (`/path?query`), whatever form the
+    // client used.
+    let uri = Uri::from(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
 
     // A protocol switch is a conversation with one instance, not a request
     // to send again.
-    let resendable = is_idempotent(&parts.method) && client_upgrade.is_none();
+    let resendable =
+        is_idempotent(&parts.method) && client_upgrade.is_none() && body.can_be_sent_again();
     let mut last_failure: Option<String> = None;
     let mut resent = 0;
     let mut tried: Vec<Arc<Upstream>> = Vec::new();
@@ -162,21 +144,28 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 ),
             });
         };
-        let uri: Uri = format!("http://{}{}", upstream.addr, path_and_query)
-            .parse()
-            .map_err(|e| ProxyError::new(Side::Client, false, format!("bad request uri: {e}")))?;
-        let mut outgoing = Request::builder()
-            .method(parts.method.clone())
-            .uri(uri)
-            .version(hyper::Version::HTTP_11)
-            .body(Full::new(body.clone()))
-            .map_err(|e| ProxyError::new(Side::Internal, false, e.to_string()))?;
-        *outgoing.headers_mut() = headers.clone();
+        let Some((outgoing_body, sent)) = body.take() else {
+            upstream.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(ProxyError::new(
+                Side::Upstream,
+                false,
+                last_failure.unwrap_or_else(|| "the request body was already sent".to_owned()),
+            ));
+        };
+        let mut outgoing = Request::new(outgoing_body);
+        *outgoing.method_mut() = parts.method.clone();
+        *outgoing.uri_mut() = uri.clone();
+        *outgoing.headers_mut() = parts.headers.clone();
         let started = Instant::now();
-        let result = ctx.client.request(outgoing).await;
+        let result = within_response_timeout(
+            ctx.listener.response_timeout(),
+            sent,
+            send(upstream.addr, outgoing),
+        )
+        .await;
         let latency = started.elapsed();
         match result {
-            Ok(mut response) => {
+            Ok(Ok((mut response, connection))) => {
                 // The request stays in flight until its body has been sent
                 // to the client (or the tunnel closed): draining waits for it.
                 let guard = InFlight(upstream.clone());
@@ -193,33 +182,39 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 }
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                let body = body.map_frame(move |frame| {
-                    let _in_flight = &guard;
-                    frame
-                });
+                let body = ReturningBody {
+                    body,
+                    connection: Some(connection),
+                    addr: upstream.addr,
+                    finished: false,
+                    _in_flight: guard,
+                };
                 return Ok(Response::from_parts(parts, body.boxed()));
             }
-            Err(error) => {
+            Ok(Err((SendError::NotSent(error), unsent))) => {
                 upstream.in_flight.fetch_sub(1, Ordering::SeqCst);
-                if error.is_connect() {
-                    // Nothing was sent: safe to try another instance.
-                    upstream.health.eject();
-                    group.stats.record_connect_error();
-                    tracing::info!(upstream = %upstream.id, %error, "connect failed, instance ejected");
-                    tried.push(upstream);
-                    if tried.len() < MAX_ATTEMPTS {
-                        continue;
-                    }
-                    return Err(ProxyError::new(
-                        Side::Upstream,
-                        true,
-                        format!("cannot connect to cluster {:?}: {error}", rule.cluster),
-                    ));
+                if let Some(unsent) = unsent {
+                    body.put_back(unsent.into_body());
                 }
+                // Nothing was sent: safe to try another instance.
+                upstream.health.eject();
+                group.stats.record_connect_error();
+                tracing::info!(upstream = %upstream.id, %error, "connect failed, instance ejected");
+                tried.push(upstream);
+                if tried.len() < MAX_ATTEMPTS {
+                    continue;
+                }
+                return Err(ProxyError::new(
+                    Side::Upstream,
+                    true,
+                    format!("cannot connect to cluster {:?}: {error}", rule.cluster),
+                ));
+            }
+            Ok(Err((SendError::AfterSent(error), _))) => {
+                upstream.in_flight.fetch_sub(1, Ordering::SeqCst);
                 group.stats.record(latency, true);
-                // No response header arrived (the request future only
-                // resolves with one), so the client has seen nothing yet.
-                // The instance may have acted on the request: only an
+                // No response header arrived, so the client has seen nothing
+                // yet. The instance may have acted on the request: only an
                 // idempotent one can be sent to another instance. The
                 // instance is not ejected here: a keep-alive connection the
                 // instance closed at the wrong moment looks the same, and a
@@ -237,6 +232,165 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 }
                 return Err(ProxyError::new(Side::Upstream, false, failure));
             }
+            Err(ResponseTimedOut) => {
+                // The instance holds the request and may still act on it:
+                // never sent elsewhere. Its connection is dropped with the
+                // send future, which closes it.
+                upstream.in_flight.fetch_sub(1, Ordering::SeqCst);
+                group.stats.record(latency, true);
+                return Err(ProxyError::new(
+                    Side::Timeout,
+                    false,
+                    format!(
+                        "instance {} sent no response header within {:?}",
+                        upstream.id,
+                        ctx.listener.response_timeout()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// The rule of the listener that takes this request.
+fn route<'c>(parts: &http::request::Parts, ctx: &'c Ctx) -> Result<&'c RouteRule, ProxyError> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.split(':').next().unwrap_or(h));
+    let path = parts.uri.path();
+    ctx.listener
+        .rules
+        .iter()
+        .find(|rule| rule.matches(host, path))
+        .ok_or_else(|| {
+            ProxyError::new(
+                Side::Client,
+                false,
+                format!(
+                    "no rule of load balancer {:?} matches {path}",
+                    ctx.listener.name
+                ),
+            )
+        })
+}
+
+/// Runs `send` until it has a response, or until the instance has had the
+/// whole request for `timeout` without answering. A streamed body may take
+/// its client long to upload: the clock starts once it has all been sent.
+async fn within_response_timeout<T>(
+    timeout: std::time::Duration,
+    body_sent: Option<tokio::sync::oneshot::Receiver<()>>,
+    send: impl Future<Output = T>,
+) -> Result<T, ResponseTimedOut> {
+    let deadline = async {
+        if let Some(sent) = body_sent {
+            // An error: the body ended early, and so will the send.
+            let _ = sent.await;
+        }
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        result = send => Ok(result),
+        () = deadline => Err(ResponseTimedOut),
+    }
+}
+
+struct ResponseTimedOut;
+
+/// Why a request got no response from an instance.
+enum SendError {
+    /// The instance could not be reached; it has not seen the request.
+    NotSent(String),
+    /// The request was handed to a connection that then failed.
+    AfterSent(hyper::Error),
+}
+
+type UpstreamRequest = Request<crate::request_body::UpstreamBody>;
+
+/// Sends a request to `addr` on a pooled keep-alive connection, or a new
+/// one. A pooled connection that turns out closed before taking the request
+/// (the instance's idle timeout ran out) is dropped and the next tried.
+/// Returns the response and the connection, which goes back to the pool
+/// once the response body has been read; or the error, with the request if
+/// it was not sent.
+async fn send(
+    addr: SocketAddr,
+    mut request: UpstreamRequest,
+) -> Result<(Response<Incoming>, upstream_pool::Sender), (SendError, Option<UpstreamRequest>)> {
+    loop {
+        let (mut connection, pooled) = match upstream_pool::checkout(addr) {
+            Some(connection) => (connection, true),
+            None => match upstream_pool::connect(addr).await {
+                Ok(connection) => (connection, false),
+                Err(error) => return Err((SendError::NotSent(error.to_string()), Some(request))),
+            },
+        };
+        if let Err(error) = connection.ready().await {
+            if pooled {
+                continue;
+            }
+            return Err((SendError::NotSent(error.to_string()), Some(request)));
+        }
+        match connection.try_send_request(request).await {
+            Ok(response) => return Ok((response, connection)),
+            Err(mut error) => match error.take_message() {
+                Some(unsent) if pooled => request = unsent,
+                Some(unsent) => {
+                    let message = error.into_error().to_string();
+                    return Err((SendError::NotSent(message), Some(unsent)));
+                }
+                None => return Err((SendError::AfterSent(error.into_error()), None)),
+            },
+        }
+    }
+}
+
+/// An instance's response body on its way to the client. Read to the end,
+/// its connection goes back to this worker's pool when the body is dropped;
+/// dropped before that, the connection is closed. Until dropped, the
+/// request counts as in flight on its instance.
+struct ReturningBody {
+    body: Incoming,
+    connection: Option<upstream_pool::Sender>,
+    addr: SocketAddr,
+    /// The body said it had no more frames. A body of known length is done
+    /// once that many bytes went by, and hyper does not ask it again.
+    finished: bool,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for ReturningBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.finished = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for ReturningBody {
+    fn drop(&mut self) {
+        if (self.finished || self.body.is_end_stream())
+            && let Some(connection) = self.connection.take()
+        {
+            upstream_pool::checkin(self.addr, connection);
         }
     }
 }
@@ -258,53 +412,52 @@ fn is_idempotent(method: &hyper::Method) -> bool {
     .contains(method)
 }
 
-fn forwarded_headers(
-    incoming: &HeaderMap,
-    host: Option<&str>,
-    peer: SocketAddr,
-    upgrade: bool,
-) -> HeaderMap {
-    let mut headers = incoming.clone();
-    let upgrade_value = headers.get(header::UPGRADE).cloned();
-    strip_hop_by_hop(&mut headers);
-    if let (true, Some(value)) = (upgrade, upgrade_value) {
+/// Turns the client's headers into the instance's: hop-by-hop headers out
+/// (the upgrade ones back in for a protocol switch), `X-Forwarded-*` in.
+fn prepare_headers(headers: &mut HeaderMap, client_ip: &HeaderValue, upgrade: bool) {
+    let upgrade_value = upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
+    strip_hop_by_hop(headers);
+    if let Some(value) = upgrade_value {
         headers.insert(header::UPGRADE, value);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let client_ip = peer.ip().to_string();
-    let forwarded_for = match incoming
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(previous) => format!("{previous}, {client_ip}"),
-        None => client_ip,
+    let forwarded_for = match headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(previous) => {
+            let mut value = Vec::with_capacity(previous.len() + 2 + client_ip.len());
+            value.extend_from_slice(previous);
+            value.extend_from_slice(b", ");
+            value.extend_from_slice(client_ip.as_bytes());
+            HeaderValue::from_bytes(&value).unwrap_or_else(|_| client_ip.clone())
+        }
+        None => client_ip.clone(),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    headers.insert(X_FORWARDED_FOR, forwarded_for);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(X_FORWARDED_HOST, host);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
-    );
-    if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), value);
-    }
-    headers
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Headers named by `Connection` are hop-by-hop too.
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .collect();
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(named.iter().map(String::as_str))
-    {
+    // Headers named by `Connection` are hop-by-hop too. The usual tokens
+    // (`keep-alive`, `close`, `upgrade`) name nothing else to remove, so the
+    // list is only built for the rare others.
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            let usual = token.eq_ignore_ascii_case("close")
+                || HOP_BY_HOP
+                    .iter()
+                    .any(|h| token.eq_ignore_ascii_case(h.as_str()));
+            if !usual && let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                named.push(name);
+            }
+        }
+    }
+    for name in HOP_BY_HOP.iter().chain(&named) {
         headers.remove(name);
     }
 }

@@ -1,5 +1,6 @@
 //! The threads that carry requests: one per core, each with its own
-//! single-threaded runtime and its own pool of upstream connections.
+//! single-threaded runtime and its own pool of upstream connections
+//! (`upstream_pool`).
 //!
 //! Why not the process's multi-threaded runtime: a proxied request is a
 //! chain of small wake-ups (client socket readable → the server connection's
@@ -12,22 +13,15 @@
 //! deals new connections to the workers in turn; the shared state (routing
 //! table, health, counters) is atomics and `Arc` swaps.
 
-use std::time::Duration;
-
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::service::HttpClient;
+use crate::upstream_pool;
 
 /// One request-carrying thread. Dropping it ends the thread and everything
 /// running on it.
 pub(crate) struct Worker {
     pub(crate) runtime: Handle,
-    /// Upstream connections made (and kept alive) by this worker's requests.
-    pub(crate) client: HttpClient,
     _stop: oneshot::Sender<()>,
 }
 
@@ -48,8 +42,15 @@ fn start_one(index: usize) -> Worker {
                 .build()
                 .expect("a single-threaded tokio runtime builds");
             let _ = runtime_tx.send(runtime.handle().clone());
-            // Until the worker is dropped (the sender closes the channel).
-            let _ = runtime.block_on(stopped);
+            // Until the worker is dropped (the sender closes the channel),
+            // closing this thread's idle upstream connections now and then.
+            runtime.block_on(async {
+                let mut sweep = tokio::time::interval(upstream_pool::IDLE_TIMEOUT / 2);
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = async { loop { sweep.tick().await; upstream_pool::sweep(); } } => {}
+                }
+            });
         })
         .expect("the proxy can start its worker threads");
     let runtime = runtime_rx
@@ -57,19 +58,6 @@ fn start_one(index: usize) -> Worker {
         .expect("a proxy worker thread reports its runtime");
     Worker {
         runtime,
-        client: upstream_client(),
         _stop: stop,
     }
-}
-
-fn upstream_client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(2)));
-    connector.set_nodelay(true);
-    // TokioExecutor spawns a connection's task where the request that opened
-    // it runs: on this worker's thread.
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64)
-        .build(connector)
 }

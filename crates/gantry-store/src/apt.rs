@@ -33,6 +33,23 @@ pub struct AptPackageKey {
     pub size: i64,
 }
 
+/// Where a publication's packages come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AptSource<'a> {
+    Repo(&'a str),
+    Snapshot(&'a str),
+}
+
+/// One package as an index lists it: its paragraph and what names its file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptParagraph {
+    pub sha256: String,
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub control: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AptRepoRecord {
     pub name: String,
@@ -88,6 +105,35 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Which of `hashes` are recorded packages.
+    pub async fn known_apt_packages(
+        &self,
+        hashes: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut known = std::collections::HashSet::new();
+        for chunk in hashes.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT sha256 FROM apt_packages WHERE sha256 IN ({})",
+                (1..=chunk.len())
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for sha256 in chunk {
+                query = query.bind(sha256);
+            }
+            for row in query
+                .fetch_all(&self.writer)
+                .await
+                .map_err(read_error("apt_packages"))?
+            {
+                known.insert(Row::new(&row, "apt_packages").get("sha256")?);
+            }
+        }
+        Ok(known)
     }
 
     /// `Conflict` (kind `"repository"`) if the name is taken.
@@ -169,18 +215,70 @@ impl Store {
         .fetch_all(&self.reader)
         .await
         .map_err(read_error("apt_packages"))?;
-        rows.iter()
-            .map(|row| {
-                let row = Row::new(row, "apt_packages");
-                Ok(AptPackageKey {
-                    name: row.get("name")?,
-                    version: row.get("version")?,
-                    architecture: row.get("architecture")?,
-                    sha256: row.get("sha256")?,
-                    size: row.get("size")?,
-                })
-            })
-            .collect()
+        rows.iter().map(package_key_from_row).collect()
+    }
+
+    /// What identifies each package of a repository or snapshot, without
+    /// its paragraph.
+    pub async fn apt_source_keys(
+        &self,
+        source: AptSource<'_>,
+    ) -> Result<Vec<AptPackageKey>, StoreError> {
+        let (members, column, name) = source_table(source);
+        let rows = sqlx::query(&format!(
+            "SELECT p.name, p.version, p.architecture, p.sha256, p.size FROM {members} m
+             JOIN apt_packages p ON p.sha256 = m.sha256 WHERE m.{column} = $1"
+        ))
+        .bind(name)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error("apt_packages"))?;
+        rows.iter().map(package_key_from_row).collect()
+    }
+
+    /// Calls `each` with every package of a repository or snapshot that an
+    /// index of `architecture` lists (its own and `all`), ordered by name,
+    /// architecture and version. Rows are read as they are used, so that an
+    /// index of any size is written without holding its packages in memory.
+    pub async fn each_apt_paragraph<E: From<StoreError>>(
+        &self,
+        source: AptSource<'_>,
+        architecture: &str,
+        mut each: impl FnMut(AptParagraph) -> Result<(), E>,
+    ) -> Result<(), E> {
+        use futures::TryStreamExt;
+        let (members, column, name) = source_table(source);
+        let sql = format!(
+            "SELECT p.sha256, p.name, p.version, p.architecture, p.control FROM {members} m
+             JOIN apt_packages p ON p.sha256 = m.sha256
+             WHERE m.{column} = $1 AND p.architecture IN ($2, 'all')
+             ORDER BY p.name, p.architecture, p.version, p.sha256"
+        );
+        let mut rows = sqlx::query(&sql)
+            .bind(name)
+            .bind(architecture)
+            .fetch(&self.reader);
+        while let Some(row) = rows.try_next().await.map_err(read_error("apt_packages"))? {
+            let row = Row::new(&row, "apt_packages");
+            each(AptParagraph {
+                sha256: row.get("sha256")?,
+                name: row.get("name")?,
+                version: row.get("version")?,
+                architecture: row.get("architecture")?,
+                control: row.get("control")?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// How many packages a repository lists.
+    pub async fn apt_repo_package_count(&self, repo: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM apt_repo_packages WHERE repo = $1")
+            .bind(repo)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(read_error("apt_repo_packages"))?;
+        Row::new(&row, "apt_repo_packages").get("n")
     }
 
     /// Adds and removes packages (by SHA-256) of a repository in one
@@ -411,6 +509,25 @@ fn conflict_as(
             None => error.into(),
         }),
     }
+}
+
+/// The membership table of a source, its name column, and the name.
+fn source_table(source: AptSource<'_>) -> (&'static str, &'static str, &str) {
+    match source {
+        AptSource::Repo(name) => ("apt_repo_packages", "repo", name),
+        AptSource::Snapshot(name) => ("apt_snapshot_packages", "snapshot", name),
+    }
+}
+
+fn package_key_from_row(row: &AnyRow) -> Result<AptPackageKey, StoreError> {
+    let row = Row::new(row, "apt_packages");
+    Ok(AptPackageKey {
+        name: row.get("name")?,
+        version: row.get("version")?,
+        architecture: row.get("architecture")?,
+        sha256: row.get("sha256")?,
+        size: row.get("size")?,
+    })
 }
 
 fn package_from_row(row: &AnyRow) -> Result<AptPackageRecord, StoreError> {

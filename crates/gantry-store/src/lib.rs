@@ -49,7 +49,8 @@ mod store;
 mod tokens;
 
 pub use apt::{
-    AptPackageKey, AptPackageRecord, AptPublicationRecord, AptRepoRecord, AptSnapshotRecord,
+    AptPackageKey, AptPackageRecord, AptParagraph, AptPublicationRecord, AptRepoRecord,
+    AptSnapshotRecord, AptSource,
 };
 pub use bakes::BakeRecord;
 pub use concurrency::SlotClaim;

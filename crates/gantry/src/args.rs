@@ -132,8 +132,7 @@ pub enum Command {
     #[command(subcommand)]
     Deb(crate::commands::deb::DebCommand),
     /// APT repositories, snapshots, publications and signing keys (aptly's commands).
-    #[command(subcommand)]
-    Apt(crate::commands::apt::AptCommand),
+    Apt(crate::commands::apt::AptArgs),
     /// Run a Cloud Build config (cloudbuild.yaml) locally, without a server.
     Build(crate::commands::build::BuildArgs),
     /// Set, list or delete server-side secrets.

@@ -412,6 +412,7 @@ fn to_model(lb: &gantry_config::LoadBalancer) -> model::LoadBalancer {
         name: lb.name.clone(),
         port: lb.port,
         rules,
+        response_timeout: lb.response_timeout,
         health_check: gantry_proxy::HealthCheckConfig {
             path: health.path.unwrap_or(defaults.path),
             interval: health.interval.unwrap_or(defaults.interval),

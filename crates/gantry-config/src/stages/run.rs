@@ -15,6 +15,7 @@ pub(super) const TYPE: StageType = StageType { name: "run", check };
 const ON_INTERRUPT: &[&str] = &["rerun", "fail"];
 
 fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    super::bake::check_registry_access(stage, cx);
     let f = &mut stage.fields;
     f.text_map(cx, "env");
     f.choice(cx, "onInterrupt", ON_INTERRUPT);
@@ -35,12 +36,15 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
         }
         return;
     }
-    if f.key("substitutions").is_some() {
-        let at = f.key("substitutions").map_or(f.at(), |k| k.span.start);
-        cx.error(
-            at,
-            format!("{}: \"substitutions\" only applies with \"config\"", f.what),
-        );
+    // What only a Cloud Build file uses: its substitutions, and the
+    // registry access for pushing its `images`.
+    for name in ["substitutions", "tlsVerify", "credentials"] {
+        if let Some(key) = f.key(name) {
+            cx.error(
+                key.span.start,
+                format!("{}: {name:?} only applies with \"config\"", f.what),
+            );
+        }
     }
     let Some(steps_node) = f.get("steps") else {
         cx.error(

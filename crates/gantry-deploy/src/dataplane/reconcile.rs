@@ -79,6 +79,7 @@ pub(crate) async fn reconcile(
             name: lb.name.clone(),
             port: lb.port,
             rules: lb.rules.clone(),
+            response_timeout: lb.response_timeout,
         })
         .collect();
     proxy

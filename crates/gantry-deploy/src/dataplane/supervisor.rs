@@ -308,12 +308,20 @@ fn spawn(launch: &Launch) -> std::io::Result<Child> {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
-        .process_group(0)
         .kill_on_drop(false);
-    // SAFETY: prctl is async-signal-safe; the instance dies with the data
-    // plane rather than living on unsupervised.
+    // SAFETY: setsid and prctl are async-signal-safe.
+    // - Its own session (and so its own process group, which stop signals)
+    //   also gives the instance its own CPU share under the kernel's
+    //   autogroup scheduling, as systemd's per-service cgroups do: a busy
+    //   instance competes with the load balancer as one party, not with its
+    //   every thread inside the data plane's share.
+    // - The instance dies with the data plane rather than living on
+    //   unsupervised.
     unsafe {
         command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
         });

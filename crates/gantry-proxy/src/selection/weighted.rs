@@ -1,9 +1,11 @@
 //! Weighted selection: a group by its traffic weight among the groups that
 //! have a routable instance, then an instance of it round-robin. A shared
 //! cursor makes the split exact over any window of `sum(weights)` requests.
+//! It runs on every request, so it walks the groups instead of collecting
+//! the candidates.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::discovery::{GroupBackend, Upstream};
 
@@ -11,17 +13,18 @@ use crate::discovery::{GroupBackend, Upstream};
 /// so that a drain that sees zero after a table swap cannot miss it.
 pub(crate) fn pick<'g>(
     groups: &'g [GroupBackend],
-    cursor: &std::sync::atomic::AtomicUsize,
+    cursor: &AtomicUsize,
     tried: &[Arc<Upstream>],
 ) -> Option<(&'g GroupBackend, Arc<Upstream>)> {
     let usable = |upstream: &Arc<Upstream>| {
         upstream.health.is_routable() && !tried.iter().any(|t| Arc::ptr_eq(t, upstream))
     };
-    let candidates: Vec<&GroupBackend> = groups
+    let candidate = |g: &&GroupBackend| g.weight > 0 && g.upstreams.iter().any(usable);
+    let total: u64 = groups
         .iter()
-        .filter(|g| g.weight > 0 && g.upstreams.iter().any(usable))
-        .collect();
-    let total: u64 = candidates.iter().map(|g| u64::from(g.weight)).sum();
+        .filter(candidate)
+        .map(|g| u64::from(g.weight))
+        .sum();
     if total == 0 {
         return None;
     }
@@ -29,21 +32,22 @@ pub(crate) fn pick<'g>(
     // Spread the ticks: a plain modulo would send runs of requests to one
     // group; multiplying by a large odd number interleaves them.
     let mut point = (tick as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % total;
-    let group = candidates
+    let group = groups.iter().filter(candidate).find(|g| {
+        let w = u64::from(g.weight);
+        if point < w {
+            true
+        } else {
+            point -= w;
+            false
+        }
+    })?;
+    let usable_count = group.upstreams.iter().filter(|u| usable(u)).count();
+    let upstream = group
+        .upstreams
         .iter()
-        .find(|g| {
-            let w = u64::from(g.weight);
-            if point < w {
-                true
-            } else {
-                point -= w;
-                false
-            }
-        })
-        .copied()?;
-    let usable_upstreams: Vec<&Arc<Upstream>> =
-        group.upstreams.iter().filter(|u| usable(u)).collect();
-    let upstream = usable_upstreams[tick % usable_upstreams.len()].clone();
+        .filter(|u| usable(u))
+        .nth(tick % usable_count)?
+        .clone();
     upstream.in_flight.fetch_add(1, Ordering::SeqCst);
     Some((group, upstream))
 }

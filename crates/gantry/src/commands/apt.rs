@@ -1,5 +1,8 @@
 //! `gantry apt …`: aptly's commands (`repo`, `snapshot`, `publish`) plus
-//! `key`, all through the API.
+//! `key`, through a server's API or (`--local`) on a data directory
+//! directly (`backend.rs`).
+
+mod backend;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,9 +10,36 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use gantry_apt::{PublicationSpec, Source, SourceKind};
+use serde_json::Value;
 
 use crate::client::{Client, segment};
+use backend::{Added, Backend};
+
+/// `gantry apt [--local] COMMAND`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = LOCAL_HELP)]
+pub struct AptArgs {
+    /// Work on the data directory (--data-dir, GANTRY_DATA_DIR) in this
+    /// process instead of asking a server, like aptly does; safe beside a
+    /// server using the same directory, which then serves what was published.
+    #[arg(long)]
+    pub local: bool,
+    /// With --local: the server's database, if not DATA_DIR/gantry.db.
+    #[arg(long, value_name = "URL", requires = "local")]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: AptCommand,
+}
+
+const LOCAL_HELP: &str = "\
+Without --local every command goes to the server at GANTRY_URL. With --local
+it opens DATA_DIR/gantry.db and DATA_DIR/apt itself, through the same code the
+server runs: one process, no HTTP, as fast as a tool working on its own files.
+A server on the same data directory keeps working meanwhile (changes take a lock
+on DATA_DIR/apt/lock; the database is shared in WAL mode) and serves at /apt/
+what a local publish wrote. A local add does not start pipelines with artifact
+triggers (only the server runs pipelines).";
 
 #[derive(Debug, Subcommand)]
 pub enum AptCommand {
@@ -189,31 +219,30 @@ pub enum KeyCommand {
     List,
 }
 
-fn prefix_segment(prefix: Option<&str>) -> String {
-    let prefix = prefix.unwrap_or(".").trim_matches('/');
-    let prefix = if prefix.is_empty() { "." } else { prefix };
-    // `:.` and not `.`, which URL normalisation would remove (aptly does the same).
-    let encoded = prefix.replace('_', "__").replace('/', "_");
-    segment(&format!(":{encoded}"))
-}
-
 fn print_packages(packages: &Value) {
     for p in packages.as_array().into_iter().flatten() {
         println!("  {}", p["key"].as_str().unwrap_or_default());
     }
 }
 
-pub async fn run(client: &Client, command: AptCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        AptCommand::Repo(command) => repo(client, command).await?,
-        AptCommand::Snapshot(command) => snapshot(client, command).await?,
-        AptCommand::Publish(command) => publish(client, command).await?,
-        AptCommand::Key(command) => key(client, command).await?,
+/// Runs one command against the server at `url` or, with `--local`, on the
+/// data directory (`data_dir`: the `--data-dir` flag, if given).
+pub async fn run(args: AptArgs, url: &str, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let api = if args.local {
+        Backend::local(&crate::paths::data_dir(data_dir)?, args.database.as_deref()).await?
+    } else {
+        Backend::Remote(Client::new(url, crate::paths::data_dir(data_dir))?)
+    };
+    match args.command {
+        AptCommand::Repo(command) => repo(&api, command).await?,
+        AptCommand::Snapshot(command) => snapshot(&api, command).await?,
+        AptCommand::Publish(command) => publish(&api, command).await?,
+        AptCommand::Key(command) => key(&api, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn repo(client: &Client, command: RepoCommand) -> anyhow::Result<()> {
+async fn repo(api: &Backend, command: RepoCommand) -> anyhow::Result<()> {
     match command {
         RepoCommand::Create {
             name,
@@ -221,20 +250,17 @@ async fn repo(client: &Client, command: RepoCommand) -> anyhow::Result<()> {
             component,
             comment,
         } => {
-            client
-                .post(
-                    "/api/v1/apt/repos",
-                    &json!({ "name": name, "distribution": distribution, "component": component, "comment": comment }),
-                )
-                .await?;
+            api.create_repo(
+                &name,
+                distribution.as_deref(),
+                component.as_deref(),
+                comment.as_deref(),
+            )
+            .await?;
             println!("Local repo [{name}] successfully added.");
         }
         RepoCommand::List => {
-            for repo in client.get("/api/v1/apt/repos").await?["repos"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            for repo in api.repos().await?.as_array().into_iter().flatten() {
                 println!(
                     " * [{}] (packages: {})",
                     repo["name"].as_str().unwrap_or_default(),
@@ -246,9 +272,7 @@ async fn repo(client: &Client, command: RepoCommand) -> anyhow::Result<()> {
             name,
             with_packages,
         } => {
-            let shown = client
-                .get(&format!("/api/v1/apt/repos/{}", segment(&name)))
-                .await?;
+            let shown = api.repo(&name).await?;
             let repo = &shown["repo"];
             println!("Name: {}", repo["name"].as_str().unwrap_or_default());
             println!("Comment: {}", repo["comment"].as_str().unwrap_or_default());
@@ -286,17 +310,11 @@ async fn repo(client: &Client, command: RepoCommand) -> anyhow::Result<()> {
                     paths.push(file);
                 }
             }
-            add_files(client, &name, &paths, force_replace).await?;
+            add_files(api, &name, &paths, force_replace).await?;
         }
         RepoCommand::Remove { name, query } => {
-            let answer = client
-                .delete(&format!(
-                    "/api/v1/apt/repos/{}/packages?q={}",
-                    segment(&name),
-                    segment(&query)
-                ))
-                .await?;
-            for p in answer["removed"].as_array().into_iter().flatten() {
+            let removed = api.remove(&name, &query).await?;
+            for p in removed.as_array().into_iter().flatten() {
                 println!("[-] {} removed", p["key"].as_str().unwrap_or_default());
             }
         }
@@ -305,19 +323,17 @@ async fn repo(client: &Client, command: RepoCommand) -> anyhow::Result<()> {
             destination,
             query,
         } => {
-            copy(client, &source, &destination, &query, false).await?;
+            copy(api, &source, &destination, &query, false).await?;
         }
         RepoCommand::Move {
             source,
             destination,
             query,
         } => {
-            copy(client, &source, &destination, &query, true).await?;
+            copy(api, &source, &destination, &query, true).await?;
         }
         RepoCommand::Drop { name } => {
-            client
-                .delete(&format!("/api/v1/apt/repos/{}", segment(&name)))
-                .await?;
+            api.drop_repo(&name).await?;
             println!("Local repo `{name}` has been removed.");
         }
     }
@@ -325,20 +341,15 @@ async fn repo(client: &Client, command: RepoCommand) -> anyhow::Result<()> {
 }
 
 async fn copy(
-    client: &Client,
+    api: &Backend,
     source: &str,
     destination: &str,
     query: &str,
     move_them: bool,
 ) -> anyhow::Result<()> {
-    let answer = client
-        .post(
-            &format!("/api/v1/apt/repos/{}/copy", segment(source)),
-            &json!({ "to": destination, "query": query, "move": move_them }),
-        )
-        .await?;
+    let packages = api.copy(source, destination, query, move_them).await?;
     let sign = if move_them { "[o]" } else { "[+]" };
-    for p in answer["packages"].as_array().into_iter().flatten() {
+    for p in packages.as_array().into_iter().flatten() {
         println!(
             "{sign} {} {}",
             p["key"].as_str().unwrap_or_default(),
@@ -348,23 +359,14 @@ async fn copy(
     Ok(())
 }
 
-async fn snapshot(client: &Client, command: SnapshotCommand) -> anyhow::Result<()> {
+async fn snapshot(api: &Backend, command: SnapshotCommand) -> anyhow::Result<()> {
     match command {
         SnapshotCommand::Create { name, repo, .. } => {
-            client
-                .post(
-                    "/api/v1/apt/snapshots",
-                    &json!({ "name": name, "repo": repo }),
-                )
-                .await?;
+            api.snapshot_from_repo(&name, &repo).await?;
             println!("Snapshot {name} successfully created.");
         }
         SnapshotCommand::List => {
-            for s in client.get("/api/v1/apt/snapshots").await?["snapshots"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            for s in api.snapshots().await?.as_array().into_iter().flatten() {
                 println!(
                     " * [{}]: {}",
                     s["name"].as_str().unwrap_or_default(),
@@ -373,9 +375,7 @@ async fn snapshot(client: &Client, command: SnapshotCommand) -> anyhow::Result<(
             }
         }
         SnapshotCommand::Show { name } => {
-            let s = client
-                .get(&format!("/api/v1/apt/snapshots/{}", segment(&name)))
-                .await?;
+            let s = api.snapshot(&name).await?;
             println!("Name: {}", s["name"].as_str().unwrap_or_default());
             println!(
                 "Description: {}",
@@ -389,13 +389,7 @@ async fn snapshot(client: &Client, command: SnapshotCommand) -> anyhow::Result<(
             print_packages(&s["packages"]);
         }
         SnapshotCommand::Diff { left, right } => {
-            let d = client
-                .get(&format!(
-                    "/api/v1/apt/snapshots/{}/diff/{}",
-                    segment(&left),
-                    segment(&right)
-                ))
-                .await?;
+            let d = api.diff(&left, &right).await?;
             for p in d["only_left"].as_array().into_iter().flatten() {
                 println!("- {}", p["key"].as_str().unwrap_or_default());
             }
@@ -415,42 +409,31 @@ async fn snapshot(client: &Client, command: SnapshotCommand) -> anyhow::Result<(
             sources,
             latest,
         } => {
-            client
-                .post(
-                    "/api/v1/apt/snapshots",
-                    &json!({ "name": destination, "merge": sources, "latest": latest }),
-                )
-                .await?;
+            api.merge(&destination, &sources, latest).await?;
             println!("Snapshot {destination} successfully created.");
         }
         SnapshotCommand::Drop { name } => {
-            client
-                .delete(&format!("/api/v1/apt/snapshots/{}", segment(&name)))
-                .await?;
+            api.drop_snapshot(&name).await?;
             println!("Snapshot `{name}` has been dropped.");
         }
     }
     Ok(())
 }
 
-async fn publish(client: &Client, command: PublishCommand) -> anyhow::Result<()> {
+async fn publish(api: &Backend, command: PublishCommand) -> anyhow::Result<()> {
     match command {
         PublishCommand::Repo {
             name,
             prefix,
             options,
-        } => publish_sources(client, "repo", &name, prefix, options).await?,
+        } => publish_sources(api, SourceKind::Repo, &name, prefix, options).await?,
         PublishCommand::Snapshot {
             name,
             prefix,
             options,
-        } => publish_sources(client, "snapshot", &name, prefix, options).await?,
+        } => publish_sources(api, SourceKind::Snapshot, &name, prefix, options).await?,
         PublishCommand::List => {
-            for p in client.get("/api/v1/apt/publish").await?["publications"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            for p in api.publications().await?.as_array().into_iter().flatten() {
                 let sources: Vec<String> = p["sources"]
                     .as_array()
                     .into_iter()
@@ -486,13 +469,14 @@ async fn publish(client: &Client, command: PublishCommand) -> anyhow::Result<()>
             let (prefix, snapshots) = match prefix {
                 Some(prefix) => (Some(prefix), args),
                 None => {
-                    let snapshots: Vec<String> =
-                        client.get("/api/v1/apt/snapshots").await?["snapshots"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|s| s["name"].as_str().map(str::to_owned))
-                            .collect();
+                    let snapshots: Vec<String> = api
+                        .snapshots()
+                        .await?
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                        .collect();
                     if args.len() > 1 && !snapshots.contains(&args[0]) {
                         (Some(args[0].clone()), args[1..].to_vec())
                     } else {
@@ -500,15 +484,7 @@ async fn publish(client: &Client, command: PublishCommand) -> anyhow::Result<()>
                     }
                 }
             };
-            client
-                .put(
-                    &format!(
-                        "/api/v1/apt/publish/{}/{}",
-                        prefix_segment(prefix.as_deref()),
-                        segment(&distribution)
-                    ),
-                    &json!({ "snapshots": snapshots }),
-                )
+            api.republish(prefix.as_deref(), &distribution, Some(snapshots))
                 .await?;
             println!(
                 "Publish for snapshot {distribution} has been successfully switched to new snapshot."
@@ -518,15 +494,7 @@ async fn publish(client: &Client, command: PublishCommand) -> anyhow::Result<()>
             distribution,
             prefix,
         } => {
-            client
-                .put(
-                    &format!(
-                        "/api/v1/apt/publish/{}/{}",
-                        prefix_segment(prefix.as_deref()),
-                        segment(&distribution)
-                    ),
-                    &json!({}),
-                )
+            api.republish(prefix.as_deref(), &distribution, None)
                 .await?;
             println!("Publish for local repo {distribution} has been successfully updated.");
         }
@@ -534,12 +502,7 @@ async fn publish(client: &Client, command: PublishCommand) -> anyhow::Result<()>
             distribution,
             prefix,
         } => {
-            client
-                .delete(&format!(
-                    "/api/v1/apt/publish/{}/{}",
-                    prefix_segment(prefix.as_deref()),
-                    segment(&distribution)
-                ))
+            api.drop_publication(prefix.as_deref(), &distribution)
                 .await?;
             println!("Published repository has been removed successfully.");
         }
@@ -548,8 +511,8 @@ async fn publish(client: &Client, command: PublishCommand) -> anyhow::Result<()>
 }
 
 async fn publish_sources(
-    client: &Client,
-    kind: &str,
+    api: &Backend,
+    kind: SourceKind,
     names: &str,
     prefix: Option<String>,
     options: PublishOptions,
@@ -563,31 +526,30 @@ async fn publish_sources(
             names.len()
         );
     }
-    let sources: Vec<Value> = components
+    let sources = components
         .iter()
         .zip(&names)
-        .map(|(component, name)| json!({ "component": component, "name": name }))
+        .map(|(component, name)| Source {
+            component: (*component).to_owned(),
+            name: (*name).to_owned(),
+        })
         .collect();
-    let published = client
-        .post(
-            "/api/v1/apt/publish",
-            &json!({
-                "prefix": prefix,
-                "distribution": options.distribution,
-                "sourceKind": kind,
-                "sources": sources,
-                "architectures": options.architectures,
-                "skipSigning": options.skip_signing,
-                "key": options.gpg_key,
-                "acquireByHash": !options.no_acquire_by_hash,
-                "origin": options.origin,
-                "label": options.label,
-            }),
-        )
+    let spec = PublicationSpec {
+        source_kind: kind,
+        sources,
+        architectures: options.architectures,
+        skip_signing: options.skip_signing,
+        key: options.gpg_key,
+        acquire_by_hash: !options.no_acquire_by_hash,
+        origin: options.origin,
+        label: options.label,
+    };
+    let published = api
+        .publish(prefix.as_deref(), &options.distribution, spec)
         .await?;
     println!(
         "{} {} has been successfully published.\nNow you can add following line to apt sources:\n  deb URL/apt/{} {} {}",
-        if kind == "repo" {
+        if kind == SourceKind::Repo {
             "Local repo"
         } else {
             "Snapshot"
@@ -603,39 +565,27 @@ async fn publish_sources(
     Ok(())
 }
 
-async fn key(client: &Client, command: KeyCommand) -> anyhow::Result<()> {
+async fn key(api: &Backend, command: KeyCommand) -> anyhow::Result<()> {
     match command {
         KeyCommand::Generate { user_id } => {
-            let answer = client
-                .post("/api/v1/apt/keys", &json!({ "userId": user_id }))
-                .await?;
-            for k in answer["keys"].as_array().into_iter().flatten() {
+            let keys = api.create_key(Some(user_id), None).await?;
+            for k in keys.as_array().into_iter().flatten() {
                 println!("{}", k["fingerprint"].as_str().unwrap_or_default());
             }
         }
         KeyCommand::Import { file } => {
             let armored = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let answer = client
-                .post("/api/v1/apt/keys", &json!({ "armored": armored }))
-                .await?;
-            for k in answer["keys"].as_array().into_iter().flatten() {
+            let keys = api.create_key(None, Some(armored)).await?;
+            for k in keys.as_array().into_iter().flatten() {
                 println!("{}", k["fingerprint"].as_str().unwrap_or_default());
             }
         }
         KeyCommand::ExportPublic { id } => {
-            let path = match id {
-                Some(id) => format!("/api/v1/apt/keys/public?id={}", segment(&id)),
-                None => "/api/v1/apt/keys/public".to_owned(),
-            };
-            print!("{}", client.get_text(&path).await?);
+            print!("{}", api.public_key(id).await?);
         }
         KeyCommand::List => {
-            for k in client.get("/api/v1/apt/keys").await?["keys"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            for k in api.keys().await?.as_array().into_iter().flatten() {
                 println!(
                     "{} {}",
                     k["fingerprint"].as_str().unwrap_or_default(),
@@ -647,11 +597,9 @@ async fn key(client: &Client, command: KeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Uploads package files as one tar stream, built while it is sent: one
-/// request and one transaction for all of them, and never the whole upload
-/// in memory on either side.
+/// Adds package files and prints what became of each.
 async fn add_files(
-    client: &Client,
+    api: &Backend,
     repo: &str,
     paths: &[PathBuf],
     force_replace: bool,
@@ -659,6 +607,26 @@ async fn add_files(
     if paths.is_empty() {
         anyhow::bail!("no package files found (a directory is searched for *.deb)");
     }
+    let answer = api.add(repo, paths, force_replace).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for p in &answer.added {
+        writeln!(out, "[+] {} added", p.key)?;
+    }
+    for p in &answer.unchanged {
+        writeln!(out, "[=] {} already in the repository", p.key)?;
+    }
+    Ok(())
+}
+
+/// Uploads package files as one tar stream, built while it is sent: one
+/// request and one transaction for all of them, and never the whole upload
+/// in memory on either side.
+async fn upload(
+    client: &Client,
+    repo: &str,
+    paths: &[PathBuf],
+    force_replace: bool,
+) -> anyhow::Result<Added> {
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let paths = paths.to_vec();
     let packer = tokio::task::spawn_blocking(move || pack(&paths, sender));
@@ -679,32 +647,12 @@ async fn add_files(
     // A file that cannot be read explains a failed upload better than the
     // upload's own error.
     packer.await.context("the upload packer failed")??;
-    let answer = sent?;
-
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for p in &answer.report.added {
-        writeln!(out, "[+] {} added", p.key)?;
-    }
-    for p in &answer.report.unchanged {
-        writeln!(out, "[=] {} already in the repository", p.key)?;
-    }
-    Ok(())
+    Ok(sent?.report)
 }
 
 #[derive(serde::Deserialize)]
 struct AddAnswer {
-    report: AddReport,
-}
-
-#[derive(serde::Deserialize)]
-struct AddReport {
-    added: Vec<Keyed>,
-    unchanged: Vec<Keyed>,
-}
-
-#[derive(serde::Deserialize)]
-struct Keyed {
-    key: String,
+    report: Added,
 }
 
 /// Writes `paths` as a tar archive into `sender`, a piece at a time. Fails

@@ -60,7 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Skip { id, stage } => executions::skip(&client()?, &id, stage).await,
         Command::Token(command) => tokens::run(&client()?, command).await,
         Command::Deb(command) => deb::run(command),
-        Command::Apt(command) => apt::run(&client()?, command).await,
+        Command::Apt(args) => apt::run(args, &cli.url, cli.data_dir.clone()).await,
         Command::Build(args) => build::run(args, data_dir().ok()).await,
         Command::Secret(command) => secrets::run(&client()?, command).await,
         Command::Repo(command) => git::repo(&client()?, &cli.url, command).await,

@@ -9,12 +9,12 @@ use std::process::Command;
 use crate::harness::{Backend, Server};
 
 /// An apt client of its own: nothing of the machine's configuration is used.
-struct AptClient {
+pub(crate) struct AptClient {
     dir: PathBuf,
 }
 
 impl AptClient {
-    fn new(root: &Path, source_line: &str) -> AptClient {
+    pub(crate) fn new(root: &Path, source_line: &str) -> AptClient {
         let dir = root.join("apt-client");
         for sub in [
             "etc/apt.conf.d",
@@ -32,7 +32,7 @@ impl AptClient {
         AptClient { dir }
     }
 
-    fn apt_get(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn apt_get(&self, args: &[&str]) -> std::process::Output {
         let d = |sub: &str| self.dir.join(sub).display().to_string();
         Command::new("apt-get")
             .args(["-q", "-y"])
@@ -55,7 +55,7 @@ impl AptClient {
             .expect("run apt-get")
     }
 
-    fn update(&self) -> String {
+    pub(crate) fn update(&self) -> String {
         let out = self.apt_get(&["update"]);
         let text = format!(
             "{}{}",
@@ -71,7 +71,7 @@ impl AptClient {
 
     /// `apt-get install` resolves and downloads; dpkg installs into our own
     /// root (apt's dpkg call would need the real root).
-    fn install(&self, package: &str) -> String {
+    pub(crate) fn install(&self, package: &str) -> String {
         let out = self.apt_get(&["install", "--download-only", package]);
         assert!(
             out.status.success(),
@@ -114,7 +114,7 @@ impl AptClient {
     }
 }
 
-fn build_hello(server: &Server, version: &str) -> String {
+pub(crate) fn build_hello(server: &Server, version: &str) -> String {
     let tree = server.work().join(format!("tree-{version}"));
     std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
     std::fs::write(
@@ -141,7 +141,7 @@ fn build_hello(server: &Server, version: &str) -> String {
     out.display().to_string()
 }
 
-fn keyring(server: &Server) -> PathBuf {
+pub(crate) fn keyring(server: &Server) -> PathBuf {
     let armored = server.cli(&["apt", "key", "export-public"]).ok().stdout;
     let asc = server.work().join("key.asc");
     std::fs::write(&asc, armored).unwrap();
@@ -950,6 +950,48 @@ fn repositories_snapshots_and_publications_on_postgres() {
             .join("apt/public/pool/main/h/hello_2.0_amd64.deb")
             .exists()
     );
+
+    // `gantry apt --local --database URL` works on the server's PostgreSQL
+    // database and data directory: the server sees what it publishes.
+    let data_dir = server.data_dir().display().to_string();
+    let database = server.database_url().expect("a PostgreSQL server");
+    let local = |args: &[&str]| {
+        let mut all = vec![
+            "--data-dir",
+            data_dir.as_str(),
+            "apt",
+            "--local",
+            "--database",
+            database,
+        ];
+        all.extend_from_slice(args);
+        server.cli(&all)
+    };
+    let listed = local(&["repo", "list"]).ok().stdout;
+    assert!(listed.contains("[r] (packages: 2)"), "{listed}");
+    local(&[
+        "publish",
+        "repo",
+        "r",
+        "local",
+        "--distribution",
+        "d",
+        "--skip-signing",
+    ])
+    .ok();
+    let list = server.cli(&["apt", "publish", "list"]).ok().stdout;
+    assert!(
+        list.contains("local/d [amd64] publishes {main: [r]}"),
+        "{list}"
+    );
+    let packages = reqwest::blocking::get(format!(
+        "{}/apt/local/dists/d/main/binary-amd64/Packages",
+        server.url
+    ))
+    .unwrap()
+    .text()
+    .unwrap();
+    assert_eq!(packages.matches("Package: hello").count(), 2, "{packages}");
 }
 
 /// `gpg` on a keyring of the test's own (never the user's).

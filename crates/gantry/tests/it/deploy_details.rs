@@ -36,6 +36,31 @@ fn destroyed_group_drains_requests_in_flight() {
 }
 
 #[test]
+fn an_instance_slower_than_the_response_timeout_gets_a_504() {
+    let server = Server::start(Backend::Sqlite);
+    let port = free_port();
+    let yaml = shop_yaml(port, "").replace(
+        "    cluster: shop-web\n",
+        "    cluster: shop-web\n    responseTimeout: 1s\n",
+    );
+    server.apply(&yaml);
+    let first = deploy(&server, "redblack", &["version=v1"]);
+    assert_eq!(first["status"], "succeeded", "{first:#}");
+    let started = std::time::Instant::now();
+    let (status, body) = get(port, "/slow?ms=4000");
+    let waited = started.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("sent no response header within 1s"), "{body}");
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "answered after {waited:?}"
+    );
+    // The instance is not taken out for being slow once.
+    let (status, body) = get(port, "/");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
 fn forwards_headers_websockets_and_counts_per_group() {
     let server = Server::start(Backend::Sqlite);
     let port = shop(&server, "");
@@ -247,6 +272,8 @@ fn deploy_files_are_validated_with_positions() {
 loadBalancers:
   - {name: a, port: 70000, cluster: x}
   - {name: b, port: 8080, path: api}
+  - {name: c, port: 8081, cluster: x, responseTimeout: 5}
+  - {name: d, port: 8082, cluster: x, responseTimeout: 0s}
 pipelines:
   - name: p
     stages:
@@ -266,6 +293,8 @@ pipelines:
         "deploys.yaml:4:21: load balancer \"a\": port must be from 1 to 65535, not 70000",
         "deploys.yaml:5:5: load balancer \"b\" needs a \"cluster\" or \"rules\" to route to",
         "\"path\" must start with /, not \"api\"",
+        "deploys.yaml:6:56: \"responseTimeout\" must be a duration like 30s, 5m or 1h30m, not the number 5; add a unit",
+        "deploys.yaml:7:56: load balancer \"d\": \"responseTimeout\" must be longer than 0s",
         "\"size\" of a deploy must be at least 1",
         "\"rollbackOnFailure: false\" is not supported",
         "target percentages must increase, each from 1 to 100, not \"20\"",

@@ -295,4 +295,34 @@ fn crash_looping_instance_is_marked_and_kept_out_of_rotation() {
         "a crash-looping instance got traffic: {:?}",
         after.ports
     );
+
+    // Fixed (the file gone), it comes back into rotation once it has stayed
+    // up 10 s after its next start (the restart backoff is at most 8 s).
+    std::fs::remove_file(
+        server
+            .data_dir()
+            .join("deploy/server-groups/shop-web-v000/crash-loop-1"),
+    )
+    .expect("remove the crash-loop file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let group = server.get("/api/v1/server-groups/shop-web-v000");
+        if instance(&group, 1)["crashLooping"] == false {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still marked crash-looping 40 s after it was fixed: {group:#}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let load = Load::start(port, 3, 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let back = load.finish();
+    assert_clean(&back, "an instance coming back into rotation");
+    assert!(
+        back.ports.get(&(bad_port as u16)).is_some_and(|&n| n > 0),
+        "the fixed instance gets traffic again: {:?}",
+        back.ports
+    );
 }

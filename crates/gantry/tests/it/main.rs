@@ -16,6 +16,7 @@ mod deploy_rollouts;
 
 mod api;
 mod apt;
+mod apt_local;
 mod auth;
 mod engine;
 mod files;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::harness::{BIN, Backend, Output, Server, stage, wait_output};
 use crate::steps_podman::{
-    BASE, containers_of, log_text, podman, registry, registry_tags, set_secret,
+    AUTH_PASSWORD, AUTH_USER, BASE, auth_registry, containers_of, log_text, podman, registry,
+    registry_tags, set_secret,
 };
 
 const CLOUDBUILD: &str = r#"
@@ -210,6 +211,82 @@ pipelines:
     assert_eq!(images[0]["image"], format!("{registry}/cb-app:{short}"));
     assert!(images[0]["digest"].as_str().unwrap().starts_with("sha256:"));
     assert!(registry_tags("cb-app").contains(&short.to_owned()));
+}
+
+/// The `images` of a Cloud Build file go to a registry that wants a login
+/// with the credentials the stage names in the secret store.
+#[test]
+fn a_cloud_build_files_images_are_pushed_with_the_stages_credentials() {
+    podman();
+    let server = Server::start(Backend::Sqlite);
+    let source = server.work().join("repo");
+    let commit = checkout(&source);
+    let short = &commit[..7];
+    let registry = auth_registry();
+    set_secret(
+        &server,
+        "REGISTRY_LOGIN",
+        &format!("{AUTH_USER}:{AUTH_PASSWORD}"),
+    );
+    let pipeline = |name: &str, credentials: &str| {
+        format!(
+            r#"
+  - name: {name}
+    stages:
+      - id: checkout
+        type: run
+        steps:
+          - command: [git, clone, -q, {source}, .]
+      - id: build
+        type: run
+        dependsOn: [checkout]
+        config: cloudbuild.yaml
+        substitutions:
+          _REGISTRY: {registry}
+        {credentials}
+"#,
+            source = source.display()
+        )
+    };
+    server.apply(&format!(
+        "pipelines:{}{}",
+        pipeline("cb-login", "credentials: REGISTRY_LOGIN"),
+        pipeline("cb-anonymous", ""),
+    ));
+
+    let id = server.run("cb-login", &[]);
+    let execution = server.wait_terminal(&id);
+    let mut logs = log_text(&server, &id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}\n{logs}");
+    let tags = reqwest::blocking::Client::new()
+        .get(format!("http://{registry}/v2/cb-app/tags/list"))
+        .basic_auth(AUTH_USER, Some(AUTH_PASSWORD))
+        .send()
+        .and_then(|r| r.json::<serde_json::Value>())
+        .unwrap();
+    assert!(
+        tags["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == short)),
+        "{tags}"
+    );
+
+    let id = server.run("cb-anonymous", &[]);
+    let execution = server.wait_terminal(&id);
+    logs.push_str(&log_text(&server, &id));
+    assert_eq!(execution["status"], "failed", "{execution:#}");
+    let error = stage(&execution, "build")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.starts_with("images: registry ")
+            && error
+                .ends_with("it needs credentials (credentials: a secret holding user:password)"),
+        "{error}"
+    );
+    assert!(!logs.contains(AUTH_PASSWORD), "the password reached a log");
+    assert!(!server.log_tail().contains(AUTH_PASSWORD));
 }
 
 /// `availableSecrets` read by `gantry build` from a server's secret store

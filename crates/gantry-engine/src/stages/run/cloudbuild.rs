@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use gantry_cloudbuild::{ImageMap, Translation};
-use gantry_config::Step;
-use gantry_container::ContainerEngine;
+use gantry_config::{RegistryAccess, Step};
+use gantry_container::{ContainerEngine, Credentials};
 
 use crate::stages::StageContext;
 
@@ -106,19 +106,24 @@ pub(crate) fn image_map(
     ImageMap(map)
 }
 
-/// Pushes the build's `images`; loopback registries without TLS
-/// verification (Docker's own default for 127.0.0.0/8).
+/// Pushes the build's `images` with the stage's registry access; by
+/// default loopback registries without TLS verification (Docker's own
+/// default for 127.0.0.0/8).
 pub(crate) async fn push_images(
     engine: &ContainerEngine,
+    access: &RegistryAccess,
+    credentials: Option<&Credentials>,
     images: &[String],
 ) -> Result<Vec<(String, String)>, String> {
     let mut pushed = Vec::new();
     for image in images {
-        let tls_verify = !gantry_container::is_loopback_registry(image);
+        let tls_verify = access
+            .tls_verify
+            .unwrap_or_else(|| !gantry_container::is_loopback_registry(image));
         let digest = engine
-            .push(image, tls_verify, None)
+            .push(image, tls_verify, credentials)
             .await
-            .map_err(|e| format!("images: {e}"))?;
+            .map_err(|e| format!("images: {}", crate::stages::bake::explain(e, access)))?;
         pushed.push((image.clone(), digest));
     }
     Ok(pushed)

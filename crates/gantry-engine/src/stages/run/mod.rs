@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use gantry_config::{OnInterrupt, RunStage, Step};
+use gantry_config::{OnInterrupt, RegistryAccess, RunStage, Step};
 use gantry_store::{Status, StepRecord};
 use serde_json::Map;
 
@@ -103,7 +103,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
         _ => run_graph(&stage, spec, &steps, &dependencies).await,
     };
     if matches!(outcome, Outcome::Succeeded(_)) && !images.is_empty() {
-        outcome = push(&stage, &images).await;
+        outcome = push(&stage, &spec.registry, &images).await;
     }
     if let Some(engine) = &stage.containers
         && let Err(error) = remove_leftovers(&stage, engine, &steps).await
@@ -173,13 +173,17 @@ async fn create_volumes(stage: &StageRun<'_>, steps: &[Step]) -> Result<(), Stri
     Ok(())
 }
 
-async fn push(stage: &StageRun<'_>, images: &[String]) -> Outcome {
+async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) -> Outcome {
     let Some(engine) = &stage.containers else {
         return Outcome::Failed(
             "images: no container engine is installed to push them (podman or docker)".to_owned(),
         );
     };
-    match cloudbuild::push_images(engine, images).await {
+    let credentials = match crate::stages::bake::credentials(stage.ctx, access).await {
+        Ok(credentials) => credentials,
+        Err(error) => return Outcome::Failed(format!("images: {error}")),
+    };
+    match cloudbuild::push_images(engine, access, credentials.as_ref(), images).await {
         Ok(pushed) => {
             let mut outputs = Map::new();
             for (image, digest) in &pushed {
