@@ -4,13 +4,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use gantry_deb::Version;
 use gantry_secrets::SecretStore;
 use gantry_store::{
-    AptPackageKey, AptPackageRecord, AptPublicationRecord, AptRepoRecord, AptSnapshotRecord,
-    AptSource, Store,
+    AptLanded, AptPackageKey, AptPackageRecord, AptPublicationRecord, AptRepoRecord,
+    AptSnapshotRecord, AptSource, Store,
 };
 use serde::{Deserialize, Serialize};
 
@@ -23,26 +22,12 @@ use crate::publish::{self, IndexEntry, Tree};
 use crate::query::{Candidate, Query};
 use crate::signing::Keyring;
 
-/// Called once per add with the packages that landed in a repository (for
-/// `artifact` triggers).
-pub type LandedHook = Arc<dyn Fn(Vec<Landed>) + Send + Sync>;
-
-/// A package that was added to a repository.
-#[derive(Clone, Debug, Serialize)]
-pub struct Landed {
-    pub repository: String,
-    pub package: String,
-    pub version: String,
-    pub architecture: String,
-}
-
 #[derive(Clone)]
 pub struct Apt {
     store: Store,
     dir: PathBuf,
     keyring: Keyring,
     pub(crate) lock: AptLock,
-    hook: Arc<std::sync::RwLock<Option<LandedHook>>>,
 }
 
 /// A package as the API shows it.
@@ -206,12 +191,7 @@ impl Apt {
             store,
             dir: dir.to_path_buf(),
             lock,
-            hook: Arc::default(),
         })
-    }
-
-    pub fn set_landed_hook(&self, hook: LandedHook) {
-        *self.hook.write().expect("hook lock") = Some(hook);
     }
 
     /// The directory `/apt/` serves.
@@ -518,23 +498,19 @@ impl Apt {
         self.store
             .change_apt_repo_packages(repo, &add, &remove)
             .await?;
-        let hook = self.hook.read().expect("hook lock").clone();
-        if let Some(hook) = hook
-            && !report.added.is_empty()
-        {
-            hook(
-                report
-                    .added
-                    .iter()
-                    .map(|package| Landed {
-                        repository: repo.to_owned(),
-                        package: package.name.clone(),
-                        version: package.version.clone(),
-                        architecture: package.architecture.clone(),
-                    })
-                    .collect(),
-            );
-        }
+        // For `artifact` triggers, which a server fires from the store:
+        // whichever process added them, the packages land the same way.
+        let landed: Vec<AptLanded> = report
+            .added
+            .iter()
+            .map(|package| AptLanded {
+                repo: repo.to_owned(),
+                name: package.name.clone(),
+                version: package.version.clone(),
+                architecture: package.architecture.clone(),
+            })
+            .collect();
+        self.store.record_apt_landed(&landed, now()).await?;
         Ok(report)
     }
 

@@ -453,7 +453,7 @@ impl Store {
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// `($1, $2), ($3, $4), …` for `rows` rows of `columns` parameters.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
     let mut text = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {

@@ -33,6 +33,7 @@
 //! A unit test checks that the lists match the folders.
 
 mod apt;
+mod apt_landed;
 mod bakes;
 mod concurrency;
 mod connect;
@@ -52,6 +53,7 @@ pub use apt::{
     AptPackageKey, AptPackageRecord, AptParagraph, AptPublicationRecord, AptRepoRecord,
     AptSnapshotRecord, AptSource,
 };
+pub use apt_landed::{AptLanded, AptLandedRecord};
 pub use bakes::BakeRecord;
 pub use concurrency::SlotClaim;
 pub use model::*;

@@ -33,6 +33,11 @@ const SQLITE: Embedded = &[
         "concurrency",
         include_str!("../migrations/sqlite/0006_concurrency.sql"),
     ),
+    (
+        7,
+        "apt_landed",
+        include_str!("../migrations/sqlite/0007_apt_landed.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -60,6 +65,11 @@ const POSTGRES: Embedded = &[
         6,
         "concurrency",
         include_str!("../migrations/postgres/0006_concurrency.sql"),
+    ),
+    (
+        7,
+        "apt_landed",
+        include_str!("../migrations/postgres/0007_apt_landed.sql"),
     ),
 ];
 

@@ -70,12 +70,15 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     )
     .await
     .context("cannot start the engine")?;
-    crate::artifact_triggers::install(&apt, engine.clone());
     let address = listener
         .local_addr()
         .context("cannot read the listening address")?;
 
     let shutdown = CancellationToken::new();
+    tokio::spawn(crate::artifact_triggers::run(
+        engine.clone(),
+        shutdown.clone(),
+    ));
     // Published APT trees, public like any apt mirror (apt clients send no
     // token); ServeDir answers If-Modified-Since and Range.
     let app = gantry_api::router(AppState::new(engine.clone(), metrics, shutdown.clone()))

@@ -6,6 +6,7 @@
 
 mod db;
 
+mod apt_landed;
 mod concurrency;
 mod crash;
 mod executions;

@@ -38,8 +38,8 @@ it opens DATA_DIR/gantry.db and DATA_DIR/apt itself, through the same code the
 server runs: one process, no HTTP, as fast as a tool working on its own files.
 A server on the same data directory keeps working meanwhile (changes take a lock
 on DATA_DIR/apt/lock; the database is shared in WAL mode) and serves at /apt/
-what a local publish wrote. A local add does not start pipelines with artifact
-triggers (only the server runs pipelines).";
+what a local publish wrote. What a local add lands starts the pipelines with
+artifact triggers when a server runs on that database (now or later).";
 
 #[derive(Debug, Subcommand)]
 pub enum AptCommand {

@@ -79,6 +79,44 @@ fn a_local_publish_is_served_by_the_server_to_apt_get() {
     local(&server, &["repo", "drop", "r"]).fails_with("is published at . stable");
 }
 
+/// A package added by `--local` starts the server's `artifact` trigger, as
+/// one added through the server does: landings go through the store.
+#[test]
+fn a_local_add_starts_the_servers_artifact_trigger() {
+    let server = Server::start(Backend::Sqlite);
+    local(&server, &["repo", "create", "r"]).ok();
+    server.apply(
+        r#"
+pipelines:
+  - name: on-artifact
+    triggers:
+      - type: artifact
+        repository: r
+        package: hello
+    stages:
+      - id: record
+        type: run
+        steps:
+          - script: echo '${{ trigger.package }} ${{ trigger.version }}' >> @W@/landed.txt
+"#,
+    );
+    let v1 = build_hello(&server, "1.0");
+    local(&server, &["repo", "add", "r", &v1]).ok();
+    // The same file again lands nothing.
+    local(&server, &["repo", "add", "r", &v1]).ok();
+    let landed = server.work().join("landed.txt");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !landed.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        std::fs::read_to_string(&landed).expect("the trigger ran"),
+        "hello 1.0\n",
+        "one execution for one landing"
+    );
+}
+
 /// A local process and the server change one repository and its
 /// publication at the same time, while a reader does what apt does. Every
 /// index the reader is shown lists only files it can fetch, and in the end
