@@ -53,7 +53,20 @@ impl Store {
     /// A SQLite `PATH` is a file path taken literally (relative to the current
     /// directory unless absolute); its directory must exist.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let store = crate::connect::connect(url).await?;
+        Store::open_with(url, crate::connect::Footprint::Server).await
+    }
+
+    /// [`Store::open`] for one command that runs and exits (`gantry apt
+    /// --local`): fewer connections, smaller page caches.
+    pub async fn open_for_command(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, crate::connect::Footprint::Command).await
+    }
+
+    async fn open_with(
+        url: &str,
+        footprint: crate::connect::Footprint,
+    ) -> Result<Store, StoreError> {
+        let store = crate::connect::connect(url, footprint).await?;
         crate::migrate::run(&store).await?;
         tracing::debug!(backend = ?store.backend, "store open, migrations applied");
         Ok(store)

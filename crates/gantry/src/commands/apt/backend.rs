@@ -34,13 +34,14 @@ impl Backend {
     /// the same directory: changes take a lock on a file both processes see,
     /// and SQLite (WAL) lets each read what the other committed.
     pub async fn local(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Backend> {
+        one_malloc_arena();
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let database = database.map_or_else(
             || format!("sqlite://{}", data_dir.join("gantry.db").display()),
             str::to_owned,
         );
-        let store = gantry_store::Store::open(&database)
+        let store = gantry_store::Store::open_for_command(&database)
             .await
             .with_context(|| format!("cannot open the database of {}", data_dir.display()))?;
         let secrets = gantry_secrets::SecretStore::open(store.clone(), data_dir)
@@ -426,4 +427,18 @@ fn prefix_segment(prefix: Option<&str>) -> String {
     // `:.` and not `.`, which URL normalisation would remove (aptly does the same).
     let encoded = prefix.replace('_', "__").replace('/', "_");
     segment(&format!(":{encoded}"))
+}
+
+/// Makes the threads this command starts from now on (SQLite's connection
+/// threads, the blocking pool) share glibc's main malloc arena. By default
+/// each thread gets an arena of its own, which a long-running server may
+/// want and a command that runs once does not: measured, 1.4 to 3.1 MiB of
+/// a `--local` add or publish.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator setting; called before this
+    // command starts its other threads.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
