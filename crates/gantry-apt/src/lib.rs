@@ -31,8 +31,8 @@ pub use names::{DEFAULT_PREFIX, normalize_prefix};
 pub use publish::package_pool_path as pool_path;
 pub use query::{Candidate, Query, Relation};
 pub use service::{
-    AddReport, Apt, Diff, PackageView, PublicationSpec, PublicationView, RepoView, Source,
-    SourceKind,
+    AddReport, Apt, Diff, PackageView, PublicationSpec, PublicationView, RepoView, SnapshotView,
+    Source, SourceKind,
 };
 pub use signing::{KeyInfo, Keyring};
 

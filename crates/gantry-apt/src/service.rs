@@ -92,6 +92,28 @@ pub struct PublicationSpec {
     pub label: Option<String>,
 }
 
+/// A snapshot as the API shows it; `packages` only when one is shown.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotView {
+    pub name: String,
+    pub description: String,
+    pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Vec<PackageView>>,
+}
+
+impl From<AptSnapshotRecord> for SnapshotView {
+    fn from(record: AptSnapshotRecord) -> SnapshotView {
+        SnapshotView {
+            name: record.name,
+            description: record.description,
+            created_at: record.created_at,
+            packages: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicationView {
@@ -580,17 +602,19 @@ impl Apt {
         Ok(hashes.len())
     }
 
-    pub async fn snapshots(&self) -> Result<Vec<AptSnapshotRecord>, AptError> {
-        Ok(self.store.apt_snapshots().await?)
+    pub async fn snapshots(&self) -> Result<Vec<SnapshotView>, AptError> {
+        let records = self.store.apt_snapshots().await?;
+        Ok(records.into_iter().map(SnapshotView::from).collect())
     }
 
-    pub async fn snapshot(
-        &self,
-        name: &str,
-    ) -> Result<(AptSnapshotRecord, Vec<PackageView>), AptError> {
+    /// One snapshot, with its packages.
+    pub async fn snapshot(&self, name: &str) -> Result<SnapshotView, AptError> {
         let record = self.snapshot_record(name).await?;
         let packages = self.store.apt_snapshot_packages(name).await?;
-        Ok((record, packages.iter().map(view).collect()))
+        Ok(SnapshotView {
+            packages: Some(packages.iter().map(view).collect()),
+            ..SnapshotView::from(record)
+        })
     }
 
     async fn snapshot_record(&self, name: &str) -> Result<AptSnapshotRecord, AptError> {

@@ -450,7 +450,7 @@ impl Store {
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's
 /// limits on bound parameters (32,766 and 65,535) at 7 columns a row.
-const ROWS_PER_STATEMENT: usize = 100;
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
 
 /// `($1, $2), ($3, $4), …` for `rows` rows of `columns` parameters.
 pub(crate) fn placeholders(rows: usize, columns: usize) -> String {

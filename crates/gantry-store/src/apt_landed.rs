@@ -6,13 +6,10 @@
 
 use sqlx::any::AnyRow;
 
-use crate::apt::placeholders;
+use crate::apt::{ROWS_PER_STATEMENT, placeholders};
 use crate::model::Millis;
 use crate::rows::{Row, read_error};
 use crate::store::{Store, StoreError};
-
-/// Rows per statement: well under SQLite's limit of bound values.
-const ROWS_PER_STATEMENT: usize = 200;
 
 /// One package that landed in one repository.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use gantry_api::now_millis;
 use gantry_config::{Pipeline, Trigger};
 use gantry_engine::{Engine, RunRequest};
 use gantry_store::{AptLanded, AptLandedRecord};
@@ -42,18 +43,12 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
         }
         if forgotten_at.elapsed() >= FORGET_EVERY {
             forgotten_at = tokio::time::Instant::now();
-            let before = now() - KEEP_FIRED.as_millis() as i64;
+            let before = now_millis() - KEEP_FIRED.as_millis() as i64;
             if let Err(error) = engine.store().forget_fired_apt_landed(before).await {
                 tracing::warn!(%error, "cannot forget fired landings");
             }
         }
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn fire(engine: &Engine, landed: Vec<AptLandedRecord>) {
@@ -69,7 +64,7 @@ async fn fire(engine: &Engine, landed: Vec<AptLandedRecord>) {
         }
     };
     let ids: Vec<i64> = landed.iter().map(|record| record.id).collect();
-    let claimed = match engine.store().claim_apt_landed(&ids, now()).await {
+    let claimed = match engine.store().claim_apt_landed(&ids, now_millis()).await {
         Ok(claimed) => claimed,
         Err(error) => {
             tracing::warn!(%error, "cannot claim landed packages");

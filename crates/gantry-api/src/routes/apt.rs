@@ -259,12 +259,7 @@ pub async fn create_snapshot(
 }
 
 pub async fn list_snapshots(State(state): State<AppState>) -> JsonResult {
-    let snapshots: Vec<Value> = apt(&state)?
-        .snapshots()
-        .await?
-        .into_iter()
-        .map(|s| json!({ "name": s.name, "description": s.description, "createdAt": s.created_at }))
-        .collect();
+    let snapshots = apt(&state)?.snapshots().await?;
     Ok(axum::Json(json!({ "snapshots": snapshots })))
 }
 
@@ -272,13 +267,7 @@ pub async fn show_snapshot(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> JsonResult {
-    let (record, packages) = apt(&state)?.snapshot(&name).await?;
-    Ok(axum::Json(json!({
-        "name": record.name,
-        "description": record.description,
-        "createdAt": record.created_at,
-        "packages": packages,
-    })))
+    Ok(axum::Json(json!(apt(&state)?.snapshot(&name).await?)))
 }
 
 pub async fn drop_snapshot(

@@ -62,6 +62,29 @@ fn checkout(dir: &Path) -> String {
     git(&["rev-parse", "HEAD"])
 }
 
+/// A pipeline `name` that clones `source` and runs its `cloudbuild.yaml`
+/// with `_REGISTRY` set; `extra` is one more field of the build stage.
+fn clone_and_build(name: &str, source: &Path, registry: &str, extra: &str) -> String {
+    format!(
+        r#"
+  - name: {name}
+    stages:
+      - id: checkout
+        type: run
+        steps:
+          - command: [git, clone, -q, {source}, .]
+      - id: build
+        type: run
+        dependsOn: [checkout]
+        config: cloudbuild.yaml
+        substitutions:
+          _REGISTRY: {registry}
+        {extra}
+"#,
+        source = source.display()
+    )
+}
+
 fn build(args: &[&str]) -> Output {
     build_with_path(args, &std::env::var("PATH").unwrap_or_default())
 }
@@ -181,22 +204,8 @@ fn a_run_stage_takes_its_steps_from_a_cloud_build_file() {
     let short = &commit[..7];
     let registry = registry();
     server.apply(&format!(
-        r#"
-pipelines:
-  - name: cloudbuild
-    stages:
-      - id: checkout
-        type: run
-        steps:
-          - command: [git, clone, -q, {source}, .]
-      - id: build
-        type: run
-        dependsOn: [checkout]
-        config: cloudbuild.yaml
-        substitutions:
-          _REGISTRY: {registry}
-"#,
-        source = source.display()
+        "pipelines:{}",
+        clone_and_build("cloudbuild", &source, &registry, "")
     ));
     let id = server.run("cloudbuild", &[]);
     let execution = server.wait_terminal(&id);
@@ -228,30 +237,15 @@ fn a_cloud_build_files_images_are_pushed_with_the_stages_credentials() {
         "REGISTRY_LOGIN",
         &format!("{AUTH_USER}:{AUTH_PASSWORD}"),
     );
-    let pipeline = |name: &str, credentials: &str| {
-        format!(
-            r#"
-  - name: {name}
-    stages:
-      - id: checkout
-        type: run
-        steps:
-          - command: [git, clone, -q, {source}, .]
-      - id: build
-        type: run
-        dependsOn: [checkout]
-        config: cloudbuild.yaml
-        substitutions:
-          _REGISTRY: {registry}
-        {credentials}
-"#,
-            source = source.display()
-        )
-    };
     server.apply(&format!(
         "pipelines:{}{}",
-        pipeline("cb-login", "credentials: REGISTRY_LOGIN"),
-        pipeline("cb-anonymous", ""),
+        clone_and_build(
+            "cb-login",
+            &source,
+            &registry,
+            "credentials: REGISTRY_LOGIN"
+        ),
+        clone_and_build("cb-anonymous", &source, &registry, ""),
     ));
 
     let id = server.run("cb-login", &[]);

@@ -214,12 +214,7 @@ impl Backend {
             Backend::Remote(client) => {
                 client.get("/api/v1/apt/snapshots").await?["snapshots"].take()
             }
-            Backend::Local(apt) => apt
-                .snapshots()
-                .await?
-                .into_iter()
-                .map(|s| json!({ "name": s.name, "description": s.description, "createdAt": s.created_at }))
-                .collect(),
+            Backend::Local(apt) => json!(apt.snapshots().await?),
         })
     }
 
@@ -231,15 +226,7 @@ impl Backend {
                     .get(&format!("/api/v1/apt/snapshots/{}", segment(name)))
                     .await?
             }
-            Backend::Local(apt) => {
-                let (record, packages) = apt.snapshot(name).await?;
-                json!({
-                    "name": record.name,
-                    "description": record.description,
-                    "createdAt": record.created_at,
-                    "packages": packages,
-                })
-            }
+            Backend::Local(apt) => json!(apt.snapshot(name).await?),
         })
     }
 
