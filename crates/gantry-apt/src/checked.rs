@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use gantry_store::{AptPackageKey, AptPackageRecord};
+use gantry_store::{AptPackLocation, AptPackageKey, AptPackageRecord};
 
 use crate::AptError;
 
@@ -18,6 +18,8 @@ pub(crate) struct Checked {
     /// In the order the files came.
     pub keys: Vec<AptPackageKey>,
     created_at: i64,
+    /// The add's pack, which the records' offsets point into.
+    pack: String,
     path: PathBuf,
     writer: Option<BufWriter<File>>,
 }
@@ -30,24 +32,28 @@ pub(crate) struct CheckedReader<'a> {
 }
 
 impl Checked {
-    pub fn create(incoming: &Path) -> Result<Checked, AptError> {
+    pub fn create(incoming: &Path, pack: &str) -> Result<Checked, AptError> {
         std::fs::create_dir_all(incoming).map_err(AptError::io(incoming.display()))?;
         let path = incoming.join(format!("{}.paragraphs", uuid::Uuid::now_v7().simple()));
         let file = File::create(&path).map_err(AptError::io(path.display()))?;
         Ok(Checked {
             keys: Vec::new(),
             created_at: crate::service::now(),
+            pack: pack.to_owned(),
             path,
             writer: Some(BufWriter::new(file)),
         })
     }
 
-    /// Keeps one record: its key here, its paragraph in the file.
+    /// Keeps one record: its key here, its paragraph and its offset in the
+    /// add's pack (-1: not written by this add) in the file.
     pub fn push(&mut self, record: AptPackageRecord) -> Result<(), AptError> {
         let writer = self.writer.as_mut().expect("pushed after reading began");
         let control = record.control.as_bytes();
+        let offset = record.location.as_ref().map_or(-1, |l| l.offset);
         writer
-            .write_all(&(control.len() as u64).to_le_bytes())
+            .write_all(&offset.to_le_bytes())
+            .and_then(|()| writer.write_all(&(control.len() as u64).to_le_bytes()))
             .and_then(|()| writer.write_all(control))
             .map_err(AptError::io(self.path.display()))?;
         self.keys.push(AptPackageKey {
@@ -90,9 +96,11 @@ impl CheckedReader<'_> {
         let mut records = Vec::new();
         let mut control = Vec::new();
         while records.len() < limit && self.next < self.checked.keys.len() {
+            let mut offset = [0u8; 8];
             let mut length = [0u8; 8];
             self.reader
-                .read_exact(&mut length)
+                .read_exact(&mut offset)
+                .and_then(|()| self.reader.read_exact(&mut length))
                 .map_err(AptError::io(&path))?;
             control.resize(u64::from_le_bytes(length) as usize, 0);
             self.reader
@@ -113,6 +121,13 @@ impl CheckedReader<'_> {
                 control: String::from_utf8(std::mem::take(&mut control))
                     .expect("paragraphs are written from strings"),
                 created_at: self.checked.created_at,
+                location: match i64::from_le_bytes(offset) {
+                    -1 => None,
+                    offset => Some(AptPackLocation {
+                        pack: self.checked.pack.clone(),
+                        offset,
+                    }),
+                },
             });
         }
         Ok(records)

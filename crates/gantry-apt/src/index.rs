@@ -1,8 +1,16 @@
-//! Writing one `Packages` index with its `Packages.gz` and `Packages.xz`
-//! in a single pass over the text: every piece of text goes to the plain
-//! file, the gzip encoder and (on its own thread, the slowest of the three)
-//! the xz encoder, and each file is hashed as it is written. The text is
-//! never held whole in memory, nor any compressed form.
+//! Writing one `Packages` index with its `Packages.gz` (and, when the
+//! publication asks for it, `Packages.xz`) in a single pass over the text:
+//! the plain file is written and hashed on the caller's thread, and every
+//! piece of text also goes to a second thread that compresses it (and
+//! hashes what it writes), so that the two halves of the work share the
+//! two cores. The text is never held whole in memory, nor any compressed
+//! form.
+//!
+//! `.xz` is off by default: a `Packages` index is mostly digests, which no
+//! compressor shrinks, so `.xz` comes out about 4 % smaller than `.gz`
+//! (1.77 against 1.85 MB for 10,000 packages) for about ten times its CPU
+//! time, half of a large publish. apt takes either; aptly writes `.gz` and
+//! `.bz2`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,10 +21,11 @@ use gantry_deb::{Digests, Hasher};
 
 use crate::AptError;
 
-/// The three files an index is published as, by name.
-pub(crate) const INDEX_FILES: [&str; 3] = ["Packages", "Packages.gz", "Packages.xz"];
+const PLAIN: &str = "Packages";
+const GZ: &str = "Packages.gz";
+const XZ: &str = "Packages.xz";
 
-/// Text is handed to the xz thread in pieces of about this size.
+/// Text is handed to the compressing thread in pieces of about this size.
 const PIECE: usize = 256 << 10;
 
 /// A file written: its name in the directory, size and digests.
@@ -27,44 +36,91 @@ pub(crate) struct Written {
     pub digests: Digests,
 }
 
+type IndexFile = Hashing<BufWriter<File>>;
+
+/// One compressed form of the index, written on the compressing thread.
+enum Compressed {
+    Gz(flate2::write::GzEncoder<IndexFile>),
+    Xz(liblzma::write::XzEncoder<IndexFile>),
+}
+
+impl Compressed {
+    fn name(&self) -> &'static str {
+        match self {
+            Compressed::Gz(_) => GZ,
+            Compressed::Xz(_) => XZ,
+        }
+    }
+
+    fn write_all(&mut self, text: &[u8]) -> std::io::Result<()> {
+        match self {
+            Compressed::Gz(encoder) => encoder.write_all(text),
+            Compressed::Xz(encoder) => encoder.write_all(text),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<IndexFile> {
+        match self {
+            Compressed::Gz(encoder) => encoder.finish(),
+            Compressed::Xz(encoder) => encoder.finish(),
+        }
+    }
+}
+
+/// What the compressing thread hands back: each file, or the name of the
+/// one that failed with its error.
+type CompressedFiles = Result<Vec<(&'static str, IndexFile)>, (&'static str, std::io::Error)>;
+
 pub(crate) struct IndexWriter {
-    plain: Hashing<BufWriter<File>>,
-    gz: flate2::write::GzEncoder<Hashing<BufWriter<File>>>,
-    xz: Option<mpsc::SyncSender<Vec<u8>>>,
-    xz_thread: std::thread::JoinHandle<std::io::Result<Hashing<BufWriter<File>>>>,
+    plain: IndexFile,
+    compressing: Option<mpsc::SyncSender<Vec<u8>>>,
+    compressor: std::thread::JoinHandle<CompressedFiles>,
     piece: Vec<u8>,
     dir: PathBuf,
 }
 
 impl IndexWriter {
-    pub fn create(dir: &Path) -> Result<IndexWriter, AptError> {
-        let open = |name: &str| -> Result<Hashing<BufWriter<File>>, AptError> {
+    /// Creates `Packages` and `Packages.gz` in `dir`, and `Packages.xz` if
+    /// `xz`.
+    pub fn create(dir: &Path, xz: bool) -> Result<IndexWriter, AptError> {
+        let open = |name: &str| -> Result<IndexFile, AptError> {
             let path = dir.join(name);
             let file = File::create(&path).map_err(AptError::io(path.display()))?;
             Ok(Hashing::new(BufWriter::with_capacity(PIECE, file)))
         };
-        let plain = open(INDEX_FILES[0])?;
-        let gz = flate2::GzBuilder::new()
-            .mtime(0)
-            .write(open(INDEX_FILES[1])?, flate2::Compression::fast());
-        let xz_file = open(INDEX_FILES[2])?;
+        let plain = open(PLAIN)?;
+        let mut compressed = vec![Compressed::Gz(
+            flate2::GzBuilder::new()
+                .mtime(0)
+                .write(open(GZ)?, flate2::Compression::fast()),
+        )];
+        if xz {
+            // Preset 0: higher ones take twice the time for a few percent.
+            compressed.push(Compressed::Xz(liblzma::write::XzEncoder::new(open(XZ)?, 0)));
+        }
         // Two pieces in flight keep both cores busy without queueing the
-        // whole index in memory when xz falls behind.
+        // whole index in memory when compressing falls behind.
         let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(2);
-        let xz_thread = std::thread::spawn(move || {
-            // Preset 0: a Packages index is mostly digests, which no preset
-            // compresses; higher ones take twice the time for a few percent.
-            let mut encoder = liblzma::write::XzEncoder::new(xz_file, 0);
+        let compressor = std::thread::spawn(move || {
             for piece in receiver {
-                encoder.write_all(&piece)?;
+                for file in &mut compressed {
+                    file.write_all(&piece).map_err(|e| (file.name(), e))?;
+                }
             }
-            encoder.finish()
+            compressed
+                .into_iter()
+                .map(|file| {
+                    let name = file.name();
+                    file.finish()
+                        .map(|done| (name, done))
+                        .map_err(|e| (name, e))
+                })
+                .collect()
         });
         Ok(IndexWriter {
             plain,
-            gz,
-            xz: Some(sender),
-            xz_thread,
+            compressing: Some(sender),
+            compressor,
             piece: Vec::with_capacity(PIECE),
             dir: dir.to_path_buf(),
         })
@@ -78,19 +134,18 @@ impl IndexWriter {
         Ok(())
     }
 
-    /// Flushes everything; the three files written, in [`INDEX_FILES`] order.
+    /// Flushes everything; the files written, the plain one first.
     pub fn finish(mut self) -> Result<Vec<Written>, AptError> {
         self.pass_on()?;
-        drop(self.xz.take());
+        drop(self.compressing.take());
         let failed = |name: &str| AptError::io(self.dir.join(name).display().to_string());
-        let xz = self
-            .xz_thread
+        let compressed = self
+            .compressor
             .join()
-            .expect("xz thread")
-            .map_err(failed(INDEX_FILES[2]))?;
-        let gz = self.gz.finish().map_err(failed(INDEX_FILES[1]))?;
+            .expect("index compressing thread")
+            .map_err(|(name, e)| failed(name)(e))?;
         let mut written = Vec::new();
-        for (name, file) in INDEX_FILES.into_iter().zip([self.plain, gz, xz]) {
+        for (name, file) in std::iter::once((PLAIN, self.plain)).chain(compressed) {
             let (size, digests) = file.finish().map_err(failed(name))?;
             written.push(Written {
                 name,
@@ -104,16 +159,14 @@ impl IndexWriter {
 
     fn pass_on(&mut self) -> Result<(), AptError> {
         let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE));
-        let failed = |name: &str| AptError::io(self.dir.join(name).display().to_string());
         self.plain
             .write_all(&piece)
-            .map_err(failed(INDEX_FILES[0]))?;
-        self.gz.write_all(&piece).map_err(failed(INDEX_FILES[1]))?;
-        if let Some(xz) = &self.xz
-            && xz.send(piece).is_err()
+            .map_err(AptError::io(self.dir.join(PLAIN).display()))?;
+        if let Some(compressing) = &self.compressing
+            && compressing.send(piece).is_err()
         {
-            // The xz thread stopped on an error; `finish` reports it.
-            self.xz = None;
+            // The compressing thread stopped on an error; `finish` reports it.
+            self.compressing = None;
         }
         Ok(())
     }

@@ -1,101 +1,59 @@
 //! Packages arriving in a repository: each file is checked (a real `.deb`
-//! with a sane control file), hashed once, and written once to the content
-//! pool under its SHA-256. Files are taken a batch at a time and a batch is
-//! checked on all cores, and what is kept of a checked file until it is
-//! recorded is mostly on disk (`checked.rs`), so that memory stays bounded
-//! by the batch however many packages one upload carries.
+//! with a sane control file), hashed once, and the ones the store does not
+//! know yet are appended to the add's pack (`packs.rs`). Files are taken a
+//! batch at a time and a batch is checked on all cores, and what is kept of
+//! a checked file until it is recorded is mostly on disk (`checked.rs`), so
+//! that memory stays bounded by the batch however many packages one upload
+//! carries.
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gantry_store::AptPackageRecord;
 
 use crate::AptError;
 use crate::checked::Checked;
-use crate::publish::content_path;
+use crate::packs::PackWriter;
 
 /// A batch is checked when it holds this many bytes or files.
 const BATCH_BYTES: usize = 32 << 20;
 const BATCH_FILES: usize = 1024;
 
+/// Which of these SHA-256 hashes the store already has a package for: their
+/// bytes are not written again.
+pub(crate) type KnownPackages =
+    Box<dyn FnMut(&[String]) -> Result<HashSet<String>, AptError> + Send>;
+
 /// Packages checked and stored so far by one add.
 pub(crate) struct Intake {
-    pool: PathBuf,
-    incoming: PathBuf,
+    incoming: std::path::PathBuf,
+    known: KnownPackages,
+    pack: PackWriter,
     /// Created with the first batch.
     checked: Option<Checked>,
+    /// The packages this add wrote to its pack (SHA-256 bytes), so that a
+    /// file given twice is written once.
+    written: HashSet<[u8; 32]>,
     /// Files taken so far.
     taken: usize,
-    stored: Stored,
     batch: Vec<(String, Vec<u8>)>,
     batch_bytes: usize,
-    /// Whether the pool's 16 directories are known to exist.
-    dirs_ready: bool,
-}
-
-/// Pool files one add created, and the ones it found already there. If the
-/// add fails, the ones it created are removed again, so that a refused add
-/// leaves nothing behind.
-/// Files are named by their SHA-256 only (their paths follow from it).
-pub(crate) struct Stored {
-    pool: PathBuf,
-    created: Vec<String>,
-    found: Vec<String>,
-}
-
-impl Stored {
-    fn new(pool: &Path) -> Stored {
-        Stored {
-            pool: pool.to_path_buf(),
-            created: Vec::new(),
-            found: Vec::new(),
-        }
-    }
-
-    /// The SHA-256 of each file this add created.
-    pub fn created_hashes(&self) -> Vec<String> {
-        self.created.clone()
-    }
-
-    /// Removes the files this add created except those in `keep`.
-    pub fn remove_except(self, keep: &HashSet<String>) {
-        for sha256 in self.created {
-            if !keep.contains(&sha256) {
-                let _ = std::fs::remove_file(content_path(&self.pool, &sha256));
-            }
-        }
-    }
-
-    /// Checks that the files this add found in the pool instead of writing
-    /// them are still there: they may have been written by a concurrent
-    /// add that then failed and removed them. Called under the lock.
-    pub fn check_present(&self) -> Result<(), AptError> {
-        for sha256 in &self.found {
-            let path = content_path(&self.pool, sha256);
-            if !path.exists() {
-                return Err(AptError::Conflict(format!(
-                    "{}: removed by a concurrent add that failed; add again",
-                    path.display()
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Intake {
-    /// An intake storing into `pool`, keeping what it checked in `incoming`.
-    pub fn new(pool: &Path, incoming: &Path) -> Intake {
+    /// An intake writing a new pack into `packs`, keeping what it checked
+    /// in `incoming`.
+    pub fn new(packs: &Path, incoming: &Path, known: KnownPackages) -> Intake {
         Intake {
-            pool: pool.to_path_buf(),
             incoming: incoming.to_path_buf(),
+            known,
+            pack: PackWriter::new(packs),
             checked: None,
+            written: HashSet::new(),
             taken: 0,
-            stored: Stored::new(pool),
             batch: Vec::new(),
             batch_bytes: 0,
-            dirs_ready: false,
         }
     }
 
@@ -137,78 +95,58 @@ impl Intake {
         Ok(())
     }
 
-    /// Checks and stores what is left; the records of every file taken, in
-    /// the order they came (or what went wrong), and the pool files stored
-    /// either way. The caller removes those of a failed add, under the lock:
-    /// a concurrent add may have found and recorded them meanwhile.
-    pub fn finish(mut self) -> (Result<Checked, AptError>, Stored) {
+    /// Checks and stores what is left, and syncs the pack; the records of
+    /// every file taken, in the order they came (or what went wrong), and
+    /// the pack either way. The caller removes the pack of a failed add,
+    /// under the lock, unless a record points into it.
+    pub fn finish(mut self) -> (Result<Checked, AptError>, PackWriter) {
         let checked = self.flush().and_then(|()| {
+            self.pack.finish()?;
             let mut checked = match self.checked.take() {
                 Some(checked) => checked,
-                None => Checked::create(&self.incoming)?,
+                None => Checked::create(&self.incoming, self.pack.name())?,
             };
             checked.seal()?;
             Ok(checked)
         });
-        (checked, self.stored)
+        (checked, self.pack)
     }
 
-    /// The pool files stored so far, after an error.
-    pub fn abandon(self) -> Stored {
-        self.stored
+    /// The pack written so far, after an error.
+    pub fn abandon(self) -> PackWriter {
+        self.pack
     }
 
     fn flush(&mut self) -> Result<(), AptError> {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
+        if batch.is_empty() {
+            return Ok(());
+        }
         let checked = check_all(&batch)?;
-        if !self.dirs_ready {
-            for digit in "0123456789abcdef".chars() {
-                let dir = self.pool.join(digit.to_string());
-                std::fs::create_dir_all(&dir).map_err(AptError::io(dir.display()))?;
-            }
-            self.dirs_ready = true;
-        }
-        // Stored one after the other: creating a file is the most expensive
-        // step of an add (the file system's inode allocation), and it does
-        // not go faster from several threads here (measured).
-        let mut failed = None;
-        for (record, (_, bytes)) in checked.iter().zip(&batch) {
-            if let Err(error) = store(&self.pool, &record.sha256, bytes, &mut self.stored) {
-                failed = Some(error);
-                break;
-            }
-        }
-        if let Some(error) = failed {
-            return Err(error);
-        }
+        let hashes: Vec<String> = checked.iter().map(|r| r.sha256.clone()).collect();
+        let known = (self.known)(&hashes)?;
         let kept = match &mut self.checked {
             Some(kept) => kept,
-            None => self.checked.insert(Checked::create(&self.incoming)?),
+            None => self
+                .checked
+                .insert(Checked::create(&self.incoming, self.pack.name())?),
         };
-        checked.into_iter().try_for_each(|record| kept.push(record))
+        for (mut record, (_, bytes)) in checked.into_iter().zip(&batch) {
+            if !known.contains(&record.sha256) && self.written.insert(digest_key(&record.sha256)) {
+                record.location = Some(self.pack.append(bytes)?);
+            }
+            kept.push(record)?;
+        }
+        Ok(())
     }
 }
 
-/// Writes a temporary file and renames it: a crash never leaves a partial
-/// file under a content hash. The temporary name is this write's own: two
-/// adds (in two processes, say) may store the same new file at once, and
-/// both renames then succeed with the same contents.
-fn store(pool: &Path, sha256: &str, bytes: &[u8], stored: &mut Stored) -> Result<(), AptError> {
-    let path = content_path(pool, sha256);
-    if path.exists() {
-        stored.found.push(sha256.to_owned());
-        return Ok(());
-    }
-    let dir = path.parent().expect("pool paths have a directory");
-    let temp = dir.join(format!(
-        ".{sha256}.{}.partial",
-        uuid::Uuid::now_v7().simple()
-    ));
-    std::fs::write(&temp, bytes).map_err(AptError::io(temp.display()))?;
-    std::fs::rename(&temp, &path).map_err(AptError::io(path.display()))?;
-    stored.created.push(sha256.to_owned());
-    Ok(())
+/// A SHA-256 in hex as its 32 bytes (half the memory of the text).
+fn digest_key(sha256: &str) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(sha256, &mut key).expect("digests are written as 64 hex digits");
+    key
 }
 
 /// Checks a batch on all cores; the first bad file fails the batch.
@@ -265,5 +203,6 @@ fn check(what: &str, bytes: &[u8]) -> Result<AptPackageRecord, AptError> {
         size: package.size as i64,
         control: control.to_text(),
         created_at: crate::service::now(),
+        location: None,
     })
 }

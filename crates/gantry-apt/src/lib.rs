@@ -6,14 +6,18 @@
 //! - `publish.rs`: writing a publication's tree and swapping it in atomically.
 //! - `query.rs`: aptly's package queries.
 //! - `signing.rs`: signing keys and `InRelease`/`Release.gpg`.
-//! - `intake.rs`: packages arriving: checked, then stored in the content pool.
+//! - `intake.rs`: packages arriving: checked, then appended to the add's pack.
+//! - `packs.rs`: package files, many to a file, and reading them back.
+//! - `published_pool.rs`: a publication's `pool/` as a map to packages.
 //! - `checked.rs`: what an add keeps of checked packages until it records them.
 //! - `lock.rs`: the cross-process lock around every change.
 //! - `names.rs`: which names of repositories, distributions, prefixes are safe.
 //!
 //! Metadata lives in `gantry-store` (`apt_*` tables); package files live
-//! once each under `DATA_DIR/apt/pool/` by SHA-256, and published trees
-//! under `DATA_DIR/apt/public/` hard-link them.
+//! once each in packs under `DATA_DIR/apt/packs/` (older ones in the
+//! content pool, `DATA_DIR/apt/pool/`, by SHA-256). Published `dists/`
+//! trees live under `DATA_DIR/apt/public/`; their `pool/` is a map the
+//! server resolves to the packs.
 
 mod checked;
 mod error;
@@ -21,18 +25,21 @@ mod index;
 mod intake;
 mod lock;
 mod names;
+mod packs;
 mod publish;
+mod published_pool;
 mod query;
 mod service;
 mod signing;
 
 pub use error::AptError;
 pub use names::{DEFAULT_PREFIX, normalize_prefix};
+pub use packs::PackageBytes;
 pub use publish::package_pool_path as pool_path;
 pub use query::{Candidate, Query, Relation};
 pub use service::{
-    AddReport, Apt, Diff, PackageView, PublicationSpec, PublicationView, RepoView, SnapshotView,
-    Source, SourceKind,
+    AddReport, Apt, Diff, PackageView, PublicationSpec, PublicationView, PublishedPackage,
+    RepoView, SnapshotView, Source, SourceKind,
 };
 pub use signing::{KeyInfo, Keyring};
 

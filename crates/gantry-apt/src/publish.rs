@@ -1,19 +1,19 @@
-//! Writing a publication's tree: pool links, `Packages` indexes, `Release`
-//! and its signatures. The new `dists/D` is built aside in
+//! Writing a publication's tree: `Packages` indexes, `Release` and its
+//! signatures, and the map of its pool (`published_pool.rs`). The new
+//! `dists/D` is built aside in
 //! `.gantry-dists/D.<id>` and put in place by renaming a symlink over
 //! `dists/D`, which is atomic: a client sees the old indexes or the new
 //! ones, never a mix. The previous generation is kept until the next
 //! publish, so a client that read the old `InRelease` can still fetch the
 //! old indexes (by hash too).
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use gantry_deb::Digests;
-use sha2::{Digest, Sha256};
 
 use crate::AptError;
 use crate::index::IndexWriter;
+use crate::published_pool;
 use crate::signing::{KeyInfo, Keyring};
 
 /// One package of a publication: what names its pool file.
@@ -28,9 +28,7 @@ pub struct IndexEntry {
 /// The paragraphs of a publication's indexes, read as they are written
 /// (never all in memory): `each` calls `sink` with every package an index
 /// of `architecture` lists in component number `component`, with its
-/// paragraph (without `Filename`, ending in a newline). It must list the
-/// packages of [`Tree::components`], which the lock around publishing keeps
-/// from changing in between.
+/// paragraph (without `Filename`, ending in a newline).
 pub trait Paragraphs: Sync {
     fn each(
         &self,
@@ -44,22 +42,22 @@ pub trait Paragraphs: Sync {
 pub struct Tree<'a> {
     pub root: PathBuf,
     pub distribution: String,
-    /// The packages of each component, to link their pool files.
-    pub components: Vec<(String, Vec<IndexEntry>)>,
+    /// The components, in the order [`Paragraphs::each`] numbers them.
+    pub components: Vec<String>,
     pub paragraphs: &'a dyn Paragraphs,
     pub architectures: Vec<String>,
     pub origin: String,
     pub label: String,
     pub acquire_by_hash: bool,
-    pub content_pool: &'a Path,
+    /// Whether to write `Packages.xz` too (`index.rs`).
+    pub xz: bool,
     pub signer: Option<(&'a Keyring, KeyInfo)>,
 }
 
-/// The pool path of a package in a publication:
-/// `pool/main/h/hello_1.0-1_amd64.deb` (`lib*` under `libh/`). Debian's
-/// archive adds a directory per source package; creating a directory costs
-/// as much as writing a small package, so publications here keep one level
-/// per initial, which apt does not mind (it fetches `Filename` as given).
+/// The pool path of a package in a publication, laid out as Debian's
+/// archive and aptly lay it out: `pool/main/h/hello/hello_1.0-1_amd64.deb`
+/// (`lib*` under `libh/`), the epoch left out. The pool is a map, not
+/// files (`published_pool.rs`), so the directory per package costs nothing.
 pub fn pool_path(component: &str, entry: &IndexEntry) -> String {
     package_pool_path(component, &entry.name, &entry.version, &entry.architecture)
 }
@@ -72,7 +70,7 @@ pub fn package_pool_path(component: &str, name: &str, version: &str, architectur
         &name[..1.min(name.len())]
     };
     let version = version.split_once(':').map_or(version, |(_, rest)| rest);
-    format!("pool/{component}/{letter}/{name}_{version}_{architecture}.deb")
+    format!("pool/{component}/{letter}/{name}/{name}_{version}_{architecture}.deb")
 }
 
 /// Where the content-addressed pool keeps a file: one level of 16
@@ -127,27 +125,23 @@ pub fn migrate_pool_layout(pool: &Path) -> Result<(), AptError> {
     std::fs::write(&marker, b"").map_err(AptError::io(marker.display()))
 }
 
-/// Checks, links and writes; puts the new `dists/D` in place last. On any
+/// Checks, writes and maps; puts the new `dists/D` in place last. On any
 /// error before the swap, what was published stays as it was.
 pub fn write(tree: &Tree<'_>) -> Result<(), AptError> {
     let generations = tree.root.join(".gantry-dists");
     std::fs::create_dir_all(&generations).map_err(AptError::io(generations.display()))?;
     let id = uuid::Uuid::now_v7().simple().to_string();
     let staging = generations.join(format!("{}.{id}", tree.distribution));
-    // Linking the pool is file-system work, writing the indexes is
-    // compression: they overlap well. The indexes go live only if both
-    // succeeded.
-    let (linked, written) = std::thread::scope(|scope| {
-        let linking = scope.spawn(|| link_pool(tree));
-        let written = write_dists(tree, &staging);
-        (linking.join().expect("pool link thread"), written)
-    });
-    let result = linked.and(written).and_then(|()| swap(tree, &staging));
+    let result = write_dists(tree, &staging)
+        .and_then(|pool| published_pool::plan(tree, pool))
+        .and_then(|pool| published_pool::write_map(&staging, &pool))
+        .and_then(|()| swap(tree, &staging));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
     result?;
     prune_generations(&generations, &tree.distribution, &staging);
+    published_pool::remove_legacy_pool(&tree.root);
     Ok(())
 }
 
@@ -161,98 +155,8 @@ pub fn remove(root: &Path, distribution: &str) -> Result<(), AptError> {
     }
     let generations = root.join(".gantry-dists");
     prune_generations(&generations, distribution, Path::new(""));
+    published_pool::remove_legacy_pool(root);
     Ok(())
-}
-
-/// Deletes pool files under `root/pool` that no publication there uses,
-/// and directories left empty.
-pub fn collect_pool(root: &Path, used: &HashSet<String>) {
-    fn walk(root: &Path, dir: &Path, used: &HashSet<String>) -> bool {
-        let Ok(listing) = std::fs::read_dir(dir) else {
-            return false;
-        };
-        let mut empty = true;
-        for item in listing.flatten() {
-            let path = item.path();
-            if item.file_type().is_ok_and(|t| t.is_dir()) {
-                if walk(root, &path, used) {
-                    let _ = std::fs::remove_dir(&path);
-                } else {
-                    empty = false;
-                }
-            } else if let Ok(relative) = path.strip_prefix(root)
-                && !used.contains(relative.to_string_lossy().as_ref())
-            {
-                let _ = std::fs::remove_file(&path);
-            } else {
-                empty = false;
-            }
-        }
-        empty
-    }
-    walk(root, &root.join("pool"), used);
-}
-
-fn link_pool(tree: &Tree<'_>) -> Result<(), AptError> {
-    // Check everything first: a collision must leave the pool untouched.
-    let mut wanted: HashMap<String, &IndexEntry> = HashMap::new();
-    for (component, entries) in &tree.components {
-        for entry in entries {
-            let path = pool_path(component, entry);
-            if let Some(other) = wanted.get(&path)
-                && other.sha256 != entry.sha256
-            {
-                return Err(collision(&path));
-            }
-            wanted.insert(path, entry);
-        }
-    }
-    // The paths to link, by reference into `wanted`: a list of paths of
-    // its own would be the largest allocation of a big publish.
-    let mut missing: Vec<(&str, &IndexEntry)> = Vec::new();
-    for (path, entry) in &wanted {
-        let target = tree.root.join(path);
-        match std::fs::metadata(&target) {
-            Ok(existing) => {
-                use std::os::unix::fs::MetadataExt;
-                let source = content_path(tree.content_pool, &entry.sha256);
-                let source_meta =
-                    std::fs::metadata(&source).map_err(AptError::io(source.display()))?;
-                if existing.ino() != source_meta.ino() && sha256_of(&target)? != entry.sha256 {
-                    return Err(collision(path));
-                }
-            }
-            Err(_) => missing.push((path, entry)),
-        }
-    }
-    let mut made = HashSet::new();
-    for (path, entry) in missing {
-        let target = tree.root.join(path);
-        let source = content_path(tree.content_pool, &entry.sha256);
-        let dir = target.parent().expect("pool paths have a directory");
-        if !made.contains(dir) {
-            std::fs::create_dir_all(dir).map_err(AptError::io(dir.display()))?;
-            made.insert(dir.to_path_buf());
-        }
-        // A hard link keeps one copy on disk; another file system gets a copy.
-        if let Err(e) = std::fs::hard_link(&source, &target)
-            && e.kind() != std::io::ErrorKind::AlreadyExists
-        {
-            std::fs::copy(&source, &target).map_err(AptError::io(target.display()))?;
-        }
-    }
-    Ok(())
-}
-
-fn collision(path: &str) -> AptError {
-    AptError::Conflict(format!(
-        "{path} is already published with different contents under this prefix"
-    ))
-}
-
-fn sha256_of(path: &Path) -> Result<String, AptError> {
-    let bytes = std::fs::read(path).map_err(AptError::io(path.display()))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
 /// One file listed in Release: its path under `dists/D` and digests.
@@ -262,20 +166,27 @@ struct Listed {
     digests: Digests,
 }
 
-fn write_dists(tree: &Tree<'_>, staging: &Path) -> Result<(), AptError> {
+/// Writes the indexes and `Release`; the pool paths the indexes name, each
+/// with its package's SHA-256 (a package of architecture `all` once per
+/// index that lists it).
+fn write_dists(tree: &Tree<'_>, staging: &Path) -> Result<Vec<(String, String)>, AptError> {
     let previous = std::fs::canonicalize(tree.root.join("dists").join(&tree.distribution)).ok();
     let mut listed = Vec::new();
-    for (number, (component, _)) in tree.components.iter().enumerate() {
+    let mut pool = Vec::new();
+    for (number, component) in tree.components.iter().enumerate() {
         for arch in &tree.architectures {
             let relative = format!("{component}/binary-{arch}");
             let dir = staging.join(&relative);
             std::fs::create_dir_all(&dir).map_err(AptError::io(dir.display()))?;
-            let mut index = IndexWriter::create(&dir)?;
+            let mut index = IndexWriter::create(&dir, tree.xz)?;
             tree.paragraphs.each(number, arch, &mut |entry, control| {
+                let path = pool_path(component, entry);
                 index.write(control.as_bytes())?;
                 index.write(b"Filename: ")?;
-                index.write(pool_path(component, entry).as_bytes())?;
-                index.write(b"\n\n")
+                index.write(path.as_bytes())?;
+                index.write(b"\n\n")?;
+                pool.push((path, entry.sha256.clone()));
+                Ok(())
             })?;
             for file in index.finish()? {
                 let item = Listed {
@@ -301,7 +212,7 @@ fn write_dists(tree: &Tree<'_>, staging: &Path) -> Result<(), AptError> {
     if let Some((keyring, key)) = &tree.signer {
         keyring.sign(key, &path)?;
     }
-    Ok(())
+    Ok(pool)
 }
 
 fn link_by_hash(dir: &Path, file: &Path, item: &Listed) -> Result<(), AptError> {
@@ -343,7 +254,7 @@ fn carry_by_hash(previous: &Path, dir: &Path) {
 
 fn release_text(tree: &Tree<'_>, listed: &[Listed]) -> String {
     let mut text = String::new();
-    let components: Vec<&str> = tree.components.iter().map(|(c, _)| c.as_str()).collect();
+    let components: Vec<&str> = tree.components.iter().map(String::as_str).collect();
     text.push_str(&format!("Origin: {}\n", tree.origin));
     text.push_str(&format!("Label: {}\n", tree.label));
     text.push_str(&format!("Suite: {}\n", tree.distribution));

@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::AptError;
 use crate::checked::Checked;
-use crate::intake::{Intake, Stored};
+use crate::intake::{Intake, KnownPackages};
 use crate::lock::AptLock;
 use crate::names::{check_name, normalize_prefix};
+use crate::packs::{PackWriter, PackageBytes};
 use crate::publish::{self, IndexEntry, Tree};
+use crate::published_pool::PoolMaps;
 use crate::query::{Candidate, Query};
 use crate::signing::Keyring;
 
@@ -28,6 +30,7 @@ pub struct Apt {
     dir: PathBuf,
     keyring: Keyring,
     pub(crate) lock: AptLock,
+    pool_maps: PoolMaps,
 }
 
 /// A package as the API shows it.
@@ -86,6 +89,9 @@ pub struct PublicationSpec {
     pub key: Option<String>,
     #[serde(default)]
     pub acquire_by_hash: bool,
+    /// Also write `Packages.xz` (off by default: see `index.rs`).
+    #[serde(default)]
+    pub xz: bool,
     #[serde(default)]
     pub origin: Option<String>,
     #[serde(default)]
@@ -154,6 +160,28 @@ fn key_view(key: &AptPackageKey) -> PackageView {
     }
 }
 
+/// What became of each package an add checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Added,
+    /// Already in the repository with the same contents.
+    Unchanged,
+    /// The same file earlier in the same add.
+    Repeated,
+}
+
+fn owned_key_view(key: AptPackageKey) -> PackageView {
+    let package_key = package_key(&key.name, &key.version, &key.architecture, &key.sha256);
+    PackageView {
+        name: key.name,
+        version: key.version,
+        architecture: key.architecture,
+        sha256: key.sha256,
+        size: key.size,
+        key: package_key,
+    }
+}
+
 fn view(record: &AptPackageRecord) -> PackageView {
     PackageView {
         name: record.name.clone(),
@@ -196,7 +224,7 @@ impl Apt {
     /// Opens the repository files under `dir` (DATA_DIR/apt); the signing
     /// keys' passphrase lives in `secrets`.
     pub async fn open(store: Store, dir: &Path, secrets: &SecretStore) -> Result<Apt, AptError> {
-        for sub in ["pool", "public", "incoming"] {
+        for sub in ["packs", "pool", "public", "incoming"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(AptError::io(path.display()))?;
         }
@@ -213,6 +241,7 @@ impl Apt {
             store,
             dir: dir.to_path_buf(),
             lock,
+            pool_maps: PoolMaps::default(),
         })
     }
 
@@ -225,8 +254,14 @@ impl Apt {
         &self.keyring
     }
 
+    /// The content pool: a file per package, for packages recorded
+    /// before packs.
     fn pool(&self) -> PathBuf {
         self.dir.join("pool")
+    }
+
+    fn packs(&self) -> PathBuf {
+        self.dir.join("packs")
     }
 
     fn prefix_root(&self, prefix: &str) -> PathBuf {
@@ -390,10 +425,11 @@ impl Apt {
         // Reading, checking and storing the files happens without the lock:
         // a slow upload must not hold up other operations. Only recording
         // them is done under it.
-        let pool = self.pool();
+        let packs = self.packs();
         let incoming = self.dir.join("incoming");
-        let (checked, stored) = tokio::task::spawn_blocking(move || {
-            let mut intake = Intake::new(&pool, &incoming);
+        let known = self.known_packages();
+        let (checked, pack) = tokio::task::spawn_blocking(move || {
+            let mut intake = Intake::new(&packs, &incoming, known);
             match fill(&mut intake) {
                 Ok(()) => intake.finish(),
                 Err(error) => (Err(error), intake.abandon()),
@@ -403,53 +439,62 @@ impl Apt {
         .expect("package intake task");
         let guard = self.lock.acquire().await?;
         let recorded = match checked {
-            Ok(checked) => {
-                self.record_checked(repo, &checked, &stored, force_replace)
-                    .await
-            }
+            Ok(mut checked) => self.record_checked(repo, &mut checked, force_replace).await,
             Err(error) => Err(error),
         };
         if recorded.is_err()
-            && let Err(error) = self.remove_unrecorded(stored).await
+            && let Err(error) = self.remove_unrecorded(pack).await
         {
-            tracing::warn!(repository = repo, %error, "cannot remove the pool files of a failed add");
+            tracing::warn!(repository = repo, %error, "cannot remove the pack of a failed add");
         }
         drop(guard);
         recorded
     }
 
+    /// Asks the store, from the intake's blocking thread, which packages it
+    /// already has (their bytes are not written again).
+    fn known_packages(&self) -> KnownPackages {
+        let store = self.store.clone();
+        let runtime = tokio::runtime::Handle::current();
+        Box::new(move |hashes: &[String]| {
+            runtime
+                .block_on(store.known_apt_packages(hashes))
+                .map_err(AptError::from)
+        })
+    }
+
     /// Records checked packages; called under the lock.
-    async fn record_checked(
+    pub(crate) async fn record_checked(
         &self,
         repo: &str,
-        checked: &Checked,
-        stored: &Stored,
+        checked: &mut Checked,
         force_replace: bool,
     ) -> Result<AddReport, AptError> {
         // The repository may have been dropped while the files arrived.
         self.repo_record(repo).await?;
-        stored.check_present()?;
         self.record_added(repo, checked, force_replace).await
     }
 
-    /// Removes the pool files a failed add created, unless a package record
-    /// (of a concurrent add that found them in place) now uses them. Runs
-    /// under the lock, which every recording takes.
-    pub(crate) async fn remove_unrecorded(&self, stored: Stored) -> Result<(), AptError> {
-        let known = self
-            .store
-            .known_apt_packages(&stored.created_hashes())
-            .await?;
-        tokio::task::spawn_blocking(move || stored.remove_except(&known))
-            .await
-            .expect("pool cleanup task");
+    /// Removes the pack of a failed add, unless a package record points
+    /// into it (an add that failed part way through recording). Runs under
+    /// the lock, which every recording takes.
+    pub(crate) async fn remove_unrecorded(&self, pack: PackWriter) -> Result<(), AptError> {
+        if !self.store.apt_pack_in_use(pack.name()).await? {
+            tokio::task::spawn_blocking(move || pack.remove())
+                .await
+                .expect("pack removal task");
+        }
         Ok(())
     }
 
+    /// Records what an add checked. Memory matters here: an add of tens of
+    /// thousands of packages holds each one's key once (in `checked`), the
+    /// decisions as one byte each, and the report is made last by moving
+    /// the keys into it.
     async fn record_added(
         &self,
         repo: &str,
-        checked: &Checked,
+        checked: &mut Checked,
         force_replace: bool,
     ) -> Result<AddReport, AptError> {
         let existing: std::collections::HashMap<(String, String, String), AptPackageKey> = self
@@ -468,13 +513,13 @@ impl Apt {
                 )
             })
             .collect();
-        let mut report = AddReport::default();
-        let mut add = Vec::new();
+        let mut fates = Vec::with_capacity(checked.keys.len());
+        let mut replaced = Vec::new();
         let mut remove = Vec::new();
         let mut seen = HashSet::new();
-        let mut new_records = Vec::new();
-        for (index, record) in checked.keys.iter().enumerate() {
+        for record in &checked.keys {
             if !seen.insert(record.sha256.as_str()) {
+                fates.push(Fate::Repeated);
                 continue;
             }
             let key = (
@@ -482,8 +527,8 @@ impl Apt {
                 record.version.clone(),
                 record.architecture.clone(),
             );
-            match existing.get(&key) {
-                Some(old) if old.sha256 == record.sha256 => report.unchanged.push(key_view(record)),
+            let fate = match existing.get(&key) {
+                Some(old) if old.sha256 == record.sha256 => Fate::Unchanged,
                 Some(_) if !force_replace => {
                     return Err(AptError::Conflict(format!(
                         "package {}_{}_{} is already in repository {repo:?} with different contents: use --force-replace to replace it",
@@ -492,47 +537,68 @@ impl Apt {
                 }
                 Some(old) => {
                     remove.push(old.sha256.clone());
-                    report.replaced.push(key_view(old));
-                    add.push(record.sha256.clone());
-                    report.added.push(key_view(record));
-                    new_records.push(index);
+                    replaced.push(key_view(old));
+                    Fate::Added
                 }
-                None => {
-                    add.push(record.sha256.clone());
-                    report.added.push(key_view(record));
-                    new_records.push(index);
-                }
-            }
+                None => Fate::Added,
+            };
+            fates.push(fate);
         }
+        drop(seen);
+        let added: Vec<usize> = (0..fates.len())
+            .filter(|&index| fates[index] == Fate::Added)
+            .collect();
         // The paragraphs come back from the intake's file a chunk at a time.
         // It was just written, so reading it is copying from the page cache:
         // short enough not to need a blocking thread.
-        let wanted: HashSet<usize> = new_records.into_iter().collect();
         let mut reader = checked.reader()?;
         loop {
-            let chunk = reader.next_records(|index| wanted.contains(&index), RECORDS_PER_INSERT)?;
+            let chunk =
+                reader.next_records(|index| fates[index] == Fate::Added, RECORDS_PER_INSERT)?;
             if chunk.is_empty() {
                 break;
             }
             let chunk: Vec<&AptPackageRecord> = chunk.iter().collect();
             self.store.add_apt_packages(&chunk).await?;
         }
+        drop(reader);
+        let hashes: Vec<&str> = added
+            .iter()
+            .map(|&index| checked.keys[index].sha256.as_str())
+            .collect();
         self.store
-            .change_apt_repo_packages(repo, &add, &remove)
+            .change_apt_repo_packages(repo, &hashes, &remove)
             .await?;
+        drop(hashes);
         // For `artifact` triggers, which a server fires from the store:
         // whichever process added them, the packages land the same way.
-        let landed: Vec<AptLanded> = report
-            .added
-            .iter()
-            .map(|package| AptLanded {
-                repo: repo.to_owned(),
-                name: package.name.clone(),
-                version: package.version.clone(),
-                architecture: package.architecture.clone(),
-            })
-            .collect();
-        self.store.record_apt_landed(&landed, now()).await?;
+        let at = now();
+        for chunk in added.chunks(RECORDS_PER_INSERT) {
+            let chunk: Vec<AptLanded> = chunk
+                .iter()
+                .map(|&index| {
+                    let key = &checked.keys[index];
+                    AptLanded {
+                        repo: repo.to_owned(),
+                        name: key.name.clone(),
+                        version: key.version.clone(),
+                        architecture: key.architecture.clone(),
+                    }
+                })
+                .collect();
+            self.store.record_apt_landed(&chunk, at).await?;
+        }
+        let mut report = AddReport {
+            replaced,
+            ..AddReport::default()
+        };
+        for (key, fate) in std::mem::take(&mut checked.keys).into_iter().zip(fates) {
+            match fate {
+                Fate::Added => report.added.push(owned_key_view(key)),
+                Fate::Unchanged => report.unchanged.push(owned_key_view(key)),
+                Fate::Repeated => {}
+            }
+        }
         Ok(report)
     }
 
@@ -575,8 +641,9 @@ impl Apt {
             .filter(|p| matches(&query, p))
             .collect();
         let hashes: Vec<String> = chosen.iter().map(|p| p.sha256.clone()).collect();
+        let added: Vec<&str> = hashes.iter().map(String::as_str).collect();
         self.store
-            .change_apt_repo_packages(destination, &hashes, &[])
+            .change_apt_repo_packages(destination, &added, &[])
             .await?;
         if move_them {
             self.store
@@ -781,15 +848,15 @@ impl Apt {
         if !spec.skip_signing {
             spec.key = Some(self.keyring.resolve(spec.key.as_deref())?.fingerprint);
         }
-        let sets = self.resolve_sources(&spec).await?;
+        self.check_sources(&spec).await?;
         if spec.architectures.is_empty() {
-            let mut archs: Vec<String> = sets
-                .iter()
-                .flat_map(|(_, packages)| packages.iter().map(|p| p.architecture.clone()))
-                .filter(|a| a != "all")
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
+            let mut archs = std::collections::BTreeSet::new();
+            for source in &spec.sources {
+                let source = store_source(spec.source_kind, &source.name);
+                archs.extend(self.store.apt_source_architectures(source).await?);
+            }
+            archs.remove("all");
+            let mut archs: Vec<String> = archs.into_iter().collect();
             if archs.is_empty() {
                 archs.push("amd64".to_owned());
             }
@@ -810,7 +877,7 @@ impl Apt {
                 )),
                 other => other.into(),
             })?;
-        if let Err(error) = self.write_tree(&prefix, distribution, &spec, sets).await {
+        if let Err(error) = self.write_tree(&prefix, distribution, &spec).await {
             self.store
                 .delete_apt_publication(&prefix, distribution)
                 .await?;
@@ -877,8 +944,8 @@ impl Apt {
         if !publication.spec.skip_signing {
             self.keyring.resolve(publication.spec.key.as_deref())?;
         }
-        let sets = self.resolve_sources(&publication.spec).await?;
-        self.write_tree(&prefix, distribution, &publication.spec, sets)
+        self.check_sources(&publication.spec).await?;
+        self.write_tree(&prefix, distribution, &publication.spec)
             .await?;
         publication.updated_at = now();
         self.store
@@ -889,7 +956,6 @@ impl Apt {
                 updated_at: publication.updated_at,
             })
             .await?;
-        self.collect(&prefix).await?;
         Ok(publication)
     }
 
@@ -924,28 +990,19 @@ impl Apt {
         self.store
             .delete_apt_publication(&prefix, distribution)
             .await?;
-        self.collect(&prefix).await
+        Ok(())
     }
 
-    /// The packages of each source, without their paragraphs (which are
-    /// read from the store as the indexes are written).
-    async fn resolve_sources(
-        &self,
-        spec: &PublicationSpec,
-    ) -> Result<Vec<(String, Vec<AptPackageKey>)>, AptError> {
-        let mut sets = Vec::new();
+    /// That every source exists. Their packages are read from the store
+    /// as the indexes are written, never all at once.
+    async fn check_sources(&self, spec: &PublicationSpec) -> Result<(), AptError> {
         for source in &spec.sources {
             match spec.source_kind {
                 SourceKind::Repo => self.repo_record(&source.name).await.map(drop)?,
                 SourceKind::Snapshot => self.snapshot_record(&source.name).await.map(drop)?,
             }
-            let packages = self
-                .store
-                .apt_source_keys(store_source(spec.source_kind, &source.name))
-                .await?;
-            sets.push((source.component.clone(), packages));
         }
-        Ok(sets)
+        Ok(())
     }
 
     async fn write_tree(
@@ -953,7 +1010,6 @@ impl Apt {
         prefix: &str,
         distribution: &str,
         spec: &PublicationSpec,
-        sets: Vec<(String, Vec<AptPackageKey>)>,
     ) -> Result<(), AptError> {
         let root = self.prefix_root(prefix);
         let signer = if spec.skip_signing {
@@ -962,11 +1018,7 @@ impl Apt {
             Some(self.keyring.resolve(spec.key.as_deref())?)
         };
         let keyring = self.keyring.clone();
-        let pool = self.pool();
-        let components = sets
-            .into_iter()
-            .map(|(component, packages)| (component, packages.into_iter().map(entry).collect()))
-            .collect();
+        let components = spec.sources.iter().map(|s| s.component.clone()).collect();
         let spec = spec.clone();
         let distribution = distribution.to_owned();
         let origin = if prefix == "." {
@@ -993,41 +1045,12 @@ impl Apt {
                 origin: spec.origin.clone().unwrap_or_else(|| origin.clone()),
                 label: spec.label.clone().unwrap_or(origin),
                 acquire_by_hash: spec.acquire_by_hash,
-                content_pool: &pool,
+                xz: spec.xz,
                 signer: signer.map(|key| (&keyring, key)),
             })
         })
         .await
         .expect("publish task")
-    }
-
-    /// Removes pool files of `prefix` that no publication there lists.
-    async fn collect(&self, prefix: &str) -> Result<(), AptError> {
-        let mut used = HashSet::new();
-        for publication in self.publications().await? {
-            if publication.prefix != prefix {
-                continue;
-            }
-            for (component, packages) in self.resolve_sources(&publication.spec).await? {
-                for package in packages {
-                    used.insert(publish::pool_path(&component, &entry(package)));
-                }
-            }
-        }
-        let root = self.prefix_root(prefix);
-        tokio::task::spawn_blocking(move || publish::collect_pool(&root, &used))
-            .await
-            .expect("pool collection task");
-        Ok(())
-    }
-}
-
-fn entry(key: AptPackageKey) -> IndexEntry {
-    IndexEntry {
-        sha256: key.sha256,
-        name: key.name,
-        version: key.version,
-        architecture: key.architecture,
     }
 }
 
@@ -1124,15 +1147,92 @@ impl Apt {
                 kind: "package",
                 name: format!("{query} in repository {repo}"),
             })?;
-        let path = publish::content_path(&self.pool(), &newest.sha256);
+        let bytes = self.package_bytes(&newest.sha256).await?;
         let dest = dest.to_path_buf();
         let what = newest.key.clone();
         tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&path).map_err(AptError::io(path.display()))?;
             gantry_deb::extract_data(&what, &bytes, &dest).map_err(AptError::from)
         })
         .await
         .expect("unpack task")?;
         Ok(newest)
+    }
+
+    /// The whole file of a recorded package.
+    pub(crate) async fn package_bytes(&self, sha256: &str) -> Result<Vec<u8>, AptError> {
+        let file =
+            self.store
+                .apt_package_file(sha256)
+                .await?
+                .ok_or_else(|| AptError::NotFound {
+                    kind: "package",
+                    name: sha256.to_owned(),
+                })?;
+        let (packs, pool) = (self.packs(), self.pool());
+        tokio::task::spawn_blocking(move || PackageBytes::open(&packs, &pool, &file)?.read_all())
+            .await
+            .expect("package read task")
+    }
+}
+
+/// A package file a publication's `pool/` names, ready to be served.
+#[derive(Debug)]
+pub struct PublishedPackage {
+    pub sha256: String,
+    /// When the package was first recorded: its bytes never change.
+    pub recorded_at: std::time::SystemTime,
+    pub bytes: PackageBytes,
+}
+
+impl Apt {
+    /// The package file at `path` (decoded) of the published trees
+    /// (`pool/main/h/hello/hello_1.0_amd64.deb`, or `PREFIX/pool/…`), if a kept generation of
+    /// a publication names it. `None` also for paths outside any `pool/`
+    /// and for trees published before pool maps (their files are on disk).
+    pub async fn published_package(
+        &self,
+        path: &str,
+    ) -> Result<Option<PublishedPackage>, AptError> {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.iter().any(|s| s.starts_with('.')) {
+            return Ok(None);
+        }
+        // The prefix is what comes before a `pool` segment; a prefix may
+        // itself hold one (`a/pool`), so each is tried.
+        let mut found = None;
+        for (at, _) in segments.iter().enumerate().filter(|(_, s)| **s == "pool") {
+            let prefix = if at == 0 {
+                crate::names::DEFAULT_PREFIX.to_owned()
+            } else {
+                segments[..at].join("/")
+            };
+            let root = self.prefix_root(&prefix);
+            let pool_path = segments[at..].join("/");
+            let maps = self.pool_maps.clone();
+            let sha256 = tokio::task::spawn_blocking(move || maps.find(&root, &pool_path))
+                .await
+                .expect("pool map task");
+            if sha256.is_some() {
+                found = sha256;
+                break;
+            }
+        }
+        let Some(sha256) = found else {
+            return Ok(None);
+        };
+        let Some(file) = self.store.apt_package_file(&sha256).await? else {
+            return Ok(None);
+        };
+        let recorded_at =
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(file.created_at.max(0) as u64);
+        let (packs, pool) = (self.packs(), self.pool());
+        let bytes = tokio::task::spawn_blocking(move || PackageBytes::open(&packs, &pool, &file))
+            .await
+            .expect("package open task")?;
+        Ok(Some(PublishedPackage {
+            sha256,
+            recorded_at,
+            bytes,
+        }))
     }
 }

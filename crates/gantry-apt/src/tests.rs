@@ -112,6 +112,7 @@ fn repo_spec(repo: &str) -> PublicationSpec {
         skip_signing: true,
         key: None,
         acquire_by_hash: true,
+        xz: false,
         origin: None,
         label: None,
     }
@@ -247,7 +248,8 @@ async fn a_failed_publish_touches_nothing() {
     assert!(apt.create_repo("../r", None, None, None).await.is_err());
 }
 
-/// Packages are stored once, however many repositories and snapshots hold them.
+/// Packages are stored once, however many repositories and snapshots hold
+/// them: an add of packages the store knows writes no pack.
 #[tokio::test]
 async fn packages_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -255,57 +257,71 @@ async fn packages_are_stored_once() {
     let file = deb(dir.path(), "once", "1.0");
     for repo in ["a", "b"] {
         apt.create_repo(repo, None, None, None).await.unwrap();
-        apt.add(repo, vec![file.clone()], false).await.unwrap();
+        apt.add(repo, vec![file.clone(), file.clone()], false)
+            .await
+            .unwrap();
     }
     apt.snapshot_from_repo("s", "a").await.unwrap();
-    let mut count = 0;
-    let mut pending = vec![dir.path().join("apt/pool")];
-    while let Some(d) = pending.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            if e.path().is_dir() {
-                pending.push(e.path());
-            } else if e.path().extension().is_some_and(|x| x == "deb") {
-                count += 1;
-            }
-        }
-    }
-    assert_eq!(count, 1);
+    let packs = pack_files(dir.path());
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    assert_eq!(
+        std::fs::metadata(&packs[0]).unwrap().len(),
+        file.1.len() as u64,
+        "a file given twice in one add was written twice"
+    );
+    let sha256 = hex::encode(Sha256::digest(&file.1));
+    assert_eq!(apt.package_bytes(&sha256).await.unwrap(), file.1);
+}
+
+fn pack_files(data_dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(data_dir.join("apt/packs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Data directories of earlier pool layouts (`pool/ab/cd/<sha256>.deb`,
-/// `pool/ab/<sha256>.deb`) are moved to the current one on open, and their
-/// packages still publish.
+/// `pool/ab/<sha256>.deb`) are moved to the current one on open, and a
+/// package recorded before packs is read from there.
 #[tokio::test]
 async fn earlier_pool_layouts_are_migrated() {
     let dir = tempfile::tempdir().unwrap();
     let apt = open(dir.path()).await;
-    apt.create_repo("r", None, None, None).await.unwrap();
-    let files = vec![
-        deb(dir.path(), "old", "1.0"),
-        deb(dir.path(), "older", "1.0"),
-    ];
-    let added = apt.add("r", files, false).await.unwrap();
     let pool = dir.path().join("apt/pool");
     let current = |sha256: &str| crate::publish::content_path(&pool, sha256);
-    let (a, b) = (&added.added[0].sha256, &added.added[1].sha256);
+    let (old, older) = (
+        deb(dir.path(), "old", "1.0").1,
+        deb(dir.path(), "older", "1.0").1,
+    );
+    let (a, b) = (
+        hex::encode(Sha256::digest(&old)),
+        hex::encode(Sha256::digest(&older)),
+    );
     let first = pool.join(&a[..2]).join(&a[2..4]);
     let second = pool.join(&b[..2]);
-    for (sha256, old_dir) in [(a, &first), (b, &second)] {
+    for (sha256, bytes, old_dir) in [(&a, &old, &first), (&b, &older, &second)] {
         std::fs::create_dir_all(old_dir).unwrap();
-        std::fs::rename(current(sha256), old_dir.join(format!("{sha256}.deb"))).unwrap();
+        std::fs::write(old_dir.join(format!("{sha256}.deb")), bytes).unwrap();
     }
     std::fs::write(first.join(format!(".{a}.partial")), "cut").unwrap();
     std::fs::remove_file(pool.join(".layout-3")).unwrap();
     drop(apt);
 
-    let apt = open(dir.path()).await;
-    assert!(current(a).is_file() && current(b).is_file());
+    open(dir.path()).await;
+    assert!(current(&a).is_file() && current(&b).is_file());
     assert!(!pool.join(&a[..2]).exists() && !pool.join(&b[..2]).exists());
-    apt.publish(None, "stable", repo_spec("r")).await.unwrap();
-    for name in ["old", "older"] {
-        let published = format!("apt/public/pool/main/o/{name}_1.0_amd64.deb");
-        assert!(dir.path().join(published).is_file(), "{name}");
-    }
+    let legacy = gantry_store::AptPackageFile {
+        sha256: a.clone(),
+        size: old.len() as i64,
+        created_at: 0,
+        location: None,
+    };
+    let bytes = crate::PackageBytes::open(&dir.path().join("apt/packs"), &pool, &legacy)
+        .unwrap()
+        .read_all()
+        .unwrap();
+    assert_eq!(bytes, old);
 }
 
 /// The three forms of an index hold the same text, and `Release` lists
@@ -320,7 +336,9 @@ async fn compressed_indexes_hold_the_plain_one() {
         .map(|n| deb(dir.path(), &format!("p{n}"), "1.0"))
         .collect();
     apt.add("r", files, false).await.unwrap();
-    apt.publish(None, "stable", repo_spec("r")).await.unwrap();
+    let mut spec = repo_spec("r");
+    spec.xz = true;
+    apt.publish(None, "stable", spec).await.unwrap();
     let dists = dir.path().join("apt/public/dists/stable");
     let index = dists.join("main/binary-amd64");
     let plain = std::fs::read(index.join("Packages")).unwrap();
@@ -351,9 +369,9 @@ async fn compressed_indexes_hold_the_plain_one() {
 }
 
 /// An add larger than one intake batch whose last file is not a package
-/// records nothing and leaves no file in the pool.
+/// records nothing and leaves no pack.
 #[tokio::test]
-async fn a_refused_add_leaves_no_pool_files() {
+async fn a_refused_add_leaves_no_pack() {
     let dir = tempfile::tempdir().unwrap();
     let apt = open(dir.path()).await;
     apt.create_repo("r", None, None, None).await.unwrap();
@@ -364,16 +382,7 @@ async fn a_refused_add_leaves_no_pool_files() {
     let error = apt.add("r", files, false).await.unwrap_err();
     assert!(error.to_string().contains("junk.deb"), "{error}");
     assert!(apt.repo_packages("r", None).await.unwrap().is_empty());
-    let mut left = 0;
-    for first in std::fs::read_dir(dir.path().join("apt/pool"))
-        .unwrap()
-        .flatten()
-    {
-        if first.path().is_dir() {
-            left += std::fs::read_dir(first.path()).unwrap().count();
-        }
-    }
-    assert_eq!(left, 0);
+    assert_eq!(pack_files(dir.path()), Vec::<std::path::PathBuf>::new());
     // Nor what it kept of the checked files until recording them.
     let incoming = std::fs::read_dir(dir.path().join("apt/incoming")).unwrap();
     assert_eq!(incoming.count(), 0);
@@ -487,56 +496,43 @@ impl std::io::Read for ChannelReader {
     }
 }
 
-/// A failed add removes the pool files it wrote, except those a package
-/// record took up meanwhile; an add that found a file in the pool checks,
-/// under the lock, that it is still there before recording it.
+/// A failed add removes its pack, unless a package record points into it
+/// (an add that failed part way through recording).
 #[tokio::test]
-async fn a_failed_add_keeps_pool_files_that_others_recorded() {
+async fn a_failed_add_keeps_a_pack_that_records_point_into() {
     let dir = tempfile::tempdir().unwrap();
     let apt = open(dir.path()).await;
     apt.create_repo("r", None, None, None).await.unwrap();
-    let shared = deb(dir.path(), "shared", "1.0");
-    // An add of `shared` that fails (a junk file after it) and one that
-    // succeeds, in sequence: the success recorded `shared`, the failure's
-    // clean-up must leave its file alone.
-    let mut intake = crate::intake::Intake::new(
-        &dir.path().join("apt/pool"),
-        &dir.path().join("apt/incoming"),
-    );
-    intake.push(shared.0.clone(), shared.1.clone()).unwrap();
-    let (checked, stored) = intake.finish();
-    checked.unwrap();
-    apt.add("r", vec![shared.clone()], false).await.unwrap();
-    apt.remove_unrecorded(stored).await.unwrap();
-    let sha256 = hex::encode(Sha256::digest(&shared.1));
-    let path = crate::publish::content_path(&dir.path().join("apt/pool"), &sha256);
-    assert!(path.exists(), "a recorded package lost its file");
+    let intake = |name: &str| {
+        let mut intake = crate::intake::Intake::new(
+            &dir.path().join("apt/packs"),
+            &dir.path().join("apt/incoming"),
+            Box::new(|_: &[String]| Ok(Default::default())),
+        );
+        let file = deb(dir.path(), name, "1.0");
+        intake.push(file.0, file.1).unwrap();
+        intake.finish()
+    };
+    // Never recorded: its pack goes.
+    let (checked, pack) = intake("unrecorded");
+    drop(checked.unwrap());
+    apt.remove_unrecorded(pack).await.unwrap();
+    assert!(pack_files(dir.path()).is_empty());
 
-    // An intake that found the file in place, then lost it to a failing
-    // add's clean-up, refuses to record rather than record a missing file.
-    let lonely = deb(dir.path(), "lonely", "1.0");
-    let mut writer = crate::intake::Intake::new(
-        &dir.path().join("apt/pool"),
-        &dir.path().join("apt/incoming"),
-    );
-    writer.push(lonely.0.clone(), lonely.1.clone()).unwrap();
-    let (checked, written) = writer.finish();
-    checked.unwrap();
-    let mut finder = crate::intake::Intake::new(
-        &dir.path().join("apt/pool"),
-        &dir.path().join("apt/incoming"),
-    );
-    finder.push(lonely.0.clone(), lonely.1.clone()).unwrap();
-    let (checked, found) = finder.finish();
-    checked.unwrap();
-    apt.remove_unrecorded(written).await.unwrap();
-    let error = found.check_present().unwrap_err();
-    assert!(error.to_string().contains("add again"), "{error}");
+    // Recorded, then cleaned up as if what followed had failed: kept.
+    let (checked, pack) = intake("recorded");
+    let mut checked = checked.unwrap();
+    apt.record_checked("r", &mut checked, false).await.unwrap();
+    apt.remove_unrecorded(pack).await.unwrap();
+    assert_eq!(pack_files(dir.path()).len(), 1);
+    let recorded = &apt.repo_packages("r", None).await.unwrap()[0];
+    let bytes = apt.package_bytes(&recorded.sha256).await.unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), recorded.sha256);
 }
 
 /// Two adds (here through two handles, as a server and a local command
 /// would) storing the same new file at the same moment both succeed, and
-/// the file is in the pool for both repositories.
+/// the file is readable for both repositories.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_adds_of_the_same_new_file_both_succeed() {
     let dir = tempfile::tempdir().unwrap();
@@ -553,9 +549,55 @@ async fn concurrent_adds_of_the_same_new_file_both_succeed() {
         );
         a.unwrap();
         b.unwrap();
-        let path = crate::publish::content_path(&dir.path().join("apt/pool"), &sha256);
-        assert!(path.exists(), "same{n}: no pool file");
+        let bytes = first.package_bytes(&sha256).await.unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), sha256, "same{n}");
     }
     assert_eq!(first.repo_packages("a", None).await.unwrap().len(), 20);
     assert_eq!(first.repo_packages("b", None).await.unwrap().len(), 20);
+}
+
+/// A publication's pool is a map to packs: a path resolves under its
+/// prefix (one that itself holds a `pool` segment too), hidden names and
+/// other paths do not. A tree published before the maps keeps serving its
+/// on-disk `pool/` (the server falls back to files) until it is published
+/// again, which removes those files.
+#[tokio::test]
+async fn published_pools_resolve_to_packs_and_replace_on_disk_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let apt = open(dir.path()).await;
+    apt.create_repo("r", None, None, None).await.unwrap();
+    let file = deb(dir.path(), "hello", "1:1.0");
+    apt.add("r", vec![file.clone()], false).await.unwrap();
+    apt.publish(None, "stable", repo_spec("r")).await.unwrap();
+    apt.publish(Some("team/pool"), "stable", repo_spec("r"))
+        .await
+        .unwrap();
+    let path = "pool/main/h/hello/hello_1.0_amd64.deb";
+    for url in [path.to_owned(), format!("team/pool/{path}")] {
+        let found = apt.published_package(&url).await.unwrap();
+        let found = found.unwrap_or_else(|| panic!("{url} not found"));
+        assert_eq!(found.bytes.read_all().unwrap(), file.1, "{url}");
+    }
+    for missing in [
+        "pool/main/h/hello/hello_2.0_amd64.deb",
+        "dists/stable/Release",
+        "dists/stable/.pool-map",
+        "other/pool/main/h/hello/hello_1.0_amd64.deb",
+    ] {
+        let found = apt.published_package(missing).await.unwrap();
+        assert!(found.is_none(), "{missing}");
+    }
+
+    // As a tree published before the maps: no map, files on disk.
+    let public = dir.path().join("apt/public");
+    let generation = std::fs::canonicalize(public.join("dists/stable")).unwrap();
+    std::fs::remove_file(generation.join(".pool-map")).unwrap();
+    let on_disk = public.join("pool/main/h/hello_1.0_amd64.deb");
+    std::fs::create_dir_all(on_disk.parent().unwrap()).unwrap();
+    std::fs::write(&on_disk, &file.1).unwrap();
+    let apt = open(dir.path()).await; // a server started afresh
+    assert!(apt.published_package(path).await.unwrap().is_none());
+    apt.update("stable", None).await.unwrap();
+    assert!(apt.published_package(path).await.unwrap().is_some());
+    assert!(!public.join("pool").exists(), "the on-disk pool stayed");
 }

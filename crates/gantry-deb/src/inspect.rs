@@ -185,12 +185,14 @@ fn decompress(name: &str, data: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// A reader of the uncompressed member, so that a large `data.tar` is
-/// checked without being held in memory.
+/// checked without being held in memory. The `bufread` decoders read the
+/// bytes in place: the `read` ones would copy them through a buffer of
+/// their own, allocated and zeroed twice per package.
 fn decompressor<'a>(name: &str, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, String> {
     if name.ends_with(".gz") {
-        Ok(Box::new(flate2::read::GzDecoder::new(data)))
+        Ok(Box::new(flate2::bufread::GzDecoder::new(data)))
     } else if name.ends_with(".xz") {
-        Ok(Box::new(liblzma::read::XzDecoder::new(data)))
+        Ok(Box::new(liblzma::bufread::XzDecoder::new(data)))
     } else if name.ends_with(".tar") {
         Ok(Box::new(data))
     } else {

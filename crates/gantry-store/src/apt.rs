@@ -1,14 +1,15 @@
 //! APT repositories' metadata (see `gantry-apt`): packages known by their
 //! SHA-256, the repositories and snapshots listing them, publications.
-//! Package files live on disk; only their paragraphs are stored here.
+//! Package files live on disk (in packs); their paragraphs and where their
+//! bytes are, here.
 
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 
 use crate::model::Millis;
-use crate::rows::{Row, read_error, violation};
-use crate::store::{Store, StoreError};
+use crate::rows::{Row, read_error, values, violation};
+use crate::store::{Backend, Store, StoreError};
 
 /// One package file, stored once whatever holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +22,26 @@ pub struct AptPackageRecord {
     /// The Packages paragraph without `Filename`.
     pub control: String,
     pub created_at: Millis,
+    /// Where its bytes are; `None` for a file in the content pool (packages
+    /// recorded before packs).
+    pub location: Option<AptPackLocation>,
+}
+
+/// A package's bytes in a pack: `size` bytes from `offset` in
+/// `DATA_DIR/apt/packs/PACK.pack`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptPackLocation {
+    pub pack: String,
+    pub offset: i64,
+}
+
+/// What it takes to read a package's file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptPackageFile {
+    pub sha256: String,
+    pub size: i64,
+    pub created_at: Millis,
+    pub location: Option<AptPackLocation>,
 }
 
 /// An [`AptPackageRecord`] without its paragraph.
@@ -75,8 +96,8 @@ pub struct AptPublicationRecord {
     pub updated_at: Millis,
 }
 
-const PACKAGE_COLUMNS: &str =
-    "p.sha256, p.name, p.version, p.architecture, p.size, p.control, p.created_at";
+const PACKAGE_COLUMNS: &str = "p.sha256, p.name, p.version, p.architecture, p.size, p.control, \
+     p.created_at, p.pack, p.pack_offset";
 
 impl Store {
     /// Records packages; ones already known (same SHA-256) are left as they
@@ -86,12 +107,14 @@ impl Store {
         let mut tx = self.begin().await?;
         for chunk in packages.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO apt_packages (sha256, name, version, architecture, size, control, created_at)
+                "INSERT INTO apt_packages
+                 (sha256, name, version, architecture, size, control, created_at, pack, pack_offset)
                  VALUES {} ON CONFLICT (sha256) DO NOTHING",
-                placeholders(chunk.len(), 7)
+                placeholders(self.backend, chunk.len(), 9)
             );
             let mut query = sqlx::query(&sql);
             for package in chunk {
+                let location = package.location.as_ref();
                 query = query
                     .bind(&package.sha256)
                     .bind(&package.name)
@@ -99,7 +122,9 @@ impl Store {
                     .bind(&package.architecture)
                     .bind(package.size)
                     .bind(&package.control)
-                    .bind(package.created_at);
+                    .bind(package.created_at)
+                    .bind(location.map(|l| l.pack.clone()))
+                    .bind(location.map(|l| l.offset));
             }
             query.execute(&mut *tx).await?;
         }
@@ -115,11 +140,8 @@ impl Store {
         let mut known = std::collections::HashSet::new();
         for chunk in hashes.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "SELECT sha256 FROM apt_packages WHERE sha256 IN ({})",
-                (1..=chunk.len())
-                    .map(|n| format!("${n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "SELECT sha256 FROM apt_packages WHERE sha256 IN {}",
+                placeholders(self.backend, 1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for sha256 in chunk {
@@ -134,6 +156,32 @@ impl Store {
             }
         }
         Ok(known)
+    }
+
+    /// Where the file of the package with this SHA-256 is, if it is known.
+    pub async fn apt_package_file(
+        &self,
+        sha256: &str,
+    ) -> Result<Option<AptPackageFile>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sha256, size, created_at, pack, pack_offset FROM apt_packages WHERE sha256 = $1",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(read_error("apt_packages"))?;
+        row.as_ref().map(package_file_from_row).transpose()
+    }
+
+    /// Whether any package record points into `pack`: a failed add removes
+    /// its pack only if none does.
+    pub async fn apt_pack_in_use(&self, pack: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS used FROM apt_packages WHERE pack = $1 LIMIT 1")
+            .bind(pack)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(read_error("apt_packages"))?;
+        Ok(row.is_some())
     }
 
     /// `Conflict` (kind `"repository"`) if the name is taken.
@@ -218,22 +266,23 @@ impl Store {
         rows.iter().map(package_key_from_row).collect()
     }
 
-    /// What identifies each package of a repository or snapshot, without
-    /// its paragraph.
-    pub async fn apt_source_keys(
+    /// The architectures of the packages of a repository or snapshot.
+    pub async fn apt_source_architectures(
         &self,
         source: AptSource<'_>,
-    ) -> Result<Vec<AptPackageKey>, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let (members, column, name) = source_table(source);
         let rows = sqlx::query(&format!(
-            "SELECT p.name, p.version, p.architecture, p.sha256, p.size FROM {members} m
+            "SELECT DISTINCT p.architecture FROM {members} m
              JOIN apt_packages p ON p.sha256 = m.sha256 WHERE m.{column} = $1"
         ))
         .bind(name)
         .fetch_all(&self.reader)
         .await
         .map_err(read_error("apt_packages"))?;
-        rows.iter().map(package_key_from_row).collect()
+        rows.iter()
+            .map(|row| Row::new(row, "apt_packages").get("architecture"))
+            .collect()
     }
 
     /// Calls `each` with every package of a repository or snapshot that an
@@ -286,7 +335,7 @@ impl Store {
     pub async fn change_apt_repo_packages(
         &self,
         repo: &str,
-        add: &[String],
+        add: &[&str],
         remove: &[String],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
@@ -304,7 +353,15 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
-        insert_members(&mut tx, "apt_repo_packages", "repo", repo, add).await?;
+        insert_members(
+            self.backend,
+            &mut tx,
+            "apt_repo_packages",
+            "repo",
+            repo,
+            add,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -326,6 +383,7 @@ impl Store {
         .await;
         conflict_as(inserted, "snapshot", &snapshot.name)?;
         insert_members(
+            self.backend,
             &mut tx,
             "apt_snapshot_packages",
             "snapshot",
@@ -452,42 +510,31 @@ impl Store {
 /// limits on bound parameters (32,766 and 65,535) at 7 columns a row.
 pub(crate) const ROWS_PER_STATEMENT: usize = 100;
 
-/// `($1, $2), ($3, $4), …` for `rows` rows of `columns` parameters.
-pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
-    let mut text = String::with_capacity(rows * columns * 5);
-    for row in 0..rows {
-        if row > 0 {
-            text.push_str(", ");
-        }
-        text.push('(');
-        for column in 0..columns {
-            if column > 0 {
-                text.push_str(", ");
-            }
-            text.push_str(&format!("${}", row * columns + column + 1));
-        }
-        text.push(')');
-    }
-    text
+/// `(?, ?), (?, ?), …` for `rows` rows of `columns` parameters, as the
+/// backend numbers them (see [`values`]).
+pub(crate) fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    values(backend, rows, &row)
 }
 
 /// Adds `(owner, sha256)` rows to a membership table (repository or
 /// snapshot contents), skipping ones already there.
 async fn insert_members(
+    backend: Backend,
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     table: &str,
     owner_column: &str,
     owner: &str,
-    hashes: &[String],
+    hashes: &[impl AsRef<str>],
 ) -> Result<(), StoreError> {
     for chunk in hashes.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO {table} ({owner_column}, sha256) VALUES {} ON CONFLICT ({owner_column}, sha256) DO NOTHING",
-            placeholders(chunk.len(), 2)
+            placeholders(backend, chunk.len(), 2)
         );
         let mut query = sqlx::query(&sql);
         for sha256 in chunk {
-            query = query.bind(owner).bind(sha256);
+            query = query.bind(owner).bind(sha256.as_ref());
         }
         query.execute(&mut **tx).await?;
     }
@@ -540,7 +587,26 @@ fn package_from_row(row: &AnyRow) -> Result<AptPackageRecord, StoreError> {
         size: row.get("size")?,
         control: row.get("control")?,
         created_at: row.get("created_at")?,
+        location: location_from_row(&row)?,
     })
+}
+
+fn package_file_from_row(row: &AnyRow) -> Result<AptPackageFile, StoreError> {
+    let row = Row::new(row, "apt_packages");
+    Ok(AptPackageFile {
+        sha256: row.get("sha256")?,
+        size: row.get("size")?,
+        created_at: row.get("created_at")?,
+        location: location_from_row(&row)?,
+    })
+}
+
+fn location_from_row(row: &Row<'_>) -> Result<Option<AptPackLocation>, StoreError> {
+    let pack: Option<String> = row.get("pack")?;
+    let offset: Option<i64> = row.get("pack_offset")?;
+    Ok(pack
+        .zip(offset)
+        .map(|(pack, offset)| AptPackLocation { pack, offset }))
 }
 
 fn repo_from_row(row: &AnyRow) -> Result<AptRepoRecord, StoreError> {

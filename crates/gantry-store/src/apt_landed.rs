@@ -37,7 +37,7 @@ impl Store {
         for chunk in landed.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO apt_landed (repo, name, version, architecture, landed_at) VALUES {}",
-                placeholders(chunk.len(), 5)
+                placeholders(self.backend, chunk.len(), 5)
             );
             let mut query = sqlx::query(&sql);
             for package in chunk {

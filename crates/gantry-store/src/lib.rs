@@ -50,8 +50,8 @@ mod store;
 mod tokens;
 
 pub use apt::{
-    AptPackageKey, AptPackageRecord, AptParagraph, AptPublicationRecord, AptRepoRecord,
-    AptSnapshotRecord, AptSource,
+    AptPackLocation, AptPackageFile, AptPackageKey, AptPackageRecord, AptParagraph,
+    AptPublicationRecord, AptRepoRecord, AptSnapshotRecord, AptSource,
 };
 pub use apt_landed::{AptLanded, AptLandedRecord};
 pub use bakes::BakeRecord;

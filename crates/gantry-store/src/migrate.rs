@@ -38,6 +38,11 @@ const SQLITE: Embedded = &[
         "apt_landed",
         include_str!("../migrations/sqlite/0007_apt_landed.sql"),
     ),
+    (
+        8,
+        "apt_packs",
+        include_str!("../migrations/sqlite/0008_apt_packs.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -70,6 +75,11 @@ const POSTGRES: Embedded = &[
         7,
         "apt_landed",
         include_str!("../migrations/postgres/0007_apt_landed.sql"),
+    ),
+    (
+        8,
+        "apt_packs",
+        include_str!("../migrations/postgres/0008_apt_packs.sql"),
     ),
 ];
 

@@ -1,6 +1,7 @@
 //! `gantry`: the server (`gantry serve`) and the command-line client that
 //! talks to it over the HTTP API.
 
+mod apt_files;
 mod args;
 mod artifact_triggers;
 mod client;

@@ -80,12 +80,9 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     // Published APT trees, public like any apt mirror (apt clients send no
-    // token); ServeDir answers If-Modified-Since and Range.
+    // token).
     let app = gantry_api::router(AppState::new(engine.clone(), metrics, shutdown.clone()))
-        .nest_service(
-            "/apt",
-            tower_http::services::ServeDir::new(apt.public_dir()),
-        );
+        .nest_service("/apt", crate::apt_files::router(apt.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
     // `pipeline` triggers follow the engine's events.
     gantry_triggers::Triggers::new(engine.clone(), engine.git().clone()).start(shutdown.clone());

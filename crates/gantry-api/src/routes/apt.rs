@@ -302,6 +302,9 @@ pub struct PublishBody {
     /// On unless turned off: with it, a client that read the old
     /// `InRelease` still finds the indexes it names after a publish.
     acquire_by_hash: Option<bool>,
+    /// Also write `Packages.xz` (off by default).
+    #[serde(default)]
+    xz: bool,
     origin: Option<String>,
     label: Option<String>,
 }
@@ -317,6 +320,7 @@ pub async fn publish(
         skip_signing: body.skip_signing,
         key: body.key,
         acquire_by_hash: body.acquire_by_hash.unwrap_or(true),
+        xz: body.xz,
         origin: body.origin,
         label: body.label,
     };

@@ -7,6 +7,7 @@
 mod db;
 
 mod apt_landed;
+mod apt_packs;
 mod concurrency;
 mod crash;
 mod executions;

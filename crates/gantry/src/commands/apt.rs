@@ -196,6 +196,10 @@ pub struct PublishOptions {
     /// that are mid-update consistent across a publish).
     #[arg(long)]
     no_acquire_by_hash: bool,
+    /// Also write `Packages.xz` (about 4 % smaller than `.gz` for an index
+    /// of digests, for ten times the CPU time).
+    #[arg(long)]
+    xz: bool,
     #[arg(long)]
     origin: Option<String>,
     #[arg(long)]
@@ -541,6 +545,7 @@ async fn publish_sources(
         skip_signing: options.skip_signing,
         key: options.gpg_key,
         acquire_by_hash: !options.no_acquire_by_hash,
+        xz: options.xz,
         origin: options.origin,
         label: options.label,
     };

@@ -223,6 +223,51 @@ fn apt_get_installs_and_upgrades_from_a_published_repository() {
     let (status, _) = server.api_as(None, "GET", "/api/v1/apt/repos", None);
     assert_eq!(status, 401);
 
+    // Pool files come from packs, with the same conditional and range
+    // answers as files on disk; the server's own files are not served.
+    let deb = format!("{}/apt/pool/main/h/hello/hello_1.0_amd64.deb", server.url);
+    let whole = http.get(&deb).send().unwrap();
+    assert_eq!(whole.status(), 200);
+    let etag = whole.headers()["etag"].to_str().unwrap().to_owned();
+    let modified = whole.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let whole = whole.bytes().unwrap();
+    assert_eq!(&whole[..8], b"!<arch>\n");
+    assert_eq!(etag, format!("\"{}\"", hex_sha256(&whole)));
+    let part = http.get(&deb).header("range", "bytes=8-23").send().unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 8-23/{}", whole.len()).as_str()
+    );
+    assert_eq!(part.bytes().unwrap(), whole[8..24]);
+    let tail = http.get(&deb).header("range", "bytes=-4").send().unwrap();
+    assert_eq!(tail.bytes().unwrap(), whole[whole.len() - 4..]);
+    let past = format!("bytes={}-", whole.len());
+    let past = http.get(&deb).header("range", past).send().unwrap();
+    assert_eq!(past.status(), 416);
+    for (name, value) in [("if-none-match", &etag), ("if-modified-since", &modified)] {
+        let unchanged = http.get(&deb).header(name, value).send().unwrap();
+        assert_eq!(unchanged.status(), 304, "{name}");
+    }
+    // Names come percent-encoded as apt encodes them (`+` as `%2b`).
+    let encoded = deb.replace("hello_1.0", "hello%5f1.0");
+    assert_eq!(http.get(&encoded).send().unwrap().bytes().unwrap(), whole);
+    let head = http.head(&deb).send().unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        whole.len().to_string().as_str()
+    );
+    for hidden in ["dists/stable/.pool-map", ".gantry-dists"] {
+        let url = format!("{}/apt/{hidden}", server.url);
+        assert_eq!(http.get(&url).send().unwrap().status(), 404, "{hidden}");
+    }
+    let missing = format!("{}/apt/pool/main/h/hello/hello_9.9_amd64.deb", server.url);
+    assert_eq!(http.get(&missing).send().unwrap().status(), 404);
+
     // A newer version, added and published: apt upgrades to it.
     let v2 = build_hello(&server, "1.1");
     server.cli(&["apt", "repo", "add", "main-repo", &v2]).ok();
@@ -396,9 +441,18 @@ fn apt_refuses_unsigned_and_wrongly_signed_publications_and_follows_snapshot_swi
     );
     client.update();
     assert_eq!(client.install("hello"), "#!/bin/sh\necho hello 1.0\n");
+    // A client that read the indexes just before the switch can still
+    // fetch what they name: the previous generation's pool is kept until
+    // the next publish of the distribution.
+    let old_file = format!("{}/apt/pool/main/h/hello/hello_1.0_amd64.deb", server.url);
+    let status = |url: &str| reqwest::blocking::get(url).unwrap().status();
+    assert_eq!(status(&old_file), 200);
     server.cli(&["apt", "publish", "switch", "snap", "s2"]).ok();
+    assert_eq!(status(&old_file), 200);
     client.update();
     assert_eq!(client.install("hello"), "#!/bin/sh\necho hello 2.0\n");
+    server.cli(&["apt", "publish", "switch", "snap", "s2"]).ok();
+    assert_eq!(status(&old_file), 404);
 
     // A published snapshot cannot be dropped.
     server
@@ -675,7 +729,7 @@ pipelines:
         .as_str()
         .expect("a url output")
         .to_owned();
-    assert_eq!(url, "/apt/pool/main/h/hello_1.2.3_amd64.deb");
+    assert_eq!(url, "/apt/pool/main/h/hello/hello_1.2.3_amd64.deb");
 
     // The published file is served and installable.
     let bytes = reqwest::blocking::get(format!("{}{url}", server.url))
@@ -944,12 +998,8 @@ fn repositories_snapshots_and_publications_on_postgres() {
     server.cli(&["apt", "publish", "drop", "d"]).ok();
     server.cli(&["apt", "snapshot", "drop", "m"]).ok();
     assert!(!server.data_dir().join("apt/public/dists/d").exists());
-    assert!(
-        !server
-            .data_dir()
-            .join("apt/public/pool/main/h/hello_2.0_amd64.deb")
-            .exists()
-    );
+    let dropped = format!("{}/apt/pool/main/h/hello/hello_2.0_amd64.deb", server.url);
+    assert_eq!(reqwest::blocking::get(&dropped).unwrap().status(), 404);
 
     // `gantry apt --local --database URL` works on the server's PostgreSQL
     // database and data directory: the server sees what it publishes.
@@ -1238,4 +1288,9 @@ fn the_signing_passphrase_moves_into_the_secret_store() {
             }
         }
     }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
