@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::health_check::UpstreamHealth;
+use crate::per_worker::Counter;
 use crate::stats::GroupStats;
 
 /// One HTTP listener and its routing rules, tried in order.
@@ -67,7 +68,7 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub health: Arc<UpstreamHealth>,
     /// Requests sent and not yet answered; draining waits for zero.
-    pub in_flight: AtomicUsize,
+    pub(crate) in_flight: Counter,
 }
 
 impl Upstream {
@@ -76,12 +77,12 @@ impl Upstream {
             id,
             addr,
             health,
-            in_flight: AtomicUsize::new(0),
+            in_flight: Counter::default(),
         }
     }
 
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+        self.in_flight.sum(Ordering::SeqCst) as usize
     }
 }
 
@@ -98,15 +99,16 @@ pub struct GroupBackend {
 #[derive(Debug, Default)]
 pub struct RoutingTable {
     pub clusters: HashMap<String, Vec<GroupBackend>>,
-    /// Advanced on every pick; spreads requests by weight and within a group.
-    pub(crate) cursor: AtomicUsize,
+    /// Advanced on every pick; spreads requests by weight and within a
+    /// group. One per worker: the split is exact over each worker's picks.
+    pub(crate) cursor: Counter,
 }
 
 impl RoutingTable {
     pub fn new(clusters: HashMap<String, Vec<GroupBackend>>) -> RoutingTable {
         RoutingTable {
             clusters,
-            cursor: AtomicUsize::new(0),
+            cursor: Counter::default(),
         }
     }
 }

@@ -8,8 +8,11 @@
 //! - `selection`: picking a group by weight and an instance within it;
 //! - `service`: the proxying itself (retries, timeouts, upgrades, headers);
 //! - `request_body`: request bodies read whole (resendable) or streamed;
+//! - `upstream_http1`: one HTTP/1.1 exchange with an instance, read and written
+//!   by the request's own task;
 //! - `upstream_pool`: keep-alive connections to instances, one pool per worker;
 //! - `stats`: per-server-group counters and latency histograms;
+//! - `per_worker`: counters with a slot per worker, summed when read;
 //! - `workers`: the threads that carry requests, one per core, each with its
 //!   own runtime and upstream pool.
 //!
@@ -20,10 +23,12 @@ mod discovery;
 mod error;
 pub mod health_check;
 mod listener;
+mod per_worker;
 mod request_body;
 mod selection;
 mod service;
 mod stats;
+mod upstream_http1;
 mod upstream_pool;
 mod workers;
 

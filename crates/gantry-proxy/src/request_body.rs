@@ -54,6 +54,14 @@ impl RequestBody {
         matches!(self, RequestBody::Buffered(_))
     }
 
+    /// The whole body, when it was read whole.
+    pub(crate) fn buffered(&self) -> Option<&Bytes> {
+        match self {
+            RequestBody::Buffered(bytes) => Some(bytes),
+            RequestBody::Streamed(_) => None,
+        }
+    }
+
     /// The body for the next attempt (`None` once a streamed body is gone),
     /// and for a streamed one, what says when it has all been sent.
     pub(crate) fn take(&mut self) -> Option<(UpstreamBody, Option<oneshot::Receiver<()>>)> {

@@ -7,6 +7,11 @@
 //! `request_body`'s business.
 //! An instance that sends no response header within the listener's response
 //! timeout gets a 504 answered for it, and the request is not sent again.
+//!
+//! Most requests (body read whole, no protocol switch) are exchanged with
+//! the instance by their own task on a pooled keep-alive connection
+//! (`upstream_http1`); a protocol switch or a streamed body goes through
+//! hyper's client connection instead, on a connection of its own.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,10 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Body as _;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http;
 use hyper::http::uri::PathAndQuery;
@@ -28,9 +30,8 @@ use crate::discovery::{ListenerConfig, RouteRule, RoutingTable, Upstream};
 use crate::error::{ProxyError, Side};
 use crate::request_body::RequestBody;
 use crate::selection;
+use crate::upstream_http1::{self, OutgoingRequest};
 use crate::upstream_pool;
-
-pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
 /// Most instances tried for one request.
 const MAX_ATTEMPTS: usize = 3;
@@ -54,14 +55,18 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// What the requests of one client connection route by; shared by them
+/// while the proxy's table and rules stay the same (`Proxy::context`).
 pub(crate) struct Ctx {
     pub table: Arc<RoutingTable>,
     pub listener: Arc<ListenerConfig>,
     /// The client's IP address as a header value, made once per connection.
     pub client_ip: HeaderValue,
+    /// The proxy's generation of table and rules these are.
+    pub generation: u64,
 }
 
-pub(crate) async fn handle(req: Request<Incoming>, ctx: Ctx) -> Response<Body> {
+pub(crate) async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
     match forward(req, &ctx).await {
         Ok(response) => response,
         Err(error) => {
@@ -83,7 +88,7 @@ fn error_response(error: &ProxyError) -> Response<Body> {
 }
 
 fn full(bytes: Bytes) -> Body {
-    Full::new(bytes).map_err(|never| match never {}).boxed()
+    Body::Full(Some(bytes))
 }
 
 async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>, ProxyError> {
@@ -102,13 +107,12 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
     prepare_headers(&mut parts.headers, &ctx.client_ip, upgrade);
     // Instances are sent the origin form (`/path?query`), whatever form the
     // client used.
-    let uri = Uri::from(
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
+    let origin_form = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let path = origin_form.as_str();
 
     // A protocol switch is a conversation with one instance, not a request
     // to send again.
@@ -144,30 +148,78 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 ),
             });
         };
-        let Some((outgoing_body, sent)) = body.take() else {
-            upstream.in_flight.fetch_sub(1, Ordering::SeqCst);
-            return Err(ProxyError::new(
-                Side::Upstream,
-                false,
-                last_failure.unwrap_or_else(|| "the request body was already sent".to_owned()),
-            ));
-        };
-        let mut outgoing = Request::new(outgoing_body);
-        *outgoing.method_mut() = parts.method.clone();
-        *outgoing.uri_mut() = uri.clone();
-        *outgoing.headers_mut() = parts.headers.clone();
+        // A request with its whole body at hand, and no protocol switch, is
+        // exchanged by this task itself; the others go through hyper's
+        // client connection.
+        let direct_body = body.buffered().filter(|_| client_upgrade.is_none());
         let started = Instant::now();
-        let result = within_response_timeout(
-            ctx.listener.response_timeout(),
-            sent,
-            send(upstream.addr, outgoing),
-        )
-        .await;
+        let result = match direct_body {
+            Some(buffered) => {
+                let request = OutgoingRequest {
+                    method: &parts.method,
+                    path,
+                    headers: &parts.headers,
+                    body: buffered,
+                };
+                within_response_timeout(
+                    ctx.listener.response_timeout(),
+                    None,
+                    upstream_http1::exchange(upstream.addr, &request),
+                )
+                .await
+                .map(|exchanged| match exchanged {
+                    Ok(response) => Ok(Exchanged::Direct(response)),
+                    Err(upstream_http1::ExchangeError::NotSent(error)) => {
+                        Err((SendError::NotSent(error), None))
+                    }
+                    Err(upstream_http1::ExchangeError::AfterSent(error)) => {
+                        Err((SendError::AfterSent(error), None))
+                    }
+                    Err(upstream_http1::ExchangeError::Malformed(error)) => {
+                        Err((SendError::Malformed(error), None))
+                    }
+                })
+            }
+            None => {
+                let Some((outgoing_body, sent)) = body.take() else {
+                    upstream.in_flight.sub(1, Ordering::SeqCst);
+                    return Err(ProxyError::new(
+                        Side::Upstream,
+                        false,
+                        last_failure
+                            .unwrap_or_else(|| "the request body was already sent".to_owned()),
+                    ));
+                };
+                let mut outgoing = Request::new(outgoing_body);
+                *outgoing.method_mut() = parts.method.clone();
+                *outgoing.uri_mut() = Uri::from(origin_form.clone());
+                *outgoing.headers_mut() = parts.headers.clone();
+                within_response_timeout(
+                    ctx.listener.response_timeout(),
+                    sent,
+                    send_via_hyper(upstream.addr, outgoing),
+                )
+                .await
+            }
+        };
         let latency = started.elapsed();
         match result {
-            Ok(Ok((mut response, connection))) => {
+            Ok(Ok(Exchanged::Direct(response))) => {
                 // The request stays in flight until its body has been sent
-                // to the client (or the tunnel closed): draining waits for it.
+                // to the client: draining waits for it.
+                let guard = InFlight(upstream.clone());
+                group
+                    .stats
+                    .record(latency, response.status().is_server_error());
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                let body = Body::Direct {
+                    body,
+                    _in_flight: guard,
+                };
+                return Ok(Response::from_parts(parts, body));
+            }
+            Ok(Ok(Exchanged::Hyper(mut response, connection))) => {
                 let guard = InFlight(upstream.clone());
                 group
                     .stats
@@ -182,17 +234,28 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 }
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                let body = ReturningBody {
+                let body = Body::Hyper {
                     body,
-                    connection: Some(connection),
-                    addr: upstream.addr,
-                    finished: false,
+                    _connection: connection,
                     _in_flight: guard,
                 };
-                return Ok(Response::from_parts(parts, body.boxed()));
+                return Ok(Response::from_parts(parts, body));
+            }
+            Ok(Err((SendError::Malformed(error), _))) => {
+                // The instance did answer: the request is not sent again.
+                upstream.in_flight.sub(1, Ordering::SeqCst);
+                group.stats.record(latency, true);
+                return Err(ProxyError::new(
+                    Side::Upstream,
+                    false,
+                    format!(
+                        "instance {} sent a malformed response: {error}",
+                        upstream.id
+                    ),
+                ));
             }
             Ok(Err((SendError::NotSent(error), unsent))) => {
-                upstream.in_flight.fetch_sub(1, Ordering::SeqCst);
+                upstream.in_flight.sub(1, Ordering::SeqCst);
                 if let Some(unsent) = unsent {
                     body.put_back(unsent.into_body());
                 }
@@ -211,7 +274,7 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 ));
             }
             Ok(Err((SendError::AfterSent(error), _))) => {
-                upstream.in_flight.fetch_sub(1, Ordering::SeqCst);
+                upstream.in_flight.sub(1, Ordering::SeqCst);
                 group.stats.record(latency, true);
                 // No response header arrived, so the client has seen nothing
                 // yet. The instance may have acted on the request: only an
@@ -236,7 +299,7 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 // The instance holds the request and may still act on it:
                 // never sent elsewhere. Its connection is dropped with the
                 // send future, which closes it.
-                upstream.in_flight.fetch_sub(1, Ordering::SeqCst);
+                upstream.in_flight.sub(1, Ordering::SeqCst);
                 group.stats.record(latency, true);
                 return Err(ProxyError::new(
                     Side::Timeout,
@@ -304,93 +367,114 @@ enum SendError {
     /// The instance could not be reached; it has not seen the request.
     NotSent(String),
     /// The request was handed to a connection that then failed.
-    AfterSent(hyper::Error),
+    AfterSent(String),
+    /// The instance answered something that is not HTTP/1.
+    Malformed(String),
+}
+
+/// A response head from an instance, and how its body comes.
+enum Exchanged {
+    /// Read by this task from a pooled connection (`upstream_http1`).
+    Direct(Response<upstream_http1::ResponseBody>),
+    /// From hyper's client connection, kept until the body is read.
+    Hyper(Response<Incoming>, upstream_pool::Sender),
 }
 
 type UpstreamRequest = Request<crate::request_body::UpstreamBody>;
 
-/// Sends a request to `addr` on a pooled keep-alive connection, or a new
-/// one. A pooled connection that turns out closed before taking the request
-/// (the instance's idle timeout ran out) is dropped and the next tried.
-/// Returns the response and the connection, which goes back to the pool
-/// once the response body has been read; or the error, with the request if
-/// it was not sent.
-async fn send(
+/// Sends a request that switches protocols or streams its body through
+/// hyper's client, on a new connection of its own. Returns the response and
+/// the connection; or the error, with the request if it was not sent (boxed:
+/// it is large, and the error is rare).
+async fn send_via_hyper(
     addr: SocketAddr,
-    mut request: UpstreamRequest,
-) -> Result<(Response<Incoming>, upstream_pool::Sender), (SendError, Option<UpstreamRequest>)> {
-    loop {
-        let (mut connection, pooled) = match upstream_pool::checkout(addr) {
-            Some(connection) => (connection, true),
-            None => match upstream_pool::connect(addr).await {
-                Ok(connection) => (connection, false),
-                Err(error) => return Err((SendError::NotSent(error.to_string()), Some(request))),
-            },
-        };
-        if let Err(error) = connection.ready().await {
-            if pooled {
-                continue;
+    request: UpstreamRequest,
+) -> Result<Exchanged, (SendError, Option<Box<UpstreamRequest>>)> {
+    let mut connection = match upstream_pool::connect_hyper(addr).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            return Err((
+                SendError::NotSent(error.to_string()),
+                Some(Box::new(request)),
+            ));
+        }
+    };
+    if let Err(error) = connection.ready().await {
+        return Err((
+            SendError::NotSent(error.to_string()),
+            Some(Box::new(request)),
+        ));
+    }
+    match connection.try_send_request(request).await {
+        Ok(response) => Ok(Exchanged::Hyper(response, connection)),
+        Err(mut error) => match error.take_message() {
+            Some(unsent) => {
+                let message = error.into_error().to_string();
+                Err((SendError::NotSent(message), Some(Box::new(unsent))))
             }
-            return Err((SendError::NotSent(error.to_string()), Some(request)));
-        }
-        match connection.try_send_request(request).await {
-            Ok(response) => return Ok((response, connection)),
-            Err(mut error) => match error.take_message() {
-                Some(unsent) if pooled => request = unsent,
-                Some(unsent) => {
-                    let message = error.into_error().to_string();
-                    return Err((SendError::NotSent(message), Some(unsent)));
-                }
-                None => return Err((SendError::AfterSent(error.into_error()), None)),
-            },
-        }
+            None => Err((SendError::AfterSent(error.into_error().to_string()), None)),
+        },
     }
 }
 
-/// An instance's response body on its way to the client. Read to the end,
-/// its connection goes back to this worker's pool when the body is dropped;
-/// dropped before that, the connection is closed. Until dropped, the
-/// request counts as in flight on its instance.
-struct ReturningBody {
-    body: Incoming,
-    connection: Option<upstream_pool::Sender>,
-    addr: SocketAddr,
-    /// The body said it had no more frames. A body of known length is done
-    /// once that many bytes went by, and hyper does not ask it again.
-    finished: bool,
-    _in_flight: InFlight,
+/// What a client is sent as a response body. Until dropped, a body from an
+/// instance counts its request in flight there.
+pub(crate) enum Body {
+    /// Made by the proxy (errors, the answer to a protocol switch).
+    Full(Option<Bytes>),
+    Direct {
+        body: upstream_http1::ResponseBody,
+        _in_flight: InFlight,
+    },
+    Hyper {
+        body: Incoming,
+        /// hyper's connection lives while its response is read.
+        _connection: upstream_pool::Sender,
+        _in_flight: InFlight,
+    },
 }
 
-impl hyper::body::Body for ReturningBody {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl hyper::body::Body for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        if let std::task::Poll::Ready(None) = polled {
-            self.finished = true;
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        use std::pin::Pin;
+        use std::task::Poll;
+        match self.get_mut() {
+            Body::Full(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            Body::Direct { body, .. } => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(Into::into))),
+            Body::Hyper { body, .. } => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(Into::into))),
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match self {
+            Body::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Body::Direct { body, .. } => body.is_end_stream(),
+            Body::Hyper { body, .. } => body.is_end_stream(),
+        }
     }
 
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for ReturningBody {
-    fn drop(&mut self) {
-        if (self.finished || self.body.is_end_stream())
-            && let Some(connection) = self.connection.take()
-        {
-            upstream_pool::checkin(self.addr, connection);
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Direct { body, .. } => body.size_hint(),
+            Body::Hyper { body, .. } => body.size_hint(),
         }
     }
 }
@@ -441,6 +525,11 @@ fn prepare_headers(headers: &mut HeaderMap, client_ip: &HeaderValue, upgrade: bo
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them: one pass over the names (known
+    // names compare as tags) is cheaper than nine hashed removals.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     // Headers named by `Connection` are hop-by-hop too. The usual tokens
     // (`keep-alive`, `close`, `upgrade`) name nothing else to remove, so the
     // list is only built for the rare others.
@@ -478,10 +567,10 @@ async fn tunnel(
 }
 
 /// Counts a request in flight on its instance until dropped.
-struct InFlight(Arc<Upstream>);
+pub(crate) struct InFlight(Arc<Upstream>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight.sub(1, Ordering::SeqCst);
     }
 }

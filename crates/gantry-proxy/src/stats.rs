@@ -3,7 +3,10 @@
 //! analysis compares between groups. Recording a request takes no lock:
 //! on a machine with more runnable threads than cores, a worker preempted
 //! while holding a lock would stall every other worker recording a request
-//! for a whole time slice, which shows as a latency tail.
+//! for a whole time slice, which shows as a latency tail. The counters have
+//! a slot per worker (`per_worker`), so that recording touches no cache line
+//! another core writes; the sample ring is spread so that consecutive
+//! samples land on different cache lines.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::per_worker::{self, Counter, Padded};
+
 /// Upper bounds of the latency buckets, in microseconds.
-const BUCKETS_MICROS: &[u64] = &[
+const BUCKETS_MICROS: [u64; BUCKETS] = [
     100,
     200,
     300,
@@ -43,8 +48,13 @@ const BUCKETS_MICROS: &[u64] = &[
     10_000_000,
     u64::MAX,
 ];
+const BUCKETS: usize = 28;
 /// Samples kept per group for analysis and live rates.
 const MAX_SAMPLES: usize = 20_000;
+/// Consecutive samples are this many slots apart in the ring: one slot per
+/// 16-word stretch (two cache lines), so that two workers recording at the
+/// same time do not write the same line. `MAX_SAMPLES` is a multiple.
+const SAMPLE_SPREAD: usize = 16;
 
 /// One answered (or failed) request.
 #[derive(Clone, Copy, Debug)]
@@ -57,20 +67,23 @@ pub struct Sample {
 
 #[derive(Debug)]
 pub struct GroupStats {
-    pub requests: AtomicU64,
-    pub status_5xx: AtomicU64,
-    pub connect_errors: AtomicU64,
-    buckets: Vec<AtomicU64>,
+    requests: Counter,
+    status_5xx: Counter,
+    connect_errors: Counter,
+    /// Per worker: requests by latency bucket.
+    buckets: Box<[Padded<[AtomicU64; BUCKETS]>]>,
     samples: SampleRing,
 }
 
 impl Default for GroupStats {
     fn default() -> Self {
         GroupStats {
-            requests: AtomicU64::new(0),
-            status_5xx: AtomicU64::new(0),
-            connect_errors: AtomicU64::new(0),
-            buckets: BUCKETS_MICROS.iter().map(|_| AtomicU64::new(0)).collect(),
+            requests: Counter::default(),
+            status_5xx: Counter::default(),
+            connect_errors: Counter::default(),
+            buckets: (0..per_worker::slots())
+                .map(|_| Padded::default())
+                .collect(),
             samples: SampleRing::new(MAX_SAMPLES),
         }
     }
@@ -102,7 +115,11 @@ impl SampleRing {
         let millis = at.saturating_duration_since(self.base).as_millis() as u64 + 1;
         let micros = micros.min((1 << MICROS_BITS) - 1);
         let word = (millis << (MICROS_BITS + 1)) | (micros << 1) | u64::from(error);
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        // A bijection of `n % len`: the ring still holds exactly the
+        // last `len` samples.
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let stretch = self.slots.len() / SAMPLE_SPREAD;
+        let index = (n % SAMPLE_SPREAD) * stretch + (n / SAMPLE_SPREAD) % stretch;
         self.slots[index].store(word, Ordering::Relaxed);
     }
 
@@ -144,20 +161,20 @@ pub struct GroupStatsSnapshot {
 impl GroupStats {
     pub(crate) fn record(&self, latency: Duration, error: bool) {
         let micros = latency.as_micros() as u64;
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.requests.add(1, Ordering::Relaxed);
         if error {
-            self.status_5xx.fetch_add(1, Ordering::Relaxed);
+            self.status_5xx.add(1, Ordering::Relaxed);
         }
         let bucket = BUCKETS_MICROS
             .iter()
             .position(|b| micros <= *b)
             .unwrap_or(0);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.buckets[per_worker::slot()].0[bucket].fetch_add(1, Ordering::Relaxed);
         self.samples.push(Instant::now(), micros, error);
     }
 
     pub(crate) fn record_connect_error(&self) {
-        self.connect_errors.fetch_add(1, Ordering::Relaxed);
+        self.connect_errors.add(1, Ordering::Relaxed);
     }
 
     /// Samples taken within the last `window`, in no particular order.
@@ -166,16 +183,19 @@ impl GroupStats {
     }
 
     pub fn snapshot(&self) -> GroupStatsSnapshot {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
+        let counts: Vec<u64> = (0..BUCKETS)
+            .map(|bucket| {
+                self.buckets
+                    .iter()
+                    .map(|worker| worker.0[bucket].load(Ordering::Relaxed))
+                    .sum()
+            })
             .collect();
         let recent = self.samples_since(Duration::from_secs(10)).len();
         GroupStatsSnapshot {
-            requests: self.requests.load(Ordering::Relaxed),
-            status_5xx: self.status_5xx.load(Ordering::Relaxed),
-            connect_errors: self.connect_errors.load(Ordering::Relaxed),
+            requests: self.requests.sum(Ordering::Relaxed),
+            status_5xx: self.status_5xx.sum(Ordering::Relaxed),
+            connect_errors: self.connect_errors.sum(Ordering::Relaxed),
             p50_ms: percentile(&counts, 0.50),
             p95_ms: percentile(&counts, 0.95),
             p99_ms: percentile(&counts, 0.99),
@@ -195,11 +215,7 @@ fn percentile(counts: &[u64], q: f64) -> f64 {
     for (count, bound) in counts.iter().zip(BUCKETS_MICROS) {
         seen += count;
         if seen >= rank {
-            let bound = if *bound == u64::MAX {
-                20_000_000
-            } else {
-                *bound
-            };
+            let bound = if bound == u64::MAX { 20_000_000 } else { bound };
             return bound as f64 / 1000.0;
         }
     }

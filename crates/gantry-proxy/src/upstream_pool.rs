@@ -2,16 +2,20 @@
 //!
 //! Each worker runs on its own single-threaded runtime (see `workers`), so
 //! its pool is a thread-local: checking a connection out or back in takes no
-//! lock and touches no memory another core writes, and a connection's task
-//! runs on the thread whose requests use it. This replaces hyper-util's
-//! general-purpose pool, whose per-request bookkeeping (a mutex, pool keys
-//! built from the URI, a spawned task to return each connection) was a
-//! measurable share of the proxy's own CPU time.
+//! lock and touches no memory another core writes. This replaces
+//! hyper-util's general-purpose pool, whose per-request bookkeeping (a
+//! mutex, pool keys built from the URI, a spawned task to return each
+//! connection) was a measurable share of the proxy's own CPU time.
 //!
-//! A connection goes back to the pool only once its response body has been
-//! read to the end; a response abandoned midway closes its connection
-//! (hyper does that), and a closed connection is dropped at the next
-//! checkout or sweep.
+//! A pooled connection is a bare socket (`upstream_http1::Connection`): no
+//! task watches it while it is idle. Its socket's readiness, which the
+//! runtime records whenever the instance closes it, is checked when it is
+//! checked out and by the sweep. A connection goes back to the pool only
+//! once its response was read to the end; one abandoned midway is closed.
+//!
+//! Requests that switch protocols (WebSocket) or stream a large body still
+//! go through hyper's client connection, on a connection of their own that
+//! is never pooled ([`connect_hyper`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::request_body::UpstreamBody;
+use crate::upstream_http1::Connection;
 
 pub(crate) type Sender = SendRequest<UpstreamBody>;
 
@@ -34,7 +39,7 @@ const MAX_IDLE_PER_INSTANCE: usize = 64;
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Idle {
-    sender: Sender,
+    connection: Connection,
     since: Instant,
 }
 
@@ -55,14 +60,13 @@ pub(crate) enum ConnectError {
 
 /// An idle connection to `addr`, if this thread has one that is still
 /// open. The most recently used comes first: it is the least likely to have
-/// been closed by the instance's own idle timeout. It may still be finishing
-/// its last exchange: the caller waits for `ready()` before sending.
-pub(crate) fn checkout(addr: SocketAddr) -> Option<Sender> {
+/// been closed by the instance's own idle timeout.
+pub(crate) fn checkout(addr: SocketAddr) -> Option<Connection> {
     POOL.with_borrow_mut(|pool| {
         let idle = pool.get_mut(&addr)?;
         while let Some(candidate) = idle.pop() {
-            if !candidate.sender.is_closed() {
-                return Some(candidate.sender);
+            if candidate.connection.is_open() {
+                return Some(candidate.connection);
             }
         }
         None
@@ -71,28 +75,28 @@ pub(crate) fn checkout(addr: SocketAddr) -> Option<Sender> {
 
 /// Puts a connection whose last response was read to the end back into
 /// this thread's pool.
-pub(crate) fn checkin(addr: SocketAddr, sender: Sender) {
-    if sender.is_closed() {
-        return;
-    }
+pub(crate) fn checkin(addr: SocketAddr, connection: Connection) {
     POOL.with_borrow_mut(|pool| {
         let idle = pool.entry(addr).or_default();
         if idle.len() < MAX_IDLE_PER_INSTANCE {
             idle.push(Idle {
-                sender,
+                connection,
                 since: Instant::now(),
             });
         }
     });
 }
 
-/// Opens a new connection to `addr`; its task runs on the calling thread's
-/// runtime and ends when the connection closes.
-pub(crate) async fn connect(addr: SocketAddr) -> Result<Sender, ConnectError> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ConnectError::TimedOut(CONNECT_TIMEOUT))??;
-    stream.set_nodelay(true)?;
+/// Opens a new connection to `addr`.
+pub(crate) async fn connect(addr: SocketAddr) -> Result<Connection, ConnectError> {
+    Ok(Connection::new(connect_tcp(addr).await?))
+}
+
+/// Opens a new connection to `addr` driven by hyper's client, for a request
+/// that switches protocols or streams its body. Its task runs on the
+/// calling thread's runtime and ends when the connection closes.
+pub(crate) async fn connect_hyper(addr: SocketAddr) -> Result<Sender, ConnectError> {
+    let stream = connect_tcp(addr).await?;
     let (sender, connection) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -105,13 +109,21 @@ pub(crate) async fn connect(addr: SocketAddr) -> Result<Sender, ConnectError> {
     Ok(sender)
 }
 
+async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, ConnectError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ConnectError::TimedOut(CONNECT_TIMEOUT))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// Closes this thread's connections that sat idle for [`IDLE_TIMEOUT`] or
 /// were closed by their instance, and forgets instances with none left.
 pub(crate) fn sweep() {
     let now = Instant::now();
     POOL.with_borrow_mut(|pool| {
         pool.retain(|_, idle| {
-            idle.retain(|c| !c.sender.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT);
+            idle.retain(|c| c.connection.is_open() && now.duration_since(c.since) < IDLE_TIMEOUT);
             !idle.is_empty()
         });
     });

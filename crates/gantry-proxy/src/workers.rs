@@ -9,14 +9,16 @@
 //! different threads, and most of the data plane's time went to the kernel
 //! waking threads and switching between them. Here a connection, the
 //! upstream connections its requests use and every task they spawn stay on
-//! one worker, as in an nginx worker process. The listener's accept loop
-//! deals new connections to the workers in turn; the shared state (routing
-//! table, health, counters) is atomics and `Arc` swaps.
+//! one worker, as in an nginx worker process (and most requests no longer
+//! cross to an upstream connection task at all: see `upstream_http1`). The
+//! listener's accept loop deals new connections to the workers in turn; the
+//! shared state (routing table, health) is atomics and `Arc` swaps, and the
+//! counters every request bumps have a slot per worker (`per_worker`).
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::upstream_pool;
+use crate::{per_worker, upstream_pool};
 
 /// One request-carrying thread. Dropping it ends the thread and everything
 /// running on it.
@@ -27,8 +29,12 @@ pub(crate) struct Worker {
 
 /// One worker per core the process may use.
 pub(crate) fn start() -> Vec<Worker> {
-    let count = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (0..count).map(start_one).collect()
+    (0..count()).map(start_one).collect()
+}
+
+/// How many workers a proxy runs.
+pub(crate) fn count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn start_one(index: usize) -> Worker {
@@ -37,6 +43,7 @@ fn start_one(index: usize) -> Worker {
     std::thread::Builder::new()
         .name(format!("gantry-proxy-{index}"))
         .spawn(move || {
+            per_worker::set_worker(index);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
