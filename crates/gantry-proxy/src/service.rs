@@ -148,6 +148,12 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 ),
             });
         };
+        // Selection counted the request in flight on its instance; the guard
+        // takes it off on every way out, including the client going away
+        // while the instance is still answering (which drops this future).
+        // A response body that is on its way keeps it until sent: draining
+        // waits for it.
+        let in_flight = InFlight(upstream.clone());
         // A request with its whole body at hand, and no protocol switch, is
         // exchanged by this task itself; the others go through hyper's
         // client connection.
@@ -182,7 +188,6 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
             }
             None => {
                 let Some((outgoing_body, sent)) = body.take() else {
-                    upstream.in_flight.sub(1, Ordering::SeqCst);
                     return Err(ProxyError::new(
                         Side::Upstream,
                         false,
@@ -205,9 +210,6 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
         let latency = started.elapsed();
         match result {
             Ok(Ok(Exchanged::Direct(response))) => {
-                // The request stays in flight until its body has been sent
-                // to the client: draining waits for it.
-                let guard = InFlight(upstream.clone());
                 group
                     .stats
                     .record(latency, response.status().is_server_error());
@@ -215,19 +217,18 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 strip_hop_by_hop(&mut parts.headers);
                 let body = Body::Direct {
                     body,
-                    _in_flight: guard,
+                    _in_flight: in_flight,
                 };
                 return Ok(Response::from_parts(parts, body));
             }
             Ok(Ok(Exchanged::Hyper(mut response, connection))) => {
-                let guard = InFlight(upstream.clone());
                 group
                     .stats
                     .record(latency, response.status().is_server_error());
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client_upgrade) = client_upgrade {
                         let upstream_upgrade = hyper::upgrade::on(&mut response);
-                        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, guard));
+                        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, in_flight));
                     }
                     let (parts, _) = response.into_parts();
                     return Ok(Response::from_parts(parts, full(Bytes::new())));
@@ -237,13 +238,12 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 let body = Body::Hyper {
                     body,
                     _connection: connection,
-                    _in_flight: guard,
+                    _in_flight: in_flight,
                 };
                 return Ok(Response::from_parts(parts, body));
             }
             Ok(Err((SendError::Malformed(error), _))) => {
                 // The instance did answer: the request is not sent again.
-                upstream.in_flight.sub(1, Ordering::SeqCst);
                 group.stats.record(latency, true);
                 return Err(ProxyError::new(
                     Side::Upstream,
@@ -255,7 +255,6 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 ));
             }
             Ok(Err((SendError::NotSent(error), unsent))) => {
-                upstream.in_flight.sub(1, Ordering::SeqCst);
                 if let Some(unsent) = unsent {
                     body.put_back(unsent.into_body());
                 }
@@ -274,7 +273,6 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 ));
             }
             Ok(Err((SendError::AfterSent(error), _))) => {
-                upstream.in_flight.sub(1, Ordering::SeqCst);
                 group.stats.record(latency, true);
                 // No response header arrived, so the client has seen nothing
                 // yet. The instance may have acted on the request: only an
@@ -299,7 +297,6 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 // The instance holds the request and may still act on it:
                 // never sent elsewhere. Its connection is dropped with the
                 // send future, which closes it.
-                upstream.in_flight.sub(1, Ordering::SeqCst);
                 group.stats.record(latency, true);
                 return Err(ProxyError::new(
                     Side::Timeout,

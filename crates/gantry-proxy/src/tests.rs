@@ -899,3 +899,40 @@ fn per_worker_counters_sum_their_slots() {
     assert_eq!(threads, (0..slots).collect::<Vec<_>>());
     assert_eq!(counter.sum(Ordering::SeqCst), 1);
 }
+
+/// A client that goes away while its instance is still answering leaves
+/// nothing counted in flight on that instance: draining it does not wait
+/// for a request nobody will finish.
+#[tokio::test]
+async fn a_client_gone_mid_request_is_not_left_in_flight() {
+    use tokio::io::AsyncWriteExt;
+    let hung = TestUpstream::start(Behaviour::Hang).await;
+    let (proxy, port) = proxy_listening(None).await;
+    let upstream = routable("i0", hung.addr);
+    let group = crate::GroupBackend {
+        name: "g".to_owned(),
+        weight: 1,
+        upstreams: vec![upstream.clone()],
+        stats: proxy.stats().group("g"),
+    };
+    proxy.set_table(crate::RoutingTable::new(
+        [("c".to_owned(), vec![group])].into(),
+    ));
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while hung.requests() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(upstream.in_flight(), 1, "the request reached the instance");
+    drop(client);
+    while upstream.in_flight() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(upstream.in_flight(), 0, "still counted in flight");
+}

@@ -141,9 +141,11 @@ fn not_modified(headers: &HeaderMap, etag: &str, recorded_at: std::time::SystemT
         .and_then(|since| httpdate::parse_http_date(since.to_str().ok()?).ok())
         .is_some_and(|since| {
             // HTTP dates have whole seconds.
-            let recorded = httpdate::parse_http_date(&httpdate::fmt_http_date(recorded_at))
-                .unwrap_or(recorded_at);
-            recorded <= since
+            let seconds = |at: std::time::SystemTime| {
+                at.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            };
+            seconds(recorded_at) <= seconds(since)
         })
 }
 
