@@ -290,6 +290,7 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, "/api/v1/apt/keys", apt::create_key),
         route(Method::GET, "/api/v1/apt/keys", apt::list_keys),
         route(Method::GET, "/api/v1/apt/keys/public", apt::public_key),
+        route(Method::POST, "/api/v1/apt/db/cleanup", apt::db_cleanup),
     ]
 }
 

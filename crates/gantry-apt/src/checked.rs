@@ -17,6 +17,9 @@ use crate::AptError;
 pub(crate) struct Checked {
     /// In the order the files came.
     pub keys: Vec<AptPackageKey>,
+    /// Whether this add wrote each one's bytes to its pack (else the store
+    /// knew the package when it was checked).
+    pub written: Vec<bool>,
     created_at: i64,
     /// The add's pack, which the records' offsets point into.
     pack: String,
@@ -38,6 +41,7 @@ impl Checked {
         let file = File::create(&path).map_err(AptError::io(path.display()))?;
         Ok(Checked {
             keys: Vec::new(),
+            written: Vec::new(),
             created_at: crate::service::now(),
             pack: pack.to_owned(),
             path,
@@ -56,6 +60,7 @@ impl Checked {
             .and_then(|()| writer.write_all(&(control.len() as u64).to_le_bytes()))
             .and_then(|()| writer.write_all(control))
             .map_err(AptError::io(self.path.display()))?;
+        self.written.push(record.location.is_some());
         self.keys.push(AptPackageKey {
             name: record.name,
             version: record.version,
@@ -72,6 +77,11 @@ impl Checked {
             writer.flush().map_err(AptError::io(self.path.display()))?;
         }
         Ok(())
+    }
+
+    /// The add's pack, which the records' offsets point into.
+    pub fn pack(&self) -> &str {
+        &self.pack
     }
 
     pub fn reader(&self) -> Result<CheckedReader<'_>, AptError> {

@@ -10,6 +10,7 @@
 //! - `packs.rs`: package files, many to a file, and reading them back.
 //! - `published_pool.rs`: a publication's `pool/` as a map to packages.
 //! - `checked.rs`: what an add keeps of checked packages until it records them.
+//! - `cleanup/`: forgetting unreferenced packages and freeing their bytes.
 //! - `lock.rs`: the cross-process lock around every change.
 //! - `names.rs`: which names of repositories, distributions, prefixes are safe.
 //!
@@ -20,6 +21,7 @@
 //! server resolves to the packs.
 
 mod checked;
+mod cleanup;
 mod error;
 mod index;
 mod intake;
@@ -32,6 +34,7 @@ mod query;
 mod service;
 mod signing;
 
+pub use cleanup::{CleanupOptions, CleanupReport};
 pub use error::AptError;
 pub use names::{DEFAULT_PREFIX, normalize_prefix};
 pub use packs::PackageBytes;

@@ -4,11 +4,13 @@
 //! an add's time: creating an inode costs tens of microseconds on ext4,
 //! far more than writing a small package's bytes.
 //!
-//! A pack is written by one add only and never changes once that add is
-//! recorded, so readers need no lock. An add that fails removes its pack,
-//! unless a record points into it (see `Apt::remove_unrecorded_pack`).
-//! Packs, like the content pool before them, are never compacted: packages
-//! are never forgotten by the store.
+//! A pack is written by one add (or by a cleanup rewriting packs) and never
+//! changes once it is recorded, so readers need no lock. An add that fails
+//! removes its pack, unless a record points into it (see
+//! `Apt::remove_unrecorded`). `apt db cleanup` (`cleanup/`) removes packs
+//! none of whose packages remain and rewrites those half dead or more into
+//! a new pack; a reader that finds a pack gone looks its package up again
+//! (`Apt::open_package`).
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -95,7 +97,7 @@ impl PackWriter {
     }
 }
 
-fn pack_path(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn pack_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.pack"))
 }
 

@@ -145,6 +145,36 @@ fn kept_generations(root: &Path) -> Vec<PathBuf> {
     generations
 }
 
+/// Adds to `into` the SHA-256 of every package a kept generation under
+/// `root` maps, current or previous (what the server may still answer).
+/// Unlike the server's lookups, a map that cannot be read is an error: the
+/// cleanup would otherwise take its packages for unreferenced.
+pub(crate) fn mapped_packages(root: &Path, into: &mut HashSet<String>) -> Result<(), AptError> {
+    if !root.is_dir() {
+        return Ok(());
+    }
+    for generation in kept_generations(root) {
+        let path = generation.join(MAP_NAME);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            // A generation published before the maps names no package.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(AptError::io(path.display())(e)),
+        };
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(AptError::io(path.display()))?;
+            let Some((sha256, _)) = line.split_once(' ') else {
+                return Err(AptError::Invalid(format!(
+                    "{}: a line without a pool path: {line:?}",
+                    path.display()
+                )));
+            };
+            into.insert(sha256.to_owned());
+        }
+    }
+    Ok(())
+}
+
 /// Removes the `pool/` files of a tree published before the maps, once no
 /// current generation under `root` lacks a map.
 pub(crate) fn remove_legacy_pool(root: &Path) {

@@ -26,7 +26,7 @@ use crate::signing::Keyring;
 
 #[derive(Clone)]
 pub struct Apt {
-    store: Store,
+    pub(crate) store: Store,
     dir: PathBuf,
     keyring: Keyring,
     pub(crate) lock: AptLock,
@@ -170,7 +170,7 @@ enum Fate {
     Repeated,
 }
 
-fn owned_key_view(key: AptPackageKey) -> PackageView {
+pub(crate) fn owned_key_view(key: AptPackageKey) -> PackageView {
     let package_key = package_key(&key.name, &key.version, &key.architecture, &key.sha256);
     PackageView {
         name: key.name,
@@ -256,15 +256,15 @@ impl Apt {
 
     /// The content pool: a file per package, for packages recorded
     /// before packs.
-    fn pool(&self) -> PathBuf {
+    pub(crate) fn pool(&self) -> PathBuf {
         self.dir.join("pool")
     }
 
-    fn packs(&self) -> PathBuf {
+    pub(crate) fn packs(&self) -> PathBuf {
         self.dir.join("packs")
     }
 
-    fn prefix_root(&self, prefix: &str) -> PathBuf {
+    pub(crate) fn prefix_root(&self, prefix: &str) -> PathBuf {
         if prefix == crate::names::DEFAULT_PREFIX {
             self.public_dir()
         } else {
@@ -470,8 +470,10 @@ impl Apt {
         checked: &mut Checked,
         force_replace: bool,
     ) -> Result<AddReport, AptError> {
-        // The repository may have been dropped while the files arrived.
+        // The repository may have been dropped while the files arrived, or
+        // a cleanup may have deleted what the add counted on.
         self.repo_record(repo).await?;
+        self.check_still_stored(checked).await?;
         self.record_added(repo, checked, force_replace).await
     }
 
@@ -1168,8 +1170,14 @@ impl Apt {
                     kind: "package",
                     name: sha256.to_owned(),
                 })?;
-        let (packs, pool) = (self.packs(), self.pool());
-        tokio::task::spawn_blocking(move || PackageBytes::open(&packs, &pool, &file)?.read_all())
+        let bytes = self
+            .open_package(file)
+            .await?
+            .ok_or_else(|| AptError::NotFound {
+                kind: "package",
+                name: sha256.to_owned(),
+            })?;
+        tokio::task::spawn_blocking(move || bytes.read_all())
             .await
             .expect("package read task")
     }
@@ -1225,10 +1233,9 @@ impl Apt {
         };
         let recorded_at =
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(file.created_at.max(0) as u64);
-        let (packs, pool) = (self.packs(), self.pool());
-        let bytes = tokio::task::spawn_blocking(move || PackageBytes::open(&packs, &pool, &file))
-            .await
-            .expect("package open task")?;
+        let Some(bytes) = self.open_package(file).await? else {
+            return Ok(None);
+        };
         Ok(Some(PublishedPackage {
             sha256,
             recorded_at,

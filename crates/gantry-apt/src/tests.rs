@@ -81,7 +81,7 @@ fn bad_queries_say_where() {
 
 // --- Publishing ---------------------------------------------------------------
 
-fn deb(dir: &Path, name: &str, version: &str) -> (String, Vec<u8>) {
+pub(crate) fn deb(dir: &Path, name: &str, version: &str) -> (String, Vec<u8>) {
     let tree = dir.join(format!("tree-{name}-{version}"));
     std::fs::create_dir_all(tree.join("usr/share")).unwrap();
     std::fs::write(tree.join("usr/share/file"), format!("{name} {version}")).unwrap();
@@ -93,7 +93,7 @@ fn deb(dir: &Path, name: &str, version: &str) -> (String, Vec<u8>) {
     )
 }
 
-async fn open(dir: &Path) -> Apt {
+pub(crate) async fn open(dir: &Path) -> Apt {
     let store = gantry_store::Store::open(&format!("sqlite://{}", dir.join("db").display()))
         .await
         .unwrap();
@@ -101,7 +101,7 @@ async fn open(dir: &Path) -> Apt {
     Apt::open(store, &dir.join("apt"), &secrets).await.unwrap()
 }
 
-fn repo_spec(repo: &str) -> PublicationSpec {
+pub(crate) fn repo_spec(repo: &str) -> PublicationSpec {
     PublicationSpec {
         source_kind: SourceKind::Repo,
         sources: vec![Source {
@@ -273,7 +273,7 @@ async fn packages_are_stored_once() {
     assert_eq!(apt.package_bytes(&sha256).await.unwrap(), file.1);
 }
 
-fn pack_files(data_dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn pack_files(data_dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(data_dir.join("apt/packs"))
         .unwrap()
         .flatten()

@@ -33,6 +33,7 @@
 //! A unit test checks that the lists match the folders.
 
 mod apt;
+mod apt_cleanup;
 mod apt_landed;
 mod bakes;
 mod concurrency;
@@ -53,6 +54,7 @@ pub use apt::{
     AptPackLocation, AptPackageFile, AptPackageKey, AptPackageRecord, AptParagraph,
     AptPublicationRecord, AptRepoRecord, AptSnapshotRecord, AptSource,
 };
+pub use apt_cleanup::AptStoredPackage;
 pub use apt_landed::{AptLanded, AptLandedRecord};
 pub use bakes::BakeRecord;
 pub use concurrency::SlotClaim;

@@ -6,7 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use gantry_apt::{Apt, AptError, PublicationSpec, Source, SourceKind};
+use gantry_apt::{Apt, AptError, CleanupOptions, PublicationSpec, Source, SourceKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -368,6 +368,30 @@ pub async fn drop_publication(
     Ok(axum::Json(
         json!({ "dropped": format!("{prefix} {distribution}") }),
     ))
+}
+
+// --- Database -----------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CleanupBody {
+    /// Change nothing; answer what would go.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// aptly's `db cleanup`: forgets the packages nothing refers to and frees
+/// their bytes; answers what went (or would go).
+pub async fn db_cleanup(
+    State(state): State<AppState>,
+    Json(body): Json<CleanupBody>,
+) -> JsonResult {
+    let report = apt(&state)?
+        .cleanup(CleanupOptions {
+            dry_run: body.dry_run,
+        })
+        .await?;
+    Ok(axum::Json(json!(report)))
 }
 
 // --- Keys -------------------------------------------------------------------

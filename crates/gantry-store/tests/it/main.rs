@@ -6,6 +6,7 @@
 
 mod db;
 
+mod apt_cleanup;
 mod apt_landed;
 mod apt_packs;
 mod concurrency;

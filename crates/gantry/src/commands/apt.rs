@@ -1,6 +1,6 @@
-//! `gantry apt …`: aptly's commands (`repo`, `snapshot`, `publish`) plus
-//! `key`, through a server's API or (`--local`) on a data directory
-//! directly (`backend.rs`).
+//! `gantry apt …`: aptly's commands (`repo`, `snapshot`, `publish`, `db
+//! cleanup`) plus `key`, through a server's API or (`--local`) on a data
+//! directory directly (`backend.rs`).
 
 mod backend;
 
@@ -55,6 +55,24 @@ pub enum AptCommand {
     /// The signing keys of publications.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The package store as a whole (aptly's `db`).
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Delete the packages no repository, snapshot or kept publication
+    /// refers to, and free their bytes: packs left with nothing alive are
+    /// removed, packs half dead or more are rewritten.
+    Cleanup {
+        /// Change nothing; say what would go.
+        #[arg(long)]
+        dry_run: bool,
+        /// List the packages deleted.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,17 +227,12 @@ pub struct PublishOptions {
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Generate an Ed25519 signing key.
-    Generate {
-        user_id: String,
-    },
+    Generate { user_id: String },
     /// Import an armored secret key from FILE.
-    Import {
-        file: PathBuf,
-    },
+    Import { file: PathBuf },
     /// Print the armored public key (of ID, or the default key).
-    ExportPublic {
-        id: Option<String>,
-    },
+    ExportPublic { id: Option<String> },
+    /// Every signing key: fingerprint and user ID.
     List,
 }
 
@@ -242,6 +255,7 @@ pub async fn run(args: AptArgs, url: &str, data_dir: Option<PathBuf>) -> anyhow:
         AptCommand::Snapshot(command) => snapshot(&api, command).await?,
         AptCommand::Publish(command) => publish(&api, command).await?,
         AptCommand::Key(command) => key(&api, command).await?,
+        AptCommand::Db(command) => db(&api, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -361,6 +375,81 @@ async fn copy(
         );
     }
     Ok(())
+}
+
+async fn db(api: &Backend, command: DbCommand) -> anyhow::Result<()> {
+    let DbCommand::Cleanup { dry_run, verbose } = command;
+    let report = api.cleanup(dry_run).await?;
+    print!("{}", cleanup_text(&report, verbose));
+    Ok(())
+}
+
+/// What a cleanup did, in aptly's words where it has some.
+fn cleanup_text(report: &Value, verbose: bool) -> String {
+    let count = |field: &str| report[field].as_u64().unwrap_or_default();
+    let dry_run = report["dryRun"].as_bool().unwrap_or_default();
+    let (deleting, deleted, freed) = if dry_run {
+        (
+            "Would delete",
+            "would be deleted",
+            "Disk space that would be freed",
+        )
+    } else {
+        ("Deleting", "deleted", "Disk space freed")
+    };
+    let packages = report["packagesDeleted"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut text = format!("{deleting} unreferenced packages ({})...\n", packages.len());
+    if verbose {
+        for p in &packages {
+            text += &format!(
+                "  [-] {} {deleted}\n",
+                p["key"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    text += &format!(
+        "{deleting} unreferenced files: {} pack(s), {} pool file(s), {} abandoned pack(s)\n",
+        count("packsDeleted"),
+        count("poolFilesDeleted"),
+        count("abandonedPacksDeleted")
+    );
+    text += &format!(
+        "Packs rewritten (half dead or more): {}\n",
+        count("packsRewritten")
+    );
+    if count("packsKeptWithDeadBytes") > 0 {
+        text += &format!(
+            "Packs kept (less than half dead): {}, {} of dead space left in them\n",
+            count("packsKeptWithDeadBytes"),
+            human_bytes(count("deadBytesLeft"))
+        );
+    }
+    text += &format!("{freed}: {}\n", human_bytes(count("bytesFreed")));
+    if dry_run {
+        text += "Dry run: nothing was changed.\n";
+    }
+    text
+}
+
+/// `1.5 MiB (1572864 bytes)`.
+fn human_bytes(bytes: u64) -> String {
+    let mut value = bytes as f64;
+    let mut unit = "bytes";
+    for next in ["KiB", "MiB", "GiB", "TiB"] {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    if unit == "bytes" {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {unit} ({bytes} bytes)")
+    }
 }
 
 async fn snapshot(api: &Backend, command: SnapshotCommand) -> anyhow::Result<()> {

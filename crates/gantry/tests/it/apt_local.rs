@@ -282,3 +282,95 @@ fn index_entries(url: &str) -> Option<HashMap<String, String>> {
     }
     Some(entries)
 }
+
+/// `gantry apt db cleanup`: an old version removed from the repository and
+/// published away twice (so the previous generation no longer serves it
+/// either) is deleted with its pack, through the server (dry) and
+/// `--local`, while a real `apt-get` still installs the version left.
+#[test]
+fn db_cleanup_frees_an_old_version_and_apt_get_still_installs_the_new_one() {
+    let server = Server::start(Backend::Sqlite);
+    let v1 = build_hello(&server, "1.0");
+    let v2 = build_hello(&server, "1.1");
+    local(&server, &["key", "generate", "Local <local@example.com>"]).ok();
+    local(&server, &["repo", "create", "r"]).ok();
+    // Two adds: a pack each.
+    local(&server, &["repo", "add", "r", &v1]).ok();
+    local(&server, &["repo", "add", "r", &v2]).ok();
+    let publish = ["publish", "repo", "r", "--distribution", "stable"];
+    local(&server, &publish).ok();
+    let packs = server.data_dir().join("apt/packs");
+    let pack_bytes = || -> Vec<u64> {
+        let mut sizes: Vec<u64> = std::fs::read_dir(&packs)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .collect();
+        sizes.sort();
+        sizes
+    };
+    let v1_size = std::fs::metadata(&v1).unwrap().len();
+    let v2_size = std::fs::metadata(&v2).unwrap().len();
+    let mut before = vec![v1_size, v2_size];
+    before.sort();
+    assert_eq!(pack_bytes(), before);
+
+    local(&server, &["repo", "remove", "r", "hello (= 1.0)"]).ok();
+    local(&server, &["publish", "update", "stable"]).ok();
+    // The previous generation still names 1.0: nothing goes.
+    let kept = server
+        .cli(&["apt", "db", "cleanup", "--dry-run"])
+        .ok()
+        .stdout;
+    assert!(
+        kept.contains("Would delete unreferenced packages (0)..."),
+        "{kept}"
+    );
+    local(&server, &["publish", "update", "stable"]).ok();
+
+    let dry = server
+        .cli(&["apt", "db", "cleanup", "--dry-run", "--verbose"])
+        .ok()
+        .stdout;
+    assert!(
+        dry.contains("Would delete unreferenced packages (1)...")
+            && dry.contains("[-] Pamd64 hello 1.0 ")
+            && dry.contains("Dry run: nothing was changed."),
+        "{dry}"
+    );
+    assert_eq!(pack_bytes(), before, "a dry run changed packs");
+
+    let done = local(&server, &["db", "cleanup", "--verbose"]).ok().stdout;
+    assert!(
+        done.contains("Deleting unreferenced packages (1)...")
+            && done.contains("[-] Pamd64 hello 1.0 ")
+            && done.contains("Deleting unreferenced files: 1 pack(s), 0 pool file(s)")
+            && done.contains(&format!("Disk space freed: {v1_size} bytes")),
+        "{done}"
+    );
+    assert_eq!(pack_bytes(), [v2_size], "the old version's pack stayed");
+    let again = server.cli(&["apt", "db", "cleanup"]).ok().stdout;
+    assert!(
+        again.contains("Deleting unreferenced packages (0)...")
+            && again.contains("Disk space freed: 0 bytes"),
+        "{again}"
+    );
+
+    let gone = reqwest::blocking::get(format!(
+        "{}/apt/pool/main/h/hello/hello_1.0_amd64.deb",
+        server.url
+    ))
+    .unwrap();
+    assert_eq!(gone.status(), 404);
+    let keyring = keyring(&server);
+    let client = AptClient::new(
+        &server.work(),
+        &format!(
+            "deb [signed-by={}] {}/apt stable main",
+            keyring.display(),
+            server.url
+        ),
+    );
+    client.update();
+    assert_eq!(client.install("hello"), "#!/bin/sh\necho hello 1.1\n");
+}

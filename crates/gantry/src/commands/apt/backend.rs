@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use gantry_apt::{Apt, AptError, PublicationSpec};
+use gantry_apt::{Apt, AptError, CleanupOptions, PublicationSpec};
 use serde_json::{Value, json};
 
 use crate::client::{Client, segment};
@@ -338,6 +338,19 @@ impl Backend {
             Backend::Local(apt) => apt.drop_publication(distribution, prefix).await?,
         }
         Ok(())
+    }
+
+    /// Deletes what nothing refers to (`dry_run`: says what would go): the
+    /// API's cleanup report, `{dryRun, packagesDeleted, bytesFreed, …}`.
+    pub async fn cleanup(&self, dry_run: bool) -> anyhow::Result<Value> {
+        Ok(match self {
+            Backend::Remote(client) => {
+                client
+                    .post("/api/v1/apt/db/cleanup", &json!({ "dryRun": dry_run }))
+                    .await?
+            }
+            Backend::Local(apt) => json!(apt.cleanup(CleanupOptions { dry_run }).await?),
+        })
     }
 
     /// Generates (`user_id`) or imports (`armored`) keys: `[{fingerprint, user_id}]`.
