@@ -32,6 +32,7 @@ pub(crate) struct Member<'a> {
 
 /// Why reading a member failed: the archive ended early, or a header is
 /// not a header.
+#[derive(Debug)]
 pub(crate) enum ReadError {
     Truncated(String),
     Corrupt(String),

@@ -322,6 +322,52 @@ fn bad_packages_are_refused_with_the_reason() {
     );
 }
 
+/// A `.deb` whose members are well formed as far as `ar` goes, but whose
+/// uncompressed `data.tar` ends inside its one entry's padding: the tar
+/// stream is cut, though every header read so far was whole.
+#[test]
+fn a_data_tar_cut_inside_its_padding_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_tree(dir.path());
+    let good = build(dir.path(), &sample_options()).unwrap();
+    let members = crate::ar::read_members(&good).unwrap();
+
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(100);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "./usr/share/doc/file", &[7u8; 100][..])
+        .unwrap();
+    let mut data_tar = tar.into_inner().unwrap();
+    // Header, 100 bytes of data, then 10 of the 412 bytes of padding.
+    data_tar.truncate(512 + 100 + 10);
+
+    let mut deb = b"!<arch>\n".to_vec();
+    for (name, bytes) in [
+        ("debian-binary", members[0].data),
+        (members[1].name.as_str(), members[1].data),
+        ("data.tar", &data_tar[..]),
+    ] {
+        deb.extend_from_slice(
+            format!(
+                "{name:<16}0           0     0     100644  {:<10}`\n",
+                bytes.len()
+            )
+            .as_bytes(),
+        );
+        deb.extend_from_slice(bytes);
+        if bytes.len() % 2 == 1 {
+            deb.push(b'\n');
+        }
+    }
+    let error = inspect("cut.deb", &deb).unwrap_err().to_string();
+    assert!(
+        error.starts_with("cut.deb: corrupt archive") && error.contains("data.tar"),
+        "{error}"
+    );
+}
+
 #[test]
 fn bad_build_options_are_refused() {
     let dir = tempfile::tempdir().unwrap();
