@@ -12,6 +12,7 @@ use sha2::{Sha256, Sha512};
 use crate::DebError;
 use crate::ar::{self, ReadError};
 use crate::control::{Control, parse_paragraphs};
+use crate::gzip::GzMember;
 use crate::names::{validate_architecture, validate_name};
 use crate::version::Version;
 
@@ -185,12 +186,14 @@ fn decompress(name: &str, data: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// A reader of the uncompressed member, so that a large `data.tar` is
-/// checked without being held in memory. The `bufread` decoders read the
-/// bytes in place: the `read` ones would copy them through a buffer of
-/// their own, allocated and zeroed twice per package.
+/// checked without being held in memory. The decoders read the bytes in
+/// place: the `read` ones would copy them through a buffer of their own,
+/// allocated and zeroed twice per package.
 fn decompressor<'a>(name: &str, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, String> {
     if name.ends_with(".gz") {
-        Ok(Box::new(flate2::bufread::GzDecoder::new(data)))
+        Ok(Box::new(
+            GzMember::new(data).map_err(|e| format!("{name}: {e}"))?,
+        ))
     } else if name.ends_with(".xz") {
         Ok(Box::new(liblzma::bufread::XzDecoder::new(data)))
     } else if name.ends_with(".tar") {

@@ -15,6 +15,7 @@ mod ar;
 mod build;
 mod control;
 mod error;
+mod gzip;
 mod inspect;
 mod names;
 mod version;

@@ -390,3 +390,79 @@ fn bad_build_options_are_refused() {
     options.scripts = vec![("evil".into(), vec![])];
     check(options, "is not a maintainer script");
 }
+
+// --- gzip members ---------------------------------------------------------
+
+fn gunzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    crate::gzip::GzMember::new(data)?.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+fn gzip(data: &[u8], builder: flate2::GzBuilder) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = builder.write(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Members with every optional header field read back whole, one after
+/// another on the same thread (the inflater is reused), also after a
+/// member that failed half-way.
+#[test]
+fn gzip_members_read_back_with_a_reused_inflater() {
+    let data: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    let plain = gzip(&data, flate2::GzBuilder::new());
+    let decorated = gzip(
+        &data,
+        flate2::GzBuilder::new()
+            .filename("data.tar")
+            .comment("made for a test")
+            .extra(vec![1, 2, 3, 4]),
+    );
+    // FHCRC: the flag and two bytes of header CRC after the other fields
+    // (gzip never checks them, neither do we).
+    let mut with_header_crc = plain.clone();
+    with_header_crc[3] |= 0x02;
+    with_header_crc.splice(10..10, [0xab, 0xcd]);
+
+    let mut damaged = plain.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+
+    for member in [&plain, &decorated, &with_header_crc] {
+        assert_eq!(gunzip(member).unwrap(), data);
+        assert!(gunzip(&damaged).is_err());
+    }
+}
+
+#[test]
+fn bad_gzip_members_are_refused_with_the_reason() {
+    let plain = gzip(b"hello, world\n", flate2::GzBuilder::new());
+    let error = |bytes: &[u8]| gunzip(bytes).unwrap_err().to_string();
+    let len = plain.len();
+
+    let mut wrong_crc = plain.clone();
+    wrong_crc[len - 8] ^= 1;
+    assert_eq!(error(&wrong_crc), "gzip CRC-32 mismatch");
+    let mut wrong_length = plain.clone();
+    wrong_length[len - 4] ^= 1;
+    assert_eq!(error(&wrong_length), "gzip length mismatch");
+    assert_eq!(error(&plain[..len - 3]), "the gzip trailer is cut");
+    assert_eq!(error(&plain[..len - 12]), "the deflate stream is cut");
+    assert_eq!(error(&plain[..6]), "the gzip header is cut");
+    assert_eq!(
+        error(b"BZh91AY&SY"),
+        "not gzip data (or not deflate-compressed)"
+    );
+    let mut reserved = plain.clone();
+    reserved[3] |= 0x80;
+    assert_eq!(error(&reserved), "reserved gzip header flags are set");
+    let mut named_without_end = plain[..10].to_vec();
+    named_without_end[3] |= 0x08;
+    named_without_end.extend_from_slice(b"data.tar");
+    assert_eq!(error(&named_without_end), "the gzip header is cut");
+}
