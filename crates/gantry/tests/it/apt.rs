@@ -32,6 +32,21 @@ impl AptClient {
         AptClient { dir }
     }
 
+    /// A client of `server`'s default prefix, distribution `stable`,
+    /// component `main`, trusting only the server's signing key; its files
+    /// under `root`.
+    pub(crate) fn of_signed_stable(server: &Server, root: &Path) -> AptClient {
+        let keyring = keyring(server);
+        AptClient::new(
+            root,
+            &format!(
+                "deb [signed-by={}] {}/apt stable main",
+                keyring.display(),
+                server.url
+            ),
+        )
+    }
+
     pub(crate) fn apt_get(&self, args: &[&str]) -> std::process::Output {
         let d = |sub: &str| self.dir.join(sub).display().to_string();
         Command::new("apt-get")
@@ -189,15 +204,7 @@ fn apt_get_installs_and_upgrades_from_a_published_repository() {
             "amd64",
         ])
         .ok();
-    let keyring = keyring(&server);
-    let client = AptClient::new(
-        &server.work(),
-        &format!(
-            "deb [signed-by={}] {}/apt stable main",
-            keyring.display(),
-            server.url
-        ),
-    );
+    let client = AptClient::of_signed_stable(&server, &server.work());
     client.update();
     assert_eq!(client.install("hello"), "#!/bin/sh\necho hello 1.0\n");
 
@@ -745,15 +752,7 @@ pipelines:
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&info.stdout).trim(), "1.2.3");
-    let keyring = keyring(&server);
-    let client = AptClient::new(
-        &server.work().join("c"),
-        &format!(
-            "deb [signed-by={}] {}/apt stable main",
-            keyring.display(),
-            server.url
-        ),
-    );
+    let client = AptClient::of_signed_stable(&server, &server.work().join("c"));
     client.update();
     assert_eq!(client.install("hello"), "#!/bin/sh\necho hello 1.2.3\n");
 

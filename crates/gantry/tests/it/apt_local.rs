@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::apt::{AptClient, build_hello, keyring};
+use crate::apt::{AptClient, build_hello};
 use crate::harness::{Backend, Output, Server};
 
 /// `gantry --data-dir DATA apt --local ARGS`, with no server address: it
@@ -50,15 +50,7 @@ fn a_local_publish_is_served_by_the_server_to_apt_get() {
     assert!(listed.contains("[r] (packages: 1)"), "{listed}");
     let publications = server.cli(&["apt", "publish", "list"]).ok().stdout;
     assert!(publications.contains("./stable [amd64]"), "{publications}");
-    let keyring = keyring(&server);
-    let client = AptClient::new(
-        &server.work(),
-        &format!(
-            "deb [signed-by={}] {}/apt stable main",
-            keyring.display(),
-            server.url
-        ),
-    );
+    let client = AptClient::of_signed_stable(&server, &server.work());
     client.update();
     assert_eq!(client.install("hello"), "#!/bin/sh\necho hello 1.0\n");
 
@@ -362,15 +354,7 @@ fn db_cleanup_frees_an_old_version_and_apt_get_still_installs_the_new_one() {
     ))
     .unwrap();
     assert_eq!(gone.status(), 404);
-    let keyring = keyring(&server);
-    let client = AptClient::new(
-        &server.work(),
-        &format!(
-            "deb [signed-by={}] {}/apt stable main",
-            keyring.display(),
-            server.url
-        ),
-    );
+    let client = AptClient::of_signed_stable(&server, &server.work());
     client.update();
     assert_eq!(client.install("hello"), "#!/bin/sh\necho hello 1.1\n");
 }
