@@ -93,6 +93,7 @@ pub(crate) fn check_load_balancers(cx: &mut Checker<'_>, items: &[Node]) -> Json
                 format!("{}: \"responseTimeout\" must be longer than 0s", f.what),
             );
         }
+        check_client_bounds(cx, &mut f);
         if let Some(node) = f.get("healthCheck") {
             let what = format!("healthCheck of {}", f.what);
             if let Some(mut h) = Fields::new(cx, node, what) {
@@ -112,6 +113,57 @@ pub(crate) fn check_load_balancers(cx: &mut Checker<'_>, items: &[Node]) -> Json
     }
     crate::pipeline::report_duplicates(cx, &names, "load balancer name");
     Json::Array(out)
+}
+
+/// A load balancer's `timeouts:` (how long a client may take) and
+/// `limits:` (how many connections it may hold).
+fn check_client_bounds(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    if let Some(node) = f.get("timeouts") {
+        let what = format!("timeouts of {}", f.what);
+        if let Some(mut t) = Fields::new(cx, node, what) {
+            for name in ["header", "keepAlive", "body"] {
+                if let (Some(timeout), Some(node)) = (t.duration(cx, name), t.get(name))
+                    && timeout.is_zero()
+                {
+                    cx.error(
+                        node.span.start,
+                        format!("{}: {name:?} must be longer than 0s", t.what),
+                    );
+                }
+            }
+            let json = t.finish(cx, true);
+            f.insert("timeouts", json);
+        }
+    }
+    if let Some(node) = f.get("limits") {
+        let what = format!("limits of {}", f.what);
+        if let Some(mut l) = Fields::new(cx, node, what) {
+            let connections = l.count(cx, "connections");
+            let per_address = l.count(cx, "perAddress");
+            for (name, value) in [("connections", connections), ("perAddress", per_address)] {
+                if let (Some(0), Some(node)) = (value, l.get(name)) {
+                    cx.error(
+                        node.span.start,
+                        format!("{}: {name:?} must be at least 1", l.what),
+                    );
+                }
+            }
+            if let (Some(connections), Some(per_address), Some(node)) =
+                (connections, per_address, l.get("perAddress"))
+                && per_address > connections
+            {
+                cx.error(
+                    node.span.start,
+                    format!(
+                        "{}: \"perAddress\" ({per_address}) cannot be more than \"connections\" ({connections})",
+                        l.what
+                    ),
+                );
+            }
+            let json = l.finish(cx, true);
+            f.insert("limits", json);
+        }
+    }
 }
 
 fn check_path(cx: &mut Checker<'_>, f: &mut Fields<'_>, name: &'static str) {

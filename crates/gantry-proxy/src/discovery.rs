@@ -16,7 +16,7 @@ use crate::per_worker::Counter;
 use crate::stats::GroupStats;
 
 /// One HTTP listener and its routing rules, tried in order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListenerConfig {
     pub name: String,
     pub port: u16,
@@ -25,6 +25,84 @@ pub struct ListenerConfig {
     /// has the request; unset, [`DEFAULT_RESPONSE_TIMEOUT`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_timeout: Option<Duration>,
+    /// How long a client may take to send a request, and stay idle
+    /// between requests.
+    #[serde(default, skip_serializing_if = "ClientTimeouts::is_default")]
+    pub client_timeouts: ClientTimeouts,
+    /// How many client connections the listener holds at once.
+    #[serde(default, skip_serializing_if = "ConnectionLimits::is_default")]
+    pub limits: ConnectionLimits,
+}
+
+/// How long a client may take, as nginx's `client_header_timeout`,
+/// `keepalive_timeout` and `client_body_timeout` bound it; unset, nginx's
+/// defaults. A client that takes longer has its connection closed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientTimeouts {
+    /// From accepting a connection (or from the first byte of a later
+    /// request on it) to the end of the request's header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Duration>,
+    /// How long a kept-alive connection may wait for its next request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<Duration>,
+    /// The longest wait between two reads of a request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Duration>,
+}
+
+/// nginx's `client_header_timeout` default.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// nginx's `keepalive_timeout` default.
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// nginx's `client_body_timeout` default.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl ClientTimeouts {
+    pub fn header(&self) -> Duration {
+        self.header.unwrap_or(DEFAULT_HEADER_TIMEOUT)
+    }
+
+    pub fn keep_alive(&self) -> Duration {
+        self.keep_alive.unwrap_or(DEFAULT_KEEP_ALIVE_TIMEOUT)
+    }
+
+    pub fn body(&self) -> Duration {
+        self.body.unwrap_or(DEFAULT_BODY_TIMEOUT)
+    }
+
+    fn is_default(&self) -> bool {
+        *self == ClientTimeouts::default()
+    }
+}
+
+/// Caps on a listener's client connections; unset, those of
+/// [`gantry_listen::Limits::default`]. A connection past a cap is closed
+/// as soon as it is accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionLimits {
+    /// Connections open at once on the listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
+    /// Connections open at once from one client address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_address: Option<usize>,
+}
+
+impl ConnectionLimits {
+    pub fn resolve(&self) -> gantry_listen::Limits {
+        let defaults = gantry_listen::Limits::default();
+        gantry_listen::Limits {
+            max_connections: self.connections.unwrap_or(defaults.max_connections),
+            max_per_address: self.per_address.unwrap_or(defaults.max_per_address),
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == ConnectionLimits::default()
+    }
 }
 
 /// nginx's `proxy_read_timeout` default: long enough for slow endpoints,

@@ -8,6 +8,8 @@ use hyper::StatusCode;
 pub enum Side {
     /// The client sent something we cannot forward, or went away.
     Client,
+    /// The client did not send its request in time (408).
+    ClientTimeout,
     /// The chosen instance refused or reset the connection.
     Upstream,
     /// The chosen instance took the request and did not answer in time.
@@ -39,6 +41,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self.side {
             Side::Client => StatusCode::BAD_REQUEST,
+            Side::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             Side::Upstream => StatusCode::BAD_GATEWAY,
             Side::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Side::Internal => StatusCode::SERVICE_UNAVAILABLE,
@@ -47,7 +50,7 @@ impl ProxyError {
 
     pub fn side_name(&self) -> &'static str {
         match self.side {
-            Side::Client => "client",
+            Side::Client | Side::ClientTimeout => "client",
             Side::Upstream => "upstream",
             Side::Timeout => "timeout",
             Side::Internal => "internal",

@@ -62,6 +62,8 @@ pub(crate) struct Ctx {
     pub listener: Arc<ListenerConfig>,
     /// The client's IP address as a header value, made once per connection.
     pub client_ip: HeaderValue,
+    /// The memory request bodies read whole share.
+    pub body_budget: crate::body_budget::BodyBudget,
     /// The proxy's generation of table and rules these are.
     pub generation: u64,
 }
@@ -103,7 +105,8 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
         .map(Vec::as_slice)
         .unwrap_or_default();
 
-    let mut body = RequestBody::read(body).await?;
+    let mut body =
+        RequestBody::read(body, &ctx.body_budget, ctx.listener.client_timeouts.body()).await?;
     prepare_headers(&mut parts.headers, &ctx.client_ip, upgrade);
     // Instances are sent the origin form (`/path?query`), whatever form the
     // client used.

@@ -5,6 +5,8 @@ use std::time::Duration;
 use crate::discovery::RouteRule;
 use crate::health_check::{HealthCheckConfig, UpstreamHealth};
 
+mod bounds;
+
 #[test]
 fn rules_match_host_and_path_prefix() {
     let check = |host: Option<&str>,
@@ -169,6 +171,7 @@ async fn proxy_listening(response_timeout: Option<Duration>) -> (crate::Proxy, u
                 cluster: "c".into(),
             }],
             response_timeout,
+            ..Default::default()
         }])
         .await;
     assert!(errors.is_empty(), "{errors:?}");
@@ -862,6 +865,7 @@ async fn a_kept_alive_client_connection_follows_table_and_rule_changes() {
                 cluster: "elsewhere".into(),
             }],
             response_timeout: None,
+            ..Default::default()
         }])
         .await;
     assert!(errors.is_empty(), "{errors:?}");

@@ -109,6 +109,30 @@ pub(crate) async fn exchange(
     }
 }
 
+/// Reads one response from `stream`, an instance's side of a connection
+/// that was sent a request (a HEAD request when `is_head`), as `exchange`
+/// does, body and all; returns its status. The way in of the fuzz target
+/// `fuzz/fuzz_targets/upstream_http1.rs`; not part of the API.
+#[doc(hidden)]
+pub async fn read_response(
+    stream: TcpStream,
+    addr: SocketAddr,
+    is_head: bool,
+) -> Result<u16, String> {
+    let mut connection = Connection::new(stream);
+    let (parts, framing, keep_alive) = connection
+        .read_head(is_head)
+        .await
+        .map_err(|error| format!("{error:?}"))?;
+    let mut body = ResponseBody::new(connection, addr, framing, keep_alive);
+    while let Some(frame) =
+        std::future::poll_fn(|cx| hyper::body::Body::poll_frame(Pin::new(&mut body), cx)).await
+    {
+        frame.map_err(|error| error.to_string())?;
+    }
+    Ok(parts.status.as_u16())
+}
+
 enum WriteError {
     /// The connection took no byte of the request.
     NothingWritten(io::Error),
