@@ -23,7 +23,10 @@ pub enum Code {
     NotFound,
     Invalid,
     Unauthorized,
+    Forbidden,
     Conflict,
+    /// Refused for lack of capacity (503): the client may come back.
+    Unavailable,
     Internal,
 }
 
@@ -40,8 +43,18 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, message)
     }
 
+    /// A valid token whose role is too low.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, Code::Forbidden, message)
+    }
+
     pub fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, Code::Conflict, message)
+    }
+
+    /// Refused for lack of capacity; the caller adds `Retry-After`.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, message)
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {

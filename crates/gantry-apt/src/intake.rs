@@ -5,20 +5,32 @@
 //! a checked file until it is recorded is mostly on disk (`checked.rs`), so
 //! that memory stays bounded by the batch however many packages one upload
 //! carries.
+//!
+//! A file larger than `IN_MEMORY` (an upload, or an entry of an uploaded
+//! tar, first written to an upload file) is never held in memory: it is
+//! checked and copied into the pack from its file a buffer at a time.
 
 use std::collections::HashSet;
-use std::io::Read;
-use std::path::Path;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
 
-use gantry_store::AptPackageRecord;
+use gantry_deb::DebError;
+use gantry_store::{AptPackLocation, AptPackageRecord};
 
 use crate::AptError;
 use crate::checked::Checked;
 use crate::packs::PackWriter;
+use crate::upload::Upload;
 
 /// A batch is checked when it holds this many bytes or files.
 const BATCH_BYTES: usize = 32 << 20;
 const BATCH_FILES: usize = 1024;
+
+/// Files up to this size are read into memory and checked with their
+/// batch (the fast path, for the small packages most adds bring); larger
+/// ones are checked from their file, a buffer at a time.
+const IN_MEMORY: u64 = 16 << 20;
 
 /// Which of these SHA-256 hashes the store already has a package for: their
 /// bytes are not written again.
@@ -27,7 +39,9 @@ pub(crate) type KnownPackages =
 
 /// Packages checked and stored so far by one add.
 pub(crate) struct Intake {
-    incoming: std::path::PathBuf,
+    incoming: PathBuf,
+    /// Where a large entry of a tar is written before it is checked.
+    uploads: PathBuf,
     known: KnownPackages,
     pack: PackWriter,
     /// Created with the first batch.
@@ -47,6 +61,7 @@ impl Intake {
     pub fn new(packs: &Path, incoming: &Path, known: KnownPackages) -> Intake {
         Intake {
             incoming: incoming.to_path_buf(),
+            uploads: incoming.to_path_buf(),
             known,
             pack: PackWriter::new(packs),
             checked: None,
@@ -55,6 +70,13 @@ impl Intake {
             batch: Vec::new(),
             batch_bytes: 0,
         }
+    }
+
+    /// Large entries of a tar are written to upload files in `uploads`
+    /// (by default, beside what was checked).
+    pub fn with_uploads(mut self, uploads: &Path) -> Intake {
+        self.uploads = uploads.to_path_buf();
+        self
     }
 
     /// Takes one file (`what` names it in errors).
@@ -66,6 +88,33 @@ impl Intake {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Takes one file on disk from its start (`what` names it): a small
+    /// one as [`Intake::push`] takes it, a large one checked and copied
+    /// into the pack a buffer at a time.
+    pub fn push_file(&mut self, what: String, mut file: &File) -> Result<(), AptError> {
+        let size = file
+            .rewind()
+            .and_then(|()| file.metadata())
+            .map_err(AptError::io(&what))?
+            .len();
+        if size <= IN_MEMORY {
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut bytes).map_err(AptError::io(&what))?;
+            return self.push(what, bytes);
+        }
+        // The batch before it goes first: records keep the files' order.
+        self.flush()?;
+        self.taken += 1;
+        let package = gantry_deb::inspect_reader(&what, file).map_err(|error| match error {
+            DebError::Io { path, source } => AptError::io(path.display())(source),
+            other => AptError::Package(other),
+        })?;
+        self.keep(vec![record_of(package)], |pack, _| {
+            file.rewind().map_err(AptError::io(&what))?;
+            pack.append_from(file, size)
+        })
     }
 
     /// Takes every regular file of a tar stream.
@@ -81,9 +130,17 @@ impl Intake {
                 continue;
             }
             let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-            // The header's size is the sender's claim: reserve no more than
-            // a typical package for it, the rest grows as data arrives.
-            let mut bytes = Vec::with_capacity(entry.size().min(16 << 20) as usize);
+            if entry.size() > IN_MEMORY {
+                let upload = Upload::create(&self.uploads)?;
+                let mut file = std::io::BufWriter::with_capacity(256 << 10, upload.writer()?);
+                std::io::copy(&mut entry, &mut file)
+                    .and_then(|_| file.flush())
+                    .map_err(bad)?;
+                drop(file);
+                self.push_file(name, upload.file())?;
+                continue;
+            }
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
             entry.read_to_end(&mut bytes).map_err(bad)?;
             self.push(name, bytes)?;
         }
@@ -124,6 +181,17 @@ impl Intake {
             return Ok(());
         }
         let checked = check_all(&batch)?;
+        self.keep(checked, |pack, index| pack.append(&batch[index].1))
+    }
+
+    /// Keeps the records of checked files, appending to the pack (with
+    /// `append`, given the file's index) those the store and this add do
+    /// not have yet.
+    fn keep(
+        &mut self,
+        checked: Vec<AptPackageRecord>,
+        mut append: impl FnMut(&mut PackWriter, usize) -> Result<AptPackLocation, AptError>,
+    ) -> Result<(), AptError> {
         let hashes: Vec<String> = checked.iter().map(|r| r.sha256.clone()).collect();
         let known = (self.known)(&hashes)?;
         let kept = match &mut self.checked {
@@ -132,9 +200,9 @@ impl Intake {
                 .checked
                 .insert(Checked::create(&self.incoming, self.pack.name())?),
         };
-        for (mut record, (_, bytes)) in checked.into_iter().zip(&batch) {
+        for (index, mut record) in checked.into_iter().enumerate() {
             if !known.contains(&record.sha256) && self.written.insert(digest_key(&record.sha256)) {
-                record.location = Some(self.pack.append(bytes)?);
+                record.location = Some(append(&mut self.pack, index)?);
             }
             kept.push(record)?;
         }
@@ -185,7 +253,10 @@ fn check_all(files: &[(String, Vec<u8>)]) -> Result<Vec<AptPackageRecord>, AptEr
 /// Reads one package into its record: the control paragraph as an index
 /// lists it (without `Filename`, which depends on where it is published).
 fn check(what: &str, bytes: &[u8]) -> Result<AptPackageRecord, AptError> {
-    let package = gantry_deb::inspect(what, bytes)?;
+    Ok(record_of(gantry_deb::inspect(what, bytes)?))
+}
+
+fn record_of(package: gantry_deb::Package) -> AptPackageRecord {
     let mut control = package.control;
     for field in ["Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"] {
         control.remove(field);
@@ -195,7 +266,7 @@ fn check(what: &str, bytes: &[u8]) -> Result<AptPackageRecord, AptError> {
     control.set("SHA1", package.sha1);
     control.set("SHA256", package.sha256.clone());
     control.set("SHA512", package.sha512);
-    Ok(AptPackageRecord {
+    AptPackageRecord {
         sha256: package.sha256,
         name: package.name,
         version: package.version.to_string(),
@@ -204,5 +275,5 @@ fn check(what: &str, bytes: &[u8]) -> Result<AptPackageRecord, AptError> {
         control: control.to_text(),
         created_at: crate::service::now(),
         location: None,
-    })
+    }
 }

@@ -11,6 +11,7 @@
 //! - `published_pool.rs`: a publication's `pool/` as a map to packages.
 //! - `checked.rs`: what an add keeps of checked packages until it records them.
 //! - `cleanup/`: forgetting unreferenced packages and freeing their bytes.
+//! - `upload.rs`: an uploaded file on its way in, on disk.
 //! - `lock.rs`: the cross-process lock around every change.
 //! - `names.rs`: which names of repositories, distributions, prefixes are safe.
 //!
@@ -33,6 +34,7 @@ mod published_pool;
 mod query;
 mod service;
 mod signing;
+mod upload;
 
 pub use cleanup::{CleanupOptions, CleanupReport};
 pub use error::AptError;
@@ -45,6 +47,7 @@ pub use service::{
     RepoView, SnapshotView, Source, SourceKind,
 };
 pub use signing::{KeyInfo, Keyring};
+pub use upload::Upload;
 
 #[cfg(test)]
 mod tests;

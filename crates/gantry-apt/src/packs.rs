@@ -51,28 +51,57 @@ impl PackWriter {
 
     /// Appends one package's bytes; where they start.
     pub fn append(&mut self, bytes: &[u8]) -> Result<AptPackLocation, AptError> {
-        let open = match &mut self.open {
-            Some(open) => open,
-            None => {
-                std::fs::create_dir_all(&self.dir).map_err(AptError::io(self.dir.display()))?;
-                let path = pack_path(&self.dir, &self.name);
-                let file = File::create_new(&path).map_err(AptError::io(path.display()))?;
-                self.open.insert(OpenPack {
-                    path,
-                    file: BufWriter::with_capacity(256 << 10, file),
-                    length: 0,
-                })
-            }
-        };
+        let open = self.open()?;
         let offset = open.length;
         open.file
             .write_all(bytes)
             .map_err(AptError::io(open.path.display()))?;
         open.length += bytes.len() as u64;
-        Ok(AptPackLocation {
+        Ok(self.location(offset))
+    }
+
+    /// Appends one package of `size` bytes read from `reader` a buffer at
+    /// a time (a large upload); where it starts. Fewer bytes than `size`
+    /// is an error.
+    pub fn append_from(
+        &mut self,
+        reader: impl Read,
+        size: u64,
+    ) -> Result<AptPackLocation, AptError> {
+        let open = self.open()?;
+        let offset = open.length;
+        let copied = std::io::copy(&mut reader.take(size), &mut open.file)
+            .map_err(AptError::io(open.path.display()))?;
+        open.length += copied;
+        if copied != size {
+            return Err(AptError::io(open.path.display())(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("a package of {size} bytes ended after {copied}"),
+            )));
+        }
+        Ok(self.location(offset))
+    }
+
+    /// The pack, created on the first append.
+    fn open(&mut self) -> Result<&mut OpenPack, AptError> {
+        if self.open.is_none() {
+            std::fs::create_dir_all(&self.dir).map_err(AptError::io(self.dir.display()))?;
+            let path = pack_path(&self.dir, &self.name);
+            let file = File::create_new(&path).map_err(AptError::io(path.display()))?;
+            self.open = Some(OpenPack {
+                path,
+                file: BufWriter::with_capacity(256 << 10, file),
+                length: 0,
+            });
+        }
+        Ok(self.open.as_mut().expect("opened above"))
+    }
+
+    fn location(&self, offset: u64) -> AptPackLocation {
+        AptPackLocation {
             pack: self.name.clone(),
             offset: offset as i64,
-        })
+        }
     }
 
     /// Flushes and syncs the pack: its bytes are on disk before any record

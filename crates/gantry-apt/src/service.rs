@@ -224,7 +224,7 @@ impl Apt {
     /// Opens the repository files under `dir` (DATA_DIR/apt); the signing
     /// keys' passphrase lives in `secrets`.
     pub async fn open(store: Store, dir: &Path, secrets: &SecretStore) -> Result<Apt, AptError> {
-        for sub in ["packs", "pool", "public", "incoming"] {
+        for sub in ["packs", "pool", "public", "incoming", "uploads"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(AptError::io(path.display()))?;
         }
@@ -234,6 +234,7 @@ impl Apt {
         let guard = lock.acquire().await?;
         publish::migrate_pool_layout(&dir.join("pool"))?;
         crate::checked::remove_abandoned(&dir.join("incoming"));
+        crate::upload::remove_leftovers(&dir.join("uploads"));
         let keyring = Keyring::open(dir, secrets).await?;
         drop(guard);
         Ok(Apt {
@@ -398,6 +399,30 @@ impl Apt {
             .await
     }
 
+    /// A new file for an upload, under `DATA_DIR/apt/uploads/` (mode 0600),
+    /// removed when the [`Upload`](crate::Upload) is dropped.
+    pub fn new_upload(&self) -> Result<crate::Upload, AptError> {
+        crate::Upload::create(&self.dir.join("uploads"))
+    }
+
+    /// [`Apt::add`] of one uploaded file (`what` names it); a large one is
+    /// checked and stored from its file a buffer at a time, never read
+    /// into memory whole.
+    pub async fn add_upload(
+        &self,
+        repo: &str,
+        what: String,
+        upload: crate::Upload,
+        force_replace: bool,
+    ) -> Result<AddReport, AptError> {
+        self.add_with(repo, force_replace, move |intake| {
+            let result = intake.push_file(what, upload.file());
+            drop(upload);
+            result
+        })
+        .await
+    }
+
     /// [`Apt::add`] of files on disk, read a batch at a time (`gantry apt
     /// --local repo add`).
     pub async fn add_files(
@@ -408,8 +433,8 @@ impl Apt {
     ) -> Result<AddReport, AptError> {
         self.add_with(repo, force_replace, move |intake| {
             paths.into_iter().try_for_each(|path| {
-                let bytes = std::fs::read(&path).map_err(AptError::io(path.display()))?;
-                intake.push(path.display().to_string(), bytes)
+                let file = std::fs::File::open(&path).map_err(AptError::io(path.display()))?;
+                intake.push_file(path.display().to_string(), &file)
             })
         })
         .await
@@ -427,9 +452,10 @@ impl Apt {
         // them is done under it.
         let packs = self.packs();
         let incoming = self.dir.join("incoming");
+        let uploads = self.dir.join("uploads");
         let known = self.known_packages();
         let (checked, pack) = tokio::task::spawn_blocking(move || {
-            let mut intake = Intake::new(&packs, &incoming, known);
+            let mut intake = Intake::new(&packs, &incoming, known).with_uploads(&uploads);
             match fill(&mut intake) {
                 Ok(()) => intake.finish(),
                 Err(error) => (Err(error), intake.abandon()),

@@ -58,13 +58,18 @@ impl BuildOptions {
 pub enum Compression {
     Gzip,
     Xz,
+    /// Stored as they are (`dpkg-deb -Znone`): for contents that are
+    /// compressed already.
+    None,
 }
 
 impl Compression {
+    /// What follows `.tar` in the members' names.
     fn extension(self) -> &'static str {
         match self {
-            Compression::Gzip => "gz",
-            Compression::Xz => "xz",
+            Compression::Gzip => ".gz",
+            Compression::Xz => ".xz",
+            Compression::None => "",
         }
     }
 
@@ -82,6 +87,7 @@ impl Compression {
                 encoder.write_all(data).expect("writing to memory");
                 encoder.finish().expect("writing to memory")
             }
+            Compression::None => data.to_vec(),
         }
     }
 }
@@ -98,9 +104,9 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<u8>, DebError> {
     let mut md5sums = String::new();
     let mut installed_kib = 0u64;
     append_dir(&mut data, "./", options.mtime)?;
-    for entry in &entries {
+    for entry in entries {
         let name = format!("./{}", entry.relative);
-        match &entry.kind {
+        match entry.kind {
             Kind::Dir => {
                 installed_kib += 1;
                 append_dir(&mut data, &format!("{name}/"), options.mtime)?;
@@ -109,19 +115,18 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<u8>, DebError> {
                 installed_kib += 1;
                 let mut header = header(tar::EntryType::Symlink, 0o777, 0, options.mtime);
                 header
-                    .set_link_name(target)
+                    .set_link_name(&target)
                     .map_err(|e| invalid_path(&entry.path, e))?;
                 append(&mut data, header, &name, &[][..])?;
             }
-            Kind::File { executable } => {
-                let bytes = std::fs::read(&entry.path).map_err(DebError::io(&entry.path))?;
+            Kind::File { executable, bytes } => {
                 installed_kib += (bytes.len() as u64).div_ceil(1024);
                 md5sums.push_str(&format!(
                     "{}  {}\n",
                     hex::encode(Md5::digest(&bytes)),
                     entry.relative
                 ));
-                let mode = if *executable { 0o755 } else { 0o644 };
+                let mode = if executable { 0o755 } else { 0o644 };
                 let header = header(
                     tar::EntryType::Regular,
                     mode,
@@ -170,13 +175,13 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<u8>, DebError> {
     ar::write_member(&mut out, "debian-binary", options.mtime, b"2.0\n");
     ar::write_member(
         &mut out,
-        &format!("control.tar.{extension}"),
+        &format!("control.tar{extension}"),
         options.mtime,
         &options.compression.compress(&control_tar),
     );
     ar::write_member(
         &mut out,
-        &format!("data.tar.{extension}"),
+        &format!("data.tar{extension}"),
         options.mtime,
         &options.compression.compress(&data),
     );
@@ -261,7 +266,11 @@ fn reorder_installed_size(control: &mut Control) {
 
 enum Kind {
     Dir,
-    File { executable: bool },
+    /// A regular file, read while the tree was walked.
+    File {
+        executable: bool,
+        bytes: Vec<u8>,
+    },
     Symlink(PathBuf),
 }
 
@@ -272,44 +281,117 @@ struct Entry {
 }
 
 /// Every entry under `root`, sorted by relative path, parents first.
+///
+/// A symbolic link in the tree is packaged as a link, never followed: the walk opens each
+/// directory and file relative to its parent's descriptor with `O_NOFOLLOW`, so a link put
+/// in the place of a directory or file (even while the walk runs) cannot make the package
+/// carry what lies outside `root`. Files are opened with `O_NONBLOCK` (a FIFO cannot hang
+/// the build) and only regular files are read.
 fn walk(root: &Path) -> Result<Vec<Entry>, DebError> {
-    let mut entries = Vec::new();
-    let mut pending = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, prefix)) = pending.pop() {
-        let listing = std::fs::read_dir(&dir).map_err(DebError::io(&dir))?;
-        for item in listing {
-            let item = item.map_err(DebError::io(&dir))?;
-            let path = item.path();
-            let Some(name) = item.file_name().to_str().map(str::to_owned) else {
-                return Err(invalid_path(&path, "file name is not UTF-8"));
-            };
-            if prefix.is_empty() && name == "DEBIAN" {
-                continue;
-            }
-            let relative = format!("{prefix}{name}");
-            let meta = std::fs::symlink_metadata(&path).map_err(DebError::io(&path))?;
-            let kind = if meta.is_dir() {
-                pending.push((path.clone(), format!("{relative}/")));
-                Kind::Dir
-            } else if meta.file_type().is_symlink() {
-                Kind::Symlink(std::fs::read_link(&path).map_err(DebError::io(&path))?)
-            } else if meta.is_file() {
-                use std::os::unix::fs::PermissionsExt;
-                Kind::File {
-                    executable: meta.permissions().mode() & 0o111 != 0,
-                }
-            } else {
-                return Err(invalid_path(&path, "not a file, directory or symlink"));
-            };
-            entries.push(Entry {
-                path,
-                relative,
-                kind,
-            });
-        }
+    let top = std::fs::File::open(root).map_err(DebError::io(root))?;
+    if !top.metadata().map_err(DebError::io(root))?.is_dir() {
+        return Err(invalid_path(root, "not a directory"));
     }
+    let mut entries = Vec::new();
+    walk_dir(&top, root, "", &mut entries)?;
     entries.sort_by(|a, b| a.relative.cmp(&b.relative));
     Ok(entries)
+}
+
+/// Adds the entries of the open directory `dir` (`dir_path` in messages) to `entries`,
+/// entering each subdirectory as it is met: only the descriptors of one branch are open at
+/// a time, however wide the tree.
+fn walk_dir(
+    dir: &std::fs::File,
+    dir_path: &Path,
+    prefix: &str,
+    entries: &mut Vec<Entry>,
+) -> Result<(), DebError> {
+    use std::os::unix::fs::MetadataExt;
+    let listing = std::fs::read_dir(descriptor_path(dir)).map_err(DebError::io(dir_path))?;
+    for item in listing {
+        let item = item.map_err(DebError::io(dir_path))?;
+        let path = dir_path.join(item.file_name());
+        let Some(name) = item.file_name().to_str().map(str::to_owned) else {
+            return Err(invalid_path(&path, "file name is not UTF-8"));
+        };
+        if prefix.is_empty() && name == "DEBIAN" {
+            continue;
+        }
+        let relative = format!("{prefix}{name}");
+        let kind = match open_beneath(dir, &name) {
+            Ok(file) => {
+                let meta = file.metadata().map_err(DebError::io(&path))?;
+                if meta.is_dir() {
+                    walk_dir(&file, &path, &format!("{relative}/"), entries)?;
+                    Kind::Dir
+                } else if meta.is_file() {
+                    let mut bytes = Vec::with_capacity(meta.len() as usize);
+                    std::io::Read::read_to_end(&mut &file, &mut bytes)
+                        .map_err(DebError::io(&path))?;
+                    Kind::File {
+                        executable: meta.mode() & 0o111 != 0,
+                        bytes,
+                    }
+                } else {
+                    return Err(invalid_path(&path, "not a file, directory or symlink"));
+                }
+            }
+            // ELOOP: `O_NOFOLLOW` met a link, which is packaged as what it is.
+            Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                Kind::Symlink(read_link_beneath(dir, &name).map_err(DebError::io(&path))?)
+            }
+            Err(error) => return Err(DebError::io(&path)(error)),
+        };
+        entries.push(Entry {
+            path,
+            relative,
+            kind,
+        });
+    }
+    Ok(())
+}
+
+/// The path naming the open directory `dir` itself, whatever its name has become.
+fn descriptor_path(dir: &std::fs::File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+}
+
+/// Opens `name` in the directory `dir` without following a link in its place.
+fn open_beneath(dir: &std::fs::File, name: &str) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let name = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    // SAFETY: `name` is NUL-terminated and `dir` is an open descriptor.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just opened and nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// The target of the link `name` in the directory `dir`.
+fn read_link_beneath(dir: &std::fs::File, name: &str) -> std::io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStringExt;
+    let name = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
+    let mut buffer = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: the buffer's length is passed; the kernel writes at most that many bytes.
+    let length = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+        )
+    };
+    if length < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buffer.truncate(length as usize);
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(buffer)))
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {

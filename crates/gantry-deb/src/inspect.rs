@@ -41,30 +41,10 @@ pub fn inspect(what: &str, bytes: &[u8]) -> Result<Package, DebError> {
         what: what.to_owned(),
         reason: reason.to_owned(),
     };
-    if !bytes.starts_with(ar::MAGIC) {
-        if ar::MAGIC.starts_with(bytes) {
-            return Err(DebError::Truncated {
-                what: what.to_owned(),
-                reason: "the file ends inside the ar header".to_owned(),
-            });
-        }
-        return Err(not_a_deb("no ar archive header"));
-    }
-    let members = ar::read_members(bytes).map_err(|error| match error {
-        ReadError::Truncated(reason) => DebError::Truncated {
-            what: what.to_owned(),
-            reason,
-        },
-        ReadError::Corrupt(reason) => DebError::Corrupt {
-            what: what.to_owned(),
-            reason,
-        },
-    })?;
+    check_magic(what, bytes)?;
+    let members = ar::read_members(bytes).map_err(|error| ar_error(what, error))?;
     let Some(first) = members.first() else {
-        return Err(DebError::Truncated {
-            what: what.to_owned(),
-            reason: "the archive has no members".to_owned(),
-        });
+        return Err(no_members(what));
     };
     if first.name != "debian-binary" {
         return Err(not_a_deb("the first member is not debian-binary"));
@@ -76,22 +56,91 @@ pub fn inspect(what: &str, bytes: &[u8]) -> Result<Package, DebError> {
         what: what.to_owned(),
         reason,
     };
-    let control_member = members
-        .get(1)
-        .filter(|m| m.name.starts_with("control.tar"))
-        .ok_or_else(|| corrupt("the second member is not control.tar".to_owned()))?;
-    let data_member = members
-        .get(2)
-        .filter(|m| m.name.starts_with("data.tar"))
-        .ok_or_else(|| corrupt("the third member is not data.tar".to_owned()))?;
+    let name = |index: usize| members.get(index).map(|m| m.name.as_str());
+    check_member_names(what, name(1), name(2))?;
+    let (control_member, data_member) = (&members[1], &members[2]);
 
     let control_tar = decompress(&control_member.name, control_member.data).map_err(&corrupt)?;
     let control_text = find_control(&control_tar).map_err(&corrupt)?;
     check_tar(decompressor(&data_member.name, data_member.data).map_err(&corrupt)?)
         .map_err(|e| corrupt(format!("{}: {e}", data_member.name)))?;
+    package_of(what, &control_text, bytes.len() as u64, Digests::of(bytes))
+}
 
+/// The file must start with the `ar` header; `head` is its start (or all
+/// of it).
+pub(crate) fn check_magic(what: &str, head: &[u8]) -> Result<(), DebError> {
+    if head.starts_with(ar::MAGIC) {
+        return Ok(());
+    }
+    if ar::MAGIC.starts_with(head) {
+        return Err(DebError::Truncated {
+            what: what.to_owned(),
+            reason: "the file ends inside the ar header".to_owned(),
+        });
+    }
+    Err(DebError::NotADeb {
+        what: what.to_owned(),
+        reason: "no ar archive header".to_owned(),
+    })
+}
+
+/// An `ar` error as the refusal of `what`.
+pub(crate) fn ar_error(what: &str, error: ReadError) -> DebError {
+    match error {
+        ReadError::Truncated(reason) => DebError::Truncated {
+            what: what.to_owned(),
+            reason,
+        },
+        ReadError::Corrupt(reason) => DebError::Corrupt {
+            what: what.to_owned(),
+            reason,
+        },
+    }
+}
+
+pub(crate) fn no_members(what: &str) -> DebError {
+    DebError::Truncated {
+        what: what.to_owned(),
+        reason: "the archive has no members".to_owned(),
+    }
+}
+
+/// The second and third members must be `control.tar*` and `data.tar*`
+/// (the first was checked with its contents).
+pub(crate) fn check_member_names(
+    what: &str,
+    second: Option<&str>,
+    third: Option<&str>,
+) -> Result<(), DebError> {
+    let corrupt = |reason: &str| DebError::Corrupt {
+        what: what.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if !second.is_some_and(|n| n.starts_with("control.tar")) {
+        return Err(corrupt("the second member is not control.tar"));
+    }
+    if !third.is_some_and(|n| n.starts_with("data.tar")) {
+        return Err(corrupt("the third member is not data.tar"));
+    }
+    Ok(())
+}
+
+/// The package described by the control file `control_text` of a file of
+/// `size` bytes with these digests: its paragraph must be one, with a
+/// valid name, version and architecture.
+pub(crate) fn package_of(
+    what: &str,
+    control_text: &str,
+    size: u64,
+    digests: Digests,
+) -> Result<Package, DebError> {
+    let corrupt = |reason: String| DebError::Corrupt {
+        what: what.to_owned(),
+        reason,
+    };
     let mut paragraphs =
-        parse_paragraphs(&control_text).map_err(|e| corrupt(format!("control file: {e}")))?;
+        parse_paragraphs(control_text).map_err(|e| corrupt(format!("control file: {e}")))?;
     if paragraphs.len() != 1 {
         return Err(corrupt(format!(
             "control file has {} paragraphs, expected one",
@@ -115,12 +164,11 @@ pub fn inspect(what: &str, bytes: &[u8]) -> Result<Package, DebError> {
     validate_name(&name)?;
     let version = Version::parse(&version)?;
     validate_architecture(&architecture)?;
-    let digests = Digests::of(bytes);
     Ok(Package {
         name,
         version,
         architecture,
-        size: bytes.len() as u64,
+        size,
         md5: digests.md5,
         sha1: digests.sha1,
         sha256: digests.sha256,
@@ -225,7 +273,7 @@ fn find_control(tar_bytes: &[u8]) -> Result<String, String> {
 
 /// Reads every entry through, so that a cut or damaged data archive is
 /// found now rather than by `dpkg -i` on a server.
-fn check_tar(tar: impl Read) -> Result<(), String> {
+pub(crate) fn check_tar(tar: impl Read) -> Result<(), String> {
     let mut archive = tar::Archive::new(ForwardSeek {
         inner: tar,
         position: 0,
@@ -244,11 +292,11 @@ fn check_tar(tar: impl Read) -> Result<(), String> {
 /// cannot, it zeroes a 32 KiB buffer to read the padding into, nine times
 /// per package: a sixth of a small package's check. Seeking anywhere but
 /// forward is refused, which the tar reader never asks for.
-struct ForwardSeek<R> {
-    inner: R,
+pub(crate) struct ForwardSeek<R> {
+    pub(crate) inner: R,
     /// Bytes read so far: the answer to a seek, from which the tar reader
     /// computes where the next header starts.
-    position: u64,
+    pub(crate) position: u64,
 }
 
 impl<R: Read> Read for ForwardSeek<R> {

@@ -18,6 +18,7 @@ mod error;
 mod gzip;
 mod inspect;
 mod names;
+mod stream;
 mod version;
 
 pub use build::{BuildOptions, Compression, build, build_to_file};
@@ -25,6 +26,7 @@ pub use control::{Control, parse_paragraphs};
 pub use error::DebError;
 pub use inspect::{Digests, Hasher, Package, extract_data, inspect, inspect_file};
 pub use names::{validate_architecture, validate_name};
+pub use stream::inspect_reader;
 pub use version::{Version, compare_versions};
 
 #[cfg(test)]

@@ -112,8 +112,10 @@ pub async fn list_packages(
 }
 
 /// The body is one `.deb`, or (`Content-Type: application/x-tar`) a tar
-/// of several, added all or none. A tar is read as it arrives, never held
-/// whole in memory.
+/// of several, added all or none. Neither is held whole in memory: a tar is
+/// read as it arrives, a single file is written to disk first (`Upload`)
+/// and checked from there. Either is refused with 413 past the server's
+/// upload limit.
 pub async fn add_package(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
@@ -126,15 +128,23 @@ pub async fn add_package(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-tar"));
+    let limit = state.body_limits().upload_limit;
+    if let Some(length) = content_length(&headers)
+        && length > limit
+    {
+        return Err(too_large(limit));
+    }
     let report = if is_tar {
-        apt.add_tar(&name, BodyReader::new(body), query.force_replace)
-            .await?
+        let (reader, over_limit) = BodyReader::new(body, limit);
+        let added = apt.add_tar(&name, reader, query.force_replace).await;
+        if over_limit.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(too_large(limit));
+        }
+        added?
     } else {
-        let bytes = axum::body::to_bytes(body, 4 << 30)
-            .await
-            .map_err(|e| ApiError::invalid(format!("upload: {e}")))?;
+        let upload = receive(apt, body, limit).await?;
         let file = query.filename.unwrap_or_else(|| "upload.deb".to_owned());
-        apt.add(&name, vec![(file, bytes.to_vec())], query.force_replace)
+        apt.add_upload(&name, file, upload, query.force_replace)
             .await?
     };
     let updated = if query.update {
@@ -153,31 +163,98 @@ pub struct AddAnswer {
     updated: Vec<gantry_apt::PublicationView>,
 }
 
+fn content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::invalid(format!(
+        "upload: the body is larger than the server's upload limit of {limit} bytes"
+    ))
+    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+/// Writes the body to a new upload file, stopping at `limit` bytes.
+async fn receive(
+    apt: &Apt,
+    body: axum::body::Body,
+    limit: u64,
+) -> Result<gantry_apt::Upload, ApiError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let upload = apt.new_upload()?;
+    let file = upload.writer()?;
+    let written_to = |e: std::io::Error| {
+        ApiError::internal(format!(
+            "upload: cannot write {}: {e}",
+            upload.path().display()
+        ))
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| ApiError::invalid(format!("upload: {e}")))?;
+        received += piece.len() as u64;
+        if received > limit {
+            return Err(too_large(limit));
+        }
+        file.write_all(&piece).await.map_err(written_to)?;
+    }
+    file.flush().await.map_err(written_to)?;
+    drop(file);
+    Ok(upload)
+}
+
 /// A request body as a blocking reader, for the package intake's thread:
-/// pieces come from a task that reads the body, at most two ahead.
+/// pieces come from a task that reads the body, at most two ahead. Past
+/// `limit` bytes the reader fails, and the flag it returns says why.
 struct BodyReader {
     pieces: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
     current: Bytes,
 }
 
 impl BodyReader {
-    fn new(body: axum::body::Body) -> BodyReader {
+    fn new(
+        body: axum::body::Body,
+        limit: u64,
+    ) -> (BodyReader, std::sync::Arc<std::sync::atomic::AtomicBool>) {
         use futures::StreamExt;
+        let over_limit = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = over_limit.clone();
         let (sender, pieces) = tokio::sync::mpsc::channel(2);
         tokio::spawn(async move {
             let mut stream = body.into_data_stream();
+            let mut received: u64 = 0;
             while let Some(piece) = stream.next().await {
-                let piece = piece.map_err(std::io::Error::other);
+                let piece = piece.map_err(std::io::Error::other).and_then(|piece| {
+                    received += piece.len() as u64;
+                    if received > limit {
+                        flag.store(true, std::sync::atomic::Ordering::Release);
+                        return Err(std::io::Error::other(format!(
+                            "the body is larger than the server's upload limit of {limit} bytes"
+                        )));
+                    }
+                    Ok(piece)
+                });
                 let failed = piece.is_err();
                 if sender.send(piece).await.is_err() || failed {
                     break;
                 }
             }
         });
-        BodyReader {
-            pieces,
-            current: Bytes::new(),
-        }
+        (
+            BodyReader {
+                pieces,
+                current: Bytes::new(),
+            },
+            over_limit,
+        )
     }
 }
 

@@ -1,11 +1,14 @@
 //! Incoming webhooks: GitHub and GitLab push events, and the generic webhook. They are public
 //! routes: each delivery proves itself with its signature or token, checked in
-//! `gantry-triggers` before the body is read. Refusals are counted in
-//! `gantry_webhook_refusals_total` and leave nothing else behind.
+//! `gantry-triggers` once the body is read. Until then the sender is
+//! unauthenticated: its body must arrive within a time limit and counts
+//! against the budget all such bodies share (`bodies.rs`). Refusals are
+//! counted in `gantry_webhook_refusals_total` and leave nothing else behind.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use gantry_triggers::{Delivery, WebhookError};
 
 use crate::AppState;
@@ -13,32 +16,49 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::PathParams;
 use crate::routes::git::triggers;
 
-pub async fn github(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Delivery>)> {
-    answer("github", triggers(&state).github(&headers, &body).await)
+pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read(&state, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    answer("github", triggers(&state).github(&headers, &body).await).into_response()
 }
 
-pub async fn gitlab(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Delivery>)> {
-    answer("gitlab", triggers(&state).gitlab(&headers, &body).await)
+pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read(&state, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    answer("gitlab", triggers(&state).gitlab(&headers, &body).await).into_response()
 }
 
 pub async fn generic(
     State(state): State<AppState>,
     PathParams(source): PathParams<String>,
     headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Delivery>)> {
+    body: Body,
+) -> Response {
+    let body = match read(&state, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     answer(
         "generic",
         triggers(&state).generic(&source, &headers, &body).await,
     )
+    .into_response()
+}
+
+/// The delivery's body, read within the limits of unauthenticated bodies.
+async fn read(state: &AppState, body: Body) -> Result<Bytes, Response> {
+    state
+        .unauthenticated_bodies()
+        .read(body, crate::bodies::WEBHOOK_BODY_LIMIT)
+        .await
+        .map_err(|refused| {
+            tracing::warn!(error = %refused, "webhook body refused");
+            refused.into_response()
+        })
 }
 
 fn answer(

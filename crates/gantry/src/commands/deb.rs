@@ -33,7 +33,7 @@ pub enum DebCommand {
         prerm: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]
         postrm: Option<PathBuf>,
-        /// gzip (default) or xz.
+        /// gzip (default), xz or none.
         #[arg(long, default_value = "gzip")]
         compression: String,
         /// Where to write it (default NAME_VERSION_ARCH.deb).
@@ -70,7 +70,8 @@ pub fn run(command: DebCommand) -> anyhow::Result<ExitCode> {
     options.compression = match compression.as_str() {
         "gzip" | "gz" => Compression::Gzip,
         "xz" => Compression::Xz,
-        other => anyhow::bail!("unknown compression {other:?}: use gzip or xz"),
+        "none" => Compression::None,
+        other => anyhow::bail!("unknown compression {other:?}: use gzip, xz or none"),
     };
     // Reproducible builds: SOURCE_DATE_EPOCH when set, else a fixed time.
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
