@@ -1,29 +1,47 @@
 //! Making the running instances, the routing table and the listeners match
 //! the desired state. Order matters for zero dropped requests: new
 //! instances start, then the routing table is swapped, and only then are
-//! removed instances stopped (they drain what they still hold).
+//! removed instances stopped (they drain what they still hold). An
+//! instance a previous data plane left running keeps its port and process
+//! (see `adopt.rs`); listeners accept on the sockets `handoff.rs` keeps.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use gantry_proxy::{GroupBackend, HealthCheckConfig, ListenerConfig, Proxy, RoutingTable};
 
+use super::adopt::{Adoption, Records, instance_id};
+use super::handoff::Sockets;
 use super::state::DesiredState;
 use super::supervisor::{self, InstanceHandle, Launch};
 
 pub(crate) type Instances = HashMap<String, Vec<InstanceHandle>>;
+
+/// What reconciling acts on, besides the desired state.
+pub(crate) struct Parts<'a> {
+    pub dir: &'a Path,
+    pub proxy: &'a Proxy,
+    pub instances: &'a Mutex<Instances>,
+    pub records: &'a Arc<Records>,
+    /// Processes found running at start, by instance id, not yet adopted.
+    pub adoptable: &'a Mutex<HashMap<String, Adoption>>,
+    pub sockets: &'a Sockets,
+    pub sandbox: Option<&'a Arc<gantry_sandbox::Sandbox>>,
+}
 
 pub(crate) fn group_dir(dir: &Path, group: &str) -> PathBuf {
     dir.join("server-groups").join(group)
 }
 
 /// Returns the problems of listeners that could not open.
-pub(crate) async fn reconcile(
-    dir: &Path,
-    proxy: &Proxy,
-    state: &DesiredState,
-    instances: &std::sync::Mutex<Instances>,
-) -> Vec<String> {
+pub(crate) async fn reconcile(parts: &Parts<'_>, state: &DesiredState) -> Vec<String> {
+    let Parts {
+        dir,
+        proxy,
+        instances,
+        ..
+    } = *parts;
     let mut to_stop = Vec::new();
     {
         let mut running = instances.lock().unwrap_or_else(|e| e.into_inner());
@@ -39,7 +57,12 @@ pub(crate) async fn reconcile(
             }
             while handles.len() < size {
                 let index = handles.len() as u32;
-                let Some(port) = free_port() else {
+                let adopt = parts
+                    .adoptable
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&instance_id(&group.name, index));
+                let Some(port) = adopt.as_ref().map(|a| a.record.port).or_else(free_port) else {
                     tracing::error!(group = %group.name, "no free port for an instance");
                     break;
                 };
@@ -50,6 +73,9 @@ pub(crate) async fn reconcile(
                     dir: group_dir(dir, &group.name),
                     spec: group.spec.clone(),
                     health: health_check_for(state, &group.cluster),
+                    adopt,
+                    records: parts.records.clone(),
+                    sandbox: parts.sandbox.cloned(),
                 }));
             }
         }
@@ -80,14 +106,20 @@ pub(crate) async fn reconcile(
             port: lb.port,
             rules: lb.rules.clone(),
             response_timeout: lb.response_timeout,
+            client_timeouts: lb.client_timeouts,
+            limits: lb.limits,
         })
         .collect();
-    proxy
+    let ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+    parts.sockets.prepare(&ports, proxy);
+    let problems = proxy
         .set_listeners(&listeners)
         .await
         .into_iter()
         .map(|e| e.to_string())
-        .collect()
+        .collect();
+    parts.sockets.publish();
+    problems
 }
 
 fn routing_table(proxy: &Proxy, state: &DesiredState, running: &Instances) -> RoutingTable {

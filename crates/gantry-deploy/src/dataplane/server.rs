@@ -1,5 +1,6 @@
 //! The data-plane process: its control socket and its life.
 
+use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
-use super::reconcile::{self, Instances};
+use super::adopt::{Adoption, Records};
+use super::handoff::{Sockets, handoff_socket_path};
+use super::reconcile::{self, Instances, Parts};
 use super::state::{self, DesiredState};
 use crate::model::{
     LoadBalancerStatus, ServerGroup, ServerGroupStatus, Snapshot, server_group_name,
@@ -27,11 +30,37 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     deploy_dir(data_dir).join("dataplane.sock")
 }
 
+/// Present while the data plane is stopped on purpose (`gantry dataplane
+/// stop`): nothing starts it again by itself until it is next needed.
+pub fn stopped_marker(data_dir: &Path) -> PathBuf {
+    deploy_dir(data_dir).join("dataplane.stopped")
+}
+
 struct Dataplane {
     dir: PathBuf,
     proxy: Proxy,
     state: Mutex<DesiredState>,
     instances: std::sync::Mutex<Instances>,
+    records: Arc<Records>,
+    adoptable: std::sync::Mutex<HashMap<String, Adoption>>,
+    sockets: Arc<Sockets>,
+    /// How instances are kept out of the data directory (`None` where the
+    /// machine offers nothing to confine them with).
+    sandbox: Option<Arc<gantry_sandbox::Sandbox>>,
+}
+
+impl Dataplane {
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            dir: &self.dir,
+            proxy: &self.proxy,
+            instances: &self.instances,
+            records: &self.records,
+            adoptable: &self.adoptable,
+            sockets: &self.sockets,
+            sandbox: self.sandbox.as_ref(),
+        }
+    }
 }
 
 type Failure = (ErrorKind, String);
@@ -50,28 +79,34 @@ pub async fn run(data_dir: &Path) -> std::io::Result<()> {
         )));
     }
     std::fs::write(dir.join("dataplane.pid"), std::process::id().to_string())?;
+    let _ = std::fs::remove_file(stopped_marker(data_dir));
+    let sockets = Arc::new(Sockets::inherit());
+    let desired = state::load(&dir)?;
+    let records = Arc::new(Records::load(&dir));
+    let adoptable = find_adoptable(&desired, &records).await;
+    let dataplane = Arc::new(Dataplane {
+        proxy: Proxy::new(),
+        state: Mutex::new(desired),
+        instances: std::sync::Mutex::new(Instances::new()),
+        records,
+        adoptable: std::sync::Mutex::new(adoptable),
+        sockets,
+        sandbox: instance_sandbox(data_dir),
+        dir,
+    });
+    // Before the control socket, so that whoever waits for that socket
+    // finds this one open too.
+    dataplane.sockets.serve(&handoff_socket_path(data_dir))?;
+    {
+        let state = dataplane.state.lock().await;
+        for problem in reconcile::reconcile(&dataplane.parts(), &state).await {
+            tracing::error!(%problem, "load balancer not listening");
+        }
+        stop_orphans(&dataplane, &state);
+    }
     let socket = socket_path(data_dir);
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)?;
-    let dataplane = Arc::new(Dataplane {
-        proxy: Proxy::new(),
-        state: Mutex::new(state::load(&dir)?),
-        instances: std::sync::Mutex::new(Instances::new()),
-        dir,
-    });
-    {
-        let state = dataplane.state.lock().await;
-        for problem in reconcile::reconcile(
-            &dataplane.dir,
-            &dataplane.proxy,
-            &state,
-            &dataplane.instances,
-        )
-        .await
-        {
-            tracing::error!(%problem, "load balancer not listening");
-        }
-    }
     tracing::info!(socket = %socket.display(), "data plane ready");
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     loop {
@@ -80,7 +115,12 @@ pub async fn run(data_dir: &Path) -> std::io::Result<()> {
                 let Ok((stream, _)) = accepted else { continue };
                 tokio::spawn(serve_connection(dataplane.clone(), stream, done_tx.clone()));
             }
-            _ = done_rx.recv() => break,
+            _ = done_rx.recv() => {
+                // Written first: a holder that sees this process go must
+                // already know not to start another.
+                let _ = std::fs::write(stopped_marker(data_dir), b"");
+                break;
+            }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 // Tests and uninstalls remove the data directory: nothing
                 // left to serve, and nobody left to stop us.
@@ -93,13 +133,70 @@ pub async fn run(data_dir: &Path) -> std::io::Result<()> {
     }
     stop_everything(&dataplane).await;
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(handoff_socket_path(data_dir));
     Ok(())
+}
+
+/// The recorded instances still running, each checked once (so that one
+/// that answers takes traffic as soon as the listeners open).
+async fn find_adoptable(state: &DesiredState, records: &Records) -> HashMap<String, Adoption> {
+    let running = records.running().await;
+    let checks = running
+        .into_iter()
+        .map(|(record, by_container)| async move {
+            let health = state
+                .server_groups
+                .iter()
+                .find(|g| g.name == record.group)
+                .map(|g| reconcile::health_check_for(state, &g.cluster))
+                .unwrap_or_default();
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], record.port));
+            let healthy = gantry_proxy::health_check::probe(addr, &health).await;
+            let id = super::adopt::instance_id(&record.group, record.index);
+            (
+                id,
+                Adoption {
+                    record,
+                    by_container,
+                    healthy,
+                },
+            )
+        });
+    futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Stops the processes found running that no live group wanted.
+fn stop_orphans(dataplane: &Dataplane, state: &DesiredState) {
+    let orphans: Vec<Adoption> = dataplane
+        .adoptable
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .map(|(_, adoption)| adoption)
+        .collect();
+    for orphan in orphans {
+        let grace = state
+            .server_groups
+            .iter()
+            .find(|g| g.name == orphan.record.group)
+            .map_or(10, |g| g.spec.grace_seconds);
+        let records = dataplane.records.clone();
+        tokio::spawn(async move {
+            let record = orphan.record;
+            super::supervisor::stop_orphan(record.clone(), grace).await;
+            records.remove(&record.group, record.index, record.pid);
+        });
+    }
 }
 
 /// The graceful stop: no new connections, requests in flight finish,
 /// then every instance is stopped (each drains what it still holds).
 async fn stop_everything(dataplane: &Dataplane) {
     dataplane.proxy.set_listeners(&[]).await;
+    dataplane.sockets.release().await;
     let handles: Vec<_> = {
         let mut running = dataplane
             .instances
@@ -311,7 +408,7 @@ async fn commit(
         )
     })?;
     *state = next;
-    let problems = reconcile::reconcile(&dp.dir, &dp.proxy, state, &dp.instances).await;
+    let problems = reconcile::reconcile(&dp.parts(), state).await;
     if !problems.is_empty() {
         return Err((ErrorKind::Invalid, problems.join("; ")));
     }
@@ -406,4 +503,27 @@ fn now_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The confinement of instances: the step user and a Landlock ruleset that
+/// keeps them out of the data directory, as build steps are kept out
+/// (issue "Hardening": no instance the local provider starts may read the
+/// server's tokens, keys or database).
+fn instance_sandbox(data_dir: &Path) -> Option<Arc<gantry_sandbox::Sandbox>> {
+    let config = gantry_sandbox::SandboxConfig {
+        user: None,
+        protected: vec![data_dir.to_owned()],
+    };
+    match gantry_sandbox::Sandbox::prepare(config) {
+        Ok(sandbox) => {
+            if let Some(warning) = sandbox.warning() {
+                tracing::warn!("instances: {warning}");
+            }
+            sandbox.isolates().then(|| Arc::new(sandbox))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "instances run unconfined");
+            None
+        }
+    }
 }

@@ -11,8 +11,9 @@ use gantry_deploy::dataplane::{self, Stopped};
 pub enum DataplaneCommand {
     /// Stop the data plane gracefully: its listeners close, requests in
     /// flight finish, instances get SIGTERM (SIGKILL after their grace
-    /// period). Server groups are kept; the server starts it again when
-    /// it next needs it.
+    /// period). Server groups are kept. A data plane stopped this way is
+    /// not started again by the server's watch (which restarts one that
+    /// died): only when the server next needs it.
     Stop,
 }
 

@@ -1,7 +1,9 @@
 //! The control plane's end of the data plane's socket. The data plane is
 //! started on first use and outlives the server; a restarted server finds
-//! it again through the socket.
+//! it again through the socket. A data plane is started with the listening
+//! sockets its predecessor handed over (see `watch.rs`).
 
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 
 use super::LocalConfig;
-use crate::dataplane::socket_path;
+use crate::dataplane::{INHERITED_ENV, socket_path};
 use crate::error::DeployError;
 use crate::protocol::{ErrorKind, Request, Response};
 
@@ -19,6 +21,10 @@ pub struct DataplaneClient {
     config: LocalConfig,
     /// Serializes starting the data plane.
     starting: Mutex<()>,
+    /// Copies of the data plane's listening sockets, by port: they keep
+    /// each port's backlog while no data plane runs, and the next one
+    /// inherits them.
+    held: std::sync::Mutex<Vec<(u16, OwnedFd)>>,
 }
 
 impl DataplaneClient {
@@ -26,7 +32,22 @@ impl DataplaneClient {
         DataplaneClient {
             config,
             starting: Mutex::new(()),
+            held: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    pub(crate) fn config(&self) -> &LocalConfig {
+        &self.config
+    }
+
+    /// Keeps exactly these sockets (the others are closed).
+    pub(crate) fn hold(&self, sockets: Vec<(u16, OwnedFd)>) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = sockets;
+    }
+
+    /// Starts the data plane unless one answers; returns once it does.
+    pub(crate) async fn ensure_running(&self) -> Result<(), DeployError> {
+        self.connect().await.map(drop)
     }
 
     pub async fn request(&self, request: &Request) -> Result<Value, DeployError> {
@@ -68,8 +89,9 @@ impl DataplaneClient {
             return Ok(stream);
         }
         self.start()?;
-        for _ in 0..200 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        // Polled often: connections wait in the backlog meanwhile.
+        for _ in 0..1000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
             if let Ok(stream) = UnixStream::connect(&socket).await {
                 return Ok(stream);
             }
@@ -110,17 +132,36 @@ impl DataplaneClient {
                     .map_err(|e| DeployError::Dataplane(e.to_string()))?,
             )
             .stderr(log);
-        // SAFETY: setsid is async-signal-safe.
+        // Held until the child has its copies.
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let inherited: Vec<RawFd> = held.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+        let listed: Vec<String> = held
+            .iter()
+            .map(|(port, fd)| format!("{port}:{}", fd.as_raw_fd()))
+            .collect();
+        command.env(INHERITED_ENV, listed.join(","));
+        // SAFETY: setsid and fcntl are async-signal-safe. The held sockets
+        // are close-on-exec here; only the data plane inherits them.
         unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
                 libc::setsid();
+                for &fd in &inherited {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| DeployError::Dataplane(format!("cannot start {program}: {e}")))?;
-        tracing::info!(pid = child.id(), "data plane started");
+        let spawned = command.spawn();
+        drop(held);
+        let mut child =
+            spawned.map_err(|e| DeployError::Dataplane(format!("cannot start {program}: {e}")))?;
+        tracing::info!(
+            pid = child.id(),
+            sockets = listed.len(),
+            "data plane started"
+        );
         // Reap it if it exits while we live; it is not ours to wait for otherwise.
         std::thread::spawn(move || {
             let _ = child.wait();

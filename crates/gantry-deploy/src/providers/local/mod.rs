@@ -1,10 +1,13 @@
 //! The `local` provider: instances on this machine, run by the data-plane
 //! process (host processes, or containers through the podman CLI), reached
-//! through its control socket.
+//! through its control socket. The server watches the data plane and
+//! starts it again the moment it dies (`watch.rs`).
 
 mod client;
+mod watch;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use futures::future::{BoxFuture, FutureExt};
 use serde_json::Value;
@@ -26,14 +29,22 @@ pub struct LocalConfig {
 }
 
 pub struct LocalProvider {
-    client: DataplaneClient,
+    client: Arc<DataplaneClient>,
 }
 
 impl LocalProvider {
     pub fn new(config: LocalConfig) -> LocalProvider {
         LocalProvider {
-            client: DataplaneClient::new(config),
+            client: Arc::new(DataplaneClient::new(config)),
         }
+    }
+
+    /// Watches the data plane for the life of the process (call it from
+    /// the server, within its tokio runtime): it is started again within
+    /// milliseconds of its death, and at once when none runs although the
+    /// desired state has something for it to serve.
+    pub fn watch_dataplane(&self) {
+        tokio::spawn(watch::watch(self.client.clone()));
     }
 
     pub fn client(&self) -> &DataplaneClient {
