@@ -9,14 +9,43 @@ use tokio_util::sync::CancellationToken;
 use crate::error::DeployError;
 use crate::model::{Application, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot};
 use crate::providers::{CreateServerGroup, Provider, ServerGroupUpdate};
-use crate::strategies::{self, Rollout, StrategyConfig};
+use crate::strategies::{self, Journal, Rollout, StrategyConfig};
 
 /// Progress notes for the stage log.
 pub type Progress<'a> = &'a (dyn Fn(String) + Send + Sync);
 
+/// The ceiling of a server group's size when the server sets none.
+pub const DEFAULT_MAX_SIZE: u32 = 100;
+
 #[derive(Clone)]
 pub struct DeployController {
     provider: Arc<dyn Provider>,
+    limits: Limits,
+}
+
+/// What this server allows a deploy or a resize to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most instances a server group may have (`gantry serve
+    /// --max-deploy-size`): a typo of a size must not start thousands of
+    /// processes on the machine.
+    pub max_size: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_size: DEFAULT_MAX_SIZE,
+        }
+    }
+}
+
+/// How a server group is disabled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DisableConfig {
+    /// Also when it is the last enabled group of its cluster, whose
+    /// traffic then has nowhere to go.
+    pub force: bool,
 }
 
 /// One deploy: a new server group of `cluster` and how it replaces the others.
@@ -41,13 +70,38 @@ impl std::fmt::Debug for DeployController {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeployController")
             .field("provider", &self.provider.name())
+            .field("limits", &self.limits)
             .finish()
     }
 }
 
 impl DeployController {
     pub fn new(provider: Arc<dyn Provider>) -> DeployController {
-        DeployController { provider }
+        DeployController {
+            provider,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The same controller with other limits.
+    pub fn with_limits(self, limits: Limits) -> DeployController {
+        DeployController { limits, ..self }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Refuses a size above the ceiling, naming it and where it is set.
+    pub fn check_size(&self, what: &str, size: u32) -> Result<(), DeployError> {
+        let max = self.limits.max_size;
+        if size > max {
+            return Err(DeployError::Invalid(format!(
+                "{what}: size {size} is above this server's ceiling of {max} instances per server group \
+                 (raise it with `gantry serve --max-deploy-size N` or GANTRY_MAX_DEPLOY_SIZE)"
+            )));
+        }
+        Ok(())
     }
 
     pub fn provider(&self) -> &dyn Provider {
@@ -80,12 +134,15 @@ impl DeployController {
 
     /// Creates the new group and applies the strategy. On failure the new
     /// group is removed and the older groups are as they were.
-    /// `people` promote or judge a rollout that waits for them.
+    /// `people` promote or judge a rollout that waits for them; `journal`
+    /// keeps how far the rollout got, so that a resumed deploy goes on from
+    /// there.
     pub async fn deploy(
         &self,
         request: &DeployRequest,
         cancel: &CancellationToken,
         people: &dyn strategies::People,
+        journal: &dyn Journal,
         progress: Progress<'_>,
     ) -> Result<ServerGroup, DeployError> {
         if request.spec.command.is_none() && request.spec.image.is_none() {
@@ -94,6 +151,8 @@ impl DeployController {
                 request.cluster
             )));
         }
+        self.check_size(&format!("cluster {:?}", request.cluster), request.size)?;
+        let record = journal.load().await?;
         let strategy = strategies::for_config(&request.strategy);
         let group = self
             .provider
@@ -105,13 +164,23 @@ impl DeployController {
                 size: strategy.initial_size(request.size),
             })
             .await?;
-        progress(format!("server group {} created", group.name));
+        if record.step > 0 {
+            progress(format!(
+                "server group {} resumed at step {}",
+                group.name,
+                record.step + 1
+            ));
+        } else {
+            progress(format!("server group {} created", group.name));
+        }
         let rollout = Rollout {
             controller: self,
             request,
             group: group.name.clone(),
             cancel,
             people,
+            journal,
+            record: std::sync::Mutex::new(record),
             progress,
         };
         let result = async {
@@ -127,14 +196,57 @@ impl DeployController {
         Ok(group)
     }
 
+    /// Changes a server group; a size above the ceiling is refused.
     pub async fn update(
         &self,
         name: &str,
         update: ServerGroupUpdate,
     ) -> Result<ServerGroup, DeployError> {
+        if let Some(size) = update.size {
+            self.check_size(&format!("server group {name:?}"), size)?;
+        }
         self.provider
             .update_server_group(name.to_owned(), update)
             .await
+    }
+
+    /// Takes a server group out of its load balancers' rotation. Unless
+    /// `config.force`, refuses when it is the last enabled group of its
+    /// cluster: that would send the cluster's traffic to nothing.
+    pub async fn disable(
+        &self,
+        name: &str,
+        config: DisableConfig,
+    ) -> Result<ServerGroup, DeployError> {
+        if !config.force {
+            let snapshot = self.snapshot().await?;
+            let group = snapshot
+                .group(name)
+                .filter(|g| g.group.is_live())
+                .ok_or_else(|| {
+                    DeployError::NotFound(format!("server group {name:?} does not exist"))
+                })?;
+            let cluster = &group.group.cluster;
+            let others_enabled = snapshot
+                .cluster(cluster)
+                .iter()
+                .any(|g| g.group.enabled && g.group.name != name);
+            if group.group.enabled && !others_enabled {
+                return Err(DeployError::Invalid(format!(
+                    "server group {name:?} is the last enabled server group of cluster {cluster:?}: \
+                     disabling it leaves the cluster's traffic nowhere to go; to disable it anyway, \
+                     pass --force (gantry servergroup disable), \"force\": true (API) or force: true (disableServerGroup stage)"
+                )));
+            }
+        }
+        self.update(
+            name,
+            ServerGroupUpdate {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     pub async fn samples(

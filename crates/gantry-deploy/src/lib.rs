@@ -23,4 +23,5 @@ pub mod providers;
 pub mod strategies;
 
 pub use controller::{DeployController, DeployRequest, Progress};
+pub use controller::{DEFAULT_MAX_SIZE, DisableConfig, Limits};
 pub use error::DeployError;

@@ -41,6 +41,13 @@ pub struct LoadBalancer {
     /// Unset: the proxy's default (`gantry_proxy::DEFAULT_RESPONSE_TIMEOUT`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_timeout: Option<std::time::Duration>,
+    /// Header, keep-alive and body timeouts of client connections; unset
+    /// ones are nginx's defaults.
+    #[serde(default)]
+    pub client_timeouts: gantry_proxy::ClientTimeouts,
+    /// Caps on client connections; unset ones are the proxy's defaults.
+    #[serde(default)]
+    pub limits: gantry_proxy::ConnectionLimits,
 }
 
 /// What runs: one immutable version of the software.

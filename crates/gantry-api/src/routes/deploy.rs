@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::State;
 use gantry_deploy::model::{self, Snapshot};
 use gantry_deploy::providers::ServerGroupUpdate;
-use gantry_deploy::{DeployController, DeployError};
+use gantry_deploy::{DeployController, DeployError, DisableConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -192,19 +192,25 @@ pub async fn enable(
     .await
 }
 
+/// `{"force": true}` also disables the last enabled group of a cluster.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DisableBody {
+    #[serde(default)]
+    pub force: bool,
+}
+
 pub async fn disable(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
+    Json(body): Json<DisableBody>,
 ) -> ApiResult<axum::Json<Value>> {
-    update(
-        &state,
-        &name,
-        ServerGroupUpdate {
-            enabled: Some(false),
-            ..Default::default()
-        },
-    )
-    .await
+    let group = controller(&state)?
+        .disable(&name, DisableConfig { force: body.force })
+        .await
+        .map_err(error)?;
+    tracing::info!(server_group = %name, force = body.force, "server group disabled");
+    Ok(axum::Json(json!(group)))
 }
 
 async fn update(
@@ -341,6 +347,9 @@ pub(crate) async fn apply(
     state: &AppState,
     document: &gantry_config::Document,
 ) -> ApiResult<(Vec<Value>, Vec<Value>)> {
+    if let Some(controller) = state.engine().deploy() {
+        check_sizes(controller, document)?;
+    }
     if document.applications.is_empty() && document.load_balancers.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -389,6 +398,31 @@ pub(crate) async fn apply(
     Ok((applied_apps, applied_lbs))
 }
 
+/// Refuses a file whose deploy or resize stages ask for more instances
+/// than this server's ceiling, before anything of it is applied (a deploy
+/// checks again when it runs).
+fn check_sizes(controller: &DeployController, document: &gantry_config::Document) -> ApiResult<()> {
+    let mut problems = Vec::new();
+    for pipeline in &document.pipelines {
+        for stage in &pipeline.stages {
+            let size = match &stage.kind {
+                gantry_config::StageKind::Deploy(deploy) => Some(deploy.size),
+                gantry_config::StageKind::ResizeServerGroup(resize) => resize.size,
+                _ => None,
+            };
+            let what = format!("pipeline {:?} stage {:?}", pipeline.name, stage.id);
+            if let Some(Err(problem)) = size.map(|size| controller.check_size(&what, size)) {
+                problems.push(problem.to_string());
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(problems.join("\n")))
+    }
+}
+
 fn to_model(lb: &gantry_config::LoadBalancer) -> model::LoadBalancer {
     let mut rules: Vec<gantry_proxy::RouteRule> = lb
         .rules
@@ -413,6 +447,23 @@ fn to_model(lb: &gantry_config::LoadBalancer) -> model::LoadBalancer {
         port: lb.port,
         rules,
         response_timeout: lb.response_timeout,
+        client_timeouts: lb
+            .timeouts
+            .as_ref()
+            .map(|t| gantry_proxy::ClientTimeouts {
+                header: t.header,
+                keep_alive: t.keep_alive,
+                body: t.body,
+            })
+            .unwrap_or_default(),
+        limits: lb
+            .limits
+            .as_ref()
+            .map(|l| gantry_proxy::ConnectionLimits {
+                connections: l.connections.map(|n| n as usize),
+                per_address: l.per_address.map(|n| n as usize),
+            })
+            .unwrap_or_default(),
         health_check: gantry_proxy::HealthCheckConfig {
             path: health.path.unwrap_or(defaults.path),
             interval: health.interval.unwrap_or(defaults.interval),

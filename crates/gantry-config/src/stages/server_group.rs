@@ -16,7 +16,7 @@ pub(super) const ENABLE: StageType = StageType {
 };
 pub(super) const DISABLE: StageType = StageType {
     name: "disableServerGroup",
-    check: check_target,
+    check: check_disable,
 };
 pub(super) const DESTROY: StageType = StageType {
     name: "destroyServerGroup",
@@ -43,6 +43,12 @@ fn check_target(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
             "give one of \"target\" and \"serverGroup\", not both",
         );
     }
+}
+
+/// `force: true` disables even the last enabled group of the cluster.
+fn check_disable(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+    check_target(stage, cx);
+    stage.fields.bool(cx, "force");
 }
 
 fn check_resize(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {

@@ -40,17 +40,25 @@ impl Strategy for Canary {
     fn deploy<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
         async move {
             r.wait_healthy(r.request.size).await?;
-            for step in &self.options.steps {
+            // Steps finished before a restart are not run again; the
+            // weights they set are kept by the data plane.
+            let resumed = r.resumed_step();
+            for (index, step) in self.options.steps.iter().enumerate().skip(resumed) {
+                r.begin_step(index).await?;
                 match step {
                     CanaryStep::SetWeight(weight) => {
                         set_weight(r, *weight).await?;
                         (r.progress)(format!("canary {} at weight {weight}%", r.group));
                     }
-                    CanaryStep::Pause(duration) => r.pause(*duration).await?,
+                    CanaryStep::Pause(duration) => {
+                        r.pause(&format!("pause at step {}", index + 1), *duration)
+                            .await?
+                    }
                     CanaryStep::PauseUntilPromoted => r.wait_for_promotion().await?,
-                    CanaryStep::Analysis(config) => analyze(r, config).await?,
+                    CanaryStep::Analysis(config) => analyze(r, index, config).await?,
                 }
             }
+            r.begin_step(self.options.steps.len()).await?;
             set_weight(r, 100).await?;
             r.disable_previous().await?;
             (r.progress)(format!("canary {} promoted", r.group));
@@ -85,13 +93,20 @@ async fn set_weight(r: &Rollout<'_>, weight: u32) -> Result<(), DeployError> {
     Ok(())
 }
 
-async fn analyze(r: &Rollout<'_>, config: &AnalysisConfig) -> Result<(), DeployError> {
+async fn analyze(
+    r: &Rollout<'_>,
+    index: usize,
+    config: &AnalysisConfig,
+) -> Result<(), DeployError> {
     (r.progress)(format!(
         "analysing canary {} for {}s",
         r.group,
         config.window.as_secs()
     ));
-    r.pause(config.window).await?;
+    // The data plane keeps measuring while the server restarts, so a
+    // resumed analysis keeps its window's deadline too.
+    r.pause(&format!("analysis at step {}", index + 1), config.window)
+        .await?;
     let Some(baseline) = r.request.previous.last() else {
         return Err(DeployError::Failed(format!(
             "canary {}: no baseline server group to compare with",

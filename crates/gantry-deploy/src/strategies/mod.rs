@@ -8,13 +8,20 @@
 //! 4. `abort` (only on failure): undo, leaving older groups as they were.
 //!
 //! Every phase is idempotent: a deploy resumed after a server restart runs
-//! them again from the start and they converge on the same state.
+//! them again and they converge on the same state. A strategy with steps
+//! records the step it begins and the deadline of a pause it begins in the
+//! rollout's [`Journal`] before acting, so a resumed rollout goes on from
+//! the step it reached (run again, idempotently) instead of its first, and
+//! its pauses keep their deadlines.
 
 mod canary;
 mod highlander;
+mod journal;
 mod none;
 mod redblack;
 mod rolling;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -23,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub use canary::{CanaryOptions, CanaryStep};
+pub use journal::{Journal, RolloutRecord};
 pub use redblack::RedBlackOptions;
 pub use rolling::RollingOptions;
 
@@ -49,6 +57,10 @@ pub struct Rollout<'a> {
     pub cancel: &'a CancellationToken,
     /// Who promotes or judges a rollout that waits for people.
     pub people: &'a dyn People,
+    /// Where the rollout records how far it got.
+    pub journal: &'a dyn Journal,
+    /// What the journal holds (read when the deploy started).
+    pub(crate) record: std::sync::Mutex<RolloutRecord>,
     pub progress: Progress<'a>,
 }
 
@@ -192,14 +204,56 @@ impl Rollout<'_> {
         Ok(())
     }
 
-    pub async fn pause(&self, duration: Duration) -> Result<(), DeployError> {
+    /// The step reached before a restart (0 on a first attempt): the
+    /// strategy skips the steps before it.
+    pub fn resumed_step(&self) -> usize {
+        self.lock_record().step
+    }
+
+    /// Records that step `index` begins, before anything of it is done.
+    pub async fn begin_step(&self, index: usize) -> Result<(), DeployError> {
+        let record = {
+            let mut record = self.lock_record();
+            if record.step == index {
+                return Ok(());
+            }
+            record.step = index;
+            record.clone()
+        };
+        self.journal.save(record).await
+    }
+
+    /// Pauses until `duration` after the pause called `name` first began:
+    /// its deadline is recorded before the wait, so a rollout resumed after
+    /// a restart waits only for what is left of it.
+    pub async fn pause(&self, name: &str, duration: Duration) -> Result<(), DeployError> {
         if duration.is_zero() {
             return Ok(());
         }
+        let (deadline, record) = {
+            let mut record = self.lock_record();
+            let (deadline, new) = record.deadline(name, duration);
+            (deadline, new.then(|| record.clone()))
+        };
+        if let Some(record) = record {
+            self.journal.save(record).await?;
+        }
+        let left = journal::until(deadline);
+        if left < duration {
+            (self.progress)(format!(
+                "{name}: {:.1}s left of {:.1}s",
+                left.as_secs_f64(),
+                duration.as_secs_f64()
+            ));
+        }
         tokio::select! {
             _ = self.cancel.cancelled() => Err(DeployError::Canceled),
-            _ = tokio::time::sleep(duration) => Ok(()),
+            _ = tokio::time::sleep(left) => Ok(()),
         }
+    }
+
+    fn lock_record(&self) -> std::sync::MutexGuard<'_, RolloutRecord> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits until a person promotes the rollout.

@@ -34,7 +34,8 @@ impl Strategy for RedBlack {
             r.wait_healthy(r.request.size).await?;
             r.enable_new(100).await?;
             (r.progress)(format!("{} enabled", r.group));
-            r.pause(self.options.delay_before_disable).await?;
+            r.pause("delayBeforeDisable", self.options.delay_before_disable)
+                .await?;
             r.disable_previous().await
         }
         .boxed()
@@ -43,7 +44,8 @@ impl Strategy for RedBlack {
     fn clean_up<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
         async move {
             if self.options.scale_down {
-                r.pause(self.options.delay_before_scale_down).await?;
+                r.pause("delayBeforeScaleDown", self.options.delay_before_scale_down)
+                    .await?;
                 r.scale_down_previous().await?;
             }
             let keep = self.options.max_remaining_server_groups as usize;

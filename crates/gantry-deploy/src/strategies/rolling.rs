@@ -54,7 +54,11 @@ impl Strategy for Rolling {
     fn deploy<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
         async move {
             let steps = &self.options.target_percentages;
-            for (index, percent) in steps.iter().copied().enumerate() {
+            // Steps finished before a restart are not run again: going back
+            // to an earlier step would stop instances and take traffic back.
+            let resumed = r.resumed_step();
+            for (index, percent) in steps.iter().copied().enumerate().skip(resumed) {
+                r.begin_step(index).await?;
                 let size = instances_for(r.request.size, percent).min(r.request.size);
                 r.update(
                     &r.group,
@@ -83,7 +87,11 @@ impl Strategy for Rolling {
                 }
                 (r.progress)(format!("{} at {percent}% ({size} instances)", r.group));
                 if index + 1 < steps.len() {
-                    r.pause(self.options.pause_between).await?;
+                    r.pause(
+                        &format!("pauseBetween after step {}", index + 1),
+                        self.options.pause_between,
+                    )
+                    .await?;
                     if self.options.wait_for_promotion {
                         r.wait_for_promotion().await?;
                     }

@@ -2,8 +2,11 @@
 //! stage records a request id and the cluster's enabled groups in its
 //! durable state; a resumed stage passes the same ones, so the data plane
 //! returns the group it already created and the strategy converges.
-//! People act on a running deploy through `people`.
+//! People act on a running deploy through `people`; the rollout records
+//! the step it reached and its pauses' deadlines through `journal`, so a
+//! resumed deploy goes on from there instead of from its first step.
 
+mod journal;
 mod people;
 
 use std::path::Path;
@@ -18,6 +21,7 @@ use gantry_deploy::strategies::{
 use gantry_deploy::{DeployController, DeployRequest};
 use serde_json::{Value, json};
 
+use self::journal::StageJournal;
 use self::people::{StagePeople, judgments_output};
 use super::deploy_support::{controller, run_with_progress};
 use super::{Outcome, StageContext};
@@ -69,14 +73,13 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
                 Err(message) => return Outcome::Failed(message),
             }
         }
-        _ => spec.artifact.as_ref().map(|a| {
-            let path = Path::new(a);
-            if path.is_absolute() {
-                path.to_path_buf()
-            } else {
-                ctx.workspace().join(path)
-            }
-        }),
+        _ => match &spec.artifact {
+            Some(artifact) => match artifact_path(ctx, artifact).await {
+                Ok(path) => Some(path),
+                Err(message) => return Outcome::Failed(message),
+            },
+            None => None,
+        },
     };
     let request = DeployRequest {
         request_id,
@@ -95,12 +98,17 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         previous,
     };
     let people = StagePeople::new(ctx, spec.judgment_between_steps.as_ref());
+    let journal = StageJournal { ctx };
     let deploying = run_with_progress(ctx, |progress| {
         let deploy: DeployController = deploy.clone();
         let request = request.clone();
         let cancel = ctx.cancel.clone();
-        let people = &people;
-        async move { deploy.deploy(&request, &cancel, people, &*progress).await }
+        let (people, journal) = (&people, &journal);
+        async move {
+            deploy
+                .deploy(&request, &cancel, people, journal, &*progress)
+                .await
+        }
     });
     let result = with_people(ctx, &people, deploying).await;
     match result {
@@ -116,18 +124,28 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
 }
 
 /// Runs the deploy while handing people's skips (promotions) and
-/// judgments to the rollout waiting for them.
+/// judgments to the rollout waiting for them. A signal is answered while
+/// the deploy goes on being polled: the deploy may be in the middle of a
+/// write of the execution's state, which the answer needs too.
 async fn with_people<T>(
     ctx: &StageContext,
     people: &StagePeople<'_>,
     work: impl std::future::Future<Output = T>,
 ) -> T {
     tokio::pin!(work);
+    let mut answering: Option<futures::future::BoxFuture<'_, ()>> = None;
     loop {
         tokio::select! {
             result = &mut work => return result,
-            signal = ctx.next_signal() => match signal {
-                Some((signal, reply)) => people.take(signal, reply).await,
+            () = async {
+                if let Some(answer) = answering.as_mut() {
+                    answer.await
+                }
+            }, if answering.is_some() => {
+                answering = None;
+            }
+            signal = ctx.next_signal(), if answering.is_none() => match signal {
+                Some((signal, reply)) => answering = Some(Box::pin(people.take(signal, reply))),
                 // Canceled: the deploy sees the same token and stops.
                 None => return work.await,
             },
@@ -198,4 +216,33 @@ fn canary_step(step: &Value) -> Result<CanaryStep, String> {
         }));
     }
     Err(format!("unknown canary step {step}"))
+}
+
+/// Where the data plane takes the artifact `artifact` from. A path in the workspace is
+/// copied first, read beneath it (`crate::workspace_files`), into the stage's run directory,
+/// which steps cannot write: a link a step planted cannot make the data plane copy the
+/// server's files into an instance's directory, before or after the check. An absolute path
+/// is the operator's, except inside the server's data directory.
+async fn artifact_path(ctx: &StageContext, artifact: &str) -> Result<std::path::PathBuf, String> {
+    let path = Path::new(artifact);
+    if path.is_absolute() {
+        let data_dir = std::fs::canonicalize(&ctx.engine.inner.config.data_dir)
+            .unwrap_or_else(|_| ctx.engine.inner.config.data_dir.clone());
+        if std::fs::canonicalize(path).is_ok_and(|real| real.starts_with(&data_dir)) {
+            return Err(format!(
+                "artifact {artifact} is in the server's data directory, which deploys cannot read"
+            ));
+        }
+        return Ok(path.to_path_buf());
+    }
+    let (workspace, dest) = (ctx.workspace(), ctx.run_dir().join("artifact"));
+    let name = artifact.to_owned();
+    let copy = dest.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::workspace_files::Beneath::workspace(&workspace)?.copy_out(&name, &copy)
+    })
+    .await
+    .map_err(|e| format!("artifact {artifact}: {e}"))?
+    .map_err(|e| format!("artifact: {e}"))?;
+    Ok(dest)
 }

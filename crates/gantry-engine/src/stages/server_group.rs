@@ -9,8 +9,8 @@ use std::time::Duration;
 use gantry_config::{
     ResizeServerGroupStage, RollbackClusterStage, ScaleDownClusterStage, ServerGroupStage,
 };
-use gantry_deploy::DeployController;
 use gantry_deploy::providers::ServerGroupUpdate;
+use gantry_deploy::{DeployController, DisableConfig};
 use serde_json::{Map, Value, json};
 
 use super::deploy_support::{controller, run_with_progress};
@@ -57,13 +57,7 @@ pub(crate) async fn run_action(
             .await
             .map(|_| ()),
         Action::Disable => deploy
-            .update(
-                &name,
-                ServerGroupUpdate {
-                    enabled: Some(false),
-                    ..Default::default()
-                },
-            )
+            .disable(&name, DisableConfig { force: spec.force })
             .await
             .map(|_| ()),
         Action::Destroy => match deploy.destroy(&name).await {
@@ -112,6 +106,9 @@ pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) ->
                     return Outcome::Failed(format!("server group {name:?}: {message}"));
                 }
             };
+            if let Err(error) = deploy.check_size(&format!("server group {name:?}"), size) {
+                return Outcome::Failed(error.to_string());
+            }
             let mut state = state.as_object().cloned().unwrap_or_default();
             state.insert("size".into(), json!(size));
             if let Err(error) = ctx.save_state(Value::Object(state)).await {

@@ -57,8 +57,13 @@ pub enum ServerGroupCommand {
     Enable {
         name: String,
     },
+    /// Take out of rotation (in-flight requests finish).
     Disable {
         name: String,
+        /// Also when it is the last enabled group of its cluster (its
+        /// traffic then has nowhere to go).
+        #[arg(long)]
+        force: bool,
     },
     Destroy {
         name: String,
@@ -207,9 +212,12 @@ pub async fn server_group(
                 .await?;
             println!("{name} enabled");
         }
-        ServerGroupCommand::Disable { name } => {
+        ServerGroupCommand::Disable { name, force } => {
             client
-                .post(&format!("{}/disable", path(&name)), &json!({}))
+                .post(
+                    &format!("{}/disable", path(&name)),
+                    &json!({ "force": force }),
+                )
                 .await?;
             println!("{name} disabled");
         }

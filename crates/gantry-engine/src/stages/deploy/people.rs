@@ -19,6 +19,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::super::StageContext;
 use super::super::manual_judgment;
+use super::journal::edit_state;
 use crate::driver::{Reply, StageSignal};
 use crate::engine::Judgment;
 use crate::error::EngineError;
@@ -93,6 +94,16 @@ impl<'a> StagePeople<'a> {
                         judgment.user
                     ))
                     .await;
+                // The rollout runs while a judgment is recorded: it may have
+                // begun waiting for this step meanwhile (after it last read
+                // the state), and is then answered here.
+                let pending = pending.or_else(|| {
+                    let mut waiting = self.lock();
+                    match waiting.as_ref() {
+                        Some(p) if p.percent == percent => waiting.take(),
+                        _ => None,
+                    }
+                });
                 if let Some(pending) = pending {
                     let _ = pending.decided.send(record);
                 }
@@ -110,17 +121,14 @@ impl<'a> StagePeople<'a> {
     async fn record(&self, percent: u32, judgment: &Judgment) -> Result<Value, EngineError> {
         let mut record = manual_judgment::record(&self.judgment, judgment)?;
         record["step"] = Value::from(percent);
-        let mut fields = match self.ctx.state().await {
-            Value::Object(fields) => fields,
-            _ => Map::new(),
-        };
-        fields.remove("awaiting");
-        let judgments = fields
-            .entry("judgments")
-            .or_insert_with(|| Value::Object(Map::new()));
-        judgments[percent.to_string()] = record.clone();
-        let state = Value::Object(fields);
-        self.ctx.save_state(state.clone()).await?;
+        let state = edit_state(self.ctx, |fields| {
+            fields.remove("awaiting");
+            let judgments = fields
+                .entry("judgments")
+                .or_insert_with(|| Value::Object(Map::new()));
+            judgments[percent.to_string()] = record.clone();
+        })
+        .await?;
         self.ctx.add_outputs(judgments_output(&state)).await?;
         self.ctx.set_status(Status::Running).await?;
         Ok(record)
@@ -139,12 +147,14 @@ impl People for StagePeople<'_> {
     fn judgment(&self, percent: u32) -> BoxFuture<'_, Result<(), DeployError>> {
         async move {
             let failed = |error: EngineError| DeployError::Failed(error.to_string());
-            let mut state = self.ctx.state().await;
-            if let Some(record) = recorded(&state, percent) {
+            if let Some(record) = recorded(&self.ctx.state().await, percent) {
                 return decision(&record, percent);
             }
-            state["awaiting"] = Value::from(percent);
-            self.ctx.save_state(state).await.map_err(failed)?;
+            edit_state(self.ctx, |fields| {
+                fields.insert("awaiting".to_owned(), Value::from(percent));
+            })
+            .await
+            .map_err(failed)?;
             self.ctx
                 .set_status(Status::Waiting)
                 .await
