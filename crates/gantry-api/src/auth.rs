@@ -3,6 +3,10 @@
 //! few seconds so that a busy client does not cause a store write (the
 //! `last_used_at` update) on every request, which bounds how long a token
 //! revoked elsewhere keeps working to [`CACHE_TTL`].
+//!
+//! Every token has a [`Role`]; each route of the table in `lib.rs` names the
+//! least role it needs, and [`require_role`] refuses a weaker token with 403
+//! before the handler runs.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -33,6 +37,70 @@ pub const CACHE_TTL: Duration = Duration::from_secs(3);
 pub struct Caller {
     pub token_id: String,
     pub name: String,
+    pub role: Role,
+}
+
+/// What a token may do, weakest first: each role may do everything the ones
+/// before it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads everything but secrets and other tokens.
+    Viewer,
+    /// Also runs, cancels, judges and restarts executions, deploys, applies
+    /// pipeline files and pushes to hosted repositories.
+    Operator,
+    /// Also manages tokens, secrets, signing keys and the server's own data.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == word)
+    }
+
+    /// The role of a stored token. A word this server does not know (written
+    /// by a newer one) grants the least, never more.
+    fn of_record(word: &str) -> Role {
+        Role::parse(word).unwrap_or(Role::Viewer)
+    }
+
+    /// `a viewer`, `an operator`, `an admin`.
+    fn with_article(self) -> String {
+        match self {
+            Role::Viewer => "a viewer".to_owned(),
+            Role::Operator => "an operator".to_owned(),
+            Role::Admin => "an admin".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The 403 for `caller` on something that needs `needed`, or nothing when its
+/// role is enough.
+pub fn check_role(caller: &Caller, needed: Role) -> Result<(), ApiError> {
+    if caller.role >= needed {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "this needs the {needed} role; token {:?} is {}",
+        caller.name,
+        caller.role.with_article()
+    )))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,16 +126,25 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// On the first start (no token at all), creates the token `admin` and writes
-/// it to `DATA_DIR/admin-token`, readable by the owner only. Returns the path
-/// when it created one.
+/// On the first start, or whenever no unrevoked admin token is left (so that
+/// revoking the last one cannot lock everyone out of tokens and secrets),
+/// creates the admin token `admin` and writes it to `DATA_DIR/admin-token`,
+/// readable by the owner only. Returns the path when it created one.
 pub async fn ensure_admin_token(
     store: &Store,
     data_dir: &Path,
 ) -> Result<Option<PathBuf>, AdminTokenError> {
-    if store.token_count().await? > 0 {
+    let live = store.tokens().await?;
+    let live: Vec<&TokenRecord> = live.iter().filter(|t| t.revoked_at.is_none()).collect();
+    if live.iter().any(|t| Role::of_record(&t.role) == Role::Admin) {
         return Ok(None);
     }
+    // A live token that is not an admin may hold the name `admin`.
+    let name = if live.iter().any(|t| t.name == "admin") {
+        format!("admin-{}", now_millis())
+    } else {
+        "admin".to_owned()
+    };
     let secret = generate_token();
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     // The file is written before the hash is stored: if the store write fails,
@@ -80,11 +157,12 @@ pub async fn ensure_admin_token(
     let now = now_millis();
     let record = TokenRecord {
         id: uuid::Uuid::now_v7().to_string(),
-        name: "admin".to_owned(),
+        name,
         hash: hash_token(&secret),
         created_at: now,
         revoked_at: None,
         last_used_at: None,
+        role: Role::Admin.as_str().to_owned(),
     };
     store.create_token(&record).await?;
     Ok(Some(path))
@@ -141,15 +219,20 @@ impl TokenCache {
     }
 }
 
-/// Middleware: answers 401 unless the request carries a valid token, and
-/// otherwise hands the [`Caller`] to the handler as an extension.
-pub async fn require_token(
-    State(state): State<AppState>,
+/// Middleware of one route: answers 401 unless the request carries a valid
+/// token, 403 unless its role is at least the route's, and otherwise hands
+/// the [`Caller`] to the handler as an extension.
+pub async fn require_role(
+    State((state, needed)): State<(AppState, Role)>,
     mut request: Request,
     next: Next,
 ) -> Response {
     match authenticate(&state, request.headers().get(header::AUTHORIZATION)).await {
         Ok(caller) => {
+            if let Err(refusal) = check_role(&caller, needed) {
+                tracing::info!(token = %caller.name, role = %caller.role, needed = %needed, path = %request.uri().path(), "request refused: role too low");
+                return refusal.into_response();
+            }
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
@@ -192,6 +275,7 @@ async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<
         .await?
         .ok_or_else(invalid)?;
     let caller = Caller {
+        role: Role::of_record(&record.role),
         token_id: record.id,
         name: record.name,
     };

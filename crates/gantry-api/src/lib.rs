@@ -7,8 +7,10 @@
 //! is checked against the hand-written OpenAPI document.
 
 mod auth;
+mod bodies;
 mod error;
 mod extract;
+mod listener;
 mod metrics;
 mod openapi;
 mod routes;
@@ -32,9 +34,11 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::{
-    ADMIN_TOKEN_FILE, AdminTokenError, Caller, ensure_admin_token, generate_token, hash_token,
+    ADMIN_TOKEN_FILE, AdminTokenError, Caller, Role, ensure_admin_token, generate_token, hash_token,
 };
+pub use bodies::BodyLimits;
 pub use error::{ApiError, Code};
+pub use listener::{BodyTimeout, ListenerConfig, Timeouts, serve};
 pub use metrics::install_recorder;
 pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
 
@@ -47,18 +51,41 @@ struct Inner {
     tokens: auth::TokenCache,
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
+    body_limits: BodyLimits,
+    unauthenticated_bodies: bodies::UnauthenticatedBodies,
 }
 
 impl AppState {
     /// `shutdown` ends open event streams, so that a graceful shutdown does
     /// not wait for clients that follow executions forever.
     pub fn new(engine: Engine, metrics: PrometheusHandle, shutdown: CancellationToken) -> AppState {
+        AppState::with_body_limits(engine, metrics, shutdown, BodyLimits::default())
+    }
+
+    /// [`AppState::new`] with limits on request bodies other than the
+    /// defaults (`gantry serve` flags).
+    pub fn with_body_limits(
+        engine: Engine,
+        metrics: PrometheusHandle,
+        shutdown: CancellationToken,
+        body_limits: BodyLimits,
+    ) -> AppState {
         AppState(Arc::new(Inner {
             engine,
             tokens: auth::TokenCache::default(),
             metrics,
             shutdown,
+            unauthenticated_bodies: bodies::UnauthenticatedBodies::new(&body_limits),
+            body_limits,
         }))
+    }
+
+    fn body_limits(&self) -> &BodyLimits {
+        &self.0.body_limits
+    }
+
+    fn unauthenticated_bodies(&self) -> &bodies::UnauthenticatedBodies {
+        &self.0.unauthenticated_bodies
     }
 
     pub fn engine(&self) -> &Engine {
@@ -82,6 +109,11 @@ impl AppState {
     }
 }
 
+/// The most bytes a JSON request body may have (axum's default, which every
+/// route but package uploads keeps). `gantry apply` sends a pipeline file
+/// inside one, so the CLI checks a file against it before sending.
+pub const JSON_BODY_LIMIT: usize = 2 << 20;
+
 /// One route of the API.
 pub struct Route {
     pub method: Method,
@@ -89,142 +121,154 @@ pub struct Route {
     pub path: &'static str,
     /// Served without a token.
     pub public: bool,
+    /// The least role a token needs (meaningless when `public`).
+    pub role: Role,
     handler: MethodRouter<AppState>,
 }
 
-/// Every route of the API, in one table.
+/// Every route of the API, in one table, each with the least role it needs:
+/// `viewer` reads, `operator` acts on pipelines, executions, deploys and
+/// artifacts, `admin` manages tokens, secrets, signing keys and the server's
+/// own data. The router enforces the role before any handler runs, so a
+/// handler never checks it.
 pub fn routes() -> Vec<Route> {
     use routes::{apt, events, executions, git, pipelines, secrets, system, tokens, webhooks};
     vec![
         public(Method::GET, "/healthz", system::healthz),
-        route(Method::GET, "/metrics", system::metrics),
-        route(Method::GET, "/api/v1/openapi.json", system::openapi),
-        route(Method::POST, "/api/v1/validate", pipelines::validate),
-        route(Method::POST, "/api/v1/apply", pipelines::apply),
-        route(Method::GET, "/api/v1/pipelines", pipelines::list),
-        route(Method::GET, "/api/v1/pipelines/{name}", pipelines::show),
-        route(
+        viewer(Method::GET, "/metrics", system::metrics),
+        viewer(Method::GET, "/api/v1/openapi.json", system::openapi),
+        viewer(Method::POST, "/api/v1/validate", pipelines::validate),
+        operator(Method::POST, "/api/v1/apply", pipelines::apply),
+        viewer(Method::GET, "/api/v1/pipelines", pipelines::list),
+        operator(
+            Method::DELETE,
+            "/api/v1/pipelines",
+            pipelines::delete_by_body,
+        ),
+        viewer(Method::GET, "/api/v1/pipelines/{name}", pipelines::show),
+        operator(
             Method::DELETE,
             "/api/v1/pipelines/{name}",
             pipelines::delete,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/pipelines/{name}/executions",
             pipelines::run,
         ),
-        route(Method::GET, "/api/v1/executions", executions::list),
-        route(Method::GET, "/api/v1/executions/{id}", executions::show),
-        route(
+        viewer(Method::GET, "/api/v1/executions", executions::list),
+        viewer(Method::GET, "/api/v1/executions/{id}", executions::show),
+        operator(
             Method::POST,
             "/api/v1/executions/{id}/cancel",
             executions::cancel,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/executions/{id}/rerun",
             executions::rerun,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/executions/{id}/judgment",
             executions::judge,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/executions/{id}/skip",
             executions::skip,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/executions/{id}/stages/{stage}/restart",
             executions::restart_stage,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/executions/{id}/stages/{stage}/skip",
             executions::skip_stage,
         ),
-        route(
+        viewer(
             Method::GET,
             "/api/v1/executions/{id}/logs",
             executions::logs,
         ),
-        route(
+        viewer(
             Method::GET,
             "/api/v1/executions/{id}/events",
             events::stream,
         ),
-        route(
+        viewer(
             Method::GET,
             "/api/v1/applications",
             routes::deploy::applications,
         ),
-        route(Method::GET, "/api/v1/clusters", routes::deploy::clusters),
-        route(
+        viewer(Method::GET, "/api/v1/clusters", routes::deploy::clusters),
+        viewer(
             Method::GET,
             "/api/v1/clusters/{name}",
             routes::deploy::cluster,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/clusters/{name}/rollback",
             routes::deploy::rollback,
         ),
-        route(
+        viewer(
             Method::GET,
             "/api/v1/server-groups",
             routes::deploy::server_groups,
         ),
-        route(
+        viewer(
             Method::GET,
             "/api/v1/server-groups/{name}",
             routes::deploy::server_group,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/server-groups/{name}/resize",
             routes::deploy::resize,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/server-groups/{name}/enable",
             routes::deploy::enable,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/server-groups/{name}/disable",
             routes::deploy::disable,
         ),
-        route(
+        operator(
             Method::DELETE,
             "/api/v1/server-groups/{name}",
             routes::deploy::destroy,
         ),
-        route(
+        viewer(
             Method::GET,
             "/api/v1/load-balancers",
             routes::deploy::load_balancers,
         ),
-        route(
+        viewer(
             Method::GET,
             "/api/v1/load-balancers/{name}",
             routes::deploy::load_balancer,
         ),
-        route(Method::GET, "/api/v1/tokens", tokens::list),
-        route(Method::POST, "/api/v1/tokens", tokens::create),
-        route(Method::DELETE, "/api/v1/tokens/{token}", tokens::revoke),
-        route(Method::GET, "/api/v1/secrets", secrets::list),
-        route(Method::PUT, "/api/v1/secrets/{name}", secrets::set),
-        route(Method::DELETE, "/api/v1/secrets/{name}", secrets::delete),
-        // Hosted git (smart HTTP checks its own basic-auth token) and repositories.
+        viewer(Method::GET, "/api/v1/tokens", tokens::list),
+        admin(Method::POST, "/api/v1/tokens", tokens::create),
+        admin(Method::DELETE, "/api/v1/tokens/{token}", tokens::revoke),
+        admin(Method::GET, "/api/v1/secrets", secrets::list),
+        admin(Method::PUT, "/api/v1/secrets/{name}", secrets::set),
+        admin(Method::DELETE, "/api/v1/secrets/{name}", secrets::delete),
+        // Hosted git checks its own basic-auth token (git sends no bearer header): reading
+        // a private repository needs a viewer, pushing an operator (`routes/git.rs`).
         public(Method::GET, "/git/{repo}/{*path}", git::smart_http),
         public(Method::POST, "/git/{repo}/{*path}", git::smart_http),
-        route(Method::GET, "/api/v1/repos", git::list_repos),
-        route(Method::POST, "/api/v1/repos", git::create_repo),
-        route(Method::GET, "/api/v1/repos/{name}", git::show_repo),
-        route(Method::DELETE, "/api/v1/repos/{name}", git::delete_repo),
-        route(Method::GET, "/api/v1/triggers", git::list_triggers),
+        viewer(Method::GET, "/api/v1/repos", git::list_repos),
+        operator(Method::POST, "/api/v1/repos", git::create_repo),
+        viewer(Method::GET, "/api/v1/repos/{name}", git::show_repo),
+        admin(Method::DELETE, "/api/v1/repos/{name}", git::delete_repo),
+        viewer(Method::GET, "/api/v1/triggers", git::list_triggers),
         // Webhooks prove themselves with their signature or token.
         public(Method::POST, "/webhooks/github", webhooks::github),
         public(Method::POST, "/webhooks/gitlab", webhooks::gitlab),
@@ -233,84 +277,85 @@ pub fn routes() -> Vec<Route> {
             "/webhooks/generic/{source}",
             webhooks::generic,
         ),
-        route(Method::POST, "/api/v1/apt/repos", apt::create_repo),
-        route(Method::GET, "/api/v1/apt/repos", apt::list_repos),
-        route(Method::GET, "/api/v1/apt/repos/{name}", apt::show_repo),
-        route(Method::DELETE, "/api/v1/apt/repos/{name}", apt::drop_repo),
-        route(
+        operator(Method::POST, "/api/v1/apt/repos", apt::create_repo),
+        viewer(Method::GET, "/api/v1/apt/repos", apt::list_repos),
+        viewer(Method::GET, "/api/v1/apt/repos/{name}", apt::show_repo),
+        operator(Method::DELETE, "/api/v1/apt/repos/{name}", apt::drop_repo),
+        viewer(
             Method::GET,
             "/api/v1/apt/repos/{name}/packages",
             apt::list_packages,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/apt/repos/{name}/packages",
             apt::add_package,
         )
         .large_body(),
-        route(
+        operator(
             Method::DELETE,
             "/api/v1/apt/repos/{name}/packages",
             apt::remove_packages,
         ),
-        route(
+        operator(
             Method::POST,
             "/api/v1/apt/repos/{name}/copy",
             apt::copy_packages,
         ),
-        route(Method::POST, "/api/v1/apt/snapshots", apt::create_snapshot),
-        route(Method::GET, "/api/v1/apt/snapshots", apt::list_snapshots),
-        route(
+        operator(Method::POST, "/api/v1/apt/snapshots", apt::create_snapshot),
+        viewer(Method::GET, "/api/v1/apt/snapshots", apt::list_snapshots),
+        viewer(
             Method::GET,
             "/api/v1/apt/snapshots/{name}",
             apt::show_snapshot,
         ),
-        route(
+        operator(
             Method::DELETE,
             "/api/v1/apt/snapshots/{name}",
             apt::drop_snapshot,
         ),
-        route(
+        viewer(
             Method::GET,
             "/api/v1/apt/snapshots/{name}/diff/{other}",
             apt::diff_snapshots,
         ),
-        route(Method::POST, "/api/v1/apt/publish", apt::publish),
-        route(Method::GET, "/api/v1/apt/publish", apt::list_publications),
-        route(
+        operator(Method::POST, "/api/v1/apt/publish", apt::publish),
+        viewer(Method::GET, "/api/v1/apt/publish", apt::list_publications),
+        operator(
             Method::PUT,
             "/api/v1/apt/publish/{prefix}/{distribution}",
             apt::update_publication,
         ),
-        route(
+        operator(
             Method::DELETE,
             "/api/v1/apt/publish/{prefix}/{distribution}",
             apt::drop_publication,
         ),
-        route(Method::POST, "/api/v1/apt/keys", apt::create_key),
-        route(Method::GET, "/api/v1/apt/keys", apt::list_keys),
-        route(Method::GET, "/api/v1/apt/keys/public", apt::public_key),
-        route(Method::POST, "/api/v1/apt/db/cleanup", apt::db_cleanup),
+        admin(Method::POST, "/api/v1/apt/keys", apt::create_key),
+        viewer(Method::GET, "/api/v1/apt/keys", apt::list_keys),
+        viewer(Method::GET, "/api/v1/apt/keys/public", apt::public_key),
+        admin(Method::POST, "/api/v1/apt/db/cleanup", apt::db_cleanup),
     ]
 }
 
 /// The whole API: routes, authentication, request metrics, JSON errors for
 /// unknown routes, and a panic in a handler turned into a 500.
 pub fn router(state: AppState) -> Router {
-    let mut protected = Router::new();
-    let mut open = Router::new();
+    let mut router = Router::new();
     for route in routes() {
-        if route.public {
-            open = open.route(route.path, route.handler);
+        let handler = if route.public {
+            route.handler
         } else {
-            protected = protected.route(route.path, route.handler);
-        }
+            route
+                .handler
+                .route_layer(axum::middleware::from_fn_with_state(
+                    (state.clone(), route.role),
+                    auth::require_role,
+                ))
+        };
+        router = router.route(route.path, handler);
     }
-    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_token,
-    ));
-    with_common_layers(open.merge(protected)).with_state(state)
+    with_common_layers(router).with_state(state)
 }
 
 /// The layers every route gets; separate so tests can wrap their own routes.
@@ -329,7 +374,7 @@ pub fn now_millis() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
+fn route<H, T>(role: Role, method: Method, path: &'static str, handler: H) -> Route
 where
     H: Handler<T, AppState>,
     T: 'static,
@@ -339,7 +384,35 @@ where
         method,
         path,
         public: false,
+        role,
     }
+}
+
+/// A route any token may use.
+fn viewer<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    route(Role::Viewer, method, path, handler)
+}
+
+/// A route that needs an operator or an admin.
+fn operator<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    route(Role::Operator, method, path, handler)
+}
+
+/// A route that needs an admin.
+fn admin<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    route(Role::Admin, method, path, handler)
 }
 
 impl Route {
@@ -359,7 +432,7 @@ where
 {
     Route {
         public: true,
-        ..route(method, path, handler)
+        ..route(Role::Viewer, method, path, handler)
     }
 }
 

@@ -28,6 +28,14 @@ pub(crate) fn check_pipeline<'n>(
                 node.span.start,
                 format!("pipeline name {name:?} cannot hold / or control characters"),
             );
+        } else if !crate::triggers::is_plain_name(name) {
+            cx.error(
+                node.span.start,
+                format!(
+                    "pipeline name {} must be 1 to 100 letters, digits, '.', '_' and '-', not starting with '.' or '-'",
+                    shortened(name)
+                ),
+            );
         }
         f.rename(format!("pipeline {name:?}"));
     }
@@ -83,6 +91,15 @@ pub(crate) fn check_pipeline<'n>(
         f.insert("concurrency", concurrency);
     }
     Some((name, f.finish(cx, true)))
+}
+
+/// `name` quoted, cut to its first 40 characters and its length when it is longer: a
+/// message names the mistake without repeating a name of a hundred thousand characters.
+fn shortened(name: &str) -> String {
+    match name.char_indices().nth(40) {
+        Some((end, _)) => format!("{:?}… ({} characters)", &name[..end], name.chars().count()),
+        None => format!("{name:?}"),
+    }
 }
 
 fn check_parameter<'n>(

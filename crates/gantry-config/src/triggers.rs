@@ -111,7 +111,27 @@ fn check_webhook(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
             ),
         );
     }
-    check_secret(cx, f);
+    let has_secret = check_secret(cx, f);
+    let public = f.bool(cx, "public");
+    match (has_secret, public) {
+        (false, None | Some(false)) => cx.error(
+            f.at(),
+            format!(
+                "{} has no \"secret\" or \"secretFrom\", so anyone could start it: give it one, \
+                 or say \"public: true\" if that is what you want",
+                f.what
+            ),
+        ),
+        (true, Some(true)) => {
+            if let Some(key) = f.key("public") {
+                cx.error(
+                    key.span.start,
+                    format!("{} has a secret, so it cannot be \"public\"", f.what),
+                );
+            }
+        }
+        _ => {}
+    }
     if let Some(node) = f.get("payloadConstraints") {
         if let crate::yaml::Value::Map(entries) = &node.value {
             for (_, value) in entries {
@@ -203,10 +223,12 @@ pub(crate) fn check_repository_or_url(cx: &mut Checker<'_>, f: &mut Fields<'_>) 
     url.is_some()
 }
 
-/// `secret` (the value, in the file) or `secretFrom` (the name of a secret-store secret).
-fn check_secret(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+/// `secret` (the value, in the file) or `secretFrom` (the name of a secret-store secret);
+/// true when either is given.
+fn check_secret(cx: &mut Checker<'_>, f: &mut Fields<'_>) -> bool {
     let literal = f.string(cx, "secret");
     let from = f.string(cx, "secretFrom");
+    let given = literal.is_some() || from.is_some();
     if let (Some(_), Some((_, node))) = (literal, from) {
         cx.error(
             node.span.start,
@@ -216,6 +238,7 @@ fn check_secret(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
             ),
         );
     }
+    given
 }
 
 /// A path inside a repository: relative, without `..`.
@@ -239,6 +262,18 @@ fn check_regex(cx: &mut Checker<'_>, pattern: &str, node: &Node) {
     }
 }
 
+/// The rule for names that are a segment of URLs and paths (repositories, pipelines): 1 to
+/// 100 letters, digits, `.`, `_` and `-`, not starting with `.` or `-` (so never `.`, `..`
+/// or an option of a command).
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// The top-level `repositories:` list: hosted repositories the file declares.
 pub(crate) fn check_repositories(cx: &mut Checker<'_>, items: &[Node]) -> Json {
     let mut names = Vec::new();
@@ -249,14 +284,7 @@ pub(crate) fn check_repositories(cx: &mut Checker<'_>, items: &[Node]) -> Json {
         };
         if let Some((name, node)) = f.required_string(cx, "name") {
             f.rename(format!("repository {name:?}"));
-            let valid = !name.is_empty()
-                && name.len() <= 100
-                && !name.starts_with(['.', '-'])
-                && !name.ends_with(".git")
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if !valid {
+            if !is_plain_name(name) || name.ends_with(".git") {
                 cx.error(
                     node.span.start,
                     format!(

@@ -24,6 +24,41 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Takes `key` unless someone took it at or after `since`: a claim older than
+    /// that has expired and is taken again (a webhook body's digest is a duplicate only
+    /// within the replay window). Expired claims of keys starting with `prefix` (a `LIKE`
+    /// pattern: keep it free of `%` and `_`) are forgotten on the way, so that digests do
+    /// not pile up.
+    pub async fn claim_trigger_since(
+        &self,
+        key: &str,
+        value: &str,
+        now: Millis,
+        since: Millis,
+        prefix: &str,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "DELETE FROM trigger_claims WHERE key LIKE $1 AND created_at < $2 AND key <> $3",
+        )
+        .bind(format!("{prefix}%"))
+        .bind(since)
+        .bind(key)
+        .execute(&self.writer)
+        .await?;
+        let done = sqlx::query(
+            "INSERT INTO trigger_claims (key, value, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, created_at = excluded.created_at
+             WHERE trigger_claims.created_at < $4",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now)
+        .bind(since)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Sets `key` to `value` whoever held it (a poller's last seen commit).
     pub async fn set_trigger_value(
         &self,

@@ -43,6 +43,11 @@ const SQLITE: Embedded = &[
         "apt_packs",
         include_str!("../migrations/sqlite/0008_apt_packs.sql"),
     ),
+    (
+        9,
+        "token_roles",
+        include_str!("../migrations/sqlite/0009_token_roles.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -80,6 +85,11 @@ const POSTGRES: Embedded = &[
         8,
         "apt_packs",
         include_str!("../migrations/postgres/0008_apt_packs.sql"),
+    ),
+    (
+        9,
+        "token_roles",
+        include_str!("../migrations/postgres/0009_token_roles.sql"),
     ),
 ];
 

@@ -234,4 +234,12 @@ pub struct TokenRecord {
     pub created_at: Millis,
     pub revoked_at: Option<Millis>,
     pub last_used_at: Option<Millis>,
+    /// `admin`, `operator` or `viewer`; the API gives the words their meaning.
+    #[serde(default = "default_token_role")]
+    pub role: String,
+}
+
+/// Tokens made before roles existed could do everything.
+fn default_token_role() -> String {
+    "admin".to_owned()
 }

@@ -1,5 +1,6 @@
 //! API tokens. Only the SHA-256 of a token's secret is stored; a name is
 //! unique among unrevoked tokens and free again once its token is revoked.
+//! A token's role is stored as its word (`admin`, `operator`, `viewer`).
 
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
@@ -8,14 +9,14 @@ use crate::model::{Millis, TokenRecord};
 use crate::rows::{Row, read_error, violation};
 use crate::store::{Store, StoreError};
 
-const COLUMNS: &str = "id, name, hash, created_at, revoked_at, last_used_at";
+const COLUMNS: &str = "id, name, hash, created_at, revoked_at, last_used_at, role";
 
 impl Store {
     /// `Conflict` (kind `"token"`) if the id or the hash exists, with the id,
     /// or if an unrevoked token has the same name, with the name.
     pub async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let inserted = sqlx::query(&format!(
-            "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+            "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
         .bind(&token.id)
         .bind(&token.name)
@@ -23,6 +24,7 @@ impl Store {
         .bind(token.created_at)
         .bind(token.revoked_at)
         .bind(token.last_used_at)
+        .bind(&token.role)
         .execute(&self.writer)
         .await;
         match inserted {
@@ -104,5 +106,6 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
         created_at: row.get("created_at")?,
         revoked_at: row.get("revoked_at")?,
         last_used_at: row.get("last_used_at")?,
+        role: row.get("role")?,
     })
 }

@@ -1,6 +1,11 @@
 //! The generic webhook (`POST /webhooks/generic/SOURCE`), Spinnaker's webhook trigger: any
 //! JSON payload, a shared secret, and `payloadConstraints` (field → regex) that must all match.
 //! The payload is available to the execution as `trigger.payload`.
+//!
+//! A trigger without a secret fires only if it says `public: true` (validation refuses it
+//! otherwise; one stored before that rule is refused here). A delivery is accepted once: by
+//! its delivery id header when the sender gives one, else by the digest of its body within
+//! the replay window (`webhook::REPLAY_WINDOW`).
 
 use gantry_config::{Trigger, WebhookTrigger};
 use gantry_engine::RunRequest;
@@ -40,12 +45,13 @@ impl Triggers {
                 "no pipeline has a webhook trigger with source {source:?}"
             )));
         }
-        // Only triggers whose secret the request carries (or that have none) may fire. A
-        // `secretFrom` that cannot be read lets nothing through.
+        // Only triggers whose secret the request carries (or that are public) may fire. A
+        // `secretFrom` that cannot be read lets nothing through, and neither does a trigger
+        // without a secret that does not say it is public.
         let mut authorized: Vec<&(String, WebhookTrigger)> = Vec::new();
         for entry in &listening {
             let trigger = &entry.1;
-            let open = trigger.secret.is_none() && trigger.secret_from.is_none();
+            let open = trigger.public && trigger.secret.is_none() && trigger.secret_from.is_none();
             let secret = self
                 .webhook_secret(trigger.secret.as_deref(), trigger.secret_from.as_deref())
                 .await;
@@ -55,9 +61,17 @@ impl Triggers {
             }
         }
         if authorized.is_empty() {
-            return Err(WebhookError::Unauthorized(format!(
-                "webhook source {source:?} needs its secret in X-Gantry-Secret"
-            )));
+            let unsecured = listening
+                .iter()
+                .all(|(_, t)| !t.public && t.secret.is_none() && t.secret_from.is_none());
+            return Err(WebhookError::Unauthorized(if unsecured {
+                format!(
+                    "webhook source {source:?} has no secret and is not public: give its trigger a \
+                     \"secret\" (or \"public: true\") and apply the file again"
+                )
+            } else {
+                format!("webhook source {source:?} needs its secret in X-Gantry-Secret")
+            }));
         }
         let payload: Value = if body.is_empty() {
             json!({})
@@ -65,6 +79,10 @@ impl Triggers {
             serde_json::from_slice(body)
                 .map_err(|e| WebhookError::Invalid(format!("payload is not json: {e}")))?
         };
+        // Claimed only now: a refused or malformed delivery leaves nothing behind.
+        if let Some(duplicate) = self.claim_generic(source, headers, body).await? {
+            return Ok(duplicate);
+        }
         let mut delivery = Delivery::default();
         for (pipeline, trigger) in authorized {
             if !constraints_hold(trigger, &payload) {
@@ -91,6 +109,36 @@ impl Triggers {
         }
         Ok(delivery)
     }
+}
+
+/// What the receivers read of a delivery's body once it is verified, starting nothing:
+/// `provider` is `github` or `gitlab` (the push is read) or anything else (a generic payload,
+/// checked against `constraints` as `payloadConstraints`). The way in of the fuzz target
+/// `fuzz/fuzz_targets/webhook_payload.rs`; not part of the API.
+#[doc(hidden)]
+pub fn read_delivery_body(
+    provider: &str,
+    body: &[u8],
+    constraints: std::collections::BTreeMap<String, String>,
+) -> Result<bool, WebhookError> {
+    let payload: Value = if body.is_empty() && provider != "github" && provider != "gitlab" {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| WebhookError::Invalid(format!("payload is not json: {e}")))?
+    };
+    let shape = match provider {
+        "github" => &crate::github::PUSH,
+        "gitlab" => &crate::gitlab::PUSH,
+        _ => {
+            let trigger: WebhookTrigger = serde_json::from_value(
+                json!({"source": provider, "payloadConstraints": constraints}),
+            )
+            .map_err(|e| WebhookError::Internal(e.to_string()))?;
+            return Ok(constraints_hold(&trigger, &payload));
+        }
+    };
+    crate::webhook::read_push(&payload, shape, String::new(), None).map(|_| true)
 }
 
 /// Every constraint's field (a dotted path) exists and its text matches the regex.

@@ -10,7 +10,7 @@ use crate::webhook::{Delivery, PushShape, header, read_push};
 use crate::{Triggers, WebhookError};
 
 /// Where GitHub's push payload keeps the repository and the pusher.
-const PUSH: PushShape = PushShape {
+pub(crate) const PUSH: PushShape = PushShape {
     provider: "github",
     repository: "repository",
     urls: &["clone_url", "html_url", "ssh_url", "git_url", "url"],

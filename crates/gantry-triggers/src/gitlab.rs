@@ -9,7 +9,7 @@ use crate::webhook::{Delivery, PushShape, header, read_push};
 use crate::{Triggers, WebhookError};
 
 /// Where GitLab's Push Hook and Tag Push Hook keep the project and the pusher.
-const PUSH: PushShape = PushShape {
+pub(crate) const PUSH: PushShape = PushShape {
     provider: "gitlab",
     repository: "project",
     urls: &["git_http_url", "web_url", "git_ssh_url", "http_url", "url"],

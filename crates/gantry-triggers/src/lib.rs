@@ -35,6 +35,8 @@ use gantry_engine::Engine;
 use gantry_git::Repositories;
 
 pub use error::WebhookError;
+#[doc(hidden)]
+pub use generic::read_delivery_body;
 pub use listing::TriggerView;
 pub use push::{Push, Source, Started};
 pub use signature::github_signature;

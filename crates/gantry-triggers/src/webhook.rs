@@ -1,10 +1,13 @@
-//! What the webhook receivers share: the answer, header and field readers, and delivery-id
-//! dedupe.
+//! What the webhook receivers share: the answer, header and field readers, and dedupe of
+//! deliveries (by delivery id, or by the digest of the body within [`REPLAY_WINDOW`]).
+
+use std::time::Duration;
 
 use gantry_config::{Pipeline, Trigger};
 use http::HeaderMap;
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::push::{Push, Source, Started, now};
 use crate::{Triggers, WebhookError};
@@ -18,13 +21,32 @@ pub struct Delivery {
     /// redelivery, an event that is not a push).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
+    /// The same delivery was received before: nothing was started for this one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
+
+/// How long the same body to the same generic webhook counts as a replay when the sender
+/// names no delivery id: long enough for any sender's retries (GitHub and GitLab retry
+/// within minutes), short enough that a sender may post the same payload again later on
+/// purpose.
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Headers that carry a generic sender's delivery id, first found wins.
+const DELIVERY_ID_HEADERS: &[&str] = &["x-gantry-delivery", "x-delivery-id", "idempotency-key"];
 
 impl Delivery {
     pub(crate) fn ignored(reason: String) -> Delivery {
         Delivery {
-            started: Vec::new(),
             ignored: Some(reason),
+            ..Delivery::default()
+        }
+    }
+
+    fn duplicate(reason: String) -> Delivery {
+        Delivery {
+            duplicate: true,
+            ..Delivery::ignored(reason)
         }
     }
 }
@@ -45,15 +67,52 @@ impl Triggers {
                 .claim_trigger(&key, &push.update.new, now())
                 .await?
             {
-                return Ok(Delivery::ignored(format!(
+                return Ok(Delivery::duplicate(format!(
                     "delivery {id} was already received"
                 )));
             }
         }
         Ok(Delivery {
             started: self.dispatch(push).await,
-            ignored: None,
+            ..Delivery::default()
         })
+    }
+
+    /// Claims a verified generic delivery: by its delivery id header for good, or else by
+    /// the SHA-256 of its body for [`REPLAY_WINDOW`]. The answer to a duplicate, or `None`
+    /// when this delivery is the first.
+    pub(crate) async fn claim_generic(
+        &self,
+        source: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Option<Delivery>, WebhookError> {
+        let store = self.engine.store();
+        let now = now();
+        if let Some(id) = DELIVERY_ID_HEADERS.iter().find_map(|h| header(headers, h)) {
+            let key = format!("delivery:generic:{source}:{id}");
+            if store.claim_trigger(&key, "", now).await? {
+                return Ok(None);
+            }
+            tracing::info!(%source, delivery = %id, "generic webhook delivery received again; ignored");
+            return Ok(Some(Delivery::duplicate(format!(
+                "delivery {id} was already received"
+            ))));
+        }
+        let digest = hex::encode(Sha256::digest(body));
+        let key = format!("digest:generic:{source}:{digest}");
+        let since = now - REPLAY_WINDOW.as_millis() as i64;
+        if store
+            .claim_trigger_since(&key, "", now, since, "digest:")
+            .await?
+        {
+            return Ok(None);
+        }
+        tracing::info!(%source, %digest, "generic webhook body received again within the replay window; ignored");
+        Ok(Some(Delivery::duplicate(format!(
+            "the same body was received less than {} minutes ago (sha256 {digest}); send a delivery id header (X-Gantry-Delivery) to tell deliveries apart",
+            REPLAY_WINDOW.as_secs() / 60
+        ))))
     }
 }
 

@@ -2,8 +2,10 @@
 //! resource, and the trigger listing. A push that changes refs is handed to the triggers.
 //!
 //! Git clients authenticate with HTTP basic auth, an API token as the password (the user name
-//! is ignored). Pushing always needs one; reading needs one unless the repository is public.
-//! A request without one gets 401 with `WWW-Authenticate: Basic`, which makes git prompt.
+//! is ignored). Pushing always needs an operator's (the ref advertisement that starts a push
+//! too, however its query is spelled); reading needs a token unless the repository is public.
+//! A request without one gets 401 with `WWW-Authenticate: Basic`, which makes git prompt; a
+//! token whose role is too low gets 403.
 
 use axum::Extension;
 use axum::body::Body;
@@ -16,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Caller, authenticate_token};
+use crate::auth::{Caller, Role, authenticate_token, check_role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams};
 
@@ -53,20 +55,28 @@ async fn serve(
         .to_owned();
     let info = repos.info(&name).await.map_err(repo_error)?;
     let query = request.uri().query().map(str::to_owned);
-    let service = Service::of(&path, query.as_deref());
+    let service = if may_write(&path, query.as_deref()) {
+        Service::ReceivePack
+    } else {
+        Service::UploadPack
+    };
     let caller = match basic_token(request.headers()) {
         Some(token) => Some(authenticate_token(&state, &token).await?),
         None => None,
     };
-    if caller.is_none() && (service == Service::ReceivePack || !info.public) {
-        let what = if service == Service::ReceivePack {
-            "pushing to"
-        } else {
-            "reading"
-        };
-        return Err(ApiError::unauthorized(format!(
-            "{what} repository {name:?} needs a token: use it as the password (HTTP basic auth)"
-        )));
+    let what = if service == Service::ReceivePack {
+        "pushing to"
+    } else {
+        "reading"
+    };
+    match &caller {
+        None if service == Service::ReceivePack || !info.public => {
+            return Err(ApiError::unauthorized(format!(
+                "{what} repository {name:?} needs a token: use it as the password (HTTP basic auth)"
+            )));
+        }
+        Some(caller) if service == Service::ReceivePack => check_role(caller, Role::Operator)?,
+        _ => {}
     }
     let (parts, body) = request.into_parts();
     let response = gantry_git::serve_cgi(CgiRequest {
@@ -110,6 +120,54 @@ async fn serve(
     *out.status_mut() = response.status;
     *out.headers_mut() = response.headers;
     Ok(out)
+}
+
+/// Whether a smart HTTP request may change the repository: the `git-receive-pack` endpoint,
+/// or the ref advertisement for it. `git http-backend` decodes the query (`%2D` is `-`, `+` a
+/// space) and reads any `service` parameter, so this decodes it the same way and treats every
+/// service other than `git-upload-pack` as a push: a spelling it does not foresee errs on the
+/// side of asking for the operator's token.
+fn may_write(path: &str, query: Option<&str>) -> bool {
+    if path.trim_end_matches('/').ends_with("git-receive-pack") {
+        return true;
+    }
+    let Some(query) = query else { return false };
+    query.split(['&', ';']).any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        url_decode(key) == "service" && url_decode(value) != "git-upload-pack"
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding, lossy on bytes that are not UTF-8.
+fn url_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', high, low]) => hex_value(*high).zip(hex_value(*low)),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some((high, low)), _) => {
+                out.push(high << 4 | low);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, byte) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|value| value as u8)
 }
 
 /// The password of `Authorization: Basic …` (git sends the token there).

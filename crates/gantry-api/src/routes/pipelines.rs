@@ -1,5 +1,10 @@
 //! Pipelines as code: validate and apply `gantry.yaml`, list, show and
 //! delete pipelines, and start executions of them.
+//!
+//! A pipeline stored before names were checked may have a name no URL path
+//! can carry (`..`, which clients resolve away, or one longer than a request
+//! line): `GET /api/v1/pipelines?name=NAME` shows it and `DELETE
+//! /api/v1/pipelines` with `{"name": NAME}` deletes it.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, PathParams};
+use crate::extract::{Json, PathParams, QueryParams};
 use crate::views::{ExecutionView, PipelineView};
 use crate::{AppState, now_millis};
 
@@ -118,14 +123,33 @@ fn parse(body: &FileBody) -> ApiResult<Document> {
     })
 }
 
-pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
-    let pipelines: Vec<PipelineView> = state
-        .store()
-        .pipelines()
-        .await?
-        .into_iter()
-        .map(|p| PipelineView::new(p, false))
-        .collect();
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only the pipeline of this name, with its spec (none when there is no such pipeline).
+    pub name: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let pipelines: Vec<PipelineView> = match &query.name {
+        Some(name) => state
+            .store()
+            .pipeline(name)
+            .await?
+            .into_iter()
+            .map(|p| PipelineView::new(p, true))
+            .collect(),
+        None => state
+            .store()
+            .pipelines()
+            .await?
+            .into_iter()
+            .map(|p| PipelineView::new(p, false))
+            .collect(),
+    };
     Ok(axum::Json(json!({ "pipelines": pipelines })))
 }
 
@@ -145,6 +169,24 @@ pub async fn delete(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> ApiResult<axum::Json<Value>> {
+    delete_named(&state, name).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBody {
+    pub name: String,
+}
+
+/// `DELETE /api/v1/pipelines` with `{"name": …}`: for a name no path can carry.
+pub async fn delete_by_body(
+    State(state): State<AppState>,
+    Json(body): Json<DeleteBody>,
+) -> ApiResult<axum::Json<Value>> {
+    delete_named(&state, body.name).await
+}
+
+async fn delete_named(state: &AppState, name: String) -> ApiResult<axum::Json<Value>> {
     if !state.store().delete_pipeline(&name).await? {
         return Err(not_found(&name));
     }
@@ -219,5 +261,7 @@ pub async fn run(
 }
 
 fn not_found(name: &str) -> ApiError {
-    ApiError::not_found(format!("pipeline {name:?} not found"))
+    let shown: String = name.chars().take(100).collect();
+    let more = if shown.len() < name.len() { "…" } else { "" };
+    ApiError::not_found(format!("pipeline {shown:?}{more} not found"))
 }

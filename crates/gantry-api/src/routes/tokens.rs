@@ -1,23 +1,30 @@
-//! API tokens: list, create (the secret is shown once), revoke.
+//! API tokens: list, create (the secret is shown once), revoke. Only an
+//! admin creates or revokes tokens (the route table says so); anyone may list,
+//! but a token that is not an admin's sees only itself.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gantry_store::TokenRecord;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{generate_token, hash_token};
+use crate::auth::{Caller, Role, generate_token, hash_token};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams};
 use crate::views::{TokenView, timestamp};
 use crate::{AppState, now_millis};
 
-pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<axum::Json<Value>> {
     let tokens: Vec<TokenView> = state
         .store()
         .tokens()
         .await?
         .into_iter()
+        .filter(|token| caller.role == Role::Admin || token.id == caller.token_id)
         .map(TokenView::from)
         .collect();
     Ok(axum::Json(json!({ "tokens": tokens })))
@@ -27,6 +34,9 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Value>>
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     pub name: String,
+    /// `admin`, `operator` or `viewer`; a token made without one can only read.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 pub async fn create(
@@ -44,6 +54,14 @@ pub async fn create(
             "token name {name:?} must be 1 to 64 letters, digits or - _ . @"
         )));
     }
+    let role = match body.role.as_deref() {
+        None => Role::Viewer,
+        Some(word) => Role::parse(word).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "role {word:?} is not one of admin, operator, viewer"
+            ))
+        })?,
+    };
     if state
         .store()
         .tokens()
@@ -63,12 +81,14 @@ pub async fn create(
         created_at: now_millis(),
         revoked_at: None,
         last_used_at: None,
+        role: role.as_str().to_owned(),
     };
     state.store().create_token(&record).await?;
-    tracing::info!(token = %record.name, "token created");
+    tracing::info!(token = %record.name, role = %role, "token created");
     let body = json!({
         "id": record.id,
         "name": record.name,
+        "role": record.role,
         "token": secret,
         "createdAt": timestamp(record.created_at),
     });

@@ -32,6 +32,7 @@ pipelines:
         poll: 1m
       - type: webhook
         source: bot
+        public: true
         payloadConstraints: {action: ^deploy$}
       - type: pipeline
         pipeline: ci
@@ -100,6 +101,7 @@ pipelines:
             t.yaml:12:14: trigger 3 takes "repository" or "url", not both
             t.yaml:14:14: trigger 3 takes "branch" or "tag", not both (use two triggers)
             t.yaml:17:9: "poll" checks an external "url"; a hosted repository reports its pushes itself
+            t.yaml:18:9: trigger 5 has no "secret" or "secretFrom", so anyone could start it: give it one, or say "public: true" if that is what you want
             t.yaml:19:17: webhook source "a b" must be letters, digits, '-', '_' or '.' (it is a url segment)
             t.yaml:20:33: regex "[z" does not parse: unclosed character class
             t.yaml:23:18: status "success" is not an end status: use succeeded, failed, canceled
@@ -162,5 +164,55 @@ pipelines:
             t.yaml:16:9: stage "c" needs "repository" (a hosted repository) or "url" (an external one)
             t.yaml:17:56: stage "d" takes "repository" or "url", not both
             t.yaml:18:65: stage "m": "credentials" are for an external "url"; a hosted repository needs none"#]],
+    );
+}
+
+#[test]
+fn a_webhook_trigger_needs_a_secret_unless_it_says_it_is_public() {
+    check(
+        r#"
+pipelines:
+  - name: p
+    triggers:
+      - type: webhook
+        source: open-door
+      - type: webhook
+        source: shown
+        public: false
+      - type: webhook
+        source: both
+        secret: s
+        public: true
+      - {type: webhook, source: fine, secretFrom: hook}
+      - {type: webhook, source: anyone, public: true}
+    stages:
+      - {id: w, type: wait, duration: 1s}
+"#,
+        expect![[r#"
+            t.yaml:5:9: trigger 1 has no "secret" or "secretFrom", so anyone could start it: give it one, or say "public: true" if that is what you want
+            t.yaml:7:9: trigger 2 has no "secret" or "secretFrom", so anyone could start it: give it one, or say "public: true" if that is what you want
+            t.yaml:13:9: trigger 3 has a secret, so it cannot be "public""#]],
+    );
+}
+
+#[test]
+fn pipeline_names_follow_the_repository_name_rule() {
+    let long = "p".repeat(100_000);
+    check(
+        &format!(
+            r#"
+pipelines:
+  - {{name: "..", stages: [{{id: a, type: wait, duration: 1s}}]}}
+  - {{name: "-rf", stages: [{{id: a, type: wait, duration: 1s}}]}}
+  - {{name: "a b", stages: [{{id: a, type: wait, duration: 1s}}]}}
+  - {{name: {long}, stages: [{{id: a, type: wait, duration: 1s}}]}}
+  - {{name: build.main_2-x, stages: [{{id: a, type: wait, duration: 1s}}]}}
+"#
+        ),
+        expect![[r#"
+            t.yaml:3:12: pipeline name ".." must be 1 to 100 letters, digits, '.', '_' and '-', not starting with '.' or '-'
+            t.yaml:4:12: pipeline name "-rf" must be 1 to 100 letters, digits, '.', '_' and '-', not starting with '.' or '-'
+            t.yaml:5:12: pipeline name "a b" must be 1 to 100 letters, digits, '.', '_' and '-', not starting with '.' or '-'
+            t.yaml:6:12: pipeline name "pppppppppppppppppppppppppppppppppppppppp"… (100000 characters) must be 1 to 100 letters, digits, '.', '_' and '-', not starting with '.' or '-'"#]],
     );
 }

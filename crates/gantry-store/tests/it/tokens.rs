@@ -2,7 +2,12 @@ use gantry_store::{StoreError, TokenRecord};
 
 use crate::db::{TestDb, both};
 
-both!(use_and_revoke, names_and_ids_are_unique);
+both!(
+    use_and_revoke,
+    names_and_ids_are_unique,
+    a_token_keeps_its_role,
+    a_claim_within_the_window_is_taken_once
+);
 
 fn token(id: &str, name: &str, created_at: i64) -> TokenRecord {
     TokenRecord {
@@ -12,6 +17,7 @@ fn token(id: &str, name: &str, created_at: i64) -> TokenRecord {
         created_at,
         revoked_at: None,
         last_used_at: None,
+        role: "admin".into(),
     }
 }
 
@@ -108,4 +114,56 @@ async fn names_and_ids_are_unique(db: TestDb) {
         "t5 (named t6) is still live"
     );
     assert_eq!(store.use_token("hash-of-t6", 110).await.unwrap(), None);
+}
+
+async fn a_token_keeps_its_role(db: TestDb) {
+    let store = &db.store;
+    let viewer = TokenRecord {
+        role: "viewer".into(),
+        ..token("t1", "ci", 10)
+    };
+    store.create_token(&viewer).await.unwrap();
+    assert_eq!(
+        store
+            .use_token("hash-of-t1", 20)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        "viewer"
+    );
+    assert_eq!(store.tokens().await.unwrap()[0].role, "viewer");
+}
+
+/// Replay-window claims (generic webhook bodies) share the trigger claims table.
+async fn a_claim_within_the_window_is_taken_once(db: TestDb) {
+    let store = &db.store;
+    let claim = |key: &'static str, now: i64| async move {
+        store
+            .claim_trigger_since(key, "", now, now - 600, "digest:")
+            .await
+            .unwrap()
+    };
+    assert!(claim("digest:a", 1_000).await, "the first claim");
+    assert!(!claim("digest:a", 1_300).await, "again within the window");
+    assert!(claim("digest:b", 1_300).await, "another key");
+    assert!(
+        claim("digest:a", 1_601).await,
+        "after the window it is taken anew"
+    );
+    assert!(!claim("digest:a", 2_000).await, "and counts from then");
+    // Forever claims (delivery ids) are not touched by the window's cleanup.
+    assert!(store.claim_trigger("delivery:x", "", 0).await.unwrap());
+    assert!(claim("digest:c", 100_000).await);
+    assert!(
+        !store
+            .claim_trigger("delivery:x", "", 100_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.trigger_value("digest:b").await.unwrap(),
+        None,
+        "expired digests are forgotten"
+    );
 }

@@ -1,4 +1,7 @@
-//! `gantry validate` (offline) and `gantry apply`.
+//! `gantry validate` (offline) and `gantry apply`. A file travels to the
+//! server inside a JSON body, which the API takes up to
+//! [`gantry_api::JSON_BODY_LIMIT`]: `apply` refuses a larger one before
+//! sending anything, and `validate` warns about it.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,6 +14,9 @@ use crate::client::Client;
 pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     let name = file.display().to_string();
     let text = read(file)?;
+    if let Err(too_large) = fits_in_a_request(&name, &text) {
+        eprintln!("warning: {too_large}");
+    }
     match gantry_config::parse_document(&name, &text) {
         Ok(document) => {
             let count = document.pipelines.len();
@@ -29,9 +35,9 @@ pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
 pub async fn apply(client: &Client, file: &Path) -> anyhow::Result<ExitCode> {
     let name = file.display().to_string();
     let content = read(file)?;
-    let report = client
-        .post("/api/v1/apply", &json!({"file": name, "content": content}))
-        .await?;
+    let body =
+        fits_in_a_request(&name, &content).map_err(|too_large| anyhow::anyhow!("{too_large}"))?;
+    let report = client.post("/api/v1/apply", &body).await?;
     let results = report.as_object().into_iter().flatten();
     for (kind, items) in results {
         let kind = match kind.as_str() {
@@ -45,6 +51,33 @@ pub async fn apply(client: &Client, file: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The body `apply` sends for the file, or why the server would refuse it as too large.
+fn fits_in_a_request(name: &str, content: &str) -> Result<Value, String> {
+    let body = json!({"file": name, "content": content});
+    // Escaping (quotes, newlines, control characters) makes the body larger than the file.
+    let size = body.to_string().len();
+    let limit = gantry_api::JSON_BODY_LIMIT;
+    if size <= limit {
+        return Ok(body);
+    }
+    Err(format!(
+        "{name} is {} ({} bytes, {size} once encoded for the API); `gantry apply` cannot send it: \
+         the server takes a request body of at most {} ({limit} bytes): split it into several files",
+        human(content.len()),
+        content.len(),
+        human(limit),
+    ))
+}
+
+/// `2.0 MiB`, `30.0 MiB`, `512 bytes`.
+fn human(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / f64::from(1 << 10)),
+        b => format!("{b} bytes"),
+    }
 }
 
 fn read(file: &Path) -> anyhow::Result<String> {

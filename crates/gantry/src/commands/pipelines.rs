@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::args::PipelineCommand;
 use crate::client::{Client, segment};
@@ -36,9 +36,7 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<Ex
             );
         }
         PipelineCommand::Show { name, json } => {
-            let pipeline = client
-                .get(&format!("/api/v1/pipelines/{}", segment(&name)))
-                .await?;
+            let pipeline = show(client, &name).await?;
             if json {
                 print_json(&pipeline);
                 return Ok(ExitCode::SUCCESS);
@@ -90,11 +88,51 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<Ex
             table(&["STAGE", "TYPE", "DEPENDS ON"], &rows);
         }
         PipelineCommand::Delete { name } => {
-            client
-                .delete(&format!("/api/v1/pipelines/{}", segment(&name)))
-                .await?;
+            match path_of(&name) {
+                Some(path) => client.delete(&path).await?,
+                None => {
+                    client
+                        .delete_with("/api/v1/pipelines", &json!({ "name": name }))
+                        .await?
+                }
+            };
             println!("pipeline {name} deleted");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The longest escaped name sent in a URL: far below what servers take in a request line
+/// (hyper refuses URIs of 64 KiB), so that a name stored before names were checked can
+/// always be reached some other way.
+const LONGEST_SEGMENT: usize = 4096;
+
+/// `/api/v1/pipelines/NAME`, or `None` for a name a path cannot carry: `.` and `..` are
+/// resolved away by every HTTP client (escaped or not), and a very long name does not fit.
+fn path_of(name: &str) -> Option<String> {
+    let escaped = segment(name);
+    let carried = !matches!(name, "." | "..") && escaped.len() <= LONGEST_SEGMENT;
+    carried.then(|| format!("/api/v1/pipelines/{escaped}"))
+}
+
+/// One pipeline with its spec, by its path, or by the list's `name` query, or, for a name
+/// too long even for that, from the whole list (without its spec).
+async fn show(client: &Client, name: &str) -> anyhow::Result<Value> {
+    if let Some(path) = path_of(name) {
+        return client.get(&path).await;
+    }
+    let listed = if segment(name).len() <= LONGEST_SEGMENT {
+        client
+            .get(&format!("/api/v1/pipelines?name={}", segment(name)))
+            .await?
+    } else {
+        client.get("/api/v1/pipelines").await?
+    };
+    listed["pipelines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == name)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("pipeline {name:?} not found"))
 }

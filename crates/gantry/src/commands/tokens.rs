@@ -10,12 +10,12 @@ use crate::output::{field, print_json, short_time, table};
 
 pub async fn run(client: &Client, command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TokenCommand::Create { name } => {
+        TokenCommand::Create { name, role } => {
             let created = client
-                .post("/api/v1/tokens", &json!({ "name": name }))
+                .post("/api/v1/tokens", &json!({ "name": name, "role": role }))
                 .await?;
             println!("{}", field(&created, "token"));
-            eprintln!("token {name:?} created; this is the only time its secret is shown");
+            eprintln!("token {name:?} ({role}) created; this is the only time its secret is shown");
         }
         TokenCommand::List { json } => {
             let answer = client.get("/api/v1/tokens").await?;
@@ -31,13 +31,17 @@ pub async fn run(client: &Client, command: TokenCommand) -> anyhow::Result<ExitC
                     vec![
                         field(t, "id"),
                         field(t, "name"),
+                        field(t, "role"),
                         short_time(t, "createdAt"),
                         short_time(t, "lastUsedAt"),
                         short_time(t, "revokedAt"),
                     ]
                 })
                 .collect();
-            table(&["ID", "NAME", "CREATED", "LAST USED", "REVOKED"], &rows);
+            table(
+                &["ID", "NAME", "ROLE", "CREATED", "LAST USED", "REVOKED"],
+                &rows,
+            );
         }
         TokenCommand::Revoke { token } => {
             client
