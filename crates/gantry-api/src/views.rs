@@ -103,7 +103,7 @@ impl ExecutionView {
     pub fn new(record: ExecutionRecord, stages: Option<Vec<StageRecord>>) -> ExecutionView {
         let stages = stages.map(|stages| stage_views(&record.spec, stages));
         ExecutionView {
-            parameters: mask_secrets(&record.spec, record.parameters),
+            parameters: mask_sealed(mask_secrets(&record.spec, record.parameters)),
             id: record.id,
             pipeline: record.pipeline,
             status: record.status,
@@ -164,12 +164,32 @@ fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<StageView> {
                 attempt: row.attempt,
                 started_at: opt_timestamp(row.started_at),
                 ended_at: opt_timestamp(row.ended_at),
-                outputs: row.outputs,
+                outputs: mask_sealed(row.outputs),
                 error: row.error,
                 state: row.state,
             }
         })
         .collect()
+}
+
+/// Replaces every value the engine stored sealed (a step output holding a
+/// secret, see `gantry_engine::SEALED_KEY`) with the mask.
+fn mask_sealed(value: Value) -> Value {
+    match value {
+        Value::Object(object)
+            if object.len() == 1 && object.contains_key(gantry_engine::SEALED_KEY) =>
+        {
+            Value::String(MASK.to_owned())
+        }
+        Value::Object(object) => Value::Object(
+            object
+                .into_iter()
+                .map(|(key, value)| (key, mask_sealed(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(mask_sealed).collect()),
+        other => other,
+    }
 }
 
 /// Replaces the values of parameters declared `secret: true`.
@@ -223,6 +243,7 @@ pub struct TokenView {
     pub created_at: String,
     pub revoked_at: Option<String>,
     pub last_used_at: Option<String>,
+    pub role: String,
 }
 
 impl From<TokenRecord> for TokenView {
@@ -233,6 +254,7 @@ impl From<TokenRecord> for TokenView {
             created_at: timestamp(token.created_at),
             revoked_at: opt_timestamp(token.revoked_at),
             last_used_at: opt_timestamp(token.last_used_at),
+            role: token.role,
         }
     }
 }

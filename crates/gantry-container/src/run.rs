@@ -31,9 +31,19 @@ pub struct ContainerRun {
     pub volumes: Vec<VolumeMount>,
     pub entrypoint: Option<String>,
     pub args: Vec<String>,
+    /// Descriptors beyond stdio (3, 4, …) the container gets from the
+    /// engine's client (podman's `--preserve-fds`; docker has no such
+    /// thing, see [`ContainerEngine::preserves_fds`]).
+    pub preserve_fds: u32,
 }
 
 impl ContainerEngine {
+    /// Whether the client hands open descriptors on to the container (the
+    /// docker CLI talks to a daemon, which cannot get them).
+    pub fn preserves_fds(&self) -> bool {
+        self.kind == EngineKind::Podman
+    }
+
     /// The foreground `run` command for `spec`, with its output piped; the
     /// caller adds the environment values and spawns it.
     pub fn run_command(&self, spec: &ContainerRun) -> tokio::process::Command {
@@ -60,6 +70,9 @@ impl ContainerEngine {
                 VolumeMount::Bind { host, path } => format!("{}:{path}", host.display()),
             };
             command.arg("--volume").arg(mount);
+        }
+        if spec.preserve_fds > 0 && self.preserves_fds() {
+            command.arg(format!("--preserve-fds={}", spec.preserve_fds));
         }
         if let Some(workdir) = &spec.workdir {
             command.arg("--workdir").arg(workdir);

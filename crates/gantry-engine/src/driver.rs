@@ -248,7 +248,7 @@ impl Driver {
                 .spec(index)
                 .condition
                 .clone()
-                .map(|c| (c, expressions::context(&state)))
+                .map(|c| (c, expressions::context(&state, self.engine.secrets())))
         };
         if let Some((condition, context)) = condition {
             match expressions::condition(&condition, &context) {

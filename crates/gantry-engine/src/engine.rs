@@ -44,6 +44,20 @@ pub struct EngineConfig {
     /// Hosted git repositories (`DATA_DIR/repos`): workspaces check out their
     /// commits, `release` and `gitCommit` push to them.
     pub git: gantry_git::Repositories,
+    /// Confines host steps (a step user, Landlock, a clean environment);
+    /// `None` runs them with the engine's own rights (tests, `gantry build`).
+    pub sandbox: Option<gantry_sandbox::Sandbox>,
+    /// Whether steps without an `image:` may run at all.
+    pub host_steps: HostSteps,
+}
+
+/// `gantry serve --host-steps`: on a machine that cannot confine them, host
+/// steps can be refused, so that only container steps run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostSteps {
+    #[default]
+    On,
+    Off,
 }
 
 /// A request to start an execution.
@@ -230,6 +244,7 @@ impl Engine {
             }
         };
         let parameters = resolve_parameters(&pipeline, &request.parameters)?;
+        let parameters = crate::sealed::seal_parameters(&pipeline, parameters, self.secrets());
         let trigger = match request.trigger {
             serde_json::Value::Null => serde_json::json!({ "type": "manual" }),
             other => other,
@@ -238,7 +253,7 @@ impl Engine {
             id: uuid::Uuid::now_v7().to_string(),
             pipeline: record.name,
             spec,
-            parameters: serde_json::to_value(parameters).unwrap_or_default(),
+            parameters,
             trigger,
             parent,
             stage_ids: pipeline.stages.iter().map(|s| s.id.clone()).collect(),
@@ -500,17 +515,18 @@ fn resolve_parameters(
 }
 
 /// The values of the execution's secret parameters, masked in its logs.
-pub(crate) fn secret_values(state: &ExecState) -> Vec<String> {
+pub(crate) fn secret_values(
+    state: &ExecState,
+    secrets: Option<&gantry_secrets::SecretStore>,
+) -> Vec<String> {
     state
         .pipeline
         .parameters
         .iter()
         .filter(|p| p.secret)
         .filter_map(|p| {
-            state
-                .exec
-                .parameters
-                .get(&p.name)?
+            let value = state.exec.parameters.get(&p.name)?;
+            crate::sealed::open(secrets, value)
                 .as_str()
                 .map(str::to_owned)
         })

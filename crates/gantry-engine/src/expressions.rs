@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use crate::state::ExecState;
 
 /// `parameters`, `trigger`, `execution` and `stages.<id>.{status,outputs}`
-/// as they are now.
-pub(crate) fn context(state: &ExecState) -> Value {
+/// as they are now, sealed values opened (see `sealed.rs`).
+pub(crate) fn context(state: &ExecState, secrets: Option<&gantry_secrets::SecretStore>) -> Value {
     let exec = &state.exec;
     let stages: serde_json::Map<String, Value> = state
         .stages
@@ -15,12 +15,15 @@ pub(crate) fn context(state: &ExecState) -> Value {
         .map(|r| {
             (
                 r.stage_id.clone(),
-                json!({ "status": r.status.as_str(), "outputs": r.outputs }),
+                json!({
+                    "status": r.status.as_str(),
+                    "outputs": crate::sealed::open(secrets, &r.outputs),
+                }),
             )
         })
         .collect();
     json!({
-        "parameters": exec.parameters,
+        "parameters": crate::sealed::open(secrets, &exec.parameters),
         "trigger": exec.trigger,
         "execution": {
             "id": exec.id,

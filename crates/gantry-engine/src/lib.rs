@@ -27,11 +27,14 @@ mod event;
 mod expressions;
 mod logs;
 mod process;
+mod sealed;
 mod stages;
 mod state;
 mod trigger_env;
 mod workspace;
+mod workspace_files;
 
-pub use engine::{Engine, EngineConfig, Judgment, RunRequest};
+pub use engine::{Engine, EngineConfig, HostSteps, Judgment, RunRequest};
+pub use sealed::SEALED_KEY;
 pub use error::EngineError;
 pub use event::Event;

@@ -171,6 +171,17 @@ impl Masker {
         }
         text
     }
+
+    /// Whether `text` holds any of the secrets (a step output that must be
+    /// sealed before it is stored).
+    pub(crate) fn reveals(&self, text: &str) -> bool {
+        let secrets = self
+            .secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        secrets.iter().any(|secret| text.contains(secret.as_str()))
+    }
 }
 
 /// A stage's writer: tags lines with the execution, stage and step.

@@ -15,6 +15,9 @@ const MAX_VALUE: usize = 64 * 1024;
 /// not listed, and out of reach of people and pipelines, who could otherwise
 /// read them through a step's `secretEnv` or break signing by deleting them.
 pub const RESERVED_PREFIX: &str = "_gantry.";
+/// The associated data of values sealed outside the secrets table: a
+/// reserved name, so no secret of the table opens as one or the reverse.
+const SEALED_VALUE: &str = "_gantry.sealed-value";
 
 #[derive(Debug, Error)]
 pub enum SecretError {
@@ -151,6 +154,19 @@ impl SecretStore {
     pub async fn delete(&self, name: &str) -> Result<bool, SecretError> {
         check_user_name(name)?;
         Ok(self.store.delete_secret(name).await?)
+    }
+
+    /// Seals a value that is kept elsewhere than the secrets table (a secret
+    /// parameter of an execution, a step output holding a secret), so that
+    /// it is never on disk in the clear. Only [`SecretStore::open_sealed`]
+    /// of a store with the same key opens it.
+    pub fn seal_value(&self, value: &str) -> String {
+        self.seal(SEALED_VALUE, value)
+    }
+
+    /// Opens what [`SecretStore::seal_value`] sealed.
+    pub fn open_sealed(&self, sealed: &str) -> Result<String, SecretError> {
+        self.open_value(SEALED_VALUE, sealed)
     }
 
     /// hex(nonce || ciphertext+tag). The name is the associated data, so a

@@ -8,8 +8,10 @@ mod client;
 mod commands;
 mod output;
 mod paths;
+mod private_files;
 mod serve;
 mod sse;
+mod step_isolation;
 
 use std::process::ExitCode;
 
@@ -49,6 +51,11 @@ fn main() -> ExitCode {
     );
     if !serving {
         restore_default_sigpipe();
+    }
+    // What the server, the data plane and `apt --local` write in the data
+    // directory is theirs alone.
+    if serving || matches!(cli.command, Command::Apt(_)) {
+        private_files::set_umask();
     }
     let runtime = if serving {
         tokio::runtime::Builder::new_multi_thread()

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use super::run::output::{MAX_STEP_LOG, pump};
 use super::{Outcome, StageContext};
 use crate::clock;
+use crate::workspace_files::{Beneath, EntryKind, WorkspaceFileError};
 
 pub(crate) async fn run(ctx: &StageContext, spec: &BakeStage) -> Outcome {
     match bake(ctx, spec).await {
@@ -38,21 +39,17 @@ async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>
     let Some(engine) = ctx.engine.inner.config.containers.clone() else {
         return Err("no container engine is installed (podman or docker)".to_owned());
     };
-    let workspace = ctx.workspace();
-    let context = workspace.join(spec.context.as_deref().unwrap_or("."));
-    if !context.is_dir() {
-        return Err(format!(
-            "the build context {:?} is not a directory in the workspace",
-            spec.context.as_deref().unwrap_or(".")
-        ));
-    }
-    let containerfile = containerfile(&context, spec.containerfile.as_deref())?;
-    let key = {
-        let (context, containerfile, spec) = (context.clone(), containerfile.clone(), spec.clone());
-        tokio::task::spawn_blocking(move || bake_key(&context, &containerfile, &spec))
+    let prepared = {
+        let (workspace, run_dir, spec) = (ctx.workspace(), ctx.run_dir(), spec.clone());
+        tokio::task::spawn_blocking(move || prepare(&workspace, &run_dir, &spec))
             .await
             .map_err(|e| e.to_string())??
     };
+    let Prepared {
+        context,
+        containerfile,
+        key,
+    } = prepared;
     if !spec.rebake
         && let Some(earlier) = ctx.store().bake(&key).await.map_err(|e| e.to_string())?
     {
@@ -211,28 +208,102 @@ pub(crate) fn explain(error: ContainerError, access: &RegistryAccess) -> String 
     format!("{error}{hint}")
 }
 
-fn containerfile(context: &Path, given: Option<&str>) -> Result<PathBuf, String> {
+/// What a bake gives the container engine, read by the server beneath the workspace.
+struct Prepared {
+    /// The build context's real path, once opened beneath the workspace.
+    context: PathBuf,
+    /// A copy of the Containerfile in the stage's run directory, which steps cannot write:
+    /// the engine reads the copy the server checked, not a name a step could relink.
+    containerfile: PathBuf,
+    key: String,
+}
+
+/// Containerfiles larger than this are refused.
+const MAX_CONTAINERFILE: u64 = 4 << 20;
+
+/// Opens the build context and its Containerfile beneath the workspace (see
+/// `crate::workspace_files`), keeps a copy of the Containerfile and computes the bake key.
+fn prepare(workspace: &Path, run_dir: &Path, spec: &BakeStage) -> Result<Prepared, String> {
+    let beneath = Beneath::workspace(workspace).map_err(|e| e.to_string())?;
+    let shown = spec.context.as_deref().unwrap_or(".");
+    let context_dir = beneath.open_dir(shown).map_err(|error| match error {
+        WorkspaceFileError::NotDirectory { .. } | WorkspaceFileError::Missing { .. } => {
+            format!("the build context {shown:?} is not a directory in the workspace")
+        }
+        error => format!("the build context: {error}"),
+    })?;
+    let context = std::fs::read_link(Beneath::fd_path(&context_dir))
+        .map_err(|e| format!("the build context {shown:?}: {e}"))?;
+    let relative = containerfile(&beneath, shown, spec.containerfile.as_deref())?;
+    let text = beneath
+        .read(&relative, MAX_CONTAINERFILE)
+        .map_err(|e| format!("containerfile: {e}"))?;
+    let key = bake_key(&beneath, shown, &text, spec)?;
+    std::fs::create_dir_all(run_dir)
+        .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
+    let copy = run_dir.join("Containerfile");
+    let _ = std::fs::remove_file(&copy);
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&copy)
+            .map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
+        file.write_all(&text)
+            .map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
+    }
+    Ok(Prepared {
+        context,
+        containerfile: copy,
+        key,
+    })
+}
+
+/// The Containerfile's path relative to the workspace: the one the stage names, else a
+/// `Containerfile` or `Dockerfile` at the top of the context.
+fn containerfile(beneath: &Beneath, context: &str, given: Option<&str>) -> Result<String, String> {
+    let join = |name: &str| {
+        Path::new(context)
+            .join(name)
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_owned()
+    };
     if let Some(given) = given {
-        let path = context.join(given);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
+        let path = join(given);
+        return match beneath.open_file(&path) {
+            Ok(_) => Ok(path),
+            Err(WorkspaceFileError::Missing { .. }) => Err(format!(
                 "containerfile {given:?} not found in the build context"
-            ))
+            )),
+            Err(error) => Err(format!("containerfile: {error}")),
         };
     }
-    ["Containerfile", "Dockerfile"]
-        .iter()
-        .map(|name| context.join(name))
-        .find(|path| path.is_file())
-        .ok_or_else(|| "no Containerfile or Dockerfile in the build context".to_owned())
+    for name in ["Containerfile", "Dockerfile"] {
+        let path = join(name);
+        match beneath.open_file(&path) {
+            Ok(_) => return Ok(path),
+            Err(WorkspaceFileError::Missing { .. }) => continue,
+            Err(error) => return Err(format!("containerfile: {error}")),
+        }
+    }
+    Err("no Containerfile or Dockerfile in the build context".to_owned())
 }
 
 /// SHA-256 over everything the image is made of. Files are visited in name
 /// order; `.git` is left out (a commit changes it without changing the
-/// files the build sees).
-fn bake_key(context: &Path, containerfile: &Path, spec: &BakeStage) -> Result<String, String> {
+/// files the build sees). Files are read beneath the workspace: a link is
+/// hashed as its target's name, and a FIFO or device stops the bake instead
+/// of hanging it.
+fn bake_key(
+    beneath: &Beneath,
+    context: &str,
+    containerfile: &[u8],
+    spec: &BakeStage,
+) -> Result<String, String> {
     let mut hash = Sha256::new();
     hash.update(b"gantry-bake-1\0");
     hash.update(spec.image.as_bytes());
@@ -240,41 +311,31 @@ fn bake_key(context: &Path, containerfile: &Path, spec: &BakeStage) -> Result<St
     for (name, value) in &spec.build_args {
         hash.update(format!("{name}={value}\0").as_bytes());
     }
-    let text = std::fs::read(containerfile).map_err(|e| format!("containerfile: {e}"))?;
-    hash.update(&text);
+    hash.update(containerfile);
     hash.update(b"\0");
-    hash_dir(&mut hash, context, Path::new(""))?;
-    Ok(hex::encode(hash.finalize()))
-}
-
-fn hash_dir(hash: &mut Sha256, root: &Path, relative: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = root.join(relative);
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
+    let entries = beneath
+        .walk_except(context, &[".git"])
+        .map_err(|e| format!("the build context: {e}"))?;
     for entry in entries {
-        let name = entry.file_name();
-        if relative.as_os_str().is_empty() && name == ".git" {
-            continue;
-        }
-        let path = relative.join(&name);
-        let meta = std::fs::symlink_metadata(entry.path()).map_err(|e| e.to_string())?;
-        hash.update(path.to_string_lossy().as_bytes());
-        hash.update(format!("\0{:o}\0", meta.permissions().mode() & 0o777).as_bytes());
-        if meta.is_dir() {
-            hash.update(b"d");
-            hash_dir(hash, root, &path)?;
-        } else if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(entry.path()).map_err(|e| e.to_string())?;
-            hash.update(target.to_string_lossy().as_bytes());
-        } else {
-            let mut file = std::fs::File::open(entry.path()).map_err(|e| e.to_string())?;
-            std::io::copy(&mut file, hash).map_err(|e| e.to_string())?;
+        hash.update(entry.relative.to_string_lossy().as_bytes());
+        let mode = match &entry.kind {
+            EntryKind::Dir { mode } | EntryKind::File { mode } => mode & 0o777,
+            EntryKind::Symlink(_) => 0o777,
+        };
+        hash.update(format!("\0{mode:o}\0").as_bytes());
+        match entry.kind {
+            EntryKind::Dir { .. } => hash.update(b"d"),
+            EntryKind::Symlink(target) => hash.update(target.to_string_lossy().as_bytes()),
+            EntryKind::File { .. } => {
+                let path = Path::new(context).join(&entry.relative);
+                let path = path.to_string_lossy();
+                let mut file = beneath
+                    .open_file(path.trim_start_matches("./"))
+                    .map_err(|e| format!("the build context: {e}"))?;
+                std::io::copy(&mut file, &mut hash).map_err(|e| format!("{path}: {e}"))?;
+            }
         }
         hash.update(b"\0");
     }
-    Ok(())
+    Ok(hex::encode(hash.finalize()))
 }

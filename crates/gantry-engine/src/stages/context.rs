@@ -65,7 +65,7 @@ impl StageContext {
                 execution_id: execution.id.clone(),
                 stage_id: record.stage_id.clone(),
             },
-            expressions: expressions::context(&state),
+            expressions: expressions::context(&state, engine.secrets()),
         }
     }
 
@@ -195,7 +195,7 @@ async fn execution_secrets(
     execution_id: &str,
     state: &crate::state::ExecState,
 ) -> Vec<String> {
-    let mut values = engine::secret_values(state);
+    let mut values = engine::secret_values(state, engine.secrets());
     let Some(store) = engine.secrets() else {
         return values;
     };

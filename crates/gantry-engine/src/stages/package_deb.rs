@@ -3,13 +3,14 @@
 //! repository already holds changes nothing (nor fires its trigger twice),
 //! so neither needs durable state.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use gantry_config::{PackageDebStage, PublishDebStage};
 use gantry_deb::BuildOptions;
 use serde_json::{Map, Value, json};
 
 use super::{Outcome, StageContext};
+use crate::workspace_files::Beneath;
 
 pub(crate) async fn package(ctx: &StageContext, spec: &PackageDebStage) -> Outcome {
     match build(ctx, spec).await {
@@ -31,15 +32,16 @@ pub(crate) async fn publish(ctx: &StageContext, spec: &PublishDebStage) -> Outco
     }
 }
 
-/// A path of the workspace; never one outside it.
-fn in_workspace(ctx: &StageContext, relative: &str, what: &str) -> Result<PathBuf, String> {
-    let path = Path::new(relative);
-    if path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!(
-            "{what} {relative:?} must be a path inside the workspace"
-        ));
-    }
-    Ok(ctx.workspace().join(path))
+/// Maintainer scripts larger than this are refused: they are shell scripts.
+const MAX_SCRIPT: u64 = 16 << 20;
+
+/// A package file `publishDeb` reads whole (APT uploads have no smaller bound either).
+const MAX_PACKAGE: u64 = 4 << 30;
+
+/// The execution's workspace, opened for reading what steps wrote in it (see
+/// `crate::workspace_files`: links out of it are refused).
+fn workspace(ctx: &StageContext) -> Result<Beneath, String> {
+    Beneath::workspace(&ctx.workspace()).map_err(|e| e.to_string())
 }
 
 async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String, Value>, String> {
@@ -54,6 +56,7 @@ async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String,
     if let Some(description) = &spec.description {
         options.description = description.clone();
     }
+    let beneath = workspace(ctx)?;
     for (name, file) in [
         ("preinst", &spec.preinst),
         ("postinst", &spec.postinst),
@@ -61,13 +64,18 @@ async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String,
         ("postrm", &spec.postrm),
     ] {
         if let Some(file) = file {
-            let path = in_workspace(ctx, file, name)?;
-            let body = std::fs::read(&path)
-                .map_err(|e| format!("cannot read {name} script {file}: {e}"))?;
+            let body = beneath
+                .read(file, MAX_SCRIPT)
+                .map_err(|e| format!("cannot read {name} script: {e}"))?;
             options.scripts.push((name.to_owned(), body));
         }
     }
-    let directory = in_workspace(ctx, &spec.directory, "directory")?;
+    // The root is opened beneath the workspace and handed to the builder by its
+    // descriptor, so neither the root nor anything in it can lead the build outside; links
+    // inside the root are packaged as links.
+    let directory = beneath
+        .open_dir(&spec.directory)
+        .map_err(|e| format!("packageDeb directory: {e}"))?;
     let version = spec
         .version
         .split_once(':')
@@ -76,17 +84,24 @@ async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String,
         .output
         .clone()
         .unwrap_or_else(|| format!("{}_{version}_{}.deb", spec.package, options.architecture));
-    let output = in_workspace(ctx, &output_name, "output")?;
     let written = {
         let options = options.clone();
-        let output = output.clone();
+        let output_name = output_name.clone();
+        let shown = spec.directory.clone();
         tokio::task::spawn_blocking(move || {
-            gantry_deb::build_to_file(&directory, &options, &output)?;
-            gantry_deb::inspect_file(&output)
+            let root = Beneath::fd_path(&directory);
+            let bytes = gantry_deb::build(&root, &options).map_err(|e| {
+                e.to_string()
+                    .replace(&root.display().to_string(), shown.trim_end_matches('/'))
+            })?;
+            let package = gantry_deb::inspect(&output_name, &bytes).map_err(|e| e.to_string())?;
+            beneath
+                .write_atomically(&output_name, &bytes)
+                .map_err(|e| format!("packageDeb output: {e}"))?;
+            Ok::<_, String>(package)
         })
         .await
-        .map_err(|e| format!("package build task: {e}"))?
-        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("package build task: {e}"))??
     };
     ctx.log
         .system(&format!(
@@ -112,8 +127,14 @@ async fn add_and_publish(
         .apt()
         .ok_or("this server has no APT repositories")?
         .clone();
-    let path = in_workspace(ctx, &spec.file, "file")?;
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", spec.file))?;
+    let bytes = {
+        let beneath = workspace(ctx)?;
+        let file = spec.file.clone();
+        tokio::task::spawn_blocking(move || beneath.read(&file, MAX_PACKAGE))
+            .await
+            .map_err(|e| format!("publishDeb: reading the package stopped: {e}"))?
+            .map_err(|e| format!("publishDeb file: {e}"))?
+    };
     let report = apt
         .add(
             &spec.repository,

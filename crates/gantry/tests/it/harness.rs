@@ -100,6 +100,14 @@ impl Server {
             .tempdir()
             .expect("temp dir");
         std::fs::create_dir_all(root.path().join("work")).expect("work dir");
+        // Host steps run as an unprivileged user when the tests run as root:
+        // they reach the work directory (never the data directory beside it).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |m| std::fs::Permissions::from_mode(m);
+            std::fs::set_permissions(root.path(), mode(0o711)).expect("chmod root");
+            std::fs::set_permissions(root.path().join("work"), mode(0o1777)).expect("chmod work");
+        }
         let mut server = Server {
             child: None,
             url: String::new(),

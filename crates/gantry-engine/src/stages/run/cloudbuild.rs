@@ -10,12 +10,18 @@ use gantry_config::{RegistryAccess, Step};
 use gantry_container::{ContainerEngine, Credentials};
 
 use crate::stages::StageContext;
+use crate::workspace_files::{Beneath, WorkspaceFileError};
 
 /// The translated steps, the images to push and the file's `timeout`.
 pub(crate) struct Loaded {
     pub(crate) steps: Vec<Step>,
     pub(crate) images: Vec<String>,
     pub(crate) timeout: Option<std::time::Duration>,
+    /// Steps the image map runs as the container engine's own CLI on the
+    /// host (`gcr.io/cloud-builders/docker`): they drive the engine, which
+    /// a confined process cannot reach, so they run with the server's
+    /// rights like the bakes do.
+    pub(crate) engine_cli: std::collections::HashSet<usize>,
 }
 
 pub(crate) async fn load(
@@ -23,11 +29,15 @@ pub(crate) async fn load(
     config: &str,
     overrides: &BTreeMap<String, String>,
 ) -> Result<Loaded, String> {
-    let workspace = ctx.workspace();
-    let path = workspace.join(config);
-    let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
-        format!("cannot read the Cloud Build file {config:?} in the workspace: {e}")
-    })?;
+    let (text, dir) = {
+        let (workspace, owned) = (ctx.workspace(), config.to_owned());
+        tokio::task::spawn_blocking(move || read_config(&workspace, &owned))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                format!("cannot read the Cloud Build file {config:?} in the workspace: {e}")
+            })?
+    };
     let file = gantry_cloudbuild::parse(config, &text).map_err(|e| e.to_string())?;
     for warning in &file.warnings {
         ctx.log.system(&format!("warning: {warning}")).await;
@@ -53,7 +63,6 @@ pub(crate) async fn load(
             builtins.insert(name.to_owned(), value.clone());
         }
     }
-    let dir = path.parent().unwrap_or(&workspace).to_owned();
     let git = tokio::task::spawn_blocking(move || gantry_cloudbuild::git_substitutions(&dir))
         .await
         .unwrap_or_default();
@@ -70,10 +79,27 @@ pub(crate) async fn load(
         ),
     };
     let build = gantry_cloudbuild::translate(&file, &translation).map_err(|e| e.to_string())?;
+    let engine_cli = match &ctx.engine.inner.config.containers {
+        Some(engine) => {
+            let program = engine.program.display().to_string();
+            build
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, step)| {
+                    step.image.is_none()
+                        && step.command.as_ref().and_then(|argv| argv.first()) == Some(&program)
+                })
+                .map(|(index, _)| index)
+                .collect()
+        }
+        None => Default::default(),
+    };
     Ok(Loaded {
         steps: build.steps,
         images: build.images,
         timeout: build.timeout,
+        engine_cli,
     })
 }
 
@@ -81,12 +107,43 @@ pub(crate) async fn load(
 /// makes available (`availableSecrets`); none while there is no such file
 /// or it does not parse (the stage reading it reports that).
 pub(crate) async fn secret_names(workspace: &Path, config: &str) -> Vec<String> {
-    let Ok(text) = tokio::fs::read_to_string(workspace.join(config)).await else {
+    let read = {
+        let (workspace, config) = (workspace.to_owned(), config.to_owned());
+        tokio::task::spawn_blocking(move || read_config(&workspace, &config)).await
+    };
+    let Ok(Ok((text, _))) = read else {
         return Vec::new();
     };
     gantry_cloudbuild::parse(config, &text)
         .map(|file| file.secrets.into_values().collect())
         .unwrap_or_default()
+}
+
+/// Cloud Build files larger than this are refused.
+const MAX_CONFIG: u64 = 4 << 20;
+
+/// The text of the Cloud Build file `config`, read beneath the workspace (`crate::
+/// workspace_files`: a link out of it is refused, so the server never parses, or echoes in
+/// an error, a file of its own), and the real path of its directory, where git is asked for
+/// the commit.
+fn read_config(
+    workspace: &Path,
+    config: &str,
+) -> Result<(String, std::path::PathBuf), WorkspaceFileError> {
+    let beneath = Beneath::workspace(workspace)?;
+    let text = beneath.read_to_string(config, MAX_CONFIG)?;
+    let parent = Path::new(config)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| ".".to_owned());
+    let dir = beneath.open_dir(&parent)?;
+    let real =
+        std::fs::read_link(Beneath::fd_path(&dir)).map_err(|source| WorkspaceFileError::Io {
+            path: parent,
+            source,
+        })?;
+    Ok((text, real))
 }
 
 /// The configured map, with `gcr.io/cloud-builders/docker` running the

@@ -107,16 +107,18 @@ pub(crate) struct ContainerStep<'a> {
     /// Secret variables: only their names are on the command line, the
     /// values reach the engine through its own environment.
     pub(crate) secret_env: &'a BTreeMap<String, String>,
+    /// Where the step's script is inside the container, when it has one:
+    /// the shell reads it from there, never from its command line.
+    pub(crate) script: Option<String>,
+    /// Descriptors the engine hands on to the container (the script's).
+    pub(crate) preserve_fds: u32,
 }
 
 impl ContainerStep<'_> {
     pub(crate) fn command(&self, engine: &ContainerEngine) -> tokio::process::Command {
         let step = self.step;
-        let (entrypoint, args) = match (&step.script, &step.command) {
-            (Some(script), _) => (
-                Some("sh".to_owned()),
-                vec!["-e".to_owned(), "-c".to_owned(), script.clone()],
-            ),
+        let (entrypoint, args) = match (&self.script, &step.command) {
+            (Some(script), _) => (Some("sh".to_owned()), vec!["-e".to_owned(), script.clone()]),
             (None, Some(argv)) => (step.entrypoint.clone(), argv.clone()),
             (None, None) => (step.entrypoint.clone(), step.args.clone()),
         };
@@ -152,11 +154,17 @@ impl ContainerStep<'_> {
             volumes,
             entrypoint,
             args,
+            preserve_fds: self.preserve_fds,
         };
         let mut command = engine.run_command(&spec);
         command.envs(self.secret_env);
         command
     }
+}
+
+/// A file of the stage's run directory as a container step sees it.
+pub(crate) fn inside_run_dir(file_name: &str) -> String {
+    format!("{RUN_DIR_MOUNT}/{file_name}")
 }
 
 /// `GANTRY_OUTPUT` as a container step sees it.

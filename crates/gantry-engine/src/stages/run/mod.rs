@@ -22,12 +22,13 @@ pub(crate) mod output;
 mod step;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use gantry_config::{OnInterrupt, RegistryAccess, RunStage, Step};
 use gantry_store::{Status, StepRecord};
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use super::{Outcome, StageContext};
 use crate::clock;
@@ -50,6 +51,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
         steps,
         images,
         timeout,
+        engine_cli,
     } = match steps_of(ctx, spec).await {
         Ok(loaded) => loaded,
         Err(error) => {
@@ -91,7 +93,13 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
         secrets,
         stop: ctx.cancel.child_token(),
         images: Default::default(),
+        engine_cli,
+        tmp: ctx.run_dir().join("tmp"),
     };
+    if let Err(error) = prepare_confinement(&stage).await {
+        stage.log.system(&error).await;
+        return Outcome::Failed(error);
+    }
     if let Err(error) = create_volumes(&stage, &steps).await {
         stage.log.system(&error).await;
         return Outcome::Failed(error);
@@ -115,7 +123,51 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
             ))
             .await;
     }
+    let _ = tokio::fs::remove_dir_all(&stage.tmp).await;
     outcome
+}
+
+/// With a step user, the stage's workspace and run directory (with its
+/// temporary directory) become that user's, and the directories above them
+/// in the data directory traversable (`--x` for others, never readable), so
+/// that its host steps reach them and nothing else.
+async fn prepare_confinement(stage: &StageRun<'_>) -> Result<(), String> {
+    let Some(sandbox) = stage.ctx.engine.inner.config.sandbox.clone() else {
+        return Ok(());
+    };
+    if sandbox.identity().is_none() {
+        return Ok(());
+    }
+    let data_dir = stage.ctx.engine.data_dir().to_owned();
+    let workspace = stage.workspace.clone();
+    let run_dir = stage.run_dir.clone();
+    let tmp = stage.tmp.clone();
+    let work = move || -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        // The step user's git trusts repositories other users own (a clone
+        // from a path the server's user made): what git's ownership check
+        // guards against, config planted by another user running as this
+        // one, cannot hurt a user that holds nothing but this stage.
+        std::fs::write(tmp.join(".gitconfig"), "[safe]\n\tdirectory = *\n")
+            .map_err(|e| format!("cannot write the step user's git config: {e}"))?;
+        let traversed = [
+            data_dir.clone(),
+            data_dir.join("workspaces"),
+            data_dir.join("runs"),
+            run_dir.parent().map(Path::to_owned).unwrap_or_default(),
+        ];
+        for dir in traversed {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+                .map_err(|e| format!("cannot make {} traversable: {e}", dir.display()))?;
+        }
+        sandbox.hand_over(&workspace).map_err(|e| e.to_string())?;
+        sandbox.hand_over(&run_dir).map_err(|e| e.to_string())
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("cannot prepare the step user's directories: {e}"))?
 }
 
 /// The stage's steps: its own, or those of its Cloud Build file.
@@ -126,6 +178,7 @@ async fn steps_of(ctx: &StageContext, spec: &RunStage) -> Result<cloudbuild::Loa
             steps: spec.steps.clone(),
             images: Vec::new(),
             timeout: None,
+            engine_cli: Default::default(),
         }),
     }
 }
@@ -305,6 +358,7 @@ async fn run_graph(
         match end {
             StepEnd::Succeeded(outputs) => {
                 done[index] = true;
+                let outputs = seal_secret_outputs(stage, outputs);
                 // A write of the execution per step only when it has outputs.
                 if !outputs.is_empty()
                     && let Err(error) = ctx.add_outputs(outputs).await
@@ -334,6 +388,22 @@ async fn run_graph(
         Some(error) => Outcome::Failed(error),
         None => Outcome::Succeeded(Map::new()),
     }
+}
+
+/// Outputs that hold a secret the execution knows (a secret parameter
+/// echoed into `$GANTRY_OUTPUT`, say) are stored sealed: expressions of
+/// later stages read them, the API and the database never see them.
+fn seal_secret_outputs(stage: &StageRun<'_>, outputs: Map<String, Value>) -> Map<String, Value> {
+    let secrets = stage.ctx.engine.secrets();
+    outputs
+        .into_iter()
+        .map(|(name, value)| match value {
+            Value::String(text) if stage.log.masker.reveals(&text) => {
+                (name, crate::sealed::seal(secrets, &text))
+            }
+            other => (name, other),
+        })
+        .collect()
 }
 
 /// The values of every secret the steps name in `secretEnv`; a missing one

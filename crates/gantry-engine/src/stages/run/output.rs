@@ -65,12 +65,26 @@ pub(crate) async fn pump(
 
 /// Parses `key=value` lines, and `key<<DELIMITER` … `DELIMITER` blocks for
 /// multi-line values (the format GitHub Actions uses for `$GITHUB_OUTPUT`).
+///
+/// The file is in the stage's run directory, which the step can write: it is read beneath
+/// that directory (`crate::workspace_files`), so a step that replaced it with a link to one
+/// of the server's files gets an error naming the link, never the file's content.
 pub(crate) async fn read_outputs(path: &Path) -> Result<Map<String, Value>, String> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(format!("{} is not a file name", path.display()));
+    };
+    let (dir, name) = (dir.to_owned(), name.to_string_lossy().into_owned());
+    let text = tokio::task::spawn_blocking(move || {
+        crate::workspace_files::Beneath::run_dir(&dir)?.read_to_string(&name, MAX_OUTPUTS)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     parse_outputs(&text)
 }
+
+/// A `$GANTRY_OUTPUT` file larger than this is refused.
+const MAX_OUTPUTS: u64 = 64 << 20;
 
 pub(crate) fn parse_outputs(text: &str) -> Result<Map<String, Value>, String> {
     let mut outputs = Map::new();

@@ -3,6 +3,7 @@
 //! process also gets a group, so that a restarted server can kill it).
 
 use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::container::{ContainerStep, StageLabels, container_output_path};
 use super::output::{MAX_STEP_LOG, pump, read_outputs};
 use crate::clock;
+use crate::engine::HostSteps;
 use crate::logs::StageLog;
 use crate::process::{self, ProcessId};
 use crate::stages::StageContext;
@@ -44,6 +46,13 @@ pub(crate) struct StageRun<'a> {
     /// per stage, not once per step (an `image exists` is a whole engine
     /// process, ~50 ms here).
     pub(crate) images: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Steps that run the container engine's CLI on the host (a Cloud
+    /// Build file's `gcr.io/cloud-builders/docker`): they need the engine,
+    /// so they run unconfined (see `cloudbuild.rs`).
+    pub(crate) engine_cli: std::collections::HashSet<usize>,
+    /// The stage's private temporary directory: `HOME` and `TMPDIR` of its
+    /// confined host steps.
+    pub(crate) tmp: PathBuf,
 }
 
 pub(crate) struct StepRun<'a> {
@@ -65,7 +74,15 @@ impl StepRun<'_> {
         let ctx = stage.ctx;
         let name = describe(self.index, self.step);
         let output_file = stage.run_dir.join(format!("step-{}.outputs", self.index));
-        if let Err(error) = tokio::fs::write(&output_file, b"").await {
+        // Created anew, never opened through a name a step may have linked elsewhere (the
+        // run directory is the step's to write).
+        let _ = tokio::fs::remove_file(&output_file).await;
+        let created = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&output_file)
+            .await;
+        if let Err(error) = created {
             return self
                 .fail(
                     format!("{name}: cannot create its output file: {error}"),
@@ -81,6 +98,12 @@ impl StepRun<'_> {
             let state = ctx.execution.read().await;
             crate::trigger_env::step_env(&state.exec.trigger)
         };
+        // A script travels in an anonymous memory file, held open until the
+        // step has started (through podman into its container); under the
+        // docker CLI, in a file of the stage's run directory, removed when
+        // the step ends. Never on a command line.
+        let mut script_fd = None;
+        let mut script_file = None;
         let mut command = match (&self.step.image, &stage.containers) {
             (Some(image), Some(engine)) => {
                 // After a restart, a container of this step may be left from
@@ -98,7 +121,44 @@ impl StepRun<'_> {
                     }
                     stage.images.lock().unwrap().insert(image.clone());
                 }
-                let secret_env = self.secret_env();
+                // Podman hands the memory file on to the container; the
+                // docker CLI cannot, so there the script is a file.
+                let script = match &self.step.script {
+                    Some(script) if engine.preserves_fds() => match script_memory_file(script) {
+                        Ok(file) => {
+                            script_fd = Some(file);
+                            Some(format!("/dev/fd/{SCRIPT_FD}"))
+                        }
+                        Err(error) => {
+                            return self
+                                .fail(
+                                    format!("{name}: cannot hand its script over: {error}"),
+                                    None,
+                                )
+                                .await;
+                        }
+                    },
+                    Some(script) => match self.write_script(script).await {
+                        Ok((host, inside)) => {
+                            script_file = Some(host);
+                            Some(inside)
+                        }
+                        Err(error) => return self.fail(format!("{name}: {error}"), None).await,
+                    },
+                    None => None,
+                };
+                // Variables whose value holds a secret are passed like
+                // `secretEnv`: by name, the value in the engine's environment.
+                let mut secret_env = self.secret_env();
+                let mut env = self.container_env(trigger_env);
+                env.retain(|name, value| {
+                    if stage.log.masker.reveals(value) {
+                        secret_env.insert(name.clone(), value.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
                 let container = ContainerStep {
                     labels: &stage.labels,
                     index: self.index,
@@ -110,10 +170,16 @@ impl StepRun<'_> {
                         Some(dir) => format!("/workspace/{}", dir.trim_start_matches("./")),
                         None => "/workspace".to_owned(),
                     },
-                    env: self.container_env(trigger_env),
+                    env,
                     secret_env: &secret_env,
+                    script,
+                    preserve_fds: u32::from(script_fd.is_some()),
                 };
-                container.command(engine)
+                let mut command = container.command(engine);
+                if let Some(file) = &script_fd {
+                    pass_script(&mut command, file);
+                }
+                command
             }
             (Some(image), None) => {
                 return self
@@ -125,11 +191,28 @@ impl StepRun<'_> {
                     )
                     .await;
             }
+            (None, _) if ctx.engine.inner.config.host_steps == HostSteps::Off => {
+                return self
+                    .fail(
+                        format!(
+                            "{name} runs on the host, which this server refuses (gantry serve --host-steps off): give it an image"
+                        ),
+                        None,
+                    )
+                    .await;
+            }
             (None, _) => match self.host_command(&name) {
-                Ok(mut command) => {
+                Ok((mut command, script)) => {
+                    script_fd = script;
+                    let sandbox = self.sandbox();
+                    match sandbox {
+                        Some(_) => {
+                            gantry_sandbox::clean_environment(command.as_std_mut(), &stage.tmp)
+                        }
+                        None => remove_server_variables(&mut command),
+                    }
                     command
                         .current_dir(&dir)
-                        .env_remove("GANTRY_TOKEN")
                         .envs(trigger_env)
                         .envs(stage.stage_env)
                         .envs(&self.step.env)
@@ -139,6 +222,13 @@ impl StepRun<'_> {
                         .env("GANTRY_EXECUTION_ID", &ctx.execution.id)
                         .env("GANTRY_STAGE_ID", &ctx.stage_id)
                         .env("GANTRY_STEP", self.index.to_string());
+                    if let Some(sandbox) = sandbox
+                        && let Err(error) = self.confine(sandbox, &mut command, &output_file)
+                    {
+                        return self
+                            .fail(format!("{name}: cannot confine it: {error}"), None)
+                            .await;
+                    }
                     command
                 }
                 Err(error) => return self.fail(error, None).await,
@@ -150,6 +240,7 @@ impl StepRun<'_> {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(false);
+        gantry_sandbox::ordinary_umask(command.as_std_mut());
 
         let started_at = clock::now();
         let mut child = match command.spawn() {
@@ -160,6 +251,7 @@ impl StepRun<'_> {
                     .await;
             }
         };
+        drop(script_fd);
         let pid = child.id().unwrap_or_default() as i32;
         let leader = ProcessId::of(pid);
         ctx.engine.inner.process_groups.lock().unwrap().insert(pid);
@@ -292,23 +384,101 @@ impl StepRun<'_> {
             StepEnd::Canceled => {}
         }
         stage.log.flush().await;
+        self.after_container(script_file).await;
+        // Read already: an output may hold a secret, sealed in the store
+        // from now on, and never left on disk in the clear.
+        let _ = tokio::fs::remove_file(&output_file).await;
         if let Err(error) = ctx.store().put_step(&record).await {
             return StepEnd::Failed(format!("{name}: {error}"));
         }
         end
     }
 
-    fn host_command(&self, name: &str) -> Result<tokio::process::Command, String> {
+    /// The sandbox of this step: the engine's, unless the step is the
+    /// container engine's CLI (which needs the engine's rights).
+    fn sandbox(&self) -> Option<&gantry_sandbox::Sandbox> {
+        if self.stage.engine_cli.contains(&(self.index as usize)) {
+            return None;
+        }
+        self.stage.ctx.engine.inner.config.sandbox.as_ref()
+    }
+
+    /// Runs the host step as the step user, under Landlock: it writes the
+    /// workspace and the stage's run directory (its `$GANTRY_OUTPUT`, its
+    /// temporary directory) and reads nothing else of the data directory.
+    fn confine(
+        &self,
+        sandbox: &gantry_sandbox::Sandbox,
+        command: &mut tokio::process::Command,
+        output_file: &Path,
+    ) -> Result<(), String> {
+        let stage = self.stage;
+        sandbox.hand_over(output_file).map_err(|e| e.to_string())?;
+        let access = gantry_sandbox::Access {
+            writable: vec![stage.workspace.clone(), stage.run_dir.clone()],
+        };
+        sandbox
+            .confine(command.as_std_mut(), &access)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes a container step's script where the container sees it
+    /// (`/gantry/step-N.sh`); the host path and the path inside.
+    async fn write_script(&self, script: &str) -> Result<(PathBuf, String), String> {
+        use tokio::io::AsyncWriteExt;
+        let file_name = format!("step-{}.sh", self.index);
+        let path = self.stage.run_dir.join(&file_name);
+        let _ = tokio::fs::remove_file(&path).await;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .await
+            .map_err(|e| format!("cannot write its script: {e}"))?;
+        file.write_all(script.as_bytes())
+            .await
+            .map_err(|e| format!("cannot write its script: {e}"))?;
+        Ok((path, super::container::inside_run_dir(&file_name)))
+    }
+
+    /// After a container step: its script goes, and what its container
+    /// created in the workspace (as root) is given back to the step user.
+    async fn after_container(&self, script_file: Option<PathBuf>) {
+        if self.step.image.is_none() {
+            return;
+        }
+        if let Some(path) = script_file {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        if let Some(sandbox) = self.stage.ctx.engine.inner.config.sandbox.clone() {
+            let workspace = self.stage.workspace.clone();
+            let result = tokio::task::spawn_blocking(move || sandbox.hand_over(&workspace)).await;
+            if let Ok(Err(error)) = result {
+                self.stage.log.system(&error.to_string()).await;
+            }
+        }
+    }
+
+    /// The host command, and the memory file holding its script (to keep
+    /// open until the process has started).
+    fn host_command(
+        &self,
+        name: &str,
+    ) -> Result<(tokio::process::Command, Option<OwnedFd>), String> {
         match (&self.step.script, &self.step.command) {
             (Some(script), _) => {
+                let file = script_memory_file(script)
+                    .map_err(|e| format!("{name}: cannot hand its script over: {e}"))?;
                 let mut command = tokio::process::Command::new("sh");
-                command.arg("-e").arg("-c").arg(script);
-                Ok(command)
+                command.arg("-e").arg(format!("/dev/fd/{SCRIPT_FD}"));
+                pass_script(&mut command, &file);
+                Ok((command, Some(file)))
             }
             (None, Some(argv)) if !argv.is_empty() => {
                 let mut command = tokio::process::Command::new(&argv[0]);
                 command.args(&argv[1..]);
-                Ok(command)
+                Ok((command, None))
             }
             _ => Err(format!("{name}: has neither a script nor a command")),
         }
@@ -375,6 +545,55 @@ impl StepRun<'_> {
         };
         let _ = ctx.store().put_step(&record).await;
         StepEnd::Failed(error)
+    }
+}
+
+/// The descriptor a host step's shell reads its script from.
+const SCRIPT_FD: i32 = 3;
+
+/// Makes `file` the descriptor [`SCRIPT_FD`] of the process `command`
+/// starts (and of a container podman starts with `--preserve-fds=1`).
+fn pass_script(command: &mut tokio::process::Command, file: &OwnedFd) {
+    let raw = file.as_raw_fd();
+    // SAFETY: dup2 and fcntl are async-signal-safe system calls.
+    unsafe {
+        command.pre_exec(move || {
+            let result = if raw == SCRIPT_FD {
+                libc::fcntl(SCRIPT_FD, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, SCRIPT_FD)
+            };
+            if result < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// An anonymous memory file holding `script` (never on disk, gone with its
+/// last descriptor), read from its start by the shell.
+fn script_memory_file(script: &str) -> std::io::Result<OwnedFd> {
+    use std::io::Write;
+    // SAFETY: the name is a NUL-terminated literal.
+    let fd = unsafe { libc::memfd_create(c"gantry-step-script".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a new descriptor that we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(script.as_bytes())?;
+    Ok(OwnedFd::from(file))
+}
+
+/// The server's own variables (`GANTRY_DATA_DIR`, `GANTRY_TOKEN`, …) are
+/// not for steps, confined or not.
+fn remove_server_variables(command: &mut tokio::process::Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("GANTRY_")) {
+            command.env_remove(&name);
+        }
     }
 }
 

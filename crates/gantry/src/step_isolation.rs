@@ -1,0 +1,47 @@
+//! `gantry serve`'s start for confined steps: find what the machine offers
+//! (a step user when root, Landlock), say in one warning line what is
+//! missing, and make the data directory private to the server (traversable
+//! only, when a step user must reach its workspace in it).
+
+use std::path::Path;
+
+use anyhow::Context;
+use gantry_engine::HostSteps;
+use tracing::{info, warn};
+
+use crate::args::StepIsolationArgs;
+
+/// The sandbox for host steps and whether they run at all.
+pub fn prepare(
+    args: &StepIsolationArgs,
+    data_dir: &Path,
+) -> anyhow::Result<(Option<gantry_sandbox::Sandbox>, HostSteps)> {
+    let host_steps = match args.host_steps.as_str() {
+        "off" => HostSteps::Off,
+        _ => HostSteps::On,
+    };
+    let sandbox = gantry_sandbox::Sandbox::prepare(gantry_sandbox::SandboxConfig {
+        user: args.step_user.clone(),
+        protected: vec![data_dir.to_owned()],
+    })
+    .context("cannot prepare the confinement of host steps")?;
+    match sandbox.warning() {
+        Some(warning) if host_steps == HostSteps::On => warn!("{warning}"),
+        _ => info!(
+            user = sandbox.identity().map(|i| i.name.as_str()).unwrap_or("(the server's)"),
+            landlock_abi = sandbox.landlock_abi().unwrap_or(0),
+            host_steps = %args.host_steps,
+            "host steps confined"
+        ),
+    }
+    let step_uid = sandbox.identity().map(|i| i.uid);
+    let changed = crate::private_files::tighten(data_dir, step_uid, step_uid.is_some())
+        .with_context(|| format!("cannot make {} private", data_dir.display()))?;
+    if changed > 0 {
+        info!(
+            files = changed,
+            "took the rights of group and others off the data directory"
+        );
+    }
+    Ok((Some(sandbox), host_steps))
+}

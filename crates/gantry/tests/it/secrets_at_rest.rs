@@ -1,0 +1,222 @@
+//! A secret parameter leaves no trace outside the masked logs: on no
+//! command line while its steps run (host or container), in no API answer,
+//! nowhere in the database or the data directory; and everything the server
+//! writes there is readable by its own user only.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{Backend, Server, stage};
+use crate::steps_podman::{BASE, podman};
+
+const VALUE: &str = "sekrit-7c1e52-never-seen";
+
+const PIPELINE: &str = r#"
+pipelines:
+  - name: leaky
+    parameters:
+      - name: token
+        secret: true
+        required: true
+    stages:
+      - id: build
+        type: run
+        steps:
+          - script: |
+              test "${{ parameters.token }}" = "$EXPECTED"
+              echo "host=${{ parameters.token }}" >> "$GANTRY_OUTPUT"
+              sleep 3
+            env:
+              EXPECTED: "${{ parameters.token }}"
+          - image: @BASE@
+            env:
+              TOKEN: "${{ parameters.token }}"
+            script: |
+              test "${{ parameters.token }}" = "$TOKEN"
+              echo "container=${{ parameters.token }}" >> "$GANTRY_OUTPUT"
+              sleep 4
+      # Later stages still read the sealed values through expressions.
+      - id: check
+        type: run
+        dependsOn: [build]
+        steps:
+          - image: @BASE@
+            script: |
+              test "${{ stages.build.outputs.host }}" = "${{ parameters.token }}"
+              test "${{ stages.build.outputs.container }}" = "${{ parameters.token }}"
+              echo "the sealed outputs read back"
+"#;
+
+#[test]
+fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk() {
+    podman();
+    let server = Server::start(Backend::Sqlite);
+    server.apply(&PIPELINE.replace("@BASE@", BASE));
+    let id = server.run("leaky", &[&format!("token={VALUE}")]);
+
+    // While the steps run, every process's command line.
+    let mut seen_sleeps = Vec::new();
+    loop {
+        let table = process_table();
+        for line in table.lines() {
+            assert!(
+                !line.contains(VALUE),
+                "the secret is on a command line: {line}"
+            );
+            for sleep in ["sleep 3", "sleep 4"] {
+                if line.trim() == sleep && !seen_sleeps.contains(&sleep) {
+                    seen_sleeps.push(sleep);
+                }
+            }
+        }
+        let execution = server.execution(&id);
+        if matches!(
+            execution["status"].as_str(),
+            Some("succeeded" | "failed" | "canceled")
+        ) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    assert_eq!(
+        seen_sleeps.len(),
+        2,
+        "the process table was not read while both steps ran"
+    );
+
+    // Every answer of the API about the execution.
+    let masked = |value: &serde_json::Value| {
+        value
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && s.chars().all(|c| c == '*'))
+    };
+    assert!(masked(&execution["parameters"]["token"]), "{execution:#}");
+    let outputs = &stage(&execution, "build")["outputs"];
+    assert!(masked(&outputs["host"]), "{outputs:#}");
+    assert!(masked(&outputs["container"]), "{outputs:#}");
+    let answers = [
+        format!("/api/v1/executions/{id}"),
+        "/api/v1/executions".to_owned(),
+        "/api/v1/executions?pipeline=leaky".to_owned(),
+        format!("/api/v1/executions/{id}/logs"),
+    ];
+    for path in &answers {
+        let (_, body) = server.api("GET", path, None);
+        assert!(
+            !body.to_string().contains(VALUE),
+            "GET {path} returns the secret: {body}"
+        );
+    }
+    let shown = server.cli(&["execution", "show", &id]).ok();
+    assert!(!shown.stdout.contains(VALUE), "{}", shown.stdout);
+    let logs = server.cli(&["logs", &id]).ok();
+    assert!(
+        logs.stdout.contains("the sealed outputs read back"),
+        "{}",
+        logs.stdout
+    );
+    assert!(!logs.stdout.contains(VALUE));
+
+    // Every file of the data directory, the database and its WAL included.
+    let files = files_under(&server.data_dir());
+    assert!(files.iter().any(|f| f.ends_with("gantry.db")));
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        assert!(
+            !bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()),
+            "{} holds the secret in the clear",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn every_file_the_server_writes_is_readable_by_its_own_user_only() {
+    podman();
+    let mut server = Server::start(Backend::Sqlite);
+    server.apply(&PIPELINE.replace("@BASE@", BASE));
+    // Another value than the test above, whose process table must not see
+    // this test's `gantry run -p` (they run at the same time).
+    let id = server.run("leaky", &["token=other-sekrit-0b9d44"]);
+    assert_eq!(server.wait_terminal(&id)["status"], "succeeded");
+    assert_private(&server.data_dir());
+
+    // A data directory an older server left readable is tightened at start.
+    server.stop();
+    for file in ["gantry.db", "admin-token"] {
+        let path = server.data_dir().join(file);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(server.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    server.restart();
+    assert_private(&server.data_dir());
+}
+
+/// No file beneath `dir` has a right for group or others; directories only
+/// the right to traverse (`--x`), and only those a step user passes through
+/// to its workspace and run directory.
+fn assert_private(dir: &Path) {
+    let mut problems = Vec::new();
+    let traversed = |path: &Path| {
+        path == dir
+            || path == dir.join("workspaces")
+            || path == dir.join("runs")
+            || path.parent() == Some(&dir.join("runs"))
+    };
+    for path in std::iter::once(dir.to_owned()).chain(entries_under(dir)) {
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if metadata.file_type().is_symlink() {
+            continue;
+        }
+        let mode = metadata.permissions().mode() & 0o777;
+        let allowed = if metadata.is_dir() && traversed(&path) {
+            0o011
+        } else {
+            0
+        };
+        if mode & 0o077 & !allowed != 0 {
+            problems.push(format!("{} is {mode:o}", path.display()));
+        }
+    }
+    assert!(problems.is_empty(), "readable by others: {problems:#?}");
+}
+
+/// `ps -eo args`: every process's command line.
+fn process_table() -> String {
+    let output = Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .expect("run ps");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    entries_under(dir)
+        .into_iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+        .collect()
+}
+
+fn entries_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path.clone());
+            }
+            found.push(path);
+        }
+    }
+    found
+}
