@@ -9,6 +9,7 @@ pub(crate) const TOP: &[&str] = &[
     "options",
     "availableSecrets",
     "images",
+    "artifacts",
 ];
 pub(crate) const TOP_GOOGLE_ONLY: &[&str] = &[
     "logsBucket",
@@ -19,9 +20,10 @@ pub(crate) const TOP_GOOGLE_ONLY: &[&str] = &[
     "diskSizeGb",
 ];
 pub(crate) const TOP_UNSUPPORTED: &[&str] = &[
-    "artifacts",
     "secrets",
     "source",
+    "gitConfig",
+    "dependencies",
     "mavenArtifacts",
     "pythonPackages",
     "npmPackages",
@@ -34,6 +36,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "volumes",
     "substitutionOption",
     "automapSubstitutions",
+    "dynamicSubstitutions",
 ];
 pub(crate) const OPTIONS_GOOGLE_ONLY: &[&str] = &[
     "machineType",
@@ -45,8 +48,9 @@ pub(crate) const OPTIONS_GOOGLE_ONLY: &[&str] = &[
     "workerPool",
     "pool",
     "defaultLogsBucketBehavior",
+    "enableStructuredLogging",
 ];
-pub(crate) const OPTIONS_UNSUPPORTED: &[&str] = &["dynamicSubstitutions"];
+pub(crate) const OPTIONS_UNSUPPORTED: &[&str] = &[];
 
 pub(crate) const STEP: &[&str] = &[
     "name",
@@ -64,3 +68,51 @@ pub(crate) const STEP: &[&str] = &[
     "allowExitCodes",
     "automapSubstitutions",
 ];
+
+/// `artifacts` kinds: what each is, for messages. Only `images` is run
+/// (pushed like the top-level `images`).
+pub(crate) const ARTIFACT_KINDS: &[(&str, &str)] = &[
+    ("images", "images pushed once every step succeeded"),
+    ("objects", "files uploaded to a Cloud Storage bucket"),
+    (
+        "mavenArtifacts",
+        "Maven packages uploaded to Artifact Registry",
+    ),
+    (
+        "pythonPackages",
+        "Python packages uploaded to Artifact Registry",
+    ),
+    ("npmPackages", "npm packages uploaded to Artifact Registry"),
+    ("goModules", "Go modules uploaded to Artifact Registry"),
+];
+
+/// The known name closest to `key`, when one is close enough to be a slip
+/// of the keyboard: the same letters in another case, or at most a third
+/// of them wrong.
+pub(crate) fn closest<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = key.to_ascii_lowercase().replace(['_', '-'], "");
+    known
+        .into_iter()
+        .map(|name| {
+            let distance = edit_distance(&lower, &name.to_ascii_lowercase());
+            (distance, name)
+        })
+        .filter(|(distance, name)| *distance <= (name.len() / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance over bytes (field names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}

@@ -9,7 +9,12 @@ use std::process::Command;
 /// no answer (not a checkout, a detached head, no tag, no remote).
 pub fn git_substitutions(dir: &Path) -> BTreeMap<String, String> {
     let git = |args: &[&str]| -> String {
+        // The checkout may belong to another user (steps run confined under
+        // their own account): these read-only plumbing commands are safe
+        // in it, so git's ownership check is lifted for them alone, and no
+        // fsmonitor the repository configures is started.
         Command::new("git")
+            .args(["-c", "safe.directory=*", "-c", "core.fsmonitor=false"])
             .arg("-C")
             .arg(dir)
             .args(args)

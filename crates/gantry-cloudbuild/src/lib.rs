@@ -2,18 +2,23 @@
 //! step engine: [`parse`] reads the file and sorts its fields into
 //! supported, Google-only (a warning) and unsupported (an error);
 //! [`substitute`] applies Cloud Build's substitution rules; [`translate`]
-//! turns the build into Gantry steps.
+//! turns the build into Gantry steps; [`load`] does both in one pass, for
+//! `gantry build --dry-run` to report every problem at once.
 
+mod checks;
 mod fields;
 mod git;
+mod locate;
 mod parse;
 mod substitute;
 mod translate;
 
 pub use git::git_substitutions;
-pub use parse::{BuildFile, parse};
-pub use substitute::{Substitutions, builtin_names, substitute};
-pub use translate::{Build, ImageMap, Translation, translate};
+pub use parse::{BuildFile, BuildStep, DEFAULT_BUILD_TIMEOUT, parse};
+pub use substitute::{
+    SubstitutionConfig, Substitutions, builtin_names, overridable_builtins, substitute,
+};
+pub use translate::{Build, ImageMap, Translation, load, script_command, translate};
 
 /// Every problem found in a Cloud Build file, one per line.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use gantry_config::{Step, StepVolume};
 
 use crate::CloudBuildError;
-use crate::parse::BuildFile;
-use crate::substitute::{Substitutions, substitute};
+use crate::parse::{BuildFile, is_user_substitution, secret_name};
+use crate::substitute::{SubstitutionConfig, Substitutions, overridable_builtins, substitute};
 
 /// Builder images replaced by others (`FROM=TO`). A target `host:PROGRAM`
 /// runs the step's arguments with `PROGRAM` on the host instead of in a
@@ -65,23 +65,61 @@ pub struct Build {
     /// Pushed once every step succeeded.
     pub images: Vec<String>,
     pub timeout: Option<Duration>,
+    /// `availableSecrets`: environment name → secret-store name, with
+    /// substitutions applied.
+    pub secrets: BTreeMap<String, String>,
     pub warnings: Vec<String>,
+}
+
+/// Reads and translates the file `text` (named `file` in messages) in one
+/// pass, so that every problem either half finds is reported at once.
+pub fn load(file: &str, text: &str, translation: &Translation) -> Result<Build, CloudBuildError> {
+    let (build_file, mut errors) = crate::parse::read(file, text);
+    if build_file.steps.is_empty() {
+        // Nothing was read (the YAML itself is broken, or has no steps):
+        // translating would only repeat that.
+        return Err(CloudBuildError(errors));
+    }
+    match translate(&build_file, translation) {
+        Ok(build) if errors.is_empty() => Ok(build),
+        Ok(_) => Err(CloudBuildError(errors)),
+        Err(CloudBuildError(mut more)) => {
+            errors.append(&mut more);
+            Err(CloudBuildError(errors))
+        }
+    }
 }
 
 pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, CloudBuildError> {
     let mut errors = Vec::new();
     for key in translation.overrides.keys() {
-        if !crate::parse::is_user_substitution(key) {
-            errors.push(format!(
-                "substitution {key:?} must start with '_' and use only capital letters, digits and '_'"
-            ));
+        if let Some(why) = override_refusal(key) {
+            errors.push(format!("substitution {key:?} cannot be given: {why}"));
         }
     }
     let mut values = translation.builtins.clone();
     values.extend(file.substitutions.clone());
     values.extend(translation.overrides.clone());
-    let mut subs = Substitutions::new(values, file.allow_loose);
+    let mut subs = Substitutions::with_config(
+        values,
+        SubstitutionConfig {
+            allow_loose: file.allow_loose,
+            dynamic: file.dynamic_substitutions,
+        },
+    );
 
+    let mut secrets = BTreeMap::new();
+    for (env, version) in &file.secret_versions {
+        let version = substitute(&mut subs, version, "availableSecrets versionName");
+        match secret_name(&version) {
+            Some(name) => {
+                secrets.insert(env.clone(), name);
+            }
+            None => errors.push(format!(
+                "availableSecrets versionName {version:?} must look like projects/PROJECT/secrets/NAME/versions/VERSION"
+            )),
+        }
+    }
     let options_env: Vec<String> = file
         .env
         .iter()
@@ -110,6 +148,7 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
             .unwrap_or(file.automap_substitutions)
         {
             env.extend(subs.values().clone());
+            subs.use_all();
         }
         for entry in options_env.iter().cloned().chain(
             raw.env
@@ -125,7 +164,7 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
         }
         let mut secret_env = Vec::new();
         for name in file.secret_env.iter().chain(&raw.secret_env) {
-            match file.secrets.get(name) {
+            match secrets.get(name) {
                 Some(secret) if secret == name => secret_env.push(name.clone()),
                 Some(secret) => secret_env.push(format!("{name}={secret}")),
                 None => errors.push(format!(
@@ -145,15 +184,13 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
             .collect();
         let (entrypoint, args) = match &raw.script {
             Some(script) => {
-                let shell = script
-                    .strip_prefix("#!")
-                    .and_then(|rest| rest.lines().next())
-                    .map(|line| line.trim().to_owned())
-                    .unwrap_or_else(|| "sh".to_owned());
-                (Some(shell), vec!["-c".to_owned(), script.clone()])
+                let mut argv = script_command(script);
+                let program = argv.remove(0);
+                (Some(program), argv)
             }
             None => (entrypoint, args),
         };
+        let wait_for = raw.wait_for.as_ref().and_then(|list| wait_for(list));
         let mut step = Step {
             name: Some(raw.id.clone().unwrap_or_else(|| raw.name.clone())),
             script: None,
@@ -167,7 +204,7 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
             args,
             volumes,
             id: raw.id.clone(),
-            wait_for: raw.wait_for.clone(),
+            wait_for,
             allow_failure: raw.allow_failure,
             allow_exit_codes: raw.allow_exit_codes.clone(),
             secret_env,
@@ -213,8 +250,73 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
         steps,
         images,
         timeout: file.timeout,
+        secrets,
         warnings: file.warnings.clone(),
     })
+}
+
+/// Why `--substitutions` (or a trigger) cannot set `key`, if it cannot:
+/// as with `gcloud builds submit`, only user substitutions and the
+/// built-ins a trigger would take from the source.
+fn override_refusal(key: &str) -> Option<String> {
+    if is_user_substitution(key) || overridable_builtins().contains(&key) {
+        return None;
+    }
+    let settable = overridable_builtins().join(", ");
+    Some(match key {
+        "PROJECT_ID" => "gantry build sets it from --project".to_owned(),
+        "BUILD_ID" => "each build gets its own".to_owned(),
+        _ if crate::substitute::builtin_names().contains(&key) => format!(
+            "it is a built-in substitution the build sets itself; only {settable} and _USER substitutions can be given"
+        ),
+        _ => format!(
+            "user substitutions must start with '_' and use only capital letters, digits and '_' (besides {settable})"
+        ),
+    })
+}
+
+/// The command a `script` runs as: the interpreter of its `#!` line (the
+/// words of the line, then `-c`, or `-e` for the interpreters that take
+/// their program that way) with the script, or `sh -c` without one, as
+/// Cloud Build uses `#!/bin/sh` then.
+pub fn script_command(script: &str) -> Vec<String> {
+    let mut argv: Vec<String> = match script.strip_prefix("#!") {
+        Some(rest) => rest
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        None => Vec::new(),
+    };
+    if argv.is_empty() {
+        argv.push("sh".to_owned());
+    }
+    let interpreter = argv
+        .iter()
+        .rev()
+        .find(|word| !word.starts_with('-'))
+        .map_or("sh", |word| word.rsplit('/').next().unwrap_or(word));
+    let flag = match interpreter {
+        "node" | "nodejs" | "perl" | "ruby" => "-e",
+        _ => "-c",
+    };
+    argv.push(flag.to_owned());
+    argv.push(script.to_owned());
+    argv
+}
+
+/// `waitFor` as the engine reads it. Empty is the same as absent on Cloud
+/// Build (wait for every earlier step); `-` is the build's start, so next
+/// to step ids it adds nothing, and alone it means at once.
+fn wait_for(list: &[String]) -> Option<Vec<String>> {
+    let ids: Vec<String> = list.iter().filter(|id| *id != "-").cloned().collect();
+    match (list.is_empty(), ids.is_empty()) {
+        (true, _) => None,
+        (false, true) => Some(vec!["-".to_owned()]),
+        (false, false) => Some(ids),
+    }
 }
 
 /// Google's builder registries, unreachable from here.

@@ -23,7 +23,9 @@ pub struct BuildArgs {
     /// The Cloud Build file, relative to SOURCE_DIR unless absolute.
     #[arg(long, default_value = "cloudbuild.yaml", value_name = "FILE")]
     pub config: PathBuf,
-    /// User substitutions, _KEY=VALUE,… (repeatable).
+    /// Substitutions, _KEY=VALUE,… (repeatable): user ones, and the
+    /// built-ins gcloud lets a build set (COMMIT_SHA, REVISION_ID,
+    /// SHORT_SHA, REPO_NAME, BRANCH_NAME, TAG_NAME).
     #[arg(long, value_name = "K=V,…", value_delimiter = ',')]
     pub substitutions: Vec<String>,
     /// $PROJECT_ID.
@@ -35,7 +37,8 @@ pub struct BuildArgs {
     /// podman or docker (default: podman, else docker).
     #[arg(long, env = "GANTRY_CONTAINER_ENGINE", value_name = "ENGINE")]
     pub container_engine: Option<String>,
-    /// Check the file and print the steps it would run, without running them.
+    /// Check the file and print the steps it would run, without running
+    /// them; every problem a run would refuse is reported at once.
     #[arg(long)]
     pub dry_run: bool,
     /// With --data-dir: the database of that server, when it is not
@@ -74,10 +77,6 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
     let text = std::fs::read_to_string(&config)
         .with_context(|| format!("cannot read {}", config.display()))?;
     let shown = args.config.display().to_string();
-    let file = gantry_cloudbuild::parse(&shown, &text)?;
-    for warning in &file.warnings {
-        eprintln!("warning: {warning}");
-    }
     let engine_choice = container_engine(args.container_engine.as_deref())?;
     let mut overrides = BTreeMap::new();
     for entry in &args.substitutions {
@@ -103,15 +102,25 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
         );
     }
     image_map.extend(image_map_entries(&args.image_map)?);
-    let build = gantry_cloudbuild::translate(
-        &file,
-        &Translation {
-            builtins,
-            overrides,
-            image_map: ImageMap(image_map),
-        },
-    )?;
+    // Reading and translating in one pass reports every problem of the
+    // file at once, as a dry run promises.
+    let translation = Translation {
+        builtins,
+        overrides,
+        image_map: ImageMap(image_map),
+    };
+    let build = gantry_cloudbuild::load(&shown, &text, &translation)?;
+    for warning in &build.warnings {
+        eprintln!("warning: {warning}");
+    }
     if args.dry_run {
+        let mut refused = refused_by_this_machine(&build, engine_choice.as_ref());
+        if let Err(error) = check_secrets(&args, data_dir.as_deref(), &build.secrets).await {
+            refused.push(format!("{error:#}"));
+        }
+        if !refused.is_empty() {
+            bail!("{}", refused.join("\n"));
+        }
         println!("{}", serde_json::to_string_pretty(&build.steps)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -131,10 +140,16 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
     .context("cannot open the build's store")?;
     let secrets = if args.secrets_from_env {
         let secrets = gantry_secrets::SecretStore::open(store.clone(), data.path())?;
-        secrets_from_env(&secrets, &file.secrets).await?;
+        secrets_from_env(&secrets, &build.secrets).await?;
         secrets
     } else {
-        match server_secrets(data_dir.as_deref(), args.database.as_deref(), &file.secrets).await? {
+        match server_secrets(
+            data_dir.as_deref(),
+            args.database.as_deref(),
+            &build.secrets,
+        )
+        .await?
+        {
             Some(secrets) => secrets,
             None => gantry_secrets::SecretStore::open(store.clone(), data.path())?,
         }
@@ -210,6 +225,57 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
     }
     eprintln!("build {build_id}: succeeded");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What this machine would refuse when the build runs: container steps
+/// without a container engine. (The file's own problems are found by
+/// `gantry_cloudbuild::load`.)
+fn refused_by_this_machine(
+    build: &gantry_cloudbuild::Build,
+    engine: Option<&ContainerEngine>,
+) -> Vec<String> {
+    if engine.is_some() {
+        return Vec::new();
+    }
+    let mut refused: Vec<String> = build
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(index, step)| {
+            let image = step.image.as_ref()?;
+            Some(format!(
+                "step {} runs in image {image:?} but no container engine is installed (podman or docker)",
+                index + 1
+            ))
+        })
+        .collect();
+    if !build.images.is_empty() {
+        refused.push(
+            "images: no container engine is installed to push them (podman or docker)".to_owned(),
+        );
+    }
+    refused
+}
+
+/// Whether the secrets `availableSecrets` names can be read as a run would
+/// read them, without changing anything.
+async fn check_secrets(
+    args: &BuildArgs,
+    data_dir: Option<&Path>,
+    secrets: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    if args.secrets_from_env {
+        for secret in secrets.values() {
+            if std::env::var_os(secret).is_none() {
+                bail!(
+                    "secret {secret:?} (availableSecrets): --secrets-from-env reads it from the variable {secret}, which is not set"
+                );
+            }
+        }
+        return Ok(());
+    }
+    server_secrets(data_dir, args.database.as_deref(), secrets).await?;
+    Ok(())
 }
 
 /// Step output to stdout, Gantry's own lines to stderr, each prefixed with

@@ -1,0 +1,188 @@
+//! Cloud Build files read as Cloud Build and `gcloud` read them, through the
+//! real `gantry build`: `--dry-run` for what the file means and every
+//! problem a run would refuse, and one real build in podman.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{BIN, Output, wait_output};
+use crate::steps_podman::{BASE, podman};
+
+fn build(args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .env_remove("GANTRY_URL")
+        .env_remove("GANTRY_CONTAINER_ENGINE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gantry build");
+    wait_output(child, args, Duration::from_secs(180))
+}
+
+/// A source directory holding `cloudbuild.yaml` with `text`.
+fn source(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cloudbuild.yaml"), text).unwrap();
+    dir
+}
+
+fn dry_run(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["build", dir.to_str().unwrap(), "--dry-run"];
+    args.extend_from_slice(extra);
+    build(&args)
+}
+
+#[test]
+fn a_dry_run_reports_every_problem_a_run_would_refuse_at_once_with_lines() {
+    let dir = source(
+        r#"steps:
+- name: localhost/gantry-test-base
+  id: build
+  args: [echo, ok]
+- name: localhost/gantry-test-base
+  id: build
+  waitFor: [tset]
+  dir: /src
+  timeout: 900s
+- name: localhost/gantry-test-base
+  script: echo hi
+  args: [no]
+  entrypoint: sh
+- name: localhost/gantry-test-base
+  args: [echo, $_NOPE]
+timeout: 600s
+"#,
+    );
+    let out = dry_run(dir.path(), &[]).fails_with(
+        "cloudbuild.yaml:7: step 2 (\"build\") waits for \"tset\", which is not the id of any step",
+    );
+    for needle in [
+        "cloudbuild.yaml:6: step 2 (\"build\") has the id \"build\" of step 1 too; ids must be unique",
+        "cloudbuild.yaml:8: step 2 (\"build\") dir \"/src\" is absolute",
+        "cloudbuild.yaml:9: step 2 (\"build\") timeout 900s is longer than the build's timeout, 600s",
+        "cloudbuild.yaml:11: step 3 has both \"script\" and \"args\"; give one",
+        "cloudbuild.yaml:11: step 3 has both \"script\" and \"entrypoint\"",
+        "step 4 args: substitution $_NOPE is not defined",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle:?} in {out:#?}");
+    }
+
+    let dir = source("steps:\n- name: a\n  wait_for: ['-']\n  argz: [x]\n");
+    dry_run(dir.path(), &[])
+        .fails_with("cloudbuild.yaml:4: unknown step 1 field \"argz\"; did you mean \"args\"?");
+
+    // The secret's name comes from a substitution, and a dry run checks
+    // it can be read as the run would read it.
+    let dir = source(
+        "steps:\n- name: a\n  secretEnv: [TOKEN]\navailableSecrets:\n  secretManager:\n  - versionName: projects/$PROJECT_ID/secrets/${_SECRET}/versions/1\n    env: TOKEN\nsubstitutions:\n  _SECRET: cb-compat-unset-secret\n",
+    );
+    dry_run(dir.path(), &["--secrets-from-env"]).fails_with(
+        "secret \"cb-compat-unset-secret\" (availableSecrets): --secrets-from-env reads it from the variable cb-compat-unset-secret, which is not set",
+    );
+
+    let dir = source("steps:\n- name: a\n---\nsteps:\n- name: b\n");
+    dry_run(dir.path(), &[])
+        .fails_with("cloudbuild.yaml holds 2 YAML documents; Cloud Build reads one");
+
+    let dir = source(
+        "steps:\n- name: a\nartifacts:\n  objects:\n    location: gs://b/\n    paths: ['*.tgz']\n  npmPackages: []\n",
+    );
+    let out = dry_run(dir.path(), &[]).fails_with(
+        "cloudbuild.yaml:3: field \"artifacts\" is not supported by gantry build: Gantry does not store artifacts.objects (files uploaded to a Cloud Storage bucket)",
+    );
+    assert!(
+        out.stderr
+            .contains("Gantry does not store artifacts.npmPackages"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn a_dry_run_reads_files_as_gcloud_and_cloud_build_do() {
+    podman();
+    let dir = source(
+        r#"
+steps:
+- name: localhost/gantry-test-base
+  id: loop
+  entrypoint: sh
+  args: ['-c', 'for dir in a b; do echo "$dir ${version}" $$HOME; done; echo $_IMAGE']
+- name: localhost/gantry-test-base
+  wait_for: []
+  script: |
+    #!/bin/ash -eu
+    echo "$_USER"
+substitutions:
+  _REGION: europe-west1
+  _IMAGE: ${_REGION}-docker.pkg.dev/$PROJECT_ID/app:$TAG_NAME
+  _USER: ann
+options:
+  substitution_option: MUST_MATCH
+  automap_substitutions: true
+  machine_type: E2_HIGHCPU_8
+"#,
+    );
+    let out = dry_run(
+        dir.path(),
+        &["--project", "acme", "--substitutions", "TAG_NAME=v1.2"],
+    )
+    .ok();
+    let steps: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        steps[0]["args"][1],
+        "for dir in a b; do echo \"$dir ${version}\" $HOME; done; echo europe-west1-docker.pkg.dev/acme/app:v1.2",
+        "{out:#?}"
+    );
+    assert_eq!(steps[1]["entrypoint"], "/bin/ash", "{out:#?}");
+    assert_eq!(steps[1]["args"][0], "-eu", "{out:#?}");
+    assert_eq!(steps[1]["env"]["_USER"], "ann", "{out:#?}");
+    assert!(steps[1].get("waitFor").is_none(), "{out:#?}");
+    assert!(
+        out.stderr.contains(
+            "cloudbuild.yaml:19: options field \"machineType\" only applies on Google Cloud Build; ignored"
+        ),
+        "{out:#?}"
+    );
+
+    dry_run(
+        dir.path(),
+        &["--substitutions", "TAG_NAME=v1,PROJECT_ID=other"],
+    )
+    .fails_with("substitution \"PROJECT_ID\" cannot be given: gantry build sets it from --project");
+}
+
+#[test]
+fn a_script_keeps_its_shell_variables_and_runs_under_its_interpreter_in_podman() {
+    podman();
+    let dir = source(&format!(
+        r#"
+steps:
+- name: {BASE}
+  id: script
+  script: |
+    #!/bin/ash -eu
+    for dir in a b; do version="v-$dir"; echo "dir=$dir version=${{version}}"; done
+    echo "user=$_USER"
+- name: {BASE}
+  id: args
+  entrypoint: sh
+  args: ['-c', 'for f in x; do echo "f=$f home=$$HOME"; done']
+substitutions:
+  _USER: ann
+options:
+  automapSubstitutions: true
+"#
+    ));
+    let out = build(&["build", dir.path().to_str().unwrap()]).ok();
+    for line in [
+        "[script] dir=a version=v-a",
+        "[script] dir=b version=v-b",
+        "[script] user=ann",
+        "[args] f=x home=/root",
+    ] {
+        assert!(out.stdout.contains(line), "{line:?} in {out:#?}");
+    }
+}
