@@ -27,6 +27,7 @@ pub use ops::{
     CommitInfo, RemoteRef, changed_files, checkout, clone_branch, commit_all, commit_info,
     copy_from, fetch_commit, head, ls_remote, push, read_file, tags_at, tags_with_commits,
 };
+pub use ops::{commit_messages_since, contains_commit, remote_branch};
 pub use remote::{Credentials, Remote, cache_path};
 pub use repos::{LocalPush, RepoError, RepoInfo, Repositories};
 pub use smart_http::{CgiRequest, CgiResponse, RefUpdate, Service, serve_cgi};

@@ -368,6 +368,61 @@ async fn has_commit(repo: &Path, commit: &str) -> bool {
     .is_ok()
 }
 
+/// The messages of the commits reachable from `commit` and from none of `excluded` (the
+/// commits of earlier release tags), newest first: what a release reads its markers from.
+/// Merge commits are included, so a merged pull request's title counts.
+pub async fn commit_messages_since(
+    repo: &Path,
+    commit: &str,
+    excluded: &[String],
+) -> Result<Vec<String>, GitError> {
+    check_revision(commit)?;
+    for revision in excluded {
+        check_revision(revision)?;
+    }
+    let mut args = vec!["log", "--format=%B%x00", commit];
+    if !excluded.is_empty() {
+        args.push("--not");
+        args.extend(excluded.iter().map(String::as_str));
+    }
+    args.push("--");
+    let out = command::run(
+        Some(repo),
+        args,
+        &format!("reading the commits of {commit}"),
+    )
+    .await?;
+    Ok(out
+        .split('\0')
+        .map(str::trim)
+        .filter(|message| !message.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The commit a branch of the clone's `origin` is at; `None` when it has no such branch.
+pub async fn remote_branch(workdir: &Path, branch: &str) -> Option<String> {
+    check_revision(branch).ok()?;
+    command::run(
+        Some(workdir),
+        [
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/remotes/origin/{branch}^{{commit}}"),
+        ],
+        "git rev-parse",
+    )
+    .await
+    .ok()
+    .map(|s| s.trim().to_owned())
+}
+
+/// Whether the repository (or clone) holds the commit.
+pub async fn contains_commit(repo: &Path, commit: &str) -> bool {
+    check_revision(commit).is_ok() && has_commit(repo, commit).await
+}
+
 /// The commit `HEAD` of a clone is at, if any.
 pub async fn head(workdir: &Path) -> Option<String> {
     command::run(

@@ -1,5 +1,6 @@
 //! `gitCommit`, and what it shares with `gitPromote` (the GitOps stages). Each clones a branch
-//! of a repository into the stage's run directory, changes files, commits, and pushes: to a
+//! of a repository into the stage's run directory, changes files (inline `files`, or
+//! `fromWorkspace`: files a step rendered, see `workspace.rs`), commits, and pushes: to a
 //! hosted repository through `Repositories::push_from`, so that the push triggers what watches
 //! that branch; to an external `url` with the stage's `credentials` from the secret store,
 //! which reach git through a credential helper (never a URL or an argument) and are hidden
@@ -16,6 +17,8 @@ use gantry_git::Remote;
 use serde_json::{Map, Value, json};
 
 use super::{Outcome, StageContext};
+
+mod workspace;
 
 /// The repository a GitOps stage pushes to.
 pub(super) struct Target {
@@ -63,6 +66,16 @@ impl Target {
         }
     }
 
+    /// How messages name it: the hosted name, or the URL.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The hosted repository's name; `None` for an external URL.
+    pub(super) fn hosted(&self) -> Option<&str> {
+        self.hosted.as_deref()
+    }
+
     /// `text` with the credentials' password hidden (git does not print it, but an error
     /// message is no place to find out otherwise).
     fn mask(&self, text: &str) -> String {
@@ -81,6 +94,32 @@ pub(crate) async fn commit(ctx: &StageContext, spec: &GitCommitStage) -> Outcome
         Ok(target) => target,
         Err(error) => return Outcome::Failed(error),
     };
+    // Workspace files first: an inline file inside a copied directory is then added to it.
+    for (file, source) in &spec.from_workspace {
+        if !is_relative_inside(file) {
+            return Outcome::Failed(format!(
+                "gitCommit: file {file:?} must be a relative path inside the repository"
+            ));
+        }
+        let copied = workspace::copy(
+            ctx.workspace(),
+            source.clone(),
+            work.join(file),
+            file.clone(),
+        )
+        .await;
+        match copied {
+            Ok(count) => {
+                ctx.log
+                    .system(&format!(
+                        "{file}: {count} file{} from {source} of the workspace",
+                        if count == 1 { "" } else { "s" }
+                    ))
+                    .await
+            }
+            Err(error) => return Outcome::Failed(error),
+        }
+    }
     for (file, content) in &spec.files {
         if !is_relative_inside(file) {
             return Outcome::Failed(format!(
@@ -136,6 +175,8 @@ pub(super) async fn finish(
     };
     let mut outputs = Map::new();
     outputs.insert("branch".into(), json!(branch));
+    // With `branch`, what lets a later `gitPromote` of this execution find this commit.
+    outputs.insert("repository".into(), json!(repository));
     let Some(commit) = committed else {
         ctx.log
             .system(&format!(
@@ -218,7 +259,7 @@ pub(super) fn short(commit: &str) -> &str {
 
 fn is_relative_inside(file: &str) -> bool {
     let path = Path::new(file);
-    !file.is_empty()
+    path.components().any(|c| matches!(c, Component::Normal(_)))
         && path
             .components()
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))

@@ -1,6 +1,10 @@
-//! `release`: semantic version tags. The newest `vX.Y.Z[-suffix]` tag is bumped by the marker
-//! in the commit message (`[major]`, `[minor]`, `[patch]`), and the commit is tagged
-//! `vX.Y.Z-<short sha>`.
+//! `release`: semantic version tags. The newest `vX.Y.Z[-suffix]` tag is bumped by the
+//! strongest marker (`[major]` > `[minor]` > `[patch]`) and the commit is tagged
+//! `vX.Y.Z-<short sha>`. The marker is read, first found wins: in the stage's `message`; in
+//! the title of a pull request the trigger's webhook payload carries (a merged pull request
+//! says what it is as a whole); in the messages of every commit since the last version tag
+//! (a push of several commits is released once, by the strongest of them, whichever is at the
+//! tip).
 //!
 //! Two releases racing never take the same version: the tag is created together with a
 //! version ref (`refs/gantry/versions/vX.Y.Z`) in one ref transaction that fails if either
@@ -39,13 +43,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
         Ok(path) => path,
         Err(error) => return Outcome::Failed(format!("release: {error}")),
     };
-    let message = match spec.message.clone().or_else(|| field("message")) {
-        Some(message) => message,
-        None => match gantry_git::commit_info(&path, &commit).await {
-            Ok(info) => info.message,
-            Err(error) => return Outcome::Failed(format!("release: {error}")),
-        },
-    };
+    let title = pull_request_title(&trigger);
     let initial = match Version::parse(&spec.initial_version) {
         Some(version) => version,
         None => {
@@ -88,9 +86,36 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
             return released(*version, tag, previous, &spec.prefix);
         }
         let previous = versions.iter().map(|(v, _, _)| *v).max();
-        let Some(bump) = marker(&message).or(spec.default_bump) else {
+        let released_commits: Vec<String> =
+            versions.iter().map(|(_, _, c)| (*c).to_owned()).collect();
+        let found =
+            match find_marker(&path, &commit, spec, title.as_deref(), &released_commits).await {
+                Ok(found) => found,
+                Err(error) => return Outcome::Failed(format!("release: {error}")),
+            };
+        let bump = match (&found, spec.default_bump) {
+            (Some((bump, source)), _) => {
+                ctx.log
+                    .system(&format!("{} bump: {source}", bump_name(*bump)))
+                    .await;
+                Some(*bump)
+            }
+            (None, Some(bump)) => {
+                ctx.log
+                    .system(&format!(
+                        "no marker found: the default {} bump",
+                        bump_name(bump)
+                    ))
+                    .await;
+                Some(bump)
+            }
+            (None, None) => None,
+        };
+        let Some(bump) = bump else {
             ctx.log
-                .system("no [major], [minor] or [patch] marker in the commit message: no release")
+                .system(
+                    "no [major], [minor] or [patch] marker in the commits since the last release: no release",
+                )
                 .await;
             let mut outputs = Map::new();
             outputs.insert("released".into(), json!(false));
@@ -116,7 +141,11 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
                 ctx.log
                     .system(&format!("tagged {short} as {tag} in {repository}"))
                     .await;
-                return released(version, &tag, previous, &spec.prefix);
+                let mut outcome = released(version, &tag, previous, &spec.prefix);
+                if let Outcome::Succeeded(outputs) = &mut outcome {
+                    outputs.insert("bump".into(), json!(bump_name(bump)));
+                }
+                return outcome;
             }
             Ok(false) => {
                 ctx.log
@@ -144,6 +173,72 @@ fn released(version: Version, tag: &str, previous: Option<Version>, prefix: &str
         json!(previous.map(|p| p.tag(prefix)).unwrap_or_default()),
     );
     Outcome::Succeeded(outputs)
+}
+
+/// The strongest marker and where it was found (for the log): the stage's `message`, else a
+/// pull request's `title`, else the commits of `commit` since the `released` ones.
+async fn find_marker(
+    repo: &std::path::Path,
+    commit: &str,
+    spec: &ReleaseStage,
+    title: Option<&str>,
+    released: &[String],
+) -> Result<Option<(Bump, String)>, gantry_git::GitError> {
+    if let Some(message) = &spec.message {
+        return Ok(marker(message).map(|bump| (bump, "the stage's message".to_owned())));
+    }
+    if let Some(title) = title
+        && let Some(bump) = marker(title)
+    {
+        return Ok(Some((bump, format!("the pull request's title {title:?}"))));
+    }
+    let messages = gantry_git::commit_messages_since(repo, commit, released).await?;
+    let count = messages.len();
+    // The newest of the strongest, for the log.
+    let mut strongest: Option<(Bump, &String)> = None;
+    for message in &messages {
+        if let Some(bump) = marker(message)
+            && strongest.is_none_or(|(best, _)| bump > best)
+        {
+            strongest = Some((bump, message));
+        }
+    }
+    Ok(strongest.map(|(bump, message)| {
+            let subject = message.lines().next().unwrap_or_default();
+            let plural = if count == 1 { "" } else { "s" };
+            (
+                bump,
+                format!("the strongest marker of {count} commit{plural} since the last release, in {subject:?}"),
+            )
+        }))
+}
+
+/// A pull request's title, when the trigger carries one: a GitHub `pull_request` event or a
+/// GitLab merge request event delivered to a generic webhook, or a trigger that names it.
+fn pull_request_title(trigger: &Value) -> Option<String> {
+    let text = |pointer: &str| {
+        trigger
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|title| !title.is_empty())
+            .map(str::to_owned)
+    };
+    text("/pullRequest/title")
+        .or_else(|| text("/payload/pull_request/title"))
+        .or_else(|| {
+            (text("/payload/object_kind").as_deref() == Some("merge_request"))
+                .then(|| text("/payload/object_attributes/title"))
+                .flatten()
+        })
+}
+
+fn bump_name(bump: Bump) -> &'static str {
+    match bump {
+        Bump::Major => "major",
+        Bump::Minor => "minor",
+        Bump::Patch => "patch",
+    }
 }
 
 /// The strongest marker in the message.
@@ -207,5 +302,31 @@ mod tests {
         assert_eq!(marker("big [minor] and [major]"), Some(Bump::Major));
         assert_eq!(marker("nothing"), None);
         assert!(Version(1, 10, 0) > Version(1, 9, 9));
+    }
+
+    #[test]
+    fn pull_request_titles_of_github_and_gitlab_payloads() {
+        let check = |trigger: Value, expected: Option<&str>| {
+            assert_eq!(
+                pull_request_title(&trigger).as_deref(),
+                expected,
+                "{trigger}"
+            );
+        };
+        check(
+            json!({"payload": {"action": "closed", "pull_request": {"title": "Login [minor]"}}}),
+            Some("Login [minor]"),
+        );
+        check(
+            json!({"payload": {"object_kind": "merge_request", "object_attributes": {"title": "x [major]"}}}),
+            Some("x [major]"),
+        );
+        // A GitLab push event has `object_attributes` of another kind.
+        check(
+            json!({"payload": {"object_kind": "note", "object_attributes": {"title": "[major]"}}}),
+            None,
+        );
+        check(json!({"type": "git", "message": "[major]"}), None);
+        check(json!({"pullRequest": {"title": "  "}}), None);
     }
 }
