@@ -170,6 +170,10 @@ pub struct WebhookTrigger {
     /// Payload field (a dotted path) → regex the field's value must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub payload_constraints: BTreeMap<String, String>,
+    /// Anyone may start it: the trigger has no secret on purpose. Without a
+    /// secret and without this, the trigger is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -387,9 +391,10 @@ pub struct FindImageStage {
     pub registry: RegistryAccess,
 }
 
-/// `release`: bumps the newest `vX.Y.Z[-suffix]` tag of a hosted repository by the
-/// `[major]`/`[minor]`/`[patch]` marker of the commit message and tags the commit
-/// `vX.Y.Z-<short sha>`. Outputs `released`, `version`, `tag`, `previous`.
+/// `release`: bumps the newest `vX.Y.Z[-suffix]` tag of a hosted repository by the strongest
+/// `[major]`/`[minor]`/`[patch]` marker of the commits since the last version tag (or of a
+/// pull request's title in the trigger's webhook payload) and tags the commit
+/// `vX.Y.Z-<short sha>`. Outputs `released`, `version`, `tag`, `previous`, `bump`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReleaseStage {
@@ -399,10 +404,11 @@ pub struct ReleaseStage {
     /// The commit to tag; the trigger's commit when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
-    /// Where the marker is looked for; the trigger's commit message when not given.
+    /// Where the marker is looked for; when not given, a pull request's title in the
+    /// trigger's payload, else the messages of every commit since the last version tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The bump when the message has no marker; none means no marker, no release.
+    /// The bump when no marker is found; none means no marker, no release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_bump: Option<Bump>,
     /// The first version, when the repository has no version tag yet.
@@ -420,9 +426,9 @@ pub enum Bump {
     Major,
 }
 
-/// `gitCommit`: writes `files` (rendered templates) on `branch` of a hosted repository (or
-/// an external `url`), commits and pushes (which triggers what watches that branch). Outputs
-/// `commit`, `changed`.
+/// `gitCommit`: writes `files` (inline content) and `fromWorkspace` (files a step rendered)
+/// on `branch` of a hosted repository (or an external `url`), commits and pushes (which
+/// triggers what watches that branch). Outputs `commit`, `changed`, `branch`, `repository`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitCommitStage {
@@ -430,7 +436,12 @@ pub struct GitCommitStage {
     pub target: GitTarget,
     pub branch: String,
     /// Path in the repository → content.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
+    /// Path in the repository → path in the execution's workspace. A workspace directory
+    /// replaces the repository directory whole (files it no longer has are removed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub from_workspace: BTreeMap<String, String>,
     /// The commit message; by default names the source commit and its author.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -452,7 +463,10 @@ pub struct GitTarget {
 }
 
 /// `gitPromote`: copies files as they are at `from` (a commit or branch) onto `to`, commits
-/// and pushes (the `candidate` → `production` promotion). Outputs `commit`, `changed`.
+/// and pushes (the `candidate` → `production` promotion). A branch `from` stands for the
+/// commit this execution knows on it: the one its own `gitCommit` pushed there, else the one
+/// whose push triggered it (so a re-run promotes what it deployed), else the branch's tip.
+/// Outputs `commit`, `changed`, `source` (the commit promoted).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitPromoteStage {
@@ -715,6 +729,53 @@ pub struct LoadBalancer {
         skip_serializing_if = "Option::is_none"
     )]
     pub response_timeout: Option<Duration>,
+    /// How long a client may take to send a request and stay idle between
+    /// requests (defaults as nginx's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<LoadBalancerTimeouts>,
+    /// How many client connections the listener holds at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LoadBalancerLimits>,
+}
+
+/// `timeouts:` of a load balancer: nginx's `client_header_timeout` (60s),
+/// `keepalive_timeout` (75s) and `client_body_timeout` (60s).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerTimeouts {
+    /// From the connection (or a later request's first byte) to the end
+    /// of the request's header.
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub header: Option<Duration>,
+    /// How long a kept-alive connection may wait for its next request.
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub keep_alive: Option<Duration>,
+    /// The longest wait between two reads of a request body.
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub body: Option<Duration>,
+}
+
+/// `limits:` of a load balancer: connections open at once, in all and from
+/// one client address (default 10000 and 1000).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_address: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -844,6 +905,10 @@ pub struct ServerGroupStage {
     pub target: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_group: Option<String>,
+    /// `disableServerGroup` only: also disable the last enabled group of
+    /// the cluster, whose traffic then has nowhere to go.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -162,6 +162,38 @@ pub struct ServeArgs {
     /// (repeatable); TO may be host:PROGRAM to run the step's arguments on the host.
     #[arg(long = "image-map", value_name = "FROM=TO")]
     pub image_map: Vec<String>,
+    /// The most instances a server group may have: a deploy's `size` or a
+    /// resize above it is refused.
+    #[arg(
+        long,
+        env = "GANTRY_MAX_DEPLOY_SIZE",
+        value_name = "N",
+        default_value_t = gantry_deploy::DEFAULT_MAX_SIZE
+    )]
+    pub max_deploy_size: u32,
+    #[command(flatten)]
+    pub listener: ListenerArgs,
+    #[command(flatten)]
+    pub steps: StepIsolationArgs,
+}
+
+/// How host steps are kept away from the server's data directory.
+#[derive(Debug, clap::Args)]
+pub struct StepIsolationArgs {
+    /// Whether steps without an image may run: `off` refuses them (for a
+    /// machine that cannot confine them: not root and no Landlock).
+    #[arg(
+        long,
+        env = "GANTRY_HOST_STEPS",
+        value_name = "on|off",
+        default_value = "on",
+        value_parser = ["on", "off"]
+    )]
+    pub host_steps: String,
+    /// The unprivileged user host steps run as when the server runs as root
+    /// (default gantry-steps, created at start if missing).
+    #[arg(long, env = "GANTRY_STEP_USER", value_name = "USER")]
+    pub step_user: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,7 +259,13 @@ pub enum ExecutionCommand {
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print its secret (shown only once).
-    Create { name: String },
+    Create {
+        name: String,
+        /// What the token may do: `viewer` reads; `operator` also runs, approves, deploys,
+        /// applies and pushes; `admin` also manages tokens and secrets.
+        #[arg(long, default_value = "viewer", value_parser = ["admin", "operator", "viewer"])]
+        role: String,
+    },
     /// Every token's id, name and times (never its secret).
     List {
         /// Print JSON instead of a table.
@@ -239,4 +277,64 @@ pub enum TokenCommand {
         #[arg(value_name = "ID_OR_NAME")]
         token: String,
     },
+}
+
+/// How the API's listener bounds its clients (`gantry serve`): how many
+/// connections, for how long, and how much they may send.
+#[derive(Debug, Args)]
+pub struct ListenerArgs {
+    /// Connections the API holds open at once; more are refused at accept.
+    #[arg(long, env = "GANTRY_MAX_CONNECTIONS", value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Connections one client address may hold open at once.
+    #[arg(
+        long,
+        env = "GANTRY_MAX_CONNECTIONS_PER_ADDRESS",
+        value_name = "N",
+        default_value_t = 1_000
+    )]
+    pub max_connections_per_address: usize,
+    /// Time from a request's first byte to the end of its head.
+    #[arg(long, env = "GANTRY_HEADER_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// An idle connection (no request in progress) is closed after this.
+    #[arg(long, env = "GANTRY_KEEP_ALIVE_TIMEOUT", value_name = "DURATION", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub keep_alive_timeout: std::time::Duration,
+    /// The longest pause between two reads of a request body.
+    #[arg(long, env = "GANTRY_BODY_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub body_timeout: std::time::Duration,
+    /// Time an unauthenticated client (a webhook sender) has to send its
+    /// whole body.
+    #[arg(long, env = "GANTRY_UNAUTHENTICATED_BODY_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub unauthenticated_body_timeout: std::time::Duration,
+    /// Memory all bodies of unauthenticated clients in flight may take
+    /// together (bytes, or with KiB, MiB, GiB); past it they get 503.
+    #[arg(long, env = "GANTRY_UNAUTHENTICATED_BODY_BUDGET", value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub unauthenticated_body_budget: u64,
+    /// The largest upload (an APT package or a tar of them); larger get 413.
+    #[arg(long, env = "GANTRY_UPLOAD_LIMIT", value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
+    pub upload_limit: u64,
+}
+
+/// A size in bytes: a number, optionally followed by KiB, MiB or GiB (or
+/// K, M, G, with the same binary meaning).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 512MiB)"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }

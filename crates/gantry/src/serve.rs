@@ -32,6 +32,22 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    // Take every descriptor the system allows before anything opens one,
+    // and keep a reserve of them that connections cannot take: a flood of
+    // clients must never fail a step with `Too many open files`.
+    let fd_budget = gantry_listen::FdBudget::for_process()
+        .context("cannot read or raise the file descriptor limit")?;
+    let admission = gantry_listen::Admission::new(
+        gantry_listen::Limits {
+            max_connections: args.listener.max_connections,
+            max_per_address: args.listener.max_connections_per_address,
+        },
+        fd_budget.clone(),
+    );
+    info!(
+        connections = fd_budget.capacity(),
+        "file descriptors connections may take"
+    );
     // Bind first, so that a busy port fails the start before anything is
     // created or resumed.
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -40,6 +56,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     let data_dir = data_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+    let (sandbox, host_steps) = crate::step_isolation::prepare(&args.steps, &data_dir)?;
     let database = args
         .database
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gantry.db").display()));
@@ -65,7 +82,13 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             containers: crate::commands::build::container_engine(args.container_engine.as_deref())?,
             secrets: Some(secrets),
             image_map: crate::commands::build::image_map_entries(&args.image_map)?,
-            deploy: Some(deploy_controller(&data_dir)?),
+            sandbox,
+            host_steps,
+            deploy: Some(deploy_controller(&data_dir)?.with_limits(
+                gantry_deploy::Limits {
+                    max_size: args.max_deploy_size,
+                },
+            )),
         },
     )
     .await
@@ -81,24 +104,39 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     ));
     // Published APT trees, public like any apt mirror (apt clients send no
     // token).
-    let app = gantry_api::router(AppState::new(engine.clone(), metrics, shutdown.clone()))
-        .nest_service("/apt", crate::apt_files::router(apt.clone()));
+    let body_limits = gantry_api::BodyLimits {
+        unauthenticated_timeout: args.listener.unauthenticated_body_timeout,
+        unauthenticated_budget: usize::try_from(args.listener.unauthenticated_body_budget)
+            .unwrap_or(usize::MAX),
+        upload_limit: args.listener.upload_limit,
+    };
+    let app = gantry_api::router(AppState::with_body_limits(
+        engine.clone(),
+        metrics,
+        shutdown.clone(),
+        body_limits,
+    ))
+    .nest_service("/apt", crate::apt_files::router(apt.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
     // `pipeline` triggers follow the engine's events.
     gantry_triggers::Triggers::new(engine.clone(), engine.git().clone()).start(shutdown.clone());
     info!(%address, data_dir = %data_dir.display(), database = %redact(&database), "gantry listening");
 
-    let stopping = shutdown.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stopping.cancelled().await });
-    let drain_limit = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-    };
-    tokio::select! {
-        result = server => result.context("the HTTP server failed")?,
-        () = drain_limit => warn!("connections still open after {DRAIN_TIMEOUT:?}; stopping anyway"),
-    }
+    gantry_api::serve(
+        listener,
+        app,
+        admission,
+        gantry_api::ListenerConfig {
+            timeouts: gantry_api::Timeouts {
+                header: args.listener.header_timeout,
+                keep_alive: args.listener.keep_alive_timeout,
+                body: args.listener.body_timeout,
+            },
+            drain: DRAIN_TIMEOUT,
+        },
+        shutdown.clone(),
+    )
+    .await;
     info!("stopping the engine");
     engine.shutdown().await;
     apt.keyring().stop_agent();
@@ -123,6 +161,9 @@ fn deploy_controller(
             "dataplane".into(),
         ],
     });
+    // Started again the moment it dies, and at once when the recorded
+    // desired state has load balancers or server groups (after a reboot).
+    provider.watch_dataplane();
     Ok(gantry_deploy::DeployController::new(std::sync::Arc::new(
         provider,
     )))

@@ -8,16 +8,22 @@
 mod deploy_support;
 mod harness;
 mod webhook_target;
+mod workspace_links;
 
+mod dataplane_recovery;
 mod deploy_containers;
 mod deploy_details;
 mod deploy_judgment;
+mod deploy_resume;
 mod deploy_rollouts;
 
 mod api;
 mod apt;
 mod apt_local;
 mod auth;
+mod bounds_api;
+mod bounds_lb;
+mod cloudbuild_compat;
 mod engine;
 mod files;
 mod git_concurrency;
@@ -29,6 +35,12 @@ mod git_push;
 mod git_release;
 mod git_support;
 mod git_webhooks;
+mod gitops_chains;
+mod isolation;
+mod roles;
+mod secrets_at_rest;
+mod small_faults;
+mod webhook_replay;
 mod steps_bake;
 mod steps_cloudbuild;
 mod steps_containers;
