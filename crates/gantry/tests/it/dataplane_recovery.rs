@@ -6,13 +6,13 @@
 //!
 //! `GANTRY_TEST_SLOW=1` runs the load test longer, with more clients.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::deploy_support::{deploy, free_port, get, shop_yaml};
+use crate::deploy_support::{deploy, exchange, free_port, get, shop_yaml};
 use crate::harness::{Backend, Server, alive};
 
 const RECOVERY_LIMIT: Duration = Duration::from_secs(1);
@@ -361,43 +361,6 @@ fn timed_worker(port: u16, keep_alive: bool, stop: &AtomicBool) -> Vec<Sample> {
     samples
 }
 
-/// One `GET /` and its answer (status, body).
-fn exchange(reader: &mut BufReader<TcpStream>, keep_alive: bool) -> std::io::Result<(u16, String)> {
-    let close = if keep_alive {
-        ""
-    } else {
-        "Connection: close\r\n"
-    };
-    let request = format!("GET / HTTP/1.1\r\nHost: shop.test\r\n{close}\r\n");
-    reader.get_mut().write_all(request.as_bytes())?;
-    let mut status_line = String::new();
-    if reader.read_line(&mut status_line)? == 0 {
-        return Err(std::io::Error::other("connection closed before the answer"));
-    }
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
 #[test]
 fn a_container_instance_whose_podman_client_died_is_adopted_by_its_name() {
     crate::steps_podman::podman();
@@ -405,7 +368,7 @@ fn a_container_instance_whose_podman_client_died_is_adopted_by_its_name() {
     let _leftovers = KillLeftovers(server.data_dir());
     let image = build_image(&server.work().join("image"), "img1");
     let port = free_port();
-    server.apply(&image_yaml(port));
+    server.apply(&crate::deploy_containers::image_yaml(port));
     let id = server.run("deploy-image", &[&format!("image={image}")]);
     let first = server.wait_terminal(&id);
     assert_eq!(first["status"], "succeeded", "{first:#}");
@@ -471,66 +434,12 @@ fn container_id(name: &str) -> Option<String> {
     text.strip_prefix("true ").map(str::to_owned)
 }
 
-/// An image of gantry-testapp (with the shared libraries it links) on the
-/// local base image, answering `version` as its version.
+/// An image of gantry-testapp on the local base image, answering
+/// `version` as its version.
 fn build_image(dir: &std::path::Path, version: &str) -> String {
-    let root = dir.join("root");
-    let binary = crate::deploy_support::testapp();
-    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-    std::fs::copy(&binary, root.join("bin/gantry-testapp")).expect("copy the test app");
-    let ldd = std::process::Command::new("ldd")
-        .arg(&binary)
-        .output()
-        .expect("ldd");
-    for lib in String::from_utf8_lossy(&ldd.stdout)
-        .split_whitespace()
-        .filter(|word| word.starts_with('/'))
-    {
-        let target = root.join(lib.trim_start_matches('/'));
-        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(lib, &target).expect("copy a shared library");
-    }
-    std::fs::write(
-        dir.join("Containerfile"),
-        format!(
-            "FROM {}\nCOPY root/ /\nENV VERSION={version}\nCMD [\"/bin/gantry-testapp\"]\n",
-            crate::steps_podman::BASE
-        ),
-    )
-    .expect("write the Containerfile");
-    let name = format!("localhost/gantry-adopt-testapp:{version}");
-    let out = std::process::Command::new("podman")
-        .args(["build", "-q", "-t", &name])
-        .arg(dir)
-        .output()
-        .expect("podman build");
-    assert!(out.status.success(), "podman build {name}: {out:?}");
-    name
-}
-
-fn image_yaml(port: u16) -> String {
-    format!(
-        r#"applications:
-  - name: shop
-loadBalancers:
-  - name: shop
-    port: {port}
-    cluster: shop-web
-    healthCheck: {{path: /health, interval: 200ms, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}}
-pipelines:
-  - name: deploy-image
-    parameters:
-      - {{name: image}}
-    stages:
-      - id: deploy
-        type: deploy
-        application: shop
-        stack: web
-        image: "${{{{ parameters.image }}}}"
-        size: 2
-        strategy: redblack
-        healthTimeout: 30s
-        gracePeriod: 2s
-"#
+    crate::deploy_containers::build_testapp_image(
+        dir,
+        &format!("localhost/gantry-adopt-testapp:{version}"),
+        version,
     )
 }

@@ -15,6 +15,13 @@ const IMAGE: &str = "localhost/gantry-deploy-testapp";
 /// Builds `IMAGE:tag` from the local base image: gantry-testapp with the
 /// shared libraries it links, answering `version` as its version.
 fn build_image(dir: &Path, tag: &str, version: &str) -> String {
+    build_testapp_image(dir, &format!("{IMAGE}:{tag}"), version)
+}
+
+/// Builds the image `name` in `dir` from the local base image:
+/// gantry-testapp with the shared libraries it links, answering `version`
+/// as its version.
+pub fn build_testapp_image(dir: &Path, name: &str, version: &str) -> String {
     let root = dir.join("root");
     let binary = testapp();
     std::fs::create_dir_all(root.join("bin")).expect("mkdir");
@@ -35,7 +42,7 @@ fn build_image(dir: &Path, tag: &str, version: &str) -> String {
         ),
     )
     .expect("write the Containerfile");
-    let name = format!("{IMAGE}:{tag}");
+    let name = name.to_owned();
     let out = Command::new("podman")
         .args(["build", "-q", "-t", &name])
         .arg(dir)
@@ -45,7 +52,9 @@ fn build_image(dir: &Path, tag: &str, version: &str) -> String {
     name
 }
 
-fn image_yaml(port: u16) -> String {
+/// Application `shop` behind load balancer `shop` on `port`, deployed from
+/// the image given as the parameter `image` by pipeline `deploy-image`.
+pub fn image_yaml(port: u16) -> String {
     format!(
         r#"applications:
   - name: shop

@@ -216,7 +216,7 @@ fn worker(port: u16, reuse: bool, stop: &AtomicBool) -> Tally {
 }
 
 /// One `GET /` and its answer (status, body).
-fn exchange(reader: &mut BufReader<TcpStream>, reuse: bool) -> std::io::Result<(u16, String)> {
+pub fn exchange(reader: &mut BufReader<TcpStream>, reuse: bool) -> std::io::Result<(u16, String)> {
     let close = if reuse { "" } else { "Connection: close\r\n" };
     let request = format!("GET / HTTP/1.1\r\nHost: shop.test\r\n{close}\r\n");
     reader.get_mut().write_all(request.as_bytes())?;
