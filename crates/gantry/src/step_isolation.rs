@@ -34,6 +34,19 @@ pub fn prepare(
             "host steps confined"
         ),
     }
+    if let Some(identity) = sandbox.identity()
+        && let Some(closed) = closed_ancestor(data_dir, identity.uid, identity.gid)
+    {
+        warn!(
+            user = %identity.name,
+            directory = %closed.display(),
+            "host steps cannot reach their workspaces by absolute path: {} is not searchable by {}; \
+             give the server a data directory below searchable directories (--data-dir {})",
+            closed.display(),
+            identity.name,
+            crate::paths::SYSTEM_DATA_DIR
+        );
+    }
     let step_uid = sandbox.identity().map(|i| i.uid);
     let changed = crate::private_files::tighten(data_dir, step_uid, step_uid.is_some())
         .with_context(|| format!("cannot make {} private", data_dir.display()))?;
@@ -44,4 +57,22 @@ pub fn prepare(
         );
     }
     Ok((Some(sandbox), host_steps))
+}
+
+/// The first directory above `data_dir` that the user `uid`/`gid` cannot
+/// search (cross), if any: steps reach their workspace by absolute path.
+fn closed_ancestor(data_dir: &Path, uid: u32, gid: u32) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    data_dir.ancestors().skip(1).find_map(|dir| {
+        let meta = std::fs::metadata(dir).ok()?;
+        let mode = meta.mode();
+        let searchable = if meta.uid() == uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        (!searchable).then(|| dir.to_owned())
+    })
 }
