@@ -21,6 +21,8 @@
 //! trees live under `DATA_DIR/apt/public/`; their `pool/` is a map the
 //! server resolves to the packs.
 
+#![forbid(unsafe_code)]
+
 mod checked;
 mod cleanup;
 mod error;

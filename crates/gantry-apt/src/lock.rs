@@ -6,10 +6,10 @@
 //! queues this process's own tasks fairly, so that they do not all park a
 //! blocking thread in `flock`.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use gantry_unix::FileLock;
 
 use crate::AptError;
 
@@ -21,8 +21,8 @@ pub(crate) struct AptLock {
 
 /// Held while one change is made; dropping it releases both locks.
 pub(crate) struct AptGuard {
-    // Closing the file releases the flock; the mutex guard is dropped after.
-    _file: File,
+    // Dropped first: the flock goes, then this process's turn.
+    _file: FileLock,
     _local: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -49,21 +49,6 @@ impl AptLock {
     }
 }
 
-fn lock_file(path: &Path) -> Result<File, AptError> {
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(AptError::io(path.display()))?;
-    loop {
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(file);
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            return Err(AptError::io(path.display())(error));
-        }
-    }
+fn lock_file(path: &Path) -> Result<FileLock, AptError> {
+    FileLock::wait(path).map_err(AptError::io(path.display()))
 }

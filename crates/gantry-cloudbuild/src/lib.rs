@@ -5,6 +5,8 @@
 //! turns the build into Gantry steps; [`load`] does both in one pass, for
 //! `gantry build --dry-run` to report every problem at once.
 
+#![forbid(unsafe_code)]
+
 mod checks;
 mod fields;
 mod git;

@@ -19,6 +19,8 @@
 //! a pipeline and its parameters, `stages` one file per stage type behind one `StageType`
 //! shape, `graph` `dependsOn`, and `expressions` the `${{ … }}` and condition checks.
 
+#![forbid(unsafe_code)]
+
 mod check;
 mod deploy;
 mod diagnostic;

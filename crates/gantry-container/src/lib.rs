@@ -5,6 +5,8 @@
 //! Nothing here knows about executions or stages: callers pass labels and
 //! names, and this crate turns them into engine commands.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod engine;
 mod error;

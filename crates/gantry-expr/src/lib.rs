@@ -21,6 +21,8 @@
 //! threads with big stacks (module `stack`); a call blocks its caller for the few microseconds
 //! that takes. An expression is at most 2000 bytes, and a call gives up after 10 seconds.
 
+#![forbid(unsafe_code)]
+
 mod context;
 mod error;
 mod expression;

@@ -16,6 +16,8 @@
 //! - `remote`: `Remote`, a repository to talk to with its `Credentials`, which reach git
 //!   through a credential helper reading the environment, never on a command line.
 
+#![forbid(unsafe_code)]
+
 mod command;
 mod ops;
 mod remote;

@@ -3,6 +3,8 @@
 //! sealed through gantry-store. A value exists in the clear only in memory,
 //! on its way into a step's environment.
 
+#![forbid(unsafe_code)]
+
 mod key;
 mod store;
 

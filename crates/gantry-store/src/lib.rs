@@ -32,6 +32,8 @@
 //! SQLite included) a second time, for the proc-macro, on every clean build.
 //! A unit test checks that the lists match the folders.
 
+#![forbid(unsafe_code)]
+
 mod apt;
 mod apt_cleanup;
 mod apt_landed;

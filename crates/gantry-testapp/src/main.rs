@@ -18,6 +18,8 @@
 //! milliseconds, makes instance N (`GANTRY_INSTANCE`) exit 3 that long after
 //! every start: one instance of a group that keeps failing.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;

@@ -15,6 +15,8 @@
 //!   itself (release tags, GitOps commits) arrive through `Repositories::subscribe`.
 //! - `listing`: what watches what, for `GET /api/v1/triggers`.
 
+#![forbid(unsafe_code)]
+
 mod chain;
 mod config;
 mod cron;
