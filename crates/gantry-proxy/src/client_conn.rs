@@ -16,6 +16,10 @@
 //!   timeout of the previous response, or its header is not all there
 //!   within the header timeout of that first byte.
 //!
+//! Writes are timed too, at any moment but in a tunnel: a response the
+//! client stops taking (its socket buffer full) fails the connection once
+//! no byte could be written for the send timeout (nginx's `send_timeout`).
+//!
 //! While a request is under way its body's reads are timed by
 //! `request_body`, and the wait for the response by the listener's response
 //! timeout; after a protocol switch the tunnel is not timed here at all.
@@ -71,6 +75,7 @@ impl Drop for Busy {
 pub(crate) struct IdleTimeouts {
     pub header: Duration,
     pub keep_alive: Duration,
+    pub send: Duration,
 }
 
 /// A client socket that fails its reads with `TimedOut` when the client
@@ -86,6 +91,9 @@ pub(crate) struct TimedStream<S> {
     deadline: Instant,
     /// Armed at `deadline` once a read had to wait.
     timer: Option<Pin<Box<Sleep>>>,
+    /// Armed when a write had to wait; disarmed by the next write that
+    /// makes progress.
+    write_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> TimedStream<S> {
@@ -99,6 +107,28 @@ impl<S> TimedStream<S> {
             // The first request's header is timed from the accept.
             deadline: Instant::now() + timeouts.header,
             timer: None,
+            write_timer: None,
+        }
+    }
+
+    /// The outcome of a write (or flush) with the send timeout applied:
+    /// progress disarms the timer, a wait arms it, and a wait past it is
+    /// an error that closes the connection.
+    fn timed_write<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if !matches!(polled, Poll::Pending) || self.activity.load() & TUNNEL != 0 {
+            self.write_timer = None;
+            return polled;
+        }
+        let send = self.timeouts.send;
+        let timer = self
+            .write_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(send)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took no more of the response within the send timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -165,7 +195,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.timed_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -173,7 +204,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.timed_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -181,7 +213,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedStream<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.timed_write(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -50,6 +50,11 @@ pub struct ClientTimeouts {
     /// The longest wait between two reads of a request body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Duration>,
+    /// The longest a response may wait for the client to take more of it
+    /// (nginx's `send_timeout`): a client that stops reading is cut off
+    /// rather than holding its connection and its instance's forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<Duration>,
 }
 
 /// nginx's `client_header_timeout` default.
@@ -58,6 +63,8 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// nginx's `client_body_timeout` default.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// nginx's `send_timeout` default.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ClientTimeouts {
     pub fn header(&self) -> Duration {
@@ -70,6 +77,10 @@ impl ClientTimeouts {
 
     pub fn body(&self) -> Duration {
         self.body.unwrap_or(DEFAULT_BODY_TIMEOUT)
+    }
+
+    pub fn send(&self) -> Duration {
+        self.send.unwrap_or(DEFAULT_SEND_TIMEOUT)
     }
 
     fn is_default(&self) -> bool {

@@ -444,6 +444,7 @@ async fn accept_loop(
         let timeouts = IdleTimeouts {
             header: timeouts.header(),
             keep_alive: timeouts.keep_alive(),
+            send: timeouts.send(),
         };
         let workers = &proxy.inner.workers;
         let worker = &workers[next_worker % workers.len()];

@@ -275,6 +275,11 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                     format!("cannot connect to cluster {:?}: {error}", rule.cluster),
                 ));
             }
+            Ok(Err((SendError::ClientBody(error), _))) => {
+                // A stalled upload answers 408 (nginx's
+                // `client_body_timeout`), not a fault of the instance.
+                return Err(error);
+            }
             Ok(Err((SendError::AfterSent(error), _))) => {
                 group.stats.record(latency, true);
                 // No response header arrived, so the client has seen nothing
@@ -313,6 +318,21 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
             }
         }
     }
+}
+
+/// The client body's own error, when that is why hyper failed to send a
+/// request: hyper reports it as its own error with ours as its source.
+fn client_body_failure(error: &hyper::Error) -> Option<ProxyError> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(proxy) = cause.downcast_ref::<ProxyError>()
+            && matches!(proxy.side, Side::Client | Side::ClientTimeout)
+        {
+            return Some(ProxyError::new(proxy.side, false, proxy.message.clone()));
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// The rule of the listener that takes this request.
@@ -370,6 +390,9 @@ enum SendError {
     AfterSent(String),
     /// The instance answered something that is not HTTP/1.
     Malformed(String),
+    /// The client's streamed body failed (it stalled past the body timeout,
+    /// or broke off): the client's fault, not the instance's.
+    ClientBody(ProxyError),
 }
 
 /// A response head from an instance, and how its body comes.
@@ -412,7 +435,13 @@ async fn send_via_hyper(
                 let message = error.into_error().to_string();
                 Err((SendError::NotSent(message), Some(Box::new(unsent))))
             }
-            None => Err((SendError::AfterSent(error.into_error().to_string()), None)),
+            None => {
+                let error = error.into_error();
+                match client_body_failure(&error) {
+                    Some(client) => Err((SendError::ClientBody(client), None)),
+                    None => Err((SendError::AfterSent(error.to_string()), None)),
+                }
+            }
         },
     }
 }

@@ -454,6 +454,7 @@ fn to_model(lb: &gantry_config::LoadBalancer) -> model::LoadBalancer {
                 header: t.header,
                 keep_alive: t.keep_alive,
                 body: t.body,
+                ..Default::default()
             })
             .unwrap_or_default(),
         limits: lb
