@@ -14,7 +14,10 @@ pub enum Side {
     Upstream,
     /// The chosen instance took the request and did not answer in time.
     Timeout,
-    /// Nothing to route to, or a fault of the proxy itself.
+    /// Nothing to route to: no enabled group, none scaled above zero, or
+    /// no healthy instance (503).
+    Unavailable,
+    /// A fault of the proxy itself.
     Internal,
 }
 
@@ -44,7 +47,7 @@ impl ProxyError {
             Side::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             Side::Upstream => StatusCode::BAD_GATEWAY,
             Side::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Side::Internal => StatusCode::SERVICE_UNAVAILABLE,
+            Side::Unavailable | Side::Internal => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -53,6 +56,7 @@ impl ProxyError {
             Side::Client | Side::ClientTimeout => "client",
             Side::Upstream => "upstream",
             Side::Timeout => "timeout",
+            Side::Unavailable => "unavailable",
             Side::Internal => "internal",
         }
     }

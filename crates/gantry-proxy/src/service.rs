@@ -79,7 +79,11 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Response<Bo
 }
 
 fn error_response(error: &ProxyError) -> Response<Body> {
-    let body = format!("gantry: {} error: {}\n", error.side_name(), error.message);
+    let body = match error.side {
+        // Not a fault of anyone's: the deploy state says there is nothing.
+        Side::Unavailable => format!("gantry: {}\n", error.message),
+        _ => format!("gantry: {} error: {}\n", error.side_name(), error.message),
+    };
     let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = error.status();
     response.headers_mut().insert(
@@ -144,11 +148,7 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                         rule.cluster, last.id
                     ),
                 ),
-                None => ProxyError::new(
-                    Side::Internal,
-                    false,
-                    format!("cluster {:?} has no healthy instance", rule.cluster),
-                ),
+                None => ProxyError::new(Side::Unavailable, false, nothing_to_route_to(&rule.cluster, groups)),
             });
         };
         // Selection counted the request in flight on its instance; the guard
@@ -317,6 +317,20 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                 ));
             }
         }
+    }
+}
+
+/// Why cluster `cluster` has no instance to take a request, in words an
+/// operator acts on: no group takes its traffic, its groups are scaled to
+/// zero, or none of their instances is healthy.
+fn nothing_to_route_to(cluster: &str, groups: &[crate::discovery::GroupBackend]) -> String {
+    let instances: usize = groups.iter().map(|g| g.upstreams.len()).sum();
+    if groups.is_empty() {
+        format!("cluster {cluster:?} has no enabled server group")
+    } else if instances == 0 {
+        format!("cluster {cluster:?} is scaled to 0 instances")
+    } else {
+        format!("cluster {cluster:?} has no healthy instance (of {instances})")
     }
 }
 

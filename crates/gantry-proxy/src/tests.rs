@@ -872,7 +872,7 @@ async fn a_kept_alive_client_connection_follows_table_and_rule_changes() {
     let (status, _, body) = exchange(&mut client, "GET", "/", "").await;
     assert_eq!(status, 503, "{body}");
     assert!(
-        body.contains("cluster \"elsewhere\" has no healthy instance"),
+        body.contains("cluster \"elsewhere\" has no enabled server group"),
         "{body}"
     );
 }

@@ -152,7 +152,8 @@ fn scale_to_zero_answers_503_and_back() {
         .ok();
     let (status, body) = get(port, "/");
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("no healthy instance"), "{body}");
+    assert!(body.contains("is scaled to 0 instances"), "{body}");
+    assert!(!body.contains("internal"), "{body}");
     server
         .cli(&["servergroup", "resize", "shop-web-v000", "--size", "-1"])
         .fails_with("size must be from 0");
