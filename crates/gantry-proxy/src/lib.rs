@@ -29,6 +29,7 @@ mod error;
 pub mod health_check;
 mod listener;
 mod memory;
+mod per_second;
 mod per_worker;
 mod request_body;
 mod selection;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::per_second::PerSecond;
 use crate::per_worker::{self, Counter, Padded};
 
 /// Upper bounds of the latency buckets, in microseconds.
@@ -49,7 +50,9 @@ const BUCKETS_MICROS: [u64; BUCKETS] = [
     u64::MAX,
 ];
 const BUCKETS: usize = 28;
-/// Samples kept per group for analysis and live rates.
+/// Samples kept per group for analysis (at most about
+/// `per_second::TARGET_SAMPLES_PER_SECOND` a second are taken, so the ring
+/// spans at least 80 s at any rate).
 const MAX_SAMPLES: usize = 20_000;
 /// Consecutive samples are this many slots apart in the ring: one slot per
 /// 16-word stretch (two cache lines), so that two workers recording at the
@@ -72,6 +75,7 @@ pub struct GroupStats {
     connect_errors: Counter,
     /// Per worker: requests by latency bucket.
     buckets: Box<[Padded<[AtomicU64; BUCKETS]>]>,
+    per_second: PerSecond,
     samples: SampleRing,
 }
 
@@ -84,6 +88,7 @@ impl Default for GroupStats {
             buckets: (0..per_worker::slots())
                 .map(|_| Padded::default())
                 .collect(),
+            per_second: PerSecond::default(),
             samples: SampleRing::new(MAX_SAMPLES),
         }
     }
@@ -154,7 +159,7 @@ pub struct GroupStatsSnapshot {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
-    /// Requests per second over the last 10 seconds.
+    /// Requests per second over the last 10 complete seconds.
     pub rate: f64,
 }
 
@@ -170,14 +175,19 @@ impl GroupStats {
             .position(|b| micros <= *b)
             .unwrap_or(0);
         self.buckets[per_worker::slot()].0[bucket].fetch_add(1, Ordering::Relaxed);
-        self.samples.push(Instant::now(), micros, error);
+        let now = Instant::now();
+        if self.per_second.count(now) {
+            self.samples.push(now, micros, error);
+        }
     }
 
     pub(crate) fn record_connect_error(&self) {
         self.connect_errors.add(1, Ordering::Relaxed);
     }
 
-    /// Samples taken within the last `window`, in no particular order.
+    /// Samples taken within the last `window`, in no particular order: all
+    /// requests at low rates, an even share of each second's above
+    /// `per_second::TARGET_SAMPLES_PER_SECOND`.
     pub fn samples_since(&self, window: Duration) -> Vec<Sample> {
         self.samples.since(Instant::now().checked_sub(window))
     }
@@ -191,7 +201,6 @@ impl GroupStats {
                     .sum()
             })
             .collect();
-        let recent = self.samples_since(Duration::from_secs(10)).len();
         GroupStatsSnapshot {
             requests: self.requests.sum(Ordering::Relaxed),
             status_5xx: self.status_5xx.sum(Ordering::Relaxed),
@@ -199,7 +208,7 @@ impl GroupStats {
             p50_ms: percentile(&counts, 0.50),
             p95_ms: percentile(&counts, 0.95),
             p99_ms: percentile(&counts, 0.99),
-            rate: recent as f64 / 10.0,
+            rate: self.per_second.rate(Instant::now(), 10),
         }
     }
 }
