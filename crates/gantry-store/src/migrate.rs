@@ -102,6 +102,27 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks, without changing anything, that the database has exactly this
+/// binary's migrations applied: for a command that opens another process's
+/// database (a server's), which must never migrate it from under that
+/// process nor read it with a schema it does not know.
+pub(crate) async fn check_current(store: &Store) -> Result<(), StoreError> {
+    let expected = migrations(store.backend).last().map_or(0, |m| m.0);
+    let applied: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE",
+    )
+    .fetch_one(&store.reader)
+    .await
+    .unwrap_or(None);
+    match applied {
+        Some(applied) if applied == expected => Ok(()),
+        applied => Err(StoreError::SchemaMismatch {
+            applied: applied.unwrap_or(0),
+            expected,
+        }),
+    }
+}
+
 fn migrations(backend: Backend) -> Embedded {
     match backend {
         Backend::Sqlite => SQLITE,

@@ -24,6 +24,10 @@ pub enum StoreError {
     Conflict { kind: &'static str, id: String },
     #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    #[error(
+        "the database is at schema version {applied}, this gantry's is {expected}: open it with the gantry that serves it"
+    )]
+    SchemaMismatch { applied: i64, expected: i64 },
     #[error("corrupt row in {table}: {message}")]
     Corrupt {
         table: &'static str,
@@ -60,6 +64,15 @@ impl Store {
     /// --local`): fewer connections, smaller page caches.
     pub async fn open_for_command(url: &str) -> Result<Store, StoreError> {
         Store::open_with(url, crate::connect::Footprint::Command).await
+    }
+
+    /// Opens a database another process owns (a server's), read and
+    /// written as it is: nothing is migrated, and a schema other than this
+    /// binary's is refused.
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        let store = crate::connect::connect(url, crate::connect::Footprint::Command).await?;
+        crate::migrate::check_current(&store).await?;
+        Ok(store)
     }
 
     async fn open_with(

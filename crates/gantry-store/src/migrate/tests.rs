@@ -34,3 +34,29 @@ fn check(folder: &str, embedded: Embedded) {
         );
     }
 }
+
+/// A command opening a server's database neither migrates it nor reads it
+/// with a schema it does not know.
+#[tokio::test]
+async fn open_existing_refuses_a_database_behind_this_binary_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("gantry.db").display());
+    let store = crate::Store::open(&url).await.unwrap();
+    crate::Store::open_existing(&url)
+        .await
+        .expect("a database at this binary's schema opens");
+    let last = SQLITE.last().unwrap().0;
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+        .bind(last)
+        .execute(&store.writer)
+        .await
+        .unwrap();
+    store.close().await;
+    let error = crate::Store::open_existing(&url).await.unwrap_err();
+    assert!(
+        matches!(error, crate::StoreError::SchemaMismatch { expected, .. } if expected == last),
+        "{error}"
+    );
+    let store = crate::Store::open_existing(&url).await;
+    assert!(store.is_err(), "still behind: nothing was migrated");
+}

@@ -321,7 +321,7 @@ async fn server_secrets(
             format!("sqlite://{}", path.display())
         }
     };
-    let store = Store::open(&url)
+    let store = Store::open_existing(&url)
         .await
         .with_context(|| format!("cannot open the secret store of {}", data_dir.display()))?;
     let secrets = gantry_secrets::SecretStore::open_existing(store, data_dir)?;
