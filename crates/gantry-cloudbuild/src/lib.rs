@@ -12,11 +12,13 @@ mod fields;
 mod git;
 mod locate;
 mod parse;
+mod registries;
 mod substitute;
 mod translate;
 
 pub use git::git_substitutions;
 pub use parse::{BuildFile, BuildStep, DEFAULT_BUILD_TIMEOUT, parse};
+pub use registries::{InsecureRegistries, RegistryMap};
 pub use substitute::{
     SubstitutionConfig, Substitutions, builtin_names, overridable_builtins, substitute,
 };

@@ -1,6 +1,9 @@
 use std::collections::BTreeMap;
 
-use crate::{ImageMap, Substitutions, Translation, parse, substitute, translate};
+use crate::{
+    ImageMap, InsecureRegistries, RegistryMap, Substitutions, Translation, parse, substitute,
+    translate,
+};
 
 fn subs(pairs: &[(&str, &str)], loose: bool) -> Substitutions {
     Substitutions::new(
@@ -102,7 +105,72 @@ fn translation() -> Translation {
         ]),
         overrides: BTreeMap::new(),
         image_map: ImageMap::parse(&["gcr.io/cloud-builders/docker=host:podman"]).unwrap(),
+        ..Default::default()
     }
+}
+
+#[test]
+fn a_registry_map_sends_the_files_images_to_the_teams_registry_unchanged() {
+    let text = r#"
+steps:
+- name: gcr.io/cloud-builders/docker
+  args: ['build', '-t', 'gcr.io/$PROJECT_ID/app:$SHORT_SHA', '--cache-from=gcr.io/$PROJECT_ID/app:latest', '.']
+- name: gcr.io/cloud-builders/docker
+  args: ['push', 'gcr.io/$PROJECT_ID/app:$SHORT_SHA']
+- name: gcr.io/$PROJECT_ID/custom-builder
+  args: ['gcr.io/$PROJECT_ID/app']
+- name: gcr.io/cloud-builders/docker
+  args: ['push', 'registry.lan:5000/app']
+images: ['gcr.io/$PROJECT_ID/app:$SHORT_SHA']
+"#;
+    let file = parse("cloudbuild.yaml", text).unwrap();
+    let mut translation = translation();
+    translation.registry_map = RegistryMap::parse(&["gcr.io/proj=127.0.0.1:5000/proj"]).unwrap();
+    translation.insecure_registries = InsecureRegistries(vec!["registry.lan:5000".into()]);
+    let build = translate(&file, &translation).unwrap();
+    assert_eq!(build.images, ["127.0.0.1:5000/proj/app:abc1234"]);
+    let [built, pushed, custom, lan] = build.steps.as_slice() else {
+        panic!("four steps: {:?}", build.steps);
+    };
+    assert_eq!(
+        built.command.as_deref().unwrap(),
+        [
+            "podman",
+            "build",
+            "-t",
+            "127.0.0.1:5000/proj/app:abc1234",
+            "--cache-from=127.0.0.1:5000/proj/app:latest",
+            "."
+        ]
+    );
+    assert_eq!(
+        pushed.command.as_deref().unwrap(),
+        [
+            "podman",
+            "push",
+            "--tls-verify=false",
+            "127.0.0.1:5000/proj/app:abc1234"
+        ],
+        "a loopback registry is reached without TLS"
+    );
+    assert_eq!(
+        custom.image.as_deref(),
+        Some("127.0.0.1:5000/proj/custom-builder")
+    );
+    assert_eq!(
+        custom.args,
+        ["gcr.io/proj/app"],
+        "only the docker builder's arguments are image references"
+    );
+    assert_eq!(
+        lan.command.as_deref().unwrap(),
+        [
+            "podman",
+            "push",
+            "--tls-verify=false",
+            "registry.lan:5000/app"
+        ]
+    );
 }
 
 #[test]
@@ -216,6 +284,7 @@ fn check(file: &str, expected: expect_test::Expect) {
         builtins: builtins.clone(),
         overrides,
         image_map: ImageMap::default(),
+        ..Default::default()
     };
     let got = match crate::load("cloudbuild.yaml", file, &translation) {
         Ok(build) => {

@@ -8,6 +8,7 @@ use gantry_config::{Step, StepVolume};
 
 use crate::CloudBuildError;
 use crate::parse::{BuildFile, is_user_substitution, secret_name};
+use crate::registries::{InsecureRegistries, RegistryMap};
 use crate::substitute::{SubstitutionConfig, Substitutions, overridable_builtins, substitute};
 
 /// Builder images replaced by others (`FROM=TO`). A target `host:PROGRAM`
@@ -56,6 +57,11 @@ pub struct Translation {
     /// User substitutions given with the build (they override the file's).
     pub overrides: BTreeMap<String, String>,
     pub image_map: ImageMap,
+    /// Where images named in the file really go (`images:`, docker
+    /// builder arguments, builder images).
+    pub registry_map: RegistryMap,
+    /// Registries the docker builder pushes to and pulls from without TLS.
+    pub insecure_registries: InsecureRegistries,
 }
 
 /// A build ready to run.
@@ -209,10 +215,21 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
             allow_exit_codes: raw.allow_exit_codes.clone(),
             secret_env,
         };
+        if is_docker_builder(&image) {
+            for arg in &mut step.args {
+                if let Some(rewritten) = translation.registry_map.rewrite_argument(arg) {
+                    *arg = rewritten;
+                }
+            }
+        }
         match translation.image_map.resolve(&image) {
             Some(target) => match target.strip_prefix("host:") {
                 Some(program) => {
-                    let mut argv = vec![step.entrypoint.take().unwrap_or_else(|| program.to_owned())];
+                    let entrypoint = step.entrypoint.take();
+                    if entrypoint.is_none() && is_podman(program) {
+                        without_tls_where_insecure(&mut step.args, &translation.insecure_registries);
+                    }
+                    let mut argv = vec![entrypoint.unwrap_or_else(|| program.to_owned())];
                     argv.append(&mut step.args);
                     if !step.volumes.is_empty() {
                         errors.push(format!(
@@ -226,12 +243,16 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
                 }
                 None => step.image = Some(target.to_owned()),
             },
-            None if is_google_builder(&image) => errors.push(format!(
-                "step {}: builder image {image:?} cannot be pulled here; map it to a local image with --image-map {}=IMAGE",
-                index + 1,
-                image.split(':').next().unwrap_or(&image)
-            )),
-            None => {}
+            None => match translation.registry_map.rewrite(&image) {
+                // A builder from the team's registry, under its real name.
+                Some(rewritten) => step.image = Some(rewritten),
+                None if is_google_builder(&image) => errors.push(format!(
+                    "step {}: builder image {image:?} cannot be pulled here; map it to a local image with --image-map {}=IMAGE",
+                    index + 1,
+                    image.split(':').next().unwrap_or(&image)
+                )),
+                None => {}
+            },
         }
         steps.push(step);
     }
@@ -239,6 +260,7 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
         .images
         .iter()
         .map(|i| substitute(&mut subs, i, "images"))
+        .map(|i| translation.registry_map.rewrite(&i).unwrap_or(i))
         .collect();
     if let Err(mut found) = subs.finish() {
         errors.append(&mut found);
@@ -253,6 +275,37 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
         secrets,
         warnings: file.warnings.clone(),
     })
+}
+
+/// Cloud Build's docker builder, with or without a tag.
+fn is_docker_builder(image: &str) -> bool {
+    let untagged = match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name,
+        _ => image,
+    };
+    untagged == "gcr.io/cloud-builders/docker"
+}
+
+fn is_podman(program: &str) -> bool {
+    std::path::Path::new(program).file_name() == Some(std::ffi::OsStr::new("podman"))
+}
+
+/// `podman push IMAGE` and `podman pull IMAGE` to a registry without TLS
+/// get `--tls-verify=false`, as Docker's daemon treats such registries (the
+/// docker CLI has no such flag; podman verifies TLS everywhere unless
+/// told).
+fn without_tls_where_insecure(args: &mut Vec<String>, insecure: &InsecureRegistries) {
+    let Some(command) = args.first() else { return };
+    if command != "push" && command != "pull" {
+        return;
+    }
+    if args.iter().any(|a| a.starts_with("--tls-verify")) {
+        return;
+    }
+    let target = args[1..].iter().find(|a| !a.starts_with('-'));
+    if target.is_some_and(|image| insecure.covers(image)) {
+        args.insert(1, "--tls-verify=false".to_owned());
+    }
 }
 
 /// Why `--substitutions` (or a trigger) cannot set `key`, if it cannot:

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use gantry_cloudbuild::{ImageMap, Translation};
+use gantry_cloudbuild::{ImageMap, InsecureRegistries, RegistryMap, Translation};
 use gantry_container::ContainerEngine;
 use gantry_engine::{Engine, EngineConfig, Event, RunRequest};
 use gantry_store::{LogStream, Status, Store};
@@ -34,6 +34,16 @@ pub struct BuildArgs {
     /// Replace a builder image, FROM=TO (repeatable); TO may be host:PROGRAM.
     #[arg(long = "image-map", value_name = "FROM=TO")]
     pub image_map: Vec<String>,
+    /// Send images named under FROM to TO instead (repeatable), e.g.
+    /// gcr.io/PROJECT=127.0.0.1:5000/PROJECT: the file's `images:`, the
+    /// docker builder's arguments and builder images. Image names inside
+    /// scripts are left as written.
+    #[arg(long = "registry-map", value_name = "FROM=TO")]
+    pub registry_map: Vec<String>,
+    /// A registry the docker builder pushes to and pulls from without TLS
+    /// (repeatable; loopback registries always are), HOST[:PORT].
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
     /// podman or docker (default: podman, else docker).
     #[arg(long, env = "GANTRY_CONTAINER_ENGINE", value_name = "ENGINE")]
     pub container_engine: Option<String>,
@@ -108,6 +118,8 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
         builtins,
         overrides,
         image_map: ImageMap(image_map),
+        registry_map: RegistryMap::parse(&args.registry_map).map_err(anyhow::Error::msg)?,
+        insecure_registries: InsecureRegistries(args.insecure_registries.clone()),
     };
     let build = gantry_cloudbuild::load(&shown, &text, &translation)?;
     for warning in &build.warnings {
@@ -218,7 +230,7 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
     }
     if let Some(engine) = &engine_choice {
         for image in &build.images {
-            let tls_verify = !gantry_container::is_loopback_registry(image);
+            let tls_verify = !translation.insecure_registries.covers(image);
             let digest = engine.push(image, tls_verify, None).await?;
             eprintln!("pushed {image} ({digest})");
         }

@@ -195,6 +195,64 @@ fn gantry_build_runs_a_cloud_build_file_unchanged() {
     );
 }
 
+/// A file written for Google's registry pushes to the team's, unchanged:
+/// `images:` and a `docker push` step both go where the registry map says,
+/// over plain HTTP to a loopback registry.
+#[test]
+fn a_registry_map_sends_a_files_images_to_the_teams_registry() {
+    podman();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    let commit = checkout(&source);
+    let short = &commit[..7];
+    std::fs::write(
+        source.join("google.yaml"),
+        r#"
+steps:
+- name: gcr.io/cloud-builders/docker
+  args: ['build', '-t', 'gcr.io/$PROJECT_ID/mapped-app:$SHORT_SHA', '-f', 'Containerfile', '.']
+- name: gcr.io/cloud-builders/docker
+  args: ['tag', 'gcr.io/$PROJECT_ID/mapped-app:$SHORT_SHA', 'gcr.io/$PROJECT_ID/mapped-app:pushed-by-step']
+- name: gcr.io/cloud-builders/docker
+  args: ['push', 'gcr.io/$PROJECT_ID/mapped-app:pushed-by-step']
+images: ['gcr.io/$PROJECT_ID/mapped-app:$SHORT_SHA']
+"#,
+    )
+    .unwrap();
+    std::fs::write(source.join("message"), "mapped\n").unwrap();
+    let registry = registry();
+    let map = format!("gcr.io/acme={registry}/acme");
+    let out = build(&[
+        "build",
+        source.to_str().unwrap(),
+        "--config",
+        "google.yaml",
+        "--project",
+        "acme",
+        "--registry-map",
+        &map,
+    ])
+    .ok();
+    assert!(
+        out.stderr
+            .contains(&format!("pushed {registry}/acme/mapped-app:{short} (sha256:")),
+        "{out:#?}"
+    );
+    let tags = registry_tags("acme/mapped-app");
+    assert!(tags.contains(&short.to_owned()), "{tags:?}");
+    assert!(tags.contains(&"pushed-by-step".to_owned()), "{tags:?}");
+
+    build(&[
+        "build",
+        source.to_str().unwrap(),
+        "--config",
+        "google.yaml",
+        "--registry-map",
+        "gcr.io/acme",
+    ])
+    .fails_with("registry map entry \"gcr.io/acme\" must be FROM=TO");
+}
+
 #[test]
 fn a_run_stage_takes_its_steps_from_a_cloud_build_file() {
     podman();

@@ -77,6 +77,7 @@ pub(crate) async fn load(
             &ctx.engine.inner.config.image_map,
             ctx.engine.inner.config.containers.as_ref(),
         ),
+        ..Default::default()
     };
     let build = gantry_cloudbuild::translate(&file, &translation).map_err(|e| e.to_string())?;
     let engine_cli = match &ctx.engine.inner.config.containers {
