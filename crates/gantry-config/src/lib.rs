@@ -16,8 +16,8 @@
 //!
 //! Layout: `document` holds the top-level kinds (`pipelines:`; later `applications:`,
 //! `loadBalancers:`, `repositories:`, each one more line in its `KINDS` table), `pipeline`
-//! a pipeline and its parameters, `stages` one file per stage type behind one `StageType`
-//! shape, `graph` `dependsOn`, and `expressions` the `${{ … }}` and condition checks.
+//! a pipeline and its parameters, `stages` one file per stage type (its spec, its check and its
+//! [`StageType`]) listed once in [`with_stage_types!`], `graph` `dependsOn`, and `expressions` the `${{ … }}` and condition checks.
 
 mod check;
 mod deploy;
@@ -27,12 +27,18 @@ mod expressions;
 mod graph;
 mod model;
 mod pipeline;
-mod stages;
+pub mod stages;
 mod triggers;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
+pub use stages::{
+    BakeStage, Bump, FindImageStage, GitCommitStage, GitPromoteStage, GitTarget,
+    ManualJudgmentStage, OnInterrupt, PackageDebStage, PipelineStage, PruneImagesStage,
+    PublishDebStage, RegistryAccess, ReleaseStage, RunStage, SecretName, Signal, StageType,
+    StatusUrlResolution, Step, StepVolume, WaitStage, WebhookStage,
+};
 
 /// Parses and validates a `gantry.yaml`. `file` names it in diagnostics. Returns the document
 /// only when nothing is wrong; otherwise every problem found, in file order.

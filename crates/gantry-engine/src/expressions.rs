@@ -45,36 +45,32 @@ pub(crate) fn condition(expression: &str, context: &Value) -> Result<bool, Strin
 }
 
 /// Renders every `${{ … }}` in the stage's own fields. Fields are strings
-/// after rendering, except a webhook `body`, where an expression that is the
-/// whole value keeps its type (a number stays a number in the JSON sent).
-/// Precondition expressions are not rendered: they are evaluated as a whole.
+/// after rendering, except the stage type's typed fields (a webhook `body`),
+/// where an expression that is the whole value keeps its type (a number stays
+/// a number in the JSON sent), and its verbatim fields (precondition
+/// expressions), which are evaluated as a whole and not rendered.
 pub(crate) fn render_stage(kind: &StageKind, context: &Value) -> Result<StageKind, String> {
     let context = gantry_expr::Context::from_json(context);
     let mut raw = serde_json::to_value(kind).map_err(|e| e.to_string())?;
-    match kind {
-        StageKind::CheckPreconditions(_) => Ok(kind.clone()),
-        StageKind::Webhook(webhook) => {
-            let body = match &webhook.body {
-                Some(body) => Some(
-                    gantry_expr::render_value(body, &context).map_err(|e| format!("body: {e}"))?,
-                ),
-                None => None,
-            };
-            if let Some(map) = raw.as_object_mut() {
-                map.remove("body");
+    let mut kept = serde_json::Map::new();
+    if let Some(map) = raw.as_object_mut() {
+        for field in kind.verbatim_fields() {
+            if let Some(value) = map.remove(*field) {
+                kept.insert((*field).to_owned(), value);
             }
-            let mut rendered: StageKind = render_strings(raw, &context)?;
-            if let StageKind::Webhook(webhook) = &mut rendered {
-                webhook.body = body;
-            }
-            Ok(rendered)
         }
-        _ => render_strings(raw, &context),
+        for field in kind.typed_fields() {
+            if let Some(value) = map.remove(*field) {
+                let value = gantry_expr::render_value(&value, &context)
+                    .map_err(|e| format!("{field}: {e}"))?;
+                kept.insert((*field).to_owned(), value);
+            }
+        }
     }
-}
-
-fn render_strings(raw: Value, context: &gantry_expr::Context) -> Result<StageKind, String> {
-    let rendered = render_each_string(raw, context)?;
+    let mut rendered = render_each_string(raw, &context)?;
+    if let Some(map) = rendered.as_object_mut() {
+        map.extend(kept);
+    }
     serde_json::from_value(rendered).map_err(|e| format!("after expressions were rendered: {e}"))
 }
 
