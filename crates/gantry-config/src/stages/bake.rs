@@ -52,12 +52,7 @@ impl StageType for Bake {
     type Spec = BakeStage;
 
     fn secret_names(spec: &BakeStage) -> Vec<SecretName> {
-        spec.registry
-            .credentials
-            .iter()
-            .cloned()
-            .map(SecretName::Credentials)
-            .collect()
+        SecretName::credentials(spec.registry.credentials.as_deref())
     }
 }
 

@@ -25,12 +25,7 @@ impl StageType for FindImage {
     type Spec = FindImageStage;
 
     fn secret_names(spec: &FindImageStage) -> Vec<SecretName> {
-        spec.registry
-            .credentials
-            .iter()
-            .cloned()
-            .map(SecretName::Credentials)
-            .collect()
+        SecretName::credentials(spec.registry.credentials.as_deref())
     }
 }
 

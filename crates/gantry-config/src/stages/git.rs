@@ -128,12 +128,7 @@ impl StageType for GitCommit {
     type Spec = GitCommitStage;
 
     fn secret_names(spec: &GitCommitStage) -> Vec<SecretName> {
-        spec.target
-            .credentials
-            .iter()
-            .cloned()
-            .map(SecretName::Credentials)
-            .collect()
+        SecretName::credentials(spec.target.credentials.as_deref())
     }
 }
 
@@ -150,12 +145,7 @@ impl StageType for GitPromote {
     type Spec = GitPromoteStage;
 
     fn secret_names(spec: &GitPromoteStage) -> Vec<SecretName> {
-        spec.target
-            .credentials
-            .iter()
-            .cloned()
-            .map(SecretName::Credentials)
-            .collect()
+        SecretName::credentials(spec.target.credentials.as_deref())
     }
 }
 

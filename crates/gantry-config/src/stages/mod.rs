@@ -157,3 +157,6 @@ pub(crate) fn check_stage<'n>(
         json,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -436,13 +436,9 @@ fn run_secret_names(spec: &RunStage) -> Vec<SecretName> {
             SecretName::Value(name.to_owned())
         })
         .collect();
-    names.extend(
-        spec.registry
-            .credentials
-            .iter()
-            .cloned()
-            .map(SecretName::Credentials),
-    );
+    names.extend(SecretName::credentials(
+        spec.registry.credentials.as_deref(),
+    ));
     names.extend(spec.config.iter().cloned().map(SecretName::CloudBuildFile));
     names
 }

@@ -53,6 +53,15 @@ pub enum SecretName {
     CloudBuildFile(String),
 }
 
+impl SecretName {
+    /// The credentials secret a stage's optional `credentials:` field names, if any.
+    pub fn credentials(name: Option<&str>) -> Vec<SecretName> {
+        name.map(|name| SecretName::Credentials(name.to_owned()))
+            .into_iter()
+            .collect()
+    }
+}
+
 /// What a person sends to a running stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {

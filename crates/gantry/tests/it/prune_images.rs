@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use crate::harness::{Backend, Server, stage};
+use crate::steps_bake::podman_ok;
 use crate::steps_podman::{BASE, log_text, podman, registry};
 
 #[test]
@@ -119,9 +120,4 @@ fn image_exists(image: &str) -> bool {
         .status()
         .expect("podman")
         .success()
-}
-
-fn podman_ok(args: &[&str]) {
-    let out = Command::new("podman").args(args).output().expect("podman");
-    assert!(out.status.success(), "podman {args:?}: {out:?}");
 }
