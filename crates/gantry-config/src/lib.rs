@@ -14,7 +14,7 @@
 //! keeps positions only for fields declared as `Spanned<T>`, so it could neither report every
 //! problem at once nor point at one in the middle of a string.
 //!
-//! Layout: `document` holds the top-level kinds (`pipelines:`; later `applications:`,
+//! Layout: `duration` the human durations (`90s`, `5m`) files use, `document` holds the top-level kinds (`pipelines:`; later `applications:`,
 //! `loadBalancers:`, `repositories:`, each one more line in its `KINDS` table), `pipeline`
 //! a pipeline and its parameters, `stages` one file per stage type (its spec, its check and its
 //! [`StageType`]) listed once in [`with_stage_types!`], `graph` `dependsOn`, and `expressions` the `${{ … }}` and condition checks.
@@ -23,6 +23,7 @@ mod check;
 mod deploy;
 mod diagnostic;
 mod document;
+pub mod duration;
 mod expressions;
 mod graph;
 mod model;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::duration::opt as duration_opt;
 use crate::stages::ManualJudgmentStage;
 pub use crate::stages::StageKind;
 
@@ -560,46 +561,4 @@ pub(crate) fn yes() -> bool {
 }
 fn default_trigger_statuses() -> Vec<String> {
     vec!["succeeded".to_owned()]
-}
-
-/// Durations are written the human way (`90s`, `5m`, `1h30m`) and stored the same way.
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map_err(serde::de::Error::custom)
-    }
-
-    /// Parses `90s`, `5m`, `1h30m`, `250ms`; a bare number is refused, so that
-    /// "30" is never silently taken as seconds or milliseconds.
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        humantime::parse_duration(text.trim())
-            .map_err(|e| format!("bad duration {text:?} ({e}); write e.g. 30s, 5m, 1h30m"))
-    }
-}
-
-pub(crate) mod duration_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::duration::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let text = Option::<String>::deserialize(d)?;
-        text.map(|t| super::duration::parse(&t).map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }

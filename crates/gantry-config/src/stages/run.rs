@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::model::duration_opt;
+use crate::duration::opt as duration_opt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{CheckStageType, SecretName, Signal, StageFields, StageType};
 use crate::check::Checker;
-use crate::model::duration;
+use crate::duration;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{CheckStageType, SecretName, StageFields, StageType};
 use crate::check::Checker;
-use crate::model::duration;
+use crate::duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
