@@ -271,7 +271,7 @@ impl<'n> Fields<'n> {
             );
             return None;
         };
-        match crate::model::duration::parse(text) {
+        match crate::duration::parse(text) {
             Ok(duration) => {
                 self.insert(name, Json::String(text.to_owned()));
                 Some(duration)

@@ -14,10 +14,10 @@
 //! keeps positions only for fields declared as `Spanned<T>`, so it could neither report every
 //! problem at once nor point at one in the middle of a string.
 //!
-//! Layout: `document` holds the top-level kinds (`pipelines:`; later `applications:`,
+//! Layout: `duration` the human durations (`90s`, `5m`) files use, `document` holds the top-level kinds (`pipelines:`; later `applications:`,
 //! `loadBalancers:`, `repositories:`, each one more line in its `KINDS` table), `pipeline`
-//! a pipeline and its parameters, `stages` one file per stage type behind one `StageType`
-//! shape, `graph` `dependsOn`, and `expressions` the `${{ … }}` and condition checks.
+//! a pipeline and its parameters, `stages` one file per stage type (its spec, its check and its
+//! [`StageType`]) listed once in [`with_stage_types!`], `graph` `dependsOn`, and `expressions` the `${{ … }}` and condition checks.
 
 #![forbid(unsafe_code)]
 
@@ -25,16 +25,23 @@ mod check;
 mod deploy;
 mod diagnostic;
 mod document;
+pub mod duration;
 mod expressions;
 mod graph;
 mod model;
 mod pipeline;
-mod stages;
+pub mod stages;
 mod triggers;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
+pub use stages::{
+    BakeStage, Bump, FindImageStage, GitCommitStage, GitPromoteStage, GitTarget,
+    ManualJudgmentStage, OnInterrupt, PackageDebStage, PipelineStage, PruneImagesStage,
+    PublishDebStage, RegistryAccess, ReleaseStage, RunStage, SecretName, Signal, StageType,
+    StatusUrlResolution, Step, StepVolume, WaitStage, WebhookStage,
+};
 
 /// Parses and validates a `gantry.yaml`. `file` names it in diagnostics. Returns the document
 /// only when nothing is wrong; otherwise every problem found, in file order.

@@ -216,7 +216,7 @@ fn unknown_fields_everywhere() {
             test.yaml:16:13: unknown field "workdir" in step 1 of stage "a"; expected one of: name, image, script, command, args, entrypoint, env, dir, timeout, onInterrupt, allowFailure, allowExitCodes, secretEnv, volumes, waitFor, id
             test.yaml:20:9: unknown field "steps" in stage "b"; expected one of: id, name, dependsOn, if, timeout, retries, failPipeline, continuePipeline, continueOnFailure, completeOtherBranchesThenFail, type, duration
             test.yaml:25:13: unknown field "mesage" in precondition 1 of stage "c", did you mean "message"?
-            test.yaml:27:15: unknown stage type "nope"; known types: run, wait, manualJudgment, pipeline, webhook, checkPreconditions, deploy, resizeServerGroup, enableServerGroup, disableServerGroup, destroyServerGroup, rollbackCluster, scaleDownCluster, release, gitCommit, gitPromote, packageDeb, publishDeb, bake, findImage"#]],
+            test.yaml:27:15: unknown stage type "nope"; known types: run, wait, manualJudgment, pipeline, webhook, checkPreconditions, deploy, resizeServerGroup, enableServerGroup, disableServerGroup, destroyServerGroup, rollbackCluster, scaleDownCluster, release, gitCommit, gitPromote, packageDeb, publishDeb, bake, findImage, pruneImages"#]],
     );
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gantry_config::Stage;
+use gantry_config::{Signal, Stage};
 use gantry_store::{Status, Store};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -52,15 +52,12 @@ impl StageSignal {
     /// Whether a stage of this type, in this status, takes this signal.
     fn accepted_by(&self, stage: &Stage, status: Status) -> bool {
         match self {
-            // A deploy waits for one between the steps of a rolling rollout.
+            // Which types take which signal is theirs to say (`StageType::SIGNALS`); when
+            // is the engine's: a judgment to a stage waiting for one, a skip to a running one.
             StageSignal::Judgment(_) => {
-                matches!(stage.kind.type_name(), "manualJudgment" | "deploy")
-                    && status == Status::Waiting
+                stage.kind.accepts(Signal::Judgment) && status == Status::Waiting
             }
-            // A deploy takes a skip as the promotion of a paused rollout.
-            StageSignal::Skip => {
-                matches!(stage.kind.type_name(), "wait" | "deploy") && status == Status::Running
-            }
+            StageSignal::Skip => stage.kind.accepts(Signal::Skip) && status == Status::Running,
         }
     }
 

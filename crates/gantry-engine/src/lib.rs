@@ -10,10 +10,12 @@
 //! - The execution's state (`state.rs`) is shared by the driver and its stage
 //!   tasks behind one lock; every change is written to the store before anyone
 //!   acts on it.
-//! - Each stage type is a module under `stages/` with one `run` function that
-//!   gets a [`stages::StageContext`] and returns a [`stages::Outcome`]. A
-//!   stage is written to be resumable: whatever it must not do twice, it
-//!   records in its durable `state` first.
+//! - Each stage type is a module under `stages/` implementing `StageRunner`
+//!   on the type `gantry-config` registers: `run(ctx, spec)` gets a
+//!   `StageContext` (what a stage may use) and returns `Result<Outputs,
+//!   StageFailure>`. The dispatch is generated from the config's one list of
+//!   stage types. A stage is written to be resumable: whatever it must not do
+//!   twice, it records in its durable `state` first.
 //!
 //! The engine knows nothing about HTTP; `gantry-api` calls [`Engine`] and
 //! forwards [`Event`]s.
@@ -35,6 +37,6 @@ mod workspace;
 mod workspace_files;
 
 pub use engine::{Engine, EngineConfig, HostSteps, Judgment, RunRequest};
-pub use sealed::SEALED_KEY;
 pub use error::EngineError;
 pub use event::Event;
+pub use sealed::SEALED_KEY;

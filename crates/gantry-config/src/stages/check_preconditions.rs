@@ -1,14 +1,28 @@
 //! `checkPreconditions`: conditions that must all hold, each with the message shown otherwise.
 
+use crate::model::CheckPreconditionsStage;
 use serde_json::Value as Json;
 
-use super::{StageFields, StageType};
-use crate::check::{Checker, Fields};
+/// The `checkPreconditions` stage type.
+pub struct CheckPreconditions;
 
-pub(super) const TYPE: StageType = StageType {
-    name: "checkPreconditions",
-    check,
-};
+impl StageType for CheckPreconditions {
+    type Spec = CheckPreconditionsStage;
+    const VERBATIM_FIELDS: &'static [&'static str] = &["preconditions"];
+
+    fn secret_names(_spec: &CheckPreconditionsStage) -> Vec<SecretName> {
+        Vec::new()
+    }
+}
+
+impl CheckStageType for CheckPreconditions {
+    fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+        check(stage, cx)
+    }
+}
+
+use super::{CheckStageType, SecretName, StageFields, StageType};
+use crate::check::{Checker, Fields};
 
 fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     let f = &mut stage.fields;

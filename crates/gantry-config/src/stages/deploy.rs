@@ -1,11 +1,11 @@
 //! `deploy`: a new server group of a cluster, and the strategy that puts it
 //! in place of the older ones.
 
-use super::{StageFields, StageType};
+use super::{StageCheck, StageFields};
 use crate::check::{Checker, Fields};
 use crate::deploy::check_name_part;
 
-pub(super) const TYPE: StageType = StageType {
+pub(super) const TYPE: StageCheck = StageCheck {
     name: "deploy",
     check,
 };

@@ -1,12 +1,39 @@
 //! `findImage`: the newest tag of a registry repository matching a pattern.
 
-use super::{StageFields, StageType};
+use super::RegistryAccess;
+use super::{CheckStageType, SecretName, StageFields, StageType};
 use crate::check::Checker;
+use serde::{Deserialize, Serialize};
 
-pub(super) const TYPE: StageType = StageType {
-    name: "findImage",
-    check,
-};
+/// `findImage`: the newest tag of a repository matching `pattern` (semver-aware);
+/// outputs `image`, `tag` and `version` (the pattern's first group, else the tag).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FindImageStage {
+    /// `registry/repository`.
+    pub repository: String,
+    /// A regular expression a tag must match whole, e.g. `^order_v(\d+\.\d+\.\d+)$`.
+    pub pattern: String,
+    #[serde(flatten)]
+    pub registry: RegistryAccess,
+}
+
+/// The `findImage` stage type.
+pub struct FindImage;
+
+impl StageType for FindImage {
+    type Spec = FindImageStage;
+
+    fn secret_names(spec: &FindImageStage) -> Vec<SecretName> {
+        SecretName::credentials(spec.registry.credentials.as_deref())
+    }
+}
+
+impl CheckStageType for FindImage {
+    fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+        check(stage, cx)
+    }
+}
 
 fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     let f = &mut stage.fields;

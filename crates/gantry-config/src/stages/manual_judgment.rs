@@ -1,12 +1,36 @@
 //! `manualJudgment`: waits, durably, until a person continues or stops the execution.
 
-use super::{StageFields, StageType};
+use super::{CheckStageType, SecretName, Signal, StageFields, StageType};
 use crate::check::Checker;
+use serde::{Deserialize, Serialize};
 
-pub(super) const TYPE: StageType = StageType {
-    name: "manualJudgment",
-    check,
-};
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManualJudgmentStage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// When non-empty, the person picks one; it becomes `outputs.judgment`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+/// The `manualJudgment` stage type.
+pub struct ManualJudgment;
+
+impl StageType for ManualJudgment {
+    type Spec = ManualJudgmentStage;
+    const SIGNALS: &'static [Signal] = &[Signal::Judgment];
+
+    fn secret_names(_spec: &ManualJudgmentStage) -> Vec<SecretName> {
+        Vec::new()
+    }
+}
+
+impl CheckStageType for ManualJudgment {
+    fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+        check(stage, cx)
+    }
+}
 
 fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     let f = &mut stage.fields;

@@ -1,56 +1,58 @@
-//! Stage types. Each lives in its own file as one [`StageType`]: the `type:` name and a check
-//! of the fields the type adds. Adding a stage type is adding its file, its line in
-//! [`STAGE_TYPES`] and its variant of `StageKind` in the model.
+//! Stage types. Each lives in its own file: its spec (the fields it adds), a unit struct
+//! implementing [`StageType`] (secrets, signals, rendering) and the check of its fields. The
+//! one list of types is [`with_stage_types!`](crate::with_stage_types) in `registry.rs`:
+//! `StageKind`, the table of checks and the engine's dispatch all come from it, so adding a
+//! stage type is adding its file, its `mod` line and its line in that list.
+//!
+//! The deploy family's specs stay in `model.rs` and their checks in `deploy.rs` and
+//! `server_group.rs`; `deploy_family.rs` gives them their `StageType`s.
 
-mod bake;
-mod check_preconditions;
+pub mod bake;
+pub mod check_preconditions;
 mod deploy;
-mod find_image;
-mod git;
-mod manual_judgment;
-mod package_deb;
-mod pipeline;
-mod run;
+pub mod deploy_family;
+pub mod find_image;
+pub mod git;
+pub mod manual_judgment;
+pub mod package_deb;
+pub mod pipeline;
+pub mod prune_images;
+mod registry;
+pub mod run;
 mod server_group;
-mod wait;
-mod webhook;
+mod stage_type;
+pub mod wait;
+pub mod webhook;
 
 use serde_json::Value as Json;
+
+pub use bake::{BakeStage, RegistryAccess};
+pub use find_image::FindImageStage;
+pub use git::{Bump, GitCommitStage, GitPromoteStage, GitTarget, ReleaseStage};
+pub use manual_judgment::ManualJudgmentStage;
+pub use package_deb::{PackageDebStage, PublishDebStage};
+pub use pipeline::PipelineStage;
+pub use prune_images::PruneImagesStage;
+pub(crate) use registry::STAGE_TYPES;
+pub use registry::StageKind;
+pub use run::{OnInterrupt, RunStage, Step, StepVolume};
+pub(crate) use stage_type::CheckStageType;
+pub use stage_type::{SecretName, Signal, StageType};
+pub use wait::WaitStage;
+pub use webhook::{StatusUrlResolution, WebhookStage};
 
 use crate::check::{Checker, Fields, check_identifier, did_you_mean};
 use crate::yaml::Node;
 
-/// One stage type.
-pub(crate) struct StageType {
+/// The check of one stage type's fields, by its `type:` name (one entry per line of the
+/// registry).
+pub(crate) struct StageCheck {
     /// The `type:` value, as in `StageKind`'s serde name.
     pub name: &'static str,
     /// Reads the fields this type adds to a stage, after the common ones, reporting every
     /// problem. Strings that are whole CEL conditions go to [`StageFields::conditions`].
     pub check: for<'n> fn(&mut StageFields<'n>, &mut Checker<'_>),
 }
-
-pub(crate) const STAGE_TYPES: &[StageType] = &[
-    run::TYPE,
-    wait::TYPE,
-    manual_judgment::TYPE,
-    pipeline::TYPE,
-    webhook::TYPE,
-    check_preconditions::TYPE,
-    deploy::TYPE,
-    server_group::RESIZE,
-    server_group::ENABLE,
-    server_group::DISABLE,
-    server_group::DESTROY,
-    server_group::ROLLBACK,
-    server_group::SCALE_DOWN,
-    git::RELEASE,
-    git::GIT_COMMIT,
-    git::GIT_PROMOTE,
-    package_deb::PACKAGE,
-    package_deb::PUBLISH,
-    bake::TYPE,
-    find_image::TYPE,
-];
 
 /// A stage's mapping while it is being checked.
 pub(crate) struct StageFields<'n> {
@@ -155,3 +157,6 @@ pub(crate) fn check_stage<'n>(
         json,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,15 +2,133 @@
 //! by Cloud Build's `waitFor` rules; or the steps of a Cloud Build file in
 //! the workspace (`config`).
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::duration::opt as duration_opt;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+
+/// What happens to a step that was running when the server died.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnInterrupt {
+    /// Kill what is left of it and run it again from its start, once.
+    #[default]
+    Rerun,
+    /// Fail the step (and so the stage).
+    Fail,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunStage {
+    /// Environment for every step (a step's own `env` wins).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub on_interrupt: OnInterrupt,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// A Cloud Build file in the workspace whose steps the stage runs
+    /// (instead of `steps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Cloud Build substitutions for `config` (`_NAME: value`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub substitutions: BTreeMap<String, String>,
+    /// How the `images` of the `config` file are pushed.
+    #[serde(flatten)]
+    pub registry: RegistryAccess,
+}
+
+/// One step: exactly one of `script` (run by `sh -e`) or `command` (argv).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Step {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory relative to the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// Overrides the stage's `onInterrupt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_interrupt: Option<OnInterrupt>,
+    /// Runs the step in a container of this image, the workspace mounted at
+    /// `/workspace`; without it the step runs on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Container steps: overrides the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<String>,
+    /// Container steps: arguments to the entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Container steps: named volumes, shared by the stage's steps that mount them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<StepVolume>,
+    /// The name `waitFor` refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Cloud Build's rule: absent, the step waits for every earlier step;
+    /// `["-"]`, it starts at once; otherwise it waits for the named steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<Vec<String>>,
+    /// A failure of this step does not fail the stage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_failure: bool,
+    /// Exit codes that count as success besides 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_exit_codes: Vec<i32>,
+    /// Environment variables whose values come from the secret store, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<String>,
+}
+
+/// A named volume mounted into a container step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepVolume {
+    pub name: String,
+    /// Absolute path inside the container.
+    pub path: String,
+}
+
+/// The `run` stage type.
+pub struct Run;
+
+impl StageType for Run {
+    type Spec = RunStage;
+
+    fn secret_names(spec: &RunStage) -> Vec<SecretName> {
+        run_secret_names(spec)
+    }
+}
+
+impl CheckStageType for Run {
+    fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+        check(stage, cx)
+    }
+}
 
 use serde_json::Value as Json;
 
-use super::{StageFields, StageType};
+use super::RegistryAccess;
+use super::{CheckStageType, SecretName, StageFields, StageType};
 use crate::check::{Checker, Fields};
 use crate::yaml::{Node, Value};
-
-pub(super) const TYPE: StageType = StageType { name: "run", check };
 
 const ON_INTERRUPT: &[&str] = &["rerun", "fail"];
 
@@ -302,4 +420,25 @@ fn is_volume_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The secrets a run stage names: its steps' `secretEnv` (`NAME` or `VAR=NAME`), the registry
+/// credentials its Cloud Build file pushes with, and that file's own `secretEnv`.
+fn run_secret_names(spec: &RunStage) -> Vec<SecretName> {
+    let mut names: Vec<SecretName> = spec
+        .steps
+        .iter()
+        .flat_map(|step| &step.secret_env)
+        .map(|entry| {
+            let name = entry
+                .split_once('=')
+                .map_or(entry.as_str(), |(_, name)| name);
+            SecretName::Value(name.to_owned())
+        })
+        .collect();
+    names.extend(SecretName::credentials(
+        spec.registry.credentials.as_deref(),
+    ));
+    names.extend(spec.config.iter().cloned().map(SecretName::CloudBuildFile));
+    names
 }

@@ -3,30 +3,30 @@
 //! `scaleDownCluster`. They share the way a group is named: a `cluster`
 //! and a `target` (newest, previous, oldest) or a `serverGroup` by name.
 
-use super::{StageFields, StageType};
+use super::{StageCheck, StageFields};
 use crate::check::Checker;
 
-pub(super) const RESIZE: StageType = StageType {
+pub(super) const RESIZE: StageCheck = StageCheck {
     name: "resizeServerGroup",
     check: check_resize,
 };
-pub(super) const ENABLE: StageType = StageType {
+pub(super) const ENABLE: StageCheck = StageCheck {
     name: "enableServerGroup",
     check: check_target,
 };
-pub(super) const DISABLE: StageType = StageType {
+pub(super) const DISABLE: StageCheck = StageCheck {
     name: "disableServerGroup",
     check: check_disable,
 };
-pub(super) const DESTROY: StageType = StageType {
+pub(super) const DESTROY: StageCheck = StageCheck {
     name: "destroyServerGroup",
     check: check_target,
 };
-pub(super) const ROLLBACK: StageType = StageType {
+pub(super) const ROLLBACK: StageCheck = StageCheck {
     name: "rollbackCluster",
     check: check_rollback,
 };
-pub(super) const SCALE_DOWN: StageType = StageType {
+pub(super) const SCALE_DOWN: StageCheck = StageCheck {
     name: "scaleDownCluster",
     check: check_scale_down,
 };

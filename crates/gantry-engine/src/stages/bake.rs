@@ -20,23 +20,29 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::run::output::{MAX_STEP_LOG, pump};
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::clock;
 use crate::workspace_files::{Beneath, EntryKind, WorkspaceFileError};
 
-pub(crate) async fn run(ctx: &StageContext, spec: &BakeStage) -> Outcome {
+impl StageRunner for gantry_config::stages::bake::Bake {
+    async fn run(ctx: &StageContext, spec: &gantry_config::BakeStage) -> StageResult {
+        run(ctx, spec).await
+    }
+}
+
+pub(crate) async fn run(ctx: &StageContext, spec: &BakeStage) -> StageResult {
     match bake(ctx, spec).await {
-        Ok(outputs) => Outcome::Succeeded(outputs),
+        Ok(outputs) => Ok(outputs),
         Err(error) => {
             let error = format!("bake {}: {error}", spec.image);
             ctx.log.system(&error).await;
-            Outcome::Failed(error)
+            Err(StageFailure::Failed(error))
         }
     }
 }
 
 async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>, String> {
-    let Some(engine) = ctx.engine.inner.config.containers.clone() else {
+    let Some(engine) = ctx.containers().cloned() else {
         return Err("no container engine is installed (podman or docker)".to_owned());
     };
     let prepared = {
@@ -70,7 +76,10 @@ async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>
         .arg("--file")
         .arg(&containerfile)
         .arg("--label")
-        .arg(format!("io.gantry.bake-key={key}"));
+        .arg(format!("io.gantry.bake-key={key}"))
+        // What `pruneImages` may remove: only images Gantry built carry this.
+        .arg("--label")
+        .arg(format!("{}=1", gantry_container::labels::BUILT));
     for (name, value) in &spec.build_args {
         command.arg("--build-arg").arg(format!("{name}={value}"));
     }
@@ -182,7 +191,7 @@ pub(crate) async fn credentials(
 
 /// The value of a secret that holds credentials (`user:password`).
 pub(crate) async fn secret(ctx: &StageContext, name: &str) -> Result<String, String> {
-    let Some(secrets) = &ctx.engine.inner.config.secrets else {
+    let Some(secrets) = ctx.secrets() else {
         return Err(format!(
             "credentials: secret {name:?} needs a secret store, which this server lacks"
         ));

@@ -4,10 +4,16 @@
 use gantry_config::CheckPreconditionsStage;
 use serde_json::Map;
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::expressions;
 
-pub(crate) async fn run(ctx: &StageContext, spec: &CheckPreconditionsStage) -> Outcome {
+impl StageRunner for gantry_config::stages::check_preconditions::CheckPreconditions {
+    async fn run(ctx: &StageContext, spec: &gantry_config::CheckPreconditionsStage) -> StageResult {
+        run(ctx, spec).await
+    }
+}
+
+pub(crate) async fn run(ctx: &StageContext, spec: &CheckPreconditionsStage) -> StageResult {
     let mut failures = Vec::new();
     for precondition in &spec.preconditions {
         if let Some(size) = &precondition.cluster_size {
@@ -28,12 +34,15 @@ pub(crate) async fn run(ctx: &StageContext, spec: &CheckPreconditionsStage) -> O
         }
     }
     if failures.is_empty() {
-        return Outcome::Succeeded(Map::new());
+        return Ok(Map::new());
     }
     for failure in &failures {
         ctx.log
             .system(&format!("precondition failed: {failure}"))
             .await;
     }
-    Outcome::Failed(format!("precondition failed: {}", failures.join("; ")))
+    Err(StageFailure::Failed(format!(
+        "precondition failed: {}",
+        failures.join("; ")
+    )))
 }

@@ -1,22 +1,30 @@
 //! What a running stage gets from the engine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gantry_config::{Stage, StageKind};
-use gantry_store::{Millis, Status, Store};
+use gantry_config::{SecretName, Stage};
+use gantry_container::ContainerEngine;
+use gantry_secrets::SecretStore;
+use gantry_store::{ExecutionRecord, Millis, ParentRef, Status, Store};
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::driver::{Reply, StageSignal};
-use crate::engine::{self, Engine};
+use crate::engine::{self, Engine, RunRequest};
 use crate::error::EngineError;
+use crate::event::Event;
 use crate::expressions;
 use crate::logs::StageLog;
 use crate::state::Execution;
 
+/// Everything a stage may use: its own spec, state, outputs, log and signals, and the
+/// capabilities below (store, secrets, repositories, APT, deploy controller, container
+/// engine, HTTP client, child executions). Stage types reach the engine only through these.
 pub(crate) struct StageContext {
+    /// Only `run/**` still reaches through this, until its step executor has its own seam;
+    /// every other stage uses the accessors below.
     pub(crate) engine: Engine,
     pub(crate) execution: Arc<Execution>,
     pub(crate) index: usize,
@@ -71,6 +79,76 @@ impl StageContext {
 
     pub(crate) fn store(&self) -> &Store {
         &self.engine.inner.store
+    }
+
+    /// The secret store, when the server has one.
+    pub(crate) fn secrets(&self) -> Option<&SecretStore> {
+        self.engine.secrets()
+    }
+
+    /// The repositories this server hosts.
+    pub(crate) fn git(&self) -> &gantry_git::Repositories {
+        self.engine.git()
+    }
+
+    /// The credentials a secret holds for an external git repository.
+    pub(crate) async fn git_credentials(
+        &self,
+        name: &str,
+    ) -> Result<gantry_git::Credentials, String> {
+        self.engine.git_credentials(name).await
+    }
+
+    /// The server's APT repositories, when it has them.
+    pub(crate) fn apt(&self) -> Option<&gantry_apt::Apt> {
+        self.engine.apt()
+    }
+
+    /// The deploy controller, when the server has one (`gantry serve`).
+    #[expect(
+        dead_code,
+        reason = "for deploy.rs and deploy_support.rs, which still read ctx.engine.inner until the deploy work switches"
+    )]
+    pub(crate) fn deploy_controller(&self) -> Option<&gantry_deploy::DeployController> {
+        self.engine.deploy()
+    }
+
+    /// The container engine, when one is installed.
+    pub(crate) fn containers(&self) -> Option<&ContainerEngine> {
+        self.engine.inner.config.containers.as_ref()
+    }
+
+    /// The engine's HTTP client (webhooks).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.engine.inner.http
+    }
+
+    /// The server's data directory, which steps must not reach.
+    #[expect(
+        dead_code,
+        reason = "for deploy.rs and deploy_support.rs, which still read ctx.engine.inner until the deploy work switches"
+    )]
+    pub(crate) fn data_dir(&self) -> &Path {
+        self.engine.data_dir()
+    }
+
+    /// Execution events, to follow a child execution.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.engine.subscribe()
+    }
+
+    /// Starts a child execution of this one (the `pipeline` stage).
+    pub(crate) async fn start_child_execution(
+        &self,
+        request: RunRequest,
+        parent: ParentRef,
+    ) -> Result<ExecutionRecord, EngineError> {
+        self.engine.start_execution(request, Some(parent)).await
+    }
+
+    /// Cancels another execution (a child this stage started).
+    pub(crate) async fn cancel_execution(&self, id: &str, user: &str) -> Result<(), EngineError> {
+        self.engine.cancel(id, user).await
     }
 
     /// The stage's durable state (a JSON object).
@@ -202,25 +280,22 @@ async fn execution_secrets(
     let mut names = std::collections::BTreeSet::new();
     let mut credentials = std::collections::BTreeSet::new();
     for stage in &state.pipeline.stages {
-        match &stage.kind {
-            StageKind::Run(run) => {
-                names.extend(run.steps.iter().flat_map(|step| {
-                    step.secret_env
-                        .iter()
-                        .map(|entry| crate::stages::run::secret_env_entry(entry).1.to_owned())
-                }));
-                if let Some(config) = &run.config {
+        // Every stage type lists the secrets it names (`StageType::secret_names`, required),
+        // so a new type cannot leave one unmasked.
+        for secret in stage.kind.secret_names() {
+            match secret {
+                SecretName::Value(name) => {
+                    names.insert(name);
+                }
+                SecretName::Credentials(name) => {
+                    credentials.insert(name);
+                }
+                SecretName::CloudBuildFile(config) => {
                     let workspace = workspace_of(engine, execution_id);
-                    names.extend(crate::stages::run::config_secret_names(&workspace, config).await);
+                    names
+                        .extend(crate::stages::run::config_secret_names(&workspace, &config).await);
                 }
             }
-            StageKind::Bake(bake) => credentials.extend(bake.registry.credentials.clone()),
-            StageKind::FindImage(find) => credentials.extend(find.registry.credentials.clone()),
-            StageKind::GitCommit(commit) => credentials.extend(commit.target.credentials.clone()),
-            StageKind::GitPromote(promote) => {
-                credentials.extend(promote.target.credentials.clone())
-            }
-            _ => {}
         }
     }
     for name in names.iter().chain(&credentials) {

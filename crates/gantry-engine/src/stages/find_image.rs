@@ -8,15 +8,21 @@ use gantry_container::{
 };
 use serde_json::{Map, Value};
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 
-pub(crate) async fn run(ctx: &StageContext, spec: &FindImageStage) -> Outcome {
+impl StageRunner for gantry_config::stages::find_image::FindImage {
+    async fn run(ctx: &StageContext, spec: &gantry_config::FindImageStage) -> StageResult {
+        run(ctx, spec).await
+    }
+}
+
+pub(crate) async fn run(ctx: &StageContext, spec: &FindImageStage) -> StageResult {
     match find(ctx, spec).await {
-        Ok(outputs) => Outcome::Succeeded(outputs),
+        Ok(outputs) => Ok(outputs),
         Err(error) => {
             let error = format!("findImage {}: {error}", spec.repository);
             ctx.log.system(&error).await;
-            Outcome::Failed(error)
+            Err(StageFailure::Failed(error))
         }
     }
 }

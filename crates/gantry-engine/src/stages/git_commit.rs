@@ -16,7 +16,7 @@ use gantry_config::{GitCommitStage, GitTarget};
 use gantry_git::Remote;
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 
 mod workspace;
 
@@ -36,7 +36,6 @@ impl Target {
         match (location.repository.as_deref(), location.url.as_deref()) {
             (Some(name), _) => {
                 let path = ctx
-                    .engine
                     .git()
                     .existing(name)
                     .map_err(|e| format!("{kind}: {e}"))?;
@@ -49,8 +48,7 @@ impl Target {
             (None, Some(url)) => {
                 let credentials = match location.credentials.as_deref() {
                     Some(name) => Some(
-                        ctx.engine
-                            .git_credentials(name)
+                        ctx.git_credentials(name)
                             .await
                             .map_err(|e| format!("{kind}: {e}"))?,
                     ),
@@ -88,18 +86,24 @@ impl Target {
     }
 }
 
-pub(crate) async fn commit(ctx: &StageContext, spec: &GitCommitStage) -> Outcome {
+impl StageRunner for gantry_config::stages::git::GitCommit {
+    async fn run(ctx: &StageContext, spec: &gantry_config::GitCommitStage) -> StageResult {
+        commit(ctx, spec).await
+    }
+}
+
+pub(crate) async fn commit(ctx: &StageContext, spec: &GitCommitStage) -> StageResult {
     let work = ctx.run_dir().join("git");
     let target = match open(ctx, &spec.target, &spec.branch, &work).await {
         Ok(target) => target,
-        Err(error) => return Outcome::Failed(error),
+        Err(error) => return Err(StageFailure::Failed(error)),
     };
     // Workspace files first: an inline file inside a copied directory is then added to it.
     for (file, source) in &spec.from_workspace {
         if !is_relative_inside(file) {
-            return Outcome::Failed(format!(
+            return Err(StageFailure::Failed(format!(
                 "gitCommit: file {file:?} must be a relative path inside the repository"
-            ));
+            )));
         }
         let copied = workspace::copy(
             ctx.workspace(),
@@ -117,26 +121,28 @@ pub(crate) async fn commit(ctx: &StageContext, spec: &GitCommitStage) -> Outcome
                     ))
                     .await
             }
-            Err(error) => return Outcome::Failed(error),
+            Err(error) => return Err(StageFailure::Failed(error)),
         }
     }
     for (file, content) in &spec.files {
         if !is_relative_inside(file) {
-            return Outcome::Failed(format!(
+            return Err(StageFailure::Failed(format!(
                 "gitCommit: file {file:?} must be a relative path inside the repository"
-            ));
+            )));
         }
         let path = work.join(file);
         if let Some(parent) = path.parent()
             && let Err(error) = tokio::fs::create_dir_all(parent).await
         {
-            return Outcome::Failed(format!(
+            return Err(StageFailure::Failed(format!(
                 "gitCommit: cannot create {}: {error}",
                 parent.display()
-            ));
+            )));
         }
         if let Err(error) = tokio::fs::write(&path, content).await {
-            return Outcome::Failed(format!("gitCommit: cannot write {file}: {error}"));
+            return Err(StageFailure::Failed(format!(
+                "gitCommit: cannot write {file}: {error}"
+            )));
         }
     }
     let message = match &spec.message {
@@ -166,12 +172,12 @@ pub(super) async fn finish(
     branch: &str,
     work: &Path,
     message: &str,
-) -> Outcome {
+) -> StageResult {
     let repository = &target.name;
     let kind = ctx.spec.kind.type_name();
     let committed = match gantry_git::commit_all(work, message).await {
         Ok(committed) => committed,
-        Err(error) => return Outcome::Failed(format!("{kind}: {error}")),
+        Err(error) => return Err(StageFailure::Failed(format!("{kind}: {error}"))),
     };
     let mut outputs = Map::new();
     outputs.insert("branch".into(), json!(branch));
@@ -188,13 +194,12 @@ pub(super) async fn finish(
             "commit".into(),
             json!(gantry_git::head(work).await.unwrap_or_default()),
         );
-        return Outcome::Succeeded(outputs);
+        return Ok(outputs);
     };
     let pusher = format!("execution {}", ctx.execution.id);
     let refspec = format!("HEAD:refs/heads/{branch}");
     let pushed = match &target.hosted {
         Some(name) => ctx
-            .engine
             .git()
             .push_from(work, name, &refspec, &pusher)
             .await
@@ -209,7 +214,7 @@ pub(super) async fn finish(
             "{kind}: the push to {branch} of {repository} was rejected: {error}"
         ));
         ctx.log.system(&error).await;
-        return Outcome::Failed(error);
+        return Err(StageFailure::Failed(error));
     }
     ctx.log
         .system(&format!(
@@ -219,7 +224,7 @@ pub(super) async fn finish(
         .await;
     outputs.insert("changed".into(), json!(true));
     outputs.insert("commit".into(), json!(commit));
-    Outcome::Succeeded(outputs)
+    Ok(outputs)
 }
 
 /// `TITLE`, then the source commit, its author and message, and the execution.

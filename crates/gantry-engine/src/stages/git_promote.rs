@@ -14,20 +14,26 @@ use gantry_store::Status;
 use serde_json::{Value, json};
 
 use super::git_commit::{Target, default_message, finish, open, short};
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 
-pub(crate) async fn run(ctx: &StageContext, spec: &GitPromoteStage) -> Outcome {
+impl StageRunner for gantry_config::stages::git::GitPromote {
+    async fn run(ctx: &StageContext, spec: &gantry_config::GitPromoteStage) -> StageResult {
+        run(ctx, spec).await
+    }
+}
+
+pub(crate) async fn run(ctx: &StageContext, spec: &GitPromoteStage) -> StageResult {
     let work = ctx.run_dir().join("git");
     let target = match open(ctx, &spec.target, &spec.to, &work).await {
         Ok(target) => target,
-        Err(error) => return Outcome::Failed(error),
+        Err(error) => return Err(StageFailure::Failed(error)),
     };
     let source = match source(ctx, spec, &target, &work).await {
         Ok(source) => source,
-        Err(error) => return Outcome::Failed(error),
+        Err(error) => return Err(StageFailure::Failed(error)),
     };
     if let Err(error) = gantry_git::copy_from(&work, &source, &spec.files).await {
-        return Outcome::Failed(format!("gitPromote: {error}"));
+        return Err(StageFailure::Failed(format!("gitPromote: {error}")));
     }
     let message = match &spec.message {
         Some(message) => message.clone(),
@@ -41,7 +47,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &GitPromoteStage) -> Outcome {
         }
     };
     let mut outcome = finish(ctx, &target, &spec.to, &work, &message).await;
-    if let Outcome::Succeeded(outputs) = &mut outcome {
+    if let Ok(outputs) = &mut outcome {
         outputs.insert("source".into(), json!(source));
     }
     outcome

@@ -5,19 +5,25 @@ use gantry_config::ManualJudgmentStage;
 use gantry_store::Status;
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::clock;
 use crate::driver::StageSignal;
 use crate::engine::Judgment;
 use crate::error::EngineError;
 
-pub(crate) async fn run(ctx: &StageContext, spec: &ManualJudgmentStage) -> Outcome {
+impl StageRunner for gantry_config::stages::manual_judgment::ManualJudgment {
+    async fn run(ctx: &StageContext, spec: &gantry_config::ManualJudgmentStage) -> StageResult {
+        run(ctx, spec).await
+    }
+}
+
+pub(crate) async fn run(ctx: &StageContext, spec: &ManualJudgmentStage) -> StageResult {
     // A decision persisted just before a crash is still the decision.
     if let Some(outcome) = decided(&ctx.state().await) {
         return outcome;
     }
     if let Err(error) = ctx.set_status(Status::Waiting).await {
-        return Outcome::Failed(error.to_string());
+        return Err(StageFailure::Failed(error.to_string()));
     }
     if let Some(instructions) = &spec.instructions
         && !ctx.resumed
@@ -28,7 +34,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ManualJudgmentStage) -> Outco
     }
     loop {
         let Some((signal, reply)) = ctx.next_signal().await else {
-            return Outcome::Canceled(ctx.cancel_reason().await);
+            return Err(StageFailure::Canceled(ctx.cancel_reason().await));
         };
         let StageSignal::Judgment(judgment) = signal else {
             let _ = reply.send(Err(EngineError::Invalid(
@@ -97,7 +103,7 @@ pub(super) fn record(
     }))
 }
 
-fn decided(state: &Value) -> Option<Outcome> {
+fn decided(state: &Value) -> Option<StageResult> {
     let judgment = state.get("judgment")?.as_str()?;
     let by = state
         .get("judgedBy")
@@ -114,7 +120,9 @@ fn decided(state: &Value) -> Option<Outcome> {
         outputs.insert("judgedAt".into(), at.clone());
     }
     Some(match judgment {
-        "continue" => Outcome::Succeeded(outputs),
-        _ => Outcome::Failed(format!("stopped by {by} at the manual judgment")),
+        "continue" => Ok(outputs),
+        _ => Err(StageFailure::Failed(format!(
+            "stopped by {by} at the manual judgment"
+        ))),
     })
 }

@@ -1,10 +1,15 @@
-//! Stage types. Each module has one `run(ctx, spec) -> Outcome` function.
+//! Stage types, the engine side. Each type implements [`StageRunner`] on the unit struct
+//! `gantry-config` registers it with (`gantry_config::with_stage_types!`); `run_kind` below is
+//! generated from that one list, so a registered type without a runner does not compile.
+//! The runners of types whose files other work owns (`run`, the deploy family) are in
+//! `adapters.rs`.
 //!
 //! A stage must be resumable: `run` is called again, with `ctx.resumed`,
 //! after a server restart found the stage running. Whatever a stage must not
 //! do twice (send a request, start a child pipeline, run a finished step) it
 //! records first in its durable state (`ctx.save_state`) or in the store.
 
+mod adapters;
 mod bake;
 mod check_preconditions;
 mod context;
@@ -16,6 +21,7 @@ mod git_promote;
 mod manual_judgment;
 mod package_deb;
 mod pipeline;
+mod prune_images;
 mod release;
 mod run;
 mod server_group;
@@ -24,20 +30,65 @@ mod webhook;
 
 use std::time::Duration;
 
-use gantry_config::StageKind;
+use gantry_config::{StageKind, StageType};
 use serde_json::{Map, Value};
 
 pub(crate) use context::{StageContext, stage_log};
 
 use crate::expressions;
 
-/// How a stage ended.
+/// What a stage adds to its outputs when it succeeds.
+pub(crate) type Outputs = Map<String, Value>;
+
+/// How a stage ends: its outputs, or why it did not succeed.
+pub(crate) type StageResult = Result<Outputs, StageFailure>;
+
+/// Why a stage did not succeed; the message is shown to people as is.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StageFailure {
+    #[error("{0}")]
+    Failed(String),
+    /// Stopped on purpose (the execution was canceled, a child pipeline or a polled job
+    /// was).
+    #[error("{0}")]
+    Canceled(String),
+}
+
+/// The engine side of a stage type: running it. The config side (its spec, secrets,
+/// signals, rendering) is the [`StageType`] it extends.
+pub(crate) trait StageRunner: StageType {
+    /// Runs the stage with its rendered spec. Called again with `ctx.resumed` after a
+    /// restart found the stage running.
+    async fn run(ctx: &StageContext, spec: &Self::Spec) -> StageResult;
+}
+
+/// How a stage ended, as the driver records it.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// Outputs are merged into the stage's outputs.
     Succeeded(Map<String, Value>),
     Failed(String),
     Canceled(String),
+}
+
+impl From<StageResult> for Outcome {
+    fn from(result: StageResult) -> Outcome {
+        match result {
+            Ok(outputs) => Outcome::Succeeded(outputs),
+            Err(StageFailure::Failed(message)) => Outcome::Failed(message),
+            Err(StageFailure::Canceled(message)) => Outcome::Canceled(message),
+        }
+    }
+}
+
+impl From<Outcome> for StageResult {
+    fn from(outcome: Outcome) -> StageResult {
+        match outcome {
+            Outcome::Succeeded(outputs) => Ok(outputs),
+            Outcome::Failed(message) => Err(StageFailure::Failed(message)),
+            Outcome::Canceled(message) => Err(StageFailure::Canceled(message)),
+        }
+    }
 }
 
 /// Runs a stage: renders its expressions, applies its timeout, and runs the
@@ -54,13 +105,13 @@ pub(crate) async fn execute(ctx: StageContext) -> Outcome {
     }
     let run = run_kind(&ctx, &kind);
     let Some(timeout) = ctx.spec.timeout else {
-        return run.await;
+        return run.await.into();
     };
     let elapsed = Duration::from_millis((crate::clock::now() - ctx.started_at).max(0) as u64);
     let left = timeout.saturating_sub(elapsed);
     tokio::pin!(run);
     tokio::select! {
-        outcome = &mut run => outcome,
+        result = &mut run => result.into(),
         _ = tokio::time::sleep(left) => {
             // Let the stage stop what it started before reporting.
             ctx.cancel.cancel();
@@ -72,36 +123,18 @@ pub(crate) async fn execute(ctx: StageContext) -> Outcome {
     }
 }
 
-async fn run_kind(ctx: &StageContext, kind: &StageKind) -> Outcome {
-    match kind {
-        StageKind::Run(spec) => run::run(ctx, spec).await,
-        StageKind::Release(spec) => release::run(ctx, spec).await,
-        StageKind::GitCommit(spec) => git_commit::commit(ctx, spec).await,
-        StageKind::GitPromote(spec) => git_promote::run(ctx, spec).await,
-        StageKind::Wait(spec) => wait::run(ctx, spec).await,
-        StageKind::ManualJudgment(spec) => manual_judgment::run(ctx, spec).await,
-        StageKind::Pipeline(spec) => pipeline::run(ctx, spec).await,
-        StageKind::Webhook(spec) => webhook::run(ctx, spec).await,
-        StageKind::CheckPreconditions(spec) => check_preconditions::run(ctx, spec).await,
-        StageKind::Deploy(spec) => deploy::run(ctx, spec).await,
-        StageKind::ResizeServerGroup(spec) => server_group::resize(ctx, spec).await,
-        StageKind::EnableServerGroup(spec) => {
-            server_group::run_action(ctx, spec, server_group::Action::Enable).await
+macro_rules! define_dispatch {
+    ($($variant:ident = $name:literal => $marker:path,)*) => {
+        /// Runs the stage type `kind` names with its spec.
+        async fn run_kind(ctx: &StageContext, kind: &StageKind) -> StageResult {
+            match kind {
+                $(StageKind::$variant(spec) => <$marker as StageRunner>::run(ctx, spec).await,)*
+            }
         }
-        StageKind::DisableServerGroup(spec) => {
-            server_group::run_action(ctx, spec, server_group::Action::Disable).await
-        }
-        StageKind::DestroyServerGroup(spec) => {
-            server_group::run_action(ctx, spec, server_group::Action::Destroy).await
-        }
-        StageKind::RollbackCluster(spec) => server_group::rollback(ctx, spec).await,
-        StageKind::ScaleDownCluster(spec) => server_group::scale_down_cluster(ctx, spec).await,
-        StageKind::PackageDeb(spec) => package_deb::package(ctx, spec).await,
-        StageKind::PublishDeb(spec) => package_deb::publish(ctx, spec).await,
-        StageKind::Bake(spec) => bake::run(ctx, spec).await,
-        StageKind::FindImage(spec) => find_image::run(ctx, spec).await,
-    }
+    };
 }
+
+gantry_config::with_stage_types!(define_dispatch);
 
 pub(crate) fn humanize(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()

@@ -9,25 +9,37 @@ use gantry_config::{PackageDebStage, PublishDebStage};
 use gantry_deb::BuildOptions;
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::workspace_files::Beneath;
 
-pub(crate) async fn package(ctx: &StageContext, spec: &PackageDebStage) -> Outcome {
+impl StageRunner for gantry_config::stages::package_deb::PackageDeb {
+    async fn run(ctx: &StageContext, spec: &gantry_config::PackageDebStage) -> StageResult {
+        package(ctx, spec).await
+    }
+}
+
+impl StageRunner for gantry_config::stages::package_deb::PublishDeb {
+    async fn run(ctx: &StageContext, spec: &gantry_config::PublishDebStage) -> StageResult {
+        publish(ctx, spec).await
+    }
+}
+
+pub(crate) async fn package(ctx: &StageContext, spec: &PackageDebStage) -> StageResult {
     match build(ctx, spec).await {
-        Ok(outputs) => Outcome::Succeeded(outputs),
+        Ok(outputs) => Ok(outputs),
         Err(message) => {
             ctx.log.system(&message).await;
-            Outcome::Failed(message)
+            Err(StageFailure::Failed(message))
         }
     }
 }
 
-pub(crate) async fn publish(ctx: &StageContext, spec: &PublishDebStage) -> Outcome {
+pub(crate) async fn publish(ctx: &StageContext, spec: &PublishDebStage) -> StageResult {
     match add_and_publish(ctx, spec).await {
-        Ok(outputs) => Outcome::Succeeded(outputs),
+        Ok(outputs) => Ok(outputs),
         Err(message) => {
             ctx.log.system(&message).await;
-            Outcome::Failed(message)
+            Err(StageFailure::Failed(message))
         }
     }
 }
@@ -123,7 +135,6 @@ async fn add_and_publish(
     spec: &PublishDebStage,
 ) -> Result<Map<String, Value>, String> {
     let apt = ctx
-        .engine
         .apt()
         .ok_or("this server has no APT repositories")?
         .clone();
@@ -206,7 +217,6 @@ pub(crate) async fn unpack_for_deploy(
     query: &str,
 ) -> Result<PathBuf, String> {
     let apt = ctx
-        .engine
         .apt()
         .ok_or("this server has no APT repositories")?
         .clone();

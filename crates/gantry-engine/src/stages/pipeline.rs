@@ -7,21 +7,27 @@ use gantry_config::PipelineStage;
 use gantry_store::{ExecutionRecord, ParentRef, Status, StoreError};
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::engine::RunRequest;
 use crate::error::EngineError;
 use crate::event::Event;
 
-pub(crate) async fn run(ctx: &StageContext, spec: &PipelineStage) -> Outcome {
+impl StageRunner for gantry_config::stages::pipeline::Pipeline {
+    async fn run(ctx: &StageContext, spec: &gantry_config::PipelineStage) -> StageResult {
+        run(ctx, spec).await
+    }
+}
+
+pub(crate) async fn run(ctx: &StageContext, spec: &PipelineStage) -> StageResult {
     // Subscribe before looking at the child, so its end cannot slip between.
-    let mut events = ctx.engine.subscribe();
+    let mut events = ctx.subscribe();
     let child = match child(ctx, spec).await {
         Ok(child) => child,
         Err(error) => {
-            return Outcome::Failed(format!(
+            return Err(StageFailure::Failed(format!(
                 "cannot start pipeline {:?}: {error}",
                 spec.pipeline
-            ));
+            )));
         }
     };
     let mut outputs = Map::new();
@@ -33,7 +39,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &PipelineStage) -> Outcome {
                 spec.pipeline, child.id
             ))
             .await;
-        return Outcome::Succeeded(outputs);
+        return Ok(outputs);
     }
     if !ctx.resumed {
         ctx.log
@@ -54,14 +60,14 @@ pub(crate) async fn run(ctx: &StageContext, spec: &PipelineStage) -> Outcome {
                     events = events.resubscribe();
                     status = match ctx.store().execution(&child.id).await {
                         Ok(Some(record)) => record.status,
-                        Ok(None) => return Outcome::Failed(format!("child execution {} disappeared", child.id)),
-                        Err(error) => return Outcome::Failed(error.to_string()),
+                        Ok(None) => return Err(StageFailure::Failed(format!("child execution {} disappeared", child.id))),
+                        Err(error) => return Err(StageFailure::Failed(error.to_string())),
                     };
                 }
             },
             _ = ctx.cancel.cancelled() => {
-                let _ = ctx.engine.cancel(&child.id, "parent pipeline").await;
-                return Outcome::Canceled(ctx.cancel_reason().await);
+                let _ = ctx.cancel_execution(&child.id, "parent pipeline").await;
+                return Err(StageFailure::Canceled(ctx.cancel_reason().await));
             }
         }
     }
@@ -74,12 +80,15 @@ pub(crate) async fn run(ctx: &StageContext, spec: &PipelineStage) -> Outcome {
         outputs.insert("stages".into(), Value::Object(child_outputs));
     }
     match status {
-        Status::Succeeded => Outcome::Succeeded(outputs),
-        Status::Canceled => Outcome::Canceled(format!("child execution {} was canceled", child.id)),
-        other => Outcome::Failed(format!(
+        Status::Succeeded => Ok(outputs),
+        Status::Canceled => Err(StageFailure::Canceled(format!(
+            "child execution {} was canceled",
+            child.id
+        ))),
+        other => Err(StageFailure::Failed(format!(
             "child pipeline {} execution {} {other}",
             spec.pipeline, child.id
-        )),
+        ))),
     }
 }
 
@@ -109,11 +118,7 @@ async fn child(ctx: &StageContext, spec: &PipelineStage) -> Result<ExecutionReco
         trigger,
         spec: None,
     };
-    match ctx
-        .engine
-        .start_execution(request, Some(parent.clone()))
-        .await
-    {
+    match ctx.start_child_execution(request, parent.clone()).await {
         Err(EngineError::Store(StoreError::Conflict { .. })) => ctx
             .store()
             .child_execution(&parent)

@@ -14,12 +14,18 @@
 use gantry_config::{Bump, ReleaseStage};
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 
 /// How often a release that lost a race tries the next version.
 const ATTEMPTS: usize = 20;
 
-pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
+impl StageRunner for gantry_config::stages::git::Release {
+    async fn run(ctx: &StageContext, spec: &gantry_config::ReleaseStage) -> StageResult {
+        run(ctx, spec).await
+    }
+}
+
+pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> StageResult {
     let trigger = ctx.execution.read().await.exec.trigger.clone();
     let field = |name: &str| {
         trigger
@@ -29,28 +35,28 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
             .map(str::to_owned)
     };
     let Some(repository) = spec.repository.clone().or_else(|| field("repository")) else {
-        return Outcome::Failed(
+        return Err(StageFailure::Failed(
             "release: no repository: give \"repository\" or run from a git trigger".to_owned(),
-        );
+        ));
     };
     let Some(commit) = spec.commit.clone().or_else(|| field("commit")) else {
-        return Outcome::Failed(
+        return Err(StageFailure::Failed(
             "release: no commit: give \"commit\" or run from a git trigger".to_owned(),
-        );
+        ));
     };
-    let repos = ctx.engine.git();
+    let repos = ctx.git();
     let path = match repos.existing(&repository) {
         Ok(path) => path,
-        Err(error) => return Outcome::Failed(format!("release: {error}")),
+        Err(error) => return Err(StageFailure::Failed(format!("release: {error}"))),
     };
     let title = pull_request_title(&trigger);
     let initial = match Version::parse(&spec.initial_version) {
         Some(version) => version,
         None => {
-            return Outcome::Failed(format!(
+            return Err(StageFailure::Failed(format!(
                 "release: initialVersion {:?} is not MAJOR.MINOR.PATCH",
                 spec.initial_version
-            ));
+            )));
         }
     };
     let short = commit.get(..7).unwrap_or(&commit).to_owned();
@@ -59,7 +65,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
     for _ in 0..ATTEMPTS {
         let tags = match gantry_git::tags_with_commits(&path, &spec.prefix).await {
             Ok(tags) => tags,
-            Err(error) => return Outcome::Failed(format!("release: {error}")),
+            Err(error) => return Err(StageFailure::Failed(format!("release: {error}"))),
         };
         let versions: Vec<(Version, &str, &str)> = tags
             .iter()
@@ -91,7 +97,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
         let found =
             match find_marker(&path, &commit, spec, title.as_deref(), &released_commits).await {
                 Ok(found) => found,
-                Err(error) => return Outcome::Failed(format!("release: {error}")),
+                Err(error) => return Err(StageFailure::Failed(format!("release: {error}"))),
             };
         let bump = match (&found, spec.default_bump) {
             (Some((bump, source)), _) => {
@@ -122,7 +128,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
             if let Some(previous) = previous {
                 outputs.insert("previous".into(), json!(previous.tag(&spec.prefix)));
             }
-            return Outcome::Succeeded(outputs);
+            return Ok(outputs);
         };
         let version = match previous {
             None => initial,
@@ -142,7 +148,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
                     .system(&format!("tagged {short} as {tag} in {repository}"))
                     .await;
                 let mut outcome = released(version, &tag, previous, &spec.prefix);
-                if let Outcome::Succeeded(outputs) = &mut outcome {
+                if let Ok(outputs) = &mut outcome {
                     outputs.insert("bump".into(), json!(bump_name(bump)));
                 }
                 return outcome;
@@ -155,15 +161,15 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> Outcome {
                     ))
                     .await;
             }
-            Err(error) => return Outcome::Failed(format!("release: {error}")),
+            Err(error) => return Err(StageFailure::Failed(format!("release: {error}"))),
         }
     }
-    Outcome::Failed(format!(
+    Err(StageFailure::Failed(format!(
         "release: lost the race for a version {ATTEMPTS} times in a row"
-    ))
+    )))
 }
 
-fn released(version: Version, tag: &str, previous: Option<Version>, prefix: &str) -> Outcome {
+fn released(version: Version, tag: &str, previous: Option<Version>, prefix: &str) -> StageResult {
     let mut outputs = Map::new();
     outputs.insert("released".into(), json!(true));
     outputs.insert("version".into(), json!(version.text()));
@@ -172,7 +178,7 @@ fn released(version: Version, tag: &str, previous: Option<Version>, prefix: &str
         "previous".into(),
         json!(previous.map(|p| p.tag(prefix)).unwrap_or_default()),
     );
-    Outcome::Succeeded(outputs)
+    Ok(outputs)
 }
 
 /// The strongest marker and where it was found (for the log): the stage's `message`, else a

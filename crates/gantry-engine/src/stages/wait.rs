@@ -6,18 +6,24 @@ use std::time::Duration;
 use gantry_config::WaitStage;
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::clock;
 use crate::driver::StageSignal;
 
-pub(crate) async fn run(ctx: &StageContext, spec: &WaitStage) -> Outcome {
+impl StageRunner for gantry_config::stages::wait::Wait {
+    async fn run(ctx: &StageContext, spec: &gantry_config::WaitStage) -> StageResult {
+        run(ctx, spec).await
+    }
+}
+
+pub(crate) async fn run(ctx: &StageContext, spec: &WaitStage) -> StageResult {
     let state = ctx.state().await;
     let deadline = match state.get("deadline").and_then(Value::as_i64) {
         Some(deadline) => deadline,
         None => {
             let deadline = ctx.started_at + spec.duration.as_millis() as i64;
             if let Err(error) = ctx.save_state(json!({ "deadline": deadline })).await {
-                return Outcome::Failed(error.to_string());
+                return Err(StageFailure::Failed(error.to_string()));
             }
             deadline
         }
@@ -27,15 +33,15 @@ pub(crate) async fn run(ctx: &StageContext, spec: &WaitStage) -> Outcome {
     tokio::pin!(sleep);
     loop {
         tokio::select! {
-            _ = &mut sleep => return Outcome::Succeeded(Map::new()),
+            _ = &mut sleep => return Ok(Map::new()),
             signal = ctx.next_signal() => match signal {
-                None => return Outcome::Canceled(ctx.cancel_reason().await),
+                None => return Err(StageFailure::Canceled(ctx.cancel_reason().await)),
                 Some((StageSignal::Skip, reply)) => {
                     ctx.log.system("wait skipped").await;
                     let _ = reply.send(Ok(()));
                     let mut outputs = Map::new();
                     outputs.insert("skipped".into(), Value::Bool(true));
-                    return Outcome::Succeeded(outputs);
+                    return Ok(outputs);
                 }
                 Some((StageSignal::Judgment(_), reply)) => {
                     let _ = reply.send(Err(crate::EngineError::Invalid("a wait stage takes no judgment".into())));

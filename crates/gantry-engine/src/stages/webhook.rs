@@ -9,15 +9,15 @@ use gantry_config::{StatusUrlResolution, WebhookStage};
 use serde_json::{Map, Value, json};
 use serde_json_path::JsonPath;
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 
-pub(crate) async fn run(ctx: &StageContext, spec: &WebhookStage) -> Outcome {
-    match run_inner(ctx, spec).await {
-        Ok(outcome) | Err(outcome) => outcome,
+impl StageRunner for gantry_config::stages::webhook::Webhook {
+    async fn run(ctx: &StageContext, spec: &gantry_config::WebhookStage) -> StageResult {
+        run(ctx, spec).await
     }
 }
 
-async fn run_inner(ctx: &StageContext, spec: &WebhookStage) -> Result<Outcome, Outcome> {
+pub(crate) async fn run(ctx: &StageContext, spec: &WebhookStage) -> StageResult {
     let state = ctx.state().await;
     let response = match state.get("response") {
         Some(response) => response.clone(),
@@ -25,7 +25,7 @@ async fn run_inner(ctx: &StageContext, spec: &WebhookStage) -> Result<Outcome, O
             let response = send(ctx, spec).await?;
             ctx.save_state(json!({ "response": response }))
                 .await
-                .map_err(|e| Outcome::Failed(e.to_string()))?;
+                .map_err(|e| StageFailure::Failed(e.to_string()))?;
             response
         }
     };
@@ -33,12 +33,12 @@ async fn run_inner(ctx: &StageContext, spec: &WebhookStage) -> Result<Outcome, O
     outputs.insert("statusCode".into(), response["statusCode"].clone());
     outputs.insert("body".into(), response["body"].clone());
     if !spec.wait_for_completion {
-        return Ok(Outcome::Succeeded(outputs));
+        return Ok(outputs);
     }
     let url = status_url(spec, &response)?;
     let path = spec.status_json_path.as_deref().unwrap_or("$.status");
     let path = JsonPath::parse(path)
-        .map_err(|e| Outcome::Failed(format!("statusJsonPath {path:?}: {e}")))?;
+        .map_err(|e| StageFailure::Failed(format!("statusJsonPath {path:?}: {e}")))?;
     ctx.log
         .system(&format!(
             "polling {url} every {}",
@@ -49,41 +49,38 @@ async fn run_inner(ctx: &StageContext, spec: &WebhookStage) -> Result<Outcome, O
         if let Some((status, body)) = poll(ctx, &url, &path).await? {
             let matches = |list: &[String]| list.iter().any(|s| s.eq_ignore_ascii_case(&status));
             let done = if matches(&spec.success_statuses) {
-                Some(Outcome::Succeeded(Map::new()))
+                Some(Ok(()))
             } else if matches(&spec.canceled_statuses) {
-                Some(Outcome::Canceled(format!(
+                Some(Err(StageFailure::Canceled(format!(
                     "the polled job reports {status:?}"
-                )))
+                ))))
             } else if matches(&spec.terminal_statuses) {
-                Some(Outcome::Failed(format!(
+                Some(Err(StageFailure::Failed(format!(
                     "the polled job reports {status:?}"
-                )))
+                ))))
             } else {
                 None
             };
             if let Some(done) = done {
                 outputs.insert("status".into(), Value::String(status));
                 outputs.insert("pollBody".into(), body);
-                return Ok(match done {
-                    Outcome::Succeeded(_) => Outcome::Succeeded(outputs),
-                    other => other,
-                });
+                return done.map(|()| outputs);
             }
         }
         tokio::select! {
             _ = tokio::time::sleep(spec.poll_interval) => {}
-            _ = ctx.cancel.cancelled() => return Err(Outcome::Canceled(ctx.cancel_reason().await)),
+            _ = ctx.cancel.cancelled() => return Err(StageFailure::Canceled(ctx.cancel_reason().await)),
         }
     }
 }
 
 /// Sends the request, trying again after a 5xx or a connection error.
-async fn send(ctx: &StageContext, spec: &WebhookStage) -> Result<Value, Outcome> {
+async fn send(ctx: &StageContext, spec: &WebhookStage) -> Result<Value, StageFailure> {
     let method = reqwest::Method::from_bytes(spec.method.to_uppercase().as_bytes())
-        .map_err(|_| Outcome::Failed(format!("bad http method {:?}", spec.method)))?;
+        .map_err(|_| StageFailure::Failed(format!("bad http method {:?}", spec.method)))?;
     let tries = spec.max_retries + 1;
     for attempt in 1..=tries {
-        let mut request = ctx.engine.inner.http.request(method.clone(), &spec.url);
+        let mut request = ctx.http().request(method.clone(), &spec.url);
         for (name, value) in &spec.headers {
             request = request.header(name, value);
         }
@@ -109,32 +106,32 @@ async fn send(ctx: &StageContext, spec: &WebhookStage) -> Result<Value, Outcome>
                     if code.is_client_error() {
                         let message = format!("{method} {} answered {code}: {}", spec.url, excerpt(&text));
                         ctx.log.system(&message).await;
-                        return Err(Outcome::Failed(message));
+                        return Err(StageFailure::Failed(message));
                     }
                     format!("answered {code}: {}", excerpt(&text))
                 }
                 Err(error) => format!("failed: {}", describe(&error)),
             },
-            _ = ctx.cancel.cancelled() => return Err(Outcome::Canceled(ctx.cancel_reason().await)),
+            _ = ctx.cancel.cancelled() => return Err(StageFailure::Canceled(ctx.cancel_reason().await)),
         };
         let message = format!("{method} {} {problem}", spec.url);
         ctx.log
             .system(&format!("attempt {attempt} of {tries}: {message}"))
             .await;
         if attempt == tries {
-            return Err(Outcome::Failed(format!(
+            return Err(StageFailure::Failed(format!(
                 "{message} (after {tries} attempts)"
             )));
         }
         tokio::select! {
             _ = tokio::time::sleep(spec.retry_delay) => {}
-            _ = ctx.cancel.cancelled() => return Err(Outcome::Canceled(ctx.cancel_reason().await)),
+            _ = ctx.cancel.cancelled() => return Err(StageFailure::Canceled(ctx.cancel_reason().await)),
         }
     }
     unreachable!("the last attempt returns")
 }
 
-fn status_url(spec: &WebhookStage, response: &Value) -> Result<String, Outcome> {
+fn status_url(spec: &WebhookStage, response: &Value) -> Result<String, StageFailure> {
     if let Some(url) = &spec.status_url {
         return Ok(url.clone());
     }
@@ -142,7 +139,7 @@ fn status_url(spec: &WebhookStage, response: &Value) -> Result<String, Outcome> 
         StatusUrlResolution::GetMethod => Ok(spec.url.clone()),
         StatusUrlResolution::LocationHeader => {
             let location = response["location"].as_str().ok_or_else(|| {
-                Outcome::Failed(
+                StageFailure::Failed(
                     "statusUrlResolution is locationHeader but the response has no Location header"
                         .into(),
                 )
@@ -151,7 +148,7 @@ fn status_url(spec: &WebhookStage, response: &Value) -> Result<String, Outcome> 
             reqwest::Url::parse(&spec.url)
                 .and_then(|base| base.join(location))
                 .map(|url| url.to_string())
-                .map_err(|e| Outcome::Failed(format!("bad Location header {location:?}: {e}")))
+                .map_err(|e| StageFailure::Failed(format!("bad Location header {location:?}: {e}")))
         }
         StatusUrlResolution::WebhookResponse => {
             let path = spec
@@ -159,13 +156,14 @@ fn status_url(spec: &WebhookStage, response: &Value) -> Result<String, Outcome> 
                 .as_deref()
                 .unwrap_or("$.statusUrl");
             let found = JsonPath::parse(path)
-                .map_err(|e| Outcome::Failed(format!("statusUrlJsonPath {path:?}: {e}")))?
+                .map_err(|e| StageFailure::Failed(format!("statusUrlJsonPath {path:?}: {e}")))?
                 .query(&response["body"])
                 .first()
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            found
-                .ok_or_else(|| Outcome::Failed(format!("the response has no status URL at {path}")))
+            found.ok_or_else(|| {
+                StageFailure::Failed(format!("the response has no status URL at {path}"))
+            })
         }
     }
 }
@@ -176,10 +174,10 @@ async fn poll(
     ctx: &StageContext,
     url: &str,
     path: &JsonPath,
-) -> Result<Option<(String, Value)>, Outcome> {
+) -> Result<Option<(String, Value)>, StageFailure> {
     let response = tokio::select! {
-        result = ctx.engine.inner.http.get(url).send() => result,
-        _ = ctx.cancel.cancelled() => return Err(Outcome::Canceled(ctx.cancel_reason().await)),
+        result = ctx.http().get(url).send() => result,
+        _ = ctx.cancel.cancelled() => return Err(StageFailure::Canceled(ctx.cancel_reason().await)),
     };
     let response = match response {
         Ok(response) => response,
@@ -199,13 +197,13 @@ async fn poll(
         return Ok(None);
     }
     if !code.is_success() {
-        return Err(Outcome::Failed(format!(
+        return Err(StageFailure::Failed(format!(
             "polling {url} answered {code}: {}",
             excerpt(&text)
         )));
     }
     let body: Value = serde_json::from_str(&text).map_err(|e| {
-        Outcome::Failed(format!(
+        StageFailure::Failed(format!(
             "polling {url}: the answer is not JSON ({e}): {}",
             excerpt(&text)
         ))
@@ -214,7 +212,7 @@ async fn poll(
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
         None => {
-            return Err(Outcome::Failed(format!(
+            return Err(StageFailure::Failed(format!(
                 "polling {url}: nothing at {path} in {}",
                 excerpt(&text)
             )));

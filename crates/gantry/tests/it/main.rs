@@ -47,3 +47,4 @@ mod steps_containers;
 mod steps_docker;
 mod steps_podman;
 mod steps_secrets;
+mod prune_images;

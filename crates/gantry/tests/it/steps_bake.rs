@@ -148,7 +148,7 @@ pipelines:
     );
 }
 
-fn podman_ok(args: &[&str]) {
+pub fn podman_ok(args: &[&str]) {
     let out = Command::new("podman").args(args).output().expect("podman");
     assert!(out.status.success(), "podman {args:?}: {out:?}");
 }
