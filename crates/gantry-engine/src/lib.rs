@@ -35,6 +35,6 @@ mod workspace;
 mod workspace_files;
 
 pub use engine::{Engine, EngineConfig, HostSteps, Judgment, RunRequest};
-pub use sealed::SEALED_KEY;
 pub use error::EngineError;
 pub use event::Event;
+pub use sealed::SEALED_KEY;

@@ -1,7 +1,8 @@
 //! A secret parameter leaves no trace outside the masked logs: on no
 //! command line while its steps run (host or container), in no API answer,
-//! nowhere in the database or the data directory; and everything the server
-//! writes there is readable by its own user only.
+//! nowhere in the database or the data directory, nowhere in podman's
+//! storage while its containers run; and everything the server writes
+//! there is readable by its own user only.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,11 @@ pipelines:
               test "${{ parameters.token }}" = "$TOKEN"
               echo "container=${{ parameters.token }}" >> "$GANTRY_OUTPUT"
               sleep 4
+          # No script: a shell reads the secret, then runs the command.
+          - image: @BASE@
+            env:
+              TOKEN: "${{ parameters.token }}"
+            command: [sh, -c, 'echo "command=$TOKEN" >> "$GANTRY_OUTPUT"; sleep 2']
       # Later stages still read the sealed values through expressions.
       - id: check
         type: run
@@ -46,6 +52,7 @@ pipelines:
             script: |
               test "${{ stages.build.outputs.host }}" = "${{ parameters.token }}"
               test "${{ stages.build.outputs.container }}" = "${{ parameters.token }}"
+              test "${{ stages.build.outputs.command }}" = "${{ parameters.token }}"
               echo "the sealed outputs read back"
 "#;
 
@@ -56,8 +63,12 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
     server.apply(&PIPELINE.replace("@BASE@", BASE));
     let id = server.run("leaky", &[&format!("token={VALUE}")]);
 
-    // While the steps run, every process's command line.
+    // While the steps run, every process's command line, and while the
+    // container steps run, podman's storage (its containers' configs, its
+    // database): `/var/lib/containers`, and `/run/containers` and
+    // `/run/libpod`, which are tmpfs on most hosts but disk on this one.
     let mut seen_sleeps = Vec::new();
+    let mut storage_read_while_containers_ran = 0;
     loop {
         let table = process_table();
         for line in table.lines() {
@@ -65,11 +76,26 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
                 !line.contains(VALUE),
                 "the secret is on a command line: {line}"
             );
-            for sleep in ["sleep 3", "sleep 4"] {
+            for sleep in ["sleep 3", "sleep 4", "sleep 2"] {
                 if line.trim() == sleep && !seen_sleeps.contains(&sleep) {
                     seen_sleeps.push(sleep);
                 }
             }
+        }
+        if table
+            .lines()
+            .any(|line| matches!(line.trim(), "sleep 4" | "sleep 2"))
+        {
+            for dir in PODMAN_STORAGE {
+                for file in files_under(Path::new(dir)) {
+                    assert!(
+                        !holds_value(&file),
+                        "{} holds the secret while its container runs",
+                        file.display()
+                    );
+                }
+            }
+            storage_read_while_containers_ran += 1;
         }
         let execution = server.execution(&id);
         if matches!(
@@ -84,9 +110,10 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
     assert_eq!(
         seen_sleeps.len(),
-        2,
-        "the process table was not read while both steps ran"
+        3,
+        "the process table was not read while every step ran"
     );
+    assert!(storage_read_while_containers_ran > 0);
 
     // Every answer of the API about the execution.
     let masked = |value: &serde_json::Value| {
@@ -125,13 +152,20 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
     let files = files_under(&server.data_dir());
     assert!(files.iter().any(|f| f.ends_with("gantry.db")));
     for file in &files {
-        let bytes = std::fs::read(file).unwrap_or_default();
         assert!(
-            !bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()),
+            !holds_value(file),
             "{} holds the secret in the clear",
             file.display()
         );
     }
+}
+
+/// Where podman keeps its containers' configs and its database.
+const PODMAN_STORAGE: [&str; 3] = ["/var/lib/containers", "/run/containers", "/run/libpod"];
+
+fn holds_value(file: &Path) -> bool {
+    let bytes = std::fs::read(file).unwrap_or_default();
+    bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes())
 }
 
 #[test]

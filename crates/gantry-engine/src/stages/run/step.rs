@@ -3,7 +3,7 @@
 //! process also gets a group, so that a restarted server can kill it).
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::container::{ContainerStep, StageLabels, container_output_path};
+use super::fd_delivery::{SCRIPT_FD, memory_file, pass_fd, secret_preamble, wrap_with_secrets};
 use super::output::{MAX_STEP_LOG, pump, read_outputs};
 use crate::clock;
 use crate::engine::HostSteps;
@@ -53,6 +54,16 @@ pub(crate) struct StageRun<'a> {
     /// The stage's private temporary directory: `HOME` and `TMPDIR` of its
     /// confined host steps.
     pub(crate) tmp: PathBuf,
+}
+
+/// What a container step gets through the memory file under podman.
+struct PodmanDelivery {
+    file: Option<OwnedFd>,
+    /// The script's path inside the container, when the step has one.
+    script: Option<String>,
+    /// The wrapping entrypoint and arguments of a step without a script
+    /// but with secrets.
+    command: Option<(String, Vec<String>)>,
 }
 
 pub(crate) struct StepRun<'a> {
@@ -104,6 +115,9 @@ impl StepRun<'_> {
         // the step ends. Never on a command line.
         let mut script_fd = None;
         let mut script_file = None;
+        // The entrypoint and arguments of a container step whose secrets a
+        // shell reads from the memory file before running its command.
+        let mut wrapped: Option<(String, Vec<String>)> = None;
         let mut command = match (&self.step.image, &stage.containers) {
             (Some(image), Some(engine)) => {
                 // After a restart, a container of this step may be left from
@@ -121,34 +135,8 @@ impl StepRun<'_> {
                     }
                     stage.images.lock().unwrap().insert(image.clone());
                 }
-                // Podman hands the memory file on to the container; the
-                // docker CLI cannot, so there the script is a file.
-                let script = match &self.step.script {
-                    Some(script) if engine.preserves_fds() => match script_memory_file(script) {
-                        Ok(file) => {
-                            script_fd = Some(file);
-                            Some(format!("/dev/fd/{SCRIPT_FD}"))
-                        }
-                        Err(error) => {
-                            return self
-                                .fail(
-                                    format!("{name}: cannot hand its script over: {error}"),
-                                    None,
-                                )
-                                .await;
-                        }
-                    },
-                    Some(script) => match self.write_script(script).await {
-                        Ok((host, inside)) => {
-                            script_file = Some(host);
-                            Some(inside)
-                        }
-                        Err(error) => return self.fail(format!("{name}: {error}"), None).await,
-                    },
-                    None => None,
-                };
                 // Variables whose value holds a secret are passed like
-                // `secretEnv`: by name, the value in the engine's environment.
+                // `secretEnv`.
                 let mut secret_env = self.secret_env();
                 let mut env = self.container_env(trigger_env);
                 env.retain(|name, value| {
@@ -159,6 +147,36 @@ impl StepRun<'_> {
                         true
                     }
                 });
+                let script = if engine.preserves_fds() {
+                    // Podman hands the memory file on to the container: the
+                    // secrets travel in it, ahead of the script (or of a
+                    // shell that reads them and runs the step's command),
+                    // never in the container's config on disk.
+                    match self.podman_delivery(engine, image, &secret_env).await {
+                        Ok(delivery) => {
+                            script_fd = delivery.file;
+                            wrapped = delivery.command;
+                            secret_env.clear();
+                            delivery.script
+                        }
+                        Err(error) => return self.fail(format!("{name}: {error}"), None).await,
+                    }
+                } else {
+                    // The docker CLI cannot hand on a descriptor: the script
+                    // is a file, the secrets go by name (`--env NAME`).
+                    match &self.step.script {
+                        Some(script) => match self.write_script(script).await {
+                            Ok((host, inside)) => {
+                                script_file = Some(host);
+                                Some(inside)
+                            }
+                            Err(error) => {
+                                return self.fail(format!("{name}: {error}"), None).await;
+                            }
+                        },
+                        None => None,
+                    }
+                };
                 let container = ContainerStep {
                     labels: &stage.labels,
                     index: self.index,
@@ -173,11 +191,12 @@ impl StepRun<'_> {
                     env,
                     secret_env: &secret_env,
                     script,
+                    command: wrapped.clone(),
                     preserve_fds: u32::from(script_fd.is_some()),
                 };
                 let mut command = container.command(engine);
                 if let Some(file) = &script_fd {
-                    pass_script(&mut command, file);
+                    pass_fd(&mut command, file);
                 }
                 command
             }
@@ -360,6 +379,16 @@ impl StepRun<'_> {
                     Err(error) => StepEnd::Failed(format!("{name}: $GANTRY_OUTPUT: {error}")),
                 }
             }
+            (Ended::Exited, Ok(status))
+                if wrapped.is_some()
+                    && matches!(status.code(), Some(126 | 127))
+                    && !self.image_has_shell().await =>
+            {
+                StepEnd::Failed(format!(
+                    "{name}: image {:?} has no /bin/sh, which a container step with secrets needs: podman hands the secrets to a shell through a memory file, never on a command line or in the container's config",
+                    self.step.image.as_deref().unwrap_or_default()
+                ))
+            }
             (Ended::Exited, Ok(status)) => StepEnd::Failed(match status.code() {
                 Some(125) if self.step.image.is_some() => format!(
                     "{name}: the container engine could not run the container (exit code 125; see the step's log)"
@@ -468,11 +497,11 @@ impl StepRun<'_> {
     ) -> Result<(tokio::process::Command, Option<OwnedFd>), String> {
         match (&self.step.script, &self.step.command) {
             (Some(script), _) => {
-                let file = script_memory_file(script)
+                let file = memory_file(script)
                     .map_err(|e| format!("{name}: cannot hand its script over: {e}"))?;
                 let mut command = tokio::process::Command::new("sh");
                 command.arg("-e").arg(format!("/dev/fd/{SCRIPT_FD}"));
-                pass_script(&mut command, &file);
+                pass_fd(&mut command, &file);
                 Ok((command, Some(file)))
             }
             (None, Some(argv)) if !argv.is_empty() => {
@@ -512,6 +541,99 @@ impl StepRun<'_> {
             .collect()
     }
 
+    /// Under podman: the memory file for a container step (its secrets as
+    /// `export` lines, then its script), the script's path inside, and
+    /// for a step without a script but with secrets, the shell that reads
+    /// them and runs its command.
+    async fn podman_delivery(
+        &self,
+        engine: &ContainerEngine,
+        image: &str,
+        secret_env: &BTreeMap<String, String>,
+    ) -> Result<PodmanDelivery, String> {
+        let preamble = secret_preamble(secret_env).map_err(|e| e.to_string())?;
+        let (text, command) = match &self.step.script {
+            Some(script) => (Some(format!("{preamble}{script}")), None),
+            None if secret_env.is_empty() => (None, None),
+            None => {
+                let argv = self.container_argv(engine, image).await?;
+                (Some(preamble), Some(wrap_with_secrets(argv)))
+            }
+        };
+        let file = match text {
+            Some(text) => {
+                Some(memory_file(&text).map_err(|e| format!("cannot hand its script over: {e}"))?)
+            }
+            None => None,
+        };
+        Ok(PodmanDelivery {
+            file,
+            script: self
+                .step
+                .script
+                .as_ref()
+                .map(|_| format!("/dev/fd/{SCRIPT_FD}")),
+            command,
+        })
+    }
+
+    /// What a container step without a script runs, as the engine would
+    /// pick it: its entrypoint (or the image's), then its command or
+    /// arguments (or, with neither entrypoint nor arguments, the image's
+    /// command).
+    async fn container_argv(
+        &self,
+        engine: &ContainerEngine,
+        image: &str,
+    ) -> Result<Vec<String>, String> {
+        let step = self.step;
+        let args = step.command.clone().unwrap_or_else(|| step.args.clone());
+        let needs_image = step.entrypoint.is_none();
+        let (image_entrypoint, image_cmd) = if needs_image {
+            engine
+                .image_command(image)
+                .await
+                .map_err(|e| e.to_string())?
+        } else {
+            Default::default()
+        };
+        let mut argv: Vec<String> = match &step.entrypoint {
+            Some(entrypoint) => vec![entrypoint.clone()],
+            None => image_entrypoint,
+        };
+        if args.is_empty() && needs_image {
+            argv.extend(image_cmd);
+        } else {
+            argv.extend(args);
+        }
+        if argv.is_empty() {
+            return Err(format!(
+                "image {image:?} names no command and the step gives none"
+            ));
+        }
+        Ok(argv)
+    }
+
+    /// Whether the step's image can start `/bin/sh` (asked after a wrapped
+    /// step could not start its command, to tell which was missing).
+    async fn image_has_shell(&self) -> bool {
+        let (Some(image), Some(engine)) = (&self.step.image, &self.stage.containers) else {
+            return true;
+        };
+        let probe = [
+            "run",
+            "--rm",
+            "--pull=never",
+            "--log-driver=none",
+            "--entrypoint",
+            "/bin/sh",
+            image.as_str(),
+            "-c",
+            ":",
+        ];
+        engine.output("probe /bin/sh", &probe).await.is_ok()
+    }
+
     async fn stop_container(&self) {
         if self.step.image.is_none() {
             return;
@@ -546,45 +668,6 @@ impl StepRun<'_> {
         let _ = ctx.store().put_step(&record).await;
         StepEnd::Failed(error)
     }
-}
-
-/// The descriptor a host step's shell reads its script from.
-const SCRIPT_FD: i32 = 3;
-
-/// Makes `file` the descriptor [`SCRIPT_FD`] of the process `command`
-/// starts (and of a container podman starts with `--preserve-fds=1`).
-fn pass_script(command: &mut tokio::process::Command, file: &OwnedFd) {
-    let raw = file.as_raw_fd();
-    // SAFETY: dup2 and fcntl are async-signal-safe system calls.
-    unsafe {
-        command.pre_exec(move || {
-            let result = if raw == SCRIPT_FD {
-                libc::fcntl(SCRIPT_FD, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(raw, SCRIPT_FD)
-            };
-            if result < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// An anonymous memory file holding `script` (never on disk, gone with its
-/// last descriptor), read from its start by the shell.
-fn script_memory_file(script: &str) -> std::io::Result<OwnedFd> {
-    use std::io::Write;
-    // SAFETY: the name is a NUL-terminated literal.
-    let fd = unsafe { libc::memfd_create(c"gantry-step-script".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: memfd_create returned a new descriptor that we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut file = std::fs::File::from(fd);
-    file.write_all(script.as_bytes())?;
-    Ok(OwnedFd::from(file))
 }
 
 /// The server's own variables (`GANTRY_DATA_DIR`, `GANTRY_TOKEN`, …) are
