@@ -17,6 +17,7 @@
 
 mod cloudbuild;
 mod container;
+mod engine_cli;
 mod fd_delivery;
 mod graph;
 pub(crate) mod output;

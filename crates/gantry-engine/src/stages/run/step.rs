@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::container::{ContainerStep, StageLabels, container_output_path};
+use super::engine_cli;
 use super::fd_delivery::{SCRIPT_FD, memory_file, pass_fd, secret_preamble, wrap_with_secrets};
 use super::output::{MAX_STEP_LOG, pump, read_outputs};
 use crate::clock;
@@ -49,8 +50,9 @@ pub(crate) struct StageRun<'a> {
     pub(crate) images: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Steps that run the container engine's CLI on the host (a Cloud
     /// Build file's `gcr.io/cloud-builders/docker`): they need the engine,
-    /// so they run unconfined (see `cloudbuild.rs`).
-    pub(crate) engine_cli: std::collections::HashSet<usize>,
+    /// so they run unconfined, within what `engine_cli` allows (see
+    /// `cloudbuild.rs`).
+    pub(crate) engine_cli: std::collections::HashMap<usize, super::engine_cli::Allowed>,
     /// The stage's private temporary directory: `HOME` and `TMPDIR` of its
     /// confined host steps.
     pub(crate) tmp: PathBuf,
@@ -118,6 +120,9 @@ impl StepRun<'_> {
         // The entrypoint and arguments of a container step whose secrets a
         // shell reads from the memory file before running its command.
         let mut wrapped: Option<(String, Vec<String>)> = None;
+        // A builder step's context and file, open beneath the workspace
+        // until the engine's process has started.
+        let mut path_fds = Vec::new();
         let mut command = match (&self.step.image, &stage.containers) {
             (Some(image), Some(engine)) => {
                 // After a restart, a container of this step may be left from
@@ -223,6 +228,23 @@ impl StepRun<'_> {
             (None, _) => match self.host_command(&name) {
                 Ok((mut command, script)) => {
                     script_fd = script;
+                    if let Some(allowed) = stage.engine_cli.get(&(self.index as usize)) {
+                        match engine_cli::open_paths(
+                            allowed,
+                            &stage.workspace,
+                            self.step.dir.as_deref(),
+                        ) {
+                            Ok((argv, fds)) => {
+                                command = tokio::process::Command::new(&argv[0]);
+                                command.args(&argv[1..]);
+                                engine_cli::inherit(&mut command, &fds);
+                                path_fds = fds;
+                            }
+                            Err(error) => {
+                                return self.fail(format!("{name}: {error}"), None).await;
+                            }
+                        }
+                    }
                     let sandbox = self.sandbox();
                     match sandbox {
                         Some(_) => {
@@ -271,6 +293,7 @@ impl StepRun<'_> {
             }
         };
         drop(script_fd);
+        drop(path_fds);
         let pid = child.id().unwrap_or_default() as i32;
         let leader = ProcessId::of(pid);
         ctx.engine.inner.process_groups.lock().unwrap().insert(pid);
@@ -426,7 +449,7 @@ impl StepRun<'_> {
     /// The sandbox of this step: the engine's, unless the step is the
     /// container engine's CLI (which needs the engine's rights).
     fn sandbox(&self) -> Option<&gantry_sandbox::Sandbox> {
-        if self.stage.engine_cli.contains(&(self.index as usize)) {
+        if self.stage.engine_cli.contains_key(&(self.index as usize)) {
             return None;
         }
         self.stage.ctx.engine.inner.config.sandbox.as_ref()
