@@ -9,8 +9,8 @@ use gantry_cloudbuild::{ImageMap, Translation};
 use gantry_config::{RegistryAccess, Step};
 use gantry_container::{ContainerEngine, Credentials};
 
-use super::engine_cli::{self, Allowed};
 use super::step::describe;
+use crate::executor::local::engine_cli::{self, Allowed};
 use crate::stages::StageContext;
 use crate::workspace_files::{Beneath, WorkspaceFileError};
 

@@ -37,7 +37,7 @@ pub(crate) enum Refused {
 /// An allowed command, written out again in a form whose path arguments
 /// sit alone (`-f FILE`, not `-fFILE`), with the built-image label added to
 /// a build.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Allowed {
     pub(crate) argv: Vec<String>,
     /// Arguments that name a path beneath the workspace.
@@ -46,13 +46,13 @@ pub(crate) struct Allowed {
 
 /// An argument of [`Allowed::argv`] that names a path beneath the
 /// workspace, replaced by its open descriptor when the step starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PathArg {
     pub(crate) index: usize,
     pub(crate) kind: PathKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum PathKind {
     /// A build's context directory.
     Directory,

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gantry_config::Step;
 use gantry_container::{ContainerEngine, ContainerRun, VolumeMount, labels};
+
+use crate::executor::StepSpec;
 
 /// Where the step's `$GANTRY_OUTPUT` file's folder is mounted.
 const RUN_DIR_MOUNT: &str = "/gantry";
@@ -96,7 +97,7 @@ impl StageLabels {
 pub(crate) struct ContainerStep<'a> {
     pub(crate) labels: &'a StageLabels,
     pub(crate) index: i64,
-    pub(crate) step: &'a Step,
+    pub(crate) step: &'a StepSpec,
     pub(crate) image: &'a str,
     pub(crate) workspace: &'a Path,
     pub(crate) run_dir: &'a Path,
