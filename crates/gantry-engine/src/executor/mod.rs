@@ -62,6 +62,10 @@ pub(crate) trait StepExecutor: Send + Sync {
 
 /// One running step.
 pub(crate) trait StepHandle: Send {
+    /// When the step's process started (milliseconds since the epoch, by
+    /// the executor's clock), after its image was found or pulled.
+    fn started_at(&self) -> i64;
+
     /// What a restarted server needs to find the step's leftovers, written
     /// into the step's record before the stage waits for it.
     fn left_behind(&self) -> Option<LeftBehind>;

@@ -16,6 +16,7 @@ use super::fd_delivery::{SCRIPT_FD, memory_file, pass_fd, secret_preamble, wrap_
 use super::handle::LocalHandle;
 use super::output::{MAX_STEP_LOG, pump};
 use super::{LocalExecutor, engine_cli, labels, prepare};
+use crate::clock;
 use crate::engine::HostSteps;
 use crate::executor::{Confinement, ExecutorError, LogLine, StageSpec, StepSecrets, StepSpec};
 use crate::process::ProcessId;
@@ -92,6 +93,7 @@ pub(super) async fn spawn(
         .kill_on_drop(false);
     gantry_sandbox::ordinary_umask(command.as_std_mut());
 
+    let started_at = clock::now();
     let mut child = command
         .spawn()
         .map_err(|error| ExecutorError::Start(format!("{name}: cannot start: {error}")))?;
@@ -134,6 +136,7 @@ pub(super) async fn spawn(
         process_groups: executor.config.process_groups.clone(),
         sandbox: executor.config.sandbox.clone(),
         child,
+        started_at,
         pid,
         leader,
         readers,

@@ -19,6 +19,7 @@ pub(crate) struct LocalHandle {
     /// Gets back what a container step created in the workspace.
     pub(super) sandbox: Option<gantry_sandbox::Sandbox>,
     pub(super) child: tokio::process::Child,
+    pub(super) started_at: i64,
     /// The step's process group (its leader's pid).
     pub(super) pid: i32,
     pub(super) leader: Option<ProcessId>,
@@ -36,6 +37,10 @@ pub(crate) struct LocalHandle {
 }
 
 impl StepHandle for LocalHandle {
+    fn started_at(&self) -> i64 {
+        self.started_at
+    }
+
     fn left_behind(&self) -> Option<LeftBehind> {
         self.leader.map(|leader| LeftBehind {
             pgid: i64::from(self.pid),

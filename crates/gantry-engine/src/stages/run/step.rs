@@ -64,12 +64,11 @@ impl StepRun<'_> {
         let ctx = stage.ctx;
         let name = describe(self.index, self.step);
         let (spec, secrets) = self.spec(name.clone()).await;
-        let started_at = clock::now();
         let (mut handle, mut lines) = match stage.executor.spawn(&stage.spec, &spec, secrets).await
         {
             Ok(spawned) => spawned,
             Err(error @ ExecutorError::Start(_)) => {
-                return self.fail(error.to_string(), Some(started_at)).await;
+                return self.fail(error.to_string(), Some(clock::now())).await;
             }
             Err(error) => return self.fail(error.to_string(), None).await,
         };
@@ -87,7 +86,7 @@ impl StepRun<'_> {
             stage_id: ctx.stage_id.clone(),
             step: self.index,
             status: Status::Running,
-            started_at: Some(started_at),
+            started_at: Some(handle.started_at()),
             ended_at: None,
             exit_code: None,
             pgid: left.map(|l| l.pgid),

@@ -143,6 +143,9 @@ pub(crate) fn check(argv: &[String]) -> Result<Allowed, Refused> {
     Ok(Allowed { argv: out, paths })
 }
 
+/// A refused argument and why.
+type ArgumentRefusal = (String, &'static str);
+
 /// What one subcommand allows.
 struct Rules {
     /// Options without a value (`--pull` and `--pull=always` alike).
@@ -152,7 +155,7 @@ struct Rules {
     /// Options refused for a reason worth telling.
     refused: &'static [(&'static str, &'static str)],
     check_value: fn(&str, &str) -> Result<(), &'static str>,
-    check_positionals: fn(&[&String]) -> Result<(), (String, &'static str)>,
+    check_positionals: fn(&[&String]) -> Result<(), ArgumentRefusal>,
     /// Builds an image: labelled, its context and file beneath the workspace.
     builds: bool,
 }
@@ -418,7 +421,7 @@ fn build_value(option: &str, value: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn one_context(positionals: &[&String]) -> Result<(), (String, &'static str)> {
+fn one_context(positionals: &[&String]) -> Result<(), ArgumentRefusal> {
     match positionals {
         [context] if context.as_str() == "-" || context.contains("://") => Err((
             context.to_string(),
@@ -430,7 +433,7 @@ fn one_context(positionals: &[&String]) -> Result<(), (String, &'static str)> {
     }
 }
 
-fn one_image(positionals: &[&String]) -> Result<(), (String, &'static str)> {
+fn one_image(positionals: &[&String]) -> Result<(), ArgumentRefusal> {
     match positionals {
         [_] => images(positionals),
         [] => Err((String::new(), "it needs one image")),
@@ -443,7 +446,7 @@ fn one_image(positionals: &[&String]) -> Result<(), (String, &'static str)> {
 
 /// Image references, never a transport that names a path of the host
 /// (`dir:/…`, `oci-archive:/…`, `docker-archive:/…`).
-fn images(positionals: &[&String]) -> Result<(), (String, &'static str)> {
+fn images(positionals: &[&String]) -> Result<(), ArgumentRefusal> {
     const PATH_TRANSPORTS: &[&str] = &[
         "dir",
         "oci",
@@ -468,7 +471,7 @@ fn images(positionals: &[&String]) -> Result<(), (String, &'static str)> {
     Ok(())
 }
 
-fn none(positionals: &[&String]) -> Result<(), (String, &'static str)> {
+fn none(positionals: &[&String]) -> Result<(), ArgumentRefusal> {
     match positionals.first() {
         Some(extra) => Err((extra.to_string(), "it takes no arguments")),
         None => Ok(()),
