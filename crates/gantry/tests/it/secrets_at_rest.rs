@@ -12,7 +12,16 @@ use std::time::Duration;
 use crate::harness::{Backend, Server, stage};
 use crate::steps_podman::{BASE, podman};
 
-const VALUE: &str = "sekrit-7c1e52-never-seen";
+/// The secret, different in every run of the tests: podman's storage and
+/// the process table are the machine's, shared with any other run of this
+/// test going on at the same time.
+static VALUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!("sekrit-{:x}{nanos:x}-never-seen", std::process::id())
+});
 
 const PIPELINE: &str = r#"
 pipelines:
@@ -61,7 +70,8 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
     podman();
     let server = Server::start(Backend::Sqlite);
     server.apply(&PIPELINE.replace("@BASE@", BASE));
-    let id = server.run("leaky", &[&format!("token={VALUE}")]);
+    let value = VALUE.as_str();
+    let id = server.run("leaky", &[&format!("token={value}")]);
 
     // While the steps run, every process's command line, and while the
     // container steps run, podman's storage (its containers' configs, its
@@ -73,7 +83,7 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
         let table = process_table();
         for line in table.lines() {
             assert!(
-                !line.contains(VALUE),
+                !line.contains(value),
                 "the secret is on a command line: {line}"
             );
             for sleep in ["sleep 3", "sleep 4", "sleep 2"] {
@@ -134,19 +144,19 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
     for path in &answers {
         let (_, body) = server.api("GET", path, None);
         assert!(
-            !body.to_string().contains(VALUE),
+            !body.to_string().contains(value),
             "GET {path} returns the secret: {body}"
         );
     }
     let shown = server.cli(&["execution", "show", &id]).ok();
-    assert!(!shown.stdout.contains(VALUE), "{}", shown.stdout);
+    assert!(!shown.stdout.contains(value), "{}", shown.stdout);
     let logs = server.cli(&["logs", &id]).ok();
     assert!(
         logs.stdout.contains("the sealed outputs read back"),
         "{}",
         logs.stdout
     );
-    assert!(!logs.stdout.contains(VALUE));
+    assert!(!logs.stdout.contains(value));
 
     // Every file of the data directory, the database and its WAL included.
     let files = files_under(&server.data_dir());

@@ -26,8 +26,9 @@ pub(crate) enum StepEnd {
     Canceled,
 }
 
-/// What the steps of one stage share.
-pub(crate) struct StageRun<'a> {
+/// What the steps of one stage share. Steps reach their executor through
+/// the `StepExecutor` trait alone (`E`), whichever executor it is.
+pub(crate) struct StageRun<'a, E: StepExecutor = LocalExecutor> {
     pub(crate) ctx: &'a StageContext,
     pub(crate) log: StageLog,
     pub(crate) stage_env: &'a BTreeMap<String, String>,
@@ -41,12 +42,12 @@ pub(crate) struct StageRun<'a> {
     /// Build file's `gcr.io/cloud-builders/docker`), as its allow-list let
     /// them through (see `cloudbuild.rs`).
     pub(crate) engine_cli: HashMap<usize, Allowed>,
-    pub(crate) executor: LocalExecutor,
+    pub(crate) executor: E,
     pub(crate) spec: StageSpec,
 }
 
-pub(crate) struct StepRun<'a> {
-    pub(crate) stage: &'a StageRun<'a>,
+pub(crate) struct StepRun<'a, E: StepExecutor = LocalExecutor> {
+    pub(crate) stage: &'a StageRun<'a, E>,
     pub(crate) index: i64,
     pub(crate) step: &'a Step,
     pub(crate) interruptions: i64,
@@ -58,7 +59,7 @@ enum Ended {
     TimedOut,
 }
 
-impl StepRun<'_> {
+impl<E: StepExecutor> StepRun<'_, E> {
     pub(crate) async fn execute(&self) -> StepEnd {
         let stage = self.stage;
         let ctx = stage.ctx;
