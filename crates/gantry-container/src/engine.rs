@@ -145,6 +145,36 @@ impl ContainerEngine {
         })
     }
 
+    /// The entrypoint and command `image` runs when a container names
+    /// neither (`.Config.Entrypoint`, `.Config.Cmd`; empty when unset).
+    pub async fn image_command(
+        &self,
+        image: &str,
+    ) -> Result<(Vec<String>, Vec<String>), ContainerError> {
+        let text = self
+            .output(
+                &format!("inspect {image}"),
+                &[
+                    "image",
+                    "inspect",
+                    "--format",
+                    "{{json .Config.Entrypoint}}\n{{json .Config.Cmd}}",
+                    image,
+                ],
+            )
+            .await?;
+        let mut lines = text.lines();
+        let mut field = || -> Vec<String> {
+            lines
+                .next()
+                .and_then(|line| serde_json::from_str::<Option<Vec<String>>>(line).ok())
+                .flatten()
+                .unwrap_or_default()
+        };
+        let entrypoint = field();
+        Ok((entrypoint, field()))
+    }
+
     /// Removes a container by name, whether running or not; a container that
     /// does not exist is not an error.
     pub async fn remove_container(&self, name: &str) -> Result<(), ContainerError> {

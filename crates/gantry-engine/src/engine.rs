@@ -103,7 +103,7 @@ pub(crate) struct Inner {
     /// Set when an execution was queued: ending executions then look for queued ones.
     pub(crate) queued: std::sync::atomic::AtomicBool,
     /// Process groups of running host steps, stopped on shutdown.
-    pub(crate) process_groups: Mutex<HashSet<i32>>,
+    pub(crate) process_groups: Arc<Mutex<HashSet<i32>>>,
     pub(crate) shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -129,7 +129,7 @@ impl Engine {
                 admission: tokio::sync::Mutex::new(()),
                 // True at start: executions queued before a restart are looked for once.
                 queued: std::sync::atomic::AtomicBool::new(true),
-                process_groups: Mutex::new(HashSet::new()),
+                process_groups: Arc::default(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),

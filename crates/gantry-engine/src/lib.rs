@@ -26,6 +26,7 @@ mod driver;
 mod engine;
 mod error;
 mod event;
+mod executor;
 mod expressions;
 mod logs;
 mod process;

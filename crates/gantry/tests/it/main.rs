@@ -45,6 +45,7 @@ mod steps_bake;
 mod steps_cloudbuild;
 mod steps_containers;
 mod steps_docker;
+mod steps_engine_cli;
 mod steps_podman;
 mod steps_secrets;
 mod prune_images;

@@ -1,7 +1,8 @@
 //! A secret parameter leaves no trace outside the masked logs: on no
 //! command line while its steps run (host or container), in no API answer,
-//! nowhere in the database or the data directory; and everything the server
-//! writes there is readable by its own user only.
+//! nowhere in the database or the data directory, nowhere in podman's
+//! storage while its containers run; and everything the server writes
+//! there is readable by its own user only.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,16 @@ use std::time::Duration;
 use crate::harness::{Backend, Server, stage};
 use crate::steps_podman::{BASE, podman};
 
-const VALUE: &str = "sekrit-7c1e52-never-seen";
+/// The secret, different in every run of the tests: podman's storage and
+/// the process table are the machine's, shared with any other run of this
+/// test going on at the same time.
+static VALUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!("sekrit-{:x}{nanos:x}-never-seen", std::process::id())
+});
 
 const PIPELINE: &str = r#"
 pipelines:
@@ -37,6 +47,11 @@ pipelines:
               test "${{ parameters.token }}" = "$TOKEN"
               echo "container=${{ parameters.token }}" >> "$GANTRY_OUTPUT"
               sleep 4
+          # No script: a shell reads the secret, then runs the command.
+          - image: @BASE@
+            env:
+              TOKEN: "${{ parameters.token }}"
+            command: [sh, -c, 'echo "command=$TOKEN" >> "$GANTRY_OUTPUT"; sleep 2']
       # Later stages still read the sealed values through expressions.
       - id: check
         type: run
@@ -46,6 +61,7 @@ pipelines:
             script: |
               test "${{ stages.build.outputs.host }}" = "${{ parameters.token }}"
               test "${{ stages.build.outputs.container }}" = "${{ parameters.token }}"
+              test "${{ stages.build.outputs.command }}" = "${{ parameters.token }}"
               echo "the sealed outputs read back"
 "#;
 
@@ -54,22 +70,42 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
     podman();
     let server = Server::start(Backend::Sqlite);
     server.apply(&PIPELINE.replace("@BASE@", BASE));
-    let id = server.run("leaky", &[&format!("token={VALUE}")]);
+    let value = VALUE.as_str();
+    let id = server.run("leaky", &[&format!("token={value}")]);
 
-    // While the steps run, every process's command line.
+    // While the steps run, every process's command line, and while the
+    // container steps run, podman's storage (its containers' configs, its
+    // database): `/var/lib/containers`, and `/run/containers` and
+    // `/run/libpod`, which are tmpfs on most hosts but disk on this one.
     let mut seen_sleeps = Vec::new();
+    let mut storage_read_while_containers_ran = 0;
     loop {
         let table = process_table();
         for line in table.lines() {
             assert!(
-                !line.contains(VALUE),
+                !line.contains(value),
                 "the secret is on a command line: {line}"
             );
-            for sleep in ["sleep 3", "sleep 4"] {
+            for sleep in ["sleep 3", "sleep 4", "sleep 2"] {
                 if line.trim() == sleep && !seen_sleeps.contains(&sleep) {
                     seen_sleeps.push(sleep);
                 }
             }
+        }
+        if table
+            .lines()
+            .any(|line| matches!(line.trim(), "sleep 4" | "sleep 2"))
+        {
+            for dir in PODMAN_STORAGE {
+                for file in files_under(Path::new(dir)) {
+                    assert!(
+                        !holds_value(&file),
+                        "{} holds the secret while its container runs",
+                        file.display()
+                    );
+                }
+            }
+            storage_read_while_containers_ran += 1;
         }
         let execution = server.execution(&id);
         if matches!(
@@ -84,9 +120,10 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
     assert_eq!(
         seen_sleeps.len(),
-        2,
-        "the process table was not read while both steps ran"
+        3,
+        "the process table was not read while every step ran"
     );
+    assert!(storage_read_while_containers_ran > 0);
 
     // Every answer of the API about the execution.
     let masked = |value: &serde_json::Value| {
@@ -107,31 +144,38 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
     for path in &answers {
         let (_, body) = server.api("GET", path, None);
         assert!(
-            !body.to_string().contains(VALUE),
+            !body.to_string().contains(value),
             "GET {path} returns the secret: {body}"
         );
     }
     let shown = server.cli(&["execution", "show", &id]).ok();
-    assert!(!shown.stdout.contains(VALUE), "{}", shown.stdout);
+    assert!(!shown.stdout.contains(value), "{}", shown.stdout);
     let logs = server.cli(&["logs", &id]).ok();
     assert!(
         logs.stdout.contains("the sealed outputs read back"),
         "{}",
         logs.stdout
     );
-    assert!(!logs.stdout.contains(VALUE));
+    assert!(!logs.stdout.contains(value));
 
     // Every file of the data directory, the database and its WAL included.
     let files = files_under(&server.data_dir());
     assert!(files.iter().any(|f| f.ends_with("gantry.db")));
     for file in &files {
-        let bytes = std::fs::read(file).unwrap_or_default();
         assert!(
-            !bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()),
+            !holds_value(file),
             "{} holds the secret in the clear",
             file.display()
         );
     }
+}
+
+/// Where podman keeps its containers' configs and its database.
+const PODMAN_STORAGE: [&str; 3] = ["/var/lib/containers", "/run/containers", "/run/libpod"];
+
+fn holds_value(file: &Path) -> bool {
+    let bytes = std::fs::read(file).unwrap_or_default();
+    bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes())
 }
 
 #[test]

@@ -2,13 +2,15 @@
 //! Build file in the workspace, and whose `images` are pushed once every
 //! step succeeded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use gantry_cloudbuild::{ImageMap, Translation};
 use gantry_config::{RegistryAccess, Step};
 use gantry_container::{ContainerEngine, Credentials};
 
+use super::step::describe;
+use crate::executor::local::engine_cli::{self, Allowed};
 use crate::stages::StageContext;
 use crate::workspace_files::{Beneath, WorkspaceFileError};
 
@@ -20,8 +22,10 @@ pub(crate) struct Loaded {
     /// Steps the image map runs as the container engine's own CLI on the
     /// host (`gcr.io/cloud-builders/docker`): they drive the engine, which
     /// a confined process cannot reach, so they run with the server's
-    /// rights like the bakes do.
-    pub(crate) engine_cli: std::collections::HashSet<usize>,
+    /// rights like the bakes do, and only for what `engine_cli` allows.
+    /// Each such step's command, as the allow-list of `engine_cli` let it
+    /// through.
+    pub(crate) engine_cli: HashMap<usize, Allowed>,
 }
 
 pub(crate) async fn load(
@@ -80,28 +84,47 @@ pub(crate) async fn load(
         ..Default::default()
     };
     let build = gantry_cloudbuild::translate(&file, &translation).map_err(|e| e.to_string())?;
+    let mut steps = build.steps;
     let engine_cli = match &ctx.engine.inner.config.containers {
-        Some(engine) => {
-            let program = engine.program.display().to_string();
-            build
-                .steps
-                .iter()
-                .enumerate()
-                .filter(|(_, step)| {
-                    step.image.is_none()
-                        && step.command.as_ref().and_then(|argv| argv.first()) == Some(&program)
-                })
-                .map(|(index, _)| index)
-                .collect()
-        }
+        Some(engine) => allow_engine_cli(&mut steps, &engine.program.display().to_string())?,
         None => Default::default(),
     };
     Ok(Loaded {
-        steps: build.steps,
+        steps,
         images: build.images,
         timeout: build.timeout,
         engine_cli,
     })
+}
+
+/// Checks the steps that run the engine's CLI (`program`) on the host
+/// against its allow-list, before any step runs; every refusal is reported
+/// at once, each naming its step.
+fn allow_engine_cli(steps: &mut [Step], program: &str) -> Result<HashMap<usize, Allowed>, String> {
+    let mut allowed = HashMap::new();
+    let mut refusals = Vec::new();
+    for (index, step) in steps.iter_mut().enumerate() {
+        let Some(argv) = step.command.as_ref().filter(|argv| {
+            step.image.is_none() && argv.first().map(String::as_str) == Some(program)
+        }) else {
+            continue;
+        };
+        match engine_cli::check(argv) {
+            Ok(command) => {
+                step.command = Some(command.argv.clone());
+                allowed.insert(index, command);
+            }
+            Err(refused) => refusals.push(format!(
+                "{} runs the host's container engine CLI for gcr.io/cloud-builders/docker: {refused}",
+                describe(index as i64, step)
+            )),
+        }
+    }
+    if refusals.is_empty() {
+        Ok(allowed)
+    } else {
+        Err(refusals.join("\n"))
+    }
 }
 
 /// The secret-store names the Cloud Build file `config` in `workspace`

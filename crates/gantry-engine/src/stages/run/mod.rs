@@ -16,13 +16,13 @@
 //! stage, counted from its start.
 
 mod cloudbuild;
-mod container;
 mod graph;
-pub(crate) mod output;
 mod step;
 
+/// A bake's build prints through the same pump as steps do.
+pub(crate) use crate::executor::local::output;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -32,8 +32,7 @@ use serde_json::{Map, Value};
 
 use super::{Outcome, StageContext};
 use crate::clock;
-use crate::process::{self, ProcessId};
-use container::StageLabels;
+use crate::executor::{LeftBehind, LocalExecutor, StageSpec, StepExecutor};
 use step::{StageRun, StepEnd, StepRun, describe};
 
 #[cfg(test)]
@@ -79,28 +78,34 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
     } else {
         None
     };
+    let mut volumes: Vec<String> = steps
+        .iter()
+        .filter(|s| s.image.is_some())
+        .flat_map(|s| s.volumes.iter().map(|v| v.name.clone()))
+        .collect();
+    volumes.sort_unstable();
+    volumes.dedup();
     let stage = StageRun {
         ctx,
         log,
-        workspace,
-        run_dir,
         stage_env: &spec.env,
         containers,
-        labels: StageLabels {
-            execution: ctx.execution.id.clone(),
-            stage: ctx.stage_id.clone(),
-        },
         secrets,
         stop: ctx.cancel.child_token(),
-        images: Default::default(),
         engine_cli,
-        tmp: ctx.run_dir().join("tmp"),
+        executor: LocalExecutor::of(&ctx.engine),
+        spec: StageSpec {
+            execution: ctx.execution.id.clone(),
+            stage: ctx.stage_id.clone(),
+            workspace,
+            run_dir,
+            volumes,
+            uses_containers: steps.iter().any(|s| s.image.is_some()) || !images.is_empty(),
+            resumed: ctx.resumed,
+        },
     };
-    if let Err(error) = prepare_confinement(&stage).await {
-        stage.log.system(&error).await;
-        return Outcome::Failed(error);
-    }
-    if let Err(error) = create_volumes(&stage, &steps).await {
+    if let Err(error) = stage.executor.prepare(&stage.spec).await {
+        let error = error.to_string();
         stage.log.system(&error).await;
         return Outcome::Failed(error);
     }
@@ -113,61 +118,10 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
     if matches!(outcome, Outcome::Succeeded(_)) && !images.is_empty() {
         outcome = push(&stage, &spec.registry, &images).await;
     }
-    if let Some(engine) = &stage.containers
-        && let Err(error) = remove_leftovers(&stage, engine, &steps).await
-    {
-        stage
-            .log
-            .system(&format!(
-                "cannot remove the stage's containers and volumes: {error}"
-            ))
-            .await;
+    if let Err(error) = stage.executor.release(&stage.spec).await {
+        stage.log.system(&error.to_string()).await;
     }
-    let _ = tokio::fs::remove_dir_all(&stage.tmp).await;
     outcome
-}
-
-/// With a step user, the stage's workspace and run directory (with its
-/// temporary directory) become that user's, and the directories above them
-/// in the data directory traversable (`--x` for others, never readable), so
-/// that its host steps reach them and nothing else.
-async fn prepare_confinement(stage: &StageRun<'_>) -> Result<(), String> {
-    let Some(sandbox) = stage.ctx.engine.inner.config.sandbox.clone() else {
-        return Ok(());
-    };
-    if sandbox.identity().is_none() {
-        return Ok(());
-    }
-    let data_dir = stage.ctx.engine.data_dir().to_owned();
-    let workspace = stage.workspace.clone();
-    let run_dir = stage.run_dir.clone();
-    let tmp = stage.tmp.clone();
-    let work = move || -> Result<(), String> {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(&tmp)
-            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-        // The step user's git trusts repositories other users own (a clone
-        // from a path the server's user made): what git's ownership check
-        // guards against, config planted by another user running as this
-        // one, cannot hurt a user that holds nothing but this stage.
-        std::fs::write(tmp.join(".gitconfig"), "[safe]\n\tdirectory = *\n")
-            .map_err(|e| format!("cannot write the step user's git config: {e}"))?;
-        let traversed = [
-            data_dir.clone(),
-            data_dir.join("workspaces"),
-            data_dir.join("runs"),
-            run_dir.parent().map(Path::to_owned).unwrap_or_default(),
-        ];
-        for dir in traversed {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
-                .map_err(|e| format!("cannot make {} traversable: {e}", dir.display()))?;
-        }
-        sandbox.hand_over(&workspace).map_err(|e| e.to_string())?;
-        sandbox.hand_over(&run_dir).map_err(|e| e.to_string())
-    };
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| format!("cannot prepare the step user's directories: {e}"))?
 }
 
 /// The stage's steps: its own, or those of its Cloud Build file.
@@ -181,49 +135,6 @@ async fn steps_of(ctx: &StageContext, spec: &RunStage) -> Result<cloudbuild::Loa
             engine_cli: Default::default(),
         }),
     }
-}
-
-/// Removes what the stage's containers left: the containers themselves
-/// (a safety net: steps run with `--rm` and a stopped step removes its
-/// own), and the stage's volumes when its steps mount any (every run of the
-/// stage creates them again, so a stage without volumes has none left from
-/// an interrupted run either; skipping spares an engine call per stage).
-async fn remove_leftovers(
-    stage: &StageRun<'_>,
-    engine: &gantry_container::ContainerEngine,
-    steps: &[Step],
-) -> Result<(), String> {
-    stage.labels.remove_containers(engine).await?;
-    if steps
-        .iter()
-        .any(|s| s.image.is_some() && !s.volumes.is_empty())
-    {
-        stage.labels.remove_volumes(engine).await?;
-    }
-    Ok(())
-}
-
-/// Creates the named volumes the steps mount, labelled so that the end of
-/// the stage (or a restart's cleanup) finds and removes them.
-async fn create_volumes(stage: &StageRun<'_>, steps: &[Step]) -> Result<(), String> {
-    let Some(engine) = &stage.containers else {
-        return Ok(());
-    };
-    let mut names: Vec<&str> = steps
-        .iter()
-        .filter(|s| s.image.is_some())
-        .flat_map(|s| s.volumes.iter().map(|v| v.name.as_str()))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    for name in names {
-        stage
-            .labels
-            .create_volume(engine, name)
-            .await
-            .map_err(|e| format!("volume {name:?}: {e}"))?;
-    }
-    Ok(())
 }
 
 async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) -> Outcome {
@@ -455,44 +366,36 @@ async fn interrupted(
     name: &str,
 ) -> Result<i64, Outcome> {
     let ctx = stage.ctx;
-    if let (Some(pgid), Some(start)) = (before.pgid, before.proc_start) {
-        let killed = process::kill_orphans(ProcessId {
-            pid: pgid as i32,
-            start,
-        });
-        if killed > 0 {
-            stage
-                .log
-                .system(&format!(
-                    "{name}: killed {killed} leftover process(es) of the interrupted run"
-                ))
-                .await;
-        }
+    let left = match (before.pgid, before.proc_start) {
+        (Some(pgid), Some(start)) => Some(LeftBehind { pgid, start }),
+        _ => None,
+    };
+    let reaped = stage.executor.reap(&stage.spec, before.step, left).await;
+    if reaped.killed_processes > 0 {
+        stage
+            .log
+            .system(&format!(
+                "{name}: killed {} leftover process(es) of the interrupted run",
+                reaped.killed_processes
+            ))
+            .await;
     }
-    if let Some(engine) = &stage.containers {
-        match stage
-            .labels
-            .remove_step_containers(engine, before.step)
-            .await
-        {
-            Ok(0) => {}
-            Ok(removed) => {
-                stage
-                    .log
-                    .system(&format!(
-                        "{name}: removed {removed} leftover container(s) of the interrupted run"
-                    ))
-                    .await
-            }
-            Err(error) => {
-                stage
-                    .log
-                    .system(&format!(
-                        "{name}: cannot remove its leftover container: {error}"
-                    ))
-                    .await
-            }
-        }
+    if reaped.removed_containers > 0 {
+        stage
+            .log
+            .system(&format!(
+                "{name}: removed {} leftover container(s) of the interrupted run",
+                reaped.removed_containers
+            ))
+            .await;
+    }
+    for error in &reaped.errors {
+        stage
+            .log
+            .system(&format!(
+                "{name}: cannot remove its leftover container: {error}"
+            ))
+            .await;
     }
     let give_up = match policy {
         OnInterrupt::Fail => Some(format!(

@@ -1,26 +1,23 @@
-//! One step, from its record to its end: started on the host in its own
-//! process group, or in a container through the engine's CLI (whose client
-//! process also gets a group, so that a restarted server can kill it).
+//! One step, from its record to its end: its spec handed to the stage's
+//! executor (`crate::executor`), its lines forwarded to the stage log, its
+//! record written before the stage waits for it, its end decided by the
+//! stage's rules (`allowExitCodes`, its timeout, the stage's stop).
 
-use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Component, Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::collections::{BTreeMap, HashMap};
 
 use gantry_config::Step;
 use gantry_container::ContainerEngine;
-use gantry_store::{LogStream, Status, StepRecord};
+use gantry_store::{Status, StepRecord};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::container::{ContainerStep, StageLabels, container_output_path};
-use super::output::{MAX_STEP_LOG, pump, read_outputs};
 use crate::clock;
-use crate::engine::HostSteps;
+use crate::executor::local::engine_cli::Allowed;
+use crate::executor::{
+    Confinement, ExecutorError, LocalExecutor, StageSpec, StepExecutor, StepHandle, StepSecrets,
+    StepSpec, StepVolume,
+};
 use crate::logs::StageLog;
-use crate::process::{self, ProcessId};
 use crate::stages::StageContext;
 
 pub(crate) enum StepEnd {
@@ -29,34 +26,28 @@ pub(crate) enum StepEnd {
     Canceled,
 }
 
-/// What the steps of one stage share.
-pub(crate) struct StageRun<'a> {
+/// What the steps of one stage share. Steps reach their executor through
+/// the `StepExecutor` trait alone (`E`), whichever executor it is.
+pub(crate) struct StageRun<'a, E: StepExecutor = LocalExecutor> {
     pub(crate) ctx: &'a StageContext,
     pub(crate) log: StageLog,
-    pub(crate) workspace: PathBuf,
-    pub(crate) run_dir: PathBuf,
     pub(crate) stage_env: &'a BTreeMap<String, String>,
+    /// The engine that pushes a Cloud Build file's `images`.
     pub(crate) containers: Option<ContainerEngine>,
-    pub(crate) labels: StageLabels,
     /// Values of every `secretEnv` name the stage's steps use.
     pub(crate) secrets: BTreeMap<String, String>,
     /// Cancelled when the execution stops or another step failed.
     pub(crate) stop: CancellationToken,
-    /// Images this stage found (or pulled) already: each is checked once
-    /// per stage, not once per step (an `image exists` is a whole engine
-    /// process, ~50 ms here).
-    pub(crate) images: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Steps that run the container engine's CLI on the host (a Cloud
-    /// Build file's `gcr.io/cloud-builders/docker`): they need the engine,
-    /// so they run unconfined (see `cloudbuild.rs`).
-    pub(crate) engine_cli: std::collections::HashSet<usize>,
-    /// The stage's private temporary directory: `HOME` and `TMPDIR` of its
-    /// confined host steps.
-    pub(crate) tmp: PathBuf,
+    /// Build file's `gcr.io/cloud-builders/docker`), as its allow-list let
+    /// them through (see `cloudbuild.rs`).
+    pub(crate) engine_cli: HashMap<usize, Allowed>,
+    pub(crate) executor: E,
+    pub(crate) spec: StageSpec,
 }
 
-pub(crate) struct StepRun<'a> {
-    pub(crate) stage: &'a StageRun<'a>,
+pub(crate) struct StepRun<'a, E: StepExecutor = LocalExecutor> {
+    pub(crate) stage: &'a StageRun<'a, E>,
     pub(crate) index: i64,
     pub(crate) step: &'a Step,
     pub(crate) interruptions: i64,
@@ -68,235 +59,49 @@ enum Ended {
     TimedOut,
 }
 
-impl StepRun<'_> {
+impl<E: StepExecutor> StepRun<'_, E> {
     pub(crate) async fn execute(&self) -> StepEnd {
         let stage = self.stage;
         let ctx = stage.ctx;
         let name = describe(self.index, self.step);
-        let output_file = stage.run_dir.join(format!("step-{}.outputs", self.index));
-        // Created anew, never opened through a name a step may have linked elsewhere (the
-        // run directory is the step's to write).
-        let _ = tokio::fs::remove_file(&output_file).await;
-        let created = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&output_file)
-            .await;
-        if let Err(error) = created {
-            return self
-                .fail(
-                    format!("{name}: cannot create its output file: {error}"),
-                    None,
-                )
-                .await;
-        }
-        let dir = match working_dir(&stage.workspace, self.step.dir.as_deref()) {
-            Ok(dir) => dir,
-            Err(error) => return self.fail(format!("{name}: {error}"), None).await,
-        };
-        let trigger_env = {
-            let state = ctx.execution.read().await;
-            crate::trigger_env::step_env(&state.exec.trigger)
-        };
-        // A script travels in an anonymous memory file, held open until the
-        // step has started (through podman into its container); under the
-        // docker CLI, in a file of the stage's run directory, removed when
-        // the step ends. Never on a command line.
-        let mut script_fd = None;
-        let mut script_file = None;
-        let mut command = match (&self.step.image, &stage.containers) {
-            (Some(image), Some(engine)) => {
-                // After a restart, a container of this step may be left from
-                // before its record was written, holding the name. A fresh
-                // stage cannot have one: names carry the execution and the
-                // stage, and a stage removes its containers when it ends.
-                if ctx.resumed {
-                    let _ = engine
-                        .remove_container(&stage.labels.container_name(self.index))
-                        .await;
-                }
-                if !stage.images.lock().unwrap().contains(image) {
-                    if let Err(error) = engine.ensure_image(image).await {
-                        return self.fail(format!("{name}: {error}"), None).await;
-                    }
-                    stage.images.lock().unwrap().insert(image.clone());
-                }
-                // Podman hands the memory file on to the container; the
-                // docker CLI cannot, so there the script is a file.
-                let script = match &self.step.script {
-                    Some(script) if engine.preserves_fds() => match script_memory_file(script) {
-                        Ok(file) => {
-                            script_fd = Some(file);
-                            Some(format!("/dev/fd/{SCRIPT_FD}"))
-                        }
-                        Err(error) => {
-                            return self
-                                .fail(
-                                    format!("{name}: cannot hand its script over: {error}"),
-                                    None,
-                                )
-                                .await;
-                        }
-                    },
-                    Some(script) => match self.write_script(script).await {
-                        Ok((host, inside)) => {
-                            script_file = Some(host);
-                            Some(inside)
-                        }
-                        Err(error) => return self.fail(format!("{name}: {error}"), None).await,
-                    },
-                    None => None,
-                };
-                // Variables whose value holds a secret are passed like
-                // `secretEnv`: by name, the value in the engine's environment.
-                let mut secret_env = self.secret_env();
-                let mut env = self.container_env(trigger_env);
-                env.retain(|name, value| {
-                    if stage.log.masker.reveals(value) {
-                        secret_env.insert(name.clone(), value.clone());
-                        false
-                    } else {
-                        true
-                    }
-                });
-                let container = ContainerStep {
-                    labels: &stage.labels,
-                    index: self.index,
-                    step: self.step,
-                    image,
-                    workspace: &stage.workspace,
-                    run_dir: &stage.run_dir,
-                    workdir: match &self.step.dir {
-                        Some(dir) => format!("/workspace/{}", dir.trim_start_matches("./")),
-                        None => "/workspace".to_owned(),
-                    },
-                    env,
-                    secret_env: &secret_env,
-                    script,
-                    preserve_fds: u32::from(script_fd.is_some()),
-                };
-                let mut command = container.command(engine);
-                if let Some(file) = &script_fd {
-                    pass_script(&mut command, file);
-                }
-                command
+        let (spec, secrets) = self.spec(name.clone()).await;
+        let (mut handle, mut lines) = match stage.executor.spawn(&stage.spec, &spec, secrets).await
+        {
+            Ok(spawned) => spawned,
+            Err(error @ ExecutorError::Start(_)) => {
+                return self.fail(error.to_string(), Some(clock::now())).await;
             }
-            (Some(image), None) => {
-                return self
-                    .fail(
-                        format!(
-                            "{name} runs in image {image:?} but no container engine is installed (podman or docker)"
-                        ),
-                        None,
-                    )
-                    .await;
-            }
-            (None, _) if ctx.engine.inner.config.host_steps == HostSteps::Off => {
-                return self
-                    .fail(
-                        format!(
-                            "{name} runs on the host, which this server refuses (gantry serve --host-steps off): give it an image"
-                        ),
-                        None,
-                    )
-                    .await;
-            }
-            (None, _) => match self.host_command(&name) {
-                Ok((mut command, script)) => {
-                    script_fd = script;
-                    let sandbox = self.sandbox();
-                    match sandbox {
-                        Some(_) => {
-                            gantry_sandbox::clean_environment(command.as_std_mut(), &stage.tmp)
-                        }
-                        None => remove_server_variables(&mut command),
-                    }
-                    command
-                        .current_dir(&dir)
-                        .envs(trigger_env)
-                        .envs(stage.stage_env)
-                        .envs(&self.step.env)
-                        .envs(self.secret_env())
-                        .env("GANTRY_OUTPUT", &output_file)
-                        .env("GANTRY_WORKSPACE", &stage.workspace)
-                        .env("GANTRY_EXECUTION_ID", &ctx.execution.id)
-                        .env("GANTRY_STAGE_ID", &ctx.stage_id)
-                        .env("GANTRY_STEP", self.index.to_string());
-                    if let Some(sandbox) = sandbox
-                        && let Err(error) = self.confine(sandbox, &mut command, &output_file)
-                    {
-                        return self
-                            .fail(format!("{name}: cannot confine it: {error}"), None)
-                            .await;
-                    }
-                    command
+            Err(error) => return self.fail(error.to_string(), None).await,
+        };
+        let forward = {
+            let (log, index) = (stage.log.clone(), self.index);
+            tokio::spawn(async move {
+                while let Some(line) = lines.recv().await {
+                    log.line(index, line.stream, &line.text).await;
                 }
-                Err(error) => return self.fail(error, None).await,
-            },
+            })
         };
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(false);
-        gantry_sandbox::ordinary_umask(command.as_std_mut());
-
-        let started_at = clock::now();
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(error) => {
-                return self
-                    .fail(format!("{name}: cannot start: {error}"), Some(started_at))
-                    .await;
-            }
-        };
-        drop(script_fd);
-        let pid = child.id().unwrap_or_default() as i32;
-        let leader = ProcessId::of(pid);
-        ctx.engine.inner.process_groups.lock().unwrap().insert(pid);
+        let left = handle.left_behind();
         let mut record = StepRecord {
             execution_id: ctx.execution.id.clone(),
             stage_id: ctx.stage_id.clone(),
             step: self.index,
             status: Status::Running,
-            started_at: Some(started_at),
+            started_at: Some(handle.started_at()),
             ended_at: None,
             exit_code: None,
-            pgid: Some(i64::from(pid)),
-            proc_start: leader.map(|p| p.start),
+            pgid: left.map(|l| l.pgid),
+            proc_start: left.map(|l| l.start),
             interruptions: self.interruptions,
             error: None,
         };
         if let Err(error) = ctx.store().put_step(&record).await {
-            self.stop_container().await;
-            process::kill_group(pid);
-            let _ = child.wait().await;
-            ctx.engine.inner.process_groups.lock().unwrap().remove(&pid);
+            handle.kill().await;
+            let _ = handle.wait().await;
+            handle.drain().await;
+            let _ = forward.await;
             return StepEnd::Failed(format!("{name}: {error}"));
         }
-
-        let budget = Arc::new(AtomicU64::new(MAX_STEP_LOG));
-        let readers = [
-            child.stdout.take().map(|out| {
-                tokio::spawn(pump(
-                    out,
-                    stage.log.clone(),
-                    self.index,
-                    LogStream::Stdout,
-                    budget.clone(),
-                ))
-            }),
-            child.stderr.take().map(|err| {
-                tokio::spawn(pump(
-                    err,
-                    stage.log.clone(),
-                    self.index,
-                    LogStream::Stderr,
-                    budget.clone(),
-                ))
-            }),
-        ];
 
         let timeout = async {
             match self.step.timeout {
@@ -305,39 +110,30 @@ impl StepRun<'_> {
             }
         };
         let exited = tokio::select! {
-            status = child.wait() => Some(status),
+            exit = handle.wait() => Some(exit),
             _ = stage.stop.cancelled() => None,
             _ = timeout => None,
         };
-        let (ended, status) = match exited {
-            Some(status) => (Ended::Exited, status),
+        let (ended, exit) = match exited {
+            Some(exit) => (Ended::Exited, exit),
             None => {
                 let ended = if stage.stop.is_cancelled() {
                     Ended::Canceled
                 } else {
                     Ended::TimedOut
                 };
-                // The engine client going away does not stop a container:
-                // remove the container itself first.
-                self.stop_container().await;
-                process::terminate_group(pid, process::GRACE).await;
-                (ended, child.wait().await)
+                handle.kill().await;
+                (ended, handle.wait().await)
             }
         };
-        // Whatever the step left behind in its group goes with it; this also
-        // closes pipes a background process would otherwise hold open.
-        process::kill_group(pid);
-        ctx.engine.inner.process_groups.lock().unwrap().remove(&pid);
-        for reader in readers.into_iter().flatten() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), reader).await;
-        }
+        handle.drain().await;
+        let _ = forward.await;
 
         record.pgid = None;
         record.proc_start = None;
         record.ended_at = Some(clock::now());
-        let exit_code = status.as_ref().ok().and_then(|s| s.code());
-        record.exit_code = exit_code.map(i64::from);
-        let end = match (ended, status) {
+        record.exit_code = exit.as_ref().ok().and_then(|e| e.code).map(i64::from);
+        let end = match (ended, exit) {
             (Ended::Canceled, _) => {
                 record.status = Status::Canceled;
                 StepEnd::Canceled
@@ -346,32 +142,27 @@ impl StepRun<'_> {
                 let timeout = crate::stages::humanize(self.step.timeout.unwrap_or_default());
                 StepEnd::Failed(format!("{name} timed out after {timeout}"))
             }
-            (Ended::Exited, Err(error)) => {
-                StepEnd::Failed(format!("{name}: cannot wait for it: {error}"))
-            }
-            (Ended::Exited, Ok(status))
-                if status.success()
-                    || status
-                        .code()
+            (Ended::Exited, Err(error)) => StepEnd::Failed(format!("{name}: {error}")),
+            (Ended::Exited, Ok(exit))
+                if exit.success()
+                    || exit
+                        .code
                         .is_some_and(|c| self.step.allow_exit_codes.contains(&c)) =>
             {
-                match read_outputs(&output_file).await {
+                match handle.outputs().await {
                     Ok(outputs) => StepEnd::Succeeded(outputs),
                     Err(error) => StepEnd::Failed(format!("{name}: $GANTRY_OUTPUT: {error}")),
                 }
             }
-            (Ended::Exited, Ok(status)) => StepEnd::Failed(match status.code() {
+            (Ended::Exited, Ok(exit)) => StepEnd::Failed(match exit.code {
                 Some(125) if self.step.image.is_some() => format!(
                     "{name}: the container engine could not run the container (exit code 125; see the step's log)"
                 ),
                 Some(code) => format!("{name} exited with code {code}"),
-                None => {
-                    use std::os::unix::process::ExitStatusExt;
-                    format!(
-                        "{name} was killed by signal {}",
-                        status.signal().unwrap_or_default()
-                    )
-                }
+                None => format!(
+                    "{name} was killed by signal {}",
+                    exit.signal.unwrap_or_default()
+                ),
             }),
         };
         match &end {
@@ -384,121 +175,66 @@ impl StepRun<'_> {
             StepEnd::Canceled => {}
         }
         stage.log.flush().await;
-        self.after_container(script_file).await;
-        // Read already: an output may hold a secret, sealed in the store
-        // from now on, and never left on disk in the clear.
-        let _ = tokio::fs::remove_file(&output_file).await;
+        if let Err(error) = handle.finish().await {
+            stage.log.system(&error.to_string()).await;
+        }
         if let Err(error) = ctx.store().put_step(&record).await {
             return StepEnd::Failed(format!("{name}: {error}"));
         }
         end
     }
 
-    /// The sandbox of this step: the engine's, unless the step is the
-    /// container engine's CLI (which needs the engine's rights).
-    fn sandbox(&self) -> Option<&gantry_sandbox::Sandbox> {
-        if self.stage.engine_cli.contains(&(self.index as usize)) {
-            return None;
-        }
-        self.stage.ctx.engine.inner.config.sandbox.as_ref()
-    }
-
-    /// Runs the host step as the step user, under Landlock: it writes the
-    /// workspace and the stage's run directory (its `$GANTRY_OUTPUT`, its
-    /// temporary directory) and reads nothing else of the data directory.
-    fn confine(
-        &self,
-        sandbox: &gantry_sandbox::Sandbox,
-        command: &mut tokio::process::Command,
-        output_file: &Path,
-    ) -> Result<(), String> {
+    /// The step as its executor takes it, and the values of its secret
+    /// variables: its `secretEnv`, and variables whose value holds a secret
+    /// the execution knows (these go like `secretEnv`, never as plain
+    /// values into a container's config).
+    async fn spec(&self, name: String) -> (StepSpec, StepSecrets) {
         let stage = self.stage;
-        sandbox.hand_over(output_file).map_err(|e| e.to_string())?;
-        let access = gantry_sandbox::Access {
-            writable: vec![stage.workspace.clone(), stage.run_dir.clone()],
+        let step = self.step;
+        let mut env: BTreeMap<String, String> = {
+            let state = stage.ctx.execution.read().await;
+            crate::trigger_env::step_env(&state.exec.trigger)
+                .into_iter()
+                .collect()
         };
-        sandbox
-            .confine(command.as_std_mut(), &access)
-            .map_err(|e| e.to_string())
-    }
-
-    /// Writes a container step's script where the container sees it
-    /// (`/gantry/step-N.sh`); the host path and the path inside.
-    async fn write_script(&self, script: &str) -> Result<(PathBuf, String), String> {
-        use tokio::io::AsyncWriteExt;
-        let file_name = format!("step-{}.sh", self.index);
-        let path = self.stage.run_dir.join(&file_name);
-        let _ = tokio::fs::remove_file(&path).await;
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .await
-            .map_err(|e| format!("cannot write its script: {e}"))?;
-        file.write_all(script.as_bytes())
-            .await
-            .map_err(|e| format!("cannot write its script: {e}"))?;
-        Ok((path, super::container::inside_run_dir(&file_name)))
-    }
-
-    /// After a container step: its script goes, and what its container
-    /// created in the workspace (as root) is given back to the step user.
-    async fn after_container(&self, script_file: Option<PathBuf>) {
-        if self.step.image.is_none() {
-            return;
-        }
-        if let Some(path) = script_file {
-            let _ = tokio::fs::remove_file(path).await;
-        }
-        if let Some(sandbox) = self.stage.ctx.engine.inner.config.sandbox.clone() {
-            let workspace = self.stage.workspace.clone();
-            let result = tokio::task::spawn_blocking(move || sandbox.hand_over(&workspace)).await;
-            if let Ok(Err(error)) = result {
-                self.stage.log.system(&error.to_string()).await;
-            }
-        }
-    }
-
-    /// The host command, and the memory file holding its script (to keep
-    /// open until the process has started).
-    fn host_command(
-        &self,
-        name: &str,
-    ) -> Result<(tokio::process::Command, Option<OwnedFd>), String> {
-        match (&self.step.script, &self.step.command) {
-            (Some(script), _) => {
-                let file = script_memory_file(script)
-                    .map_err(|e| format!("{name}: cannot hand its script over: {e}"))?;
-                let mut command = tokio::process::Command::new("sh");
-                command.arg("-e").arg(format!("/dev/fd/{SCRIPT_FD}"));
-                pass_script(&mut command, &file);
-                Ok((command, Some(file)))
-            }
-            (None, Some(argv)) if !argv.is_empty() => {
-                let mut command = tokio::process::Command::new(&argv[0]);
-                command.args(&argv[1..]);
-                Ok((command, None))
-            }
-            _ => Err(format!("{name}: has neither a script nor a command")),
-        }
-    }
-
-    /// The environment of a container step, lowest precedence first.
-    fn container_env(
-        &self,
-        trigger_env: impl IntoIterator<Item = (String, String)>,
-    ) -> BTreeMap<String, String> {
-        let stage = self.stage;
-        let mut env: BTreeMap<String, String> = trigger_env.into_iter().collect();
         env.extend(stage.stage_env.clone());
-        env.extend(self.step.env.clone());
-        env.insert("GANTRY_OUTPUT".into(), container_output_path(self.index));
-        env.insert("GANTRY_WORKSPACE".into(), "/workspace".into());
-        env.insert("GANTRY_EXECUTION_ID".into(), stage.ctx.execution.id.clone());
-        env.insert("GANTRY_STAGE_ID".into(), stage.ctx.stage_id.clone());
-        env.insert("GANTRY_STEP".into(), self.index.to_string());
-        env
+        env.extend(step.env.clone());
+        let mut secrets = self.secret_env();
+        env.retain(|name, value| {
+            if stage.log.masker.reveals(value) {
+                secrets.insert(name.clone(), value.clone());
+                false
+            } else {
+                true
+            }
+        });
+        let confinement = match stage.engine_cli.get(&(self.index as usize)) {
+            Some(allowed) => Confinement::EngineCli(allowed.clone()),
+            None => Confinement::Step,
+        };
+        let spec = StepSpec {
+            index: self.index,
+            name,
+            script: step.script.clone(),
+            command: step.command.clone(),
+            image: step.image.clone(),
+            entrypoint: step.entrypoint.clone(),
+            args: step.args.clone(),
+            env,
+            secret_env: secrets.keys().cloned().collect(),
+            volumes: step
+                .volumes
+                .iter()
+                .map(|v| StepVolume {
+                    name: v.name.clone(),
+                    path: v.path.clone(),
+                })
+                .collect(),
+            dir: step.dir.clone(),
+            timeout: step.timeout,
+            confinement,
+        };
+        (spec, StepSecrets(secrets))
     }
 
     fn secret_env(&self) -> BTreeMap<String, String> {
@@ -510,21 +246,6 @@ impl StepRun<'_> {
                 Some((variable.to_owned(), self.stage.secrets.get(secret)?.clone()))
             })
             .collect()
-    }
-
-    async fn stop_container(&self) {
-        if self.step.image.is_none() {
-            return;
-        }
-        if let Some(engine) = &self.stage.containers {
-            let name = self.stage.labels.container_name(self.index);
-            if let Err(error) = engine.remove_container(&name).await {
-                self.stage
-                    .log
-                    .system(&format!("cannot remove container {name}: {error}"))
-                    .await;
-            }
-        }
     }
 
     async fn fail(&self, error: String, started_at: Option<i64>) -> StepEnd {
@@ -548,77 +269,9 @@ impl StepRun<'_> {
     }
 }
 
-/// The descriptor a host step's shell reads its script from.
-const SCRIPT_FD: i32 = 3;
-
-/// Makes `file` the descriptor [`SCRIPT_FD`] of the process `command`
-/// starts (and of a container podman starts with `--preserve-fds=1`).
-fn pass_script(command: &mut tokio::process::Command, file: &OwnedFd) {
-    let raw = file.as_raw_fd();
-    // SAFETY: dup2 and fcntl are async-signal-safe system calls.
-    unsafe {
-        command.pre_exec(move || {
-            let result = if raw == SCRIPT_FD {
-                libc::fcntl(SCRIPT_FD, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(raw, SCRIPT_FD)
-            };
-            if result < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// An anonymous memory file holding `script` (never on disk, gone with its
-/// last descriptor), read from its start by the shell.
-fn script_memory_file(script: &str) -> std::io::Result<OwnedFd> {
-    use std::io::Write;
-    // SAFETY: the name is a NUL-terminated literal.
-    let fd = unsafe { libc::memfd_create(c"gantry-step-script".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: memfd_create returned a new descriptor that we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut file = std::fs::File::from(fd);
-    file.write_all(script.as_bytes())?;
-    Ok(OwnedFd::from(file))
-}
-
-/// The server's own variables (`GANTRY_DATA_DIR`, `GANTRY_TOKEN`, …) are
-/// not for steps, confined or not.
-fn remove_server_variables(command: &mut tokio::process::Command) {
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(|n| n.starts_with("GANTRY_")) {
-            command.env_remove(&name);
-        }
-    }
-}
-
 pub(crate) fn describe(index: i64, step: &Step) -> String {
     match (&step.name, &step.id) {
         (Some(name), _) | (None, Some(name)) => format!("step {} ({name})", index + 1),
         (None, None) => format!("step {}", index + 1),
     }
-}
-
-/// The step's directory: the workspace, or `dir` inside it (never outside).
-fn working_dir(workspace: &Path, dir: Option<&str>) -> Result<PathBuf, String> {
-    let Some(dir) = dir else {
-        return Ok(workspace.to_owned());
-    };
-    let relative = Path::new(dir);
-    if relative
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(format!(
-            "dir {dir:?} must be a relative path inside the workspace"
-        ));
-    }
-    let path = workspace.join(relative);
-    std::fs::create_dir_all(&path).map_err(|e| format!("cannot create dir {dir:?}: {e}"))?;
-    Ok(path)
 }

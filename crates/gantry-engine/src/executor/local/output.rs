@@ -1,4 +1,4 @@
-//! A step's output: its pipes copied into the stage log, and the
+//! A step's output: its pipes copied line by line, and the
 //! `key=value` lines it leaves in `$GANTRY_OUTPUT`.
 
 use std::path::Path;
@@ -14,11 +14,39 @@ use crate::logs::{MAX_LINE, StageLog};
 /// Output beyond this many bytes per step is dropped, with a notice.
 pub(crate) const MAX_STEP_LOG: u64 = 256 * 1024 * 1024;
 
-/// Copies a pipe into the stage log line by line, cutting over-long lines,
-/// and dropping output once the step's budget is spent.
+/// Where [`pump`] sends lines: the stage log itself (a bake's build), or a
+/// step handle's channel (see `crate::executor`).
+pub(crate) trait LineSink: Send + Sync + 'static {
+    fn line(
+        &self,
+        step: i64,
+        stream: LogStream,
+        text: &str,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl LineSink for StageLog {
+    async fn line(&self, step: i64, stream: LogStream, text: &str) {
+        StageLog::line(self, step, stream, text).await
+    }
+}
+
+impl LineSink for tokio::sync::mpsc::Sender<crate::executor::LogLine> {
+    async fn line(&self, _step: i64, stream: LogStream, text: &str) {
+        let line = crate::executor::LogLine {
+            stream,
+            text: text.to_owned(),
+        };
+        // A receiver gone means nobody reads the step's output any more.
+        let _ = self.send(line).await;
+    }
+}
+
+/// Copies a pipe into `log` line by line, cutting over-long lines, and
+/// dropping output once the step's budget is spent.
 pub(crate) async fn pump(
     pipe: impl AsyncRead + Unpin,
-    log: StageLog,
+    log: impl LineSink,
     step: i64,
     stream: LogStream,
     budget: Arc<AtomicU64>,

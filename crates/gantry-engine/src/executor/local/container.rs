@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gantry_config::Step;
 use gantry_container::{ContainerEngine, ContainerRun, VolumeMount, labels};
+
+use crate::executor::StepSpec;
 
 /// Where the step's `$GANTRY_OUTPUT` file's folder is mounted.
 const RUN_DIR_MOUNT: &str = "/gantry";
@@ -96,7 +97,7 @@ impl StageLabels {
 pub(crate) struct ContainerStep<'a> {
     pub(crate) labels: &'a StageLabels,
     pub(crate) index: i64,
-    pub(crate) step: &'a Step,
+    pub(crate) step: &'a StepSpec,
     pub(crate) image: &'a str,
     pub(crate) workspace: &'a Path,
     pub(crate) run_dir: &'a Path,
@@ -110,6 +111,9 @@ pub(crate) struct ContainerStep<'a> {
     /// Where the step's script is inside the container, when it has one:
     /// the shell reads it from there, never from its command line.
     pub(crate) script: Option<String>,
+    /// The entrypoint and arguments that replace the step's own (a shell
+    /// that reads the step's secrets, then runs its command).
+    pub(crate) command: Option<(String, Vec<String>)>,
     /// Descriptors the engine hands on to the container (the script's).
     pub(crate) preserve_fds: u32,
 }
@@ -118,6 +122,10 @@ impl ContainerStep<'_> {
     pub(crate) fn command(&self, engine: &ContainerEngine) -> tokio::process::Command {
         let step = self.step;
         let (entrypoint, args) = match (&self.script, &step.command) {
+            _ if self.command.is_some() => {
+                let (entrypoint, args) = self.command.clone().unwrap_or_default();
+                (Some(entrypoint), args)
+            }
             (Some(script), _) => (Some("sh".to_owned()), vec!["-e".to_owned(), script.clone()]),
             (None, Some(argv)) => (step.entrypoint.clone(), argv.clone()),
             (None, None) => (step.entrypoint.clone(), step.args.clone()),

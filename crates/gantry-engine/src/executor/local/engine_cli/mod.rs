@@ -1,0 +1,25 @@
+//! What a Cloud Build `gcr.io/cloud-builders/docker` step may ask of the
+//! container engine. The image map runs that builder as the host's engine
+//! CLI (`host:podman`), unconfined and with the server's rights, because a
+//! confined process cannot reach the engine; so until runners bring a
+//! rootless engine of their own, such a step may only build, tag, push and
+//! pull images and ask about them. Everything else (`run`, `exec`, `cp`,
+//! `volume`, `system`, options that mount or read host paths, …) is
+//! refused before any step of the stage runs, naming the step, the
+//! argument and why. A build's context and `-f` file must lie beneath the
+//! workspace: at the step's start they are opened beneath it (no `..`, no
+//! link out) and podman gets the open descriptors (`/dev/fd/N`), so a step
+//! running in parallel cannot swap them after the check.
+
+mod paths;
+mod policy;
+
+pub(crate) use paths::{inherit, open_paths};
+pub(crate) use policy::{Allowed, check};
+
+/// The label every image Gantry builds carries (bakes, and builds of the
+/// engine CLI), so that pruning removes those and nothing else of the host.
+pub(crate) const BUILT_LABEL: &str = "io.gantry.built=1";
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! A stage's directories and volumes, before its first step and after its
+//! last.
+
+use std::path::{Path, PathBuf};
+
+use gantry_container::ContainerEngine;
+
+use super::{LocalExecutor, labels};
+use crate::executor::StageSpec;
+
+/// The stage's private temporary directory: `HOME` and `TMPDIR` of its
+/// confined host steps.
+pub(super) fn tmp_dir(stage: &StageSpec) -> PathBuf {
+    stage.run_dir.join("tmp")
+}
+
+/// With a step user, the stage's workspace and run directory (with its
+/// temporary directory) become that user's, and the directories above them
+/// in the data directory traversable (`--x` for others, never readable), so
+/// that its host steps reach them and nothing else.
+pub(super) async fn confinement(executor: &LocalExecutor, stage: &StageSpec) -> Result<(), String> {
+    let Some(sandbox) = executor.sandbox().cloned() else {
+        return Ok(());
+    };
+    if sandbox.identity().is_none() {
+        return Ok(());
+    }
+    let data_dir = executor.config.data_dir.clone();
+    let workspace = stage.workspace.clone();
+    let run_dir = stage.run_dir.clone();
+    let tmp = tmp_dir(stage);
+    let work = move || -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        // The step user's git trusts repositories other users own (a clone
+        // from a path the server's user made): what git's ownership check
+        // guards against, config planted by another user running as this
+        // one, cannot hurt a user that holds nothing but this stage.
+        std::fs::write(tmp.join(".gitconfig"), "[safe]\n\tdirectory = *\n")
+            .map_err(|e| format!("cannot write the step user's git config: {e}"))?;
+        let traversed = [
+            data_dir.clone(),
+            data_dir.join("workspaces"),
+            data_dir.join("runs"),
+            run_dir.parent().map(Path::to_owned).unwrap_or_default(),
+        ];
+        for dir in traversed {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+                .map_err(|e| format!("cannot make {} traversable: {e}", dir.display()))?;
+        }
+        sandbox.hand_over(&workspace).map_err(|e| e.to_string())?;
+        sandbox.hand_over(&run_dir).map_err(|e| e.to_string())
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("cannot prepare the step user's directories: {e}"))?
+}
+
+/// Creates the named volumes the steps mount, labelled so that the end of
+/// the stage (or a restart's cleanup) finds and removes them.
+pub(super) async fn volumes(executor: &LocalExecutor, stage: &StageSpec) -> Result<(), String> {
+    let Some(engine) = executor.containers().filter(|_| stage.uses_containers) else {
+        return Ok(());
+    };
+    let labels = labels(stage);
+    for name in &stage.volumes {
+        labels
+            .create_volume(engine, name)
+            .await
+            .map_err(|e| format!("volume {name:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Removes what the stage's containers left: the containers themselves
+/// (a safety net: steps run with `--rm` and a stopped step removes its
+/// own), and the stage's volumes when its steps mount any (every run of the
+/// stage creates them again, so a stage without volumes has none left from
+/// an interrupted run either; skipping spares an engine call per stage).
+pub(super) async fn remove_leftovers(
+    stage: &StageSpec,
+    engine: &ContainerEngine,
+) -> Result<(), String> {
+    if !stage.uses_containers {
+        return Ok(());
+    }
+    let labels = labels(stage);
+    labels.remove_containers(engine).await?;
+    if !stage.volumes.is_empty() {
+        labels.remove_volumes(engine).await?;
+    }
+    Ok(())
+}
