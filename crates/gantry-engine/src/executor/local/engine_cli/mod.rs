@@ -17,9 +17,6 @@ mod policy;
 pub(crate) use paths::{inherit, open_paths};
 pub(crate) use policy::{Allowed, check};
 
-/// The label every image Gantry builds carries (bakes, and builds of the
-/// engine CLI), so that pruning removes those and nothing else of the host.
-pub(crate) const BUILT_LABEL: &str = "io.gantry.built=1";
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,6 @@
 //! may use, parsed the way podman's flag parser reads them (`--name value`,
 //! `--name=value`, `-t value`, `-tvalue`, clusters of short flags).
 
-use super::BUILT_LABEL;
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,7 +90,8 @@ pub(crate) fn check(argv: &[String]) -> Result<Allowed, Refused> {
     let mut paths = Vec::new();
     if rules.builds {
         out.push("--label".into());
-        out.push(BUILT_LABEL.into());
+        // What `pruneImages` may remove, as for bakes.
+        out.push(format!("{}=1", gantry_container::labels::BUILT));
     }
     for token in &parsed {
         match token {
