@@ -34,10 +34,6 @@ impl TriggerKind for ArtifactKind {
         "artifact"
     }
 
-    fn handles(&self, trigger: &Trigger) -> bool {
-        matches!(trigger, Trigger::Artifact(_))
-    }
-
     fn describe(&self, trigger: &Trigger) -> String {
         let Trigger::Artifact(a) = trigger else {
             return String::new();

@@ -18,10 +18,6 @@ impl crate::kinds::TriggerKind for PipelineKind {
         "pipeline"
     }
 
-    fn handles(&self, trigger: &Trigger) -> bool {
-        matches!(trigger, Trigger::Pipeline(_))
-    }
-
     fn describe(&self, trigger: &Trigger) -> String {
         let Trigger::Pipeline(p) = trigger else {
             return String::new();

@@ -27,10 +27,6 @@ impl TriggerKind for CronKind {
         "cron"
     }
 
-    fn handles(&self, trigger: &Trigger) -> bool {
-        matches!(trigger, Trigger::Cron(_))
-    }
-
     fn describe(&self, trigger: &Trigger) -> String {
         let Trigger::Cron(c) = trigger else {
             return String::new();

@@ -25,10 +25,6 @@ impl crate::kinds::TriggerKind for WebhookKind {
         "webhook"
     }
 
-    fn handles(&self, trigger: &Trigger) -> bool {
-        matches!(trigger, Trigger::Webhook(_))
-    }
-
     fn describe(&self, trigger: &Trigger) -> String {
         let Trigger::Webhook(w) = trigger else {
             return String::new();

@@ -17,10 +17,6 @@ impl TriggerKind for GitKind {
         "git"
     }
 
-    fn handles(&self, trigger: &Trigger) -> bool {
-        matches!(trigger, Trigger::Git(_))
-    }
-
     fn describe(&self, trigger: &Trigger) -> String {
         let Trigger::Git(git) = trigger else {
             return String::new();

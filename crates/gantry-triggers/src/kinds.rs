@@ -14,8 +14,10 @@ pub(crate) trait TriggerKind: Send + Sync {
     /// The `type` of the triggers it handles, as written in `gantry.yaml`.
     fn name(&self) -> &'static str;
 
-    /// Whether `trigger` is one of its own.
-    fn handles(&self, trigger: &Trigger) -> bool;
+    /// Whether `trigger` is one of its own: those whose `type` is its name.
+    fn handles(&self, trigger: &Trigger) -> bool {
+        trigger.type_name() == self.name()
+    }
 
     /// What one of its triggers watches, in a few words (`repository app, branch ^main$`).
     fn describe(&self, trigger: &Trigger) -> String;

@@ -188,7 +188,10 @@ mod watch {
         apply(&store, "hourly", "0 * * * *", 3).await;
         watch.current().await;
         assert!(woken.has_changed().unwrap());
-        assert_eq!(schedules_of(&watch), ["hourly 0 * * * *", "nightly 30 4 * * *"]);
+        assert_eq!(
+            schedules_of(&watch),
+            ["hourly 0 * * * *", "nightly 30 4 * * *"]
+        );
         assert_eq!(watch.loads(), 2);
 
         store.delete_pipeline("hourly").await.unwrap();
