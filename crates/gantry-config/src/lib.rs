@@ -33,6 +33,9 @@ mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
+pub use triggers::{
+    ArtifactTrigger, CronTrigger, GitTrigger, PipelineTrigger, Trigger, WebhookTrigger,
+};
 
 /// Parses and validates a `gantry.yaml`. `file` names it in diagnostics. Returns the document
 /// only when nothing is wrong; otherwise every problem found, in file order.
