@@ -122,11 +122,17 @@ async fn the_fingerprint_moves_with_every_change_and_only_then(db: TestDb) {
     store.upsert_pipeline("web", None, &spec, 2).await.unwrap();
     assert_eq!(store.pipelines_fingerprint().await.unwrap(), created);
     let changed = json!({ "stages": [{ "id": "build", "type": "run" }] });
-    store.upsert_pipeline("web", None, &changed, 3).await.unwrap();
+    store
+        .upsert_pipeline("web", None, &changed, 3)
+        .await
+        .unwrap();
     let updated = store.pipelines_fingerprint().await.unwrap();
     assert_ne!(updated, created);
     // One pipeline deleted and another created in its place still moves it.
     store.delete_pipeline("web").await.unwrap();
-    store.upsert_pipeline("api", None, &changed, 4).await.unwrap();
+    store
+        .upsert_pipeline("api", None, &changed, 4)
+        .await
+        .unwrap();
     assert_ne!(store.pipelines_fingerprint().await.unwrap(), updated);
 }
