@@ -48,6 +48,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     engine: Engine,
+    triggers: gantry_triggers::Triggers,
     tokens: auth::TokenCache,
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
@@ -58,20 +59,29 @@ struct Inner {
 impl AppState {
     /// `shutdown` ends open event streams, so that a graceful shutdown does
     /// not wait for clients that follow executions forever.
-    pub fn new(engine: Engine, metrics: PrometheusHandle, shutdown: CancellationToken) -> AppState {
-        AppState::with_body_limits(engine, metrics, shutdown, BodyLimits::default())
+    /// `triggers` is the one trigger service of the server, whose watch of the pipelines the
+    /// webhook and git routes share.
+    pub fn new(
+        engine: Engine,
+        triggers: gantry_triggers::Triggers,
+        metrics: PrometheusHandle,
+        shutdown: CancellationToken,
+    ) -> AppState {
+        AppState::with_body_limits(engine, triggers, metrics, shutdown, BodyLimits::default())
     }
 
     /// [`AppState::new`] with limits on request bodies other than the
     /// defaults (`gantry serve` flags).
     pub fn with_body_limits(
         engine: Engine,
+        triggers: gantry_triggers::Triggers,
         metrics: PrometheusHandle,
         shutdown: CancellationToken,
         body_limits: BodyLimits,
     ) -> AppState {
         AppState(Arc::new(Inner {
             engine,
+            triggers,
             tokens: auth::TokenCache::default(),
             metrics,
             shutdown,
@@ -94,6 +104,10 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         self.0.engine.store()
+    }
+
+    pub fn triggers(&self) -> &gantry_triggers::Triggers {
+        &self.0.triggers
     }
 
     fn tokens(&self) -> &auth::TokenCache {

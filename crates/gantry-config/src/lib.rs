@@ -42,6 +42,9 @@ pub use stages::{
     PublishDebStage, RegistryAccess, ReleaseStage, RunStage, SecretName, Signal, StageType,
     StatusUrlResolution, Step, StepVolume, WaitStage, WebhookStage,
 };
+pub use triggers::{
+    ArtifactTrigger, CronTrigger, GitTrigger, PipelineTrigger, Trigger, WebhookTrigger,
+};
 
 /// Parses and validates a `gantry.yaml`. `file` names it in diagnostics. Returns the document
 /// only when nothing is wrong; otherwise every problem found, in file order.

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::duration::opt as duration_opt;
 use crate::stages::ManualJudgmentStage;
 pub use crate::stages::StageKind;
+use crate::triggers::Trigger;
 
 /// A whole `gantry.yaml`. Later kinds (applications, load balancers,
 /// repositories) become further top-level lists beside `pipelines`.
@@ -86,130 +87,6 @@ pub enum OnConflict {
 
 fn default_concurrency_limit() -> u32 {
     1
-}
-
-/// What starts a pipeline, selected by `type:`. Checked in `triggers.rs`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum Trigger {
-    /// A push to a repository Gantry hosts (`repository`), or to an external one (`url`)
-    /// reported by a GitHub or GitLab webhook or found by polling (`poll`).
-    Git(GitTrigger),
-    /// A POST to `/webhooks/generic/SOURCE` (Spinnaker's webhook trigger).
-    Webhook(WebhookTrigger),
-    /// Another pipeline's execution ended with one of `status`.
-    Pipeline(PipelineTrigger),
-    /// A new package landed in an APT repository of this server.
-    Artifact(ArtifactTrigger),
-    /// A 5-field cron schedule in a time zone.
-    Cron(CronTrigger),
-}
-
-impl Trigger {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Trigger::Git(_) => "git",
-            Trigger::Webhook(_) => "webhook",
-            Trigger::Pipeline(_) => "pipeline",
-            Trigger::Artifact(_) => "artifact",
-            Trigger::Cron(_) => "cron",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GitTrigger {
-    /// A hosted repository's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repository: Option<String>,
-    /// An external repository's clone URL, as GitHub or GitLab report it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// A regex matched against the branch name (`^main$`); with neither `branch` nor `tag`,
-    /// every branch matches.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
-    /// A regex matched against the tag name (`^v.*`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    /// Globs (`src/**`): the push must change at least one matching file.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub included_files: Vec<String>,
-    /// Globs: a push that changes only matching files is ignored.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ignored_files: Vec<String>,
-    /// The webhook secret (GitHub: the HMAC key; GitLab: the token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-    /// The webhook secret is the value of this secret-store secret (instead of `secret`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_from: Option<String>,
-    /// A secret holding `user:password` (or a bare token) that git answers an external `url`
-    /// with when polling, reading `config` and checking out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<String>,
-    /// Checks an external `url` with `ls-remote` this often.
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub poll: Option<Duration>,
-    /// A pipeline file in the repository, read at the pushed commit: a `gantry.yaml` whose
-    /// pipeline (of this name, or its only one) gives the execution's stages and parameters,
-    /// or a Cloud Build file, run as one `run` stage.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WebhookTrigger {
-    /// The last segment of `/webhooks/generic/SOURCE`.
-    pub source: String,
-    /// When set, the request must carry it as `X-Gantry-Secret` or a bearer token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-    /// The secret is the value of this secret-store secret (instead of `secret`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_from: Option<String>,
-    /// Payload field (a dotted path) → regex the field's value must match.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub payload_constraints: BTreeMap<String, String>,
-    /// Anyone may start it: the trigger has no secret on purpose. Without a
-    /// secret and without this, the trigger is refused.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub public: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ArtifactTrigger {
-    /// The APT repository (`gantry apt repo create NAME`).
-    pub repository: String,
-    /// Only this package; every package when not given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub package: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CronTrigger {
-    /// `MIN HOUR DAY MONTH WEEKDAY`, e.g. `0 3 * * 1-5`.
-    pub schedule: String,
-    /// An IANA time zone (`Europe/Paris`); UTC when not given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_zone: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PipelineTrigger {
-    pub pipeline: String,
-    /// End statuses that start this pipeline; `succeeded` when not given.
-    #[serde(default = "default_trigger_statuses")]
-    pub status: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -558,7 +435,4 @@ pub struct ScaleDownClusterStage {
 
 pub(crate) fn yes() -> bool {
     true
-}
-fn default_trigger_statuses() -> Vec<String> {
-    vec!["succeeded".to_owned()]
 }

@@ -66,9 +66,9 @@ pub struct RunRequest {
     pub pipeline: String,
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
-    /// What started it; `{"type": "manual", "user": NAME}` for a person.
+    /// What started it; a run by hand with nobody named when not given.
     #[serde(default)]
-    pub trigger: serde_json::Value,
+    pub trigger: gantry_store::TriggerData,
     /// What this execution runs instead of the applied pipeline (a trigger's `config:` file,
     /// read at the pushed commit): copied into the execution like the applied spec would be.
     /// Never read from a request body: only code that validated it may set it.
@@ -245,10 +245,7 @@ impl Engine {
         };
         let parameters = resolve_parameters(&pipeline, &request.parameters)?;
         let parameters = crate::sealed::seal_parameters(&pipeline, parameters, self.secrets());
-        let trigger = match request.trigger {
-            serde_json::Value::Null => serde_json::json!({ "type": "manual" }),
-            other => other,
-        };
+        let trigger = request.trigger.to_stored();
         let new = NewExecution {
             id: uuid::Uuid::now_v7().to_string(),
             pipeline: record.name,
@@ -285,18 +282,16 @@ impl Engine {
                 "execution {execution}: stored spec is unreadable: {e}"
             ))
         })?;
-        let mut trigger = match earlier.trigger {
-            serde_json::Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        };
-        trigger.insert("rerunOf".into(), serde_json::json!(execution));
-        trigger.insert("rerunBy".into(), serde_json::json!(user));
+        let mut trigger = gantry_store::TriggerData::from_stored(&earlier.trigger)
+            .map_err(|e| EngineError::Invalid(format!("execution {execution}: {e}")))?;
+        trigger.rerun_of = Some(execution.to_owned());
+        trigger.rerun_by = Some(user.to_owned());
         let new = NewExecution {
             id: uuid::Uuid::now_v7().to_string(),
             pipeline: earlier.pipeline,
             spec: earlier.spec,
             parameters: earlier.parameters,
-            trigger: serde_json::Value::Object(trigger),
+            trigger: trigger.to_stored(),
             parent: None,
             stage_ids: pipeline.stages.iter().map(|s| s.id.clone()).collect(),
             created_at: clock::now(),

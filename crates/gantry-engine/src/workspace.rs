@@ -8,27 +8,37 @@
 //! between creating the execution and failing it fails it all the same.
 
 use gantry_git::Remote;
-use gantry_store::Status;
-use serde_json::Value;
+use gantry_store::{GitPush, Status, TriggerData};
 
 use crate::engine::Engine;
 use crate::state::Execution;
 
 /// Checks out the trigger's commit into the workspace. `Err` is the reason the execution fails.
 pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<(), String> {
-    let (trigger, untouched) = {
+    let (stored, untouched) = {
         let state = execution.read().await;
         let untouched = state.stages.iter().all(|s| s.status == Status::Pending);
         (state.exec.trigger.clone(), untouched)
     };
-    if let Some(error) = trigger.get("configError").and_then(Value::as_str) {
+    // A trigger of no known shape names no commit: the workspace starts empty.
+    let push = match TriggerData::from_stored(&stored) {
+        Ok(trigger) => trigger.git(),
+        Err(error) => {
+            tracing::warn!(execution = %execution.id, %error, "the workspace starts empty");
+            None
+        }
+    };
+    if let Some(error) = push.as_ref().and_then(|p| p.config_error.as_deref()) {
         return Err(error.to_owned());
     }
     // Once a stage has run, the workspace is its to change: a resumed execution keeps it.
     if !untouched {
         return Ok(());
     }
-    let Some((source, commit)) = source_of(engine, &trigger).await? else {
+    let Some(push) = push else {
+        return Ok(());
+    };
+    let Some((source, commit)) = source_of(engine, &push).await? else {
         return Ok(());
     };
     let dest = engine
@@ -48,18 +58,12 @@ pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<()
 /// Where to clone from and which commit, when the trigger names one: a hosted repository
 /// by name (unless the push came from outside, with a `url`, and the secret-store name of its
 /// `credentials`), else the `url`.
-async fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(Remote, String)>, String> {
-    let field = |name: &str| {
-        trigger
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    let Some(commit) = field("commit") else {
+async fn source_of(engine: &Engine, push: &GitPush) -> Result<Option<(Remote, String)>, String> {
+    let Some(commit) = present(Some(&push.commit)) else {
         return Ok(None);
     };
-    if let Some(url) = field("url") {
-        let credentials = match field("credentials") {
+    if let Some(url) = present(push.url.as_deref()) {
+        let credentials = match present(push.credentials.as_deref()) {
             Some(name) => Some(
                 engine
                     .git_credentials(name)
@@ -71,7 +75,7 @@ async fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(Remote, S
         let remote = Remote::new(url).with_credentials(credentials);
         return Ok(Some((remote, commit.to_owned())));
     }
-    let Some(name) = field("repository") else {
+    let Some(name) = present(Some(&push.repository)) else {
         return Ok(None);
     };
     let path = engine
@@ -82,4 +86,8 @@ async fn source_of(engine: &Engine, trigger: &Value) -> Result<Option<(Remote, S
         Remote::new(path.to_string_lossy()),
         commit.to_owned(),
     )))
+}
+
+fn present(value: Option<&str>) -> Option<&str> {
+    value.filter(|s| !s.is_empty())
 }

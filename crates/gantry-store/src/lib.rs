@@ -51,6 +51,7 @@ mod secrets;
 mod stages;
 mod store;
 mod tokens;
+mod trigger_data;
 
 pub use apt::{
     AptPackLocation, AptPackageFile, AptPackageKey, AptPackageRecord, AptParagraph,
@@ -61,5 +62,9 @@ pub use apt_landed::{AptLanded, AptLandedRecord};
 pub use bakes::BakeRecord;
 pub use concurrency::SlotClaim;
 pub use model::*;
+pub use pipelines::PipelinesFingerprint;
 pub use secrets::SecretRecord;
 pub use store::{Backend, Store, StoreError};
+pub use trigger_data::{
+    Cause, ChildOf, GitPush, PipelineCause, TriggerData, UnreadableTrigger, Upstream, UpstreamEnded,
+};

@@ -63,6 +63,26 @@ impl Store {
         rows.iter().map(pipeline_from_row).collect()
     }
 
+    /// A value that changes whenever a pipeline is created, changed or deleted, by this
+    /// process or another sharing the database: one row of aggregates, so that watchers of
+    /// the pipelines (triggers) can tell cheaply whether they must read them again.
+    pub async fn pipelines_fingerprint(&self) -> Result<PipelinesFingerprint, StoreError> {
+        // Deleting one pipeline and creating another still moves the latest `updated_at`.
+        let (count, latest, versions): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(MAX(updated_at), 0),
+                    CAST(COALESCE(SUM(version), 0) AS BIGINT)
+             FROM pipelines",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(read_error("pipelines"))?;
+        Ok(PipelinesFingerprint {
+            count,
+            latest,
+            versions,
+        })
+    }
+
     /// Returns false if there was no such pipeline. Executions are kept.
     pub async fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM pipelines WHERE name = $1")
@@ -71,6 +91,14 @@ impl Store {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// See [`Store::pipelines_fingerprint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipelinesFingerprint {
+    count: i64,
+    latest: Millis,
+    versions: i64,
 }
 
 fn pipeline_from_row(row: &AnyRow) -> Result<PipelineRecord, StoreError> {

@@ -65,7 +65,8 @@ impl Triggers {
                     None => None,
                 };
                 let remote = Remote::new(url.as_str()).with_credentials(credentials);
-                let cache = gantry_git::cache_path(&self.engine.data_dir().join("git-cache"), url);
+                let cache =
+                    gantry_git::cache_path(&self.orchestrator.data_dir().join("git-cache"), url);
                 gantry_git::fetch_commit(&cache, &remote, &push.update.name, commit)
                     .await
                     .map_err(|e| e.to_string())?;

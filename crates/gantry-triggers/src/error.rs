@@ -19,3 +19,22 @@ impl From<gantry_store::StoreError> for WebhookError {
         WebhookError::Internal(error.to_string())
     }
 }
+
+/// Why `gantry run --ref` cannot run a pipeline on that ref. The API answers 400 with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ManualRefError {
+    #[error(
+        "pipeline {pipeline:?} has no git trigger: --ref needs a repository to take {reference:?} from"
+    )]
+    NoGitTrigger { pipeline: String, reference: String },
+    #[error("the git trigger names no repository")]
+    NoRepository,
+    #[error("repository {repository:?} has no branch or tag {reference:?}")]
+    NoSuchRef {
+        repository: String,
+        reference: String,
+    },
+    /// The repository cannot be opened or listed, or its credentials read.
+    #[error("{0}")]
+    Repository(String),
+}

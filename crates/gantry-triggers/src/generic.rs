@@ -8,7 +8,7 @@
 //! the replay window (`webhook::REPLAY_WINDOW`).
 
 use gantry_config::{Trigger, WebhookTrigger};
-use gantry_engine::RunRequest;
+use gantry_store::{Cause, TriggerData};
 use http::HeaderMap;
 use serde_json::{Value, json};
 
@@ -16,6 +16,22 @@ use crate::push::Started;
 use crate::signature::token_valid;
 use crate::webhook::{Delivery, header};
 use crate::{Triggers, WebhookError};
+
+/// The `webhook` kind: generic deliveries, which arrive as requests (`Triggers::generic`).
+pub(crate) struct WebhookKind;
+
+impl crate::kinds::TriggerKind for WebhookKind {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn describe(&self, trigger: &Trigger) -> String {
+        let Trigger::Webhook(w) = trigger else {
+            return String::new();
+        };
+        format!("/webhooks/generic/{}", w.source)
+    }
+}
 
 impl Triggers {
     pub async fn generic(
@@ -31,11 +47,10 @@ impl Triggers {
         let listening: Vec<(String, WebhookTrigger)> = self
             .pipelines()
             .await
-            .into_iter()
+            .iter()
             .flat_map(|p| {
-                let name = p.name.clone();
-                p.triggers.into_iter().filter_map(move |t| match t {
-                    Trigger::Webhook(w) if w.source == source => Some((name.clone(), w)),
+                p.triggers.iter().filter_map(|t| match t {
+                    Trigger::Webhook(w) if w.source == source => Some((p.name.clone(), w.clone())),
                     _ => None,
                 })
             })
@@ -88,16 +103,14 @@ impl Triggers {
             if !constraints_hold(trigger, &payload) {
                 continue;
             }
-            let request = RunRequest {
-                pipeline: pipeline.clone(),
-                parameters: Default::default(),
-                trigger: json!({"type": "webhook", "source": source, "payload": payload}),
-                spec: None,
-            };
-            match self.engine.run(request).await {
-                Ok(exec) => delivery.started.push(Started {
+            let trigger = TriggerData::new(Cause::Webhook {
+                source: source.to_owned(),
+                payload: payload.clone(),
+            });
+            match self.start_execution(pipeline, trigger).await {
+                Ok(execution) => delivery.started.push(Started {
                     pipeline: pipeline.clone(),
-                    execution: exec.id,
+                    execution,
                 }),
                 Err(error) => {
                     tracing::error!(%pipeline, %error, "webhook trigger cannot start the pipeline")

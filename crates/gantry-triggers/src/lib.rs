@@ -1,7 +1,11 @@
 //! What starts executions besides a person: pushes to hosted repositories, GitHub, GitLab and
-//! generic webhooks, and other pipelines ending. The engine runs what this crate starts; the
-//! API only hands requests over.
+//! generic webhooks, schedules, packages landing in APT repositories, and other pipelines
+//! ending. The orchestrator runs what this crate starts, through the narrow [`Orchestrator`]
+//! trait; the API only hands requests over.
 //!
+//! - `kinds`: the [`kinds::TriggerKind`] trait and the registry of kinds (`git`, `webhook`,
+//!   `cron`, `pipeline`, `artifact`), each in its own file.
+//! - `watch`: the one watch of the applied pipelines all kinds read.
 //! - `push`: one reported push (from the git server, a webhook or a poller), matched against
 //!   every pipeline's `git` triggers and started once per pipeline and commit.
 //! - `config`: a trigger's `config:`, the pipeline file read from the repository at the
@@ -9,69 +13,112 @@
 //! - `filters`: branch and tag regexes, `includedFiles`/`ignoredFiles` globs (Cloud Build's
 //!   semantics, see `glob`).
 //! - `github`, `gitlab`, `generic`: verifying and reading webhook deliveries.
-//! - `poll`: `ls-remote` on external repositories that cannot send webhooks.
+//! - `git`: the `git` kind: Gantry's own pushes (release tags, GitOps commits, through
+//!   `Repositories::subscribe`) and `poll` (`ls-remote` on repositories that cannot send
+//!   webhooks).
 //! - `cron`: 5-field schedules in a time zone.
-//! - `chain`: `pipeline` triggers, fed by the engine's execution events. Pushes Gantry makes
-//!   itself (release tags, GitOps commits) arrive through `Repositories::subscribe`.
+//! - `chain`: `pipeline` triggers, fed by the orchestrator's endings.
+//! - `artifact`: `artifact` triggers, fed by the packages the store records as landed.
 //! - `listing`: what watches what, for `GET /api/v1/triggers`.
 
 #![forbid(unsafe_code)]
 
+mod artifact;
 mod chain;
 mod config;
 mod cron;
 mod error;
 mod filters;
 mod generic;
+mod git;
 mod github;
 mod gitlab;
 mod glob;
+mod kinds;
 mod listing;
+mod orchestrator;
 mod poll;
 mod push;
 mod signature;
+mod watch;
 mod webhook;
 
-use gantry_config::Pipeline;
-use gantry_engine::Engine;
-use gantry_git::Repositories;
+use std::sync::Arc;
 
-pub use error::WebhookError;
+use gantry_git::Repositories;
+use gantry_store::Store;
+
+pub use error::{ManualRefError, WebhookError};
 #[doc(hidden)]
 pub use generic::read_delivery_body;
 pub use listing::TriggerView;
+pub use orchestrator::{Ended, Orchestrator, SecretError, StartError, StartRequest};
 pub use push::{Push, Source, Started};
 pub use signature::github_signature;
+pub use watch::{PipelineWatch, Pipelines};
 pub use webhook::Delivery;
 
-/// The trigger service; cheap to clone.
+/// The trigger service; cheap to clone (clones share one [`PipelineWatch`]).
 #[derive(Clone)]
 pub struct Triggers {
-    engine: Engine,
+    orchestrator: Arc<dyn Orchestrator>,
+    store: Store,
     repos: Repositories,
+    pipelines: PipelineWatch,
 }
 
 impl Triggers {
-    pub fn new(engine: Engine, repos: Repositories) -> Triggers {
-        Triggers { engine, repos }
+    pub fn new(orchestrator: Arc<dyn Orchestrator>, store: Store, repos: Repositories) -> Triggers {
+        Triggers {
+            orchestrator,
+            pipelines: PipelineWatch::new(store.clone()),
+            store,
+            repos,
+        }
     }
 
     pub fn repositories(&self) -> &Repositories {
         &self.repos
     }
 
-    /// Starts the background work until `shutdown`: `pipeline` triggers follow the engine's
-    /// events, pushes stages make are dispatched, pollers poll.
+    /// Starts the background work until `shutdown`: the watch of the pipelines, and what
+    /// every kind follows.
     pub fn start(&self, shutdown: tokio_util::sync::CancellationToken) {
-        tokio::spawn(chain::follow(self.clone(), shutdown.clone()));
-        tokio::spawn(push::follow_local_pushes(self.clone(), shutdown.clone()));
-        tokio::spawn(poll::run(self.clone(), shutdown.clone()));
-        tokio::spawn(cron::run(self.clone(), shutdown));
+        tokio::spawn(self.pipelines.clone().follow(shutdown.clone()));
+        for kind in kinds::KINDS {
+            if let Some(follow) = kind.follow(self.clone(), shutdown.clone()) {
+                tokio::spawn(follow);
+            }
+        }
+    }
+
+    /// Starts one execution; the trigger kind that asked logs what became of it.
+    async fn start_execution(
+        &self,
+        pipeline: &str,
+        trigger: gantry_store::TriggerData,
+    ) -> Result<String, StartError> {
+        self.orchestrator
+            .start(StartRequest {
+                pipeline: pipeline.to_owned(),
+                trigger,
+                spec: None,
+            })
+            .await
     }
 
     /// The credentials the secret-store secret `name` holds (`user:password`, or a token).
     async fn credentials(&self, name: &str) -> Result<gantry_git::Credentials, String> {
-        self.engine.git_credentials(name).await
+        match self.orchestrator.secret(name).await {
+            Ok(Some(value)) => Ok(gantry_git::Credentials::from_secret(&value)),
+            Ok(None) => Err(format!("credentials secret {name:?} does not exist")),
+            Err(SecretError::NoStore) => Err(format!(
+                "credentials secret {name:?} needs a secret store, which this server lacks"
+            )),
+            Err(SecretError::Unreadable(error)) => {
+                Err(format!("credentials secret {name:?}: {error}"))
+            }
+        }
     }
 
     /// A trigger's webhook secret: the value in the file (`secret`), or the secret store's
@@ -82,42 +129,29 @@ impl Triggers {
             return Some(literal.to_owned());
         }
         let name = from?;
-        match self.secret(name).await {
+        match self.orchestrator.secret(name).await {
             Ok(Some(value)) => Some(value),
             Ok(None) => {
                 tracing::warn!(secret = %name, "a trigger's secretFrom names a secret that does not exist");
                 None
             }
-            Err(error) => {
+            Err(SecretError::NoStore) => {
+                let error =
+                    format!("secret {name:?} needs a secret store, which this server lacks");
+                tracing::warn!(secret = %name, %error, "cannot read a trigger's secret");
+                None
+            }
+            Err(SecretError::Unreadable(error)) => {
+                let error = format!("secret {name:?}: {error}");
                 tracing::warn!(secret = %name, %error, "cannot read a trigger's secret");
                 None
             }
         }
     }
 
-    async fn secret(&self, name: &str) -> Result<Option<String>, String> {
-        let store = self.engine.secrets().ok_or_else(|| {
-            format!("secret {name:?} needs a secret store, which this server lacks")
-        })?;
-        store
-            .get(name)
-            .await
-            .map_err(|e| format!("secret {name:?}: {e}"))
-    }
-
-    /// Every applied pipeline that reads, with its spec; unreadable specs are skipped (the
-    /// engine reports them when run).
-    async fn pipelines(&self) -> Vec<Pipeline> {
-        match self.engine.store().pipelines().await {
-            Ok(records) => records
-                .into_iter()
-                .filter_map(|r| serde_json::from_value(r.spec).ok())
-                .collect(),
-            Err(error) => {
-                tracing::error!(%error, "cannot read pipelines for triggers");
-                Vec::new()
-            }
-        }
+    /// Every applied pipeline that reads, with its spec, as the shared watch has them now.
+    async fn pipelines(&self) -> Pipelines {
+        self.pipelines.current().await
     }
 }
 

@@ -26,7 +26,8 @@ pub(crate) async fn run(triggers: Triggers, shutdown: CancellationToken) {
         // One interval per URL: the shortest any trigger on it asks for; the credentials of
         // the first trigger on it that has some.
         let mut due: HashMap<String, (Duration, Option<String>)> = HashMap::new();
-        for pipeline in triggers.pipelines().await {
+        // The watched pipelines as last read: `PipelineWatch::follow` keeps them current.
+        for pipeline in triggers.pipelines.latest().iter() {
             for trigger in &pipeline.triggers {
                 if let Trigger::Git(git) = trigger
                     && let (Some(url), Some(every)) = (&git.url, git.poll)
@@ -72,7 +73,7 @@ async fn poll_once(triggers: &Triggers, url: &str, credentials: Option<&str>) {
             return;
         }
     };
-    let store = triggers.engine.store();
+    let store = &triggers.store;
     for remote in refs {
         let key = format!("poll:{url}:{}", remote.name);
         let seen = store.trigger_value(&key).await.ok().flatten();

@@ -3,13 +3,12 @@
 //! claim `commit:PIPELINE:SHA` taken.
 
 use gantry_config::{GitTrigger, Pipeline, Trigger};
-use gantry_engine::RunRequest;
 use gantry_git::{RefUpdate, Remote};
+use gantry_store::{Cause, GitPush, TriggerData};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
 
-use crate::Triggers;
 use crate::filters::{files_match, ref_matches};
+use crate::{ManualRefError, StartRequest, Triggers};
 
 /// Where a push happened.
 #[derive(Clone, Debug)]
@@ -57,7 +56,7 @@ impl Triggers {
         }
         let mut started = Vec::new();
         let commit = push.update.new.clone();
-        for pipeline in self.pipelines().await {
+        for pipeline in self.pipelines().await.iter() {
             let mut matched = None;
             for trigger in &pipeline.triggers {
                 let Trigger::Git(trigger) = trigger else {
@@ -80,12 +79,7 @@ impl Triggers {
                 continue;
             };
             let key = format!("commit:{}:{commit}", pipeline.name);
-            match self
-                .engine
-                .store()
-                .claim_trigger(&key, push.via, now())
-                .await
-            {
+            match self.store.claim_trigger(&key, push.via, now()).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::debug!(pipeline = %pipeline.name, %commit, via = push.via, "commit already triggered this pipeline");
@@ -99,13 +93,13 @@ impl Triggers {
             if push.author.is_none() || push.message.is_none() {
                 self.fill_commit_info(&mut push).await;
             }
-            let request = self.request(&pipeline, trigger, &push).await;
-            match self.engine.run(request).await {
-                Ok(exec) => {
-                    tracing::info!(pipeline = %pipeline.name, execution = %exec.id, %commit, ref_name = %push.update.name, via = push.via, "push triggered an execution");
+            let request = self.request(pipeline, trigger, &push).await;
+            match self.orchestrator.start(request).await {
+                Ok(execution) => {
+                    tracing::info!(pipeline = %pipeline.name, %execution, %commit, ref_name = %push.update.name, via = push.via, "push triggered an execution");
                     started.push(Started {
                         pipeline: pipeline.name.clone(),
-                        execution: exec.id,
+                        execution,
                     });
                 }
                 Err(error) => {
@@ -118,27 +112,27 @@ impl Triggers {
 
     /// The execution a push starts through `trigger`: its context, and the pipeline file the
     /// trigger names read at the commit (or why it cannot run, for the execution to fail with).
-    async fn request(&self, pipeline: &Pipeline, trigger: &GitTrigger, push: &Push) -> RunRequest {
-        let mut context = trigger_json(push);
-        if let Some(name) = &trigger.credentials {
-            // The name only: the workspace checkout reads the value from the store.
-            context["credentials"] = json!(name);
-        }
-        if let Some(config) = &trigger.config {
-            context["config"] = json!(config);
-        }
+    async fn request(
+        &self,
+        pipeline: &Pipeline,
+        trigger: &GitTrigger,
+        push: &Push,
+    ) -> StartRequest {
+        let mut context = git_push(push);
+        // The name only: the workspace checkout reads the value from the store.
+        context.credentials = trigger.credentials.clone();
+        context.config = trigger.config.clone();
         let spec = match self.pipeline_at_commit(pipeline, trigger, push).await {
             Ok(spec) => spec,
             Err(reason) => {
                 tracing::warn!(pipeline = %pipeline.name, commit = %push.update.new, %reason, "the trigger's pipeline file cannot run");
-                context["configError"] = json!(reason);
+                context.config_error = Some(reason);
                 None
             }
         };
-        RunRequest {
+        StartRequest {
             pipeline: pipeline.name.clone(),
-            parameters: Default::default(),
-            trigger: context,
+            trigger: TriggerData::new(Cause::Git(context)),
             spec,
         }
     }
@@ -208,28 +202,25 @@ pub(crate) fn same_repository(a: &str, b: &str) -> bool {
     normal(a) == normal(b)
 }
 
-/// The execution's `trigger`: what `${{ trigger.* }}` and the step environment read.
-fn trigger_json(push: &Push) -> Value {
-    let mut out = Map::new();
-    out.insert("type".into(), json!("git"));
-    out.insert("via".into(), json!(push.via));
-    out.insert("repository".into(), json!(push.repository));
-    let mut set = |key: &str, value: Option<&str>| {
-        if let Some(value) = value {
-            out.insert(key.to_owned(), json!(value));
-        }
-    };
-    set("url", push.url.as_deref());
-    set("ref", Some(&push.update.name));
-    set("branch", push.update.branch());
-    set("tag", push.update.tag());
-    set("commit", Some(&push.update.new));
-    set("before", Some(&push.update.old));
-    set("author", push.author.as_deref());
-    set("message", push.message.as_deref());
-    set("pusher", push.pusher.as_deref());
-    set("deliveryId", push.delivery_id.as_deref());
-    Value::Object(out)
+/// The execution's `trigger` for a push: what `${{ trigger.* }}` and the step environment read.
+fn git_push(push: &Push) -> GitPush {
+    GitPush {
+        via: push.via.to_owned(),
+        repository: push.repository.clone(),
+        url: push.url.clone(),
+        reference: push.update.name.clone(),
+        branch: push.update.branch().map(str::to_owned),
+        tag: push.update.tag().map(str::to_owned),
+        commit: push.update.new.clone(),
+        before: push.update.old.clone(),
+        author: push.author.clone(),
+        message: push.message.clone(),
+        pusher: push.pusher.clone(),
+        delivery_id: push.delivery_id.clone(),
+        credentials: None,
+        config: None,
+        config_error: None,
+    }
 }
 
 pub(crate) fn now() -> i64 {
@@ -278,11 +269,13 @@ pub(crate) async fn follow_local_pushes(
 impl Triggers {
     /// A run by hand on `reference` (a branch or tag) of the repository the pipeline's first
     /// `git` trigger watches: the same context (and `config:` file) a push of it would give.
+    /// `user` is who asked.
     pub async fn manual_ref(
         &self,
         pipeline: &Pipeline,
         reference: &str,
-    ) -> Result<RunRequest, String> {
+        user: &str,
+    ) -> Result<StartRequest, ManualRefError> {
         let git = pipeline
             .triggers
             .iter()
@@ -290,20 +283,25 @@ impl Triggers {
                 Trigger::Git(git) => Some(git),
                 _ => None,
             })
-            .ok_or_else(|| {
-                format!(
-                    "pipeline {:?} has no git trigger: --ref needs a repository to take {reference:?} from",
-                    pipeline.name
-                )
+            .ok_or_else(|| ManualRefError::NoGitTrigger {
+                pipeline: pipeline.name.clone(),
+                reference: reference.to_owned(),
             })?;
         let (remote, repository, url) = match (&git.repository, &git.url) {
             (Some(name), _) => {
-                let path = self.repos.existing(name).map_err(|e| e.to_string())?;
+                let path = self
+                    .repos
+                    .existing(name)
+                    .map_err(|e| ManualRefError::Repository(e.to_string()))?;
                 (Remote::new(path.to_string_lossy()), name.clone(), None)
             }
             (None, Some(url)) => {
                 let credentials = match &git.credentials {
-                    Some(name) => Some(self.credentials(name).await?),
+                    Some(name) => Some(
+                        self.credentials(name)
+                            .await
+                            .map_err(ManualRefError::Repository)?,
+                    ),
                     None => None,
                 };
                 (
@@ -312,11 +310,11 @@ impl Triggers {
                     Some(url.clone()),
                 )
             }
-            (None, None) => return Err("the git trigger names no repository".to_owned()),
+            (None, None) => return Err(ManualRefError::NoRepository),
         };
         let refs = gantry_git::ls_remote(&remote)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ManualRefError::Repository(e.to_string()))?;
         let wanted = [
             reference.to_owned(),
             format!("refs/heads/{reference}"),
@@ -325,8 +323,9 @@ impl Triggers {
         let found = wanted
             .iter()
             .find_map(|name| refs.iter().find(|r| &r.name == name))
-            .ok_or_else(|| {
-                format!("repository {repository:?} has no branch or tag {reference:?}")
+            .ok_or_else(|| ManualRefError::NoSuchRef {
+                repository: repository.clone(),
+                reference: reference.to_owned(),
             })?;
         let source = match &url {
             Some(url) => Source::Polled(url.clone()),
@@ -352,7 +351,13 @@ impl Triggers {
             self.fill_commit_info(&mut push).await;
         }
         let mut request = self.request(pipeline, git, &push).await;
-        request.trigger["type"] = json!("manual");
+        // The push it would have been, recorded as a run by hand.
+        if let Cause::Git(source) = request.trigger.cause {
+            request.trigger.cause = Cause::Manual {
+                user: Some(user.to_owned()),
+                source: Some(source),
+            };
+        }
         Ok(request)
     }
 }

@@ -125,3 +125,128 @@ fn cron_occurrences_respect_the_time_zone() {
         Some(at(10, 15))
     );
 }
+
+mod watch {
+    use chrono::{TimeZone, Utc};
+    use gantry_store::Store;
+
+    use crate::cron::{Looked, schedules};
+    use crate::kinds::{KINDS, kind_of};
+    use crate::watch::PipelineWatch;
+
+    /// A store of its own in a temporary directory.
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("gantry.db").display());
+        (Store::open(&url).await.unwrap(), dir)
+    }
+
+    /// Applies a pipeline named `name` whose one trigger is the cron `schedule`.
+    async fn apply(store: &Store, name: &str, schedule: &str, at: i64) {
+        let text = format!(
+            "pipelines:\n  - name: {name}\n    triggers:\n      - type: cron\n        schedule: \"{schedule}\"\n    stages:\n      - id: build\n        type: wait\n        duration: 1s\n"
+        );
+        let document = gantry_config::parse_document("gantry.yaml", &text).unwrap();
+        let spec = serde_json::to_value(&document.pipelines[0]).unwrap();
+        store.upsert_pipeline(name, None, &spec, at).await.unwrap();
+    }
+
+    fn schedules_of(watch: &PipelineWatch) -> Vec<String> {
+        schedules(&watch.latest())
+            .into_iter()
+            .map(|s| format!("{} {}", s.pipeline, s.cron.schedule))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_set_of_pipelines_is_read_once_however_often_it_is_asked_for() {
+        let (store, _dir) = store().await;
+        apply(&store, "nightly", "0 3 * * *", 1).await;
+        let watch = PipelineWatch::new(store.clone());
+        for _ in 0..20 {
+            assert_eq!(watch.current().await.len(), 1);
+        }
+        assert_eq!(watch.loads(), 1);
+        // Applying the same spec again changes nothing stored, so nothing is read again.
+        apply(&store, "nightly", "0 3 * * *", 2).await;
+        watch.current().await;
+        assert_eq!(watch.loads(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_saved_with_a_new_schedule_wakes_the_scheduler_with_it() {
+        let (store, _dir) = store().await;
+        apply(&store, "nightly", "0 3 * * *", 1).await;
+        let watch = PipelineWatch::new(store.clone());
+        let mut woken = watch.subscribe();
+        watch.current().await;
+        assert!(woken.has_changed().unwrap());
+        woken.borrow_and_update();
+        assert_eq!(schedules_of(&watch), ["nightly 0 3 * * *"]);
+
+        apply(&store, "nightly", "30 4 * * *", 2).await;
+        apply(&store, "hourly", "0 * * * *", 3).await;
+        watch.current().await;
+        assert!(woken.has_changed().unwrap());
+        assert_eq!(
+            schedules_of(&watch),
+            ["hourly 0 * * * *", "nightly 30 4 * * *"]
+        );
+        assert_eq!(watch.loads(), 2);
+
+        store.delete_pipeline("hourly").await.unwrap();
+        watch.current().await;
+        assert_eq!(schedules_of(&watch), ["nightly 30 4 * * *"]);
+        assert_eq!(watch.loads(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_sleeps_until_the_earliest_occurrence_of_the_watched_schedules() {
+        let (store, _dir) = store().await;
+        apply(&store, "nightly", "0 3 * * *", 1).await;
+        apply(&store, "hourly", "0 * * * *", 2).await;
+        let watch = PipelineWatch::new(store.clone());
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 1, 15, h, m, 0).unwrap();
+        let mut looked = Looked::default();
+        let watched = schedules(&watch.current().await);
+        looked.track(&watched, at(2, 10));
+        assert_eq!(looked.next_fire(&watched), Some(at(3, 0)));
+        looked.track(&watched, at(2, 30));
+        // Schedules already tracked keep counting from when they were first seen.
+        assert_eq!(looked.next_fire(&watched), Some(at(3, 0)));
+
+        // The hourly schedule moves to the half hour: a new schedule, counted from now.
+        apply(&store, "hourly", "30 * * * *", 3).await;
+        let watched = schedules(&watch.current().await);
+        looked.track(&watched, at(2, 40));
+        assert_eq!(looked.next_fire(&watched), Some(at(3, 0)));
+        store.delete_pipeline("nightly").await.unwrap();
+        let watched = schedules(&watch.current().await);
+        looked.track(&watched, at(2, 45));
+        assert_eq!(looked.next_fire(&watched), Some(at(3, 30)));
+    }
+
+    #[test]
+    fn every_trigger_type_of_the_config_has_exactly_one_kind_named_like_it() {
+        let specs: Vec<gantry_config::Trigger> = [
+            r#"{"type": "git", "repository": "app"}"#,
+            r#"{"type": "webhook", "source": "s", "secret": "x"}"#,
+            r#"{"type": "cron", "schedule": "0 3 * * *"}"#,
+            r#"{"type": "pipeline", "pipeline": "up", "status": ["SUCCEEDED"]}"#,
+            r#"{"type": "artifact", "repository": "main"}"#,
+        ]
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect();
+        for trigger in &specs {
+            let handling: Vec<&str> = KINDS
+                .iter()
+                .filter(|k| k.handles(trigger))
+                .map(|k| k.name())
+                .collect();
+            assert_eq!(handling, [trigger.type_name()]);
+            assert_eq!(kind_of(trigger).unwrap().name(), trigger.type_name());
+        }
+        assert_eq!(KINDS.len(), specs.len());
+    }
+}

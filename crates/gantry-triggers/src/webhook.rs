@@ -62,8 +62,7 @@ impl Triggers {
         if let Some(id) = &delivery_id {
             let key = format!("delivery:{provider}:{id}");
             if !self
-                .engine
-                .store()
+                .store
                 .claim_trigger(&key, &push.update.new, now())
                 .await?
             {
@@ -87,7 +86,7 @@ impl Triggers {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Option<Delivery>, WebhookError> {
-        let store = self.engine.store();
+        let store = &self.store;
         let now = now();
         if let Some(id) = DELIVERY_ID_HEADERS.iter().find_map(|h| header(headers, h)) {
             let key = format!("delivery:generic:{source}:{id}");

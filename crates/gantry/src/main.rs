@@ -3,7 +3,6 @@
 
 mod apt_files;
 mod args;
-mod artifact_triggers;
 mod client;
 mod commands;
 mod output;
@@ -12,6 +11,7 @@ mod private_files;
 mod serve;
 mod sse;
 mod step_isolation;
+mod trigger_orchestrator;
 
 use std::process::ExitCode;
 

@@ -84,11 +84,11 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             image_map: crate::commands::build::image_map_entries(&args.image_map)?,
             sandbox,
             host_steps,
-            deploy: Some(deploy_controller(&data_dir)?.with_limits(
-                gantry_deploy::Limits {
+            deploy: Some(
+                deploy_controller(&data_dir)?.with_limits(gantry_deploy::Limits {
                     max_size: args.max_deploy_size,
-                },
-            )),
+                }),
+            ),
         },
     )
     .await
@@ -98,10 +98,6 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         .context("cannot read the listening address")?;
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(crate::artifact_triggers::run(
-        engine.clone(),
-        shutdown.clone(),
-    ));
     // Published APT trees, public like any apt mirror (apt clients send no
     // token).
     let body_limits = gantry_api::BodyLimits {
@@ -110,16 +106,26 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             .unwrap_or(usize::MAX),
         upload_limit: args.listener.upload_limit,
     };
+    // One trigger service: the API's webhook and git routes and the kinds' background work
+    // share its watch of the pipelines.
+    let triggers = gantry_triggers::Triggers::new(
+        std::sync::Arc::new(crate::trigger_orchestrator::EngineOrchestrator(
+            engine.clone(),
+        )),
+        engine.store().clone(),
+        engine.git().clone(),
+    );
     let app = gantry_api::router(AppState::with_body_limits(
         engine.clone(),
+        triggers.clone(),
         metrics,
         shutdown.clone(),
         body_limits,
     ))
     .nest_service("/apt", crate::apt_files::router(apt.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
-    // `pipeline` triggers follow the engine's events.
-    gantry_triggers::Triggers::new(engine.clone(), engine.git().clone()).start(shutdown.clone());
+    // Every trigger kind follows its events (pushes, schedules, endings, landed packages).
+    triggers.start(shutdown.clone());
     info!(%address, data_dir = %data_dir.display(), database = %redact(&database), "gantry listening");
 
     gantry_api::serve(

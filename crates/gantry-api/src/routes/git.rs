@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams};
 
 pub(crate) fn triggers(state: &AppState) -> Triggers {
-    Triggers::new(state.engine().clone(), state.engine().git().clone())
+    state.triggers().clone()
 }
 
 /// `GET|POST /git/{repo}/{*path}`: one smart HTTP request.

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use gantry_config::Document;
 use gantry_engine::RunRequest;
-use gantry_store::Upsert;
+use gantry_store::{TriggerData, Upsert};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -231,7 +231,7 @@ pub async fn run(
     let request = RunRequest {
         pipeline: name,
         parameters,
-        trigger: json!({"type": "manual", "user": caller.name}),
+        trigger: TriggerData::manual(Some(caller.name.clone())),
         spec: None,
     };
     let mut request = request;
@@ -244,11 +244,10 @@ pub async fn run(
                 ))
             })?;
         let on_ref = crate::routes::git::triggers(&state)
-            .manual_ref(&pipeline, reference)
+            .manual_ref(&pipeline, reference, &caller.name)
             .await
-            .map_err(ApiError::invalid)?;
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
         request.trigger = on_ref.trigger;
-        request.trigger["user"] = json!(caller.name);
         request.spec = on_ref.spec;
     }
     let execution = state.engine().run(request).await?;

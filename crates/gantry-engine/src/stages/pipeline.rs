@@ -4,8 +4,10 @@
 //! after a restart the stage finds its child instead of starting a second one.
 
 use gantry_config::PipelineStage;
-use gantry_store::{ExecutionRecord, ParentRef, Status, StoreError};
-use serde_json::{Map, Value, json};
+use gantry_store::{
+    Cause, ChildOf, ExecutionRecord, ParentRef, PipelineCause, Status, StoreError, TriggerData,
+};
+use serde_json::{Map, Value};
 
 use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::engine::RunRequest;
@@ -104,13 +106,17 @@ async fn child(ctx: &StageContext, spec: &PipelineStage) -> Result<ExecutionReco
     }
     let trigger = {
         let state = ctx.execution.read().await;
-        json!({
-            "type": "pipeline",
-            "parentExecution": state.exec.id,
-            "parentPipeline": state.exec.pipeline,
-            "parentStage": ctx.stage_id,
-            "user": state.exec.trigger.get("user").cloned().unwrap_or(Value::Null),
-        })
+        TriggerData::new(Cause::Pipeline(PipelineCause::Child(ChildOf {
+            parent_execution: state.exec.id.clone(),
+            parent_pipeline: state.exec.pipeline.clone(),
+            parent_stage: ctx.stage_id.clone(),
+            user: state
+                .exec
+                .trigger
+                .get("user")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })))
     };
     let request = RunRequest {
         pipeline: spec.pipeline.clone(),

@@ -6,7 +6,8 @@ use crate::db::{TestDb, both, new_execution};
 both!(
     upsert_creates_updates_and_leaves_unchanged,
     pipelines_are_listed_by_name,
-    delete_keeps_executions
+    delete_keeps_executions,
+    the_fingerprint_moves_with_every_change_and_only_then
 );
 
 async fn upsert_creates_updates_and_leaves_unchanged(db: TestDb) {
@@ -109,4 +110,29 @@ async fn delete_keeps_executions(db: TestDb) {
         "web"
     );
     assert_eq!(store.stages("e1").await.unwrap().len(), 1);
+}
+
+async fn the_fingerprint_moves_with_every_change_and_only_then(db: TestDb) {
+    let store = &db.store;
+    let empty = store.pipelines_fingerprint().await.unwrap();
+    let spec = json!({ "stages": [] });
+    store.upsert_pipeline("web", None, &spec, 1).await.unwrap();
+    let created = store.pipelines_fingerprint().await.unwrap();
+    assert_ne!(created, empty);
+    store.upsert_pipeline("web", None, &spec, 2).await.unwrap();
+    assert_eq!(store.pipelines_fingerprint().await.unwrap(), created);
+    let changed = json!({ "stages": [{ "id": "build", "type": "run" }] });
+    store
+        .upsert_pipeline("web", None, &changed, 3)
+        .await
+        .unwrap();
+    let updated = store.pipelines_fingerprint().await.unwrap();
+    assert_ne!(updated, created);
+    // One pipeline deleted and another created in its place still moves it.
+    store.delete_pipeline("web").await.unwrap();
+    store
+        .upsert_pipeline("api", None, &changed, 4)
+        .await
+        .unwrap();
+    assert_ne!(store.pipelines_fingerprint().await.unwrap(), updated);
 }

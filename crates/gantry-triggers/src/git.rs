@@ -1,0 +1,54 @@
+//! The `git` kind: pushes to a repository. Deliveries (GitHub, GitLab, the git server) come in
+//! as requests and reach `Triggers::dispatch`; what it follows itself is Gantry's own pushes
+//! (release tags, GitOps commits, `push::follow_local_pushes`) and the polling of external
+//! repositories that cannot send webhooks (`poll`).
+
+use futures::future::BoxFuture;
+use gantry_config::Trigger;
+use tokio_util::sync::CancellationToken;
+
+use crate::Triggers;
+use crate::kinds::TriggerKind;
+
+pub(crate) struct GitKind;
+
+impl TriggerKind for GitKind {
+    fn name(&self) -> &'static str {
+        "git"
+    }
+
+    fn describe(&self, trigger: &Trigger) -> String {
+        let Trigger::Git(git) = trigger else {
+            return String::new();
+        };
+        let mut parts = Vec::new();
+        if let Some(repo) = &git.repository {
+            parts.push(format!("repository {repo}"));
+        }
+        if let Some(url) = &git.url {
+            parts.push(url.clone());
+        }
+        match (&git.branch, &git.tag) {
+            (Some(b), _) => parts.push(format!("branch {b}")),
+            (None, Some(t)) => parts.push(format!("tag {t}")),
+            (None, None) => parts.push("any branch".to_owned()),
+        }
+        if let Some(poll) = git.poll {
+            parts.push(format!("polled every {}s", poll.as_secs()));
+        }
+        parts.join(", ")
+    }
+
+    fn follow(
+        &self,
+        triggers: Triggers,
+        shutdown: CancellationToken,
+    ) -> Option<BoxFuture<'static, ()>> {
+        Some(Box::pin(async move {
+            tokio::join!(
+                crate::push::follow_local_pushes(triggers.clone(), shutdown.clone()),
+                crate::poll::run(triggers, shutdown),
+            );
+        }))
+    }
+}

@@ -1,0 +1,110 @@
+//! One watch of the applied pipelines, shared by every trigger kind. It reads and deserialises
+//! the pipelines only when the store's fingerprint of them (one row of aggregates) has moved,
+//! whichever process changed them; request paths (a push, a webhook delivery) check the
+//! fingerprint before they match, so a pipeline applied a moment ago is seen, and loops that
+//! wait (cron, polling) are woken through [`PipelineWatch::subscribe`] when the set changes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use gantry_config::Pipeline;
+use gantry_store::{PipelinesFingerprint, Store};
+use tokio::sync::{Mutex, watch};
+use tokio_util::sync::CancellationToken;
+
+/// How often [`PipelineWatch::follow`] looks for changes nobody asked about yet (a pipeline
+/// applied on another server sharing the database, or through the API while no push came).
+const NOTICE_EVERY: Duration = Duration::from_secs(1);
+
+/// The applied pipelines that read, by name; unreadable specs are left out (the engine
+/// reports them when one is run).
+pub type Pipelines = Arc<Vec<Pipeline>>;
+
+/// Cheap to clone; clones share what was read.
+#[derive(Clone)]
+pub struct PipelineWatch {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    /// The fingerprint of what `pipelines` holds; held while reloading, so that concurrent
+    /// callers read the store once.
+    loaded: Mutex<Option<PipelinesFingerprint>>,
+    pipelines: watch::Sender<Pipelines>,
+    loads: AtomicU64,
+}
+
+impl PipelineWatch {
+    /// Nothing is read until the first [`current`](Self::current).
+    pub fn new(store: Store) -> PipelineWatch {
+        PipelineWatch {
+            inner: Arc::new(Inner {
+                store,
+                loaded: Mutex::new(None),
+                pipelines: watch::Sender::new(Arc::default()),
+                loads: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The pipelines as applied now: read again only if they changed since the last read.
+    /// When the store cannot be asked, the last ones read.
+    pub async fn current(&self) -> Pipelines {
+        let mut loaded = self.inner.loaded.lock().await;
+        let fingerprint = match self.inner.store.pipelines_fingerprint().await {
+            Ok(fingerprint) => fingerprint,
+            Err(error) => {
+                tracing::error!(%error, "cannot look for changed pipelines for triggers");
+                return self.latest();
+            }
+        };
+        if *loaded == Some(fingerprint) {
+            return self.latest();
+        }
+        // The fingerprint is taken before the read: a change in between is read again next
+        // time rather than missed.
+        let pipelines = match self.inner.store.pipelines().await {
+            Ok(records) => records
+                .into_iter()
+                .filter_map(|r| serde_json::from_value(r.spec).ok())
+                .collect::<Vec<Pipeline>>(),
+            Err(error) => {
+                tracing::error!(%error, "cannot read pipelines for triggers");
+                return self.latest();
+            }
+        };
+        self.inner.loads.fetch_add(1, Ordering::Relaxed);
+        *loaded = Some(fingerprint);
+        let pipelines = Arc::new(pipelines);
+        self.inner.pipelines.send_replace(pipelines.clone());
+        pipelines
+    }
+
+    /// The pipelines last read, without asking the store.
+    pub fn latest(&self) -> Pipelines {
+        self.inner.pipelines.borrow().clone()
+    }
+
+    /// Wakes (`changed()`) whenever another set of pipelines was read.
+    pub fn subscribe(&self) -> watch::Receiver<Pipelines> {
+        self.inner.pipelines.subscribe()
+    }
+
+    /// How many times the pipelines were read and deserialised.
+    pub fn loads(&self) -> u64 {
+        self.inner.loads.load(Ordering::Relaxed)
+    }
+
+    /// Notices changes every [`NOTICE_EVERY`] until `shutdown`, for the loops that wait.
+    pub async fn follow(self, shutdown: CancellationToken) {
+        loop {
+            self.current().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(NOTICE_EVERY) => {}
+            }
+        }
+    }
+}
