@@ -21,7 +21,9 @@ pub mod model;
 pub mod protocol;
 pub mod providers;
 pub mod strategies;
+#[cfg(any(test, feature = "fake"))]
+pub mod testing;
 
 pub use controller::{DeployController, DeployRequest, Progress};
-pub use controller::{DEFAULT_MAX_SIZE, DisableConfig, Limits};
+pub use controller::{DEFAULT_MAX_SIZE, DisableConfig, FULL_WEIGHT, Limits};
 pub use error::DeployError;

@@ -150,6 +150,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
 fn deploy_controller(
     data_dir: &std::path::Path,
 ) -> anyhow::Result<gantry_deploy::DeployController> {
+    use gantry_deploy::providers::ProviderRegistry;
     use gantry_deploy::providers::local::{LocalConfig, LocalProvider};
     let exe = std::env::current_exe().context("cannot find the gantry binary")?;
     let provider = LocalProvider::new(LocalConfig {
@@ -164,9 +165,9 @@ fn deploy_controller(
     // Started again the moment it dies, and at once when the recorded
     // desired state has load balancers or server groups (after a reboot).
     provider.watch_dataplane();
-    Ok(gantry_deploy::DeployController::new(std::sync::Arc::new(
-        provider,
-    )))
+    // One line per provider a cluster may name with `provider:`.
+    let providers = ProviderRegistry::new().register(provider.into_provider());
+    Ok(gantry_deploy::DeployController::new(providers))
 }
 
 /// `gantry dataplane`: serves load balancers and runs instances until told

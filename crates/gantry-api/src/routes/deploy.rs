@@ -180,16 +180,9 @@ pub async fn enable(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> ApiResult<axum::Json<Value>> {
-    update(
-        &state,
-        &name,
-        ServerGroupUpdate {
-            enabled: Some(true),
-            weight: Some(100),
-            ..Default::default()
-        },
-    )
-    .await
+    let group = controller(&state)?.enable(&name).await.map_err(error)?;
+    tracing::info!(server_group = %name, size = group.size, enabled = group.enabled, "server group changed");
+    Ok(axum::Json(json!(group)))
 }
 
 /// `{"force": true}` also disables the last enabled group of a cluster.

@@ -82,6 +82,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         },
     };
     let request = DeployRequest {
+        provider: gantry_deploy::providers::DEFAULT_PROVIDER.to_owned(),
         request_id,
         application: spec.application.clone(),
         cluster: cluster.clone(),

@@ -45,17 +45,7 @@ pub(crate) async fn run_action(
         Err(message) => return Outcome::Failed(message),
     };
     let result = match action {
-        Action::Enable => deploy
-            .update(
-                &name,
-                ServerGroupUpdate {
-                    enabled: Some(true),
-                    weight: Some(100),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map(|_| ()),
+        Action::Enable => deploy.enable(&name).await.map(|_| ()),
         Action::Disable => deploy
             .disable(&name, DisableConfig { force: spec.force })
             .await
