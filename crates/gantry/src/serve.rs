@@ -151,7 +151,7 @@ fn deploy_controller(
     data_dir: &std::path::Path,
 ) -> anyhow::Result<gantry_deploy::DeployController> {
     use gantry_deploy::providers::ProviderRegistry;
-    use gantry_deploy::providers::local::{LocalConfig, LocalProvider};
+    use gantry_dataplane::local::{LocalConfig, LocalProvider};
     let exe = std::env::current_exe().context("cannot find the gantry binary")?;
     let provider = LocalProvider::new(LocalConfig {
         data_dir: data_dir.to_path_buf(),
@@ -181,7 +181,7 @@ pub async fn dataplane(data_dir: PathBuf) -> anyhow::Result<()> {
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
-    gantry_deploy::dataplane::run(&data_dir)
+    gantry_dataplane::run(&data_dir)
         .await
         .with_context(|| format!("data plane for {}", data_dir.display()))
 }

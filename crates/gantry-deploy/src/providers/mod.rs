@@ -7,7 +7,6 @@
 //! so strategies never change for a new provider: adding one is its folder
 //! (`providers/local/` lives in `gantry-dataplane`) and one registry line.
 
-pub mod local;
 mod registry;
 
 use std::sync::Arc;

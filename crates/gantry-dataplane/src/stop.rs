@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::server::{deploy_dir, socket_path};
-use crate::error::DeployError;
+use gantry_deploy::DeployError;
 use crate::protocol::Request;
 
 /// Longest wait for the data plane to exit: draining (30 s) plus a grace.

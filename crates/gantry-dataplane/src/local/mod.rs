@@ -14,10 +14,10 @@ use serde_json::Value;
 
 pub use client::DataplaneClient;
 
-use super::{CreateServerGroup, Instances, Provider, Traffic, TrafficUpdate};
-use crate::analysis::Measurement;
-use crate::error::DeployError;
-use crate::model::{Application, LoadBalancer, ServerGroup, Snapshot};
+use gantry_deploy::providers::{CreateServerGroup, Instances, Provider, Traffic, TrafficUpdate};
+use gantry_deploy::analysis::Measurement;
+use gantry_deploy::DeployError;
+use gantry_deploy::model::{Application, LoadBalancer, ServerGroup, Snapshot};
 use crate::protocol::Request;
 
 /// How to reach (and if needed start) the data plane.
