@@ -31,6 +31,7 @@ mod stages;
 mod triggers;
 mod yaml;
 
+pub use deploy::model::*;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
 

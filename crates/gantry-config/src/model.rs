@@ -11,6 +11,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+// The deploy family lives in `deploy/model.rs`.
+use crate::deploy::model::{
+    Application, DeployStage, LoadBalancer, ResizeServerGroupStage, RollbackClusterStage,
+    ScaleDownClusterStage, ServerGroupStage,
+};
+
 /// A whole `gantry.yaml`. Later kinds (applications, load balancers,
 /// repositories) become further top-level lists beside `pipelines`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -690,266 +696,8 @@ pub struct Precondition {
 pub struct ClusterSizePrecondition {
     pub cluster: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comparison: Option<String>,
+    pub comparison: Option<crate::deploy::Comparison>,
     pub expected: u32,
-}
-
-/// An application of `applications:`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Application {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-}
-
-/// A load balancer of `loadBalancers:`: a loopback listener routing to the
-/// enabled server groups of clusters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadBalancer {
-    pub name: String,
-    pub port: u16,
-    /// Where requests go that no rule takes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<LoadBalancerRule>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<HealthCheck>,
-    /// How long an instance may take to start answering a request before
-    /// the client gets a 504 (default 60s).
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub response_timeout: Option<Duration>,
-    /// How long a client may take to send a request and stay idle between
-    /// requests (defaults as nginx's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeouts: Option<LoadBalancerTimeouts>,
-    /// How many client connections the listener holds at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limits: Option<LoadBalancerLimits>,
-}
-
-/// `timeouts:` of a load balancer: nginx's `client_header_timeout` (60s),
-/// `keepalive_timeout` (75s) and `client_body_timeout` (60s).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadBalancerTimeouts {
-    /// From the connection (or a later request's first byte) to the end
-    /// of the request's header.
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub header: Option<Duration>,
-    /// How long a kept-alive connection may wait for its next request.
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub keep_alive: Option<Duration>,
-    /// The longest wait between two reads of a request body.
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub body: Option<Duration>,
-}
-
-/// `limits:` of a load balancer: connections open at once, in all and from
-/// one client address (default 10000 and 1000).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadBalancerLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connections: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_address: Option<u32>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadBalancerRule {
-    pub cluster: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HealthCheck {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub interval: Option<Duration>,
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub timeout: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub healthy_threshold: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unhealthy_threshold: Option<u32>,
-}
-
-/// `deploy`: a new server group of the cluster `application-stack-detail`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DeployStage {
-    pub application: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stack: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// A directory or tarball (relative paths: in the execution's workspace).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact: Option<String>,
-    /// Instead of `artifact`: the newest package of APT repository
-    /// `repository` matching this query (`hello (= 1.2.3)`), unpacked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub package: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repository: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    #[serde(default = "one")]
-    pub size: u32,
-    /// redblack (default), highlander, rolling, canary or none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<String>,
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub health_timeout: Option<Duration>,
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub grace_period: Option<Duration>,
-    #[serde(default)]
-    pub scale_down: bool,
-    #[serde(default)]
-    pub max_remaining_server_groups: u32,
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub delay_before_disable: Option<Duration>,
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub delay_before_scale_down: Option<Duration>,
-    /// Failed deploys always remove the new group; `false` is refused for clarity.
-    #[serde(default = "yes")]
-    pub rollback_on_failure: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub target_percentages: Vec<u32>,
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub pause_between: Option<Duration>,
-    /// Rolling: wait for a person between steps (`gantry skip … --stage`).
-    #[serde(default)]
-    pub wait_for_promotion: bool,
-    /// Rolling: a manual judgment between steps (`gantry approve` goes on,
-    /// `gantry reject` rolls back), recorded like a `manualJudgment`'s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judgment_between_steps: Option<ManualJudgmentStage>,
-    /// Canary steps: `{setWeight}`, `{pause}`, `{analysis}`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<Value>,
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// enable/disable/destroyServerGroup: a group of `cluster`, by `target` or name.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ServerGroupStage {
-    pub cluster: String,
-    /// newest, previous or oldest (default newest).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_group: Option<String>,
-    /// `disableServerGroup` only: also disable the last enabled group of
-    /// the cluster, whose traffic then has nowhere to go.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub force: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ResizeServerGroupStage {
-    pub cluster: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale_up: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale_down: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale_up_percent: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale_down_percent: Option<u32>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RollbackClusterStage {
-    pub cluster: String,
-    #[serde(
-        default,
-        with = "duration_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub health_timeout: Option<Duration>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ScaleDownClusterStage {
-    pub cluster: String,
-    /// The newest groups left at full size (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remaining_full_size_server_groups: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -994,7 +742,7 @@ pub mod duration {
     }
 }
 
-mod duration_opt {
+pub(crate) mod duration_opt {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -2,7 +2,9 @@
 //! proxy takes it. The two have the same fields and serde shapes; the
 //! tests hold them together.
 
-use gantry_deploy::model::{ClientTimeouts, ConnectionLimits, GroupStatsSnapshotView, HealthCheck, RouteRule};
+use gantry_deploy::model::{
+    ClientTimeouts, ConnectionLimits, GroupStatsSnapshotView, HealthCheck, RouteRule,
+};
 
 pub(crate) fn route_rule(rule: &RouteRule) -> gantry_proxy::RouteRule {
     gantry_proxy::RouteRule {
@@ -84,8 +86,14 @@ mod tests {
             per_address: None,
         };
         let json = |v: serde_json::Result<serde_json::Value>| v.expect("encode");
-        assert_eq!(json(serde_json::to_value(route_rule(&rule))), json(serde_json::to_value(&rule)));
-        assert_eq!(json(serde_json::to_value(health_check(&check))), json(serde_json::to_value(&check)));
+        assert_eq!(
+            json(serde_json::to_value(route_rule(&rule))),
+            json(serde_json::to_value(&rule))
+        );
+        assert_eq!(
+            json(serde_json::to_value(health_check(&check))),
+            json(serde_json::to_value(&check))
+        );
         assert_eq!(
             json(serde_json::to_value(client_timeouts(&timeouts))),
             json(serde_json::to_value(timeouts))

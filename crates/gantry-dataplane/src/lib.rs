@@ -23,9 +23,9 @@
 
 mod adopt;
 mod convert;
+mod handoff;
 pub mod local;
 pub mod protocol;
-mod handoff;
 mod reconcile;
 mod server;
 mod state;

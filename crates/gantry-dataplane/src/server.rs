@@ -16,10 +16,10 @@ use super::adopt::{Adoption, Records};
 use super::handoff::{Sockets, handoff_socket_path};
 use super::reconcile::{self, Instances, Parts};
 use super::state::{self, DesiredState};
+use crate::protocol::{ErrorKind, Request, Response};
 use gantry_deploy::model::{
     LoadBalancerStatus, ServerGroup, ServerGroupStatus, Snapshot, server_group_name,
 };
-use crate::protocol::{ErrorKind, Request, Response};
 
 /// `DATA/deploy`, where the data plane keeps its files.
 pub fn deploy_dir(data_dir: &Path) -> PathBuf {
@@ -439,7 +439,10 @@ async fn snapshot(dp: &Dataplane) -> Snapshot {
                     .get(&group.name)
                     .map(|handles| handles.iter().map(|h| h.snapshot()).collect())
                     .unwrap_or_default(),
-                stats: stats.get(&group.name).cloned().map(crate::convert::group_stats),
+                stats: stats
+                    .get(&group.name)
+                    .cloned()
+                    .map(crate::convert::group_stats),
             })
             .collect(),
     }

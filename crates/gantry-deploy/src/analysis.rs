@@ -31,8 +31,11 @@ fn default_error_tolerance() -> f64 {
     1.0
 }
 
+/// How much slower (relative) a canary's median may be by default.
+pub const DEFAULT_LATENCY_TOLERANCE: f64 = 0.2;
+
 fn default_latency_tolerance() -> f64 {
-    0.2
+    DEFAULT_LATENCY_TOLERANCE
 }
 
 mod millis {

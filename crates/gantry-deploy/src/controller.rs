@@ -264,12 +264,7 @@ impl DeployController {
         };
         match (resized, traffic == TrafficUpdate::default()) {
             (Some(group), true) => Ok(group),
-            _ => {
-                provider
-                    .traffic
-                    .set_traffic(name.to_owned(), traffic)
-                    .await
-            }
+            _ => provider.traffic.set_traffic(name.to_owned(), traffic).await,
         }
     }
 
@@ -388,7 +383,11 @@ impl DeployController {
             if Instant::now() >= deadline {
                 let crashed: u32 = status.instances.iter().map(|i| i.restarts).sum();
                 let hint = if crashed > 0 {
-                    let output = self.provider_of(group).await?.instances.instance_output_hint(group);
+                    let output = self
+                        .provider_of(group)
+                        .await?
+                        .instances
+                        .instance_output_hint(group);
                     format!("; its instances exited {crashed} times ({output})")
                 } else {
                     String::new()

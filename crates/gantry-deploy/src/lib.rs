@@ -21,6 +21,6 @@ pub mod strategies;
 #[cfg(any(test, feature = "fake"))]
 pub mod testing;
 
-pub use controller::{DeployController, DeployRequest, Progress};
 pub use controller::{DEFAULT_MAX_SIZE, DisableConfig, FULL_WEIGHT, Limits};
+pub use controller::{DeployController, DeployRequest, Progress};
 pub use error::DeployError;

@@ -84,11 +84,11 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             image_map: crate::commands::build::image_map_entries(&args.image_map)?,
             sandbox,
             host_steps,
-            deploy: Some(deploy_controller(&data_dir)?.with_limits(
-                gantry_deploy::Limits {
+            deploy: Some(
+                deploy_controller(&data_dir)?.with_limits(gantry_deploy::Limits {
                     max_size: args.max_deploy_size,
-                },
-            )),
+                }),
+            ),
         },
     )
     .await
@@ -150,8 +150,8 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
 fn deploy_controller(
     data_dir: &std::path::Path,
 ) -> anyhow::Result<gantry_deploy::DeployController> {
-    use gantry_deploy::providers::ProviderRegistry;
     use gantry_dataplane::local::{LocalConfig, LocalProvider};
+    use gantry_deploy::providers::ProviderRegistry;
     let exe = std::env::current_exe().context("cannot find the gantry binary")?;
     let provider = LocalProvider::new(LocalConfig {
         data_dir: data_dir.to_path_buf(),

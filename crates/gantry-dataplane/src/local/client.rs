@@ -13,9 +13,9 @@ use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 
 use super::LocalConfig;
+use crate::protocol::{ErrorKind, Request, Response};
 use crate::{INHERITED_ENV, socket_path};
 use gantry_deploy::DeployError;
-use crate::protocol::{ErrorKind, Request, Response};
 
 pub struct DataplaneClient {
     config: LocalConfig,

@@ -14,11 +14,11 @@ use serde_json::Value;
 
 pub use client::DataplaneClient;
 
-use gantry_deploy::providers::{CreateServerGroup, Instances, Provider, Traffic, TrafficUpdate};
-use gantry_deploy::analysis::Measurement;
-use gantry_deploy::DeployError;
-use gantry_deploy::model::{Application, LoadBalancer, ServerGroup, Snapshot};
 use crate::protocol::Request;
+use gantry_deploy::DeployError;
+use gantry_deploy::analysis::Measurement;
+use gantry_deploy::model::{Application, LoadBalancer, ServerGroup, Snapshot};
+use gantry_deploy::providers::{CreateServerGroup, Instances, Provider, Traffic, TrafficUpdate};
 
 /// How to reach (and if needed start) the data plane.
 #[derive(Clone, Debug)]

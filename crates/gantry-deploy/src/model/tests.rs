@@ -32,5 +32,8 @@ fn a_load_balancer_keeps_its_json_shape() {
             "limits": {}
         })
     );
-    assert_eq!(serde_json::from_value::<LoadBalancer>(json).expect("decode"), lb);
+    assert_eq!(
+        serde_json::from_value::<LoadBalancer>(json).expect("decode"),
+        lb
+    );
 }

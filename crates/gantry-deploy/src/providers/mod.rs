@@ -119,6 +119,8 @@ impl Provider {
 
 impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provider").field("name", &self.name).finish()
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .finish()
     }
 }

@@ -153,7 +153,10 @@ impl Rollout<'_> {
     /// Enables the new group at `weight` (the controller's
     /// [`FULL_WEIGHT`](crate::controller::FULL_WEIGHT) for all of its share).
     pub async fn enable_new(&self, weight: u32) -> Result<(), DeployError> {
-        self.controller.set_weight(&self.group, weight).await.map(|_| ())
+        self.controller
+            .set_weight(&self.group, weight)
+            .await
+            .map(|_| ())
     }
 
     /// Splits traffic: the new group at `weight`, the previous groups at

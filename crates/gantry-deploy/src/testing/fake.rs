@@ -22,10 +22,22 @@ use crate::strategies::{Journal, People, RolloutRecord};
 /// What was asked of the fake, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
-    Create { name: String, size: u32 },
-    Resize { name: String, size: u32 },
-    Traffic { name: String, enabled: Option<bool>, weight: Option<u32> },
-    Destroy { name: String },
+    Create {
+        name: String,
+        size: u32,
+    },
+    Resize {
+        name: String,
+        size: u32,
+    },
+    Traffic {
+        name: String,
+        enabled: Option<bool>,
+        weight: Option<u32>,
+    },
+    Destroy {
+        name: String,
+    },
 }
 
 #[derive(Default)]
@@ -111,7 +123,9 @@ impl FakeProvider {
             .groups
             .iter_mut()
             .find(|g| g.name == name && g.is_live())
-            .ok_or_else(|| DeployError::NotFound(format!("server group {name:?} does not exist")))?;
+            .ok_or_else(|| {
+                DeployError::NotFound(format!("server group {name:?} does not exist"))
+            })?;
         change(group);
         Ok(group.clone())
     }
@@ -161,7 +175,11 @@ impl Instances for FakeProvider {
         request: CreateServerGroup,
     ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
         let mut state = self.lock();
-        let group = match state.groups.iter().find(|g| g.request_id == request.request_id) {
+        let group = match state
+            .groups
+            .iter()
+            .find(|g| g.request_id == request.request_id)
+        {
             // Idempotent, as the data plane: a resumed deploy finds its group.
             Some(existing) => existing.clone(),
             None => {
@@ -275,7 +293,10 @@ impl MemoryJournal {
     }
 
     pub fn record(&self) -> RolloutRecord {
-        self.record.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -3,4 +3,4 @@
 
 mod fake;
 
-pub use fake::{FakeProvider, MemoryJournal, NoPeople, Call};
+pub use fake::{Call, FakeProvider, MemoryJournal, NoPeople};

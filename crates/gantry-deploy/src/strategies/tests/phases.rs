@@ -78,19 +78,31 @@ fn state(fake: &FakeProvider, name: &str) -> (bool, u32, u32, bool) {
     (g.enabled, g.weight, g.size, g.is_live())
 }
 
-fn t(name: &str, enabled: Option<bool>, weight: Option<u32>) -> (String, Option<bool>, Option<u32>) {
+fn t(
+    name: &str,
+    enabled: Option<bool>,
+    weight: Option<u32>,
+) -> (String, Option<bool>, Option<u32>) {
     (name.to_owned(), enabled, weight)
 }
 
 #[tokio::test]
 async fn red_black_enables_the_new_group_at_full_weight_then_disables_the_old_one() {
     let (fake, controller) = cluster();
-    let request = request(StrategyConfig::Redblack(RedBlackOptions::default()), &["shop-prod-v000"]);
-    let new = deploy(&controller, &request, &MemoryJournal::default(), true).await.expect("deploy");
+    let request = request(
+        StrategyConfig::Redblack(RedBlackOptions::default()),
+        &["shop-prod-v000"],
+    );
+    let new = deploy(&controller, &request, &MemoryJournal::default(), true)
+        .await
+        .expect("deploy");
     assert_eq!(new, "shop-prod-v001");
     assert_eq!(
         traffic(&fake),
-        [t("shop-prod-v001", Some(true), Some(100)), t("shop-prod-v000", Some(false), None)]
+        [
+            t("shop-prod-v001", Some(true), Some(100)),
+            t("shop-prod-v000", Some(false), None)
+        ]
     );
     // Kept warm for a rollback: disabled, still at its size.
     assert_eq!(state(&fake, "shop-prod-v000"), (false, 100, 2, true));
@@ -107,18 +119,28 @@ async fn red_black_with_scale_down_and_max_remaining_groups_cleans_up_the_old_on
         ..Default::default()
     };
     let request = request(StrategyConfig::Redblack(options), &["shop-prod-v001"]);
-    deploy(&controller, &request, &MemoryJournal::default(), true).await.expect("deploy");
+    deploy(&controller, &request, &MemoryJournal::default(), true)
+        .await
+        .expect("deploy");
     assert_eq!(state(&fake, "shop-prod-v001"), (false, 100, 0, true));
     // Two remain: the new one and the one before it.
-    assert!(!state(&fake, "shop-prod-v000").3, "the oldest group is destroyed");
+    assert!(
+        !state(&fake, "shop-prod-v000").3,
+        "the oldest group is destroyed"
+    );
 }
 
 #[tokio::test]
 async fn highlander_destroys_every_older_group() {
     let (fake, controller) = cluster();
     fake.running("shop", CLUSTER, 1);
-    let request = request(StrategyConfig::Highlander(RedBlackOptions::default()), &["shop-prod-v001"]);
-    deploy(&controller, &request, &MemoryJournal::default(), true).await.expect("deploy");
+    let request = request(
+        StrategyConfig::Highlander(RedBlackOptions::default()),
+        &["shop-prod-v001"],
+    );
+    deploy(&controller, &request, &MemoryJournal::default(), true)
+        .await
+        .expect("deploy");
     assert!(!state(&fake, "shop-prod-v000").3);
     assert!(!state(&fake, "shop-prod-v001").3);
     assert_eq!(state(&fake, "shop-prod-v002"), (true, 100, 4, true));
@@ -128,7 +150,9 @@ async fn highlander_destroys_every_older_group() {
 async fn none_enables_the_new_group_and_touches_nothing_else() {
     let (fake, controller) = cluster();
     let request = request(StrategyConfig::None, &["shop-prod-v000"]);
-    deploy(&controller, &request, &MemoryJournal::default(), true).await.expect("deploy");
+    deploy(&controller, &request, &MemoryJournal::default(), true)
+        .await
+        .expect("deploy");
     assert_eq!(traffic(&fake), [t("shop-prod-v001", Some(true), Some(100))]);
     assert_eq!(state(&fake, "shop-prod-v000"), (true, 100, 2, true));
 }
@@ -148,21 +172,62 @@ async fn rolling_grows_the_new_group_and_shifts_traffic_step_by_step() {
     let (fake, controller) = cluster();
     let request = request(rolling(true), &["shop-prod-v000"]);
     let journal = MemoryJournal::default();
-    deploy(&controller, &request, &journal, true).await.expect("deploy");
+    deploy(&controller, &request, &journal, true)
+        .await
+        .expect("deploy");
     assert_eq!(
         fake.calls(),
         [
-            Call::Create { name: "shop-prod-v001".into(), size: 1 },
-            Call::Resize { name: "shop-prod-v001".into(), size: 1 },
-            Call::Traffic { name: "shop-prod-v001".into(), enabled: Some(true), weight: Some(25) },
-            Call::Traffic { name: "shop-prod-v000".into(), enabled: None, weight: Some(75) },
-            Call::Resize { name: "shop-prod-v001".into(), size: 2 },
-            Call::Traffic { name: "shop-prod-v001".into(), enabled: Some(true), weight: Some(50) },
-            Call::Traffic { name: "shop-prod-v000".into(), enabled: None, weight: Some(50) },
-            Call::Resize { name: "shop-prod-v001".into(), size: 4 },
-            Call::Traffic { name: "shop-prod-v001".into(), enabled: Some(true), weight: Some(100) },
-            Call::Traffic { name: "shop-prod-v000".into(), enabled: Some(false), weight: None },
-            Call::Resize { name: "shop-prod-v000".into(), size: 0 },
+            Call::Create {
+                name: "shop-prod-v001".into(),
+                size: 1
+            },
+            Call::Resize {
+                name: "shop-prod-v001".into(),
+                size: 1
+            },
+            Call::Traffic {
+                name: "shop-prod-v001".into(),
+                enabled: Some(true),
+                weight: Some(25)
+            },
+            Call::Traffic {
+                name: "shop-prod-v000".into(),
+                enabled: None,
+                weight: Some(75)
+            },
+            Call::Resize {
+                name: "shop-prod-v001".into(),
+                size: 2
+            },
+            Call::Traffic {
+                name: "shop-prod-v001".into(),
+                enabled: Some(true),
+                weight: Some(50)
+            },
+            Call::Traffic {
+                name: "shop-prod-v000".into(),
+                enabled: None,
+                weight: Some(50)
+            },
+            Call::Resize {
+                name: "shop-prod-v001".into(),
+                size: 4
+            },
+            Call::Traffic {
+                name: "shop-prod-v001".into(),
+                enabled: Some(true),
+                weight: Some(100)
+            },
+            Call::Traffic {
+                name: "shop-prod-v000".into(),
+                enabled: Some(false),
+                weight: None
+            },
+            Call::Resize {
+                name: "shop-prod-v000".into(),
+                size: 0
+            },
         ]
     );
     assert_eq!(journal.record().step, 2);
@@ -177,15 +242,23 @@ async fn a_rejected_rolling_step_aborts_and_gives_the_traffic_back() {
         .expect_err("rejected");
     assert!(matches!(error, DeployError::Rejected(_)), "{error}");
     assert_eq!(state(&fake, "shop-prod-v000"), (true, 100, 2, true));
-    assert!(!state(&fake, "shop-prod-v001").3, "the new group is removed");
+    assert!(
+        !state(&fake, "shop-prod-v001").3,
+        "the new group is removed"
+    );
 }
 
 #[tokio::test]
 async fn a_resumed_rolling_deploy_goes_on_from_the_step_its_journal_reached() {
     let (fake, controller) = cluster();
     let request = request(rolling(false), &["shop-prod-v000"]);
-    let journal = MemoryJournal::at(RolloutRecord { step: 2, ..Default::default() });
-    deploy(&controller, &request, &journal, true).await.expect("deploy");
+    let journal = MemoryJournal::at(RolloutRecord {
+        step: 2,
+        ..Default::default()
+    });
+    deploy(&controller, &request, &journal, true)
+        .await
+        .expect("deploy");
     let resized: Vec<u32> = fake
         .calls()
         .into_iter()
@@ -199,12 +272,17 @@ async fn a_resumed_rolling_deploy_goes_on_from_the_step_its_journal_reached() {
 
 fn canary(analysis_passes: bool, fake: &FakeProvider) -> StrategyConfig {
     let good: Vec<Measurement> = (0..200)
-        .map(|i| Measurement { micros: 1_000 + (i % 50) * 10, error: false })
+        .map(|i| Measurement {
+            micros: 1_000 + (i % 50) * 10,
+            error: false,
+        })
         .collect();
     let canary_samples = if analysis_passes {
         good.clone()
     } else {
-        good.iter().map(|m| Measurement { error: true, ..*m }).collect()
+        good.iter()
+            .map(|m| Measurement { error: true, ..*m })
+            .collect()
     };
     fake.set_samples("shop-prod-v000", good);
     fake.set_samples("shop-prod-v001", canary_samples);
@@ -231,7 +309,9 @@ async fn a_canary_that_passes_its_analysis_is_promoted() {
     let (fake, controller) = cluster();
     let request = request(canary(true, &fake), &["shop-prod-v000"]);
     let journal = MemoryJournal::default();
-    deploy(&controller, &request, &journal, true).await.expect("deploy");
+    deploy(&controller, &request, &journal, true)
+        .await
+        .expect("deploy");
     assert_eq!(
         traffic(&fake),
         [
@@ -266,8 +346,13 @@ async fn a_resumed_canary_skips_the_steps_done_before_the_restart() {
     let request = request(canary(true, &fake), &["shop-prod-v000"]);
     // The first attempt got to the 50% step: the analysis is not run again.
     fake.set_samples("shop-prod-v001", Vec::new());
-    let journal = MemoryJournal::at(RolloutRecord { step: 4, ..Default::default() });
-    deploy(&controller, &request, &journal, true).await.expect("deploy");
+    let journal = MemoryJournal::at(RolloutRecord {
+        step: 4,
+        ..Default::default()
+    });
+    deploy(&controller, &request, &journal, true)
+        .await
+        .expect("deploy");
     assert_eq!(traffic(&fake)[0], t("shop-prod-v001", Some(true), Some(50)));
 }
 
@@ -275,11 +360,17 @@ async fn a_resumed_canary_skips_the_steps_done_before_the_restart() {
 async fn a_group_that_never_becomes_healthy_fails_the_deploy_and_is_removed() {
     let (fake, controller) = cluster();
     fake.never_healthy(CLUSTER);
-    let request = request(StrategyConfig::Redblack(RedBlackOptions::default()), &["shop-prod-v000"]);
+    let request = request(
+        StrategyConfig::Redblack(RedBlackOptions::default()),
+        &["shop-prod-v000"],
+    );
     let error = deploy(&controller, &request, &MemoryJournal::default(), true)
         .await
         .expect_err("unhealthy");
-    assert!(error.to_string().contains("did not become healthy"), "{error}");
+    assert!(
+        error.to_string().contains("did not become healthy"),
+        "{error}"
+    );
     assert!(!state(&fake, "shop-prod-v001").3);
     assert_eq!(traffic(&fake), [t("shop-prod-v000", Some(true), Some(100))]);
 }

@@ -1,4 +1,12 @@
-//! The deploy kinds of a gantry file: `applications:` and `loadBalancers:`.
+//! The deploy kinds of a gantry file: `applications:` and `loadBalancers:`
+//! (checked here), and the typed model of the deploy family (`model.rs`).
+
+pub mod model;
+
+pub use model::Comparison;
+
+#[cfg(test)]
+mod tests;
 
 use serde_json::Value as Json;
 
