@@ -276,32 +276,29 @@ impl DeployController {
     /// Enables a server group at `weight` among the enabled groups of its
     /// cluster.
     pub async fn set_weight(&self, name: &str, weight: u32) -> Result<ServerGroup, DeployError> {
-        let provider = self.provider_of(name).await?;
-        provider
-            .traffic
-            .set_traffic(
-                name.to_owned(),
-                TrafficUpdate {
-                    enabled: Some(true),
-                    weight: Some(weight),
-                },
-            )
-            .await
+        let traffic = TrafficUpdate {
+            enabled: Some(true),
+            weight: Some(weight),
+        };
+        self.set_traffic(name, traffic).await
     }
 
     /// Changes the weight of a group and leaves whether it is enabled as it is.
     pub async fn reweigh(&self, name: &str, weight: u32) -> Result<ServerGroup, DeployError> {
+        let traffic = TrafficUpdate {
+            weight: Some(weight),
+            ..Default::default()
+        };
+        self.set_traffic(name, traffic).await
+    }
+
+    async fn set_traffic(
+        &self,
+        name: &str,
+        traffic: TrafficUpdate,
+    ) -> Result<ServerGroup, DeployError> {
         let provider = self.provider_of(name).await?;
-        provider
-            .traffic
-            .set_traffic(
-                name.to_owned(),
-                TrafficUpdate {
-                    weight: Some(weight),
-                    ..Default::default()
-                },
-            )
-            .await
+        provider.traffic.set_traffic(name.to_owned(), traffic).await
     }
 
     /// Takes a server group out of its load balancers' rotation. Unless
@@ -333,17 +330,11 @@ impl DeployController {
                 )));
             }
         }
-        let provider = self.provider_of(name).await?;
-        provider
-            .traffic
-            .set_traffic(
-                name.to_owned(),
-                TrafficUpdate {
-                    enabled: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
+        let traffic = TrafficUpdate {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        self.set_traffic(name, traffic).await
     }
 
     pub async fn samples(

@@ -15,6 +15,7 @@
 pub mod analysis;
 mod controller;
 mod error;
+mod millis;
 pub mod model;
 pub mod providers;
 pub mod strategies;

@@ -45,9 +45,9 @@ pub struct RouteRule {
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheck {
     pub path: String,
-    #[serde(with = "millis")]
+    #[serde(with = "crate::millis")]
     pub interval: Duration,
-    #[serde(with = "millis")]
+    #[serde(with = "crate::millis")]
     pub timeout: Duration,
     pub healthy_threshold: u32,
     pub unhealthy_threshold: u32,
@@ -89,19 +89,4 @@ pub struct ConnectionLimits {
     /// Connections open at once from one client address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_address: Option<usize>,
-}
-
-/// Durations as milliseconds, as the health check has always been written.
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
-    }
 }

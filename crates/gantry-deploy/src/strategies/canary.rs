@@ -26,7 +26,7 @@ pub struct CanaryOptions {
 #[serde(rename_all = "camelCase")]
 pub enum CanaryStep {
     SetWeight(u32),
-    Pause(#[serde(with = "super::millis")] Duration),
+    Pause(#[serde(with = "crate::millis")] Duration),
     /// Until a person promotes (`gantry skip EXECUTION --stage STAGE`).
     PauseUntilPromoted,
     Analysis(AnalysisConfig),

@@ -19,9 +19,9 @@ pub struct RedBlackOptions {
     /// Destroy the oldest groups beyond this many (0: keep all).
     #[serde(default)]
     pub max_remaining_server_groups: u32,
-    #[serde(default, with = "super::millis")]
+    #[serde(default, with = "crate::millis")]
     pub delay_before_disable: Duration,
-    #[serde(default, with = "super::millis")]
+    #[serde(default, with = "crate::millis")]
     pub delay_before_scale_down: Duration,
 }
 

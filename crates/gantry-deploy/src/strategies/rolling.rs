@@ -20,7 +20,7 @@ use crate::providers::ServerGroupUpdate;
 pub struct RollingOptions {
     /// Increasing percentages of the target size and traffic, ending at 100.
     pub target_percentages: Vec<u32>,
-    #[serde(default, with = "super::millis")]
+    #[serde(default, with = "crate::millis")]
     pub pause_between: Duration,
     #[serde(default)]
     pub scale_down: bool,
