@@ -34,6 +34,7 @@ pub mod stages;
 mod triggers;
 mod yaml;
 
+pub use deploy::model::*;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
 pub use stages::{

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisConfig {
-    #[serde(with = "millis")]
+    #[serde(with = "crate::millis")]
     pub window: Duration,
     /// Scores below this fail at once.
     pub marginal: f64,
@@ -31,22 +31,11 @@ fn default_error_tolerance() -> f64 {
     1.0
 }
 
+/// How much slower (relative) a canary's median may be by default.
+pub const DEFAULT_LATENCY_TOLERANCE: f64 = 0.2;
+
 fn default_latency_tolerance() -> f64 {
-    0.2
-}
-
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
-    }
+    DEFAULT_LATENCY_TOLERANCE
 }
 
 /// One request as the load balancer measured it.

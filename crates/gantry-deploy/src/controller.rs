@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::DeployError;
 use crate::model::{Application, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot};
-use crate::providers::{CreateServerGroup, Provider, ServerGroupUpdate};
+use crate::providers::{
+    CreateServerGroup, Provider, ProviderRegistry, ServerGroupUpdate, TrafficUpdate,
+};
 use crate::strategies::{self, Journal, Rollout, StrategyConfig};
 
 /// Progress notes for the stage log.
@@ -17,9 +19,13 @@ pub type Progress<'a> = &'a (dyn Fn(String) + Send + Sync);
 /// The ceiling of a server group's size when the server sets none.
 pub const DEFAULT_MAX_SIZE: u32 = 100;
 
+/// The weight of an enabled group that takes all of its share of traffic:
+/// what "enable" means wherever a group is enabled.
+pub const FULL_WEIGHT: u32 = 100;
+
 #[derive(Clone)]
 pub struct DeployController {
-    provider: Arc<dyn Provider>,
+    providers: Arc<ProviderRegistry>,
     limits: Limits,
 }
 
@@ -51,6 +57,8 @@ pub struct DisableConfig {
 /// One deploy: a new server group of `cluster` and how it replaces the others.
 #[derive(Clone, Debug)]
 pub struct DeployRequest {
+    /// The registered provider the cluster runs on (`provider:`).
+    pub provider: String,
     /// Recorded by the caller before the first attempt; a resumed deploy
     /// passes the same id and finds the group it created.
     pub request_id: String,
@@ -69,16 +77,16 @@ pub struct DeployRequest {
 impl std::fmt::Debug for DeployController {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeployController")
-            .field("provider", &self.provider.name())
+            .field("providers", &self.providers.names())
             .field("limits", &self.limits)
             .finish()
     }
 }
 
 impl DeployController {
-    pub fn new(provider: Arc<dyn Provider>) -> DeployController {
+    pub fn new(providers: ProviderRegistry) -> DeployController {
         DeployController {
-            provider,
+            providers: Arc::new(providers),
             limits: Limits::default(),
         }
     }
@@ -104,20 +112,53 @@ impl DeployController {
         Ok(())
     }
 
-    pub fn provider(&self) -> &dyn Provider {
-        self.provider.as_ref()
+    pub fn providers(&self) -> &ProviderRegistry {
+        &self.providers
     }
 
+    /// What every provider knows, as one answer.
     pub async fn snapshot(&self) -> Result<Snapshot, DeployError> {
-        self.provider.snapshot().await
+        let mut all = Snapshot::default();
+        for provider in self.providers.iter() {
+            let one = provider.instances.snapshot().await?;
+            all.applications.extend(one.applications);
+            all.load_balancers.extend(one.load_balancers);
+            all.server_groups.extend(one.server_groups);
+        }
+        Ok(all)
     }
 
+    /// Hands the applications and load balancers to every provider: each
+    /// serves the rules of the clusters it runs.
     pub async fn configure(
         &self,
         applications: Vec<Application>,
         load_balancers: Vec<LoadBalancer>,
     ) -> Result<(), DeployError> {
-        self.provider.configure(applications, load_balancers).await
+        for provider in self.providers.iter() {
+            provider
+                .traffic
+                .configure(applications.clone(), load_balancers.clone())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The provider that runs server group `name`. With one provider
+    /// registered (the usual case) it is that one, without asking it.
+    async fn provider_of(&self, name: &str) -> Result<&Provider, DeployError> {
+        let mut providers = self.providers.iter();
+        if let (Some(only), None) = (providers.next(), providers.next()) {
+            return Ok(only);
+        }
+        for provider in self.providers.iter() {
+            if provider.instances.snapshot().await?.group(name).is_some() {
+                return Ok(provider);
+            }
+        }
+        Err(DeployError::NotFound(format!(
+            "server group {name:?} does not exist"
+        )))
     }
 
     /// The names of the enabled live groups of a cluster, oldest first.
@@ -154,8 +195,9 @@ impl DeployController {
         self.check_size(&format!("cluster {:?}", request.cluster), request.size)?;
         let record = journal.load().await?;
         let strategy = strategies::for_config(&request.strategy);
-        let group = self
-            .provider
+        let provider = self.providers.get(&request.provider)?;
+        let group = provider
+            .instances
             .create_server_group(CreateServerGroup {
                 request_id: request.request_id.clone(),
                 application: request.application.clone(),
@@ -196,7 +238,8 @@ impl DeployController {
         Ok(group)
     }
 
-    /// Changes a server group; a size above the ceiling is refused.
+    /// Changes a server group; a size above the ceiling is refused. The
+    /// size goes to the provider's instances, the rest to its traffic.
     pub async fn update(
         &self,
         name: &str,
@@ -205,9 +248,57 @@ impl DeployController {
         if let Some(size) = update.size {
             self.check_size(&format!("server group {name:?}"), size)?;
         }
-        self.provider
-            .update_server_group(name.to_owned(), update)
-            .await
+        let provider = self.provider_of(name).await?;
+        let traffic = TrafficUpdate {
+            enabled: update.enabled,
+            weight: update.weight,
+        };
+        let resized = match update.size {
+            Some(size) => Some(
+                provider
+                    .instances
+                    .resize_server_group(name.to_owned(), size)
+                    .await?,
+            ),
+            None => None,
+        };
+        match (resized, traffic == TrafficUpdate::default()) {
+            (Some(group), true) => Ok(group),
+            _ => provider.traffic.set_traffic(name.to_owned(), traffic).await,
+        }
+    }
+
+    /// Puts a server group in its load balancers' rotation at full weight.
+    pub async fn enable(&self, name: &str) -> Result<ServerGroup, DeployError> {
+        self.set_weight(name, FULL_WEIGHT).await
+    }
+
+    /// Enables a server group at `weight` among the enabled groups of its
+    /// cluster.
+    pub async fn set_weight(&self, name: &str, weight: u32) -> Result<ServerGroup, DeployError> {
+        let traffic = TrafficUpdate {
+            enabled: Some(true),
+            weight: Some(weight),
+        };
+        self.set_traffic(name, traffic).await
+    }
+
+    /// Changes the weight of a group and leaves whether it is enabled as it is.
+    pub async fn reweigh(&self, name: &str, weight: u32) -> Result<ServerGroup, DeployError> {
+        let traffic = TrafficUpdate {
+            weight: Some(weight),
+            ..Default::default()
+        };
+        self.set_traffic(name, traffic).await
+    }
+
+    async fn set_traffic(
+        &self,
+        name: &str,
+        traffic: TrafficUpdate,
+    ) -> Result<ServerGroup, DeployError> {
+        let provider = self.provider_of(name).await?;
+        provider.traffic.set_traffic(name.to_owned(), traffic).await
     }
 
     /// Takes a server group out of its load balancers' rotation. Unless
@@ -239,14 +330,11 @@ impl DeployController {
                 )));
             }
         }
-        self.update(
-            name,
-            ServerGroupUpdate {
-                enabled: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
+        let traffic = TrafficUpdate {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        self.set_traffic(name, traffic).await
     }
 
     pub async fn samples(
@@ -254,11 +342,16 @@ impl DeployController {
         name: &str,
         window: Duration,
     ) -> Result<Vec<crate::analysis::Measurement>, DeployError> {
-        self.provider.samples(name.to_owned(), window).await
+        let provider = self.provider_of(name).await?;
+        provider.traffic.samples(name.to_owned(), window).await
     }
 
     pub async fn destroy(&self, name: &str) -> Result<ServerGroup, DeployError> {
-        self.provider.destroy_server_group(name.to_owned()).await
+        let provider = self.provider_of(name).await?;
+        provider
+            .instances
+            .destroy_server_group(name.to_owned())
+            .await
     }
 
     /// Waits until `count` instances of `group` are healthy.
@@ -281,9 +374,12 @@ impl DeployController {
             if Instant::now() >= deadline {
                 let crashed: u32 = status.instances.iter().map(|i| i.restarts).sum();
                 let hint = if crashed > 0 {
-                    format!(
-                        "; its instances exited {crashed} times (output in server-groups/{group}/instance-N.log)"
-                    )
+                    let output = self
+                        .provider_of(group)
+                        .await?
+                        .instances
+                        .instance_output_hint(group);
+                    format!("; its instances exited {crashed} times ({output})")
                 } else {
                     String::new()
                 };
@@ -375,23 +471,9 @@ impl DeployController {
         .await?;
         self.wait_healthy(&previous.name, size as usize, timeout, cancel)
             .await?;
-        self.update(
-            &previous.name,
-            ServerGroupUpdate {
-                enabled: Some(true),
-                weight: Some(100),
-                ..Default::default()
-            },
-        )
-        .await?;
-        self.update(
-            &current.name,
-            ServerGroupUpdate {
-                enabled: Some(false),
-                ..Default::default()
-            },
-        )
-        .await?;
+        self.enable(&previous.name).await?;
+        self.disable(&current.name, DisableConfig { force: true })
+            .await?;
         progress(format!(
             "{} enabled, {} disabled",
             previous.name, current.name

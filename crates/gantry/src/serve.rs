@@ -156,7 +156,8 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
 fn deploy_controller(
     data_dir: &std::path::Path,
 ) -> anyhow::Result<gantry_deploy::DeployController> {
-    use gantry_deploy::providers::local::{LocalConfig, LocalProvider};
+    use gantry_dataplane::local::{LocalConfig, LocalProvider};
+    use gantry_deploy::providers::ProviderRegistry;
     let exe = std::env::current_exe().context("cannot find the gantry binary")?;
     let provider = LocalProvider::new(LocalConfig {
         data_dir: data_dir.to_path_buf(),
@@ -170,9 +171,9 @@ fn deploy_controller(
     // Started again the moment it dies, and at once when the recorded
     // desired state has load balancers or server groups (after a reboot).
     provider.watch_dataplane();
-    Ok(gantry_deploy::DeployController::new(std::sync::Arc::new(
-        provider,
-    )))
+    // One line per provider a cluster may name with `provider:`.
+    let providers = ProviderRegistry::new().register(provider.into_provider());
+    Ok(gantry_deploy::DeployController::new(providers))
 }
 
 /// `gantry dataplane`: serves load balancers and runs instances until told
@@ -186,7 +187,7 @@ pub async fn dataplane(data_dir: PathBuf) -> anyhow::Result<()> {
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
-    gantry_deploy::dataplane::run(&data_dir)
+    gantry_dataplane::run(&data_dir)
         .await
         .with_context(|| format!("data plane for {}", data_dir.display()))
 }

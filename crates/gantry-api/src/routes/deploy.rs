@@ -180,16 +180,9 @@ pub async fn enable(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> ApiResult<axum::Json<Value>> {
-    update(
-        &state,
-        &name,
-        ServerGroupUpdate {
-            enabled: Some(true),
-            weight: Some(100),
-            ..Default::default()
-        },
-    )
-    .await
+    let group = controller(&state)?.enable(&name).await.map_err(error)?;
+    tracing::info!(server_group = %name, size = group.size, enabled = group.enabled, "server group changed");
+    Ok(axum::Json(json!(group)))
 }
 
 /// `{"force": true}` also disables the last enabled group of a cluster.
@@ -424,23 +417,23 @@ fn check_sizes(controller: &DeployController, document: &gantry_config::Document
 }
 
 fn to_model(lb: &gantry_config::LoadBalancer) -> model::LoadBalancer {
-    let mut rules: Vec<gantry_proxy::RouteRule> = lb
+    let mut rules: Vec<model::RouteRule> = lb
         .rules
         .iter()
-        .map(|r| gantry_proxy::RouteRule {
+        .map(|r| model::RouteRule {
             host: r.host.clone(),
             path_prefix: r.path.clone(),
             cluster: r.cluster.clone(),
         })
         .collect();
     if let Some(cluster) = &lb.cluster {
-        rules.push(gantry_proxy::RouteRule {
+        rules.push(model::RouteRule {
             host: lb.host.clone(),
             path_prefix: lb.path.clone(),
             cluster: cluster.clone(),
         });
     }
-    let defaults = gantry_proxy::HealthCheckConfig::default();
+    let defaults = model::HealthCheck::default();
     let health = lb.health_check.clone().unwrap_or_default();
     model::LoadBalancer {
         name: lb.name.clone(),
@@ -450,22 +443,22 @@ fn to_model(lb: &gantry_config::LoadBalancer) -> model::LoadBalancer {
         client_timeouts: lb
             .timeouts
             .as_ref()
-            .map(|t| gantry_proxy::ClientTimeouts {
+            .map(|t| model::ClientTimeouts {
                 header: t.header,
                 keep_alive: t.keep_alive,
                 body: t.body,
-                ..Default::default()
+                send: t.send,
             })
             .unwrap_or_default(),
         limits: lb
             .limits
             .as_ref()
-            .map(|l| gantry_proxy::ConnectionLimits {
+            .map(|l| model::ConnectionLimits {
                 connections: l.connections.map(|n| n as usize),
                 per_address: l.per_address.map(|n| n as usize),
             })
             .unwrap_or_default(),
-        health_check: gantry_proxy::HealthCheckConfig {
+        health_check: model::HealthCheck {
             path: health.path.unwrap_or(defaults.path),
             interval: health.interval.unwrap_or(defaults.interval),
             timeout: health.timeout.unwrap_or(defaults.timeout),

@@ -4,13 +4,12 @@
 use super::{StageCheck, StageFields};
 use crate::check::{Checker, Fields};
 use crate::deploy::check_name_part;
+use crate::deploy::model::{DeployStrategy, PROVIDERS};
 
 pub(super) const TYPE: StageCheck = StageCheck {
     name: "deploy",
     check,
 };
-
-pub(crate) const STRATEGIES: &[&str] = &["redblack", "highlander", "rolling", "canary", "none"];
 
 fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     let f = &mut stage.fields;
@@ -22,6 +21,8 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
             check_name_part(cx, node, name, part);
         }
     }
+    // A name the server registers a provider under; the list is in the message.
+    f.choice(cx, "provider", PROVIDERS);
     let command = f.string(cx, "command");
     let image = f.string(cx, "image");
     match (command, image) {
@@ -63,7 +64,7 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     f.duration(cx, "healthTimeout");
     f.duration(cx, "gracePeriod");
     let strategy = f
-        .choice(cx, "strategy", STRATEGIES)
+        .choice(cx, "strategy", DeployStrategy::NAMES)
         .map(|(s, _)| s)
         .unwrap_or("redblack");
     f.bool(cx, "scaleDown");

@@ -1,10 +1,10 @@
-//! The `StageType`s of the deploy family. Their specs are in `model.rs` and their checks in
+//! The `StageType`s of the deploy family. Their specs are in `deploy/model.rs` and their checks in
 //! `deploy.rs` and `server_group.rs`; this file only gives them the shape every stage type
 //! has.
 
 use super::{CheckStageType, SecretName, Signal, StageCheck, StageFields, StageType};
 use crate::check::Checker;
-use crate::model::{
+use crate::deploy::model::{
     DeployStage, ResizeServerGroupStage, RollbackClusterStage, ScaleDownClusterStage,
     ServerGroupStage,
 };

@@ -5,6 +5,7 @@
 
 use super::{StageCheck, StageFields};
 use crate::check::Checker;
+use crate::deploy::model::ServerGroupTarget;
 
 pub(super) const RESIZE: StageCheck = StageCheck {
     name: "resizeServerGroup",
@@ -31,12 +32,10 @@ pub(super) const SCALE_DOWN: StageCheck = StageCheck {
     check: check_scale_down,
 };
 
-pub(crate) const TARGETS: &[&str] = &["newest", "previous", "oldest"];
-
 fn check_target(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     let f = &mut stage.fields;
     f.required_string(cx, "cluster");
-    let target = f.choice(cx, "target", TARGETS);
+    let target = f.choice(cx, "target", ServerGroupTarget::NAMES);
     if let (Some(_), Some(node)) = (target, f.string(cx, "serverGroup").map(|(_, n)| n)) {
         cx.error(
             node.span.start,

@@ -1,12 +1,24 @@
-//! Where instances run. One trait; one folder per provider (`local` today;
-//! `ssh` and `kubernetes` later) so strategies never change for a new one.
+//! Where instances run and how traffic reaches them. A provider is two
+//! concerns kept apart: [`Instances`] (server groups and their instances:
+//! create, resize, destroy, observe) and [`Traffic`] (load balancers, which
+//! groups take traffic at which weight, and the measurements an analysis
+//! reads). The controller picks a [`Provider`] by name from the
+//! [`ProviderRegistry`] (`provider:` in `gantry.yaml`, `local` by default),
+//! so strategies never change for a new provider: adding one is its folder
+//! (`providers/local/` lives in `gantry-dataplane`) and one registry line.
 
-pub mod local;
+mod registry;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use crate::analysis::Measurement;
 use crate::error::DeployError;
 use crate::model::{Application, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot};
+
+pub use registry::{DEFAULT_PROVIDER, ProviderRegistry};
 
 /// A new server group, created disabled.
 #[derive(Clone, Debug)]
@@ -19,7 +31,9 @@ pub struct CreateServerGroup {
     pub size: u32,
 }
 
-/// Changes to a server group; `None` leaves a field as it is.
+/// Changes to a server group; `None` leaves a field as it is. The
+/// controller sends `size` to the provider's [`Instances`] and the rest to
+/// its [`Traffic`].
 #[derive(Clone, Debug, Default)]
 pub struct ServerGroupUpdate {
     pub size: Option<u32>,
@@ -27,31 +41,86 @@ pub struct ServerGroupUpdate {
     pub weight: Option<u32>,
 }
 
-pub trait Provider: Send + Sync {
-    fn name(&self) -> &'static str;
-    /// Everything: applications, load balancers, server groups with instances and traffic.
+/// Whether a server group takes traffic, and how much of it; `None` leaves
+/// a field as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficUpdate {
+    pub enabled: Option<bool>,
+    pub weight: Option<u32>,
+}
+
+/// The lifecycle of server groups and their instances.
+pub trait Instances: Send + Sync {
+    /// Everything the provider knows: applications, load balancers, server
+    /// groups with their instances and traffic figures.
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>>;
+
+    fn create_server_group(
+        &self,
+        request: CreateServerGroup,
+    ) -> BoxFuture<'_, Result<ServerGroup, DeployError>>;
+
+    fn resize_server_group(
+        &self,
+        name: String,
+        size: u32,
+    ) -> BoxFuture<'_, Result<ServerGroup, DeployError>>;
+
+    /// Out of rotation, drained and stopped; kept in the history.
+    fn destroy_server_group(&self, name: String)
+    -> BoxFuture<'_, Result<ServerGroup, DeployError>>;
+
+    /// Where a person finds the output of a group whose instances keep
+    /// exiting, for the message of a deploy that timed out.
+    fn instance_output_hint(&self, group: &str) -> String;
+}
+
+/// Load balancers and the traffic they send to server groups.
+pub trait Traffic: Send + Sync {
     fn configure(
         &self,
         applications: Vec<Application>,
         load_balancers: Vec<LoadBalancer>,
     ) -> BoxFuture<'_, Result<(), DeployError>>;
-    fn create_server_group(
-        &self,
-        request: CreateServerGroup,
-    ) -> BoxFuture<'_, Result<ServerGroup, DeployError>>;
-    fn update_server_group(
+
+    fn set_traffic(
         &self,
         name: String,
-        update: ServerGroupUpdate,
+        traffic: TrafficUpdate,
     ) -> BoxFuture<'_, Result<ServerGroup, DeployError>>;
+
     /// The group's requests measured by the load balancer within `window`.
     fn samples(
         &self,
         name: String,
-        window: std::time::Duration,
-    ) -> BoxFuture<'_, Result<Vec<crate::analysis::Measurement>, DeployError>>;
-    /// Out of rotation, drained and stopped; kept in the history.
-    fn destroy_server_group(&self, name: String)
-    -> BoxFuture<'_, Result<ServerGroup, DeployError>>;
+        window: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Measurement>, DeployError>>;
+}
+
+/// A named pair of [`Instances`] and [`Traffic`]: where a cluster runs.
+#[derive(Clone)]
+pub struct Provider {
+    pub name: &'static str,
+    pub instances: Arc<dyn Instances>,
+    pub traffic: Arc<dyn Traffic>,
+}
+
+impl Provider {
+    /// A provider whose one value answers for both concerns (the local
+    /// data plane runs the instances and the load balancer).
+    pub fn from_both<P: Instances + Traffic + 'static>(name: &'static str, both: Arc<P>) -> Self {
+        Provider {
+            name,
+            instances: both.clone(),
+            traffic: both,
+        }
+    }
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .finish()
+    }
 }

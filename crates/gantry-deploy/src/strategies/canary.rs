@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Rollout, Strategy};
 use crate::analysis::{self, AnalysisConfig, Verdict};
+use crate::controller::FULL_WEIGHT;
 use crate::error::DeployError;
-use crate::providers::ServerGroupUpdate;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,7 +26,7 @@ pub struct CanaryOptions {
 #[serde(rename_all = "camelCase")]
 pub enum CanaryStep {
     SetWeight(u32),
-    Pause(#[serde(with = "super::millis")] Duration),
+    Pause(#[serde(with = "crate::millis")] Duration),
     /// Until a person promotes (`gantry skip EXECUTION --stage STAGE`).
     PauseUntilPromoted,
     Analysis(AnalysisConfig),
@@ -59,7 +59,7 @@ impl Strategy for Canary {
                 }
             }
             r.begin_step(self.options.steps.len()).await?;
-            set_weight(r, 100).await?;
+            set_weight(r, FULL_WEIGHT).await?;
             r.disable_previous().await?;
             (r.progress)(format!("canary {} promoted", r.group));
             Ok(())
@@ -79,18 +79,7 @@ impl Strategy for Canary {
 }
 
 async fn set_weight(r: &Rollout<'_>, weight: u32) -> Result<(), DeployError> {
-    r.enable_new(weight).await?;
-    for name in &r.request.previous {
-        r.update(
-            name,
-            ServerGroupUpdate {
-                weight: Some(100 - weight.min(100)),
-                ..Default::default()
-            },
-        )
-        .await?;
-    }
-    Ok(())
+    r.shift_traffic(weight).await
 }
 
 async fn analyze(

@@ -34,7 +34,7 @@ pub use journal::{Journal, RolloutRecord};
 pub use redblack::RedBlackOptions;
 pub use rolling::RollingOptions;
 
-use crate::controller::{DeployController, DeployRequest, Progress};
+use crate::controller::{DeployController, DeployRequest, DisableConfig, FULL_WEIGHT, Progress};
 use crate::error::DeployError;
 use crate::providers::ServerGroupUpdate;
 
@@ -93,16 +93,7 @@ pub trait Strategy: Send + Sync {
     fn abort<'a>(&'a self, rollout: &'a Rollout<'a>) -> BoxFuture<'a, ()> {
         async move {
             for name in &rollout.request.previous {
-                let _ = rollout
-                    .update(
-                        name,
-                        ServerGroupUpdate {
-                            enabled: Some(true),
-                            weight: Some(100),
-                            ..Default::default()
-                        },
-                    )
-                    .await;
+                let _ = rollout.controller.enable(name).await;
             }
             if let Err(error) = rollout.controller.destroy(&rollout.group).await {
                 (rollout.progress)(format!(
@@ -159,29 +150,33 @@ impl Rollout<'_> {
         Ok(())
     }
 
+    /// Enables the new group at `weight` (the controller's
+    /// [`FULL_WEIGHT`](crate::controller::FULL_WEIGHT) for all of its share).
     pub async fn enable_new(&self, weight: u32) -> Result<(), DeployError> {
-        self.update(
-            &self.group,
-            ServerGroupUpdate {
-                enabled: Some(true),
-                weight: Some(weight),
-                ..Default::default()
-            },
-        )
-        .await
+        self.controller
+            .set_weight(&self.group, weight)
+            .await
+            .map(|_| ())
+    }
+
+    /// Splits traffic: the new group at `weight`, the previous groups at
+    /// the rest.
+    pub async fn shift_traffic(&self, weight: u32) -> Result<(), DeployError> {
+        let weight = weight.min(FULL_WEIGHT);
+        self.enable_new(weight).await?;
+        for name in &self.request.previous {
+            self.controller.reweigh(name, FULL_WEIGHT - weight).await?;
+        }
+        Ok(())
     }
 
     /// Disables the groups that were enabled before this deploy.
     pub async fn disable_previous(&self) -> Result<(), DeployError> {
         for name in &self.request.previous {
-            self.update(
-                name,
-                ServerGroupUpdate {
-                    enabled: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await?;
+            // The new group is enabled by now: the cluster keeps serving.
+            self.controller
+                .disable(name, DisableConfig { force: true })
+                .await?;
             (self.progress)(format!("{name} disabled"));
         }
         Ok(())
@@ -289,20 +284,5 @@ impl Rollout<'_> {
             .filter(|g| g.group.version < version)
             .map(|g| g.group.name.clone())
             .collect())
-    }
-}
-
-/// Durations as milliseconds in the strategy options' JSON.
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }

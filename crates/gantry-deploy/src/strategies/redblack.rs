@@ -7,6 +7,7 @@ use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 
 use super::{Rollout, Strategy};
+use crate::controller::FULL_WEIGHT;
 use crate::error::DeployError;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -18,9 +19,9 @@ pub struct RedBlackOptions {
     /// Destroy the oldest groups beyond this many (0: keep all).
     #[serde(default)]
     pub max_remaining_server_groups: u32,
-    #[serde(default, with = "super::millis")]
+    #[serde(default, with = "crate::millis")]
     pub delay_before_disable: Duration,
-    #[serde(default, with = "super::millis")]
+    #[serde(default, with = "crate::millis")]
     pub delay_before_scale_down: Duration,
 }
 
@@ -32,7 +33,7 @@ impl Strategy for RedBlack {
     fn deploy<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
         async move {
             r.wait_healthy(r.request.size).await?;
-            r.enable_new(100).await?;
+            r.enable_new(FULL_WEIGHT).await?;
             (r.progress)(format!("{} enabled", r.group));
             r.pause("delayBeforeDisable", self.options.delay_before_disable)
                 .await?;

@@ -11,6 +11,7 @@ use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 
 use super::{Rollout, Strategy};
+use crate::controller::FULL_WEIGHT;
 use crate::error::DeployError;
 use crate::providers::ServerGroupUpdate;
 
@@ -19,7 +20,7 @@ use crate::providers::ServerGroupUpdate;
 pub struct RollingOptions {
     /// Increasing percentages of the target size and traffic, ending at 100.
     pub target_percentages: Vec<u32>,
-    #[serde(default, with = "super::millis")]
+    #[serde(default, with = "crate::millis")]
     pub pause_between: Duration,
     #[serde(default)]
     pub scale_down: bool,
@@ -70,20 +71,10 @@ impl Strategy for Rolling {
                 .await?;
                 r.wait_healthy(size).await?;
                 if percent >= 100 {
-                    r.enable_new(100).await?;
+                    r.enable_new(FULL_WEIGHT).await?;
                     r.disable_previous().await?;
                 } else {
-                    r.enable_new(percent).await?;
-                    for name in &r.request.previous {
-                        r.update(
-                            name,
-                            ServerGroupUpdate {
-                                weight: Some(100 - percent),
-                                ..Default::default()
-                            },
-                        )
-                        .await?;
-                    }
+                    r.shift_traffic(percent).await?;
                 }
                 (r.progress)(format!("{} at {percent}% ({size} instances)", r.group));
                 if index + 1 < steps.len() {

@@ -12,7 +12,7 @@ mod people;
 use std::path::Path;
 use std::time::Duration;
 
-use gantry_config::DeployStage;
+use gantry_config::{DeployStage, DeployStrategy};
 use gantry_deploy::analysis::AnalysisConfig;
 use gantry_deploy::model::{ServerGroupSpec, cluster_name};
 use gantry_deploy::strategies::{
@@ -38,10 +38,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         spec.stack.as_deref(),
         spec.detail.as_deref(),
     );
-    let strategy = match strategy(spec) {
-        Ok(strategy) => strategy,
-        Err(message) => return Outcome::Failed(format!("cluster {cluster:?}: {message}")),
-    };
+    let strategy = strategy(spec);
     let state = ctx.state().await;
     let (request_id, previous) = match (
         state.get("requestId").and_then(Value::as_str),
@@ -82,6 +79,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         },
     };
     let request = DeployRequest {
+        provider: spec.provider_name().to_owned(),
         request_id,
         application: spec.application.clone(),
         cluster: cluster.clone(),
@@ -153,69 +151,47 @@ async fn with_people<T>(
     }
 }
 
-fn strategy(spec: &DeployStage) -> Result<StrategyConfig, String> {
+/// The checked config as the controller takes it: a translation of typed
+/// values, with no parsing and no defaults of its own.
+fn strategy(spec: &DeployStage) -> StrategyConfig {
     let redblack = || RedBlackOptions {
         scale_down: spec.scale_down,
         max_remaining_server_groups: spec.max_remaining_server_groups,
         delay_before_disable: spec.delay_before_disable.unwrap_or_default(),
         delay_before_scale_down: spec.delay_before_scale_down.unwrap_or_default(),
     };
-    Ok(match spec.strategy.as_deref().unwrap_or("redblack") {
-        "redblack" => StrategyConfig::Redblack(redblack()),
-        "highlander" => StrategyConfig::Highlander(redblack()),
-        "none" => StrategyConfig::None,
-        "rolling" => StrategyConfig::Rolling(RollingOptions {
+    match spec.chosen_strategy() {
+        DeployStrategy::Redblack => StrategyConfig::Redblack(redblack()),
+        DeployStrategy::Highlander => StrategyConfig::Highlander(redblack()),
+        DeployStrategy::None => StrategyConfig::None,
+        DeployStrategy::Rolling => StrategyConfig::Rolling(RollingOptions {
             target_percentages: spec.target_percentages.clone(),
             pause_between: spec.pause_between.unwrap_or_default(),
             scale_down: spec.scale_down,
             wait_for_promotion: spec.wait_for_promotion,
             judgment_between_steps: spec.judgment_between_steps.is_some(),
         }),
-        "canary" => StrategyConfig::Canary(CanaryOptions {
-            steps: spec
-                .steps
-                .iter()
-                .map(canary_step)
-                .collect::<Result<_, _>>()?,
+        DeployStrategy::Canary => StrategyConfig::Canary(CanaryOptions {
+            steps: spec.steps.iter().map(canary_step).collect(),
             scale_down: spec.scale_down,
         }),
-        other => return Err(format!("unknown strategy {other:?}")),
-    })
+    }
 }
 
-fn canary_step(step: &Value) -> Result<CanaryStep, String> {
-    let duration = |v: &Value| {
-        v.as_str()
-            .ok_or_else(|| "a duration must be text like 30s".to_owned())
-            .and_then(|s| {
-                humantime::parse_duration(s).map_err(|e| format!("bad duration {s:?}: {e}"))
-            })
-    };
-    if let Some(weight) = step.get("setWeight") {
-        let weight = weight
-            .as_u64()
-            .filter(|w| *w <= 100)
-            .ok_or("setWeight must be from 0 to 100")?;
-        return Ok(CanaryStep::SetWeight(weight as u32));
+fn canary_step(step: &gantry_config::CanaryStep) -> CanaryStep {
+    use gantry_config::{CanaryPause, CanaryStep as Step};
+    match step {
+        Step::SetWeight(weight) => CanaryStep::SetWeight(*weight),
+        Step::Pause(CanaryPause::For(duration)) => CanaryStep::Pause(*duration),
+        Step::Pause(CanaryPause::UntilPromoted) => CanaryStep::PauseUntilPromoted,
+        Step::Analysis(analysis) => CanaryStep::Analysis(AnalysisConfig {
+            window: analysis.window,
+            marginal: f64::from(analysis.marginal()),
+            pass: f64::from(analysis.pass()),
+            max_error_rate_increase: f64::from(analysis.max_error_rate_increase()),
+            latency_tolerance: gantry_deploy::analysis::DEFAULT_LATENCY_TOLERANCE,
+        }),
     }
-    if let Some(pause) = step.get("pause") {
-        if pause == "untilPromoted" {
-            return Ok(CanaryStep::PauseUntilPromoted);
-        }
-        return Ok(CanaryStep::Pause(duration(pause)?));
-    }
-    if let Some(analysis) = step.get("analysis") {
-        let number =
-            |key: &str, default: f64| analysis.get(key).and_then(Value::as_f64).unwrap_or(default);
-        return Ok(CanaryStep::Analysis(AnalysisConfig {
-            window: duration(analysis.get("window").unwrap_or(&Value::Null))?,
-            marginal: number("marginal", 50.0),
-            pass: number("pass", 100.0),
-            max_error_rate_increase: number("maxErrorRateIncrease", 1.0),
-            latency_tolerance: 0.2,
-        }));
-    }
-    Err(format!("unknown canary step {step}"))
 }
 
 /// Where the data plane takes the artifact `artifact` from. A path in the workspace is

@@ -54,21 +54,15 @@ pub(super) async fn check_cluster_size(
         controller(ctx).map_err(|_| "clusterSize needs the deploy controller".to_owned())?;
     let snapshot = deploy.snapshot().await.map_err(|e| e.to_string())?;
     let actual = snapshot.cluster(&spec.cluster).len() as u32;
-    let comparison = spec.comparison.as_deref().unwrap_or("==");
-    let holds = match comparison {
-        "!=" => actual != spec.expected,
-        "<" => actual < spec.expected,
-        "<=" => actual <= spec.expected,
-        ">" => actual > spec.expected,
-        ">=" => actual >= spec.expected,
-        _ => actual == spec.expected,
-    };
-    if holds {
+    let comparison = spec.comparison.unwrap_or_default();
+    if comparison.holds(actual, spec.expected) {
         Ok(())
     } else {
         Err(format!(
-            "cluster {:?} has {actual} server groups, expected {comparison} {}",
-            spec.cluster, spec.expected
+            "cluster {:?} has {actual} server groups, expected {} {}",
+            spec.cluster,
+            comparison.symbol(),
+            spec.expected
         ))
     }
 }

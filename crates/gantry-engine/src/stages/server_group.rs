@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use gantry_config::{
     ResizeServerGroupStage, RollbackClusterStage, ScaleDownClusterStage, ServerGroupStage,
+    ServerGroupTarget,
 };
 use gantry_deploy::providers::ServerGroupUpdate;
 use gantry_deploy::{DeployController, DisableConfig};
@@ -36,7 +37,7 @@ pub(crate) async fn run_action(
         ctx,
         &deploy,
         &spec.cluster,
-        spec.target.as_deref(),
+        spec.target,
         spec.server_group.as_deref(),
     )
     .await
@@ -45,17 +46,7 @@ pub(crate) async fn run_action(
         Err(message) => return Outcome::Failed(message),
     };
     let result = match action {
-        Action::Enable => deploy
-            .update(
-                &name,
-                ServerGroupUpdate {
-                    enabled: Some(true),
-                    weight: Some(100),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map(|_| ()),
+        Action::Enable => deploy.enable(&name).await.map(|_| ()),
         Action::Disable => deploy
             .disable(&name, DisableConfig { force: spec.force })
             .await
@@ -84,7 +75,7 @@ pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) ->
         ctx,
         &deploy,
         &spec.cluster,
-        spec.target.as_deref(),
+        spec.target,
         spec.server_group.as_deref(),
     )
     .await
@@ -259,7 +250,7 @@ async fn resolve(
     ctx: &StageContext,
     deploy: &DeployController,
     cluster: &str,
-    target: Option<&str>,
+    target: Option<ServerGroupTarget>,
     by_name: Option<&str>,
 ) -> Result<String, String> {
     let state = ctx.state().await;
@@ -275,15 +266,15 @@ async fn resolve(
             .map(|g| g.group.name.clone())
             .ok_or_else(|| format!("cluster {cluster:?} has no server group {name:?}"))?,
         None => {
-            let target = target.unwrap_or("newest");
+            let target = target.unwrap_or_default();
             let index = match target {
-                "newest" => groups.len().checked_sub(1),
-                "previous" => groups.len().checked_sub(2),
-                _ => (!groups.is_empty()).then_some(0),
+                ServerGroupTarget::Newest => groups.len().checked_sub(1),
+                ServerGroupTarget::Previous => groups.len().checked_sub(2),
+                ServerGroupTarget::Oldest => (!groups.is_empty()).then_some(0),
             };
-            index
-                .map(|i| groups[i].group.name.clone())
-                .ok_or_else(|| format!("cluster {cluster:?} has no {target} server group"))?
+            index.map(|i| groups[i].group.name.clone()).ok_or_else(|| {
+                format!("cluster {cluster:?} has no {} server group", target.name())
+            })?
         }
     };
     let mut state = state.as_object().cloned().unwrap_or_default();

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use gantry_deploy::dataplane::{self, Stopped};
+use gantry_dataplane::{self as dataplane, Stopped};
 
 #[derive(Debug, Subcommand)]
 pub enum DataplaneCommand {

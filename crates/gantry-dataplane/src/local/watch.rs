@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::net::UnixStream;
 
 use super::client::DataplaneClient;
-use crate::dataplane::{FrameReader, deploy_dir, handoff_socket_path, stopped_marker};
+use crate::{FrameReader, deploy_dir, handoff_socket_path, stopped_marker};
 
 /// How often the watch looks for a data plane it is not connected to.
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -98,7 +98,7 @@ fn should_start(data_dir: &std::path::Path) -> bool {
     if !dir.exists() || stopped_marker(data_dir).exists() {
         return false;
     }
-    match crate::dataplane::load_desired_state(&dir) {
+    match crate::load_desired_state(&dir) {
         Ok(state) => {
             !state.load_balancers.is_empty() || state.server_groups.iter().any(|g| g.is_live())
         }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::adopt::{self, Adoption, ExitWatch, Record, Records};
 use super::handoff::INHERITED_ENV;
-use crate::model::{Instance, ServerGroupSpec};
+use gantry_deploy::model::{Instance, ServerGroupSpec};
 
 /// Exits within this window count towards the crash-loop mark.
 const CRASH_WINDOW: Duration = Duration::from_secs(60);

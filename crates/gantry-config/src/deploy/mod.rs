@@ -1,4 +1,12 @@
-//! The deploy kinds of a gantry file: `applications:` and `loadBalancers:`.
+//! The deploy kinds of a gantry file: `applications:` and `loadBalancers:`
+//! (checked here), and the typed model of the deploy family (`model.rs`).
+
+pub mod model;
+
+pub use model::Comparison;
+
+#[cfg(test)]
+mod tests;
 
 use serde_json::Value as Json;
 
@@ -121,7 +129,7 @@ fn check_client_bounds(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
     if let Some(node) = f.get("timeouts") {
         let what = format!("timeouts of {}", f.what);
         if let Some(mut t) = Fields::new(cx, node, what) {
-            for name in ["header", "keepAlive", "body"] {
+            for name in ["header", "keepAlive", "body", "send"] {
                 if let (Some(timeout), Some(node)) = (t.duration(cx, name), t.get(name))
                     && timeout.is_zero()
                 {

@@ -14,10 +14,11 @@ use serde_json::Value;
 
 pub use client::DataplaneClient;
 
-use super::{CreateServerGroup, Provider, ServerGroupUpdate};
-use crate::error::DeployError;
-use crate::model::{Application, LoadBalancer, ServerGroup, Snapshot};
 use crate::protocol::Request;
+use gantry_deploy::DeployError;
+use gantry_deploy::analysis::Measurement;
+use gantry_deploy::model::{Application, LoadBalancer, ServerGroup, Snapshot};
+use gantry_deploy::providers::{CreateServerGroup, Instances, Provider, Traffic, TrafficUpdate};
 
 /// How to reach (and if needed start) the data plane.
 #[derive(Clone, Debug)]
@@ -33,10 +34,19 @@ pub struct LocalProvider {
 }
 
 impl LocalProvider {
+    /// The name `gantry.yaml` gives it (`provider: local`, the default).
+    pub const NAME: &'static str = "local";
+
     pub fn new(config: LocalConfig) -> LocalProvider {
         LocalProvider {
             client: Arc::new(DataplaneClient::new(config)),
         }
+    }
+
+    /// This provider as the registry holds it: the data plane answers for
+    /// both its instances and its traffic.
+    pub fn into_provider(self) -> Provider {
+        Provider::from_both(Self::NAME, Arc::new(self))
     }
 
     /// Watches the data plane for the life of the process (call it from
@@ -56,30 +66,9 @@ fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, DeployError
     serde_json::from_value(value).map_err(|e| DeployError::Dataplane(format!("bad answer: {e}")))
 }
 
-impl Provider for LocalProvider {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
+impl Instances for LocalProvider {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>> {
         async move { decode(self.client.request(&Request::Status).await?) }.boxed()
-    }
-
-    fn configure(
-        &self,
-        applications: Vec<Application>,
-        load_balancers: Vec<LoadBalancer>,
-    ) -> BoxFuture<'_, Result<(), DeployError>> {
-        async move {
-            self.client
-                .request(&Request::Configure {
-                    applications,
-                    load_balancers,
-                })
-                .await?;
-            Ok(())
-        }
-        .boxed()
     }
 
     fn create_server_group(
@@ -105,31 +94,58 @@ impl Provider for LocalProvider {
         .boxed()
     }
 
-    fn update_server_group(
+    fn resize_server_group(
         &self,
         name: String,
-        update: ServerGroupUpdate,
+        size: u32,
     ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
+        self.update(name, Some(size), TrafficUpdate::default())
+    }
+
+    fn destroy_server_group(
+        &self,
+        name: String,
+    ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
+        async move { decode(self.client.request(&Request::Destroy { name }).await?) }.boxed()
+    }
+
+    fn instance_output_hint(&self, group: &str) -> String {
+        // The supervisor's log files, relative to the data plane's directory.
+        format!("output in server-groups/{group}/instance-N.log")
+    }
+}
+
+impl Traffic for LocalProvider {
+    fn configure(
+        &self,
+        applications: Vec<Application>,
+        load_balancers: Vec<LoadBalancer>,
+    ) -> BoxFuture<'_, Result<(), DeployError>> {
         async move {
-            decode(
-                self.client
-                    .request(&Request::Update {
-                        name,
-                        size: update.size,
-                        enabled: update.enabled,
-                        weight: update.weight,
-                    })
-                    .await?,
-            )
+            self.client
+                .request(&Request::Configure {
+                    applications,
+                    load_balancers,
+                })
+                .await?;
+            Ok(())
         }
         .boxed()
+    }
+
+    fn set_traffic(
+        &self,
+        name: String,
+        traffic: TrafficUpdate,
+    ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
+        self.update(name, None, traffic)
     }
 
     fn samples(
         &self,
         name: String,
         window: std::time::Duration,
-    ) -> BoxFuture<'_, Result<Vec<crate::analysis::Measurement>, DeployError>> {
+    ) -> BoxFuture<'_, Result<Vec<Measurement>, DeployError>> {
         async move {
             decode(
                 self.client
@@ -142,12 +158,29 @@ impl Provider for LocalProvider {
         }
         .boxed()
     }
+}
 
-    fn destroy_server_group(
+impl LocalProvider {
+    /// The data plane changes size and traffic in one request.
+    fn update(
         &self,
         name: String,
+        size: Option<u32>,
+        traffic: TrafficUpdate,
     ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
-        async move { decode(self.client.request(&Request::Destroy { name }).await?) }.boxed()
+        async move {
+            decode(
+                self.client
+                    .request(&Request::Update {
+                        name,
+                        size,
+                        enabled: traffic.enabled,
+                        weight: traffic.weight,
+                    })
+                    .await?,
+            )
+        }
+        .boxed()
     }
 }
 

@@ -1,7 +1,12 @@
-//! The data-plane process (`gantry dataplane`): load balancer listeners and
-//! the local provider's instances, kept apart from `gantry serve` so that a
-//! crash or restart of the server drops no request.
+//! The local data plane: the `local` provider of `gantry-deploy` and the
+//! process it talks to (`gantry dataplane`), which runs the load balancer
+//! listeners (`gantry-proxy`) and the instances, kept apart from `gantry
+//! serve` so that a crash or restart of the server drops no request.
 //!
+//! - `local/`: the `local` provider (`LocalProvider`: the data plane's
+//!   client, and the watch that starts it again when it dies);
+//! - `protocol.rs`: the control socket's JSON-lines requests;
+//! - `convert.rs`: the provider-neutral deploy model to the proxy's types;
 //! - `server.rs`: the control socket and the process's life (one data plane
 //!   per data directory, guarded by a lock file; exits when the data
 //!   directory disappears);
@@ -17,7 +22,10 @@
 //!   data plane, asked through its socket.
 
 mod adopt;
+mod convert;
 mod handoff;
+pub mod local;
+pub mod protocol;
 mod reconcile;
 mod server;
 mod state;

@@ -104,10 +104,10 @@ pub(crate) async fn reconcile(parts: &Parts<'_>, state: &DesiredState) -> Vec<St
         .map(|lb| ListenerConfig {
             name: lb.name.clone(),
             port: lb.port,
-            rules: lb.rules.clone(),
+            rules: lb.rules.iter().map(crate::convert::route_rule).collect(),
             response_timeout: lb.response_timeout,
-            client_timeouts: lb.client_timeouts,
-            limits: lb.limits,
+            client_timeouts: crate::convert::client_timeouts(&lb.client_timeouts),
+            limits: crate::convert::connection_limits(&lb.limits),
         })
         .collect();
     let ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
@@ -149,7 +149,7 @@ pub(crate) fn health_check_for(state: &DesiredState, cluster: &str) -> HealthChe
         .load_balancers
         .iter()
         .find(|lb| lb.rules.iter().any(|r| r.cluster == cluster))
-        .map(|lb| lb.health_check.clone())
+        .map(|lb| crate::convert::health_check(&lb.health_check))
         .unwrap_or_default()
 }
 

@@ -13,8 +13,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::server::{deploy_dir, socket_path};
-use crate::error::DeployError;
 use crate::protocol::Request;
+use gantry_deploy::DeployError;
 
 /// Longest wait for the data plane to exit: draining (30 s) plus a grace.
 const STOP_TIMEOUT: Duration = Duration::from_secs(70);

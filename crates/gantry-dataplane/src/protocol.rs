@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Application, LoadBalancer, ServerGroupSpec};
+use gantry_deploy::model::{Application, LoadBalancer, ServerGroupSpec};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]

@@ -1,9 +1,17 @@
-//! The deploy model as the data plane keeps it and the API shows it.
+//! The deploy model as providers keep it and the API shows it. It names no
+//! provider's types: the local data plane converts its load balancers to
+//! the proxy's (`gantry-dataplane` `convert.rs`), and the serde shapes here
+//! are those of `DATA/deploy/state.json` and of the API's JSON.
+
+mod load_balancer;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
-use gantry_proxy::{GroupStatsSnapshot, HealthCheckConfig, RouteRule};
 use serde::{Deserialize, Serialize};
+
+pub use load_balancer::{ClientTimeouts, ConnectionLimits, HealthCheck, LoadBalancer, RouteRule};
 
 /// `app`, `app-stack`, `app-stack-detail`, or `app--detail` (Spinnaker's naming).
 pub fn cluster_name(application: &str, stack: Option<&str>, detail: Option<&str>) -> String {
@@ -28,26 +36,6 @@ pub struct Application {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LoadBalancer {
-    pub name: String,
-    pub port: u16,
-    /// Tried in order; the first that matches host and path wins.
-    pub rules: Vec<RouteRule>,
-    pub health_check: HealthCheckConfig,
-    /// Unset: the proxy's default (`gantry_proxy::DEFAULT_RESPONSE_TIMEOUT`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_timeout: Option<std::time::Duration>,
-    /// Header, keep-alive and body timeouts of client connections; unset
-    /// ones are nginx's defaults.
-    #[serde(default)]
-    pub client_timeouts: gantry_proxy::ClientTimeouts,
-    /// Caps on client connections; unset ones are the proxy's defaults.
-    #[serde(default)]
-    pub limits: gantry_proxy::ConnectionLimits,
 }
 
 /// What runs: one immutable version of the software.
@@ -132,7 +120,7 @@ impl ServerGroupStatus {
     }
 }
 
-/// [`GroupStatsSnapshot`] in a form that deserializes too.
+/// The load balancer's traffic figures of one group.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupStatsSnapshotView {
@@ -143,20 +131,6 @@ pub struct GroupStatsSnapshotView {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub rate: f64,
-}
-
-impl From<GroupStatsSnapshot> for GroupStatsSnapshotView {
-    fn from(s: GroupStatsSnapshot) -> Self {
-        GroupStatsSnapshotView {
-            requests: s.requests,
-            status_5xx: s.status_5xx,
-            connect_errors: s.connect_errors,
-            p50_ms: s.p50_ms,
-            p95_ms: s.p95_ms,
-            p99_ms: s.p99_ms,
-            rate: s.rate,
-        }
-    }
 }
 
 /// Everything the data plane knows, as one answer.

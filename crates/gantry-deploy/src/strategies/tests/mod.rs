@@ -1,3 +1,5 @@
+mod phases;
+
 use std::time::Duration;
 
 use super::RolloutRecord;

@@ -13,9 +13,9 @@ use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 
 use super::LocalConfig;
-use crate::dataplane::{INHERITED_ENV, socket_path};
-use crate::error::DeployError;
 use crate::protocol::{ErrorKind, Request, Response};
+use crate::{INHERITED_ENV, socket_path};
+use gantry_deploy::DeployError;
 
 pub struct DataplaneClient {
     config: LocalConfig,
@@ -104,7 +104,7 @@ impl DataplaneClient {
     }
 
     fn log_path(&self) -> std::path::PathBuf {
-        crate::dataplane::deploy_dir(&self.config.data_dir).join("dataplane.log")
+        crate::deploy_dir(&self.config.data_dir).join("dataplane.log")
     }
 
     /// Starts the data plane in its own session, so that it survives the
@@ -115,7 +115,7 @@ impl DataplaneClient {
                 "no data plane command configured".into(),
             ));
         };
-        let dir = crate::dataplane::deploy_dir(&self.config.data_dir);
+        let dir = crate::deploy_dir(&self.config.data_dir);
         std::fs::create_dir_all(&dir)
             .map_err(|e| DeployError::Dataplane(format!("cannot create {}: {e}", dir.display())))?;
         let log = std::fs::OpenOptions::new()

@@ -16,10 +16,10 @@ use super::adopt::{Adoption, Records};
 use super::handoff::{Sockets, handoff_socket_path};
 use super::reconcile::{self, Instances, Parts};
 use super::state::{self, DesiredState};
-use crate::model::{
+use crate::protocol::{ErrorKind, Request, Response};
+use gantry_deploy::model::{
     LoadBalancerStatus, ServerGroup, ServerGroupStatus, Snapshot, server_group_name,
 };
-use crate::protocol::{ErrorKind, Request, Response};
 
 /// `DATA/deploy`, where the data plane keeps its files.
 pub fn deploy_dir(data_dir: &Path) -> PathBuf {
@@ -365,13 +365,13 @@ async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
             Ok(to_json(&group))
         }
         Request::Samples { name, window_ms } => {
-            let samples: Vec<crate::analysis::Measurement> = dp
+            let samples: Vec<gantry_deploy::analysis::Measurement> = dp
                 .proxy
                 .stats()
                 .group(&name)
                 .samples_since(Duration::from_millis(window_ms))
                 .iter()
-                .map(|s| crate::analysis::Measurement {
+                .map(|s| gantry_deploy::analysis::Measurement {
                     micros: s.micros,
                     error: s.error,
                 })
@@ -439,7 +439,10 @@ async fn snapshot(dp: &Dataplane) -> Snapshot {
                     .get(&group.name)
                     .map(|handles| handles.iter().map(|h| h.snapshot()).collect())
                     .unwrap_or_default(),
-                stats: stats.get(&group.name).cloned().map(Into::into),
+                stats: stats
+                    .get(&group.name)
+                    .cloned()
+                    .map(crate::convert::group_stats),
             })
             .collect(),
     }

@@ -1,0 +1,115 @@
+//! The typed deploy model: what the checks accept is read once into enums
+//! and typed canary steps, and their JSON is the spec the store has always
+//! kept.
+
+use std::time::Duration;
+
+use crate::deploy::model::{
+    CanaryAnalysis, CanaryPause, CanaryStep, Comparison, DeployStrategy, ServerGroupTarget,
+};
+use crate::{StageKind, parse_document};
+
+fn stage(yaml_fields: &str) -> Result<StageKind, String> {
+    let text = format!(
+        "pipelines:\n  - name: ship\n    stages:\n      - id: deploy\n        type: deploy\n{}",
+        yaml_fields
+            .lines()
+            .map(|l| format!("        {l}\n"))
+            .collect::<String>()
+    );
+    parse_document("test.yaml", &text)
+        .map(|mut doc| doc.pipelines.remove(0).stages.remove(0).kind)
+        .map_err(|d| d.to_string())
+}
+
+fn deploy(yaml_fields: &str) -> crate::DeployStage {
+    match stage(yaml_fields) {
+        Ok(StageKind::Deploy(spec)) => spec,
+        other => panic!("not a deploy: {other:?}"),
+    }
+}
+
+#[test]
+fn canary_steps_are_read_into_typed_steps() {
+    let spec = deploy(
+        "application: shop\ncommand: serve\nstrategy: canary\nsteps:\n  - setWeight: 10\n  - pause: 30s\n  - pause: untilPromoted\n  - analysis: {window: 2m, pass: 90}\n",
+    );
+    assert_eq!(spec.chosen_strategy(), DeployStrategy::Canary);
+    assert_eq!(
+        spec.steps,
+        [
+            CanaryStep::SetWeight(10),
+            CanaryStep::Pause(CanaryPause::For(Duration::from_secs(30))),
+            CanaryStep::Pause(CanaryPause::UntilPromoted),
+            CanaryStep::Analysis(CanaryAnalysis {
+                window: Duration::from_secs(120),
+                marginal: None,
+                pass: Some(90),
+                max_error_rate_increase: None,
+            }),
+        ]
+    );
+    let CanaryStep::Analysis(analysis) = &spec.steps[3] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            analysis.marginal(),
+            analysis.pass(),
+            analysis.max_error_rate_increase()
+        ),
+        (50, 90, 1)
+    );
+}
+
+#[test]
+fn the_typed_deploy_stage_keeps_the_json_the_store_holds() {
+    let spec = deploy(
+        "application: shop\ncommand: serve\nstrategy: canary\nsteps:\n  - setWeight: 10\n  - pause: untilPromoted\n  - analysis: {window: 5m}\n",
+    );
+    let json = serde_json::to_value(&spec).expect("encode");
+    assert_eq!(json["strategy"], "canary");
+    assert_eq!(
+        json["steps"],
+        serde_json::json!([{"setWeight": 10}, {"pause": "untilPromoted"}, {"analysis": {"window": "5m"}}])
+    );
+    assert_eq!(
+        serde_json::from_value::<crate::DeployStage>(json).expect("decode"),
+        spec
+    );
+}
+
+#[test]
+fn an_unnamed_strategy_and_provider_are_the_defaults() {
+    let spec = deploy("application: shop\ncommand: serve\n");
+    assert_eq!(spec.strategy, None);
+    assert_eq!(spec.chosen_strategy(), DeployStrategy::Redblack);
+    assert_eq!(spec.provider_name(), "local");
+}
+
+#[test]
+fn an_unknown_provider_is_reported_with_the_registered_ones() {
+    let error =
+        stage("application: shop\ncommand: serve\nprovider: kubernetes\n").expect_err("unknown");
+    assert_eq!(
+        error,
+        "test.yaml:8:19: \"provider\" must be one of local, not \"kubernetes\""
+    );
+}
+
+#[test]
+fn server_group_targets_and_comparisons_are_enums() {
+    let target: ServerGroupTarget = serde_json::from_str("\"previous\"").expect("target");
+    assert_eq!(target, ServerGroupTarget::Previous);
+    for symbol in Comparison::SYMBOLS {
+        let comparison: Comparison =
+            serde_json::from_value(serde_json::json!(symbol)).expect("comparison");
+        assert_eq!(comparison.symbol(), *symbol);
+    }
+    assert!(Comparison::LessOrEqual.holds(2, 2) && !Comparison::Greater.holds(2, 2));
+    for name in DeployStrategy::NAMES {
+        let strategy: DeployStrategy =
+            serde_json::from_value(serde_json::json!(name)).expect("strategy");
+        assert_eq!(strategy.name(), *name);
+    }
+}
