@@ -132,7 +132,9 @@ pub struct Route {
 /// own data. The router enforces the role before any handler runs, so a
 /// handler never checks it.
 pub fn routes() -> Vec<Route> {
-    use routes::{apt, events, executions, git, pipelines, runners, secrets, system, tokens, webhooks};
+    use routes::{
+        apt, events, executions, git, pipelines, runners, secrets, system, tokens, webhooks,
+    };
     vec![
         public(Method::GET, "/healthz", system::healthz),
         viewer(Method::GET, "/metrics", system::metrics),
@@ -338,14 +340,30 @@ pub fn routes() -> Vec<Route> {
         // Runners prove themselves with their own credential (`routes/runners.rs`).
         public(Method::POST, "/api/v1/runners/register", runners::register),
         public(Method::POST, "/api/v1/runners/lease", runners::lease),
-        public(Method::POST, "/api/v1/runners/heartbeat", runners::heartbeat),
+        public(
+            Method::POST,
+            "/api/v1/runners/heartbeat",
+            runners::heartbeat,
+        ),
         public(Method::POST, "/api/v1/runners/logs", runners::logs),
         public(Method::POST, "/api/v1/runners/finish", runners::finish),
         viewer(Method::GET, "/api/v1/runners", runners::list),
-        admin(Method::POST, "/api/v1/runners/tokens", runners::create_token),
+        admin(
+            Method::POST,
+            "/api/v1/runners/tokens",
+            runners::create_token,
+        ),
         viewer(Method::GET, "/api/v1/runners/jobs", runners::queued_jobs),
-        admin(Method::POST, "/api/v1/runners/{name}/disable", runners::disable),
-        admin(Method::POST, "/api/v1/runners/{name}/enable", runners::enable),
+        admin(
+            Method::POST,
+            "/api/v1/runners/{name}/disable",
+            runners::disable,
+        ),
+        admin(
+            Method::POST,
+            "/api/v1/runners/{name}/enable",
+            runners::enable,
+        ),
         admin(Method::DELETE, "/api/v1/runners/{name}", runners::remove),
     ]
 }

@@ -39,10 +39,9 @@ pub async fn register(
 ) -> ApiResult<(StatusCode, axum::Json<RegisterResponse>)> {
     check_protocol(&headers)?;
     let name = request.name.clone();
-    let registered = registry
-        .register(request, now_millis())
-        .await
-        .inspect_err(|e| tracing::warn!(runner = %name, error = %e, "runner registration refused"))?;
+    let registered = registry.register(request, now_millis()).await.inspect_err(
+        |e| tracing::warn!(runner = %name, error = %e, "runner registration refused"),
+    )?;
     Ok((StatusCode::CREATED, axum::Json(registered)))
 }
 
@@ -100,7 +99,9 @@ async fn authenticate(registry: &RunnerRegistry, headers: &HeaderMap) -> ApiResu
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("a runner credential is required (Authorization: Bearer …)"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("a runner credential is required (Authorization: Bearer …)")
+        })?;
     registry.authenticate(credential).await.map_err(|error| {
         if let RunnerError::CredentialRefused { runner, why } = &error {
             tracing::warn!(runner = runner.as_deref().unwrap_or("unknown"), %why, "runner credential refused");
@@ -167,7 +168,9 @@ pub async fn create_token(
                 .map_err(|e| ApiError::invalid(format!("expires {text:?}: {e}")))
         })
         .transpose()?;
-    let created = registry.create_token(now_millis(), valid_for, body.uses).await?;
+    let created = registry
+        .create_token(now_millis(), valid_for, body.uses)
+        .await?;
     let body = json!({
         "id": created.id,
         "token": created.token,
@@ -182,7 +185,9 @@ pub async fn disable(
     PathParams(name): PathParams<String>,
 ) -> ApiResult<axum::Json<Value>> {
     let runner = registry.disable(&name, now_millis()).await?;
-    Ok(axum::Json(json!({ "name": runner.name, "state": runner.state })))
+    Ok(axum::Json(
+        json!({ "name": runner.name, "state": runner.state }),
+    ))
 }
 
 pub async fn enable(
@@ -190,7 +195,9 @@ pub async fn enable(
     PathParams(name): PathParams<String>,
 ) -> ApiResult<axum::Json<Value>> {
     let runner = registry.enable(&name).await?;
-    Ok(axum::Json(json!({ "name": runner.name, "state": runner.state })))
+    Ok(axum::Json(
+        json!({ "name": runner.name, "state": runner.state }),
+    ))
 }
 
 pub async fn remove(
@@ -253,8 +260,14 @@ pub mod debug {
             )
         };
         router
-            .route("/api/v1/runners/debug/jobs", post(enqueue).route_layer(admin_only()))
-            .route("/api/v1/runners/debug/jobs/{id}", get(show).route_layer(admin_only()))
+            .route(
+                "/api/v1/runners/debug/jobs",
+                post(enqueue).route_layer(admin_only()),
+            )
+            .route(
+                "/api/v1/runners/debug/jobs/{id}",
+                get(show).route_layer(admin_only()),
+            )
             .route(
                 "/api/v1/runners/debug/jobs/{id}/cancel",
                 post(cancel).route_layer(admin_only()),
@@ -295,7 +308,12 @@ pub mod debug {
         tokio::spawn(async move {
             while let Some(event) = job.events.recv().await {
                 let lost = matches!(event, JobEvent::Lost { .. });
-                events().lock().unwrap().entry(job.id.clone()).or_default().push(event);
+                events()
+                    .lock()
+                    .unwrap()
+                    .entry(job.id.clone())
+                    .or_default()
+                    .push(event);
                 if lost {
                     if retries_left > 0 && dispatcher.retry(&job.id).await.unwrap_or(false) {
                         retries_left -= 1;
@@ -313,7 +331,12 @@ pub mod debug {
         PathParams(id): PathParams<String>,
     ) -> ApiResult<axum::Json<Value>> {
         let store = registry_store(&registry, &id).await?;
-        let events = events().lock().unwrap().get(&id).cloned().unwrap_or_default();
+        let events = events()
+            .lock()
+            .unwrap()
+            .get(&id)
+            .cloned()
+            .unwrap_or_default();
         Ok(axum::Json(json!({ "job": store, "events": events })))
     }
 
@@ -321,7 +344,10 @@ pub mod debug {
         Extension(registry): Registry,
         PathParams(id): PathParams<String>,
     ) -> ApiResult<axum::Json<Value>> {
-        let canceled = registry.dispatcher().cancel(&id, "canceled by the test").await?;
+        let canceled = registry
+            .dispatcher()
+            .cancel(&id, "canceled by the test")
+            .await?;
         Ok(axum::Json(json!({ "canceled": canceled })))
     }
 

@@ -88,7 +88,10 @@ impl Connection {
         self.call("logs", batch, CALL_TIMEOUT).await
     }
 
-    pub(crate) async fn finish(&self, request: &FinishRequest) -> Result<FinishResponse, CallError> {
+    pub(crate) async fn finish(
+        &self,
+        request: &FinishRequest,
+    ) -> Result<FinishResponse, CallError> {
         self.call("finish", request, CALL_TIMEOUT).await
     }
 

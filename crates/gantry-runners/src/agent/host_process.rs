@@ -59,8 +59,9 @@ impl JobRunner for HostProcessRunner {
     type Running = HostProcess;
 
     async fn start(&self, job: &LeasedJob, dir: &JobDir) -> Result<HostProcess, String> {
-        let payload: Payload = serde_json::from_value(job.payload.clone())
-            .map_err(|e| format!("the job's payload is not {{\"argv\": [...], \"env\": {{...}}}}: {e}"))?;
+        let payload: Payload = serde_json::from_value(job.payload.clone()).map_err(|e| {
+            format!("the job's payload is not {{\"argv\": [...], \"env\": {{...}}}}: {e}")
+        })?;
         if payload.argv.is_empty() {
             return Err("the job's argv is empty".into());
         }
@@ -124,7 +125,9 @@ impl RunningJob for HostProcess {
             if !self.running() {
                 return match self.exit_code() {
                     Some(code) => json!({ "exitCode": code }),
-                    None => json!({ "error": "the job's processes ended without an exit status (killed?)" }),
+                    None => {
+                        json!({ "error": "the job's processes ended without an exit status (killed?)" })
+                    }
                 };
             }
             tokio::select! {

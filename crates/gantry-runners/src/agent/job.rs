@@ -63,7 +63,15 @@ pub(crate) async fn run<R: JobRunner>(
     let streamed = stream.await.unwrap_or(StreamEnd::Stopped);
     match streamed {
         StreamEnd::Complete if !cancel.is_cancelled() => {
-            report(&agent, FinishRequest { lease_id: lease.clone(), result }, &cancel).await;
+            report(
+                &agent,
+                FinishRequest {
+                    lease_id: lease.clone(),
+                    result,
+                },
+                &cancel,
+            )
+            .await;
         }
         StreamEnd::Refused(reason) => agent.refused(reason),
         other => tracing::info!(lease = %lease, end = ?other, "job ended without reporting"),
@@ -75,7 +83,11 @@ pub(crate) async fn run<R: JobRunner>(
 }
 
 /// Sends the result, trying again while the server is away.
-async fn report<R: JobRunner>(agent: &Agent<R>, request: FinishRequest, cancel: &CancellationToken) {
+async fn report<R: JobRunner>(
+    agent: &Agent<R>,
+    request: FinishRequest,
+    cancel: &CancellationToken,
+) {
     let mut backoff = Backoff::new();
     loop {
         match agent.connection.finish(&request).await {

@@ -18,7 +18,9 @@ use super::job::{self, Slot};
 use super::job_dir::JobDir;
 use super::job_runner::JobRunner;
 use super::{AgentConfig, AgentError};
-use crate::protocol::{HeartbeatRequest, HeldLease, LeasedJob, PROTOCOL_VERSION, RegisterRequest, Timing};
+use crate::protocol::{
+    HeartbeatRequest, HeldLease, LeasedJob, PROTOCOL_VERSION, RegisterRequest, Timing,
+};
 
 /// How long a stopping agent waits for its killed jobs to be cleaned up.
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -80,15 +82,26 @@ pub async fn run<R: JobRunner>(
     for slot in agent.slots().values() {
         slot.cancel.cancel();
     }
-    let _ = tokio::time::timeout(STOP_WAIT, async { while tasks.join_next().await.is_some() {} }).await;
-    match agent.refusal.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    let _ = tokio::time::timeout(STOP_WAIT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    match agent
+        .refusal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
         Some(reason) => Err(agent.refusal_error(reason)),
         None => Ok(()),
     }
 }
 
 /// The credential in the work directory, or a new one from registering.
-async fn identity(config: &AgentConfig, shutdown: &CancellationToken) -> Result<Identity, AgentError> {
+async fn identity(
+    config: &AgentConfig,
+    shutdown: &CancellationToken,
+) -> Result<Identity, AgentError> {
     if let Some(identity) = credential_file::load(&config.work_dir)? {
         tracing::info!(runner = %identity.name, "re-using the credential in the work directory");
         return Ok(identity);
@@ -136,7 +149,10 @@ impl<R: JobRunner> Agent<R> {
         let mut backoff = Backoff::new();
         loop {
             let freed = self.slot_freed.notified();
-            let free = self.config.capacity.saturating_sub(self.slots().len() as u32);
+            let free = self
+                .config
+                .capacity
+                .saturating_sub(self.slots().len() as u32);
             if free == 0 {
                 tokio::select! {
                     () = freed => continue,
@@ -169,7 +185,12 @@ impl<R: JobRunner> Agent<R> {
         }
     }
 
-    fn start_job(self: &Arc<Self>, tasks: &mut JoinSet<()>, job: LeasedJob, taken_over: Option<R::Running>) {
+    fn start_job(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        job: LeasedJob,
+        taken_over: Option<R::Running>,
+    ) {
         let cancel = self.refused.child_token();
         let log_acked = Arc::new(AtomicU64::new(0));
         self.slots().insert(
@@ -181,7 +202,14 @@ impl<R: JobRunner> Agent<R> {
         );
         tracing::info!(lease = %job.lease_id, job = %job.job_id, attempt = job.attempt, "job leased");
         let dir = JobDir::new(self.config.work_dir.join("jobs").join(&job.lease_id));
-        tasks.spawn(job::run(self.clone(), job, dir, taken_over, cancel, log_acked));
+        tasks.spawn(job::run(
+            self.clone(),
+            job,
+            dir,
+            taken_over,
+            cancel,
+            log_acked,
+        ));
     }
 
     /// Jobs a previous agent process left running: taken over if the
@@ -253,7 +281,11 @@ async fn heartbeats<R: JobRunner>(agent: Arc<Agent<R>>, shutdown: CancellationTo
                 log_lines: slot.log_acked.load(Ordering::Relaxed),
             })
             .collect();
-        match agent.connection.heartbeat(&HeartbeatRequest { leases }).await {
+        match agent
+            .connection
+            .heartbeat(&HeartbeatRequest { leases })
+            .await
+        {
             Ok(answer) => {
                 for lease in answer.cancel {
                     if let Some(slot) = agent.slots().get(&lease) {

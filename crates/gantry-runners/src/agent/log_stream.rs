@@ -46,9 +46,9 @@ pub(crate) struct LogStream {
 }
 
 /// One line read from the file, with the byte offset just past it.
-struct Line {
-    text: String,
-    end: u64,
+pub(super) struct Line {
+    pub(super) text: String,
+    pub(super) end: u64,
 }
 
 impl LogStream {
@@ -127,7 +127,7 @@ impl LogStream {
 
 /// The whole lines from `offset` on, at most one batch; with `finished`, a
 /// last line without its newline too. A line longer than a batch is cut.
-fn read_batch(path: &Path, offset: u64, finished: bool) -> std::io::Result<Vec<Line>> {
+pub(super) fn read_batch(path: &Path, offset: u64, finished: bool) -> std::io::Result<Vec<Line>> {
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

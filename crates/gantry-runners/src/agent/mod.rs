@@ -25,6 +25,9 @@ mod job_runner;
 mod lease_loop;
 mod log_stream;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -51,14 +51,27 @@ pub struct JobHandle {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "camelCase")]
 pub enum JobEvent {
-    Leased { runner: String, attempt: i64 },
+    Leased {
+        runner: String,
+        attempt: i64,
+    },
     /// Lines `first..first + lines.len()` of the current attempt, each once.
-    Log { first: u64, lines: Vec<String> },
-    Finished { result: Value },
+    Log {
+        first: u64,
+        lines: Vec<String>,
+    },
+    Finished {
+        result: Value,
+    },
     /// The runner stopped renewing the lease, or was disabled or removed.
     /// The owner decides: [`Dispatcher::retry`] or [`Dispatcher::give_up`].
-    Lost { runner: String, reason: String },
-    Canceled { reason: String },
+    Lost {
+        runner: String,
+        reason: String,
+    },
+    Canceled {
+        reason: String,
+    },
 }
 
 /// A job waiting for a runner.
@@ -110,7 +123,10 @@ impl Dispatcher {
             .lose_unfinished_jobs(now_millis(), "the server restarted")
             .await?;
         if !lost.is_empty() {
-            tracing::info!(jobs = lost.len(), "runner jobs of the previous server process marked lost");
+            tracing::info!(
+                jobs = lost.len(),
+                "runner jobs of the previous server process marked lost"
+            );
         }
         let dispatcher = Dispatcher(Arc::new(Inner {
             store,
@@ -240,14 +256,20 @@ impl Dispatcher {
 
     /// Takes the lines of a batch the server does not have yet, in order,
     /// and hands them to the job's owner.
-    pub async fn logs(&self, runner: &RunnerRecord, batch: LogBatch) -> Result<LogAck, RunnerError> {
+    pub async fn logs(
+        &self,
+        runner: &RunnerRecord,
+        batch: LogBatch,
+    ) -> Result<LogAck, RunnerError> {
         let gone = || RunnerError::LeaseGone(batch.lease_id.clone());
         let job = self
             .0
             .store
             .job_of_lease(&batch.lease_id)
             .await?
-            .filter(|job| job.state == JobState::Leased && job.runner_id.as_deref() == Some(&runner.id))
+            .filter(|job| {
+                job.state == JobState::Leased && job.runner_id.as_deref() == Some(&runner.id)
+            })
             .ok_or_else(gone)?;
         let acked = job.log_acked as u64;
         let end = batch.first + batch.lines.len() as u64;
@@ -261,7 +283,13 @@ impl Dispatcher {
         let taken = self
             .0
             .store
-            .ack_job_logs(&batch.lease_id, &runner.id, now_millis(), acked as i64, end as i64)
+            .ack_job_logs(
+                &batch.lease_id,
+                &runner.id,
+                now_millis(),
+                acked as i64,
+                end as i64,
+            )
             .await?;
         if taken.is_none() {
             let job = self.0.store.job_of_lease(&batch.lease_id).await?;
@@ -275,7 +303,14 @@ impl Dispatcher {
         let skip = (acked - batch.first) as usize;
         let mut lines = batch.lines;
         lines.drain(..skip);
-        self.send(&job.id, JobEvent::Log { first: acked, lines }).await;
+        self.send(
+            &job.id,
+            JobEvent::Log {
+                first: acked,
+                lines,
+            },
+        )
+        .await;
         Ok(LogAck { acked: end })
     }
 
@@ -299,7 +334,11 @@ impl Dispatcher {
         self.0.job_queued.notify_waiters();
         tracing::info!(runner = %runner.name, job = %job.id, "runner job finished");
         if let Some(owner) = owner {
-            let _ = owner.send(JobEvent::Finished { result: request.result }).await;
+            let _ = owner
+                .send(JobEvent::Finished {
+                    result: request.result,
+                })
+                .await;
         }
         Ok(FinishResponse { job_id: job.id })
     }
@@ -307,7 +346,12 @@ impl Dispatcher {
     /// Cancels a queued or leased job; its runner hears of it with its next
     /// heartbeat. False if the job had already ended.
     pub async fn cancel(&self, job_id: &str, reason: &str) -> Result<bool, RunnerError> {
-        let Some(job) = self.0.store.cancel_job(job_id, now_millis(), reason).await? else {
+        let Some(job) = self
+            .0
+            .store
+            .cancel_job(job_id, now_millis(), reason)
+            .await?
+        else {
             return Ok(false);
         };
         let owner = {
@@ -319,7 +363,11 @@ impl Dispatcher {
             state.owners.remove(&job.id)
         };
         if let Some(owner) = owner {
-            let _ = owner.send(JobEvent::Canceled { reason: reason.into() }).await;
+            let _ = owner
+                .send(JobEvent::Canceled {
+                    reason: reason.into(),
+                })
+                .await;
         }
         Ok(true)
     }
@@ -392,14 +440,24 @@ impl Dispatcher {
     /// store is written only when a lease in memory has expired.
     pub(super) async fn expire_leases(&self) -> Result<(), RunnerError> {
         let now = now_millis();
-        if !self.state().leases.values().any(|live| live.expires_at < now) {
+        if !self
+            .state()
+            .leases
+            .values()
+            .any(|live| live.expires_at < now)
+        {
             return Ok(());
         }
         for job in self.0.store.lose_expired_leases(now).await? {
             let runner = job
                 .lease_id
                 .as_ref()
-                .and_then(|lease| self.state().leases.get(lease).map(|l| l.runner_name.clone()))
+                .and_then(|lease| {
+                    self.state()
+                        .leases
+                        .get(lease)
+                        .map(|l| l.runner_name.clone())
+                })
                 .or_else(|| job.runner_id.clone())
                 .unwrap_or_default();
             let reason = format!(
@@ -432,7 +490,10 @@ impl Dispatcher {
         loop {
             let candidate = {
                 let mut state = self.state();
-                let Some(at) = state.queue.iter().position(|w| fits(&w.labels, &runner.labels))
+                let Some(at) = state
+                    .queue
+                    .iter()
+                    .position(|w| fits(&w.labels, &runner.labels))
                 else {
                     return Ok(None);
                 };

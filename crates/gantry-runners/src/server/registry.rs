@@ -72,7 +72,9 @@ impl RunnerRegistry {
         uses: Option<i64>,
     ) -> Result<CreatedToken, RunnerError> {
         if uses.is_some_and(|n| n < 1) {
-            return Err(RunnerError::Invalid("a token's uses must be at least 1".into()));
+            return Err(RunnerError::Invalid(
+                "a token's uses must be at least 1".into(),
+            ));
         }
         let token = secret::generate("grt_");
         let record = RunnerTokenRecord {
@@ -110,7 +112,13 @@ impl RunnerRegistry {
         }
         // Checked before the token is used up, so that a name clash does not
         // cost a single-use token.
-        if self.store.runners().await?.iter().any(|r| r.name == request.name) {
+        if self
+            .store
+            .runners()
+            .await?
+            .iter()
+            .any(|r| r.name == request.name)
+        {
             return Err(RunnerError::NameTaken(request.name));
         }
         if self
@@ -190,16 +198,8 @@ impl RunnerRegistry {
     /// Refuses the runner's credential from now on and takes its leases
     /// back (their jobs go back to their owners as lost).
     pub async fn disable(&self, name: &str, now: Millis) -> Result<RunnerRecord, RunnerError> {
-        let runner = self
-            .store
-            .set_runner_state(name, DISABLED)
-            .await?
-            .ok_or_else(|| RunnerError::NoSuchRunner(name.into()))?;
-        self.dispatcher
-            .take_back_leases_of(&runner, now, &format!("runner {} disabled", runner.name))
-            .await?;
-        tracing::info!(runner = %runner.name, "runner disabled");
-        Ok(runner)
+        let runner = self.store.set_runner_state(name, DISABLED).await?;
+        self.revoked(runner, name, now, "disabled").await
     }
 
     pub async fn enable(&self, name: &str) -> Result<RunnerRecord, RunnerError> {
@@ -214,20 +214,33 @@ impl RunnerRegistry {
 
     /// Forgets the runner (its credential with it) and takes its leases back.
     pub async fn remove(&self, name: &str, now: Millis) -> Result<RunnerRecord, RunnerError> {
-        let runner = self
-            .store
-            .remove_runner(name)
-            .await?
-            .ok_or_else(|| RunnerError::NoSuchRunner(name.into()))?;
+        let runner = self.store.remove_runner(name).await?;
+        self.revoked(runner, name, now, "removed").await
+    }
+
+    /// Takes back the leases of a runner whose credential the store now
+    /// refuses (`what` it became: disabled, removed).
+    async fn revoked(
+        &self,
+        runner: Option<RunnerRecord>,
+        name: &str,
+        now: Millis,
+        what: &str,
+    ) -> Result<RunnerRecord, RunnerError> {
+        let runner = runner.ok_or_else(|| RunnerError::NoSuchRunner(name.into()))?;
+        let reason = format!("runner {} {what}", runner.name);
         self.dispatcher
-            .take_back_leases_of(&runner, now, &format!("runner {} removed", runner.name))
+            .take_back_leases_of(&runner, now, &reason)
             .await?;
-        tracing::info!(runner = %runner.name, "runner removed");
+        tracing::info!(runner = %runner.name, "{reason}");
         Ok(runner)
     }
 
     /// A job as the store has it.
-    pub async fn job(&self, id: &str) -> Result<Option<gantry_store::RunnerJobRecord>, RunnerError> {
+    pub async fn job(
+        &self,
+        id: &str,
+    ) -> Result<Option<gantry_store::RunnerJobRecord>, RunnerError> {
         Ok(self.store.runner_job(id).await?)
     }
 

@@ -7,8 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::protocol::{
-    FinishRequest, HeartbeatRequest, HeldLease, LogBatch, PROTOCOL_VERSION, RegisterRequest,
-    Timing,
+    FinishRequest, HeartbeatRequest, HeldLease, LogBatch, PROTOCOL_VERSION, RegisterRequest, Timing,
 };
 
 struct Fixture {
@@ -48,7 +47,11 @@ impl Fixture {
             )
             .await
             .unwrap();
-        let runner = self.registry.authenticate(&registered.credential).await.unwrap();
+        let runner = self
+            .registry
+            .authenticate(&registered.credential)
+            .await
+            .unwrap();
         (runner, registered.credential)
     }
 
@@ -73,7 +76,10 @@ async fn a_credential_is_refused_once_wrong_disabled_or_removed_and_a_token_is_s
     let (runner, credential) = f.runner("alpha", &["linux"]).await;
     let wrong = format!("{}.grc_0000", runner.id);
     let refused = f.registry.authenticate(&wrong).await.unwrap_err();
-    assert_eq!(refused.to_string(), "runner credential refused for runner \"alpha\": wrong secret");
+    assert_eq!(
+        refused.to_string(),
+        "runner credential refused for runner \"alpha\": wrong secret"
+    );
     f.registry.disable("alpha", 5).await.unwrap();
     let refused = f.registry.authenticate(&credential).await.unwrap_err();
     assert!(refused.to_string().contains("disabled"), "{refused}");
@@ -113,10 +119,22 @@ async fn a_waiting_lease_request_is_woken_at_once_by_a_job_with_matching_labels(
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     let job = f.enqueue(&["arm"]).await;
-    let leased = waiting_arm.await.unwrap().unwrap().expect("the arm runner gets the job");
-    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    let leased = waiting_arm
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the arm runner gets the job");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(leased.job_id, job.id);
-    assert_eq!(waiting_linux.await.unwrap().unwrap(), None, "linux lacks the arm label");
+    assert_eq!(
+        waiting_linux.await.unwrap().unwrap(),
+        None,
+        "linux lacks the arm label"
+    );
 }
 
 #[tokio::test]
@@ -127,7 +145,10 @@ async fn a_job_no_runner_has_the_labels_for_is_reported_as_such() {
     let sets = f.registry.enabled_label_sets().await.unwrap();
     let queued = f.dispatcher().queued(&sets);
     assert_eq!(queued.len(), 1);
-    assert_eq!((queued[0].id.as_str(), queued[0].placeable), (job.id.as_str(), false));
+    assert_eq!(
+        (queued[0].id.as_str(), queued[0].placeable),
+        (job.id.as_str(), false)
+    );
 }
 
 #[tokio::test]
@@ -140,8 +161,16 @@ async fn logs_are_taken_once_in_order_and_late_reports_of_a_lost_lease_are_refus
     let f = fixture(timing).await;
     let (runner, _) = f.runner("alpha", &[]).await;
     let mut job = f.enqueue(&[]).await;
-    let leased = f.dispatcher().lease(&runner, 1, Duration::ZERO).await.unwrap().unwrap();
-    assert_eq!((leased.job_id.as_str(), f.dispatcher().load_of(&runner.id)), (job.id.as_str(), 1));
+    let leased = f
+        .dispatcher()
+        .lease(&runner, 1, Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (leased.job_id.as_str(), f.dispatcher().load_of(&runner.id)),
+        (job.id.as_str(), 1)
+    );
     let batch = |first: u64, lines: &[&str]| LogBatch {
         lease_id: leased.lease_id.clone(),
         first,
@@ -149,8 +178,16 @@ async fn logs_are_taken_once_in_order_and_late_reports_of_a_lost_lease_are_refus
     };
     let logs = |b| f.dispatcher().logs(&runner, b);
     assert_eq!(logs(batch(0, &["a", "b"])).await.unwrap().acked, 2);
-    assert_eq!(logs(batch(1, &["b", "c"])).await.unwrap().acked, 3, "a resend overlapping");
-    assert_eq!(logs(batch(5, &["f"])).await.unwrap().acked, 3, "a gap is not taken");
+    assert_eq!(
+        logs(batch(1, &["b", "c"])).await.unwrap().acked,
+        3,
+        "a resend overlapping"
+    );
+    assert_eq!(
+        logs(batch(5, &["f"])).await.unwrap().acked,
+        3,
+        "a gap is not taken"
+    );
     let beat = HeartbeatRequest {
         leases: vec![HeldLease {
             lease_id: leased.lease_id.clone(),
@@ -172,31 +209,66 @@ async fn logs_are_taken_once_in_order_and_late_reports_of_a_lost_lease_are_refus
         }
     })
     .await;
-    assert!(lost.is_ok(), "the lease is lost within TTL + a tick: {events:?}");
+    assert!(
+        lost.is_ok(),
+        "the lease is lost within TTL + a tick: {events:?}"
+    );
     assert_eq!(
         events,
         [
-            JobEvent::Leased { runner: "alpha".into(), attempt: 1 },
-            JobEvent::Log { first: 0, lines: vec!["a".into(), "b".into()] },
-            JobEvent::Log { first: 2, lines: vec!["c".into()] },
-            JobEvent::Lost { runner: "alpha".into(), reason: "runner alpha lost: no heartbeat for 400ms".into() },
+            JobEvent::Leased {
+                runner: "alpha".into(),
+                attempt: 1
+            },
+            JobEvent::Log {
+                first: 0,
+                lines: vec!["a".into(), "b".into()]
+            },
+            JobEvent::Log {
+                first: 2,
+                lines: vec!["c".into()]
+            },
+            JobEvent::Lost {
+                runner: "alpha".into(),
+                reason: "runner alpha lost: no heartbeat for 400ms".into()
+            },
         ]
     );
-    assert!(matches!(logs(batch(3, &["late"])).await, Err(RunnerError::LeaseGone(_))));
+    assert!(matches!(
+        logs(batch(3, &["late"])).await,
+        Err(RunnerError::LeaseGone(_))
+    ));
     let late = f
         .dispatcher()
-        .finish(&runner, FinishRequest { lease_id: leased.lease_id.clone(), result: json!({}) })
+        .finish(
+            &runner,
+            FinishRequest {
+                lease_id: leased.lease_id.clone(),
+                result: json!({}),
+            },
+        )
         .await;
     assert!(matches!(late, Err(RunnerError::LeaseGone(_))));
     let answer = f.dispatcher().heartbeat(&runner, &beat).await.unwrap();
-    assert_eq!(answer.cancel, [leased.lease_id.clone()]);
+    assert_eq!(answer.cancel, std::slice::from_ref(&leased.lease_id));
 
     // The owner runs it again: another lease, attempt 2, logs from 0.
     assert!(f.dispatcher().retry(&job.id).await.unwrap());
-    let again = f.dispatcher().lease(&runner, 1, Duration::ZERO).await.unwrap().unwrap();
+    let again = f
+        .dispatcher()
+        .lease(&runner, 1, Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.attempt, 2);
     f.dispatcher()
-        .finish(&runner, FinishRequest { lease_id: again.lease_id, result: json!({ "exitCode": 0 }) })
+        .finish(
+            &runner,
+            FinishRequest {
+                lease_id: again.lease_id,
+                result: json!({ "exitCode": 0 }),
+            },
+        )
         .await
         .unwrap();
     let record = f.store.runner_job(&job.id).await.unwrap().unwrap();
@@ -214,15 +286,30 @@ async fn disabling_a_runner_hands_its_jobs_back_and_capacity_bounds_its_leases()
     let d = f.dispatcher();
     assert!(d.lease(&runner, 2, Duration::ZERO).await.unwrap().is_some());
     assert!(d.lease(&runner, 1, Duration::ZERO).await.unwrap().is_some());
-    assert_eq!(d.lease(&runner, 1, Duration::ZERO).await.unwrap(), None, "capacity is 2");
+    assert_eq!(
+        d.lease(&runner, 1, Duration::ZERO).await.unwrap(),
+        None,
+        "capacity is 2"
+    );
     assert_eq!(f.registry.list().await.unwrap()[0].load, 2);
     f.registry.disable("alpha", 10).await.unwrap();
     assert_eq!(d.load_of(&runner.id), 0);
     for job in &mut jobs[..2] {
         let _leased = job.events.recv().await.unwrap();
         let lost = job.events.recv().await.unwrap();
-        assert_eq!(lost, JobEvent::Lost { runner: "alpha".into(), reason: "runner alpha disabled".into() });
+        assert_eq!(
+            lost,
+            JobEvent::Lost {
+                runner: "alpha".into(),
+                reason: "runner alpha disabled".into()
+            }
+        );
     }
     assert!(d.cancel(&jobs[2].id, "not needed").await.unwrap());
-    assert_eq!(jobs[2].events.recv().await.unwrap(), JobEvent::Canceled { reason: "not needed".into() });
+    assert_eq!(
+        jobs[2].events.recv().await.unwrap(),
+        JobEvent::Canceled {
+            reason: "not needed".into()
+        }
+    );
 }

@@ -110,7 +110,10 @@ pub async fn agent(args: AgentArgs, url: &str) -> anyhow::Result<ExitCode> {
 
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return;
     };
     tokio::select! {
@@ -125,7 +128,10 @@ pub async fn manage(client: &Client, command: RunnerCommand) -> anyhow::Result<E
     match command {
         RunnerCommand::Token(RunnerTokenCommand::Create { expires, uses }) => {
             let created = client
-                .post("/api/v1/runners/tokens", &json!({ "expires": expires, "uses": uses }))
+                .post(
+                    "/api/v1/runners/tokens",
+                    &json!({ "expires": expires, "uses": uses }),
+                )
                 .await?;
             println!("{}", field(&created, "token"));
             eprintln!("runner registration token created; this is the only time it is shown");
@@ -157,24 +163,27 @@ pub async fn manage(client: &Client, command: RunnerCommand) -> anyhow::Result<E
                     ]
                 })
                 .collect();
-            table(&["NAME", "STATE", "LABELS", "LOAD", "LAST CONTACT", "VERSION"], &rows);
+            table(
+                &["NAME", "STATE", "LABELS", "LOAD", "LAST CONTACT", "VERSION"],
+                &rows,
+            );
         }
-        RunnerCommand::Disable { name } => {
-            client
-                .post(&format!("/api/v1/runners/{}/disable", segment(&name)), &json!({}))
-                .await?;
-            println!("runner {name} disabled");
-        }
-        RunnerCommand::Enable { name } => {
-            client
-                .post(&format!("/api/v1/runners/{}/enable", segment(&name)), &json!({}))
-                .await?;
-            println!("runner {name} enabled");
-        }
+        RunnerCommand::Disable { name } => set_state(client, &name, "disable").await?,
+        RunnerCommand::Enable { name } => set_state(client, &name, "enable").await?,
         RunnerCommand::Remove { name } => {
-            client.delete(&format!("/api/v1/runners/{}", segment(&name))).await?;
+            client
+                .delete(&format!("/api/v1/runners/{}", segment(&name)))
+                .await?;
             println!("runner {name} removed");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `action` is `disable` or `enable`.
+async fn set_state(client: &Client, name: &str, action: &str) -> anyhow::Result<()> {
+    let path = format!("/api/v1/runners/{}/{action}", segment(name));
+    client.post(&path, &json!({})).await?;
+    println!("runner {name} {action}d");
+    Ok(())
 }
