@@ -385,7 +385,10 @@ impl Store {
     }
 
     /// The job a lease is (or was) for.
-    pub async fn job_of_lease(&self, lease_id: &str) -> Result<Option<RunnerJobRecord>, StoreError> {
+    pub async fn job_of_lease(
+        &self,
+        lease_id: &str,
+    ) -> Result<Option<RunnerJobRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM runner_jobs WHERE lease_id = $1"
         ))
@@ -425,8 +428,13 @@ impl Store {
         &self,
         now: Millis,
     ) -> Result<Vec<RunnerJobRecord>, StoreError> {
-        self.lose_jobs("state = 'leased' AND lease_expires_at < $1", None, now, "lease expired")
-            .await
+        self.lose_jobs(
+            "state = 'leased' AND lease_expires_at < $1",
+            None,
+            now,
+            "lease expired",
+        )
+        .await
     }
 
     /// Marks lost every job leased to a runner (disabled or removed).
@@ -436,8 +444,13 @@ impl Store {
         now: Millis,
         reason: &str,
     ) -> Result<Vec<RunnerJobRecord>, StoreError> {
-        self.lose_jobs("state = 'leased' AND runner_id = $3", Some(runner_id), now, reason)
-            .await
+        self.lose_jobs(
+            "state = 'leased' AND runner_id = $3",
+            Some(runner_id),
+            now,
+            reason,
+        )
+        .await
     }
 
     /// Marks lost every queued or leased job: at start, the owners of the

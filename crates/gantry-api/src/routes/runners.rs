@@ -7,12 +7,18 @@
 //! The agent's routes are public in the route table: a runner proves itself
 //! with its own credential (a bearer token that is not an API token), which
 //! is checked here; a refusal is a 401 and a server log line naming the
-//! runner the credential claims to be.
+//! runner the credential claims to be. Their bodies are read only once the
+//! credential is accepted (at most 2 MiB); a registration, which carries
+//! its token in the body, is held to 16 KiB and to the budget and time
+//! limit of unauthenticated bodies.
 
 use std::time::Duration;
 
 use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use gantry_runners::protocol::{
     FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest,
     LeaseResponse, LogAck, LogBatch, PROTOCOL_HEADER, PROTOCOL_VERSION, RegisterRequest,
@@ -21,36 +27,55 @@ use gantry_runners::protocol::{
 use gantry_runners::server::{RunnerError, RunnerRegistry};
 use gantry_store::RunnerRecord;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, PathParams};
-use crate::now_millis;
+use crate::extract::{Json, PathParams, parse_json};
 use crate::views::timestamp;
+use crate::{AppState, JSON_BODY_LIMIT, now_millis};
 
 type Registry = Extension<RunnerRegistry>;
+
+/// A registration is a token, a name, labels and numbers: a few hundred
+/// bytes.
+const REGISTER_BODY_LIMIT: usize = 16 << 10;
 
 // --- The agent's protocol ------------------------------------------------
 
 pub async fn register(
+    State(state): State<AppState>,
     Extension(registry): Registry,
     headers: HeaderMap,
-    Json(request): Json<RegisterRequest>,
-) -> ApiResult<(StatusCode, axum::Json<RegisterResponse>)> {
-    check_protocol(&headers)?;
+    body: Body,
+) -> Result<(StatusCode, axum::Json<RegisterResponse>), Response> {
+    check_protocol(&headers).map_err(IntoResponse::into_response)?;
+    // Not authenticated yet (the token is in the body): held to the budget
+    // and time limit of unauthenticated bodies, and small.
+    let bytes = state
+        .unauthenticated_bodies()
+        .read(body, REGISTER_BODY_LIMIT)
+        .await
+        .map_err(|refused| {
+            tracing::warn!(error = %refused, "runner registration body refused");
+            refused.into_response()
+        })?;
+    let request: RegisterRequest = parse_json(&bytes).map_err(IntoResponse::into_response)?;
     let name = request.name.clone();
-    let registered = registry.register(request, now_millis()).await.inspect_err(
-        |e| tracing::warn!(runner = %name, error = %e, "runner registration refused"),
-    )?;
+    let registered = registry
+        .register(request, now_millis())
+        .await
+        .inspect_err(|e| tracing::warn!(runner = %name, error = %e, "runner registration refused"))
+        .map_err(|e| ApiError::from(e).into_response())?;
     Ok((StatusCode::CREATED, axum::Json(registered)))
 }
 
 pub async fn lease(
     Extension(registry): Registry,
     headers: HeaderMap,
-    Json(request): Json<LeaseRequest>,
+    body: Body,
 ) -> ApiResult<axum::Json<LeaseResponse>> {
-    let runner = authenticate(&registry, &headers).await?;
+    let (runner, request) = authenticated::<LeaseRequest>(&registry, &headers, body).await?;
     let dispatcher = registry.dispatcher();
     let wait = Duration::from_millis(dispatcher.timing().long_poll_ms);
     let job = dispatcher.lease(&runner, request.free_slots, wait).await?;
@@ -60,9 +85,9 @@ pub async fn lease(
 pub async fn heartbeat(
     Extension(registry): Registry,
     headers: HeaderMap,
-    Json(request): Json<HeartbeatRequest>,
+    body: Body,
 ) -> ApiResult<axum::Json<HeartbeatResponse>> {
-    let runner = authenticate(&registry, &headers).await?;
+    let (runner, request) = authenticated::<HeartbeatRequest>(&registry, &headers, body).await?;
     let answer = registry.dispatcher().heartbeat(&runner, &request).await?;
     Ok(axum::Json(answer))
 }
@@ -70,9 +95,9 @@ pub async fn heartbeat(
 pub async fn logs(
     Extension(registry): Registry,
     headers: HeaderMap,
-    Json(batch): Json<LogBatch>,
+    body: Body,
 ) -> ApiResult<axum::Json<LogAck>> {
-    let runner = authenticate(&registry, &headers).await?;
+    let (runner, batch) = authenticated::<LogBatch>(&registry, &headers, body).await?;
     let ack = registry.dispatcher().logs(&runner, batch).await?;
     Ok(axum::Json(ack))
 }
@@ -80,9 +105,9 @@ pub async fn logs(
 pub async fn finish(
     Extension(registry): Registry,
     headers: HeaderMap,
-    Json(request): Json<FinishRequest>,
+    body: Body,
 ) -> ApiResult<axum::Json<FinishResponse>> {
-    let runner = authenticate(&registry, &headers).await?;
+    let (runner, request) = authenticated::<FinishRequest>(&registry, &headers, body).await?;
     let lease = request.lease_id.clone();
     let finished = registry
         .dispatcher()
@@ -90,6 +115,23 @@ pub async fn finish(
         .await
         .inspect_err(|e| tracing::warn!(runner = %runner.name, lease = %lease, error = %e, "late result refused"))?;
     Ok(axum::Json(finished))
+}
+
+/// The runner behind a request, then its body: nothing is read from a
+/// client whose credential is refused.
+async fn authenticated<T: DeserializeOwned>(
+    registry: &RunnerRegistry,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<(RunnerRecord, T)> {
+    let runner = authenticate(registry, headers).await?;
+    let bytes = axum::body::to_bytes(body, JSON_BODY_LIMIT)
+        .await
+        .map_err(|e| {
+            ApiError::invalid(format!("runner {}: body refused: {e}", runner.name))
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+        })?;
+    Ok((runner, parse_json(&bytes)?))
 }
 
 /// The runner a request's bearer credential belongs to.
@@ -247,7 +289,6 @@ pub mod debug {
     use gantry_runners::server::{JobEvent, JobSpec};
 
     use super::*;
-    use crate::AppState;
 
     /// Adds the debug routes, for an admin, outside the route table (and
     /// so outside the OpenAPI document).

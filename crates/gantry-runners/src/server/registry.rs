@@ -257,6 +257,19 @@ impl RunnerRegistry {
     }
 }
 
+/// Path segments under `/api/v1/runners/` that a runner's name would
+/// shadow.
+const RESERVED_NAMES: &[&str] = &[
+    "register",
+    "lease",
+    "heartbeat",
+    "logs",
+    "finish",
+    "tokens",
+    "jobs",
+    "debug",
+];
+
 /// Every problem of a registration at once.
 fn validate(request: &RegisterRequest) -> Vec<String> {
     let mut problems = Vec::new();
@@ -269,6 +282,12 @@ fn validate(request: &RegisterRequest) -> Vec<String> {
     if !word(&request.name) {
         problems.push(format!(
             "runner name {:?} must be 1 to 64 letters, digits or - _ .",
+            request.name
+        ));
+    }
+    if RESERVED_NAMES.contains(&request.name.as_str()) {
+        problems.push(format!(
+            "runner name {:?} is reserved (it names a route under /api/v1/runners)",
             request.name
         ));
     }

@@ -97,6 +97,8 @@ async fn a_credential_is_refused_once_wrong_disabled_or_removed_and_a_token_is_s
         capacity: 1,
         version: "test".into(),
     };
+    let reserved = f.registry.register(request("jobs"), 1).await.unwrap_err();
+    assert!(reserved.to_string().contains("reserved"), "{reserved}");
     f.registry.register(request("beta"), 1).await.unwrap();
     let again = f.registry.register(request("gamma"), 1).await.unwrap_err();
     assert!(matches!(again, RunnerError::TokenRefused), "{again}");

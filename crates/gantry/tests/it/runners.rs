@@ -337,6 +337,11 @@ fn a_runner_restarted_mid_job_resends_what_the_server_lacks_with_no_line_lost_or
         done["job"]["attempt"], 1,
         "the same lease, taken over: {done:#}"
     );
+    let credential = std::fs::metadata(runner.dir.join("credential.json")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&credential.permissions()) & 0o777,
+        0o600
+    );
     assert!(
         runner.log().contains("re-using the credential"),
         "{}",
