@@ -305,8 +305,9 @@ impl Store {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Leases a queued job to a runner; `None` if it is no longer queued
-    /// (another runner took it, or it was canceled).
+    /// Leases a queued job to an enabled runner; `None` if it is no longer
+    /// queued (another runner took it, or it was canceled) or the runner
+    /// was disabled or removed meanwhile.
     pub async fn lease_job(
         &self,
         job_id: &str,
@@ -319,6 +320,7 @@ impl Store {
              SET state = 'leased', runner_id = $2, lease_id = $3, lease_expires_at = $4,
                  attempt = attempt + 1, log_acked = 0
              WHERE id = $1 AND state = 'queued'
+               AND EXISTS (SELECT 1 FROM runners WHERE id = $2 AND state = 'enabled')
              RETURNING {JOB_COLUMNS}"
         ))
         .bind(job_id)

@@ -9,8 +9,19 @@ both!(
     two_runners_racing_for_one_job_lease_it_once,
     an_expired_lease_is_lost_and_its_late_reports_are_refused,
     a_lost_job_can_be_queued_again_and_leased_by_another_runner,
-    a_canceled_job_refuses_its_runners_reports
+    a_canceled_job_refuses_its_runners_reports,
+    a_disabled_or_removed_runner_leases_nothing
 );
+
+/// Registers runners `r0`, `r1`, … `r{count - 1}`.
+async fn register(store: &gantry_store::Store, count: usize) {
+    for i in 0..count {
+        store
+            .create_runner(&runner(&format!("r{i}"), &format!("runner-{i}")))
+            .await
+            .unwrap();
+    }
+}
 
 fn runner(id: &str, name: &str) -> RunnerRecord {
     RunnerRecord {
@@ -113,7 +124,10 @@ async fn runner_names_are_unique_and_a_runner_can_be_disabled_and_removed(db: Te
         .unwrap();
     assert_eq!(disabled.state, "disabled");
     assert_eq!(disabled.last_contact_at, Some(77));
-    assert_eq!(store.runners().await.unwrap(), std::slice::from_ref(&disabled));
+    assert_eq!(
+        store.runners().await.unwrap(),
+        std::slice::from_ref(&disabled)
+    );
     assert_eq!(store.remove_runner("alpha").await.unwrap(), Some(disabled));
     assert_eq!(store.runner("r1").await.unwrap(), None);
     assert_eq!(
@@ -124,6 +138,7 @@ async fn runner_names_are_unique_and_a_runner_can_be_disabled_and_removed(db: Te
 
 async fn two_runners_racing_for_one_job_lease_it_once(db: TestDb) {
     let store = db.store.clone();
+    register(&store, 8).await;
     store.enqueue_job(&job("j1")).await.unwrap();
     let race = (0..8).map(|i| {
         let store = store.clone();
@@ -148,6 +163,7 @@ async fn two_runners_racing_for_one_job_lease_it_once(db: TestDb) {
 
 async fn an_expired_lease_is_lost_and_its_late_reports_are_refused(db: TestDb) {
     let store = &db.store;
+    register(store, 2).await;
     store.enqueue_job(&job("j1")).await.unwrap();
     store
         .lease_job("j1", "r1", "lease-1", 100)
@@ -206,6 +222,7 @@ async fn an_expired_lease_is_lost_and_its_late_reports_are_refused(db: TestDb) {
 
 async fn a_lost_job_can_be_queued_again_and_leased_by_another_runner(db: TestDb) {
     let store = &db.store;
+    register(store, 3).await;
     store.enqueue_job(&job("j1")).await.unwrap();
     store
         .lease_job("j1", "r1", "lease-1", 100)
@@ -249,6 +266,7 @@ async fn a_lost_job_can_be_queued_again_and_leased_by_another_runner(db: TestDb)
 
 async fn a_canceled_job_refuses_its_runners_reports(db: TestDb) {
     let store = &db.store;
+    register(store, 2).await;
     store.enqueue_job(&job("j1")).await.unwrap();
     store.enqueue_job(&job("j2")).await.unwrap();
     store
@@ -281,5 +299,32 @@ async fn a_canceled_job_refuses_its_runners_reports(db: TestDb) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn a_disabled_or_removed_runner_leases_nothing(db: TestDb) {
+    let store = &db.store;
+    register(store, 2).await;
+    store.enqueue_job(&job("j1")).await.unwrap();
+    store
+        .set_runner_state("runner-0", "disabled")
+        .await
+        .unwrap();
+    store.remove_runner("runner-1").await.unwrap();
+    assert_eq!(
+        store.lease_job("j1", "r0", "lease-0", 100).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.lease_job("j1", "r1", "lease-1", 100).await.unwrap(),
+        None
+    );
+    store.set_runner_state("runner-0", "enabled").await.unwrap();
+    assert!(
+        store
+            .lease_job("j1", "r0", "lease-2", 100)
+            .await
+            .unwrap()
+            .is_some()
     );
 }

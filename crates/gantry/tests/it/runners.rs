@@ -208,10 +208,24 @@ fn jobs_go_to_runners_with_their_labels_and_one_no_runner_can_take_waits_saying_
     server: &mut Server,
 ) {
     let server = &*server;
-    let token = token(server);
+    let created = server
+        .cli(&[
+            "runner",
+            "token",
+            "create",
+            "--expires",
+            "1h",
+            "--uses",
+            "2",
+        ])
+        .ok();
+    let token = created.stdout.trim().to_owned();
     let _amd = Runner::start(server, &token, "amd", "linux,amd64");
     let _arm = Runner::start(server, &token, "arm", "linux,arm64");
     wait_registered(server, &["amd", "arm"]);
+    let mut third = Runner::start(server, &token, "third", "linux");
+    assert!(!third.wait_exit(Duration::from_secs(10)).success());
+    assert!(third.log().contains("used up"), "{}", third.log());
     for (label, runner) in [("arm64", "arm"), ("amd64", "amd"), ("arm64", "arm")] {
         let id = enqueue(
             server,
@@ -238,6 +252,12 @@ fn jobs_go_to_runners_with_their_labels_and_one_no_runner_can_take_waits_saying_
         "{}",
         list.stdout
     );
+    server.cli(&["runner", "remove", "arm"]).ok();
+    let list = server.cli(&["runner", "list"]).ok();
+    assert!(!list.stdout.contains("arm64"), "{}", list.stdout);
+    server
+        .cli(&["runner", "disable", "arm"])
+        .fails_with("no runner named \"arm\"");
 }
 
 fn a_runner_killed_with_sigkill_loses_its_lease_within_bounds_and_the_job_runs_again_on_the_other(
