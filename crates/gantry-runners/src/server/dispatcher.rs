@@ -237,9 +237,17 @@ impl Dispatcher {
                 .await?;
             match renewed {
                 Some(job) => {
-                    if let Some(live) = self.state().leases.get_mut(&held.lease_id) {
-                        live.expires_at = expires_at;
-                    }
+                    // Upserted: a lease this process stopped watching (or
+                    // never saw, behind another server) is watched again.
+                    self.state()
+                        .leases
+                        .entry(held.lease_id.clone())
+                        .or_insert_with(|| Live {
+                            runner_id: runner.id.clone(),
+                            runner_name: runner.name.clone(),
+                            expires_at,
+                        })
+                        .expires_at = expires_at;
                     answer.renewed.push(RenewedLease {
                         lease_id: held.lease_id.clone(),
                         log_acked: job.log_acked as u64,
@@ -467,6 +475,9 @@ impl Dispatcher {
             tracing::warn!(runner = %runner, job = %job.id, "{reason}");
             self.hand_back(job, &runner, &reason).await;
         }
+        // What the store did not find expired was renewed or ended through
+        // another server sharing the database: not this one's to watch.
+        self.state().leases.retain(|_, live| live.expires_at >= now);
         Ok(())
     }
 

@@ -13,6 +13,18 @@ both!(
     a_disabled_or_removed_runner_leases_nothing
 );
 
+/// Registers `runners` runners, queues `j1` and leases it to `r1` as
+/// `lease-1` until 100.
+async fn lease_j1_to_r1(store: &gantry_store::Store, runners: usize) {
+    register(store, runners).await;
+    store.enqueue_job(&job("j1")).await.unwrap();
+    store
+        .lease_job("j1", "r1", "lease-1", 100)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 /// Registers runners `r0`, `r1`, … `r{count - 1}`.
 async fn register(store: &gantry_store::Store, count: usize) {
     for i in 0..count {
@@ -163,13 +175,7 @@ async fn two_runners_racing_for_one_job_lease_it_once(db: TestDb) {
 
 async fn an_expired_lease_is_lost_and_its_late_reports_are_refused(db: TestDb) {
     let store = &db.store;
-    register(store, 2).await;
-    store.enqueue_job(&job("j1")).await.unwrap();
-    store
-        .lease_job("j1", "r1", "lease-1", 100)
-        .await
-        .unwrap()
-        .unwrap();
+    lease_j1_to_r1(store, 2).await;
     let renewed = store.renew_lease("lease-1", "r1", 90, 200).await.unwrap();
     assert_eq!(renewed.unwrap().lease_expires_at, Some(200));
     assert_eq!(
@@ -222,13 +228,7 @@ async fn an_expired_lease_is_lost_and_its_late_reports_are_refused(db: TestDb) {
 
 async fn a_lost_job_can_be_queued_again_and_leased_by_another_runner(db: TestDb) {
     let store = &db.store;
-    register(store, 3).await;
-    store.enqueue_job(&job("j1")).await.unwrap();
-    store
-        .lease_job("j1", "r1", "lease-1", 100)
-        .await
-        .unwrap()
-        .unwrap();
+    lease_j1_to_r1(store, 3).await;
     assert_eq!(
         store
             .lose_leases_of("r1", 50, "runner r1 removed")
@@ -266,14 +266,8 @@ async fn a_lost_job_can_be_queued_again_and_leased_by_another_runner(db: TestDb)
 
 async fn a_canceled_job_refuses_its_runners_reports(db: TestDb) {
     let store = &db.store;
-    register(store, 2).await;
-    store.enqueue_job(&job("j1")).await.unwrap();
+    lease_j1_to_r1(store, 2).await;
     store.enqueue_job(&job("j2")).await.unwrap();
-    store
-        .lease_job("j1", "r1", "lease-1", 100)
-        .await
-        .unwrap()
-        .unwrap();
     let canceled = store
         .cancel_job("j1", 20, "canceled by alice")
         .await
