@@ -132,9 +132,7 @@ pub struct Route {
 /// own data. The router enforces the role before any handler runs, so a
 /// handler never checks it.
 pub fn routes() -> Vec<Route> {
-    use routes::{
-        apt, events, executions, git, pipelines, runners, secrets, system, tokens, webhooks,
-    };
+    use routes::{apt, events, executions, git, pipelines, secrets, system, tokens, webhooks};
     vec![
         public(Method::GET, "/healthz", system::healthz),
         viewer(Method::GET, "/metrics", system::metrics),
@@ -338,33 +336,53 @@ pub fn routes() -> Vec<Route> {
         viewer(Method::GET, "/api/v1/apt/keys/public", apt::public_key),
         admin(Method::POST, "/api/v1/apt/db/cleanup", apt::db_cleanup),
         // Runners prove themselves with their own credential (`routes/runners.rs`).
-        public(Method::POST, "/api/v1/runners/register", runners::register),
-        public(Method::POST, "/api/v1/runners/lease", runners::lease),
+        public(
+            Method::POST,
+            "/api/v1/runners/register",
+            routes::runners::register,
+        ),
+        public(
+            Method::POST,
+            "/api/v1/runners/lease",
+            routes::runners::lease,
+        ),
         public(
             Method::POST,
             "/api/v1/runners/heartbeat",
-            runners::heartbeat,
+            routes::runners::heartbeat,
         ),
-        public(Method::POST, "/api/v1/runners/logs", runners::logs),
-        public(Method::POST, "/api/v1/runners/finish", runners::finish),
-        viewer(Method::GET, "/api/v1/runners", runners::list),
+        public(Method::POST, "/api/v1/runners/logs", routes::runners::logs),
+        public(
+            Method::POST,
+            "/api/v1/runners/finish",
+            routes::runners::finish,
+        ),
+        viewer(Method::GET, "/api/v1/runners", routes::runners::list),
         admin(
             Method::POST,
             "/api/v1/runners/tokens",
-            runners::create_token,
+            routes::runners::create_token,
         ),
-        viewer(Method::GET, "/api/v1/runners/jobs", runners::queued_jobs),
+        viewer(
+            Method::GET,
+            "/api/v1/runners/jobs",
+            routes::runners::queued_jobs,
+        ),
         admin(
             Method::POST,
             "/api/v1/runners/{name}/disable",
-            runners::disable,
+            routes::runners::disable,
         ),
         admin(
             Method::POST,
             "/api/v1/runners/{name}/enable",
-            runners::enable,
+            routes::runners::enable,
         ),
-        admin(Method::DELETE, "/api/v1/runners/{name}", runners::remove),
+        admin(
+            Method::DELETE,
+            "/api/v1/runners/{name}",
+            routes::runners::remove,
+        ),
     ]
 }
 
