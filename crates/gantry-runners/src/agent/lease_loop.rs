@@ -65,13 +65,22 @@ pub async fn run<R: JobRunner>(
         refused: CancellationToken::new(),
         refusal: Mutex::default(),
     });
-    // A refused credential is told at once, before anything is taken over.
-    if let Err(CallError::Refused(reason)) = agent
+    // A refused credential or a server that speaks another protocol is
+    // told at once, before anything is taken over.
+    match agent
         .connection
         .heartbeat(&HeartbeatRequest { leases: Vec::new() })
         .await
     {
-        return Err(agent.refusal_error(reason));
+        Err(CallError::Refused(reason)) => return Err(agent.refusal_error(reason)),
+        Err(CallError::Rejected(message)) => {
+            return Err(AgentError::Protocol {
+                url: agent.config.url.clone(),
+                message,
+            });
+        }
+        // Unreachable: the loops below keep trying.
+        _ => {}
     }
     let mut tasks = JoinSet::new();
     agent.take_over_jobs(&mut tasks);

@@ -450,6 +450,16 @@ fn a_runner_disabled_mid_lease_is_refused_with_401_and_its_processes_are_killed(
     runner.spawn();
     assert!(!runner.wait_exit(Duration::from_secs(10)).success());
 
+    // Something at the URL that is not a Gantry server: a clear error.
+    runner.url = format!("{}/elsewhere", server.url);
+    runner.spawn();
+    assert!(!runner.wait_exit(Duration::from_secs(10)).success());
+    assert!(
+        runner.log().contains("does not speak the runner protocol"),
+        "{}",
+        runner.log()
+    );
+
     // A wrong registration token: refused, and the server says who tried.
     let mut stranger = Runner::start(server, "grt_wrong", "stranger", "linux");
     assert!(!stranger.wait_exit(Duration::from_secs(10)).success());
