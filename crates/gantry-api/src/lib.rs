@@ -349,6 +349,54 @@ pub fn routes() -> Vec<Route> {
         viewer(Method::GET, "/api/v1/apt/keys", apt::list_keys),
         viewer(Method::GET, "/api/v1/apt/keys/public", apt::public_key),
         admin(Method::POST, "/api/v1/apt/db/cleanup", apt::db_cleanup),
+        // Runners prove themselves with their own credential (`routes/runners.rs`).
+        public(
+            Method::POST,
+            "/api/v1/runners/register",
+            routes::runners::register,
+        ),
+        public(
+            Method::POST,
+            "/api/v1/runners/lease",
+            routes::runners::lease,
+        ),
+        public(
+            Method::POST,
+            "/api/v1/runners/heartbeat",
+            routes::runners::heartbeat,
+        ),
+        public(Method::POST, "/api/v1/runners/logs", routes::runners::logs),
+        public(
+            Method::POST,
+            "/api/v1/runners/finish",
+            routes::runners::finish,
+        ),
+        viewer(Method::GET, "/api/v1/runners", routes::runners::list),
+        admin(
+            Method::POST,
+            "/api/v1/runners/tokens",
+            routes::runners::create_token,
+        ),
+        viewer(
+            Method::GET,
+            "/api/v1/runners/jobs",
+            routes::runners::queued_jobs,
+        ),
+        admin(
+            Method::POST,
+            "/api/v1/runners/{name}/disable",
+            routes::runners::disable,
+        ),
+        admin(
+            Method::POST,
+            "/api/v1/runners/{name}/enable",
+            routes::runners::enable,
+        ),
+        admin(
+            Method::DELETE,
+            "/api/v1/runners/{name}",
+            routes::runners::remove,
+        ),
     ]
 }
 
@@ -369,6 +417,9 @@ pub fn router(state: AppState) -> Router {
         };
         router = router.route(route.path, handler);
     }
+    // Test-only routes that queue runner jobs directly, outside the table.
+    #[cfg(debug_assertions)]
+    let router = routes::runners::debug::mount(router, &state);
     with_common_layers(router).with_state(state)
 }
 

@@ -47,6 +47,7 @@ mod migrate;
 mod model;
 mod pipelines;
 mod rows;
+mod runners;
 mod secrets;
 mod stages;
 mod store;
@@ -63,6 +64,7 @@ pub use bakes::BakeRecord;
 pub use concurrency::SlotClaim;
 pub use model::*;
 pub use pipelines::PipelinesFingerprint;
+pub use runners::{JobState, RunnerJobRecord, RunnerRecord, RunnerTokenRecord};
 pub use secrets::SecretRecord;
 pub use store::{Backend, Store, StoreError};
 pub use trigger_data::{

@@ -48,6 +48,11 @@ const SQLITE: Embedded = &[
         "token_roles",
         include_str!("../migrations/sqlite/0009_token_roles.sql"),
     ),
+    (
+        10,
+        "runners",
+        include_str!("../migrations/sqlite/0010_runners.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -90,6 +95,11 @@ const POSTGRES: Embedded = &[
         9,
         "token_roles",
         include_str!("../migrations/postgres/0009_token_roles.sql"),
+    ),
+    (
+        10,
+        "runners",
+        include_str!("../migrations/postgres/0010_runners.sql"),
     ),
 ];
 

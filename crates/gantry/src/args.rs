@@ -135,6 +135,9 @@ pub enum Command {
     Apt(crate::commands::apt::AptArgs),
     /// Run a Cloud Build config (cloudbuild.yaml) locally, without a server.
     Build(crate::commands::build::BuildArgs),
+    /// Run a runner that leases and runs jobs (`--token` the first time), or
+    /// manage runners (`token create`, `list`, `disable`, `enable`, `remove`).
+    Runner(crate::commands::runner::RunnerArgs),
     /// Set, list or delete server-side secrets.
     #[command(subcommand)]
     Secret(crate::commands::secrets::SecretCommand),
@@ -171,6 +174,10 @@ pub struct ServeArgs {
         default_value_t = gantry_deploy::DEFAULT_MAX_SIZE
     )]
     pub max_deploy_size: u32,
+    /// Start a local runner beside the server (not yet: until the step
+    /// executor runs steps on runners, steps run in the server as before).
+    #[arg(long, default_value = "off", value_parser = ["on", "off"], value_name = "on|off")]
+    pub local_runner: String,
     #[command(flatten)]
     pub listener: ListenerArgs,
     #[command(flatten)]

@@ -115,6 +115,15 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         engine.store().clone(),
         engine.git().clone(),
     );
+    // Runners: the registry and the dispatcher (with its lease clock); the
+    // API's runner routes reach them as an extension.
+    let dispatcher = gantry_runners::server::Dispatcher::start(store.clone(), Default::default())
+        .await
+        .context("cannot start the runner dispatcher")?;
+    let runners = gantry_runners::server::RunnerRegistry::new(store.clone(), dispatcher);
+    if args.local_runner == "on" {
+        warn!("--local-runner on: no local runner is started yet; steps run in the server");
+    }
     let app = gantry_api::router(AppState::with_body_limits(
         engine.clone(),
         triggers.clone(),
@@ -122,6 +131,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         shutdown.clone(),
         body_limits,
     ))
+    .layer(axum::Extension(runners))
     .nest_service("/apt", crate::apt_files::router(apt.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
     // Every trigger kind follows its events (pushes, schedules, endings, landed packages).

@@ -6,6 +6,7 @@ pub mod events;
 pub mod executions;
 pub mod git;
 pub mod pipelines;
+pub mod runners;
 pub mod secrets;
 pub mod system;
 pub mod tokens;

@@ -15,6 +15,7 @@ mod executions;
 mod logs;
 mod open;
 mod pipelines;
+mod runners;
 mod stages;
 mod timing;
 mod tokens;

@@ -11,6 +11,7 @@ mod files;
 mod follow;
 pub mod git;
 mod pipelines;
+pub mod runner;
 pub mod secrets;
 mod tokens;
 
@@ -62,6 +63,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deb(command) => deb::run(command),
         Command::Apt(args) => apt::run(args, &cli.url, cli.data_dir.clone()).await,
         Command::Build(args) => build::run(args, data_dir().ok()).await,
+        Command::Runner(args) => match args.command {
+            None => runner::agent(args.agent, &cli.url).await,
+            Some(command) => runner::manage(&client()?, command).await,
+        },
         Command::Secret(command) => secrets::run(&client()?, command).await,
         Command::Repo(command) => git::repo(&client()?, &cli.url, command).await,
         Command::Trigger(command) => git::trigger(&client()?, command).await,

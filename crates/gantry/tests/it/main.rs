@@ -38,6 +38,7 @@ mod git_webhooks;
 mod gitops_chains;
 mod isolation;
 mod roles;
+mod runners;
 mod secrets_at_rest;
 mod small_faults;
 mod webhook_replay;

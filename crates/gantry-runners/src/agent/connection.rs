@@ -1,0 +1,136 @@
+//! The agent's HTTP client for the runner protocol.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{
+    FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest,
+    LeaseResponse, LogAck, LogBatch, PROTOCOL_HEADER, PROTOCOL_VERSION, Refusal, RegisterRequest,
+    RegisterResponse, Timing,
+};
+
+/// Every call but the long poll gets this long to answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct Connection {
+    http: reqwest::Client,
+    base: String,
+    credential: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// No answer (server down, network away, timeout): try again later.
+    Unreachable(String),
+    /// 401: the credential (or registration token) was refused.
+    Refused(String),
+    /// 409: the lease is not this runner's any more.
+    LeaseGone(String),
+    /// Any other refusal; trying again will not help.
+    Rejected(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(m) => write!(f, "server unreachable: {m}"),
+            CallError::Refused(m) | CallError::LeaseGone(m) | CallError::Rejected(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(url: &str, credential: Option<String>) -> Connection {
+        Connection {
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            base: url.trim_end_matches('/').to_owned(),
+            credential,
+        }
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) async fn register(
+        &self,
+        request: &RegisterRequest,
+    ) -> Result<RegisterResponse, CallError> {
+        self.call("register", request, CALL_TIMEOUT).await
+    }
+
+    /// Waits up to the server's long poll for a job.
+    pub(crate) async fn lease(
+        &self,
+        free_slots: u32,
+        timing: &Timing,
+    ) -> Result<LeaseResponse, CallError> {
+        let wait = Duration::from_millis(timing.long_poll_ms) + CALL_TIMEOUT;
+        self.call("lease", &LeaseRequest { free_slots }, wait).await
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, CallError> {
+        self.call("heartbeat", request, CALL_TIMEOUT).await
+    }
+
+    pub(crate) async fn logs(&self, batch: &LogBatch) -> Result<LogAck, CallError> {
+        self.call("logs", batch, CALL_TIMEOUT).await
+    }
+
+    pub(crate) async fn finish(
+        &self,
+        request: &FinishRequest,
+    ) -> Result<FinishResponse, CallError> {
+        self.call("finish", request, CALL_TIMEOUT).await
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        what: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/runners/{what}", self.base))
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+            .timeout(timeout)
+            .json(body);
+        if let Some(credential) = &self.credential {
+            request = request.bearer_auth(credential);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return response
+                .json()
+                .await
+                .map_err(|e| CallError::Unreachable(format!("{what}: unreadable answer: {e}")));
+        }
+        let message = match response.json::<Refusal>().await {
+            Ok(refusal) => refusal.error,
+            Err(_) => format!("{what}: {status}"),
+        };
+        Err(match status {
+            StatusCode::UNAUTHORIZED => CallError::Refused(message),
+            StatusCode::CONFLICT => CallError::LeaseGone(message),
+            // A server restarting behind a proxy, or out of capacity.
+            s if s.is_server_error() => CallError::Unreachable(message),
+            _ => CallError::Rejected(message),
+        })
+    }
+}

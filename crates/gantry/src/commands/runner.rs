@@ -1,0 +1,189 @@
+//! `gantry runner`: without a subcommand, the runner agent (it connects out
+//! to the server at `--url`, registers once with `--token`, then leases and
+//! runs jobs); with one, the admin's commands (`token create`, `list`,
+//! `disable`, `enable`, `remove`), which are HTTP clients like the rest.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use gantry_runners::agent::{AgentConfig, HostProcessRunner};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::client::{Client, segment};
+use crate::output::{field, print_json, short_time, table};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunnerArgs {
+    #[command(subcommand)]
+    pub command: Option<RunnerCommand>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// A registration token from `gantry runner token create`; needed only
+    /// the first time (the credential it is exchanged for is kept in the
+    /// work directory).
+    #[arg(long, env = "GANTRY_RUNNER_TOKEN", value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// The runner's name (default: this host's name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Labels jobs can ask for, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub labels: Vec<String>,
+    /// How many jobs run at once.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub capacity: u32,
+    /// Where the credential and the jobs' directories are kept.
+    #[arg(long, default_value = "gantry-runner", value_name = "DIR")]
+    pub work_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunnerCommand {
+    /// Registration tokens for new runners.
+    #[command(subcommand)]
+    Token(RunnerTokenCommand),
+    /// Every runner's state, labels, load and last contact.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse a runner's credential and take its jobs back.
+    Disable { name: String },
+    /// Accept a disabled runner again.
+    Enable { name: String },
+    /// Forget a runner and its credential; its jobs are taken back.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunnerTokenCommand {
+    /// Create a registration token and print it (shown only once).
+    Create {
+        /// How long it may be used, e.g. 1h or 7d (default: no expiry).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// How many runners may register with it (default: any number).
+        #[arg(long, value_name = "N")]
+        uses: Option<i64>,
+    },
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn agent(args: AgentArgs, url: &str) -> anyhow::Result<ExitCode> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let name = match args.name {
+        Some(name) => name,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .context("cannot read this host's name: pass --name")?,
+    };
+    let config = AgentConfig {
+        url: url.trim_end_matches('/').to_owned(),
+        token: args.token,
+        name,
+        labels: args.labels,
+        capacity: args.capacity,
+        work_dir: args.work_dir,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    gantry_runners::agent::run(config, HostProcessRunner, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping: killing running jobs");
+    shutdown.cancel();
+}
+
+pub async fn manage(client: &Client, command: RunnerCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RunnerCommand::Token(RunnerTokenCommand::Create { expires, uses }) => {
+            let created = client
+                .post(
+                    "/api/v1/runners/tokens",
+                    &json!({ "expires": expires, "uses": uses }),
+                )
+                .await?;
+            println!("{}", field(&created, "token"));
+            eprintln!("runner registration token created; this is the only time it is shown");
+        }
+        RunnerCommand::List { json } => {
+            let answer = client.get("/api/v1/runners").await?;
+            if json {
+                print_json(&answer);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = answer["runners"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let labels: Vec<&str> = r["labels"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|l| l.as_str())
+                        .collect();
+                    vec![
+                        field(r, "name"),
+                        field(r, "state"),
+                        labels.join(","),
+                        format!("{}/{}", field(r, "load"), field(r, "capacity")),
+                        short_time(r, "lastContactAt"),
+                        field(r, "version"),
+                    ]
+                })
+                .collect();
+            table(
+                &["NAME", "STATE", "LABELS", "LOAD", "LAST CONTACT", "VERSION"],
+                &rows,
+            );
+        }
+        RunnerCommand::Disable { name } => set_state(client, &name, "disable").await?,
+        RunnerCommand::Enable { name } => set_state(client, &name, "enable").await?,
+        RunnerCommand::Remove { name } => {
+            client
+                .delete(&format!("/api/v1/runners/{}", segment(&name)))
+                .await?;
+            println!("runner {name} removed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `action` is `disable` or `enable`.
+async fn set_state(client: &Client, name: &str, action: &str) -> anyhow::Result<()> {
+    let path = format!("/api/v1/runners/{}/{action}", segment(name));
+    client.post(&path, &json!({})).await?;
+    println!("runner {name} {action}d");
+    Ok(())
+}
