@@ -4,7 +4,7 @@
 //! numbers.
 
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 /// A package as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -55,9 +55,8 @@ pub struct CreateRepo {
 }
 
 /// The query of the package routes.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
 pub struct PackagesQuery {
     /// A package query (`Name (>= 1.0)`, `$Architecture (amd64)`, …).
     pub q: Option<String>,

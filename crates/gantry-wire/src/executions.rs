@@ -138,3 +138,32 @@ pub struct EndEvent {
 pub struct ErrorEvent {
     pub error: String,
 }
+
+/// A person's decision on a stage waiting for a manual judgment.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JudgmentBody {
+    /// May be left out when exactly one stage waits for a judgment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    pub judgment: Decision,
+    /// One of the stage's `options`; it becomes `outputs.judgment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Continue,
+    Stop,
+}
+
+/// Skips a running `wait` stage.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkipBody {
+    /// May be left out when exactly one `wait` stage is running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+}

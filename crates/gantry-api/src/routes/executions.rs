@@ -12,7 +12,9 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams, QueryParams};
 use crate::views;
-use gantry_wire::executions::{Execution, ExecutionList, LogPage};
+use gantry_wire::executions::{
+    Decision, Execution, ExecutionList, JudgmentBody, LogPage, SkipBody,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,23 +115,6 @@ pub async fn restart_stage(
     show(State(state), PathParams(id)).await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JudgmentBody {
-    /// May be left out when exactly one stage waits for a judgment.
-    pub stage: Option<String>,
-    pub judgment: Decision,
-    /// One of the stage's `options`; it becomes `outputs.judgment`.
-    pub option: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Continue,
-    Stop,
-}
-
 pub async fn judge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -148,13 +133,6 @@ pub async fn judge(
         .await?;
     tracing::info!(execution = %id, user = %caller.name, decision = ?body.judgment, "judgment recorded");
     show(State(state), PathParams(id)).await
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SkipBody {
-    /// May be left out when exactly one `wait` stage is running.
-    pub stage: Option<String>,
 }
 
 pub async fn skip(
