@@ -14,6 +14,9 @@ use gantry_wire::pipelines::{Applied, ApplyReport, Upsert};
 
 use crate::error::ApiError;
 
+#[cfg(test)]
+mod tests;
+
 /// Applies `document` (already parsed and validated) at time `now`, and
 /// says what became of each thing it names.
 pub async fn apply(
