@@ -19,12 +19,31 @@ pub enum Status {
 }
 
 impl Status {
+    /// The word the API spells it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Waiting => "waiting",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Canceled => "canceled",
+            Status::Skipped => "skipped",
+        }
+    }
+
     /// Whether nothing will change it any more.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
             Status::Succeeded | Status::Failed | Status::Canceled | Status::Skipped
         )
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

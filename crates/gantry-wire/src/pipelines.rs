@@ -65,6 +65,17 @@ pub enum Upsert {
     Unchanged,
 }
 
+impl Upsert {
+    /// The word the API spells it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upsert::Created => "created",
+            Upsert::Updated => "updated",
+            Upsert::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// A stored pipeline; `spec` only when one pipeline is shown.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

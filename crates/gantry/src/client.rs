@@ -48,15 +48,6 @@ impl Client {
         self.json(Method::DELETE, path, None).await
     }
 
-    /// `DELETE` with a JSON body (for what a path cannot name).
-    pub async fn delete_with(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.json(Method::DELETE, path, Some(body)).await
-    }
-
-    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.json(Method::PUT, path, Some(body)).await
-    }
-
     /// A request whose body and answer are wire types (`gantry_wire`).
     pub async fn call<T: DeserializeOwned>(
         &self,

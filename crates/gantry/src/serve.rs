@@ -84,11 +84,11 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             image_map: crate::commands::build::image_map_entries(&args.image_map)?,
             sandbox,
             host_steps,
-            deploy: Some(deploy_controller(&data_dir)?.with_limits(
-                gantry_deploy::Limits {
+            deploy: Some(
+                deploy_controller(&data_dir)?.with_limits(gantry_deploy::Limits {
                     max_size: args.max_deploy_size,
-                },
-            )),
+                }),
+            ),
         },
     )
     .await
