@@ -586,7 +586,11 @@ pub(super) fn all() -> Vec<Operation> {
             .error(409),
         // POST /api/v1/apt/repos/{name}/packages
         op(Method::POST, "/api/v1/apt/repos/{name}/packages", "aptAddPackage", "apt", "Upload a .deb (raw body) into a repository")
-            .raw_body(&["application/vnd.debian.binary-package", "application/x-tar"])
+            // One .deb as `application/octet-stream` (any type but a tar's); several as one
+            // `application/x-tar`, which OpenAPI tools cannot generate, hence undocumented here
+            // but in the description.
+            .description("The body is one .deb file; with `Content-Type: application/x-tar`, a tar of several, added all or none.")
+            .raw_body(&["application/octet-stream"])
             .answers(200, "ok", schema::<apt::AddAnswer>)
             .error(401)
             .error(403)
