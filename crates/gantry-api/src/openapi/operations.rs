@@ -127,9 +127,10 @@ impl Operation {
         self
     }
 
-    /// An error answered with the API's error body (`components/responses/E…`).
-    fn error(mut self, status: u16) -> Operation {
-        self.errors.push((status, None));
+    /// Errors answered with the API's error body (`components/responses/E…`).
+    fn errors(mut self, statuses: &[u16]) -> Operation {
+        self.errors
+            .extend(statuses.iter().map(|status| (*status, None)));
         self
     }
 
@@ -246,61 +247,44 @@ pub(super) fn all() -> Vec<Operation> {
         // GET /metrics
         op(Method::GET, "/metrics", "metrics", "system", "Prometheus metrics (text exposition format)")
             .text(200, "metrics", None)
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // GET /api/v1/openapi.json
         op(Method::GET, "/api/v1/openapi.json", "openapi", "system", "This document")
             .any_object(200, "the OpenAPI document")
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // POST /api/v1/validate
         op(Method::POST, "/api/v1/validate", "validate", "pipelines", "Validate a pipeline file without storing anything")
             .body(schema::<pipelines::FileBody>)
             .answers(200, "the file is valid", schema::<pipelines::ValidateReport>)
-            .error(400)
-            .error(401)
-            .error(403),
+            .errors(&[400, 401, 403]),
         // POST /api/v1/apply
         op(Method::POST, "/api/v1/apply", "apply", "pipelines", "Create or update everything a pipeline file declares; nothing is stored if the file has problems")
             .body(schema::<pipelines::FileBody>)
             .answers(200, "what changed", schema::<pipelines::ApplyReport>)
-            .error(400)
-            .error(401)
-            .error(403),
+            .errors(&[400, 401, 403]),
         // GET /api/v1/pipelines
         op(Method::GET, "/api/v1/pipelines", "listPipelines", "pipelines", "List pipelines")
             .query("name", "only the pipeline of this name, with its spec (for a name a path cannot carry, such as ..)", json!({"type": "string"}))
             .answers(200, "pipelines", schema::<pipelines::PipelineList>)
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // DELETE /api/v1/pipelines
         op(Method::DELETE, "/api/v1/pipelines", "deletePipelineByName", "pipelines", "Delete the pipeline named in the body (for a name a path cannot carry)")
             .body(schema::<pipelines::DeleteBody>)
             .answers(200, "deleted", schema::<Deleted>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // GET /api/v1/pipelines/{name}
         op(Method::GET, "/api/v1/pipelines/{name}", "getPipeline", "pipelines", "One pipeline with its spec")
             .answers(200, "the pipeline", schema::<pipelines::Pipeline>)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // DELETE /api/v1/pipelines/{name}
         op(Method::DELETE, "/api/v1/pipelines/{name}", "deletePipeline", "pipelines", "Delete a pipeline (its executions are kept)")
             .answers(200, "deleted", schema::<Deleted>)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // POST /api/v1/pipelines/{name}/executions
         op(Method::POST, "/api/v1/pipelines/{name}/executions", "runPipeline", "executions", "Start an execution of a pipeline")
             .body(schema::<pipelines::RunBody>)
             .answers(201, "the new execution", schema::<executions::Execution>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // GET /api/v1/executions
         op(Method::GET, "/api/v1/executions", "listExecutions", "executions", "List executions, newest first")
             .query("pipeline", "only this pipeline", json!({"type": "string"}))
@@ -308,282 +292,188 @@ pub(super) fn all() -> Vec<Operation> {
             .query("trigger", "only this trigger type (manual, pipeline, …)", json!({"type": "string"}))
             .query("limit", "at most this many (1-1000, default 100)", json!({"type": "integer"}))
             .answers(200, "executions (without stages)", schema::<executions::ExecutionList>)
-            .error(400)
-            .error(401)
-            .error(403),
+            .errors(&[400, 401, 403]),
         // GET /api/v1/executions/{id}
         op(Method::GET, "/api/v1/executions/{id}", "getExecution", "executions", "One execution with its stages")
             .answers(200, "the execution", schema::<executions::Execution>)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // POST /api/v1/executions/{id}/cancel
         op(Method::POST, "/api/v1/executions/{id}/cancel", "cancelExecution", "executions", "Cancel an execution; running steps are killed")
             .answers(200, "the execution", schema::<executions::Execution>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // POST /api/v1/executions/{id}/rerun
         op(Method::POST, "/api/v1/executions/{id}/rerun", "rerunExecution", "executions", "Start a new execution with this one's pipeline spec, parameters and trigger (a rollback re-runs an earlier deploy)")
             .answers(201, "the new execution", schema::<executions::Execution>)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // POST /api/v1/executions/{id}/judgment
         op(Method::POST, "/api/v1/executions/{id}/judgment", "judge", "executions", "Continue or stop a manual judgment")
             .body(schema::<executions::JudgmentBody>)
             .answers(200, "the execution", schema::<executions::Execution>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // POST /api/v1/executions/{id}/skip
         op(Method::POST, "/api/v1/executions/{id}/skip", "skipWait", "executions", "End a running wait stage now")
             .body(schema::<executions::SkipBody>)
             .answers(200, "the execution", schema::<executions::Execution>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // POST /api/v1/executions/{id}/stages/{stage}/restart
         op(Method::POST, "/api/v1/executions/{id}/stages/{stage}/restart", "restartStage", "executions", "Run a failed or canceled stage again, with everything downstream")
             .answers(200, "the execution", schema::<executions::Execution>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // POST /api/v1/executions/{id}/stages/{stage}/skip
         op(Method::POST, "/api/v1/executions/{id}/stages/{stage}/skip", "skipStage", "executions", "End this running wait stage now")
             .answers(200, "the execution", schema::<executions::Execution>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // GET /api/v1/executions/{id}/logs
         op(Method::GET, "/api/v1/executions/{id}/logs", "getLogs", "executions", "Stored log lines, oldest first")
             .query("stage", "only this stage", json!({"type": "string"}))
             .query("after", "only lines with a greater seq", json!({"type": "integer"}))
             .query("limit", "at most this many (1-10000, default 1000)", json!({"type": "integer"}))
             .answers(200, "a page of lines; pass `next` as `after` for the following page", schema::<executions::LogPage>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // GET /api/v1/executions/{id}/events
         op(Method::GET, "/api/v1/executions/{id}/events", "followExecution", "executions", "Live events as server-sent events")
             .query("stage", "only this stage's logs and changes", json!({"type": "string"}))
             .query("after", "resume after this log seq", json!({"type": "integer"}))
             .event_stream(200, "An event stream: `execution` (the execution, first and on every status change), `log` (a LogLine; its SSE id is the seq), `stage` (a stage status change), then `end` (`{id, status}`) when the execution reaches a terminal status. `error` reports a server failure. Resume with `Last-Event-ID` or `?after=`.")
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // GET /api/v1/applications
         op(Method::GET, "/api/v1/applications", "listApplications", "deploy", "Applications with their clusters")
             .legacy()
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // GET /api/v1/clusters
         op(Method::GET, "/api/v1/clusters", "listClusters", "deploy", "Clusters with their server groups and health")
             .legacy()
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // GET /api/v1/clusters/{name}
         op(Method::GET, "/api/v1/clusters/{name}", "getCluster", "deploy", "One cluster: server groups, instances, history")
             .legacy()
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // POST /api/v1/clusters/{name}/rollback
         op(Method::POST, "/api/v1/clusters/{name}/rollback", "rollbackCluster", "deploy", "Re-enable the previous server group, then disable the current one")
             .legacy()
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // GET /api/v1/server-groups
         op(Method::GET, "/api/v1/server-groups", "listServerGroups", "deploy", "Every server group, destroyed ones included")
             .legacy()
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // GET /api/v1/server-groups/{name}
         op(Method::GET, "/api/v1/server-groups/{name}", "getServerGroup", "deploy", "One server group with instances and traffic")
             .legacy()
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // DELETE /api/v1/server-groups/{name}
         op(Method::DELETE, "/api/v1/server-groups/{name}", "destroyServerGroup", "deploy", "Destroy a server group (drained, then stopped; kept in history)")
             .legacy()
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // POST /api/v1/server-groups/{name}/resize
         op(Method::POST, "/api/v1/server-groups/{name}/resize", "resizeServerGroup", "deploy", "Set the number of instances")
             .legacy()
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // POST /api/v1/server-groups/{name}/enable
         op(Method::POST, "/api/v1/server-groups/{name}/enable", "enableServerGroup", "deploy", "Put a server group in its load balancers' rotation")
             .legacy()
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // POST /api/v1/server-groups/{name}/disable
         op(Method::POST, "/api/v1/server-groups/{name}/disable", "disableServerGroup", "deploy", "Take a server group out of rotation (in-flight requests finish)")
             .legacy()
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // GET /api/v1/load-balancers
         op(Method::GET, "/api/v1/load-balancers", "listLoadBalancers", "deploy", "Load balancers with weights, instance health and request rates")
             .legacy()
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // GET /api/v1/load-balancers/{name}
         op(Method::GET, "/api/v1/load-balancers/{name}", "getLoadBalancer", "deploy", "One load balancer with weights, instance health and request rates")
             .legacy()
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // GET /api/v1/tokens
         op(Method::GET, "/api/v1/tokens", "listTokens", "tokens", "List tokens (never their secrets)")
             .answers(200, "tokens", schema::<tokens::TokenList>)
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // POST /api/v1/tokens
         op(Method::POST, "/api/v1/tokens", "createToken", "tokens", "Create a token; the secret is in this answer only")
             .body(schema::<tokens::CreateToken>)
             .answers(201, "the token and its secret", schema::<tokens::CreatedToken>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(409),
+            .errors(&[400, 401, 403, 409]),
         // DELETE /api/v1/tokens/{token}
         op(Method::DELETE, "/api/v1/tokens/{token}", "revokeToken", "tokens", "Revoke a token by id or name")
             .answers(200, "revoked", schema::<Revoked>)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // GET /api/v1/secrets
         op(Method::GET, "/api/v1/secrets", "listSecrets", "secrets", "List secrets (names and times; never their values)")
             .answers(200, "secrets", schema::<secrets::SecretList>)
-            .error(401),
+            .errors(&[401]),
         // PUT /api/v1/secrets/{name}
         op(Method::PUT, "/api/v1/secrets/{name}", "setSecret", "secrets", "Create or replace a secret (the value is encrypted at rest and never returned)")
             .body(schema::<secrets::SetSecret>)
             .answers(200, "set", schema::<secrets::Secret>)
-            .error(400)
-            .error(401),
+            .errors(&[400, 401]),
         // DELETE /api/v1/secrets/{name}
         op(Method::DELETE, "/api/v1/secrets/{name}", "deleteSecret", "secrets", "Delete a secret")
             .answers(200, "deleted", schema::<Deleted>)
-            .error(401)
-            .error(404),
+            .errors(&[401, 404]),
         // GET /git/{repo}/{*path}
         op(Method::GET, "/git/{repo}/{*path}", "gitSmartHttpGet", "git", "Git smart HTTP (clone, fetch; push discovery) for repository NAME.git")
             .answer_without_body(200, "git's answer (smart HTTP, streamed)")
             .plain_error(401, "a token is needed: HTTP basic auth, the token as password")
-            .error(404),
+            .errors(&[404]),
         // POST /git/{repo}/{*path}
         op(Method::POST, "/git/{repo}/{*path}", "gitSmartHttpPost", "git", "Git smart HTTP (upload-pack, receive-pack); a push starts matching git triggers")
             .answer_without_body(200, "git's answer (smart HTTP, streamed)")
             .plain_error(401, "a token is needed: HTTP basic auth, the token as password")
-            .error(404),
+            .errors(&[404]),
         // GET /api/v1/repos
         op(Method::GET, "/api/v1/repos", "listRepos", "git", "List hosted repositories")
             .answers(200, "repositories", schema::<git::RepositoryList>)
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // POST /api/v1/repos
         op(Method::POST, "/api/v1/repos", "createRepo", "git", "Create a hosted repository")
             .body(schema::<git::CreateRepository>)
             .answers(201, "the repository", schema::<git::Repository>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(409),
+            .errors(&[400, 401, 403, 409]),
         // GET /api/v1/repos/{name}
         op(Method::GET, "/api/v1/repos/{name}", "showRepo", "git", "Show a hosted repository")
             .answers(200, "the repository", schema::<git::Repository>)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // DELETE /api/v1/repos/{name}
         op(Method::DELETE, "/api/v1/repos/{name}", "deleteRepo", "git", "Delete a hosted repository and its history")
             .answers(200, "deleted", schema::<Deleted>)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[401, 403, 404]),
         // GET /api/v1/triggers
         op(Method::GET, "/api/v1/triggers", "listTriggers", "triggers", "List every pipeline trigger and what it watches")
             .answers(200, "triggers", schema::<git::TriggerList>)
-            .error(401)
-            .error(403),
+            .errors(&[401, 403]),
         // POST /webhooks/github
         op(Method::POST, "/webhooks/github", "githubWebhook", "triggers", "GitHub push webhook (X-Hub-Signature-256, dedupe by X-GitHub-Delivery)")
             .legacy()
-            .error(400)
-            .error(401)
-            .error(403),
+            .errors(&[400, 401, 403]),
         // POST /webhooks/gitlab
         op(Method::POST, "/webhooks/gitlab", "gitlabWebhook", "triggers", "GitLab Push Hook and Tag Push Hook (X-Gitlab-Token)")
             .legacy()
-            .error(400)
-            .error(401)
-            .error(403),
+            .errors(&[400, 401, 403]),
         // POST /webhooks/generic/{source}
         op(Method::POST, "/webhooks/generic/{source}", "genericWebhook", "triggers", "Generic webhook: a shared secret (X-Gantry-Secret) and payload constraints")
             .legacy()
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(404),
+            .errors(&[400, 401, 403, 404]),
         // POST /api/v1/apt/repos
         op(Method::POST, "/api/v1/apt/repos", "aptCreateRepo", "apt", "Create a local APT repository")
             .body(schema::<apt::CreateRepo>)
             .answers(201, "ok", schema::<apt::Repo>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // GET /api/v1/apt/repos
         op(Method::GET, "/api/v1/apt/repos", "aptListRepos", "apt", "List APT repositories")
             .answers(200, "ok", schema::<apt::RepoList>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // GET /api/v1/apt/repos/{name}
         op(Method::GET, "/api/v1/apt/repos/{name}", "aptShowRepo", "apt", "Show an APT repository and its packages")
             .answers(200, "ok", schema::<apt::RepoWithPackages>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // DELETE /api/v1/apt/repos/{name}
         op(Method::DELETE, "/api/v1/apt/repos/{name}", "aptDropRepo", "apt", "Drop an APT repository")
             .answers(200, "ok", schema::<Dropped>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // GET /api/v1/apt/repos/{name}/packages
         op(Method::GET, "/api/v1/apt/repos/{name}/packages", "aptListPackages", "apt", "Packages of a repository matching a query")
             .answers(200, "ok", schema::<apt::PackageList>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // POST /api/v1/apt/repos/{name}/packages
         op(Method::POST, "/api/v1/apt/repos/{name}/packages", "aptAddPackage", "apt", "Upload a .deb (raw body) into a repository")
             // One .deb as `application/octet-stream` (any type but a tar's); several as one
@@ -592,138 +482,73 @@ pub(super) fn all() -> Vec<Operation> {
             .description("The body is one .deb file; with `Content-Type: application/x-tar`, a tar of several, added all or none.")
             .raw_body(&["application/octet-stream"])
             .answers(200, "ok", schema::<apt::AddAnswer>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409)
-            .error(413),
+            .errors(&[400, 401, 403, 404, 409, 413]),
         // DELETE /api/v1/apt/repos/{name}/packages
         op(Method::DELETE, "/api/v1/apt/repos/{name}/packages", "aptRemovePackages", "apt", "Remove the packages matching a query")
             .answers(200, "ok", schema::<apt::Removed>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // POST /api/v1/apt/repos/{name}/copy
         op(Method::POST, "/api/v1/apt/repos/{name}/copy", "aptCopyPackages", "apt", "Copy or move packages to another repository")
             .body(schema::<apt::CopyBody>)
             .answers(200, "ok", schema::<apt::PackageList>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // POST /api/v1/apt/snapshots
         op(Method::POST, "/api/v1/apt/snapshots", "aptCreateSnapshot", "apt", "Create a snapshot from a repository or by merging snapshots")
             .body(schema::<apt::CreateSnapshot>)
             .answers(201, "ok", schema::<apt::CreatedSnapshot>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // GET /api/v1/apt/snapshots
         op(Method::GET, "/api/v1/apt/snapshots", "aptListSnapshots", "apt", "List snapshots")
             .answers(200, "ok", schema::<apt::SnapshotList>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // GET /api/v1/apt/snapshots/{name}
         op(Method::GET, "/api/v1/apt/snapshots/{name}", "aptShowSnapshot", "apt", "Show a snapshot")
             .answers(200, "ok", schema::<apt::Snapshot>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // DELETE /api/v1/apt/snapshots/{name}
         op(Method::DELETE, "/api/v1/apt/snapshots/{name}", "aptDropSnapshot", "apt", "Drop a snapshot")
             .answers(200, "ok", schema::<Dropped>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // GET /api/v1/apt/snapshots/{name}/diff/{other}
         op(Method::GET, "/api/v1/apt/snapshots/{name}/diff/{other}", "aptDiffSnapshots", "apt", "Difference between two snapshots")
             .answers(200, "ok", schema::<apt::Diff>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // POST /api/v1/apt/publish
         op(Method::POST, "/api/v1/apt/publish", "aptPublish", "apt", "Publish a repository or snapshots")
             .body(schema::<apt::PublishBody>)
             .answers(201, "ok", schema::<apt::Publication>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // GET /api/v1/apt/publish
         op(Method::GET, "/api/v1/apt/publish", "aptListPublications", "apt", "List publications")
             .answers(200, "ok", schema::<apt::PublicationList>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // PUT /api/v1/apt/publish/{prefix}/{distribution}
         op(Method::PUT, "/api/v1/apt/publish/{prefix}/{distribution}", "aptUpdatePublication", "apt", "Update (repos) or switch (snapshots) a publication")
             .body(schema::<apt::UpdatePublication>)
             .answers(200, "ok", schema::<apt::Publication>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // DELETE /api/v1/apt/publish/{prefix}/{distribution}
         op(Method::DELETE, "/api/v1/apt/publish/{prefix}/{distribution}", "aptDropPublication", "apt", "Drop a publication")
             .answers(200, "ok", schema::<Dropped>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // POST /api/v1/apt/keys
         op(Method::POST, "/api/v1/apt/keys", "aptCreateKey", "apt", "Generate or import a signing key")
             .body(schema::<apt::KeyBody>)
             .answers(201, "ok", schema::<apt::KeyList>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // GET /api/v1/apt/keys
         op(Method::GET, "/api/v1/apt/keys", "aptListKeys", "apt", "List signing keys")
             .answers(200, "ok", schema::<apt::KeyList>)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // GET /api/v1/apt/keys/public
         op(Method::GET, "/api/v1/apt/keys/public", "aptPublicKey", "apt", "Export a public signing key (armored)")
             .text(200, "ok", None)
-            .error(401)
-            .error(403)
-            .error(400)
-            .error(404)
-            .error(409),
+            .errors(&[400, 401, 403, 404, 409]),
         // POST /api/v1/apt/db/cleanup
         op(Method::POST, "/api/v1/apt/db/cleanup", "aptDbCleanup", "apt", "Delete the packages no repository, snapshot or kept publication refers to, and free their bytes (aptly's `db cleanup`)")
             .description("Runs under the APT lock. Packs none of whose packages remain are removed; packs half dead or more are rewritten; others are kept (see `deadBytesLeft`). With `dryRun`, nothing changes and the answer says what would go.")
             .body(schema::<apt::CleanupBody>)
             .answers(200, "what was (or would be) deleted", schema::<apt::CleanupReport>)
-            .error(400)
-            .error(401)
-            .error(403)
-            .error(409)
-            .error(404),
+            .errors(&[400, 401, 403, 404, 409]),
     ]
 }

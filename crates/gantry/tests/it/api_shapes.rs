@@ -116,6 +116,23 @@ fn close(value: &mut Value) {
     }
 }
 
+/// One request of a run: method, the route's path, the path sent, the body
+/// and the status expected.
+type Request<'a> = (&'a str, &'a str, String, Option<Value>, u16);
+
+impl Shapes {
+    fn check_all(&mut self, server: &Server, requests: Vec<Request>) {
+        for (method, template, path, body, status) in requests {
+            self.check(server, method, template, &path, body, status);
+        }
+    }
+}
+
+/// A `GET` expected to answer 200.
+fn get<'a>(template: &'a str, path: &str) -> Request<'a> {
+    ("GET", template, path.to_owned(), None, 200)
+}
+
 #[test]
 fn every_answer_has_the_shape_the_openapi_document_gives_it() {
     let server = Server::start(Backend::Sqlite);
@@ -123,45 +140,27 @@ fn every_answer_has_the_shape_the_openapi_document_gives_it() {
     let file = json!({"content": PIPELINE});
 
     // Pipelines and executions.
-    shapes.check(
+    shapes.check_all(
         &server,
-        "POST",
-        "/api/v1/validate",
-        "/api/v1/validate",
-        Some(file.clone()),
-        200,
-    );
-    shapes.check(
-        &server,
-        "POST",
-        "/api/v1/apply",
-        "/api/v1/apply",
-        Some(file.clone()),
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/pipelines",
-        "/api/v1/pipelines",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/pipelines",
-        "/api/v1/pipelines?name=shapes",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/pipelines/{name}",
-        "/api/v1/pipelines/shapes",
-        None,
-        200,
+        vec![
+            (
+                "POST",
+                "/api/v1/validate",
+                "/api/v1/validate".into(),
+                Some(file.clone()),
+                200,
+            ),
+            (
+                "POST",
+                "/api/v1/apply",
+                "/api/v1/apply".into(),
+                Some(file),
+                200,
+            ),
+            get("/api/v1/pipelines", "/api/v1/pipelines"),
+            get("/api/v1/pipelines", "/api/v1/pipelines?name=shapes"),
+            get("/api/v1/pipelines/{name}", "/api/v1/pipelines/shapes"),
+        ],
     );
     let execution = shapes.check(
         &server,
@@ -175,315 +174,238 @@ fn every_answer_has_the_shape_the_openapi_document_gives_it() {
         .as_str()
         .expect("an execution id")
         .to_owned();
+    // The check itself can fail: a renamed field is refused.
+    let mut renamed = execution.clone();
+    let created = renamed["createdAt"].take();
+    renamed
+        .as_object_mut()
+        .expect("an object")
+        .remove("createdAt");
+    renamed["created"] = created;
+    let schema = json!({"$ref": "#/components/schemas/Execution"});
+    assert_eq!(shapes.refusals(&schema, &renamed).len(), 2, "{renamed}");
     server.wait_terminal(&id);
-    shapes.check(
+    let execution_path = format!("/api/v1/executions/{id}");
+    shapes.check_all(
         &server,
-        "GET",
-        "/api/v1/executions",
-        "/api/v1/executions",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/executions/{id}",
-        &format!("/api/v1/executions/{id}"),
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/executions/{id}/logs",
-        &format!("/api/v1/executions/{id}/logs"),
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "POST",
-        "/api/v1/executions/{id}/rerun",
-        &format!("/api/v1/executions/{id}/rerun"),
-        None,
-        201,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/executions/{id}",
-        "/api/v1/executions/no-such-execution",
-        None,
-        404,
+        vec![
+            get("/api/v1/executions", "/api/v1/executions"),
+            get("/api/v1/executions/{id}", &execution_path),
+            get(
+                "/api/v1/executions/{id}/logs",
+                &format!("{execution_path}/logs"),
+            ),
+            (
+                "POST",
+                "/api/v1/executions/{id}/rerun",
+                format!("{execution_path}/rerun"),
+                None,
+                201,
+            ),
+            (
+                "GET",
+                "/api/v1/executions/{id}",
+                "/api/v1/executions/nothing".into(),
+                None,
+                404,
+            ),
+        ],
     );
 
     // Tokens and secrets.
+    let token = json!({"name": "shapes", "role": "operator"});
     let token = shapes.check(
         &server,
         "POST",
         "/api/v1/tokens",
         "/api/v1/tokens",
-        Some(json!({"name": "shapes", "role": "operator"})),
+        Some(token),
         201,
     );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/tokens",
-        "/api/v1/tokens",
-        None,
-        200,
-    );
     let token_id = token["id"].as_str().expect("a token id");
-    shapes.check(
+    let secret = Some(json!({"value": "s3cret"}));
+    shapes.check_all(
         &server,
-        "DELETE",
-        "/api/v1/tokens/{token}",
-        &format!("/api/v1/tokens/{token_id}"),
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "PUT",
-        "/api/v1/secrets/{name}",
-        "/api/v1/secrets/shapes",
-        Some(json!({"value": "s3cret"})),
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/secrets",
-        "/api/v1/secrets",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "DELETE",
-        "/api/v1/secrets/{name}",
-        "/api/v1/secrets/shapes",
-        None,
-        200,
+        vec![
+            get("/api/v1/tokens", "/api/v1/tokens"),
+            (
+                "DELETE",
+                "/api/v1/tokens/{token}",
+                format!("/api/v1/tokens/{token_id}"),
+                None,
+                200,
+            ),
+            (
+                "PUT",
+                "/api/v1/secrets/{name}",
+                "/api/v1/secrets/shapes".into(),
+                secret,
+                200,
+            ),
+            get("/api/v1/secrets", "/api/v1/secrets"),
+            (
+                "DELETE",
+                "/api/v1/secrets/{name}",
+                "/api/v1/secrets/shapes".into(),
+                None,
+                200,
+            ),
+        ],
     );
 
     // Hosted git and triggers.
-    shapes.check(
+    let repo = Some(json!({"name": "shapes-two"}));
+    shapes.check_all(
         &server,
-        "POST",
-        "/api/v1/repos",
-        "/api/v1/repos",
-        Some(json!({"name": "shapes-two"})),
-        201,
-    );
-    shapes.check(&server, "GET", "/api/v1/repos", "/api/v1/repos", None, 200);
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/repos/{name}",
-        "/api/v1/repos/shapes-two",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "DELETE",
-        "/api/v1/repos/{name}",
-        "/api/v1/repos/shapes-two",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/triggers",
-        "/api/v1/triggers",
-        None,
-        200,
+        vec![
+            ("POST", "/api/v1/repos", "/api/v1/repos".into(), repo, 201),
+            get("/api/v1/repos", "/api/v1/repos"),
+            get("/api/v1/repos/{name}", "/api/v1/repos/shapes-two"),
+            (
+                "DELETE",
+                "/api/v1/repos/{name}",
+                "/api/v1/repos/shapes-two".into(),
+                None,
+                200,
+            ),
+            get("/api/v1/triggers", "/api/v1/triggers"),
+        ],
     );
 
     // APT: a package goes in through the CLI (a raw upload), the rest here.
+    let main = Some(json!({"name": "main", "distribution": "stable"}));
     shapes.check(
         &server,
         "POST",
         "/api/v1/apt/repos",
         "/api/v1/apt/repos",
-        Some(json!({"name": "main", "distribution": "stable"})),
+        main,
         201,
     );
-    server
-        .cli(&["apt", "repo", "add", "main", &build_hello(&server, "1.0")])
-        .ok();
-    shapes.check(
+    let deb = build_hello(&server, "1.0");
+    server.cli(&["apt", "repo", "add", "main", &deb]).ok();
+    let copy = Some(json!({"to": "other", "query": "hello"}));
+    let publish = Some(json!({
+        "distribution": "stable",
+        "sourceKind": "snapshot",
+        "sources": [{"component": "main", "name": "one"}],
+        "architectures": ["amd64"],
+        "skipSigning": true,
+    }));
+    let switch = Some(json!({"snapshots": ["none"]}));
+    let publication = "/api/v1/apt/publish/{prefix}/{distribution}";
+    shapes.check_all(
         &server,
-        "GET",
-        "/api/v1/apt/repos",
-        "/api/v1/apt/repos",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/apt/repos/{name}",
-        "/api/v1/apt/repos/main",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/apt/repos/{name}/packages",
-        "/api/v1/apt/repos/main/packages",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "POST",
-        "/api/v1/apt/repos",
-        "/api/v1/apt/repos",
-        Some(json!({"name": "other"})),
-        201,
-    );
-    shapes.check(
-        &server,
-        "POST",
-        "/api/v1/apt/repos/{name}/copy",
-        "/api/v1/apt/repos/main/copy",
-        Some(json!({"to": "other", "query": "hello"})),
-        200,
-    );
-    shapes.check(
-        &server,
-        "POST",
-        "/api/v1/apt/snapshots",
-        "/api/v1/apt/snapshots",
-        Some(json!({"name": "one", "repo": "main"})),
-        201,
-    );
-    shapes.check(
-        &server,
-        "POST",
-        "/api/v1/apt/snapshots",
-        "/api/v1/apt/snapshots",
-        Some(json!({"name": "none", "repo": "other"})),
-        201,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/apt/snapshots",
-        "/api/v1/apt/snapshots",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/apt/snapshots/{name}",
-        "/api/v1/apt/snapshots/one",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/apt/snapshots/{name}/diff/{other}",
-        "/api/v1/apt/snapshots/one/diff/none",
-        None,
-        200,
-    );
-    let publish = json!({"distribution": "stable", "sourceKind": "snapshot", "sources": [{"component": "main", "name": "one"}], "architectures": ["amd64"], "skipSigning": true});
-    shapes.check(
-        &server,
-        "POST",
-        "/api/v1/apt/publish",
-        "/api/v1/apt/publish",
-        Some(publish),
-        201,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/apt/publish",
-        "/api/v1/apt/publish",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "PUT",
-        "/api/v1/apt/publish/{prefix}/{distribution}",
-        "/api/v1/apt/publish/:./stable",
-        Some(json!({"snapshots": ["none"]})),
-        200,
-    );
-    shapes.check(
-        &server,
-        "DELETE",
-        "/api/v1/apt/publish/{prefix}/{distribution}",
-        "/api/v1/apt/publish/:./stable",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "DELETE",
-        "/api/v1/apt/repos/{name}/packages",
-        "/api/v1/apt/repos/other/packages?q=hello",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "DELETE",
-        "/api/v1/apt/snapshots/{name}",
-        "/api/v1/apt/snapshots/none",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "DELETE",
-        "/api/v1/apt/repos/{name}",
-        "/api/v1/apt/repos/other",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/apt/keys",
-        "/api/v1/apt/keys",
-        None,
-        200,
-    );
-    shapes.check(
-        &server,
-        "POST",
-        "/api/v1/apt/db/cleanup",
-        "/api/v1/apt/db/cleanup",
-        Some(json!({"dryRun": true})),
-        200,
-    );
-    shapes.check(
-        &server,
-        "GET",
-        "/api/v1/apt/repos/{name}",
-        "/api/v1/apt/repos/no-such-repo",
-        None,
-        404,
+        vec![
+            get("/api/v1/apt/repos", "/api/v1/apt/repos"),
+            get("/api/v1/apt/repos/{name}", "/api/v1/apt/repos/main"),
+            get(
+                "/api/v1/apt/repos/{name}/packages",
+                "/api/v1/apt/repos/main/packages",
+            ),
+            (
+                "POST",
+                "/api/v1/apt/repos",
+                "/api/v1/apt/repos".into(),
+                Some(json!({"name": "other"})),
+                201,
+            ),
+            (
+                "POST",
+                "/api/v1/apt/repos/{name}/copy",
+                "/api/v1/apt/repos/main/copy".into(),
+                copy,
+                200,
+            ),
+            (
+                "POST",
+                "/api/v1/apt/snapshots",
+                "/api/v1/apt/snapshots".into(),
+                Some(json!({"name": "one", "repo": "main"})),
+                201,
+            ),
+            (
+                "POST",
+                "/api/v1/apt/snapshots",
+                "/api/v1/apt/snapshots".into(),
+                Some(json!({"name": "none", "repo": "other"})),
+                201,
+            ),
+            get("/api/v1/apt/snapshots", "/api/v1/apt/snapshots"),
+            get("/api/v1/apt/snapshots/{name}", "/api/v1/apt/snapshots/one"),
+            get(
+                "/api/v1/apt/snapshots/{name}/diff/{other}",
+                "/api/v1/apt/snapshots/one/diff/none",
+            ),
+            (
+                "POST",
+                "/api/v1/apt/publish",
+                "/api/v1/apt/publish".into(),
+                publish,
+                201,
+            ),
+            get("/api/v1/apt/publish", "/api/v1/apt/publish"),
+            (
+                "PUT",
+                publication,
+                "/api/v1/apt/publish/:./stable".into(),
+                switch,
+                200,
+            ),
+            (
+                "DELETE",
+                publication,
+                "/api/v1/apt/publish/:./stable".into(),
+                None,
+                200,
+            ),
+            (
+                "DELETE",
+                "/api/v1/apt/repos/{name}/packages",
+                "/api/v1/apt/repos/other/packages?q=hello".into(),
+                None,
+                200,
+            ),
+            (
+                "DELETE",
+                "/api/v1/apt/snapshots/{name}",
+                "/api/v1/apt/snapshots/none".into(),
+                None,
+                200,
+            ),
+            (
+                "DELETE",
+                "/api/v1/apt/repos/{name}",
+                "/api/v1/apt/repos/other".into(),
+                None,
+                200,
+            ),
+            get("/api/v1/apt/keys", "/api/v1/apt/keys"),
+            (
+                "POST",
+                "/api/v1/apt/db/cleanup",
+                "/api/v1/apt/db/cleanup".into(),
+                Some(json!({"dryRun": true})),
+                200,
+            ),
+            (
+                "GET",
+                "/api/v1/apt/repos/{name}",
+                "/api/v1/apt/repos/nothing".into(),
+                None,
+                404,
+            ),
+        ],
     );
 
     // Pipelines last: deleting one is the end of its story.
+    let name = Some(json!({"name": "shapes"}));
     shapes.check(
         &server,
         "DELETE",
         "/api/v1/pipelines",
         "/api/v1/pipelines",
-        Some(json!({"name": "shapes"})),
+        name,
         200,
     );
     assert!(
