@@ -17,3 +17,6 @@ mod answers;
 
 pub use answers::{Deleted, Dropped, Revoked};
 pub use executions::Status;
+
+#[cfg(test)]
+mod tests;
