@@ -6,6 +6,8 @@
 //! Every route is listed once in [`routes()`], which builds the router and
 //! is checked against the hand-written OpenAPI document.
 
+mod apply;
+mod apt_service;
 mod auth;
 mod bodies;
 mod error;
@@ -33,6 +35,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use apply::apply;
+pub use apt_service::AptService;
 pub use auth::{
     ADMIN_TOKEN_FILE, AdminTokenError, Caller, Role, ensure_admin_token, generate_token, hash_token,
 };

@@ -175,9 +175,7 @@ fn out_of_resources(error: &std::io::Error) -> bool {
 fn refuse(stream: TcpStream, reason: &str) {
     // The API's error shape (`error.rs`), spelled here because this answer
     // is written to the socket before any HTTP machinery runs.
-    let body = format!(
-        "{{\"error\":\"connection refused: {reason}\",\"code\":\"unavailable\"}}\n"
-    );
+    let body = format!("{{\"error\":\"connection refused: {reason}\",\"code\":\"unavailable\"}}\n");
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()

@@ -1,13 +1,15 @@
-//! The JSON shapes the API answers with: camelCase fields, timestamps as
-//! RFC 3339 strings with milliseconds (`null` when absent). Views are built
-//! from store records; nothing here touches the store.
+//! Store records in the wire model's shapes (`gantry_wire`): timestamps as
+//! RFC 3339 strings with milliseconds (`null` when absent), secrets masked.
+//! Nothing here touches the store.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use gantry_store::{
     ExecutionRecord, LogLine, LogStream, Millis, PipelineRecord, StageRecord, Status, TokenRecord,
 };
-use serde::Serialize;
+use gantry_wire::executions::{Execution, LogLine as LogLineView, Parent, Stage};
+use gantry_wire::pipelines::Pipeline;
+use gantry_wire::tokens::Token;
 use serde_json::Value;
 
 /// What a secret parameter's value is replaced with in every view.
@@ -22,111 +24,50 @@ fn opt_timestamp(millis: Option<Millis>) -> Option<String> {
     millis.map(timestamp)
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PipelineView {
-    pub name: String,
-    pub application: Option<String>,
-    pub version: i64,
-    /// How many stages the pipeline has.
-    pub stages: usize,
-    pub created_at: String,
-    pub updated_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spec: Option<Value>,
-}
-
-impl PipelineView {
-    pub fn new(record: PipelineRecord, with_spec: bool) -> PipelineView {
-        PipelineView {
-            stages: record
-                .spec
-                .get("stages")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len),
-            name: record.name,
-            application: record.application,
-            version: record.version,
-            created_at: timestamp(record.created_at),
-            updated_at: timestamp(record.updated_at),
-            spec: with_spec.then_some(record.spec),
-        }
+/// A stored pipeline; its spec only when `with_spec`.
+pub fn pipeline(record: PipelineRecord, with_spec: bool) -> Pipeline {
+    Pipeline {
+        stages: record
+            .spec
+            .get("stages")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len),
+        name: record.name,
+        application: record.application,
+        version: record.version,
+        created_at: timestamp(record.created_at),
+        updated_at: timestamp(record.updated_at),
+        spec: with_spec.then_some(record.spec),
     }
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionView {
-    pub id: String,
-    pub pipeline: String,
-    pub status: Status,
-    pub trigger: Value,
-    pub parameters: Value,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
-    pub error: Option<String>,
-    pub canceled_by: Option<String>,
-    pub parent: Option<ParentView>,
-    /// Left out of lists; always present for a single execution.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stages: Option<Vec<StageView>>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ParentView {
-    pub execution: String,
-    pub stage: String,
-    pub attempt: i64,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StageView {
-    pub id: String,
-    pub name: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub status: Status,
-    pub attempt: i64,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
-    pub outputs: Value,
-    pub error: Option<String>,
-    pub depends_on: Vec<String>,
-    pub state: Value,
-}
-
-impl ExecutionView {
-    /// The execution with its stages, in the order of the pipeline file.
-    pub fn new(record: ExecutionRecord, stages: Option<Vec<StageRecord>>) -> ExecutionView {
-        let stages = stages.map(|stages| stage_views(&record.spec, stages));
-        ExecutionView {
-            parameters: mask_sealed(mask_secrets(&record.spec, record.parameters)),
-            id: record.id,
-            pipeline: record.pipeline,
-            status: record.status,
-            trigger: record.trigger,
-            created_at: timestamp(record.created_at),
-            started_at: opt_timestamp(record.started_at),
-            ended_at: opt_timestamp(record.ended_at),
-            error: record.error,
-            canceled_by: record.canceled_by,
-            parent: record.parent.map(|p| ParentView {
-                execution: p.execution,
-                stage: p.stage,
-                attempt: p.attempt,
-            }),
-            stages,
-        }
+/// The execution with its stages, in the order of the pipeline file.
+pub fn execution(record: ExecutionRecord, stages: Option<Vec<StageRecord>>) -> Execution {
+    let stages = stages.map(|stages| stage_views(&record.spec, stages));
+    Execution {
+        parameters: mask_sealed(mask_secrets(&record.spec, record.parameters)),
+        id: record.id,
+        pipeline: record.pipeline,
+        status: status(record.status),
+        trigger: record.trigger,
+        created_at: timestamp(record.created_at),
+        started_at: opt_timestamp(record.started_at),
+        ended_at: opt_timestamp(record.ended_at),
+        error: record.error,
+        canceled_by: record.canceled_by,
+        parent: record.parent.map(|p| Parent {
+            execution: p.execution,
+            stage: p.stage,
+            attempt: p.attempt,
+        }),
+        stages,
     }
 }
 
 /// Joins the stage rows with the stage definitions of the execution's spec.
 /// The spec is read loosely (as JSON, not as `gantry_config::Pipeline`) so
 /// that old executions still display after the file format grows.
-fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<StageView> {
+fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<Stage> {
     let defs: Vec<&Value> = spec
         .get("stages")
         .and_then(Value::as_array)
@@ -155,12 +96,12 @@ fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<StageView> {
                         .collect()
                 })
                 .unwrap_or_default();
-            StageView {
+            Stage {
                 name: text("name"),
                 kind: text("type"),
                 depends_on,
                 id: row.stage_id,
-                status: row.status,
+                status: status(row.status),
                 attempt: row.attempt,
                 started_at: opt_timestamp(row.started_at),
                 ended_at: opt_timestamp(row.ended_at),
@@ -211,50 +152,41 @@ fn mask_secrets(spec: &Value, mut parameters: Value) -> Value {
     parameters
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogLineView {
-    pub seq: i64,
-    pub stage_id: String,
-    pub step: i64,
-    pub ts: String,
-    pub stream: LogStream,
-    pub line: String,
-}
-
-impl From<LogLine> for LogLineView {
-    fn from(line: LogLine) -> LogLineView {
-        LogLineView {
-            seq: line.seq,
-            stage_id: line.stage_id,
-            step: line.step,
-            ts: timestamp(line.ts),
-            stream: line.stream,
-            line: line.line,
-        }
+pub fn log_line(line: LogLine) -> LogLineView {
+    LogLineView {
+        seq: line.seq,
+        stage_id: line.stage_id,
+        step: line.step,
+        ts: timestamp(line.ts),
+        stream: match line.stream {
+            LogStream::Stdout => gantry_wire::executions::LogStream::Stdout,
+            LogStream::Stderr => gantry_wire::executions::LogStream::Stderr,
+            LogStream::System => gantry_wire::executions::LogStream::System,
+        },
+        line: line.line,
     }
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenView {
-    pub id: String,
-    pub name: String,
-    pub created_at: String,
-    pub revoked_at: Option<String>,
-    pub last_used_at: Option<String>,
-    pub role: String,
+pub fn token(token: TokenRecord) -> Token {
+    Token {
+        id: token.id,
+        name: token.name,
+        created_at: timestamp(token.created_at),
+        revoked_at: opt_timestamp(token.revoked_at),
+        last_used_at: opt_timestamp(token.last_used_at),
+        role: token.role,
+    }
 }
 
-impl From<TokenRecord> for TokenView {
-    fn from(token: TokenRecord) -> TokenView {
-        TokenView {
-            id: token.id,
-            name: token.name,
-            created_at: timestamp(token.created_at),
-            revoked_at: opt_timestamp(token.revoked_at),
-            last_used_at: opt_timestamp(token.last_used_at),
-            role: token.role,
-        }
+/// The store's status in the wire model's enum (the same lowercase words).
+pub fn status(status: Status) -> gantry_wire::Status {
+    match status {
+        Status::Pending => gantry_wire::Status::Pending,
+        Status::Running => gantry_wire::Status::Running,
+        Status::Waiting => gantry_wire::Status::Waiting,
+        Status::Succeeded => gantry_wire::Status::Succeeded,
+        Status::Failed => gantry_wire::Status::Failed,
+        Status::Canceled => gantry_wire::Status::Canceled,
+        Status::Skipped => gantry_wire::Status::Skipped,
     }
 }

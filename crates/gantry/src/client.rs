@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use reqwest::{Method, Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::sse::EventStream;
@@ -46,13 +48,48 @@ impl Client {
         self.json(Method::DELETE, path, None).await
     }
 
-    /// `DELETE` with a JSON body (for what a path cannot name).
-    pub async fn delete_with(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.json(Method::DELETE, path, Some(body)).await
+    /// A request whose body and answer are wire types (`gantry_wire`).
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> anyhow::Result<T> {
+        let body = body
+            .map(serde_json::to_value)
+            .transpose()
+            .context("cannot encode the request")?;
+        let answer = self.json(method, path, body.as_ref()).await?;
+        serde_json::from_value(answer).with_context(|| {
+            format!(
+                "gantry answered {path} with a shape this CLI does not know (a {})",
+                std::any::type_name::<T>()
+            )
+        })
     }
 
-    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.json(Method::PUT, path, Some(body)).await
+    pub async fn get_as<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    pub async fn post_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete_as<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.call(Method::DELETE, path, None::<&()>).await
     }
 
     /// Posts raw bytes of a content type (package files); the answer is JSON.

@@ -39,6 +39,17 @@ pub fn print_json(value: &Value) {
     );
 }
 
+/// A wire type printed as `--json` prints it: through a `Value`, so that
+/// its fields come in the same (sorted) order as a `Value` answer's did.
+pub fn print_wire(answer: &impl serde::Serialize) {
+    print_json(&serde_json::to_value(answer).unwrap_or_default());
+}
+
+/// A text, or "-" when absent.
+pub fn dash(text: Option<&str>) -> String {
+    text.unwrap_or("-").to_owned()
+}
+
 /// A string field, or "-" when absent or null.
 pub fn field(value: &Value, name: &str) -> String {
     match value.get(name) {
@@ -48,14 +59,10 @@ pub fn field(value: &Value, name: &str) -> String {
     }
 }
 
-/// The time between two RFC 3339 fields, as `1m5s`; "-" if not started.
-pub fn duration(value: &Value, from: &str, to: &str) -> String {
-    let parse = |name: &str| {
-        value
-            .get(name)
-            .and_then(Value::as_str)
-            .and_then(|s| humantime::parse_rfc3339(s).ok())
-    };
+/// The time between two RFC 3339 times, as `1m5s`; "-" if not started,
+/// up to now if not ended.
+pub fn elapsed(from: Option<&str>, to: Option<&str>) -> String {
+    let parse = |time: Option<&str>| time.and_then(|s| humantime::parse_rfc3339(s).ok());
     let Some(start) = parse(from) else {
         return "-".to_owned();
     };
@@ -71,18 +78,17 @@ pub fn duration(value: &Value, from: &str, to: &str) -> String {
         .replace(' ', "")
 }
 
-/// `2024-05-01T10:00:00.123Z` shown as `2024-05-01 10:00:00`.
-pub fn short_time(value: &Value, name: &str) -> String {
-    match value.get(name).and_then(Value::as_str) {
+/// `2024-05-01T10:00:00.123Z` shown as `2024-05-01 10:00:00`; "-" if absent.
+pub fn short(time: Option<&str>) -> String {
+    match time {
         Some(s) if s.len() >= 19 => s[..19].replace('T', " "),
         Some(s) => s.to_owned(),
         None => "-".to_owned(),
     }
 }
 
-/// What started an execution, in a few words.
-pub fn trigger(value: &Value) -> String {
-    let trigger = &value["trigger"];
+/// What started an execution (its `trigger`), in a few words.
+pub fn trigger(trigger: &Value) -> String {
     let kind = trigger.get("type").and_then(Value::as_str).unwrap_or("-");
     match trigger.get("user").and_then(Value::as_str) {
         Some(user) => format!("{kind} ({user})"),

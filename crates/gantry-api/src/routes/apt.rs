@@ -6,20 +6,27 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use gantry_apt::{Apt, AptError, CleanupOptions, PublicationSpec, Source, SourceKind};
+use gantry_apt::{Apt, AptError};
+use gantry_wire::Dropped;
+use gantry_wire::apt::{
+    AddAnswer, CleanupBody, CleanupReport, CopyBody, CreateRepo, CreateSnapshot, CreatedSnapshot,
+    Diff, KeyBody, KeyList, PackageList, PackagesQuery, Publication, PublicationList, PublishBody,
+    Removed, Repo, RepoList, RepoWithPackages, Snapshot, SnapshotList, UpdatePublication,
+};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::apt_service::AptService;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams, QueryParams};
 
-type JsonResult = ApiResult<axum::Json<Value>>;
+type JsonResult<T> = ApiResult<axum::Json<T>>;
 
-fn apt(state: &AppState) -> Result<&Apt, ApiError> {
+fn apt(state: &AppState) -> Result<AptService<'_>, ApiError> {
     state
         .engine()
         .apt()
+        .map(AptService::new)
         .ok_or_else(|| ApiError::internal("this server has no APT repositories"))
 }
 
@@ -44,86 +51,59 @@ fn decode_prefix(raw: &str) -> String {
 
 // --- Repositories ---------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateRepo {
-    name: String,
-    distribution: Option<String>,
-    component: Option<String>,
-    comment: Option<String>,
-}
-
 pub async fn create_repo(
     State(state): State<AppState>,
     Json(body): Json<CreateRepo>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    let repo = apt(&state)?
-        .create_repo(
-            &body.name,
-            body.distribution.as_deref(),
-            body.component.as_deref(),
-            body.comment.as_deref(),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, axum::Json(json!(repo))))
+) -> ApiResult<(StatusCode, axum::Json<Repo>)> {
+    let repo = apt(&state)?.create_repo(&body).await?;
+    Ok((StatusCode::CREATED, axum::Json(repo)))
 }
 
-pub async fn list_repos(State(state): State<AppState>) -> JsonResult {
-    Ok(axum::Json(json!({ "repos": apt(&state)?.repos().await? })))
+pub async fn list_repos(State(state): State<AppState>) -> JsonResult<RepoList> {
+    Ok(axum::Json(apt(&state)?.repos().await?))
 }
 
 pub async fn show_repo(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> JsonResult {
-    let (repo, packages) = apt(&state)?.repo(&name).await?;
-    Ok(axum::Json(json!({ "repo": repo, "packages": packages })))
+) -> JsonResult<RepoWithPackages> {
+    Ok(axum::Json(apt(&state)?.repo(&name).await?))
 }
 
 pub async fn drop_repo(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> JsonResult {
-    apt(&state)?.drop_repo(&name).await?;
-    Ok(axum::Json(json!({ "dropped": name })))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PackagesQuery {
-    q: Option<String>,
-    #[serde(default)]
-    force_replace: bool,
-    filename: Option<String>,
-    /// Publish the repository's publications again after adding.
-    #[serde(default)]
-    update: bool,
+) -> JsonResult<Dropped> {
+    Ok(axum::Json(apt(&state)?.drop_repo(&name).await?))
 }
 
 pub async fn list_packages(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
     QueryParams(query): QueryParams<PackagesQuery>,
-) -> JsonResult {
-    let packages = apt(&state)?
-        .repo_packages(&name, query.q.as_deref())
-        .await?;
-    Ok(axum::Json(json!({ "packages": packages })))
+) -> JsonResult<PackageList> {
+    Ok(axum::Json(
+        apt(&state)?
+            .repo_packages(&name, query.q.as_deref())
+            .await?,
+    ))
 }
 
 /// The body is one `.deb`, or (`Content-Type: application/x-tar`) a tar
 /// of several, added all or none. Neither is held whole in memory: a tar is
 /// read as it arrives, a single file is written to disk first (`Upload`)
 /// and checked from there. Either is refused with 413 past the server's
-/// upload limit.
+/// upload limit. The answer is serialized as it is, not through a `Value`:
+/// an add of 10,000 packages answers with 10,000 of them.
 pub async fn add_package(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
     QueryParams(query): QueryParams<PackagesQuery>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
-) -> ApiResult<axum::Json<AddAnswer>> {
-    let apt = apt(&state)?;
+) -> JsonResult<AddAnswer> {
+    let service = apt(&state)?;
+    let apt = service.apt();
     let is_tar = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -147,20 +127,9 @@ pub async fn add_package(
         apt.add_upload(&name, file, upload, query.force_replace)
             .await?
     };
-    let updated = if query.update {
-        apt.update_publications_of(&name).await?
-    } else {
-        Vec::new()
-    };
-    Ok(axum::Json(AddAnswer { report, updated }))
-}
-
-/// Serialized as it is, not through a `Value`: an add of 10,000 packages
-/// answers with 10,000 of them.
-#[derive(serde::Serialize)]
-pub struct AddAnswer {
-    report: gantry_apt::AddReport,
-    updated: Vec<gantry_apt::PublicationView>,
+    Ok(axum::Json(
+        service.add_answer(&name, report, query.update).await?,
+    ))
 }
 
 fn content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
@@ -277,234 +246,118 @@ pub async fn remove_packages(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
     QueryParams(query): QueryParams<PackagesQuery>,
-) -> JsonResult {
+) -> JsonResult<Removed> {
     let Some(q) = query.q else {
         return Err(ApiError::invalid("removing packages needs a query (q=…)"));
     };
-    let removed = apt(&state)?.remove(&name, &q).await?;
-    Ok(axum::Json(json!({ "removed": removed })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CopyBody {
-    to: String,
-    query: String,
-    #[serde(default, rename = "move")]
-    move_them: bool,
+    Ok(axum::Json(apt(&state)?.remove(&name, &q).await?))
 }
 
 pub async fn copy_packages(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
     Json(body): Json<CopyBody>,
-) -> JsonResult {
-    let packages = apt(&state)?
-        .copy(&name, &body.to, &body.query, body.move_them)
-        .await?;
-    Ok(axum::Json(json!({ "packages": packages })))
+) -> JsonResult<PackageList> {
+    Ok(axum::Json(apt(&state)?.copy(&name, &body).await?))
 }
 
 // --- Snapshots --------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateSnapshot {
-    name: String,
-    /// `snapshot create NAME from repo REPO`.
-    repo: Option<String>,
-    /// `snapshot merge NAME SOURCE…`.
-    merge: Option<Vec<String>>,
-    #[serde(default)]
-    latest: bool,
-}
-
 pub async fn create_snapshot(
     State(state): State<AppState>,
     Json(body): Json<CreateSnapshot>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    let apt = apt(&state)?;
-    let count = match (body.repo, body.merge) {
-        (Some(repo), None) => apt.snapshot_from_repo(&body.name, &repo).await?,
-        (None, Some(sources)) => apt.merge(&body.name, &sources, body.latest).await?,
-        _ => return Err(ApiError::invalid("give exactly one of repo or merge")),
-    };
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "name": body.name, "packages": count })),
-    ))
+) -> ApiResult<(StatusCode, axum::Json<CreatedSnapshot>)> {
+    let created = apt(&state)?.create_snapshot(&body).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
-pub async fn list_snapshots(State(state): State<AppState>) -> JsonResult {
-    let snapshots = apt(&state)?.snapshots().await?;
-    Ok(axum::Json(json!({ "snapshots": snapshots })))
+pub async fn list_snapshots(State(state): State<AppState>) -> JsonResult<SnapshotList> {
+    Ok(axum::Json(apt(&state)?.snapshots().await?))
 }
 
 pub async fn show_snapshot(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> JsonResult {
-    Ok(axum::Json(json!(apt(&state)?.snapshot(&name).await?)))
+) -> JsonResult<Snapshot> {
+    Ok(axum::Json(apt(&state)?.snapshot(&name).await?))
 }
 
 pub async fn drop_snapshot(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> JsonResult {
-    apt(&state)?.drop_snapshot(&name).await?;
-    Ok(axum::Json(json!({ "dropped": name })))
+) -> JsonResult<Dropped> {
+    Ok(axum::Json(apt(&state)?.drop_snapshot(&name).await?))
 }
 
 pub async fn diff_snapshots(
     State(state): State<AppState>,
     PathParams((left, right)): PathParams<(String, String)>,
-) -> JsonResult {
-    Ok(axum::Json(json!(apt(&state)?.diff(&left, &right).await?)))
+) -> JsonResult<Diff> {
+    Ok(axum::Json(apt(&state)?.diff(&left, &right).await?))
 }
 
 // --- Publications -----------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PublishBody {
-    prefix: Option<String>,
-    distribution: String,
-    source_kind: SourceKind,
-    sources: Vec<Source>,
-    #[serde(default)]
-    architectures: Vec<String>,
-    #[serde(default)]
-    skip_signing: bool,
-    key: Option<String>,
-    /// On unless turned off: with it, a client that read the old
-    /// `InRelease` still finds the indexes it names after a publish.
-    acquire_by_hash: Option<bool>,
-    /// Also write `Packages.xz` (off by default).
-    #[serde(default)]
-    xz: bool,
-    origin: Option<String>,
-    label: Option<String>,
-}
-
 pub async fn publish(
     State(state): State<AppState>,
     Json(body): Json<PublishBody>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    let spec = PublicationSpec {
-        source_kind: body.source_kind,
-        sources: body.sources,
-        architectures: body.architectures,
-        skip_signing: body.skip_signing,
-        key: body.key,
-        acquire_by_hash: body.acquire_by_hash.unwrap_or(true),
-        xz: body.xz,
-        origin: body.origin,
-        label: body.label,
-    };
-    let view = apt(&state)?
-        .publish(body.prefix.as_deref(), &body.distribution, spec)
-        .await?;
-    Ok((StatusCode::CREATED, axum::Json(json!(view))))
+) -> ApiResult<(StatusCode, axum::Json<Publication>)> {
+    let publication = apt(&state)?.publish(body).await?;
+    Ok((StatusCode::CREATED, axum::Json(publication)))
 }
 
-pub async fn list_publications(State(state): State<AppState>) -> JsonResult {
-    Ok(axum::Json(
-        json!({ "publications": apt(&state)?.publications().await? }),
-    ))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpdateBody {
-    /// `publish switch`: one snapshot per component.
-    snapshots: Option<Vec<String>>,
+pub async fn list_publications(State(state): State<AppState>) -> JsonResult<PublicationList> {
+    Ok(axum::Json(apt(&state)?.publications().await?))
 }
 
 pub async fn update_publication(
     State(state): State<AppState>,
     PathParams((prefix, distribution)): PathParams<(String, String)>,
-    Json(body): Json<UpdateBody>,
-) -> JsonResult {
-    let apt = apt(&state)?;
+    Json(body): Json<UpdatePublication>,
+) -> JsonResult<Publication> {
     let prefix = decode_prefix(&prefix);
-    let view = match body.snapshots {
-        Some(snapshots) => apt.switch(&distribution, Some(&prefix), &snapshots).await?,
-        None => apt.update(&distribution, Some(&prefix)).await?,
-    };
-    Ok(axum::Json(json!(view)))
+    Ok(axum::Json(
+        apt(&state)?
+            .republish(Some(&prefix), &distribution, &body)
+            .await?,
+    ))
 }
 
 pub async fn drop_publication(
     State(state): State<AppState>,
     PathParams((prefix, distribution)): PathParams<(String, String)>,
-) -> JsonResult {
+) -> JsonResult<Dropped> {
     let prefix = decode_prefix(&prefix);
-    apt(&state)?
-        .drop_publication(&distribution, Some(&prefix))
-        .await?;
     Ok(axum::Json(
-        json!({ "dropped": format!("{prefix} {distribution}") }),
+        apt(&state)?
+            .drop_publication(Some(&prefix), &distribution)
+            .await?,
     ))
 }
 
 // --- Database -----------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CleanupBody {
-    /// Change nothing; answer what would go.
-    #[serde(default)]
-    dry_run: bool,
-}
 
 /// aptly's `db cleanup`: forgets the packages nothing refers to and frees
 /// their bytes; answers what went (or would go).
 pub async fn db_cleanup(
     State(state): State<AppState>,
     Json(body): Json<CleanupBody>,
-) -> JsonResult {
-    let report = apt(&state)?
-        .cleanup(CleanupOptions {
-            dry_run: body.dry_run,
-        })
-        .await?;
-    Ok(axum::Json(json!(report)))
+) -> JsonResult<CleanupReport> {
+    Ok(axum::Json(apt(&state)?.cleanup(&body).await?))
 }
 
 // --- Keys -------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct KeyBody {
-    /// Generate a key with this user id…
-    user_id: Option<String>,
-    /// …or import this armored secret key.
-    armored: Option<String>,
-}
-
 pub async fn create_key(
     State(state): State<AppState>,
     Json(body): Json<KeyBody>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    let keyring = apt(&state)?.keyring().clone();
-    let keys = tokio::task::spawn_blocking(move || match (body.user_id, body.armored) {
-        (Some(user_id), None) => keyring.generate(&user_id).map(|k| vec![k]),
-        (None, Some(armored)) => keyring.import(armored.as_bytes()),
-        _ => Err(AptError::Invalid(
-            "give exactly one of userId or armored".into(),
-        )),
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "keys": keys }))))
+) -> ApiResult<(StatusCode, axum::Json<KeyList>)> {
+    let keys = apt(&state)?.create_key(body).await?;
+    Ok((StatusCode::CREATED, axum::Json(keys)))
 }
 
-pub async fn list_keys(State(state): State<AppState>) -> JsonResult {
-    let keyring = apt(&state)?.keyring().clone();
-    let keys = tokio::task::spawn_blocking(move || keyring.list())
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok(axum::Json(json!({ "keys": keys })))
+pub async fn list_keys(State(state): State<AppState>) -> JsonResult<KeyList> {
+    Ok(axum::Json(apt(&state)?.keys().await?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -516,9 +369,5 @@ pub async fn public_key(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<KeyQuery>,
 ) -> ApiResult<String> {
-    let keyring = apt(&state)?.keyring().clone();
-    let armored = tokio::task::spawn_blocking(move || keyring.export_public(query.id.as_deref()))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok(String::from_utf8_lossy(&armored).into_owned())
+    Ok(apt(&state)?.public_key(query.id).await?)
 }

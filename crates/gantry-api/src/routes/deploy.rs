@@ -2,6 +2,7 @@
 //! deploy controller (which reads the data plane), and the server group
 //! operations people run by hand (resize, enable, disable, destroy, rollback).
 
+use gantry_wire::pipelines::{Applied, Upsert};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -337,21 +338,23 @@ fn load_balancer_view(snapshot: &Snapshot, name: &str) -> Value {
 /// Merges a file's applications and load balancers into the data plane's
 /// (by name: those the file names are replaced, others stay).
 pub(crate) async fn apply(
-    state: &AppState,
+    engine: &gantry_engine::Engine,
     document: &gantry_config::Document,
-) -> ApiResult<(Vec<Value>, Vec<Value>)> {
-    if let Some(controller) = state.engine().deploy() {
+) -> ApiResult<(Vec<Applied>, Vec<Applied>)> {
+    if let Some(controller) = engine.deploy() {
         check_sizes(controller, document)?;
     }
     if document.applications.is_empty() && document.load_balancers.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let controller = controller(state)?;
+    let controller = engine
+        .deploy()
+        .ok_or_else(|| ApiError::internal("this server has no deploy controller"))?;
     let snapshot = controller.snapshot().await.map_err(error)?;
     let result = |old: Option<bool>| match old {
-        None => "created",
-        Some(true) => "unchanged",
-        Some(false) => "updated",
+        None => Upsert::Created,
+        Some(true) => Upsert::Unchanged,
+        Some(false) => Upsert::Updated,
     };
     let mut applications = snapshot.applications.clone();
     let mut applied_apps = Vec::new();
@@ -364,7 +367,10 @@ pub(crate) async fn apply(
             .iter()
             .find(|a| a.name == app.name)
             .map(|a| *a == new);
-        applied_apps.push(json!({"name": app.name, "result": result(old)}));
+        applied_apps.push(Applied {
+            name: app.name.clone(),
+            result: result(old),
+        });
         applications.retain(|a| a.name != app.name);
         applications.push(new);
     }
@@ -380,7 +386,10 @@ pub(crate) async fn apply(
             .iter()
             .find(|l| l.name == lb.name)
             .map(|l| *l == new);
-        applied_lbs.push(json!({"name": lb.name, "result": result(old)}));
+        applied_lbs.push(Applied {
+            name: lb.name.clone(),
+            result: result(old),
+        });
         load_balancers.retain(|l| l.name != lb.name);
         load_balancers.push(new);
     }

@@ -16,9 +16,10 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
 use gantry_engine::Event;
-use gantry_store::{LogLine, Status};
+use gantry_store::LogLine;
+use gantry_wire::Status;
+use gantry_wire::executions::{EndEvent, ErrorEvent, StageEvent};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -28,7 +29,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{PathParams, QueryParams};
 use crate::routes::executions::{ensure_exists, ensure_stage_exists, execution_view};
-use crate::views::{LogLineView, timestamp};
+use crate::views::{self, timestamp};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,7 +103,13 @@ impl Follower {
         if let Err(Stop::Failed(error)) = self.follow(events).await {
             tracing::warn!(execution = %self.id, %error, "event stream failed");
             let _ = self
-                .send("error", None, &json!({"error": error.message}))
+                .send(
+                    "error",
+                    None,
+                    &ErrorEvent {
+                        error: error.message,
+                    },
+                )
                 .await;
         }
     }
@@ -137,13 +144,13 @@ impl Follower {
                     at,
                 }) => {
                     if execution_id == self.id && self.wants(&stage_id) {
-                        let data = json!({
-                            "executionId": execution_id,
-                            "stageId": stage_id,
-                            "status": status,
-                            "attempt": attempt,
-                            "at": timestamp(at),
-                        });
+                        let data = StageEvent {
+                            execution_id,
+                            stage_id,
+                            status: views::status(status),
+                            attempt,
+                            at: timestamp(at),
+                        };
                         self.send("stage", None, &data).await?;
                     }
                 }
@@ -207,12 +214,19 @@ impl Follower {
 
     async fn send_line(&mut self, line: LogLine) -> Result<(), Stop> {
         let seq = line.seq;
-        self.send("log", Some(seq), &LogLineView::from(line)).await
+        self.send("log", Some(seq), &views::log_line(line)).await
     }
 
     async fn end(&mut self, status: Status) -> Result<(), Stop> {
-        self.send("end", None, &json!({"id": self.id, "status": status}))
-            .await
+        self.send(
+            "end",
+            None,
+            &EndEvent {
+                id: self.id.clone(),
+                status,
+            },
+        )
+        .await
     }
 
     async fn send(&self, name: &str, id: Option<i64>, data: &impl Serialize) -> Result<(), Stop> {

@@ -6,13 +6,15 @@ use axum::extract::State;
 use gantry_engine::Judgment;
 use gantry_store::{ExecutionFilter, Status};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams, QueryParams};
-use crate::views::{ExecutionView, LogLineView};
+use crate::views;
+use gantry_wire::executions::{
+    Decision, Execution, ExecutionList, JudgmentBody, LogPage, SkipBody,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +28,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ExecutionList>> {
     let status = query
         .status
         .as_deref()
@@ -45,39 +47,39 @@ pub async fn list(
         trigger_type: query.trigger,
         limit: Some(limit),
     };
-    let executions: Vec<ExecutionView> = state
+    let executions: Vec<Execution> = state
         .store()
         .executions(&filter)
         .await?
         .into_iter()
-        .map(|e| ExecutionView::new(e, None))
+        .map(|e| views::execution(e, None))
         .collect();
-    Ok(axum::Json(json!({ "executions": executions })))
+    Ok(axum::Json(ExecutionList { executions }))
 }
 
 pub async fn show(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
-) -> ApiResult<axum::Json<ExecutionView>> {
+) -> ApiResult<axum::Json<Execution>> {
     execution_view(&state, &id).await.map(axum::Json)
 }
 
 /// The execution with its stages, or 404.
-pub async fn execution_view(state: &AppState, id: &str) -> ApiResult<ExecutionView> {
+pub async fn execution_view(state: &AppState, id: &str) -> ApiResult<Execution> {
     let execution = state
         .store()
         .execution(id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let stages = state.store().stages(id).await?;
-    Ok(ExecutionView::new(execution, Some(stages)))
+    Ok(views::execution(execution, Some(stages)))
 }
 
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<String>,
-) -> ApiResult<axum::Json<ExecutionView>> {
+) -> ApiResult<axum::Json<Execution>> {
     ensure_exists(&state, &id).await?;
     state.engine().cancel(&id, &caller.name).await?;
     tracing::info!(execution = %id, user = %caller.name, "execution canceled");
@@ -89,13 +91,13 @@ pub async fn rerun(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<String>,
-) -> ApiResult<(axum::http::StatusCode, axum::Json<ExecutionView>)> {
+) -> ApiResult<(axum::http::StatusCode, axum::Json<Execution>)> {
     ensure_exists(&state, &id).await?;
     let execution = state.engine().rerun(&id, &caller.name).await?;
     let stages = state.store().stages(&execution.id).await?;
     Ok((
         axum::http::StatusCode::CREATED,
-        axum::Json(ExecutionView::new(execution, Some(stages))),
+        axum::Json(views::execution(execution, Some(stages))),
     ))
 }
 
@@ -103,7 +105,7 @@ pub async fn restart_stage(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     PathParams((id, stage)): PathParams<(String, String)>,
-) -> ApiResult<axum::Json<ExecutionView>> {
+) -> ApiResult<axum::Json<Execution>> {
     ensure_exists(&state, &id).await?;
     state
         .engine()
@@ -113,29 +115,12 @@ pub async fn restart_stage(
     show(State(state), PathParams(id)).await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JudgmentBody {
-    /// May be left out when exactly one stage waits for a judgment.
-    pub stage: Option<String>,
-    pub judgment: Decision,
-    /// One of the stage's `options`; it becomes `outputs.judgment`.
-    pub option: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Continue,
-    Stop,
-}
-
 pub async fn judge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     PathParams(id): PathParams<String>,
     Json(body): Json<JudgmentBody>,
-) -> ApiResult<axum::Json<ExecutionView>> {
+) -> ApiResult<axum::Json<Execution>> {
     ensure_exists(&state, &id).await?;
     let judgment = Judgment {
         proceed: matches!(body.judgment, Decision::Continue),
@@ -150,25 +135,18 @@ pub async fn judge(
     show(State(state), PathParams(id)).await
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SkipBody {
-    /// May be left out when exactly one `wait` stage is running.
-    pub stage: Option<String>,
-}
-
 pub async fn skip(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
     Json(body): Json<SkipBody>,
-) -> ApiResult<axum::Json<ExecutionView>> {
+) -> ApiResult<axum::Json<Execution>> {
     skip_wait(state, id, body.stage).await
 }
 
 pub async fn skip_stage(
     State(state): State<AppState>,
     PathParams((id, stage)): PathParams<(String, String)>,
-) -> ApiResult<axum::Json<ExecutionView>> {
+) -> ApiResult<axum::Json<Execution>> {
     skip_wait(state, id, Some(stage)).await
 }
 
@@ -176,7 +154,7 @@ async fn skip_wait(
     state: AppState,
     id: String,
     stage: Option<String>,
-) -> ApiResult<axum::Json<ExecutionView>> {
+) -> ApiResult<axum::Json<Execution>> {
     ensure_exists(&state, &id).await?;
     state.engine().skip_wait(&id, stage.as_deref()).await?;
     tracing::info!(execution = %id, stage = ?stage, "wait skipped");
@@ -197,7 +175,7 @@ pub async fn logs(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
     QueryParams(query): QueryParams<LogsQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<LogPage>> {
     ensure_exists(&state, &id).await?;
     if let Some(stage) = &query.stage {
         ensure_stage_exists(&state, &id, stage).await?;
@@ -213,8 +191,8 @@ pub async fn logs(
         .logs(&id, query.stage.as_deref(), query.after, limit)
         .await?;
     let next = lines.last().map_or(query.after, |line| line.seq);
-    let lines: Vec<LogLineView> = lines.into_iter().map(LogLineView::from).collect();
-    Ok(axum::Json(json!({ "lines": lines, "next": next })))
+    let lines = lines.into_iter().map(views::log_line).collect();
+    Ok(axum::Json(LogPage { lines, next }))
 }
 
 pub async fn ensure_exists(state: &AppState, id: &str) -> ApiResult<()> {

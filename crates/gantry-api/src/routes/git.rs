@@ -14,8 +14,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gantry_git::{CgiRequest, RepoError, Service};
 use gantry_triggers::{Push, Source, Triggers};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use gantry_wire::Deleted;
+use gantry_wire::git::{CreateRepository, Repository, RepositoryList, Trigger, TriggerList};
 
 use crate::AppState;
 use crate::auth::{Caller, Role, authenticate_token, check_role};
@@ -194,24 +194,18 @@ fn repo_error(error: RepoError) -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateRepo {
-    pub name: String,
-    #[serde(default)]
-    pub public: bool,
-}
-
-pub async fn list_repos(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+pub async fn list_repos(State(state): State<AppState>) -> ApiResult<axum::Json<RepositoryList>> {
     let repos = state.engine().git().list().await.map_err(repo_error)?;
-    Ok(axum::Json(json!({ "repositories": repos })))
+    Ok(axum::Json(RepositoryList {
+        repositories: repos.into_iter().map(repository).collect(),
+    }))
 }
 
 pub async fn create_repo(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(body): Json<CreateRepo>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    Json(body): Json<CreateRepository>,
+) -> ApiResult<(StatusCode, axum::Json<Repository>)> {
     let info = state
         .engine()
         .git()
@@ -219,21 +213,21 @@ pub async fn create_repo(
         .await
         .map_err(repo_error)?;
     tracing::info!(repository = %info.name, user = %caller.name, "repository created");
-    Ok((StatusCode::CREATED, axum::Json(json!(info))))
+    Ok((StatusCode::CREATED, axum::Json(repository(info))))
 }
 
 pub async fn show_repo(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Repository>> {
     let info = state.engine().git().info(&name).await.map_err(repo_error)?;
-    Ok(axum::Json(json!(info)))
+    Ok(axum::Json(repository(info)))
 }
 
 pub async fn delete_repo(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Deleted>> {
     if !state
         .engine()
         .git()
@@ -245,13 +239,29 @@ pub async fn delete_repo(
             "repository {name:?} does not exist"
         )));
     }
-    Ok(axum::Json(json!({ "deleted": name })))
+    Ok(axum::Json(Deleted { deleted: name }))
 }
 
-pub async fn list_triggers(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
-    Ok(axum::Json(
-        json!({ "triggers": triggers(&state).list().await }),
-    ))
+pub async fn list_triggers(State(state): State<AppState>) -> ApiResult<axum::Json<TriggerList>> {
+    let triggers = triggers(&state).list().await;
+    Ok(axum::Json(TriggerList {
+        triggers: triggers
+            .into_iter()
+            .map(|t| Trigger {
+                pipeline: t.pipeline,
+                kind: t.kind.to_owned(),
+                watches: t.watches,
+                spec: t.spec,
+            })
+            .collect(),
+    }))
+}
+
+fn repository(info: gantry_git::RepoInfo) -> Repository {
+    Repository {
+        name: info.name,
+        public: info.public,
+    }
 }
 
 /// A 401 that makes git ask for credentials.

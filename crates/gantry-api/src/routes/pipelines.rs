@@ -13,102 +13,42 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use gantry_config::Document;
 use gantry_engine::RunRequest;
-use gantry_store::{TriggerData, Upsert};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use gantry_store::TriggerData;
+use gantry_wire::Deleted;
+use gantry_wire::executions::Execution;
+use gantry_wire::pipelines::{
+    ApplyReport, DeleteBody, FileBody, PipelineList, RunBody, ValidPipeline, ValidateReport,
+};
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams, QueryParams};
-use crate::views::{ExecutionView, PipelineView};
+use crate::views;
 use crate::{AppState, now_millis};
 
-/// A pipeline file sent for validation or apply.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FileBody {
-    /// The name used in diagnostics.
-    #[serde(default = "default_file")]
-    pub file: String,
-    pub content: String,
-}
-
-fn default_file() -> String {
-    "gantry.yaml".to_owned()
-}
-
-/// What `apply` did, one list per kind of the file. Later kinds
-/// (applications, load balancers, repositories) add their own lists.
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplyReport {
-    pub pipelines: Vec<Applied>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub applications: Vec<Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub load_balancers: Vec<Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub repositories: Vec<Applied>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Applied {
-    pub name: String,
-    pub result: Upsert,
-}
-
-pub async fn validate(Json(body): Json<FileBody>) -> ApiResult<axum::Json<Value>> {
+pub async fn validate(Json(body): Json<FileBody>) -> ApiResult<axum::Json<ValidateReport>> {
     let document = parse(&body)?;
-    let pipelines: Vec<Value> = document
+    let pipelines = document
         .pipelines
         .iter()
-        .map(|p| json!({"name": p.name, "stages": p.stages.len()}))
+        .map(|p| ValidPipeline {
+            name: p.name.clone(),
+            stages: p.stages.len(),
+        })
         .collect();
-    Ok(axum::Json(json!({ "pipelines": pipelines })))
+    Ok(axum::Json(ValidateReport { pipelines }))
 }
 
+/// A thin adapter: the file is parsed here (diagnostics become a 400), the
+/// use case is [`crate::apply::apply`].
 pub async fn apply(
     State(state): State<AppState>,
     Json(body): Json<FileBody>,
 ) -> ApiResult<axum::Json<ApplyReport>> {
     let document = parse(&body)?;
-    let mut report = ApplyReport::default();
-    // Load balancers first: a port in use fails the apply before any
-    // pipeline is written.
-    (report.applications, report.load_balancers) =
-        crate::routes::deploy::apply(&state, &document).await?;
-    // Repositories before pipelines, so that no trigger watches one that does not exist.
-    for repository in &document.repositories {
-        let created = state
-            .engine()
-            .git()
-            .ensure(&repository.name, repository.public)
-            .await
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
-        report.repositories.push(Applied {
-            name: repository.name.clone(),
-            result: if created {
-                Upsert::Created
-            } else {
-                Upsert::Unchanged
-            },
-        });
-    }
-    let now = now_millis();
-    for pipeline in &document.pipelines {
-        let spec = serde_json::to_value(pipeline).map_err(|e| {
-            ApiError::internal(format!("cannot encode pipeline {:?}: {e}", pipeline.name))
-        })?;
-        let result = state
-            .store()
-            .upsert_pipeline(&pipeline.name, pipeline.application.as_deref(), &spec, now)
-            .await?;
-        tracing::info!(pipeline = %pipeline.name, ?result, "pipeline applied");
-        report.pipelines.push(Applied {
-            name: pipeline.name.clone(),
-            result,
-        });
-    }
+    let report = crate::apply::apply(state.engine(), &document, now_millis()).await?;
     Ok(axum::Json(report))
 }
 
@@ -133,76 +73,59 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
-    let pipelines: Vec<PipelineView> = match &query.name {
+) -> ApiResult<axum::Json<PipelineList>> {
+    let pipelines = match &query.name {
         Some(name) => state
             .store()
             .pipeline(name)
             .await?
             .into_iter()
-            .map(|p| PipelineView::new(p, true))
+            .map(|p| views::pipeline(p, true))
             .collect(),
         None => state
             .store()
             .pipelines()
             .await?
             .into_iter()
-            .map(|p| PipelineView::new(p, false))
+            .map(|p| views::pipeline(p, false))
             .collect(),
     };
-    Ok(axum::Json(json!({ "pipelines": pipelines })))
+    Ok(axum::Json(PipelineList { pipelines }))
 }
 
 pub async fn show(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<PipelineView>> {
+) -> ApiResult<axum::Json<gantry_wire::pipelines::Pipeline>> {
     let record = state
         .store()
         .pipeline(&name)
         .await?
         .ok_or_else(|| not_found(&name))?;
-    Ok(axum::Json(PipelineView::new(record, true)))
+    Ok(axum::Json(views::pipeline(record, true)))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Deleted>> {
     delete_named(&state, name).await
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteBody {
-    pub name: String,
 }
 
 /// `DELETE /api/v1/pipelines` with `{"name": …}`: for a name no path can carry.
 pub async fn delete_by_body(
     State(state): State<AppState>,
     Json(body): Json<DeleteBody>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Deleted>> {
     delete_named(&state, body.name).await
 }
 
-async fn delete_named(state: &AppState, name: String) -> ApiResult<axum::Json<Value>> {
+async fn delete_named(state: &AppState, name: String) -> ApiResult<axum::Json<Deleted>> {
     if !state.store().delete_pipeline(&name).await? {
         return Err(not_found(&name));
     }
     tracing::info!(pipeline = %name, "pipeline deleted");
-    Ok(axum::Json(json!({ "deleted": name })))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RunBody {
-    #[serde(default)]
-    pub parameters: BTreeMap<String, Value>,
-    /// A branch or tag of the repository the pipeline's git trigger watches: the execution
-    /// runs on that commit, as if it had been pushed.
-    #[serde(default, rename = "ref")]
-    pub reference: Option<String>,
+    Ok(axum::Json(Deleted { deleted: name }))
 }
 
 pub async fn run(
@@ -210,7 +133,7 @@ pub async fn run(
     Extension(caller): Extension<Caller>,
     PathParams(name): PathParams<String>,
     Json(body): Json<RunBody>,
-) -> ApiResult<(StatusCode, axum::Json<ExecutionView>)> {
+) -> ApiResult<(StatusCode, axum::Json<Execution>)> {
     let Some(record) = state.store().pipeline(&name).await? else {
         return Err(not_found(&name));
     };
@@ -255,7 +178,7 @@ pub async fn run(
     let stages = state.store().stages(&execution.id).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(ExecutionView::new(execution, Some(stages))),
+        axum::Json(views::execution(execution, Some(stages))),
     ))
 }
 

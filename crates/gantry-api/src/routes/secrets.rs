@@ -3,8 +3,8 @@
 
 use axum::extract::State;
 use gantry_secrets::{SecretError, SecretInfo, SecretStore};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use gantry_wire::Deleted;
+use gantry_wire::secrets::{Secret, SecretList, SetSecret};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams};
@@ -18,12 +18,12 @@ fn store(state: &AppState) -> ApiResult<&SecretStore> {
         .ok_or_else(|| ApiError::internal("this server has no secret store"))
 }
 
-fn view(info: &SecretInfo) -> Value {
-    json!({
-        "name": info.name,
-        "createdAt": timestamp(info.created_at),
-        "updatedAt": timestamp(info.updated_at),
-    })
+fn view(info: &SecretInfo) -> Secret {
+    Secret {
+        name: info.name.clone(),
+        created_at: timestamp(info.created_at),
+        updated_at: timestamp(info.updated_at),
+    }
 }
 
 fn api_error(error: SecretError) -> ApiError {
@@ -36,24 +36,18 @@ fn api_error(error: SecretError) -> ApiError {
     }
 }
 
-pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<SecretList>> {
     let secrets = store(&state)?.list().await.map_err(api_error)?;
-    Ok(axum::Json(json!({
-        "secrets": secrets.iter().map(view).collect::<Vec<_>>()
-    })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetBody {
-    pub value: String,
+    Ok(axum::Json(SecretList {
+        secrets: secrets.iter().map(view).collect(),
+    }))
 }
 
 pub async fn set(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-    Json(body): Json<SetBody>,
-) -> ApiResult<axum::Json<Value>> {
+    Json(body): Json<SetSecret>,
+) -> ApiResult<axum::Json<Secret>> {
     let secrets = store(&state)?;
     secrets
         .set(&name, &body.value, now_millis())
@@ -73,10 +67,10 @@ pub async fn set(
 pub async fn delete(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Deleted>> {
     if !store(&state)?.delete(&name).await.map_err(api_error)? {
         return Err(ApiError::not_found(format!("secret {name:?} not found")));
     }
     tracing::info!(secret = %name, "secret deleted");
-    Ok(axum::Json(json!({ "deleted": name })))
+    Ok(axum::Json(Deleted { deleted: name }))
 }

@@ -25,6 +25,6 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoRespon
 pub async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::DOCUMENT,
+        crate::openapi::DOCUMENT.as_str(),
     )
 }

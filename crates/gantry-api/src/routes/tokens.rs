@@ -6,43 +6,34 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use gantry_store::TokenRecord;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use gantry_wire::Revoked;
+use gantry_wire::tokens::{CreateToken, CreatedToken, TokenList};
 
 use crate::auth::{Caller, Role, generate_token, hash_token};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams};
-use crate::views::{TokenView, timestamp};
+use crate::views::{self, timestamp};
 use crate::{AppState, now_millis};
 
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<axum::Json<Value>> {
-    let tokens: Vec<TokenView> = state
+) -> ApiResult<axum::Json<TokenList>> {
+    let tokens = state
         .store()
         .tokens()
         .await?
         .into_iter()
         .filter(|token| caller.role == Role::Admin || token.id == caller.token_id)
-        .map(TokenView::from)
+        .map(views::token)
         .collect();
-    Ok(axum::Json(json!({ "tokens": tokens })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBody {
-    pub name: String,
-    /// `admin`, `operator` or `viewer`; a token made without one can only read.
-    #[serde(default)]
-    pub role: Option<String>,
+    Ok(axum::Json(TokenList { tokens }))
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    Json(body): Json<CreateBody>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    Json(body): Json<CreateToken>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     let name = body.name.trim();
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -85,20 +76,20 @@ pub async fn create(
     };
     state.store().create_token(&record).await?;
     tracing::info!(token = %record.name, role = %role, "token created");
-    let body = json!({
-        "id": record.id,
-        "name": record.name,
-        "role": record.role,
-        "token": secret,
-        "createdAt": timestamp(record.created_at),
-    });
+    let body = CreatedToken {
+        created_at: timestamp(record.created_at),
+        id: record.id,
+        name: record.name,
+        role: record.role,
+        token: secret,
+    };
     Ok((StatusCode::CREATED, axum::Json(body)))
 }
 
 pub async fn revoke(
     State(state): State<AppState>,
     PathParams(token): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Revoked>> {
     if !state.store().revoke_token(&token, now_millis()).await? {
         return Err(ApiError::not_found(format!(
             "token {token:?} not found or already revoked"
@@ -106,5 +97,5 @@ pub async fn revoke(
     }
     state.tokens().clear();
     tracing::info!(token = %token, "token revoked");
-    Ok(axum::Json(json!({ "revoked": token })))
+    Ok(axum::Json(Revoked { revoked: token }))
 }

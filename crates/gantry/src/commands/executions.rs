@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::bail;
+use gantry_wire::executions::{Decision, Execution, ExecutionList, JudgmentBody, SkipBody};
+use gantry_wire::pipelines::RunBody;
 use serde_json::{Value, json};
 
 use crate::args::ExecutionCommand;
 use crate::client::{Client, segment};
 use crate::commands::follow;
-use crate::output::{duration, field, print_json, short_time, table, trigger};
+use crate::output::{elapsed, print_wire, short, table, trigger};
 
 pub async fn start(
     client: &Client,
@@ -26,15 +28,15 @@ pub async fn start(
         if key.is_empty() {
             bail!("parameter {param:?} has an empty name");
         }
-        parameters.insert(key.to_owned(), value.to_owned());
+        parameters.insert(key.to_owned(), json!(value));
     }
     let path = format!("/api/v1/pipelines/{}/executions", segment(pipeline));
-    let mut body = json!({ "parameters": parameters });
-    if let Some(reference) = reference {
-        body["ref"] = json!(reference);
-    }
-    let execution = client.post(&path, &body).await?;
-    let id = field(&execution, "id");
+    let body = RunBody {
+        parameters,
+        reference,
+    };
+    let execution: Execution = client.post_as(&path, &body).await?;
+    let id = execution.id;
     println!("{id}");
     if !follow {
         return Ok(ExitCode::SUCCESS);
@@ -66,25 +68,24 @@ pub async fn run(client: &Client, command: ExecutionCommand) -> anyhow::Result<E
                     query.push(format!("{name}={}", segment(&value)));
                 }
             }
-            let answer = client
-                .get(&format!("/api/v1/executions?{}", query.join("&")))
+            let answer: ExecutionList = client
+                .get_as(&format!("/api/v1/executions?{}", query.join("&")))
                 .await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = answer["executions"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let rows: Vec<Vec<String>> = answer
+                .executions
+                .iter()
                 .map(|e| {
                     vec![
-                        field(e, "id"),
-                        field(e, "pipeline"),
-                        field(e, "status"),
-                        trigger(e),
-                        short_time(e, "createdAt"),
-                        duration(e, "startedAt", "endedAt"),
+                        e.id.clone(),
+                        e.pipeline.clone(),
+                        e.status.to_string(),
+                        trigger(&e.trigger),
+                        short(Some(&e.created_at)),
+                        elapsed(e.started_at.as_deref(), e.ended_at.as_deref()),
                     ]
                 })
                 .collect();
@@ -94,28 +95,28 @@ pub async fn run(client: &Client, command: ExecutionCommand) -> anyhow::Result<E
             );
         }
         ExecutionCommand::Show { id, json } => {
-            let execution = client
-                .get(&format!("/api/v1/executions/{}", segment(&id)))
+            let execution: Execution = client
+                .get_as(&format!("/api/v1/executions/{}", segment(&id)))
                 .await?;
             if json {
-                print_json(&execution);
+                print_wire(&execution);
             } else {
                 show(&execution);
             }
         }
         ExecutionCommand::Cancel { id } => {
-            let execution = client
-                .post(
+            let execution: Execution = client
+                .post_as(
                     &format!("/api/v1/executions/{}/cancel", segment(&id)),
                     &json!({}),
                 )
                 .await?;
-            println!("execution {id}: {}", field(&execution, "status"));
+            println!("execution {id}: {}", execution.status);
         }
         ExecutionCommand::Rerun { id } => {
             let path = format!("/api/v1/executions/{}/rerun", segment(&id));
-            let execution = client.post(&path, &json!({})).await?;
-            println!("{}", field(&execution, "id"));
+            let execution: Execution = client.post_as(&path, &json!({})).await?;
+            println!("{}", execution.id);
         }
         ExecutionCommand::Restart { id, stage } => {
             let path = format!(
@@ -123,70 +124,56 @@ pub async fn run(client: &Client, command: ExecutionCommand) -> anyhow::Result<E
                 segment(&id),
                 segment(&stage)
             );
-            let execution = client.post(&path, &json!({})).await?;
+            let execution: Execution = client.post_as(&path, &json!({})).await?;
             println!(
                 "execution {id}: stage {stage} restarted ({})",
-                field(&execution, "status")
+                execution.status
             );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(execution: &Value) {
-    println!("id:         {}", field(execution, "id"));
-    println!("pipeline:   {}", field(execution, "pipeline"));
-    println!("status:     {}", field(execution, "status"));
-    println!("trigger:    {}", trigger(execution));
-    println!("created:    {}", short_time(execution, "createdAt"));
+fn show(execution: &Execution) {
+    println!("id:         {}", execution.id);
+    println!("pipeline:   {}", execution.pipeline);
+    println!("status:     {}", execution.status);
+    println!("trigger:    {}", trigger(&execution.trigger));
+    println!("created:    {}", short(Some(&execution.created_at)));
     println!(
         "duration:   {}",
-        duration(execution, "startedAt", "endedAt")
+        elapsed(
+            execution.started_at.as_deref(),
+            execution.ended_at.as_deref()
+        )
     );
-    if let Some(parent) = execution.get("parent").filter(|p| !p.is_null()) {
-        println!(
-            "parent:     {} (stage {})",
-            field(parent, "execution"),
-            field(parent, "stage")
-        );
+    if let Some(parent) = &execution.parent {
+        println!("parent:     {} (stage {})", parent.execution, parent.stage);
     }
-    if let Some(params) = execution
-        .get("parameters")
-        .and_then(Value::as_object)
-        .filter(|p| !p.is_empty())
-    {
+    if let Some(params) = execution.parameters.as_object().filter(|p| !p.is_empty()) {
         println!("parameters:");
         for (name, value) in params {
-            println!(
-                "  {name}={}",
-                value
-                    .as_str()
-                    .map_or_else(|| value.to_string(), str::to_owned)
-            );
+            println!("  {name}={}", text(value));
         }
     }
-    if let Some(error) = execution.get("error").and_then(Value::as_str) {
+    if let Some(error) = &execution.error {
         println!("error:      {error}");
     }
-    if let Some(by) = execution.get("canceledBy").and_then(Value::as_str) {
+    if let Some(by) = &execution.canceled_by {
         println!("canceled by {by}");
     }
     println!();
-    let stages: Vec<&Value> = execution["stages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .collect();
+    let stages = execution.stages.as_deref().unwrap_or_default();
     let rows: Vec<Vec<String>> = stages
         .iter()
         .map(|s| {
             vec![
-                field(s, "id"),
-                field(s, "type"),
-                field(s, "status"),
-                field(s, "attempt"),
-                short_time(s, "startedAt"),
-                duration(s, "startedAt", "endedAt"),
+                s.id.clone(),
+                s.kind.clone().unwrap_or_else(|| "-".to_owned()),
+                s.status.to_string(),
+                s.attempt.to_string(),
+                short(s.started_at.as_deref()),
+                elapsed(s.started_at.as_deref(), s.ended_at.as_deref()),
             ]
         })
         .collect();
@@ -195,21 +182,20 @@ fn show(execution: &Value) {
         &rows,
     );
     for stage in stages {
-        if let Some(error) = stage.get("error").and_then(Value::as_str) {
-            println!("{}: {error}", field(stage, "id"));
+        if let Some(error) = &stage.error {
+            println!("{}: {error}", stage.id);
         }
-        for (key, value) in stage
-            .get("outputs")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            let value = value
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_owned);
-            println!("{}.outputs.{key} = {value}", field(stage, "id"));
+        for (key, value) in stage.outputs.as_object().into_iter().flatten() {
+            println!("{}.outputs.{key} = {}", stage.id, text(value));
         }
     }
+}
+
+/// A string as it is, anything else as JSON.
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
 }
 
 pub async fn judge(
@@ -219,32 +205,33 @@ pub async fn judge(
     proceed: bool,
     option: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let body = json!({
-        "stage": stage,
-        "judgment": if proceed { "continue" } else { "stop" },
-        "option": option,
-    });
-    let execution = client
-        .post(
+    let body = JudgmentBody {
+        stage,
+        judgment: if proceed {
+            Decision::Continue
+        } else {
+            Decision::Stop
+        },
+        option,
+    };
+    let execution: Execution = client
+        .post_as(
             &format!("/api/v1/executions/{}/judgment", segment(id)),
             &body,
         )
         .await?;
     let verb = if proceed { "approved" } else { "rejected" };
-    println!("execution {id}: {verb} ({})", field(&execution, "status"));
+    println!("execution {id}: {verb} ({})", execution.status);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn skip(client: &Client, id: &str, stage: Option<String>) -> anyhow::Result<ExitCode> {
-    let execution = client
-        .post(
+    let execution: Execution = client
+        .post_as(
             &format!("/api/v1/executions/{}/skip", segment(id)),
-            &json!({ "stage": stage }),
+            &SkipBody { stage },
         )
         .await?;
-    println!(
-        "execution {id}: wait skipped ({})",
-        field(&execution, "status")
-    );
+    println!("execution {id}: wait skipped ({})", execution.status);
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use serde_json::{Value, json};
+use gantry_wire::pipelines::{ApplyReport, FileBody};
 
 use crate::client::Client;
 
@@ -37,27 +37,29 @@ pub async fn apply(client: &Client, file: &Path) -> anyhow::Result<ExitCode> {
     let content = read(file)?;
     let body =
         fits_in_a_request(&name, &content).map_err(|too_large| anyhow::anyhow!("{too_large}"))?;
-    let report = client.post("/api/v1/apply", &body).await?;
-    let results = report.as_object().into_iter().flatten();
-    for (kind, items) in results {
-        let kind = match kind.as_str() {
-            "loadBalancers" => "load balancer",
-            kind => kind.trim_end_matches('s'),
-        };
-        for item in items.as_array().into_iter().flatten() {
-            let name = item.get("name").and_then(Value::as_str).unwrap_or("?");
-            let result = item.get("result").and_then(Value::as_str).unwrap_or("?");
-            println!("{kind} {name}: {result}");
+    let report: ApplyReport = client.post_as("/api/v1/apply", &body).await?;
+    let kinds = [
+        ("application", &report.applications),
+        ("load balancer", &report.load_balancers),
+        ("pipeline", &report.pipelines),
+        ("repository", &report.repositories),
+    ];
+    for (kind, items) in kinds {
+        for item in items {
+            println!("{kind} {}: {}", item.name, item.result.as_str());
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The body `apply` sends for the file, or why the server would refuse it as too large.
-fn fits_in_a_request(name: &str, content: &str) -> Result<Value, String> {
-    let body = json!({"file": name, "content": content});
+fn fits_in_a_request(name: &str, content: &str) -> Result<FileBody, String> {
+    let body = FileBody {
+        file: name.to_owned(),
+        content: content.to_owned(),
+    };
     // Escaping (quotes, newlines, control characters) makes the body larger than the file.
-    let size = body.to_string().len();
+    let size = serde_json::to_string(&body).map_or(usize::MAX, |text| text.len());
     let limit = gantry_api::JSON_BODY_LIMIT;
     if size <= limit {
         return Ok(body);

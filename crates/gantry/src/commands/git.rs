@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use serde_json::json;
+use gantry_wire::Deleted;
+use gantry_wire::git::{CreateRepository, Repository, RepositoryList, TriggerList};
 
 use crate::client::{Client, segment};
-use crate::output::{field, print_json, table};
+use crate::output::{print_wire, table};
 
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
@@ -38,29 +39,26 @@ pub enum TriggerCommand {
 pub async fn repo(client: &Client, url: &str, command: RepoCommand) -> anyhow::Result<ExitCode> {
     match command {
         RepoCommand::Create { name, public } => {
-            client
-                .post("/api/v1/repos", &json!({ "name": name, "public": public }))
-                .await?;
+            let body = CreateRepository {
+                name: name.clone(),
+                public,
+            };
+            let _: Repository = client.post_as("/api/v1/repos", &body).await?;
             println!("{}/git/{name}.git", url.trim_end_matches('/'));
             eprintln!("repository {name:?} created; push with a token as the password");
         }
         RepoCommand::List { json } => {
-            let answer = client.get("/api/v1/repos").await?;
+            let answer: RepositoryList = client.get_as("/api/v1/repos").await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = answer["repositories"]
-                .as_array()
+            let rows: Vec<Vec<String>> = answer
+                .repositories
                 .into_iter()
-                .flatten()
                 .map(|r| {
-                    let name = field(r, "name");
-                    let access = if r["public"].as_bool() == Some(true) {
-                        "public"
-                    } else {
-                        "token"
-                    };
+                    let name = r.name;
+                    let access = if r.public { "public" } else { "token" };
                     vec![
                         name.clone(),
                         access.to_owned(),
@@ -71,8 +69,8 @@ pub async fn repo(client: &Client, url: &str, command: RepoCommand) -> anyhow::R
             table(&["NAME", "READ", "URL"], &rows);
         }
         RepoCommand::Delete { name } => {
-            client
-                .delete(&format!("/api/v1/repos/{}", segment(&name)))
+            let _: Deleted = client
+                .delete_as(&format!("/api/v1/repos/{}", segment(&name)))
                 .await?;
             println!("repository {name} deleted");
         }
@@ -83,16 +81,15 @@ pub async fn repo(client: &Client, url: &str, command: RepoCommand) -> anyhow::R
 pub async fn trigger(client: &Client, command: TriggerCommand) -> anyhow::Result<ExitCode> {
     match command {
         TriggerCommand::List { json } => {
-            let answer = client.get("/api/v1/triggers").await?;
+            let answer: TriggerList = client.get_as("/api/v1/triggers").await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = answer["triggers"]
-                .as_array()
+            let rows: Vec<Vec<String>> = answer
+                .triggers
                 .into_iter()
-                .flatten()
-                .map(|t| vec![field(t, "pipeline"), field(t, "type"), field(t, "watches")])
+                .map(|t| vec![t.pipeline, t.kind, t.watches])
                 .collect();
             table(&["PIPELINE", "TYPE", "WATCHES"], &rows);
         }

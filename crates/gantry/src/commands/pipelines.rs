@@ -2,31 +2,32 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use gantry_wire::Deleted;
+use gantry_wire::pipelines::{DeleteBody, Pipeline, PipelineList};
+use serde_json::Value;
 
 use crate::args::PipelineCommand;
 use crate::client::{Client, segment};
-use crate::output::{field, print_json, short_time, table};
+use crate::output::{dash, field, print_wire, short, table};
 
 pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<ExitCode> {
     match command {
         PipelineCommand::List { json } => {
-            let answer = client.get("/api/v1/pipelines").await?;
+            let answer: PipelineList = client.get_as("/api/v1/pipelines").await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = answer["pipelines"]
-                .as_array()
+            let rows: Vec<Vec<String>> = answer
+                .pipelines
                 .into_iter()
-                .flatten()
                 .map(|p| {
                     vec![
-                        field(p, "name"),
-                        field(p, "application"),
-                        field(p, "stages"),
-                        field(p, "version"),
-                        short_time(p, "updatedAt"),
+                        p.name,
+                        dash(p.application.as_deref()),
+                        p.stages.to_string(),
+                        p.version.to_string(),
+                        short(Some(&p.updated_at)),
                     ]
                 })
                 .collect();
@@ -38,14 +39,14 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<Ex
         PipelineCommand::Show { name, json } => {
             let pipeline = show(client, &name).await?;
             if json {
-                print_json(&pipeline);
+                print_wire(&pipeline);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("name:        {}", field(&pipeline, "name"));
-            println!("application: {}", field(&pipeline, "application"));
-            println!("version:     {}", field(&pipeline, "version"));
-            println!("updated:     {}", short_time(&pipeline, "updatedAt"));
-            let spec = &pipeline["spec"];
+            println!("name:        {}", pipeline.name);
+            println!("application: {}", dash(pipeline.application.as_deref()));
+            println!("version:     {}", pipeline.version);
+            println!("updated:     {}", short(Some(&pipeline.updated_at)));
+            let spec = pipeline.spec.unwrap_or_default();
             if let Some(parameters) = spec.get("parameters").and_then(Value::as_array) {
                 println!("parameters:");
                 for p in parameters {
@@ -88,11 +89,12 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<Ex
             table(&["STAGE", "TYPE", "DEPENDS ON"], &rows);
         }
         PipelineCommand::Delete { name } => {
-            match path_of(&name) {
-                Some(path) => client.delete(&path).await?,
+            let _: Deleted = match path_of(&name) {
+                Some(path) => client.delete_as(&path).await?,
                 None => {
+                    let body = DeleteBody { name: name.clone() };
                     client
-                        .delete_with("/api/v1/pipelines", &json!({ "name": name }))
+                        .call(reqwest::Method::DELETE, "/api/v1/pipelines", Some(&body))
                         .await?
                 }
             };
@@ -117,22 +119,20 @@ fn path_of(name: &str) -> Option<String> {
 
 /// One pipeline with its spec, by its path, or by the list's `name` query, or, for a name
 /// too long even for that, from the whole list (without its spec).
-async fn show(client: &Client, name: &str) -> anyhow::Result<Value> {
+async fn show(client: &Client, name: &str) -> anyhow::Result<Pipeline> {
     if let Some(path) = path_of(name) {
-        return client.get(&path).await;
+        return client.get_as(&path).await;
     }
-    let listed = if segment(name).len() <= LONGEST_SEGMENT {
+    let listed: PipelineList = if segment(name).len() <= LONGEST_SEGMENT {
         client
-            .get(&format!("/api/v1/pipelines?name={}", segment(name)))
+            .get_as(&format!("/api/v1/pipelines?name={}", segment(name)))
             .await?
     } else {
-        client.get("/api/v1/pipelines").await?
+        client.get_as("/api/v1/pipelines").await?
     };
-    listed["pipelines"]
-        .as_array()
+    listed
+        .pipelines
         .into_iter()
-        .flatten()
-        .find(|p| p["name"] == name)
-        .cloned()
+        .find(|p| p.name == name)
         .ok_or_else(|| anyhow::anyhow!("pipeline {name:?} not found"))
 }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::client::{Client, segment};
-use crate::output::{field, print_json, short_time, table};
+use crate::output::{field, print_json, short, table};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -158,7 +158,7 @@ pub async fn manage(client: &Client, command: RunnerCommand) -> anyhow::Result<E
                         field(r, "state"),
                         labels.join(","),
                         format!("{}/{}", field(r, "load"), field(r, "capacity")),
-                        short_time(r, "lastContactAt"),
+                        short(r.get("lastContactAt").and_then(serde_json::Value::as_str)),
                         field(r, "version"),
                     ]
                 })

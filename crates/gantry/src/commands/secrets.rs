@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use serde_json::json;
+use gantry_wire::Deleted;
+use gantry_wire::secrets::{Secret, SecretList, SetSecret};
 
 use crate::client::{Client, segment};
-use crate::output::{field, print_json, short_time, table};
+use crate::output::{print_wire, short, table};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
@@ -41,37 +42,36 @@ pub async fn run(client: &Client, command: SecretCommand) -> anyhow::Result<Exit
                     value.pop();
                 }
             }
-            client
-                .put(
+            let _: Secret = client
+                .put_as(
                     &format!("/api/v1/secrets/{}", segment(&name)),
-                    &json!({ "value": value }),
+                    &SetSecret { value },
                 )
                 .await?;
             eprintln!("secret {name:?} set");
         }
         SecretCommand::List { json } => {
-            let answer = client.get("/api/v1/secrets").await?;
+            let answer: SecretList = client.get_as("/api/v1/secrets").await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = answer["secrets"]
-                .as_array()
+            let rows: Vec<Vec<String>> = answer
+                .secrets
                 .into_iter()
-                .flatten()
                 .map(|s| {
                     vec![
-                        field(s, "name"),
-                        short_time(s, "createdAt"),
-                        short_time(s, "updatedAt"),
+                        s.name,
+                        short(Some(&s.created_at)),
+                        short(Some(&s.updated_at)),
                     ]
                 })
                 .collect();
             table(&["NAME", "CREATED", "UPDATED"], &rows);
         }
         SecretCommand::Delete { name } => {
-            client
-                .delete(&format!("/api/v1/secrets/{}", segment(&name)))
+            let _: Deleted = client
+                .delete_as(&format!("/api/v1/secrets/{}", segment(&name)))
                 .await?;
             println!("secret {name} deleted");
         }

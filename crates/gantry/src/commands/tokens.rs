@@ -2,39 +2,41 @@
 
 use std::process::ExitCode;
 
-use serde_json::json;
+use gantry_wire::Revoked;
+use gantry_wire::tokens::{CreateToken, CreatedToken, TokenList};
 
 use crate::args::TokenCommand;
 use crate::client::{Client, segment};
-use crate::output::{field, print_json, short_time, table};
+use crate::output::{print_wire, short, table};
 
 pub async fn run(client: &Client, command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create { name, role } => {
-            let created = client
-                .post("/api/v1/tokens", &json!({ "name": name, "role": role }))
-                .await?;
-            println!("{}", field(&created, "token"));
+            let body = CreateToken {
+                name: name.clone(),
+                role: Some(role.to_string()),
+            };
+            let created: CreatedToken = client.post_as("/api/v1/tokens", &body).await?;
+            println!("{}", created.token);
             eprintln!("token {name:?} ({role}) created; this is the only time its secret is shown");
         }
         TokenCommand::List { json } => {
-            let answer = client.get("/api/v1/tokens").await?;
+            let answer: TokenList = client.get_as("/api/v1/tokens").await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = answer["tokens"]
-                .as_array()
+            let rows: Vec<Vec<String>> = answer
+                .tokens
                 .into_iter()
-                .flatten()
                 .map(|t| {
                     vec![
-                        field(t, "id"),
-                        field(t, "name"),
-                        field(t, "role"),
-                        short_time(t, "createdAt"),
-                        short_time(t, "lastUsedAt"),
-                        short_time(t, "revokedAt"),
+                        t.id,
+                        t.name,
+                        t.role,
+                        short(Some(&t.created_at)),
+                        short(t.last_used_at.as_deref()),
+                        short(t.revoked_at.as_deref()),
                     ]
                 })
                 .collect();
@@ -44,8 +46,8 @@ pub async fn run(client: &Client, command: TokenCommand) -> anyhow::Result<ExitC
             );
         }
         TokenCommand::Revoke { token } => {
-            client
-                .delete(&format!("/api/v1/tokens/{}", segment(&token)))
+            let _: Revoked = client
+                .delete_as(&format!("/api/v1/tokens/{}", segment(&token)))
                 .await?;
             println!("token {token} revoked");
         }

@@ -72,7 +72,7 @@ fn every_route_refuses_exactly_the_roles_below_the_one_it_needs() {
 
 #[test]
 fn the_openapi_document_names_the_role_of_every_route() {
-    let document: Value = serde_json::from_str(gantry_api::OPENAPI_DOCUMENT).unwrap();
+    let document: Value = serde_json::from_str(&gantry_api::OPENAPI_DOCUMENT).unwrap();
     let mut wrong = Vec::new();
     for route in gantry_api::routes() {
         let method = route.method.as_str().to_lowercase();
