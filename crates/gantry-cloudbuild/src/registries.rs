@@ -32,7 +32,7 @@ impl RegistryMap {
             }
             map.push((from.to_owned(), to.to_owned()));
         }
-        map.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        map.sort_by_key(|(from, _): &(String, String)| std::cmp::Reverse(from.len()));
         Ok(RegistryMap(map))
     }
 
