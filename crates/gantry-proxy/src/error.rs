@@ -61,3 +61,32 @@ impl ProxyError {
         }
     }
 }
+
+/// Why cluster `cluster` has no instance to take a request, in words an
+/// operator acts on: no group takes its traffic, its groups are scaled to
+/// zero, or none of their instances is healthy.
+pub(crate) fn nothing_to_route_to(cluster: &str, groups: &[crate::discovery::GroupBackend]) -> String {
+    let instances: usize = groups.iter().map(|g| g.upstreams.len()).sum();
+    if groups.is_empty() {
+        format!("cluster {cluster:?} has no enabled server group")
+    } else if instances == 0 {
+        format!("cluster {cluster:?} is scaled to 0 instances")
+    } else {
+        format!("cluster {cluster:?} has no healthy instance (of {instances})")
+    }
+}
+
+/// The client body's own error, when that is why hyper failed to send a
+/// request: hyper reports it as its own error with ours as its source.
+pub(crate) fn client_body_failure(error: &hyper::Error) -> Option<ProxyError> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(proxy) = cause.downcast_ref::<ProxyError>()
+            && matches!(proxy.side, Side::Client | Side::ClientTimeout)
+        {
+            return Some(ProxyError::new(proxy.side, false, proxy.message.clone()));
+        }
+        source = cause.source();
+    }
+    None
+}

@@ -148,7 +148,7 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                         rule.cluster, last.id
                     ),
                 ),
-                None => ProxyError::new(Side::Unavailable, false, nothing_to_route_to(&rule.cluster, groups)),
+                None => ProxyError::new(Side::Unavailable, false, crate::error::nothing_to_route_to(&rule.cluster, groups)),
             });
         };
         // Selection counted the request in flight on its instance; the guard
@@ -320,35 +320,6 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
     }
 }
 
-/// Why cluster `cluster` has no instance to take a request, in words an
-/// operator acts on: no group takes its traffic, its groups are scaled to
-/// zero, or none of their instances is healthy.
-fn nothing_to_route_to(cluster: &str, groups: &[crate::discovery::GroupBackend]) -> String {
-    let instances: usize = groups.iter().map(|g| g.upstreams.len()).sum();
-    if groups.is_empty() {
-        format!("cluster {cluster:?} has no enabled server group")
-    } else if instances == 0 {
-        format!("cluster {cluster:?} is scaled to 0 instances")
-    } else {
-        format!("cluster {cluster:?} has no healthy instance (of {instances})")
-    }
-}
-
-/// The client body's own error, when that is why hyper failed to send a
-/// request: hyper reports it as its own error with ours as its source.
-fn client_body_failure(error: &hyper::Error) -> Option<ProxyError> {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(proxy) = cause.downcast_ref::<ProxyError>()
-            && matches!(proxy.side, Side::Client | Side::ClientTimeout)
-        {
-            return Some(ProxyError::new(proxy.side, false, proxy.message.clone()));
-        }
-        source = cause.source();
-    }
-    None
-}
-
 /// The rule of the listener that takes this request.
 fn route<'c>(parts: &http::request::Parts, ctx: &'c Ctx) -> Result<&'c RouteRule, ProxyError> {
     let host = parts
@@ -451,7 +422,7 @@ async fn send_via_hyper(
             }
             None => {
                 let error = error.into_error();
-                match client_body_failure(&error) {
+                match crate::error::client_body_failure(&error) {
                     Some(client) => Err((SendError::ClientBody(client), None)),
                     None => Err((SendError::AfterSent(error.to_string()), None)),
                 }
