@@ -53,6 +53,11 @@ const SQLITE: Embedded = &[
         "runners",
         include_str!("../migrations/sqlite/0010_runners.sql"),
     ),
+    (
+        11,
+        "cluster_claims",
+        include_str!("../migrations/sqlite/0011_cluster_claims.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -100,6 +105,11 @@ const POSTGRES: Embedded = &[
         10,
         "runners",
         include_str!("../migrations/postgres/0010_runners.sql"),
+    ),
+    (
+        11,
+        "cluster_claims",
+        include_str!("../migrations/postgres/0011_cluster_claims.sql"),
     ),
 ];
 

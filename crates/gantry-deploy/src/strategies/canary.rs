@@ -54,7 +54,15 @@ impl Strategy for Canary {
                         r.pause(&format!("pause at step {}", index + 1), *duration)
                             .await?
                     }
-                    CanaryStep::PauseUntilPromoted => r.wait_for_promotion().await?,
+                    CanaryStep::PauseUntilPromoted => {
+                        let why = format!(
+                            "a promotion: canary {} paused at step {} of {} until promoted",
+                            r.group,
+                            index + 1,
+                            self.options.steps.len()
+                        );
+                        r.wait_for_promotion(&why).await?
+                    }
                     CanaryStep::Analysis(config) => analyze(r, index, config).await?,
                 }
             }
