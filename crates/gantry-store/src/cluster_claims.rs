@@ -2,7 +2,8 @@
 //! it ends, so two rollouts never share one cluster's traffic. The claim is a row, not a lock
 //! in one process: it holds across a restart and across servers sharing a database.
 
-use crate::model::{Millis, Status};
+use crate::concurrency::terminal_statuses_sql;
+use crate::model::Millis;
 use crate::store::{Store, StoreError};
 
 /// What claiming a cluster gave.
@@ -24,16 +25,11 @@ impl Store {
         stage: &str,
         now: Millis,
     ) -> Result<ClusterClaim, StoreError> {
-        let ended: Vec<String> = Status::ALL
-            .iter()
-            .filter(|s| s.is_terminal())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
         let mut tx = self.begin().await?;
         sqlx::query(&format!(
             "DELETE FROM cluster_claims WHERE cluster = $1 AND execution_id NOT IN
                  (SELECT id FROM executions WHERE status NOT IN ({}))",
-            ended.join(", ")
+            terminal_statuses_sql()
         ))
         .bind(cluster)
         .execute(&mut *tx)
@@ -48,12 +44,11 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let (holder, holder_stage): (String, String) = sqlx::query_as(
-            "SELECT execution_id, stage_id FROM cluster_claims WHERE cluster = $1",
-        )
-        .bind(cluster)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (holder, holder_stage): (String, String) =
+            sqlx::query_as("SELECT execution_id, stage_id FROM cluster_claims WHERE cluster = $1")
+                .bind(cluster)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         if holder == execution && holder_stage == stage {
             Ok(ClusterClaim::Taken)

@@ -128,12 +128,11 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
 /// process nor read it with a schema it does not know.
 pub(crate) async fn check_current(store: &Store) -> Result<(), StoreError> {
     let expected = migrations(store.backend).last().map_or(0, |m| m.0);
-    let applied: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE",
-    )
-    .fetch_one(&store.reader)
-    .await
-    .unwrap_or(None);
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap_or(None);
     match applied {
         Some(applied) if applied == expected => Ok(()),
         applied => Err(StoreError::SchemaMismatch {

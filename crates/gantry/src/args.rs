@@ -301,7 +301,12 @@ pub enum TokenCommand {
 #[derive(Debug, Args)]
 pub struct ListenerArgs {
     /// Connections the API holds open at once; more are refused at accept.
-    #[arg(long, env = "GANTRY_MAX_CONNECTIONS", value_name = "N", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "GANTRY_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
     pub max_connections: usize,
     /// Connections one client address may hold open at once.
     #[arg(

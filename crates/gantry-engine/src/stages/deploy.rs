@@ -143,9 +143,10 @@ async fn recorded_request(
     cluster: &str,
 ) -> Result<(String, Vec<String>, u32), String> {
     let size = match &spec.size {
-        Some(size) => Some(size.count().ok_or_else(|| {
-            format!("size {size:?} is not a whole number once rendered")
-        })?),
+        Some(size) => Some(
+            size.count()
+                .ok_or_else(|| format!("size {size:?} is not a whole number once rendered"))?,
+        ),
         None => None,
     };
     if size == Some(0) {

@@ -193,20 +193,14 @@ impl People for StagePeople<'_> {
             })
             .await
             .map_err(failed)?;
-            self.ctx
-                .set_status(Status::Waiting)
-                .await
-                .map_err(failed)?;
+            self.ctx.set_status(Status::Waiting).await.map_err(failed)?;
             let (decided, decision_made) = oneshot::channel();
             *self.lock() = Some(Pending { percent, decided });
             // A judgment taken while this step was being reached (after a
             // restart, through `awaiting`) is already recorded.
             if let Some(record) = recorded(&self.ctx.state().await, percent) {
                 self.lock().take();
-                self.ctx
-                    .set_status(Status::Running)
-                    .await
-                    .map_err(failed)?;
+                self.ctx.set_status(Status::Running).await.map_err(failed)?;
                 return decision(&record, percent);
             }
             let instructions = self
