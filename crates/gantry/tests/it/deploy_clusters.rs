@@ -174,3 +174,42 @@ fn a_redeploy_keeps_the_size_a_parameter_gave_and_rolling_scales_the_old_group_d
     assert_eq!(bad["status"], "failed", "{bad:#}");
     assert_eq!(groups(&server).len(), 2);
 }
+
+#[test]
+fn deploys_that_say_overlap_share_the_cluster() {
+    let server = Server::start(Backend::Sqlite);
+    let port = free_port();
+    let app = testapp();
+    server.apply(&format!(
+        "{}{}",
+        clusters_yaml(port),
+        shop_pipeline(
+            "canary-overlapping",
+            &["{name: version}"],
+            &format!(
+                "command: {}\noverlap: true\nsize: 1\nstrategy: canary\nsteps: [{{setWeight: 50}}, {{pause: 3s}}]\nenv: {{VERSION: \"${{{{ parameters.version }}}}\"}}\n",
+                app.display()
+            ),
+        )
+    ));
+    let first = deploy(&server, "redblack", &["version=v1"]);
+    assert_eq!(first["status"], "succeeded", "{first:#}");
+
+    let a = server.run("canary-overlapping", &["version=v2"]);
+    let b = server.run("canary-overlapping", &["version=v3"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut most_enabled = 0;
+    while !(is_terminal(&server.execution(&a)) && is_terminal(&server.execution(&b))) {
+        let enabled = groups(&server)
+            .iter()
+            .filter(|g| g["enabled"] == true)
+            .count();
+        most_enabled = most_enabled.max(enabled);
+        assert!(Instant::now() < deadline, "the deploys never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Asked for: both canaries ran beside the group they started from.
+    assert_eq!(most_enabled, 3);
+    let log = crate::steps_podman::log_text(&server, &b);
+    assert!(!log.contains("waiting for the deploy of cluster"), "{log}");
+}
