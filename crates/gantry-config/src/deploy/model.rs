@@ -226,7 +226,7 @@ pub struct DeployStage {
         skip_serializing_if = "Option::is_none"
     )]
     pub pause_between: Option<Duration>,
-    /// Rolling: wait for a person between steps (`gantry skip … --stage`).
+    /// Rolling: wait for a person between steps (`gantry promote … --stage`).
     #[serde(default)]
     pub wait_for_promotion: bool,
     /// Rolling: a manual judgment between steps (`gantry approve` goes on,
@@ -355,7 +355,7 @@ pub enum CanaryStep {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CanaryPause {
     For(Duration),
-    /// Until a person promotes (`gantry skip EXECUTION --stage STAGE`).
+    /// Until a person promotes (`gantry promote EXECUTION --stage STAGE`).
     UntilPromoted,
 }
 

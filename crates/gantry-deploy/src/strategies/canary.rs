@@ -27,7 +27,7 @@ pub struct CanaryOptions {
 pub enum CanaryStep {
     SetWeight(u32),
     Pause(#[serde(with = "crate::millis")] Duration),
-    /// Until a person promotes (`gantry skip EXECUTION --stage STAGE`).
+    /// Until a person promotes (`gantry promote EXECUTION --stage STAGE`).
     PauseUntilPromoted,
     Analysis(AnalysisConfig),
 }

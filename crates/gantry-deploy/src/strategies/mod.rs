@@ -65,7 +65,7 @@ pub struct Rollout<'a> {
 }
 
 /// The people a rollout may wait for between its steps. The engine's deploy
-/// stage answers for them (`gantry skip` promotes, `gantry approve` and
+/// stage answers for them (`gantry promote` promotes, `gantry approve` and
 /// `gantry reject` judge) and records their decisions durably, so each
 /// method answers at once for a decision taken before a restart.
 pub trait People: Send + Sync {

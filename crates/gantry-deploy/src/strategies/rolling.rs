@@ -24,7 +24,7 @@ pub struct RollingOptions {
     pub pause_between: Duration,
     #[serde(default)]
     pub scale_down: bool,
-    /// Between steps, wait for a person to promote (`gantry skip`).
+    /// Between steps, wait for a person to promote (`gantry promote`).
     #[serde(default)]
     pub wait_for_promotion: bool,
     /// Between steps, wait for a person's judgment (`gantry approve` or

@@ -1,4 +1,4 @@
-//! The people a deploy waits for: a promotion (`gantry skip`) and the
+//! The people a deploy waits for: a promotion (`gantry promote`, or `gantry skip`) and the
 //! judgments between the steps of a rolling deploy (`gantry approve`,
 //! `gantry reject`). A judgment is checked and recorded exactly as a
 //! `manualJudgment` stage's is, in the stage's durable state keyed by its
