@@ -130,6 +130,47 @@ impl ContainerEngine {
         self.output(&format!("pull {image}"), &args).await.map(drop)
     }
 
+    /// Pulls `image` with `credentials` for its registry when given (through
+    /// a private auth file, never the command line), as [`Self::push`]
+    /// pushes. A registry refusing the pull for want of credentials is
+    /// [`ContainerError::Unauthorized`].
+    pub async fn pull_with(
+        &self,
+        image: &str,
+        tls_verify: bool,
+        credentials: Option<&Credentials>,
+    ) -> Result<(), ContainerError> {
+        let action = format!("pull {image}");
+        let host = crate::registry::registry_host(image);
+        let auth = credentials.map(|c| AuthDir::create(&host, c)).transpose()?;
+        let mut command = self.command();
+        command.arg("pull").arg("--quiet");
+        match self.kind {
+            EngineKind::Podman => {
+                command.arg(format!("--tls-verify={tls_verify}"));
+                if let Some(auth) = &auth {
+                    command.arg("--authfile").arg(auth.file());
+                }
+            }
+            EngineKind::Docker => {
+                if let Some(auth) = &auth {
+                    command.env("DOCKER_CONFIG", auth.dir());
+                }
+            }
+        }
+        command.arg(image);
+        match self.finish(&action, command).await {
+            Ok(_) => Ok(()),
+            Err(ContainerError::Command { message, .. }) if is_unauthorized(&message) => {
+                Err(ContainerError::Unauthorized {
+                    registry: host,
+                    action: format!("the pull of {image}"),
+                })
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Makes sure `image` is available locally, pulling it when it is not
     /// (from a loopback registry without TLS verification, as Docker does).
     pub async fn ensure_image(&self, image: &str) -> Result<(), ContainerError> {

@@ -3,6 +3,17 @@
 //! in one process, is what keeps servers sharing a database to N running executions.
 
 use crate::model::{Millis, Status};
+
+/// The terminal statuses as an SQL list (`'succeeded', 'failed', …`): a claim held by an
+/// execution in one of them is free.
+pub(crate) fn terminal_statuses_sql() -> String {
+    let ended: Vec<String> = Status::ALL
+        .iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    ended.join(", ")
+}
 use crate::store::{Store, StoreError};
 
 /// What claiming a slot gave.
@@ -26,16 +37,11 @@ impl Store {
         execution: &str,
         now: Millis,
     ) -> Result<SlotClaim, StoreError> {
-        let ended: Vec<String> = Status::ALL
-            .iter()
-            .filter(|s| s.is_terminal())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
         let mut tx = self.begin().await?;
         sqlx::query(&format!(
             "DELETE FROM concurrency_slots WHERE pipeline = $1 AND execution_id NOT IN
                  (SELECT id FROM executions WHERE status NOT IN ({}))",
-            ended.join(", ")
+            terminal_statuses_sql()
         ))
         .bind(pipeline)
         .execute(&mut *tx)

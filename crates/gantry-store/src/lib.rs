@@ -38,6 +38,7 @@ mod apt;
 mod apt_cleanup;
 mod apt_landed;
 mod bakes;
+mod cluster_claims;
 mod concurrency;
 mod connect;
 mod executions;
@@ -61,6 +62,7 @@ pub use apt::{
 pub use apt_cleanup::AptStoredPackage;
 pub use apt_landed::{AptLanded, AptLandedRecord};
 pub use bakes::BakeRecord;
+pub use cluster_claims::ClusterClaim;
 pub use concurrency::SlotClaim;
 pub use model::*;
 pub use pipelines::PipelinesFingerprint;

@@ -53,6 +53,11 @@ const SQLITE: Embedded = &[
         "runners",
         include_str!("../migrations/sqlite/0010_runners.sql"),
     ),
+    (
+        11,
+        "cluster_claims",
+        include_str!("../migrations/sqlite/0011_cluster_claims.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -101,6 +106,11 @@ const POSTGRES: Embedded = &[
         "runners",
         include_str!("../migrations/postgres/0010_runners.sql"),
     ),
+    (
+        11,
+        "cluster_claims",
+        include_str!("../migrations/postgres/0011_cluster_claims.sql"),
+    ),
 ];
 
 /// Applies the migrations this database has not seen yet, each in its own
@@ -118,12 +128,11 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
 /// process nor read it with a schema it does not know.
 pub(crate) async fn check_current(store: &Store) -> Result<(), StoreError> {
     let expected = migrations(store.backend).last().map_or(0, |m| m.0);
-    let applied: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE",
-    )
-    .fetch_one(&store.reader)
-    .await
-    .unwrap_or(None);
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap_or(None);
     match applied {
         Some(applied) if applied == expected => Ok(()),
         applied => Err(StoreError::SchemaMismatch {

@@ -117,6 +117,16 @@ pub enum Command {
         #[arg(long)]
         stage: Option<String>,
     },
+    /// Promote a deploy waiting for a person: a canary paused until
+    /// promoted (`pause: untilPromoted`), a rolling deploy with
+    /// `waitForPromotion`.
+    Promote {
+        /// The execution's id.
+        id: String,
+        /// The deploy stage to promote; needed only when several are waiting.
+        #[arg(long)]
+        stage: Option<String>,
+    },
     /// End a running wait stage now.
     Skip {
         /// The execution's id.

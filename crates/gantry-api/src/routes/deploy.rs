@@ -408,7 +408,9 @@ fn check_sizes(controller: &DeployController, document: &gantry_config::Document
     for pipeline in &document.pipelines {
         for stage in &pipeline.stages {
             let size = match &stage.kind {
-                gantry_config::StageKind::Deploy(deploy) => Some(deploy.size),
+                gantry_config::StageKind::Deploy(deploy) => {
+                    deploy.size.as_ref().and_then(|s| s.count())
+                }
                 gantry_config::StageKind::ResizeServerGroup(resize) => resize.size,
                 _ => None,
             };

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::duration::{self, opt as duration_opt};
-use crate::stages::ManualJudgmentStage;
+use crate::stages::{ManualJudgmentStage, RegistryAccess};
 
 /// The providers a cluster may run on (`provider:`); the server registers
 /// one implementation under each name (`gantry_deploy::ProviderRegistry`).
@@ -169,8 +169,19 @@ pub struct DeployStage {
     pub repository: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    #[serde(default = "one")]
-    pub size: u32,
+    /// Unset: the size of the cluster's current group (1 for its first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<DeploySize>,
+    /// Pulling the image when this machine lacks it: as `bake` pushes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    /// A secret holding `user:password` for the image's registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// Deploy while another execution deploys the same cluster (unset: wait
+    /// for it, so two rollouts never share the cluster's traffic).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overlap: bool,
     /// Unset: [`DeployStrategy::Redblack`] (see [`DeployStage::chosen_strategy`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<DeployStrategy>,
@@ -186,8 +197,10 @@ pub struct DeployStage {
         skip_serializing_if = "Option::is_none"
     )]
     pub grace_period: Option<Duration>,
-    #[serde(default)]
-    pub scale_down: bool,
+    /// Unset: `true` for `rolling` (as Spinnaker's rolling red/black),
+    /// `false` for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<bool>,
     #[serde(default)]
     pub max_remaining_server_groups: u32,
     #[serde(
@@ -213,7 +226,7 @@ pub struct DeployStage {
         skip_serializing_if = "Option::is_none"
     )]
     pub pause_between: Option<Duration>,
-    /// Rolling: wait for a person between steps (`gantry skip … --stage`).
+    /// Rolling: wait for a person between steps (`gantry promote … --stage`).
     #[serde(default)]
     pub wait_for_promotion: bool,
     /// Rolling: a manual judgment between steps (`gantry approve` goes on,
@@ -234,6 +247,69 @@ impl DeployStage {
     /// The provider, `local` when the file names none.
     pub fn provider_name(&self) -> &str {
         self.provider.as_deref().unwrap_or(PROVIDERS[0])
+    }
+
+    /// Whether the older groups are scaled to 0 once the deploy succeeded.
+    pub fn scales_down(&self) -> bool {
+        self.scale_down
+            .unwrap_or(self.chosen_strategy() == DeployStrategy::Rolling)
+    }
+
+    /// How the image's registry is reached, as `bake` reaches it.
+    pub fn registry_access(&self) -> RegistryAccess {
+        RegistryAccess {
+            tls_verify: self.tls_verify,
+            credentials: self.credentials.clone(),
+        }
+    }
+}
+
+/// `size:` of a deploy: a count, or an expression (`${{ parameters.replicas }}`)
+/// rendered into one when the stage starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeploySize {
+    Count(u32),
+    Expression(String),
+}
+
+impl DeploySize {
+    /// The count, once any expression was rendered.
+    pub fn count(&self) -> Option<u32> {
+        match self {
+            DeploySize::Count(count) => Some(*count),
+            DeploySize::Expression(_) => None,
+        }
+    }
+}
+
+impl Serialize for DeploySize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DeploySize::Count(count) => s.serialize_u32(*count),
+            DeploySize::Expression(text) => s.serialize_str(text),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DeploySize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Count(count) => Ok(DeploySize::Count(count)),
+            // A rendered expression is text: "3" is the count 3.
+            Raw::Text(text) => match text.trim().parse::<u32>() {
+                Ok(count) => Ok(DeploySize::Count(count)),
+                Err(_) if text.contains("${{") => Ok(DeploySize::Expression(text)),
+                Err(_) => Err(serde::de::Error::custom(format!(
+                    "size must be a whole number, not {text:?}"
+                ))),
+            },
+        }
     }
 }
 
@@ -279,7 +355,7 @@ pub enum CanaryStep {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CanaryPause {
     For(Duration),
-    /// Until a person promotes (`gantry skip EXECUTION --stage STAGE`).
+    /// Until a person promotes (`gantry promote EXECUTION --stage STAGE`).
     UntilPromoted,
 }
 
@@ -460,10 +536,6 @@ impl Comparison {
             Comparison::GreaterOrEqual => actual >= expected,
         }
     }
-}
-
-fn one() -> u32 {
-    1
 }
 
 fn yes() -> bool {

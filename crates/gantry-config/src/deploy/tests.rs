@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use crate::deploy::model::{
-    CanaryAnalysis, CanaryPause, CanaryStep, Comparison, DeployStrategy, ServerGroupTarget,
+    CanaryAnalysis, CanaryPause, CanaryStep, Comparison, DeploySize, DeployStrategy,
+    ServerGroupTarget,
 };
 use crate::{StageKind, parse_document};
 
@@ -112,4 +113,70 @@ fn server_group_targets_and_comparisons_are_enums() {
             serde_json::from_value(serde_json::json!(name)).expect("strategy");
         assert_eq!(strategy.name(), *name);
     }
+}
+
+#[test]
+fn a_deploy_without_size_keeps_the_clusters_and_a_size_may_be_an_expression() {
+    assert_eq!(deploy("application: shop\ncommand: serve\n").size, None);
+    assert_eq!(
+        deploy("application: shop\ncommand: serve\nsize: 3\n").size,
+        Some(DeploySize::Count(3))
+    );
+    let text = "pipelines:\n  - name: ship\n    parameters: [{name: replicas, default: \"2\"}]\n    stages:\n      - {id: deploy, type: deploy, application: shop, command: serve, size: \"${{ parameters.replicas }}\"}\n";
+    let spec = match parse_document("test.yaml", text)
+        .map(|mut d| d.pipelines.remove(0).stages.remove(0).kind)
+    {
+        Ok(StageKind::Deploy(spec)) => spec,
+        other => panic!("not a deploy: {other:?}"),
+    };
+    assert_eq!(
+        spec.size,
+        Some(DeploySize::Expression("${{ parameters.replicas }}".into()))
+    );
+    // Rendered, the expression is text, read as the count it names.
+    let mut json = serde_json::to_value(&spec).unwrap();
+    json["size"] = serde_json::Value::String("4".into());
+    let rendered: crate::DeployStage = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(rendered.size, Some(DeploySize::Count(4)));
+    json["size"] = serde_json::Value::String("four".into());
+    let error = serde_json::from_value::<crate::DeployStage>(json).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("size must be a whole number, not \"four\""),
+        "{error}"
+    );
+    let zero = stage("application: shop\ncommand: serve\nsize: 0\n").unwrap_err();
+    assert!(
+        zero.contains("\"size\" of a deploy must be at least 1"),
+        "{zero}"
+    );
+}
+
+#[test]
+fn a_rolling_deploy_scales_the_old_group_down_unless_told_otherwise() {
+    let rolling =
+        "application: shop\ncommand: serve\nstrategy: rolling\ntargetPercentages: [50, 100]\n";
+    assert!(deploy(rolling).scales_down());
+    assert!(!deploy(&format!("{rolling}scaleDown: false\n")).scales_down());
+    assert!(!deploy("application: shop\ncommand: serve\n").scales_down());
+    assert!(deploy("application: shop\ncommand: serve\nscaleDown: true\n").scales_down());
+}
+
+#[test]
+fn a_deploy_names_its_registry_credentials_and_may_overlap() {
+    let spec = deploy(
+        "application: shop\nimage: 127.0.0.1:5000/shop:1\ncredentials: registry-account\ntlsVerify: false\noverlap: true\n",
+    );
+    assert!(spec.overlap);
+    assert_eq!(
+        spec.registry_access().credentials.as_deref(),
+        Some("registry-account")
+    );
+    assert_eq!(spec.registry_access().tls_verify, Some(false));
+    assert_eq!(
+        StageKind::Deploy(spec).secret_names(),
+        crate::SecretName::credentials(Some("registry-account"))
+    );
+    assert!(!deploy("application: shop\ncommand: serve\n").overlap);
 }

@@ -57,10 +57,20 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
         _ => {}
     }
     f.text_map(cx, "env");
-    if let (Some(0), Some(node)) = (f.count(cx, "size"), f.key("size")) {
+    // An expression (`${{ parameters.replicas }}`) is checked once rendered.
+    let size_expression = f
+        .get("size")
+        .and_then(|node| node.as_str())
+        .filter(|text| text.contains("${{"));
+    if let Some(expression) = size_expression {
+        f.insert("size", serde_json::Value::String(expression.to_owned()));
+    } else if let (Some(0), Some(node)) = (f.count(cx, "size"), f.key("size")) {
         // An enabled group without instances would answer 503 for the cluster.
         cx.error(node.span.start, "\"size\" of a deploy must be at least 1");
     }
+    f.bool(cx, "overlap");
+    super::bake::check_registry_access(stage, cx);
+    let f = &mut stage.fields;
     f.duration(cx, "healthTimeout");
     f.duration(cx, "gracePeriod");
     let strategy = f

@@ -32,10 +32,26 @@ macro_rules! deploy_family {
     )*};
 }
 
+/// `deploy`. It takes a judgment between the steps of a rolling rollout, and a skip as the
+/// promotion of a paused one; it names the credentials it pulls its image with.
+pub struct Deploy;
+
+impl StageType for Deploy {
+    type Spec = DeployStage;
+    const SIGNALS: &'static [Signal] = &[Signal::Judgment, Signal::Skip];
+
+    fn secret_names(spec: &DeployStage) -> Vec<SecretName> {
+        SecretName::credentials(spec.credentials.as_deref())
+    }
+}
+
+impl CheckStageType for Deploy {
+    fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
+        (super::deploy::TYPE.check)(stage, cx)
+    }
+}
+
 deploy_family! {
-    /// `deploy`. It takes a judgment between the steps of a rolling rollout, and a skip as
-    /// the promotion of a paused one.
-    Deploy: DeployStage = super::deploy::TYPE, signals &[Signal::Judgment, Signal::Skip];
     /// `resizeServerGroup`.
     ResizeServerGroup: ResizeServerGroupStage = super::server_group::RESIZE, signals &[];
     /// `enableServerGroup`.

@@ -27,7 +27,7 @@ pub struct CanaryOptions {
 pub enum CanaryStep {
     SetWeight(u32),
     Pause(#[serde(with = "crate::millis")] Duration),
-    /// Until a person promotes (`gantry skip EXECUTION --stage STAGE`).
+    /// Until a person promotes (`gantry promote EXECUTION --stage STAGE`).
     PauseUntilPromoted,
     Analysis(AnalysisConfig),
 }
@@ -54,7 +54,15 @@ impl Strategy for Canary {
                         r.pause(&format!("pause at step {}", index + 1), *duration)
                             .await?
                     }
-                    CanaryStep::PauseUntilPromoted => r.wait_for_promotion().await?,
+                    CanaryStep::PauseUntilPromoted => {
+                        let why = format!(
+                            "a promotion: canary {} paused at step {} of {} until promoted",
+                            r.group,
+                            index + 1,
+                            self.options.steps.len()
+                        );
+                        r.wait_for_promotion(&why).await?
+                    }
                     CanaryStep::Analysis(config) => analyze(r, index, config).await?,
                 }
             }

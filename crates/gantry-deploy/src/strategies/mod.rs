@@ -65,16 +65,20 @@ pub struct Rollout<'a> {
 }
 
 /// The people a rollout may wait for between its steps. The engine's deploy
-/// stage answers for them (`gantry skip` promotes, `gantry approve` and
+/// stage answers for them (`gantry promote` promotes, `gantry approve` and
 /// `gantry reject` judge) and records their decisions durably, so each
 /// method answers at once for a decision taken before a restart.
 pub trait People: Send + Sync {
-    /// Resolves when a person promotes the rollout.
-    fn promotion(&self) -> BoxFuture<'_, ()>;
+    /// Resolves when a person promotes the rollout. `why` says what the
+    /// promotion lets go on (`a promotion of canary shop-web-v001 …`), for
+    /// the people asked.
+    fn promotion<'a>(&'a self, why: &'a str) -> BoxFuture<'a, ()>;
 
     /// The judgment on the step that put the new group at `percent`:
-    /// `Ok` goes on, [`DeployError::Rejected`] stops and rolls back.
-    fn judgment(&self, percent: u32) -> BoxFuture<'_, Result<(), DeployError>>;
+    /// `Ok` goes on, [`DeployError::Rejected`] stops and rolls back. `why`
+    /// says what is judged (`a judgment before rolling step 2 of 3 …`).
+    fn judgment<'a>(&'a self, percent: u32, why: &'a str)
+    -> BoxFuture<'a, Result<(), DeployError>>;
 }
 
 pub trait Strategy: Send + Sync {
@@ -251,23 +255,39 @@ impl Rollout<'_> {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until a person promotes the rollout.
-    pub async fn wait_for_promotion(&self) -> Result<(), DeployError> {
-        (self.progress)(format!("{} waits for a person to promote it", self.group));
+    /// Waits until a person promotes the rollout; `why` says what for.
+    pub async fn wait_for_promotion(&self, why: &str) -> Result<(), DeployError> {
+        let why = format!("{why}{}", self.first_deploy_note());
+        (self.progress)(format!("{} waits for a person: {why}", self.group));
         tokio::select! {
             _ = self.cancel.cancelled() => Err(DeployError::Canceled),
-            _ = self.people.promotion() => {
+            _ = self.people.promotion(&why) => {
                 (self.progress)("promoted".to_owned());
                 Ok(())
             }
         }
     }
 
-    /// Waits for a person's judgment on the step at `percent`.
-    pub async fn wait_for_judgment(&self, percent: u32) -> Result<(), DeployError> {
+    /// Waits for a person's judgment on the step at `percent`; `why` says
+    /// what is judged.
+    pub async fn wait_for_judgment(&self, percent: u32, why: &str) -> Result<(), DeployError> {
+        let why = format!("{why}{}", self.first_deploy_note());
         tokio::select! {
             _ = self.cancel.cancelled() => Err(DeployError::Canceled),
-            decision = self.people.judgment(percent) => decision,
+            decision = self.people.judgment(percent, &why) => decision,
+        }
+    }
+
+    /// On a cluster's first deploy no older group shares the traffic: the
+    /// people asked should know the new group serves all of it meanwhile.
+    fn first_deploy_note(&self) -> String {
+        if self.request.previous.is_empty() {
+            format!(
+                " (the first deploy of cluster {}: {} serves all of its traffic meanwhile)",
+                self.request.cluster, self.group
+            )
+        } else {
+            String::new()
         }
     }
 

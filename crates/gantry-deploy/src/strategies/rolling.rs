@@ -24,7 +24,7 @@ pub struct RollingOptions {
     pub pause_between: Duration,
     #[serde(default)]
     pub scale_down: bool,
-    /// Between steps, wait for a person to promote (`gantry skip`).
+    /// Between steps, wait for a person to promote (`gantry promote`).
     #[serde(default)]
     pub wait_for_promotion: bool,
     /// Between steps, wait for a person's judgment (`gantry approve` or
@@ -83,11 +83,19 @@ impl Strategy for Rolling {
                         self.options.pause_between,
                     )
                     .await?;
+                    let next = format!(
+                        "rolling step {} of {} ({percent}% → {}%)",
+                        index + 2,
+                        steps.len(),
+                        steps[index + 1]
+                    );
                     if self.options.wait_for_promotion {
-                        r.wait_for_promotion().await?;
+                        r.wait_for_promotion(&format!("a promotion before {next}"))
+                            .await?;
                     }
                     if self.options.judgment_between_steps {
-                        r.wait_for_judgment(percent).await?;
+                        r.wait_for_judgment(percent, &format!("a judgment before {next}"))
+                            .await?;
                     }
                 }
             }

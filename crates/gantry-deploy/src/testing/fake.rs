@@ -319,11 +319,15 @@ pub struct NoPeople {
 }
 
 impl People for NoPeople {
-    fn promotion(&self) -> BoxFuture<'_, ()> {
+    fn promotion<'a>(&'a self, _why: &'a str) -> BoxFuture<'a, ()> {
         async {}.boxed()
     }
 
-    fn judgment(&self, percent: u32) -> BoxFuture<'_, Result<(), DeployError>> {
+    fn judgment<'a>(
+        &'a self,
+        percent: u32,
+        _why: &'a str,
+    ) -> BoxFuture<'a, Result<(), DeployError>> {
         let approve = self.approve;
         async move {
             if approve {

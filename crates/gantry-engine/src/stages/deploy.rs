@@ -6,6 +6,8 @@
 //! the step it reached and its pauses' deadlines through `journal`, so a
 //! resumed deploy goes on from there instead of from its first step.
 
+mod claim;
+mod image;
 mod journal;
 mod people;
 
@@ -38,31 +40,39 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         spec.stack.as_deref(),
         spec.detail.as_deref(),
     );
-    let strategy = strategy(spec);
-    let state = ctx.state().await;
-    let (request_id, previous) = match (
-        state.get("requestId").and_then(Value::as_str),
-        state.get("previous"),
-    ) {
-        (Some(id), Some(previous)) => (
-            id.to_owned(),
-            serde_json::from_value::<Vec<String>>(previous.clone()).unwrap_or_default(),
-        ),
-        _ => {
-            let previous = match deploy.enabled_groups(&cluster).await {
-                Ok(previous) => previous,
-                Err(error) => return Outcome::Failed(error.to_string()),
-            };
-            let id = format!("{}-{}-{}", ctx.execution.id, ctx.stage_id, ctx.attempt);
-            if let Err(error) = ctx
-                .save_state(json!({"requestId": id, "previous": previous}))
-                .await
-            {
-                return Outcome::Failed(error.to_string());
+    // The cluster is taken before its groups are read: a deploy that
+    // waited replaces what the one before it left.
+    if !spec.overlap {
+        match claim::take_cluster(ctx, &cluster).await {
+            Ok(()) => {}
+            Err(claim::ClaimError::Canceled(_)) => {
+                return Outcome::Canceled(ctx.cancel_reason().await);
             }
-            (id, previous)
+            Err(error) => return Outcome::Failed(error.to_string()),
         }
+    }
+    let outcome = deploy_to(ctx, spec, &deploy, &cluster).await;
+    if !spec.overlap {
+        claim::release_cluster(ctx, &cluster).await;
+    }
+    outcome
+}
+
+async fn deploy_to(
+    ctx: &StageContext,
+    spec: &DeployStage,
+    deploy: &DeployController,
+    cluster: &str,
+) -> Outcome {
+    let cluster = cluster.to_owned();
+    let strategy = strategy(spec);
+    let (request_id, previous, size) = match recorded_request(ctx, spec, deploy, &cluster).await {
+        Ok(request) => request,
+        Err(message) => return Outcome::Failed(message),
     };
+    if let Err(message) = image::ensure_image(ctx, spec).await {
+        return Outcome::Failed(message);
+    }
     let artifact = match (&spec.package, &spec.repository) {
         (Some(query), Some(repository)) => {
             match super::package_deb::unpack_for_deploy(ctx, repository, query).await {
@@ -90,7 +100,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
             env: spec.env.clone(),
             grace_seconds: spec.grace_period.map(|d| d.as_secs()).unwrap_or(10),
         },
-        size: spec.size,
+        size,
         strategy,
         health_timeout: spec.health_timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT),
         previous,
@@ -119,6 +129,60 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         Err(gantry_deploy::DeployError::Canceled) => Outcome::Canceled(ctx.cancel_reason().await),
         Err(error) => Outcome::Failed(error.to_string()),
     }
+}
+
+/// The request id, the cluster's enabled groups and the new group's size,
+/// recorded before anything is created; a resumed stage reads them back.
+/// Unless the file sets a size, the new group takes the size of the
+/// cluster's current group (the largest enabled one), as Spinnaker's deploys
+/// do; a cluster's first group has one instance.
+async fn recorded_request(
+    ctx: &StageContext,
+    spec: &DeployStage,
+    deploy: &DeployController,
+    cluster: &str,
+) -> Result<(String, Vec<String>, u32), String> {
+    let size = match &spec.size {
+        Some(size) => Some(
+            size.count()
+                .ok_or_else(|| format!("size {size:?} is not a whole number once rendered"))?,
+        ),
+        None => None,
+    };
+    if size == Some(0) {
+        return Err("size of a deploy must be at least 1".to_owned());
+    }
+    let state = ctx.state().await;
+    if let (Some(id), Some(previous)) = (
+        state.get("requestId").and_then(Value::as_str),
+        state.get("previous"),
+    ) {
+        let previous = serde_json::from_value::<Vec<String>>(previous.clone()).unwrap_or_default();
+        // A stage recorded before sizes were kept had its size in the file.
+        let recorded = state.get("size").and_then(Value::as_u64).map(|s| s as u32);
+        return Ok((id.to_owned(), previous, recorded.or(size).unwrap_or(1)));
+    }
+    let snapshot = deploy.snapshot().await.map_err(|e| e.to_string())?;
+    let enabled: Vec<_> = snapshot
+        .cluster(cluster)
+        .iter()
+        .filter(|g| g.group.enabled)
+        .map(|g| (g.group.name.clone(), g.group.size))
+        .collect();
+    let previous: Vec<String> = enabled.iter().map(|(name, _)| name.clone()).collect();
+    let size = size.unwrap_or_else(|| {
+        enabled
+            .iter()
+            .map(|(_, size)| *size)
+            .max()
+            .filter(|size| *size > 0)
+            .unwrap_or(1)
+    });
+    let id = format!("{}-{}-{}", ctx.execution.id, ctx.stage_id, ctx.attempt);
+    ctx.save_state(json!({"requestId": id, "previous": previous, "size": size}))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((id, previous, size))
 }
 
 /// Runs the deploy while handing people's skips (promotions) and
@@ -155,7 +219,7 @@ async fn with_people<T>(
 /// values, with no parsing and no defaults of its own.
 fn strategy(spec: &DeployStage) -> StrategyConfig {
     let redblack = || RedBlackOptions {
-        scale_down: spec.scale_down,
+        scale_down: spec.scales_down(),
         max_remaining_server_groups: spec.max_remaining_server_groups,
         delay_before_disable: spec.delay_before_disable.unwrap_or_default(),
         delay_before_scale_down: spec.delay_before_scale_down.unwrap_or_default(),
@@ -167,13 +231,13 @@ fn strategy(spec: &DeployStage) -> StrategyConfig {
         DeployStrategy::Rolling => StrategyConfig::Rolling(RollingOptions {
             target_percentages: spec.target_percentages.clone(),
             pause_between: spec.pause_between.unwrap_or_default(),
-            scale_down: spec.scale_down,
+            scale_down: spec.scales_down(),
             wait_for_promotion: spec.wait_for_promotion,
             judgment_between_steps: spec.judgment_between_steps.is_some(),
         }),
         DeployStrategy::Canary => StrategyConfig::Canary(CanaryOptions {
             steps: spec.steps.iter().map(canary_step).collect(),
-            scale_down: spec.scale_down,
+            scale_down: spec.scales_down(),
         }),
     }
 }

@@ -11,6 +11,7 @@ mod files;
 mod follow;
 pub mod git;
 mod pipelines;
+mod promote;
 pub mod runner;
 pub mod secrets;
 mod tokens;
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             executions::judge(&client()?, &id, stage, false, None).await
         }
         Command::Skip { id, stage } => executions::skip(&client()?, &id, stage).await,
+        Command::Promote { id, stage } => promote::promote(&client()?, &id, stage).await,
         Command::Token(command) => tokens::run(&client()?, command).await,
         Command::Deb(command) => deb::run(command),
         Command::Apt(args) => apt::run(args, &cli.url, cli.data_dir.clone()).await,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::deploy_support::{Load, assert_clean, free_port, get, testapp};
+use crate::deploy_support::{Load, assert_clean, free_port, get, shop_cluster_yaml, testapp};
 use crate::harness::{Backend, Server, stage};
 use crate::steps_podman::{BASE, podman};
 
@@ -56,15 +56,7 @@ pub fn build_testapp_image(dir: &Path, name: &str, version: &str) -> String {
 /// the image given as the parameter `image` by pipeline `deploy-image`.
 pub fn image_yaml(port: u16) -> String {
     format!(
-        r#"applications:
-  - name: shop
-loadBalancers:
-  - name: shop
-    port: {port}
-    cluster: shop-web
-    healthCheck: {{path: /health, interval: 200ms, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}}
-pipelines:
-  - name: deploy-image
+        r#"{}  - name: deploy-image
     parameters:
       - {{name: image}}
     stages:
@@ -77,7 +69,8 @@ pipelines:
         strategy: redblack
         healthTimeout: 30s
         gracePeriod: 2s
-"#
+"#,
+        shop_cluster_yaml(port)
     )
 }
 

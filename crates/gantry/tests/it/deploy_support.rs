@@ -97,6 +97,42 @@ pipelines:
     )
 }
 
+/// The start of a gantry file: application `shop` and load balancer `shop`
+/// on `port` in front of cluster `shop-web`, up to `pipelines:`.
+pub fn shop_cluster_yaml(port: u16) -> String {
+    format!(
+        r#"applications:
+  - name: shop
+loadBalancers:
+  - name: shop
+    port: {port}
+    cluster: shop-web
+    healthCheck: {{path: /health, interval: 200ms, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}}
+pipelines:
+"#
+    )
+}
+
+/// A pipeline `name` whose one stage `deploy` deploys to cluster
+/// `shop-web`; `parameters` and `fields` are YAML lines, unindented, of the
+/// pipeline's parameters and of the stage.
+pub fn shop_pipeline(name: &str, parameters: &[&str], fields: &str) -> String {
+    let mut text = format!("  - name: {name}\n");
+    if !parameters.is_empty() {
+        text.push_str("    parameters:\n");
+        for parameter in parameters {
+            text.push_str(&format!("      - {parameter}\n"));
+        }
+    }
+    text.push_str(
+        "    stages:\n      - id: deploy\n        type: deploy\n        application: shop\n        stack: web\n        healthTimeout: 30s\n        gracePeriod: 1s\n",
+    );
+    for line in fields.lines() {
+        text.push_str(&format!("        {line}\n"));
+    }
+    text
+}
+
 /// Runs a deploy pipeline to its end; returns the execution.
 pub fn deploy(server: &Server, strategy: &str, params: &[&str]) -> serde_json::Value {
     let id = server.run(&format!("deploy-{strategy}"), params);

@@ -11,11 +11,14 @@ mod webhook_target;
 mod workspace_links;
 
 mod dataplane_recovery;
+mod deploy_clusters;
 mod deploy_containers;
 mod deploy_details;
+mod deploy_images;
 mod deploy_judgment;
 mod deploy_resume;
 mod deploy_rollouts;
+mod deploy_waits;
 
 mod api;
 mod api_shapes;
@@ -38,6 +41,7 @@ mod git_support;
 mod git_webhooks;
 mod gitops_chains;
 mod isolation;
+mod prune_images;
 mod roles;
 mod runners;
 mod secrets_at_rest;

@@ -1,4 +1,4 @@
-//! The people a deploy waits for: a promotion (`gantry skip`) and the
+//! The people a deploy waits for: a promotion (`gantry promote`, or `gantry skip`) and the
 //! judgments between the steps of a rolling deploy (`gantry approve`,
 //! `gantry reject`). A judgment is checked and recorded exactly as a
 //! `manualJudgment` stage's is, in the stage's durable state keyed by its
@@ -134,17 +134,55 @@ impl<'a> StagePeople<'a> {
         Ok(record)
     }
 
+    /// Says what the rollout waits for, in the stage's log and in its
+    /// `outputs.waitingFor`, where `gantry show` and the API show it.
+    async fn say_waiting(&self, note: &str) {
+        self.ctx.log.system(note).await;
+        let mut outputs = Map::new();
+        outputs.insert("waitingFor".into(), Value::String(note.to_owned()));
+        if let Err(error) = self.ctx.add_outputs(outputs).await {
+            self.ctx
+                .log
+                .system(&format!("cannot record what the deploy waits for: {error}"))
+                .await;
+        }
+    }
+
+    /// Once the wait is over, `outputs.waitingFor` names nothing.
+    async fn clear_waiting(&self) {
+        let mut outputs = Map::new();
+        outputs.insert("waitingFor".into(), Value::Null);
+        let _ = self.ctx.add_outputs(outputs).await;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Pending>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl People for StagePeople<'_> {
-    fn promotion(&self) -> BoxFuture<'_, ()> {
-        self.promote.notified().boxed()
+    fn promotion<'a>(&'a self, why: &'a str) -> BoxFuture<'a, ()> {
+        async move {
+            // Registered before anything is awaited: a promotion sent while
+            // the note is written is not lost.
+            let promoted = self.promote.notified();
+            let command = format!(
+                "gantry promote {} --stage {}",
+                self.ctx.execution.id, self.ctx.stage_id
+            );
+            self.say_waiting(&format!("waiting for {why}: `{command}`"))
+                .await;
+            promoted.await;
+            self.clear_waiting().await;
+        }
+        .boxed()
     }
 
-    fn judgment(&self, percent: u32) -> BoxFuture<'_, Result<(), DeployError>> {
+    fn judgment<'a>(
+        &'a self,
+        percent: u32,
+        why: &'a str,
+    ) -> BoxFuture<'a, Result<(), DeployError>> {
         async move {
             let failed = |error: EngineError| DeployError::Failed(error.to_string());
             if let Some(record) = recorded(&self.ctx.state().await, percent) {
@@ -155,20 +193,14 @@ impl People for StagePeople<'_> {
             })
             .await
             .map_err(failed)?;
-            self.ctx
-                .set_status(Status::Waiting)
-                .await
-                .map_err(failed)?;
+            self.ctx.set_status(Status::Waiting).await.map_err(failed)?;
             let (decided, decision_made) = oneshot::channel();
             *self.lock() = Some(Pending { percent, decided });
             // A judgment taken while this step was being reached (after a
             // restart, through `awaiting`) is already recorded.
             if let Some(record) = recorded(&self.ctx.state().await, percent) {
                 self.lock().take();
-                self.ctx
-                    .set_status(Status::Running)
-                    .await
-                    .map_err(failed)?;
+                self.ctx.set_status(Status::Running).await.map_err(failed)?;
                 return decision(&record, percent);
             }
             let instructions = self
@@ -177,16 +209,18 @@ impl People for StagePeople<'_> {
                 .as_deref()
                 .map(|i| format!(": {i}"))
                 .unwrap_or_default();
-            self.ctx
-                .log
-                .system(&format!(
-                    "at {percent}%, waiting for a judgment (gantry approve or gantry reject){instructions}"
-                ))
-                .await;
-            match decision_made.await {
+            let (execution, stage) = (&self.ctx.execution.id, &self.ctx.stage_id);
+            self.say_waiting(&format!(
+                "at {percent}%, waiting for {why}: `gantry approve {execution} --stage {stage}` \
+                 goes on, `gantry reject {execution} --stage {stage}` rolls back{instructions}"
+            ))
+            .await;
+            let decided = match decision_made.await {
                 Ok(record) => decision(&record, percent),
                 Err(_) => Err(DeployError::Canceled),
-            }
+            };
+            self.clear_waiting().await;
+            decided
         }
         .boxed()
     }
