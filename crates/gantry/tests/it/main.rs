@@ -53,5 +53,4 @@ mod steps_docker;
 mod steps_engine_cli;
 mod steps_podman;
 mod steps_secrets;
-mod prune_images;
 mod webhook_replay;
