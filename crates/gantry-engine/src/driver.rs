@@ -19,7 +19,7 @@ use crate::clock;
 use crate::engine::{Engine, Judgment};
 use crate::error::EngineError;
 use crate::expressions;
-use crate::stages::{self, Outcome, StageContext};
+use crate::stages::{self, StageContext, StageFailure, StageResult};
 use crate::state::{Change, ExecState, Execution};
 
 pub(crate) type Reply = oneshot::Sender<Result<(), EngineError>>;
@@ -77,7 +77,7 @@ struct Running {
 struct Driver {
     engine: Engine,
     execution: Arc<Execution>,
-    tasks: JoinSet<Outcome>,
+    tasks: JoinSet<StageResult>,
     /// Running stage tasks by stage index.
     running: HashMap<usize, Running>,
     /// Which stage each task runs, to attribute a panic.
@@ -91,7 +91,7 @@ pub(crate) async fn drive(
     resumed: bool,
 ) {
     let id = execution.id.clone();
-    let shutdown = engine.inner.shutdown.clone();
+    let shutdown = engine.shutdown_token().clone();
     let (mut execution, mut resumed, mut backoff) =
         (execution, resumed, Duration::from_millis(250));
     loop {
@@ -120,13 +120,9 @@ pub(crate) async fn drive(
                 _ = shutdown.cancelled() => return,
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
-            match ExecState::load(&engine.inner.store, &id).await {
+            match ExecState::load(engine.store(), &id).await {
                 Ok(state) => {
-                    break Execution::new(
-                        state,
-                        engine.inner.store.clone(),
-                        engine.inner.events.clone(),
-                    );
+                    break engine.execution(state);
                 }
                 Err(error) => tracing::error!(execution = %id, %error, "cannot reload execution"),
             }
@@ -164,7 +160,7 @@ impl Driver {
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     let (index, outcome) = match joined {
                         Ok((task, outcome)) => (self.task_stage.remove(&task), outcome),
-                        Err(error) => (self.task_stage.remove(&error.id()), Outcome::Failed(panic_message(error))),
+                        Err(error) => (self.task_stage.remove(&error.id()), Err(StageFailure::Failed(panic_message(error)))),
                     };
                     if let Some(index) = index {
                         self.running.remove(&index);
@@ -268,7 +264,9 @@ impl Driver {
                     return self
                         .complete(
                             index,
-                            Outcome::Failed(format!("condition `if: {condition}`: {error}")),
+                            Err(StageFailure::Failed(format!(
+                                "condition `if: {condition}`: {error}"
+                            ))),
                         )
                         .await;
                 }
@@ -297,7 +295,7 @@ impl Driver {
     }
 
     /// Records how a stage ended, and what that means for the execution.
-    async fn complete(&mut self, index: usize, outcome: Outcome) -> Result<(), EngineError> {
+    async fn complete(&mut self, index: usize, outcome: StageResult) -> Result<(), EngineError> {
         let (spec, attempt, stage_id) = {
             let state = self.execution.read().await;
             (
@@ -307,7 +305,7 @@ impl Driver {
             )
         };
         let halting = self.halt().await.is_some();
-        if let Outcome::Failed(error) = &outcome
+        if let Err(StageFailure::Failed(error)) = &outcome
             && attempt <= i64::from(spec.retries)
             && !halting
         {
@@ -320,8 +318,7 @@ impl Driver {
             ))
             .await;
             self.engine
-                .inner
-                .store
+                .store()
                 .clear_steps(&self.execution.id, &stage_id)
                 .await?;
             self.execution.update(|c| begin_attempt(c, index)).await?;
@@ -335,15 +332,15 @@ impl Driver {
                 let record = c.stage(index);
                 record.ended_at = Some(now);
                 match outcome {
-                    Outcome::Succeeded(outputs) => {
+                    Ok(outputs) => {
                         record.status = Status::Succeeded;
                         merge_outputs(&mut record.outputs, outputs);
                     }
-                    Outcome::Failed(error) => {
+                    Err(StageFailure::Failed(error)) => {
                         record.status = Status::Failed;
                         record.error = Some(error);
                     }
-                    Outcome::Canceled(reason) => {
+                    Err(StageFailure::Canceled(reason)) => {
                         record.status = Status::Canceled;
                         record.error = Some(reason);
                     }
@@ -418,7 +415,7 @@ impl Driver {
                 }
             }
             Command::Restart { stage, user, reply } => {
-                let result = restart(&self.execution, &self.engine.inner.store, &stage).await;
+                let result = restart(&self.execution, self.engine.store(), &stage).await;
                 if result.is_ok() {
                     tracing::info!(execution = %self.execution.id, stage = %stage, user = %user, "stage restarted");
                 }

@@ -41,12 +41,7 @@ pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<()
     let Some((source, commit)) = source_of(engine, &push).await? else {
         return Ok(());
     };
-    let dest = engine
-        .inner
-        .config
-        .data_dir
-        .join("workspaces")
-        .join(&execution.id);
+    let dest = engine.data_dir().join("workspaces").join(&execution.id);
     let started = std::time::Instant::now();
     gantry_git::checkout(&source, &commit, &dest)
         .await

@@ -24,14 +24,14 @@ use serde_json::{Value, json};
 use self::journal::StageJournal;
 use self::people::{StagePeople, judgments_output};
 use super::deploy_support::{controller, run_with_progress};
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult};
 
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
+pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> StageResult {
     let deploy = match controller(ctx) {
         Ok(deploy) => deploy,
-        Err(outcome) => return outcome,
+        Err(failure) => return Err(failure),
     };
     let cluster = cluster_name(
         &spec.application,
@@ -51,14 +51,14 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         _ => {
             let previous = match deploy.enabled_groups(&cluster).await {
                 Ok(previous) => previous,
-                Err(error) => return Outcome::Failed(error.to_string()),
+                Err(error) => return Err(StageFailure::Failed(error.to_string())),
             };
             let id = format!("{}-{}-{}", ctx.execution.id, ctx.stage_id, ctx.attempt);
             if let Err(error) = ctx
                 .save_state(json!({"requestId": id, "previous": previous}))
                 .await
             {
-                return Outcome::Failed(error.to_string());
+                return Err(StageFailure::Failed(error.to_string()));
             }
             (id, previous)
         }
@@ -67,13 +67,13 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         (Some(query), Some(repository)) => {
             match super::package_deb::unpack_for_deploy(ctx, repository, query).await {
                 Ok(dir) => Some(dir),
-                Err(message) => return Outcome::Failed(message),
+                Err(message) => return Err(StageFailure::Failed(message)),
             }
         }
         _ => match &spec.artifact {
             Some(artifact) => match artifact_path(ctx, artifact).await {
                 Ok(path) => Some(path),
-                Err(message) => return Outcome::Failed(message),
+                Err(message) => return Err(StageFailure::Failed(message)),
             },
             None => None,
         },
@@ -114,10 +114,12 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
             let mut outputs = judgments_output(&ctx.state().await);
             outputs.insert("cluster".into(), Value::String(cluster));
             outputs.insert("serverGroup".into(), Value::String(group.name));
-            Outcome::Succeeded(outputs)
+            Ok(outputs)
         }
-        Err(gantry_deploy::DeployError::Canceled) => Outcome::Canceled(ctx.cancel_reason().await),
-        Err(error) => Outcome::Failed(error.to_string()),
+        Err(gantry_deploy::DeployError::Canceled) => {
+            Err(StageFailure::Canceled(ctx.cancel_reason().await))
+        }
+        Err(error) => Err(StageFailure::Failed(error.to_string())),
     }
 }
 
@@ -202,8 +204,8 @@ fn canary_step(step: &gantry_config::CanaryStep) -> CanaryStep {
 async fn artifact_path(ctx: &StageContext, artifact: &str) -> Result<std::path::PathBuf, String> {
     let path = Path::new(artifact);
     if path.is_absolute() {
-        let data_dir = std::fs::canonicalize(&ctx.engine.inner.config.data_dir)
-            .unwrap_or_else(|_| ctx.engine.inner.config.data_dir.clone());
+        let data_dir =
+            std::fs::canonicalize(ctx.data_dir()).unwrap_or_else(|_| ctx.data_dir().to_path_buf());
         if std::fs::canonicalize(path).is_ok_and(|real| real.starts_with(&data_dir)) {
             return Err(format!(
                 "artifact {artifact} is in the server's data directory, which deploys cannot read"

@@ -29,7 +29,7 @@ use gantry_container::ContainerEngine;
 use super::{
     ExecutorError, LeftBehind, LogLine, Reaped, StageSpec, StepExecutor, StepSecrets, StepSpec,
 };
-use crate::engine::{Engine, HostSteps};
+use crate::engine::HostSteps;
 use crate::process::{self, ProcessId};
 use container::StageLabels;
 pub(crate) use handle::LocalHandle;
@@ -62,18 +62,6 @@ impl LocalExecutor {
             config,
             images: Mutex::default(),
         }
-    }
-
-    /// The executor with the server's engine, sandbox and data directory.
-    pub(crate) fn of(engine: &Engine) -> LocalExecutor {
-        let config = &engine.inner.config;
-        LocalExecutor::new(LocalConfig {
-            containers: config.containers.clone(),
-            sandbox: config.sandbox.clone(),
-            host_steps: config.host_steps,
-            data_dir: config.data_dir.clone(),
-            process_groups: engine.inner.process_groups.clone(),
-        })
     }
 
     fn containers(&self) -> Option<&ContainerEngine> {

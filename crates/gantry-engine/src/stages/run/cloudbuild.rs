@@ -77,15 +77,12 @@ pub(crate) async fn load(
     let translation = Translation {
         builtins,
         overrides: overrides.clone(),
-        image_map: image_map(
-            &ctx.engine.inner.config.image_map,
-            ctx.engine.inner.config.containers.as_ref(),
-        ),
+        image_map: image_map(ctx.image_map(), ctx.containers()),
         ..Default::default()
     };
     let build = gantry_cloudbuild::translate(&file, &translation).map_err(|e| e.to_string())?;
     let mut steps = build.steps;
-    let engine_cli = match &ctx.engine.inner.config.containers {
+    let engine_cli = match ctx.containers() {
         Some(engine) => allow_engine_cli(&mut steps, &engine.program.display().to_string())?,
         None => Default::default(),
     };
