@@ -17,6 +17,7 @@ use crate::error::EngineError;
 use crate::event::Event;
 use crate::logs::LogSink;
 use crate::process;
+use crate::secret_lookup::{self, GitCredentialsError};
 use crate::state::{ExecState, Execution};
 
 /// What the engine needs from the rest of the server. Services that stage
@@ -172,14 +173,16 @@ impl Engine {
 
     /// The git credentials a `credentials:` field names: the secret-store
     /// secret `name`, holding `user:password` or a bare token.
-    pub async fn git_credentials(&self, name: &str) -> Result<gantry_git::Credentials, String> {
-        let store = self.secrets().ok_or_else(|| {
-            format!("credentials secret {name:?} needs a secret store, which this server lacks")
-        })?;
-        match store.get(name).await {
-            Ok(Some(value)) => Ok(gantry_git::Credentials::from_secret(&value)),
-            Ok(None) => Err(format!("credentials secret {name:?} does not exist")),
-            Err(error) => Err(format!("credentials secret {name:?}: {error}")),
+    pub async fn git_credentials(
+        &self,
+        name: &str,
+    ) -> Result<gantry_git::Credentials, GitCredentialsError> {
+        match secret_lookup::lookup(self.secrets(), name).await {
+            Ok(value) => Ok(gantry_git::Credentials::from_secret(&value)),
+            Err(reason) => Err(GitCredentialsError {
+                name: name.to_owned(),
+                reason,
+            }),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use gantry_config::{SecretName, Stage};
 use gantry_container::ContainerEngine;
 use gantry_secrets::SecretStore;
-use gantry_store::{ExecutionRecord, Millis, ParentRef, Status, Store};
+use gantry_store::{ExecutionRecord, GitPush, Millis, ParentRef, Status, Store, TriggerData};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -94,7 +94,7 @@ impl StageContext {
     pub(crate) async fn git_credentials(
         &self,
         name: &str,
-    ) -> Result<gantry_git::Credentials, String> {
+    ) -> Result<gantry_git::Credentials, crate::GitCredentialsError> {
         self.engine.git_credentials(name).await
     }
 
@@ -152,6 +152,24 @@ impl StageContext {
     /// Cancels another execution (a child this stage started).
     pub(crate) async fn cancel_execution(&self, id: &str, user: &str) -> Result<(), EngineError> {
         self.engine.cancel(id, user).await
+    }
+
+    /// What started the execution, typed; `None` for a stored trigger of no known shape
+    /// (it names no commit, no repository, no pull request).
+    pub(crate) async fn trigger(&self) -> Option<TriggerData> {
+        let stored = self.execution.read().await.exec.trigger.clone();
+        match TriggerData::from_stored(&stored) {
+            Ok(trigger) => Some(trigger),
+            Err(error) => {
+                tracing::warn!(execution = %self.execution.id, stage = %self.stage_id, %error, "the trigger is read as naming nothing");
+                None
+            }
+        }
+    }
+
+    /// The push (or `--ref`, or an upstream's push) that started the execution, if one did.
+    pub(crate) async fn trigger_push(&self) -> Option<GitPush> {
+        self.trigger().await.and_then(|trigger| trigger.git())
     }
 
     /// The stage's durable state (a JSON object).

@@ -37,11 +37,13 @@ async fn find(ctx: &StageContext, spec: &FindImageStage) -> Result<Map<String, V
             .tls_verify
             .unwrap_or_else(|| !is_loopback_registry(&spec.repository)),
         host,
-        credentials: super::bake::credentials(ctx, &spec.registry).await?,
+        credentials: super::bake::credentials(ctx, &spec.registry)
+            .await
+            .map_err(|e| e.to_string())?,
     };
     let tags = list_tags(&client, &repository)
         .await
-        .map_err(|e| super::bake::explain(e, &spec.registry))?;
+        .map_err(|e| super::bake::explain(e, &spec.registry).to_string())?;
     let Some((tag, version)) = newest_tag(tags.iter().map(String::as_str), &pattern) else {
         return Err(format!(
             "none of its {} tag(s) matches {:?}",
