@@ -67,7 +67,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> StageResult {
         (Some(query), Some(repository)) => {
             match super::package_deb::unpack_for_deploy(ctx, repository, query).await {
                 Ok(dir) => Some(dir),
-                Err(message) => return Err(StageFailure::Failed(message)),
+                Err(error) => return Err(StageFailure::Failed(error.to_string())),
             }
         }
         _ => match &spec.artifact {
