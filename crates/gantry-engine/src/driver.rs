@@ -123,7 +123,7 @@ impl Driver {
         // Persists `running` and `startedAt` for a new execution.
         self.execution.update(|_| ()).await?;
         if let Err(reason) = crate::workspace::prepare(&self.engine, &self.execution).await {
-            return self.fail_before_start(reason, commands).await;
+            return self.fail_before_start(reason.to_string(), commands).await;
         }
         if resumed {
             self.resume_active_stages().await?;

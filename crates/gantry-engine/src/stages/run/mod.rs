@@ -69,7 +69,7 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
     };
     let dependencies = match graph::dependencies(&steps) {
         Ok(dependencies) => dependencies,
-        Err(error) => return Err(StageFailure::Failed(error)),
+        Err(error) => return Err(StageFailure::Failed(error.to_string())),
     };
     let secrets = match resolve_secrets(ctx, &steps).await {
         Ok(secrets) => secrets,
