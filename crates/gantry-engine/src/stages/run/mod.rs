@@ -33,6 +33,7 @@ use serde_json::{Map, Value};
 use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::clock;
 use crate::executor::{LeftBehind, StageSpec, StepExecutor};
+use crate::secret_lookup::SecretLookupError;
 use step::{StageRun, StepEnd, StepRun, describe};
 
 #[cfg(test)]
@@ -63,6 +64,7 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
     } = match steps_of(ctx, spec).await {
         Ok(loaded) => loaded,
         Err(error) => {
+            let error = error.to_string();
             ctx.log.system(&error).await;
             return Err(StageFailure::Failed(error));
         }
@@ -74,6 +76,7 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
     let secrets = match resolve_secrets(ctx, &steps).await {
         Ok(secrets) => secrets,
         Err(error) => {
+            let error = error.to_string();
             ctx.log.system(&error).await;
             return Err(StageFailure::Failed(error));
         }
@@ -134,7 +137,10 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
 }
 
 /// The stage's steps: its own, or those of its Cloud Build file.
-async fn steps_of(ctx: &StageContext, spec: &RunStage) -> Result<cloudbuild::Loaded, String> {
+async fn steps_of(
+    ctx: &StageContext,
+    spec: &RunStage,
+) -> Result<cloudbuild::Loaded, cloudbuild::LoadError> {
     match &spec.config {
         Some(config) => cloudbuild::load(ctx, config, &spec.substitutions).await,
         None => Ok(cloudbuild::Loaded {
@@ -179,6 +185,7 @@ async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) 
             Ok(outputs)
         }
         Err(error) => {
+            let error = error.to_string();
             stage.log.system(&error).await;
             Err(StageFailure::Failed(error))
         }
@@ -326,12 +333,25 @@ fn seal_secret_outputs(stage: &StageRun<'_>, outputs: Map<String, Value>) -> Map
         .collect()
 }
 
+/// A secret a step names in `secretEnv` that has no value here; `step` describes the step.
+#[derive(Debug, thiserror::Error)]
+enum StepSecretError {
+    #[error("{step} needs secret {name:?} but this server has no secret store")]
+    NoSecretStore { step: String, name: String },
+    #[error("{step}: secret {name:?}{reason}")]
+    Lookup {
+        step: String,
+        name: String,
+        reason: SecretLookupError,
+    },
+}
+
 /// The values of every secret the steps name in `secretEnv`; a missing one
 /// fails the stage before any step runs.
 async fn resolve_secrets(
     ctx: &StageContext,
     steps: &[Step],
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, StepSecretError> {
     let mut values = BTreeMap::new();
     for (index, step) in steps.iter().enumerate() {
         for entry in &step.secret_env {
@@ -339,18 +359,15 @@ async fn resolve_secrets(
             if values.contains_key(name) {
                 continue;
             }
-            let what = describe(index as i64, step);
-            let Some(secrets) = ctx.secrets() else {
-                return Err(format!(
-                    "{what} needs secret {name:?} but this server has no secret store"
-                ));
-            };
-            match secrets.get(name).await {
-                Ok(Some(value)) => {
-                    values.insert(name.to_owned(), value);
+            let (step, name) = (describe(index as i64, step), name.to_owned());
+            match crate::secret_lookup::lookup(ctx.secrets(), &name).await {
+                Ok(value) => {
+                    values.insert(name, value);
                 }
-                Ok(None) => return Err(format!("{what}: secret {name:?} does not exist")),
-                Err(error) => return Err(format!("{what}: secret {name:?}: {error}")),
+                Err(SecretLookupError::NoSecretStore) => {
+                    return Err(StepSecretError::NoSecretStore { step, name });
+                }
+                Err(reason) => return Err(StepSecretError::Lookup { step, name, reason }),
             }
         }
     }
