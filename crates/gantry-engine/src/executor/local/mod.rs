@@ -86,10 +86,10 @@ impl StepExecutor for LocalExecutor {
     async fn prepare(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
         prepare::confinement(self, stage)
             .await
-            .map_err(ExecutorError::Failed)?;
+            .map_err(|error| ExecutorError::Failed(error.to_string()))?;
         prepare::volumes(self, stage)
             .await
-            .map_err(ExecutorError::Failed)
+            .map_err(|error| ExecutorError::Failed(error.to_string()))
     }
 
     async fn spawn(
@@ -112,7 +112,7 @@ impl StepExecutor for LocalExecutor {
         if let Some(engine) = self.containers().filter(|_| stage.uses_containers) {
             match labels(stage).remove_step_containers(engine, index).await {
                 Ok(removed) => reaped.removed_containers = removed,
-                Err(error) => reaped.errors.push(error),
+                Err(error) => reaped.errors.push(error.to_string()),
             }
         }
         reaped
