@@ -13,6 +13,7 @@
 //! runs.
 
 mod command;
+mod command_error;
 pub(crate) mod container;
 pub(crate) mod engine_cli;
 mod fd_delivery;
