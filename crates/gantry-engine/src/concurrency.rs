@@ -55,7 +55,7 @@ impl Engine {
                 // Another server sharing the database found it queued and started it.
                 SlotClaim::Held => Ok(Admission::Queue),
                 SlotClaim::Full => {
-                    self.inner.queued.store(true, Ordering::SeqCst);
+                    self.queued().store(true, Ordering::SeqCst);
                     tracing::info!(execution = %id, pipeline = %pipeline.name, "execution queued");
                     Ok(Admission::Queue)
                 }
@@ -86,15 +86,15 @@ impl Engine {
     /// Starts queued executions, oldest first, while their pipelines have room. Called when an
     /// execution ends and when the engine starts.
     pub(crate) async fn start_queued(&self) {
-        if !self.inner.queued.swap(false, Ordering::SeqCst) {
+        if !self.queued().swap(false, Ordering::SeqCst) {
             return;
         }
-        let _admission = self.inner.admission.lock().await;
-        let active = match self.inner.store.active_executions().await {
+        let _admission = self.admission().lock().await;
+        let active = match self.store().active_executions().await {
             Ok(active) => active,
             Err(error) => {
                 tracing::error!(%error, "cannot read queued executions");
-                self.inner.queued.store(true, Ordering::SeqCst);
+                self.queued().store(true, Ordering::SeqCst);
                 return;
             }
         };
@@ -119,10 +119,10 @@ impl Engine {
             };
             if !turn {
                 // Still waiting: look again when an execution ends, or at the next poll.
-                self.inner.queued.store(true, Ordering::SeqCst);
+                self.queued().store(true, Ordering::SeqCst);
                 continue;
             }
-            match ExecState::load(&self.inner.store, &exec.id).await {
+            match ExecState::load(self.store(), &exec.id).await {
                 Ok(state) => {
                     tracing::info!(execution = %exec.id, pipeline = %exec.pipeline, "starting a queued execution");
                     self.spawn_driver(self.execution(state), false);
@@ -138,8 +138,7 @@ impl Engine {
     async fn claim_slot(&self, pipeline: &Pipeline, id: &str) -> Result<SlotClaim, EngineError> {
         let limit = pipeline.concurrency.as_ref().map_or(1, |c| c.limit.max(1));
         Ok(self
-            .inner
-            .store
+            .store()
             .claim_concurrency_slot(&pipeline.name, limit, id, crate::clock::now())
             .await?)
     }
@@ -148,7 +147,7 @@ impl Engine {
     /// holds its slot) and is to be resumed rather than left queued.
     pub(crate) async fn was_admitted(&self, exec: &ExecutionRecord) -> bool {
         matches!(
-            self.inner.store.holds_concurrency_slot(&exec.id).await,
+            self.store().holds_concurrency_slot(&exec.id).await,
             Ok(true)
         )
     }
@@ -158,7 +157,7 @@ impl Engine {
     pub(crate) async fn poll_queue(self) {
         loop {
             tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return,
+                _ = self.shutdown_token().cancelled() => return,
                 _ = tokio::time::sleep(QUEUE_POLL) => {}
             }
             self.start_queued().await;
@@ -172,8 +171,7 @@ impl Engine {
         except: &str,
     ) -> Result<Vec<ExecutionRecord>, EngineError> {
         let mut running: Vec<ExecutionRecord> = self
-            .inner
-            .store
+            .store()
             .active_executions()
             .await?
             .into_iter()

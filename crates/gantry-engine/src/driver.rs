@@ -4,23 +4,33 @@
 //! Nothing the driver decides lives only in its memory: whether the execution
 //! is being canceled or failing is read back from the persisted records, so a
 //! driver started after a crash takes the same decisions.
+//!
+//! `signals.rs` finds the stage a judgment or a skip is for, `failure_options.rs` applies
+//! Spinnaker's failure options to the records, `restart.rs` reopens a stage and what follows it.
+
+mod failure_options;
+mod restart;
+mod signals;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gantry_config::{Signal, Stage};
-use gantry_store::{Status, Store};
+use gantry_store::Status;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock;
-use crate::engine::{Engine, Judgment};
+use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::expressions;
-use crate::stages::{self, Outcome, StageContext};
+use crate::stages::{self, StageContext, StageFailure, StageResult};
 use crate::state::{Change, ExecState, Execution};
+use failure_options::{final_status, halt, ready_stages};
+pub(crate) use restart::restart;
+pub(crate) use signals::StageSignal;
+use signals::signal_target;
 
 pub(crate) type Reply = oneshot::Sender<Result<(), EngineError>>;
 
@@ -42,33 +52,6 @@ pub(crate) enum Command {
     },
 }
 
-/// What a person sends to a running stage.
-pub(crate) enum StageSignal {
-    Judgment(Judgment),
-    Skip,
-}
-
-impl StageSignal {
-    /// Whether a stage of this type, in this status, takes this signal.
-    fn accepted_by(&self, stage: &Stage, status: Status) -> bool {
-        match self {
-            // Which types take which signal is theirs to say (`StageType::SIGNALS`); when
-            // is the engine's: a judgment to a stage waiting for one, a skip to a running one.
-            StageSignal::Judgment(_) => {
-                stage.kind.accepts(Signal::Judgment) && status == Status::Waiting
-            }
-            StageSignal::Skip => stage.kind.accepts(Signal::Skip) && status == Status::Running,
-        }
-    }
-
-    fn describe(&self) -> &'static str {
-        match self {
-            StageSignal::Judgment(_) => "waiting for a judgment",
-            StageSignal::Skip => "a running wait or deploy",
-        }
-    }
-}
-
 struct Running {
     cancel: CancellationToken,
     signals: mpsc::Sender<(StageSignal, Reply)>,
@@ -77,7 +60,7 @@ struct Running {
 struct Driver {
     engine: Engine,
     execution: Arc<Execution>,
-    tasks: JoinSet<Outcome>,
+    tasks: JoinSet<StageResult>,
     /// Running stage tasks by stage index.
     running: HashMap<usize, Running>,
     /// Which stage each task runs, to attribute a panic.
@@ -91,7 +74,7 @@ pub(crate) async fn drive(
     resumed: bool,
 ) {
     let id = execution.id.clone();
-    let shutdown = engine.inner.shutdown.clone();
+    let shutdown = engine.shutdown_token().clone();
     let (mut execution, mut resumed, mut backoff) =
         (execution, resumed, Duration::from_millis(250));
     loop {
@@ -120,13 +103,9 @@ pub(crate) async fn drive(
                 _ = shutdown.cancelled() => return,
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
-            match ExecState::load(&engine.inner.store, &id).await {
+            match ExecState::load(engine.store(), &id).await {
                 Ok(state) => {
-                    break Execution::new(
-                        state,
-                        engine.inner.store.clone(),
-                        engine.inner.events.clone(),
-                    );
+                    break engine.execution(state);
                 }
                 Err(error) => tracing::error!(execution = %id, %error, "cannot reload execution"),
             }
@@ -144,7 +123,7 @@ impl Driver {
         // Persists `running` and `startedAt` for a new execution.
         self.execution.update(|_| ()).await?;
         if let Err(reason) = crate::workspace::prepare(&self.engine, &self.execution).await {
-            return self.fail_before_start(reason, commands).await;
+            return self.fail_before_start(reason.to_string(), commands).await;
         }
         if resumed {
             self.resume_active_stages().await?;
@@ -164,7 +143,7 @@ impl Driver {
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     let (index, outcome) = match joined {
                         Ok((task, outcome)) => (self.task_stage.remove(&task), outcome),
-                        Err(error) => (self.task_stage.remove(&error.id()), Outcome::Failed(panic_message(error))),
+                        Err(error) => (self.task_stage.remove(&error.id()), Err(StageFailure::Failed(panic_message(error)))),
                     };
                     if let Some(index) = index {
                         self.running.remove(&index);
@@ -268,7 +247,9 @@ impl Driver {
                     return self
                         .complete(
                             index,
-                            Outcome::Failed(format!("condition `if: {condition}`: {error}")),
+                            Err(StageFailure::Failed(format!(
+                                "condition `if: {condition}`: {error}"
+                            ))),
                         )
                         .await;
                 }
@@ -297,7 +278,7 @@ impl Driver {
     }
 
     /// Records how a stage ended, and what that means for the execution.
-    async fn complete(&mut self, index: usize, outcome: Outcome) -> Result<(), EngineError> {
+    async fn complete(&mut self, index: usize, outcome: StageResult) -> Result<(), EngineError> {
         let (spec, attempt, stage_id) = {
             let state = self.execution.read().await;
             (
@@ -307,7 +288,7 @@ impl Driver {
             )
         };
         let halting = self.halt().await.is_some();
-        if let Outcome::Failed(error) = &outcome
+        if let Err(StageFailure::Failed(error)) = &outcome
             && attempt <= i64::from(spec.retries)
             && !halting
         {
@@ -320,8 +301,7 @@ impl Driver {
             ))
             .await;
             self.engine
-                .inner
-                .store
+                .store()
                 .clear_steps(&self.execution.id, &stage_id)
                 .await?;
             self.execution.update(|c| begin_attempt(c, index)).await?;
@@ -335,15 +315,15 @@ impl Driver {
                 let record = c.stage(index);
                 record.ended_at = Some(now);
                 match outcome {
-                    Outcome::Succeeded(outputs) => {
+                    Ok(outputs) => {
                         record.status = Status::Succeeded;
                         merge_outputs(&mut record.outputs, outputs);
                     }
-                    Outcome::Failed(error) => {
+                    Err(StageFailure::Failed(error)) => {
                         record.status = Status::Failed;
                         record.error = Some(error);
                     }
-                    Outcome::Canceled(reason) => {
+                    Err(StageFailure::Canceled(reason)) => {
                         record.status = Status::Canceled;
                         record.error = Some(reason);
                     }
@@ -418,7 +398,7 @@ impl Driver {
                 }
             }
             Command::Restart { stage, user, reply } => {
-                let result = restart(&self.execution, &self.engine.inner.store, &stage).await;
+                let result = restart(&self.execution, self.engine.store(), &stage).await;
                 if result.is_ok() {
                     tracing::info!(execution = %self.execution.id, stage = %stage, user = %user, "stage restarted");
                 }
@@ -476,200 +456,6 @@ fn merge_outputs(
     if let Some(map) = into.as_object_mut() {
         map.extend(outputs);
     }
-}
-
-/// Pending stages whose dependencies all finished without stopping their branch.
-fn ready_stages(state: &ExecState) -> Vec<usize> {
-    (0..state.stages.len())
-        .filter(|&i| state.stages[i].status == Status::Pending)
-        .filter(|&i| {
-            state.spec(i).depends_on.iter().all(|dep| {
-                let Some(d) = state.index(dep) else {
-                    return false;
-                };
-                let (spec, record) = (state.spec(d), &state.stages[d]);
-                match record.status {
-                    Status::Succeeded | Status::Skipped => true,
-                    Status::Failed | Status::Canceled => spec.continue_pipeline,
-                    Status::Pending | Status::Running | Status::Waiting => false,
-                }
-            })
-        })
-        .collect()
-}
-
-/// The execution stops early when a person canceled it, or when a stage
-/// whose failure fails the pipeline failed (or was canceled on its own).
-fn halt(state: &ExecState) -> Option<(Status, String)> {
-    if let Some(user) = &state.exec.canceled_by {
-        return Some((Status::Canceled, format!("canceled by {user}")));
-    }
-    let stops_pipeline = |i: usize, status: Status| {
-        let spec = state.spec(i);
-        state.stages[i].status == status && spec.fail_pipeline && !spec.continue_pipeline
-    };
-    for (status, verb) in [
-        (Status::Failed, "failed"),
-        (Status::Canceled, "was canceled"),
-    ] {
-        if let Some(i) = (0..state.stages.len()).find(|&i| stops_pipeline(i, status)) {
-            let error = state.stages[i]
-                .error
-                .as_deref()
-                .unwrap_or("no reason given");
-            return Some((
-                status,
-                format!("stage {} {verb}: {error}", state.stages[i].stage_id),
-            ));
-        }
-    }
-    None
-}
-
-fn final_status(state: &ExecState) -> (Status, Option<String>) {
-    if let Some((status, reason)) = halt(state) {
-        return (status, Some(reason));
-    }
-    let deferred = (0..state.stages.len()).find(|&i| {
-        let spec = state.spec(i);
-        spec.complete_other_branches_then_fail
-            && !spec.continue_pipeline
-            && matches!(state.stages[i].status, Status::Failed | Status::Canceled)
-    });
-    match deferred {
-        Some(i) => {
-            let error = state.stages[i]
-                .error
-                .as_deref()
-                .unwrap_or("no reason given");
-            (
-                Status::Failed,
-                Some(format!(
-                    "stage {} failed: {error}",
-                    state.stages[i].stage_id
-                )),
-            )
-        }
-        None => (Status::Succeeded, None),
-    }
-}
-
-/// The stage a judgment or a skip is meant for.
-fn signal_target(
-    state: &ExecState,
-    stage: Option<&str>,
-    signal: &StageSignal,
-) -> Result<usize, EngineError> {
-    let id = &state.exec.id;
-    if let Some(stage) = stage {
-        let index = state.index(stage).ok_or_else(|| EngineError::NotFound {
-            kind: "stage",
-            id: stage.to_owned(),
-        })?;
-        let status = state.stages[index].status;
-        if !signal.accepted_by(state.spec(index), status) {
-            return Err(EngineError::Invalid(format!(
-                "stage {stage} of execution {id} is not {} (it is a {} stage, {status})",
-                signal.describe(),
-                state.spec(index).kind.type_name()
-            )));
-        }
-        return Ok(index);
-    }
-    let candidates: Vec<usize> = (0..state.stages.len())
-        .filter(|&i| signal.accepted_by(state.spec(i), state.stages[i].status))
-        .collect();
-    match candidates[..] {
-        [index] => Ok(index),
-        [] => Err(EngineError::Invalid(format!(
-            "no stage of execution {id} is {}",
-            signal.describe()
-        ))),
-        _ => {
-            let names: Vec<&str> = candidates
-                .iter()
-                .map(|&i| state.stages[i].stage_id.as_str())
-                .collect();
-            Err(EngineError::Invalid(format!(
-                "several stages of execution {id} are {}: {}; name one with --stage",
-                signal.describe(),
-                names.join(", ")
-            )))
-        }
-    }
-}
-
-/// Resets a failed or canceled stage and everything downstream of it to
-/// pending, and reopens the execution.
-pub(crate) async fn restart(
-    execution: &Execution,
-    store: &Store,
-    stage: &str,
-) -> Result<(), EngineError> {
-    let reset = {
-        let state = execution.read().await;
-        let index = state.index(stage).ok_or_else(|| EngineError::NotFound {
-            kind: "stage",
-            id: stage.to_owned(),
-        })?;
-        let status = state.stages[index].status;
-        if !matches!(status, Status::Failed | Status::Canceled) {
-            return Err(EngineError::Invalid(format!(
-                "stage {stage} is {status}: only a failed or canceled stage can be restarted"
-            )));
-        }
-        let reset = downstream(&state, index);
-        if let Some(&busy) = reset
-            .iter()
-            .find(|&&i| matches!(state.stages[i].status, Status::Running | Status::Waiting))
-        {
-            return Err(EngineError::Invalid(format!(
-                "stage {} downstream of {stage} is still {}",
-                state.stages[busy].stage_id, state.stages[busy].status
-            )));
-        }
-        reset
-    };
-    // Steps first: a crash between the two leaves terminal stages with no
-    // steps, which is harmless; the reverse would skip steps on resume.
-    for &i in &reset {
-        let stage_id = execution.read().await.stages[i].stage_id.clone();
-        store.clear_steps(&execution.id, &stage_id).await?;
-    }
-    execution
-        .update(|c| {
-            for &i in &reset {
-                let record = c.stage(i);
-                record.status = Status::Pending;
-                record.started_at = None;
-                record.ended_at = None;
-                record.error = None;
-                record.outputs = serde_json::json!({});
-                record.state = serde_json::json!({});
-            }
-            let exec = &mut c.state.exec;
-            exec.status = Status::Running;
-            exec.ended_at = None;
-            exec.error = None;
-            exec.canceled_by = None;
-        })
-        .await
-}
-
-/// The stage and every stage that depends on it, directly or not.
-fn downstream(state: &ExecState, index: usize) -> Vec<usize> {
-    let mut found = vec![index];
-    let mut at = 0;
-    while at < found.len() {
-        let id = &state.stages[found[at]].stage_id;
-        for i in 0..state.stages.len() {
-            if !found.contains(&i) && state.spec(i).depends_on.contains(id) {
-                found.push(i);
-            }
-        }
-        at += 1;
-    }
-    found
 }
 
 fn panic_message(error: tokio::task::JoinError) -> String {

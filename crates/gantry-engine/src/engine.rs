@@ -17,6 +17,7 @@ use crate::error::EngineError;
 use crate::event::Event;
 use crate::logs::LogSink;
 use crate::process;
+use crate::secret_lookup::{self, GitCredentialsError};
 use crate::state::{ExecState, Execution};
 
 /// What the engine needs from the rest of the server. Services that stage
@@ -87,24 +88,24 @@ pub struct Judgment {
 
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) store: Store,
-    pub(crate) config: EngineConfig,
-    pub(crate) events: broadcast::Sender<Event>,
-    pub(crate) logs: LogSink,
-    pub(crate) http: reqwest::Client,
+struct Inner {
+    store: Store,
+    config: EngineConfig,
+    events: broadcast::Sender<Event>,
+    logs: LogSink,
+    http: reqwest::Client,
     /// The driver of every execution this process is driving.
     drivers: Mutex<HashMap<String, mpsc::Sender<Command>>>,
     /// Held while deciding whether an execution of a pipeline with `concurrency` may start.
-    pub(crate) admission: tokio::sync::Mutex<()>,
+    admission: tokio::sync::Mutex<()>,
     /// Set when an execution was queued: ending executions then look for queued ones.
-    pub(crate) queued: std::sync::atomic::AtomicBool,
+    queued: std::sync::atomic::AtomicBool,
     /// Process groups of running host steps, stopped on shutdown.
-    pub(crate) process_groups: Arc<Mutex<HashSet<i32>>>,
-    pub(crate) shutdown: CancellationToken,
+    process_groups: Arc<Mutex<HashSet<i32>>>,
+    shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
@@ -172,14 +173,16 @@ impl Engine {
 
     /// The git credentials a `credentials:` field names: the secret-store
     /// secret `name`, holding `user:password` or a bare token.
-    pub async fn git_credentials(&self, name: &str) -> Result<gantry_git::Credentials, String> {
-        let store = self.secrets().ok_or_else(|| {
-            format!("credentials secret {name:?} needs a secret store, which this server lacks")
-        })?;
-        match store.get(name).await {
-            Ok(Some(value)) => Ok(gantry_git::Credentials::from_secret(&value)),
-            Ok(None) => Err(format!("credentials secret {name:?} does not exist")),
-            Err(error) => Err(format!("credentials secret {name:?}: {error}")),
+    pub async fn git_credentials(
+        &self,
+        name: &str,
+    ) -> Result<gantry_git::Credentials, GitCredentialsError> {
+        match secret_lookup::lookup(self.secrets(), name).await {
+            Ok(value) => Ok(gantry_git::Credentials::from_secret(&value)),
+            Err(reason) => Err(GitCredentialsError {
+                name: name.to_owned(),
+                reason,
+            }),
         }
     }
 
@@ -196,6 +199,54 @@ impl Engine {
     /// The deploy controller, when the server has one.
     pub fn deploy(&self) -> Option<&gantry_deploy::DeployController> {
         self.inner.config.deploy.as_ref()
+    }
+
+    /// The container engine, when one is installed.
+    pub(crate) fn containers(&self) -> Option<&gantry_container::ContainerEngine> {
+        self.inner.config.containers.as_ref()
+    }
+
+    /// Builder images that cannot exist here, and the local ones that replace them.
+    pub(crate) fn image_map(&self) -> &BTreeMap<String, String> {
+        &self.inner.config.image_map
+    }
+
+    /// The engine's HTTP client (webhooks).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Where stage logs go.
+    pub(crate) fn logs(&self) -> &LogSink {
+        &self.inner.logs
+    }
+
+    /// Canceled when the engine shuts down.
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Held while deciding whether an execution of a pipeline with `concurrency` may start.
+    pub(crate) fn admission(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.admission
+    }
+
+    /// Set when an execution was queued: ending executions then look for queued ones.
+    pub(crate) fn queued(&self) -> &std::sync::atomic::AtomicBool {
+        &self.inner.queued
+    }
+
+    /// What the local step executor uses of the server: its container engine, sandbox,
+    /// data directory, and the process groups stopped on shutdown.
+    pub(crate) fn local_executor_config(&self) -> crate::executor::local::LocalConfig {
+        let config = &self.inner.config;
+        crate::executor::local::LocalConfig {
+            containers: config.containers.clone(),
+            sandbox: config.sandbox.clone(),
+            host_steps: config.host_steps,
+            data_dir: config.data_dir.clone(),
+            process_groups: self.inner.process_groups.clone(),
+        }
     }
 
     /// The APT repositories, when the server has them.

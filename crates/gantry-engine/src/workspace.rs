@@ -11,10 +11,28 @@ use gantry_git::Remote;
 use gantry_store::{GitPush, Status, TriggerData};
 
 use crate::engine::Engine;
+use crate::secret_lookup::GitCredentialsError;
 use crate::state::Execution;
 
+/// Why an execution cannot start: its workspace cannot be made from its trigger.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkspaceError {
+    /// The trigger's `config:` file could not be read at its commit; the reason as recorded.
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot check out the triggering commit: {0}")]
+    Credentials(GitCredentialsError),
+    #[error("cannot check out the triggering commit: {0}")]
+    Repository(gantry_git::RepoError),
+    #[error("cannot check out the triggering commit {commit}: {source}")]
+    Checkout {
+        commit: String,
+        source: gantry_git::GitError,
+    },
+}
+
 /// Checks out the trigger's commit into the workspace. `Err` is the reason the execution fails.
-pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<(), String> {
+pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<(), WorkspaceError> {
     let (stored, untouched) = {
         let state = execution.read().await;
         let untouched = state.stages.iter().all(|s| s.status == Status::Pending);
@@ -29,7 +47,7 @@ pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<()
         }
     };
     if let Some(error) = push.as_ref().and_then(|p| p.config_error.as_deref()) {
-        return Err(error.to_owned());
+        return Err(WorkspaceError::Config(error.to_owned()));
     }
     // Once a stage has run, the workspace is its to change: a resumed execution keeps it.
     if !untouched {
@@ -41,16 +59,14 @@ pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<()
     let Some((source, commit)) = source_of(engine, &push).await? else {
         return Ok(());
     };
-    let dest = engine
-        .inner
-        .config
-        .data_dir
-        .join("workspaces")
-        .join(&execution.id);
+    let dest = engine.data_dir().join("workspaces").join(&execution.id);
     let started = std::time::Instant::now();
     gantry_git::checkout(&source, &commit, &dest)
         .await
-        .map_err(|e| format!("cannot check out the triggering commit {commit}: {e}"))?;
+        .map_err(|source| WorkspaceError::Checkout {
+            commit: commit.clone(),
+            source,
+        })?;
     tracing::debug!(execution = %execution.id, %commit, elapsed = ?started.elapsed(), "workspace checked out");
     Ok(())
 }
@@ -58,7 +74,10 @@ pub(crate) async fn prepare(engine: &Engine, execution: &Execution) -> Result<()
 /// Where to clone from and which commit, when the trigger names one: a hosted repository
 /// by name (unless the push came from outside, with a `url`, and the secret-store name of its
 /// `credentials`), else the `url`.
-async fn source_of(engine: &Engine, push: &GitPush) -> Result<Option<(Remote, String)>, String> {
+async fn source_of(
+    engine: &Engine,
+    push: &GitPush,
+) -> Result<Option<(Remote, String)>, WorkspaceError> {
     let Some(commit) = present(Some(&push.commit)) else {
         return Ok(None);
     };
@@ -68,7 +87,7 @@ async fn source_of(engine: &Engine, push: &GitPush) -> Result<Option<(Remote, St
                 engine
                     .git_credentials(name)
                     .await
-                    .map_err(|e| format!("cannot check out the triggering commit: {e}"))?,
+                    .map_err(WorkspaceError::Credentials)?,
             ),
             None => None,
         };
@@ -81,7 +100,7 @@ async fn source_of(engine: &Engine, push: &GitPush) -> Result<Option<(Remote, St
     let path = engine
         .git()
         .existing(name)
-        .map_err(|e| format!("cannot check out the triggering commit: {e}"))?;
+        .map_err(WorkspaceError::Repository)?;
     Ok(Some((
         Remote::new(path.to_string_lossy()),
         commit.to_owned(),

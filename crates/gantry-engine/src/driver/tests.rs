@@ -2,7 +2,8 @@ use gantry_config::Pipeline;
 use gantry_store::{ExecutionRecord, StageRecord, Status};
 use serde_json::json;
 
-use super::{downstream, final_status, halt, ready_stages};
+use super::failure_options::{final_status, halt, ready_stages};
+use super::restart::downstream;
 use crate::state::ExecState;
 
 /// A state for a pipeline given as YAML-ish JSON stages, with statuses.

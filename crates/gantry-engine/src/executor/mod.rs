@@ -83,7 +83,9 @@ pub(crate) trait StepHandle: Send {
     fn kill(&mut self) -> impl Future<Output = ()> + Send;
 
     /// The `key=value` outputs the step left, read once it ended.
-    fn outputs(&mut self) -> impl Future<Output = Result<Map<String, Value>, String>> + Send;
+    fn outputs(
+        &mut self,
+    ) -> impl Future<Output = Result<Map<String, Value>, local::output::OutputsError>> + Send;
 
     /// Removes what only this step used (its output file, its script file),
     /// after its outputs were read; an error is worth a line in the log,

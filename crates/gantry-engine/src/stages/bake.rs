@@ -9,6 +9,8 @@
 //! restart builds again (the engine's layer cache makes that cheap) and
 //! pushes the same image again.
 
+mod error;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -22,7 +24,9 @@ use sha2::{Digest, Sha256};
 use super::run::output::{MAX_STEP_LOG, pump};
 use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::clock;
+use crate::secret_lookup::{self, RegistryCredentialsError};
 use crate::workspace_files::{Beneath, EntryKind, WorkspaceFileError};
+use error::BakeError;
 
 impl StageRunner for gantry_config::stages::bake::Bake {
     async fn run(ctx: &StageContext, spec: &gantry_config::BakeStage) -> StageResult {
@@ -41,15 +45,13 @@ pub(crate) async fn run(ctx: &StageContext, spec: &BakeStage) -> StageResult {
     }
 }
 
-async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>, String> {
+async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>, BakeError> {
     let Some(engine) = ctx.containers().cloned() else {
-        return Err("no container engine is installed (podman or docker)".to_owned());
+        return Err(BakeError::NoContainerEngine);
     };
     let prepared = {
         let (workspace, run_dir, spec) = (ctx.workspace(), ctx.run_dir(), spec.clone());
-        tokio::task::spawn_blocking(move || prepare(&workspace, &run_dir, &spec))
-            .await
-            .map_err(|e| e.to_string())??
+        tokio::task::spawn_blocking(move || prepare(&workspace, &run_dir, &spec)).await??
     };
     let Prepared {
         context,
@@ -57,7 +59,7 @@ async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>
         key,
     } = prepared;
     if !spec.rebake
-        && let Some(earlier) = ctx.store().bake(&key).await.map_err(|e| e.to_string())?
+        && let Some(earlier) = ctx.store().bake(&key).await?
     {
         ctx.log
             .system(&format!(
@@ -84,9 +86,10 @@ async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>
         command.arg("--build-arg").arg(format!("{name}={value}"));
     }
     command.arg(&context).process_group(0);
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start {} build: {e}", engine.name()))?;
+    let mut child = command.spawn().map_err(|source| BakeError::Start {
+        engine: engine.name(),
+        source,
+    })?;
     let budget = Arc::new(AtomicU64::new(MAX_STEP_LOG));
     let readers = [
         child.stdout.take().map(|out| {
@@ -117,7 +120,7 @@ async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>
             crate::process::terminate_group(pid as i32, crate::process::GRACE).await;
         }
         let _ = child.wait().await;
-        return Err("canceled".to_owned());
+        return Err(BakeError::Canceled);
     };
     for reader in readers.into_iter().flatten() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), reader).await;
@@ -125,12 +128,17 @@ async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>
     match status {
         Ok(status) if status.success() => {}
         Ok(status) => {
-            return Err(format!(
-                "{} build failed ({status}); see the stage's log",
-                engine.name()
-            ));
+            return Err(BakeError::BuildFailed {
+                engine: engine.name(),
+                status,
+            });
         }
-        Err(error) => return Err(format!("{} build: {error}", engine.name())),
+        Err(source) => {
+            return Err(BakeError::Wait {
+                engine: engine.name(),
+                source,
+            });
+        }
     }
 
     let digest = if spec.push {
@@ -151,7 +159,7 @@ async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>
         engine
             .image_id(&spec.image)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(BakeError::ImageId)?
     };
     let record = BakeRecord {
         key,
@@ -159,10 +167,7 @@ async fn bake(ctx: &StageContext, spec: &BakeStage) -> Result<Map<String, Value>
         digest,
         created_at: clock::now(),
     };
-    ctx.store()
-        .put_bake(&record)
-        .await
-        .map_err(|e| e.to_string())?;
+    ctx.store().put_bake(&record).await?;
     Ok(outputs(&record, false))
 }
 
@@ -179,32 +184,31 @@ fn outputs(record: &BakeRecord, skipped: bool) -> Map<String, Value> {
 pub(crate) async fn credentials(
     ctx: &StageContext,
     access: &RegistryAccess,
-) -> Result<Option<Credentials>, String> {
+) -> Result<Option<Credentials>, RegistryCredentialsError> {
     let Some(name) = &access.credentials else {
         return Ok(None);
     };
-    let value = secret(ctx, name).await?;
+    let value = secret_lookup::lookup(ctx.secrets(), name)
+        .await
+        .map_err(|reason| RegistryCredentialsError::Lookup {
+            name: name.clone(),
+            reason,
+        })?;
     Credentials::parse(&value)
         .map(Some)
-        .ok_or_else(|| format!("credentials: secret {name:?} must hold user:password"))
+        .ok_or_else(|| RegistryCredentialsError::NotUserPassword { name: name.clone() })
 }
 
-/// The value of a secret that holds credentials (`user:password`).
-pub(crate) async fn secret(ctx: &StageContext, name: &str) -> Result<String, String> {
-    let Some(secrets) = ctx.secrets() else {
-        return Err(format!(
-            "credentials: secret {name:?} needs a secret store, which this server lacks"
-        ));
-    };
-    match secrets.get(name).await {
-        Ok(Some(value)) => Ok(value),
-        Ok(None) => Err(format!("credentials: secret {name:?} does not exist")),
-        Err(error) => Err(format!("credentials: secret {name:?}: {error}")),
-    }
+/// A registry's error, with what to do about a 401.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}{hint}")]
+pub(crate) struct RegistryRefusal {
+    error: ContainerError,
+    hint: String,
 }
 
 /// A registry error, with what to do about a 401.
-pub(crate) fn explain(error: ContainerError, access: &RegistryAccess) -> String {
+pub(crate) fn explain(error: ContainerError, access: &RegistryAccess) -> RegistryRefusal {
     let hint = match (&error, &access.credentials) {
         (ContainerError::Unauthorized { .. }, Some(name)) => {
             format!(": the credentials in secret {name:?} were refused")
@@ -214,7 +218,7 @@ pub(crate) fn explain(error: ContainerError, access: &RegistryAccess) -> String 
         }
         _ => String::new(),
     };
-    format!("{error}{hint}")
+    RegistryRefusal { error, hint }
 }
 
 /// What a bake gives the container engine, read by the server beneath the workspace.
@@ -232,24 +236,32 @@ const MAX_CONTAINERFILE: u64 = 4 << 20;
 
 /// Opens the build context and its Containerfile beneath the workspace (see
 /// `crate::workspace_files`), keeps a copy of the Containerfile and computes the bake key.
-fn prepare(workspace: &Path, run_dir: &Path, spec: &BakeStage) -> Result<Prepared, String> {
-    let beneath = Beneath::workspace(workspace).map_err(|e| e.to_string())?;
+fn prepare(workspace: &Path, run_dir: &Path, spec: &BakeStage) -> Result<Prepared, BakeError> {
+    let beneath = Beneath::workspace(workspace).map_err(BakeError::Workspace)?;
     let shown = spec.context.as_deref().unwrap_or(".");
     let context_dir = beneath.open_dir(shown).map_err(|error| match error {
         WorkspaceFileError::NotDirectory { .. } | WorkspaceFileError::Missing { .. } => {
-            format!("the build context {shown:?} is not a directory in the workspace")
+            BakeError::ContextNotADirectory {
+                shown: shown.to_owned(),
+            }
         }
-        error => format!("the build context: {error}"),
+        error => BakeError::Context(error),
     })?;
-    let context = std::fs::read_link(Beneath::fd_path(&context_dir))
-        .map_err(|e| format!("the build context {shown:?}: {e}"))?;
+    let context = std::fs::read_link(Beneath::fd_path(&context_dir)).map_err(|source| {
+        BakeError::ContextPath {
+            shown: shown.to_owned(),
+            source,
+        }
+    })?;
     let relative = containerfile(&beneath, shown, spec.containerfile.as_deref())?;
     let text = beneath
         .read(&relative, MAX_CONTAINERFILE)
-        .map_err(|e| format!("containerfile: {e}"))?;
+        .map_err(BakeError::Containerfile)?;
     let key = bake_key(&beneath, shown, &text, spec)?;
-    std::fs::create_dir_all(run_dir)
-        .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
+    std::fs::create_dir_all(run_dir).map_err(|source| BakeError::CreateDir {
+        path: run_dir.to_owned(),
+        source,
+    })?;
     let copy = run_dir.join("Containerfile");
     let _ = std::fs::remove_file(&copy);
     {
@@ -260,9 +272,14 @@ fn prepare(workspace: &Path, run_dir: &Path, spec: &BakeStage) -> Result<Prepare
             .create_new(true)
             .mode(0o600)
             .open(&copy)
-            .map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
-        file.write_all(&text)
-            .map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
+            .map_err(|source| BakeError::Write {
+                path: copy.clone(),
+                source,
+            })?;
+        file.write_all(&text).map_err(|source| BakeError::Write {
+            path: copy.clone(),
+            source,
+        })?;
     }
     Ok(Prepared {
         context,
@@ -273,7 +290,11 @@ fn prepare(workspace: &Path, run_dir: &Path, spec: &BakeStage) -> Result<Prepare
 
 /// The Containerfile's path relative to the workspace: the one the stage names, else a
 /// `Containerfile` or `Dockerfile` at the top of the context.
-fn containerfile(beneath: &Beneath, context: &str, given: Option<&str>) -> Result<String, String> {
+fn containerfile(
+    beneath: &Beneath,
+    context: &str,
+    given: Option<&str>,
+) -> Result<String, BakeError> {
     let join = |name: &str| {
         Path::new(context)
             .join(name)
@@ -285,10 +306,10 @@ fn containerfile(beneath: &Beneath, context: &str, given: Option<&str>) -> Resul
         let path = join(given);
         return match beneath.open_file(&path) {
             Ok(_) => Ok(path),
-            Err(WorkspaceFileError::Missing { .. }) => Err(format!(
-                "containerfile {given:?} not found in the build context"
-            )),
-            Err(error) => Err(format!("containerfile: {error}")),
+            Err(WorkspaceFileError::Missing { .. }) => Err(BakeError::ContainerfileNotFound {
+                given: given.to_owned(),
+            }),
+            Err(error) => Err(BakeError::Containerfile(error)),
         };
     }
     for name in ["Containerfile", "Dockerfile"] {
@@ -296,10 +317,10 @@ fn containerfile(beneath: &Beneath, context: &str, given: Option<&str>) -> Resul
         match beneath.open_file(&path) {
             Ok(_) => return Ok(path),
             Err(WorkspaceFileError::Missing { .. }) => continue,
-            Err(error) => return Err(format!("containerfile: {error}")),
+            Err(error) => return Err(BakeError::Containerfile(error)),
         }
     }
-    Err("no Containerfile or Dockerfile in the build context".to_owned())
+    Err(BakeError::NoContainerfile)
 }
 
 /// SHA-256 over everything the image is made of. Files are visited in name
@@ -312,7 +333,7 @@ fn bake_key(
     context: &str,
     containerfile: &[u8],
     spec: &BakeStage,
-) -> Result<String, String> {
+) -> Result<String, BakeError> {
     let mut hash = Sha256::new();
     hash.update(b"gantry-bake-1\0");
     hash.update(spec.image.as_bytes());
@@ -324,7 +345,7 @@ fn bake_key(
     hash.update(b"\0");
     let entries = beneath
         .walk_except(context, &[".git"])
-        .map_err(|e| format!("the build context: {e}"))?;
+        .map_err(BakeError::Context)?;
     for entry in entries {
         hash.update(entry.relative.to_string_lossy().as_bytes());
         let mode = match &entry.kind {
@@ -340,8 +361,11 @@ fn bake_key(
                 let path = path.to_string_lossy();
                 let mut file = beneath
                     .open_file(path.trim_start_matches("./"))
-                    .map_err(|e| format!("the build context: {e}"))?;
-                std::io::copy(&mut file, &mut hash).map_err(|e| format!("{path}: {e}"))?;
+                    .map_err(BakeError::Context)?;
+                std::io::copy(&mut file, &mut hash).map_err(|source| BakeError::ContextFile {
+                    path: path.to_string(),
+                    source,
+                })?;
             }
         }
         hash.update(b"\0");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use gantry_config::{SecretName, Stage};
 use gantry_container::ContainerEngine;
 use gantry_secrets::SecretStore;
-use gantry_store::{ExecutionRecord, Millis, ParentRef, Status, Store};
+use gantry_store::{ExecutionRecord, GitPush, Millis, ParentRef, Status, Store, TriggerData};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -23,9 +23,8 @@ use crate::state::Execution;
 /// capabilities below (store, secrets, repositories, APT, deploy controller, container
 /// engine, HTTP client, child executions). Stage types reach the engine only through these.
 pub(crate) struct StageContext {
-    /// Only `run/**` still reaches through this, until its step executor has its own seam;
-    /// every other stage uses the accessors below.
-    pub(crate) engine: Engine,
+    /// Private: stage types reach the engine only through the accessors below.
+    engine: Engine,
     pub(crate) execution: Arc<Execution>,
     pub(crate) index: usize,
     pub(crate) stage_id: String,
@@ -68,7 +67,7 @@ impl StageContext {
             cancel,
             signals: Mutex::new(signals),
             log: StageLog {
-                sink: engine.inner.logs.clone(),
+                sink: engine.logs().clone(),
                 masker,
                 execution_id: execution.id.clone(),
                 stage_id: record.stage_id.clone(),
@@ -78,7 +77,7 @@ impl StageContext {
     }
 
     pub(crate) fn store(&self) -> &Store {
-        &self.engine.inner.store
+        self.engine.store()
     }
 
     /// The secret store, when the server has one.
@@ -95,7 +94,7 @@ impl StageContext {
     pub(crate) async fn git_credentials(
         &self,
         name: &str,
-    ) -> Result<gantry_git::Credentials, String> {
+    ) -> Result<gantry_git::Credentials, crate::GitCredentialsError> {
         self.engine.git_credentials(name).await
     }
 
@@ -105,31 +104,35 @@ impl StageContext {
     }
 
     /// The deploy controller, when the server has one (`gantry serve`).
-    #[expect(
-        dead_code,
-        reason = "for deploy.rs and deploy_support.rs, which still read ctx.engine.inner until the deploy work switches"
-    )]
     pub(crate) fn deploy_controller(&self) -> Option<&gantry_deploy::DeployController> {
         self.engine.deploy()
     }
 
     /// The container engine, when one is installed.
     pub(crate) fn containers(&self) -> Option<&ContainerEngine> {
-        self.engine.inner.config.containers.as_ref()
+        self.engine.containers()
     }
 
     /// The engine's HTTP client (webhooks).
     pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.engine.inner.http
+        self.engine.http()
     }
 
     /// The server's data directory, which steps must not reach.
-    #[expect(
-        dead_code,
-        reason = "for deploy.rs and deploy_support.rs, which still read ctx.engine.inner until the deploy work switches"
-    )]
     pub(crate) fn data_dir(&self) -> &Path {
         self.engine.data_dir()
+    }
+
+    /// Builder images that cannot exist here, and the local ones that replace them
+    /// (Cloud Build files).
+    pub(crate) fn image_map(&self) -> &std::collections::BTreeMap<String, String> {
+        self.engine.image_map()
+    }
+
+    /// The step executor for this stage, with the server's container engine, sandbox and
+    /// data directory. A new one per call: it remembers the images it found for one stage.
+    pub(crate) fn step_executor(&self) -> crate::executor::local::LocalExecutor {
+        crate::executor::local::LocalExecutor::new(self.engine.local_executor_config())
     }
 
     /// Execution events, to follow a child execution.
@@ -149,6 +152,24 @@ impl StageContext {
     /// Cancels another execution (a child this stage started).
     pub(crate) async fn cancel_execution(&self, id: &str, user: &str) -> Result<(), EngineError> {
         self.engine.cancel(id, user).await
+    }
+
+    /// What started the execution, typed; `None` for a stored trigger of no known shape
+    /// (it names no commit, no repository, no pull request).
+    pub(crate) async fn trigger(&self) -> Option<TriggerData> {
+        let stored = self.execution.read().await.exec.trigger.clone();
+        match TriggerData::from_stored(&stored) {
+            Ok(trigger) => Some(trigger),
+            Err(error) => {
+                tracing::warn!(execution = %self.execution.id, stage = %self.stage_id, %error, "the trigger is read as naming nothing");
+                None
+            }
+        }
+    }
+
+    /// The push (or `--ref`, or an upstream's push) that started the execution, if one did.
+    pub(crate) async fn trigger_push(&self) -> Option<GitPush> {
+        self.trigger().await.and_then(|trigger| trigger.git())
     }
 
     /// The stage's durable state (a JSON object).
@@ -201,9 +222,7 @@ impl StageContext {
     /// Gantry's own files for this stage (step outputs), outside the workspace.
     pub(crate) fn run_dir(&self) -> PathBuf {
         self.engine
-            .inner
-            .config
-            .data_dir
+            .data_dir()
             .join("runs")
             .join(&self.execution.id)
             .join(&self.stage_id)
@@ -221,12 +240,7 @@ impl StageContext {
 
 /// An execution's workspace, shared by all its stages.
 fn workspace_of(engine: &Engine, execution_id: &str) -> PathBuf {
-    engine
-        .inner
-        .config
-        .data_dir
-        .join("workspaces")
-        .join(execution_id)
+    engine.data_dir().join("workspaces").join(execution_id)
 }
 
 /// A log writer for a stage outside a running stage task (the driver's own
@@ -239,7 +253,7 @@ pub(crate) async fn stage_log(
 ) -> StageLog {
     let state = execution.read().await;
     StageLog {
-        sink: engine.inner.logs.clone(),
+        sink: engine.logs().clone(),
         masker: execution_masker(engine, execution, &state).await,
         execution_id: execution_id.to_owned(),
         stage_id: stage_id.to_owned(),

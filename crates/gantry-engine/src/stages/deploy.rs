@@ -26,14 +26,14 @@ use serde_json::{Value, json};
 use self::journal::StageJournal;
 use self::people::{StagePeople, judgments_output};
 use super::deploy_support::{controller, run_with_progress};
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult};
 
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
+pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> StageResult {
     let deploy = match controller(ctx) {
         Ok(deploy) => deploy,
-        Err(outcome) => return outcome,
+        Err(failure) => return Err(failure),
     };
     let cluster = cluster_name(
         &spec.application,
@@ -46,9 +46,9 @@ pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> Outcome {
         match claim::take_cluster(ctx, &cluster).await {
             Ok(()) => {}
             Err(claim::ClaimError::Canceled(_)) => {
-                return Outcome::Canceled(ctx.cancel_reason().await);
+                return Err(StageFailure::Canceled(ctx.cancel_reason().await));
             }
-            Err(error) => return Outcome::Failed(error.to_string()),
+            Err(error) => return Err(StageFailure::Failed(error.to_string())),
         }
     }
     let outcome = deploy_to(ctx, spec, &deploy, &cluster).await;
@@ -63,27 +63,27 @@ async fn deploy_to(
     spec: &DeployStage,
     deploy: &DeployController,
     cluster: &str,
-) -> Outcome {
+) -> StageResult {
     let cluster = cluster.to_owned();
     let strategy = strategy(spec);
     let (request_id, previous, size) = match recorded_request(ctx, spec, deploy, &cluster).await {
         Ok(request) => request,
-        Err(message) => return Outcome::Failed(message),
+        Err(message) => return Err(StageFailure::Failed(message)),
     };
     if let Err(message) = image::ensure_image(ctx, spec).await {
-        return Outcome::Failed(message);
+        return Err(StageFailure::Failed(message));
     }
     let artifact = match (&spec.package, &spec.repository) {
         (Some(query), Some(repository)) => {
             match super::package_deb::unpack_for_deploy(ctx, repository, query).await {
                 Ok(dir) => Some(dir),
-                Err(message) => return Outcome::Failed(message),
+                Err(error) => return Err(StageFailure::Failed(error.to_string())),
             }
         }
         _ => match &spec.artifact {
             Some(artifact) => match artifact_path(ctx, artifact).await {
                 Ok(path) => Some(path),
-                Err(message) => return Outcome::Failed(message),
+                Err(message) => return Err(StageFailure::Failed(message)),
             },
             None => None,
         },
@@ -124,10 +124,10 @@ async fn deploy_to(
             let mut outputs = judgments_output(&ctx.state().await);
             outputs.insert("cluster".into(), Value::String(cluster));
             outputs.insert("serverGroup".into(), Value::String(group.name));
-            Outcome::Succeeded(outputs)
+            Ok(outputs)
         }
-        Err(gantry_deploy::DeployError::Canceled) => Outcome::Canceled(ctx.cancel_reason().await),
-        Err(error) => Outcome::Failed(error.to_string()),
+        Err(gantry_deploy::DeployError::Canceled) => Err(StageFailure::Canceled(ctx.cancel_reason().await)),
+        Err(error) => Err(StageFailure::Failed(error.to_string())),
     }
 }
 
@@ -266,8 +266,8 @@ fn canary_step(step: &gantry_config::CanaryStep) -> CanaryStep {
 async fn artifact_path(ctx: &StageContext, artifact: &str) -> Result<std::path::PathBuf, String> {
     let path = Path::new(artifact);
     if path.is_absolute() {
-        let data_dir = std::fs::canonicalize(&ctx.engine.inner.config.data_dir)
-            .unwrap_or_else(|_| ctx.engine.inner.config.data_dir.clone());
+        let data_dir = std::fs::canonicalize(ctx.data_dir())
+            .unwrap_or_else(|_| ctx.data_dir().to_owned());
         if std::fs::canonicalize(path).is_ok_and(|real| real.starts_with(&data_dir)) {
             return Err(format!(
                 "artifact {artifact} is in the server's data directory, which deploys cannot read"

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use gantry_deploy::DeployController;
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure};
 
-pub(super) fn controller(ctx: &StageContext) -> Result<DeployController, Outcome> {
-    ctx.engine.inner.config.deploy.clone().ok_or_else(|| {
-        Outcome::Failed(
+pub(super) fn controller(ctx: &StageContext) -> Result<DeployController, StageFailure> {
+    ctx.deploy_controller().cloned().ok_or_else(|| {
+        StageFailure::Failed(
             "this server has no deploy controller (deploy stages need `gantry serve`)".into(),
         )
     })

@@ -8,7 +8,24 @@ use gantry_container::{
 };
 use serde_json::{Map, Value};
 
+use super::bake::RegistryRefusal;
 use super::{StageContext, StageFailure, StageResult, StageRunner};
+use crate::secret_lookup::RegistryCredentialsError;
+
+/// Why `findImage` found no tag; shown after `findImage REPOSITORY: `.
+#[derive(Debug, thiserror::Error)]
+enum FindImageError {
+    #[error("pattern is not a valid regular expression: {0}")]
+    Pattern(regex::Error),
+    #[error("{0}")]
+    Reference(gantry_container::ContainerError),
+    #[error(transparent)]
+    Credentials(#[from] RegistryCredentialsError),
+    #[error(transparent)]
+    Registry(#[from] RegistryRefusal),
+    #[error("none of its {count} tag(s) matches {pattern:?}")]
+    NoMatch { count: usize, pattern: String },
+}
 
 impl StageRunner for gantry_config::stages::find_image::FindImage {
     async fn run(ctx: &StageContext, spec: &gantry_config::FindImageStage) -> StageResult {
@@ -27,10 +44,13 @@ pub(crate) async fn run(ctx: &StageContext, spec: &FindImageStage) -> StageResul
     }
 }
 
-async fn find(ctx: &StageContext, spec: &FindImageStage) -> Result<Map<String, Value>, String> {
-    let pattern = regex::Regex::new(&spec.pattern)
-        .map_err(|e| format!("pattern is not a valid regular expression: {e}"))?;
-    let (host, repository) = split_reference(&spec.repository).map_err(|e| e.to_string())?;
+async fn find(
+    ctx: &StageContext,
+    spec: &FindImageStage,
+) -> Result<Map<String, Value>, FindImageError> {
+    let pattern = regex::Regex::new(&spec.pattern).map_err(FindImageError::Pattern)?;
+    let (host, repository) =
+        split_reference(&spec.repository).map_err(FindImageError::Reference)?;
     let client = RegistryClient {
         tls_verify: spec
             .registry
@@ -43,11 +63,10 @@ async fn find(ctx: &StageContext, spec: &FindImageStage) -> Result<Map<String, V
         .await
         .map_err(|e| super::bake::explain(e, &spec.registry))?;
     let Some((tag, version)) = newest_tag(tags.iter().map(String::as_str), &pattern) else {
-        return Err(format!(
-            "none of its {} tag(s) matches {:?}",
-            tags.len(),
-            spec.pattern
-        ));
+        return Err(FindImageError::NoMatch {
+            count: tags.len(),
+            pattern: spec.pattern.clone(),
+        });
     };
     ctx.log
         .system(&format!(

@@ -14,11 +14,31 @@ use std::path::{Component, Path};
 
 use gantry_config::{GitCommitStage, GitTarget};
 use gantry_git::Remote;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use super::{StageContext, StageFailure, StageResult, StageRunner};
 
 mod workspace;
+
+/// Why a GitOps stage cannot reach its repository; `kind` is the stage type's name.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum GitTargetError {
+    #[error("{kind}: {source}")]
+    Repository {
+        kind: &'static str,
+        source: gantry_git::RepoError,
+    },
+    #[error("{kind}: {source}")]
+    Credentials {
+        kind: &'static str,
+        source: crate::GitCredentialsError,
+    },
+    #[error("{kind}: no \"repository\" and no \"url\"")]
+    NoLocation { kind: &'static str },
+    /// Cloning failed; git's message with the credentials' password hidden.
+    #[error("{kind}: {masked}")]
+    Clone { kind: &'static str, masked: String },
+}
 
 /// The repository a GitOps stage pushes to.
 pub(super) struct Target {
@@ -31,14 +51,14 @@ pub(super) struct Target {
 
 impl Target {
     /// From the stage's `repository`, or `url` and `credentials`.
-    async fn resolve(ctx: &StageContext, location: &GitTarget) -> Result<Target, String> {
+    async fn resolve(ctx: &StageContext, location: &GitTarget) -> Result<Target, GitTargetError> {
         let kind = ctx.spec.kind.type_name();
         match (location.repository.as_deref(), location.url.as_deref()) {
             (Some(name), _) => {
                 let path = ctx
                     .git()
                     .existing(name)
-                    .map_err(|e| format!("{kind}: {e}"))?;
+                    .map_err(|source| GitTargetError::Repository { kind, source })?;
                 Ok(Target {
                     hosted: Some(name.to_owned()),
                     remote: Remote::new(path.to_string_lossy()),
@@ -50,7 +70,7 @@ impl Target {
                     Some(name) => Some(
                         ctx.git_credentials(name)
                             .await
-                            .map_err(|e| format!("{kind}: {e}"))?,
+                            .map_err(|source| GitTargetError::Credentials { kind, source })?,
                     ),
                     None => None,
                 };
@@ -60,7 +80,7 @@ impl Target {
                     name: url.to_owned(),
                 })
             }
-            (None, None) => Err(format!("{kind}: no \"repository\" and no \"url\"")),
+            (None, None) => Err(GitTargetError::NoLocation { kind }),
         }
     }
 
@@ -96,7 +116,7 @@ pub(crate) async fn commit(ctx: &StageContext, spec: &GitCommitStage) -> StageRe
     let work = ctx.run_dir().join("git");
     let target = match open(ctx, &spec.target, &spec.branch, &work).await {
         Ok(target) => target,
-        Err(error) => return Err(StageFailure::Failed(error)),
+        Err(error) => return Err(StageFailure::Failed(error.to_string())),
     };
     // Workspace files first: an inline file inside a copied directory is then added to it.
     for (file, source) in &spec.from_workspace {
@@ -121,7 +141,7 @@ pub(crate) async fn commit(ctx: &StageContext, spec: &GitCommitStage) -> StageRe
                     ))
                     .await
             }
-            Err(error) => return Err(StageFailure::Failed(error)),
+            Err(error) => return Err(StageFailure::Failed(error.to_string())),
         }
     }
     for (file, content) in &spec.files {
@@ -158,11 +178,15 @@ pub(super) async fn open(
     location: &GitTarget,
     branch: &str,
     work: &Path,
-) -> Result<Target, String> {
+) -> Result<Target, GitTargetError> {
     let target = Target::resolve(ctx, location).await?;
+    let kind = ctx.spec.kind.type_name();
     gantry_git::clone_branch(&target.remote, branch, work)
         .await
-        .map_err(|e| target.mask(&format!("{}: {e}", ctx.spec.kind.type_name())))?;
+        .map_err(|e| GitTargetError::Clone {
+            kind,
+            masked: target.mask(&e.to_string()),
+        })?;
     Ok(target)
 }
 
@@ -229,23 +253,15 @@ pub(super) async fn finish(
 
 /// `TITLE`, then the source commit, its author and message, and the execution.
 pub(super) async fn default_message(ctx: &StageContext, title: &str) -> String {
-    let trigger = ctx.execution.read().await.exec.trigger.clone();
-    let field = |name: &str| {
-        trigger
-            .get(name)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
     let mut message = format!("{title}\n\n");
-    if !field("commit").is_empty() {
+    if let Some(push) = ctx.trigger_push().await.filter(|p| !p.commit.is_empty()) {
         message.push_str(&format!(
             "Source: {}@{} by {}\n",
-            field("repository"),
-            short(&field("commit")),
-            field("author")
+            push.repository,
+            short(&push.commit),
+            push.author.as_deref().unwrap_or("")
         ));
-        let source_message = field("message");
+        let source_message = push.message.as_deref().unwrap_or("");
         if let Some(subject) = source_message.lines().next() {
             message.push_str(&format!("Source message: {subject}\n"));
         }

@@ -26,12 +26,9 @@ pub(crate) async fn run(ctx: &StageContext, spec: &GitPromoteStage) -> StageResu
     let work = ctx.run_dir().join("git");
     let target = match open(ctx, &spec.target, &spec.to, &work).await {
         Ok(target) => target,
-        Err(error) => return Err(StageFailure::Failed(error)),
+        Err(error) => return Err(StageFailure::Failed(error.to_string())),
     };
-    let source = match source(ctx, spec, &target, &work).await {
-        Ok(source) => source,
-        Err(error) => return Err(StageFailure::Failed(error)),
-    };
+    let source = source(ctx, spec, &target, &work).await?;
     if let Err(error) = gantry_git::copy_from(&work, &source, &spec.files).await {
         return Err(StageFailure::Failed(format!("gitPromote: {error}")));
     }
@@ -60,7 +57,7 @@ async fn source(
     spec: &GitPromoteStage,
     target: &Target,
     work: &std::path::Path,
-) -> Result<String, String> {
+) -> Result<String, StageFailure> {
     let from = spec.from.as_str();
     let Some(tip) = gantry_git::remote_branch(work, from).await else {
         return Ok(from.to_owned());
@@ -76,11 +73,11 @@ async fn source(
         (tip.clone(), format!("the tip of {from}"))
     };
     if !gantry_git::contains_commit(work, &commit).await {
-        return Err(format!(
+        return Err(StageFailure::Failed(format!(
             "gitPromote: {} ({why}) is no longer in {} (was {from} force-pushed?)",
             short(&commit),
             target.name()
-        ));
+        )));
     }
     let newer = if commit == tip {
         String::new()
@@ -128,20 +125,19 @@ async fn committed_here(
 /// The trigger's commit, when the trigger was a push (or a run by hand of a ref) of `branch`
 /// of the same repository. A re-run keeps its earlier execution's trigger, and so its commit.
 async fn triggering_commit(ctx: &StageContext, target: &Target, branch: &str) -> Option<String> {
-    let trigger = ctx.execution.read().await.exec.trigger.clone();
-    let field = |name: &str| trigger.get(name).and_then(Value::as_str);
-    if field("branch") != Some(branch) {
+    let push = ctx.trigger_push().await?;
+    if push.branch.as_deref() != Some(branch) {
         return None;
     }
-    let same = match (target.hosted(), field("url")) {
-        (Some(name), None) => field("repository") == Some(name),
+    let same = match (target.hosted(), push.url.as_deref()) {
+        (Some(name), None) => push.repository == name,
         (None, Some(url)) => same_repository(url, target.name()),
         _ => false,
     };
     if !same {
         return None;
     }
-    field("commit").filter(|c| !c.is_empty()).map(str::to_owned)
+    Some(push.commit).filter(|c| !c.is_empty())
 }
 
 /// `https://Host/org/app.git/` and `https://host/org/app` name one repository.

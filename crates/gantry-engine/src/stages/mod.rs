@@ -1,19 +1,18 @@
 //! Stage types, the engine side. Each type implements [`StageRunner`] on the unit struct
 //! `gantry-config` registers it with (`gantry_config::with_stage_types!`); `run_kind` below is
 //! generated from that one list, so a registered type without a runner does not compile.
-//! The runners of types whose files other work owns (`run`, the deploy family) are in
-//! `adapters.rs`.
+//! The deploy family's runners are together in `deploy_family.rs`.
 //!
 //! A stage must be resumable: `run` is called again, with `ctx.resumed`,
 //! after a server restart found the stage running. Whatever a stage must not
 //! do twice (send a request, start a child pipeline, run a finished step) it
 //! records first in its durable state (`ctx.save_state`) or in the store.
 
-mod adapters;
 mod bake;
 mod check_preconditions;
 mod context;
 mod deploy;
+mod deploy_family;
 mod deploy_support;
 mod find_image;
 mod git_commit;
@@ -62,41 +61,12 @@ pub(crate) trait StageRunner: StageType {
     async fn run(ctx: &StageContext, spec: &Self::Spec) -> StageResult;
 }
 
-/// How a stage ended, as the driver records it.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// Outputs are merged into the stage's outputs.
-    Succeeded(Map<String, Value>),
-    Failed(String),
-    Canceled(String),
-}
-
-impl From<StageResult> for Outcome {
-    fn from(result: StageResult) -> Outcome {
-        match result {
-            Ok(outputs) => Outcome::Succeeded(outputs),
-            Err(StageFailure::Failed(message)) => Outcome::Failed(message),
-            Err(StageFailure::Canceled(message)) => Outcome::Canceled(message),
-        }
-    }
-}
-
-impl From<Outcome> for StageResult {
-    fn from(outcome: Outcome) -> StageResult {
-        match outcome {
-            Outcome::Succeeded(outputs) => Ok(outputs),
-            Outcome::Failed(message) => Err(StageFailure::Failed(message)),
-            Outcome::Canceled(message) => Err(StageFailure::Canceled(message)),
-        }
-    }
-}
-
 /// Runs a stage: renders its expressions, applies its timeout, and runs the
 /// stage type.
-pub(crate) async fn execute(ctx: StageContext) -> Outcome {
+pub(crate) async fn execute(ctx: StageContext) -> StageResult {
     let kind = match expressions::render_stage(&ctx.spec.kind, &ctx.expressions) {
         Ok(kind) => kind,
-        Err(error) => return Outcome::Failed(format!("expression: {error}")),
+        Err(error) => return Err(StageFailure::Failed(format!("expression: {error}"))),
     };
     if ctx.resumed {
         ctx.log
@@ -105,20 +75,20 @@ pub(crate) async fn execute(ctx: StageContext) -> Outcome {
     }
     let run = run_kind(&ctx, &kind);
     let Some(timeout) = ctx.spec.timeout else {
-        return run.await.into();
+        return run.await;
     };
     let elapsed = Duration::from_millis((crate::clock::now() - ctx.started_at).max(0) as u64);
     let left = timeout.saturating_sub(elapsed);
     tokio::pin!(run);
     tokio::select! {
-        result = &mut run => result.into(),
+        result = &mut run => result,
         _ = tokio::time::sleep(left) => {
             // Let the stage stop what it started before reporting.
             ctx.cancel.cancel();
             let _ = run.await;
             let message = format!("timed out after {}", humanize(timeout));
             ctx.log.system(&message).await;
-            Outcome::Failed(message)
+            Err(StageFailure::Failed(message))
         }
     }
 }

@@ -3,6 +3,8 @@
 //! repository already holds changes nothing (nor fires its trigger twice),
 //! so neither needs durable state.
 
+mod error;
+
 use std::path::PathBuf;
 
 use gantry_config::{PackageDebStage, PublishDebStage};
@@ -11,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::workspace_files::Beneath;
+pub(crate) use error::PackageDebError;
 
 impl StageRunner for gantry_config::stages::package_deb::PackageDeb {
     async fn run(ctx: &StageContext, spec: &gantry_config::PackageDebStage) -> StageResult {
@@ -27,7 +30,8 @@ impl StageRunner for gantry_config::stages::package_deb::PublishDeb {
 pub(crate) async fn package(ctx: &StageContext, spec: &PackageDebStage) -> StageResult {
     match build(ctx, spec).await {
         Ok(outputs) => Ok(outputs),
-        Err(message) => {
+        Err(error) => {
+            let message = error.to_string();
             ctx.log.system(&message).await;
             Err(StageFailure::Failed(message))
         }
@@ -37,7 +41,8 @@ pub(crate) async fn package(ctx: &StageContext, spec: &PackageDebStage) -> Stage
 pub(crate) async fn publish(ctx: &StageContext, spec: &PublishDebStage) -> StageResult {
     match add_and_publish(ctx, spec).await {
         Ok(outputs) => Ok(outputs),
-        Err(message) => {
+        Err(error) => {
+            let message = error.to_string();
             ctx.log.system(&message).await;
             Err(StageFailure::Failed(message))
         }
@@ -52,11 +57,14 @@ const MAX_PACKAGE: u64 = 4 << 30;
 
 /// The execution's workspace, opened for reading what steps wrote in it (see
 /// `crate::workspace_files`: links out of it are refused).
-fn workspace(ctx: &StageContext) -> Result<Beneath, String> {
-    Beneath::workspace(&ctx.workspace()).map_err(|e| e.to_string())
+fn workspace(ctx: &StageContext) -> Result<Beneath, PackageDebError> {
+    Beneath::workspace(&ctx.workspace()).map_err(PackageDebError::Workspace)
 }
 
-async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String, Value>, String> {
+async fn build(
+    ctx: &StageContext,
+    spec: &PackageDebStage,
+) -> Result<Map<String, Value>, PackageDebError> {
     let mut options = BuildOptions::new(&spec.package, &spec.version);
     if let Some(arch) = &spec.architecture {
         options.architecture = arch.clone();
@@ -78,7 +86,7 @@ async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String,
         if let Some(file) = file {
             let body = beneath
                 .read(file, MAX_SCRIPT)
-                .map_err(|e| format!("cannot read {name} script: {e}"))?;
+                .map_err(|source| PackageDebError::Script { name, source })?;
             options.scripts.push((name.to_owned(), body));
         }
     }
@@ -87,7 +95,7 @@ async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String,
     // inside the root are packaged as links.
     let directory = beneath
         .open_dir(&spec.directory)
-        .map_err(|e| format!("packageDeb directory: {e}"))?;
+        .map_err(PackageDebError::Directory)?;
     let version = spec
         .version
         .split_once(':')
@@ -103,17 +111,20 @@ async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String,
         tokio::task::spawn_blocking(move || {
             let root = Beneath::fd_path(&directory);
             let bytes = gantry_deb::build(&root, &options).map_err(|e| {
-                e.to_string()
-                    .replace(&root.display().to_string(), shown.trim_end_matches('/'))
+                PackageDebError::Build(
+                    e.to_string()
+                        .replace(&root.display().to_string(), shown.trim_end_matches('/')),
+                )
             })?;
-            let package = gantry_deb::inspect(&output_name, &bytes).map_err(|e| e.to_string())?;
+            let package =
+                gantry_deb::inspect(&output_name, &bytes).map_err(PackageDebError::Inspect)?;
             beneath
                 .write_atomically(&output_name, &bytes)
-                .map_err(|e| format!("packageDeb output: {e}"))?;
-            Ok::<_, String>(package)
+                .map_err(PackageDebError::Output)?;
+            Ok::<_, PackageDebError>(package)
         })
         .await
-        .map_err(|e| format!("package build task: {e}"))??
+        .map_err(PackageDebError::BuildTask)??
     };
     ctx.log
         .system(&format!(
@@ -133,18 +144,15 @@ async fn build(ctx: &StageContext, spec: &PackageDebStage) -> Result<Map<String,
 async fn add_and_publish(
     ctx: &StageContext,
     spec: &PublishDebStage,
-) -> Result<Map<String, Value>, String> {
-    let apt = ctx
-        .apt()
-        .ok_or("this server has no APT repositories")?
-        .clone();
+) -> Result<Map<String, Value>, PackageDebError> {
+    let apt = ctx.apt().ok_or(PackageDebError::NoApt)?.clone();
     let bytes = {
         let beneath = workspace(ctx)?;
         let file = spec.file.clone();
         tokio::task::spawn_blocking(move || beneath.read(&file, MAX_PACKAGE))
             .await
-            .map_err(|e| format!("publishDeb: reading the package stopped: {e}"))?
-            .map_err(|e| format!("publishDeb file: {e}"))?
+            .map_err(PackageDebError::ReadTask)?
+            .map_err(PackageDebError::File)?
     };
     let report = apt
         .add(
@@ -152,18 +160,14 @@ async fn add_and_publish(
             vec![(spec.file.clone(), bytes)],
             spec.force_replace,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let package = report
         .added
         .first()
         .or(report.unchanged.first())
         .cloned()
-        .ok_or("the file added no package")?;
-    let publications = apt
-        .update_publications_of(&spec.repository)
-        .await
-        .map_err(|e| e.to_string())?;
+        .ok_or(PackageDebError::NoPackageAdded)?;
+    let publications = apt.update_publications_of(&spec.repository).await?;
     let mut urls = Vec::new();
     for publication in &publications {
         for source in &publication.spec.sources {
@@ -215,17 +219,11 @@ pub(crate) async fn unpack_for_deploy(
     ctx: &StageContext,
     repository: &str,
     query: &str,
-) -> Result<PathBuf, String> {
-    let apt = ctx
-        .apt()
-        .ok_or("this server has no APT repositories")?
-        .clone();
+) -> Result<PathBuf, PackageDebError> {
+    let apt = ctx.apt().ok_or(PackageDebError::NoApt)?.clone();
     let dest = ctx.run_dir().join(format!("package-{}", ctx.stage_id));
     let _ = std::fs::remove_dir_all(&dest);
-    let package = apt
-        .unpack(repository, query, &dest)
-        .await
-        .map_err(|e| e.to_string())?;
+    let package = apt.unpack(repository, query, &dest).await?;
     ctx.log
         .system(&format!(
             "deploying {} {} from APT repository {repository}",

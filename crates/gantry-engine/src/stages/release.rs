@@ -12,6 +12,7 @@
 //! carries a release tag (a resumed or repeated stage) gets that tag back, not a second one.
 
 use gantry_config::{Bump, ReleaseStage};
+use gantry_store::{Cause, GitPush, PipelineCause, TriggerData};
 use serde_json::{Map, Value, json};
 
 use super::{StageContext, StageFailure, StageResult, StageRunner};
@@ -26,20 +27,20 @@ impl StageRunner for gantry_config::stages::git::Release {
 }
 
 pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> StageResult {
-    let trigger = ctx.execution.read().await.exec.trigger.clone();
-    let field = |name: &str| {
-        trigger
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let Some(repository) = spec.repository.clone().or_else(|| field("repository")) else {
+    let trigger = ctx.trigger().await;
+    let push = trigger.as_ref().and_then(TriggerData::git);
+    let from_push =
+        |field: fn(GitPush) -> String| push.clone().map(field).filter(|s| !s.is_empty());
+    let Some(repository) = spec
+        .repository
+        .clone()
+        .or_else(|| from_push(|p| p.repository))
+    else {
         return Err(StageFailure::Failed(
             "release: no repository: give \"repository\" or run from a git trigger".to_owned(),
         ));
     };
-    let Some(commit) = spec.commit.clone().or_else(|| field("commit")) else {
+    let Some(commit) = spec.commit.clone().or_else(|| from_push(|p| p.commit)) else {
         return Err(StageFailure::Failed(
             "release: no commit: give \"commit\" or run from a git trigger".to_owned(),
         ));
@@ -49,7 +50,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> StageResult 
         Ok(path) => path,
         Err(error) => return Err(StageFailure::Failed(format!("release: {error}"))),
     };
-    let title = pull_request_title(&trigger);
+    let title = trigger.as_ref().and_then(pull_request_title);
     let initial = match Version::parse(&spec.initial_version) {
         Some(version) => version,
         None => {
@@ -220,10 +221,18 @@ async fn find_marker(
 }
 
 /// A pull request's title, when the trigger carries one: a GitHub `pull_request` event or a
-/// GitLab merge request event delivered to a generic webhook, or a trigger that names it.
-fn pull_request_title(trigger: &Value) -> Option<String> {
+/// GitLab merge request event delivered to a generic webhook, or an upstream execution's
+/// trigger that carried one (its fields are passed on as they were).
+fn pull_request_title(trigger: &TriggerData) -> Option<String> {
+    let fields = match &trigger.cause {
+        Cause::Webhook { payload, .. } => json!({ "payload": payload }),
+        Cause::Pipeline(PipelineCause::Upstream(upstream)) => {
+            Value::Object(upstream.inherited.clone())
+        }
+        _ => return None,
+    };
     let text = |pointer: &str| {
-        trigger
+        fields
             .pointer(pointer)
             .and_then(Value::as_str)
             .map(str::trim)
@@ -313,26 +322,40 @@ mod tests {
     #[test]
     fn pull_request_titles_of_github_and_gitlab_payloads() {
         let check = |trigger: Value, expected: Option<&str>| {
-            assert_eq!(
-                pull_request_title(&trigger).as_deref(),
-                expected,
-                "{trigger}"
-            );
+            let typed = TriggerData::from_stored(&trigger).unwrap();
+            assert_eq!(pull_request_title(&typed).as_deref(), expected, "{trigger}");
         };
+        let webhook =
+            |payload: Value| json!({"type": "webhook", "source": "hook", "payload": payload});
         check(
-            json!({"payload": {"action": "closed", "pull_request": {"title": "Login [minor]"}}}),
+            webhook(json!({"action": "closed", "pull_request": {"title": "Login [minor]"}})),
             Some("Login [minor]"),
         );
         check(
-            json!({"payload": {"object_kind": "merge_request", "object_attributes": {"title": "x [major]"}}}),
+            webhook(
+                json!({"object_kind": "merge_request", "object_attributes": {"title": "x [major]"}}),
+            ),
             Some("x [major]"),
         );
         // A GitLab push event has `object_attributes` of another kind.
         check(
-            json!({"payload": {"object_kind": "note", "object_attributes": {"title": "[major]"}}}),
+            webhook(json!({"object_kind": "note", "object_attributes": {"title": "[major]"}})),
             None,
         );
-        check(json!({"type": "git", "message": "[major]"}), None);
-        check(json!({"pullRequest": {"title": "  "}}), None);
+        check(
+            json!({"type": "git", "via": "git", "repository": "app", "ref": "refs/heads/main",
+                   "commit": "c", "before": "b", "message": "[major]"}),
+            None,
+        );
+        let upstream = json!({"pipeline": "build", "execution": "e", "status": "succeeded"});
+        check(
+            json!({"type": "pipeline", "upstream": upstream, "pullRequest": {"title": "  "}}),
+            None,
+        );
+        check(
+            json!({"type": "pipeline", "upstream": upstream,
+                   "payload": {"pull_request": {"title": "Passed on [patch]"}}}),
+            Some("Passed on [patch]"),
+        );
     }
 }

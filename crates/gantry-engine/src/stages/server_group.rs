@@ -15,7 +15,7 @@ use gantry_deploy::{DeployController, DisableConfig};
 use serde_json::{Map, Value, json};
 
 use super::deploy_support::{controller, run_with_progress};
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Action {
@@ -28,10 +28,10 @@ pub(crate) async fn run_action(
     ctx: &StageContext,
     spec: &ServerGroupStage,
     action: Action,
-) -> Outcome {
+) -> StageResult {
     let deploy = match controller(ctx) {
         Ok(deploy) => deploy,
-        Err(outcome) => return outcome,
+        Err(failure) => return Err(failure),
     };
     let name = match resolve(
         ctx,
@@ -43,7 +43,7 @@ pub(crate) async fn run_action(
     .await
     {
         Ok(name) => name,
-        Err(message) => return Outcome::Failed(message),
+        Err(message) => return Err(StageFailure::Failed(message)),
     };
     let result = match action {
         Action::Enable => deploy.enable(&name).await.map(|_| ()),
@@ -62,14 +62,14 @@ pub(crate) async fn run_action(
             ctx.log.system(&format!("{name}: {action:?} done")).await;
             outputs(&name)
         }
-        Err(error) => Outcome::Failed(error.to_string()),
+        Err(error) => Err(StageFailure::Failed(error.to_string())),
     }
 }
 
-pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) -> Outcome {
+pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) -> StageResult {
     let deploy = match controller(ctx) {
         Ok(deploy) => deploy,
-        Err(outcome) => return outcome,
+        Err(failure) => return Err(failure),
     };
     let name = match resolve(
         ctx,
@@ -81,7 +81,7 @@ pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) ->
     .await
     {
         Ok(name) => name,
-        Err(message) => return Outcome::Failed(message),
+        Err(message) => return Err(StageFailure::Failed(message)),
     };
     let state = ctx.state().await;
     let size = match state.get("size").and_then(Value::as_u64) {
@@ -89,21 +89,23 @@ pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) ->
         None => {
             let current = match deploy.snapshot().await {
                 Ok(snapshot) => snapshot.group(&name).map(|g| g.group.size).unwrap_or(0),
-                Err(error) => return Outcome::Failed(error.to_string()),
+                Err(error) => return Err(StageFailure::Failed(error.to_string())),
             };
             let size = match new_size(spec, current) {
                 Ok(size) => size,
                 Err(message) => {
-                    return Outcome::Failed(format!("server group {name:?}: {message}"));
+                    return Err(StageFailure::Failed(format!(
+                        "server group {name:?}: {message}"
+                    )));
                 }
             };
             if let Err(error) = deploy.check_size(&format!("server group {name:?}"), size) {
-                return Outcome::Failed(error.to_string());
+                return Err(StageFailure::Failed(error.to_string()));
             }
             let mut state = state.as_object().cloned().unwrap_or_default();
             state.insert("size".into(), json!(size));
             if let Err(error) = ctx.save_state(Value::Object(state)).await {
-                return Outcome::Failed(error.to_string());
+                return Err(StageFailure::Failed(error.to_string()));
             }
             size
         }
@@ -118,7 +120,7 @@ pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) ->
         )
         .await
     {
-        return Outcome::Failed(error.to_string());
+        return Err(StageFailure::Failed(error.to_string()));
     }
     ctx.log.system(&format!("{name} resized to {size}")).await;
     if size > 0 {
@@ -126,13 +128,13 @@ pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) ->
             .wait_healthy(&name, size as usize, Duration::from_secs(120), &ctx.cancel)
             .await;
         if let Err(error) = wait {
-            return Outcome::Failed(error.to_string());
+            return Err(StageFailure::Failed(error.to_string()));
         }
     }
     let mut out = Map::new();
     out.insert("serverGroup".into(), Value::String(name));
     out.insert("size".into(), json!(size));
-    Outcome::Succeeded(out)
+    Ok(out)
 }
 
 /// `gcloud … resize`-like arithmetic: an exact size, or up/down by a count
@@ -159,10 +161,10 @@ fn new_size(spec: &ResizeServerGroupStage, current: u32) -> Result<u32, String> 
     }
 }
 
-pub(crate) async fn rollback(ctx: &StageContext, spec: &RollbackClusterStage) -> Outcome {
+pub(crate) async fn rollback(ctx: &StageContext, spec: &RollbackClusterStage) -> StageResult {
     let deploy = match controller(ctx) {
         Ok(deploy) => deploy,
-        Err(outcome) => return outcome,
+        Err(failure) => return Err(failure),
     };
     let state = ctx.state().await;
     let (current, previous) = match (
@@ -173,11 +175,11 @@ pub(crate) async fn rollback(ctx: &StageContext, spec: &RollbackClusterStage) ->
         _ => match deploy.rollback_plan(&spec.cluster).await {
             Ok((from, to)) => {
                 if let Err(error) = ctx.save_state(json!({"from": from, "to": to})).await {
-                    return Outcome::Failed(error.to_string());
+                    return Err(StageFailure::Failed(error.to_string()));
                 }
                 (from, to)
             }
-            Err(error) => return Outcome::Failed(error.to_string()),
+            Err(error) => return Err(StageFailure::Failed(error.to_string())),
         },
     };
     let timeout = spec.health_timeout.unwrap_or(Duration::from_secs(120));
@@ -194,27 +196,32 @@ pub(crate) async fn rollback(ctx: &StageContext, spec: &RollbackClusterStage) ->
     .await;
     match result {
         Ok(()) => outputs(&previous),
-        Err(gantry_deploy::DeployError::Canceled) => Outcome::Canceled(ctx.cancel_reason().await),
-        Err(error) => Outcome::Failed(error.to_string()),
+        Err(gantry_deploy::DeployError::Canceled) => {
+            Err(StageFailure::Canceled(ctx.cancel_reason().await))
+        }
+        Err(error) => Err(StageFailure::Failed(error.to_string())),
     }
 }
 
 pub(crate) async fn scale_down_cluster(
     ctx: &StageContext,
     spec: &ScaleDownClusterStage,
-) -> Outcome {
+) -> StageResult {
     let deploy = match controller(ctx) {
         Ok(deploy) => deploy,
-        Err(outcome) => return outcome,
+        Err(failure) => return Err(failure),
     };
     let keep = spec.remaining_full_size_server_groups.unwrap_or(1) as usize;
     let snapshot = match deploy.snapshot().await {
         Ok(snapshot) => snapshot,
-        Err(error) => return Outcome::Failed(error.to_string()),
+        Err(error) => return Err(StageFailure::Failed(error.to_string())),
     };
     let groups = snapshot.cluster(&spec.cluster);
     if groups.is_empty() {
-        return Outcome::Failed(format!("cluster {:?} has no server group", spec.cluster));
+        return Err(StageFailure::Failed(format!(
+            "cluster {:?} has no server group",
+            spec.cluster
+        )));
     }
     let older = groups.len().saturating_sub(keep);
     for group in &groups[..older] {
@@ -230,19 +237,19 @@ pub(crate) async fn scale_down_cluster(
             ..Default::default()
         };
         if let Err(error) = deploy.update(&group.group.name, update).await {
-            return Outcome::Failed(error.to_string());
+            return Err(StageFailure::Failed(error.to_string()));
         }
         ctx.log
             .system(&format!("{} scaled down to 0", group.group.name))
             .await;
     }
-    Outcome::Succeeded(Map::new())
+    Ok(Map::new())
 }
 
-fn outputs(name: &str) -> Outcome {
+fn outputs(name: &str) -> StageResult {
     let mut out = Map::new();
     out.insert("serverGroup".into(), Value::String(name.to_owned()));
-    Outcome::Succeeded(out)
+    Ok(out)
 }
 
 /// The group a stage acts on, resolved once and kept in the stage state.

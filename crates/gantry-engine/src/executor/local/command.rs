@@ -11,6 +11,7 @@ use gantry_container::ContainerEngine;
 use gantry_store::LogStream;
 use tokio::sync::mpsc;
 
+use super::command_error::CommandError;
 use super::container::{ContainerStep, container_output_path, inside_run_dir};
 use super::fd_delivery::{SCRIPT_FD, memory_file, pass_fd, secret_preamble, wrap_with_secrets};
 use super::handle::LocalHandle;
@@ -167,7 +168,7 @@ async fn container_command(
     engine: &ContainerEngine,
     secrets: StepSecrets,
     held: &mut Held,
-) -> Result<BuiltContainer, String> {
+) -> Result<BuiltContainer, CommandError> {
     let labels = labels(stage);
     // After a restart, a container of this step may be left from before its
     // record was written, holding the name. A fresh stage cannot have one:
@@ -179,10 +180,7 @@ async fn container_command(
             .await;
     }
     if !executor.images.lock().unwrap().contains(image) {
-        engine
-            .ensure_image(image)
-            .await
-            .map_err(|e| e.to_string())?;
+        engine.ensure_image(image).await?;
         executor.images.lock().unwrap().insert(image.to_owned());
     }
     let mut secret_env = secrets.0;
@@ -193,7 +191,7 @@ async fn container_command(
         // travel in it, ahead of the script (or of a shell that reads them
         // and runs the step's command), never in the container's config on
         // disk.
-        let preamble = secret_preamble(&secret_env).map_err(|e| e.to_string())?;
+        let preamble = secret_preamble(&secret_env)?;
         let text = match &step.script {
             Some(script) => Some(format!("{preamble}{script}")),
             None if secret_env.is_empty() => None,
@@ -204,8 +202,7 @@ async fn container_command(
             }
         };
         if let Some(text) = text {
-            held.script_fd =
-                Some(memory_file(&text).map_err(|e| format!("cannot hand its script over: {e}"))?);
+            held.script_fd = Some(memory_file(&text).map_err(CommandError::ScriptHandOver)?);
         }
         secret_env.clear();
         step.script.as_ref().map(|_| format!("/dev/fd/{SCRIPT_FD}"))
@@ -264,14 +261,11 @@ async fn container_argv(
     engine: &ContainerEngine,
     step: &StepSpec,
     image: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, CommandError> {
     let args = step.command.clone().unwrap_or_else(|| step.args.clone());
     let needs_image = step.entrypoint.is_none();
     let (image_entrypoint, image_cmd) = if needs_image {
-        engine
-            .image_command(image)
-            .await
-            .map_err(|e| e.to_string())?
+        engine.image_command(image).await?
     } else {
         Default::default()
     };
@@ -285,9 +279,9 @@ async fn container_argv(
         argv.extend(args);
     }
     if argv.is_empty() {
-        return Err(format!(
-            "image {image:?} names no command and the step gives none"
-        ));
+        return Err(CommandError::NoCommand {
+            image: image.to_owned(),
+        });
     }
     Ok(argv)
 }
@@ -298,7 +292,7 @@ async fn write_script(
     stage: &StageSpec,
     index: i64,
     script: &str,
-) -> Result<(PathBuf, String), String> {
+) -> Result<(PathBuf, String), CommandError> {
     use tokio::io::AsyncWriteExt;
     let file_name = format!("step-{index}.sh");
     let path = stage.run_dir.join(&file_name);
@@ -309,10 +303,10 @@ async fn write_script(
         .mode(0o600)
         .open(&path)
         .await
-        .map_err(|e| format!("cannot write its script: {e}"))?;
+        .map_err(CommandError::ScriptWrite)?;
     file.write_all(script.as_bytes())
         .await
-        .map_err(|e| format!("cannot write its script: {e}"))?;
+        .map_err(CommandError::ScriptWrite)?;
     Ok((path, inside_run_dir(&file_name)))
 }
 
@@ -395,14 +389,12 @@ fn confine(
     stage: &StageSpec,
     command: &mut tokio::process::Command,
     output_file: &Path,
-) -> Result<(), String> {
-    sandbox.hand_over(output_file).map_err(|e| e.to_string())?;
+) -> Result<(), CommandError> {
+    sandbox.hand_over(output_file)?;
     let access = gantry_sandbox::Access {
         writable: vec![stage.workspace.clone(), stage.run_dir.clone()],
     };
-    sandbox
-        .confine(command.as_std_mut(), &access)
-        .map_err(|e| e.to_string())
+    Ok(sandbox.confine(command.as_std_mut(), &access)?)
 }
 
 /// The server's own variables (`GANTRY_DATA_DIR`, `GANTRY_TOKEN`, …) are
@@ -416,7 +408,7 @@ fn remove_server_variables(command: &mut tokio::process::Command) {
 }
 
 /// The step's directory: the workspace, or `dir` inside it (never outside).
-fn working_dir(workspace: &Path, dir: Option<&str>) -> Result<PathBuf, String> {
+fn working_dir(workspace: &Path, dir: Option<&str>) -> Result<PathBuf, CommandError> {
     let Some(dir) = dir else {
         return Ok(workspace.to_owned());
     };
@@ -425,11 +417,14 @@ fn working_dir(workspace: &Path, dir: Option<&str>) -> Result<PathBuf, String> {
         .components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(format!(
-            "dir {dir:?} must be a relative path inside the workspace"
-        ));
+        return Err(CommandError::DirOutside {
+            dir: dir.to_owned(),
+        });
     }
     let path = workspace.join(relative);
-    std::fs::create_dir_all(&path).map_err(|e| format!("cannot create dir {dir:?}: {e}"))?;
+    std::fs::create_dir_all(&path).map_err(|source| CommandError::CreateDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
     Ok(path)
 }

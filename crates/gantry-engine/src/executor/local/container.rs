@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gantry_container::{ContainerEngine, ContainerRun, VolumeMount, labels};
+use gantry_container::{ContainerEngine, ContainerError, ContainerRun, VolumeMount, labels};
 
 use crate::executor::StepSpec;
 
@@ -53,43 +53,37 @@ impl StageLabels {
         &self,
         engine: &ContainerEngine,
         index: i64,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, ContainerError> {
         let index = index.to_string();
         let mut pairs = self.pairs();
         pairs.push((labels::STEP, &index));
-        engine
-            .remove_labelled(&pairs)
-            .await
-            .map_err(|e| e.to_string())
+        engine.remove_labelled(&pairs).await
     }
 
     /// Removes every container of the stage.
-    pub(crate) async fn remove_containers(&self, engine: &ContainerEngine) -> Result<(), String> {
-        engine
-            .remove_labelled(&self.pairs())
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+    pub(crate) async fn remove_containers(
+        &self,
+        engine: &ContainerEngine,
+    ) -> Result<(), ContainerError> {
+        engine.remove_labelled(&self.pairs()).await.map(drop)
     }
 
     /// Removes every volume of the stage.
-    pub(crate) async fn remove_volumes(&self, engine: &ContainerEngine) -> Result<(), String> {
-        engine
-            .remove_volumes(&self.pairs())
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+    pub(crate) async fn remove_volumes(
+        &self,
+        engine: &ContainerEngine,
+    ) -> Result<(), ContainerError> {
+        engine.remove_volumes(&self.pairs()).await.map(drop)
     }
 
     pub(crate) async fn create_volume(
         &self,
         engine: &ContainerEngine,
         name: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), ContainerError> {
         engine
             .create_volume(&self.volume_name(name), &self.pairs())
             .await
-            .map_err(|e| e.to_string())
     }
 }
 

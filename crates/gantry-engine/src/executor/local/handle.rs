@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::output::read_outputs;
+use super::output::{OutputsError, read_outputs};
 use crate::executor::{ExecutorError, LeftBehind, LogLine, StepExit, StepHandle};
 use crate::process::{self, ProcessId};
 
@@ -100,7 +100,7 @@ impl StepHandle for LocalHandle {
         process::terminate_group(self.pid, process::GRACE).await;
     }
 
-    async fn outputs(&mut self) -> Result<Map<String, Value>, String> {
+    async fn outputs(&mut self) -> Result<Map<String, Value>, OutputsError> {
         read_outputs(&self.output_file).await
     }
 

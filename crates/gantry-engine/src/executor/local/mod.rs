@@ -13,6 +13,7 @@
 //! runs.
 
 mod command;
+mod command_error;
 pub(crate) mod container;
 pub(crate) mod engine_cli;
 mod fd_delivery;
@@ -29,7 +30,7 @@ use gantry_container::ContainerEngine;
 use super::{
     ExecutorError, LeftBehind, LogLine, Reaped, StageSpec, StepExecutor, StepSecrets, StepSpec,
 };
-use crate::engine::{Engine, HostSteps};
+use crate::engine::HostSteps;
 use crate::process::{self, ProcessId};
 use container::StageLabels;
 pub(crate) use handle::LocalHandle;
@@ -64,18 +65,6 @@ impl LocalExecutor {
         }
     }
 
-    /// The executor with the server's engine, sandbox and data directory.
-    pub(crate) fn of(engine: &Engine) -> LocalExecutor {
-        let config = &engine.inner.config;
-        LocalExecutor::new(LocalConfig {
-            containers: config.containers.clone(),
-            sandbox: config.sandbox.clone(),
-            host_steps: config.host_steps,
-            data_dir: config.data_dir.clone(),
-            process_groups: engine.inner.process_groups.clone(),
-        })
-    }
-
     fn containers(&self) -> Option<&ContainerEngine> {
         self.config.containers.as_ref()
     }
@@ -98,10 +87,10 @@ impl StepExecutor for LocalExecutor {
     async fn prepare(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
         prepare::confinement(self, stage)
             .await
-            .map_err(ExecutorError::Failed)?;
+            .map_err(|error| ExecutorError::Failed(error.to_string()))?;
         prepare::volumes(self, stage)
             .await
-            .map_err(ExecutorError::Failed)
+            .map_err(|error| ExecutorError::Failed(error.to_string()))
     }
 
     async fn spawn(
@@ -124,7 +113,7 @@ impl StepExecutor for LocalExecutor {
         if let Some(engine) = self.containers().filter(|_| stage.uses_containers) {
             match labels(stage).remove_step_containers(engine, index).await {
                 Ok(removed) => reaped.removed_containers = removed,
-                Err(error) => reaped.errors.push(error),
+                Err(error) => reaped.errors.push(error.to_string()),
             }
         }
         reaped

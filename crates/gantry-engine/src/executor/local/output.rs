@@ -97,24 +97,44 @@ pub(crate) async fn pump(
 /// The file is in the stage's run directory, which the step can write: it is read beneath
 /// that directory (`crate::workspace_files`), so a step that replaced it with a link to one
 /// of the server's files gets an error naming the link, never the file's content.
-pub(crate) async fn read_outputs(path: &Path) -> Result<Map<String, Value>, String> {
+pub(crate) async fn read_outputs(path: &Path) -> Result<Map<String, Value>, OutputsError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(format!("{} is not a file name", path.display()));
+        return Err(OutputsError::NotAFileName(path.to_owned()));
     };
     let (dir, name) = (dir.to_owned(), name.to_string_lossy().into_owned());
     let text = tokio::task::spawn_blocking(move || {
         crate::workspace_files::Beneath::run_dir(&dir)?.read_to_string(&name, MAX_OUTPUTS)
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(OutputsError::Task)?
+    .map_err(OutputsError::Read)?;
     parse_outputs(&text)
 }
 
 /// A `$GANTRY_OUTPUT` file larger than this is refused.
 const MAX_OUTPUTS: u64 = 64 << 20;
 
-pub(crate) fn parse_outputs(text: &str) -> Result<Map<String, Value>, String> {
+/// Why a step's `$GANTRY_OUTPUT` file gave no outputs; `line` counts from 1.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OutputsError {
+    #[error("{} is not a file name", .0.display())]
+    NotAFileName(std::path::PathBuf),
+    /// The blocking read was aborted or panicked.
+    #[error("{0}")]
+    Task(tokio::task::JoinError),
+    #[error("{0}")]
+    Read(crate::workspace_files::WorkspaceFileError),
+    #[error("line {line}: no closing {delimiter:?} for {key:?}")]
+    Unclosed {
+        line: usize,
+        delimiter: String,
+        key: String,
+    },
+    #[error("line {line}: expected key=value, got {text:?}")]
+    NotKeyValue { line: usize, text: String },
+}
+
+pub(crate) fn parse_outputs(text: &str) -> Result<Map<String, Value>, OutputsError> {
     let mut outputs = Map::new();
     let mut lines = text.lines().enumerate();
     while let Some((number, line)) = lines.next() {
@@ -130,10 +150,11 @@ pub(crate) fn parse_outputs(text: &str) -> Result<Map<String, Value>, String> {
                     Some((_, l)) if l == delimiter => break,
                     Some((_, l)) => value.push(l),
                     None => {
-                        return Err(format!(
-                            "line {}: no closing {delimiter:?} for {key:?}",
-                            number + 1
-                        ));
+                        return Err(OutputsError::Unclosed {
+                            line: number + 1,
+                            delimiter: delimiter.to_owned(),
+                            key: key.to_owned(),
+                        });
                     }
                 }
             }
@@ -141,10 +162,10 @@ pub(crate) fn parse_outputs(text: &str) -> Result<Map<String, Value>, String> {
         } else if let Some((key, value)) = line.split_once('=') {
             outputs.insert(key.trim().to_owned(), Value::String(value.to_owned()));
         } else {
-            return Err(format!(
-                "line {}: expected key=value, got {line:?}",
-                number + 1
-            ));
+            return Err(OutputsError::NotKeyValue {
+                line: number + 1,
+                text: line.to_owned(),
+            });
         }
     }
     Ok(outputs)

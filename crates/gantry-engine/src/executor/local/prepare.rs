@@ -3,10 +3,39 @@
 
 use std::path::{Path, PathBuf};
 
-use gantry_container::ContainerEngine;
+use gantry_container::{ContainerEngine, ContainerError};
 
 use super::{LocalExecutor, labels};
 use crate::executor::StageSpec;
+
+/// Why a stage's directories or volumes could not be made ready, or removed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PrepareError {
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the step user's git config: {0}")]
+    GitConfig(std::io::Error),
+    #[error("cannot make {} traversable: {source}", path.display())]
+    Traversable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    HandOver(gantry_sandbox::SandboxError),
+    #[error("cannot prepare the step user's directories: {0}")]
+    Task(tokio::task::JoinError),
+    #[error("volume {name:?}: {source}")]
+    Volume {
+        name: String,
+        source: ContainerError,
+    },
+    /// Removing the stage's containers or volumes failed.
+    #[error("{0}")]
+    Remove(#[from] ContainerError),
+}
 
 /// The stage's private temporary directory: `HOME` and `TMPDIR` of its
 /// confined host steps.
@@ -18,7 +47,10 @@ pub(super) fn tmp_dir(stage: &StageSpec) -> PathBuf {
 /// temporary directory) become that user's, and the directories above them
 /// in the data directory traversable (`--x` for others, never readable), so
 /// that its host steps reach them and nothing else.
-pub(super) async fn confinement(executor: &LocalExecutor, stage: &StageSpec) -> Result<(), String> {
+pub(super) async fn confinement(
+    executor: &LocalExecutor,
+    stage: &StageSpec,
+) -> Result<(), PrepareError> {
     let Some(sandbox) = executor.sandbox().cloned() else {
         return Ok(());
     };
@@ -29,16 +61,18 @@ pub(super) async fn confinement(executor: &LocalExecutor, stage: &StageSpec) -> 
     let workspace = stage.workspace.clone();
     let run_dir = stage.run_dir.clone();
     let tmp = tmp_dir(stage);
-    let work = move || -> Result<(), String> {
+    let work = move || -> Result<(), PrepareError> {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(&tmp)
-            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        std::fs::create_dir_all(&tmp).map_err(|source| PrepareError::CreateDir {
+            path: tmp.clone(),
+            source,
+        })?;
         // The step user's git trusts repositories other users own (a clone
         // from a path the server's user made): what git's ownership check
         // guards against, config planted by another user running as this
         // one, cannot hurt a user that holds nothing but this stage.
         std::fs::write(tmp.join(".gitconfig"), "[safe]\n\tdirectory = *\n")
-            .map_err(|e| format!("cannot write the step user's git config: {e}"))?;
+            .map_err(PrepareError::GitConfig)?;
         let traversed = [
             data_dir.clone(),
             data_dir.join("workspaces"),
@@ -46,20 +80,29 @@ pub(super) async fn confinement(executor: &LocalExecutor, stage: &StageSpec) -> 
             run_dir.parent().map(Path::to_owned).unwrap_or_default(),
         ];
         for dir in traversed {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
-                .map_err(|e| format!("cannot make {} traversable: {e}", dir.display()))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).map_err(
+                |source| PrepareError::Traversable {
+                    path: dir.clone(),
+                    source,
+                },
+            )?;
         }
-        sandbox.hand_over(&workspace).map_err(|e| e.to_string())?;
-        sandbox.hand_over(&run_dir).map_err(|e| e.to_string())
+        sandbox
+            .hand_over(&workspace)
+            .map_err(PrepareError::HandOver)?;
+        sandbox.hand_over(&run_dir).map_err(PrepareError::HandOver)
     };
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| format!("cannot prepare the step user's directories: {e}"))?
+        .map_err(PrepareError::Task)?
 }
 
 /// Creates the named volumes the steps mount, labelled so that the end of
 /// the stage (or a restart's cleanup) finds and removes them.
-pub(super) async fn volumes(executor: &LocalExecutor, stage: &StageSpec) -> Result<(), String> {
+pub(super) async fn volumes(
+    executor: &LocalExecutor,
+    stage: &StageSpec,
+) -> Result<(), PrepareError> {
     let Some(engine) = executor.containers().filter(|_| stage.uses_containers) else {
         return Ok(());
     };
@@ -68,7 +111,10 @@ pub(super) async fn volumes(executor: &LocalExecutor, stage: &StageSpec) -> Resu
         labels
             .create_volume(engine, name)
             .await
-            .map_err(|e| format!("volume {name:?}: {e}"))?;
+            .map_err(|source| PrepareError::Volume {
+                name: name.clone(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -81,7 +127,7 @@ pub(super) async fn volumes(executor: &LocalExecutor, stage: &StageSpec) -> Resu
 pub(super) async fn remove_leftovers(
     stage: &StageSpec,
     engine: &ContainerEngine,
-) -> Result<(), String> {
+) -> Result<(), PrepareError> {
     if !stage.uses_containers {
         return Ok(());
     }

@@ -12,7 +12,31 @@ use gantry_container::{ContainerEngine, Credentials};
 use super::step::describe;
 use crate::executor::local::engine_cli::{self, Allowed};
 use crate::stages::StageContext;
+use crate::stages::bake::RegistryRefusal;
 use crate::workspace_files::{Beneath, WorkspaceFileError};
+
+/// Why a `run` stage's Cloud Build file cannot run, or its images were not pushed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    /// The blocking read was aborted or panicked.
+    #[error("{0}")]
+    Task(tokio::task::JoinError),
+    #[error("cannot read the Cloud Build file {config:?} in the workspace: {source}")]
+    Read {
+        config: String,
+        source: WorkspaceFileError,
+    },
+    #[error("{0}")]
+    Build(gantry_cloudbuild::CloudBuildError),
+    /// Every step that runs the engine's CLI outside the allow-list, one line each.
+    #[error("{}", refusals.join("\n"))]
+    EngineCliRefused { refusals: Vec<String> },
+}
+
+/// An image of the build that was not pushed.
+#[derive(Debug, thiserror::Error)]
+#[error("images: {0}")]
+pub(crate) struct PushError(RegistryRefusal);
 
 /// The translated steps, the images to push and the file's `timeout`.
 pub(crate) struct Loaded {
@@ -32,17 +56,18 @@ pub(crate) async fn load(
     ctx: &StageContext,
     config: &str,
     overrides: &BTreeMap<String, String>,
-) -> Result<Loaded, String> {
+) -> Result<Loaded, LoadError> {
     let (text, dir) = {
         let (workspace, owned) = (ctx.workspace(), config.to_owned());
         tokio::task::spawn_blocking(move || read_config(&workspace, &owned))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| {
-                format!("cannot read the Cloud Build file {config:?} in the workspace: {e}")
+            .map_err(LoadError::Task)?
+            .map_err(|source| LoadError::Read {
+                config: config.to_owned(),
+                source,
             })?
     };
-    let file = gantry_cloudbuild::parse(config, &text).map_err(|e| e.to_string())?;
+    let file = gantry_cloudbuild::parse(config, &text).map_err(LoadError::Build)?;
     for warning in &file.warnings {
         ctx.log.system(&format!("warning: {warning}")).await;
     }
@@ -77,15 +102,12 @@ pub(crate) async fn load(
     let translation = Translation {
         builtins,
         overrides: overrides.clone(),
-        image_map: image_map(
-            &ctx.engine.inner.config.image_map,
-            ctx.engine.inner.config.containers.as_ref(),
-        ),
+        image_map: image_map(ctx.image_map(), ctx.containers()),
         ..Default::default()
     };
-    let build = gantry_cloudbuild::translate(&file, &translation).map_err(|e| e.to_string())?;
+    let build = gantry_cloudbuild::translate(&file, &translation).map_err(LoadError::Build)?;
     let mut steps = build.steps;
-    let engine_cli = match &ctx.engine.inner.config.containers {
+    let engine_cli = match ctx.containers() {
         Some(engine) => allow_engine_cli(&mut steps, &engine.program.display().to_string())?,
         None => Default::default(),
     };
@@ -100,7 +122,10 @@ pub(crate) async fn load(
 /// Checks the steps that run the engine's CLI (`program`) on the host
 /// against its allow-list, before any step runs; every refusal is reported
 /// at once, each naming its step.
-fn allow_engine_cli(steps: &mut [Step], program: &str) -> Result<HashMap<usize, Allowed>, String> {
+fn allow_engine_cli(
+    steps: &mut [Step],
+    program: &str,
+) -> Result<HashMap<usize, Allowed>, LoadError> {
     let mut allowed = HashMap::new();
     let mut refusals = Vec::new();
     for (index, step) in steps.iter_mut().enumerate() {
@@ -123,7 +148,7 @@ fn allow_engine_cli(steps: &mut [Step], program: &str) -> Result<HashMap<usize, 
     if refusals.is_empty() {
         Ok(allowed)
     } else {
-        Err(refusals.join("\n"))
+        Err(LoadError::EngineCliRefused { refusals })
     }
 }
 
@@ -195,7 +220,7 @@ pub(crate) async fn push_images(
     access: &RegistryAccess,
     credentials: Option<&Credentials>,
     images: &[String],
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, PushError> {
     let mut pushed = Vec::new();
     for image in images {
         let tls_verify = access
@@ -204,7 +229,7 @@ pub(crate) async fn push_images(
         let digest = engine
             .push(image, tls_verify, credentials)
             .await
-            .map_err(|e| format!("images: {}", crate::stages::bake::explain(e, access)))?;
+            .map_err(|e| PushError(crate::stages::bake::explain(e, access)))?;
         pushed.push((image.clone(), digest));
     }
     Ok(pushed)

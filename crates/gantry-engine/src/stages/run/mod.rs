@@ -30,20 +30,30 @@ use gantry_config::{OnInterrupt, RegistryAccess, RunStage, Step};
 use gantry_store::{Status, StepRecord};
 use serde_json::{Map, Value};
 
-use super::{Outcome, StageContext};
+use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::clock;
-use crate::executor::{LeftBehind, LocalExecutor, StageSpec, StepExecutor};
+use crate::executor::{LeftBehind, StageSpec, StepExecutor};
+use crate::secret_lookup::SecretLookupError;
 use step::{StageRun, StepEnd, StepRun, describe};
 
 #[cfg(test)]
 use output::parse_outputs;
 
-pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
+impl StageRunner for gantry_config::stages::run::Run {
+    async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
+        run(ctx, spec).await
+    }
+}
+
+async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
     let workspace = ctx.workspace();
     let run_dir = ctx.run_dir();
     for dir in [&workspace, &run_dir] {
         if let Err(error) = tokio::fs::create_dir_all(dir).await {
-            return Outcome::Failed(format!("cannot create {}: {error}", dir.display()));
+            return Err(StageFailure::Failed(format!(
+                "cannot create {}: {error}",
+                dir.display()
+            )));
         }
     }
     let cloudbuild::Loaded {
@@ -54,19 +64,21 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
     } = match steps_of(ctx, spec).await {
         Ok(loaded) => loaded,
         Err(error) => {
+            let error = error.to_string();
             ctx.log.system(&error).await;
-            return Outcome::Failed(error);
+            return Err(StageFailure::Failed(error));
         }
     };
     let dependencies = match graph::dependencies(&steps) {
         Ok(dependencies) => dependencies,
-        Err(error) => return Outcome::Failed(error),
+        Err(error) => return Err(StageFailure::Failed(error.to_string())),
     };
     let secrets = match resolve_secrets(ctx, &steps).await {
         Ok(secrets) => secrets,
         Err(error) => {
+            let error = error.to_string();
             ctx.log.system(&error).await;
-            return Outcome::Failed(error);
+            return Err(StageFailure::Failed(error));
         }
     };
     // The execution's masker knows the secrets its stages name; a `config:`
@@ -74,7 +86,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
     ctx.log.masker.add(secrets.values().cloned());
     let log = ctx.log.clone();
     let containers = if steps.iter().any(|s| s.image.is_some()) || !images.is_empty() {
-        ctx.engine.inner.config.containers.clone()
+        ctx.containers().cloned()
     } else {
         None
     };
@@ -93,7 +105,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
         secrets,
         stop: ctx.cancel.child_token(),
         engine_cli,
-        executor: LocalExecutor::of(&ctx.engine),
+        executor: ctx.step_executor(),
         spec: StageSpec {
             execution: ctx.execution.id.clone(),
             stage: ctx.stage_id.clone(),
@@ -107,7 +119,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
     if let Err(error) = stage.executor.prepare(&stage.spec).await {
         let error = error.to_string();
         stage.log.system(&error).await;
-        return Outcome::Failed(error);
+        return Err(StageFailure::Failed(error));
     }
     let mut outcome = match (timeout, &spec.config) {
         (Some(timeout), Some(config)) => {
@@ -115,7 +127,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
         }
         _ => run_graph(&stage, spec, &steps, &dependencies).await,
     };
-    if matches!(outcome, Outcome::Succeeded(_)) && !images.is_empty() {
+    if outcome.is_ok() && !images.is_empty() {
         outcome = push(&stage, &spec.registry, &images).await;
     }
     if let Err(error) = stage.executor.release(&stage.spec).await {
@@ -125,7 +137,10 @@ pub(crate) async fn run(ctx: &StageContext, spec: &RunStage) -> Outcome {
 }
 
 /// The stage's steps: its own, or those of its Cloud Build file.
-async fn steps_of(ctx: &StageContext, spec: &RunStage) -> Result<cloudbuild::Loaded, String> {
+async fn steps_of(
+    ctx: &StageContext,
+    spec: &RunStage,
+) -> Result<cloudbuild::Loaded, cloudbuild::LoadError> {
     match &spec.config {
         Some(config) => cloudbuild::load(ctx, config, &spec.substitutions).await,
         None => Ok(cloudbuild::Loaded {
@@ -137,15 +152,15 @@ async fn steps_of(ctx: &StageContext, spec: &RunStage) -> Result<cloudbuild::Loa
     }
 }
 
-async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) -> Outcome {
+async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) -> StageResult {
     let Some(engine) = &stage.containers else {
-        return Outcome::Failed(
+        return Err(StageFailure::Failed(
             "images: no container engine is installed to push them (podman or docker)".to_owned(),
-        );
+        ));
     };
     let credentials = match crate::stages::bake::credentials(stage.ctx, access).await {
         Ok(credentials) => credentials,
-        Err(error) => return Outcome::Failed(format!("images: {error}")),
+        Err(error) => return Err(StageFailure::Failed(format!("images: {error}"))),
     };
     match cloudbuild::push_images(engine, access, credentials.as_ref(), images).await {
         Ok(pushed) => {
@@ -167,11 +182,12 @@ async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) 
                         .collect(),
                 ),
             );
-            Outcome::Succeeded(outputs)
+            Ok(outputs)
         }
         Err(error) => {
+            let error = error.to_string();
             stage.log.system(&error).await;
-            Outcome::Failed(error)
+            Err(StageFailure::Failed(error))
         }
     }
 }
@@ -187,7 +203,7 @@ async fn run_graph_within(
     dependencies: &[Vec<usize>],
     timeout: std::time::Duration,
     config: &str,
-) -> Outcome {
+) -> StageResult {
     let elapsed = (clock::now() - stage.ctx.started_at).max(0) as u64;
     let left = timeout.saturating_sub(std::time::Duration::from_millis(elapsed));
     let graph = run_graph(stage, spec, steps, dependencies);
@@ -198,14 +214,14 @@ async fn run_graph_within(
             stage.stop.cancel();
             let _ = graph.await;
             if stage.ctx.cancel.is_cancelled() {
-                return Outcome::Canceled(stage.ctx.cancel_reason().await);
+                return Err(StageFailure::Canceled(stage.ctx.cancel_reason().await));
             }
             let error = format!(
                 "the build timed out after {} (timeout in {config})",
                 crate::stages::humanize(timeout)
             );
             stage.log.system(&error).await;
-            Outcome::Failed(error)
+            Err(StageFailure::Failed(error))
         }
     }
 }
@@ -217,11 +233,11 @@ async fn run_graph(
     spec: &RunStage,
     steps: &[Step],
     dependencies: &[Vec<usize>],
-) -> Outcome {
+) -> StageResult {
     let ctx = stage.ctx;
     let previous = match ctx.store().steps(&ctx.execution.id, &ctx.stage_id).await {
         Ok(steps) => steps,
-        Err(error) => return Outcome::Failed(error.to_string()),
+        Err(error) => return Err(StageFailure::Failed(error.to_string())),
     };
     let mut done = vec![false; steps.len()];
     let mut started = vec![false; steps.len()];
@@ -239,7 +255,7 @@ async fn run_graph(
                 let policy = step.on_interrupt.unwrap_or(spec.on_interrupt);
                 match interrupted(stage, before, policy, &describe(index as i64, step)).await {
                     Ok(count) => interruptions[index] = count,
-                    Err(outcome) => return outcome,
+                    Err(failure) => return Err(failure),
                 }
             }
             _ => {}
@@ -293,11 +309,11 @@ async fn run_graph(
         }
     }
     if ctx.cancel.is_cancelled() {
-        return Outcome::Canceled(ctx.cancel_reason().await);
+        return Err(StageFailure::Canceled(ctx.cancel_reason().await));
     }
     match failure {
-        Some(error) => Outcome::Failed(error),
-        None => Outcome::Succeeded(Map::new()),
+        Some(error) => Err(StageFailure::Failed(error)),
+        None => Ok(Map::new()),
     }
 }
 
@@ -305,7 +321,7 @@ async fn run_graph(
 /// echoed into `$GANTRY_OUTPUT`, say) are stored sealed: expressions of
 /// later stages read them, the API and the database never see them.
 fn seal_secret_outputs(stage: &StageRun<'_>, outputs: Map<String, Value>) -> Map<String, Value> {
-    let secrets = stage.ctx.engine.secrets();
+    let secrets = stage.ctx.secrets();
     outputs
         .into_iter()
         .map(|(name, value)| match value {
@@ -317,12 +333,25 @@ fn seal_secret_outputs(stage: &StageRun<'_>, outputs: Map<String, Value>) -> Map
         .collect()
 }
 
+/// A secret a step names in `secretEnv` that has no value here; `step` describes the step.
+#[derive(Debug, thiserror::Error)]
+enum StepSecretError {
+    #[error("{step} needs secret {name:?} but this server has no secret store")]
+    NoSecretStore { step: String, name: String },
+    #[error("{step}: secret {name:?}{reason}")]
+    Lookup {
+        step: String,
+        name: String,
+        reason: SecretLookupError,
+    },
+}
+
 /// The values of every secret the steps name in `secretEnv`; a missing one
 /// fails the stage before any step runs.
 async fn resolve_secrets(
     ctx: &StageContext,
     steps: &[Step],
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, StepSecretError> {
     let mut values = BTreeMap::new();
     for (index, step) in steps.iter().enumerate() {
         for entry in &step.secret_env {
@@ -330,18 +359,15 @@ async fn resolve_secrets(
             if values.contains_key(name) {
                 continue;
             }
-            let what = describe(index as i64, step);
-            let Some(secrets) = &ctx.engine.inner.config.secrets else {
-                return Err(format!(
-                    "{what} needs secret {name:?} but this server has no secret store"
-                ));
-            };
-            match secrets.get(name).await {
-                Ok(Some(value)) => {
-                    values.insert(name.to_owned(), value);
+            let (step, name) = (describe(index as i64, step), name.to_owned());
+            match crate::secret_lookup::lookup(ctx.secrets(), &name).await {
+                Ok(value) => {
+                    values.insert(name, value);
                 }
-                Ok(None) => return Err(format!("{what}: secret {name:?} does not exist")),
-                Err(error) => return Err(format!("{what}: secret {name:?}: {error}")),
+                Err(SecretLookupError::NoSecretStore) => {
+                    return Err(StepSecretError::NoSecretStore { step, name });
+                }
+                Err(reason) => return Err(StepSecretError::Lookup { step, name, reason }),
             }
         }
     }
@@ -364,7 +390,7 @@ async fn interrupted(
     before: &StepRecord,
     policy: OnInterrupt,
     name: &str,
-) -> Result<i64, Outcome> {
+) -> Result<i64, StageFailure> {
     let ctx = stage.ctx;
     let left = match (before.pgid, before.proc_start) {
         (Some(pgid), Some(start)) => Some(LeftBehind { pgid, start }),
@@ -417,7 +443,7 @@ async fn interrupted(
         };
         let _ = ctx.store().put_step(&record).await;
         stage.log.system(&error).await;
-        return Err(Outcome::Failed(error));
+        return Err(StageFailure::Failed(error));
     }
     stage
         .log

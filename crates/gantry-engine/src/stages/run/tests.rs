@@ -5,7 +5,7 @@ use super::parse_outputs;
 fn check(input: &str, expected: serde_json::Value) {
     let outputs = parse_outputs(input)
         .map(serde_json::Value::Object)
-        .unwrap_or_else(|e| json!({ "error": e }));
+        .unwrap_or_else(|e| json!({ "error": e.to_string() }));
     assert_eq!(outputs, expected);
 }
 
