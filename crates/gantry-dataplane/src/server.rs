@@ -1,7 +1,6 @@
 //! The data-plane process: its control socket and its life.
 
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -70,14 +69,13 @@ type Failure = (ErrorKind, String);
 pub async fn run(data_dir: &Path) -> std::io::Result<()> {
     let dir = deploy_dir(data_dir);
     std::fs::create_dir_all(dir.join("server-groups"))?;
-    let lock = std::fs::File::create(dir.join("dataplane.lock"))?;
-    // SAFETY: flock on a file we own; the lock lives as long as `lock`.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    // Held until this function returns: the kernel releases it if we die.
+    let Some(_lock) = gantry_unix::FileLock::try_now(&dir.join("dataplane.lock"))? else {
         return Err(std::io::Error::other(format!(
             "another data plane is running for {}",
             data_dir.display()
         )));
-    }
+    };
     std::fs::write(dir.join("dataplane.pid"), std::process::id().to_string())?;
     let _ = std::fs::remove_file(stopped_marker(data_dir));
     let sockets = Arc::new(Sockets::inherit());

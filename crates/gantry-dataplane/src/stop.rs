@@ -5,7 +5,6 @@
 //! exits. Its desired state is kept: the next `gantry serve` request that
 //! needs it starts it again with the same server groups.
 
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -61,17 +60,7 @@ pub async fn stop(data_dir: &Path) -> Result<Stopped, DeployError> {
 
 /// True while another process holds the data plane's lock.
 fn holds_lock(path: &Path) -> Result<bool, DeployError> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => {
-            return Err(DeployError::Dataplane(format!(
-                "cannot open {}: {e}",
-                path.display()
-            )));
-        }
-    };
-    // SAFETY: flock on a file we opened; closing it (drop) releases the lock.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
-    Ok(locked)
+    gantry_unix::FileLock::is_held(path).map_err(|e| {
+        DeployError::Dataplane(format!("cannot open {}: {e}", path.display()))
+    })
 }

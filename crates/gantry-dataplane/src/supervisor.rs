@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gantry_proxy::{HealthCheckConfig, Upstream};
+use gantry_unix::{ProcessGroup, Signal};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
@@ -311,22 +312,15 @@ async fn graceful_stop(
     let Some(pid) = child.id() else {
         return;
     };
-    signal_group(pid, libc::SIGTERM);
+    ProcessGroup(pid as i32).signal(Signal::SIGTERM);
     let grace = Duration::from_secs(grace_seconds);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         tracing::warn!(instance = %upstream.id, "instance ignored SIGTERM, killing it");
-        signal_group(pid, libc::SIGKILL);
+        ProcessGroup(pid as i32).kill();
         let _ = child.wait().await;
     }
     // Leftovers of the group (children of the command's shell).
-    signal_group(pid, libc::SIGKILL);
-}
-
-fn signal_group(pid: u32, signal: i32) {
-    // SAFETY: kill(2) with a negative pid signals the process group we created.
-    unsafe {
-        libc::kill(-(pid as i32), signal);
-    }
+    ProcessGroup(pid as i32).kill();
 }
 
 /// A process a previous data plane left running, whose group this one no

@@ -12,4 +12,5 @@ mod lock;
 mod process_group;
 
 pub use lock::FileLock;
+pub use nix::sys::signal::Signal;
 pub use process_group::{ProcessGroup, ProcessId};
