@@ -190,7 +190,8 @@ fn adopt_inherited(entry: &str) -> std::io::Result<(u16, std::net::TcpListener)>
     let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
     let bound = listener.local_addr()?.port();
     if bound != port {
-        std::mem::forget(listener);
+        // Not ours after all: give the descriptor up without closing it.
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(listener);
         return Err(std::io::Error::other(format!(
             "descriptor {fd} listens on port {bound}, not {port}"
         )));
