@@ -2,7 +2,8 @@
 //! frozen snapshots of them, and publications (signed `dists/` trees with
 //! a `pool/`) served over HTTP.
 //!
-//! - `service.rs`: `Apt`, the handle: repo/snapshot/publish operations.
+//! - `service/`: `Apt`, the handle (`mod.rs`), its operations one group to a file:
+//!   repositories and packages, snapshots, publications, unpacking.
 //! - `publish.rs`: writing a publication's tree and swapping it in atomically.
 //! - `query.rs`: aptly's package queries.
 //! - `signing.rs`: signing keys and `InRelease`/`Release.gpg`.
