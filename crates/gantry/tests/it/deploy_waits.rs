@@ -54,7 +54,13 @@ fn a_first_rolling_deploy_says_which_judgment_it_waits_for() {
          look at the first instance"
     );
     assert_eq!(note, expected);
-    let log = crate::steps_podman::log_text(&server, &id);
+    // Log lines reach the store in batches, a moment after the output.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut log = crate::steps_podman::log_text(&server, &id);
+    while !log.contains(&expected) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        log = crate::steps_podman::log_text(&server, &id);
+    }
     assert!(log.contains(&expected), "{log}");
     server.wait_stage(&id, "deploy", "waiting");
     server.cli(&["approve", &id, "--stage", "deploy"]).ok();
