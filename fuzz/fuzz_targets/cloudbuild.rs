@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
             .into_iter()
             .collect(),
         ),
+        ..Default::default()
     };
     let _ = translate(&file, &translation);
 });
