@@ -44,6 +44,7 @@ pub use bodies::BodyLimits;
 pub use error::{ApiError, Code};
 pub use listener::{BodyTimeout, ListenerConfig, Timeouts, serve};
 pub use metrics::install_recorder;
+pub use routes::system::{DataplaneControl, StopDataplane};
 pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
 
 /// What every handler can reach.
@@ -155,6 +156,7 @@ pub fn routes() -> Vec<Route> {
         public(Method::GET, "/healthz", system::healthz),
         viewer(Method::GET, "/metrics", system::metrics),
         viewer(Method::GET, "/api/v1/openapi.json", system::openapi),
+        admin(Method::POST, "/api/v1/dataplane/stop", system::stop_dataplane),
         viewer(Method::POST, "/api/v1/validate", pipelines::validate),
         operator(Method::POST, "/api/v1/apply", pipelines::apply),
         viewer(Method::GET, "/api/v1/pipelines", pipelines::list),

@@ -20,3 +20,10 @@ pub struct Dropped {
 pub struct Revoked {
     pub revoked: String,
 }
+
+/// What stopping the server's data plane answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DataplaneStopped {
+    /// `false` when no data plane was running for the server's data directory.
+    pub stopped: bool,
+}

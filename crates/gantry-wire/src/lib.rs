@@ -15,7 +15,7 @@ pub mod tokens;
 
 mod answers;
 
-pub use answers::{Deleted, Dropped, Revoked};
+pub use answers::{DataplaneStopped, Deleted, Dropped, Revoked};
 pub use executions::Status;
 
 #[cfg(test)]

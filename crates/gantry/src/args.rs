@@ -161,6 +161,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// The address the API, hosted git and published APT trees listen on.
     #[arg(long, default_value = "127.0.0.1:7700", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// sqlite://PATH or postgres://… (default sqlite://DATA_DIR/gantry.db).
@@ -265,6 +266,7 @@ pub enum ExecutionCommand {
     /// Run a failed or canceled stage again, with everything after it.
     Restart {
         id: String,
+        /// The id of the stage to run again (its downstream stages run again after it).
         #[arg(long)]
         stage: String,
     },
@@ -360,3 +362,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("{text:?} is too large"))
 }
+
+#[cfg(test)]
+#[path = "args_tests.rs"]
+mod tests;

@@ -132,6 +132,9 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         body_limits,
     ))
     .layer(axum::Extension(runners))
+    .layer(axum::Extension(gantry_api::DataplaneControl(
+        std::sync::Arc::new(StopOwnDataplane(data_dir.clone())),
+    )))
     .nest_service("/apt", crate::apt_files::router(apt.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
     // Every trigger kind follows its events (pushes, schedules, endings, landed packages).
@@ -230,5 +233,21 @@ fn redact(url: &str) -> String {
     match credentials.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
+    }
+}
+
+/// `POST /api/v1/dataplane/stop`: the data plane of this server's data
+/// directory, stopped as `gantry dataplane stop --data-dir` stops it.
+struct StopOwnDataplane(PathBuf);
+
+impl gantry_api::StopDataplane for StopOwnDataplane {
+    fn stop(&self) -> futures::future::BoxFuture<'_, Result<bool, gantry_api::ApiError>> {
+        Box::pin(async move {
+            match gantry_dataplane::stop(&self.0).await {
+                Ok(gantry_dataplane::Stopped::Stopped) => Ok(true),
+                Ok(gantry_dataplane::Stopped::NotRunning) => Ok(false),
+                Err(error) => Err(gantry_api::ApiError::internal(error.to_string())),
+            }
+        })
     }
 }

@@ -4,7 +4,7 @@
 //! fails the document's build, and so its tests).
 
 use axum::http::Method;
-use gantry_wire::{Deleted, Dropped, Revoked, apt, executions, git, pipelines, secrets, tokens};
+use gantry_wire::{DataplaneStopped, Deleted, Dropped, Revoked, apt, executions, git, pipelines, secrets, tokens};
 use serde_json::{Value, json};
 
 use super::{Schemas, schema};
@@ -249,6 +249,10 @@ pub(super) fn all() -> Vec<Operation> {
         // GET /healthz
         op(Method::GET, "/healthz", "healthz", "system", "Liveness check; answers `ok` without a token")
             .text(200, "the server is up", Some("ok")),
+        // POST /api/v1/dataplane/stop
+        op(Method::POST, "/api/v1/dataplane/stop", "stopDataplane", "system", "Stop the server's data plane gracefully (listeners close, requests in flight finish, instances get SIGTERM); server groups are kept")
+            .answers(200, "whether a data plane was running", schema::<DataplaneStopped>)
+            .errors(&[401, 403, 404]),
         // GET /metrics
         op(Method::GET, "/metrics", "metrics", "system", "Prometheus metrics (text exposition format)")
             .text(200, "metrics", None)

@@ -28,3 +28,28 @@ pub async fn openapi() -> impl IntoResponse {
         crate::openapi::DOCUMENT.as_str(),
     )
 }
+
+/// Stops the data plane of the server's own data directory, for `gantry
+/// dataplane stop` run against a server (`GANTRY_URL`) rather than a data
+/// directory. The data plane belongs to the `local` provider, which this
+/// crate does not know: `gantry serve` hands the action in as an extension.
+#[derive(Clone)]
+pub struct DataplaneControl(pub std::sync::Arc<dyn StopDataplane>);
+
+/// The one action [`DataplaneControl`] offers.
+pub trait StopDataplane: Send + Sync {
+    /// `Ok(false)` when no data plane was running.
+    fn stop(&self) -> futures::future::BoxFuture<'_, Result<bool, crate::ApiError>>;
+}
+
+pub async fn stop_dataplane(
+    control: Option<axum::Extension<DataplaneControl>>,
+) -> ApiResult<axum::Json<gantry_wire::DataplaneStopped>> {
+    let Some(axum::Extension(control)) = control else {
+        return Err(crate::ApiError::not_found(
+            "this server runs no local data plane",
+        ));
+    };
+    let stopped = control.0.stop().await?;
+    Ok(axum::Json(gantry_wire::DataplaneStopped { stopped }))
+}

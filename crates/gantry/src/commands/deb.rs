@@ -12,25 +12,34 @@ pub enum DebCommand {
     /// Build a package whose files are the tree under DIR.
     Build {
         dir: PathBuf,
+        /// The package's name (Package:).
         #[arg(long)]
         name: String,
+        /// Its version (Version:), in dpkg's syntax, e.g. 1.4.2-1.
         #[arg(long)]
         version: String,
+        /// Its architecture (Architecture:): all, amd64, arm64, …
         #[arg(long, default_value = "all")]
         arch: String,
         /// A dependency, e.g. 'libc6 (>= 2.36)' (repeatable).
         #[arg(long)]
         depends: Vec<String>,
+        /// Maintainer:, e.g. 'Team <team@example.org>'.
         #[arg(long)]
         maintainer: Option<String>,
+        /// Description: (its first line is the summary).
         #[arg(long)]
         description: Option<String>,
+        /// A script dpkg runs before unpacking.
         #[arg(long, value_name = "FILE")]
         preinst: Option<PathBuf>,
+        /// A script dpkg runs after unpacking (configure).
         #[arg(long, value_name = "FILE")]
         postinst: Option<PathBuf>,
+        /// A script dpkg runs before removing.
         #[arg(long, value_name = "FILE")]
         prerm: Option<PathBuf>,
+        /// A script dpkg runs after removing (or purging).
         #[arg(long, value_name = "FILE")]
         postrm: Option<PathBuf>,
         /// gzip (default), xz or none.

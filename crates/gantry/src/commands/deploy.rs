@@ -11,7 +11,9 @@ use crate::output::{field, print_json, table};
 
 #[derive(Debug, Subcommand)]
 pub enum AppCommand {
+    /// Applications with their clusters and server groups.
     List {
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -19,13 +21,16 @@ pub enum AppCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
+    /// Clusters with their server groups and load balancers.
     List {
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Server groups, instances and history of a cluster.
     Show {
         name: String,
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -33,6 +38,7 @@ pub enum ClusterCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ServerGroupCommand {
+    /// Server groups (without destroyed ones unless --all): version, size, health, weight.
     List {
         /// Only this cluster's groups.
         #[arg(long)]
@@ -40,20 +46,25 @@ pub enum ServerGroupCommand {
         /// Include destroyed groups.
         #[arg(long)]
         all: bool,
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// One server group with its instances: port, process, state, health, restarts.
     Show {
         name: String,
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Set the number of instances (0 stops them all).
     Resize {
         name: String,
+        /// The number of instances wanted.
         #[arg(long, allow_negative_numbers = true)]
         size: i64,
     },
+    /// Put back into rotation with full weight once its instances are healthy.
     Enable {
         name: String,
     },
@@ -65,6 +76,7 @@ pub enum ServerGroupCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Stop its instances and remove it (kept in the cluster's history).
     Destroy {
         name: String,
     },
@@ -72,13 +84,16 @@ pub enum ServerGroupCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum LbCommand {
+    /// Load balancers with their listeners and clusters.
     List {
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Listeners, groups, weights, instance health and live request rates.
     Show {
         name: String,
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -162,15 +177,18 @@ pub async fn server_group(
     match command {
         ServerGroupCommand::List { cluster, all, json } => {
             let answer = client.get("/api/v1/server-groups").await?;
+            // The same groups in both forms: destroyed ones only with --all.
+            let groups: Vec<&Value> = items(&answer, "serverGroups")
+                .filter(|g| {
+                    (all || g["destroyedAt"].is_null())
+                        && cluster.as_deref().is_none_or(|c| g["cluster"] == c)
+                })
+                .collect();
             if json {
-                print_json(&answer);
+                print_json(&json!({ "serverGroups": groups }));
                 return Ok(ExitCode::SUCCESS);
             }
-            let groups = items(&answer, "serverGroups").filter(|g| {
-                (all || g["destroyedAt"].is_null())
-                    && cluster.as_deref().is_none_or(|c| g["cluster"] == c)
-            });
-            group_table(groups);
+            group_table(groups.into_iter());
         }
         ServerGroupCommand::Show { name, json } => {
             let answer = client.get(&path(&name)).await?;

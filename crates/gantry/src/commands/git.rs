@@ -20,6 +20,7 @@ pub enum RepoCommand {
     },
     /// List hosted repositories.
     List {
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -31,6 +32,7 @@ pub enum RepoCommand {
 pub enum TriggerCommand {
     /// What watches what: every trigger of every pipeline.
     List {
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -34,7 +34,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS),
         Command::Dataplane {
             command: Some(command),
-        } => dataplane::run(&data_dir()?, command).await,
+        } => match &cli.data_dir {
+            // A data directory named: its data plane, whether or not a
+            // server runs; otherwise the data plane of the server at URL.
+            Some(dir) => dataplane::run_local(dir, command).await,
+            None => dataplane::run_remote(&client()?, &cli.url, command).await,
+        },
         Command::App(command) => deploy::app(&client()?, command).await,
         Command::Cluster(command) => deploy::cluster(&client()?, command).await,
         Command::ServerGroup(command) => deploy::server_group(&client()?, command).await,

@@ -21,9 +21,11 @@ pub enum SecretCommand {
     },
     /// List secrets (names and times; values are never shown).
     List {
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// Delete a secret (steps that name it then fail to start).
     Delete {
         name: String,
     },

@@ -403,6 +403,20 @@ fn server_group_stages_change_the_cluster_without_dropping() {
     assert!(out.stdout.matches("healthy").count() >= 3, "{}", out.stdout);
     let out = server.cli(&["servergroup", "list", "--all"]).ok();
     assert!(out.stdout.contains("destroyed"), "{}", out.stdout);
+    // The JSON form lists what the table lists: destroyed groups only when asked.
+    let names = |args: &[&str]| -> Vec<String> {
+        let out = server.cli(args).ok();
+        let listed: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+        listed["serverGroups"]
+            .as_array()
+            .expect("serverGroups")
+            .iter()
+            .map(|g| g["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    assert_eq!(names(&["servergroup", "list", "--json"]), ["shop-web-v001"]);
+    let all = names(&["servergroup", "list", "--all", "--json"]);
+    assert!(all.contains(&"shop-web-v000".to_owned()), "{all:?}");
 }
 
 #[test]
@@ -459,4 +473,34 @@ fn dataplane_stop_drains_then_stops_instances() {
 fn get_or_refused(port: u16) -> Option<u16> {
     TcpStream::connect(("127.0.0.1", port)).ok()?;
     Some(get(port, "/").0)
+}
+
+#[test]
+fn dataplane_stop_without_a_data_dir_stops_the_data_plane_of_the_server_at_gantry_url() {
+    let server = Server::start(Backend::Sqlite);
+    let port = shop(&server, "");
+    // No data directory named: the command asks the server at GANTRY_URL.
+    let remote = |server: &Server| {
+        server
+            .cli_with(&["dataplane", "stop"], |command| {
+                command.env_remove("GANTRY_DATA_DIR");
+            })
+            .ok()
+    };
+    let out = remote(&server);
+    assert!(
+        out.stdout.contains("data plane of the server at") && out.stdout.contains("stopped"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the load balancer still listens"
+    );
+    let again = remote(&server);
+    assert!(
+        again.stdout.contains("no data plane is running for the server at"),
+        "{}",
+        again.stdout
+    );
 }

@@ -74,6 +74,7 @@ pub enum RepoCommand {
         /// The component its publications default to (main).
         #[arg(long)]
         component: Option<String>,
+        /// Free text shown with the repository.
         #[arg(long)]
         comment: Option<String>,
     },
@@ -167,6 +168,7 @@ pub enum PublishCommand {
         /// `[PREFIX] SNAPSHOT…`: a leading argument that is not a snapshot is the prefix.
         #[arg(required = true)]
         args: Vec<String>,
+        /// The publication's prefix (default: none, or the leading argument).
         #[arg(long)]
         prefix: Option<String>,
     },
@@ -190,6 +192,7 @@ pub struct PublishOptions {
     /// Architectures to publish, comma-separated (default: those of the packages).
     #[arg(long, value_delimiter = ',')]
     pub architectures: Vec<String>,
+    /// The component, or one per source comma-separated (a snapshot publication of several).
     #[arg(long, default_value = "main")]
     pub component: String,
     /// Publish without InRelease/Release.gpg (apt refuses it unless told to trust it).
@@ -206,8 +209,10 @@ pub struct PublishOptions {
     /// of digests, for ten times the CPU time).
     #[arg(long)]
     pub xz: bool,
+    /// The Release file's Origin: field (what apt pinning matches on).
     #[arg(long)]
     pub origin: Option<String>,
+    /// The Release file's Label: field.
     #[arg(long)]
     pub label: Option<String>,
 }
