@@ -397,6 +397,14 @@ impl<'n> Fields<'n> {
     /// Reports the keys no getter asked for and returns the JSON read. With `check_unknown`
     /// false (a stage whose type is unknown) only the JSON is returned.
     pub fn finish(self, cx: &mut Checker<'_>, check_unknown: bool) -> Json {
+        #[cfg(test)]
+        field_coverage::note(
+            &self.what,
+            &self.known,
+            self.entries
+                .iter()
+                .map(|(key, _)| key.scalar_text(cx.source).unwrap_or_default().to_string()),
+        );
         if check_unknown {
             for (key, _) in self.entries {
                 let name = key.scalar_text(cx.source).unwrap_or_default();
@@ -489,4 +497,45 @@ pub(crate) fn check_identifier(
              (expressions read it as {root}.{name}{minus})"
         ),
     );
+}
+
+/// Which fields a parse used, per kind of mapping (a kind is the set of
+/// fields its reader knows), so that a test can require the example file to
+/// show every field.
+#[cfg(test)]
+pub(crate) mod field_coverage {
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// Per kind of mapping (its name in messages up to the first quote or
+    /// number: `stage`, `step`, `load balancer`, `trigger`): the fields its
+    /// readers know, and the fields some mapping of that kind used. A field
+    /// that several stage types share counts once.
+    pub type Coverage = BTreeMap<String, (BTreeSet<&'static str>, BTreeSet<String>)>;
+
+    thread_local! {
+        static SEEN: RefCell<Option<Coverage>> = const { RefCell::new(None) };
+    }
+
+    pub fn note(what: &str, known: &[&'static str], present: impl Iterator<Item = String>) {
+        SEEN.with(|seen| {
+            if let Some(seen) = seen.borrow_mut().as_mut() {
+                let kind = what
+                    .split(|c: char| c == '"' || c.is_ascii_digit())
+                    .next()
+                    .unwrap_or(what)
+                    .trim();
+                let entry = seen.entry(kind.to_owned()).or_default();
+                entry.0.extend(known);
+                entry.1.extend(present);
+            }
+        });
+    }
+
+    /// Runs `parse` and returns what it used.
+    pub fn record(parse: impl FnOnce()) -> Coverage {
+        SEEN.with(|seen| *seen.borrow_mut() = Some(Coverage::new()));
+        parse();
+        SEEN.with(|seen| seen.borrow_mut().take()).unwrap_or_default()
+    }
 }

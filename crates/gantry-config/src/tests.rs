@@ -4,6 +4,7 @@
 //! The cases live by layer: `tests/yaml.rs`, `tests/structure.rs` (fields, names,
 //! stages and their graph) and `tests/expressions.rs`; the whole-model ones are here.
 
+mod example_file;
 mod expressions;
 mod structure;
 mod yaml;
