@@ -25,19 +25,19 @@ pub async fn run(args: AptArgs, url: &str, data_dir: Option<PathBuf>) -> anyhow:
     if args.local {
         let local =
             LocalApt::open(&crate::paths::data_dir(data_dir)?, args.database.as_deref()).await?;
-        run_on(&local, args.command).await?;
+        run_on(&local, args.command, url).await?;
     } else {
         let client = crate::client::Client::new(url, crate::paths::data_dir(data_dir))?;
-        run_on(&HttpApt::new(client), args.command).await?;
+        run_on(&HttpApt::new(client), args.command, url).await?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_on(api: &impl AptBackend, command: AptCommand) -> anyhow::Result<()> {
+async fn run_on(api: &impl AptBackend, command: AptCommand, url: &str) -> anyhow::Result<()> {
     match command {
         AptCommand::Repo(command) => repo::run(api, command).await,
         AptCommand::Snapshot(command) => snapshot::run(api, command).await,
-        AptCommand::Publish(command) => publish::run(api, command).await,
+        AptCommand::Publish(command) => publish::run(api, command, url).await,
         AptCommand::Key(command) => keys::run(api, command).await,
         AptCommand::Db(command) => db::run(api, command).await,
     }

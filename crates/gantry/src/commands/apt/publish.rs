@@ -5,18 +5,23 @@ use gantry_wire::apt::{PublishBody, Source, SourceKind, UpdatePublication};
 use super::backend::AptBackend;
 use super::{PublishCommand, PublishOptions};
 
-pub(super) async fn run(api: &impl AptBackend, command: PublishCommand) -> anyhow::Result<()> {
+/// `url`: the server's address (`GANTRY_URL`), for the `deb` line to print.
+pub(super) async fn run(
+    api: &impl AptBackend,
+    command: PublishCommand,
+    url: &str,
+) -> anyhow::Result<()> {
     match command {
         PublishCommand::Repo {
             name,
             prefix,
             options,
-        } => publish_sources(api, SourceKind::Repo, &name, prefix, options).await?,
+        } => publish_sources(api, SourceKind::Repo, &name, prefix, options, url).await?,
         PublishCommand::Snapshot {
             name,
             prefix,
             options,
-        } => publish_sources(api, SourceKind::Snapshot, &name, prefix, options).await?,
+        } => publish_sources(api, SourceKind::Snapshot, &name, prefix, options, url).await?,
         PublishCommand::List => {
             for p in api.publications().await?.publications {
                 let sources: Vec<String> = p
@@ -91,6 +96,7 @@ async fn publish_sources(
     names: &str,
     prefix: Option<String>,
     options: PublishOptions,
+    url: &str,
 ) -> anyhow::Result<()> {
     let names: Vec<&str> = names.split(',').collect();
     let components: Vec<&str> = options.component.split(',').collect();
@@ -124,13 +130,14 @@ async fn publish_sources(
     };
     let published = api.publish(body).await?;
     println!(
-        "{} {} has been successfully published.\nNow you can add following line to apt sources:\n  deb URL/apt/{} {} {}",
+        "{} {} has been successfully published.\nNow you can add following line to apt sources:\n  deb {}/apt/{} {} {}",
         if kind == SourceKind::Repo {
             "Local repo"
         } else {
             "Snapshot"
         },
         names.join(","),
+        url.trim_end_matches('/'),
         match published.prefix.as_str() {
             "." => "",
             p => p,

@@ -220,9 +220,12 @@ fn the_signing_passphrase_moves_into_the_secret_store() {
     let v1 = build_hello(&server, "1.0");
     server.cli(&["apt", "repo", "create", "r"]).ok();
     server.cli(&["apt", "repo", "add", "r", &v1]).ok();
-    server
+    let published = server
         .cli(&["apt", "publish", "repo", "r", "--distribution", "one"])
         .ok();
+    // The sources line names the server, not a placeholder.
+    let line = format!("deb {}/apt/ one main", server.url.trim_end_matches('/'));
+    assert!(published.stdout.contains(&line), "{}", published.stdout);
     let keyring = keyring(&server);
     assert!(gpgv_verifies(&server, "one", &keyring));
 
