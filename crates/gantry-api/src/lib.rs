@@ -289,6 +289,16 @@ pub fn routes() -> Vec<Route> {
         viewer(Method::GET, "/api/v1/repos/{name}", git::show_repo),
         admin(Method::DELETE, "/api/v1/repos/{name}", git::delete_repo),
         viewer(Method::GET, "/api/v1/triggers", git::list_triggers),
+        operator(
+            Method::POST,
+            "/api/v1/pipelines/{name}/triggers/{position}/disable",
+            git::disable_trigger,
+        ),
+        operator(
+            Method::POST,
+            "/api/v1/pipelines/{name}/triggers/{position}/enable",
+            git::enable_trigger,
+        ),
         // Webhooks prove themselves with their signature or token.
         public(Method::POST, "/webhooks/github", webhooks::github),
         public(Method::POST, "/webhooks/gitlab", webhooks::gitlab),

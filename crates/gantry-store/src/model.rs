@@ -84,6 +84,9 @@ pub struct PipelineRecord {
     pub version: i64,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// The 1-based positions of the triggers a person switched off
+    /// ([`Store::set_trigger_enabled`](crate::Store::set_trigger_enabled)).
+    pub disabled_triggers: Vec<u32>,
 }
 
 /// What `Store::upsert_pipeline` did.

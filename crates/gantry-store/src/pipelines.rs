@@ -7,7 +7,7 @@ use crate::model::{Millis, PipelineRecord, Upsert};
 use crate::rows::{Row, json_text, read_error};
 use crate::store::{Store, StoreError};
 
-const COLUMNS: &str = "name, application, spec, version, created_at, updated_at";
+const COLUMNS: &str = "name, application, spec, version, created_at, updated_at, disabled_triggers";
 
 impl Store {
     /// Creates or updates; `version` and `updated_at` change only if `spec` or `application` did.
@@ -68,9 +68,10 @@ impl Store {
     /// the pipelines (triggers) can tell cheaply whether they must read them again.
     pub async fn pipelines_fingerprint(&self) -> Result<PipelinesFingerprint, StoreError> {
         // Deleting one pipeline and creating another still moves the latest `updated_at`.
-        let (count, latest, versions): (i64, i64, i64) = sqlx::query_as(
+        let (count, latest, versions, switches): (i64, i64, i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(MAX(updated_at), 0),
-                    CAST(COALESCE(SUM(version), 0) AS BIGINT)
+                    CAST(COALESCE(SUM(version), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(switches), 0) AS BIGINT)
              FROM pipelines",
         )
         .fetch_one(&self.reader)
@@ -80,7 +81,48 @@ impl Store {
             count,
             latest,
             versions,
+            switches,
         })
+    }
+
+    /// Switches the trigger at `position` (1-based, in the pipeline's
+    /// `triggers`) on or off; it stays so across applies. `None` when there
+    /// is no such pipeline; `Some(false)` when it already was so.
+    pub async fn set_trigger_enabled(
+        &self,
+        pipeline: &str,
+        position: u32,
+        enabled: bool,
+    ) -> Result<Option<bool>, StoreError> {
+        // Read, then write only if nobody switched another trigger of the
+        // pipeline in between (the list is compared whole); else read again.
+        loop {
+            let Some(record) = self.pipeline(pipeline).await? else {
+                return Ok(None);
+            };
+            let mut disabled = record.disabled_triggers.clone();
+            if enabled {
+                disabled.retain(|p| *p != position);
+            } else if !disabled.contains(&position) {
+                disabled.push(position);
+                disabled.sort_unstable();
+            }
+            if disabled == record.disabled_triggers {
+                return Ok(Some(false));
+            }
+            let done = sqlx::query(
+                "UPDATE pipelines SET disabled_triggers = $1, switches = switches + 1
+                 WHERE name = $2 AND disabled_triggers = $3",
+            )
+            .bind(positions_text(&disabled))
+            .bind(pipeline)
+            .bind(positions_text(&record.disabled_triggers))
+            .execute(&self.writer)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(Some(true));
+            }
+        }
     }
 
     /// Returns false if there was no such pipeline. Executions are kept.
@@ -99,6 +141,12 @@ pub struct PipelinesFingerprint {
     count: i64,
     latest: Millis,
     versions: i64,
+    switches: i64,
+}
+
+/// The stored form of a set of trigger positions: a JSON array, sorted.
+fn positions_text(positions: &[u32]) -> String {
+    serde_json::to_string(positions).unwrap_or_else(|_| "[]".to_owned())
 }
 
 fn pipeline_from_row(row: &AnyRow) -> Result<PipelineRecord, StoreError> {
@@ -110,5 +158,6 @@ fn pipeline_from_row(row: &AnyRow) -> Result<PipelineRecord, StoreError> {
         version: row.get("version")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
+        disabled_triggers: serde_json::from_value(row.json("disabled_triggers")?).unwrap_or_default(),
     })
 }

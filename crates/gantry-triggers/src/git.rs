@@ -36,6 +36,15 @@ impl TriggerKind for GitKind {
         if let Some(poll) = git.poll {
             parts.push(format!("polled every {}s", poll.as_secs()));
         }
+        if !git.included_files.is_empty() {
+            parts.push(format!("files {}", git.included_files.join(" ")));
+        }
+        if !git.ignored_files.is_empty() {
+            parts.push(format!("ignoring {}", git.ignored_files.join(" ")));
+        }
+        if let Some(config) = &git.config {
+            parts.push(format!("pipeline from {config}"));
+        }
         parts.join(", ")
     }
 

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// applied on another server sharing the database, or through the API while no push came).
 const NOTICE_EVERY: Duration = Duration::from_secs(1);
 
-/// The applied pipelines that read, by name; unreadable specs are left out (the engine
-/// reports them when one is run).
+/// The applied pipelines that read, by name, each with only the triggers that may fire
+/// (those a person disabled are left out, so no kind sees them); unreadable specs are left
+/// out (the engine reports them when one is run).
 pub type Pipelines = Arc<Vec<Pipeline>>;
 
 /// Cheap to clone; clones share what was read.
@@ -68,7 +69,7 @@ impl PipelineWatch {
         let pipelines = match self.inner.store.pipelines().await {
             Ok(records) => records
                 .into_iter()
-                .filter_map(|r| serde_json::from_value(r.spec).ok())
+                .filter_map(firing_triggers)
                 .collect::<Vec<Pipeline>>(),
             Err(error) => {
                 tracing::error!(%error, "cannot read pipelines for triggers");
@@ -107,4 +108,17 @@ impl PipelineWatch {
             }
         }
     }
+}
+
+/// The pipeline a record holds, without its disabled triggers.
+fn firing_triggers(record: gantry_store::PipelineRecord) -> Option<Pipeline> {
+    let mut pipeline: Pipeline = serde_json::from_value(record.spec).ok()?;
+    if !record.disabled_triggers.is_empty() {
+        let mut position = 0;
+        pipeline.triggers.retain(|_| {
+            position += 1;
+            !record.disabled_triggers.contains(&position)
+        });
+    }
+    Some(pipeline)
 }

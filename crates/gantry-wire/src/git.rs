@@ -28,10 +28,15 @@ pub struct CreateRepository {
 /// A trigger of a stored pipeline.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Trigger {
+    /// `PIPELINE#N`: its pipeline and its 1-based position in the pipeline's `triggers`.
+    pub id: String,
     pub pipeline: String,
+    pub position: u32,
     #[serde(rename = "type")]
     pub kind: String,
-    /// What it watches, in a few words (`repository app, branch ^main$`).
+    /// Whether it fires (`gantry trigger disable|enable ID`); kept across applies.
+    pub enabled: bool,
+    /// What it watches, in a few words (`repository app, branch ^main$, files src/**`).
     pub watches: String,
     /// The trigger as applied, without its secret.
     #[schema(value_type = Object)]

@@ -450,6 +450,14 @@ pub(super) fn all() -> Vec<Operation> {
         op(Method::GET, "/api/v1/triggers", "listTriggers", "triggers", "List every pipeline trigger and what it watches")
             .answers(200, "triggers", schema::<git::TriggerList>)
             .errors(&[401, 403]),
+        // POST /api/v1/pipelines/{name}/triggers/{position}/disable
+        op(Method::POST, "/api/v1/pipelines/{name}/triggers/{position}/disable", "disableTrigger", "triggers", "Switch a trigger off (position: 1-based in the pipeline's triggers); it stays off across applies")
+            .answers(200, "the trigger", schema::<git::Trigger>)
+            .errors(&[400, 401, 403, 404]),
+        // POST /api/v1/pipelines/{name}/triggers/{position}/enable
+        op(Method::POST, "/api/v1/pipelines/{name}/triggers/{position}/enable", "enableTrigger", "triggers", "Switch a trigger back on")
+            .answers(200, "the trigger", schema::<git::Trigger>)
+            .errors(&[400, 401, 403, 404]),
         // POST /webhooks/github
         op(Method::POST, "/webhooks/github", "githubWebhook", "triggers", "GitHub push webhook (X-Hub-Signature-256, dedupe by X-GitHub-Delivery)")
             .legacy()

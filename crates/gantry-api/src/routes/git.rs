@@ -243,18 +243,57 @@ pub async fn delete_repo(
 }
 
 pub async fn list_triggers(State(state): State<AppState>) -> ApiResult<axum::Json<TriggerList>> {
-    let triggers = triggers(&state).list().await;
+    let triggers = triggers(&state).list().await?;
     Ok(axum::Json(TriggerList {
-        triggers: triggers
-            .into_iter()
-            .map(|t| Trigger {
-                pipeline: t.pipeline,
-                kind: t.kind.to_owned(),
-                watches: t.watches,
-                spec: t.spec,
-            })
-            .collect(),
+        triggers: triggers.into_iter().map(trigger_view).collect(),
     }))
+}
+
+/// `POST /api/v1/pipelines/{name}/triggers/{position}/disable`.
+pub async fn disable_trigger(
+    State(state): State<AppState>,
+    PathParams((pipeline, position)): PathParams<(String, u32)>,
+) -> ApiResult<axum::Json<Trigger>> {
+    switch_trigger(&state, &pipeline, position, false).await
+}
+
+/// `POST /api/v1/pipelines/{name}/triggers/{position}/enable`.
+pub async fn enable_trigger(
+    State(state): State<AppState>,
+    PathParams((pipeline, position)): PathParams<(String, u32)>,
+) -> ApiResult<axum::Json<Trigger>> {
+    switch_trigger(&state, &pipeline, position, true).await
+}
+
+async fn switch_trigger(
+    state: &AppState,
+    pipeline: &str,
+    position: u32,
+    enabled: bool,
+) -> ApiResult<axum::Json<Trigger>> {
+    use gantry_triggers::SwitchError;
+    match triggers(state).set_enabled(pipeline, position, enabled).await {
+        Ok(view) => {
+            tracing::info!(%pipeline, position, enabled, "trigger switched");
+            Ok(axum::Json(trigger_view(view)))
+        }
+        Err(error @ (SwitchError::NoPipeline(_) | SwitchError::NoTrigger { .. })) => {
+            Err(ApiError::not_found(error.to_string()))
+        }
+        Err(SwitchError::Store(error)) => Err(error.into()),
+    }
+}
+
+fn trigger_view(t: gantry_triggers::TriggerView) -> Trigger {
+    Trigger {
+        id: t.id,
+        pipeline: t.pipeline,
+        position: t.position,
+        kind: t.kind.to_owned(),
+        enabled: t.enabled,
+        watches: t.watches,
+        spec: t.spec,
+    }
 }
 
 fn repository(info: gantry_git::RepoInfo) -> Repository {

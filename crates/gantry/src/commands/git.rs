@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use gantry_wire::Deleted;
-use gantry_wire::git::{CreateRepository, Repository, RepositoryList, TriggerList};
+use gantry_wire::git::{CreateRepository, Repository, RepositoryList, Trigger, TriggerList};
 
 use crate::client::{Client, segment};
 use crate::output::{print_wire, table};
@@ -35,6 +35,17 @@ pub enum TriggerCommand {
         /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Switch a trigger off without editing the file: PIPELINE#N, as `trigger list` shows
+    /// it (N counts the pipeline's triggers from 1). It stays off across applies.
+    Disable {
+        /// PIPELINE#N
+        id: String,
+    },
+    /// Switch a trigger back on.
+    Enable {
+        /// PIPELINE#N
+        id: String,
     },
 }
 
@@ -91,10 +102,36 @@ pub async fn trigger(client: &Client, command: TriggerCommand) -> anyhow::Result
             let rows: Vec<Vec<String>> = answer
                 .triggers
                 .into_iter()
-                .map(|t| vec![t.pipeline, t.kind, t.watches])
+                .map(|t| {
+                    let state = if t.enabled { "enabled" } else { "disabled" };
+                    vec![t.id, t.kind, state.to_owned(), t.watches]
+                })
                 .collect();
-            table(&["PIPELINE", "TYPE", "WATCHES"], &rows);
+            table(&["ID", "TYPE", "STATE", "WATCHES"], &rows);
         }
+        TriggerCommand::Disable { id } => switch(client, &id, false).await?,
+        TriggerCommand::Enable { id } => switch(client, &id, true).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn switch(client: &Client, id: &str, enabled: bool) -> anyhow::Result<()> {
+    let Some((pipeline, position)) = id
+        .rsplit_once('#')
+        .and_then(|(pipeline, n)| Some((pipeline, n.parse::<u32>().ok()?)))
+    else {
+        anyhow::bail!("{id:?} is not a trigger id: write PIPELINE#N, as `gantry trigger list` shows it");
+    };
+    let action = if enabled { "enable" } else { "disable" };
+    let trigger: Trigger = client
+        .post_as(
+            &format!(
+                "/api/v1/pipelines/{}/triggers/{position}/{action}",
+                segment(pipeline)
+            ),
+            &serde_json::json!({}),
+        )
+        .await?;
+    println!("trigger {} ({}: {}) {action}d", trigger.id, trigger.kind, trigger.watches);
+    Ok(())
 }

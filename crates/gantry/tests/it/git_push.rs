@@ -266,3 +266,55 @@ pipelines:
         .cli(&["run", "polled", "--ref", "nope"])
         .fails_with("has no branch or tag \"nope\"");
 }
+
+#[test]
+fn a_disabled_trigger_does_not_fire_until_enabled_and_stays_off_across_applies() {
+    let server = Server::start(Backend::Sqlite);
+    server.cli(&["repo", "create", "app"]).ok();
+    let pipelines = r#"
+pipelines:
+  - name: ci
+    triggers:
+      - {type: webhook, source: unused, public: true}
+      - {type: git, repository: app, branch: ^main$, includedFiles: ["src/**"], config: ci/gantry.yaml}
+    stages:
+      - {id: build, type: run, steps: [{script: "true"}]}
+"#;
+    server.apply(pipelines);
+    let listed = server.cli(&["trigger", "list"]).ok().stdout;
+    // The listing names each trigger and says what it watches, file filters and config included.
+    assert!(listed.contains("ci#2"), "{listed}");
+    assert!(listed.contains("files src/**"), "{listed}");
+    assert!(listed.contains("pipeline from ci/gantry.yaml"), "{listed}");
+
+    let out = server.cli(&["trigger", "disable", "ci#2"]).ok().stdout;
+    assert!(out.contains("ci#2") && out.contains("disabled"), "{out}");
+    // Applying the same file again keeps it off.
+    server.apply(pipelines);
+    let listed = server.cli(&["trigger", "list", "--json"]).ok().stdout;
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
+    assert_eq!(listed["triggers"][1]["enabled"], false, "{listed:#}");
+    assert_eq!(listed["triggers"][0]["enabled"], true, "{listed:#}");
+
+    let clone = Clone::init(&server, "app");
+    clone.commit(&[("src/main.rs", "fn main() {}\n")], "first");
+    let url = repo_url(&server, "app", Some(&server.token));
+    clone.git(&["push", "--quiet", &url, "main"]).ok();
+    still_executions(&server, "ci", 0);
+
+    server.cli(&["trigger", "enable", "ci#2"]).ok();
+    clone.commit(&[("src/main.rs", "fn main() { }\n")], "second");
+    clone.git(&["push", "--quiet", &url, "main"]).ok();
+    wait_executions(&server, "ci", 1);
+
+    // Bad ids say what is wrong.
+    server
+        .cli(&["trigger", "disable", "ci#3"])
+        .fails_with("pipeline \"ci\" has 2 trigger(s); there is no trigger #3");
+    server
+        .cli(&["trigger", "disable", "nope#1"])
+        .fails_with("no pipeline \"nope\"");
+    server
+        .cli(&["trigger", "disable", "ci"])
+        .fails_with("write PIPELINE#N");
+}
