@@ -64,6 +64,11 @@ pub struct Translation {
     pub insecure_registries: InsecureRegistries,
 }
 
+/// Cloud Build's home directory, shared by every step of a build.
+pub const BUILDER_HOME: &str = "/builder/home";
+/// The step volume that holds it.
+const BUILDER_HOME_VOLUME: &str = "builder-home";
+
 /// A build ready to run.
 #[derive(Clone, Debug, Default)]
 pub struct Build {
@@ -179,7 +184,7 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
                 )),
             }
         }
-        let volumes = file
+        let mut volumes: Vec<StepVolume> = file
             .volumes
             .iter()
             .chain(&raw.volumes)
@@ -188,6 +193,17 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
                 path: path.clone(),
             })
             .collect();
+        // As on Cloud Build: HOME is /builder/home, one volume all steps of
+        // the build share (a login or a tool's cache survives to later
+        // steps), unless the step says otherwise.
+        env.entry("HOME".to_owned())
+            .or_insert_with(|| BUILDER_HOME.to_owned());
+        if !volumes.iter().any(|v| v.path == BUILDER_HOME) {
+            volumes.push(StepVolume {
+                name: BUILDER_HOME_VOLUME.to_owned(),
+                path: BUILDER_HOME.to_owned(),
+            });
+        }
         let (entrypoint, args) = match &raw.script {
             Some(script) => {
                 let mut argv = script_command(script);
@@ -231,6 +247,12 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
                     }
                     let mut argv = vec![entrypoint.unwrap_or_else(|| program.to_owned())];
                     argv.append(&mut step.args);
+                    // A step the host runs has the server's HOME; only
+                    // the user's own volumes cannot follow it there.
+                    step.volumes.retain(|v| v.path != BUILDER_HOME);
+                    if step.env.get("HOME").map(String::as_str) == Some(BUILDER_HOME) {
+                        step.env.remove("HOME");
+                    }
                     if !step.volumes.is_empty() {
                         errors.push(format!(
                             "step {}: volumes cannot be mounted into {image:?}, which the image map runs on the host",

@@ -82,9 +82,9 @@ steps:
   entrypoint: bash
   args: ['-c', 'for dir in a b; do echo $dir ${version} $1 $Path ${X:-y} $$HOME; done; echo $PROJECT_ID']
 "#,
-        expect_test::expect![[r##"
-            img: img | bash | ["-c", "for dir in a b; do echo $dir ${version} $1 $Path ${X:-y} $HOME; done; echo proj"] |  | all earlier
-        "##]],
+        expect_test::expect![[r#"
+            img: img | bash | ["-c", "for dir in a b; do echo $dir ${version} $1 $Path ${X:-y} $HOME; done; echo proj"] | HOME=/builder/home | all earlier
+        "#]],
     );
     // ALLOW_LOOSE blanks undefined substitutions, not the shell's variables.
     check(
@@ -95,9 +95,9 @@ steps:
 options:
   substitutionOption: ALLOW_LOOSE
 "#,
-        expect_test::expect![[r##"
-            img: img | - | ["echo $dir ${version} [] []"] |  | all earlier
-        "##]],
+        expect_test::expect![[r#"
+            img: img | - | ["echo $dir ${version} [] []"] | HOME=/builder/home | all earlier
+        "#]],
     );
     check(
         "steps:\n- name: img\n  args: ['$HOME']\n",
@@ -132,8 +132,8 @@ available_secrets:
     env: TOKEN
 "#,
         expect_test::expect![[r#"
-            first: img | - | ["echo", "x"] |  | all earlier
-            img: img | - | [] |  | -
+            first: img | - | ["echo", "x"] | HOME=/builder/home | all earlier
+            img: img | - | [] | HOME=/builder/home | -
               secretEnv TOKEN=token
             warning: cloudbuild.yaml:16: options field "logStreamingOption" only applies on Google Cloud Build; ignored
             warning: cloudbuild.yaml:15: options field "machineType" only applies on Google Cloud Build; ignored
@@ -159,10 +159,10 @@ availableSecrets:
   - versionName: projects/$PROJECT_ID/secrets/${_SECRET}/versions/latest
     env: TOKEN
 "#,
-        expect_test::expect![[r##"
-            img: img | - | ["push", "europe-west1-docker.pkg.dev/proj/app:v1"] |  | all earlier
+        expect_test::expect![[r#"
+            img: img | - | ["push", "europe-west1-docker.pkg.dev/proj/app:v1"] | HOME=/builder/home | all earlier
               secretEnv TOKEN=deploy-token
-        "##]],
+        "#]],
     );
     check(
         "steps:\n- name: img\n  args: [$_A]\nsubstitutions:\n  _A: a$_B\n  _B: b$_A\n",
@@ -189,8 +189,8 @@ options:
   automapSubstitutions: true
 "#,
         expect_test::expect![[r#"
-            img: img | sh | ["-c", "echo \"Hello $_USER in $PROJECT_ID\"\n"] | _USER=ann | all earlier
-            img: img | sh | ["-c", "echo plain"] |  | all earlier
+            img: img | sh | ["-c", "echo \"Hello $_USER in $PROJECT_ID\"\n"] | HOME=/builder/home _USER=ann | all earlier
+            img: img | sh | ["-c", "echo plain"] | HOME=/builder/home | all earlier
         "#]],
     );
     check(
@@ -203,7 +203,7 @@ substitutions:
   _USER: ann
 "#,
         expect_test::expect![[r#"
-            img: img | sh | ["-c", "echo \"$_USER\""] | _USER=ann | all earlier
+            img: img | sh | ["-c", "echo \"$_USER\""] | HOME=/builder/home _USER=ann | all earlier
         "#]],
     );
 }
@@ -212,9 +212,9 @@ substitutions:
 fn substitutions_flag_sets_the_builtins_gcloud_allows() {
     check(
         "# substitutions: TAG_NAME=v1.2,BRANCH_NAME=main,COMMIT_SHA=c0ffee,SHORT_SHA=c0f,REPO_NAME=shop,REVISION_ID=c0ffee\nsteps:\n- name: img\n  args: [$TAG_NAME $BRANCH_NAME $COMMIT_SHA $SHORT_SHA $REPO_NAME $REVISION_ID]\n",
-        expect_test::expect![[r##"
-            img: img | - | ["v1.2 main c0ffee c0f shop c0ffee"] |  | all earlier
-        "##]],
+        expect_test::expect![[r#"
+            img: img | - | ["v1.2 main c0ffee c0f shop c0ffee"] | HOME=/builder/home | all earlier
+        "#]],
     );
     check(
         "# substitutions: PROJECT_ID=other,BUILD_ID=b,LOCATION=eu,lower=x\nsteps:\n- name: img\n  args: [$PROJECT_ID]\n",
@@ -259,13 +259,13 @@ steps:
     true
 "#,
         expect_test::expect![[r##"
-            a: img | - | ["a"] |  | all earlier
-            b: img | - | ["b"] |  | -
-            img: img | - | ["all"] |  | all earlier
-            img: img | - | ["after-a"] |  | a
-            img: img | /usr/bin/env | ["bash", "-c", "#!/usr/bin/env bash\necho \"${BASH_VERSION}\"\n"] |  | all earlier
-            img: img | /usr/bin/env | ["node", "-e", "#!/usr/bin/env node\nconsole.log(1)\n"] |  | all earlier
-            img: img | /bin/bash | ["-eu", "-c", "#!/bin/bash -eu\ntrue\n"] |  | all earlier
+            a: img | - | ["a"] | HOME=/builder/home | all earlier
+            b: img | - | ["b"] | HOME=/builder/home | -
+            img: img | - | ["all"] | HOME=/builder/home | all earlier
+            img: img | - | ["after-a"] | HOME=/builder/home | a
+            img: img | /usr/bin/env | ["bash", "-c", "#!/usr/bin/env bash\necho \"${BASH_VERSION}\"\n"] | HOME=/builder/home | all earlier
+            img: img | /usr/bin/env | ["node", "-e", "#!/usr/bin/env node\nconsole.log(1)\n"] | HOME=/builder/home | all earlier
+            img: img | /bin/bash | ["-eu", "-c", "#!/bin/bash -eu\ntrue\n"] | HOME=/builder/home | all earlier
         "##]],
     );
 }
@@ -326,10 +326,10 @@ fn several_yaml_documents_are_a_problem_of_the_file() {
 fn artifacts_are_read_and_the_kinds_not_stored_refused_by_name() {
     check(
         "steps:\n- name: img\nimages: [a]\nartifacts:\n  images: [a, b]\n",
-        expect_test::expect![[r##"
-            img: img | - | [] |  | all earlier
+        expect_test::expect![[r#"
+            img: img | - | [] | HOME=/builder/home | all earlier
             images a b
-        "##]],
+        "#]],
     );
     check(
         "steps:\n- name: img\nartifacts:\n  objects:\n    location: gs://bucket/\n    paths: [out/*]\n  mavenArtifacts: []\n  pythonPackages: []\n  npmPackages: []\n  goModules: []\n  objcts: {}\n",
@@ -364,14 +364,14 @@ options:
   dynamicSubstitutions: true
 "#,
         expect_test::expect![[r#"
-            img: img | - | ["abc STAGING shop Shop feature/x x app-1.2 app-1", "a_b_c a+b-c fallback set ing"] |  | all earlier
+            img: img | - | ["abc STAGING shop Shop feature/x x app-1.2 app-1", "a_b_c a+b-c fallback set ing"] | HOME=/builder/home | all earlier
         "#]],
     );
     // Without dynamicSubstitutions the shell gets them.
     check(
         "steps:\n- name: img\n  args: ['${SHORT_SHA:0:3} ${HOME:-x}']\n",
         expect_test::expect![[r#"
-            img: img | - | ["${SHORT_SHA:0:3} ${HOME:-x}"] |  | all earlier
+            img: img | - | ["${SHORT_SHA:0:3} ${HOME:-x}"] | HOME=/builder/home | all earlier
         "#]],
     );
     check(

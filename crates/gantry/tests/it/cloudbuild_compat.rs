@@ -155,7 +155,7 @@ options:
 }
 
 #[test]
-fn a_script_keeps_its_shell_variables_and_runs_under_its_interpreter_in_podman() {
+fn a_script_keeps_its_shell_variables_runs_under_its_interpreter_and_home_is_shared_in_podman() {
     podman();
     let dir = source(&format!(
         r#"
@@ -169,7 +169,11 @@ steps:
 - name: {BASE}
   id: args
   entrypoint: sh
-  args: ['-c', 'for f in x; do echo "f=$f home=$$HOME"; done']
+  args: ['-c', 'for f in x; do echo "f=$f home=$$HOME"; done; echo kept > $$HOME/.note']
+- name: {BASE}
+  id: later
+  entrypoint: sh
+  args: ['-c', 'echo "note=$(cat $$HOME/.note)"']
 substitutions:
   _USER: ann
 options:
@@ -181,7 +185,9 @@ options:
         "[script] dir=a version=v-a",
         "[script] dir=b version=v-b",
         "[script] user=ann",
-        "[args] f=x home=/root",
+        // HOME is Cloud Build's /builder/home, shared by the build's steps.
+        "[args] f=x home=/builder/home",
+        "[later] note=kept",
     ] {
         assert!(out.stdout.contains(line), "{line:?} in {out:#?}");
     }

@@ -127,8 +127,8 @@ fn gantry_build_runs_a_cloud_build_file_unchanged() {
         "{out:#?}"
     );
     assert!(
-        out.stdout.contains("[test] /root"),
-        "$$HOME reaches the shell: {out:#?}"
+        out.stdout.contains("[test] /builder/home"),
+        "$$HOME reaches the shell, as Cloud Build sets it: {out:#?}"
     );
     assert!(
         out.stderr.contains(
