@@ -137,6 +137,10 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
         .map(|e| substitute(&mut subs, e, "options env"))
         .collect();
     let mut steps = Vec::with_capacity(file.steps.len());
+    // Images the docker builder steps tag, under the names they are built
+    // as: a later step may use one as its builder (found in the engine's
+    // storage, never pulled), as on Cloud Build's workers.
+    let mut built_by_steps = std::collections::BTreeSet::new();
     for (index, raw) in file.steps.iter().enumerate() {
         let place = |field: &str| format!("step {} {field}", index + 1);
         let image = substitute(&mut subs, &raw.name, &place("name"));
@@ -238,6 +242,21 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
                 }
             }
         }
+        let built_here = translation
+            .registry_map
+            .rewrite(&image)
+            .unwrap_or_else(|| image.clone());
+        if built_by_steps.contains(&built_here) {
+            step.image = Some(built_here);
+            if is_docker_builder(&image) {
+                built_by_steps.extend(tagged_images(&step.args));
+            }
+            steps.push(step);
+            continue;
+        }
+        if is_docker_builder(&image) {
+            built_by_steps.extend(tagged_images(&step.args));
+        }
         match translation.image_map.resolve(&image) {
             Some(target) => match target.strip_prefix("host:") {
                 Some(program) => {
@@ -300,6 +319,28 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
 }
 
 /// Cloud Build's docker builder, with or without a tag.
+/// The images a docker builder step's arguments name as what it makes:
+/// `build -t X` / `--tag X` / `--tag=X` (also `buildx build`), `tag SRC X`.
+fn tagged_images(args: &[String]) -> Vec<String> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["tag", _, target, ..] => vec![(*target).to_owned()],
+        ["build", rest @ ..] | ["buildx", "build", rest @ ..] => {
+            let mut tags = Vec::new();
+            let mut words = rest.iter();
+            while let Some(word) = words.next() {
+                if *word == "-t" || *word == "--tag" {
+                    tags.extend(words.next().map(|tag| (*tag).to_owned()));
+                } else if let Some(tag) = word.strip_prefix("--tag=") {
+                    tags.push(tag.to_owned());
+                }
+            }
+            tags
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn is_docker_builder(image: &str) -> bool {
     let untagged = match image.rsplit_once(':') {
         Some((name, tag)) if !tag.contains('/') => name,

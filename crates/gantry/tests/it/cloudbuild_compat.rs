@@ -192,3 +192,44 @@ options:
         assert!(out.stdout.contains(line), "{line:?} in {out:#?}");
     }
 }
+
+#[test]
+fn an_image_an_earlier_step_built_is_the_builder_of_a_later_one_under_its_own_name() {
+    podman();
+    let dir = source(
+        r#"
+steps:
+- id: tool
+  name: gcr.io/cloud-builders/docker
+  args: ['build', '-t', 'gcr.io/$PROJECT_ID/gantry-test-tool:$BUILD_ID', '.']
+- id: use
+  name: gcr.io/$PROJECT_ID/gantry-test-tool:$BUILD_ID
+  entrypoint: sh
+  args: ['-c', 'cat /marker']
+"#,
+    );
+    std::fs::write(
+        dir.path().join("Containerfile"),
+        format!("FROM {BASE}\nCOPY marker /marker\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("marker"), "built by step one\n").unwrap();
+    let out = build(&["build", dir.path().to_str().unwrap(), "--project", "acme"]).ok();
+    assert!(out.stdout.contains("[use] built by step one"), "{out:#?}");
+    // Without the building step, the same name is a Google image this machine cannot pull.
+    let alone = source(
+        r#"
+steps:
+- name: gcr.io/acme/gantry-test-tool:1
+  args: ['true']
+"#,
+    );
+    dry_run(alone.path(), &[]).fails_with("cannot be pulled here");
+    let listed = Command::new("podman")
+        .args(["images", "-q", "--filter", "reference=gcr.io/acme/gantry-test-tool"])
+        .output()
+        .expect("podman images");
+    for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+        let _ = Command::new("podman").args(["rmi", "-f", id]).output();
+    }
+}
