@@ -83,7 +83,8 @@ pub(crate) fn check_pipeline<'n>(
         .get("triggers")
         .and_then(|node| cx.list(node, "\"triggers\""))
     {
-        let triggers = crate::triggers::check_triggers(cx, list);
+        let declared: Vec<&str> = parameters.iter().map(|(name, _)| *name).collect();
+        let triggers = crate::triggers::check_triggers(cx, list, &declared);
         f.insert("triggers", triggers);
     }
     if let Some(node) = f.get("concurrency") {

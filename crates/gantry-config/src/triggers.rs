@@ -85,6 +85,13 @@ pub struct GitTrigger {
     /// or a Cloud Build file, run as one `run` stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// Parameters of the executions it starts (over the pipeline's defaults).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
+    /// Cloud Build user substitutions (`_NAME: value`) for the Cloud Build files its
+    /// executions run (`config:` here, or a `run` stage's), under the stage's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub substitutions: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -146,21 +153,30 @@ const TYPES: &[&str] = &["git", "webhook", "pipeline", "artifact", "cron"];
 /// Execution statuses a `pipeline` trigger may wait for.
 const END_STATUSES: &[&str] = &["succeeded", "failed", "canceled"];
 
-pub(crate) fn check_triggers(cx: &mut Checker<'_>, items: &[Node]) -> Json {
+/// `parameters`: the names the pipeline declares, which a trigger's `parameters` may set.
+pub(crate) fn check_triggers(cx: &mut Checker<'_>, items: &[Node], parameters: &[&str]) -> Json {
     Json::Array(
         items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| check_trigger(cx, item, i))
+            .filter_map(|(i, item)| check_trigger(cx, item, i, parameters))
             .collect(),
     )
 }
 
-fn check_trigger(cx: &mut Checker<'_>, node: &Node, index: usize) -> Option<Json> {
+fn check_trigger(
+    cx: &mut Checker<'_>,
+    node: &Node,
+    index: usize,
+    parameters: &[&str],
+) -> Option<Json> {
     let mut f = Fields::new(cx, node, format!("trigger {}", index + 1))?;
     let (kind, kind_node) = f.required_string(cx, "type")?;
     match kind {
-        "git" => check_git(cx, &mut f),
+        "git" => {
+            check_git(cx, &mut f);
+            check_passed_values(cx, &mut f, parameters);
+        }
         "webhook" => check_webhook(cx, &mut f),
         "pipeline" => check_pipeline(cx, &mut f),
         "cron" => check_cron(cx, &mut f),
@@ -181,6 +197,55 @@ fn check_trigger(cx: &mut Checker<'_>, node: &Node, index: usize) -> Option<Json
         }
     }
     Some(f.finish(cx, true))
+}
+
+/// A trigger's `parameters` name declared parameters (unless a `config:` file brings its
+/// own, checked when it is read), and its `substitutions` are Cloud Build user
+/// substitutions (`_NAME`).
+fn check_passed_values(cx: &mut Checker<'_>, f: &mut Fields<'_>, declared: &[&str]) {
+    let from_file = f.key("config").is_some();
+    if let Some(node) = f.get("parameters") {
+        f.text_map(cx, "parameters");
+        if let crate::yaml::Value::Map(entries) = &node.value {
+            for (key, _) in entries {
+                let name = key.scalar_text(cx.source).unwrap_or_default();
+                if !from_file && !declared.contains(&name.as_ref()) {
+                    let hint = match did_you_mean(&name, declared) {
+                        hint if !hint.is_empty() => hint,
+                        _ if declared.is_empty() => "; the pipeline declares none".to_owned(),
+                        _ => format!("; it declares: {}", declared.join(", ")),
+                    };
+                    cx.error(
+                        key.span.start,
+                        format!("{}: the pipeline has no parameter {name:?}{hint}", f.what),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(node) = f.get("substitutions") {
+        f.text_map(cx, "substitutions");
+        if let crate::yaml::Value::Map(entries) = &node.value {
+            for (key, _) in entries {
+                let name = key.scalar_text(cx.source).unwrap_or_default();
+                let user = name.strip_prefix('_').is_some_and(|rest| {
+                    !rest.is_empty()
+                        && rest
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                });
+                if !user {
+                    cx.error(
+                        key.span.start,
+                        format!(
+                            "{}: substitution {name:?} must be a user substitution: '_' then capitals, digits or '_' (as Cloud Build's _NAME)",
+                            f.what
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn check_git(cx: &mut Checker<'_>, f: &mut Fields<'_>) {

@@ -7,7 +7,8 @@
 //!   triggers and concurrency stay those of the applied pipeline, which owns the execution);
 //! - a Cloud Build file (a top-level `steps:` and no `pipelines:`): one `run` stage whose
 //!   `config:` names it, so the steps come from the same checkout, translated as for any
-//!   `run` stage with a Cloud Build file.
+//!   `run` stage with a Cloud Build file; unless the applied pipeline has a `run` stage with
+//!   that `config:` itself, which then runs it among its other stages (the file is checked).
 //!
 //! A file that is missing or invalid at the commit is reported, not dropped: the execution is
 //! recorded and fails with a reason naming the file, the commit and every problem.
@@ -40,6 +41,15 @@ impl Triggers {
             .await
             .map_err(|reason| format!("pipeline file {path:?} at commit {commit}: {reason}"))?;
         let spec = if is_cloud_build(&text) {
+            if runs_file(pipeline, path) {
+                // The applied pipeline runs the file as one of its stages (followed by a
+                // gitCommit, say): it keeps its stages, and the file is checked now.
+                return gantry_cloudbuild::parse(path, &text)
+                    .map(|_| None)
+                    .map_err(|problems| {
+                        format!("pipeline file {path:?} at commit {commit} cannot run:\n{problems}")
+                    });
+            }
             cloud_build_pipeline(pipeline, path, &text)
         } else {
             gantry_pipeline(pipeline, path, &text)
@@ -116,6 +126,14 @@ fn gantry_pipeline(applied: &Pipeline, path: &str, text: &str) -> Result<Pipelin
 /// The applied pipeline with one `run` stage running the Cloud Build file. The file is
 /// checked here, so that a broken one fails the execution with its lines before anything
 /// starts; the stage reads it again from the workspace, a checkout of the same commit.
+/// Whether one of the pipeline's `run` stages runs the Cloud Build file at `path`.
+fn runs_file(pipeline: &Pipeline, path: &str) -> bool {
+    pipeline.stages.iter().any(|stage| {
+        matches!(&stage.kind, gantry_config::StageKind::Run(run)
+            if run.config.as_deref().map(|c| c.trim_start_matches("./")) == Some(path.trim_start_matches("./")))
+    })
+}
+
 fn cloud_build_pipeline(applied: &Pipeline, path: &str, text: &str) -> Result<Pipeline, String> {
     gantry_cloudbuild::parse(path, text).map_err(|e| e.to_string())?;
     let stage: Stage = serde_json::from_value(json!({
@@ -129,4 +147,30 @@ fn cloud_build_pipeline(applied: &Pipeline, path: &str, text: &str) -> Result<Pi
         parameters: Vec::new(),
         ..applied.clone()
     })
+}
+
+/// The pipeline an execution runs with a trigger's Cloud Build `substitutions` given to
+/// every `run` stage with a `config:` file (a stage's own substitutions win). `None` (the
+/// applied pipeline as it is) when the trigger has none.
+pub(crate) fn with_substitutions(
+    spec: Option<Pipeline>,
+    applied: &Pipeline,
+    substitutions: &std::collections::BTreeMap<String, String>,
+) -> Option<Pipeline> {
+    if substitutions.is_empty() {
+        return spec;
+    }
+    let mut pipeline = spec.unwrap_or_else(|| applied.clone());
+    for stage in &mut pipeline.stages {
+        if let gantry_config::StageKind::Run(run) = &mut stage.kind
+            && run.config.is_some()
+        {
+            for (name, value) in substitutions {
+                run.substitutions
+                    .entry(name.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+    }
+    Some(pipeline)
 }

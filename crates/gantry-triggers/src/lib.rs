@@ -103,6 +103,7 @@ impl Triggers {
                 pipeline: pipeline.to_owned(),
                 trigger,
                 spec: None,
+                parameters: Default::default(),
             })
             .await
     }

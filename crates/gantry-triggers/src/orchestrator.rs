@@ -32,8 +32,10 @@ pub struct StartRequest {
     pub pipeline: String,
     pub trigger: TriggerData,
     /// What it runs instead of the applied pipeline (a trigger's `config:` file, read at the
-    /// pushed commit and checked).
+    /// pushed commit and checked; or the applied one with the trigger's substitutions).
     pub spec: Option<Pipeline>,
+    /// Parameters the trigger sets, over the pipeline's defaults.
+    pub parameters: std::collections::BTreeMap<String, String>,
 }
 
 /// An execution that ended.

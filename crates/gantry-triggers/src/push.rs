@@ -130,10 +130,12 @@ impl Triggers {
                 None
             }
         };
+        let spec = crate::config::with_substitutions(spec, pipeline, &trigger.substitutions);
         StartRequest {
             pipeline: pipeline.name.clone(),
             trigger: TriggerData::new(Cause::Git(context)),
             spec,
+            parameters: trigger.parameters.clone(),
         }
     }
 

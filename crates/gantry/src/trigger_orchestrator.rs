@@ -20,7 +20,7 @@ impl Orchestrator for EngineOrchestrator {
         Box::pin(async move {
             let request = RunRequest {
                 pipeline: request.pipeline,
-                parameters: Default::default(),
+                parameters: request.parameters,
                 trigger: request.trigger,
                 spec: request.spec,
             };

@@ -187,3 +187,79 @@ fn pipelines_are_read_from_the_pushed_commit() {
     );
     assert!(!server.work().join("applied.txt").exists());
 }
+
+#[test]
+fn a_cloud_build_file_runs_as_one_stage_among_others_with_the_triggers_substitutions_and_parameters()
+ {
+    let server = Server::start(Backend::Sqlite);
+    server.cli(&["repo", "create", "app"]).ok();
+    server.apply(&server.expand(
+        r#"
+pipelines:
+  - name: ship
+    parameters:
+      - { name: who, default: nobody }
+    triggers:
+      - type: git
+        repository: app
+        branch: ^main$
+        config: cloudbuild.yaml
+        substitutions: { _TARGET: production }
+        parameters: { who: the-trigger }
+    stages:
+      - { id: build, type: run, config: cloudbuild.yaml, substitutions: { _KEPT: own } }
+      - id: after
+        type: run
+        dependsOn: [build]
+        steps:
+          - script: echo "after the build, by ${{ parameters.who }}" >> @W@/ship.txt
+"#,
+    ));
+    let clone = Clone::init(&server, "app");
+    clone.commit(
+        &[(
+            "cloudbuild.yaml",
+            &server.expand(
+                r#"
+steps:
+- id: hello
+  name: gcr.io/cloud-builders/docker
+  entrypoint: sh
+  args: ['-c', 'echo "build for $_TARGET ($_KEPT)" >> @W@/ship.txt']
+"#,
+            ),
+        )],
+        "cloud build",
+    );
+    let url = repo_url(&server, "app", Some(&server.token));
+    clone.git(&["push", "--quiet", &url, "main"]).ok();
+    let runs = wait_executions(&server, "ship", 1);
+    let execution = server.wait_terminal(runs[0]["id"].as_str().unwrap());
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    // The file ran as the pipeline's `build` stage, then the applied stage after it.
+    assert_eq!(
+        std::fs::read_to_string(server.work().join("ship.txt")).unwrap(),
+        "build for production (own)\nafter the build, by the-trigger\n"
+    );
+}
+
+#[test]
+fn a_triggers_parameters_and_substitutions_are_checked_with_their_positions() {
+    let server = Server::start(Backend::Sqlite);
+    let file = server.write_file(
+        "bad.yaml",
+        r#"pipelines:
+  - name: ship
+    parameters:
+      - { name: who }
+    triggers:
+      - { type: git, repository: app, parameters: { whom: x }, substitutions: { TARGET: y } }
+    stages:
+      - { id: s, type: wait, duration: 1s }
+"#,
+    );
+    server
+        .cli(&["validate", file.to_str().unwrap()])
+        .fails_with("bad.yaml:6:53: trigger 1: the pipeline has no parameter \"whom\", did you mean \"who\"?")
+        .fails_with("bad.yaml:6:81: trigger 1: substitution \"TARGET\" must be a user substitution");
+}
