@@ -178,6 +178,16 @@ pub fn routes() -> Vec<Route> {
         ),
         viewer(Method::GET, "/api/v1/executions", executions::list),
         viewer(Method::GET, "/api/v1/executions/{id}", executions::show),
+        viewer(
+            Method::GET,
+            "/api/v1/executions/{id}/artifacts",
+            routes::artifacts::list,
+        ),
+        viewer(
+            Method::GET,
+            "/api/v1/executions/{id}/artifacts/{stage}/{name}",
+            routes::artifacts::download,
+        ),
         operator(
             Method::POST,
             "/api/v1/executions/{id}/cancel",

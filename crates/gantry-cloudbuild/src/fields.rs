@@ -69,8 +69,9 @@ pub(crate) const STEP: &[&str] = &[
     "automapSubstitutions",
 ];
 
-/// `artifacts` kinds: what each is, for messages. Only `images` is run
-/// (pushed like the top-level `images`).
+/// `artifacts` kinds: what each is, for messages. `images` is pushed like
+/// the top-level `images`; `objects` are kept in Gantry's artifact store; the
+/// others are refused by name.
 pub(crate) const ARTIFACT_KINDS: &[(&str, &str)] = &[
     ("images", "images pushed once every step succeeded"),
     ("objects", "files uploaded to a Cloud Storage bucket"),

@@ -17,7 +17,7 @@ mod substitute;
 mod translate;
 
 pub use git::git_substitutions;
-pub use parse::{BuildFile, BuildStep, DEFAULT_BUILD_TIMEOUT, parse};
+pub use parse::{BuildFile, BuildStep, DEFAULT_BUILD_TIMEOUT, ObjectArtifacts, parse};
 pub use registries::{InsecureRegistries, RegistryMap};
 pub use substitute::{
     SubstitutionConfig, Substitutions, builtin_names, overridable_builtins, substitute,

@@ -44,8 +44,19 @@ pub struct BuildFile {
     pub secret_versions: BTreeMap<String, String>,
     /// Pushed once every step succeeded (`images` and `artifacts.images`).
     pub images: Vec<String>,
+    /// `artifacts.objects`: workspace files kept once every step succeeded.
+    pub objects: Option<ObjectArtifacts>,
     /// Fields that only matter on Google's service.
     pub warnings: Vec<String>,
+}
+
+/// `artifacts.objects`: files of the workspace (`paths`, globs) that Cloud Build uploads to a
+/// bucket (`location`, `gs://BUCKET/DIR/`) and Gantry keeps in its artifact store under that
+/// location's name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectArtifacts {
+    pub location: String,
+    pub paths: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -280,6 +291,7 @@ impl Reader<'_> {
         for key in map.keys() {
             match fields::ARTIFACT_KINDS.iter().find(|(kind, _)| kind == key) {
                 Some(("images", _)) => {}
+                Some(("objects", _)) => self.objects(&map[key]),
                 Some((kind, what)) => self.error(
                     Scope::Top,
                     Some("artifacts"),
@@ -305,6 +317,61 @@ impl Reader<'_> {
             if !self.build.images.contains(&image) {
                 self.build.images.push(image);
             }
+        }
+    }
+
+    /// `artifacts.objects: {location: gs://…, paths: [globs]}`.
+    fn objects(&mut self, value: &Value) {
+        let scope = Scope::Block("artifacts");
+        let Value::Object(map) = value else {
+            return self.error(
+                scope,
+                Some("objects"),
+                "\"artifacts.objects\" must be a mapping with location and paths".to_owned(),
+            );
+        };
+        for key in map.keys().filter(|k| !["location", "paths"].contains(&k.as_str())) {
+            self.error(
+                scope,
+                Some(key),
+                format!("unknown artifacts.objects field {key:?}; expected location, paths"),
+            );
+        }
+        let location = self.string(map, scope, "location", "artifacts.objects ");
+        let paths = self.strings(map, scope, "paths", "artifacts.objects ");
+        match &location {
+            None => self.error(
+                scope,
+                Some("objects"),
+                "artifacts.objects needs a \"location\" (gs://BUCKET/DIR/)".to_owned(),
+            ),
+            Some(location) if !location.starts_with("gs://") || location.len() <= "gs://".len() => {
+                self.error(
+                    scope,
+                    Some("location"),
+                    format!("artifacts.objects location {location:?} must be gs://BUCKET[/DIR]"),
+                )
+            }
+            Some(_) => {}
+        }
+        if paths.is_empty() {
+            self.error(
+                scope,
+                Some("objects"),
+                "artifacts.objects needs \"paths\": the workspace files to keep".to_owned(),
+            );
+        }
+        for path in &paths {
+            if path.starts_with('/') || path.split('/').any(|part| part == "..") {
+                self.error(
+                    scope,
+                    Some("paths"),
+                    format!("artifacts.objects path {path:?} must be relative to the workspace, without .."),
+                );
+            }
+        }
+        if let Some(location) = location {
+            self.build.objects = Some(ObjectArtifacts { location, paths });
         }
     }
 

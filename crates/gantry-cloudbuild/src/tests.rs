@@ -219,7 +219,8 @@ fn unsupported_and_unknown_fields_are_errors() {
         error,
         [
             "cb.yaml:3: unknown step 1 field \"bogus\"; expected one of: name, args, entrypoint, env, dir, id, waitFor, secretEnv, volumes, timeout, script, allowFailure, allowExitCodes, automapSubstitutions",
-            "cb.yaml:4: field \"artifacts\" is not supported by gantry build: Gantry does not store artifacts.objects (files uploaded to a Cloud Storage bucket)",
+            "cb.yaml:5: artifacts.objects needs a \"location\" (gs://BUCKET/DIR/)",
+            "cb.yaml:5: artifacts.objects needs \"paths\": the workspace files to keep",
             "cb.yaml:8: options field \"pool\" only applies on Google Cloud Build; ignored",
         ]
         .join("\n")

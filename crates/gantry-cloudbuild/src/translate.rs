@@ -7,7 +7,7 @@ use std::time::Duration;
 use gantry_config::{Step, StepVolume};
 
 use crate::CloudBuildError;
-use crate::parse::{BuildFile, is_user_substitution, secret_name};
+use crate::parse::{BuildFile, ObjectArtifacts, is_user_substitution, secret_name};
 use crate::registries::{InsecureRegistries, RegistryMap};
 use crate::substitute::{SubstitutionConfig, Substitutions, overridable_builtins, substitute};
 
@@ -75,6 +75,8 @@ pub struct Build {
     pub steps: Vec<Step>,
     /// Pushed once every step succeeded.
     pub images: Vec<String>,
+    /// Kept in the artifact store once every step succeeded.
+    pub objects: Option<ObjectArtifacts>,
     pub timeout: Option<Duration>,
     /// `availableSecrets`: environment name → secret-store name, with
     /// substitutions applied.
@@ -303,6 +305,14 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
         .map(|i| substitute(&mut subs, i, "images"))
         .map(|i| translation.registry_map.rewrite(&i).unwrap_or(i))
         .collect();
+    let objects = file.objects.as_ref().map(|objects| ObjectArtifacts {
+        location: substitute(&mut subs, &objects.location, "artifacts.objects location"),
+        paths: objects
+            .paths
+            .iter()
+            .map(|p| substitute(&mut subs, p, "artifacts.objects paths"))
+            .collect(),
+    });
     if let Err(mut found) = subs.finish() {
         errors.append(&mut found);
     }
@@ -312,13 +322,13 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
     Ok(Build {
         steps,
         images,
+        objects,
         timeout: file.timeout,
         secrets,
         warnings: file.warnings.clone(),
     })
 }
 
-/// Cloud Build's docker builder, with or without a tag.
 /// The images a docker builder step's arguments name as what it makes:
 /// `build -t X` / `--tag X` / `--tag=X` (also `buildx build`), `tag SRC X`.
 fn tagged_images(args: &[String]) -> Vec<String> {
@@ -341,6 +351,7 @@ fn tagged_images(args: &[String]) -> Vec<String> {
     }
 }
 
+/// Cloud Build's docker builder, with or without a tag.
 fn is_docker_builder(image: &str) -> bool {
     let untagged = match image.rsplit_once(':') {
         Some((name, tag)) if !tag.contains('/') => name,

@@ -26,6 +26,7 @@ mod deploy;
 mod diagnostic;
 mod document;
 pub mod duration;
+pub mod glob;
 mod expressions;
 mod graph;
 mod model;

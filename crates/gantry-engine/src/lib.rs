@@ -20,6 +20,7 @@
 //! The engine knows nothing about HTTP; `gantry-api` calls [`Engine`] and
 //! forwards [`Event`]s.
 
+pub mod artifact_store;
 mod clock;
 mod concurrency;
 mod driver;

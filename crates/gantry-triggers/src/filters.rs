@@ -2,7 +2,7 @@
 
 use gantry_config::GitTrigger;
 
-use crate::glob;
+use gantry_config::glob;
 
 /// The branch or tag regex. With neither given, every branch matches and tags do not.
 pub(crate) fn ref_matches(trigger: &GitTrigger, ref_name: &str) -> bool {

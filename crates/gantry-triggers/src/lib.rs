@@ -11,7 +11,7 @@
 //! - `config`: a trigger's `config:`, the pipeline file read from the repository at the
 //!   pushed commit (a `gantry.yaml` or a Cloud Build file).
 //! - `filters`: branch and tag regexes, `includedFiles`/`ignoredFiles` globs (Cloud Build's
-//!   semantics, see `glob`).
+//!   semantics, see `gantry_config::glob`).
 //! - `github`, `gitlab`, `generic`: verifying and reading webhook deliveries.
 //! - `git`: the `git` kind: Gantry's own pushes (release tags, GitOps commits, through
 //!   `Repositories::subscribe`) and `poll` (`ls-remote` on repositories that cannot send
@@ -33,7 +33,6 @@ mod generic;
 mod git;
 mod github;
 mod gitlab;
-mod glob;
 mod kinds;
 mod listing;
 mod orchestrator;

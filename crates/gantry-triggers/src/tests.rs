@@ -1,7 +1,7 @@
 use gantry_config::GitTrigger;
 
 use crate::filters::{files_match, ref_matches};
-use crate::glob;
+use gantry_config::glob;
 use crate::push::same_repository;
 use crate::signature::{github_signature, github_signature_valid, token_valid};
 

@@ -186,3 +186,23 @@ pub struct SkipBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
 }
+
+/// A file a stage kept in the artifact store (a Cloud Build file's `artifacts.objects`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    pub stage: String,
+    /// Its file name; `GET /api/v1/executions/{id}/artifacts/{stage}/{name}` downloads it.
+    pub name: String,
+    /// Where it was in the workspace.
+    pub path: String,
+    /// The Cloud Build file's `location` (`gs://bucket/dir/`).
+    pub location: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ArtifactList {
+    pub artifacts: Vec<Artifact>,
+}

@@ -157,6 +157,9 @@ pub enum Command {
     /// List what watches what (pipeline triggers).
     #[command(subcommand)]
     Trigger(crate::commands::git::TriggerCommand),
+    /// List or download the files an execution kept (a Cloud Build file's artifacts.objects).
+    #[command(subcommand)]
+    Artifact(crate::commands::artifacts::ArtifactCommand),
 }
 
 #[derive(Debug, Args)]

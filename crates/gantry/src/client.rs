@@ -122,6 +122,29 @@ impl Client {
         response.text().await.map_err(|e| self.unreachable(e))
     }
 
+    /// A GET whose answer is a file, written to `dest` as it arrives (through a temporary
+    /// name, renamed when whole); its size.
+    pub async fn download(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let mut response = self.send(Method::GET, path, None, None).await?;
+        let partial = dest.with_extension("partial");
+        let mut file = tokio::fs::File::create(&partial)
+            .await
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        let mut size = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(e))? {
+            file.write_all(&chunk)
+                .await
+                .with_context(|| format!("cannot write {}", partial.display()))?;
+            size += chunk.len() as u64;
+        }
+        file.sync_all().await?;
+        tokio::fs::rename(&partial, dest)
+            .await
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+        Ok(size)
+    }
+
     /// Opens a server-sent event stream.
     pub async fn events(&self, path: &str) -> anyhow::Result<EventStream> {
         let response = self.send(Method::GET, path, None, None).await?;

@@ -36,6 +36,8 @@ enum Answer {
     Json(&'static str, SchemaFn),
     Text(&'static str, Option<&'static str>),
     EventStream(&'static str),
+    /// A file's bytes, streamed.
+    Binary(&'static str),
     AnyObject(&'static str),
     Empty(&'static str),
 }
@@ -103,6 +105,11 @@ impl Operation {
     ) -> Operation {
         self.answers
             .push((status, Answer::Text(description, exactly)));
+        self
+    }
+
+    fn binary(mut self, status: u16, description: &'static str) -> Operation {
+        self.answers.push((status, Answer::Binary(description)));
         self
     }
 
@@ -222,6 +229,10 @@ impl Answer {
                 "description": description,
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             }),
+            Answer::Binary(description) => json!({
+                "description": description,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }),
             Answer::AnyObject(description) => json!({
                 "description": description,
                 "content": {"application/json": {"schema": {"type": "object"}}},
@@ -305,6 +316,14 @@ pub(super) fn all() -> Vec<Operation> {
         // GET /api/v1/executions/{id}
         op(Method::GET, "/api/v1/executions/{id}", "getExecution", "executions", "One execution with its stages")
             .answers(200, "the execution", schema::<executions::Execution>)
+            .errors(&[401, 403, 404]),
+        // GET /api/v1/executions/{id}/artifacts
+        op(Method::GET, "/api/v1/executions/{id}/artifacts", "listArtifacts", "executions", "Files the execution's stages kept in the artifact store (a Cloud Build file's artifacts.objects)")
+            .answers(200, "artifacts", schema::<executions::ArtifactList>)
+            .errors(&[401, 403, 404]),
+        // GET /api/v1/executions/{id}/artifacts/{stage}/{name}
+        op(Method::GET, "/api/v1/executions/{id}/artifacts/{stage}/{name}", "downloadArtifact", "executions", "Download one kept file")
+            .binary(200, "the file")
             .errors(&[401, 403, 404]),
         // POST /api/v1/executions/{id}/cancel
         op(Method::POST, "/api/v1/executions/{id}/cancel", "cancelExecution", "executions", "Cancel an execution; running steps are killed")

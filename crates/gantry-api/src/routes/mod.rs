@@ -1,6 +1,7 @@
 //! Request handlers, one file per resource.
 
 pub mod apt;
+pub mod artifacts;
 pub mod deploy;
 pub mod events;
 pub mod executions;

@@ -63,6 +63,13 @@ fn check(file: &str, expected: expect_test::Expect) {
             if !build.images.is_empty() {
                 out.push_str(&format!("images {}\n", build.images.join(" ")));
             }
+            if let Some(objects) = &build.objects {
+                out.push_str(&format!(
+                    "objects {} {}\n",
+                    objects.location,
+                    objects.paths.join(" ")
+                ));
+            }
             for warning in &build.warnings {
                 out.push_str(&format!("warning: {warning}\n"));
             }
@@ -332,13 +339,28 @@ fn artifacts_are_read_and_the_kinds_not_stored_refused_by_name() {
         "#]],
     );
     check(
+        "steps:\n- name: img\nartifacts:\n  objects:\n    location: gs://$PROJECT_ID-out/$SHORT_SHA/\n    paths: [out/*.tar.gz, report.txt]\n",
+        expect_test::expect![[r#"
+            img: img | - | [] | HOME=/builder/home | all earlier
+            objects gs://proj-out/abc1234/ out/*.tar.gz report.txt
+        "#]],
+    );
+    check(
+        "steps:\n- name: img\nartifacts:\n  objects:\n    location: s3://bucket/\n    paths: [/etc/passwd, ../up]\n    acl: x\n",
+        expect_test::expect![[r#"
+            error: cloudbuild.yaml:7: unknown artifacts.objects field "acl"; expected location, paths
+            error: cloudbuild.yaml:5: artifacts.objects location "s3://bucket/" must be gs://BUCKET[/DIR]
+            error: cloudbuild.yaml:6: artifacts.objects path "/etc/passwd" must be relative to the workspace, without ..
+            error: cloudbuild.yaml:6: artifacts.objects path "../up" must be relative to the workspace, without ..
+        "#]],
+    );
+    check(
         "steps:\n- name: img\nartifacts:\n  objects:\n    location: gs://bucket/\n    paths: [out/*]\n  mavenArtifacts: []\n  pythonPackages: []\n  npmPackages: []\n  goModules: []\n  objcts: {}\n",
         expect_test::expect![[r#"
             error: cloudbuild.yaml:3: field "artifacts" is not supported by gantry build: Gantry does not store artifacts.goModules (Go modules uploaded to Artifact Registry)
             error: cloudbuild.yaml:3: field "artifacts" is not supported by gantry build: Gantry does not store artifacts.mavenArtifacts (Maven packages uploaded to Artifact Registry)
             error: cloudbuild.yaml:3: field "artifacts" is not supported by gantry build: Gantry does not store artifacts.npmPackages (npm packages uploaded to Artifact Registry)
             error: cloudbuild.yaml:11: unknown artifacts field "objcts"; did you mean "objects"?
-            error: cloudbuild.yaml:3: field "artifacts" is not supported by gantry build: Gantry does not store artifacts.objects (files uploaded to a Cloud Storage bucket)
             error: cloudbuild.yaml:3: field "artifacts" is not supported by gantry build: Gantry does not store artifacts.pythonPackages (Python packages uploaded to Artifact Registry)
         "#]],
     );

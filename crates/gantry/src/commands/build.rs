@@ -55,6 +55,10 @@ pub struct BuildArgs {
     /// sqlite://DATA_DIR/gantry.db (e.g. postgres://…).
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
+    /// Where a file's `artifacts.objects` are kept: DIR/BUCKET/PATH/NAME for
+    /// a location gs://BUCKET/PATH.
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    pub artifacts_dir: PathBuf,
     /// Take `availableSecrets` from environment variables named like the
     /// secrets instead of the secret store of the server whose data
     /// directory is --data-dir (or the default one).
@@ -216,11 +220,21 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
             print_line(&names, &line);
         }
     }
-    let error = store
+    let mut error = store
         .stages(&execution.id)
         .await?
         .into_iter()
         .find_map(|stage| stage.error);
+    let mut status = status;
+    if let (Status::Succeeded, Some(objects)) = (status, &build.objects) {
+        match keep_artifacts(data.path(), &execution.id, &args.artifacts_dir, objects) {
+            Ok(()) => {}
+            Err(why) => {
+                status = Status::Failed;
+                error = Some(why.to_string());
+            }
+        }
+    }
     engine.shutdown().await;
     store.close().await;
     if status != Status::Succeeded {
@@ -237,6 +251,32 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
     }
     eprintln!("build {build_id}: succeeded");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the build's `artifacts.objects` to `dir`/BUCKET/PATH, as Cloud Build uploads them.
+fn keep_artifacts(
+    data_dir: &Path,
+    execution: &str,
+    dir: &Path,
+    objects: &gantry_cloudbuild::ObjectArtifacts,
+) -> Result<(), gantry_engine::artifact_store::ArtifactError> {
+    let bucket_path = objects.location.trim_start_matches("gs://").trim_matches('/');
+    let dest = bucket_path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != "." && *part != "..")
+        .fold(dir.to_path_buf(), |path, part| path.join(part));
+    let kept =
+        gantry_engine::artifact_store::keep_from_execution(data_dir, execution, &dest, objects)?;
+    for object in kept.objects {
+        eprintln!(
+            "kept {} as {} ({} bytes, sha256 {})",
+            object.path,
+            dest.join(&object.name).display(),
+            object.size,
+            object.sha256
+        );
+    }
+    Ok(())
 }
 
 /// What this machine would refuse when the build runs: container steps

@@ -2,6 +2,7 @@
 //! [`Client`] and prints plain text (or the API's JSON with `--json`).
 
 pub mod apt;
+pub mod artifacts;
 pub mod build;
 pub mod dataplane;
 pub mod deb;
@@ -77,5 +78,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(command) => secrets::run(&client()?, command).await,
         Command::Repo(command) => git::repo(&client()?, &cli.url, command).await,
         Command::Trigger(command) => git::trigger(&client()?, command).await,
+        Command::Artifact(command) => artifacts::run(&client()?, command).await,
     }
 }

@@ -87,15 +87,16 @@ timeout: 600s
     dry_run(dir.path(), &[])
         .fails_with("cloudbuild.yaml holds 2 YAML documents; Cloud Build reads one");
 
+    // Objects are kept; the kinds Gantry does not store are refused by name.
     let dir = source(
-        "steps:\n- name: a\nartifacts:\n  objects:\n    location: gs://b/\n    paths: ['*.tgz']\n  npmPackages: []\n",
+        "steps:\n- name: a\nartifacts:\n  objects:\n    location: b/\n    paths: ['*.tgz']\n  npmPackages: []\n",
     );
     let out = dry_run(dir.path(), &[]).fails_with(
-        "cloudbuild.yaml:3: field \"artifacts\" is not supported by gantry build: Gantry does not store artifacts.objects (files uploaded to a Cloud Storage bucket)",
+        "cloudbuild.yaml:3: field \"artifacts\" is not supported by gantry build: Gantry does not store artifacts.npmPackages (npm packages uploaded to Artifact Registry)",
     );
     assert!(
         out.stderr
-            .contains("Gantry does not store artifacts.npmPackages"),
+            .contains("artifacts.objects location \"b/\" must be gs://BUCKET[/DIR]"),
         "{out:#?}"
     );
 }
@@ -232,4 +233,38 @@ steps:
     for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
         let _ = Command::new("podman").args(["rmi", "-f", id]).output();
     }
+}
+
+#[test]
+fn gantry_build_keeps_a_files_objects_under_their_bucket_path() {
+    podman();
+    let dir = source(&format!(
+        r#"
+steps:
+- name: {BASE}
+  entrypoint: sh
+  args: ['-c', 'mkdir -p dist && echo "v1" > dist/app.txt']
+artifacts:
+  objects:
+    location: gs://$PROJECT_ID-out/builds/
+    paths: ['dist/*.txt']
+"#
+    ));
+    let kept = dir.path().join("kept");
+    let out = build(&[
+        "build",
+        dir.path().to_str().unwrap(),
+        "--project",
+        "acme",
+        "--artifacts-dir",
+        kept.to_str().unwrap(),
+    ])
+    .ok();
+    let file = kept.join("acme-out/builds/app.txt");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap_or_default(),
+        "v1\n",
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("kept dist/app.txt as"), "{out:#?}");
 }

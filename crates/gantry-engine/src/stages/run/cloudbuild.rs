@@ -42,6 +42,8 @@ pub(crate) struct PushError(RegistryRefusal);
 pub(crate) struct Loaded {
     pub(crate) steps: Vec<Step>,
     pub(crate) images: Vec<String>,
+    /// `artifacts.objects`: kept in the artifact store once every step succeeded.
+    pub(crate) objects: Option<gantry_cloudbuild::ObjectArtifacts>,
     pub(crate) timeout: Option<std::time::Duration>,
     /// Steps the image map runs as the container engine's own CLI on the
     /// host (`gcr.io/cloud-builders/docker`): they drive the engine, which
@@ -114,6 +116,7 @@ pub(crate) async fn load(
     Ok(Loaded {
         steps,
         images: build.images,
+        objects: build.objects,
         timeout: build.timeout,
         engine_cli,
     })

@@ -59,6 +59,7 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
     let cloudbuild::Loaded {
         steps,
         images,
+        objects,
         timeout,
         engine_cli,
     } = match steps_of(ctx, spec).await {
@@ -130,6 +131,14 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
     if outcome.is_ok() && !images.is_empty() {
         outcome = push(&stage, &spec.registry, &images).await;
     }
+    if let (Ok(outputs), Some(objects)) = (&mut outcome, &objects) {
+        match keep_artifacts(ctx, &stage.spec, objects).await {
+            Ok(kept) => {
+                outputs.insert("artifacts".to_owned(), kept);
+            }
+            Err(error) => outcome = Err(error),
+        }
+    }
     if let Err(error) = stage.executor.release(&stage.spec).await {
         stage.log.system(&error.to_string()).await;
     }
@@ -146,9 +155,45 @@ async fn steps_of(
         None => Ok(cloudbuild::Loaded {
             steps: spec.steps.clone(),
             images: Vec::new(),
+            objects: None,
             timeout: None,
             engine_cli: Default::default(),
         }),
+    }
+}
+
+/// Copies a Cloud Build file's `artifacts.objects` into the artifact store; what it kept,
+/// for the stage's outputs.
+async fn keep_artifacts(
+    ctx: &StageContext,
+    spec: &StageSpec,
+    objects: &gantry_cloudbuild::ObjectArtifacts,
+) -> Result<Value, StageFailure> {
+    let dest = crate::artifact_store::directory(ctx.data_dir(), &spec.execution, &spec.stage);
+    let workspace = spec.workspace.clone();
+    let objects = objects.clone();
+    let kept = tokio::task::spawn_blocking(move || {
+        crate::artifact_store::keep(&workspace, &dest, &objects)
+    })
+    .await
+    .map_err(|e| StageFailure::Failed(format!("artifacts.objects: {e}")))?;
+    match kept {
+        Ok(kept) => {
+            for object in &kept.objects {
+                ctx.log
+                    .system(&format!(
+                        "kept {} as artifact {} ({} bytes, sha256 {})",
+                        object.path, object.name, object.size, object.sha256
+                    ))
+                    .await;
+            }
+            Ok(serde_json::to_value(kept).unwrap_or_default())
+        }
+        Err(error) => {
+            let error = error.to_string();
+            ctx.log.system(&error).await;
+            Err(StageFailure::Failed(error))
+        }
     }
 }
 

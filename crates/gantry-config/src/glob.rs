@@ -3,7 +3,7 @@
 
 /// Compiles a glob into an anchored regex; the patterns were checked at validation, and an
 /// unexpected failure matches nothing.
-pub(crate) fn compile(glob: &str) -> Option<regex::Regex> {
+pub fn compile(glob: &str) -> Option<regex::Regex> {
     let mut out = String::from("^");
     let chars: Vec<char> = glob.trim_start_matches("./").chars().collect();
     let mut i = 0;
@@ -38,6 +38,6 @@ pub(crate) fn compile(glob: &str) -> Option<regex::Regex> {
     regex::Regex::new(&out).ok()
 }
 
-pub(crate) fn matches_any(globs: &[regex::Regex], path: &str) -> bool {
+pub fn matches_any(globs: &[regex::Regex], path: &str) -> bool {
     globs.iter().any(|g| g.is_match(path))
 }
