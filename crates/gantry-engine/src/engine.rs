@@ -36,6 +36,11 @@ pub struct EngineConfig {
     /// Builder images that cannot exist here, replaced by local ones
     /// (`gcr.io/cloud-builders/docker` → `localhost/docker-cli`).
     pub image_map: BTreeMap<String, String>,
+    /// Where images a Cloud Build file names under FROM really go (its `images:`, the
+    /// docker builder's arguments, builder images): `gcr.io/PROJECT` → the team's registry.
+    pub registry_map: gantry_cloudbuild::RegistryMap,
+    /// Registries Cloud Build files push to and pull from without TLS.
+    pub insecure_registries: gantry_cloudbuild::InsecureRegistries,
     /// APT repositories (`publishDeb`, `artifact` triggers); `None` in
     /// engines built without them (tests).
     pub apt: Option<gantry_apt::Apt>,
@@ -209,6 +214,16 @@ impl Engine {
     /// Builder images that cannot exist here, and the local ones that replace them.
     pub(crate) fn image_map(&self) -> &BTreeMap<String, String> {
         &self.inner.config.image_map
+    }
+
+    /// `EngineConfig::registry_map` and `insecure_registries`.
+    pub(crate) fn registries(
+        &self,
+    ) -> (&gantry_cloudbuild::RegistryMap, &gantry_cloudbuild::InsecureRegistries) {
+        (
+            &self.inner.config.registry_map,
+            &self.inner.config.insecure_registries,
+        )
     }
 
     /// The engine's HTTP client (webhooks).

@@ -179,6 +179,15 @@ pub struct ServeArgs {
     /// (repeatable); TO may be host:PROGRAM to run the step's arguments on the host.
     #[arg(long = "image-map", value_name = "FROM=TO")]
     pub image_map: Vec<String>,
+    /// Send images Cloud Build files name under FROM to TO instead (repeatable), e.g.
+    /// gcr.io/PROJECT=127.0.0.1:5000/PROJECT: their `images:`, the docker builder's
+    /// arguments and builder images, as `gantry build --registry-map`.
+    #[arg(long = "registry-map", env = "GANTRY_REGISTRY_MAP", value_delimiter = ',', value_name = "FROM=TO")]
+    pub registry_map: Vec<String>,
+    /// A registry Cloud Build files push to and pull from without TLS (repeatable;
+    /// loopback registries always are), HOST[:PORT].
+    #[arg(long = "insecure-registry", env = "GANTRY_INSECURE_REGISTRIES", value_delimiter = ',', value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
     /// The most instances a server group may have: a deploy's `size` or a
     /// resize above it is refused.
     #[arg(

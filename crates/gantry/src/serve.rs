@@ -82,6 +82,11 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             containers: crate::commands::build::container_engine(args.container_engine.as_deref())?,
             secrets: Some(secrets),
             image_map: crate::commands::build::image_map_entries(&args.image_map)?,
+            registry_map: gantry_cloudbuild::RegistryMap::parse(&args.registry_map)
+                .map_err(anyhow::Error::msg)?,
+            insecure_registries: gantry_cloudbuild::InsecureRegistries(
+                args.insecure_registries.clone(),
+            ),
             sandbox,
             host_steps,
             deploy: Some(

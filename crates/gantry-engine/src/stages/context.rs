@@ -129,6 +129,13 @@ impl StageContext {
         self.engine.image_map()
     }
 
+    /// Where Cloud Build files' images really go, and the registries reached without TLS.
+    pub(crate) fn registries(
+        &self,
+    ) -> (&gantry_cloudbuild::RegistryMap, &gantry_cloudbuild::InsecureRegistries) {
+        self.engine.registries()
+    }
+
     /// The step executor for this stage, with the server's container engine, sandbox and
     /// data directory. A new one per call: it remembers the images it found for one stage.
     pub(crate) fn step_executor(&self) -> crate::executor::local::LocalExecutor {

@@ -563,3 +563,40 @@ artifacts:
         "{error}"
     );
 }
+
+/// `gantry serve --registry-map` (here through its variable) sends the images a pipeline's
+/// Cloud Build file names under Google's registry to the team's, as `gantry build` does.
+#[test]
+fn a_servers_registry_map_sends_a_run_stages_images_to_the_teams_registry() {
+    podman();
+    let registry = registry();
+    let map = format!("gcr.io/gantry={registry}/gantry");
+    let server = Server::start_with_env(&[("GANTRY_REGISTRY_MAP", &map)]);
+    server.apply(&format!(
+        r#"
+pipelines:
+  - name: mapped
+    stages:
+      - id: prepare
+        type: run
+        steps:
+          - script: |
+              printf 'FROM {BASE}\n' > Containerfile
+              cat > cloudbuild.yaml <<'CB'
+              steps:
+              - name: gcr.io/cloud-builders/docker
+                args: ['build', '-t', 'gcr.io/$PROJECT_ID/server-mapped:$BUILD_ID', '.']
+              images: ['gcr.io/$PROJECT_ID/server-mapped:$BUILD_ID']
+              CB
+      - {{ id: build, type: run, dependsOn: [prepare], config: cloudbuild.yaml }}
+"#
+    ));
+    let id = server.run("mapped", &[]);
+    let execution = server.wait_terminal(&id);
+    let logs = log_text(&server, &id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}\n{logs}");
+    let pushed = &stage(&execution, "build")["outputs"]["images"][0]["image"];
+    assert_eq!(pushed, &format!("{registry}/gantry/server-mapped:{id}"), "{logs}");
+    let tags = registry_tags("gantry/server-mapped");
+    assert!(tags.contains(&id), "{tags:?}");
+}

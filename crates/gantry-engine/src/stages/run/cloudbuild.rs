@@ -101,11 +101,13 @@ pub(crate) async fn load(
     builtins.insert("PROJECT_ID".into(), "gantry".into());
     builtins.insert("BUILD_ID".into(), ctx.execution.id.clone());
     builtins.insert("LOCATION".into(), "local".into());
+    let (registry_map, insecure_registries) = ctx.registries();
     let translation = Translation {
         builtins,
         overrides: overrides.clone(),
         image_map: image_map(ctx.image_map(), ctx.containers()),
-        ..Default::default()
+        registry_map: registry_map.clone(),
+        insecure_registries: insecure_registries.clone(),
     };
     let build = gantry_cloudbuild::translate(&file, &translation).map_err(LoadError::Build)?;
     let mut steps = build.steps;
@@ -223,12 +225,13 @@ pub(crate) async fn push_images(
     access: &RegistryAccess,
     credentials: Option<&Credentials>,
     images: &[String],
+    insecure: &gantry_cloudbuild::InsecureRegistries,
 ) -> Result<Vec<(String, String)>, PushError> {
     let mut pushed = Vec::new();
     for image in images {
-        let tls_verify = access
-            .tls_verify
-            .unwrap_or_else(|| !gantry_container::is_loopback_registry(image));
+        let tls_verify = access.tls_verify.unwrap_or_else(|| {
+            !gantry_container::is_loopback_registry(image) && !insecure.covers(image)
+        });
         let digest = engine
             .push(image, tls_verify, credentials)
             .await

@@ -207,7 +207,8 @@ async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) 
         Ok(credentials) => credentials,
         Err(error) => return Err(StageFailure::Failed(format!("images: {error}"))),
     };
-    match cloudbuild::push_images(engine, access, credentials.as_ref(), images).await {
+    let (_, insecure) = stage.ctx.registries();
+    match cloudbuild::push_images(engine, access, credentials.as_ref(), images, insecure).await {
         Ok(pushed) => {
             let mut outputs = Map::new();
             for (image, digest) in &pushed {
