@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api_gate;
 mod auth;
 mod engine;
 mod error;

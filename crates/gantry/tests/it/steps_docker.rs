@@ -190,3 +190,54 @@ pipelines:{SHARE}
         "{error}"
     );
 }
+
+/// The Docker API gate in front of podman's API: the real docker CLI builds (labelled as
+/// Gantry's), tags and lists images through it, and is refused, with the gate's reason,
+/// anything that would run a container or mount the host.
+#[test]
+fn the_api_gate_lets_the_docker_cli_build_and_refuses_running_containers() {
+    let api = DockerApi::start();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let dir = tempfile::tempdir().unwrap();
+    let gate_socket = dir.path().join("gate.sock");
+    let _gate = runtime
+        .block_on(async {
+            gantry_container::api_gate::ApiGate::start(&gate_socket, &api.socket())
+        })
+        .expect("the gate");
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), format!("FROM {BASE}\nCOPY note /note\n")).unwrap();
+    std::fs::write(context.join("note"), "through the gate\n").unwrap();
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", gate_socket.display()))
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .expect("the docker CLI")
+    };
+    let built = docker(&["build", "-t", "localhost/gantry-gate-test:1", context.to_str().unwrap()]);
+    assert!(built.status.success(), "{built:?}");
+    let tagged = docker(&["tag", "localhost/gantry-gate-test:1", "localhost/gantry-gate-test:2"]);
+    assert!(tagged.status.success(), "{tagged:?}");
+    let listed = docker(&["images", "--filter", "label=io.gantry.built", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("localhost/gantry-gate-test:1"), "{listed}");
+
+    let run = docker(&["run", "--rm", "-v", "/:/host", BASE, "cat", "/host/etc/hostname"]);
+    assert!(!run.status.success(), "{run:?}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("gantry: the docker builder may not call POST") && stderr.contains("containers/create"),
+        "{stderr}"
+    );
+    let volumes = docker(&["volume", "create", "gate-test"]);
+    assert!(
+        String::from_utf8_lossy(&volumes.stderr).contains("volumes live on the host"),
+        "{volumes:?}"
+    );
+    for tag in ["1", "2"] {
+        api.docker(&["rmi", "-f", &format!("localhost/gantry-gate-test:{tag}")]);
+    }
+}

@@ -1,0 +1,155 @@
+//! The Docker API gate: a Unix socket a build's docker CLI talks to instead of the host's
+//! engine (podman's Docker-compatible API, `podman system service`). Each request is
+//! checked against `rules` before it is forwarded, so a step holding the socket can build,
+//! tag, push and pull images, and nothing else: the engine runs as root, and its raw socket
+//! would hand a step the machine.
+//!
+//! One connection to the engine per request (the CLI makes few); bodies stream both ways
+//! (a build's context up, its progress down) and are never held whole.
+
+mod rules;
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+
+pub use rules::{Allowed, Refusal, decide, labelled_build_query};
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// A gate listening on its socket until stopped (or dropped).
+pub struct ApiGate {
+    socket: PathBuf,
+    stop: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the Docker API gate at {path}: {source}")]
+pub struct GateError {
+    path: String,
+    source: std::io::Error,
+}
+
+impl ApiGate {
+    /// Listens on `socket` (replaced if it exists; 0600, for the step's user to be given
+    /// access by its caller) and forwards what the rules allow to the engine's API at
+    /// `engine`.
+    pub fn start(socket: &Path, engine: &Path) -> Result<ApiGate, GateError> {
+        let error = |source| GateError {
+            path: socket.display().to_string(),
+            source,
+        };
+        let _ = std::fs::remove_file(socket);
+        let listener = UnixListener::bind(socket).map_err(error)?;
+        let stop = CancellationToken::new();
+        let engine = Arc::new(engine.to_owned());
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    () = stopped.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(error) => {
+                            tracing::warn!(%error, "the Docker API gate cannot accept");
+                            continue;
+                        }
+                    },
+                };
+                let engine = engine.clone();
+                let stopped = stopped.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        forward(request, engine.clone())
+                    });
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        () = stopped.cancelled() => {}
+                        _ = connection => {}
+                    }
+                });
+            }
+        });
+        Ok(ApiGate {
+            socket: socket.to_owned(),
+            stop,
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+impl Drop for ApiGate {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+async fn forward(request: Request<Incoming>, engine: Arc<PathBuf>) -> Result<Response<Body>, Infallible> {
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let allowed = match rules::decide(&method, &path, request.uri().query()) {
+        Ok(allowed) => allowed,
+        Err(refusal) => {
+            tracing::info!(%method, %path, "the Docker API gate refused a call");
+            return Ok(message(StatusCode::FORBIDDEN, &refusal.to_string()));
+        }
+    };
+    let (mut parts, body) = request.into_parts();
+    if allowed == Allowed::Build {
+        let query = rules::labelled_build_query(parts.uri.query());
+        match format!("{path}?{query}").parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => return Ok(message(StatusCode::BAD_REQUEST, "gantry: a build query that cannot be read")),
+        }
+    }
+    let request = Request::from_parts(parts, body);
+    let stream = match UnixStream::connect(&*engine).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            return Ok(message(
+                StatusCode::BAD_GATEWAY,
+                &format!("gantry: the container engine's API at {} does not answer: {error}", engine.display()),
+            ));
+        }
+    };
+    let (mut sender, connection) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+        Ok(pair) => pair,
+        Err(error) => {
+            return Ok(message(StatusCode::BAD_GATEWAY, &format!("gantry: the container engine's API: {error}")));
+        }
+    };
+    tokio::spawn(connection);
+    match sender.send_request(request).await {
+        Ok(response) => Ok(response.map(BodyExt::boxed)),
+        Err(error) => Ok(message(StatusCode::BAD_GATEWAY, &format!("gantry: the container engine's API: {error}"))),
+    }
+}
+
+/// An answer the docker CLI shows as an error: `{"message": …}`.
+fn message(status: StatusCode, text: &str) -> Response<Body> {
+    let body = serde_json::json!({ "message": text }).to_string();
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
