@@ -22,7 +22,9 @@ pub use registries::{InsecureRegistries, RegistryMap};
 pub use substitute::{
     SubstitutionConfig, Substitutions, builtin_names, overridable_builtins, substitute,
 };
-pub use translate::{Build, ImageMap, Translation, load, script_command, translate};
+pub use translate::{
+    Build, DOCKER_BUILDER_HOST, ImageMap, Translation, load, script_command, translate,
+};
 
 /// Every problem found in a Cloud Build file, one per line.
 #[derive(Debug, thiserror::Error)]

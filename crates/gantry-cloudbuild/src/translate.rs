@@ -64,6 +64,10 @@ pub struct Translation {
     pub insecure_registries: InsecureRegistries,
 }
 
+/// Where a docker builder step run as a container finds the engine: the Docker API gate's
+/// socket in the stage's run directory, `/gantry` in the container.
+pub const DOCKER_BUILDER_HOST: &str = "unix:///gantry/docker.sock";
+
 /// Cloud Build's home directory, shared by every step of a build.
 pub const BUILDER_HOME: &str = "/builder/home";
 /// The step volume that holds it.
@@ -284,7 +288,20 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
                     step.command = Some(argv);
                     step.volumes.clear();
                 }
-                None => step.image = Some(target.to_owned()),
+                None => {
+                    step.image = Some(target.to_owned());
+                    if is_docker_builder(&image) {
+                        // A docker CLI in a container: it reaches the engine through
+                        // the Docker API gate in the stage's run directory, and only
+                        // with the classic builder (no BuildKit session).
+                        step.env
+                            .entry("DOCKER_HOST".to_owned())
+                            .or_insert_with(|| DOCKER_BUILDER_HOST.to_owned());
+                        step.env
+                            .entry("DOCKER_BUILDKIT".to_owned())
+                            .or_insert_with(|| "0".to_owned());
+                    }
+                }
             },
             None => match translation.registry_map.rewrite(&image) {
                 // A builder from the team's registry, under its real name.

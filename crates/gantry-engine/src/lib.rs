@@ -21,6 +21,7 @@
 //! forwards [`Event`]s.
 
 pub mod artifact_store;
+pub mod builders;
 mod clock;
 mod concurrency;
 mod driver;

@@ -157,6 +157,9 @@ pub enum Command {
     /// List what watches what (pipeline triggers).
     #[command(subcommand)]
     Trigger(crate::commands::git::TriggerCommand),
+    /// Build the local images that stand in for Cloud Build's docker, git and shell builders.
+    #[command(subcommand)]
+    Builders(crate::commands::builders::BuildersCommand),
     /// List or download the files an execution kept (a Cloud Build file's artifacts.objects).
     #[command(subcommand)]
     Artifact(crate::commands::artifacts::ArtifactCommand),

@@ -7,6 +7,7 @@
 //! One connection to the engine per request (the CLI makes few); bodies stream both ways
 //! (a build's context up, its progress down) and are never held whole.
 
+mod engine_api;
 mod rules;
 
 use std::convert::Infallible;
@@ -21,7 +22,17 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
+pub use engine_api::engine_api_socket;
 pub use rules::{Allowed, Refusal, decide, labelled_build_query};
+
+/// The local image `gantry builders build` makes for Cloud Build's docker builder: Debian
+/// with the docker CLI, whose steps reach the engine through the gate.
+pub const DOCKER_BUILDER_IMAGE: &str = "localhost/gantry-builder-docker:latest";
+/// The local image `gantry builders build` makes for Cloud Build's git builder.
+pub const GIT_BUILDER_IMAGE: &str = "localhost/gantry-builder-git:latest";
+/// The gate's socket in the stage's run directory (`/gantry` in every container step, so
+/// a docker builder step finds it at `unix:///gantry/docker.sock`).
+pub const GATE_SOCKET_NAME: &str = "docker.sock";
 
 type Body = BoxBody<Bytes, hyper::Error>;
 

@@ -108,13 +108,7 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
     builtins.insert("PROJECT_ID".into(), args.project.clone());
     builtins.insert("BUILD_ID".into(), build_id.clone());
     builtins.insert("LOCATION".into(), "local".into());
-    let mut image_map = BTreeMap::new();
-    if let Some(engine) = &engine_choice {
-        image_map.insert(
-            "gcr.io/cloud-builders/docker".to_owned(),
-            format!("host:{}", engine.program.display()),
-        );
-    }
+    let mut image_map = gantry_engine::builders::builder_images(engine_choice.as_ref()).await;
     image_map.extend(image_map_entries(&args.image_map)?);
     // Reading and translating in one pass reports every problem of the
     // file at once, as a dry run promises.

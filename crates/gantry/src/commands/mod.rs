@@ -4,6 +4,7 @@
 pub mod apt;
 pub mod artifacts;
 pub mod build;
+pub mod builders;
 pub mod dataplane;
 pub mod deb;
 pub mod deploy;
@@ -79,5 +80,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Repo(command) => git::repo(&client()?, &cli.url, command).await,
         Command::Trigger(command) => git::trigger(&client()?, command).await,
         Command::Artifact(command) => artifacts::run(&client()?, command).await,
+        Command::Builders(command) => builders::run(command).await,
     }
 }

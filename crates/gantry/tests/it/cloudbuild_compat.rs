@@ -268,3 +268,75 @@ artifacts:
     );
     assert!(out.stderr.contains("kept dist/app.txt as"), "{out:#?}");
 }
+
+/// Cloud Build's docker builder as Cloud Build runs it: a container holding the docker
+/// CLI (the local builder image `gantry builders build` makes from Debian's packages), with
+/// `/workspace` and a working `docker` even under `entrypoint: bash`, whose calls reach the
+/// host's engine only through the Docker API gate: a build works (labelled as Gantry's), a
+/// `docker run` mounting the host is refused naming the call.
+#[test]
+fn the_docker_builder_runs_as_a_container_whose_docker_reaches_only_image_work() {
+    if std::env::var("GANTRY_TEST_SLOW").ok().as_deref() != Some("1") {
+        eprintln!("skipped: builds the docker builder image (about 2 minutes); set GANTRY_TEST_SLOW=1");
+        return;
+    }
+    podman();
+    // Under a name of the test's own: other tests run the docker builder on the host, as
+    // a machine without `gantry builders build` does.
+    let image = "localhost/gantry-test-builder-docker:latest";
+    let present = Command::new("podman")
+        .args(["image", "exists", image])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        let child = Command::new(BIN)
+            .args(["builders", "build", "--only", "docker", "--prefix", "localhost/gantry-test-builder-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gantry builders build");
+        wait_output(child, &["builders", "build"], Duration::from_secs(900)).ok();
+    }
+    let dir = source(&format!(
+        r#"
+steps:
+- id: look
+  name: gcr.io/cloud-builders/docker
+  entrypoint: bash
+  args: ['-c', 'ls /workspace && docker version --format "engine {{{{.Server.Version}}}}"']
+- id: build
+  name: gcr.io/cloud-builders/docker
+  args: ['build', '-t', 'localhost/gantry-gate-built:$BUILD_ID', '-f', 'Containerfile', '.']
+- id: escape
+  name: gcr.io/cloud-builders/docker
+  args: ['run', '--rm', '-v', '/:/host', '{BASE}', 'cat', '/host/etc/hostname']
+  allowFailure: true
+"#
+    ));
+    std::fs::write(
+        dir.path().join("Containerfile"),
+        format!("FROM {BASE}\nCOPY marker /marker\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("marker"), "gate\n").unwrap();
+    let map = format!("gcr.io/cloud-builders/docker={image}");
+    let out = build(&["build", dir.path().to_str().unwrap(), "--image-map", &map]).ok();
+    for line in ["[look] Containerfile", "[look] engine ", "[build] Successfully tagged localhost/gantry-gate-built:"] {
+        assert!(out.stdout.contains(line), "{line:?} in {out:#?}");
+    }
+    assert!(
+        out.stdout.contains("[escape] docker: Error response from daemon: gantry: the docker builder may not call POST")
+            && out.stdout.contains("containers/create"),
+        "{out:#?}"
+    );
+    let built = Command::new("podman")
+        .args(["images", "-q", "--filter", "reference=localhost/gantry-gate-built", "--filter", "label=io.gantry.built=true"])
+        .output()
+        .expect("podman images");
+    let ids = String::from_utf8_lossy(&built.stdout).into_owned();
+    assert!(!ids.trim().is_empty(), "the build is labelled as Gantry's");
+    for id in ids.split_whitespace() {
+        let _ = Command::new("podman").args(["rmi", "-f", id]).output();
+    }
+}

@@ -105,7 +105,7 @@ pub(crate) async fn load(
     let translation = Translation {
         builtins,
         overrides: overrides.clone(),
-        image_map: image_map(ctx.image_map(), ctx.containers()),
+        image_map: image_map(ctx.image_map(), ctx.containers()).await,
         registry_map: registry_map.clone(),
         insecure_registries: insecure_registries.clone(),
     };
@@ -202,20 +202,16 @@ fn read_config(
 
 /// The configured map, with `gcr.io/cloud-builders/docker` running the
 /// engine's CLI on the host unless the map says otherwise.
-pub(crate) fn image_map(
+pub(crate) async fn image_map(
     configured: &BTreeMap<String, String>,
     engine: Option<&ContainerEngine>,
 ) -> ImageMap {
-    let mut map = BTreeMap::new();
-    if let Some(engine) = engine {
-        map.insert(
-            "gcr.io/cloud-builders/docker".to_owned(),
-            format!("host:{}", engine.program.display()),
-        );
-    }
+    let mut map = crate::builders::builder_images(engine).await;
     map.extend(configured.clone());
     ImageMap(map)
 }
+
+
 
 /// Pushes the build's `images` with the stage's registry access; by
 /// default loopback registries without TLS verification (Docker's own

@@ -70,6 +70,15 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
             return Err(StageFailure::Failed(error));
         }
     };
+    // Docker builder steps in a container reach the engine through the gate, for as long
+    // as this stage runs.
+    let _gate = match docker_gate(ctx, &steps, &run_dir).await {
+        Ok(gate) => gate,
+        Err(error) => {
+            ctx.log.system(&error).await;
+            return Err(StageFailure::Failed(error));
+        }
+    };
     let dependencies = match graph::dependencies(&steps) {
         Ok(dependencies) => dependencies,
         Err(error) => return Err(StageFailure::Failed(error.to_string())),
@@ -160,6 +169,35 @@ async fn steps_of(
             engine_cli: Default::default(),
         }),
     }
+}
+
+/// The Docker API gate in the stage's run directory, when a container step is Cloud
+/// Build's docker builder (translated with `DOCKER_HOST` at the gate: the image of `gantry
+/// builders build`, or another mapped to it); forwarding to the engine's own API, started
+/// for it if need be.
+async fn docker_gate(
+    ctx: &StageContext,
+    steps: &[Step],
+    run_dir: &std::path::Path,
+) -> Result<Option<gantry_container::api_gate::ApiGate>, String> {
+    use gantry_container::api_gate::{ApiGate, GATE_SOCKET_NAME, engine_api_socket};
+    let through_gate = |step: &Step| {
+        step.image.is_some()
+            && step.env.get("DOCKER_HOST").map(String::as_str)
+                == Some(gantry_cloudbuild::DOCKER_BUILDER_HOST)
+    };
+    if !steps.iter().any(through_gate) {
+        return Ok(None);
+    }
+    let Some(engine) = ctx.containers() else {
+        return Err("the docker builder needs a container engine (podman or docker)".to_owned());
+    };
+    let upstream = engine_api_socket(engine, &ctx.data_dir().join("engine-api"))
+        .await
+        .map_err(|e| format!("the docker builder: {e}"))?;
+    ApiGate::start(&run_dir.join(GATE_SOCKET_NAME), &upstream)
+        .map(Some)
+        .map_err(|e| format!("the docker builder: {e}"))
 }
 
 /// Copies a Cloud Build file's `artifacts.objects` into the artifact store; what it kept,

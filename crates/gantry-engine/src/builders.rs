@@ -1,0 +1,27 @@
+//! Cloud Build's builder images as this machine runs them.
+
+use std::collections::BTreeMap;
+
+use gantry_container::ContainerEngine;
+
+/// What Cloud Build's common builders run as here: the local builder images of `gantry
+/// builders build` where they exist (the docker CLI in a container, reaching the engine
+/// through the Docker API gate; git), else, for the docker builder, the engine's own CLI
+/// on the host, held to the allow-list of `engine_cli`.
+pub async fn builder_images(engine: Option<&ContainerEngine>) -> BTreeMap<String, String> {
+    use gantry_container::api_gate::{DOCKER_BUILDER_IMAGE, GIT_BUILDER_IMAGE};
+    let mut map = BTreeMap::new();
+    let Some(engine) = engine else {
+        return map;
+    };
+    let docker = if engine.image_exists(DOCKER_BUILDER_IMAGE).await.unwrap_or(false) {
+        DOCKER_BUILDER_IMAGE.to_owned()
+    } else {
+        format!("host:{}", engine.program.display())
+    };
+    map.insert("gcr.io/cloud-builders/docker".to_owned(), docker);
+    if engine.image_exists(GIT_BUILDER_IMAGE).await.unwrap_or(false) {
+        map.insert("gcr.io/cloud-builders/git".to_owned(), GIT_BUILDER_IMAGE.to_owned());
+    }
+    map
+}
