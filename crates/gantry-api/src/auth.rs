@@ -70,7 +70,7 @@ impl Role {
 
     /// The role of a stored token. A word this server does not know (written
     /// by a newer one) grants the least, never more.
-    fn of_record(word: &str) -> Role {
+    pub(crate) fn of_record(word: &str) -> Role {
         Role::parse(word).unwrap_or(Role::Viewer)
     }
 
@@ -227,7 +227,22 @@ pub async fn require_role(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&state, request.headers().get(header::AUTHORIZATION)).await {
+    // A bearer token wins; a browser of the web UI sends its session cookie instead.
+    let bearer = request.headers().get(header::AUTHORIZATION);
+    let cookie = crate::ui_session::session_id(request.headers());
+    let authenticated = match (bearer, cookie) {
+        (None, Some(id)) => {
+            crate::ui_session::authenticate_cookie(
+                &state,
+                id,
+                request.method(),
+                request.headers(),
+            )
+            .await
+        }
+        _ => authenticate(&state, bearer).await,
+    };
+    match authenticated {
         Ok(caller) => {
             if let Err(refusal) = check_role(&caller, needed) {
                 tracing::info!(token = %caller.name, role = %caller.role, needed = %needed, path = %request.uri().path(), "request refused: role too low");

@@ -54,6 +54,7 @@ mod stages;
 mod store;
 mod tokens;
 mod trigger_data;
+mod ui_sessions;
 
 pub use apt::{
     AptPackLocation, AptPackageFile, AptPackageKey, AptPackageRecord, AptParagraph,
@@ -68,6 +69,7 @@ pub use model::*;
 pub use pipelines::PipelinesFingerprint;
 pub use runners::{JobState, RunnerJobRecord, RunnerRecord, RunnerTokenRecord};
 pub use secrets::SecretRecord;
+pub use ui_sessions::UiSessionRecord;
 pub use store::{Backend, Store, StoreError};
 pub use trigger_data::{
     Cause, ChildOf, GitPush, PipelineCause, TriggerData, UnreadableTrigger, Upstream, UpstreamEnded,
