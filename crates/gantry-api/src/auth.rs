@@ -232,13 +232,8 @@ pub async fn require_role(
     let cookie = crate::ui_session::session_id(request.headers());
     let authenticated = match (bearer, cookie) {
         (None, Some(id)) => {
-            crate::ui_session::authenticate_cookie(
-                &state,
-                id,
-                request.method(),
-                request.headers(),
-            )
-            .await
+            crate::ui_session::authenticate_cookie(&state, id, request.method(), request.headers())
+                .await
         }
         _ => authenticate(&state, bearer).await,
     };

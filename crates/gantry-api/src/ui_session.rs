@@ -172,7 +172,9 @@ fn check_same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     }
     match (text(header::ORIGIN), text(header::HOST)) {
         (Some(origin), Some(host))
-            if origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"))
+            if origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
                 == Some(host) =>
         {
             Ok(())

@@ -69,8 +69,8 @@ pub use model::*;
 pub use pipelines::PipelinesFingerprint;
 pub use runners::{JobState, RunnerJobRecord, RunnerRecord, RunnerTokenRecord};
 pub use secrets::SecretRecord;
-pub use ui_sessions::UiSessionRecord;
 pub use store::{Backend, Store, StoreError};
 pub use trigger_data::{
     Cause, ChildOf, GitPush, PipelineCause, TriggerData, UnreadableTrigger, Upstream, UpstreamEnded,
 };
+pub use ui_sessions::UiSessionRecord;

@@ -89,3 +89,24 @@ document.addEventListener('submit', async (event) => {
     form.removeAttribute('aria-busy');
   }
 });
+
+// A region with data-refresh-url is the server's rendering of something that
+// changes by itself (a cluster's instances and traffic): fetched again every
+// two seconds while the page is visible and nothing in it has focus, and at
+// once after an action.
+const refreshed = document.querySelector('[data-refresh-url]');
+if (refreshed) {
+  const refresh = async () => {
+    const response = await fetch(refreshed.dataset.refreshUrl, { credentials: 'same-origin' }).catch(() => null);
+    if (!response?.ok) return;
+    const html = await response.text();
+    const focused = refreshed.contains(document.activeElement) ? document.activeElement.id : null;
+    refreshed.innerHTML = html;
+    if (focused) document.getElementById(focused)?.focus();
+  };
+  document.addEventListener('gantry:changed', refresh);
+  setInterval(() => {
+    const busy = refreshed.contains(document.activeElement) || document.querySelector('dialog[open]');
+    if (document.visibilityState === 'visible' && !busy) refresh();
+  }, 2000);
+}

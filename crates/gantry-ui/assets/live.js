@@ -16,7 +16,7 @@ const stageFilter = document.getElementById('log-stage');
 const matches = document.getElementById('log-matches');
 root.setAttribute('data-live', '');
 
-const SYMBOLS = { pending: '○', running: '▶', waiting: '⏸', succeeded: '✓', failed: '✗', canceled: '⊘', skipped: '↷' };
+const SYMBOLS = { pending: '○', running: '▶', waiting: '‖', succeeded: '✓', failed: '✗', canceled: '⊘', skipped: '↷' };
 
 // The server's rendering of #live, fetched at most every 150 ms; focus stays
 // on the control that had it.

@@ -26,7 +26,11 @@ impl Api {
     }
 
     /// `GET uri` as `session`, its answer read as `T`.
-    pub async fn get<T: DeserializeOwned>(&self, session: &Session, uri: &str) -> Result<T, UiError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        session: &Session,
+        uri: &str,
+    ) -> Result<T, UiError> {
         let bytes = self.get_bytes(session, uri).await?;
         serde_json::from_slice(&bytes).map_err(|e| UiError::Unreadable {
             uri: uri.to_owned(),

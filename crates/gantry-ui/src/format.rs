@@ -10,7 +10,7 @@ pub fn status_symbol(status: Status) -> &'static str {
     match status {
         Status::Pending => "○",
         Status::Running => "▶",
-        Status::Waiting => "⏸",
+        Status::Waiting => "‖",
         Status::Succeeded => "✓",
         Status::Failed => "✗",
         Status::Canceled => "⊘",
@@ -29,17 +29,6 @@ pub fn duration(start: Option<&str>, end: Option<&str>) -> String {
     };
     let end = end.and_then(parse).unwrap_or_else(SystemTime::now);
     short(end.duration_since(start).unwrap_or_default())
-}
-
-/// How long ago: `3m 10s ago`.
-pub fn age(at: &str) -> String {
-    match parse(at) {
-        Some(at) => format!(
-            "{} ago",
-            short(SystemTime::now().duration_since(at).unwrap_or_default())
-        ),
-        None => String::new(),
-    }
 }
 
 /// `850ms`, `12s`, `1m 05s`, `2h 03m`, `3d 04h`.

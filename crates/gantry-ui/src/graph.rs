@@ -93,8 +93,15 @@ pub fn layout(stages: &[Stage]) -> Graph {
     let mut edges = Vec::new();
     for (i, stage) in stages.iter().enumerate() {
         for d in dependencies(stage, &index) {
-            let (x1, y1) = (x_of(column[d]) + NODE_WIDTH, y_of(row[d]) + NODE_HEIGHT / 2);
-            let (x2, y2) = (x_of(column[i]), y_of(row[i]) + NODE_HEIGHT / 2);
+            let (x1, y1) = (
+                i64::from(x_of(column[d]) + NODE_WIDTH),
+                i64::from(y_of(row[d]) + NODE_HEIGHT / 2),
+            );
+            let (x2, y2) = (
+                i64::from(x_of(column[i])),
+                i64::from(y_of(row[i]) + NODE_HEIGHT / 2),
+            );
+            // Half the gap between the columns; a cycle's back edge bends the other way.
             let bend = (x2 - x1) / 2;
             edges.push(Edge {
                 d: format!(

@@ -26,7 +26,6 @@ impl Layout {
             actions_js: assets::url("actions.js"),
         }
     }
-
 }
 
 /// A status as the pages show it: a symbol and the word, coloured by class.

@@ -38,7 +38,7 @@ use axum::routing::get;
 /// page but `/login` and the assets needs a [`Session`] extension; without
 /// one it redirects to `/login`.
 pub fn router(api: Api) -> Router {
-    use pages::{execution, executions, login, pipelines};
+    use pages::{applications, execution, executions, login, pipelines};
     Router::new()
         .route("/", get(|| async { Redirect::to("/pipelines") }))
         .route("/login", get(login::show))
@@ -48,6 +48,12 @@ pub fn router(api: Api) -> Router {
         .route("/executions/{id}", get(execution::show))
         .route("/executions/{id}/live", get(execution::live_fragment))
         .route("/executions/{id}/log.txt", get(execution::download_log))
-        .route(&format!("{ASSET_PREFIX}{{version}}/{{file}}"), get(assets::serve))
+        .route("/applications", get(applications::list))
+        .route("/clusters/{name}", get(applications::cluster))
+        .route("/clusters/{name}/live", get(applications::cluster_fragment))
+        .route(
+            &format!("{ASSET_PREFIX}{{version}}/{{file}}"),
+            get(assets::serve),
+        )
         .with_state(api)
 }

@@ -360,7 +360,10 @@ async fn filters_and_limits(db: TestDb) {
         .create_execution(&new_execution("bulk049z", "bulk", &[], 2050))
         .await
         .unwrap();
-    assert_eq!(ids(&store.executions(&same_ms).await.unwrap()), ["bulk049z"]);
+    assert_eq!(
+        ids(&store.executions(&same_ms).await.unwrap()),
+        ["bulk049z"]
+    );
 }
 
 async fn active_executions_oldest_first(db: TestDb) {

@@ -26,8 +26,14 @@ async fn a_session_lives_until_it_expires_its_token_is_revoked_or_it_signs_out(d
         role: "operator".into(),
     };
     store.create_token(&token).await.unwrap();
-    store.create_ui_session(&session("s1", 10, 100)).await.unwrap();
-    store.create_ui_session(&session("s2", 10, 1000)).await.unwrap();
+    store
+        .create_ui_session(&session("s1", 10, 100))
+        .await
+        .unwrap();
+    store
+        .create_ui_session(&session("s2", 10, 1000))
+        .await
+        .unwrap();
 
     let (found, found_token) = store.ui_session("s1", 50).await.unwrap().unwrap();
     assert_eq!(found, session("s1", 10, 100));
@@ -36,11 +42,18 @@ async fn a_session_lives_until_it_expires_its_token_is_revoked_or_it_signs_out(d
     assert_eq!(store.ui_session("nope", 50).await.unwrap(), None);
 
     // A new session sweeps the expired ones away.
-    store.create_ui_session(&session("s3", 200, 1000)).await.unwrap();
+    store
+        .create_ui_session(&session("s3", 200, 1000))
+        .await
+        .unwrap();
     assert!(!store.delete_ui_session("s1").await.unwrap());
 
     assert!(store.delete_ui_session("s3").await.unwrap());
-    assert_eq!(store.ui_session("s3", 300).await.unwrap(), None, "signed out");
+    assert_eq!(
+        store.ui_session("s3", 300).await.unwrap(),
+        None,
+        "signed out"
+    );
 
     assert!(store.revoke_token("t1", 300).await.unwrap());
     assert_eq!(store.ui_session("s2", 300).await.unwrap(), None, "revoked");

@@ -76,11 +76,7 @@ struct StageView {
     restart_api: String,
 }
 
-pub async fn show(
-    State(api): State<Api>,
-    session: Session,
-    Path(id): Path<String>,
-) -> PageResult {
+pub async fn show(State(api): State<Api>, session: Session, Path(id): Path<String>) -> PageResult {
     let execution = read(&api, &session, &id).await?;
     let live = live_part(&execution, &session).render()?;
     html(&ExecutionPage {
@@ -143,7 +139,10 @@ pub async fn download_log(
         }
         after = page.next;
     }
-    let disposition = format!("attachment; filename=\"execution-{}.log\"", id.replace('"', ""));
+    let disposition = format!(
+        "attachment; filename=\"execution-{}.log\"",
+        id.replace('"', "")
+    );
     let mut response = text.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -183,10 +182,7 @@ fn live_part(execution: &Execution, session: &Session) -> LivePart {
             label: format!("{} (stage {})", p.execution, p.stage),
         }),
         parameters: match &execution.parameters {
-            Value::Object(map) => map
-                .iter()
-                .map(|(k, v)| (k.clone(), plain(v)))
-                .collect(),
+            Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), plain(v))).collect(),
             _ => Vec::new(),
         },
         graph: graph::layout(stages),
@@ -226,10 +222,7 @@ fn stage_view(index: usize, stage: &Stage, base: &str, terminal: bool) -> StageV
             .filter(|_| stage.status == Status::Waiting),
         skippable: kind == "wait" && stage.status == Status::Running,
         restartable: terminal && stage.status.is_terminal(),
-        restart_api: format!(
-            "POST {base}/stages/{}/restart",
-            encode(&stage.id)
-        ),
+        restart_api: format!("POST {base}/stages/{}/restart", encode(&stage.id)),
         kind,
     }
 }

@@ -25,7 +25,10 @@ pub struct LoginQuery {
     pub next: Option<String>,
 }
 
-pub async fn show(session: Option<axum::Extension<Session>>, Query(query): Query<LoginQuery>) -> Response {
+pub async fn show(
+    session: Option<axum::Extension<Session>>,
+    Query(query): Query<LoginQuery>,
+) -> Response {
     let next = safe_next(query.next.as_deref());
     if session.is_some() {
         return Redirect::to(next).into_response();

@@ -1,7 +1,7 @@
 //! One module per page. Handlers read the API through [`crate::Api`] and
 //! render a template; none changes anything.
 
-
+pub mod applications;
 pub mod execution;
 pub mod executions;
 pub mod login;

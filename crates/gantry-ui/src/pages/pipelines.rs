@@ -151,7 +151,10 @@ impl ExecutionRow {
 
 /// `manual by ana`, `git push`, `cron`.
 pub fn trigger_text(trigger: &Value) -> String {
-    let kind = trigger.get("type").and_then(Value::as_str).unwrap_or("unknown");
+    let kind = trigger
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
     match trigger.get("user").and_then(Value::as_str) {
         Some(user) => format!("{kind} by {user}"),
         None => kind.to_owned(),
