@@ -187,6 +187,21 @@ try {
     await shot(page, '10-cluster-rolled-back');
   }
 
+  step = 'triggers, repositories and tokens';
+  await page.goto(`${url}/triggers`);
+  await page.locator('td', { hasText: 'cron' }).first().waitFor();
+  await shot(page, '12-triggers');
+  await page.goto(`${url}/repositories`);
+  await page.locator('code', { hasText: `${url}/git/shop.git` }).waitFor();
+  await page.locator('th', { hasText: 'shop-apt' }).waitFor();
+  await shot(page, '13-repositories');
+  await page.goto(`${url}/tokens`);
+  await page.getByLabel('Name').fill('deployer');
+  await page.getByLabel('Role').selectOption('operator');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  await page.locator('#token-value', { hasText: /^gantry_/ }).waitFor();
+  await shot(page, '14-tokens');
+
   step = 'signing out ends the session';
   await page.goto(`${url}/pipelines`);
   await page.getByRole('button', { name: 'Sign out' }).click();
@@ -209,6 +224,9 @@ try {
     const clusterButtons = await viewerPage.locator('main button').allInnerTexts();
     check(clusterButtons.length === 0, `a viewer sees buttons on the cluster: ${clusterButtons}`);
   }
+  await viewerPage.goto(`${url}/tokens`);
+  const tokenButtons = await viewerPage.locator('main button').allInnerTexts();
+  check(tokenButtons.length === 0, `a viewer sees buttons on the tokens page: ${tokenButtons}`);
   const refused = await viewerPage.evaluate(async (id) => {
     const csrf = document.querySelector('meta[name="csrf-token"]').content;
     const r = await fetch(`/api/v1/executions/${id}/rerun`, { method: 'POST', headers: { 'x-csrf-token': csrf } });

@@ -75,7 +75,10 @@ document.addEventListener('submit', async (event) => {
   try {
     const answer = await callApi(method, url, bodyOf(form, submitter));
     toast(form.dataset.done ?? 'Done.');
-    if (form.dataset.then === 'open-execution' && answer.id) {
+    if (form.dataset.then === 'show-token' && answer.token) {
+      document.getElementById('token-value').textContent = answer.token;
+      document.getElementById('token-secret').hidden = false;
+    } else if (form.dataset.then === 'open-execution' && answer.id) {
       location.assign(`/executions/${encodeURIComponent(answer.id)}`);
     } else if (document.querySelector('[data-live]')) {
       document.dispatchEvent(new CustomEvent('gantry:changed'));

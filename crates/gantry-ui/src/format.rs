@@ -47,3 +47,9 @@ pub fn short(duration: Duration) -> String {
 pub fn when(at: &str) -> String {
     at.get(..19).unwrap_or(at).replace('T', " ")
 }
+
+/// `2026-12-04 20:41:07` from milliseconds since the epoch.
+pub fn when_millis(millis: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+    when(&humantime::format_rfc3339_seconds(at).to_string())
+}

@@ -38,7 +38,7 @@ use axum::routing::get;
 /// page but `/login` and the assets needs a [`Session`] extension; without
 /// one it redirects to `/login`.
 pub fn router(api: Api) -> Router {
-    use pages::{applications, execution, executions, login, pipelines};
+    use pages::{applications, execution, executions, login, pipelines, settings};
     Router::new()
         .route("/", get(|| async { Redirect::to("/pipelines") }))
         .route("/login", get(login::show))
@@ -51,6 +51,9 @@ pub fn router(api: Api) -> Router {
         .route("/applications", get(applications::list))
         .route("/clusters/{name}", get(applications::cluster))
         .route("/clusters/{name}/live", get(applications::cluster_fragment))
+        .route("/triggers", get(settings::triggers))
+        .route("/repositories", get(settings::repositories))
+        .route("/tokens", get(settings::tokens))
         .route(
             &format!("{ASSET_PREFIX}{{version}}/{{file}}"),
             get(assets::serve),

@@ -6,6 +6,7 @@ pub mod execution;
 pub mod executions;
 pub mod login;
 pub mod pipelines;
+pub mod settings;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

@@ -3,7 +3,8 @@
 //! real server: sign in, run a pipeline with parameters, watch its graph
 //! turn green live and its log lines arrive, approve a judgment, restart a
 //! stage, filter executions, resize a server group and roll its cluster
-//! back, be refused without the CSRF token, sign out, and find no action
+//! back, see triggers, repositories and tokens (and create one as an
+//! admin), be refused without the CSRF token, sign out, and find no action
 //! button as a viewer. Screenshots of every page go to
 //! `target/browser-screenshots/`.
 
@@ -50,6 +51,15 @@ const RELEASE: &str = r#"
         dependsOn: [approve]
         steps:
           - script: echo shipped
+  - name: nightly
+    triggers:
+      - type: cron
+        schedule: "0 3 * * *"
+    stages:
+      - id: tick
+        type: run
+        steps:
+          - script: echo tick
 "#;
 
 fn workspace() -> PathBuf {
@@ -80,6 +90,13 @@ fn the_web_ui_works_in_a_real_browser() {
         let id = server.run("deploy-shop", &[&format!("version={version}")]);
         let execution = server.wait_terminal(&id);
         assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    }
+    for (path, body) in [
+        ("/api/v1/repos", serde_json::json!({"name": "shop", "public": true})),
+        ("/api/v1/apt/repos", serde_json::json!({"name": "shop-apt"})),
+    ] {
+        let (status, answer) = server.api("POST", path, Some(body));
+        assert_eq!(status, 201, "{path}: {answer}");
     }
     let viewer = server.cli(&["token", "create", "watcher"]).ok().stdout;
 
