@@ -189,24 +189,43 @@ fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Remembers recently verified token hashes.
-#[derive(Default)]
-pub struct TokenCache {
-    verified: Mutex<HashMap<String, (Caller, Instant)>>,
+pub type TokenCache = ShortLivedCache<Caller>;
+
+/// Values confirmed by the store, trusted for [`CACHE_TTL`] by their key
+/// (a hash of the secret that found them).
+pub struct ShortLivedCache<V> {
+    verified: Mutex<HashMap<String, (V, Instant)>>,
 }
 
-impl TokenCache {
-    fn get(&self, hash: &str) -> Option<Caller> {
+impl<V> Default for ShortLivedCache<V> {
+    fn default() -> Self {
+        ShortLivedCache {
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V: Clone> ShortLivedCache<V> {
+    pub(crate) fn get(&self, hash: &str) -> Option<V> {
         let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        let (caller, at) = verified.get(hash)?;
-        (at.elapsed() < CACHE_TTL).then(|| caller.clone())
+        let (value, at) = verified.get(hash)?;
+        (at.elapsed() < CACHE_TTL).then(|| value.clone())
     }
 
-    fn put(&self, hash: String, caller: Caller) {
+    pub(crate) fn put(&self, hash: String, value: V) {
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         if verified.len() > 1024 {
             verified.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
         }
-        verified.insert(hash, (caller, Instant::now()));
+        verified.insert(hash, (value, Instant::now()));
+    }
+
+    /// Forgets one entry (a session signed out here).
+    pub(crate) fn forget(&self, hash: &str) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
     }
 
     /// Forgets everything, so that a revocation through this server takes

@@ -4,7 +4,7 @@
 //!
 //! The cookie holds a random session id, never the token; the store keeps
 //! the id's SHA-256 with the token it signed in with, so revoking the token
-//! ends its sessions (within [`CACHE_TTL`]). The cookie is `HttpOnly`,
+//! ends its sessions (within `auth::CACHE_TTL`). The cookie is `HttpOnly`,
 //! `SameSite=Strict`, and `Secure` when the browser reached the server over
 //! HTTPS. A request authenticated by the cookie that changes anything (any
 //! method but GET, HEAD and OPTIONS) must also carry the session's CSRF
@@ -12,9 +12,7 @@
 //! cannot read it) and come from the same origin (`Sec-Fetch-Site`, else
 //! `Origin`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Form;
 use axum::Router;
@@ -29,7 +27,7 @@ use rand::RngCore;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::auth::{CACHE_TTL, Caller, Role, authenticate_token, hash_token};
+use crate::auth::{Caller, Role, ShortLivedCache, authenticate_token, hash_token};
 use crate::error::ApiError;
 use crate::{AppState, now_millis};
 
@@ -46,35 +44,9 @@ pub(crate) struct CookieSession {
     pub csrf: String,
 }
 
-/// Remembers recently confirmed sessions for [`CACHE_TTL`], as the token
-/// cache does, so a page that reads the API several times costs one lookup.
-#[derive(Default)]
-pub(crate) struct SessionCache {
-    confirmed: Mutex<HashMap<String, (CookieSession, Instant)>>,
-}
-
-impl SessionCache {
-    fn get(&self, hash: &str) -> Option<CookieSession> {
-        let confirmed = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
-        let (session, at) = confirmed.get(hash)?;
-        (at.elapsed() < CACHE_TTL).then(|| session.clone())
-    }
-
-    fn put(&self, hash: String, session: CookieSession) {
-        let mut confirmed = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
-        if confirmed.len() > 1024 {
-            confirmed.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
-        }
-        confirmed.insert(hash, (session, Instant::now()));
-    }
-
-    fn forget(&self, hash: &str) {
-        self.confirmed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(hash);
-    }
-}
+/// Recently confirmed sessions, by the hash of their id, as tokens are
+/// cached: a page that reads the API several times costs one lookup.
+pub(crate) type SessionCache = ShortLivedCache<CookieSession>;
 
 /// The UI's pages and the sign-in and sign-out routes, each page handed its
 /// [`Session`] when the cookie holds a live one. `api` is the API's router,
@@ -253,12 +225,7 @@ async fn login(
         return ApiError::from(error).into_response();
     }
     tracing::info!(token = %caller.name, role = %caller.role, "signed in to the web UI");
-    let cookie = format!(
-        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        SESSION_TTL.as_secs(),
-        secure_suffix(&headers)
-    );
-    with_cookie(Redirect::to(&next).into_response(), &cookie)
+    redirect_setting_cookie(&next, &id, SESSION_TTL, &headers)
 }
 
 #[derive(Deserialize)]
@@ -291,11 +258,7 @@ async fn logout(
             Err(error) => return error.into_response(),
         }
     }
-    let cookie = format!(
-        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
-        secure_suffix(&headers)
-    );
-    with_cookie(Redirect::to("/login").into_response(), &cookie)
+    redirect_setting_cookie("/login", "", Duration::ZERO, &headers)
 }
 
 /// `; Secure` when the browser reached us over HTTPS (directly or through a
@@ -312,8 +275,21 @@ fn secure_suffix(headers: &HeaderMap) -> &'static str {
     if https { "; Secure" } else { "" }
 }
 
-fn with_cookie(mut response: Response, cookie: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(cookie) {
+/// A redirect to `to` that sets the session cookie to `value` for `max_age`
+/// (zero clears it).
+fn redirect_setting_cookie(
+    to: &str,
+    value: &str,
+    max_age: Duration,
+    headers: &HeaderMap,
+) -> Response {
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        max_age.as_secs(),
+        secure_suffix(headers)
+    );
+    let mut response = Redirect::to(to).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response

@@ -51,3 +51,13 @@ pub type PageResult = Result<Response, UiError>;
 pub fn html(template: &impl Template) -> PageResult {
     Ok(Html(template.render()?).into_response())
 }
+
+/// A part of a page that a script fetches again and again: never cached.
+pub fn fragment(template: &impl Template) -> PageResult {
+    let mut response = html(template)?;
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}

@@ -19,6 +19,16 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::Running,
+        Status::Waiting,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Canceled,
+        Status::Skipped,
+    ];
+
     /// The word the API spells it with.
     pub fn as_str(self) -> &'static str {
         match self {

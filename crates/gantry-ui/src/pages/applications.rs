@@ -13,13 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api_client::Api;
-use crate::error::{PageResult, html};
+use crate::error::{PageResult, fragment, html};
 use crate::format;
 use crate::layout::Layout;
 use crate::pages::encode;
@@ -223,11 +221,7 @@ pub async fn cluster_fragment(
     Path(name): Path<String>,
 ) -> PageResult {
     let cluster = read(&api, &session, &name).await?;
-    let mut response = Html(live_part(&cluster, &session).render()?).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    fragment(&live_part(&cluster, &session))
 }
 
 async fn read(api: &Api, session: &Session, name: &str) -> Result<Cluster, crate::error::UiError> {

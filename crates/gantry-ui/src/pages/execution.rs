@@ -7,13 +7,13 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use gantry_wire::Status;
 use gantry_wire::executions::{Execution, JudgmentPrompt, LogPage, Stage};
 use serde_json::Value;
 
 use crate::api_client::Api;
-use crate::error::{PageResult, UiError, html};
+use crate::error::{PageResult, UiError, fragment, html};
 use crate::format;
 use crate::graph::{self, Graph, NODE_HEIGHT, NODE_WIDTH};
 use crate::layout::{Badge, Layout};
@@ -106,11 +106,7 @@ pub async fn live_fragment(
     Path(id): Path<String>,
 ) -> PageResult {
     let execution = read(&api, &session, &id).await?;
-    let mut response = Html(live_part(&execution, &session).render()?).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    fragment(&live_part(&execution, &session))
 }
 
 /// The whole log as text, one line per log line, each after its stage.

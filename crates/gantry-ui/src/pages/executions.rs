@@ -52,16 +52,6 @@ impl ListPage {
     }
 }
 
-const STATUSES: [Status; 7] = [
-    Status::Pending,
-    Status::Running,
-    Status::Waiting,
-    Status::Succeeded,
-    Status::Failed,
-    Status::Canceled,
-    Status::Skipped,
-];
-
 pub async fn list(
     State(api): State<Api>,
     session: Session,
@@ -97,7 +87,7 @@ pub async fn list(
     html(&ListPage {
         layout: Layout::new("Executions", "executions", session),
         pipelines: pipelines?.pipelines.into_iter().map(|p| p.name).collect(),
-        statuses: STATUSES.iter().map(|s| s.as_str()).collect(),
+        statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
         recent: executions.executions.iter().map(ExecutionRow::of).collect(),
         older_href: executions
             .next

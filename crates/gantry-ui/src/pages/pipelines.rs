@@ -57,14 +57,16 @@ impl RunCell {
 
 pub async fn list(State(api): State<Api>, session: Session) -> PageResult {
     let pipelines: PipelineList = api.get(&session, "/api/v1/pipelines").await?;
-    let lasts = join_all(pipelines.pipelines.iter().map(|p| {
-        let uri = format!(
-            "/api/v1/executions?pipeline={}&limit={LAST_RUNS}",
-            encode(&p.name)
-        );
-        let (api, session) = (&api, &session);
-        async move { api.get::<ExecutionList>(session, &uri).await }
-    }))
+    let lasts = executions_of(
+        &api,
+        &session,
+        pipelines.pipelines.iter().map(|p| {
+            format!(
+                "/api/v1/executions?pipeline={}&limit={LAST_RUNS}",
+                encode(&p.name)
+            )
+        }),
+    )
     .await;
     let mut rows = Vec::new();
     for (pipeline, last) in pipelines.pipelines.into_iter().zip(lasts) {
@@ -78,6 +80,15 @@ pub async fn list(State(api): State<Api>, session: Session) -> PageResult {
         layout: Layout::new("Pipelines", "pipelines", session),
         rows,
     })
+}
+
+/// The executions each of `uris` lists, read at once.
+pub async fn executions_of(
+    api: &Api,
+    session: &Session,
+    uris: impl Iterator<Item = String>,
+) -> Vec<Result<ExecutionList, crate::error::UiError>> {
+    join_all(uris.map(|uri| async move { api.get::<ExecutionList>(session, &uri).await })).await
 }
 
 #[derive(Template)]

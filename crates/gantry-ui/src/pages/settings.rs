@@ -7,9 +7,7 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use futures::future::join_all;
 use gantry_wire::apt::{PublicationList, RepoList, SnapshotList};
-use gantry_wire::executions::ExecutionList;
 use gantry_wire::git::{RepositoryList, TriggerList};
 use gantry_wire::tokens::TokenList;
 
@@ -18,7 +16,7 @@ use crate::error::{PageResult, html};
 use crate::format;
 use crate::layout::Layout;
 use crate::pages::encode;
-use crate::pages::pipelines::RunCell;
+use crate::pages::pipelines::{RunCell, executions_of};
 use crate::session::Session;
 
 /// Executions shown per trigger.
@@ -41,15 +39,17 @@ struct TriggerRow {
 
 pub async fn triggers(State(api): State<Api>, session: Session) -> PageResult {
     let list: TriggerList = api.get(&session, "/api/v1/triggers").await?;
-    let started = join_all(list.triggers.iter().map(|t| {
-        let uri = format!(
-            "/api/v1/executions?pipeline={}&trigger={}&limit={DELIVERIES}",
-            encode(&t.pipeline),
-            encode(&t.kind)
-        );
-        let (api, session) = (&api, &session);
-        async move { api.get::<ExecutionList>(session, &uri).await }
-    }))
+    let started = executions_of(
+        &api,
+        &session,
+        list.triggers.iter().map(|t| {
+            format!(
+                "/api/v1/executions?pipeline={}&trigger={}&limit={DELIVERIES}",
+                encode(&t.pipeline),
+                encode(&t.kind)
+            )
+        }),
+    )
     .await;
     let mut triggers = Vec::new();
     for (trigger, started) in list.triggers.into_iter().zip(started) {
