@@ -70,7 +70,7 @@ impl Role {
 
     /// The role of a stored token. A word this server does not know (written
     /// by a newer one) grants the least, never more.
-    fn of_record(word: &str) -> Role {
+    pub(crate) fn of_record(word: &str) -> Role {
         Role::parse(word).unwrap_or(Role::Viewer)
     }
 
@@ -189,24 +189,43 @@ fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Remembers recently verified token hashes.
-#[derive(Default)]
-pub struct TokenCache {
-    verified: Mutex<HashMap<String, (Caller, Instant)>>,
+pub type TokenCache = ShortLivedCache<Caller>;
+
+/// Values confirmed by the store, trusted for [`CACHE_TTL`] by their key
+/// (a hash of the secret that found them).
+pub struct ShortLivedCache<V> {
+    verified: Mutex<HashMap<String, (V, Instant)>>,
 }
 
-impl TokenCache {
-    fn get(&self, hash: &str) -> Option<Caller> {
+impl<V> Default for ShortLivedCache<V> {
+    fn default() -> Self {
+        ShortLivedCache {
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V: Clone> ShortLivedCache<V> {
+    pub(crate) fn get(&self, hash: &str) -> Option<V> {
         let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        let (caller, at) = verified.get(hash)?;
-        (at.elapsed() < CACHE_TTL).then(|| caller.clone())
+        let (value, at) = verified.get(hash)?;
+        (at.elapsed() < CACHE_TTL).then(|| value.clone())
     }
 
-    fn put(&self, hash: String, caller: Caller) {
+    pub(crate) fn put(&self, hash: String, value: V) {
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         if verified.len() > 1024 {
             verified.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
         }
-        verified.insert(hash, (caller, Instant::now()));
+        verified.insert(hash, (value, Instant::now()));
+    }
+
+    /// Forgets one entry (a session signed out here).
+    pub(crate) fn forget(&self, hash: &str) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
     }
 
     /// Forgets everything, so that a revocation through this server takes
@@ -227,7 +246,17 @@ pub async fn require_role(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&state, request.headers().get(header::AUTHORIZATION)).await {
+    // A bearer token wins; a browser of the web UI sends its session cookie instead.
+    let bearer = request.headers().get(header::AUTHORIZATION);
+    let cookie = crate::ui_session::session_id(request.headers());
+    let authenticated = match (bearer, cookie) {
+        (None, Some(id)) => {
+            crate::ui_session::authenticate_cookie(&state, id, request.method(), request.headers())
+                .await
+        }
+        _ => authenticate(&state, bearer).await,
+    };
+    match authenticated {
         Ok(caller) => {
             if let Err(refusal) = check_role(&caller, needed) {
                 tracing::info!(token = %caller.name, role = %caller.role, needed = %needed, path = %request.uri().path(), "request refused: role too low");

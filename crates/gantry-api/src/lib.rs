@@ -16,6 +16,7 @@ mod listener;
 mod metrics;
 mod openapi;
 mod routes;
+mod ui_session;
 mod views;
 
 #[cfg(test)]
@@ -55,6 +56,7 @@ struct Inner {
     engine: Engine,
     triggers: gantry_triggers::Triggers,
     tokens: auth::TokenCache,
+    sessions: ui_session::SessionCache,
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
     body_limits: BodyLimits,
@@ -88,6 +90,7 @@ impl AppState {
             engine,
             triggers,
             tokens: auth::TokenCache::default(),
+            sessions: ui_session::SessionCache::default(),
             metrics,
             shutdown,
             unauthenticated_bodies: bodies::UnauthenticatedBodies::new(&body_limits),
@@ -117,6 +120,10 @@ impl AppState {
 
     fn tokens(&self) -> &auth::TokenCache {
         &self.0.tokens
+    }
+
+    fn sessions(&self) -> &ui_session::SessionCache {
+        &self.0.sessions
     }
 
     fn metrics_handle(&self) -> &PrometheusHandle {
@@ -446,7 +453,10 @@ pub fn router(state: AppState) -> Router {
     // Test-only routes that queue runner jobs directly, outside the table.
     #[cfg(debug_assertions)]
     let router = routes::runners::debug::mount(router, &state);
-    with_common_layers(router).with_state(state)
+    let api = router.with_state(state.clone());
+    // The web UI at `/`: its pages read the API above in-process (`gantry-ui`).
+    let ui = ui_session::ui_router(&state, api.clone());
+    with_common_layers(api.merge(ui))
 }
 
 /// The layers every route gets; separate so tests can wrap their own routes.

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use gantry_store::{
     ExecutionRecord, LogLine, LogStream, Millis, PipelineRecord, StageRecord, Status, TokenRecord,
 };
-use gantry_wire::executions::{Execution, LogLine as LogLineView, Parent, Stage};
+use gantry_wire::executions::{Execution, JudgmentPrompt, LogLine as LogLineView, Parent, Stage};
 use gantry_wire::pipelines::Pipeline;
 use gantry_wire::tokens::Token;
 use serde_json::Value;
@@ -96,7 +96,22 @@ fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<Stage> {
                         .collect()
                 })
                 .unwrap_or_default();
+            let judgment =
+                (text("type").as_deref() == Some("manualJudgment")).then(|| JudgmentPrompt {
+                    instructions: text("instructions"),
+                    options: def
+                        .and_then(|d| d.get("options"))
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
             Stage {
+                judgment,
                 name: text("name"),
                 kind: text("type"),
                 depends_on,

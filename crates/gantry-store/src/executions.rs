@@ -120,7 +120,9 @@ impl Store {
         row.as_ref().map(execution_from_row).transpose()
     }
 
-    /// Newest first; `limit` defaults to 100 and is capped at 1000.
+    /// Newest first; `limit` defaults to 100 and is capped at 1000. With
+    /// `before`, only executions older than that one (keyset pagination: a
+    /// page costs the same at any depth, on the `(…, created_at, id)` indexes).
     pub async fn executions(
         &self,
         filter: &ExecutionFilter,
@@ -138,18 +140,27 @@ impl Store {
                 conditions.push(format!("{column} = ${}", params.len()));
             }
         }
+        if filter.before.is_some() {
+            let (at, id) = (params.len() + 1, params.len() + 2);
+            conditions.push(format!(
+                "(created_at < ${at} OR (created_at = ${at} AND id < ${id}))"
+            ));
+        }
         let where_clause = if conditions.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
+        let limit_param = params.len() + 1 + if filter.before.is_some() { 2 } else { 0 };
         let sql = format!(
-            "SELECT {COLUMNS} FROM executions {where_clause} ORDER BY created_at DESC, id DESC LIMIT ${}",
-            params.len() + 1
+            "SELECT {COLUMNS} FROM executions {where_clause} ORDER BY created_at DESC, id DESC LIMIT ${limit_param}"
         );
         let mut query = sqlx::query(&sql);
         for param in params {
             query = query.bind(param);
+        }
+        if let Some(before) = &filter.before {
+            query = query.bind(before.created_at).bind(before.id.as_str());
         }
         let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).clamp(0, MAX_LIMIT);
         let rows = query

@@ -54,6 +54,7 @@ mod stages;
 mod store;
 mod tokens;
 mod trigger_data;
+mod ui_sessions;
 
 pub use apt::{
     AptPackLocation, AptPackageFile, AptPackageKey, AptPackageRecord, AptParagraph,
@@ -72,3 +73,4 @@ pub use store::{Backend, Store, StoreError};
 pub use trigger_data::{
     Cause, ChildOf, GitPush, PipelineCause, TriggerData, UnreadableTrigger, Upstream, UpstreamEnded,
 };
+pub use ui_sessions::UiSessionRecord;

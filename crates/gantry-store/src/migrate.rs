@@ -63,6 +63,11 @@ const SQLITE: Embedded = &[
         "trigger_switches",
         include_str!("../migrations/sqlite/0012_trigger_switches.sql"),
     ),
+    (
+        13,
+        "ui_sessions",
+        include_str!("../migrations/sqlite/0013_ui_sessions.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -120,6 +125,11 @@ const POSTGRES: Embedded = &[
         12,
         "trigger_switches",
         include_str!("../migrations/postgres/0012_trigger_switches.sql"),
+    ),
+    (
+        13,
+        "ui_sessions",
+        include_str!("../migrations/postgres/0013_ui_sessions.sql"),
     ),
 ];
 

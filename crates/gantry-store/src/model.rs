@@ -154,6 +154,15 @@ pub struct ExecutionFilter {
     pub trigger_type: Option<String>,
     /// Newest first; at most this many (the store caps it at 1000).
     pub limit: Option<i64>,
+    /// Only executions older than this one: the next page after it.
+    pub before: Option<ExecutionCursor>,
+}
+
+/// Where a page of executions ends: the last one's creation time and id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionCursor {
+    pub created_at: Millis,
+    pub id: String,
 }
 
 /// The persisted state of one stage of one execution.

@@ -19,6 +19,16 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::Running,
+        Status::Waiting,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Canceled,
+        Status::Skipped,
+    ];
+
     /// The word the API spells it with.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -99,11 +109,26 @@ pub struct Stage {
     pub depends_on: Vec<String>,
     #[schema(value_type = Object)]
     pub state: Value,
+    /// What a `manualJudgment` stage asks of the person who decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgment: Option<JudgmentPrompt>,
+}
+
+/// The instructions and options of a `manualJudgment` stage, from the
+/// execution's copy of the pipeline.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct JudgmentPrompt {
+    pub instructions: Option<String>,
+    /// When not empty, the decision names one of these.
+    pub options: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ExecutionList {
     pub executions: Vec<Execution>,
+    /// When the page is full, the `before` that lists the next (older) page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// Which stream a log line came from.

@@ -311,6 +311,7 @@ pub(super) fn all() -> Vec<Operation> {
             .query("status", "only this status", json!({"type": "string"}))
             .query("trigger", "only this trigger type (manual, pipeline, …)", json!({"type": "string"}))
             .query("limit", "at most this many (1-1000, default 100)", json!({"type": "integer"}))
+            .query("before", "only executions older than this one (the `next` of the previous page)", json!({"type": "string"}))
             .answers(200, "executions (without stages)", schema::<executions::ExecutionList>)
             .errors(&[400, 401, 403]),
         // GET /api/v1/executions/{id}

@@ -4,7 +4,7 @@
 use axum::Extension;
 use axum::extract::State;
 use gantry_engine::Judgment;
-use gantry_store::{ExecutionFilter, Status};
+use gantry_store::{ExecutionCursor, ExecutionFilter, Status};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -23,6 +23,8 @@ pub struct ListQuery {
     pub status: Option<String>,
     pub trigger: Option<String>,
     pub limit: Option<i64>,
+    /// The id of the last execution of the previous page.
+    pub before: Option<String>,
 }
 
 pub async fn list(
@@ -41,11 +43,26 @@ pub async fn list(
             "limit must be between 1 and 1000, not {limit}"
         )));
     }
+    let before = match query.before {
+        Some(id) => {
+            let last = state.store().execution(&id).await?.ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "before: no execution {id:?} to list the executions before"
+                ))
+            })?;
+            Some(ExecutionCursor {
+                created_at: last.created_at,
+                id: last.id,
+            })
+        }
+        None => None,
+    };
     let filter = ExecutionFilter {
         pipeline: query.pipeline,
         status,
         trigger_type: query.trigger,
         limit: Some(limit),
+        before,
     };
     let executions: Vec<Execution> = state
         .store()
@@ -54,7 +71,10 @@ pub async fn list(
         .into_iter()
         .map(|e| views::execution(e, None))
         .collect();
-    Ok(axum::Json(ExecutionList { executions }))
+    let next = (executions.len() as i64 == limit)
+        .then(|| executions.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(axum::Json(ExecutionList { executions, next }))
 }
 
 pub async fn show(

@@ -1,4 +1,4 @@
-use gantry_store::{ExecutionFilter, ParentRef, Status, StoreError};
+use gantry_store::{ExecutionCursor, ExecutionFilter, ParentRef, Status, StoreError};
 use serde_json::json;
 
 use crate::db::{TestDb, both, new_execution};
@@ -250,6 +250,7 @@ async fn filters_and_limits(db: TestDb) {
             status: Some(Status::Succeeded),
             trigger_type: Some("manual".into()),
             limit: None,
+            before: None,
         },
         &["e1"],
     )
@@ -313,6 +314,56 @@ async fn filters_and_limits(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(all.len(), 106);
+
+    // Pages follow each other through `before`, with a filter, and without a gap or a repeat.
+    let page = |before: Option<ExecutionCursor>| ExecutionFilter {
+        pipeline: Some("web".into()),
+        limit: Some(2),
+        before,
+        ..Default::default()
+    };
+    let first = store.executions(&page(None)).await.unwrap();
+    let cursor = |e: &gantry_store::ExecutionRecord| ExecutionCursor {
+        created_at: e.created_at,
+        id: e.id.clone(),
+    };
+    let second = store
+        .executions(&page(Some(cursor(&first[1]))))
+        .await
+        .unwrap();
+    let third = store
+        .executions(&page(Some(cursor(&second[1]))))
+        .await
+        .unwrap();
+    let ids = |page: &[gantry_store::ExecutionRecord]| -> Vec<String> {
+        page.iter().map(|e| e.id.clone()).collect()
+    };
+    assert_eq!(
+        (ids(&first), ids(&second), ids(&third)),
+        (
+            vec!["e4".to_owned(), "e3".to_owned()],
+            vec!["e1".to_owned(), "e6".to_owned()],
+            vec![]
+        )
+    );
+    // Two executions created in the same millisecond are told apart by their ids.
+    let same_ms = ExecutionFilter {
+        pipeline: Some("bulk".into()),
+        before: Some(ExecutionCursor {
+            created_at: 2050,
+            id: "bulk050".into(),
+        }),
+        limit: Some(1),
+        ..Default::default()
+    };
+    store
+        .create_execution(&new_execution("bulk049z", "bulk", &[], 2050))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&store.executions(&same_ms).await.unwrap()),
+        ["bulk049z"]
+    );
 }
 
 async fn active_executions_oldest_first(db: TestDb) {

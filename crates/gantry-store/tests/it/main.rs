@@ -19,3 +19,4 @@ mod runners;
 mod stages;
 mod timing;
 mod tokens;
+mod ui_sessions;

@@ -53,4 +53,6 @@ mod steps_docker;
 mod steps_engine_cli;
 mod steps_podman;
 mod steps_secrets;
+mod ui_browser;
+mod ui_session;
 mod webhook_replay;

@@ -1,0 +1,77 @@
+// The browser half of scripts/bench-ui: the first contentful paint of a
+// 100-stage execution page, and how long after a step printed a line
+// (`t=EPOCH_MILLIS`) the line is in the page. Prints Markdown rows.
+//
+// Environment: GANTRY_URL, GANTRY_COOKIE (gantry_session=…), GANTRY_WIDE (the
+// 100-stage execution); the pipeline `ticker` prints t=… lines.
+
+import { chromium } from 'playwright-core';
+
+const url = process.env.GANTRY_URL;
+const [name, value] = process.env.GANTRY_COOKIE.split('=');
+const ROUNDS = 10;
+
+const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  await context.addCookies([{ name, value, url }]);
+
+  const paints = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const page = await context.newPage();
+    await page.goto(`${url}/executions/${process.env.GANTRY_WIDE}`, { waitUntil: 'load' });
+    const fcp = await page.evaluate(() => new Promise((resolve) => {
+      new PerformanceObserver((list) => {
+        const entry = list.getEntriesByName('first-contentful-paint')[0];
+        if (entry) resolve(entry.startTime);
+      }).observe({ type: 'paint', buffered: true });
+    }));
+    const nodes = await page.locator('a.node').count();
+    if (nodes !== Number(process.env.GANTRY_WIDE_STAGES ?? 100)) throw new Error(`the wide execution shows ${nodes} stages`);
+    paints.push(fcp);
+    await page.close();
+  }
+
+  const page = await context.newPage();
+  page.on('crash', () => console.error('the ticker page crashed'));
+  page.on('pageerror', (e) => console.error('page error', e));
+  // The ticker starts from the page (as a person would), waits 2 s, then prints.
+  await page.goto(`${url}/pipelines/ticker`);
+  const ticker = await page.evaluate(async () => {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const response = await fetch('/api/v1/pipelines/ticker/executions', {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: '{}',
+    });
+    return (await response.json()).id;
+  });
+  await page.goto(`${url}/executions/${ticker}`);
+  const delays = await page.evaluate(() => new Promise((resolve) => {
+    const opened = Date.now();
+    const seen = [];
+    new MutationObserver((changes) => {
+      const now = Date.now();
+      for (const change of changes) for (const node of change.addedNodes) {
+        const match = /t=(\d+)/.exec(node.textContent ?? '');
+        if (match && Number(match[1]) > opened) seen.push(now - Number(match[1]));
+      }
+    }).observe(document.getElementById('log'), { childList: true });
+    const state = document.getElementById('log-state');
+    const check = setInterval(() => {
+      if (state.textContent.includes('ended')) { clearInterval(check); resolve(seen); }
+    }, 100);
+  }));
+  if (delays.length < 10) throw new Error(`only ${delays.length} live lines seen`);
+
+  console.log('| browser measure | p50 | max | samples |');
+  console.log('|---|---|---|---|');
+  console.log(`| 100-stage execution page, first contentful paint | ${quantile(paints, 0.5).toFixed(0)} ms | ${Math.max(...paints).toFixed(0)} ms | ${paints.length} |`);
+  console.log(`| a step's line → visible in the page | ${quantile(delays, 0.5).toFixed(0)} ms | ${Math.max(...delays).toFixed(0)} ms | ${delays.length} |`);
+} finally {
+  await browser.close();
+}
