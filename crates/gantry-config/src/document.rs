@@ -31,6 +31,10 @@ const KINDS: &[Kind] = &[
         key: "loadBalancers",
         check: crate::deploy::check_load_balancers,
     },
+    Kind {
+        key: "hosts",
+        check: crate::hosts::check_hosts,
+    },
 ];
 
 pub(crate) fn check_document(cx: &mut Checker<'_>, root: Option<&Node>) -> Json {

@@ -28,6 +28,7 @@ mod document;
 pub mod duration;
 mod expressions;
 mod graph;
+pub mod hosts;
 mod model;
 mod pipeline;
 pub mod stages;
@@ -36,6 +37,7 @@ mod yaml;
 
 pub use deploy::model::*;
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use hosts::Host;
 pub use model::*;
 pub use stages::{
     BakeStage, Bump, FindImageStage, GitCommitStage, GitPromoteStage, GitTarget,
