@@ -58,6 +58,11 @@ const SQLITE: Embedded = &[
         "cluster_claims",
         include_str!("../migrations/sqlite/0011_cluster_claims.sql"),
     ),
+    (
+        15,
+        "hosts",
+        include_str!("../migrations/sqlite/0015_hosts.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -110,6 +115,11 @@ const POSTGRES: Embedded = &[
         11,
         "cluster_claims",
         include_str!("../migrations/postgres/0011_cluster_claims.sql"),
+    ),
+    (
+        15,
+        "hosts",
+        include_str!("../migrations/postgres/0015_hosts.sql"),
     ),
 ];
 
