@@ -157,6 +157,12 @@ pub enum Command {
     /// List what watches what (pipeline triggers).
     #[command(subcommand)]
     Trigger(crate::commands::git::TriggerCommand),
+    /// List, show, bootstrap, drain or undrain fleet hosts.
+    #[command(subcommand)]
+    Host(crate::commands::host::HostCommand),
+    /// The host agent that `gantry host bootstrap` installs on fleet hosts.
+    #[command(hide = true)]
+    Agent(crate::commands::host::AgentArgs),
 }
 
 #[derive(Debug, Args)]

@@ -70,6 +70,12 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     }
     let secrets = gantry_secrets::SecretStore::open(store.clone(), &data_dir)
         .context("cannot open the secret store")?;
+    // Fleet hosts: their SSH connections, shared by the API's host routes.
+    let fleet = std::sync::Arc::new(gantry_fleet::Fleet::new(
+        store.clone(),
+        secrets.clone(),
+        std::env::current_exe().context("cannot find the gantry binary")?,
+    ));
     let apt = gantry_apt::Apt::open(store.clone(), &data_dir.join("apt"), &secrets)
         .await
         .context("cannot open the APT repositories")?;
@@ -132,6 +138,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         body_limits,
     ))
     .layer(axum::Extension(runners))
+    .layer(axum::Extension(fleet))
     .nest_service("/apt", crate::apt_files::router(apt.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
     // Every trigger kind follows its events (pushes, schedules, endings, landed packages).

@@ -10,6 +10,7 @@ mod executions;
 mod files;
 mod follow;
 pub mod git;
+pub mod host;
 mod pipelines;
 mod promote;
 pub mod runner;
@@ -72,5 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(command) => secrets::run(&client()?, command).await,
         Command::Repo(command) => git::repo(&client()?, &cli.url, command).await,
         Command::Trigger(command) => git::trigger(&client()?, command).await,
+        Command::Host(command) => host::run(&client()?, command).await,
+        Command::Agent(args) => host::agent(args).await,
     }
 }
