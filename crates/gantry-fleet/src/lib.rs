@@ -14,8 +14,10 @@ pub mod bootstrap;
 mod error;
 mod fingerprint;
 mod fleet;
+pub mod provider;
 pub mod ssh;
 
 pub use error::FleetError;
 pub use fingerprint::fingerprint;
 pub use fleet::{Fleet, FleetHost};
+pub use provider::SshProvider;

@@ -112,10 +112,13 @@ impl SshConnection {
             .stderr(Stdio::piped());
         let mut child = command.spawn().await.map_err(|e| self.lost(&e))?;
         if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin().take()) {
-            pipe.write_all(bytes)
-                .await
-                .map_err(|e| self.remote(what, &format!("sending its input: {e}")))?;
-            pipe.shutdown().await.ok();
+            match pipe.write_all(bytes).await {
+                Ok(()) => pipe.shutdown().await.ok(),
+                // The command ended without reading all of it (it had
+                // nothing to do): its exit status tells what happened.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => None,
+                Err(e) => return Err(self.remote(what, &format!("sending its input: {e}"))),
+            };
         }
         let output = child.wait_with_output().await.map_err(|e| self.lost(&e))?;
         match output.status.code() {

@@ -124,6 +124,7 @@ fn spawn(spec: &InstanceSpec, logs: &std::path::Path) -> std::io::Result<tokio::
         .current_dir(&spec.release)
         .envs(&spec.env)
         .env("PORT", spec.port.to_string())
+        .env("HOST", &spec.address)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

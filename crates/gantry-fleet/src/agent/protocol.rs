@@ -28,7 +28,9 @@ pub struct InstanceSpec {
     /// `GROUP-iN`, unique on the host.
     pub id: String,
     pub group: String,
-    /// The port it listens on, on the host's address (in `PORT`).
+    /// The host's address it listens on (in `HOST`).
+    pub address: String,
+    /// The port it listens on (in `PORT`); 0 asks the agent for a free one.
     pub port: u16,
     /// Run with `sh -c` in `release`.
     pub command: String,
@@ -44,6 +46,12 @@ pub struct InstanceSpec {
 pub enum AgentResponse {
     Ok(Value),
     Error { message: String },
+}
+
+/// The agent's answer to `start`: the instance's port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    pub port: u16,
 }
 
 /// The agent's answer to `status`.

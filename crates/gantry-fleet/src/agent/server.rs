@@ -16,7 +16,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
 use super::instance::{self, Running};
-use super::protocol::{AgentRequest, AgentResponse, AgentStatus, InstanceSpec};
+use super::protocol::{AgentRequest, AgentResponse, AgentStatus, InstanceSpec, Started};
 use super::state::Recorder;
 
 pub fn socket_path(dir: &Path) -> PathBuf {
@@ -110,7 +110,7 @@ async fn handle(agent: &Agent, request: AgentRequest) -> Result<Value, String> {
     }
 }
 
-async fn start(agent: &Agent, spec: InstanceSpec) -> Result<Value, String> {
+async fn start(agent: &Agent, mut spec: InstanceSpec) -> Result<Value, String> {
     if !Path::new(&spec.release).is_dir() {
         return Err(format!(
             "instance {}: release directory {} does not exist",
@@ -118,8 +118,22 @@ async fn start(agent: &Agent, spec: InstanceSpec) -> Result<Value, String> {
         ));
     }
     let mut running = agent.running.lock().await;
-    if running.get(&spec.id).is_some_and(|r| r.spec == spec) {
-        return Ok(Value::Bool(true));
+    if let Some(current) = running.get(&spec.id)
+        && (spec.port == 0 || spec.port == current.spec.port)
+        && (InstanceSpec {
+            port: current.spec.port,
+            ..spec.clone()
+        }) == current.spec
+    {
+        return started(current.spec.port);
+    }
+    if spec.port == 0 {
+        spec.port = free_port(&spec.address).map_err(|e| {
+            format!(
+                "instance {}: no free port on {}: {e}",
+                spec.id, spec.address
+            )
+        })?;
     }
     // Ports are the agent's to hand out only through the control plane;
     // a port another instance of this host holds is refused.
@@ -139,12 +153,23 @@ async fn start(agent: &Agent, spec: InstanceSpec) -> Result<Value, String> {
         .recorder
         .put(&spec)
         .map_err(|e| format!("cannot record instance {}: {e}", spec.id))?;
-    let id = spec.id.clone();
+    let (id, port) = (spec.id.clone(), spec.port);
     running.insert(
         id,
         instance::start(spec, agent.logs.clone(), agent.recorder.clone()),
     );
-    Ok(Value::Bool(true))
+    started(port)
+}
+
+fn started(port: u16) -> Result<Value, String> {
+    serde_json::to_value(Started { port }).map_err(|e| e.to_string())
+}
+
+/// A port the kernel just handed out on `address`; the instance binds it
+/// moments later.
+fn free_port(address: &str) -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind((address, 0))?;
+    Ok(listener.local_addr()?.port())
 }
 
 async fn stop(agent: &Agent, id: &str) -> Result<Value, String> {

@@ -31,6 +31,7 @@ mod bounds_lb;
 mod cloudbuild_compat;
 mod engine;
 mod files;
+mod fleet_deploys;
 mod fleet_hosts;
 mod git_concurrency;
 mod git_config;

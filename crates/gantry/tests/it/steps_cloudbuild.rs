@@ -234,9 +234,8 @@ images: ['gcr.io/$PROJECT_ID/mapped-app:$SHORT_SHA']
     ])
     .ok();
     assert!(
-        out.stderr.contains(&format!(
-            "pushed {registry}/acme/mapped-app:{short} (sha256:"
-        )),
+        out.stderr
+            .contains(&format!("pushed {registry}/acme/mapped-app:{short} (sha256:")),
         "{out:#?}"
     );
     let tags = registry_tags("acme/mapped-app");

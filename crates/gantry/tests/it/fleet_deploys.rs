@@ -1,0 +1,219 @@
+//! Deploys to fleet hosts (`provider: ssh`) under continuous load through
+//! Gantry's load balancer: instances spread over three real sshd hosts,
+//! each under its host's agent, every response checked.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::deploy_support::{Load, assert_clean, free_port, get, testapp};
+use crate::fleet_support::TestHosts;
+use crate::harness::{Backend, Server};
+
+/// A server with the test hosts bootstrapped, load balancer `shop` on the
+/// returned port in front of cluster `shop-web`, and pipelines
+/// `deploy-redblack` and `deploy-rolling` to `provider: ssh` whose
+/// artifact is a directory holding `gantry-testapp`.
+fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
+    let server = Server::start(Backend::Sqlite);
+    hosts.store_key(&server, "fleet-key");
+    let release = server.work().join("release");
+    std::fs::create_dir_all(&release).expect("mkdir release");
+    std::fs::copy(testapp(), release.join("gantry-testapp")).expect("copy the test app");
+    let port = free_port();
+    let mut pipelines = String::new();
+    for (strategy, options) in [
+        ("redblack", ""),
+        ("rolling", "        targetPercentages: [34, 67, 100]\n"),
+    ] {
+        pipelines.push_str(&format!(
+            r#"  - name: deploy-{strategy}
+    parameters:
+      - {{name: version, default: v1}}
+    stages:
+      - id: deploy
+        type: deploy
+        application: shop
+        stack: web
+        provider: ssh
+        placement: {{labels: [web], maxPerHost: {max_per_host}}}
+        artifact: {release}
+        command: ./gantry-testapp
+        size: 3
+        strategy: {strategy}
+        healthTimeout: 20s
+        gracePeriod: 2s
+        env:
+          VERSION: "${{{{ parameters.version }}}}"
+{options}"#,
+            release = release.display()
+        ));
+    }
+    let yaml = format!(
+        r#"{hosts}applications:
+  - name: shop
+loadBalancers:
+  - name: shop
+    port: {port}
+    cluster: shop-web
+    healthCheck: {{path: /health, interval: 200ms, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}}
+pipelines:
+{pipelines}"#,
+        hosts = hosts.yaml("fleet-key"),
+    );
+    server.apply(&yaml);
+    for host in &hosts.hosts {
+        server.cli(&["host", "bootstrap", &host.name]).ok();
+    }
+    (server, port)
+}
+
+fn deploy(server: &Server, strategy: &str, version: &str) -> Value {
+    let id = server.run(
+        &format!("deploy-{strategy}"),
+        &[&format!("version={version}")],
+    );
+    let done = server.wait_terminal(&id);
+    assert_eq!(
+        done["status"],
+        "succeeded",
+        "{done:#}\n{}",
+        server.log_tail()
+    );
+    done
+}
+
+/// The enabled group of `shop-web` and the host of each healthy instance.
+fn serving(server: &Server) -> (String, Vec<String>) {
+    let cluster = server.get("/api/v1/clusters/shop-web");
+    let groups = cluster["serverGroups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(group) = groups.iter().rev().find(|g| g["enabled"] == true) else {
+        return (String::new(), Vec::new());
+    };
+    let name = group["name"].as_str().unwrap_or_default().to_owned();
+    let shown = server.get(&format!("/api/v1/server-groups/{name}"));
+    let hosts = shown["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["healthy"] == true)
+        .filter_map(|i| i["host"].as_str().map(str::to_owned))
+        .collect();
+    (name, hosts)
+}
+
+fn wait_serving(server: &Server, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, hosts) = serving(server);
+        if done(&hosts) {
+            return hosts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: instances on {hosts:?}\n{}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sorted(mut hosts: Vec<String>) -> Vec<String> {
+    hosts.sort();
+    hosts
+}
+
+#[test]
+fn redblack_and_rolling_deploys_across_three_hosts_drop_no_request() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = fleet_shop(&hosts, 1);
+    deploy(&server, "redblack", "v1");
+    let spread = wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    assert_eq!(sorted(spread), ["host-1", "host-2", "host-3"]);
+    assert!(get(port, "/").1.starts_with("v1 "));
+    // The instances are the host users' processes.
+    for host in &hosts.hosts {
+        let ps = std::process::Command::new("pgrep")
+            .args(["-u", &host.user, "-f", "gantry-testapp"])
+            .output()
+            .expect("pgrep");
+        assert!(ps.status.success(), "no instance runs as {}", host.user);
+    }
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    deploy(&server, "redblack", "v2");
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "fleet red/black v1 → v2");
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v2"));
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    deploy(&server, "rolling", "v3");
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "fleet rolling v2 → v3");
+    assert!(tally.versions.contains_key("v3"), "{:?}", tally.versions);
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v3"));
+    let (_, spread) = serving(&server);
+    assert_eq!(sorted(spread), ["host-1", "host-2", "host-3"]);
+}
+
+#[test]
+fn killing_every_process_of_a_host_brings_the_group_back_to_size() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = fleet_shop(&hosts, 2);
+    deploy(&server, "redblack", "v1");
+    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    hosts.hosts[1].kill_everything();
+    // Out of rotation, then back to three healthy instances.
+    let back = wait_serving(&server, "back to size", |h| h.len() == 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    eprintln!("after kill -9 of host-2: {back:?}, {tally:?}");
+    // Only requests in flight on the killed host may fail: at most one per
+    // load worker.
+    assert!(
+        tally.failed <= 6,
+        "{} failed requests: {:#?}",
+        tally.failed,
+        tally.failures
+    );
+    assert!(tally.sent > 50);
+}
+
+#[test]
+fn a_drained_host_gives_its_instances_to_the_others() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = fleet_shop(&hosts, 2);
+    deploy(&server, "redblack", "v1");
+    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+
+    let load = Load::start(port, 4, 2);
+    server.cli(&["host", "drain", "host-3"]).ok();
+    let moved = wait_serving(&server, "host-3 drained", |h| {
+        h.len() == 3 && !h.iter().any(|h| h == "host-3")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "draining host-3");
+    for host in ["host-1", "host-2"] {
+        let on = moved.iter().filter(|h| *h == host).count();
+        assert!((1..=2).contains(&on), "maxPerHost 2: {moved:?}");
+    }
+    let shown = server.cli(&["host", "show", "host-3"]).ok();
+    assert!(shown.stdout.contains("drained"), "{shown:?}");
+}
