@@ -222,6 +222,7 @@ fn agent_view(status: AgentStatus) -> wire::Agent {
         version: status.version,
         pid: status.pid,
         rss_kib: status.rss_kib,
+        private_kib: status.private_kib,
         load: status.load,
         instances: status
             .instances

@@ -31,6 +31,9 @@ pub struct Agent {
     pub pid: u32,
     /// Its resident memory, in KiB.
     pub rss_kib: u64,
+    /// The part of it that is its own (anonymous) memory, in KiB; the rest
+    /// is shared, reclaimable pages of the binary.
+    pub private_kib: u64,
     /// The host's 1-minute load average.
     pub load: f64,
     pub instances: Vec<HostInstance>,

@@ -87,18 +87,7 @@ impl Instances for LocalProvider {
             if let Some(image) = &request.spec.image {
                 check_image(image).await?;
             }
-            decode(
-                self.client
-                    .request(&Request::Create {
-                        request_id: request.request_id,
-                        application: request.application,
-                        cluster: request.cluster,
-                        spec: request.spec,
-                        size: request.size,
-                        provider: None,
-                    })
-                    .await?,
-            )
+            self.create(request, None).await
         }
         .boxed()
     }
@@ -202,6 +191,14 @@ impl LocalProvider {
         request: CreateServerGroup,
         provider: &str,
     ) -> Result<ServerGroup, DeployError> {
+        self.create(request, Some(provider.to_owned())).await
+    }
+
+    async fn create(
+        &self,
+        request: CreateServerGroup,
+        provider: Option<String>,
+    ) -> Result<ServerGroup, DeployError> {
         decode(
             self.client
                 .request(&Request::Create {
@@ -210,7 +207,7 @@ impl LocalProvider {
                     cluster: request.cluster,
                     spec: request.spec,
                     size: request.size,
-                    provider: Some(provider.to_owned()),
+                    provider,
                 })
                 .await?,
         )

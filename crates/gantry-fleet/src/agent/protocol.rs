@@ -63,6 +63,10 @@ pub struct AgentStatus {
     pub pid: u32,
     /// The agent's resident memory, in KiB.
     pub rss_kib: u64,
+    /// The part of it that is the agent's own (anonymous) memory; the rest
+    /// is pages of the binary, shared and reclaimable.
+    #[serde(default)]
+    pub private_kib: u64,
     /// The host's 1-minute load average.
     pub load: f64,
     pub instances: Vec<InstanceState>,

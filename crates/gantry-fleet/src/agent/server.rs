@@ -201,18 +201,20 @@ async fn status(agent: &Agent) -> AgentStatus {
     AgentStatus {
         version: agent.version.clone(),
         pid: std::process::id(),
-        rss_kib: own_rss_kib(),
+        rss_kib: own_memory_kib("VmRSS:"),
+        private_kib: own_memory_kib("RssAnon:"),
         load: load_average(),
         instances,
     }
 }
 
-fn own_rss_kib() -> u64 {
+/// A memory figure of `/proc/self/status`, in KiB.
+fn own_memory_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)

@@ -140,8 +140,8 @@ fn show(host: &Host) {
     }
     if let Some(agent) = &host.agent {
         println!(
-            "agent: {} (pid {}, {} KiB resident), load {:.2}",
-            agent.version, agent.pid, agent.rss_kib, agent.load
+            "agent: {} (pid {}, {} KiB resident of which {} KiB its own), load {:.2}",
+            agent.version, agent.pid, agent.rss_kib, agent.private_kib, agent.load
         );
         let rows: Vec<Vec<String>> = agent
             .instances

@@ -68,6 +68,14 @@ pipelines:
     (server, port)
 }
 
+/// [`fleet_shop`] with v1 deployed and healthy on the three hosts.
+fn serving_v1(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
+    let (server, port) = fleet_shop(hosts, max_per_host);
+    deploy(&server, "redblack", "v1");
+    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    (server, port)
+}
+
 fn deploy(server: &Server, strategy: &str, version: &str) -> Value {
     let id = server.run(
         &format!("deploy-{strategy}"),
@@ -170,9 +178,7 @@ fn killing_every_process_of_a_host_brings_the_group_back_to_size() {
     let Some(hosts) = TestHosts::take() else {
         return;
     };
-    let (server, port) = fleet_shop(&hosts, 2);
-    deploy(&server, "redblack", "v1");
-    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    let (server, port) = serving_v1(&hosts, 2);
 
     let load = Load::start(port, 4, 2);
     std::thread::sleep(Duration::from_millis(500));
@@ -198,9 +204,7 @@ fn a_drained_host_gives_its_instances_to_the_others() {
     let Some(hosts) = TestHosts::take() else {
         return;
     };
-    let (server, port) = fleet_shop(&hosts, 2);
-    deploy(&server, "redblack", "v1");
-    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    let (server, port) = serving_v1(&hosts, 2);
 
     let load = Load::start(port, 4, 2);
     server.cli(&["host", "drain", "host-3"]).ok();
@@ -216,4 +220,54 @@ fn a_drained_host_gives_its_instances_to_the_others() {
     }
     let shown = server.cli(&["host", "show", "host-3"]).ok();
     assert!(shown.stdout.contains("drained"), "{shown:?}");
+}
+
+#[test]
+fn a_host_that_stops_answering_is_replaced_then_used_again_when_back() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 2);
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    // The whole host goes: its sshd, then every process of its user.
+    let lost = &hosts.hosts[1];
+    lost.stop_sshd();
+    lost.kill_everything();
+    let moved = wait_serving(&server, "replaced on the other hosts", |h| {
+        h.len() == 3 && !h.iter().any(|h| h == &lost.name)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    eprintln!("host-2 gone: {moved:?}, {tally:?}");
+    assert!(
+        tally.failed <= 6,
+        "only requests in flight on the lost host may fail: {:#?}",
+        tally.failures
+    );
+    let (_, shown) = server.api("GET", "/api/v1/hosts/host-2", None);
+    assert_eq!(shown["reachable"], false, "{shown}");
+    assert!(
+        shown["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("host-2"),
+        "{shown}"
+    );
+
+    hosts.restart_sshd();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, shown) = server.api("GET", "/api/v1/hosts/host-2", None);
+        if shown["reachable"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "host-2 never came back: {shown}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Used again: a new version spreads over all three.
+    deploy(&server, "redblack", "v2");
+    let spread = wait_serving(&server, "v2 on three hosts", |h| h.len() == 3);
+    assert!(spread.iter().any(|h| h == "host-2"), "{spread:?}");
 }

@@ -105,7 +105,10 @@ fn hosts_are_applied_listed_and_bootstrapped_once_even_when_run_twice() {
         "{shown}"
     );
     let rss = shown["agent"]["rssKib"].as_u64().unwrap_or_default();
-    assert!(rss > 0, "{shown}");
+    let private = shown["agent"]["privateKib"].as_u64().unwrap_or_default();
+    assert!(rss > 0 && private > 0, "{shown}");
+    // The agent's own memory stays within the goal of 10 MB.
+    assert!(private < 10 * 1024, "agent memory: {shown}");
     // The agent runs as the host's user, in a session of its own.
     let pid = shown["agent"]["pid"].as_u64().expect("agent pid");
     let owner = Command::new("ps")

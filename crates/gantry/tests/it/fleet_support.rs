@@ -4,7 +4,7 @@
 //! directory removed), and a `hosts:` file for them.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde::Deserialize;
@@ -29,6 +29,8 @@ pub struct TestHost {
 /// the agents and ports of a host belong to one test at a time.
 pub struct TestHosts {
     pub hosts: Vec<TestHost>,
+    /// Where `scripts/start-test-hosts` keeps them.
+    dir: PathBuf,
     _lock: gantry_unix::FileLock,
 }
 
@@ -49,11 +51,34 @@ impl TestHosts {
         // machine takes the same lock.
         let lock = gantry_unix::FileLock::wait(&PathBuf::from(format!("{path}.lock")))
             .expect("lock the test hosts");
-        let taken = TestHosts { hosts, _lock: lock };
+        let dir = Path::new(&path)
+            .parent()
+            .expect("the hosts directory")
+            .to_owned();
+        let taken = TestHosts {
+            hosts,
+            dir,
+            _lock: lock,
+        };
         for host in &taken.hosts {
             host.wipe();
         }
+        // A test that failed half way may have left a host's sshd stopped.
+        taken.restart_sshd();
         Some(taken)
+    }
+
+    /// Starts again any sshd that is not running (`scripts/start-test-hosts`
+    /// is idempotent).
+    pub fn restart_sshd(&self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-test-hosts");
+        let status = Command::new(script)
+            .arg(self.hosts.len().to_string())
+            .env("GANTRY_TEST_HOSTS_DIR", &self.dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/start-test-hosts");
+        assert!(status.success(), "scripts/start-test-hosts failed");
     }
 
     /// A `hosts:` list of every host, its key in secret `key_secret`.
@@ -82,6 +107,18 @@ impl TestHost {
             "  - name: {}\n    address: {}\n    port: {}\n    user: {}\n    key: {key_secret}\n    hostKey: {host_key}\n    labels: [web]\n",
             self.name, self.address, self.port, self.user
         )
+    }
+
+    /// Stops the host's sshd: it no longer answers SSH at all.
+    pub fn stop_sshd(&self) {
+        let dir = Path::new(&self.key)
+            .parent()
+            .and_then(Path::parent)
+            .expect("the hosts directory")
+            .join(&self.name);
+        if let Ok(pid) = std::fs::read_to_string(dir.join("sshd.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
     }
 
     /// Kills every process of the host's user and removes its agent.
