@@ -227,6 +227,13 @@ impl LocalProvider {
         )
     }
 
+    /// Whether a data plane answers now; unlike every request, asking
+    /// this never starts one (a watch that polls must not).
+    pub async fn answers(&self) -> bool {
+        let socket = crate::socket_path(&self.client.config().data_dir);
+        tokio::net::UnixStream::connect(socket).await.is_ok()
+    }
+
     /// The groups of `provider`, with their targets as instances.
     pub async fn routed_snapshot(&self, provider: &str) -> Result<Snapshot, DeployError> {
         let mut snapshot: Snapshot = decode(self.client.request(&Request::Status).await?)?;

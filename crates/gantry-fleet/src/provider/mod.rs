@@ -81,6 +81,11 @@ impl SshProvider {
     }
 
     async fn watch_once(&self) {
+        // No data plane, no group of ours to look after (and polling must
+        // not start one: a server with no deploy runs none).
+        if !self.routing.answers().await {
+            return;
+        }
         let Ok(snapshot) = self.routing.routed_snapshot(Self::NAME).await else {
             return;
         };
