@@ -271,3 +271,49 @@ fn a_host_that_stops_answering_is_replaced_then_used_again_when_back() {
     let spread = wait_serving(&server, "v2 on three hosts", |h| h.len() == 3);
     assert!(spread.iter().any(|h| h == "host-2"), "{spread:?}");
 }
+
+#[test]
+fn a_resize_adds_and_removes_instances_across_hosts_without_dropping() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 2);
+    let (group, _) = serving(&server);
+    let load = Load::start(port, 4, 2);
+    server
+        .cli(&["servergroup", "resize", &group, "--size", "6"])
+        .ok();
+    let grown = wait_serving(&server, "grown to 6", |h| h.len() == 6);
+    for host in ["host-1", "host-2", "host-3"] {
+        let on = grown.iter().filter(|h| *h == host).count();
+        assert_eq!(on, 2, "evenly, at most 2 per host: {grown:?}");
+    }
+    server
+        .cli(&["servergroup", "resize", &group, "--size", "2"])
+        .ok();
+    let shrunk = wait_serving(&server, "shrunk to 2", |h| h.len() == 2);
+    assert_ne!(shrunk[0], shrunk[1], "two hosts keep one each: {shrunk:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    assert_clean(&tally, "resizing a fleet group");
+    // The stopped instances are gone from the hosts, not only from rotation.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let running: usize = hosts
+            .hosts
+            .iter()
+            .map(|h| {
+                let out = std::process::Command::new("pgrep")
+                    .args(["-u", &h.user, "-x", "gantry-testapp"])
+                    .output()
+                    .expect("pgrep");
+                String::from_utf8_lossy(&out.stdout).lines().count()
+            })
+            .sum();
+        if running == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{running} instances still run");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
