@@ -47,11 +47,7 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.writer)
         .await?;
-        Ok(match version {
-            None => Upsert::Unchanged,
-            Some(1) => Upsert::Created,
-            Some(_) => Upsert::Updated,
-        })
+        Ok(Upsert::from_version(version))
     }
 
     pub async fn host(&self, name: &str) -> Result<Option<HostRecord>, StoreError> {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deploy_support::{Load, assert_clean, free_port, get, testapp};
+use crate::deploy_support::{Load, assert_clean, free_port, get, shop_cluster_yaml, testapp};
 use crate::fleet_support::TestHosts;
 use crate::harness::{Backend, Server};
 
@@ -50,16 +50,9 @@ fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
         ));
     }
     let yaml = format!(
-        r#"{hosts}applications:
-  - name: shop
-loadBalancers:
-  - name: shop
-    port: {port}
-    cluster: shop-web
-    healthCheck: {{path: /health, interval: 200ms, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}}
-pipelines:
-{pipelines}"#,
-        hosts = hosts.yaml("fleet-key"),
+        "{}{}{pipelines}",
+        hosts.yaml("fleet-key"),
+        shop_cluster_yaml(port)
     );
     server.apply(&yaml);
     for host in &hosts.hosts {
