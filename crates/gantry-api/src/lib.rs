@@ -291,6 +291,23 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/load-balancers/{name}",
             routes::deploy::load_balancer,
         ),
+        viewer(Method::GET, "/api/v1/hosts", routes::hosts::list),
+        viewer(Method::GET, "/api/v1/hosts/{name}", routes::hosts::show),
+        admin(
+            Method::POST,
+            "/api/v1/hosts/{name}/bootstrap",
+            routes::hosts::bootstrap,
+        ),
+        operator(
+            Method::POST,
+            "/api/v1/hosts/{name}/drain",
+            routes::hosts::drain,
+        ),
+        operator(
+            Method::POST,
+            "/api/v1/hosts/{name}/undrain",
+            routes::hosts::undrain,
+        ),
         viewer(Method::GET, "/api/v1/tokens", tokens::list),
         admin(Method::POST, "/api/v1/tokens", tokens::create),
         admin(Method::DELETE, "/api/v1/tokens/{token}", tokens::revoke),

@@ -31,6 +31,10 @@ const KINDS: &[Kind] = &[
         key: "loadBalancers",
         check: crate::deploy::check_load_balancers,
     },
+    Kind {
+        key: "hosts",
+        check: crate::hosts::check_hosts,
+    },
 ];
 
 pub(crate) fn check_document(cx: &mut Checker<'_>, root: Option<&Node>) -> Json {
@@ -79,6 +83,12 @@ pub(crate) fn check_document(cx: &mut Checker<'_>, root: Option<&Node>) -> Json 
         }
     }
     Json::Object(out)
+}
+
+/// The top-level kinds a gantry file may hold.
+#[cfg(test)]
+pub(crate) fn kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|kind| kind.key).collect()
 }
 
 fn keys() -> String {

@@ -29,6 +29,7 @@ pub mod duration;
 pub mod glob;
 mod expressions;
 mod graph;
+pub mod hosts;
 mod model;
 mod pipeline;
 pub mod stages;
@@ -37,6 +38,7 @@ mod yaml;
 
 pub use deploy::model::*;
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use hosts::Host;
 pub use model::*;
 pub use stages::{
     BakeStage, Bump, FindImageStage, GitCommitStage, GitPromoteStage, GitTarget,

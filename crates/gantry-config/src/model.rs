@@ -34,6 +34,9 @@ pub struct Document {
     /// Built-in load balancers routing to clusters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub load_balancers: Vec<LoadBalancer>,
+    /// Machines the `ssh` provider deploys to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<crate::hosts::Host>,
 }
 
 /// A repository Gantry hosts, served at `/git/NAME.git`.

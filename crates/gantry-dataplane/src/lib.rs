@@ -18,6 +18,8 @@
 //!   next data plane adopts those still running instead of losing them;
 //! - `handoff.rs`: listening sockets that outlive the process: duplicates
 //!   held by `gantry serve`, inherited by the next data plane;
+//! - `remote.rs`: instances of other providers (`ssh`), routed to at their
+//!   hosts' addresses with the same health checks, never run here;
 //! - `stop.rs`: `gantry dataplane stop`, the graceful stop of the whole
 //!   data plane, asked through its socket.
 
@@ -27,6 +29,7 @@ mod handoff;
 pub mod local;
 pub mod protocol;
 mod reconcile;
+mod remote;
 mod server;
 mod state;
 mod stop;

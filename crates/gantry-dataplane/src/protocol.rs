@@ -23,6 +23,16 @@ pub enum Request {
         cluster: String,
         spec: ServerGroupSpec,
         size: u32,
+        /// Another provider's group (`ssh`): the data plane starts none of
+        /// its instances and routes to the targets it is given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+    },
+    /// Where a remote group's instances listen (replacing the list); the
+    /// answer comes once the removed ones have drained.
+    Targets {
+        name: String,
+        targets: Vec<RemoteTarget>,
     },
     Update {
         name: String,
@@ -43,6 +53,16 @@ pub enum Request {
     },
     /// Stops every instance and exits.
     Shutdown,
+}
+
+/// An instance the data plane routes to but does not run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteTarget {
+    pub id: String,
+    /// The host it runs on, for people.
+    pub host: String,
+    pub address: std::net::SocketAddr,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

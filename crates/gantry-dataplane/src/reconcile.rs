@@ -47,6 +47,15 @@ pub(crate) async fn reconcile(parts: &Parts<'_>, state: &DesiredState) -> Vec<St
         let mut running = instances.lock().unwrap_or_else(|e| e.into_inner());
         for group in &state.server_groups {
             let handles = running.entry(group.name.clone()).or_default();
+            if group.provider.is_some() {
+                let targets = match (group.is_live(), state.remote_targets.get(&group.name)) {
+                    (true, Some(targets)) => targets.as_slice(),
+                    _ => &[],
+                };
+                let health = health_check_for(state, &group.cluster);
+                to_stop.extend(remote_handles(handles, &group.name, targets, &health));
+                continue;
+            }
             let size = if group.is_live() {
                 group.size as usize
             } else {
@@ -120,6 +129,30 @@ pub(crate) async fn reconcile(parts: &Parts<'_>, state: &DesiredState) -> Vec<St
         .collect();
     parts.sockets.publish();
     problems
+}
+
+/// Makes `handles` match `targets`; returns the handles to stop.
+fn remote_handles(
+    handles: &mut Vec<InstanceHandle>,
+    group: &str,
+    targets: &[crate::protocol::RemoteTarget],
+    health: &HealthCheckConfig,
+) -> Vec<InstanceHandle> {
+    let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(handles)
+        .into_iter()
+        .partition(|h| targets.iter().any(|t| crate::remote::matches(h, t)));
+    *handles = kept;
+    for (index, target) in targets.iter().enumerate() {
+        if !handles.iter().any(|h| crate::remote::matches(h, target)) {
+            handles.push(crate::remote::start(
+                group,
+                index as u32,
+                target,
+                health.clone(),
+            ));
+        }
+    }
+    gone
 }
 
 fn routing_table(proxy: &Proxy, state: &DesiredState, running: &Instances) -> RoutingTable {

@@ -285,6 +285,7 @@ async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
             cluster,
             spec,
             size,
+            provider,
         } => {
             let mut state = dp.state.lock().await;
             if let Some(existing) = state
@@ -303,14 +304,17 @@ async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
                 .unwrap_or(0);
             let name = server_group_name(&cluster, version);
             let group_dir = reconcile::group_dir(&dp.dir, &name);
-            if let Some(image) = &spec.image {
+            let remote = provider.is_some();
+            if !remote && let Some(image) = &spec.image {
                 check_image(image)
                     .await
                     .map_err(|e| (ErrorKind::Invalid, format!("server group {name:?}: {e}")))?;
             }
-            prepare_directory(&group_dir, spec.artifact.as_deref())
-                .await
-                .map_err(|e| (ErrorKind::Invalid, format!("server group {name:?}: {e}")))?;
+            if !remote {
+                prepare_directory(&group_dir, spec.artifact.as_deref())
+                    .await
+                    .map_err(|e| (ErrorKind::Invalid, format!("server group {name:?}: {e}")))?;
+            }
             let group = ServerGroup {
                 name,
                 application,
@@ -323,8 +327,12 @@ async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
                 weight: 100,
                 created_at: now_millis(),
                 destroyed_at: None,
+                provider,
             };
             let mut next = state.clone();
+            if remote {
+                next.remote_targets.insert(group.name.clone(), Vec::new());
+            }
             next.server_groups.push(group.clone());
             commit(dp, &mut state, next).await?;
             Ok(to_json(&group))
@@ -349,6 +357,25 @@ async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
             }
             let group = group.clone();
             commit(dp, &mut state, next).await?;
+            Ok(to_json(&group))
+        }
+        Request::Targets { name, targets } => {
+            let mut state = dp.state.lock().await;
+            let mut next = state.clone();
+            let group = live_group(&mut next, &name)?.clone();
+            if group.provider.is_none() {
+                return Err((
+                    ErrorKind::Invalid,
+                    format!(
+                        "server group {name:?} runs on this machine; its instances are not given"
+                    ),
+                ));
+            }
+            let leaving = crate::remote::leaving(&dp.instances, &name, &targets);
+            next.remote_targets.insert(name, targets);
+            commit(dp, &mut state, next).await?;
+            drop(state);
+            crate::remote::drained(&leaving).await;
             Ok(to_json(&group))
         }
         Request::Destroy { name } => {

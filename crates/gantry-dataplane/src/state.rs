@@ -2,10 +2,12 @@
 //! atomically (temporary file, then rename) before anything acts on it, so
 //! that a restarted data plane brings back the same instances and listeners.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::RemoteTarget;
 use gantry_deploy::model::{Application, LoadBalancer, ServerGroup};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -15,6 +17,9 @@ pub(crate) struct DesiredState {
     pub load_balancers: Vec<LoadBalancer>,
     /// Every server group ever created, destroyed ones included (history).
     pub server_groups: Vec<ServerGroup>,
+    /// The instances of other providers' groups, by group.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remote_targets: BTreeMap<String, Vec<RemoteTarget>>,
 }
 
 pub(crate) fn path(dir: &Path) -> PathBuf {

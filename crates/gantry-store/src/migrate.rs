@@ -68,6 +68,11 @@ const SQLITE: Embedded = &[
         "ui_sessions",
         include_str!("../migrations/sqlite/0013_ui_sessions.sql"),
     ),
+    (
+        14,
+        "hosts",
+        include_str!("../migrations/sqlite/0014_hosts.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -130,6 +135,11 @@ const POSTGRES: Embedded = &[
         13,
         "ui_sessions",
         include_str!("../migrations/postgres/0013_ui_sessions.sql"),
+    ),
+    (
+        14,
+        "hosts",
+        include_str!("../migrations/postgres/0014_hosts.sql"),
     ),
 ];
 

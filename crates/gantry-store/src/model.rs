@@ -98,6 +98,18 @@ pub enum Upsert {
     Unchanged,
 }
 
+impl Upsert {
+    /// What an upsert returning the row's version did: no row, nothing
+    /// changed; version 1, created; a later one, updated.
+    pub(crate) fn from_version(version: Option<i64>) -> Upsert {
+        match version {
+            None => Upsert::Unchanged,
+            Some(1) => Upsert::Created,
+            Some(_) => Upsert::Updated,
+        }
+    }
+}
+
 /// One run of a pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {

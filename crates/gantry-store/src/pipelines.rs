@@ -38,11 +38,7 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.writer)
         .await?;
-        Ok(match version {
-            None => Upsert::Unchanged,
-            Some(1) => Upsert::Created,
-            Some(_) => Upsert::Updated,
-        })
+        Ok(Upsert::from_version(version))
     }
 
     pub async fn pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError> {

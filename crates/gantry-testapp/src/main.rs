@@ -11,7 +11,8 @@
 //! - a request with `Upgrade:` gets a 101 and an echo of what follows;
 //! - any other path answers 200 with the path (for routing tests).
 //!
-//! Environment: `PORT` (required), `VERSION`, `FAIL_HEALTH=1`,
+//! Environment: `PORT` (required), `HOST` (the address to listen on,
+//! 127.0.0.1 by default; fleet agents set it), `VERSION`, `FAIL_HEALTH=1`,
 //! `ERROR_PERCENT`, `DELAY_MS`, `CRASH_AFTER_MS` (exit 3 after that long),
 //! `EXIT_AT_ONCE=1` (exit 2 before listening: a command that fails at once).
 //! A file `crash-loop-N` in the working directory, holding a number of
@@ -67,7 +68,8 @@ fn main() {
             std::process::exit(3);
         });
     }
-    let listener = match TcpListener::bind(("127.0.0.1", port)) {
+    let host = env("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
+    let listener = match TcpListener::bind((host.as_str(), port)) {
         Ok(listener) => listener,
         Err(error) => {
             eprintln!("gantry-testapp: cannot listen on port {port}: {error}");

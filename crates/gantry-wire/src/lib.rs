@@ -9,6 +9,7 @@
 pub mod apt;
 pub mod executions;
 pub mod git;
+pub mod hosts;
 pub mod pipelines;
 pub mod secrets;
 pub mod tokens;

@@ -46,6 +46,8 @@ pub struct ApplyReport {
     pub load_balancers: Vec<Applied>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<Applied>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<Applied>,
 }
 
 /// One thing of an applied file (a pipeline, an application, a load

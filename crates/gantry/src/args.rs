@@ -163,6 +163,12 @@ pub enum Command {
     /// List or download the files an execution kept (a Cloud Build file's artifacts.objects).
     #[command(subcommand)]
     Artifact(crate::commands::artifacts::ArtifactCommand),
+    /// List, show, bootstrap, drain or undrain fleet hosts.
+    #[command(subcommand)]
+    Host(crate::commands::host::HostCommand),
+    /// The host agent that `gantry host bootstrap` installs on fleet hosts.
+    #[command(hide = true)]
+    Agent(crate::commands::host::AgentArgs),
 }
 
 #[derive(Debug, Args)]

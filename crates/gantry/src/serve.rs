@@ -70,6 +70,12 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     }
     let secrets = gantry_secrets::SecretStore::open(store.clone(), &data_dir)
         .context("cannot open the secret store")?;
+    // Fleet hosts: their SSH connections, shared by the API's host routes.
+    let fleet = std::sync::Arc::new(gantry_fleet::Fleet::new(
+        store.clone(),
+        secrets.clone(),
+        std::env::current_exe().context("cannot find the gantry binary")?,
+    ));
     let apt = gantry_apt::Apt::open(store.clone(), &data_dir.join("apt"), &secrets)
         .await
         .context("cannot open the APT repositories")?;
@@ -89,11 +95,11 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             ),
             sandbox,
             host_steps,
-            deploy: Some(
-                deploy_controller(&data_dir)?.with_limits(gantry_deploy::Limits {
+            deploy: Some(deploy_controller(&data_dir, &fleet)?.with_limits(
+                gantry_deploy::Limits {
                     max_size: args.max_deploy_size,
-                }),
-            ),
+                },
+            )),
         },
     )
     .await
@@ -140,6 +146,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     .layer(axum::Extension(gantry_api::DataplaneControl(
         std::sync::Arc::new(StopOwnDataplane(data_dir.clone())),
     )))
+    .layer(axum::Extension(fleet))
     .nest_service("/apt", crate::apt_files::router(apt.clone()));
     tokio::spawn(wait_for_signal(shutdown.clone()));
     // Every trigger kind follows its events (pushes, schedules, endings, landed packages).
@@ -169,15 +176,17 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The local provider's controller; the data plane it talks to is started
-/// on first use as `gantry dataplane` and survives this process.
+/// The providers' controller: `local`, whose data plane is started on
+/// first use as `gantry dataplane` and survives this process, and `ssh`,
+/// whose instances run on fleet hosts behind that same data plane.
 fn deploy_controller(
     data_dir: &std::path::Path,
+    fleet: &std::sync::Arc<gantry_fleet::Fleet>,
 ) -> anyhow::Result<gantry_deploy::DeployController> {
     use gantry_dataplane::local::{LocalConfig, LocalProvider};
     use gantry_deploy::providers::ProviderRegistry;
     let exe = std::env::current_exe().context("cannot find the gantry binary")?;
-    let provider = LocalProvider::new(LocalConfig {
+    let provider = std::sync::Arc::new(LocalProvider::new(LocalConfig {
         data_dir: data_dir.to_path_buf(),
         dataplane_command: vec![
             exe.display().to_string(),
@@ -185,12 +194,20 @@ fn deploy_controller(
             data_dir.display().to_string(),
             "dataplane".into(),
         ],
-    });
+    }));
     // Started again the moment it dies, and at once when the recorded
     // desired state has load balancers or server groups (after a reboot).
     provider.watch_dataplane();
     // One line per provider a cluster may name with `provider:`.
-    let providers = ProviderRegistry::new().register(provider.into_provider());
+    let ssh = gantry_fleet::SshProvider::new(fleet.clone(), provider.clone());
+    // Replaces lost instances of fleet hosts that stop answering.
+    ssh.watch_hosts();
+    let providers = ProviderRegistry::new()
+        .register(gantry_deploy::providers::Provider::from_both(
+            LocalProvider::NAME,
+            provider,
+        ))
+        .register(ssh.provider());
     Ok(gantry_deploy::DeployController::new(providers))
 }
 

@@ -5,7 +5,7 @@
 //! The ordering rule: load balancers and applications first, so that a
 //! port in use or an instance count over the ceiling fails the apply before
 //! anything else is written; then repositories, so that no trigger watches
-//! one that does not exist; pipelines last.
+//! one that does not exist; hosts; pipelines last.
 
 use gantry_config::Document;
 use gantry_engine::Engine;
@@ -40,6 +40,16 @@ pub async fn apply(
             } else {
                 Upsert::Unchanged
             },
+        });
+    }
+    for host in &document.hosts {
+        let spec = serde_json::to_value(host)
+            .map_err(|e| ApiError::internal(format!("cannot encode host {:?}: {e}", host.name)))?;
+        let result = engine.store().upsert_host(&host.name, &spec, now).await?;
+        tracing::info!(host = %host.name, ?result, "host applied");
+        report.hosts.push(Applied {
+            name: host.name.clone(),
+            result: upsert(result),
         });
     }
     for pipeline in &document.pipelines {

@@ -4,7 +4,10 @@
 //! fails the document's build, and so its tests).
 
 use axum::http::Method;
-use gantry_wire::{DataplaneStopped, Deleted, Dropped, Revoked, apt, executions, git, pipelines, secrets, tokens};
+use gantry_wire::{
+    DataplaneStopped, Deleted, Dropped, Revoked, apt, executions, git, hosts, pipelines, secrets,
+    tokens,
+};
 use serde_json::{Value, json};
 
 use super::{Schemas, schema};
@@ -412,6 +415,26 @@ pub(super) fn all() -> Vec<Operation> {
         // GET /api/v1/load-balancers/{name}
         op(Method::GET, "/api/v1/load-balancers/{name}", "getLoadBalancer", "deploy", "One load balancer with weights, instance health and request rates")
             .legacy()
+            .errors(&[401, 403, 404]),
+        // GET /api/v1/hosts
+        op(Method::GET, "/api/v1/hosts", "listHosts", "hosts", "Fleet hosts, each asked now over SSH: reachable, agent version, instances, load")
+            .answers(200, "hosts", schema::<hosts::HostList>)
+            .errors(&[401, 403]),
+        // GET /api/v1/hosts/{name}
+        op(Method::GET, "/api/v1/hosts/{name}", "getHost", "hosts", "One fleet host, asked now over SSH")
+            .answers(200, "the host", schema::<hosts::Host>)
+            .errors(&[401, 403, 404]),
+        // POST /api/v1/hosts/{name}/bootstrap
+        op(Method::POST, "/api/v1/hosts/{name}/bootstrap", "bootstrapHost", "hosts", "Install this server's binary on the host (checked by SHA-256) and start its agent; idempotent")
+            .answers(200, "bootstrapped", schema::<hosts::Bootstrapped>)
+            .errors(&[400, 401, 403, 404, 503]),
+        // POST /api/v1/hosts/{name}/drain
+        op(Method::POST, "/api/v1/hosts/{name}/drain", "drainHost", "hosts", "Mark the host unschedulable; the ssh provider moves its instances to other hosts")
+            .answers(200, "the host", schema::<hosts::Host>)
+            .errors(&[401, 403, 404]),
+        // POST /api/v1/hosts/{name}/undrain
+        op(Method::POST, "/api/v1/hosts/{name}/undrain", "undrainHost", "hosts", "Make a drained host schedulable again")
+            .answers(200, "the host", schema::<hosts::Host>)
             .errors(&[401, 403, 404]),
         // GET /api/v1/tokens
         op(Method::GET, "/api/v1/tokens", "listTokens", "tokens", "List tokens (never their secrets)")

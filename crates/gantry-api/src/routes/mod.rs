@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod events;
 pub mod executions;
 pub mod git;
+pub mod hosts;
 pub mod pipelines;
 pub mod runners;
 pub mod secrets;

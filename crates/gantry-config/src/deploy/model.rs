@@ -14,7 +14,19 @@ use crate::stages::{ManualJudgmentStage, RegistryAccess};
 
 /// The providers a cluster may run on (`provider:`); the server registers
 /// one implementation under each name (`gantry_deploy::ProviderRegistry`).
-pub const PROVIDERS: &[&str] = &["local"];
+pub const PROVIDERS: &[&str] = &["local", "ssh"];
+
+/// `placement:` of a deploy to `provider: ssh`: which hosts may run the
+/// group's instances (those with every label, not drained) and how many
+/// of them one host may run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Placement {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_host: Option<u32>,
+}
 
 /// An application of `applications:`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,6 +166,9 @@ pub struct DeployStage {
     /// Where the cluster runs: one of [`PROVIDERS`] (default `local`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// Which fleet hosts run the instances (`provider: ssh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -94,7 +94,7 @@ fn an_unknown_provider_is_reported_with_the_registered_ones() {
         stage("application: shop\ncommand: serve\nprovider: kubernetes\n").expect_err("unknown");
     assert_eq!(
         error,
-        "test.yaml:8:19: \"provider\" must be one of local, not \"kubernetes\""
+        "test.yaml:8:19: \"provider\" must be one of local, ssh, not \"kubernetes\""
     );
 }
 

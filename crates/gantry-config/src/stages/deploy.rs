@@ -22,7 +22,24 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
         }
     }
     // A name the server registers a provider under; the list is in the message.
-    f.choice(cx, "provider", PROVIDERS);
+    let provider = f.choice(cx, "provider", PROVIDERS).map(|(name, _)| name);
+    if let Some(node) = f.get("placement") {
+        if provider != Some("ssh") {
+            cx.error(
+                node.span.start,
+                "\"placement\" places instances on fleet hosts: it goes with \"provider: ssh\"",
+            );
+        }
+        let what = format!("placement of {}", f.what);
+        if let Some(mut p) = Fields::new(cx, node, what) {
+            p.strings(cx, "labels");
+            if let (Some(0), Some(node)) = (p.count(cx, "maxPerHost"), p.key("maxPerHost")) {
+                cx.error(node.span.start, "\"maxPerHost\" must be at least 1");
+            }
+            let json = p.finish(cx, true);
+            f.insert("placement", json);
+        }
+    }
     let command = f.string(cx, "command");
     let image = f.string(cx, "image");
     match (command, image) {

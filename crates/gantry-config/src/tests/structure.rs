@@ -94,7 +94,7 @@ fn wrong_value_types() {
     check(
         "[1, 2]\n",
         expect![
-            "test.yaml:1:1: a gantry file is a mapping with pipelines:, repositories:, applications:, loadBalancers:, not a list"
+            "test.yaml:1:1: a gantry file is a mapping with pipelines:, repositories:, applications:, loadBalancers:, hosts:, not a list"
         ],
     );
     check(

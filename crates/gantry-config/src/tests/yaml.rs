@@ -77,7 +77,7 @@ fn yaml_keys_tags_and_merges() {
     check(
         "defaults: {}\n",
         expect![[
-            r#"test.yaml:1:1: unknown top-level field "defaults"; a gantry file has pipelines:, repositories:, applications:, loadBalancers: (and x-… keys of your own, e.g. for anchors)"#
+            r#"test.yaml:1:1: unknown top-level field "defaults"; a gantry file has pipelines:, repositories:, applications:, loadBalancers:, hosts: (and x-… keys of your own, e.g. for anchors)"#
         ]],
     );
     check(

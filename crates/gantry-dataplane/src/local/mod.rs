@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use client::DataplaneClient;
 
-use crate::protocol::Request;
+use crate::protocol::{RemoteTarget, Request};
 use gantry_deploy::DeployError;
 use gantry_deploy::analysis::Measurement;
 use gantry_deploy::model::{Application, LoadBalancer, ServerGroup, Snapshot};
@@ -68,7 +68,15 @@ fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, DeployError
 
 impl Instances for LocalProvider {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>> {
-        async move { decode(self.client.request(&Request::Status).await?) }.boxed()
+        async move {
+            let mut snapshot: Snapshot = decode(self.client.request(&Request::Status).await?)?;
+            // Groups the data plane only routes to belong to their provider.
+            snapshot
+                .server_groups
+                .retain(|g| g.group.provider.is_none());
+            Ok(snapshot)
+        }
+        .boxed()
     }
 
     fn create_server_group(
@@ -79,17 +87,7 @@ impl Instances for LocalProvider {
             if let Some(image) = &request.spec.image {
                 check_image(image).await?;
             }
-            decode(
-                self.client
-                    .request(&Request::Create {
-                        request_id: request.request_id,
-                        application: request.application,
-                        cluster: request.cluster,
-                        spec: request.spec,
-                        size: request.size,
-                    })
-                    .await?,
-            )
+            self.create(request, None).await
         }
         .boxed()
     }
@@ -181,6 +179,71 @@ impl LocalProvider {
             )
         }
         .boxed()
+    }
+}
+
+/// What another provider (`ssh`) asks of the data plane: groups it routes
+/// to without running their instances.
+impl LocalProvider {
+    /// Creates `provider`'s group, disabled and with no target yet.
+    pub async fn create_routed(
+        &self,
+        request: CreateServerGroup,
+        provider: &str,
+    ) -> Result<ServerGroup, DeployError> {
+        self.create(request, Some(provider.to_owned())).await
+    }
+
+    async fn create(
+        &self,
+        request: CreateServerGroup,
+        provider: Option<String>,
+    ) -> Result<ServerGroup, DeployError> {
+        decode(
+            self.client
+                .request(&Request::Create {
+                    request_id: request.request_id,
+                    application: request.application,
+                    cluster: request.cluster,
+                    spec: request.spec,
+                    size: request.size,
+                    provider,
+                })
+                .await?,
+        )
+    }
+
+    /// Replaces where the group's instances listen; returns once the
+    /// removed ones drained.
+    pub async fn set_targets(
+        &self,
+        name: String,
+        targets: Vec<RemoteTarget>,
+    ) -> Result<ServerGroup, DeployError> {
+        decode(
+            self.client
+                .request(&Request::Targets { name, targets })
+                .await?,
+        )
+    }
+
+    /// Whether a data plane answers now; unlike every request, asking
+    /// this never starts one (a watch that polls must not).
+    pub async fn answers(&self) -> bool {
+        let socket = crate::socket_path(&self.client.config().data_dir);
+        tokio::net::UnixStream::connect(socket).await.is_ok()
+    }
+
+    /// The groups of `provider`, with their targets as instances.
+    pub async fn routed_snapshot(&self, provider: &str) -> Result<Snapshot, DeployError> {
+        let mut snapshot: Snapshot = decode(self.client.request(&Request::Status).await?)?;
+        snapshot
+            .server_groups
+            .retain(|g| g.group.provider.as_deref() == Some(provider));
+        Ok(Snapshot {
+            server_groups: snapshot.server_groups,
+            ..Snapshot::default()
+        })
     }
 }
 

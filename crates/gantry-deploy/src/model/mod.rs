@@ -56,6 +56,20 @@ pub struct ServerGroupSpec {
     /// Seconds between SIGTERM and SIGKILL.
     #[serde(default = "default_grace")]
     pub grace_seconds: u64,
+    /// Which hosts may run the instances, for providers with hosts (`ssh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// Hosts with every one of `labels` (and not drained) run the instances,
+/// spread evenly, at most `max_per_host` on one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_host: Option<u32>,
 }
 
 fn default_grace() -> u64 {
@@ -81,6 +95,10 @@ pub struct ServerGroup {
     pub created_at: u64,
     #[serde(default)]
     pub destroyed_at: Option<u64>,
+    /// The provider whose instances these are when not the data plane's
+    /// own (`ssh`): the data plane only routes to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 impl ServerGroup {
@@ -101,6 +119,12 @@ pub struct Instance {
     pub in_flight: usize,
     pub restarts: u32,
     pub crash_looping: bool,
+    /// The fleet host it runs on (instances of the `ssh` provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Where the load balancer reaches it when not on this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// A server group with its live instances and traffic figures.

@@ -84,6 +84,7 @@ impl FakeProvider {
             weight: 100,
             created_at: 0,
             destroyed_at: None,
+            provider: None,
         });
         name
     }
@@ -196,6 +197,7 @@ impl Instances for FakeProvider {
                     weight: 0,
                     created_at: 0,
                     destroyed_at: None,
+                    provider: None,
                 };
                 state.groups.push(group.clone());
                 group

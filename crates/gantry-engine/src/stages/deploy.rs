@@ -99,6 +99,13 @@ async fn deploy_to(
             artifact: artifact.map(|p| p.display().to_string()),
             env: spec.env.clone(),
             grace_seconds: spec.grace_period.map(|d| d.as_secs()).unwrap_or(10),
+            placement: spec
+                .placement
+                .as_ref()
+                .map(|p| gantry_deploy::model::Placement {
+                    labels: p.labels.clone(),
+                    max_per_host: p.max_per_host,
+                }),
         },
         size,
         strategy,

@@ -12,6 +12,7 @@ mod apt_packs;
 mod concurrency;
 mod crash;
 mod executions;
+mod hosts;
 mod logs;
 mod open;
 mod pipelines;

@@ -43,6 +43,7 @@ pub async fn apply(client: &Client, file: &Path) -> anyhow::Result<ExitCode> {
         ("load balancer", &report.load_balancers),
         ("pipeline", &report.pipelines),
         ("repository", &report.repositories),
+        ("host", &report.hosts),
     ];
     for (kind, items) in kinds {
         for item in items {

@@ -12,6 +12,7 @@ mod executions;
 mod files;
 mod follow;
 pub mod git;
+pub mod host;
 mod pipelines;
 mod promote;
 pub mod runner;
@@ -81,5 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trigger(command) => git::trigger(&client()?, command).await,
         Command::Artifact(command) => artifacts::run(&client()?, command).await,
         Command::Builders(command) => builders::run(command).await,
+        Command::Host(command) => host::run(&client()?, command).await,
+        Command::Agent(args) => host::agent(args).await,
     }
 }

@@ -6,6 +6,7 @@
 //! PostgreSQL too.
 
 mod deploy_support;
+mod fleet_support;
 mod harness;
 mod webhook_target;
 mod workspace_links;
@@ -30,6 +31,8 @@ mod bounds_lb;
 mod cloudbuild_compat;
 mod engine;
 mod files;
+mod fleet_deploys;
+mod fleet_hosts;
 mod git_concurrency;
 mod git_config;
 mod git_credentials;

@@ -1,0 +1,312 @@
+//! Deploys to fleet hosts (`provider: ssh`) under continuous load through
+//! Gantry's load balancer: instances spread over three real sshd hosts,
+//! each under its host's agent, every response checked.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::deploy_support::{Load, assert_clean, free_port, get, shop_cluster_yaml, testapp};
+use crate::fleet_support::TestHosts;
+use crate::harness::{Backend, Server};
+
+/// A server with the test hosts bootstrapped, load balancer `shop` on the
+/// returned port in front of cluster `shop-web`, and pipelines
+/// `deploy-redblack` and `deploy-rolling` to `provider: ssh` whose
+/// artifact is a directory holding `gantry-testapp`.
+fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
+    let server = Server::start(Backend::Sqlite);
+    hosts.store_key(&server, "fleet-key");
+    let release = server.work().join("release");
+    std::fs::create_dir_all(&release).expect("mkdir release");
+    std::fs::copy(testapp(), release.join("gantry-testapp")).expect("copy the test app");
+    let port = free_port();
+    let mut pipelines = String::new();
+    for (strategy, options) in [
+        ("redblack", ""),
+        ("rolling", "        targetPercentages: [34, 67, 100]\n"),
+    ] {
+        pipelines.push_str(&format!(
+            r#"  - name: deploy-{strategy}
+    parameters:
+      - {{name: version, default: v1}}
+    stages:
+      - id: deploy
+        type: deploy
+        application: shop
+        stack: web
+        provider: ssh
+        placement: {{labels: [web], maxPerHost: {max_per_host}}}
+        artifact: {release}
+        command: ./gantry-testapp
+        size: 3
+        strategy: {strategy}
+        healthTimeout: 20s
+        gracePeriod: 2s
+        env:
+          VERSION: "${{{{ parameters.version }}}}"
+{options}"#,
+            release = release.display()
+        ));
+    }
+    let yaml = format!(
+        "{}{}{pipelines}",
+        hosts.yaml("fleet-key"),
+        shop_cluster_yaml(port)
+    );
+    server.apply(&yaml);
+    for host in &hosts.hosts {
+        server.cli(&["host", "bootstrap", &host.name]).ok();
+    }
+    (server, port)
+}
+
+/// [`fleet_shop`] with v1 deployed and healthy on the three hosts.
+fn serving_v1(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
+    let (server, port) = fleet_shop(hosts, max_per_host);
+    deploy(&server, "redblack", "v1");
+    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    (server, port)
+}
+
+fn deploy(server: &Server, strategy: &str, version: &str) -> Value {
+    let id = server.run(
+        &format!("deploy-{strategy}"),
+        &[&format!("version={version}")],
+    );
+    let done = server.wait_terminal(&id);
+    assert_eq!(
+        done["status"],
+        "succeeded",
+        "{done:#}\n{}",
+        server.log_tail()
+    );
+    done
+}
+
+/// The enabled group of `shop-web` and the host of each healthy instance.
+fn serving(server: &Server) -> (String, Vec<String>) {
+    let cluster = server.get("/api/v1/clusters/shop-web");
+    let groups = cluster["serverGroups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(group) = groups.iter().rev().find(|g| g["enabled"] == true) else {
+        return (String::new(), Vec::new());
+    };
+    let name = group["name"].as_str().unwrap_or_default().to_owned();
+    let shown = server.get(&format!("/api/v1/server-groups/{name}"));
+    let hosts = shown["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["healthy"] == true)
+        .filter_map(|i| i["host"].as_str().map(str::to_owned))
+        .collect();
+    (name, hosts)
+}
+
+fn wait_serving(server: &Server, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, hosts) = serving(server);
+        if done(&hosts) {
+            return hosts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: instances on {hosts:?}\n{}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sorted(mut hosts: Vec<String>) -> Vec<String> {
+    hosts.sort();
+    hosts
+}
+
+#[test]
+fn redblack_and_rolling_deploys_across_three_hosts_drop_no_request() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = fleet_shop(&hosts, 1);
+    deploy(&server, "redblack", "v1");
+    let spread = wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    assert_eq!(sorted(spread), ["host-1", "host-2", "host-3"]);
+    assert!(get(port, "/").1.starts_with("v1 "));
+    // The instances are the host users' processes.
+    for host in &hosts.hosts {
+        let ps = std::process::Command::new("pgrep")
+            .args(["-u", &host.user, "-f", "gantry-testapp"])
+            .output()
+            .expect("pgrep");
+        assert!(ps.status.success(), "no instance runs as {}", host.user);
+    }
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    deploy(&server, "redblack", "v2");
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "fleet red/black v1 → v2");
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v2"));
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    deploy(&server, "rolling", "v3");
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "fleet rolling v2 → v3");
+    assert!(tally.versions.contains_key("v3"), "{:?}", tally.versions);
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v3"));
+    let (_, spread) = serving(&server);
+    assert_eq!(sorted(spread), ["host-1", "host-2", "host-3"]);
+}
+
+#[test]
+fn killing_every_process_of_a_host_brings_the_group_back_to_size() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 2);
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    hosts.hosts[1].kill_everything();
+    // Out of rotation, then back to three healthy instances.
+    let back = wait_serving(&server, "back to size", |h| h.len() == 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    eprintln!("after kill -9 of host-2: {back:?}, {tally:?}");
+    // Only requests in flight on the killed host may fail: at most one per
+    // load worker.
+    assert!(
+        tally.failed <= 6,
+        "{} failed requests: {:#?}",
+        tally.failed,
+        tally.failures
+    );
+    assert!(tally.sent > 50);
+}
+
+#[test]
+fn a_drained_host_gives_its_instances_to_the_others() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 2);
+
+    let load = Load::start(port, 4, 2);
+    server.cli(&["host", "drain", "host-3"]).ok();
+    let moved = wait_serving(&server, "host-3 drained", |h| {
+        h.len() == 3 && !h.iter().any(|h| h == "host-3")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "draining host-3");
+    for host in ["host-1", "host-2"] {
+        let on = moved.iter().filter(|h| *h == host).count();
+        assert!((1..=2).contains(&on), "maxPerHost 2: {moved:?}");
+    }
+    let shown = server.cli(&["host", "show", "host-3"]).ok();
+    assert!(shown.stdout.contains("drained"), "{shown:?}");
+}
+
+#[test]
+fn a_host_that_stops_answering_is_replaced_then_used_again_when_back() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 2);
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    // The whole host goes: its sshd, then every process of its user.
+    let lost = &hosts.hosts[1];
+    lost.stop_sshd();
+    lost.kill_everything();
+    let moved = wait_serving(&server, "replaced on the other hosts", |h| {
+        h.len() == 3 && !h.iter().any(|h| h == &lost.name)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    eprintln!("host-2 gone: {moved:?}, {tally:?}");
+    assert!(
+        tally.failed <= 6,
+        "only requests in flight on the lost host may fail: {:#?}",
+        tally.failures
+    );
+    let (_, shown) = server.api("GET", "/api/v1/hosts/host-2", None);
+    assert_eq!(shown["reachable"], false, "{shown}");
+    assert!(
+        shown["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("host-2"),
+        "{shown}"
+    );
+
+    hosts.restart_sshd();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, shown) = server.api("GET", "/api/v1/hosts/host-2", None);
+        if shown["reachable"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "host-2 never came back: {shown}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Used again: a new version spreads over all three.
+    deploy(&server, "redblack", "v2");
+    let spread = wait_serving(&server, "v2 on three hosts", |h| h.len() == 3);
+    assert!(spread.iter().any(|h| h == "host-2"), "{spread:?}");
+}
+
+#[test]
+fn a_resize_adds_and_removes_instances_across_hosts_without_dropping() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 2);
+    let (group, _) = serving(&server);
+    let load = Load::start(port, 4, 2);
+    server
+        .cli(&["servergroup", "resize", &group, "--size", "6"])
+        .ok();
+    let grown = wait_serving(&server, "grown to 6", |h| h.len() == 6);
+    for host in ["host-1", "host-2", "host-3"] {
+        let on = grown.iter().filter(|h| *h == host).count();
+        assert_eq!(on, 2, "evenly, at most 2 per host: {grown:?}");
+    }
+    server
+        .cli(&["servergroup", "resize", &group, "--size", "2"])
+        .ok();
+    let shrunk = wait_serving(&server, "shrunk to 2", |h| h.len() == 2);
+    assert_ne!(shrunk[0], shrunk[1], "two hosts keep one each: {shrunk:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    assert_clean(&tally, "resizing a fleet group");
+    // The stopped instances are gone from the hosts, not only from rotation.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let running: usize = hosts
+            .hosts
+            .iter()
+            .map(|h| {
+                let out = std::process::Command::new("pgrep")
+                    .args(["-u", &h.user, "-x", "gantry-testapp"])
+                    .output()
+                    .expect("pgrep");
+                String::from_utf8_lossy(&out.stdout).lines().count()
+            })
+            .sum();
+        if running == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{running} instances still run");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
