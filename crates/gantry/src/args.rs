@@ -188,6 +188,10 @@ pub struct ServeArgs {
     /// executor runs steps on runners, steps run in the server as before).
     #[arg(long, default_value = "off", value_parser = ["on", "off"], value_name = "on|off")]
     pub local_runner: String,
+    /// How long a step waits for a runner with its labels (`runsOn`) before
+    /// its stage fails; a stage's `runnerWait` wins.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub runner_wait: std::time::Duration,
     #[command(flatten)]
     pub listener: ListenerArgs,
     #[command(flatten)]

@@ -340,6 +340,7 @@ pub mod debug {
             .enqueue(JobSpec {
                 payload: body.payload,
                 labels: body.labels,
+                secrets: Default::default(),
             })
             .await?;
         let id = job.id.clone();

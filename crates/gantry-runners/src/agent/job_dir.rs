@@ -36,7 +36,12 @@ impl JobDir {
 
     pub(crate) fn write_lease(&self, job: &LeasedJob) -> std::io::Result<()> {
         std::fs::create_dir_all(self.workspace())?;
-        let text = serde_json::to_vec(job).map_err(std::io::Error::other)?;
+        // Secret values never reach the runner's disk.
+        let job = LeasedJob {
+            secrets: Default::default(),
+            ..job.clone()
+        };
+        let text = serde_json::to_vec(&job).map_err(std::io::Error::other)?;
         std::fs::write(self.lease_file(), text)
     }
 

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 pub use host_process::HostProcessRunner;
 pub use job_dir::JobDir;
-pub use job_runner::{JobRunner, RunningJob};
+pub use job_runner::{JobOutcome, JobRunner, RunningJob};
 pub use lease_loop::run;
 
 /// Between SIGTERM and SIGKILL when a job is canceled: with a heartbeat

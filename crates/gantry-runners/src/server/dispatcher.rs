@@ -21,8 +21,8 @@ use tokio::sync::{Notify, mpsc};
 
 use super::error::RunnerError;
 use crate::protocol::{
-    FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, LeasedJob, LogAck,
-    LogBatch, RenewedLease, Timing,
+    FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, JobSecrets, LeasedJob,
+    LogAck, LogBatch, RenewedLease, Timing,
 };
 
 /// The owner's side of a job's events; a full channel slows the runner's
@@ -39,6 +39,9 @@ pub struct JobSpec {
     pub payload: Value,
     /// A runner must have every one of these.
     pub labels: Vec<String>,
+    /// Handed to the runner that leases the job, in its lease answer only:
+    /// kept in this process's memory, never in the store.
+    pub secrets: JobSecrets,
 }
 
 /// A queued job as its owner holds it.
@@ -62,6 +65,8 @@ pub enum JobEvent {
     },
     Finished {
         result: Value,
+        /// What the runner sent for the owner only (never stored).
+        private: Value,
     },
     /// The runner stopped renewing the lease, or was disabled or removed.
     /// The owner decides: [`Dispatcher::retry`] or [`Dispatcher::give_up`].
@@ -99,6 +104,8 @@ struct State {
     leases: HashMap<String, Live>,
     /// Owners by job id, until the job finishes, is canceled or given up.
     owners: HashMap<String, mpsc::Sender<JobEvent>>,
+    /// The secrets of jobs that name some, for as long as they have owners.
+    secrets: HashMap<String, JobSecrets>,
 }
 
 #[derive(Clone)]
@@ -167,6 +174,9 @@ impl Dispatcher {
         {
             let mut state = self.state();
             state.owners.insert(record.id.clone(), sender);
+            if !spec.secrets.is_empty() {
+                state.secrets.insert(record.id.clone(), spec.secrets);
+            }
             state.queue.push_back(Waiting {
                 job_id: record.id.clone(),
                 labels,
@@ -337,6 +347,7 @@ impl Dispatcher {
         let owner = {
             let mut state = self.state();
             state.leases.remove(&request.lease_id);
+            state.secrets.remove(&job.id);
             state.owners.remove(&job.id)
         };
         self.0.job_queued.notify_waiters();
@@ -345,6 +356,7 @@ impl Dispatcher {
             let _ = owner
                 .send(JobEvent::Finished {
                     result: request.result,
+                    private: request.private,
                 })
                 .await;
         }
@@ -368,6 +380,7 @@ impl Dispatcher {
             if let Some(lease) = &job.lease_id {
                 state.leases.remove(lease);
             }
+            state.secrets.remove(&job.id);
             state.owners.remove(&job.id)
         };
         if let Some(owner) = owner {
@@ -403,7 +416,9 @@ impl Dispatcher {
 
     /// Forgets the owner of a lost job that will not run again.
     pub fn give_up(&self, job_id: &str) {
-        self.state().owners.remove(job_id);
+        let mut state = self.state();
+        state.owners.remove(job_id);
+        state.secrets.remove(job_id);
     }
 
     /// How many leases the runner holds.
@@ -543,12 +558,19 @@ impl Dispatcher {
                 },
             )
             .await;
+            let secrets = self
+                .state()
+                .secrets
+                .get(&job.id)
+                .cloned()
+                .unwrap_or_default();
             return Ok(Some(LeasedJob {
                 lease_id,
                 job_id: job.id,
                 payload: job.payload,
                 attempt: job.attempt,
                 timing: self.0.timing,
+                secrets,
             }));
         }
     }
@@ -559,7 +581,9 @@ impl Dispatcher {
             && owner.send(event).await.is_err()
         {
             // The owner is gone; nobody will ask for this job again.
-            self.state().owners.remove(job_id);
+            let mut state = self.state();
+            state.owners.remove(job_id);
+            state.secrets.remove(job_id);
         }
     }
 
