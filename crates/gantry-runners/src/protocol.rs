@@ -10,6 +10,8 @@
 //! | [`HeartbeatRequest`] | `POST heartbeat` | [`HeartbeatResponse`] (renewed / cancel) |
 //! | [`LogBatch`] | `POST logs` | [`LogAck`] |
 //! | [`FinishRequest`] | `POST finish` | [`FinishResponse`] |
+//! | `?lease=ID` | `GET workspace/SHA256` | the job's workspace snapshot (a tar) |
+//! | a tar, `?lease=ID` | `PUT workspace` | [`WorkspaceUploaded`] |
 //!
 //! All but `register` authenticate with the runner's credential as a bearer
 //! token. A refused credential (wrong, disabled or removed runner) is a 401:
@@ -196,6 +198,25 @@ pub struct FinishRequest {
 #[serde(rename_all = "camelCase")]
 pub struct FinishResponse {
     pub job_id: String,
+}
+
+/// The snapshot a runner uploaded, named by its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceUploaded {
+    pub sha256: String,
+}
+
+/// The lease a workspace transfer is for (its query string).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseQuery {
+    pub lease: String,
+}
+
+/// Whether `name` is a snapshot's name: 64 lowercase hex digits.
+pub fn is_sha256(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The error body every refusal has (the API's own shape).

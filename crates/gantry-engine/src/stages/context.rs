@@ -145,6 +145,7 @@ impl StageContext {
                 crate::executor::remote::RemoteExecutor::new(
                     pool.dispatcher.clone(),
                     runner_wait.unwrap_or(pool.wait),
+                    self.engine.data_dir().join("runner-workspaces"),
                 ),
             )),
             None if on_runners => Err(

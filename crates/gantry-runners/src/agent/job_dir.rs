@@ -2,17 +2,34 @@
 
 use std::path::{Path, PathBuf};
 
+use super::transfer::WorkspaceTransfer;
 use crate::protocol::LeasedJob;
 
 /// `WORK_DIR/jobs/LEASE_ID/`.
 #[derive(Clone, Debug)]
 pub struct JobDir {
     root: PathBuf,
+    transfer: Option<WorkspaceTransfer>,
 }
 
 impl JobDir {
     pub fn new(root: PathBuf) -> JobDir {
-        JobDir { root }
+        JobDir {
+            root,
+            transfer: None,
+        }
+    }
+
+    pub(crate) fn with_transfer(self, transfer: WorkspaceTransfer) -> JobDir {
+        JobDir {
+            transfer: Some(transfer),
+            ..self
+        }
+    }
+
+    /// Fetches and sends the job's workspace snapshots.
+    pub fn transfer(&self) -> Option<&WorkspaceTransfer> {
+        self.transfer.as_ref()
     }
 
     pub fn root(&self) -> &Path {

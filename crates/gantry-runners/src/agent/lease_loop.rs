@@ -17,6 +17,7 @@ use super::credential_file::{self, Identity};
 use super::job::{self, Slot};
 use super::job_dir::JobDir;
 use super::job_runner::JobRunner;
+use super::transfer::WorkspaceTransfer;
 use super::{AgentConfig, AgentError};
 use crate::protocol::{
     HeartbeatRequest, HeldLease, LeasedJob, PROTOCOL_VERSION, RegisterRequest, Timing,
@@ -210,7 +211,12 @@ impl<R: JobRunner> Agent<R> {
             },
         );
         tracing::info!(lease = %job.lease_id, job = %job.job_id, attempt = job.attempt, "job leased");
-        let dir = JobDir::new(self.config.work_dir.join("jobs").join(&job.lease_id));
+        let dir = JobDir::new(self.config.work_dir.join("jobs").join(&job.lease_id)).with_transfer(
+            WorkspaceTransfer {
+                connection: self.connection.clone(),
+                lease_id: job.lease_id.clone(),
+            },
+        );
         tasks.spawn(job::run(
             self.clone(),
             job,

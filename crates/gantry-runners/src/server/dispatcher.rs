@@ -42,6 +42,9 @@ pub struct JobSpec {
     /// Handed to the runner that leases the job, in its lease answer only:
     /// kept in this process's memory, never in the store.
     pub secrets: JobSecrets,
+    /// The directory of workspace snapshots the job's runner may read and
+    /// add to (`GET`/`PUT workspace`), while it holds the job's lease.
+    pub workspace: Option<std::path::PathBuf>,
 }
 
 /// A queued job as its owner holds it.
@@ -106,6 +109,8 @@ struct State {
     owners: HashMap<String, mpsc::Sender<JobEvent>>,
     /// The secrets of jobs that name some, for as long as they have owners.
     secrets: HashMap<String, JobSecrets>,
+    /// The snapshot directories of jobs that have one.
+    workspaces: HashMap<String, std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -176,6 +181,9 @@ impl Dispatcher {
             state.owners.insert(record.id.clone(), sender);
             if !spec.secrets.is_empty() {
                 state.secrets.insert(record.id.clone(), spec.secrets);
+            }
+            if let Some(workspace) = spec.workspace {
+                state.workspaces.insert(record.id.clone(), workspace);
             }
             state.queue.push_back(Waiting {
                 job_id: record.id.clone(),
@@ -348,6 +356,7 @@ impl Dispatcher {
             let mut state = self.state();
             state.leases.remove(&request.lease_id);
             state.secrets.remove(&job.id);
+            state.workspaces.remove(&job.id);
             state.owners.remove(&job.id)
         };
         self.0.job_queued.notify_waiters();
@@ -381,6 +390,7 @@ impl Dispatcher {
                 state.leases.remove(lease);
             }
             state.secrets.remove(&job.id);
+            state.workspaces.remove(&job.id);
             state.owners.remove(&job.id)
         };
         if let Some(owner) = owner {
@@ -419,6 +429,30 @@ impl Dispatcher {
         let mut state = self.state();
         state.owners.remove(job_id);
         state.secrets.remove(job_id);
+        state.workspaces.remove(job_id);
+    }
+
+    /// The snapshot directory of the job `lease_id` is for, while `runner`
+    /// holds that lease.
+    pub async fn workspace_of(
+        &self,
+        runner: &RunnerRecord,
+        lease_id: &str,
+    ) -> Result<std::path::PathBuf, RunnerError> {
+        let job = self
+            .0
+            .store
+            .job_of_lease(lease_id)
+            .await?
+            .filter(|job| {
+                job.state == JobState::Leased && job.runner_id.as_deref() == Some(&runner.id)
+            })
+            .ok_or_else(|| RunnerError::LeaseGone(lease_id.to_owned()))?;
+        self.state()
+            .workspaces
+            .get(&job.id)
+            .cloned()
+            .ok_or_else(|| RunnerError::Invalid(format!("job {} has no workspace", job.id)))
     }
 
     /// How many leases the runner holds.
@@ -584,6 +618,7 @@ impl Dispatcher {
             let mut state = self.state();
             state.owners.remove(job_id);
             state.secrets.remove(job_id);
+            state.workspaces.remove(job_id);
         }
     }
 

@@ -65,6 +65,7 @@ impl Fixture {
                 payload: json!({ "argv": ["true"] }),
                 labels: labels.iter().map(|l| l.to_string()).collect(),
                 secrets: Default::default(),
+                workspace: None,
             })
             .await
             .unwrap()

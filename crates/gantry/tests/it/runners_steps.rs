@@ -10,6 +10,7 @@ use crate::steps_podman::log_text;
 
 crate::on_both_backends!(
     steps_run_on_the_runner_their_labels_name_and_their_outputs_come_back,
+    the_workspace_follows_the_stages_from_runner_to_runner_and_back_to_the_server,
     a_stage_waits_for_a_label_no_runner_has_saying_so_then_fails_after_its_runner_wait,
     a_step_whose_runner_is_killed_runs_again_on_the_other_or_fails_naming_the_runner,
     cancel_reaches_a_remote_steps_processes_within_2_s,
@@ -71,9 +72,70 @@ pipelines:
     assert!(logs.contains("to stderr"), "{logs}");
     assert!(logs.contains("running on runner alpha"), "{logs}");
     assert!(logs.contains("running on runner beta"), "{logs}");
-    // Nothing ran in the server's own workspace.
+    // The step after one on the same runner finds the workspace there.
+    assert!(logs.contains("this runner's copy is current"), "{logs}");
+    // What the steps wrote came back to the server's workspace.
     let workspace = server.data_dir().join("workspaces").join(&id);
-    assert!(!workspace.join("made").exists());
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("made")).unwrap(),
+        "made on alpha\n"
+    );
+}
+
+fn the_workspace_follows_the_stages_from_runner_to_runner_and_back_to_the_server(
+    server: &mut Server,
+) {
+    let (_alpha, _beta) = two_runners(server);
+    server.apply(
+        r#"
+pipelines:
+  - name: relay
+    stages:
+      - id: one
+        type: run
+        runsOn: [a]
+        steps:
+          - script: mkdir -p out && echo "one on alpha" > out/log && ln -s log out/link
+      - id: two
+        type: run
+        runsOn: [b]
+        dependsOn: [one]
+        steps:
+          - script: |
+              test -L out/link
+              cat out/log
+              echo "two on beta" >> out/log
+      # On the server: it reads what both runners wrote.
+      - id: three
+        type: run
+        dependsOn: [two]
+        steps:
+          - script: cat out/log > @W@/seen-by-server
+      - id: four
+        type: run
+        runsOn: [a]
+        dependsOn: [three]
+        steps:
+          - script: |
+              cat out/log
+              echo "lines=$(wc -l < out/log)" >> "$GANTRY_OUTPUT"
+"#,
+    );
+    let id = server.run("relay", &[]);
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    assert_eq!(
+        std::fs::read_to_string(server.work().join("seen-by-server")).unwrap(),
+        "one on alpha\ntwo on beta\n"
+    );
+    assert_eq!(stage(&execution, "four")["outputs"]["lines"], "2");
+    let logs = log_text(server, &id);
+    // Beta fetched what alpha wrote; alpha fetched again what beta added.
+    assert_eq!(
+        logs.matches("workspace: fetched from the server").count(),
+        3,
+        "{logs}"
+    );
 }
 
 fn a_stage_waits_for_a_label_no_runner_has_saying_so_then_fails_after_its_runner_wait(

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::Snapshots;
 use super::wire::{StepJobPrivate, StepJobResult, decode_line};
 use crate::clock;
 use crate::executor::local::output::OutputsError;
@@ -49,6 +50,7 @@ pub(super) fn start(
     job: JobHandle,
     step: &StepSpec,
     wait: Duration,
+    snapshots: Snapshots,
 ) -> (RemoteHandle, mpsc::Receiver<LogLine>) {
     let (lines, receiver) = mpsc::channel(LINES);
     let (outcome, watched) = watch::channel(None);
@@ -60,6 +62,7 @@ pub(super) fn start(
         labels: step.runs_on.clone(),
         rerun_if_lost: step.rerun_if_lost,
         wait,
+        snapshots,
     };
     let task = tokio::spawn(async move {
         let end = follower.follow(job).await;
@@ -82,6 +85,7 @@ struct Follower {
     labels: Vec<String>,
     rerun_if_lost: bool,
     wait: Duration,
+    snapshots: Snapshots,
 }
 
 impl Follower {
@@ -136,7 +140,7 @@ impl Follower {
                     }
                 }
                 JobEvent::Finished { result, private } => {
-                    return finished(&runner, result, private);
+                    return self.finished(&runner, result, private).await;
                 }
                 JobEvent::Lost {
                     runner: name,
@@ -199,15 +203,30 @@ impl Follower {
     }
 }
 
-fn finished(runner: &str, result: Value, private: Value) -> Outcome {
-    let result: StepJobResult = match serde_json::from_value(result) {
-        Ok(result) => result,
-        Err(error) => {
+impl Follower {
+    async fn finished(&self, runner: &str, result: Value, private: Value) -> Outcome {
+        let result: StepJobResult = match serde_json::from_value(result) {
+            Ok(result) => result,
+            Err(error) => {
+                return Outcome::Failed(format!(
+                    "runner {runner} sent a result this server cannot read: {error}"
+                ));
+            }
+        };
+        // What the step wrote becomes the server's workspace before the
+        // stage hears that the step ended.
+        if let Some(sha256) = &result.workspace
+            && let Err(error) = self.snapshots.bring_home(sha256).await
+        {
             return Outcome::Failed(format!(
-                "runner {runner} sent a result this server cannot read: {error}"
+                "cannot bring the workspace back from runner {runner}: {error}"
             ));
         }
-    };
+        outcome(runner, result, private)
+    }
+}
+
+fn outcome(runner: &str, result: StepJobResult, private: Value) -> Outcome {
     if let Some(error) = result.error {
         return Outcome::Failed(format!("on runner {runner}: {error}"));
     }

@@ -14,8 +14,14 @@
 
 mod handle;
 mod on_runner;
+mod snapshot;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gantry_runners::protocol::{HEARTBEAT, JobSecrets, LEASE_TTL};
@@ -53,19 +59,92 @@ impl std::fmt::Debug for RunnerPool {
 pub(crate) struct RemoteExecutor {
     dispatcher: Dispatcher,
     wait: Duration,
+    /// `DATA_DIR/runner-workspaces`: a directory of snapshots per stage.
+    snapshots: PathBuf,
+    /// The snapshot that holds the server's workspace as it is now.
+    current: Arc<Mutex<Option<String>>>,
 }
 
 impl RemoteExecutor {
-    pub(crate) fn new(dispatcher: Dispatcher, wait: Duration) -> RemoteExecutor {
-        RemoteExecutor { dispatcher, wait }
+    pub(crate) fn new(
+        dispatcher: Dispatcher,
+        wait: Duration,
+        snapshots: PathBuf,
+    ) -> RemoteExecutor {
+        RemoteExecutor {
+            dispatcher,
+            wait,
+            snapshots,
+            current: Arc::default(),
+        }
+    }
+
+    fn snapshots_of(&self, stage: &StageSpec) -> Snapshots {
+        Snapshots {
+            dir: self.snapshots.join(&stage.execution).join(&stage.stage),
+            workspace: stage.workspace.clone(),
+            current: self.current.clone(),
+        }
+    }
+}
+
+/// A stage's workspace snapshots on the server: the one runners start
+/// from, and where those they send back land.
+#[derive(Clone)]
+pub(crate) struct Snapshots {
+    dir: PathBuf,
+    workspace: PathBuf,
+    current: Arc<Mutex<Option<String>>>,
+}
+
+impl Snapshots {
+    fn current(&self) -> Option<String> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Makes the snapshot a runner sent (`sha256`) the server's workspace.
+    async fn bring_home(&self, sha256: &str) -> Result<(), snapshot::SnapshotError> {
+        let tar = self.dir.join(format!("{sha256}.tar"));
+        let workspace = self.workspace.clone();
+        snapshot::blocking(move || snapshot::unpack(&tar, &workspace)).await?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(sha256.to_owned());
+        Ok(())
     }
 }
 
 impl StepExecutor for RemoteExecutor {
     type Handle = RemoteHandle;
 
-    /// The runner prepares its own copy of the stage's directories.
-    async fn prepare(&self, _stage: &StageSpec) -> Result<(), ExecutorError> {
+    /// Takes a snapshot of the server's workspace for the stage's runners
+    /// to start from (each runner prepares its own directories).
+    async fn prepare(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
+        let snapshots = self.snapshots_of(stage);
+        let dir = snapshots.dir.clone();
+        let workspace = stage.workspace.clone();
+        let packed = snapshot::blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|source| snapshot::SnapshotError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let temporary = dir.join(format!(".pack-{}", uuid::Uuid::now_v7()));
+            let sha256 = snapshot::pack(&workspace, &temporary)?;
+            let named = dir.join(format!("{sha256}.tar"));
+            std::fs::rename(&temporary, &named).map_err(|source| snapshot::SnapshotError::Io {
+                path: named,
+                source,
+            })?;
+            Ok(sha256)
+        })
+        .await
+        .map_err(|error| {
+            ExecutorError::Failed(format!(
+                "cannot take a snapshot of the workspace for runners: {error}"
+            ))
+        })?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(packed);
         Ok(())
     }
 
@@ -75,9 +154,11 @@ impl StepExecutor for RemoteExecutor {
         step: &StepSpec,
         secrets: StepSecrets,
     ) -> Result<(RemoteHandle, tokio::sync::mpsc::Receiver<LogLine>), ExecutorError> {
+        let snapshots = self.snapshots_of(stage);
         let payload = serde_json::to_value(StepJob {
             stage: stage.clone(),
             step: step.clone(),
+            snapshot: snapshots.current(),
         })
         .map_err(|error| ExecutorError::Failed(format!("{}: {error}", step.name)))?;
         let job = self
@@ -86,6 +167,7 @@ impl StepExecutor for RemoteExecutor {
                 payload,
                 labels: step.runs_on.clone(),
                 secrets: JobSecrets(secrets.0),
+                workspace: Some(snapshots.dir.clone()),
             })
             .await
             .map_err(|error| {
@@ -94,7 +176,13 @@ impl StepExecutor for RemoteExecutor {
                     step.name
                 ))
             })?;
-        Ok(handle::start(self.dispatcher.clone(), job, step, self.wait))
+        Ok(handle::start(
+            self.dispatcher.clone(),
+            job,
+            step,
+            self.wait,
+            snapshots,
+        ))
     }
 
     /// The jobs of a previous server process were marked lost when the
@@ -108,8 +196,15 @@ impl StepExecutor for RemoteExecutor {
         Reaped::default()
     }
 
-    /// Each runner removes what a step left when the step ends.
-    async fn release(&self, _stage: &StageSpec) -> Result<(), ExecutorError> {
-        Ok(())
+    /// Each runner removes what a step left when the step ends; the
+    /// stage's snapshots go (the workspace holds the last one).
+    async fn release(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
+        let dir = self.snapshots_of(stage).dir;
+        match tokio::fs::remove_dir_all(&dir).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(
+                ExecutorError::Failed(format!("cannot remove {}: {error}", dir.display())),
+            ),
+            _ => Ok(()),
+        }
     }
 }

@@ -4,6 +4,11 @@
 //! directories (`WORK_DIR/workspaces/EXECUTION`, `WORK_DIR/runs/EXECUTION/STAGE`);
 //! every line it prints is masked with the job's secret values before it
 //! reaches the job's output file, the only thing the agent streams.
+//!
+//! The workspace: before the step, the runner's copy is made the snapshot
+//! the job names (fetched only when the copy is another, as its marker
+//! `WORK_DIR/workspaces/.EXECUTION.sha256` tells); after it, a changed
+//! workspace is sent back as a new snapshot before the result.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -18,11 +23,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::snapshot;
 use super::wire::{StepJob, StepJobPrivate, StepJobResult, encode_line};
 use crate::engine::HostSteps;
 use crate::executor::local::{LocalConfig, LocalHandle};
 use crate::executor::{LocalExecutor, LogLine, StepExecutor, StepHandle, StepSecrets};
 use crate::logs::Masker;
+use gantry_runners::agent::WorkspaceTransfer;
 
 /// What a runner runs steps with.
 #[derive(Clone)]
@@ -40,6 +47,8 @@ pub struct StepRunnerConfig {
 pub struct StepJobRunner {
     config: StepRunnerConfig,
     process_groups: Arc<Mutex<HashSet<i32>>>,
+    /// One workspace is made current at a time.
+    syncing: tokio::sync::Mutex<()>,
 }
 
 impl StepJobRunner {
@@ -47,6 +56,7 @@ impl StepJobRunner {
         StepJobRunner {
             config,
             process_groups: Arc::default(),
+            syncing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -65,13 +75,28 @@ impl StepJobRunner {
 pub struct RunningStep {
     handle: LocalHandle,
     writer: JoinHandle<()>,
+    workspace: Option<WorkspaceSync>,
+}
+
+/// What sends the step's workspace back when it ends.
+struct WorkspaceSync {
+    transfer: WorkspaceTransfer,
+    workspace: PathBuf,
+    marker: PathBuf,
+    job_root: PathBuf,
+    /// The snapshot the step started from.
+    base: String,
 }
 
 impl JobRunner for StepJobRunner {
     type Running = RunningStep;
 
     async fn start(&self, job: &LeasedJob, dir: &JobDir) -> Result<RunningStep, String> {
-        let StepJob { mut stage, step } = serde_json::from_value(job.payload.clone())
+        let StepJob {
+            mut stage,
+            step,
+            snapshot,
+        } = serde_json::from_value(job.payload.clone())
             .map_err(|error| format!("the job is not a step this runner can read: {error}"))?;
         for (what, id) in [("execution", &stage.execution), ("stage", &stage.stage)] {
             if !safe_component(id) {
@@ -86,6 +111,23 @@ impl JobRunner for StepJobRunner {
                 .await
                 .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
         }
+        let mut notes = Vec::new();
+        let workspace = match (snapshot, dir.transfer()) {
+            (Some(base), Some(transfer)) => {
+                let sync = WorkspaceSync {
+                    transfer: transfer.clone(),
+                    workspace: stage.workspace.clone(),
+                    marker: root
+                        .join("workspaces")
+                        .join(format!(".{}.sha256", stage.execution)),
+                    job_root: dir.root().to_owned(),
+                    base,
+                };
+                notes.push(self.make_current(&sync).await?);
+                Some(sync)
+            }
+            _ => None,
+        };
         let executor = self.executor();
         executor
             .prepare(&stage)
@@ -98,14 +140,81 @@ impl JobRunner for StepJobRunner {
             .spawn(&stage, &step, secrets)
             .await
             .map_err(|error| error.to_string())?;
-        let output = tokio::fs::OpenOptions::new()
+        let mut output = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.output())
             .await
             .map_err(|error| format!("{}: {error}", dir.output().display()))?;
+        for note in notes {
+            let line = LogLine {
+                stream: gantry_store::LogStream::System,
+                text: note,
+            };
+            let _ = output
+                .write_all(format!("{}\n", encode_line(&line)).as_bytes())
+                .await;
+        }
         let writer = tokio::spawn(write_lines(lines, output, masker));
-        Ok(RunningStep { handle, writer })
+        Ok(RunningStep {
+            handle,
+            writer,
+            workspace,
+        })
+    }
+}
+
+impl StepJobRunner {
+    /// Makes the runner's copy of the workspace the step's snapshot; says
+    /// what it did, for the step's log.
+    async fn make_current(&self, sync: &WorkspaceSync) -> Result<String, String> {
+        let _one = self.syncing.lock().await;
+        let have = tokio::fs::read_to_string(&sync.marker)
+            .await
+            .unwrap_or_default();
+        if have.trim() == sync.base {
+            return Ok("workspace: this runner's copy is current".to_owned());
+        }
+        let tar = sync.job_root.join("workspace-in.tar");
+        sync.transfer.download(&sync.base, &tar).await?;
+        let size = tokio::fs::metadata(&tar)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let (from, into) = (tar.clone(), sync.workspace.clone());
+        snapshot::blocking(move || snapshot::unpack(&from, &into))
+            .await
+            .map_err(|error| format!("cannot unpack the workspace: {error}"))?;
+        let _ = tokio::fs::remove_file(&tar).await;
+        tokio::fs::write(&sync.marker, &sync.base)
+            .await
+            .map_err(|error| format!("{}: {error}", sync.marker.display()))?;
+        Ok(format!("workspace: fetched from the server ({size} bytes)"))
+    }
+}
+
+impl WorkspaceSync {
+    /// Sends the workspace back if the step changed it; the new snapshot's
+    /// name.
+    async fn send_back(&self) -> Result<Option<String>, String> {
+        let tar = self.job_root.join("workspace-out.tar");
+        let (workspace, out) = (self.workspace.clone(), tar.clone());
+        let sha256 = snapshot::blocking(move || snapshot::pack(&workspace, &out))
+            .await
+            .map_err(|error| format!("cannot pack the workspace: {error}"))?;
+        if sha256 == self.base {
+            let _ = tokio::fs::remove_file(&tar).await;
+            return Ok(None);
+        }
+        let received = self.transfer.upload(&tar).await?;
+        let _ = tokio::fs::remove_file(&tar).await;
+        if received != sha256 {
+            return Err(format!(
+                "the server received workspace snapshot {received}, not {sha256}"
+            ));
+        }
+        let _ = tokio::fs::write(&self.marker, &sha256).await;
+        Ok(Some(sha256))
     }
 }
 
@@ -141,9 +250,22 @@ impl RunningJob for RunningStep {
                         outputs_error: Some(error.to_string()),
                     },
                 };
-                let result = StepJobResult {
-                    exit: Some(exit),
-                    ..Default::default()
+                let result = match &self.workspace {
+                    Some(sync) => match sync.send_back().await {
+                        Ok(workspace) => StepJobResult {
+                            exit: Some(exit),
+                            workspace,
+                            ..Default::default()
+                        },
+                        Err(error) => StepJobResult {
+                            error: Some(error),
+                            ..Default::default()
+                        },
+                    },
+                    None => StepJobResult {
+                        exit: Some(exit),
+                        ..Default::default()
+                    },
                 };
                 (result, private)
             }

@@ -14,6 +14,9 @@ use crate::executor::{LogLine, StageSpec, StepExit, StepSpec};
 pub(crate) struct StepJob {
     pub(crate) stage: StageSpec,
     pub(crate) step: StepSpec,
+    /// The workspace snapshot the step starts from (its SHA-256).
+    #[serde(default)]
+    pub(crate) snapshot: Option<String>,
 }
 
 /// A runner job's result, stored with the job: how the step ended. A job
@@ -28,6 +31,10 @@ pub(crate) struct StepJobResult {
     pub(crate) error: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) canceled: bool,
+    /// The snapshot of the workspace the step left, when it changed it
+    /// (sent to the server before this result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) workspace: Option<String>,
 }
 
 /// What only the step's owner reads: its outputs, which may hold a secret
