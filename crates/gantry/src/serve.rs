@@ -85,7 +85,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             runners: Some(gantry_engine::RunnerPool {
                 dispatcher: dispatcher.clone(),
                 wait: args.runner_wait,
-                all_steps: false,
+                all_steps: args.local_runner == "on",
             }),
             data_dir: data_dir.clone(),
             apt: Some(apt.clone()),
@@ -128,7 +128,23 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     );
     let runners = gantry_runners::server::RunnerRegistry::new(store.clone(), dispatcher);
     if args.local_runner == "on" {
-        warn!("--local-runner on: no local runner is started yet; steps run in the server");
+        // The server's own address; one bound to every address is reached
+        // on loopback.
+        let mut own = address;
+        if own.ip().is_unspecified() {
+            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        crate::local_runner::start(
+            crate::local_runner::LocalRunner {
+                url: format!("http://{own}"),
+                work_dir: data_dir.join("local-runner"),
+                registry: runners.clone(),
+                step_user: args.steps.step_user.clone(),
+                host_steps: args.steps.host_steps.clone(),
+                container_engine: args.container_engine.clone(),
+            },
+            shutdown.clone(),
+        );
     }
     let app = gantry_api::router(AppState::with_body_limits(
         engine.clone(),

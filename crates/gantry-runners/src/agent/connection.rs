@@ -110,7 +110,7 @@ impl Connection {
             .http
             .get(format!("{}/api/v1/runners/workspace/{sha256}", self.base))
             .query(&[("lease", lease)]);
-        let mut response = self.send(request, "workspace").await?;
+        let mut response = self.send(request, "workspace", TRANSFER_TIMEOUT).await?;
         let unreachable =
             |e: std::io::Error| CallError::Unreachable(format!("{}: {e}", dest.display()));
         let mut file = tokio::fs::File::create(dest).await.map_err(unreachable)?;
@@ -138,7 +138,7 @@ impl Connection {
             .put(format!("{}/api/v1/runners/workspace", self.base))
             .query(&[("lease", lease)])
             .body(file);
-        let response = self.send(request, "workspace").await?;
+        let response = self.send(request, "workspace", TRANSFER_TIMEOUT).await?;
         response
             .json()
             .await
@@ -149,10 +149,11 @@ impl Connection {
         &self,
         mut request: reqwest::RequestBuilder,
         what: &str,
+        timeout: Duration,
     ) -> Result<reqwest::Response, CallError> {
         request = request
             .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
-            .timeout(TRANSFER_TIMEOUT);
+            .timeout(timeout);
         if let Some(credential) = &self.credential {
             request = request.bearer_auth(credential);
         }
@@ -172,44 +173,30 @@ impl Connection {
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        let mut request = self
+        let request = self
             .http
             .post(format!("{}/api/v1/runners/{what}", self.base))
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
-            .timeout(timeout)
             .json(body);
-        if let Some(credential) = &self.credential {
-            request = request.bearer_auth(credential);
-        }
-        let response = request
-            .send()
+        self.send(request, what, timeout)
+            .await?
+            .json()
             .await
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            return response
-                .json()
-                .await
-                .map_err(|e| CallError::Unreachable(format!("{what}: unreadable answer: {e}")));
-        }
-        Err(refusal(what, response).await)
+            .map_err(|e| CallError::Unreachable(format!("{what}: unreadable answer: {e}")))
     }
 }
 
 /// What a refused call means for the agent.
 async fn refusal(what: &str, response: reqwest::Response) -> CallError {
     let status = response.status();
-    {
-        let message = match response.json::<Refusal>().await {
-            Ok(refusal) => refusal.error,
-            Err(_) => format!("{what}: {status}"),
-        };
-        match status {
-            StatusCode::UNAUTHORIZED => CallError::Refused(message),
-            StatusCode::CONFLICT => CallError::LeaseGone(message),
-            // A server restarting behind a proxy, or out of capacity.
-            s if s.is_server_error() => CallError::Unreachable(message),
-            _ => CallError::Rejected(message),
-        }
+    let message = match response.json::<Refusal>().await {
+        Ok(refusal) => refusal.error,
+        Err(_) => format!("{what}: {status}"),
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => CallError::Refused(message),
+        StatusCode::CONFLICT => CallError::LeaseGone(message),
+        // A server restarting behind a proxy, or out of capacity.
+        s if s.is_server_error() => CallError::Unreachable(message),
+        _ => CallError::Rejected(message),
     }
 }

@@ -32,6 +32,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use credential_file::path as credential_path;
 pub use host_process::HostProcessRunner;
 pub use job_dir::JobDir;
 pub use job_runner::{JobOutcome, JobRunner, RunningJob};

@@ -51,6 +51,14 @@ pub struct AgentArgs {
     /// none (such steps then fail, saying so); default: whichever is installed.
     #[arg(long, value_name = "podman|docker|none")]
     pub container_engine: Option<String>,
+    /// How host steps are confined (as `gantry serve`'s, with the work
+    /// directory as the directory steps must not reach).
+    #[command(flatten)]
+    pub steps: crate::args::StepIsolationArgs,
+    /// Stop (killing the jobs) when the process with this id is no longer
+    /// this runner's parent: `gantry serve`'s local runner dies with it.
+    #[arg(long, value_name = "PID", hide = true)]
+    pub parent_pid: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,11 +117,12 @@ pub async fn agent(args: AgentArgs, url: &str) -> anyhow::Result<ExitCode> {
         .work_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.work_dir.display()))?;
+    let (sandbox, host_steps) = crate::step_isolation::prepare(&args.steps, &work_dir)?;
     let steps = StepJobRunner::new(StepRunnerConfig {
         work_dir: work_dir.clone(),
         containers,
-        sandbox: None,
-        host_steps: Default::default(),
+        sandbox,
+        host_steps,
     });
     let config = AgentConfig {
         url: url.trim_end_matches('/').to_owned(),
@@ -126,6 +135,9 @@ pub async fn agent(args: AgentArgs, url: &str) -> anyhow::Result<ExitCode> {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    if let Some(parent) = args.parent_pid {
+        tokio::spawn(stop_with_parent(parent, shutdown.clone()));
+    }
     gantry_runners::agent::run(config, Jobs { steps }, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -177,6 +189,21 @@ impl RunningJob for Running {
             Running::Step(step) => (*step).finish(cancel).await,
             #[cfg(debug_assertions)]
             Running::Process(process) => (*process).finish(cancel).await,
+        }
+    }
+}
+
+async fn stop_with_parent(parent: u32, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if nix::unistd::getppid().as_raw() as u32 != parent {
+            tracing::warn!(
+                parent,
+                "the server that started this runner is gone; stopping"
+            );
+            shutdown.cancel();
+            return;
         }
     }
 }

@@ -46,7 +46,14 @@ impl Runner {
         labels: &str,
         extra: &[&str],
     ) -> Runner {
-        let dir = server.work().join(format!("runner-{name}"));
+        // Beside the server's work directory, not in it: a runner's
+        // Landlock rules keep its steps out of its work directory and so
+        // off the files directly in that directory's parent.
+        let dir = server
+            .work()
+            .parent()
+            .expect("the work directory has a parent")
+            .join(format!("runner-{name}"));
         let mut runner = Runner {
             name: name.into(),
             labels: labels.into(),

@@ -73,7 +73,11 @@ pipelines:
     assert!(logs.contains("running on runner alpha"), "{logs}");
     assert!(logs.contains("running on runner beta"), "{logs}");
     // The step after one on the same runner finds the workspace there.
-    assert!(logs.contains("this runner's copy is current"), "{logs}");
+    assert!(
+        alpha.log().contains("this runner's copy is current"),
+        "{}",
+        alpha.log()
+    );
     // What the steps wrote came back to the server's workspace.
     let workspace = server.data_dir().join("workspaces").join(&id);
     assert_eq!(
@@ -85,7 +89,7 @@ pipelines:
 fn the_workspace_follows_the_stages_from_runner_to_runner_and_back_to_the_server(
     server: &mut Server,
 ) {
-    let (_alpha, _beta) = two_runners(server);
+    let (alpha, beta) = two_runners(server);
     server.apply(
         r#"
 pipelines:
@@ -129,13 +133,16 @@ pipelines:
         "one on alpha\ntwo on beta\n"
     );
     assert_eq!(stage(&execution, "four")["outputs"]["lines"], "2");
-    let logs = log_text(server, &id);
-    // Beta fetched what alpha wrote; alpha fetched again what beta added.
-    assert_eq!(
-        logs.matches("workspace: fetched from the server").count(),
-        3,
-        "{logs}"
-    );
+    // Alpha fetched the server's workspace, beta what alpha wrote, and
+    // alpha again what beta added.
+    let fetched = |runner: &Runner| {
+        runner
+            .log()
+            .matches("workspace: fetched from the server")
+            .count()
+    };
+    assert_eq!(fetched(&alpha), 2, "{}", alpha.log());
+    assert_eq!(fetched(&beta), 1, "{}", beta.log());
 }
 
 fn a_stage_waits_for_a_label_no_runner_has_saying_so_then_fails_after_its_runner_wait(
@@ -205,10 +212,7 @@ pipelines:
           - script: echo $$ > @W@/once.pid; sleep 120
 "#,
     );
-    let id = server.run("rerun", &[]);
-    let pid_file = server.work().join("first.pid");
-    wait_for_file(&pid_file);
-    let first = read_pid(&pid_file);
+    let (id, first) = run_until_pid(server, "rerun", "first.pid");
     let attempts = std::fs::read_to_string(server.work().join("attempts")).unwrap();
     let (victim, survivor) = if attempts.starts_with(alpha.dir.to_str().unwrap()) {
         (&mut alpha, "beta")
@@ -235,10 +239,7 @@ pipelines:
     assert!(took < Duration::from_secs(20), "re-run took {took:?}");
 
     // With `onInterrupt: fail` the step fails, naming the runner.
-    let id = server.run("once", &[]);
-    let pid_file = server.work().join("once.pid");
-    wait_for_file(&pid_file);
-    let pid = read_pid(&pid_file);
+    let (id, pid) = run_until_pid(server, "once", "once.pid");
     let execution = server.get(&format!("/api/v1/executions/{id}"));
     let logs = log_text(server, &id);
     let name = if logs.contains("running on runner alpha") {
@@ -277,10 +278,8 @@ pipelines:
               wait
 "#,
     );
-    let id = server.run("long", &[]);
-    let main = server.work().join("main.pid");
-    wait_for_file(&main);
-    let (main, child) = (read_pid(&main), read_pid(&server.work().join("child.pid")));
+    let (id, main) = run_until_pid(server, "long", "main.pid");
+    let child = read_pid(&server.work().join("child.pid"));
     assert!(alive(main) && alive(child));
     let canceled_at = Instant::now();
     let (status, body) = server.api(
@@ -373,10 +372,7 @@ pipelines:
           - script: echo $$ > @W@/revoked.pid; sleep 120
 "#,
     );
-    let id = server.run("revoked", &[]);
-    let pid_file = server.work().join("revoked.pid");
-    wait_for_file(&pid_file);
-    let pid = read_pid(&pid_file);
+    let (id, pid) = run_until_pid(server, "revoked", "revoked.pid");
     server.cli(&["runner", "disable", "alpha"]).ok();
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "failed", "{execution:#}");
@@ -423,6 +419,15 @@ pipelines:
     assert!(error.contains("container engine"), "{error}");
 }
 
+/// Starts `pipeline` and waits for its step to write its pid to `file` in
+/// the work directory; the execution and the pid.
+fn run_until_pid(server: &Server, pipeline: &str, file: &str) -> (String, i32) {
+    let id = server.run(pipeline, &[]);
+    let path = server.work().join(file);
+    wait_for_file(&path);
+    (id, read_pid(&path))
+}
+
 fn assert_no_file_holds(dir: &std::path::Path, needle: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -454,4 +459,70 @@ fn nix_kill(pid: i32) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::other("kill failed"))
     }
+}
+
+/// `gantry serve --local-runner on`: the server runs no step itself; its
+/// child runner does, in its own work directory, and comes back when killed.
+#[test]
+fn the_local_runner_runs_every_step_and_is_started_again_when_it_dies() {
+    let server = Server::start_with_env(&[("GANTRY_LOCAL_RUNNER", "on")]);
+    wait_registered(&server, &["local"]);
+    server.apply(
+        r#"
+pipelines:
+  - name: plain
+    stages:
+      - id: build
+        type: run
+        steps:
+          - script: |
+              echo built > artifact
+              echo "where=$PWD" >> "$GANTRY_OUTPUT"
+              echo $PPID > @W@/parent.pid
+"#,
+    );
+    let id = server.run("plain", &[]);
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    let runner_dir = server.data_dir().join("local-runner");
+    let where_ = stage(&execution, "build")["outputs"]["where"].to_string();
+    assert!(
+        where_.contains(runner_dir.to_str().unwrap()),
+        "the step ran in {where_}"
+    );
+    // What it wrote is in the server's workspace for later stages.
+    let workspace = server.data_dir().join("workspaces").join(&id);
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("artifact")).unwrap(),
+        "built\n"
+    );
+    // The step's parent is the runner, a child of the server; kill it and
+    // the server starts another that runs the next execution.
+    let parent = read_pid(&server.work().join("parent.pid"));
+    let runner = if command_of(parent).contains(" runner ") {
+        parent
+    } else {
+        // The step's shell may sit below a sandbox helper.
+        parent_of(parent).expect("the runner process")
+    };
+    assert!(command_of(runner).contains(" runner "), "{}", command_of(runner));
+    nix_kill(runner).unwrap();
+    std::fs::remove_file(server.work().join("parent.pid")).unwrap();
+    let id = server.run("plain", &[]);
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    let again = read_pid(&server.work().join("parent.pid"));
+    assert_ne!(again, parent, "the step ran under the killed runner");
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn command_of(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+        .unwrap_or_default()
 }

@@ -127,9 +127,13 @@ impl Follower {
                     attempt,
                 } => {
                     leased = true;
-                    let again = if attempt > 1 { " again" } else { "" };
-                    self.system(format!("{}: running{again} on runner {name}", self.step))
-                        .await;
+                    // Said when it tells something: which of the runners
+                    // the step's labels allow took it, or where it runs again.
+                    if !self.labels.is_empty() || attempt > 1 {
+                        let again = if attempt > 1 { " again" } else { "" };
+                        self.system(format!("{}: running{again} on runner {name}", self.step))
+                            .await;
+                    }
                     runner = name;
                 }
                 JobEvent::Log { lines, .. } => {

@@ -53,6 +53,7 @@ pub struct StepJobRunner {
 
 impl StepJobRunner {
     pub fn new(config: StepRunnerConfig) -> StepJobRunner {
+        forget_copies(&config.work_dir.join("workspaces"));
         StepJobRunner {
             config,
             process_groups: Arc::default(),
@@ -111,7 +112,6 @@ impl JobRunner for StepJobRunner {
                 .await
                 .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
         }
-        let mut notes = Vec::new();
         let workspace = match (snapshot, dir.transfer()) {
             (Some(base), Some(transfer)) => {
                 let sync = WorkspaceSync {
@@ -123,7 +123,8 @@ impl JobRunner for StepJobRunner {
                     job_root: dir.root().to_owned(),
                     base,
                 };
-                notes.push(self.make_current(&sync).await?);
+                let note = self.make_current(&sync).await?;
+                tracing::info!(lease = %job.lease_id, snapshot = %sync.base, "{note}");
                 Some(sync)
             }
             _ => None,
@@ -140,21 +141,12 @@ impl JobRunner for StepJobRunner {
             .spawn(&stage, &step, secrets)
             .await
             .map_err(|error| error.to_string())?;
-        let mut output = tokio::fs::OpenOptions::new()
+        let output = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.output())
             .await
             .map_err(|error| format!("{}: {error}", dir.output().display()))?;
-        for note in notes {
-            let line = LogLine {
-                stream: gantry_store::LogStream::System,
-                text: note,
-            };
-            let _ = output
-                .write_all(format!("{}\n", encode_line(&line)).as_bytes())
-                .await;
-        }
         let writer = tokio::spawn(write_lines(lines, output, masker));
         Ok(RunningStep {
             handle,
@@ -166,7 +158,7 @@ impl JobRunner for StepJobRunner {
 
 impl StepJobRunner {
     /// Makes the runner's copy of the workspace the step's snapshot; says
-    /// what it did, for the step's log.
+    /// what it did, for the runner's log.
     async fn make_current(&self, sync: &WorkspaceSync) -> Result<String, String> {
         let _one = self.syncing.lock().await;
         let have = tokio::fs::read_to_string(&sync.marker)
@@ -193,7 +185,26 @@ impl StepJobRunner {
     }
 }
 
+/// A previous agent process may have left copies that steps changed and
+/// never sent back: none of them counts as any snapshot any more.
+fn forget_copies(workspaces: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(workspaces) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".sha256") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl WorkspaceSync {
+    /// The copy no longer holds the snapshot its marker names.
+    async fn forget(&self) {
+        let _ = tokio::fs::remove_file(&self.marker).await;
+    }
+
     /// Sends the workspace back if the step changed it; the new snapshot's
     /// name.
     async fn send_back(&self) -> Result<Option<String>, String> {
@@ -225,6 +236,10 @@ impl RunningJob for RunningStep {
             () = cancel.cancelled() => None,
         };
         let Some(exit) = exit else {
+            // The step may have changed the copy and sent nothing back.
+            if let Some(sync) = &self.workspace {
+                sync.forget().await;
+            }
             self.handle.kill().await;
             let _ = self.handle.wait().await;
             self.handle.drain().await;
@@ -257,10 +272,13 @@ impl RunningJob for RunningStep {
                             workspace,
                             ..Default::default()
                         },
-                        Err(error) => StepJobResult {
-                            error: Some(error),
-                            ..Default::default()
-                        },
+                        Err(error) => {
+                            sync.forget().await;
+                            StepJobResult {
+                                error: Some(error),
+                                ..Default::default()
+                            }
+                        }
                     },
                     None => StepJobResult {
                         exit: Some(exit),
