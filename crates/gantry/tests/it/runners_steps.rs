@@ -17,6 +17,7 @@ crate::on_both_backends!(
     secrets_reach_only_the_runner_whose_step_names_them_masked_and_never_on_its_disk,
     a_runner_disabled_mid_step_loses_it_and_its_processes_are_killed,
     a_runner_without_a_container_engine_fails_a_container_step_saying_so,
+    a_server_killed_while_a_runner_works_resumes_the_step_which_never_runs_twice_at_once,
 );
 
 /// Two runners, `alpha` (labels `pool,a`) and `beta` (labels `pool,b`).
@@ -419,6 +420,46 @@ pipelines:
     assert!(error.contains("container engine"), "{error}");
 }
 
+fn a_server_killed_while_a_runner_works_resumes_the_step_which_never_runs_twice_at_once(
+    server: &mut Server,
+) {
+    let (_alpha, _beta) = two_runners(server);
+    // The first attempt sleeps; the second says whether the first still runs.
+    server.apply(
+        r#"
+pipelines:
+  - name: long
+    stages:
+      - id: build
+        type: run
+        runsOn: [pool]
+        steps:
+          - script: |
+              if [ -s @W@/first.pid ]; then
+                if kill -0 "$(cat @W@/first.pid)" 2>/dev/null; then echo twice >> @W@/verdict; else echo alone >> @W@/verdict; fi
+                exit 0
+              fi
+              echo $$ > @W@/first.pid
+              sleep 120
+"#,
+    );
+    let (id, first) = run_until_pid(server, "long", "first.pid");
+    server.kill9();
+    server.restart();
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    assert!(!alive(first), "the first attempt still runs");
+    assert_eq!(
+        std::fs::read_to_string(server.work().join("verdict")).unwrap(),
+        "alone\n"
+    );
+    let logs = log_text(server, &id);
+    assert!(
+        logs.contains("interrupted by a server restart: running it again"),
+        "{logs}"
+    );
+}
+
 /// Starts `pipeline` and waits for its step to write its pid to `file` in
 /// the work directory; the execution and the pid.
 fn run_until_pid(server: &Server, pipeline: &str, file: &str) -> (String, i32) {
@@ -505,7 +546,11 @@ pipelines:
         // The step's shell may sit below a sandbox helper.
         parent_of(parent).expect("the runner process")
     };
-    assert!(command_of(runner).contains(" runner "), "{}", command_of(runner));
+    assert!(
+        command_of(runner).contains(" runner "),
+        "{}",
+        command_of(runner)
+    );
     nix_kill(runner).unwrap();
     std::fs::remove_file(server.work().join("parent.pid")).unwrap();
     let id = server.run("plain", &[]);
