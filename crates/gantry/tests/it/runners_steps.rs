@@ -18,6 +18,7 @@ crate::on_both_backends!(
     a_runner_disabled_mid_step_loses_it_and_its_processes_are_killed,
     a_runner_without_a_container_engine_fails_a_container_step_saying_so,
     a_server_killed_while_a_runner_works_resumes_the_step_which_never_runs_twice_at_once,
+    a_runner_restarted_after_kill_9_kills_the_step_it_left_which_runs_again,
 );
 
 /// Two runners, `alpha` (labels `pool,a`) and `beta` (labels `pool,b`).
@@ -458,6 +459,55 @@ pipelines:
         logs.contains("interrupted by a server restart: running it again"),
         "{logs}"
     );
+}
+
+fn a_runner_restarted_after_kill_9_kills_the_step_it_left_which_runs_again(server: &mut Server) {
+    let token = token(server);
+    let mut solo = Runner::start(server, &token, "solo", "solo");
+    wait_registered(server, &["solo"]);
+    server.apply(
+        r#"
+pipelines:
+  - name: again
+    stages:
+      - id: build
+        type: run
+        runsOn: [solo]
+        steps:
+          - script: |
+              if [ -s @W@/left.pid ]; then echo "second=$$" >> "$GANTRY_OUTPUT"; exit 0; fi
+              echo $$ > @W@/left.pid
+              sleep 120
+"#,
+    );
+    let (id, left) = run_until_pid(server, "again", "left.pid");
+    // The runner records the step's process group right after starting it;
+    // a `kill -9` between the two would leave the step to end by itself.
+    let recorded = || {
+        std::fs::read_dir(solo.dir.join("jobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|job| job.path().join("step-process.json").exists())
+    };
+    while !recorded() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    solo.kill9();
+    assert!(alive(left), "the step died with its agent");
+    solo.spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(left) {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted runner left the step running:\n{}",
+            solo.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    assert!(log_text(server, &id).contains("running again on runner solo"));
 }
 
 /// Starts `pipeline` and waits for its step to write its pid to `file` in

@@ -92,6 +92,20 @@ struct WorkspaceSync {
 impl JobRunner for StepJobRunner {
     type Running = RunningStep;
 
+    /// A step a previous agent process started cannot be taken over (its
+    /// output went to that process's pipes): its processes are killed and
+    /// its lease, given up, lets it run again elsewhere.
+    fn reattach(&self, dir: &JobDir) -> Option<RunningStep> {
+        let record = std::fs::read(dir.root().join(LEFT_BEHIND)).ok()?;
+        let left: crate::executor::LeftBehind = serde_json::from_slice(&record).ok()?;
+        let killed = crate::process::kill_orphans(crate::process::ProcessId {
+            pid: left.pgid as i32,
+            start: left.start,
+        });
+        tracing::warn!(job = %dir.root().display(), killed, "killed the processes of a step the previous agent process left");
+        None
+    }
+
     async fn start(&self, job: &LeasedJob, dir: &JobDir) -> Result<RunningStep, String> {
         let StepJob {
             mut stage,
@@ -141,6 +155,12 @@ impl JobRunner for StepJobRunner {
             .spawn(&stage, &step, secrets)
             .await
             .map_err(|error| error.to_string())?;
+        // For an agent started again after a `kill -9`: the step's group
+        // outlives it and must go (its lease is lost, it runs elsewhere).
+        if let Some(left) = handle.left_behind() {
+            let record = serde_json::to_vec(&left).unwrap_or_default();
+            let _ = tokio::fs::write(dir.root().join(LEFT_BEHIND), record).await;
+        }
         let output = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -155,6 +175,9 @@ impl JobRunner for StepJobRunner {
         })
     }
 }
+
+/// The step's process group, in the job's directory.
+const LEFT_BEHIND: &str = "step-process.json";
 
 impl StepJobRunner {
     /// Makes the runner's copy of the workspace the step's snapshot; says
