@@ -239,6 +239,7 @@ pipelines:
         "{logs}"
     );
     assert!(took < Duration::from_secs(20), "re-run took {took:?}");
+    eprintln!("runner killed -> its step re-run elsewhere and done: {took:?}");
 
     // With `onInterrupt: fail` the step fails, naming the runner.
     let (id, pid) = run_until_pid(server, "once", "once.pid");
