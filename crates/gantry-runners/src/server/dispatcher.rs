@@ -553,7 +553,7 @@ impl Dispatcher {
                 let Some(at) = state
                     .queue
                     .iter()
-                    .position(|w| fits(&w.labels, &runner.labels))
+                    .position(|w| fits_runner(&w.labels, runner))
                 else {
                     return Ok(None);
                 };
@@ -632,6 +632,20 @@ impl Dispatcher {
 /// Whether a runner with `runner_labels` may take a job needing `job_labels`.
 fn fits(job_labels: &[String], runner_labels: &[String]) -> bool {
     job_labels.iter().all(|l| runner_labels.contains(l))
+}
+
+/// The label a job for one runner only carries ([`JobSpec::labels`]); no
+/// runner label can hold `=`.
+pub fn only_runner(name: &str) -> String {
+    format!("runner={name}")
+}
+
+/// [`fits`], and a job for one runner only goes to that runner.
+fn fits_runner(job_labels: &[String], runner: &RunnerRecord) -> bool {
+    job_labels.iter().all(|l| match l.strip_prefix("runner=") {
+        Some(name) => name == runner.name,
+        None => runner.labels.contains(l),
+    })
 }
 
 /// Milliseconds since the Unix epoch, the store's clock.

@@ -16,6 +16,6 @@ mod secret;
 #[cfg(test)]
 mod tests;
 
-pub use dispatcher::{Dispatcher, JobEvent, JobHandle, JobSpec, QueuedJob};
+pub use dispatcher::{Dispatcher, JobEvent, JobHandle, JobSpec, QueuedJob, only_runner};
 pub use error::RunnerError;
 pub use registry::{CreatedToken, RunnerRegistry, RunnerStatus};

@@ -2,6 +2,8 @@
 //! job's events (leased, log lines, finished, lost, canceled) and turns
 //! them into log lines and an outcome the handle waits for.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gantry_runners::server::{Dispatcher, JobEvent, JobHandle};
@@ -51,6 +53,7 @@ pub(super) fn start(
     step: &StepSpec,
     wait: Duration,
     snapshots: Snapshots,
+    ran_on: Arc<Mutex<BTreeSet<String>>>,
 ) -> (RemoteHandle, mpsc::Receiver<LogLine>) {
     let (lines, receiver) = mpsc::channel(LINES);
     let (outcome, watched) = watch::channel(None);
@@ -63,6 +66,7 @@ pub(super) fn start(
         rerun_if_lost: step.rerun_if_lost,
         wait,
         snapshots,
+        ran_on,
     };
     let task = tokio::spawn(async move {
         let end = follower.follow(job).await;
@@ -86,6 +90,7 @@ struct Follower {
     rerun_if_lost: bool,
     wait: Duration,
     snapshots: Snapshots,
+    ran_on: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Follower {
@@ -127,6 +132,10 @@ impl Follower {
                     attempt,
                 } => {
                     leased = true;
+                    self.ran_on
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone());
                     // Said when it tells something: which of the runners
                     // the step's labels allow took it, or where it runs again.
                     if !self.labels.is_empty() || attempt > 1 {
@@ -150,6 +159,12 @@ impl Follower {
                     runner: name,
                     reason,
                 } => {
+                    // A lost runner is not asked to clean up: it may never
+                    // answer, and it kills what it ran once it hears.
+                    self.ran_on
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&name);
                     let lost = if reason.starts_with("runner ") {
                         reason
                     } else {

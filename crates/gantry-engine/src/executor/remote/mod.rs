@@ -63,6 +63,9 @@ pub(crate) struct RemoteExecutor {
     snapshots: PathBuf,
     /// The snapshot that holds the server's workspace as it is now.
     current: Arc<Mutex<Option<String>>>,
+    /// The runners the stage's steps ran on: each removes what the stage
+    /// left there (containers, volumes) when it ends.
+    ran_on: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl RemoteExecutor {
@@ -76,6 +79,7 @@ impl RemoteExecutor {
             wait,
             snapshots,
             current: Arc::default(),
+            ran_on: Arc::default(),
         }
     }
 
@@ -84,6 +88,63 @@ impl RemoteExecutor {
             dir: self.snapshots.join(&stage.execution).join(&stage.stage),
             workspace: stage.workspace.clone(),
             current: self.current.clone(),
+        }
+    }
+}
+
+/// How long a runner gets to remove what a stage left on it.
+const RELEASE_WAIT: Duration = Duration::from_secs(30);
+
+/// Asks `runner` (and no other) to remove what the stage's steps left there.
+async fn release_on(
+    dispatcher: &Dispatcher,
+    runner: &str,
+    stage: &StageSpec,
+) -> Result<(), String> {
+    use gantry_runners::server::JobEvent;
+    let payload = serde_json::to_value(wire::RunnerJob::Release {
+        release: stage.clone(),
+    })
+    .map_err(|error| error.to_string())?;
+    let mut job = dispatcher
+        .enqueue(JobSpec {
+            payload,
+            labels: vec![gantry_runners::server::only_runner(runner)],
+            secrets: JobSecrets::default(),
+            workspace: None,
+        })
+        .await
+        .map_err(|error| format!("runner {runner}: cannot queue the stage's clean-up: {error}"))?;
+    let ended = tokio::time::timeout(RELEASE_WAIT, async {
+        while let Some(event) = job.events.recv().await {
+            match event {
+                JobEvent::Finished { result, .. } => {
+                    return match result.get("error").and_then(|e| e.as_str()) {
+                        Some(error) => Err(format!("runner {runner}: {error}")),
+                        None => Ok(()),
+                    };
+                }
+                JobEvent::Lost { reason, .. } | JobEvent::Canceled { reason } => {
+                    return Err(format!(
+                        "runner {runner}: the stage's clean-up did not run: {reason}"
+                    ));
+                }
+                JobEvent::Leased { .. } | JobEvent::Log { .. } => {}
+            }
+        }
+        Err(format!("runner {runner}: the stage's clean-up was dropped"))
+    })
+    .await;
+    match ended {
+        Ok(ended) => ended,
+        Err(_) => {
+            let _ = dispatcher
+                .cancel(&job.id, "the runner did not clean up in time")
+                .await;
+            Err(format!(
+                "runner {runner} did not remove the stage's containers and volumes within {}",
+                crate::stages::humanize(RELEASE_WAIT)
+            ))
         }
     }
 }
@@ -182,6 +243,7 @@ impl StepExecutor for RemoteExecutor {
             step,
             self.wait,
             snapshots,
+            self.ran_on.clone(),
         ))
     }
 
@@ -199,12 +261,30 @@ impl StepExecutor for RemoteExecutor {
     /// Each runner removes what a step left when the step ends; the
     /// stage's snapshots go (the workspace holds the last one).
     async fn release(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
+        let runners: Vec<String> = self
+            .ran_on
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let mut problems = Vec::new();
+        for runner in runners {
+            if let Err(problem) = release_on(&self.dispatcher, &runner, stage).await {
+                problems.push(problem);
+            }
+        }
         let dir = self.snapshots_of(stage).dir;
         match tokio::fs::remove_dir_all(&dir).await {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(
-                ExecutorError::Failed(format!("cannot remove {}: {error}", dir.display())),
-            ),
-            _ => Ok(()),
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                problems.push(format!("cannot remove {}: {error}", dir.display()));
+            }
+            _ => {}
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ExecutorError::Failed(problems.join("; ")))
         }
     }
 }

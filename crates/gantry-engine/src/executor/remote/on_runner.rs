@@ -24,8 +24,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::snapshot;
-use super::wire::{StepJob, StepJobPrivate, StepJobResult, encode_line};
+use super::wire::{RunnerJob, StepJob, StepJobPrivate, StepJobResult, encode_line};
 use crate::engine::HostSteps;
+use crate::executor::StageSpec;
 use crate::executor::local::{LocalConfig, LocalHandle};
 use crate::executor::{LocalExecutor, LogLine, StepExecutor, StepHandle, StepSecrets};
 use crate::logs::Masker;
@@ -73,7 +74,15 @@ impl StepJobRunner {
 }
 
 /// A step running on this runner.
-pub struct RunningStep {
+pub struct RunningStep(Run);
+
+enum Run {
+    Step(Box<StepRun>),
+    /// A stage's clean-up, done already.
+    Released(JobOutcome),
+}
+
+struct StepRun {
     handle: LocalHandle,
     writer: JoinHandle<()>,
     workspace: Option<WorkspaceSync>,
@@ -107,20 +116,25 @@ impl JobRunner for StepJobRunner {
     }
 
     async fn start(&self, job: &LeasedJob, dir: &JobDir) -> Result<RunningStep, String> {
+        let job_kind: RunnerJob = serde_json::from_value(job.payload.clone())
+            .map_err(|error| format!("the job is not a step this runner can read: {error}"))?;
         let StepJob {
-            mut stage,
+            stage,
             step,
             snapshot,
-        } = serde_json::from_value(job.payload.clone())
-            .map_err(|error| format!("the job is not a step this runner can read: {error}"))?;
-        for (what, id) in [("execution", &stage.execution), ("stage", &stage.stage)] {
-            if !safe_component(id) {
-                return Err(format!("the job's {what} id {id:?} is not a plain name"));
+        } = match job_kind {
+            RunnerJob::Step(step) => *step,
+            RunnerJob::Release { release } => {
+                let stage = self.localize(release)?;
+                let result = match self.executor().release(&stage).await {
+                    Ok(()) => json!({}),
+                    Err(error) => json!({ "error": error.to_string() }),
+                };
+                return Ok(RunningStep(Run::Released(result.into())));
             }
-        }
+        };
+        let stage = self.localize(stage)?;
         let root = &self.config.work_dir;
-        stage.workspace = root.join("workspaces").join(&stage.execution);
-        stage.run_dir = root.join("runs").join(&stage.execution).join(&stage.stage);
         for path in [&stage.workspace, &stage.run_dir] {
             tokio::fs::create_dir_all(path)
                 .await
@@ -168,11 +182,11 @@ impl JobRunner for StepJobRunner {
             .await
             .map_err(|error| format!("{}: {error}", dir.output().display()))?;
         let writer = tokio::spawn(write_lines(lines, output, masker));
-        Ok(RunningStep {
+        Ok(RunningStep(Run::Step(Box::new(StepRun {
             handle,
             writer,
             workspace,
-        })
+        }))))
     }
 }
 
@@ -180,6 +194,19 @@ impl JobRunner for StepJobRunner {
 const LEFT_BEHIND: &str = "step-process.json";
 
 impl StepJobRunner {
+    /// The stage with this runner's own directories for it.
+    fn localize(&self, mut stage: StageSpec) -> Result<StageSpec, String> {
+        for (what, id) in [("execution", &stage.execution), ("stage", &stage.stage)] {
+            if !safe_component(id) {
+                return Err(format!("the job's {what} id {id:?} is not a plain name"));
+            }
+        }
+        let root = &self.config.work_dir;
+        stage.workspace = root.join("workspaces").join(&stage.execution);
+        stage.run_dir = root.join("runs").join(&stage.execution).join(&stage.stage);
+        Ok(stage)
+    }
+
     /// Makes the runner's copy of the workspace the step's snapshot; says
     /// what it did, for the runner's log.
     async fn make_current(&self, sync: &WorkspaceSync) -> Result<String, String> {
@@ -253,6 +280,15 @@ impl WorkspaceSync {
 }
 
 impl RunningJob for RunningStep {
+    async fn finish(self, cancel: CancellationToken) -> JobOutcome {
+        match self.0 {
+            Run::Step(step) => step.finish(cancel).await,
+            Run::Released(outcome) => outcome,
+        }
+    }
+}
+
+impl StepRun {
     async fn finish(mut self, cancel: CancellationToken) -> JobOutcome {
         let exit = tokio::select! {
             exit = self.handle.wait() => Some(exit),

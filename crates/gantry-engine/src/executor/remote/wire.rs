@@ -19,6 +19,16 @@ pub(crate) struct StepJob {
     pub(crate) snapshot: Option<String>,
 }
 
+/// What a runner job of the remote executor asks: a step, or the removal
+/// of what a stage's steps left on the runner.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RunnerJob {
+    // Boxed: read once per job, and a step is large.
+    Step(Box<StepJob>),
+    Release { release: StageSpec },
+}
+
 /// A runner job's result, stored with the job: how the step ended. A job
 /// that could not start reports `{"error": …}` (the agent's own shape).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
