@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gantry_store::{JobState, Millis, RunnerJobRecord, RunnerRecord, Store};
-use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
 use super::error::RunnerError;
+use super::job::{JobEvent, JobHandle, JobSpec, QueuedJob};
+use super::placement::{fits, fits_runner};
 use crate::protocol::{
     FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, JobSecrets, LeasedJob,
     LogAck, LogBatch, RenewedLease, Timing,
@@ -32,66 +32,6 @@ const OWNER_CHANNEL: usize = 256;
 /// The dispatcher; cheap to clone.
 #[derive(Clone)]
 pub struct Dispatcher(pub(super) Arc<Inner>);
-
-/// What to run and where it may run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct JobSpec {
-    pub payload: Value,
-    /// A runner must have every one of these.
-    pub labels: Vec<String>,
-    /// Handed to the runner that leases the job, in its lease answer only:
-    /// kept in this process's memory, never in the store.
-    pub secrets: JobSecrets,
-    /// The directory of workspace snapshots the job's runner may read and
-    /// add to (`GET`/`PUT workspace`), while it holds the job's lease.
-    pub workspace: Option<std::path::PathBuf>,
-}
-
-/// A queued job as its owner holds it.
-pub struct JobHandle {
-    pub id: String,
-    pub events: mpsc::Receiver<JobEvent>,
-}
-
-/// What happens to a job, in order, as its owner sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "camelCase")]
-pub enum JobEvent {
-    Leased {
-        runner: String,
-        attempt: i64,
-    },
-    /// Lines `first..first + lines.len()` of the current attempt, each once.
-    Log {
-        first: u64,
-        lines: Vec<String>,
-    },
-    Finished {
-        result: Value,
-        /// What the runner sent for the owner only (never stored).
-        private: Value,
-    },
-    /// The runner stopped renewing the lease, or was disabled or removed.
-    /// The owner decides: [`Dispatcher::retry`] or [`Dispatcher::give_up`].
-    Lost {
-        runner: String,
-        reason: String,
-    },
-    Canceled {
-        reason: String,
-    },
-}
-
-/// A job waiting for a runner.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueuedJob {
-    pub id: String,
-    pub labels: Vec<String>,
-    pub queued_at: Millis,
-    /// False when no enabled runner has all its labels: it waits for one.
-    pub placeable: bool,
-}
 
 pub(super) struct Inner {
     store: Store,
@@ -627,25 +567,6 @@ impl Dispatcher {
         // consistent enough to go on with.
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// Whether a runner with `runner_labels` may take a job needing `job_labels`.
-fn fits(job_labels: &[String], runner_labels: &[String]) -> bool {
-    job_labels.iter().all(|l| runner_labels.contains(l))
-}
-
-/// The label a job for one runner only carries ([`JobSpec::labels`]); no
-/// runner label can hold `=`.
-pub fn only_runner(name: &str) -> String {
-    format!("runner={name}")
-}
-
-/// [`fits`], and a job for one runner only goes to that runner.
-fn fits_runner(job_labels: &[String], runner: &RunnerRecord) -> bool {
-    job_labels.iter().all(|l| match l.strip_prefix("runner=") {
-        Some(name) => name == runner.name,
-        None => runner.labels.contains(l),
-    })
 }
 
 /// Milliseconds since the Unix epoch, the store's clock.
