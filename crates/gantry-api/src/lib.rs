@@ -421,6 +421,16 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/runners/finish",
             routes::runners::finish,
         ),
+        public(
+            Method::GET,
+            "/api/v1/runners/workspace/{sha256}",
+            routes::runners::workspace_download,
+        ),
+        public(
+            Method::PUT,
+            "/api/v1/runners/workspace",
+            routes::runners::workspace_upload,
+        ),
         viewer(Method::GET, "/api/v1/runners", routes::runners::list),
         admin(
             Method::POST,

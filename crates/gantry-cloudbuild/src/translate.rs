@@ -240,6 +240,7 @@ pub fn translate(file: &BuildFile, translation: &Translation) -> Result<Build, C
             allow_failure: raw.allow_failure,
             allow_exit_codes: raw.allow_exit_codes.clone(),
             secret_env,
+            runs_on: Vec::new(),
         };
         if is_docker_builder(&image) {
             for arg in &mut step.args {

@@ -55,6 +55,9 @@ pub struct EngineConfig {
     pub sandbox: Option<gantry_sandbox::Sandbox>,
     /// Whether steps without an `image:` may run at all.
     pub host_steps: HostSteps,
+    /// The runners `run` stages hand their steps to (those with `runsOn`,
+    /// or all of them); `None` runs every step on this machine.
+    pub runners: Option<crate::executor::remote::RunnerPool>,
 }
 
 /// `gantry serve --host-steps`: on a machine that cannot confine them, host
@@ -262,6 +265,11 @@ impl Engine {
             data_dir: config.data_dir.clone(),
             process_groups: self.inner.process_groups.clone(),
         }
+    }
+
+    /// The runners steps can go to, when the server has them.
+    pub(crate) fn runners(&self) -> Option<&crate::executor::remote::RunnerPool> {
+        self.inner.config.runners.as_ref()
     }
 
     /// The APT repositories, when the server has them.

@@ -43,5 +43,6 @@ mod workspace_files;
 pub use engine::{Engine, EngineConfig, HostSteps, Judgment, RunRequest};
 pub use error::EngineError;
 pub use event::Event;
+pub use executor::remote::{RunnerPool, StepJobRunner, StepRunnerConfig};
 pub use sealed::SEALED_KEY;
 pub use secret_lookup::{GitCredentialsError, SecretLookupError};

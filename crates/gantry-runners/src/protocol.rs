@@ -10,6 +10,8 @@
 //! | [`HeartbeatRequest`] | `POST heartbeat` | [`HeartbeatResponse`] (renewed / cancel) |
 //! | [`LogBatch`] | `POST logs` | [`LogAck`] |
 //! | [`FinishRequest`] | `POST finish` | [`FinishResponse`] |
+//! | `?lease=ID` | `GET workspace/SHA256` | the job's workspace snapshot (a tar) |
+//! | a tar, `?lease=ID` | `PUT workspace` | [`WorkspaceUploaded`] |
 //!
 //! All but `register` authenticate with the runner's credential as a bearer
 //! token. A refused credential (wrong, disabled or removed runner) is a 401:
@@ -17,6 +19,7 @@
 //! as the runner's (expired, canceled) is a 409 on `logs` and `finish`, and
 //! appears under `cancel` in a heartbeat's answer.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -107,6 +110,28 @@ pub struct LeasedJob {
     /// 1 for the first run of the job, 2 for a re-run elsewhere, …
     pub attempt: i64,
     pub timing: Timing,
+    /// The values of the secrets the job names: only in this answer, to
+    /// the runner that leased the job; never stored by the server, never
+    /// written to the runner's disk.
+    #[serde(default, skip_serializing_if = "JobSecrets::is_empty")]
+    pub secrets: JobSecrets,
+}
+
+/// Secret values by name; their `Debug` shows the names only.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobSecrets(pub BTreeMap<String, String>);
+
+impl JobSecrets {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for JobSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,12 +188,35 @@ pub struct FinishRequest {
     pub lease_id: String,
     /// What the job ended with; opaque to the protocol.
     pub result: Value,
+    /// What only the job's owner may read (a step's outputs, which may
+    /// hold a secret): handed over, never stored in the jobs table.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub private: Value,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FinishResponse {
     pub job_id: String,
+}
+
+/// The snapshot a runner uploaded, named by its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceUploaded {
+    pub sha256: String,
+}
+
+/// The lease a workspace transfer is for (its query string).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseQuery {
+    pub lease: String,
+}
+
+/// Whether `name` is a snapshot's name: 64 lowercase hex digits.
+pub fn is_sha256(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The error body every refusal has (the API's own shape).

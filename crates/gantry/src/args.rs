@@ -206,10 +206,16 @@ pub struct ServeArgs {
         default_value_t = gantry_deploy::DEFAULT_MAX_SIZE
     )]
     pub max_deploy_size: u32,
-    /// Start a local runner beside the server (not yet: until the step
-    /// executor runs steps on runners, steps run in the server as before).
-    #[arg(long, default_value = "off", value_parser = ["on", "off"], value_name = "on|off")]
+    /// Run no step in the server: start a local runner beside it (a child
+    /// `gantry runner`, work directory DATA_DIR/local-runner) and hand every
+    /// `run` stage's steps to runners. Off: steps without `runsOn` run in
+    /// the server.
+    #[arg(long, env = "GANTRY_LOCAL_RUNNER", default_value = "off", value_parser = ["on", "off"], value_name = "on|off")]
     pub local_runner: String,
+    /// How long a step waits for a runner with its labels (`runsOn`) before
+    /// its stage fails; a stage's `runnerWait` wins.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub runner_wait: std::time::Duration,
     #[command(flatten)]
     pub listener: ListenerArgs,
     #[command(flatten)]

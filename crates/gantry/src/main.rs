@@ -5,6 +5,7 @@ mod apt_files;
 mod args;
 mod client;
 mod commands;
+mod local_runner;
 mod output;
 mod paths;
 mod private_files;

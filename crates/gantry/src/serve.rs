@@ -79,9 +79,20 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     let apt = gantry_apt::Apt::open(store.clone(), &data_dir.join("apt"), &secrets)
         .await
         .context("cannot open the APT repositories")?;
+    // Runners: the registry and the dispatcher (with its lease clock),
+    // started before the engine so that resumed stages find their runners;
+    // the API's runner routes reach them as an extension.
+    let dispatcher = gantry_runners::server::Dispatcher::start(store.clone(), Default::default())
+        .await
+        .context("cannot start the runner dispatcher")?;
     let engine = Engine::start(
         store.clone(),
         EngineConfig {
+            runners: Some(gantry_engine::RunnerPool {
+                dispatcher: dispatcher.clone(),
+                wait: args.runner_wait,
+                all_steps: args.local_runner == "on",
+            }),
             data_dir: data_dir.clone(),
             apt: Some(apt.clone()),
             git: gantry_git::Repositories::new(data_dir.join("repos")),
@@ -126,14 +137,25 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         engine.store().clone(),
         engine.git().clone(),
     );
-    // Runners: the registry and the dispatcher (with its lease clock); the
-    // API's runner routes reach them as an extension.
-    let dispatcher = gantry_runners::server::Dispatcher::start(store.clone(), Default::default())
-        .await
-        .context("cannot start the runner dispatcher")?;
     let runners = gantry_runners::server::RunnerRegistry::new(store.clone(), dispatcher);
     if args.local_runner == "on" {
-        warn!("--local-runner on: no local runner is started yet; steps run in the server");
+        // The server's own address; one bound to every address is reached
+        // on loopback.
+        let mut own = address;
+        if own.ip().is_unspecified() {
+            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        crate::local_runner::start(
+            crate::local_runner::LocalRunner {
+                url: format!("http://{own}"),
+                work_dir: data_dir.join("local-runner"),
+                registry: runners.clone(),
+                step_user: args.steps.step_user.clone(),
+                host_steps: args.steps.host_steps.clone(),
+                container_engine: args.container_engine.clone(),
+            },
+            shutdown.clone(),
+        );
     }
     let app = gantry_api::router(AppState::with_body_limits(
         engine.clone(),

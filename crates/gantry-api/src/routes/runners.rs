@@ -1,5 +1,6 @@
 //! Runners under `/api/v1/runners`: the agent's protocol (`register`,
-//! `lease`, `heartbeat`, `logs`, `finish`; see `gantry_runners::protocol`)
+//! `lease`, `heartbeat`, `logs`, `finish`, workspace snapshots; see
+//! `gantry_runners::protocol`)
 //! and the admin's view (tokens, list, disable, enable, remove, queued
 //! jobs). Handlers translate to `gantry_runners::server`, which `gantry
 //! serve` puts in the router as an `Extension<RunnerRegistry>`.
@@ -20,9 +21,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gantry_runners::protocol::{
-    FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest,
+    FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, LeaseQuery, LeaseRequest,
     LeaseResponse, LogAck, LogBatch, PROTOCOL_HEADER, PROTOCOL_VERSION, RegisterRequest,
-    RegisterResponse,
+    RegisterResponse, WorkspaceUploaded, is_sha256,
 };
 use gantry_runners::server::{RunnerError, RunnerRegistry};
 use gantry_store::RunnerRecord;
@@ -340,6 +341,8 @@ pub mod debug {
             .enqueue(JobSpec {
                 payload: body.payload,
                 labels: body.labels,
+                secrets: Default::default(),
+                workspace: None,
             })
             .await?;
         let id = job.id.clone();
@@ -399,4 +402,108 @@ pub mod debug {
             .ok_or_else(|| ApiError::not_found(format!("no runner job {id:?}")))?;
         Ok(serde_json::to_value(job).unwrap_or_default())
     }
+}
+
+// --- Workspace snapshots --------------------------------------------------
+
+/// `GET /api/v1/runners/workspace/{sha256}?lease=ID`: a snapshot of the
+/// lease's job's workspace, streamed from its file.
+pub async fn workspace_download(
+    Extension(registry): Registry,
+    headers: HeaderMap,
+    PathParams(sha256): PathParams<String>,
+    axum::extract::Query(query): axum::extract::Query<LeaseQuery>,
+) -> ApiResult<Response> {
+    let runner = authenticate(&registry, &headers).await?;
+    if !is_sha256(&sha256) {
+        return Err(ApiError::invalid(format!(
+            "{sha256:?} is not a snapshot name (64 hex digits)"
+        )));
+    }
+    let dir = registry
+        .dispatcher()
+        .workspace_of(&runner, &query.lease)
+        .await?;
+    let path = dir.join(format!("{sha256}.tar"));
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        ApiError::not_found(format!(
+            "workspace snapshot {sha256} of lease {}: {e}",
+            query.lease
+        ))
+    })?;
+    let pieces = futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut piece = vec![0; 256 << 10];
+        match file.read(&mut piece).await {
+            Ok(0) => None,
+            Ok(read) => {
+                piece.truncate(read);
+                Some((
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(piece)),
+                    file,
+                ))
+            }
+            Err(error) => Some((Err(error), file)),
+        }
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(pieces),
+    )
+        .into_response())
+}
+
+/// `PUT /api/v1/runners/workspace?lease=ID`: a runner's new snapshot of its
+/// job's workspace, streamed to a file named by its SHA-256.
+pub async fn workspace_upload(
+    State(state): State<AppState>,
+    Extension(registry): Registry,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<LeaseQuery>,
+    body: Body,
+) -> ApiResult<axum::Json<WorkspaceUploaded>> {
+    use futures::StreamExt;
+    use sha2::Digest;
+    use tokio::io::AsyncWriteExt;
+    let runner = authenticate(&registry, &headers).await?;
+    let dir = registry
+        .dispatcher()
+        .workspace_of(&runner, &query.lease)
+        .await?;
+    let limit = state.body_limits().upload_limit;
+    let temporary = dir.join(format!(".upload-{}", uuid::Uuid::now_v7()));
+    let failed = |e: std::io::Error| {
+        ApiError::internal(format!("workspace upload: {}: {e}", temporary.display()))
+    };
+    let mut file = tokio::fs::File::create(&temporary).await.map_err(failed)?;
+    let mut hash = sha2::Sha256::new();
+    let mut received: u64 = 0;
+    let mut stream = body.into_data_stream();
+    let written: Result<(), ApiError> = async {
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| ApiError::invalid(format!("workspace upload: {e}")))?;
+            received += piece.len() as u64;
+            if received > limit {
+                return Err(ApiError::invalid(format!(
+                    "runner {}: the workspace is larger than the server's upload limit of {limit} bytes",
+                    runner.name
+                ))
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+            }
+            hash.update(&piece);
+            file.write_all(&piece).await.map_err(failed)?;
+        }
+        file.flush().await.map_err(failed)
+    }
+    .await;
+    if let Err(error) = written {
+        let _ = tokio::fs::remove_file(&temporary).await;
+        return Err(error);
+    }
+    let sha256 = hex::encode(hash.finalize());
+    tokio::fs::rename(&temporary, dir.join(format!("{sha256}.tar")))
+        .await
+        .map_err(failed)?;
+    tracing::info!(runner = %runner.name, lease = %query.lease, %sha256, bytes = received, "workspace snapshot received");
+    Ok(axum::Json(WorkspaceUploaded { sha256 }))
 }

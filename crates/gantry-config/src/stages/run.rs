@@ -37,6 +37,18 @@ pub struct RunStage {
     /// Cloud Build substitutions for `config` (`_NAME: value`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub substitutions: BTreeMap<String, String>,
+    /// Runs the steps on runners that have all these labels (steps may
+    /// name their own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs_on: Vec<String>,
+    /// How long a step waits for a runner before the stage fails
+    /// (default: the server's `--runner-wait`).
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runner_wait: Option<Duration>,
     /// How the `images` of the `config` file are pushed.
     #[serde(flatten)]
     pub registry: RegistryAccess,
@@ -95,6 +107,10 @@ pub struct Step {
     /// Environment variables whose values come from the secret store, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<String>,
+    /// Runs this step on runners with all these labels (instead of the
+    /// stage's `runsOn`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs_on: Vec<String>,
 }
 
 /// A named volume mounted into a container step.
@@ -137,6 +153,8 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     let f = &mut stage.fields;
     f.text_map(cx, "env");
     f.choice(cx, "onInterrupt", ON_INTERRUPT);
+    check_runs_on(cx, f);
+    f.duration(cx, "runnerWait");
     let config = f.string(cx, "config");
     f.text_map(cx, "substitutions");
     if let Some((path, node)) = config {
@@ -275,11 +293,33 @@ fn check_step(
     f.duration(cx, "timeout");
     f.choice(cx, "onInterrupt", ON_INTERRUPT);
     f.bool(cx, "allowFailure");
+    check_runs_on(cx, &mut f);
     check_exit_codes(cx, &mut f);
     check_secret_env(cx, &mut f);
     check_volumes(cx, &mut f);
     check_graph(cx, &mut f, ids);
     Some(f.finish(cx, true))
+}
+
+/// `runsOn`: runner labels, as `gantry runner --labels` takes them.
+fn check_runs_on(cx: &mut Checker<'_>, f: &mut Fields<'_>) {
+    let Some(labels) = f.strings(cx, "runsOn") else {
+        return;
+    };
+    for (label, node) in labels {
+        let plain = label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if label.is_empty() || label.len() > 64 || !plain {
+            cx.error(
+                node.span.start,
+                format!(
+                    "{}: runsOn label {label:?} must be 1 to 64 letters, digits or - _ .",
+                    f.what
+                ),
+            );
+        }
+    }
 }
 
 fn check_exit_codes(cx: &mut Checker<'_>, f: &mut Fields<'_>) {

@@ -104,3 +104,42 @@ pipelines:
         ("127.0.0.1:5000/app", 3)
     );
 }
+
+#[test]
+fn runs_on_takes_runner_labels_and_runner_wait_a_duration_each_problem_named_where_it_is() {
+    let kinds = kinds(
+        r#"
+pipelines:
+  - name: p
+    stages:
+      - {id: a, type: run, runsOn: [linux, x86_64], runnerWait: 2m, steps: [{script: "true", runsOn: [gpu]}]}
+"#,
+    );
+    let StageKind::Run(run) = &kinds[0] else {
+        panic!("a run stage: {kinds:?}");
+    };
+    assert_eq!(run.runs_on, ["linux", "x86_64"]);
+    assert_eq!(run.runner_wait, Some(std::time::Duration::from_secs(120)));
+    assert_eq!(run.steps[0].runs_on, ["gpu"]);
+    check_errors(
+        r#"
+pipelines:
+  - name: p
+    stages:
+      - id: a
+        type: run
+        runsOn: [linux, "has space"]
+        runnerWait: soon
+        steps:
+          - script: "true"
+            runsOn: linux
+          - script: "true"
+            runsOn: [""]
+"#,
+        expect![[r#"
+            test.yaml:7:25: stage "a": runsOn label "has space" must be 1 to 64 letters, digits or - _ .
+            test.yaml:8:21: "runnerWait": bad duration "soon" (expected number at 0); write e.g. 30s, 5m, 1h30m
+            test.yaml:11:21: "runsOn" must be a list, not the string "linux"
+            test.yaml:13:22: step 2 of stage "a": runsOn label "" must be 1 to 64 letters, digits or - _ ."#]],
+    );
+}

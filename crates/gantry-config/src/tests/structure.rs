@@ -44,7 +44,7 @@ fn unknown_fields_everywhere() {
             test.yaml:6:5: unknown field "colour" in pipeline "p"; expected one of: name, application, description, parameters, stages, triggers, concurrency
             test.yaml:9:9: unknown field "defualt" in parameter "x", did you mean "default"?
             test.yaml:13:9: unknown field "stpes" in stage "a", did you mean "steps"?
-            test.yaml:16:13: unknown field "workdir" in step 1 of stage "a"; expected one of: name, image, script, command, args, entrypoint, env, dir, timeout, onInterrupt, allowFailure, allowExitCodes, secretEnv, volumes, waitFor, id
+            test.yaml:16:13: unknown field "workdir" in step 1 of stage "a"; expected one of: name, image, script, command, args, entrypoint, env, dir, timeout, onInterrupt, allowFailure, runsOn, allowExitCodes, secretEnv, volumes, waitFor, id
             test.yaml:20:9: unknown field "steps" in stage "b"; expected one of: id, name, dependsOn, if, timeout, retries, failPipeline, continuePipeline, continueOnFailure, completeOtherBranchesThenFail, type, duration
             test.yaml:25:13: unknown field "mesage" in precondition 1 of stage "c", did you mean "message"?
             test.yaml:27:15: unknown stage type "nope"; known types: run, wait, manualJudgment, pipeline, webhook, checkPreconditions, deploy, resizeServerGroup, enableServerGroup, disableServerGroup, destroyServerGroup, rollbackCluster, scaleDownCluster, release, gitCommit, gitPromote, packageDeb, publishDeb, bake, findImage, pruneImages"#]],

@@ -5,21 +5,26 @@
 //! from a plain [`StepSpec`] and hands back a [`StepHandle`] that streams
 //! its log lines, waits for it, kills it and yields its outputs, and
 //! [`StepExecutor::reap`] deals with what a step left behind when the
-//! server stopped under it. Today's only executor is [`LocalExecutor`]
-//! (host processes and podman/docker containers on this machine); remote
-//! runners come next, which is why a [`StepSpec`] is data that serializes.
+//! server stopped under it. [`LocalExecutor`] runs steps on this machine
+//! (host processes and podman/docker containers); `remote::RemoteExecutor`
+//! hands them to runners as jobs, where a `LocalExecutor` runs them, which
+//! is why a [`StepSpec`] is data that serializes. A stage gets one or the
+//! other ([`StageExecutor`]) from `StageContext::step_executor`.
 //!
 //! Architecture invariant: the `run` stage talks to steps only through this
 //! trait; nothing under `executor/` reads the execution's state or writes
 //! step records.
 
+mod choice;
 pub(crate) mod local;
+pub(crate) mod remote;
 mod spec;
 
 use std::future::Future;
 
 use serde_json::{Map, Value};
 
+pub(crate) use choice::StageExecutor;
 pub(crate) use local::LocalExecutor;
 pub(crate) use spec::{
     Confinement, ExecutorError, LeftBehind, LogLine, Reaped, StageSpec, StepExit, StepSecrets,

@@ -50,6 +50,13 @@ pub(crate) struct StepSpec {
     pub(crate) dir: Option<String>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) confinement: Confinement,
+    /// Runners it may run on must have all these labels (`runsOn`).
+    #[serde(default)]
+    pub(crate) runs_on: Vec<String>,
+    /// When its runner is lost: run it again once elsewhere (the stage's
+    /// `onInterrupt: rerun`, and not re-run already), or fail.
+    #[serde(default)]
+    pub(crate) rerun_if_lost: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -136,10 +136,33 @@ impl StageContext {
         self.engine.registries()
     }
 
-    /// The step executor for this stage, with the server's container engine, sandbox and
-    /// data directory. A new one per call: it remembers the images it found for one stage.
-    pub(crate) fn step_executor(&self) -> crate::executor::local::LocalExecutor {
-        crate::executor::local::LocalExecutor::new(self.engine.local_executor_config())
+    /// The step executor for this stage: runners when the stage asks for them
+    /// (`on_runners`, its `runsOn`) or the server runs no steps itself, else
+    /// this machine with the server's container engine, sandbox and data directory.
+    /// A new one per call: it remembers the images it found for one stage.
+    /// `runner_wait` overrides the server's bound on waiting for a runner.
+    pub(crate) fn step_executor(
+        &self,
+        on_runners: bool,
+        runner_wait: Option<std::time::Duration>,
+    ) -> Result<crate::executor::StageExecutor, String> {
+        use crate::executor::StageExecutor;
+        match self.engine.runners() {
+            Some(pool) if on_runners || pool.all_steps => Ok(StageExecutor::Remote(
+                crate::executor::remote::RemoteExecutor::new(
+                    pool.dispatcher.clone(),
+                    runner_wait.unwrap_or(pool.wait),
+                    self.engine.data_dir().join("runner-workspaces"),
+                ),
+            )),
+            None if on_runners => Err(
+                "\"runsOn\" needs runners, and this engine has none (`gantry build` runs steps on this machine)"
+                    .to_owned(),
+            ),
+            _ => Ok(StageExecutor::Local(
+                crate::executor::local::LocalExecutor::new(self.engine.local_executor_config()),
+            )),
+        }
     }
 
     /// Execution events, to follow a child execution.

@@ -9,8 +9,11 @@ use serde::de::DeserializeOwned;
 use crate::protocol::{
     FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, LeaseRequest,
     LeaseResponse, LogAck, LogBatch, PROTOCOL_HEADER, PROTOCOL_VERSION, Refusal, RegisterRequest,
-    RegisterResponse, Timing,
+    RegisterResponse, Timing, WorkspaceUploaded,
 };
+
+/// A workspace transfer may take this long (a large workspace on a slow link).
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Every call but the long poll gets this long to answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,18 +98,62 @@ impl Connection {
         self.call("finish", request, CALL_TIMEOUT).await
     }
 
-    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    /// Writes the workspace snapshot `sha256` of the lease's job to `dest`.
+    pub(crate) async fn download_workspace(
         &self,
-        what: &str,
-        body: &Req,
-        timeout: Duration,
-    ) -> Result<Resp, CallError> {
-        let mut request = self
+        lease: &str,
+        sha256: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), CallError> {
+        use tokio::io::AsyncWriteExt;
+        let request = self
             .http
-            .post(format!("{}/api/v1/runners/{what}", self.base))
+            .get(format!("{}/api/v1/runners/workspace/{sha256}", self.base))
+            .query(&[("lease", lease)]);
+        let mut response = self.send(request, "workspace", TRANSFER_TIMEOUT).await?;
+        let unreachable =
+            |e: std::io::Error| CallError::Unreachable(format!("{}: {e}", dest.display()));
+        let mut file = tokio::fs::File::create(dest).await.map_err(unreachable)?;
+        while let Some(piece) = response
+            .chunk()
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?
+        {
+            file.write_all(&piece).await.map_err(unreachable)?;
+        }
+        file.flush().await.map_err(unreachable)
+    }
+
+    /// Sends the file `src` as the lease's job's new workspace snapshot.
+    pub(crate) async fn upload_workspace(
+        &self,
+        lease: &str,
+        src: &std::path::Path,
+    ) -> Result<WorkspaceUploaded, CallError> {
+        let file = tokio::fs::File::open(src)
+            .await
+            .map_err(|e| CallError::Unreachable(format!("{}: {e}", src.display())))?;
+        let request = self
+            .http
+            .put(format!("{}/api/v1/runners/workspace", self.base))
+            .query(&[("lease", lease)])
+            .body(file);
+        let response = self.send(request, "workspace", TRANSFER_TIMEOUT).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| CallError::Unreachable(format!("workspace: unreadable answer: {e}")))
+    }
+
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, CallError> {
+        request = request
             .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
-            .timeout(timeout)
-            .json(body);
+            .timeout(timeout);
         if let Some(credential) = &self.credential {
             request = request.bearer_auth(credential);
         }
@@ -114,23 +161,42 @@ impl Connection {
             .send()
             .await
             .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            return response
-                .json()
-                .await
-                .map_err(|e| CallError::Unreachable(format!("{what}: unreadable answer: {e}")));
+        if response.status().is_success() {
+            return Ok(response);
         }
-        let message = match response.json::<Refusal>().await {
-            Ok(refusal) => refusal.error,
-            Err(_) => format!("{what}: {status}"),
-        };
-        Err(match status {
-            StatusCode::UNAUTHORIZED => CallError::Refused(message),
-            StatusCode::CONFLICT => CallError::LeaseGone(message),
-            // A server restarting behind a proxy, or out of capacity.
-            s if s.is_server_error() => CallError::Unreachable(message),
-            _ => CallError::Rejected(message),
-        })
+        Err(refusal(what, response).await)
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        what: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let request = self
+            .http
+            .post(format!("{}/api/v1/runners/{what}", self.base))
+            .json(body);
+        self.send(request, what, timeout)
+            .await?
+            .json()
+            .await
+            .map_err(|e| CallError::Unreachable(format!("{what}: unreadable answer: {e}")))
+    }
+}
+
+/// What a refused call means for the agent.
+async fn refusal(what: &str, response: reqwest::Response) -> CallError {
+    let status = response.status();
+    let message = match response.json::<Refusal>().await {
+        Ok(refusal) => refusal.error,
+        Err(_) => format!("{what}: {status}"),
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => CallError::Refused(message),
+        StatusCode::CONFLICT => CallError::LeaseGone(message),
+        // A server restarting behind a proxy, or out of capacity.
+        s if s.is_server_error() => CallError::Unreachable(message),
+        _ => CallError::Rejected(message),
     }
 }

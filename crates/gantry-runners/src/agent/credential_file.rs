@@ -17,7 +17,8 @@ pub(crate) struct Identity {
     pub credential: String,
 }
 
-pub(crate) fn path(work_dir: &Path) -> PathBuf {
+/// Where a runner keeps its credential in its work directory.
+pub fn path(work_dir: &Path) -> PathBuf {
     work_dir.join("credential.json")
 }
 

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::KILL_GRACE;
 use super::job_dir::JobDir;
-use super::job_runner::{JobRunner, RunningJob};
+use super::job_runner::{JobOutcome, JobRunner, RunningJob};
 use crate::protocol::LeasedJob;
 
 /// Appends the command's output to `$1`, then writes its exit code to `$2`
@@ -114,7 +114,13 @@ impl JobRunner for HostProcessRunner {
 }
 
 impl RunningJob for HostProcess {
-    async fn finish(mut self, cancel: CancellationToken) -> Value {
+    async fn finish(self, cancel: CancellationToken) -> JobOutcome {
+        self.result(cancel).await.into()
+    }
+}
+
+impl HostProcess {
+    async fn result(mut self, cancel: CancellationToken) -> Value {
         loop {
             if let Some(code) = self.exit_code() {
                 // What the command left behind in its group goes with it.
@@ -140,9 +146,7 @@ impl RunningJob for HostProcess {
             }
         }
     }
-}
 
-impl HostProcess {
     fn exit_code(&self) -> Option<i32> {
         std::fs::read_to_string(&self.exit_file)
             .ok()?

@@ -52,11 +52,11 @@ pub(crate) async fn run<R: JobRunner>(
         }
         .run(),
     );
-    let result = match running {
+    let outcome = match running {
         Ok(running) => running.finish(cancel.clone()).await,
         Err(error) => {
             tracing::error!(lease = %lease, %error, "the job did not start");
-            json!({ "error": error })
+            json!({ "error": error }).into()
         }
     };
     output_done.cancel();
@@ -67,7 +67,8 @@ pub(crate) async fn run<R: JobRunner>(
                 &agent,
                 FinishRequest {
                     lease_id: lease.clone(),
-                    result,
+                    result: outcome.result,
+                    private: outcome.private,
                 },
                 &cancel,
             )

@@ -2,17 +2,34 @@
 
 use std::path::{Path, PathBuf};
 
+use super::transfer::WorkspaceTransfer;
 use crate::protocol::LeasedJob;
 
 /// `WORK_DIR/jobs/LEASE_ID/`.
 #[derive(Clone, Debug)]
 pub struct JobDir {
     root: PathBuf,
+    transfer: Option<WorkspaceTransfer>,
 }
 
 impl JobDir {
     pub fn new(root: PathBuf) -> JobDir {
-        JobDir { root }
+        JobDir {
+            root,
+            transfer: None,
+        }
+    }
+
+    pub(crate) fn with_transfer(self, transfer: WorkspaceTransfer) -> JobDir {
+        JobDir {
+            transfer: Some(transfer),
+            ..self
+        }
+    }
+
+    /// Fetches and sends the job's workspace snapshots.
+    pub fn transfer(&self) -> Option<&WorkspaceTransfer> {
+        self.transfer.as_ref()
     }
 
     pub fn root(&self) -> &Path {
@@ -36,7 +53,12 @@ impl JobDir {
 
     pub(crate) fn write_lease(&self, job: &LeasedJob) -> std::io::Result<()> {
         std::fs::create_dir_all(self.workspace())?;
-        let text = serde_json::to_vec(job).map_err(std::io::Error::other)?;
+        // Secret values never reach the runner's disk.
+        let job = LeasedJob {
+            secrets: Default::default(),
+            ..job.clone()
+        };
+        let text = serde_json::to_vec(&job).map_err(std::io::Error::other)?;
         std::fs::write(self.lease_file(), text)
     }
 

@@ -38,5 +38,24 @@ pub trait RunningJob: Send + 'static {
     /// Waits for the job to end and returns its result; when `cancel` fires
     /// first, stops everything the job started (within
     /// [`super::KILL_GRACE`]) and returns.
-    fn finish(self, cancel: CancellationToken) -> impl Future<Output = Value> + Send;
+    fn finish(self, cancel: CancellationToken) -> impl Future<Output = JobOutcome> + Send;
+}
+
+/// How a job ended, as reported to the server.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobOutcome {
+    /// Stored with the job.
+    pub result: Value,
+    /// Handed to the job's owner only, never stored (outputs that may hold
+    /// a secret).
+    pub private: Value,
+}
+
+impl From<Value> for JobOutcome {
+    fn from(result: Value) -> JobOutcome {
+        JobOutcome {
+            result,
+            private: Value::Null,
+        }
+    }
 }

@@ -17,6 +17,7 @@ use super::credential_file::{self, Identity};
 use super::job::{self, Slot};
 use super::job_dir::JobDir;
 use super::job_runner::JobRunner;
+use super::transfer::WorkspaceTransfer;
 use super::{AgentConfig, AgentError};
 use crate::protocol::{
     HeartbeatRequest, HeldLease, LeasedJob, PROTOCOL_VERSION, RegisterRequest, Timing,
@@ -210,7 +211,12 @@ impl<R: JobRunner> Agent<R> {
             },
         );
         tracing::info!(lease = %job.lease_id, job = %job.job_id, attempt = job.attempt, "job leased");
-        let dir = JobDir::new(self.config.work_dir.join("jobs").join(&job.lease_id));
+        let dir = JobDir::new(self.config.work_dir.join("jobs").join(&job.lease_id)).with_transfer(
+            WorkspaceTransfer {
+                connection: self.connection.clone(),
+                lease_id: job.lease_id.clone(),
+            },
+        );
         tasks.spawn(job::run(
             self.clone(),
             job,
@@ -276,6 +282,8 @@ impl<R: JobRunner> Agent<R> {
 async fn heartbeats<R: JobRunner>(agent: Arc<Agent<R>>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(agent.timing.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lease_ttl = Duration::from_millis(agent.timing.lease_ttl_ms);
+    let mut last_renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -296,6 +304,7 @@ async fn heartbeats<R: JobRunner>(agent: Arc<Agent<R>>, shutdown: CancellationTo
             .await
         {
             Ok(answer) => {
+                last_renewed = tokio::time::Instant::now();
                 for lease in answer.cancel {
                     if let Some(slot) = agent.slots().get(&lease) {
                         tracing::info!(lease = %lease, "the server took the lease back; killing the job");
@@ -304,7 +313,20 @@ async fn heartbeats<R: JobRunner>(agent: Arc<Agent<R>>, shutdown: CancellationTo
                 }
             }
             Err(CallError::Refused(reason)) => return agent.refused(reason),
-            Err(error) => tracing::warn!(%error, "heartbeat failed"),
+            Err(error) => {
+                tracing::warn!(%error, "heartbeat failed");
+                // The server counts these leases lost by now and may run
+                // their jobs elsewhere: this runner stops them itself, so a
+                // job never runs twice at once even across a partition.
+                if last_renewed.elapsed() > lease_ttl {
+                    for (lease, slot) in agent.slots().iter() {
+                        if !slot.cancel.is_cancelled() {
+                            tracing::warn!(lease = %lease, ?lease_ttl, "no heartbeat reached the server within the lease's lifetime; killing the job");
+                            slot.cancel.cancel();
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ mod job_dir;
 mod job_runner;
 mod lease_loop;
 mod log_stream;
+mod transfer;
 
 #[cfg(test)]
 mod tests;
@@ -31,10 +32,12 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use credential_file::path as credential_path;
 pub use host_process::HostProcessRunner;
 pub use job_dir::JobDir;
-pub use job_runner::{JobRunner, RunningJob};
+pub use job_runner::{JobOutcome, JobRunner, RunningJob};
 pub use lease_loop::run;
+pub use transfer::WorkspaceTransfer;
 
 /// Between SIGTERM and SIGKILL when a job is canceled: with a heartbeat
 /// every second, cancel reaches the job's processes within 2 s.

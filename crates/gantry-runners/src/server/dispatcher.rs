@@ -15,14 +15,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gantry_store::{JobState, Millis, RunnerJobRecord, RunnerRecord, Store};
-use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
 use super::error::RunnerError;
+use super::job::{JobEvent, JobHandle, JobSpec, QueuedJob};
+use super::placement::{fits, fits_runner};
 use crate::protocol::{
-    FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, LeasedJob, LogAck,
-    LogBatch, RenewedLease, Timing,
+    FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, JobSecrets, LeasedJob,
+    LogAck, LogBatch, RenewedLease, Timing,
 };
 
 /// The owner's side of a job's events; a full channel slows the runner's
@@ -32,58 +32,6 @@ const OWNER_CHANNEL: usize = 256;
 /// The dispatcher; cheap to clone.
 #[derive(Clone)]
 pub struct Dispatcher(pub(super) Arc<Inner>);
-
-/// What to run and where it may run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct JobSpec {
-    pub payload: Value,
-    /// A runner must have every one of these.
-    pub labels: Vec<String>,
-}
-
-/// A queued job as its owner holds it.
-pub struct JobHandle {
-    pub id: String,
-    pub events: mpsc::Receiver<JobEvent>,
-}
-
-/// What happens to a job, in order, as its owner sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "camelCase")]
-pub enum JobEvent {
-    Leased {
-        runner: String,
-        attempt: i64,
-    },
-    /// Lines `first..first + lines.len()` of the current attempt, each once.
-    Log {
-        first: u64,
-        lines: Vec<String>,
-    },
-    Finished {
-        result: Value,
-    },
-    /// The runner stopped renewing the lease, or was disabled or removed.
-    /// The owner decides: [`Dispatcher::retry`] or [`Dispatcher::give_up`].
-    Lost {
-        runner: String,
-        reason: String,
-    },
-    Canceled {
-        reason: String,
-    },
-}
-
-/// A job waiting for a runner.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueuedJob {
-    pub id: String,
-    pub labels: Vec<String>,
-    pub queued_at: Millis,
-    /// False when no enabled runner has all its labels: it waits for one.
-    pub placeable: bool,
-}
 
 pub(super) struct Inner {
     store: Store,
@@ -99,6 +47,10 @@ struct State {
     leases: HashMap<String, Live>,
     /// Owners by job id, until the job finishes, is canceled or given up.
     owners: HashMap<String, mpsc::Sender<JobEvent>>,
+    /// The secrets of jobs that name some, for as long as they have owners.
+    secrets: HashMap<String, JobSecrets>,
+    /// The snapshot directories of jobs that have one.
+    workspaces: HashMap<String, std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -167,6 +119,12 @@ impl Dispatcher {
         {
             let mut state = self.state();
             state.owners.insert(record.id.clone(), sender);
+            if !spec.secrets.is_empty() {
+                state.secrets.insert(record.id.clone(), spec.secrets);
+            }
+            if let Some(workspace) = spec.workspace {
+                state.workspaces.insert(record.id.clone(), workspace);
+            }
             state.queue.push_back(Waiting {
                 job_id: record.id.clone(),
                 labels,
@@ -337,6 +295,8 @@ impl Dispatcher {
         let owner = {
             let mut state = self.state();
             state.leases.remove(&request.lease_id);
+            state.secrets.remove(&job.id);
+            state.workspaces.remove(&job.id);
             state.owners.remove(&job.id)
         };
         self.0.job_queued.notify_waiters();
@@ -345,6 +305,7 @@ impl Dispatcher {
             let _ = owner
                 .send(JobEvent::Finished {
                     result: request.result,
+                    private: request.private,
                 })
                 .await;
         }
@@ -368,6 +329,8 @@ impl Dispatcher {
             if let Some(lease) = &job.lease_id {
                 state.leases.remove(lease);
             }
+            state.secrets.remove(&job.id);
+            state.workspaces.remove(&job.id);
             state.owners.remove(&job.id)
         };
         if let Some(owner) = owner {
@@ -403,7 +366,33 @@ impl Dispatcher {
 
     /// Forgets the owner of a lost job that will not run again.
     pub fn give_up(&self, job_id: &str) {
-        self.state().owners.remove(job_id);
+        let mut state = self.state();
+        state.owners.remove(job_id);
+        state.secrets.remove(job_id);
+        state.workspaces.remove(job_id);
+    }
+
+    /// The snapshot directory of the job `lease_id` is for, while `runner`
+    /// holds that lease.
+    pub async fn workspace_of(
+        &self,
+        runner: &RunnerRecord,
+        lease_id: &str,
+    ) -> Result<std::path::PathBuf, RunnerError> {
+        let job = self
+            .0
+            .store
+            .job_of_lease(lease_id)
+            .await?
+            .filter(|job| {
+                job.state == JobState::Leased && job.runner_id.as_deref() == Some(&runner.id)
+            })
+            .ok_or_else(|| RunnerError::LeaseGone(lease_id.to_owned()))?;
+        self.state()
+            .workspaces
+            .get(&job.id)
+            .cloned()
+            .ok_or_else(|| RunnerError::Invalid(format!("job {} has no workspace", job.id)))
     }
 
     /// How many leases the runner holds.
@@ -504,7 +493,7 @@ impl Dispatcher {
                 let Some(at) = state
                     .queue
                     .iter()
-                    .position(|w| fits(&w.labels, &runner.labels))
+                    .position(|w| fits_runner(&w.labels, runner))
                 else {
                     return Ok(None);
                 };
@@ -543,12 +532,19 @@ impl Dispatcher {
                 },
             )
             .await;
+            let secrets = self
+                .state()
+                .secrets
+                .get(&job.id)
+                .cloned()
+                .unwrap_or_default();
             return Ok(Some(LeasedJob {
                 lease_id,
                 job_id: job.id,
                 payload: job.payload,
                 attempt: job.attempt,
                 timing: self.0.timing,
+                secrets,
             }));
         }
     }
@@ -559,7 +555,10 @@ impl Dispatcher {
             && owner.send(event).await.is_err()
         {
             // The owner is gone; nobody will ask for this job again.
-            self.state().owners.remove(job_id);
+            let mut state = self.state();
+            state.owners.remove(job_id);
+            state.secrets.remove(job_id);
+            state.workspaces.remove(job_id);
         }
     }
 
@@ -568,11 +567,6 @@ impl Dispatcher {
         // consistent enough to go on with.
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// Whether a runner with `runner_labels` may take a job needing `job_labels`.
-fn fits(job_labels: &[String], runner_labels: &[String]) -> bool {
-    job_labels.iter().all(|l| runner_labels.contains(l))
 }
 
 /// Milliseconds since the Unix epoch, the store's clock.

@@ -9,13 +9,17 @@
 
 mod dispatcher;
 mod error;
+mod job;
 mod lease_clock;
+mod placement;
 mod registry;
 mod secret;
 
 #[cfg(test)]
 mod tests;
 
-pub use dispatcher::{Dispatcher, JobEvent, JobHandle, JobSpec, QueuedJob};
+pub use dispatcher::Dispatcher;
 pub use error::RunnerError;
+pub use job::{JobEvent, JobHandle, JobSpec, QueuedJob};
+pub use placement::only_runner;
 pub use registry::{CreatedToken, RunnerRegistry, RunnerStatus};

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use gantry_store::{JobState, RunnerRecord, Store};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::protocol::{
@@ -64,6 +64,8 @@ impl Fixture {
             .enqueue(JobSpec {
                 payload: json!({ "argv": ["true"] }),
                 labels: labels.iter().map(|l| l.to_string()).collect(),
+                secrets: Default::default(),
+                workspace: None,
             })
             .await
             .unwrap()
@@ -247,6 +249,7 @@ async fn logs_are_taken_once_in_order_and_late_reports_of_a_lost_lease_are_refus
             FinishRequest {
                 lease_id: leased.lease_id.clone(),
                 result: json!({}),
+                private: Value::Null,
             },
         )
         .await;
@@ -269,6 +272,7 @@ async fn logs_are_taken_once_in_order_and_late_reports_of_a_lost_lease_are_refus
             FinishRequest {
                 lease_id: again.lease_id,
                 result: json!({ "exitCode": 0 }),
+                private: Value::Null,
             },
         )
         .await

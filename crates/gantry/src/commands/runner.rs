@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use gantry_runners::agent::{AgentConfig, HostProcessRunner};
+use gantry_engine::{StepJobRunner, StepRunnerConfig};
+use gantry_runners::agent::{AgentConfig, JobDir, JobOutcome, JobRunner, RunningJob};
+use gantry_runners::protocol::LeasedJob;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -45,6 +47,18 @@ pub struct AgentArgs {
     /// Where the credential and the jobs' directories are kept.
     #[arg(long, default_value = "gantry-runner", value_name = "DIR")]
     pub work_dir: PathBuf,
+    /// The container engine for steps with an image: podman, docker, or
+    /// none (such steps then fail, saying so); default: whichever is installed.
+    #[arg(long, value_name = "podman|docker|none")]
+    pub container_engine: Option<String>,
+    /// How host steps are confined (as `gantry serve`'s, with the work
+    /// directory as the directory steps must not reach).
+    #[command(flatten)]
+    pub steps: crate::args::StepIsolationArgs,
+    /// Stop (killing the jobs) when the process with this id is no longer
+    /// this runner's parent: `gantry serve`'s local runner dies with it.
+    #[arg(long, value_name = "PID", hide = true)]
+    pub parent_pid: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,19 +107,105 @@ pub async fn agent(args: AgentArgs, url: &str) -> anyhow::Result<ExitCode> {
             .map(|h| h.trim().to_owned())
             .context("cannot read this host's name: pass --name")?,
     };
+    let containers = match args.container_engine.as_deref() {
+        Some("none") => None,
+        choice => crate::commands::build::container_engine(choice)?,
+    };
+    std::fs::create_dir_all(&args.work_dir)
+        .with_context(|| format!("cannot create {}", args.work_dir.display()))?;
+    let work_dir = args
+        .work_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", args.work_dir.display()))?;
+    let (sandbox, host_steps) = crate::step_isolation::prepare(&args.steps, &work_dir)?;
+    let steps = StepJobRunner::new(StepRunnerConfig {
+        work_dir: work_dir.clone(),
+        containers,
+        sandbox,
+        host_steps,
+    });
     let config = AgentConfig {
         url: url.trim_end_matches('/').to_owned(),
         token: args.token,
         name,
         labels: args.labels,
         capacity: args.capacity,
-        work_dir: args.work_dir,
+        work_dir,
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    gantry_runners::agent::run(config, HostProcessRunner, shutdown).await?;
+    if let Some(parent) = args.parent_pid {
+        tokio::spawn(stop_with_parent(parent, shutdown.clone()));
+    }
+    gantry_runners::agent::run(config, Jobs { steps }, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What this runner runs: steps; in debug builds also the raw
+/// `{"argv": …}` jobs the test-only debug routes queue.
+struct Jobs {
+    steps: StepJobRunner,
+}
+
+enum Running {
+    // Boxed: one per job, and a running step is large.
+    Step(Box<<StepJobRunner as JobRunner>::Running>),
+    #[cfg(debug_assertions)]
+    Process(Box<<gantry_runners::agent::HostProcessRunner as JobRunner>::Running>),
+}
+
+impl JobRunner for Jobs {
+    type Running = Running;
+
+    async fn start(&self, job: &LeasedJob, dir: &JobDir) -> Result<Running, String> {
+        #[cfg(debug_assertions)]
+        if job.payload.get("argv").is_some() {
+            return gantry_runners::agent::HostProcessRunner
+                .start(job, dir)
+                .await
+                .map(|process| Running::Process(Box::new(process)));
+        }
+        self.steps
+            .start(job, dir)
+            .await
+            .map(|step| Running::Step(Box::new(step)))
+    }
+
+    fn reattach(&self, dir: &JobDir) -> Option<Running> {
+        #[cfg(debug_assertions)]
+        if let Some(running) = gantry_runners::agent::HostProcessRunner.reattach(dir) {
+            return Some(Running::Process(Box::new(running)));
+        }
+        self.steps
+            .reattach(dir)
+            .map(|step| Running::Step(Box::new(step)))
+    }
+}
+
+impl RunningJob for Running {
+    async fn finish(self, cancel: CancellationToken) -> JobOutcome {
+        match self {
+            Running::Step(step) => (*step).finish(cancel).await,
+            #[cfg(debug_assertions)]
+            Running::Process(process) => (*process).finish(cancel).await,
+        }
+    }
+}
+
+async fn stop_with_parent(parent: u32, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if nix::unistd::getppid().as_raw() as u32 != parent {
+            tracing::warn!(
+                parent,
+                "the server that started this runner is gone; stopping"
+            );
+            shutdown.cancel();
+            return;
+        }
+    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

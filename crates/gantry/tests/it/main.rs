@@ -47,6 +47,8 @@ mod isolation;
 mod prune_images;
 mod roles;
 mod runners;
+mod runners_local;
+mod runners_steps;
 mod secrets_at_rest;
 mod small_faults;
 mod steps_bake;

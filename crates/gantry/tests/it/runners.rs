@@ -23,18 +23,37 @@ crate::on_both_backends!(
 );
 
 /// A `gantry runner` process and its work directory.
-struct Runner {
+pub(crate) struct Runner {
     name: String,
     labels: String,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     child: Option<Child>,
     url: String,
     token: String,
+    extra: Vec<String>,
 }
 
 impl Runner {
-    fn start(server: &Server, token: &str, name: &str, labels: &str) -> Runner {
-        let dir = server.work().join(format!("runner-{name}"));
+    pub(crate) fn start(server: &Server, token: &str, name: &str, labels: &str) -> Runner {
+        Runner::start_with(server, token, name, labels, &[])
+    }
+
+    /// A runner started with `extra` arguments too.
+    pub(crate) fn start_with(
+        server: &Server,
+        token: &str,
+        name: &str,
+        labels: &str,
+        extra: &[&str],
+    ) -> Runner {
+        // Beside the server's work directory, not in it: a runner's
+        // Landlock rules keep its steps out of its work directory and so
+        // off the files directly in that directory's parent.
+        let dir = server
+            .work()
+            .parent()
+            .expect("the work directory has a parent")
+            .join(format!("runner-{name}"));
         let mut runner = Runner {
             name: name.into(),
             labels: labels.into(),
@@ -42,12 +61,13 @@ impl Runner {
             child: None,
             url: server.url.clone(),
             token: token.into(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         runner.spawn();
         runner
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -66,6 +86,7 @@ impl Runner {
             ])
             .args(["--labels", &self.labels, "--capacity", "2", "--work-dir"])
             .arg(&self.dir)
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .env_remove("GANTRY_TOKEN")
             .stdin(Stdio::null())
@@ -76,14 +97,14 @@ impl Runner {
         self.child = Some(child);
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
     }
 
@@ -112,7 +133,7 @@ impl Drop for Runner {
     }
 }
 
-fn token(server: &Server) -> String {
+pub(crate) fn token(server: &Server) -> String {
     let (status, body) = server.api("POST", "/api/v1/runners/tokens", Some(json!({})));
     assert_eq!(status, 201, "{body}");
     body["token"].as_str().unwrap().to_owned()
@@ -183,7 +204,7 @@ fn finished(job: &Value) -> bool {
     job["job"]["state"] == "finished"
 }
 
-fn wait_registered(server: &Server, names: &[&str]) {
+pub(crate) fn wait_registered(server: &Server, names: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let list = server.get("/api/v1/runners");

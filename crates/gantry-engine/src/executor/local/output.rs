@@ -124,6 +124,9 @@ pub(crate) enum OutputsError {
     Task(tokio::task::JoinError),
     #[error("{0}")]
     Read(crate::workspace_files::WorkspaceFileError),
+    /// What a runner said of the step's outputs.
+    #[error("{0}")]
+    Remote(String),
     #[error("line {line}: no closing {delimiter:?} for {key:?}")]
     Unclosed {
         line: usize,

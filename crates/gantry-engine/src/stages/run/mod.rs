@@ -107,6 +107,14 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
         .collect();
     volumes.sort_unstable();
     volumes.dedup();
+    let on_runners = !spec.runs_on.is_empty() || steps.iter().any(|s| !s.runs_on.is_empty());
+    let executor = match ctx.step_executor(on_runners, spec.runner_wait) {
+        Ok(executor) => executor,
+        Err(error) => {
+            ctx.log.system(&error).await;
+            return Err(StageFailure::Failed(error));
+        }
+    };
     let stage = StageRun {
         ctx,
         log,
@@ -115,7 +123,9 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
         secrets,
         stop: ctx.cancel.child_token(),
         engine_cli,
-        executor: ctx.step_executor(),
+        executor,
+        on_interrupt: spec.on_interrupt,
+        runs_on: spec.runs_on.clone(),
         spec: StageSpec {
             execution: ctx.execution.id.clone(),
             stage: ctx.stage_id.clone(),

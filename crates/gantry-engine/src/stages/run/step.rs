@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use gantry_config::Step;
+use gantry_config::{OnInterrupt, Step};
 use gantry_container::ContainerEngine;
 use gantry_store::{Status, StepRecord};
 use serde_json::{Map, Value};
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock;
 use crate::executor::local::engine_cli::Allowed;
 use crate::executor::{
-    Confinement, ExecutorError, LocalExecutor, StageSpec, StepExecutor, StepHandle, StepSecrets,
+    Confinement, ExecutorError, StageExecutor, StageSpec, StepExecutor, StepHandle, StepSecrets,
     StepSpec, StepVolume,
 };
 use crate::logs::StageLog;
@@ -28,7 +28,7 @@ pub(crate) enum StepEnd {
 
 /// What the steps of one stage share. Steps reach their executor through
 /// the `StepExecutor` trait alone (`E`), whichever executor it is.
-pub(crate) struct StageRun<'a, E: StepExecutor = LocalExecutor> {
+pub(crate) struct StageRun<'a, E: StepExecutor = StageExecutor> {
     pub(crate) ctx: &'a StageContext,
     pub(crate) log: StageLog,
     pub(crate) stage_env: &'a BTreeMap<String, String>,
@@ -43,10 +43,15 @@ pub(crate) struct StageRun<'a, E: StepExecutor = LocalExecutor> {
     /// them through (see `cloudbuild.rs`).
     pub(crate) engine_cli: HashMap<usize, Allowed>,
     pub(crate) executor: E,
+    /// The stage's rule for a step interrupted by a server restart, which
+    /// also decides whether a step whose runner was lost runs again.
+    pub(crate) on_interrupt: OnInterrupt,
+    /// The stage's `runsOn`, for steps without their own.
+    pub(crate) runs_on: Vec<String>,
     pub(crate) spec: StageSpec,
 }
 
-pub(crate) struct StepRun<'a, E: StepExecutor = LocalExecutor> {
+pub(crate) struct StepRun<'a, E: StepExecutor = StageExecutor> {
     pub(crate) stage: &'a StageRun<'a, E>,
     pub(crate) index: i64,
     pub(crate) step: &'a Step,
@@ -233,8 +238,24 @@ impl<E: StepExecutor> StepRun<'_, E> {
             dir: step.dir.clone(),
             timeout: step.timeout,
             confinement,
+            runs_on: self.runs_on(),
+            rerun_if_lost: step.on_interrupt.unwrap_or(stage.on_interrupt) == OnInterrupt::Rerun
+                && self.interruptions == 0,
         };
         (spec, StepSecrets(secrets))
+    }
+
+    /// The labels its runner needs: its own `runsOn`, else the stage's;
+    /// sorted, as runners' labels are.
+    fn runs_on(&self) -> Vec<String> {
+        let mut labels = if self.step.runs_on.is_empty() {
+            self.stage.runs_on.clone()
+        } else {
+            self.step.runs_on.clone()
+        };
+        labels.sort();
+        labels.dedup();
+        labels
     }
 
     fn secret_env(&self) -> BTreeMap<String, String> {

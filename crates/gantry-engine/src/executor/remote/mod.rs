@@ -1,0 +1,290 @@
+//! `RemoteExecutor`: steps on runners. Each step becomes a job on
+//! `gantry-runners`' `Dispatcher`, its payload a [`StepJob`] (the stage and
+//! step specs, plain data), its secret values handed to the dispatcher
+//! apart, which gives them only to the runner that leases the job and
+//! never stores them. The job's events become the step's log lines, its
+//! exit and its outputs ([`RemoteHandle`]). On the runner, [`StepJobRunner`]
+//! runs the job with a `LocalExecutor` and streams back what it prints,
+//! masked.
+//!
+//! A lost lease (the runner died or lost the network) runs the step again
+//! once on another runner when the stage's `onInterrupt` allows it, else
+//! the step fails with "runner NAME lost"; the dispatcher refuses what a
+//! lost runner sends late and has it kill the step's processes.
+
+mod handle;
+mod on_runner;
+mod snapshot;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gantry_runners::protocol::{HEARTBEAT, JobSecrets, LEASE_TTL};
+use gantry_runners::server::{Dispatcher, JobSpec};
+
+use super::{
+    ExecutorError, LeftBehind, LogLine, Reaped, StageSpec, StepExecutor, StepSecrets, StepSpec,
+};
+pub(crate) use handle::RemoteHandle;
+pub use on_runner::{StepJobRunner, StepRunnerConfig};
+pub(crate) use wire::StepJob;
+
+/// The runners a server hands steps to.
+#[derive(Clone)]
+pub struct RunnerPool {
+    pub dispatcher: Dispatcher,
+    /// How long a step waits for a runner with its labels before its stage
+    /// fails (`gantry serve --runner-wait`; a stage's `runnerWait` wins).
+    pub wait: Duration,
+    /// Every `run` stage goes to runners, not only those with `runsOn`
+    /// (the server then runs no step itself).
+    pub all_steps: bool,
+}
+
+impl std::fmt::Debug for RunnerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerPool")
+            .field("wait", &self.wait)
+            .field("all_steps", &self.all_steps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a stage's steps on runners.
+pub(crate) struct RemoteExecutor {
+    dispatcher: Dispatcher,
+    wait: Duration,
+    /// `DATA_DIR/runner-workspaces`: a directory of snapshots per stage.
+    snapshots: PathBuf,
+    /// The snapshot that holds the server's workspace as it is now.
+    current: Arc<Mutex<Option<String>>>,
+    /// The runners the stage's steps ran on: each removes what the stage
+    /// left there (containers, volumes) when it ends.
+    ran_on: Arc<Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl RemoteExecutor {
+    pub(crate) fn new(
+        dispatcher: Dispatcher,
+        wait: Duration,
+        snapshots: PathBuf,
+    ) -> RemoteExecutor {
+        RemoteExecutor {
+            dispatcher,
+            wait,
+            snapshots,
+            current: Arc::default(),
+            ran_on: Arc::default(),
+        }
+    }
+
+    fn snapshots_of(&self, stage: &StageSpec) -> Snapshots {
+        Snapshots {
+            dir: self.snapshots.join(&stage.execution).join(&stage.stage),
+            workspace: stage.workspace.clone(),
+            current: self.current.clone(),
+        }
+    }
+}
+
+/// How long a runner gets to remove what a stage left on it.
+const RELEASE_WAIT: Duration = Duration::from_secs(30);
+
+/// Asks `runner` (and no other) to remove what the stage's steps left there.
+async fn release_on(
+    dispatcher: &Dispatcher,
+    runner: &str,
+    stage: &StageSpec,
+) -> Result<(), String> {
+    use gantry_runners::server::JobEvent;
+    let payload = serde_json::to_value(wire::RunnerJob::Release {
+        release: stage.clone(),
+    })
+    .map_err(|error| error.to_string())?;
+    let mut job = dispatcher
+        .enqueue(JobSpec {
+            payload,
+            labels: vec![gantry_runners::server::only_runner(runner)],
+            secrets: JobSecrets::default(),
+            workspace: None,
+        })
+        .await
+        .map_err(|error| format!("runner {runner}: cannot queue the stage's clean-up: {error}"))?;
+    let ended = tokio::time::timeout(RELEASE_WAIT, async {
+        while let Some(event) = job.events.recv().await {
+            match event {
+                JobEvent::Finished { result, .. } => {
+                    return match result.get("error").and_then(|e| e.as_str()) {
+                        Some(error) => Err(format!("runner {runner}: {error}")),
+                        None => Ok(()),
+                    };
+                }
+                JobEvent::Lost { reason, .. } | JobEvent::Canceled { reason } => {
+                    return Err(format!(
+                        "runner {runner}: the stage's clean-up did not run: {reason}"
+                    ));
+                }
+                JobEvent::Leased { .. } | JobEvent::Log { .. } => {}
+            }
+        }
+        Err(format!("runner {runner}: the stage's clean-up was dropped"))
+    })
+    .await;
+    match ended {
+        Ok(ended) => ended,
+        Err(_) => {
+            let _ = dispatcher
+                .cancel(&job.id, "the runner did not clean up in time")
+                .await;
+            Err(format!(
+                "runner {runner} did not remove the stage's containers and volumes within {}",
+                crate::stages::humanize(RELEASE_WAIT)
+            ))
+        }
+    }
+}
+
+/// A stage's workspace snapshots on the server: the one runners start
+/// from, and where those they send back land.
+#[derive(Clone)]
+pub(crate) struct Snapshots {
+    dir: PathBuf,
+    workspace: PathBuf,
+    current: Arc<Mutex<Option<String>>>,
+}
+
+impl Snapshots {
+    fn current(&self) -> Option<String> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Makes the snapshot a runner sent (`sha256`) the server's workspace.
+    async fn bring_home(&self, sha256: &str) -> Result<(), snapshot::SnapshotError> {
+        let tar = self.dir.join(format!("{sha256}.tar"));
+        let workspace = self.workspace.clone();
+        snapshot::blocking(move || snapshot::unpack(&tar, &workspace)).await?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(sha256.to_owned());
+        Ok(())
+    }
+}
+
+impl StepExecutor for RemoteExecutor {
+    type Handle = RemoteHandle;
+
+    /// Takes a snapshot of the server's workspace for the stage's runners
+    /// to start from (each runner prepares its own directories).
+    async fn prepare(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
+        let snapshots = self.snapshots_of(stage);
+        let dir = snapshots.dir.clone();
+        let workspace = stage.workspace.clone();
+        let packed = snapshot::blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|source| snapshot::SnapshotError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let temporary = dir.join(format!(".pack-{}", uuid::Uuid::now_v7()));
+            let sha256 = snapshot::pack(&workspace, &temporary)?;
+            let named = dir.join(format!("{sha256}.tar"));
+            std::fs::rename(&temporary, &named).map_err(|source| snapshot::SnapshotError::Io {
+                path: named,
+                source,
+            })?;
+            Ok(sha256)
+        })
+        .await
+        .map_err(|error| {
+            ExecutorError::Failed(format!(
+                "cannot take a snapshot of the workspace for runners: {error}"
+            ))
+        })?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(packed);
+        Ok(())
+    }
+
+    async fn spawn(
+        &self,
+        stage: &StageSpec,
+        step: &StepSpec,
+        secrets: StepSecrets,
+    ) -> Result<(RemoteHandle, tokio::sync::mpsc::Receiver<LogLine>), ExecutorError> {
+        let snapshots = self.snapshots_of(stage);
+        let payload = serde_json::to_value(StepJob {
+            stage: stage.clone(),
+            step: step.clone(),
+            snapshot: snapshots.current(),
+        })
+        .map_err(|error| ExecutorError::Failed(format!("{}: {error}", step.name)))?;
+        let job = self
+            .dispatcher
+            .enqueue(JobSpec {
+                payload,
+                labels: step.runs_on.clone(),
+                secrets: JobSecrets(secrets.0),
+                workspace: Some(snapshots.dir.clone()),
+            })
+            .await
+            .map_err(|error| {
+                ExecutorError::Failed(format!(
+                    "{}: cannot queue it for a runner: {error}",
+                    step.name
+                ))
+            })?;
+        Ok(handle::start(
+            self.dispatcher.clone(),
+            job,
+            step,
+            self.wait,
+            snapshots,
+            self.ran_on.clone(),
+        ))
+    }
+
+    /// The jobs of a previous server process were marked lost when the
+    /// dispatcher started, and their runners kill them at their next
+    /// heartbeat; a runner that cannot reach the server kills them itself
+    /// once its lease has expired. Waiting out one lease lifetime (and a
+    /// heartbeat) before the step runs again means it never runs twice at
+    /// once.
+    async fn reap(&self, _stage: &StageSpec, _index: i64, _left: Option<LeftBehind>) -> Reaped {
+        tokio::time::sleep(LEASE_TTL + HEARTBEAT).await;
+        Reaped::default()
+    }
+
+    /// Each runner removes what a step left when the step ends; the
+    /// stage's snapshots go (the workspace holds the last one).
+    async fn release(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
+        let runners: Vec<String> = self
+            .ran_on
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let mut problems = Vec::new();
+        for runner in runners {
+            if let Err(problem) = release_on(&self.dispatcher, &runner, stage).await {
+                problems.push(problem);
+            }
+        }
+        let dir = self.snapshots_of(stage).dir;
+        match tokio::fs::remove_dir_all(&dir).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                problems.push(format!("cannot remove {}: {error}", dir.display()));
+            }
+            _ => {}
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ExecutorError::Failed(problems.join("; ")))
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! [`StepJobRunner`]: what `gantry runner` runs a leased step with. The
+//! step goes through a `LocalExecutor` on the runner (prepare, spawn, wait,
+//! drain, outputs, finish), in the runner's own copy of the stage's
+//! directories (`WORK_DIR/workspaces/EXECUTION`, `WORK_DIR/runs/EXECUTION/STAGE`);
+//! every line it prints is masked with the job's secret values before it
+//! reaches the job's output file, the only thing the agent streams.
+//!
+//! The workspace: before the step, the runner's copy is made the snapshot
+//! the job names (fetched only when the copy is another, as its marker
+//! `WORK_DIR/workspaces/.EXECUTION.sha256` tells); after it, a changed
+//! workspace is sent back as a new snapshot before the result.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use gantry_container::ContainerEngine;
+use gantry_runners::agent::{JobDir, JobOutcome, JobRunner, RunningJob};
+use gantry_runners::protocol::LeasedJob;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::snapshot;
+use super::wire::{RunnerJob, StepJob, StepJobPrivate, StepJobResult, encode_line};
+use crate::engine::HostSteps;
+use crate::executor::StageSpec;
+use crate::executor::local::{LocalConfig, LocalHandle};
+use crate::executor::{LocalExecutor, LogLine, StepExecutor, StepHandle, StepSecrets};
+use crate::logs::Masker;
+use gantry_runners::agent::WorkspaceTransfer;
+
+/// What a runner runs steps with.
+#[derive(Clone)]
+pub struct StepRunnerConfig {
+    /// The runner's work directory: the stages' directories live beneath.
+    pub work_dir: PathBuf,
+    /// The runner's podman or docker; `None` refuses container steps.
+    pub containers: Option<ContainerEngine>,
+    /// Confines host steps, as on the server.
+    pub sandbox: Option<gantry_sandbox::Sandbox>,
+    pub host_steps: HostSteps,
+}
+
+/// Runs leased steps on this machine.
+pub struct StepJobRunner {
+    config: StepRunnerConfig,
+    process_groups: Arc<Mutex<HashSet<i32>>>,
+    /// One workspace is made current at a time.
+    syncing: tokio::sync::Mutex<()>,
+}
+
+impl StepJobRunner {
+    pub fn new(config: StepRunnerConfig) -> StepJobRunner {
+        forget_copies(&config.work_dir.join("workspaces"));
+        StepJobRunner {
+            config,
+            process_groups: Arc::default(),
+            syncing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn executor(&self) -> LocalExecutor {
+        LocalExecutor::new(LocalConfig {
+            containers: self.config.containers.clone(),
+            sandbox: self.config.sandbox.clone(),
+            host_steps: self.config.host_steps,
+            data_dir: self.config.work_dir.clone(),
+            process_groups: self.process_groups.clone(),
+        })
+    }
+}
+
+/// A step running on this runner.
+pub struct RunningStep(Run);
+
+enum Run {
+    Step(Box<StepRun>),
+    /// A stage's clean-up, done already.
+    Released(JobOutcome),
+}
+
+struct StepRun {
+    handle: LocalHandle,
+    writer: JoinHandle<()>,
+    workspace: Option<WorkspaceSync>,
+}
+
+/// What sends the step's workspace back when it ends.
+struct WorkspaceSync {
+    transfer: WorkspaceTransfer,
+    workspace: PathBuf,
+    marker: PathBuf,
+    job_root: PathBuf,
+    /// The snapshot the step started from.
+    base: String,
+}
+
+impl JobRunner for StepJobRunner {
+    type Running = RunningStep;
+
+    /// A step a previous agent process started cannot be taken over (its
+    /// output went to that process's pipes): its processes are killed and
+    /// its lease, given up, lets it run again elsewhere.
+    fn reattach(&self, dir: &JobDir) -> Option<RunningStep> {
+        let record = std::fs::read(dir.root().join(LEFT_BEHIND)).ok()?;
+        let left: crate::executor::LeftBehind = serde_json::from_slice(&record).ok()?;
+        let killed = crate::process::kill_orphans(crate::process::ProcessId {
+            pid: left.pgid as i32,
+            start: left.start,
+        });
+        tracing::warn!(job = %dir.root().display(), killed, "killed the processes of a step the previous agent process left");
+        None
+    }
+
+    async fn start(&self, job: &LeasedJob, dir: &JobDir) -> Result<RunningStep, String> {
+        let job_kind: RunnerJob = serde_json::from_value(job.payload.clone())
+            .map_err(|error| format!("the job is not a step this runner can read: {error}"))?;
+        let StepJob {
+            stage,
+            step,
+            snapshot,
+        } = match job_kind {
+            RunnerJob::Step(step) => *step,
+            RunnerJob::Release { release } => {
+                let stage = self.localize(release)?;
+                let result = match self.executor().release(&stage).await {
+                    Ok(()) => json!({}),
+                    Err(error) => json!({ "error": error.to_string() }),
+                };
+                return Ok(RunningStep(Run::Released(result.into())));
+            }
+        };
+        let stage = self.localize(stage)?;
+        let root = &self.config.work_dir;
+        for path in [&stage.workspace, &stage.run_dir] {
+            tokio::fs::create_dir_all(path)
+                .await
+                .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
+        }
+        let workspace = match (snapshot, dir.transfer()) {
+            (Some(base), Some(transfer)) => {
+                let sync = WorkspaceSync {
+                    transfer: transfer.clone(),
+                    workspace: stage.workspace.clone(),
+                    marker: root
+                        .join("workspaces")
+                        .join(format!(".{}.sha256", stage.execution)),
+                    job_root: dir.root().to_owned(),
+                    base,
+                };
+                let note = self.make_current(&sync).await?;
+                tracing::info!(lease = %job.lease_id, snapshot = %sync.base, "{note}");
+                Some(sync)
+            }
+            _ => None,
+        };
+        let executor = self.executor();
+        executor
+            .prepare(&stage)
+            .await
+            .map_err(|error| error.to_string())?;
+        let masker = Masker::default();
+        masker.add(job.secrets.0.values().cloned());
+        let secrets = StepSecrets(job.secrets.0.clone());
+        let (handle, lines) = executor
+            .spawn(&stage, &step, secrets)
+            .await
+            .map_err(|error| error.to_string())?;
+        // For an agent started again after a `kill -9`: the step's group
+        // outlives it and must go (its lease is lost, it runs elsewhere).
+        if let Some(left) = handle.left_behind() {
+            let record = serde_json::to_vec(&left).unwrap_or_default();
+            let _ = tokio::fs::write(dir.root().join(LEFT_BEHIND), record).await;
+        }
+        let output = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.output())
+            .await
+            .map_err(|error| format!("{}: {error}", dir.output().display()))?;
+        let writer = tokio::spawn(write_lines(lines, output, masker));
+        Ok(RunningStep(Run::Step(Box::new(StepRun {
+            handle,
+            writer,
+            workspace,
+        }))))
+    }
+}
+
+/// The step's process group, in the job's directory.
+const LEFT_BEHIND: &str = "step-process.json";
+
+impl StepJobRunner {
+    /// The stage with this runner's own directories for it.
+    fn localize(&self, mut stage: StageSpec) -> Result<StageSpec, String> {
+        for (what, id) in [("execution", &stage.execution), ("stage", &stage.stage)] {
+            if !safe_component(id) {
+                return Err(format!("the job's {what} id {id:?} is not a plain name"));
+            }
+        }
+        let root = &self.config.work_dir;
+        stage.workspace = root.join("workspaces").join(&stage.execution);
+        stage.run_dir = root.join("runs").join(&stage.execution).join(&stage.stage);
+        Ok(stage)
+    }
+
+    /// Makes the runner's copy of the workspace the step's snapshot; says
+    /// what it did, for the runner's log.
+    async fn make_current(&self, sync: &WorkspaceSync) -> Result<String, String> {
+        let _one = self.syncing.lock().await;
+        let have = tokio::fs::read_to_string(&sync.marker)
+            .await
+            .unwrap_or_default();
+        if have.trim() == sync.base {
+            return Ok("workspace: this runner's copy is current".to_owned());
+        }
+        let tar = sync.job_root.join("workspace-in.tar");
+        sync.transfer.download(&sync.base, &tar).await?;
+        let size = tokio::fs::metadata(&tar)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let (from, into) = (tar.clone(), sync.workspace.clone());
+        snapshot::blocking(move || snapshot::unpack(&from, &into))
+            .await
+            .map_err(|error| format!("cannot unpack the workspace: {error}"))?;
+        let _ = tokio::fs::remove_file(&tar).await;
+        tokio::fs::write(&sync.marker, &sync.base)
+            .await
+            .map_err(|error| format!("{}: {error}", sync.marker.display()))?;
+        Ok(format!("workspace: fetched from the server ({size} bytes)"))
+    }
+}
+
+/// A previous agent process may have left copies that steps changed and
+/// never sent back: none of them counts as any snapshot any more.
+fn forget_copies(workspaces: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(workspaces) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".sha256") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+impl WorkspaceSync {
+    /// The copy no longer holds the snapshot its marker names.
+    async fn forget(&self) {
+        let _ = tokio::fs::remove_file(&self.marker).await;
+    }
+
+    /// Sends the workspace back if the step changed it; the new snapshot's
+    /// name.
+    async fn send_back(&self) -> Result<Option<String>, String> {
+        let tar = self.job_root.join("workspace-out.tar");
+        let (workspace, out) = (self.workspace.clone(), tar.clone());
+        let sha256 = snapshot::blocking(move || snapshot::pack(&workspace, &out))
+            .await
+            .map_err(|error| format!("cannot pack the workspace: {error}"))?;
+        if sha256 == self.base {
+            let _ = tokio::fs::remove_file(&tar).await;
+            return Ok(None);
+        }
+        let received = self.transfer.upload(&tar).await?;
+        let _ = tokio::fs::remove_file(&tar).await;
+        if received != sha256 {
+            return Err(format!(
+                "the server received workspace snapshot {received}, not {sha256}"
+            ));
+        }
+        let _ = tokio::fs::write(&self.marker, &sha256).await;
+        Ok(Some(sha256))
+    }
+}
+
+impl RunningJob for RunningStep {
+    async fn finish(self, cancel: CancellationToken) -> JobOutcome {
+        match self.0 {
+            Run::Step(step) => step.finish(cancel).await,
+            Run::Released(outcome) => outcome,
+        }
+    }
+}
+
+impl StepRun {
+    async fn finish(mut self, cancel: CancellationToken) -> JobOutcome {
+        let exit = tokio::select! {
+            exit = self.handle.wait() => Some(exit),
+            () = cancel.cancelled() => None,
+        };
+        let Some(exit) = exit else {
+            // The step may have changed the copy and sent nothing back.
+            if let Some(sync) = &self.workspace {
+                sync.forget().await;
+            }
+            self.handle.kill().await;
+            let _ = self.handle.wait().await;
+            self.handle.drain().await;
+            let _ = self.writer.await;
+            let _ = self.handle.finish().await;
+            return json!(StepJobResult {
+                canceled: true,
+                ..Default::default()
+            })
+            .into();
+        };
+        self.handle.drain().await;
+        let _ = self.writer.await;
+        let (result, private) = match exit {
+            Ok(exit) => {
+                let private = match self.handle.outputs().await {
+                    Ok(outputs) => StepJobPrivate {
+                        outputs: Some(outputs),
+                        outputs_error: None,
+                    },
+                    Err(error) => StepJobPrivate {
+                        outputs: None,
+                        outputs_error: Some(error.to_string()),
+                    },
+                };
+                let result = match &self.workspace {
+                    Some(sync) => match sync.send_back().await {
+                        Ok(workspace) => StepJobResult {
+                            exit: Some(exit),
+                            workspace,
+                            ..Default::default()
+                        },
+                        Err(error) => {
+                            sync.forget().await;
+                            StepJobResult {
+                                error: Some(error),
+                                ..Default::default()
+                            }
+                        }
+                    },
+                    None => StepJobResult {
+                        exit: Some(exit),
+                        ..Default::default()
+                    },
+                };
+                (result, private)
+            }
+            Err(error) => (
+                StepJobResult {
+                    error: Some(error.to_string()),
+                    ..Default::default()
+                },
+                StepJobPrivate::default(),
+            ),
+        };
+        if let Err(error) = self.handle.finish().await {
+            tracing::warn!(%error, "cannot clean up after a step");
+        }
+        JobOutcome {
+            result: json!(result),
+            private: json!(private),
+        }
+    }
+}
+
+/// Appends the step's lines, masked, to the job's output file, in batches
+/// of what arrived together.
+async fn write_lines(
+    mut lines: mpsc::Receiver<LogLine>,
+    mut output: tokio::fs::File,
+    masker: Masker,
+) {
+    let mut batch = String::new();
+    while let Some(line) = lines.recv().await {
+        push(&mut batch, &line, &masker);
+        while batch.len() < 64 << 10 {
+            match lines.try_recv() {
+                Ok(line) => push(&mut batch, &line, &masker),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = output.write_all(batch.as_bytes()).await {
+            tracing::error!(%error, "cannot write a step's output; its lines are lost");
+        }
+        batch.clear();
+    }
+    let _ = output.flush().await;
+}
+
+fn push(batch: &mut String, line: &LogLine, masker: &Masker) {
+    let line = LogLine {
+        stream: line.stream,
+        text: masker.mask(&line.text),
+    };
+    batch.push_str(&encode_line(&line));
+    batch.push('\n');
+}
+
+fn safe_component(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}

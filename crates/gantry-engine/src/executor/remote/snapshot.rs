@@ -1,0 +1,160 @@
+//! Workspace snapshots: how the workspace follows a stage's steps to their
+//! runners and back. A snapshot is an uncompressed tar of the workspace,
+//! its entries in path order with their modes and modification times and
+//! nothing of their owners, so that the same tree gives the same bytes and
+//! the same SHA-256, which names it: a runner whose copy already has that
+//! name fetches nothing.
+//!
+//! Packing reads the tree through `workspace_files::Beneath` (by
+//! descriptor, links kept as links, never followed). Unpacking writes into
+//! a directory this process has just created, never into one a step can
+//! reach, and then swaps it in place of the old tree with two renames.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::workspace_files::{Beneath, EntryKind, WorkspaceFileError};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SnapshotError {
+    #[error(transparent)]
+    Read(#[from] WorkspaceFileError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("the snapshot task failed: {0}")]
+    Task(String),
+}
+
+fn io_at(path: &Path) -> impl Fn(io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes a snapshot of `workspace` to `out`; its SHA-256.
+pub(crate) fn pack(workspace: &Path, out: &Path) -> Result<String, SnapshotError> {
+    let beneath = Beneath::workspace(workspace)?;
+    let file = File::create(out).map_err(io_at(out))?;
+    let mut builder = tar::Builder::new(Hashing {
+        inner: io::BufWriter::new(file),
+        hash: Sha256::new(),
+    });
+    for entry in beneath.walk(".")? {
+        let name = entry.relative.clone();
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(0);
+        header.set_gid(0);
+        match &entry.kind {
+            EntryKind::Dir { mode } => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(*mode);
+                header.set_size(0);
+                header.set_mtime(0);
+                builder
+                    .append_data(&mut header, &name, io::empty())
+                    .map_err(io_at(out))?;
+            }
+            EntryKind::File { mode } => {
+                let relative = name.to_string_lossy();
+                let file = beneath.open_file(&relative)?;
+                let meta = file.metadata().map_err(io_at(&name))?;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(*mode);
+                header.set_size(meta.len());
+                header.set_mtime(
+                    meta.modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_secs()),
+                );
+                builder
+                    .append_data(&mut header, &name, io::Read::take(file, meta.len()))
+                    .map_err(io_at(out))?;
+            }
+            EntryKind::Symlink(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                header.set_mtime(0);
+                builder
+                    .append_link(&mut header, &name, target)
+                    .map_err(io_at(out))?;
+            }
+        }
+    }
+    let mut hashing = builder.into_inner().map_err(io_at(out))?;
+    hashing.flush().map_err(io_at(out))?;
+    Ok(hex::encode(hashing.hash.finalize()))
+}
+
+/// Replaces the tree at `workspace` by the snapshot in `tar`.
+pub(crate) fn unpack(tar: &Path, workspace: &Path) -> Result<(), SnapshotError> {
+    let parent = workspace.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+    let name = workspace
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique = uuid::Uuid::now_v7();
+    let incoming = parent.join(format!(".{name}.incoming-{unique}"));
+    let outgoing = parent.join(format!(".{name}.outgoing-{unique}"));
+    std::fs::create_dir(&incoming).map_err(io_at(&incoming))?;
+    let unpacked = (|| {
+        let file = File::open(tar).map_err(io_at(tar))?;
+        let mut archive = tar::Archive::new(io::BufReader::new(file));
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_mtime(true);
+        archive.set_unpack_xattrs(false);
+        // `unpack` refuses entries that would land outside `incoming`,
+        // through `..` or through a link an earlier entry made.
+        archive.unpack(&incoming).map_err(io_at(tar))
+    })();
+    if let Err(error) = unpacked {
+        let _ = std::fs::remove_dir_all(&incoming);
+        return Err(error);
+    }
+    let had_one = match std::fs::rename(workspace, &outgoing) {
+        Ok(()) => true,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => false,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&incoming);
+            return Err(io_at(workspace)(error));
+        }
+    };
+    std::fs::rename(&incoming, workspace).map_err(io_at(workspace))?;
+    if had_one {
+        let _ = std::fs::remove_dir_all(&outgoing);
+    }
+    Ok(())
+}
+
+/// Runs `work` off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SnapshotError> + Send + 'static,
+) -> Result<T, SnapshotError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SnapshotError::Task(e.to_string()))?
+}
+
+/// A writer that hashes what goes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.hash.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,85 @@
+//! What travels between the remote executor and a runner: the job's
+//! payload, its result, and its log lines (one line of the job's output per
+//! log line, its stream in a two-character prefix).
+
+use gantry_store::LogStream;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::executor::{LogLine, StageSpec, StepExit, StepSpec};
+
+/// A runner job's payload: one step and the stage it belongs to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StepJob {
+    pub(crate) stage: StageSpec,
+    pub(crate) step: StepSpec,
+    /// The workspace snapshot the step starts from (its SHA-256).
+    #[serde(default)]
+    pub(crate) snapshot: Option<String>,
+}
+
+/// What a runner job of the remote executor asks: a step, or the removal
+/// of what a stage's steps left on the runner.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RunnerJob {
+    // Boxed: read once per job, and a step is large.
+    Step(Box<StepJob>),
+    Release { release: StageSpec },
+}
+
+/// A runner job's result, stored with the job: how the step ended. A job
+/// that could not start reports `{"error": …}` (the agent's own shape).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StepJobResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) exit: Option<StepExit>,
+    /// The step could not run on the runner (no container engine, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) canceled: bool,
+    /// The snapshot of the workspace the step left, when it changed it
+    /// (sent to the server before this result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) workspace: Option<String>,
+}
+
+/// What only the step's owner reads: its outputs, which may hold a secret
+/// (the server seals those before it stores them).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StepJobPrivate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) outputs: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) outputs_error: Option<String>,
+}
+
+pub(crate) fn encode_line(line: &LogLine) -> String {
+    let tag = match line.stream {
+        LogStream::Stdout => "o ",
+        LogStream::Stderr => "e ",
+        LogStream::System => "s ",
+    };
+    // One log line is one line of the job's output.
+    let mut text = String::with_capacity(tag.len() + line.text.len());
+    text.push_str(tag);
+    text.push_str(&line.text.replace('\n', " "));
+    text
+}
+
+pub(crate) fn decode_line(text: &str) -> LogLine {
+    let (stream, rest) = match text.split_at_checked(2) {
+        Some(("o ", rest)) => (LogStream::Stdout, rest),
+        Some(("e ", rest)) => (LogStream::Stderr, rest),
+        Some(("s ", rest)) => (LogStream::System, rest),
+        _ => (LogStream::Stdout, text),
+    };
+    LogLine {
+        stream,
+        text: rest.to_owned(),
+    }
+}
