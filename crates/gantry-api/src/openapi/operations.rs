@@ -641,11 +641,12 @@ pub(super) fn all() -> Vec<Operation> {
             .errors(&[400, 401, 409]),
         // GET /api/v1/runners/workspace/{sha256}
         op(Method::GET, "/api/v1/runners/workspace/{sha256}", "downloadRunnerWorkspace", "runners", "A snapshot (tar) of the workspace of the job a runner leases (`?lease=ID`)")
-            .text(200, "the snapshot, a tar", None)
+            .binary(200, "the snapshot, a tar")
             .errors(&[400, 401, 404, 409]),
         // PUT /api/v1/runners/workspace
         op(Method::PUT, "/api/v1/runners/workspace", "uploadRunnerWorkspace", "runners", "A runner's new snapshot (tar) of its leased job's workspace (`?lease=ID`)")
-            .raw_body(&["application/x-tar"])
+            // A tar, sent as bytes: OpenAPI tools cannot generate `application/x-tar`.
+            .raw_body(&["application/octet-stream"])
             .any_object(200, "the snapshot's SHA-256")
             .errors(&[400, 401, 409, 413]),
         // GET /api/v1/runners

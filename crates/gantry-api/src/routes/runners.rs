@@ -447,7 +447,7 @@ pub async fn workspace_download(
         }
     });
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         Body::from_stream(pieces),
     )
         .into_response())

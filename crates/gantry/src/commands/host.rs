@@ -14,12 +14,14 @@ use crate::output::{print_wire, table};
 pub enum HostCommand {
     /// List hosts: reachable, agent version, instances, load.
     List {
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show one host and the instances its agent runs.
     Show {
         name: String,
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
     },

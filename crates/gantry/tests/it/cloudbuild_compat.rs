@@ -339,4 +339,6 @@ steps:
     for id in ids.split_whitespace() {
         let _ = Command::new("podman").args(["rmi", "-f", id]).output();
     }
+    // The builder's layers would otherwise weigh on every later reader of podman's storage.
+    let _ = Command::new("podman").args(["rmi", "-f", image]).output();
 }

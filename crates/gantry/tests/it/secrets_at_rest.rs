@@ -73,26 +73,38 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
     let value = VALUE.as_str();
     let id = server.run("leaky", &[&format!("token={value}")]);
 
-    // While the steps run, every process's command line, and while the
-    // container steps run, podman's storage (its containers' configs, its
-    // database): `/var/lib/containers`, and `/run/containers` and
-    // `/run/libpod`, which are tmpfs on most hosts but disk on this one.
-    let mut seen_sleeps = Vec::new();
+    // While the steps run, every process's command line (read by a thread of
+    // its own every 50 ms, so that a slow read of podman's storage cannot make
+    // it miss a short step), and while the container steps run, podman's
+    // storage (its containers' configs, its database): `/var/lib/containers`,
+    // and `/run/containers` and `/run/libpod`, which are tmpfs on most hosts
+    // but disk on this one.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        let value = value.to_owned();
+        std::thread::spawn(move || {
+            let mut seen_sleeps: Vec<&str> = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for line in process_table().lines() {
+                    assert!(
+                        !line.contains(&value),
+                        "the secret is on a command line: {line}"
+                    );
+                    for sleep in ["sleep 3", "sleep 4", "sleep 2"] {
+                        if line.trim() == sleep && !seen_sleeps.contains(&sleep) {
+                            seen_sleeps.push(sleep);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            seen_sleeps
+        })
+    };
     let mut storage_read_while_containers_ran = 0;
     loop {
-        let table = process_table();
-        for line in table.lines() {
-            assert!(
-                !line.contains(value),
-                "the secret is on a command line: {line}"
-            );
-            for sleep in ["sleep 3", "sleep 4", "sleep 2"] {
-                if line.trim() == sleep && !seen_sleeps.contains(&sleep) {
-                    seen_sleeps.push(sleep);
-                }
-            }
-        }
-        if table
+        if process_table()
             .lines()
             .any(|line| matches!(line.trim(), "sleep 4" | "sleep 2"))
         {
@@ -116,6 +128,8 @@ fn a_secret_parameter_is_on_no_command_line_in_no_api_answer_and_nowhere_on_disk
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen_sleeps = sampler.join().expect("the process table sampler");
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
     assert_eq!(
