@@ -30,6 +30,9 @@ pub use rules::{Allowed, Refusal, decide, labelled_build_query};
 pub const DOCKER_BUILDER_IMAGE: &str = "localhost/gantry-builder-docker:latest";
 /// The local image `gantry builders build` makes for Cloud Build's git builder.
 pub const GIT_BUILDER_IMAGE: &str = "localhost/gantry-builder-git:latest";
+/// The local image `gantry builders build` makes for the plain-shell builders (`bash`,
+/// `ubuntu`, `debian`).
+pub const SHELL_BUILDER_IMAGE: &str = "localhost/gantry-builder-shell:latest";
 /// The gate's socket in the stage's run directory (`/gantry` in every container step, so
 /// a docker builder step finds it at `unix:///gantry/docker.sock`).
 pub const GATE_SOCKET_NAME: &str = "docker.sock";

@@ -6,8 +6,10 @@
 //!   reach the host's engine only through the Docker API gate, which forwards image work
 //!   and refuses the rest. Used for `gcr.io/cloud-builders/docker` once it exists.
 //! - `localhost/gantry-builder-git`: git (entrypoint `git`), for `gcr.io/cloud-builders/git`.
-//! - `localhost/gantry-builder-shell`: bash and coreutils, no entrypoint, for files written
-//!   for `ubuntu` or `debian` (`--image-map ubuntu=localhost/gantry-builder-shell`).
+//! - `localhost/gantry-builder-shell`: bash and coreutils, for the plain-shell builders
+//!   `bash`, `ubuntu` and `debian` where this machine has no image of that name. Its
+//!   entrypoint is the `bash` image's: arguments starting with `-` go to bash, others are
+//!   run as a command (as `ubuntu` runs them).
 
 use std::process::ExitCode;
 
@@ -33,14 +35,19 @@ pub enum BuildersCommand {
     },
 }
 
-/// One builder: its name, the packages beyond a minimal Debian, its entrypoint, and the
-/// files its packages bring that it never uses (the docker daemon beside its CLI).
+/// One builder: its name, the packages beyond a minimal Debian, its entrypoint, the files
+/// its packages bring that it never uses (the docker daemon beside its CLI), and a shell
+/// command run in its root last (`$1` is the root).
 struct Builder {
     name: &'static str,
     packages: &'static [&'static str],
     entrypoint: Option<&'static str>,
     unused: &'static [&'static str],
+    finish: &'static str,
 }
+
+/// The entrypoint of Docker Hub's `bash` image: options go to bash, a command runs as is.
+const SHELL_ENTRYPOINT: &str = r#"printf '%s\n' '#!/bin/sh' 'if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then set -- bash "$@"; fi' 'exec "$@"' > "$1/usr/local/bin/gantry-entrypoint" && chmod 755 "$1/usr/local/bin/gantry-entrypoint""#;
 
 const BUILDERS: &[Builder] = &[
     Builder {
@@ -55,18 +62,21 @@ const BUILDERS: &[Builder] = &[
             "/usr/sbin/runc",
             "/usr/bin/docker-proxy",
         ],
+        finish: "true",
     },
     Builder {
         name: "git",
         packages: &["git", "ca-certificates", "openssh-client"],
         entrypoint: Some("git"),
         unused: &[],
+        finish: "true",
     },
     Builder {
         name: "shell",
         packages: &["bash", "coreutils", "ca-certificates", "curl"],
-        entrypoint: None,
+        entrypoint: Some("/usr/local/bin/gantry-entrypoint"),
         unused: &[],
+        finish: SHELL_ENTRYPOINT,
     },
 ];
 
@@ -101,6 +111,7 @@ pub async fn run(command: BuildersCommand) -> anyhow::Result<ExitCode> {
                     .map(|path| format!(" \"$1\"{path}"))
                     .collect::<String>()
             ))
+            .arg(format!("--customize-hook={}", builder.finish))
             .arg(&suite)
             .arg(&tarball)
             .status()
@@ -113,8 +124,6 @@ pub async fn run(command: BuildersCommand) -> anyhow::Result<ExitCode> {
         import.arg("import");
         if let Some(entrypoint) = builder.entrypoint {
             import.args(["--change", &format!("ENTRYPOINT [\"{entrypoint}\"]")]);
-        } else {
-            import.args(["--change", "CMD [\"bash\"]"]);
         }
         import
             .args(["--change", "WORKDIR /workspace"])

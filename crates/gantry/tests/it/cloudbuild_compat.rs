@@ -342,3 +342,49 @@ steps:
     // The builder's layers would otherwise weigh on every later reader of podman's storage.
     let _ = Command::new("podman").args(["rmi", "-f", image]).output();
 }
+
+/// The plain-shell builders (`bash`, `ubuntu`, `debian`) run without an `--image-map` once
+/// `gantry builders build` made the shell image: options go to bash, as in the `bash`
+/// image, and a command runs as is, as in `ubuntu`.
+#[test]
+fn the_shell_builder_stands_in_for_bash_and_ubuntu_without_an_image_map() {
+    if std::env::var("GANTRY_TEST_SLOW").ok().as_deref() != Some("1") {
+        eprintln!("skipped: builds the shell builder image (about 30 s); set GANTRY_TEST_SLOW=1");
+        return;
+    }
+    podman();
+    for name in ["bash", "ubuntu"] {
+        let present = Command::new("podman").args(["image", "exists", name]).status();
+        if present.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: this machine has an image {name:?} of its own, which wins");
+            return;
+        }
+    }
+    let child = Command::new(BIN)
+        .args(["builders", "build", "--only", "shell"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gantry builders build");
+    wait_output(child, &["builders", "build"], Duration::from_secs(600)).ok();
+    let dir = source(
+        r#"
+steps:
+- id: bash
+  name: bash
+  args: ['-c', 'echo "options go to bash in $$0"']
+- id: ubuntu
+  name: ubuntu
+  args: ['echo', 'a command runs as is']
+"#,
+    );
+    let out = build(&["build", dir.path().to_str().unwrap()]);
+    let _ = Command::new("podman")
+        .args(["rmi", "-f", "localhost/gantry-builder-shell:latest"])
+        .output();
+    let out = out.ok();
+    for line in ["[bash] options go to bash in bash", "[ubuntu] a command runs as is"] {
+        assert!(out.stdout.contains(line), "{line:?} in {out:#?}");
+    }
+}
