@@ -5,7 +5,10 @@
 //! would hand a step the machine.
 //!
 //! One connection to the engine per request (the CLI makes few); bodies stream both ways
-//! (a build's context up, its progress down) and are never held whole.
+//! (a build's context up, its progress down) and are never held whole. Bounded: at most
+//! `MAX_CONNECTIONS` served at once, each header read within `HEADER_TIMEOUT`. Only the
+//! stage's container steps reach the socket (it lies in the run directory they mount, and
+//! is the server's user's alone, so host steps running as the step user cannot open it).
 
 mod engine_api;
 mod rules;
@@ -39,6 +42,13 @@ pub const GATE_SOCKET_NAME: &str = "docker.sock";
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
+/// Connections served at once: a build's CLI opens a few; past this, a new one waits in
+/// the socket's backlog, so a step cannot make the server hold a task per connection.
+const MAX_CONNECTIONS: usize = 32;
+/// How long a request's header may take: a client that opens a connection and says
+/// nothing is cut off (a build's context and progress stream, untimed, after it).
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A gate listening on its socket until stopped (or dropped).
 pub struct ApiGate {
     socket: PathBuf,
@@ -53,9 +63,9 @@ pub struct GateError {
 }
 
 impl ApiGate {
-    /// Listens on `socket` (replaced if it exists; 0600, for the step's user to be given
-    /// access by its caller) and forwards what the rules allow to the engine's API at
-    /// `engine`.
+    /// Listens on `socket` (replaced if it exists; mode 0700, so only the server's user,
+    /// root in the containers of a rootful engine, can connect) and forwards what the rules
+    /// allow to the engine's API at `engine`.
     pub fn start(socket: &Path, engine: &Path) -> Result<ApiGate, GateError> {
         let error = |source| GateError {
             path: socket.display().to_string(),
@@ -63,11 +73,20 @@ impl ApiGate {
         };
         let _ = std::fs::remove_file(socket);
         let listener = UnixListener::bind(socket).map_err(error)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o700))
+                .map_err(error)?;
+        }
         let stop = CancellationToken::new();
         let engine = Arc::new(engine.to_owned());
         let stopped = stop.clone();
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         tokio::spawn(async move {
             loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 let stream = tokio::select! {
                     () = stopped.cancelled() => return,
                     accepted = listener.accept() => match accepted {
@@ -81,10 +100,13 @@ impl ApiGate {
                 let engine = engine.clone();
                 let stopped = stopped.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let service = hyper::service::service_fn(move |request| {
                         forward(request, engine.clone())
                     });
                     let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         () = stopped.cancelled() => {}
