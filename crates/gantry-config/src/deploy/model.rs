@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::duration::{self, opt as duration_opt};
 use crate::stages::{ManualJudgmentStage, RegistryAccess};
 
+pub use super::strategies::DeployStrategy;
+
 /// The providers a cluster may run on (`provider:`); the server registers
 /// one implementation under each name (`gantry_deploy::ProviderRegistry`).
 pub const PROVIDERS: &[&str] = &["local", "ssh"];
@@ -324,33 +326,6 @@ impl<'de> Deserialize<'de> for DeploySize {
                     "size must be a whole number, not {text:?}"
                 ))),
             },
-        }
-    }
-}
-
-/// How a deploy replaces the older server groups (`strategy:`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeployStrategy {
-    #[default]
-    Redblack,
-    Highlander,
-    Rolling,
-    Canary,
-    None,
-}
-
-impl DeployStrategy {
-    pub const NAMES: &'static [&'static str] =
-        &["redblack", "highlander", "rolling", "canary", "none"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DeployStrategy::Redblack => "redblack",
-            DeployStrategy::Highlander => "highlander",
-            DeployStrategy::Rolling => "rolling",
-            DeployStrategy::Canary => "canary",
-            DeployStrategy::None => "none",
         }
     }
 }

@@ -93,7 +93,7 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     let strategy = f
         .choice(cx, "strategy", DeployStrategy::NAMES)
         .map(|(s, _)| s)
-        .unwrap_or("redblack");
+        .unwrap_or(DeployStrategy::default().name());
     f.bool(cx, "scaleDown");
     f.count(cx, "maxRemainingServerGroups");
     f.duration(cx, "delayBeforeDisable");
