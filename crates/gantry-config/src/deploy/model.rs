@@ -14,9 +14,10 @@ use crate::stages::{ManualJudgmentStage, RegistryAccess};
 
 pub use super::strategies::DeployStrategy;
 
-/// The providers a cluster may run on (`provider:`); the server registers
-/// one implementation under each name (`gantry_deploy::ProviderRegistry`).
-pub const PROVIDERS: &[&str] = &["local", "ssh"];
+/// What a cluster runs on when its deploy names no `provider:`. Which other
+/// names a file may use is the server's registry of providers
+/// (`gantry_deploy::ProviderRegistry`), checked by [`crate::parse_document_for`].
+pub const DEFAULT_PROVIDER: &str = "local";
 
 /// `placement:` of a deploy to `provider: ssh`: which hosts may run the
 /// group's instances (those with every label, not drained) and how many
@@ -165,7 +166,7 @@ pub struct DeployStage {
     pub stack: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Where the cluster runs: one of [`PROVIDERS`] (default `local`).
+    /// Where the cluster runs: a registered provider (default [`DEFAULT_PROVIDER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// Which fleet hosts run the instances (`provider: ssh`).
@@ -263,7 +264,7 @@ impl DeployStage {
 
     /// The provider, `local` when the file names none.
     pub fn provider_name(&self) -> &str {
-        self.provider.as_deref().unwrap_or(PROVIDERS[0])
+        self.provider.as_deref().unwrap_or(DEFAULT_PROVIDER)
     }
 
     /// Whether the older groups are scaled to 0 once the deploy succeeded.
