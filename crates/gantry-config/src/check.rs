@@ -10,6 +10,9 @@ use crate::yaml::{Node, Value, line_col};
 pub(crate) struct Checker<'s> {
     pub file: &'s str,
     pub source: &'s str,
+    /// The providers of the server the file is checked for (`provider:` must name one),
+    /// or `None` when it is checked on its own.
+    pub providers: Option<&'s [&'s str]>,
     found: Vec<(usize, String)>,
 }
 
@@ -18,6 +21,7 @@ impl<'s> Checker<'s> {
         Checker {
             file,
             source,
+            providers: None,
             found: Vec::new(),
         }
     }

@@ -53,7 +53,23 @@ pub use triggers::{
 /// Parses and validates a `gantry.yaml`. `file` names it in diagnostics. Returns the document
 /// only when nothing is wrong; otherwise every problem found, in file order.
 pub fn parse_document(file: &str, text: &str) -> Result<Document, Diagnostics> {
+    parse(check::Checker::new(file, text))
+}
+
+/// As [`parse_document`], for the server that applies the file: every `provider:` must also
+/// name one of `providers`, the names its registry holds.
+pub fn parse_document_for(
+    file: &str,
+    text: &str,
+    providers: &[&str],
+) -> Result<Document, Diagnostics> {
     let mut cx = check::Checker::new(file, text);
+    cx.providers = Some(providers);
+    parse(cx)
+}
+
+fn parse(mut cx: check::Checker<'_>) -> Result<Document, Diagnostics> {
+    let text = cx.source;
     let (root, load_errors) = yaml::load(text);
     for error in load_errors {
         cx.error(error.at, error.message);

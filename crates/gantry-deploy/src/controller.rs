@@ -11,7 +11,7 @@ use crate::model::{Application, LoadBalancer, ServerGroup, ServerGroupSpec, Snap
 use crate::providers::{
     CreateServerGroup, Provider, ProviderRegistry, ServerGroupUpdate, TrafficUpdate,
 };
-use crate::strategies::{self, Journal, Rollout, StrategyConfig};
+use crate::strategies::{self, Journal, Rollout, Strategy};
 
 /// Progress notes for the stage log.
 pub type Progress<'a> = &'a (dyn Fn(String) + Send + Sync);
@@ -66,7 +66,8 @@ pub struct DeployRequest {
     pub cluster: String,
     pub spec: ServerGroupSpec,
     pub size: u32,
-    pub strategy: StrategyConfig,
+    /// Built from the stage's spec by [`strategies::for_spec`].
+    pub strategy: Arc<dyn Strategy>,
     /// How long the new group has to become healthy.
     pub health_timeout: Duration,
     /// The enabled groups of the cluster when the deploy started (recorded
@@ -194,7 +195,7 @@ impl DeployController {
         }
         self.check_size(&format!("cluster {:?}", request.cluster), request.size)?;
         let record = journal.load().await?;
-        let strategy = strategies::for_config(&request.strategy);
+        let strategy = &request.strategy;
         let provider = self.providers.get(&request.provider)?;
         let group = provider
             .instances

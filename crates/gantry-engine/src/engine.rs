@@ -58,6 +58,9 @@ pub struct EngineConfig {
     /// The runners `run` stages hand their steps to (those with `runsOn`,
     /// or all of them); `None` runs every step on this machine.
     pub runners: Option<crate::executor::remote::RunnerPool>,
+    /// The stage types this engine runs; the binary hands in
+    /// [`BuiltInStages`](crate::BuiltInStages).
+    pub stage_types: crate::StageRegistry,
 }
 
 /// `gantry serve --host-steps`: on a machine that cannot confine them, host
@@ -270,6 +273,10 @@ impl Engine {
     /// The runners steps can go to, when the server has them.
     pub(crate) fn runners(&self) -> Option<&crate::executor::remote::RunnerPool> {
         self.inner.config.runners.as_ref()
+    }
+
+    pub(crate) fn stage_types(&self) -> &crate::StageRegistry {
+        &self.inner.config.stage_types
     }
 
     /// The APT repositories, when the server has them.

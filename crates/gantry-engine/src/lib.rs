@@ -13,9 +13,12 @@
 //! - Each stage type is a module under `stages/` implementing `StageRunner`
 //!   on the type `gantry-config` registers: `run(ctx, spec)` gets a
 //!   `StageContext` (what a stage may use) and returns `Result<Outputs,
-//!   StageFailure>`. The dispatch is generated from the config's one list of
-//!   stage types. A stage is written to be resumable: whatever it must not do
-//!   twice, it records in its durable `state` first.
+//!   StageFailure>`. The dispatch, [`BuiltInStages`], is generated from the
+//!   config's one list of stage types and handed to the engine by whoever builds
+//!   it ([`EngineConfig::stage_types`], a [`StageRegistry`] of [`StageTypes`]):
+//!   the orchestrator reaches stage implementations only through that seam. A
+//!   stage is written to be resumable: whatever it must not do twice, it records
+//!   in its durable `state` first.
 //!
 //! The engine knows nothing about HTTP; `gantry-api` calls [`Engine`] and
 //! forwards [`Event`]s.
@@ -34,6 +37,7 @@ mod logs;
 mod process;
 mod sealed;
 mod secret_lookup;
+mod stage_types;
 mod stages;
 mod state;
 mod trigger_env;
@@ -45,4 +49,6 @@ pub use error::EngineError;
 pub use event::Event;
 pub use executor::remote::{RunnerPool, StepJobRunner, StepRunnerConfig};
 pub use sealed::SEALED_KEY;
+pub use stage_types::{StageRegistry, StageTypes};
+pub use stages::{BuiltInStages, Outputs, StageContext, StageFailure, StageResult};
 pub use secret_lookup::{GitCredentialsError, SecretLookupError};

@@ -115,6 +115,7 @@ async fn connect_sqlite(path: &Path, footprint: Footprint) -> Result<Store, Stor
         backend: Backend::Sqlite,
         writer,
         reader,
+        pipeline_changes: Default::default(),
     })
 }
 
@@ -135,5 +136,6 @@ async fn connect_postgres(url: &str, footprint: Footprint) -> Result<Store, Stor
         backend: Backend::Postgres,
         writer: pool.clone(),
         reader: pool,
+        pipeline_changes: Default::default(),
     })
 }

@@ -38,7 +38,21 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.writer)
         .await?;
+        if version.is_some() {
+            self.pipelines_changed();
+        }
         Ok(Upsert::from_version(version))
+    }
+
+    /// Wakes (`changed()`) after this process applied or deleted a pipeline or switched a
+    /// trigger, once the change is committed. Another process sharing a PostgreSQL database
+    /// changes them unseen by it: see [`Store::pipelines_fingerprint`].
+    pub fn pipeline_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.pipeline_changes.subscribe()
+    }
+
+    fn pipelines_changed(&self) {
+        self.pipeline_changes.send_modify(|count| *count += 1);
     }
 
     pub async fn pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError> {
@@ -116,6 +130,7 @@ impl Store {
             .execute(&self.writer)
             .await?;
             if done.rows_affected() == 1 {
+                self.pipelines_changed();
                 return Ok(Some(true));
             }
         }
@@ -127,7 +142,11 @@ impl Store {
             .bind(name)
             .execute(&self.writer)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            self.pipelines_changed();
+        }
+        Ok(deleted)
     }
 }
 

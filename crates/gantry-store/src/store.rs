@@ -48,6 +48,9 @@ pub struct Store {
     /// lets read while the writer writes; on PostgreSQL the same pool as
     /// `writer`.
     pub(crate) reader: AnyPool,
+    /// Bumped after this process changed the applied pipelines; see
+    /// [`Store::pipeline_changes`].
+    pub(crate) pipeline_changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {

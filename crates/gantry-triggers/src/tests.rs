@@ -201,6 +201,35 @@ mod watch {
     }
 
     #[tokio::test]
+    async fn an_applied_pipeline_wakes_the_followed_watch_at_once_without_polling() {
+        let (store, _dir) = store().await;
+        let watch = PipelineWatch::new(store.clone());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let follow = tokio::spawn(watch.clone().follow(shutdown.clone()));
+        let mut woken = watch.subscribe();
+        // The first read, of no pipelines, then nothing: on SQLite the watch does not poll.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(watch.loads(), 1);
+        woken.borrow_and_update();
+
+        apply(&store, "nightly", "0 3 * * *", 1).await;
+        tokio::time::timeout(std::time::Duration::from_millis(500), woken.changed())
+            .await
+            .expect("woken well before a poll would have noticed")
+            .unwrap();
+        assert_eq!(schedules_of(&watch), ["nightly 0 3 * * *"]);
+        woken.borrow_and_update();
+        store.delete_pipeline("nightly").await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_millis(500), woken.changed())
+            .await
+            .expect("woken by the delete")
+            .unwrap();
+        assert!(schedules_of(&watch).is_empty());
+        shutdown.cancel();
+        follow.await.unwrap();
+    }
+
+    #[tokio::test]
     async fn the_scheduler_sleeps_until_the_earliest_occurrence_of_the_watched_schedules() {
         let (store, _dir) = store().await;
         apply(&store, "nightly", "0 3 * * *", 1).await;

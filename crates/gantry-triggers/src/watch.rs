@@ -3,18 +3,21 @@
 //! whichever process changed them; request paths (a push, a webhook delivery) check the
 //! fingerprint before they match, so a pipeline applied a moment ago is seen, and loops that
 //! wait (cron, polling) are woken through [`PipelineWatch::subscribe`] when the set changes.
+//! [`PipelineWatch::follow`] reads them again when the store says this process changed them
+//! (`Store::pipeline_changes`); only on PostgreSQL, where other servers change them unseen,
+//! does it also look at the fingerprint once a second.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gantry_config::Pipeline;
-use gantry_store::{PipelinesFingerprint, Store};
+use gantry_store::{Backend, PipelinesFingerprint, Store};
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 
-/// How often [`PipelineWatch::follow`] looks for changes nobody asked about yet (a pipeline
-/// applied on another server sharing the database, or through the API while no push came).
+/// How often [`PipelineWatch::follow`] looks for changes another server sharing a PostgreSQL
+/// database made, which this process's store cannot tell it about.
 const NOTICE_EVERY: Duration = Duration::from_secs(1);
 
 /// The applied pipelines that read, by name, each with only the triggers that may fire
@@ -98,13 +101,18 @@ impl PipelineWatch {
         self.inner.loads.load(Ordering::Relaxed)
     }
 
-    /// Notices changes every [`NOTICE_EVERY`] until `shutdown`, for the loops that wait.
+    /// Reads the pipelines again whenever the store says they changed, until `shutdown`, for
+    /// the loops that wait; on a shared database also every [`NOTICE_EVERY`].
     pub async fn follow(self, shutdown: CancellationToken) {
+        let mut changes = self.inner.store.pipeline_changes();
+        let shared = self.inner.store.backend() == Backend::Postgres;
         loop {
             self.current().await;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(NOTICE_EVERY) => {}
+                // The store outlives this watch, which holds it: the sender is never dropped.
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(NOTICE_EVERY), if shared => {}
             }
         }
     }

@@ -111,6 +111,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
                     max_size: args.max_deploy_size,
                 },
             )),
+            stage_types: gantry_engine::StageRegistry::new(gantry_engine::BuiltInStages),
         },
     )
     .await

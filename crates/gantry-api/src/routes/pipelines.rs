@@ -28,8 +28,11 @@ use crate::extract::{Json, PathParams, QueryParams};
 use crate::views;
 use crate::{AppState, now_millis};
 
-pub async fn validate(Json(body): Json<FileBody>) -> ApiResult<axum::Json<ValidateReport>> {
-    let document = parse(&body)?;
+pub async fn validate(
+    State(state): State<AppState>,
+    Json(body): Json<FileBody>,
+) -> ApiResult<axum::Json<ValidateReport>> {
+    let document = parse(&state, &body)?;
     let pipelines = document
         .pipelines
         .iter()
@@ -47,14 +50,23 @@ pub async fn apply(
     State(state): State<AppState>,
     Json(body): Json<FileBody>,
 ) -> ApiResult<axum::Json<ApplyReport>> {
-    let document = parse(&body)?;
+    let document = parse(&state, &body)?;
     let report = crate::apply::apply(state.engine(), &document, now_millis()).await?;
     Ok(axum::Json(report))
 }
 
-/// Parses and validates; every problem is reported at once, with positions.
-fn parse(body: &FileBody) -> ApiResult<Document> {
-    gantry_config::parse_document(&body.file, &body.content).map_err(|diagnostics| {
+/// Parses and validates; every problem is reported at once, with positions. A deploy's
+/// `provider:` must name one this server registered (a server without deploys refuses
+/// them when they run).
+fn parse(state: &AppState, body: &FileBody) -> ApiResult<Document> {
+    let parsed = match state.engine().deploy() {
+        Some(deploy) => {
+            let providers = deploy.providers().names();
+            gantry_config::parse_document_for(&body.file, &body.content, &providers)
+        }
+        None => gantry_config::parse_document(&body.file, &body.content),
+    };
+    parsed.map_err(|diagnostics| {
         let count = diagnostics.0.len();
         let noun = if count == 1 { "problem" } else { "problems" };
         let value = serde_json::to_value(&diagnostics).unwrap_or(Value::Null);

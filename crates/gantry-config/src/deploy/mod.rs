@@ -2,6 +2,7 @@
 //! (checked here), and the typed model of the deploy family (`model.rs`).
 
 pub mod model;
+pub mod strategies;
 
 pub use model::Comparison;
 

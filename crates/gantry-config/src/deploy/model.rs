@@ -12,9 +12,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::duration::{self, opt as duration_opt};
 use crate::stages::{ManualJudgmentStage, RegistryAccess};
 
-/// The providers a cluster may run on (`provider:`); the server registers
-/// one implementation under each name (`gantry_deploy::ProviderRegistry`).
-pub const PROVIDERS: &[&str] = &["local", "ssh"];
+pub use super::strategies::DeployStrategy;
+
+/// What a cluster runs on when its deploy names no `provider:`. Which other
+/// names a file may use is the server's registry of providers
+/// (`gantry_deploy::ProviderRegistry`), checked by [`crate::parse_document_for`].
+pub const DEFAULT_PROVIDER: &str = "local";
 
 /// `placement:` of a deploy to `provider: ssh`: which hosts may run the
 /// group's instances (those with every label, not drained) and how many
@@ -163,7 +166,7 @@ pub struct DeployStage {
     pub stack: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Where the cluster runs: one of [`PROVIDERS`] (default `local`).
+    /// Where the cluster runs: a registered provider (default [`DEFAULT_PROVIDER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// Which fleet hosts run the instances (`provider: ssh`).
@@ -261,7 +264,7 @@ impl DeployStage {
 
     /// The provider, `local` when the file names none.
     pub fn provider_name(&self) -> &str {
-        self.provider.as_deref().unwrap_or(PROVIDERS[0])
+        self.provider.as_deref().unwrap_or(DEFAULT_PROVIDER)
     }
 
     /// Whether the older groups are scaled to 0 once the deploy succeeded.
@@ -324,33 +327,6 @@ impl<'de> Deserialize<'de> for DeploySize {
                     "size must be a whole number, not {text:?}"
                 ))),
             },
-        }
-    }
-}
-
-/// How a deploy replaces the older server groups (`strategy:`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeployStrategy {
-    #[default]
-    Redblack,
-    Highlander,
-    Rolling,
-    Canary,
-    None,
-}
-
-impl DeployStrategy {
-    pub const NAMES: &'static [&'static str] =
-        &["redblack", "highlander", "rolling", "canary", "none"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DeployStrategy::Redblack => "redblack",
-            DeployStrategy::Highlander => "highlander",
-            DeployStrategy::Rolling => "rolling",
-            DeployStrategy::Canary => "canary",
-            DeployStrategy::None => "none",
         }
     }
 }

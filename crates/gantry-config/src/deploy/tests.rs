@@ -90,12 +90,23 @@ fn an_unnamed_strategy_and_provider_are_the_defaults() {
 
 #[test]
 fn an_unknown_provider_is_reported_with_the_registered_ones() {
-    let error =
-        stage("application: shop\ncommand: serve\nprovider: kubernetes\n").expect_err("unknown");
+    let text = "pipelines:\n  - name: ship\n    stages:\n      - {id: deploy, type: deploy, application: shop, command: serve,\n         provider: kubernetes}\n";
+    let error = crate::parse_document_for("test.yaml", text, &["local", "ssh"])
+        .expect_err("unknown")
+        .to_string();
     assert_eq!(
         error,
-        "test.yaml:8:19: \"provider\" must be one of local, ssh, not \"kubernetes\""
+        "test.yaml:5:20: \"provider\" must be one of local, ssh, not \"kubernetes\""
     );
+}
+
+#[test]
+fn a_file_checked_on_its_own_leaves_provider_names_to_the_server() {
+    let spec = deploy("application: shop\ncommand: serve\nprovider: kubernetes\n");
+    assert_eq!(spec.provider_name(), "kubernetes");
+    let error =
+        stage("application: shop\ncommand: serve\nprovider: [local]\n").expect_err("a list");
+    assert!(error.contains("\"provider\" must be a string"), "{error}");
 }
 
 #[test]

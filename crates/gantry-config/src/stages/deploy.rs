@@ -4,7 +4,7 @@
 use super::{StageCheck, StageFields};
 use crate::check::{Checker, Fields};
 use crate::deploy::check_name_part;
-use crate::deploy::model::{DeployStrategy, PROVIDERS};
+use crate::deploy::model::DeployStrategy;
 
 pub(super) const TYPE: StageCheck = StageCheck {
     name: "deploy",
@@ -21,8 +21,13 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
             check_name_part(cx, node, name, part);
         }
     }
-    // A name the server registers a provider under; the list is in the message.
-    let provider = f.choice(cx, "provider", PROVIDERS).map(|(name, _)| name);
+    // A name the server registers a provider under, checked against its registry when the
+    // file is checked for a server (the list is in the message); otherwise the deploy
+    // reports an unknown provider when it runs.
+    let provider = match cx.providers {
+        Some(registered) => f.choice(cx, "provider", registered).map(|(name, _)| name),
+        None => f.string(cx, "provider").map(|(name, _)| name),
+    };
     if let Some(node) = f.get("placement") {
         if provider != Some("ssh") {
             cx.error(
@@ -93,7 +98,7 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
     let strategy = f
         .choice(cx, "strategy", DeployStrategy::NAMES)
         .map(|(s, _)| s)
-        .unwrap_or("redblack");
+        .unwrap_or(DeployStrategy::default().name());
     f.bool(cx, "scaleDown");
     f.count(cx, "maxRemainingServerGroups");
     f.duration(cx, "delayBeforeDisable");

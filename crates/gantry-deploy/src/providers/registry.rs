@@ -6,7 +6,7 @@ use super::Provider;
 use crate::error::DeployError;
 
 /// What a cluster deploys to when `gantry.yaml` names no `provider:`.
-pub const DEFAULT_PROVIDER: &str = "local";
+pub use gantry_config::DEFAULT_PROVIDER;
 
 /// The registered providers, one line each where the server is wired
 /// (`gantry serve`).

@@ -9,7 +9,9 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 
-use super::{Rollout, Strategy};
+use gantry_config::{CanaryPause, DeployStage};
+
+use super::{FromSpec, Rollout, Strategy};
 use crate::analysis::{self, AnalysisConfig, Verdict};
 use crate::controller::FULL_WEIGHT;
 use crate::error::DeployError;
@@ -32,8 +34,36 @@ pub enum CanaryStep {
     Analysis(AnalysisConfig),
 }
 
+#[derive(Debug)]
 pub(crate) struct Canary {
     pub options: CanaryOptions,
+}
+
+impl FromSpec for Canary {
+    fn from_spec(spec: &DeployStage) -> Self {
+        Canary {
+            options: CanaryOptions {
+                steps: spec.steps.iter().map(canary_step).collect(),
+                scale_down: spec.scales_down(),
+            },
+        }
+    }
+}
+
+fn canary_step(step: &gantry_config::CanaryStep) -> CanaryStep {
+    use gantry_config::CanaryStep as Step;
+    match step {
+        Step::SetWeight(weight) => CanaryStep::SetWeight(*weight),
+        Step::Pause(CanaryPause::For(duration)) => CanaryStep::Pause(*duration),
+        Step::Pause(CanaryPause::UntilPromoted) => CanaryStep::PauseUntilPromoted,
+        Step::Analysis(analysis) => CanaryStep::Analysis(AnalysisConfig {
+            window: analysis.window,
+            marginal: f64::from(analysis.marginal()),
+            pass: f64::from(analysis.pass()),
+            max_error_rate_increase: f64::from(analysis.max_error_rate_increase()),
+            latency_tolerance: analysis::DEFAULT_LATENCY_TOLERANCE,
+        }),
+    }
 }
 
 impl Strategy for Canary {

@@ -3,12 +3,24 @@
 
 use futures::future::{BoxFuture, FutureExt};
 
+use gantry_config::DeployStage;
+
 use super::redblack::RedBlack;
-use super::{Rollout, Strategy};
+use super::{FromSpec, Rollout, Strategy};
 use crate::error::DeployError;
 
+#[derive(Debug)]
 pub(crate) struct Highlander {
     pub redblack: RedBlack,
+}
+
+impl FromSpec for Highlander {
+    /// Red/black's options: highlander differs only in its clean-up.
+    fn from_spec(spec: &DeployStage) -> Self {
+        Highlander {
+            redblack: RedBlack::from_spec(spec),
+        }
+    }
 }
 
 impl Strategy for Highlander {

@@ -13,6 +13,11 @@
 //! rollout's [`Journal`] before acting, so a resumed rollout goes on from
 //! the step it reached (run again, idempotently) instead of its first, and
 //! its pauses keep their deadlines.
+//!
+//! The list of strategies is `gantry_config::with_deploy_strategies!`, one
+//! line per strategy naming its file here; [`for_spec`] is generated from
+//! it, and each file builds its strategy from the checked `deploy` stage
+//! ([`FromSpec`]), so the engine translates nothing.
 
 mod canary;
 mod highlander;
@@ -23,10 +28,11 @@ mod rolling;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
-use serde::{Deserialize, Serialize};
+use gantry_config::{DeployStage, DeployStrategy};
 use tokio_util::sync::CancellationToken;
 
 pub use canary::{CanaryOptions, CanaryStep};
@@ -37,16 +43,6 @@ pub use rolling::RollingOptions;
 use crate::controller::{DeployController, DeployRequest, DisableConfig, FULL_WEIGHT, Progress};
 use crate::error::DeployError;
 use crate::providers::ServerGroupUpdate;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "strategy", rename_all = "camelCase")]
-pub enum StrategyConfig {
-    Redblack(RedBlackOptions),
-    Highlander(RedBlackOptions),
-    Rolling(RollingOptions),
-    Canary(CanaryOptions),
-    None,
-}
 
 /// What a strategy works with during one deploy.
 pub struct Rollout<'a> {
@@ -81,7 +77,7 @@ pub trait People: Send + Sync {
     -> BoxFuture<'a, Result<(), DeployError>>;
 }
 
-pub trait Strategy: Send + Sync {
+pub trait Strategy: Send + Sync + std::fmt::Debug {
     fn initial_size(&self, target: u32) -> u32 {
         target
     }
@@ -112,25 +108,24 @@ pub trait Strategy: Send + Sync {
     }
 }
 
-pub(crate) fn for_config(config: &StrategyConfig) -> Box<dyn Strategy> {
-    match config {
-        StrategyConfig::Redblack(options) => Box::new(redblack::RedBlack {
-            options: options.clone(),
-        }),
-        StrategyConfig::Highlander(options) => Box::new(highlander::Highlander {
-            redblack: redblack::RedBlack {
-                options: options.clone(),
-            },
-        }),
-        StrategyConfig::Rolling(options) => Box::new(rolling::Rolling {
-            options: options.clone(),
-        }),
-        StrategyConfig::Canary(options) => Box::new(canary::Canary {
-            options: options.clone(),
-        }),
-        StrategyConfig::None => Box::new(none::NoStrategy),
-    }
+/// A registered strategy: built from the checked `deploy` stage, with the
+/// defaults the config documents and nothing parsed again.
+pub(crate) trait FromSpec: Strategy + Sized + 'static {
+    fn from_spec(spec: &DeployStage) -> Self;
 }
+
+macro_rules! define_for_spec {
+    ($($variant:ident = $name:literal => $strategy:path,)*) => {
+        /// The strategy `spec` chose (`strategy:`), its options read from the spec.
+        pub fn for_spec(spec: &DeployStage) -> Arc<dyn Strategy> {
+            match spec.chosen_strategy() {
+                $(DeployStrategy::$variant => Arc::new(<$strategy as FromSpec>::from_spec(spec)),)*
+            }
+        }
+    };
+}
+
+gantry_config::with_deploy_strategies!(define_for_spec);
 
 impl Rollout<'_> {
     pub async fn update(&self, name: &str, update: ServerGroupUpdate) -> Result<(), DeployError> {

@@ -3,11 +3,20 @@
 
 use futures::future::{BoxFuture, FutureExt};
 
-use super::{Rollout, Strategy};
+use gantry_config::DeployStage;
+
+use super::{FromSpec, Rollout, Strategy};
 use crate::controller::FULL_WEIGHT;
 use crate::error::DeployError;
 
+#[derive(Debug)]
 pub(crate) struct NoStrategy;
+
+impl FromSpec for NoStrategy {
+    fn from_spec(_spec: &DeployStage) -> Self {
+        NoStrategy
+    }
+}
 
 impl Strategy for NoStrategy {
     fn deploy<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {

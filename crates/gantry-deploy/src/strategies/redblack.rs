@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 
-use super::{Rollout, Strategy};
+use gantry_config::DeployStage;
+
+use super::{FromSpec, Rollout, Strategy};
 use crate::controller::FULL_WEIGHT;
 use crate::error::DeployError;
 
@@ -25,8 +27,22 @@ pub struct RedBlackOptions {
     pub delay_before_scale_down: Duration,
 }
 
+#[derive(Debug)]
 pub(crate) struct RedBlack {
     pub options: RedBlackOptions,
+}
+
+impl FromSpec for RedBlack {
+    fn from_spec(spec: &DeployStage) -> Self {
+        RedBlack {
+            options: RedBlackOptions {
+                scale_down: spec.scales_down(),
+                max_remaining_server_groups: spec.max_remaining_server_groups,
+                delay_before_disable: spec.delay_before_disable.unwrap_or_default(),
+                delay_before_scale_down: spec.delay_before_scale_down.unwrap_or_default(),
+            },
+        }
+    }
 }
 
 impl Strategy for RedBlack {

@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 
-use super::{Rollout, Strategy};
+use gantry_config::DeployStage;
+
+use super::{FromSpec, Rollout, Strategy};
 use crate::controller::FULL_WEIGHT;
 use crate::error::DeployError;
 use crate::providers::ServerGroupUpdate;
@@ -33,12 +35,27 @@ pub struct RollingOptions {
     pub judgment_between_steps: bool,
 }
 
+#[derive(Debug)]
 pub(crate) struct Rolling {
     pub options: RollingOptions,
 }
 
 fn instances_for(size: u32, percent: u32) -> u32 {
     (u64::from(size) * u64::from(percent)).div_ceil(100).max(1) as u32
+}
+
+impl FromSpec for Rolling {
+    fn from_spec(spec: &DeployStage) -> Self {
+        Rolling {
+            options: RollingOptions {
+                target_percentages: spec.target_percentages.clone(),
+                pause_between: spec.pause_between.unwrap_or_default(),
+                scale_down: spec.scales_down(),
+                wait_for_promotion: spec.wait_for_promotion,
+                judgment_between_steps: spec.judgment_between_steps.is_some(),
+            },
+        }
+    }
 }
 
 impl Strategy for Rolling {

@@ -22,7 +22,7 @@ use crate::state::Execution;
 /// Everything a stage may use: its own spec, state, outputs, log and signals, and the
 /// capabilities below (store, secrets, repositories, APT, deploy controller, container
 /// engine, HTTP client, child executions). Stage types reach the engine only through these.
-pub(crate) struct StageContext {
+pub struct StageContext {
     /// Private: stage types reach the engine only through the accessors below.
     engine: Engine,
     pub(crate) execution: Arc<Execution>,
@@ -74,6 +74,11 @@ impl StageContext {
             },
             expressions: expressions::context(&state, engine.secrets()),
         }
+    }
+
+    /// The stage types the engine was given.
+    pub(crate) fn stage_types(&self) -> &crate::StageRegistry {
+        self.engine.stage_types()
     }
 
     pub(crate) fn store(&self) -> &Store {

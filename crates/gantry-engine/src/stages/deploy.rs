@@ -14,12 +14,8 @@ mod people;
 use std::path::Path;
 use std::time::Duration;
 
-use gantry_config::{DeployStage, DeployStrategy};
-use gantry_deploy::analysis::AnalysisConfig;
+use gantry_config::DeployStage;
 use gantry_deploy::model::{ServerGroupSpec, cluster_name};
-use gantry_deploy::strategies::{
-    CanaryOptions, CanaryStep, RedBlackOptions, RollingOptions, StrategyConfig,
-};
 use gantry_deploy::{DeployController, DeployRequest};
 use serde_json::{Value, json};
 
@@ -65,7 +61,7 @@ async fn deploy_to(
     cluster: &str,
 ) -> StageResult {
     let cluster = cluster.to_owned();
-    let strategy = strategy(spec);
+    let strategy = gantry_deploy::strategies::for_spec(spec);
     let (request_id, previous, size) = match recorded_request(ctx, spec, deploy, &cluster).await {
         Ok(request) => request,
         Err(message) => return Err(StageFailure::Failed(message)),
@@ -219,49 +215,6 @@ async fn with_people<T>(
                 None => return work.await,
             },
         }
-    }
-}
-
-/// The checked config as the controller takes it: a translation of typed
-/// values, with no parsing and no defaults of its own.
-fn strategy(spec: &DeployStage) -> StrategyConfig {
-    let redblack = || RedBlackOptions {
-        scale_down: spec.scales_down(),
-        max_remaining_server_groups: spec.max_remaining_server_groups,
-        delay_before_disable: spec.delay_before_disable.unwrap_or_default(),
-        delay_before_scale_down: spec.delay_before_scale_down.unwrap_or_default(),
-    };
-    match spec.chosen_strategy() {
-        DeployStrategy::Redblack => StrategyConfig::Redblack(redblack()),
-        DeployStrategy::Highlander => StrategyConfig::Highlander(redblack()),
-        DeployStrategy::None => StrategyConfig::None,
-        DeployStrategy::Rolling => StrategyConfig::Rolling(RollingOptions {
-            target_percentages: spec.target_percentages.clone(),
-            pause_between: spec.pause_between.unwrap_or_default(),
-            scale_down: spec.scales_down(),
-            wait_for_promotion: spec.wait_for_promotion,
-            judgment_between_steps: spec.judgment_between_steps.is_some(),
-        }),
-        DeployStrategy::Canary => StrategyConfig::Canary(CanaryOptions {
-            steps: spec.steps.iter().map(canary_step).collect(),
-            scale_down: spec.scales_down(),
-        }),
-    }
-}
-
-fn canary_step(step: &gantry_config::CanaryStep) -> CanaryStep {
-    use gantry_config::{CanaryPause, CanaryStep as Step};
-    match step {
-        Step::SetWeight(weight) => CanaryStep::SetWeight(*weight),
-        Step::Pause(CanaryPause::For(duration)) => CanaryStep::Pause(*duration),
-        Step::Pause(CanaryPause::UntilPromoted) => CanaryStep::PauseUntilPromoted,
-        Step::Analysis(analysis) => CanaryStep::Analysis(AnalysisConfig {
-            window: analysis.window,
-            marginal: f64::from(analysis.marginal()),
-            pass: f64::from(analysis.pass()),
-            max_error_rate_increase: f64::from(analysis.max_error_rate_increase()),
-            latency_tolerance: gantry_deploy::analysis::DEFAULT_LATENCY_TOLERANCE,
-        }),
     }
 }
 

@@ -1,6 +1,8 @@
-//! Stage types, the engine side. Each type implements [`StageRunner`] on the unit struct
-//! `gantry-config` registers it with (`gantry_config::with_stage_types!`); `run_kind` below is
-//! generated from that one list, so a registered type without a runner does not compile.
+//! Stage types, the engine side. The orchestrator reaches them only through the
+//! [`StageTypes`] it is given at construction (`EngineConfig::stage_types`). Each type
+//! implements [`StageRunner`] on the unit struct `gantry-config` registers it with
+//! (`gantry_config::with_stage_types!`); [`BuiltInStages`] dispatches generated from that one
+//! list, so a registered type without a runner does not compile.
 //! The deploy family's runners are together in `deploy_family.rs`.
 //!
 //! A stage must be resumable: `run` is called again, with `ctx.resumed`,
@@ -29,22 +31,26 @@ mod webhook;
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
+use crate::stage_types::StageTypes;
 use gantry_config::{StageKind, StageType};
 use serde_json::{Map, Value};
 
-pub(crate) use context::{StageContext, stage_log};
+pub use context::StageContext;
+pub(crate) use context::stage_log;
 
 use crate::expressions;
 
 /// What a stage adds to its outputs when it succeeds.
-pub(crate) type Outputs = Map<String, Value>;
+pub type Outputs = Map<String, Value>;
 
 /// How a stage ends: its outputs, or why it did not succeed.
-pub(crate) type StageResult = Result<Outputs, StageFailure>;
+pub type StageResult = Result<Outputs, StageFailure>;
 
 /// Why a stage did not succeed; the message is shown to people as is.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StageFailure {
+pub enum StageFailure {
     #[error("{0}")]
     Failed(String),
     /// Stopped on purpose (the execution was canceled, a child pipeline or a polled job
@@ -61,6 +67,16 @@ pub(crate) trait StageRunner: StageType {
     async fn run(ctx: &StageContext, spec: &Self::Spec) -> StageResult;
 }
 
+/// Gantry's stage types, one per line of `gantry_config::with_stage_types!`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuiltInStages;
+
+impl StageTypes for BuiltInStages {
+    fn run<'a>(&'a self, ctx: &'a StageContext, kind: &'a StageKind) -> BoxFuture<'a, StageResult> {
+        Box::pin(run_kind(ctx, kind))
+    }
+}
+
 /// Runs a stage: renders its expressions, applies its timeout, and runs the
 /// stage type.
 pub(crate) async fn execute(ctx: StageContext) -> StageResult {
@@ -73,7 +89,7 @@ pub(crate) async fn execute(ctx: StageContext) -> StageResult {
             .system("server restarted: resuming this stage")
             .await;
     }
-    let run = run_kind(&ctx, &kind);
+    let run = ctx.stage_types().run(&ctx, &kind);
     let Some(timeout) = ctx.spec.timeout else {
         return run.await;
     };

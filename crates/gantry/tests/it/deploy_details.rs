@@ -313,6 +313,18 @@ pipelines:
             out.stderr
         );
     }
+
+    // A provider name is the server's to check: its registry lists the names, with positions.
+    let path = server.write_file(
+        "providers.yaml",
+        "pipelines:\n  - name: p\n    stages:\n      - {id: a, type: deploy, application: shop, command: x, provider: kubernetes}\n",
+    );
+    server.cli(&["validate", path.to_str().expect("path")]).ok();
+    server
+        .cli(&["apply", "-f", path.to_str().expect("path")])
+        .fails_with(
+            "providers.yaml:4:72: \"provider\" must be one of local, ssh, not \"kubernetes\"",
+        );
 }
 
 #[test]

@@ -1,3 +1,4 @@
+mod from_spec;
 mod phases;
 
 use std::time::Duration;

@@ -6,8 +6,15 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
+use super::super::canary::Canary;
+use super::super::highlander::Highlander;
+use super::super::none::NoStrategy;
+use super::super::redblack::RedBlack;
+use super::super::rolling::Rolling;
 use super::super::{
-    CanaryOptions, CanaryStep, RedBlackOptions, RollingOptions, RolloutRecord, StrategyConfig,
+    CanaryOptions, CanaryStep, RedBlackOptions, RollingOptions, RolloutRecord, Strategy,
 };
 use crate::analysis::{AnalysisConfig, Measurement};
 use crate::controller::{DeployController, DeployRequest};
@@ -26,7 +33,7 @@ fn cluster() -> (FakeProvider, DeployController) {
     (fake, controller)
 }
 
-fn request(strategy: StrategyConfig, previous: &[&str]) -> DeployRequest {
+fn request(strategy: Arc<dyn Strategy>, previous: &[&str]) -> DeployRequest {
     DeployRequest {
         provider: FakeProvider::NAME.to_owned(),
         request_id: "execution-1-deploy-1".to_owned(),
@@ -90,7 +97,9 @@ fn t(
 async fn red_black_enables_the_new_group_at_full_weight_then_disables_the_old_one() {
     let (fake, controller) = cluster();
     let request = request(
-        StrategyConfig::Redblack(RedBlackOptions::default()),
+        Arc::new(RedBlack {
+            options: RedBlackOptions::default(),
+        }),
         &["shop-prod-v000"],
     );
     let new = deploy(&controller, &request, &MemoryJournal::default(), true)
@@ -118,7 +127,7 @@ async fn red_black_with_scale_down_and_max_remaining_groups_cleans_up_the_old_on
         max_remaining_server_groups: 2,
         ..Default::default()
     };
-    let request = request(StrategyConfig::Redblack(options), &["shop-prod-v001"]);
+    let request = request(Arc::new(RedBlack { options }), &["shop-prod-v001"]);
     deploy(&controller, &request, &MemoryJournal::default(), true)
         .await
         .expect("deploy");
@@ -135,7 +144,11 @@ async fn highlander_destroys_every_older_group() {
     let (fake, controller) = cluster();
     fake.running("shop", CLUSTER, 1);
     let request = request(
-        StrategyConfig::Highlander(RedBlackOptions::default()),
+        Arc::new(Highlander {
+            redblack: RedBlack {
+                options: RedBlackOptions::default(),
+            },
+        }),
         &["shop-prod-v001"],
     );
     deploy(&controller, &request, &MemoryJournal::default(), true)
@@ -149,7 +162,7 @@ async fn highlander_destroys_every_older_group() {
 #[tokio::test]
 async fn none_enables_the_new_group_and_touches_nothing_else() {
     let (fake, controller) = cluster();
-    let request = request(StrategyConfig::None, &["shop-prod-v000"]);
+    let request = request(Arc::new(NoStrategy), &["shop-prod-v000"]);
     deploy(&controller, &request, &MemoryJournal::default(), true)
         .await
         .expect("deploy");
@@ -157,13 +170,15 @@ async fn none_enables_the_new_group_and_touches_nothing_else() {
     assert_eq!(state(&fake, "shop-prod-v000"), (true, 100, 2, true));
 }
 
-fn rolling(judgment: bool) -> StrategyConfig {
-    StrategyConfig::Rolling(RollingOptions {
-        target_percentages: vec![25, 50, 100],
-        pause_between: Duration::ZERO,
-        scale_down: true,
-        wait_for_promotion: true,
-        judgment_between_steps: judgment,
+fn rolling(judgment: bool) -> Arc<dyn Strategy> {
+    Arc::new(Rolling {
+        options: RollingOptions {
+            target_percentages: vec![25, 50, 100],
+            pause_between: Duration::ZERO,
+            scale_down: true,
+            wait_for_promotion: true,
+            judgment_between_steps: judgment,
+        },
     })
 }
 
@@ -270,7 +285,7 @@ async fn a_resumed_rolling_deploy_goes_on_from_the_step_its_journal_reached() {
     assert_eq!(resized, [4], "steps 1 and 2 are not run again");
 }
 
-fn canary(analysis_passes: bool, fake: &FakeProvider) -> StrategyConfig {
+fn canary(analysis_passes: bool, fake: &FakeProvider) -> Arc<dyn Strategy> {
     let good: Vec<Measurement> = (0..200)
         .map(|i| Measurement {
             micros: 1_000 + (i % 50) * 10,
@@ -286,21 +301,23 @@ fn canary(analysis_passes: bool, fake: &FakeProvider) -> StrategyConfig {
     };
     fake.set_samples("shop-prod-v000", good);
     fake.set_samples("shop-prod-v001", canary_samples);
-    StrategyConfig::Canary(CanaryOptions {
-        steps: vec![
-            CanaryStep::SetWeight(10),
-            CanaryStep::Pause(Duration::from_millis(1)),
-            CanaryStep::PauseUntilPromoted,
-            CanaryStep::Analysis(AnalysisConfig {
-                window: Duration::from_millis(1),
-                marginal: 50.0,
-                pass: 100.0,
-                max_error_rate_increase: 1.0,
-                latency_tolerance: 0.2,
-            }),
-            CanaryStep::SetWeight(50),
-        ],
-        scale_down: false,
+    Arc::new(Canary {
+        options: CanaryOptions {
+            steps: vec![
+                CanaryStep::SetWeight(10),
+                CanaryStep::Pause(Duration::from_millis(1)),
+                CanaryStep::PauseUntilPromoted,
+                CanaryStep::Analysis(AnalysisConfig {
+                    window: Duration::from_millis(1),
+                    marginal: 50.0,
+                    pass: 100.0,
+                    max_error_rate_increase: 1.0,
+                    latency_tolerance: 0.2,
+                }),
+                CanaryStep::SetWeight(50),
+            ],
+            scale_down: false,
+        },
     })
 }
 
@@ -361,7 +378,9 @@ async fn a_group_that_never_becomes_healthy_fails_the_deploy_and_is_removed() {
     let (fake, controller) = cluster();
     fake.never_healthy(CLUSTER);
     let request = request(
-        StrategyConfig::Redblack(RedBlackOptions::default()),
+        Arc::new(RedBlack {
+            options: RedBlackOptions::default(),
+        }),
         &["shop-prod-v000"],
     );
     let error = deploy(&controller, &request, &MemoryJournal::default(), true)
