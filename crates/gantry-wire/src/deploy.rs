@@ -254,3 +254,84 @@ pub struct GroupTraffic {
     pub instances: Vec<Instance>,
     pub stats: Option<GroupStats>,
 }
+
+/// One analysis step of a canary deploy, as the deploy stage records it
+/// (`outputs.analysis`, and `state.rollout.analyses` while it runs or when
+/// it failed): the load balancer's figures for the canary and its baseline
+/// over the window, interval by interval, and the judgment on the whole.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryAnalysis {
+    /// The 1-based step of the canary's `steps` that ran it.
+    pub step: usize,
+    pub canary: String,
+    pub baseline: String,
+    /// Milliseconds.
+    pub window_ms: u64,
+    /// When the window ended, in milliseconds since the Unix epoch.
+    pub ended_at: u64,
+    /// The window in equal intervals, oldest first.
+    pub intervals: Vec<AnalysisInterval>,
+    /// The share of metrics that passed, 0 to 100.
+    pub score: f64,
+    /// The score at or above which the canary passes.
+    pub pass_score: f64,
+    /// The score below which the canary fails at once.
+    pub marginal_score: f64,
+    pub verdict: CanaryVerdict,
+    pub metrics: Vec<AnalysisMetric>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CanaryVerdict {
+    #[default]
+    Pass,
+    Marginal,
+    Fail,
+}
+
+impl CanaryVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CanaryVerdict::Pass => "pass",
+            CanaryVerdict::Marginal => "marginal",
+            CanaryVerdict::Fail => "fail",
+        }
+    }
+}
+
+/// The figures of one interval of an analysis window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisInterval {
+    /// Milliseconds from the start of the window.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub canary: IntervalFigures,
+    pub baseline: IntervalFigures,
+}
+
+/// One group's requests within an interval; the latencies are `null`
+/// when it had none.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntervalFigures {
+    pub requests: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Percent of its requests answered 5xx or not reached.
+    pub error_rate: Option<f64>,
+}
+
+/// One metric of the judgment over the whole window (Kayenta's shape).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisMetric {
+    /// `errorRate` (percent) or `latencyMs` (the median).
+    pub metric: String,
+    /// `pass`, `high`, `low` or `noData`.
+    pub judgment: String,
+    pub canary: f64,
+    pub baseline: f64,
+}

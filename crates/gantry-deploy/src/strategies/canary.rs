@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 
-use super::{Rollout, Strategy};
+use super::{Rollout, Strategy, journal};
 use crate::analysis::{self, AnalysisConfig, Verdict};
 use crate::controller::FULL_WEIGHT;
 use crate::error::DeployError;
@@ -114,6 +114,14 @@ async fn analyze(
     let base = r.controller.samples(baseline, config.window).await?;
     let report = analysis::judge(&canary, &base, config);
     (r.progress)(format!("canary analysis: {report}"));
+    let compared = analysis::Compared {
+        step: index + 1,
+        canary: &r.group,
+        baseline,
+        ended_at: journal::now_millis(),
+    };
+    r.record_analysis(analysis::record(&compared, &canary, &base, config, &report))
+        .await?;
     match report.verdict {
         Verdict::Pass => Ok(()),
         _ => Err(DeployError::Failed(format!(

@@ -66,9 +66,7 @@ pub enum ServerGroupCommand {
         size: i64,
     },
     /// Put back into rotation with full weight once its instances are healthy.
-    Enable {
-        name: String,
-    },
+    Enable { name: String },
     /// Take out of rotation (in-flight requests finish).
     Disable {
         name: String,
@@ -78,9 +76,7 @@ pub enum ServerGroupCommand {
         force: bool,
     },
     /// Stop its instances and remove it (kept in the cluster's history).
-    Destroy {
-        name: String,
-    },
+    Destroy { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,7 +325,9 @@ fn print_load_balancer(answer: &wire::LoadBalancer) {
         for g in &cluster.server_groups {
             let healthy = g.instances.iter().filter(|i| i.healthy).count();
             let stat = |read: fn(&wire::GroupStats) -> Value| {
-                g.stats.as_ref().map_or_else(|| "-".to_owned(), |s| read(s).to_string())
+                g.stats
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |s| read(s).to_string())
             };
             rows.push(vec![
                 cluster.cluster.clone(),
@@ -341,7 +339,11 @@ fn print_load_balancer(answer: &wire::LoadBalancer) {
                 format!("{:.1}", g.stats.as_ref().map_or(0.0, |s| s.rate)),
                 stat(|s| json!(s.requests)),
                 stat(|s| json!(s.status_5xx)),
-                format!("{}/{}", stat(|s| json!(s.p50_ms)), stat(|s| json!(s.p99_ms))),
+                format!(
+                    "{}/{}",
+                    stat(|s| json!(s.p50_ms)),
+                    stat(|s| json!(s.p99_ms))
+                ),
             ]);
         }
     }

@@ -466,7 +466,10 @@ fn check_deploy_answers(server: &Server, shapes: &mut Shapes) {
             get("/api/v1/server-groups", "/api/v1/server-groups"),
             get(groups, &group(old, "")),
             get("/api/v1/load-balancers", "/api/v1/load-balancers"),
-            get("/api/v1/load-balancers/{name}", "/api/v1/load-balancers/shop"),
+            get(
+                "/api/v1/load-balancers/{name}",
+                "/api/v1/load-balancers/shop",
+            ),
             post(
                 "/api/v1/server-groups/{name}/resize",
                 &group(new, "/resize"),
@@ -496,7 +499,13 @@ fn check_deploy_answers(server: &Server, shapes: &mut Shapes) {
                 None,
                 400,
             ),
-            ("GET", groups, "/api/v1/server-groups/nothing".into(), None, 404),
+            (
+                "GET",
+                groups,
+                "/api/v1/server-groups/nothing".into(),
+                None,
+                404,
+            ),
             (
                 "POST",
                 "/webhooks/generic/{source}",
