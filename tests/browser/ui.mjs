@@ -5,8 +5,9 @@
 // $GANTRY_SCREENSHOTS.
 //
 // Environment: GANTRY_URL, GANTRY_ADMIN_TOKEN, GANTRY_VIEWER_TOKEN,
-// GANTRY_SCREENSHOTS, and GANTRY_CLUSTER (a cluster with two server groups,
-// or empty to leave the clusters checks out).
+// GANTRY_SCREENSHOTS, GANTRY_CLUSTER (a cluster with two server groups,
+// or empty to leave the clusters checks out) and GANTRY_CANARY_EXECUTION (an
+// execution of a canary deploy with an analysis, or empty).
 
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -16,6 +17,7 @@ const adminToken = process.env.GANTRY_ADMIN_TOKEN;
 const viewerToken = process.env.GANTRY_VIEWER_TOKEN;
 const shots = process.env.GANTRY_SCREENSHOTS ?? 'target/browser-screenshots';
 const cluster = process.env.GANTRY_CLUSTER ?? '';
+const canaryExecution = process.env.GANTRY_CANARY_EXECUTION ?? '';
 mkdirSync(shots, { recursive: true });
 
 const TIMEOUT = 30_000;
@@ -159,6 +161,28 @@ try {
     });
     check(answers[0][0] === 403 && answers[0][1].includes('CSRF'), `without the token: ${answers[0]}`);
     check(answers[1][0] === 403 && answers[1][1].includes('CSRF'), `with a wrong token: ${answers[1]}`);
+  }
+
+  if (canaryExecution) {
+    step = 'a canary deploy shows its analysis as charts, with the verdict and scores';
+    await page.goto(`${url}/executions/${canaryExecution}`);
+    // The event stream's end brings the server's rendering once more: wait for it.
+    await page.locator('#log-state', { hasText: 'has ended' }).waitFor();
+    await page.waitForLoadState('networkidle');
+    const figure = page.locator('figure.canary').first();
+    await figure.waitFor();
+    check(await figure.locator('svg.chart[role="img"]').count() === 2, 'the analysis has not its latency and error-rate charts');
+    for (const who of ['baseline', 'canary']) {
+      const d = await figure.locator(`svg.chart path.series.${who}`).first().getAttribute('d');
+      check(/^M\d/.test(d ?? ''), `the ${who}'s latency line is not drawn: ${d}`);
+    }
+    const execution = await page.evaluate(async (id) => (await fetch(`/api/v1/executions/${id}`)).json(), canaryExecution);
+    const [analysis] = execution.stages.find((s) => s.id === 'deploy').outputs.analysis;
+    const caption = await figure.locator('figcaption').innerText();
+    check(caption.includes(analysis.verdict) && caption.includes(`score ${Math.round(analysis.score)}`),
+      `the caption "${caption}" does not say the verdict ${analysis.verdict} and score ${analysis.score}`);
+    check(await figure.locator('table.metrics tbody tr').count() === analysis.metrics.length, 'the metrics are not all listed');
+    await figure.screenshot({ path: `${shots}/15-canary-analysis.png` });
   }
 
   if (cluster) {

@@ -390,6 +390,7 @@ async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
             Ok(to_json(&group))
         }
         Request::Samples { name, window_ms } => {
+            let now = std::time::Instant::now();
             let samples: Vec<gantry_deploy::analysis::Measurement> = dp
                 .proxy
                 .stats()
@@ -399,6 +400,8 @@ async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
                 .map(|s| gantry_deploy::analysis::Measurement {
                     micros: s.micros,
                     error: s.error,
+                    ago_ms: u64::try_from(now.saturating_duration_since(s.at).as_millis())
+                        .unwrap_or(u64::MAX),
                 })
                 .collect();
             Ok(to_json(&samples))

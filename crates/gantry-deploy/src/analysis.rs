@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod intervals;
+
+pub use intervals::{Compared, INTERVALS, record};
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisConfig {
@@ -39,10 +43,15 @@ fn default_latency_tolerance() -> f64 {
 }
 
 /// One request as the load balancer measured it.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
     pub micros: u64,
     pub error: bool,
+    /// How long before the samples were read it was measured, in
+    /// milliseconds (0 from a data plane that does not say), so that an
+    /// analysis can show the window interval by interval.
+    #[serde(default)]
+    pub ago_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

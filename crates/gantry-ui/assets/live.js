@@ -47,6 +47,8 @@ function showStage(stageId, status) {
 
 // Log lines are gathered and appended once per frame.
 let pending = [];
+// Set by the stream's `end`.
+let ended = false;
 function queueLine(line) {
   pending.push(line);
   if (pending.length === 1) requestAnimationFrame(flush);
@@ -72,7 +74,8 @@ function flush() {
   }
   pending = [];
   log.append(fragment);
-  state.textContent = `${log.childElementCount} lines`;
+  // Lines of the backlog may be appended after the end arrived: the state says so still.
+  state.textContent = ended ? `${log.childElementCount} lines; the execution has ended` : `${log.childElementCount} lines`;
   if (follow.checked) log.scrollTop = log.scrollHeight;
 }
 function filterLines() {
@@ -105,6 +108,7 @@ source.addEventListener('stage', (event) => {
 });
 source.addEventListener('log', (event) => queueLine(JSON.parse(event.data)));
 source.addEventListener('end', () => {
+  ended = true;
   source.close();
   refresh();
   state.textContent = `${log.childElementCount} lines; the execution has ended`;

@@ -18,6 +18,7 @@
 
 mod api_client;
 mod assets;
+mod canary_chart;
 mod error;
 mod format;
 mod graph;

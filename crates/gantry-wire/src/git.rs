@@ -47,3 +47,23 @@ pub struct Trigger {
 pub struct TriggerList {
     pub triggers: Vec<Trigger>,
 }
+
+/// The answer to a webhook delivery: 202 when it started executions, 200
+/// when it was accepted but started nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDelivery {
+    pub started: Vec<StartedExecution>,
+    /// Why nothing was started (a redelivery, an event that is not a push).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    /// The same delivery was received before: nothing was started for this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// An execution a delivery started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StartedExecution {
+    pub pipeline: String,
+    pub execution: String,
+}

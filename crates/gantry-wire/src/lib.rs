@@ -7,6 +7,7 @@
 //! heavier than serde and utoipa, so that any client can take it.
 
 pub mod apt;
+pub mod deploy;
 pub mod executions;
 pub mod git;
 pub mod hosts;

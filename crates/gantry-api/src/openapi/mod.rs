@@ -6,10 +6,8 @@
 //! a field renamed in code is renamed in the document.
 //!
 //! What is not derived from types is in `operations.rs` (summaries, query
-//! parameters, the statuses an operation answers with) and in two JSON
-//! files: `frame.json` (the document's info, security scheme and error
-//! responses) and `deploy_shapes.json` (the deploy and webhook operations'
-//! shapes, until their views move into `gantry_wire`).
+//! parameters, the statuses an operation answers with) and in `frame.json`
+//! (the document's info, security scheme and error responses).
 
 mod operations;
 
@@ -45,8 +43,6 @@ pub(crate) fn schema<T: ToSchema>(schemas: &mut Schemas) -> Value {
 fn document(routes: &[Route]) -> Value {
     let mut document: Value =
         serde_json::from_str(include_str!("frame.json")).expect("frame.json is JSON");
-    let legacy: Value = serde_json::from_str(include_str!("deploy_shapes.json"))
-        .expect("deploy_shapes.json is JSON");
     let operations = operations::all();
     let mut schemas = Schemas::new();
     let mut paths = Map::new();
@@ -60,7 +56,7 @@ fn document(routes: &[Route]) -> Value {
                     route.method, route.path
                 )
             });
-        let mut rendered = operation.render(&mut schemas, &legacy);
+        let mut rendered = operation.render(&mut schemas);
         if route.public {
             rendered["security"] = json!([]);
         } else {

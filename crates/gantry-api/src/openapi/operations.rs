@@ -5,8 +5,8 @@
 
 use axum::http::Method;
 use gantry_wire::{
-    DataplaneStopped, Deleted, Dropped, Revoked, apt, executions, git, hosts, pipelines, secrets,
-    tokens,
+    DataplaneStopped, Deleted, Dropped, Revoked, apt, deploy, executions, git, hosts, pipelines,
+    secrets, tokens,
 };
 use serde_json::{Value, json};
 
@@ -25,12 +25,12 @@ pub(super) struct Operation {
     body: Option<Body>,
     answers: Vec<(u16, Answer)>,
     errors: Vec<(u16, Option<&'static str>)>,
-    /// Its shapes come from `deploy_shapes.json`, by operation id.
-    legacy: bool,
 }
 
 enum Body {
     Json(SchemaFn),
+    /// JSON that may be left out (an empty body counts as `{}`).
+    OptionalJson(SchemaFn),
     /// Bytes of these media types (package uploads).
     Raw(&'static [&'static str]),
 }
@@ -63,7 +63,6 @@ fn op(
         body: None,
         answers: Vec::new(),
         errors: Vec::new(),
-        legacy: false,
     }
 }
 
@@ -86,6 +85,11 @@ impl Operation {
 
     fn body(mut self, schema: SchemaFn) -> Operation {
         self.body = Some(Body::Json(schema));
+        self
+    }
+
+    fn optional_body(mut self, schema: SchemaFn) -> Operation {
+        self.body = Some(Body::OptionalJson(schema));
         self
     }
 
@@ -132,11 +136,6 @@ impl Operation {
         self
     }
 
-    fn legacy(mut self) -> Operation {
-        self.legacy = true;
-        self
-    }
-
     /// Errors answered with the API's error body (`components/responses/E…`).
     fn errors(mut self, statuses: &[u16]) -> Operation {
         self.errors
@@ -150,7 +149,7 @@ impl Operation {
         self
     }
 
-    pub(super) fn render(&self, schemas: &mut Schemas, legacy: &Value) -> Value {
+    pub(super) fn render(&self, schemas: &mut Schemas) -> Value {
         let mut parameters: Vec<Value> = path_parameters(self.path)
             .map(|name| {
                 json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
@@ -175,6 +174,12 @@ impl Operation {
                     "content": {"application/json": {"schema": schema(schemas)}},
                 });
             }
+            Some(Body::OptionalJson(schema)) => {
+                operation["requestBody"] = json!({
+                    "required": false,
+                    "content": {"application/json": {"schema": schema(schemas)}},
+                });
+            }
             Some(Body::Raw(media_types)) => {
                 let content: serde_json::Map<String, Value> = media_types
                     .iter()
@@ -192,15 +197,6 @@ impl Operation {
         let mut responses = serde_json::Map::new();
         for (status, answer) in &self.answers {
             responses.insert(status.to_string(), answer.render(schemas));
-        }
-        if self.legacy {
-            let shapes = &legacy[self.id];
-            if let Some(body) = shapes.get("requestBody") {
-                operation["requestBody"] = body.clone();
-            }
-            if let Some(answers) = shapes["responses"].as_object() {
-                responses.extend(answers.clone());
-            }
         }
         for (status, description) in &self.errors {
             let response = match description {
@@ -370,51 +366,56 @@ pub(super) fn all() -> Vec<Operation> {
             .errors(&[400, 401, 403, 404]),
         // GET /api/v1/applications
         op(Method::GET, "/api/v1/applications", "listApplications", "deploy", "Applications with their clusters")
-            .legacy()
+            .answers(200, "applications", schema::<deploy::ApplicationList>)
             .errors(&[401, 403]),
         // GET /api/v1/clusters
         op(Method::GET, "/api/v1/clusters", "listClusters", "deploy", "Clusters with their server groups and health")
-            .legacy()
-            .errors(&[401, 403]),
+            .query("q", "only clusters whose name or application contains this text", json!({"type": "string"}))
+            .query("limit", "at most this many (1-1000; without it, every cluster)", json!({"type": "integer"}))
+            .query("after", "only clusters named after this one (the `next` of the previous page)", json!({"type": "string"}))
+            .answers(200, "clusters, by name", schema::<deploy::ClusterList>)
+            .errors(&[400, 401, 403]),
         // GET /api/v1/clusters/{name}
         op(Method::GET, "/api/v1/clusters/{name}", "getCluster", "deploy", "One cluster: server groups, instances, history")
-            .legacy()
+            .answers(200, "the cluster", schema::<deploy::Cluster>)
             .errors(&[401, 403, 404]),
         // POST /api/v1/clusters/{name}/rollback
         op(Method::POST, "/api/v1/clusters/{name}/rollback", "rollbackCluster", "deploy", "Re-enable the previous server group, then disable the current one")
-            .legacy()
+            .answers(200, "the group enabled", schema::<deploy::Rollback>)
             .errors(&[400, 401, 403, 404]),
         // GET /api/v1/server-groups
         op(Method::GET, "/api/v1/server-groups", "listServerGroups", "deploy", "Every server group, destroyed ones included")
-            .legacy()
+            .answers(200, "server groups", schema::<deploy::ServerGroupList>)
             .errors(&[401, 403]),
         // GET /api/v1/server-groups/{name}
         op(Method::GET, "/api/v1/server-groups/{name}", "getServerGroup", "deploy", "One server group with instances and traffic")
-            .legacy()
+            .answers(200, "the server group", schema::<deploy::ServerGroupStatus>)
             .errors(&[401, 403, 404]),
         // DELETE /api/v1/server-groups/{name}
         op(Method::DELETE, "/api/v1/server-groups/{name}", "destroyServerGroup", "deploy", "Destroy a server group (drained, then stopped; kept in history)")
-            .legacy()
+            .answers(200, "the destroyed group", schema::<deploy::ServerGroup>)
             .errors(&[401, 403, 404]),
         // POST /api/v1/server-groups/{name}/resize
         op(Method::POST, "/api/v1/server-groups/{name}/resize", "resizeServerGroup", "deploy", "Set the number of instances")
-            .legacy()
+            .body(schema::<deploy::ResizeRequest>)
+            .answers(200, "the server group", schema::<deploy::ServerGroup>)
             .errors(&[400, 401, 403, 404]),
         // POST /api/v1/server-groups/{name}/enable
         op(Method::POST, "/api/v1/server-groups/{name}/enable", "enableServerGroup", "deploy", "Put a server group in its load balancers' rotation")
-            .legacy()
+            .answers(200, "the server group", schema::<deploy::ServerGroup>)
             .errors(&[401, 403, 404]),
         // POST /api/v1/server-groups/{name}/disable
         op(Method::POST, "/api/v1/server-groups/{name}/disable", "disableServerGroup", "deploy", "Take a server group out of rotation (in-flight requests finish)")
-            .legacy()
+            .optional_body(schema::<deploy::DisableRequest>)
+            .answers(200, "the server group", schema::<deploy::ServerGroup>)
             .errors(&[400, 401, 403, 404]),
         // GET /api/v1/load-balancers
         op(Method::GET, "/api/v1/load-balancers", "listLoadBalancers", "deploy", "Load balancers with weights, instance health and request rates")
-            .legacy()
+            .answers(200, "load balancers", schema::<deploy::LoadBalancerList>)
             .errors(&[401, 403]),
         // GET /api/v1/load-balancers/{name}
         op(Method::GET, "/api/v1/load-balancers/{name}", "getLoadBalancer", "deploy", "One load balancer with weights, instance health and request rates")
-            .legacy()
+            .answers(200, "the load balancer", schema::<deploy::LoadBalancer>)
             .errors(&[401, 403, 404]),
         // GET /api/v1/hosts
         op(Method::GET, "/api/v1/hosts", "listHosts", "hosts", "Fleet hosts, each asked now over SSH: reachable, agent version, instances, load")
@@ -503,15 +504,18 @@ pub(super) fn all() -> Vec<Operation> {
             .errors(&[400, 401, 403, 404]),
         // POST /webhooks/github
         op(Method::POST, "/webhooks/github", "githubWebhook", "triggers", "GitHub push webhook (X-Hub-Signature-256, dedupe by X-GitHub-Delivery)")
-            .legacy()
+            .answers(200, "accepted; nothing started (a redelivery, or not a push)", schema::<git::WebhookDelivery>)
+            .answers(202, "accepted; executions started", schema::<git::WebhookDelivery>)
             .errors(&[400, 401, 403]),
         // POST /webhooks/gitlab
         op(Method::POST, "/webhooks/gitlab", "gitlabWebhook", "triggers", "GitLab Push Hook and Tag Push Hook (X-Gitlab-Token)")
-            .legacy()
+            .answers(200, "accepted; nothing started (a redelivery, or not a push)", schema::<git::WebhookDelivery>)
+            .answers(202, "accepted; executions started", schema::<git::WebhookDelivery>)
             .errors(&[400, 401, 403]),
         // POST /webhooks/generic/{source}
         op(Method::POST, "/webhooks/generic/{source}", "genericWebhook", "triggers", "Generic webhook: a shared secret (X-Gantry-Secret) and payload constraints")
-            .legacy()
+            .answers(200, "accepted; nothing started (a redelivery, or not a push)", schema::<git::WebhookDelivery>)
+            .answers(202, "accepted; executions started", schema::<git::WebhookDelivery>)
             .errors(&[400, 401, 403, 404]),
         // POST /api/v1/apt/repos
         op(Method::POST, "/api/v1/apt/repos", "aptCreateRepo", "apt", "Create a local APT repository")

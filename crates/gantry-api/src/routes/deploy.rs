@@ -9,13 +9,14 @@ use axum::extract::State;
 use gantry_deploy::model::{self, Snapshot};
 use gantry_deploy::providers::ServerGroupUpdate;
 use gantry_deploy::{DeployController, DeployError, DisableConfig};
+use gantry_wire::deploy as wire;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::deploy_views as views;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, PathParams};
+use crate::extract::{Json, PathParams, QueryParams};
 
 fn controller(state: &AppState) -> ApiResult<&DeployController> {
     state
@@ -36,87 +37,76 @@ async fn snapshot(state: &AppState) -> ApiResult<Snapshot> {
     controller(state)?.snapshot().await.map_err(error)
 }
 
-pub async fn applications(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+pub async fn applications(
+    State(state): State<AppState>,
+) -> ApiResult<axum::Json<wire::ApplicationList>> {
     let snapshot = snapshot(&state).await?;
-    let mut names: Vec<String> = snapshot
-        .applications
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
-    for group in &snapshot.server_groups {
-        if !names.contains(&group.group.application) {
-            names.push(group.group.application.clone());
+    Ok(axum::Json(views::applications(&snapshot)))
+}
+
+/// `GET /api/v1/clusters?q=&limit=&after=`: a page of clusters by name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterQuery {
+    /// Only clusters whose name or application contains this text.
+    pub q: Option<String>,
+    pub limit: Option<i64>,
+    /// The name of the last cluster of the previous page.
+    pub after: Option<String>,
+}
+
+/// The most clusters one page holds; without `limit`, every cluster.
+const MAX_CLUSTER_PAGE: i64 = 1000;
+
+pub async fn clusters(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ClusterQuery>,
+) -> ApiResult<axum::Json<wire::ClusterList>> {
+    let limit = match query.limit {
+        Some(limit) if !(1..=MAX_CLUSTER_PAGE).contains(&limit) => {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_CLUSTER_PAGE}, not {limit}"
+            )));
         }
-    }
-    let applications: Vec<Value> = names
-        .iter()
-        .map(|name| {
-            let declared = snapshot.applications.iter().find(|a| &a.name == name);
-            let mut clusters: Vec<&str> = snapshot
-                .server_groups
-                .iter()
-                .filter(|g| &g.group.application == name)
-                .map(|g| g.group.cluster.as_str())
-                .collect();
-            clusters.sort();
-            clusters.dedup();
-            json!({
-                "name": name,
-                "description": declared.and_then(|a| a.description.clone()),
-                "clusters": clusters,
-            })
-        })
-        .collect();
-    Ok(axum::Json(json!({ "applications": applications })))
-}
-
-fn cluster_view(snapshot: &Snapshot, cluster: &str) -> Value {
-    let groups = snapshot.cluster(cluster);
-    let load_balancers: Vec<&str> = snapshot
-        .load_balancers
-        .iter()
-        .filter(|lb| lb.load_balancer.rules.iter().any(|r| r.cluster == cluster))
-        .map(|lb| lb.load_balancer.name.as_str())
-        .collect();
-    json!({
-        "name": cluster,
-        "application": groups.first().map(|g| g.group.application.clone()),
-        "loadBalancers": load_balancers,
-        "serverGroups": groups,
-        "history": snapshot.server_groups.iter().filter(|g| g.group.cluster == cluster && !g.group.is_live()).map(|g| &g.group).collect::<Vec<_>>(),
-    })
-}
-
-pub async fn clusters(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+        Some(limit) => Some(limit as usize),
+        None => None,
+    };
     let snapshot = snapshot(&state).await?;
-    let mut names: Vec<&str> = snapshot
-        .server_groups
-        .iter()
-        .map(|g| g.group.cluster.as_str())
-        .collect();
-    names.sort();
-    names.dedup();
-    let clusters: Vec<Value> = names
-        .iter()
-        .map(|name| {
-            let groups = snapshot.cluster(name);
-            json!({
-                "name": name,
-                "application": groups.first().map(|g| g.group.application.clone()),
-                "serverGroups": groups.iter().map(|g| g.group.name.clone()).collect::<Vec<_>>(),
-                "enabled": groups.iter().filter(|g| g.group.enabled).map(|g| g.group.name.clone()).collect::<Vec<_>>(),
-                "instances": groups.iter().map(|g| g.instances.len()).sum::<usize>(),
-                "healthy": groups.iter().map(|g| g.healthy_instances()).sum::<usize>(),
-            })
+    let needle = query.q.as_deref().unwrap_or("").to_lowercase();
+    let matching: Vec<&str> = views::cluster_names(&snapshot)
+        .into_iter()
+        .filter(|name| {
+            needle.is_empty()
+                || name.to_lowercase().contains(&needle)
+                || snapshot.server_groups.iter().any(|g| {
+                    g.group.cluster == *name && g.group.application.to_lowercase().contains(&needle)
+                })
         })
         .collect();
-    Ok(axum::Json(json!({ "clusters": clusters })))
+    let total = matching.len();
+    let page: Vec<&str> = matching
+        .into_iter()
+        .filter(|name| query.after.as_deref().is_none_or(|after| *name > after))
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    let next = limit
+        .filter(|limit| page.len() == *limit)
+        .and_then(|_| page.last().map(|name| (*name).to_owned()));
+    let clusters = page
+        .into_iter()
+        .map(|name| views::cluster_summary(&snapshot, name))
+        .collect();
+    Ok(axum::Json(wire::ClusterList {
+        clusters,
+        total,
+        next,
+    }))
 }
 
 pub async fn cluster(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::Cluster>> {
     let snapshot = snapshot(&state).await?;
     if !snapshot
         .server_groups
@@ -127,38 +117,38 @@ pub async fn cluster(
             "cluster {name:?} does not exist"
         )));
     }
-    Ok(axum::Json(cluster_view(&snapshot, &name)))
+    Ok(axum::Json(views::cluster(&snapshot, &name)))
 }
 
-pub async fn server_groups(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+pub async fn server_groups(
+    State(state): State<AppState>,
+) -> ApiResult<axum::Json<wire::ServerGroupList>> {
     let snapshot = snapshot(&state).await?;
-    Ok(axum::Json(
-        json!({ "serverGroups": snapshot.server_groups }),
-    ))
+    Ok(axum::Json(wire::ServerGroupList {
+        server_groups: snapshot
+            .server_groups
+            .iter()
+            .map(views::group_status)
+            .collect(),
+    }))
 }
 
 pub async fn server_group(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::ServerGroupStatus>> {
     let snapshot = snapshot(&state).await?;
     let group = snapshot
         .group(&name)
         .ok_or_else(|| ApiError::not_found(format!("server group {name:?} does not exist")))?;
-    Ok(axum::Json(json!(group)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ResizeBody {
-    pub size: i64,
+    Ok(axum::Json(views::group_status(group)))
 }
 
 pub async fn resize(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-    Json(body): Json<ResizeBody>,
-) -> ApiResult<axum::Json<Value>> {
+    Json(body): Json<wire::ResizeRequest>,
+) -> ApiResult<axum::Json<wire::ServerGroup>> {
     let size = u32::try_from(body.size).map_err(|_| {
         ApiError::invalid(format!(
             "server group {name:?}: size must be from 0 to {}, not {}",
@@ -166,76 +156,59 @@ pub async fn resize(
             body.size
         ))
     })?;
-    update(
-        &state,
-        &name,
-        ServerGroupUpdate {
-            size: Some(size),
-            ..Default::default()
-        },
-    )
-    .await
+    let group = controller(&state)?
+        .update(
+            &name,
+            ServerGroupUpdate {
+                size: Some(size),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(error)?;
+    tracing::info!(server_group = %name, size = group.size, enabled = group.enabled, "server group changed");
+    Ok(axum::Json(views::group(&group)))
 }
 
 pub async fn enable(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::ServerGroup>> {
     let group = controller(&state)?.enable(&name).await.map_err(error)?;
     tracing::info!(server_group = %name, size = group.size, enabled = group.enabled, "server group changed");
-    Ok(axum::Json(json!(group)))
+    Ok(axum::Json(views::group(&group)))
 }
 
 /// `{"force": true}` also disables the last enabled group of a cluster.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DisableBody {
-    #[serde(default)]
-    pub force: bool,
-}
-
 pub async fn disable(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-    Json(body): Json<DisableBody>,
-) -> ApiResult<axum::Json<Value>> {
+    Json(body): Json<wire::DisableRequest>,
+) -> ApiResult<axum::Json<wire::ServerGroup>> {
     let group = controller(&state)?
         .disable(&name, DisableConfig { force: body.force })
         .await
         .map_err(error)?;
     tracing::info!(server_group = %name, force = body.force, "server group disabled");
-    Ok(axum::Json(json!(group)))
-}
-
-async fn update(
-    state: &AppState,
-    name: &str,
-    update: ServerGroupUpdate,
-) -> ApiResult<axum::Json<Value>> {
-    let group = controller(state)?
-        .update(name, update)
-        .await
-        .map_err(error)?;
-    tracing::info!(server_group = %name, size = group.size, enabled = group.enabled, "server group changed");
-    Ok(axum::Json(json!(group)))
+    Ok(axum::Json(views::group(&group)))
 }
 
 pub async fn destroy(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::ServerGroup>> {
     let group = controller(&state)?.destroy(&name).await.map_err(error)?;
     tracing::info!(server_group = %name, "server group destroyed");
-    Ok(axum::Json(json!(group)))
+    Ok(axum::Json(views::group(&group)))
 }
 
 pub async fn rollback(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::Rollback>> {
     let notes = std::sync::Mutex::new(Vec::<String>::new());
     let progress = |line: String| notes.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-    let to = controller(&state)?
+    let enabled = controller(&state)?
         .rollback(
             &name,
             Duration::from_secs(120),
@@ -245,94 +218,37 @@ pub async fn rollback(
         .await
         .map_err(error)?;
     let notes = notes.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(axum::Json(
-        json!({ "cluster": name, "enabled": to, "notes": notes }),
-    ))
+    Ok(axum::Json(wire::Rollback {
+        cluster: name,
+        enabled,
+        notes,
+    }))
 }
 
-pub async fn load_balancers(State(state): State<AppState>) -> ApiResult<axum::Json<Value>> {
+pub async fn load_balancers(
+    State(state): State<AppState>,
+) -> ApiResult<axum::Json<wire::LoadBalancerList>> {
     let snapshot = snapshot(&state).await?;
-    let views: Vec<Value> = snapshot
-        .load_balancers
-        .iter()
-        .map(|lb| load_balancer_view(&snapshot, &lb.load_balancer.name))
-        .collect();
-    Ok(axum::Json(json!({ "loadBalancers": views })))
+    Ok(axum::Json(wire::LoadBalancerList {
+        load_balancers: snapshot
+            .load_balancers
+            .iter()
+            .map(|lb| views::load_balancer(&snapshot, lb))
+            .collect(),
+    }))
 }
 
 pub async fn load_balancer(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::LoadBalancer>> {
     let snapshot = snapshot(&state).await?;
-    if !snapshot
-        .load_balancers
-        .iter()
-        .any(|lb| lb.load_balancer.name == name)
-    {
-        return Err(ApiError::not_found(format!(
-            "load balancer {name:?} does not exist"
-        )));
-    }
-    Ok(axum::Json(load_balancer_view(&snapshot, &name)))
-}
-
-/// A load balancer with, per cluster it routes to, the groups taking
-/// traffic, their weights, instance health and live request rates.
-fn load_balancer_view(snapshot: &Snapshot, name: &str) -> Value {
-    let Some(lb) = snapshot
+    let lb = snapshot
         .load_balancers
         .iter()
         .find(|lb| lb.load_balancer.name == name)
-    else {
-        return Value::Null;
-    };
-    let mut clusters: Vec<&str> = lb
-        .load_balancer
-        .rules
-        .iter()
-        .map(|r| r.cluster.as_str())
-        .collect();
-    clusters.dedup();
-    let targets: Vec<Value> = clusters
-        .iter()
-        .map(|cluster| {
-            let groups = snapshot.cluster(cluster);
-            let total: u32 = groups
-                .iter()
-                .filter(|g| g.group.enabled && g.healthy_instances() > 0)
-                .map(|g| g.group.weight)
-                .sum();
-            let groups: Vec<Value> = groups
-                .iter()
-                .map(|g| {
-                    let share = if g.group.enabled && g.healthy_instances() > 0 && total > 0 {
-                        100.0 * f64::from(g.group.weight) / f64::from(total)
-                    } else {
-                        0.0
-                    };
-                    json!({
-                        "name": g.group.name,
-                        "enabled": g.group.enabled,
-                        "weight": g.group.weight,
-                        "trafficPercent": share,
-                        "size": g.group.size,
-                        "instances": g.instances,
-                        "stats": g.stats,
-                    })
-                })
-                .collect();
-            json!({ "cluster": cluster, "serverGroups": groups })
-        })
-        .collect();
-    json!({
-        "name": lb.load_balancer.name,
-        "port": lb.load_balancer.port,
-        "listening": lb.listening,
-        "rules": lb.load_balancer.rules,
-        "healthCheck": lb.load_balancer.health_check,
-        "clusters": targets,
-    })
+        .ok_or_else(|| ApiError::not_found(format!("load balancer {name:?} does not exist")))?;
+    Ok(axum::Json(views::load_balancer(&snapshot, lb)))
 }
 
 /// Merges a file's applications and load balancers into the data plane's

@@ -3,6 +3,7 @@
 pub mod apt;
 pub mod artifacts;
 pub mod deploy;
+mod deploy_views;
 pub mod events;
 pub mod executions;
 pub mod git;

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gantry_triggers::{Delivery, WebhookError};
+use gantry_wire::git::{StartedExecution, WebhookDelivery};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -64,7 +65,7 @@ async fn read(state: &AppState, body: Body) -> Result<Bytes, Response> {
 fn answer(
     provider: &'static str,
     result: Result<Delivery, WebhookError>,
-) -> ApiResult<(StatusCode, axum::Json<Delivery>)> {
+) -> ApiResult<(StatusCode, axum::Json<WebhookDelivery>)> {
     let refuse = |reason: &'static str| {
         metrics::counter!("gantry_webhook_refusals_total", "provider" => provider, "reason" => reason)
             .increment(1);
@@ -78,7 +79,7 @@ fn answer(
             } else {
                 StatusCode::ACCEPTED
             };
-            Ok((status, axum::Json(delivery)))
+            Ok((status, axum::Json(delivery_view(delivery))))
         }
         Err(WebhookError::Unauthorized(message)) => {
             refuse("unauthorized");
@@ -94,5 +95,20 @@ fn answer(
             Err(ApiError::not_found(message))
         }
         Err(WebhookError::Internal(message)) => Err(ApiError::internal(message)),
+    }
+}
+
+fn delivery_view(delivery: Delivery) -> WebhookDelivery {
+    WebhookDelivery {
+        started: delivery
+            .started
+            .into_iter()
+            .map(|s| StartedExecution {
+                pipeline: s.pipeline,
+                execution: s.execution,
+            })
+            .collect(),
+        ignored: delivery.ignored,
+        duplicate: delivery.duplicate,
     }
 }

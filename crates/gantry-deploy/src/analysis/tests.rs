@@ -15,6 +15,7 @@ fn samples(n: usize, micros: impl Fn(usize) -> u64, error_every: usize) -> Vec<M
         .map(|i| Measurement {
             micros: micros(i),
             error: error_every > 0 && i % error_every == 0,
+            ago_ms: 0,
         })
         .collect()
 }
@@ -63,4 +64,49 @@ fn too_few_samples_is_no_data() {
     );
     assert_eq!(report.metrics[0].judgment, Judgment::NoData);
     assert_eq!(report.verdict, Verdict::Fail);
+}
+
+#[test]
+fn a_record_cuts_the_window_into_intervals_with_each_groups_figures() {
+    let config = AnalysisConfig {
+        window: Duration::from_millis(1200),
+        ..config()
+    };
+    // One request every 10 ms over the window; the canary's are slower
+    // and one in four fails in the second half; neither has any in the
+    // last 100 ms.
+    let spread = |slow: u64, failing: bool| -> Vec<Measurement> {
+        (0..110)
+            .map(|i| Measurement {
+                micros: 1000 + slow + (i % 10) * 100,
+                error: failing && i < 55 && i % 4 == 0,
+                ago_ms: 101 + i * 10,
+            })
+            .collect()
+    };
+    let (canary, baseline) = (spread(4000, true), spread(0, false));
+    let report = judge(&canary, &baseline, &config);
+    let compared = Compared {
+        step: 2,
+        canary: "shop-v002",
+        baseline: "shop-v001",
+        ended_at: 1_700_000_000_000,
+    };
+    let record = record(&compared, &canary, &baseline, &config, &report);
+    assert_eq!(record.intervals.len(), INTERVALS as usize);
+    assert_eq!(record.intervals[0].start_ms, 0);
+    assert_eq!(record.intervals[11].end_ms, 1200);
+    let first = &record.intervals[0];
+    assert_eq!((first.canary.requests, first.baseline.requests), (10, 10));
+    assert_eq!(first.baseline.p50_ms, Some(1.4));
+    assert_eq!(first.baseline.p99_ms, Some(1.9));
+    assert_eq!(first.canary.p50_ms, Some(5.4));
+    assert_eq!(first.canary.error_rate, Some(0.0));
+    let late = &record.intervals[10];
+    assert!(late.canary.error_rate.unwrap_or(0.0) >= 20.0, "{late:?}");
+    let last = &record.intervals[11];
+    assert_eq!((last.canary.requests, last.canary.p50_ms), (0, None));
+    assert_eq!(record.verdict, gantry_wire::deploy::CanaryVerdict::Fail);
+    assert_eq!(record.metrics.len(), 2);
+    assert_eq!((record.pass_score, record.marginal_score), (100.0, 50.0));
 }

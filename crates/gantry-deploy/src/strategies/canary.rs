@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use gantry_config::{CanaryPause, DeployStage};
 
-use super::{FromSpec, Rollout, Strategy};
+use super::{FromSpec, Rollout, Strategy, journal};
 use crate::analysis::{self, AnalysisConfig, Verdict};
 use crate::controller::FULL_WEIGHT;
 use crate::error::DeployError;
@@ -144,6 +144,14 @@ async fn analyze(
     let base = r.controller.samples(baseline, config.window).await?;
     let report = analysis::judge(&canary, &base, config);
     (r.progress)(format!("canary analysis: {report}"));
+    let compared = analysis::Compared {
+        step: index + 1,
+        canary: &r.group,
+        baseline,
+        ended_at: journal::now_millis(),
+    };
+    r.record_analysis(analysis::record(&compared, &canary, &base, config, &report))
+        .await?;
     match report.verdict {
         Verdict::Pass => Ok(()),
         _ => Err(DeployError::Failed(format!(

@@ -25,7 +25,7 @@ pub trait Journal: Send + Sync {
 }
 
 /// What a rollout has reached.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutRecord {
     /// The index of the step being acted on: the steps before it are done
@@ -38,6 +38,10 @@ pub struct RolloutRecord {
     /// the pause's name in its strategy.
     #[serde(default)]
     pub pauses: BTreeMap<String, u64>,
+    /// The canary analyses that ended, oldest first: what people see of
+    /// them, kept whether they passed or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analyses: Vec<gantry_wire::deploy::CanaryAnalysis>,
 }
 
 impl RolloutRecord {

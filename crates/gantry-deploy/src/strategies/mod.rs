@@ -217,6 +217,22 @@ impl Rollout<'_> {
         self.journal.save(record).await
     }
 
+    /// Records an analysis that ended, before the rollout acts on its
+    /// verdict. Analysing again the same step after a restart replaces its
+    /// record.
+    pub async fn record_analysis(
+        &self,
+        analysis: gantry_wire::deploy::CanaryAnalysis,
+    ) -> Result<(), DeployError> {
+        let record = {
+            let mut record = self.lock_record();
+            record.analyses.retain(|a| a.step != analysis.step);
+            record.analyses.push(analysis);
+            record.clone()
+        };
+        self.journal.save(record).await
+    }
+
     /// Pauses until `duration` after the pause called `name` first began:
     /// its deadline is recorded before the wait, so a rollout resumed after
     /// a restart waits only for what is left of it.

@@ -124,7 +124,13 @@ async fn deploy_to(
     let result = with_people(ctx, &people, deploying).await;
     match result {
         Ok(group) => {
-            let mut outputs = judgments_output(&ctx.state().await);
+            let state = ctx.state().await;
+            let mut outputs = judgments_output(&state);
+            // A canary's analyses, as the rollout recorded them (a failed
+            // stage keeps them in its state only).
+            if let Some(analyses) = state.pointer("/rollout/analyses") {
+                outputs.insert("analysis".into(), analyses.clone());
+            }
             outputs.insert("cluster".into(), Value::String(cluster));
             outputs.insert("serverGroup".into(), Value::String(group.name));
             Ok(outputs)

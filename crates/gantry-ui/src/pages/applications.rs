@@ -1,20 +1,17 @@
-//! `/applications`: applications and their clusters; `/clusters/NAME`:
-//! Deck's clusters view of one cluster, newest server group first, with its
-//! version and artifact, instances, traffic and the load balancer's live
-//! figures, refreshed every two seconds from `/clusters/NAME/live`.
-//!
-//! The deploy routes still answer with JSON built in their handlers rather
-//! than `gantry-wire` types, so the shapes read here are local, read
-//! loosely (`#[serde(default)]`): a field the API drops shows as empty
-//! instead of failing the page. When those routes move to the wire model,
-//! these structs give way to its types.
+//! `/applications`: every cluster with its application, a page at a time,
+//! filtered on the server (the API's `q`, `limit` and `after`), so the page
+//! costs the same with a thousand server groups as with three;
+//! `/clusters/NAME`: Deck's clusters view of one cluster, newest server
+//! group first, with its version and artifact, instances, traffic and the
+//! load balancer's live figures, refreshed every two seconds from
+//! `/clusters/NAME/live`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use gantry_wire::deploy::{ApplicationList, Cluster, ClusterList, Instance, ServerGroupStatus};
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::api_client::Api;
 use crate::error::{PageResult, fragment, html};
@@ -23,98 +20,31 @@ use crate::layout::Layout;
 use crate::pages::encode;
 use crate::session::Session;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Applications {
-    applications: Vec<Application>,
-}
+/// Clusters per page.
+pub const CLUSTER_PAGE: usize = 50;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Application {
-    name: String,
-    description: Option<String>,
-    clusters: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Clusters {
-    clusters: Vec<ClusterSummary>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ClusterSummary {
-    name: String,
-    #[serde(rename = "serverGroups")]
-    server_groups: Vec<String>,
-    enabled: Vec<String>,
-    instances: usize,
-    healthy: usize,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Cluster {
-    name: String,
-    application: Option<String>,
-    load_balancers: Vec<String>,
-    server_groups: Vec<ServerGroup>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct ServerGroup {
-    name: String,
-    version: u32,
-    enabled: bool,
-    size: u32,
-    weight: u32,
-    created_at: i64,
-    request_id: Option<String>,
-    spec: Value,
-    instances: Vec<Instance>,
-    stats: Stats,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Instance {
-    id: String,
-    state: String,
-    healthy: bool,
-    crash_looping: bool,
-    restarts: u32,
-    port: Option<u16>,
-    in_flight: u64,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Stats {
-    rate: f64,
-    requests: u64,
-    status5xx: u64,
-    connect_errors: u64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub struct ClusterFilter {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "applications.html")]
 struct ApplicationsPage {
     layout: Layout,
-    applications: Vec<ApplicationRow>,
-}
-
-struct ApplicationRow {
-    name: String,
-    description: Option<String>,
+    q: String,
+    total: usize,
     clusters: Vec<ClusterRow>,
+    next_href: Option<String>,
+    first_href: Option<String>,
 }
 
 struct ClusterRow {
+    application: String,
+    description: String,
     name: String,
     href: String,
     groups: usize,
@@ -122,39 +52,67 @@ struct ClusterRow {
     health: String,
 }
 
-pub async fn list(State(api): State<Api>, session: Session) -> PageResult {
+pub async fn list(
+    State(api): State<Api>,
+    session: Session,
+    Query(filter): Query<ClusterFilter>,
+) -> PageResult {
+    let q = filter.q.unwrap_or_default();
+    let mut query = vec![format!("limit={CLUSTER_PAGE}")];
+    if !q.is_empty() {
+        query.push(format!("q={}", encode(&q)));
+    }
+    if let Some(after) = filter.after.as_deref().filter(|a| !a.is_empty()) {
+        query.push(format!("after={}", encode(after)));
+    }
+    let clusters_uri = format!("/api/v1/clusters?{}", query.join("&"));
     let (applications, clusters) = futures::join!(
-        api.get::<Applications>(&session, "/api/v1/applications"),
-        api.get::<Clusters>(&session, "/api/v1/clusters"),
+        api.get::<ApplicationList>(&session, "/api/v1/applications"),
+        api.get::<ClusterList>(&session, &clusters_uri),
     );
-    let clusters = clusters?.clusters;
-    let applications = applications?
-        .applications
-        .into_iter()
-        .map(|app| ApplicationRow {
-            clusters: app
-                .clusters
-                .iter()
-                .map(|name| {
-                    let summary = clusters.iter().find(|c| &c.name == name);
-                    ClusterRow {
-                        href: format!("/clusters/{}", encode(name)),
-                        groups: summary.map_or(0, |c| c.server_groups.len()),
-                        enabled: summary.map_or_else(String::new, |c| c.enabled.join(", ")),
-                        health: summary.map_or_else(String::new, |c| {
-                            format!("{} of {} instances healthy", c.healthy, c.instances)
-                        }),
-                        name: name.clone(),
-                    }
-                })
-                .collect(),
-            name: app.name,
-            description: app.description,
+    let (applications, clusters) = (applications?, clusters?);
+    let description = |name: &str| {
+        applications
+            .applications
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.description.clone())
+            .unwrap_or_default()
+    };
+    let with = |extra: Option<String>| {
+        let mut parts = Vec::new();
+        if !q.is_empty() {
+            parts.push(format!("q={}", encode(&q)));
+        }
+        parts.extend(extra);
+        format!("/applications?{}", parts.join("&"))
+    };
+    let rows = clusters
+        .clusters
+        .iter()
+        .map(|c| {
+            let application = c.application.clone().unwrap_or_default();
+            ClusterRow {
+                description: description(&application),
+                application,
+                name: c.name.clone(),
+                href: format!("/clusters/{}", encode(&c.name)),
+                groups: c.server_groups.len(),
+                enabled: c.enabled.join(", "),
+                health: format!("{} of {} instances healthy", c.healthy, c.instances),
+            }
         })
         .collect();
     html(&ApplicationsPage {
         layout: Layout::new("Applications", "applications", session),
-        applications,
+        total: clusters.total,
+        clusters: rows,
+        next_href: clusters
+            .next
+            .as_deref()
+            .map(|next| with(Some(format!("after={}", encode(next))))),
+        first_href: filter.after.is_some().then(|| with(None)),
+        q,
     })
 }
 
@@ -230,33 +188,30 @@ async fn read(api: &Api, session: &Session, name: &str) -> Result<Cluster, crate
 }
 
 fn live_part(cluster: &Cluster, session: &Session) -> ClusterLive {
-    let mut groups: Vec<&ServerGroup> = cluster.server_groups.iter().collect();
-    groups.sort_by_key(|g| std::cmp::Reverse(g.version));
+    let mut groups: Vec<&ServerGroupStatus> = cluster.server_groups.iter().collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.group.version));
     ClusterLive {
         can_operate: session.can_operate(),
         groups: groups.into_iter().map(group_view).collect(),
     }
 }
 
-fn group_view(group: &ServerGroup) -> GroupView {
-    let text = |field: &str| match group.spec.get(field) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    };
-    let version = group
-        .spec
-        .get("env")
-        .and_then(|env| env.get("VERSION"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+fn group_view(status: &ServerGroupStatus) -> GroupView {
+    let group = &status.group;
+    let spec = &group.spec;
+    let version = spec
+        .env
+        .get("VERSION")
+        .cloned()
         .unwrap_or_else(|| format!("v{:03}", group.version));
-    let artifact = [text("artifact"), text("image"), text("command")]
+    let artifact = [&spec.artifact, &spec.image, &spec.command]
         .into_iter()
+        .flatten()
         .find(|s| !s.is_empty())
+        .cloned()
         .unwrap_or_default();
-    let stats = &group.stats;
-    let errors = stats.status5xx + stats.connect_errors;
+    let stats = status.stats.clone().unwrap_or_default();
+    let errors = stats.status_5xx + stats.connect_errors;
     GroupView {
         name: group.name.clone(),
         version,
@@ -267,23 +222,10 @@ fn group_view(group: &ServerGroup) -> GroupView {
         age: age_of_millis(group.created_at),
         execution_href: group
             .request_id
-            .as_deref()
-            .and_then(|r| r.rsplit_once("-deploy-").map(|(execution, _)| execution))
-            .map(|execution| format!("/executions/{}", encode(execution))),
-        healthy: group.instances.iter().filter(|i| i.healthy).count(),
-        instances: group
-            .instances
-            .iter()
-            .map(|i| Instance {
-                id: i.id.clone(),
-                state: i.state.clone(),
-                healthy: i.healthy,
-                crash_looping: i.crash_looping,
-                restarts: i.restarts,
-                port: i.port,
-                in_flight: i.in_flight,
-            })
-            .collect(),
+            .rsplit_once("-deploy-")
+            .map(|(execution, _)| format!("/executions/{}", encode(execution))),
+        healthy: status.healthy_instances(),
+        instances: status.instances.clone(),
         rate: format!("{:.1}/s", stats.rate),
         error_rate: if stats.requests == 0 {
             "0 %".to_owned()
@@ -296,8 +238,8 @@ fn group_view(group: &ServerGroup) -> GroupView {
     }
 }
 
-fn age_of_millis(millis: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+fn age_of_millis(millis: u64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(millis);
     format!(
         "{} ago",
         format::short(SystemTime::now().duration_since(at).unwrap_or_default())

@@ -13,6 +13,7 @@ use gantry_wire::executions::{Execution, JudgmentPrompt, LogPage, Stage};
 use serde_json::Value;
 
 use crate::api_client::Api;
+use crate::canary_chart::{self, AnalysisChart};
 use crate::error::{PageResult, UiError, fragment, html};
 use crate::format;
 use crate::graph::{self, Graph, NODE_HEIGHT, NODE_WIDTH};
@@ -55,6 +56,9 @@ struct LivePart {
     rerun_api: String,
     judgment_api: String,
     skip_api: String,
+    chart_width: f64,
+    left: f64,
+    bottom: f64,
 }
 
 struct StageView {
@@ -74,6 +78,8 @@ struct StageView {
     /// An ended stage of an ended execution, which may run again.
     restartable: bool,
     restart_api: String,
+    /// A canary deploy's analyses, drawn.
+    analyses: Vec<AnalysisChart>,
 }
 
 pub async fn show(State(api): State<Api>, session: Session, Path(id): Path<String>) -> PageResult {
@@ -193,6 +199,9 @@ fn live_part(execution: &Execution, session: &Session) -> LivePart {
         rerun_api: format!("POST {base}/rerun"),
         judgment_api: format!("POST {base}/judgment"),
         skip_api: format!("POST {base}/skip"),
+        chart_width: canary_chart::LEFT + canary_chart::PLOT_WIDTH,
+        left: canary_chart::LEFT,
+        bottom: canary_chart::BOTTOM,
     }
 }
 
@@ -219,6 +228,11 @@ fn stage_view(index: usize, stage: &Stage, base: &str, terminal: bool) -> StageV
         skippable: kind == "wait" && stage.status == Status::Running,
         restartable: terminal && stage.status.is_terminal(),
         restart_api: format!("POST {base}/stages/{}/restart", encode(&stage.id)),
+        analyses: if kind == "deploy" {
+            canary_chart::of_stage(stage)
+        } else {
+            Vec::new()
+        },
         kind,
     }
 }

@@ -4,10 +4,11 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use gantry_wire::deploy as wire;
 use serde_json::{Value, json};
 
 use crate::client::{Client, segment};
-use crate::output::{field, print_json, table};
+use crate::output::{dash, print_wire, table};
 
 #[derive(Debug, Subcommand)]
 pub enum AppCommand {
@@ -65,9 +66,7 @@ pub enum ServerGroupCommand {
         size: i64,
     },
     /// Put back into rotation with full weight once its instances are healthy.
-    Enable {
-        name: String,
-    },
+    Enable { name: String },
     /// Take out of rotation (in-flight requests finish).
     Disable {
         name: String,
@@ -77,9 +76,7 @@ pub enum ServerGroupCommand {
         force: bool,
     },
     /// Stop its instances and remove it (kept in the cluster's history).
-    Destroy {
-        name: String,
-    },
+    Destroy { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,17 +98,19 @@ pub enum LbCommand {
 
 pub async fn app(client: &Client, command: AppCommand) -> anyhow::Result<ExitCode> {
     let AppCommand::List { json } = command;
-    let answer = client.get("/api/v1/applications").await?;
+    let answer: wire::ApplicationList = client.get_as("/api/v1/applications").await?;
     if json {
-        print_json(&answer);
+        print_wire(&answer);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = items(&answer, "applications")
+    let rows: Vec<Vec<String>> = answer
+        .applications
+        .iter()
         .map(|a| {
             vec![
-                field(a, "name"),
-                joined(a, "clusters"),
-                field(a, "description"),
+                a.name.clone(),
+                a.clusters.join(", "),
+                dash(a.description.as_deref()),
             ]
         })
         .collect();
@@ -122,19 +121,21 @@ pub async fn app(client: &Client, command: AppCommand) -> anyhow::Result<ExitCod
 pub async fn cluster(client: &Client, command: ClusterCommand) -> anyhow::Result<ExitCode> {
     match command {
         ClusterCommand::List { json } => {
-            let answer = client.get("/api/v1/clusters").await?;
+            let answer: wire::ClusterList = client.get_as("/api/v1/clusters").await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = items(&answer, "clusters")
+            let rows: Vec<Vec<String>> = answer
+                .clusters
+                .iter()
                 .map(|c| {
                     vec![
-                        field(c, "name"),
-                        field(c, "application"),
-                        joined(c, "serverGroups"),
-                        joined(c, "enabled"),
-                        format!("{}/{}", field(c, "healthy"), field(c, "instances")),
+                        c.name.clone(),
+                        dash(c.application.as_deref()),
+                        c.server_groups.join(", "),
+                        c.enabled.join(", "),
+                        format!("{}/{}", c.healthy, c.instances),
                     ]
                 })
                 .collect();
@@ -144,23 +145,21 @@ pub async fn cluster(client: &Client, command: ClusterCommand) -> anyhow::Result
             );
         }
         ClusterCommand::Show { name, json } => {
-            let answer = client
-                .get(&format!("/api/v1/clusters/{}", segment(&name)))
+            let answer: wire::Cluster = client
+                .get_as(&format!("/api/v1/clusters/{}", segment(&name)))
                 .await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
                 "cluster {}  application {}",
-                field(&answer, "name"),
-                field(&answer, "application")
+                answer.name,
+                dash(answer.application.as_deref())
             );
-            println!("load balancers: {}", joined(&answer, "loadBalancers"));
-            group_table(items(&answer, "serverGroups"));
-            let history: Vec<String> = items(&answer, "history")
-                .map(|g| field(g, "name"))
-                .collect();
+            println!("load balancers: {}", answer.load_balancers.join(", "));
+            group_table(answer.server_groups.iter());
+            let history: Vec<&str> = answer.history.iter().map(|g| g.name.as_str()).collect();
             if !history.is_empty() {
                 println!("destroyed: {}", history.join(", "));
             }
@@ -176,36 +175,40 @@ pub async fn server_group(
     let path = |name: &str| format!("/api/v1/server-groups/{}", segment(name));
     match command {
         ServerGroupCommand::List { cluster, all, json } => {
-            let answer = client.get("/api/v1/server-groups").await?;
+            let answer: wire::ServerGroupList = client.get_as("/api/v1/server-groups").await?;
             // The same groups in both forms: destroyed ones only with --all.
-            let groups: Vec<&Value> = items(&answer, "serverGroups")
+            let server_groups: Vec<wire::ServerGroupStatus> = answer
+                .server_groups
+                .into_iter()
                 .filter(|g| {
-                    (all || g["destroyedAt"].is_null())
-                        && cluster.as_deref().is_none_or(|c| g["cluster"] == c)
+                    (all || g.group.is_live())
+                        && cluster.as_deref().is_none_or(|c| g.group.cluster == c)
                 })
                 .collect();
             if json {
-                print_json(&json!({ "serverGroups": groups }));
+                print_wire(&wire::ServerGroupList { server_groups });
                 return Ok(ExitCode::SUCCESS);
             }
-            group_table(groups.into_iter());
+            group_table(server_groups.iter());
         }
         ServerGroupCommand::Show { name, json } => {
-            let answer = client.get(&path(&name)).await?;
+            let answer: wire::ServerGroupStatus = client.get_as(&path(&name)).await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
             group_table(std::iter::once(&answer));
-            let rows: Vec<Vec<String>> = items(&answer, "instances")
+            let rows: Vec<Vec<String>> = answer
+                .instances
+                .iter()
                 .map(|i| {
                     vec![
-                        field(i, "id"),
-                        field(i, "port"),
-                        field(i, "pid"),
-                        field(i, "state"),
+                        i.id.clone(),
+                        i.port.to_string(),
+                        i.pid.map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
+                        i.state.clone(),
                         health(i),
-                        field(i, "restarts"),
+                        i.restarts.to_string(),
                     ]
                 })
                 .collect();
@@ -215,32 +218,31 @@ pub async fn server_group(
             );
         }
         ServerGroupCommand::Resize { name, size } => {
-            let group = client
-                .post(&format!("{}/resize", path(&name)), &json!({ "size": size }))
+            let group: wire::ServerGroup = client
+                .post_as(
+                    &format!("{}/resize", path(&name)),
+                    &wire::ResizeRequest { size },
+                )
                 .await?;
-            println!(
-                "{} resized to {}",
-                field(&group, "name"),
-                field(&group, "size")
-            );
+            println!("{} resized to {}", group.name, group.size);
         }
         ServerGroupCommand::Enable { name } => {
-            client
-                .post(&format!("{}/enable", path(&name)), &json!({}))
+            let _: wire::ServerGroup = client
+                .post_as(&format!("{}/enable", path(&name)), &json!({}))
                 .await?;
             println!("{name} enabled");
         }
         ServerGroupCommand::Disable { name, force } => {
-            client
-                .post(
+            let _: wire::ServerGroup = client
+                .post_as(
                     &format!("{}/disable", path(&name)),
-                    &json!({ "force": force }),
+                    &wire::DisableRequest { force },
                 )
                 .await?;
             println!("{name} disabled");
         }
         ServerGroupCommand::Destroy { name } => {
-            client.delete(&path(&name)).await?;
+            let _: wire::ServerGroup = client.delete_as(&path(&name)).await?;
             println!("{name} destroyed");
         }
     }
@@ -248,43 +250,43 @@ pub async fn server_group(
 }
 
 pub async fn rollback(client: &Client, cluster: &str) -> anyhow::Result<ExitCode> {
-    let answer = client
-        .post(
+    let answer: wire::Rollback = client
+        .post_as(
             &format!("/api/v1/clusters/{}/rollback", segment(cluster)),
             &json!({}),
         )
         .await?;
-    for note in items(&answer, "notes") {
-        eprintln!("{}", note.as_str().unwrap_or_default());
+    for note in &answer.notes {
+        eprintln!("{note}");
     }
-    println!("{cluster} rolled back to {}", field(&answer, "enabled"));
+    println!("{cluster} rolled back to {}", answer.enabled);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn lb(client: &Client, command: LbCommand) -> anyhow::Result<ExitCode> {
     match command {
         LbCommand::List { json } => {
-            let answer = client.get("/api/v1/load-balancers").await?;
+            let answer: wire::LoadBalancerList = client.get_as("/api/v1/load-balancers").await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = items(&answer, "loadBalancers")
+            let rows: Vec<Vec<String>> = answer
+                .load_balancers
+                .iter()
                 .map(|lb| {
-                    let clusters: Vec<String> =
-                        items(lb, "clusters").map(|c| field(c, "cluster")).collect();
-                    let rate: f64 = items(lb, "clusters")
-                        .flat_map(|c| items(c, "serverGroups"))
-                        .map(|g| g["stats"]["rate"].as_f64().unwrap_or(0.0))
+                    let clusters: Vec<&str> =
+                        lb.clusters.iter().map(|c| c.cluster.as_str()).collect();
+                    let rate: f64 = lb
+                        .clusters
+                        .iter()
+                        .flat_map(|c| &c.server_groups)
+                        .map(|g| g.stats.as_ref().map_or(0.0, |s| s.rate))
                         .sum();
                     vec![
-                        field(lb, "name"),
-                        field(lb, "port"),
-                        if lb["listening"] == true {
-                            "yes".into()
-                        } else {
-                            "no".into()
-                        },
+                        lb.name.clone(),
+                        lb.port.to_string(),
+                        yes_no(lb.listening),
                         clusters.join(", "),
                         format!("{rate:.1}"),
                     ]
@@ -293,149 +295,145 @@ pub async fn lb(client: &Client, command: LbCommand) -> anyhow::Result<ExitCode>
             table(&["NAME", "PORT", "LISTENING", "CLUSTERS", "REQ/S"], &rows);
         }
         LbCommand::Show { name, json } => {
-            let answer = client
-                .get(&format!("/api/v1/load-balancers/{}", segment(&name)))
+            let answer: wire::LoadBalancer = client
+                .get_as(&format!("/api/v1/load-balancers/{}", segment(&name)))
                 .await?;
             if json {
-                print_json(&answer);
+                print_wire(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
-                "load balancer {} on 127.0.0.1:{} ({}), health check {}",
-                field(&answer, "name"),
-                field(&answer, "port"),
-                if answer["listening"] == true {
-                    "listening"
-                } else {
-                    "not listening"
-                },
-                field(&answer["healthCheck"], "path"),
-            );
-            let mut rows = Vec::new();
-            for cluster in items(&answer, "clusters") {
-                for g in items(cluster, "serverGroups") {
-                    let instances: Vec<&Value> = items(g, "instances").collect();
-                    let healthy = instances.iter().filter(|i| i["healthy"] == true).count();
-                    let stats = &g["stats"];
-                    rows.push(vec![
-                        field(cluster, "cluster"),
-                        field(g, "name"),
-                        if g["enabled"] == true {
-                            "yes".into()
-                        } else {
-                            "no".into()
-                        },
-                        field(g, "weight"),
-                        format!("{:.0}%", g["trafficPercent"].as_f64().unwrap_or(0.0)),
-                        format!("{healthy}/{}", instances.len()),
-                        format!("{:.1}", stats["rate"].as_f64().unwrap_or(0.0)),
-                        field(stats, "requests"),
-                        field(stats, "status5xx"),
-                        format!("{}/{}", field(stats, "p50Ms"), field(stats, "p99Ms")),
-                    ]);
-                }
-            }
-            table(
-                &[
-                    "CLUSTER",
-                    "SERVER GROUP",
-                    "ENABLED",
-                    "WEIGHT",
-                    "TRAFFIC",
-                    "HEALTHY",
-                    "REQ/S",
-                    "REQUESTS",
-                    "5XX",
-                    "P50/P99 MS",
-                ],
-                &rows,
-            );
-            let instances: Vec<Vec<String>> = items(&answer, "clusters")
-                .flat_map(|c| items(c, "serverGroups"))
-                .flat_map(|g| items(g, "instances").map(move |i| (g, i)))
-                .map(|(g, i)| {
-                    vec![
-                        field(i, "id"),
-                        field(g, "name"),
-                        format!("127.0.0.1:{}", field(i, "port")),
-                        field(i, "state"),
-                        health(i),
-                        field(i, "inFlight"),
-                        field(i, "restarts"),
-                    ]
-                })
-                .collect();
-            if !instances.is_empty() {
-                println!();
-                table(
-                    &[
-                        "INSTANCE",
-                        "SERVER GROUP",
-                        "ADDRESS",
-                        "STATE",
-                        "HEALTH",
-                        "IN FLIGHT",
-                        "RESTARTS",
-                    ],
-                    &instances,
-                );
-            }
+            print_load_balancer(&answer);
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn items<'v>(value: &'v Value, name: &str) -> impl Iterator<Item = &'v Value> {
-    value[name].as_array().into_iter().flatten()
-}
-
-fn joined(value: &Value, name: &str) -> String {
-    items(value, name)
-        .map(|v| {
-            v.as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| v.to_string())
+fn print_load_balancer(answer: &wire::LoadBalancer) {
+    println!(
+        "load balancer {} on 127.0.0.1:{} ({}), health check {}",
+        answer.name,
+        answer.port,
+        if answer.listening {
+            "listening"
+        } else {
+            "not listening"
+        },
+        answer.health_check.path,
+    );
+    let mut rows = Vec::new();
+    for cluster in &answer.clusters {
+        for g in &cluster.server_groups {
+            let healthy = g.instances.iter().filter(|i| i.healthy).count();
+            let stat = |read: fn(&wire::GroupStats) -> Value| {
+                g.stats
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |s| read(s).to_string())
+            };
+            rows.push(vec![
+                cluster.cluster.clone(),
+                g.name.clone(),
+                yes_no(g.enabled),
+                g.weight.to_string(),
+                format!("{:.0}%", g.traffic_percent),
+                format!("{healthy}/{}", g.instances.len()),
+                format!("{:.1}", g.stats.as_ref().map_or(0.0, |s| s.rate)),
+                stat(|s| json!(s.requests)),
+                stat(|s| json!(s.status_5xx)),
+                format!(
+                    "{}/{}",
+                    stat(|s| json!(s.p50_ms)),
+                    stat(|s| json!(s.p99_ms))
+                ),
+            ]);
+        }
+    }
+    table(
+        &[
+            "CLUSTER",
+            "SERVER GROUP",
+            "ENABLED",
+            "WEIGHT",
+            "TRAFFIC",
+            "HEALTHY",
+            "REQ/S",
+            "REQUESTS",
+            "5XX",
+            "P50/P99 MS",
+        ],
+        &rows,
+    );
+    let instances: Vec<Vec<String>> = answer
+        .clusters
+        .iter()
+        .flat_map(|c| &c.server_groups)
+        .flat_map(|g| g.instances.iter().map(move |i| (g, i)))
+        .map(|(g, i)| {
+            vec![
+                i.id.clone(),
+                g.name.clone(),
+                format!("127.0.0.1:{}", i.port),
+                i.state.clone(),
+                health(i),
+                i.in_flight.to_string(),
+                i.restarts.to_string(),
+            ]
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if !instances.is_empty() {
+        println!();
+        table(
+            &[
+                "INSTANCE",
+                "SERVER GROUP",
+                "ADDRESS",
+                "STATE",
+                "HEALTH",
+                "IN FLIGHT",
+                "RESTARTS",
+            ],
+            &instances,
+        );
+    }
 }
 
-fn health(instance: &Value) -> String {
-    let mut text = if instance["healthy"] == true {
+fn yes_no(yes: bool) -> String {
+    if yes { "yes" } else { "no" }.to_owned()
+}
+
+fn health(instance: &wire::Instance) -> String {
+    let mut text = if instance.healthy {
         "healthy"
     } else {
         "unhealthy"
     }
     .to_owned();
-    if instance["crashLooping"] == true {
+    if instance.crash_looping {
         text.push_str(" (crash-looping)");
     }
     text
 }
 
-fn group_table<'v>(groups: impl Iterator<Item = &'v Value>) {
+fn group_table<'v>(groups: impl Iterator<Item = &'v wire::ServerGroupStatus>) {
     let rows: Vec<Vec<String>> = groups
         .map(|g| {
-            let instances: Vec<&Value> = items(g, "instances").collect();
-            let healthy = instances.iter().filter(|i| i["healthy"] == true).count();
-            let state = if !g["destroyedAt"].is_null() {
+            let state = if !g.group.is_live() {
                 "destroyed"
-            } else if g["enabled"] == true {
+            } else if g.group.enabled {
                 "enabled"
             } else {
                 "disabled"
             };
+            let spec = &g.group.spec;
             vec![
-                field(g, "name"),
+                g.group.name.clone(),
                 state.to_owned(),
-                field(g, "weight"),
-                field(g, "size"),
-                format!("{healthy}/{}", instances.len()),
-                g["spec"]["command"]
-                    .as_str()
-                    .or(g["spec"]["image"].as_str())
-                    .unwrap_or("")
-                    .to_owned(),
+                g.group.weight.to_string(),
+                g.group.size.to_string(),
+                format!("{}/{}", g.healthy_instances(), g.instances.len()),
+                spec.command
+                    .clone()
+                    .or_else(|| spec.image.clone())
+                    .unwrap_or_default(),
             ]
         })
         .collect();

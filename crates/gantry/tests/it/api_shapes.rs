@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::apt::build_hello;
+use crate::deploy_support::{deploy, free_port, shop_yaml};
 use crate::harness::{Backend, Server};
 
 const PIPELINE: &str = r#"
@@ -105,6 +106,20 @@ fn strict(mut schema: Value) -> Value {
 
 fn close(value: &mut Value) {
     match value {
+        // A flattened field: its parts are inline objects, closed as a whole
+        // (a part closed alone would refuse the other parts' fields).
+        Value::Object(object) if object.contains_key("allOf") => {
+            for (key, part) in object.iter_mut() {
+                match (key.as_str(), part) {
+                    ("allOf", Value::Array(parts)) => parts
+                        .iter_mut()
+                        .filter_map(Value::as_object_mut)
+                        .for_each(|part| part.values_mut().for_each(close)),
+                    (_, other) => close(other),
+                }
+            }
+            object.insert("unevaluatedProperties".into(), Value::Bool(false));
+        }
         Value::Object(object) => {
             if object.contains_key("properties") && !object.contains_key("additionalProperties") {
                 object.insert("additionalProperties".into(), Value::Bool(false));
@@ -398,6 +413,8 @@ fn every_answer_has_the_shape_the_openapi_document_gives_it() {
         ],
     );
 
+    check_deploy_answers(&server, &mut shapes);
+
     // Pipelines last: deleting one is the end of its story.
     let name = Some(json!({"name": "shapes"}));
     shapes.check(
@@ -409,8 +426,96 @@ fn every_answer_has_the_shape_the_openapi_document_gives_it() {
         200,
     );
     assert!(
-        shapes.checked >= 44,
+        shapes.checked >= 60,
         "only {} answers were checked",
         shapes.checked
     );
+}
+
+/// Applications, clusters, server groups and load balancers: two red/black
+/// deploys of the shop, so that a cluster has a live group, a disabled one
+/// to roll back to and, once one is destroyed, a history.
+fn check_deploy_answers(server: &Server, shapes: &mut Shapes) {
+    server.apply(&shop_yaml(free_port(), ""));
+    for version in ["version=v1", "version=v2"] {
+        let execution = deploy(server, "redblack", &[version]);
+        assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    }
+    let cluster = server.get("/api/v1/clusters/shop-web");
+    let names: Vec<&str> = cluster["serverGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    let [old, new] = names[..] else {
+        panic!("two red/black deploys left two live groups: {cluster:#}")
+    };
+    let group = |name: &str, action: &str| format!("/api/v1/server-groups/{name}{action}");
+    let groups = "/api/v1/server-groups/{name}";
+    let post = |template: &'static str, path: &str, body: Option<Value>| -> Request<'static> {
+        ("POST", template, path.to_owned(), body, 200)
+    };
+    shapes.check_all(
+        server,
+        vec![
+            get("/api/v1/applications", "/api/v1/applications"),
+            get("/api/v1/clusters", "/api/v1/clusters"),
+            get("/api/v1/clusters", "/api/v1/clusters?q=shop&limit=1"),
+            get("/api/v1/clusters/{name}", "/api/v1/clusters/shop-web"),
+            get("/api/v1/server-groups", "/api/v1/server-groups"),
+            get(groups, &group(old, "")),
+            get("/api/v1/load-balancers", "/api/v1/load-balancers"),
+            get(
+                "/api/v1/load-balancers/{name}",
+                "/api/v1/load-balancers/shop",
+            ),
+            post(
+                "/api/v1/server-groups/{name}/resize",
+                &group(new, "/resize"),
+                Some(json!({"size": 1})),
+            ),
+            post(
+                "/api/v1/server-groups/{name}/enable",
+                &group(old, "/enable"),
+                None,
+            ),
+            post(
+                "/api/v1/server-groups/{name}/disable",
+                &group(old, "/disable"),
+                Some(json!({"force": false})),
+            ),
+            post(
+                "/api/v1/clusters/{name}/rollback",
+                "/api/v1/clusters/shop-web/rollback",
+                None,
+            ),
+            ("DELETE", groups, group(new, ""), None, 200),
+            get("/api/v1/clusters/{name}", "/api/v1/clusters/shop-web"),
+            (
+                "GET",
+                "/api/v1/clusters",
+                "/api/v1/clusters?limit=0".into(),
+                None,
+                400,
+            ),
+            (
+                "GET",
+                groups,
+                "/api/v1/server-groups/nothing".into(),
+                None,
+                404,
+            ),
+            (
+                "POST",
+                "/webhooks/generic/{source}",
+                "/webhooks/generic/nothing".into(),
+                Some(json!({})),
+                404,
+            ),
+        ],
+    );
+    let page = server.get("/api/v1/clusters?q=SHOP&limit=1");
+    assert_eq!(page["total"], 1, "{page:#}");
+    assert_eq!(page["clusters"][0]["name"], "shop-web", "{page:#}");
 }

@@ -202,6 +202,15 @@ fn canary_promotion_drops_nothing() {
     let load = Load::start(port, 4, 2);
     let second = deploy(&server, "canary", &["version=v2"]);
     assert_eq!(second["status"], "succeeded", "{second:#}");
+    // Its analysis is in the stage's outputs, interval by interval.
+    let analysis = &stage(&second, "deploy")["outputs"]["analysis"][0];
+    assert_eq!(analysis["verdict"], "pass", "{analysis:#}");
+    let intervals = analysis["intervals"].as_array().expect("intervals");
+    assert!(
+        intervals.iter().any(|i| i["canary"]["requests"].as_u64() > Some(0)
+            && i["baseline"]["p99Ms"].is_number()),
+        "{analysis:#}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     let tally = load.finish();
     assert_clean(&tally, "canary promotion");
@@ -216,6 +225,8 @@ fn canary_with_five_percent_errors_is_aborted() {
     let bad = deploy(&server, "canary", &["version=v2", "errorPercent=5"]);
     let during = load.finish();
     assert_eq!(bad["status"], "failed", "{bad:#}");
+    let analysis = &stage(&bad, "deploy")["state"]["rollout"]["analyses"][0];
+    assert_ne!(analysis["verdict"], "pass", "the failed analysis is kept: {analysis:#}");
     let error = stage(&bad, "deploy")["error"].to_string();
     assert!(
         error.contains("failed its analysis") && error.contains("errorRate High"),

@@ -2,8 +2,8 @@
 //! (playwright-core, installed by `scripts/install-test-deps`) against this
 //! real server: sign in, run a pipeline with parameters, watch its graph
 //! turn green live and its log lines arrive, approve a judgment, restart a
-//! stage, filter executions, resize a server group and roll its cluster
-//! back, see triggers, repositories and tokens (and create one as an
+//! stage, filter executions, see a canary's analysis drawn, resize a server
+//! group and roll its cluster back, see triggers, repositories and tokens (and create one as an
 //! admin), be refused without the CSRF token, sign out, and find no action
 //! button as a viewer. Screenshots of every page go to
 //! `target/browser-screenshots/`.
@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::deploy_support::{free_port, shop_cluster_yaml, shop_pipeline, testapp};
+use crate::deploy_support::{Load, free_port, shop_cluster_yaml, shop_pipeline, testapp};
 use crate::harness::{Backend, Server};
 
 const RELEASE: &str = r#"
@@ -85,12 +85,29 @@ fn the_web_ui_works_in_a_real_browser() {
             app.display()
         ),
     );
-    server.apply(&format!("{}{deploy}{RELEASE}", shop_cluster_yaml(port)));
+    let canary = shop_pipeline(
+        "canary-shop",
+        &["{name: version, default: v3}"],
+        &format!(
+            "command: {}\nsize: 1\nstrategy: canary\nsteps: [{{setWeight: 50}}, {{analysis: {{window: 3s, marginal: 50, pass: 100}}}}]\nenv: {{VERSION: \"${{{{ parameters.version }}}}\"}}\n",
+            app.display()
+        ),
+    );
+    server.apply(&format!(
+        "{}{deploy}{canary}{RELEASE}",
+        shop_cluster_yaml(port)
+    ));
     for version in ["v1", "v2"] {
         let id = server.run("deploy-shop", &[&format!("version={version}")]);
         let execution = server.wait_terminal(&id);
         assert_eq!(execution["status"], "succeeded", "{execution:#}");
     }
+    // A canary analysed under load, for its charts.
+    let load = Load::start(port, 2, 1);
+    let canary_id = server.run("canary-shop", &["version=v3"]);
+    let execution = server.wait_terminal(&canary_id);
+    load.finish();
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
     for (path, body) in [
         ("/api/v1/repos", serde_json::json!({"name": "shop", "public": true})),
         ("/api/v1/apt/repos", serde_json::json!({"name": "shop-apt"})),
@@ -106,6 +123,7 @@ fn the_web_ui_works_in_a_real_browser() {
         .env("GANTRY_ADMIN_TOKEN", &server.token)
         .env("GANTRY_VIEWER_TOKEN", viewer.trim())
         .env("GANTRY_CLUSTER", "shop-web")
+        .env("GANTRY_CANARY_EXECUTION", &canary_id)
         .env(
             "GANTRY_SCREENSHOTS",
             workspace().join("target/browser-screenshots"),

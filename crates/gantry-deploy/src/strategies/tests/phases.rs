@@ -22,6 +22,7 @@ use crate::error::DeployError;
 use crate::model::ServerGroupSpec;
 use crate::providers::ProviderRegistry;
 use crate::testing::{Call, FakeProvider, MemoryJournal, NoPeople};
+use gantry_wire::deploy::CanaryVerdict;
 
 const CLUSTER: &str = "shop-prod";
 
@@ -290,6 +291,7 @@ fn canary(analysis_passes: bool, fake: &FakeProvider) -> Arc<dyn Strategy> {
         .map(|i| Measurement {
             micros: 1_000 + (i % 50) * 10,
             error: false,
+            ago_ms: i * 5,
         })
         .collect();
     let canary_samples = if analysis_passes {
@@ -343,16 +345,32 @@ async fn a_canary_that_passes_its_analysis_is_promoted() {
     );
     assert_eq!(journal.record().step, 5);
     assert_eq!(journal.record().pauses.len(), 2, "{:?}", journal.record());
+    let [analysis] = &journal.record().analyses[..] else {
+        panic!("one analysis recorded: {:?}", journal.record())
+    };
+    assert_eq!(
+        (analysis.step, analysis.verdict, analysis.score),
+        (4, CanaryVerdict::Pass, 100.0)
+    );
+    assert_eq!(
+        (analysis.canary.as_str(), analysis.baseline.as_str()),
+        ("shop-prod-v001", "shop-prod-v000")
+    );
 }
 
 #[tokio::test]
 async fn a_canary_that_fails_its_analysis_is_removed_and_the_baseline_takes_all_traffic() {
     let (fake, controller) = cluster();
     let request = request(canary(false, &fake), &["shop-prod-v000"]);
-    let error = deploy(&controller, &request, &MemoryJournal::default(), true)
+    let journal = MemoryJournal::default();
+    let error = deploy(&controller, &request, &journal, true)
         .await
         .expect_err("analysis fails");
     assert!(error.to_string().contains("failed its analysis"), "{error}");
+    let analyses = journal.record().analyses;
+    assert_eq!(analyses.len(), 1, "the failed analysis is kept for people to see");
+    assert_eq!(analyses[0].verdict, CanaryVerdict::Marginal);
+    assert_eq!(analyses[0].metrics[0].judgment, "high", "{:?}", analyses[0]);
     assert_eq!(state(&fake, "shop-prod-v000"), (true, 100, 2, true));
     assert!(!state(&fake, "shop-prod-v001").3);
 }
