@@ -1,5 +1,7 @@
-//! The messages between `gantry runner` and the server, shared by both.
-//! JSON bodies under `/api/v1/runners/…`; every request carries
+//! The protocol between `gantry runner` and the server: its messages are
+//! `gantry_wire::runners`' types (so the OpenAPI document has their
+//! schemas), re-exported here with the bounds both sides keep. JSON bodies
+//! under `/api/v1/runners/…`; every request carries
 //! [`PROTOCOL_HEADER`] with [`PROTOCOL_VERSION`], and the server refuses a
 //! version it does not speak, naming both.
 //!
@@ -19,11 +21,15 @@
 //! as the runner's (expired, canceled) is a 409 on `logs` and `finish`, and
 //! appears under `cancel` in a heartbeat's answer.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+pub use gantry_wire::runners::{
+    FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse, HeldLease, JobSecrets,
+    LeaseQuery, LeaseRequest, LeaseResponse, LeasedJob, LogAck, LogBatch, RegisterRequest,
+    RegisterResponse, RenewedLease, Timing, WorkspaceUploaded,
+};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const PROTOCOL_HEADER: &str = "gantry-runner-protocol";
@@ -42,176 +48,14 @@ pub const LONG_POLL: Duration = Duration::from_secs(25);
 pub const MAX_BATCH_LINES: usize = 5_000;
 pub const MAX_BATCH_BYTES: usize = 256 << 10;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RegisterRequest {
-    pub protocol: u32,
-    /// The registration token from `gantry runner token create`.
-    pub token: String,
-    pub name: String,
-    pub labels: Vec<String>,
-    pub capacity: u32,
-    /// The runner's `gantry` version.
-    pub version: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RegisterResponse {
-    pub runner_id: String,
-    pub name: String,
-    /// The runner's own secret; shown once, kept in its work directory.
-    pub credential: String,
-    pub timing: Timing,
-}
-
-/// The bounds the server holds runners to, sent at registration and with
-/// every lease.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Timing {
-    pub heartbeat_ms: u64,
-    pub lease_ttl_ms: u64,
-    pub long_poll_ms: u64,
-}
-
-impl Default for Timing {
-    fn default() -> Timing {
-        Timing {
-            heartbeat_ms: HEARTBEAT.as_millis() as u64,
-            lease_ttl_ms: LEASE_TTL.as_millis() as u64,
-            long_poll_ms: LONG_POLL.as_millis() as u64,
-        }
+/// The bounds this server holds runners to ([`HEARTBEAT`], [`LEASE_TTL`],
+/// [`LONG_POLL`]).
+pub fn timing() -> Timing {
+    Timing {
+        heartbeat_ms: HEARTBEAT.as_millis() as u64,
+        lease_ttl_ms: LEASE_TTL.as_millis() as u64,
+        long_poll_ms: LONG_POLL.as_millis() as u64,
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LeaseRequest {
-    /// Jobs the runner can start now; the server hands out at most one per
-    /// request and never more than the runner's registered capacity.
-    pub free_slots: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LeaseResponse {
-    /// `None` when the long poll ended with nothing to do.
-    pub job: Option<LeasedJob>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LeasedJob {
-    pub lease_id: String,
-    pub job_id: String,
-    /// What to run; opaque to the protocol (a step spec after the merge).
-    pub payload: Value,
-    /// 1 for the first run of the job, 2 for a re-run elsewhere, …
-    pub attempt: i64,
-    pub timing: Timing,
-    /// The values of the secrets the job names: only in this answer, to
-    /// the runner that leased the job; never stored by the server, never
-    /// written to the runner's disk.
-    #[serde(default, skip_serializing_if = "JobSecrets::is_empty")]
-    pub secrets: JobSecrets,
-}
-
-/// Secret values by name; their `Debug` shows the names only.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct JobSecrets(pub BTreeMap<String, String>);
-
-impl JobSecrets {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for JobSecrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.keys()).finish()
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HeartbeatRequest {
-    pub leases: Vec<HeldLease>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HeldLease {
-    pub lease_id: String,
-    /// How many log lines the runner has of this job so far.
-    pub log_lines: u64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeartbeatResponse {
-    pub renewed: Vec<RenewedLease>,
-    /// Leases the runner no longer holds (expired, canceled, unknown): it
-    /// kills their jobs and forgets them.
-    pub cancel: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RenewedLease {
-    pub lease_id: String,
-    /// Log lines `0..log_acked` reached the server: the runner sends from here.
-    pub log_acked: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LogBatch {
-    pub lease_id: String,
-    /// The sequence number (0-based line number) of `lines[0]`.
-    pub first: u64,
-    pub lines: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogAck {
-    /// Lines `0..acked` are the server's; a batch starting past it was not
-    /// taken (a gap) and is sent again from `acked`.
-    pub acked: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FinishRequest {
-    pub lease_id: String,
-    /// What the job ended with; opaque to the protocol.
-    pub result: Value,
-    /// What only the job's owner may read (a step's outputs, which may
-    /// hold a secret): handed over, never stored in the jobs table.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub private: Value,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FinishResponse {
-    pub job_id: String,
-}
-
-/// The snapshot a runner uploaded, named by its SHA-256.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkspaceUploaded {
-    pub sha256: String,
-}
-
-/// The lease a workspace transfer is for (its query string).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseQuery {
-    pub lease: String,
 }
 
 /// Whether `name` is a snapshot's name: 64 lowercase hex digits.

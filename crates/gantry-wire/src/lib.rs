@@ -12,6 +12,7 @@ pub mod executions;
 pub mod git;
 pub mod hosts;
 pub mod pipelines;
+pub mod runners;
 pub mod secrets;
 pub mod tokens;
 

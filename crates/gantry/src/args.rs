@@ -207,10 +207,10 @@ pub struct ServeArgs {
     )]
     pub max_deploy_size: u32,
     /// Run no step in the server: start a local runner beside it (a child
-    /// `gantry runner`, work directory DATA_DIR/local-runner) and hand every
-    /// `run` stage's steps to runners. Off: steps without `runsOn` run in
-    /// the server.
-    #[arg(long, env = "GANTRY_LOCAL_RUNNER", default_value = "off", value_parser = ["on", "off"], value_name = "on|off")]
+    /// `gantry runner`, work directory DATA_DIR/local-runner) that runs the
+    /// steps without `runsOn` in the server's workspaces. Off: start none;
+    /// steps without `runsOn` then run in the server's own process tree.
+    #[arg(long, env = "GANTRY_LOCAL_RUNNER", default_value = "on", value_parser = ["on", "off"], value_name = "on|off")]
     pub local_runner: String,
     /// How long a step waits for a runner with its labels (`runsOn`) before
     /// its stage fails; a stage's `runnerWait` wins.

@@ -4,8 +4,14 @@
 //! single-use token the server mints for it (handed over in its
 //! environment, never on its command line) and keeps its credential in its
 //! own work directory, `DATA_DIR/local-runner`, whose steps are confined
-//! like the server's were (the step user, Landlock). It stops with the
-//! server, and by itself if the server dies (`--parent-pid`).
+//! like the server's were (the step user, Landlock). It shares the
+//! server's disk, so the steps without `runsOn` it takes run in place, in
+//! the server's own workspaces (`--in-place-data-dir`): no snapshot goes
+//! either way, a follower of the workspace sees what the step writes, and a
+//! step run again after a crash finds what its first run left, as in the
+//! server's own executor. It stops with the server; if the server dies it
+//! exits at once (`--parent-pid`), leaving its steps to the server's next
+//! start as the server's own executor did.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +34,9 @@ const HEALTHY: Duration = Duration::from_secs(60);
 pub struct LocalRunner {
     /// The server's own address, `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The server's data directory: the runner runs steps in its
+    /// workspaces, in place.
+    pub data_dir: PathBuf,
     pub work_dir: PathBuf,
     pub registry: RunnerRegistry,
     pub step_user: Option<String>,
@@ -77,6 +86,8 @@ impl LocalRunner {
             .arg(&self.work_dir)
             .args(["--parent-pid", &std::process::id().to_string()])
             .args(["--host-steps", &self.host_steps])
+            .arg("--in-place-data-dir")
+            .arg(&self.data_dir)
             .env_remove("GANTRY_RUNNER_TOKEN")
             .kill_on_drop(true);
         if let Some(user) = &self.step_user {

@@ -82,7 +82,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     // Runners: the registry and the dispatcher (with its lease clock),
     // started before the engine so that resumed stages find their runners;
     // the API's runner routes reach them as an extension.
-    let dispatcher = gantry_runners::server::Dispatcher::start(store.clone(), Default::default())
+    let dispatcher = gantry_runners::server::Dispatcher::start(store.clone(), gantry_runners::protocol::timing())
         .await
         .context("cannot start the runner dispatcher")?;
     let engine = Engine::start(
@@ -91,7 +91,8 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             runners: Some(gantry_engine::RunnerPool {
                 dispatcher: dispatcher.clone(),
                 wait: args.runner_wait,
-                all_steps: args.local_runner == "on",
+                local_runner: (args.local_runner == "on")
+                    .then(|| crate::local_runner::NAME.to_owned()),
             }),
             data_dir: data_dir.clone(),
             apt: Some(apt.clone()),
@@ -149,6 +150,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         crate::local_runner::start(
             crate::local_runner::LocalRunner {
                 url: format!("http://{own}"),
+                data_dir: data_dir.clone(),
                 work_dir: data_dir.join("local-runner"),
                 registry: runners.clone(),
                 step_user: args.steps.step_user.clone(),

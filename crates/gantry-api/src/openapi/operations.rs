@@ -6,7 +6,7 @@
 use axum::http::Method;
 use gantry_wire::{
     DataplaneStopped, Deleted, Dropped, Revoked, apt, deploy, executions, git, hosts, pipelines,
-    secrets, tokens,
+    runners, secrets, tokens,
 };
 use serde_json::{Value, json};
 
@@ -242,11 +242,6 @@ impl Answer {
 }
 
 /// The names of a path's parameters (`{name}`, and axum's catch-all `{*path}`).
-/// A JSON object whose fields the document does not spell out yet.
-fn any_object(_: &mut Schemas) -> Value {
-    json!({"type": "object"})
-}
-
 fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
     path.split('{')
         .skip(1)
@@ -617,31 +612,31 @@ pub(super) fn all() -> Vec<Operation> {
         // Runners (`gantry-runners`): the agent's routes authenticate with the
         // runner's credential as a bearer token and the header
         // `gantry-runner-protocol: 1`, not with an API token; their messages
-        // are `gantry_runners::protocol`, not yet in gantry-wire.
+        // are `gantry_wire::runners`' types.
         // POST /api/v1/runners/register
         op(Method::POST, "/api/v1/runners/register", "registerRunner", "runners", "Register a runner with a registration token; answers its credential")
-            .body(any_object)
-            .any_object(201, "the runner's id, name and credential")
+            .body(schema::<runners::RegisterRequest>)
+            .answers(201, "the runner's id, name and credential", schema::<runners::RegisterResponse>)
             .errors(&[400, 401]),
         // POST /api/v1/runners/lease
         op(Method::POST, "/api/v1/runners/lease", "leaseRunnerJob", "runners", "Lease a job (long poll, at most 25 s)")
-            .body(any_object)
-            .any_object(200, "a leased job, or none")
+            .body(schema::<runners::LeaseRequest>)
+            .answers(200, "a leased job, or none", schema::<runners::LeaseResponse>)
             .errors(&[400, 401]),
         // POST /api/v1/runners/heartbeat
         op(Method::POST, "/api/v1/runners/heartbeat", "runnerHeartbeat", "runners", "Renew the leases a runner holds; answers those to cancel")
-            .body(any_object)
-            .any_object(200, "renewed leases and leases to cancel")
+            .body(schema::<runners::HeartbeatRequest>)
+            .answers(200, "renewed leases and leases to cancel", schema::<runners::HeartbeatResponse>)
             .errors(&[400, 401]),
         // POST /api/v1/runners/logs
         op(Method::POST, "/api/v1/runners/logs", "runnerLogs", "runners", "Send a job's log lines from a sequence number; answers what is acknowledged")
-            .body(any_object)
-            .any_object(200, "the last acknowledged line")
+            .body(schema::<runners::LogBatch>)
+            .answers(200, "the last acknowledged line", schema::<runners::LogAck>)
             .errors(&[400, 401, 409]),
         // POST /api/v1/runners/finish
         op(Method::POST, "/api/v1/runners/finish", "finishRunnerJob", "runners", "Report a job's result")
-            .body(any_object)
-            .any_object(200, "the finished job")
+            .body(schema::<runners::FinishRequest>)
+            .answers(200, "the finished job", schema::<runners::FinishResponse>)
             .errors(&[400, 401, 409]),
         // GET /api/v1/runners/workspace/{sha256}
         op(Method::GET, "/api/v1/runners/workspace/{sha256}", "downloadRunnerWorkspace", "runners", "A snapshot (tar) of the workspace of the job a runner leases (`?lease=ID`)")
@@ -651,32 +646,32 @@ pub(super) fn all() -> Vec<Operation> {
         op(Method::PUT, "/api/v1/runners/workspace", "uploadRunnerWorkspace", "runners", "A runner's new snapshot (tar) of its leased job's workspace (`?lease=ID`)")
             // A tar, sent as bytes: OpenAPI tools cannot generate `application/x-tar`.
             .raw_body(&["application/octet-stream"])
-            .any_object(200, "the snapshot's SHA-256")
+            .answers(200, "the snapshot's SHA-256", schema::<runners::WorkspaceUploaded>)
             .errors(&[400, 401, 409, 413]),
         // GET /api/v1/runners
         op(Method::GET, "/api/v1/runners", "listRunners", "runners", "Runners with their state, labels, load and last contact")
-            .any_object(200, "runners")
+            .answers(200, "runners", schema::<runners::RunnerList>)
             .errors(&[401, 403]),
         // POST /api/v1/runners/tokens
         op(Method::POST, "/api/v1/runners/tokens", "createRunnerToken", "runners", "Create a runner registration token")
-            .body(any_object)
-            .any_object(201, "the token, shown once")
+            .body(schema::<runners::CreateRunnerToken>)
+            .answers(201, "the token, shown once", schema::<runners::CreatedRunnerToken>)
             .errors(&[400, 401, 403]),
         // GET /api/v1/runners/jobs
         op(Method::GET, "/api/v1/runners/jobs", "listQueuedRunnerJobs", "runners", "Jobs waiting for a runner, and whether any runner can take them")
-            .any_object(200, "queued jobs")
+            .answers(200, "queued jobs", schema::<runners::QueuedRunnerJobs>)
             .errors(&[401, 403]),
         // POST /api/v1/runners/{name}/disable
         op(Method::POST, "/api/v1/runners/{name}/disable", "disableRunner", "runners", "Disable a runner: its leases are handed back and it is refused")
-            .any_object(200, "the runner")
+            .answers(200, "the runner", schema::<runners::RunnerState>)
             .errors(&[400, 401, 403, 404]),
         // POST /api/v1/runners/{name}/enable
         op(Method::POST, "/api/v1/runners/{name}/enable", "enableRunner", "runners", "Enable a runner")
-            .any_object(200, "the runner")
+            .answers(200, "the runner", schema::<runners::RunnerState>)
             .errors(&[400, 401, 403, 404]),
         // DELETE /api/v1/runners/{name}
         op(Method::DELETE, "/api/v1/runners/{name}", "removeRunner", "runners", "Remove a runner and revoke its credential")
-            .any_object(200, "the removed runner")
+            .answers(200, "the removed runner", schema::<runners::RemovedRunner>)
             .errors(&[400, 401, 403, 404]),
     ]
 }

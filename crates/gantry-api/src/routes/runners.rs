@@ -31,6 +31,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use gantry_wire::runners::{
+    self as wire, CreateRunnerToken, CreatedRunnerToken, QueuedRunnerJobs, RemovedRunner,
+    RunnerList, RunnerState,
+};
+
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, PathParams, parse_json};
 use crate::views::timestamp;
@@ -167,42 +172,29 @@ fn check_protocol(headers: &HeaderMap) -> ApiResult<()> {
 
 // --- The admin's view ------------------------------------------------------
 
-pub async fn list(Extension(registry): Registry) -> ApiResult<axum::Json<Value>> {
-    let runners: Vec<Value> = registry
+pub async fn list(Extension(registry): Registry) -> ApiResult<axum::Json<RunnerList>> {
+    let runners = registry
         .list()
         .await?
         .into_iter()
-        .map(|r| {
-            json!({
-                "name": r.name,
-                "state": r.state,
-                "labels": r.labels,
-                "capacity": r.capacity,
-                "load": r.load,
-                "version": r.version,
-                "createdAt": timestamp(r.created_at),
-                "lastContactAt": r.last_contact_at.map(timestamp),
-            })
+        .map(|r| wire::Runner {
+            name: r.name,
+            state: r.state,
+            labels: r.labels,
+            capacity: r.capacity,
+            load: r.load as u64,
+            version: r.version,
+            created_at: timestamp(r.created_at),
+            last_contact_at: r.last_contact_at.map(timestamp),
         })
         .collect();
-    Ok(axum::Json(json!({ "runners": runners })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenBody {
-    /// How long the token may be used, e.g. `1h` or `7d`; forever if absent.
-    #[serde(default)]
-    pub expires: Option<String>,
-    /// How many runners may register with it; unlimited if absent.
-    #[serde(default)]
-    pub uses: Option<i64>,
+    Ok(axum::Json(RunnerList { runners }))
 }
 
 pub async fn create_token(
     Extension(registry): Registry,
-    Json(body): Json<TokenBody>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    Json(body): Json<CreateRunnerToken>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedRunnerToken>)> {
     let valid_for = body
         .expires
         .as_deref()
@@ -214,48 +206,53 @@ pub async fn create_token(
     let created = registry
         .create_token(now_millis(), valid_for, body.uses)
         .await?;
-    let body = json!({
-        "id": created.id,
-        "token": created.token,
-        "expiresAt": created.expires_at.map(timestamp),
-        "usesLeft": created.uses_left,
-    });
+    let body = CreatedRunnerToken {
+        id: created.id,
+        token: created.token,
+        expires_at: created.expires_at.map(timestamp),
+        uses_left: created.uses_left,
+    };
     Ok((StatusCode::CREATED, axum::Json(body)))
 }
 
 pub async fn disable(
     Extension(registry): Registry,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<RunnerState>> {
     let runner = registry.disable(&name, now_millis()).await?;
-    Ok(axum::Json(
-        json!({ "name": runner.name, "state": runner.state }),
-    ))
+    Ok(axum::Json(state_of(runner)))
 }
 
 pub async fn enable(
     Extension(registry): Registry,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<RunnerState>> {
     let runner = registry.enable(&name).await?;
-    Ok(axum::Json(
-        json!({ "name": runner.name, "state": runner.state }),
-    ))
+    Ok(axum::Json(state_of(runner)))
+}
+
+fn state_of(runner: RunnerRecord) -> RunnerState {
+    RunnerState {
+        name: runner.name,
+        state: runner.state,
+    }
 }
 
 pub async fn remove(
     Extension(registry): Registry,
     PathParams(name): PathParams<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<RemovedRunner>> {
     let runner = registry.remove(&name, now_millis()).await?;
-    Ok(axum::Json(json!({ "removed": runner.name })))
+    Ok(axum::Json(RemovedRunner {
+        removed: runner.name,
+    }))
 }
 
 /// The jobs waiting for a runner, each saying whether one could take it.
-pub async fn queued_jobs(Extension(registry): Registry) -> ApiResult<axum::Json<Value>> {
+pub async fn queued_jobs(Extension(registry): Registry) -> ApiResult<axum::Json<QueuedRunnerJobs>> {
     let label_sets = registry.enabled_label_sets().await?;
     let jobs = registry.dispatcher().queued(&label_sets);
-    Ok(axum::Json(json!({ "jobs": jobs })))
+    Ok(axum::Json(QueuedRunnerJobs { jobs }))
 }
 
 impl From<RunnerError> for ApiError {

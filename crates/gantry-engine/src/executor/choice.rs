@@ -81,6 +81,13 @@ impl StepHandle for StageHandle {
         }
     }
 
+    fn waiting_for(&self) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
+        match self {
+            StageHandle::Local(handle) => handle.waiting_for(),
+            StageHandle::Remote(handle) => handle.waiting_for(),
+        }
+    }
+
     async fn wait(&mut self) -> Result<StepExit, ExecutorError> {
         match self {
             StageHandle::Local(handle) => handle.wait().await,

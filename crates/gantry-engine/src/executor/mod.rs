@@ -79,6 +79,14 @@ pub(crate) trait StepHandle: Send {
     /// stage can race it against its stop and the step's timeout.
     fn wait(&mut self) -> impl Future<Output = Result<StepExit, ExecutorError>> + Send;
 
+    /// What the step waits for before it can start (a runner with its
+    /// labels), as it changes: `None` while it waits for nothing. The stage
+    /// shows it in its `outputs.waitingFor`. A step that starts at once
+    /// has no such thing to say.
+    fn waiting_for(&self) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
+        None
+    }
+
     /// After [`StepHandle::wait`]: kills what the step left running and
     /// waits until every line of its output was sent.
     fn drain(&mut self) -> impl Future<Output = ()> + Send;

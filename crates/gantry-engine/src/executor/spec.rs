@@ -138,4 +138,8 @@ pub(crate) enum ExecutorError {
     /// Something of the executor's own failed.
     #[error("{0}")]
     Failed(String),
+    /// The step failed with a message that names the step already (a
+    /// runner's, from the executor that ran it there).
+    #[error("{0}")]
+    Named(String),
 }

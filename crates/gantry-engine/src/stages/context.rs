@@ -152,21 +152,30 @@ impl StageContext {
         runner_wait: Option<std::time::Duration>,
     ) -> Result<crate::executor::StageExecutor, String> {
         use crate::executor::StageExecutor;
+        use crate::executor::remote::{InPlace, RemoteExecutor};
+        let local =
+            || crate::executor::local::LocalExecutor::new(self.engine.local_executor_config());
         match self.engine.runners() {
-            Some(pool) if on_runners || pool.all_steps => Ok(StageExecutor::Remote(
-                crate::executor::remote::RemoteExecutor::new(
+            Some(pool) if on_runners || pool.local_runner.is_some() => {
+                let in_place = match &pool.local_runner {
+                    Some(runner) if !on_runners => Some(InPlace {
+                        runner: runner.clone(),
+                        leftovers: local(),
+                    }),
+                    _ => None,
+                };
+                Ok(StageExecutor::Remote(RemoteExecutor::new(
                     pool.dispatcher.clone(),
                     runner_wait.unwrap_or(pool.wait),
                     self.engine.data_dir().join("runner-workspaces"),
-                ),
-            )),
+                    in_place,
+                )))
+            }
             None if on_runners => Err(
                 "\"runsOn\" needs runners, and this engine has none (`gantry build` runs steps on this machine)"
                     .to_owned(),
             ),
-            _ => Ok(StageExecutor::Local(
-                crate::executor::local::LocalExecutor::new(self.engine.local_executor_config()),
-            )),
+            _ => Ok(StageExecutor::Local(local())),
         }
     }
 

@@ -59,7 +59,7 @@ pub async fn run<R: JobRunner>(
     let agent = Arc::new(Agent {
         connection: Arc::new(Connection::new(&config.url, Some(identity.credential))),
         runner,
-        timing: Timing::default(),
+        timing: crate::protocol::timing(),
         config,
         slots: Mutex::default(),
         slot_freed: Notify::new(),

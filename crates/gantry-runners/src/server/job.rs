@@ -4,7 +4,6 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use gantry_store::Millis;
 
 use crate::protocol::JobSecrets;
 
@@ -57,13 +56,5 @@ pub enum JobEvent {
     },
 }
 
-/// A job waiting for a runner.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueuedJob {
-    pub id: String,
-    pub labels: Vec<String>,
-    pub queued_at: Millis,
-    /// False when no enabled runner has all its labels: it waits for one.
-    pub placeable: bool,
-}
+/// A job waiting for a runner (the API's shape).
+pub use gantry_wire::runners::QueuedRunnerJob as QueuedJob;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::dispatcher::Dispatcher;
 use super::error::RunnerError;
 use super::secret;
-use crate::protocol::{PROTOCOL_VERSION, RegisterRequest, RegisterResponse, Timing};
+use crate::protocol::{PROTOCOL_VERSION, RegisterRequest, RegisterResponse};
 
 pub const ENABLED: &str = "enabled";
 pub const DISABLED: &str = "disabled";
@@ -151,7 +151,7 @@ impl RunnerRegistry {
             runner_id: id.clone(),
             name: record.name,
             credential: format!("{id}.{credential_secret}"),
-            timing: Timing::default(),
+            timing: crate::protocol::timing(),
         })
     }
 

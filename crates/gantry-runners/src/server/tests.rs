@@ -74,7 +74,7 @@ impl Fixture {
 
 #[tokio::test]
 async fn a_credential_is_refused_once_wrong_disabled_or_removed_and_a_token_is_single_use() {
-    let f = fixture(Timing::default()).await;
+    let f = fixture(crate::protocol::timing()).await;
     let (runner, credential) = f.runner("alpha", &["linux"]).await;
     let wrong = format!("{}.grc_0000", runner.id);
     let refused = f.registry.authenticate(&wrong).await.unwrap_err();
@@ -108,7 +108,7 @@ async fn a_credential_is_refused_once_wrong_disabled_or_removed_and_a_token_is_s
 
 #[tokio::test]
 async fn a_waiting_lease_request_is_woken_at_once_by_a_job_with_matching_labels() {
-    let f = fixture(Timing::default()).await;
+    let f = fixture(crate::protocol::timing()).await;
     let (linux, _) = f.runner("linux", &["linux"]).await;
     let (arm, _) = f.runner("arm", &["arm", "linux"]).await;
     let dispatcher = f.dispatcher().clone();
@@ -143,7 +143,7 @@ async fn a_waiting_lease_request_is_woken_at_once_by_a_job_with_matching_labels(
 
 #[tokio::test]
 async fn a_job_no_runner_has_the_labels_for_is_reported_as_such() {
-    let f = fixture(Timing::default()).await;
+    let f = fixture(crate::protocol::timing()).await;
     f.runner("linux", &["linux"]).await;
     let job = f.enqueue(&["gpu"]).await;
     let sets = f.registry.enabled_label_sets().await.unwrap();
@@ -283,7 +283,7 @@ async fn logs_are_taken_once_in_order_and_late_reports_of_a_lost_lease_are_refus
 
 #[tokio::test]
 async fn disabling_a_runner_hands_its_jobs_back_and_capacity_bounds_its_leases() {
-    let f = fixture(Timing::default()).await;
+    let f = fixture(crate::protocol::timing()).await;
     let (runner, _) = f.runner("alpha", &[]).await;
     let mut jobs = Vec::new();
     for _ in 0..3 {

@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::client::{Client, segment};
-use crate::output::{field, print_json, short, table};
+use gantry_wire::runners as wire;
+
+use crate::output::{print_json, short, table};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -55,10 +57,16 @@ pub struct AgentArgs {
     /// directory as the directory steps must not reach).
     #[command(flatten)]
     pub steps: crate::args::StepIsolationArgs,
-    /// Stop (killing the jobs) when the process with this id is no longer
-    /// this runner's parent: `gantry serve`'s local runner dies with it.
+    /// Exit when the process with this id is no longer this runner's
+    /// parent: `gantry serve`'s local runner dies with it, leaving its
+    /// steps to the server's next start, as a server killed mid-step does.
     #[arg(long, value_name = "PID", hide = true)]
     pub parent_pid: Option<u32>,
+    /// Run the steps a server marks in place in their own directories
+    /// beneath this data directory (the server's): `gantry serve`'s local
+    /// runner shares its disk.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub in_place_data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,12 +125,23 @@ pub async fn agent(args: AgentArgs, url: &str) -> anyhow::Result<ExitCode> {
         .work_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.work_dir.display()))?;
-    let (sandbox, host_steps) = crate::step_isolation::prepare(&args.steps, &work_dir)?;
+    let in_place_data_dir = match &args.in_place_data_dir {
+        Some(dir) => Some(
+            dir.canonicalize()
+                .with_context(|| format!("cannot resolve {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    // Host steps must not reach the work directory, nor, in place, the
+    // server's data directory that holds it.
+    let protected = in_place_data_dir.as_ref().unwrap_or(&work_dir);
+    let (sandbox, host_steps) = crate::step_isolation::prepare(&args.steps, protected)?;
     let steps = StepJobRunner::new(StepRunnerConfig {
         work_dir: work_dir.clone(),
         containers,
         sandbox,
         host_steps,
+        in_place_data_dir,
     });
     let config = AgentConfig {
         url: url.trim_end_matches('/').to_owned(),
@@ -136,7 +155,7 @@ pub async fn agent(args: AgentArgs, url: &str) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     if let Some(parent) = args.parent_pid {
-        tokio::spawn(stop_with_parent(parent, shutdown.clone()));
+        tokio::spawn(exit_with_parent(parent));
     }
     gantry_runners::agent::run(config, Jobs { steps }, shutdown).await?;
     Ok(ExitCode::SUCCESS)
@@ -193,17 +212,22 @@ impl RunningJob for Running {
     }
 }
 
-async fn stop_with_parent(parent: u32, shutdown: CancellationToken) {
+/// The local runner goes with its server. It leaves its steps running, as
+/// a server killed mid-step left its own: the server's next start marks
+/// their leases lost, its new local runner kills the process groups this
+/// one recorded, and the server removes their containers before the steps
+/// run again, saying so in the stage's log. Stopping them here instead
+/// would race that report and lose what the steps were doing for nothing.
+async fn exit_with_parent(parent: u32) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
     loop {
         tick.tick().await;
         if nix::unistd::getppid().as_raw() as u32 != parent {
             tracing::warn!(
                 parent,
-                "the server that started this runner is gone; stopping"
+                "the server that started this runner is gone; exiting, its steps are left to the server's next start"
             );
-            shutdown.cancel();
-            return;
+            std::process::exit(0);
         }
     }
 }
@@ -227,39 +251,32 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 pub async fn manage(client: &Client, command: RunnerCommand) -> anyhow::Result<ExitCode> {
     match command {
         RunnerCommand::Token(RunnerTokenCommand::Create { expires, uses }) => {
-            let created = client
-                .post(
+            let created: wire::CreatedRunnerToken = client
+                .post_as(
                     "/api/v1/runners/tokens",
-                    &json!({ "expires": expires, "uses": uses }),
+                    &wire::CreateRunnerToken { expires, uses },
                 )
                 .await?;
-            println!("{}", field(&created, "token"));
+            println!("{}", created.token);
             eprintln!("runner registration token created; this is the only time it is shown");
         }
         RunnerCommand::List { json } => {
-            let answer = client.get("/api/v1/runners").await?;
+            let answer: wire::RunnerList = client.get_as("/api/v1/runners").await?;
             if json {
-                print_json(&answer);
+                print_json(&serde_json::to_value(&answer)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = answer["runners"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let rows: Vec<Vec<String>> = answer
+                .runners
+                .iter()
                 .map(|r| {
-                    let labels: Vec<&str> = r["labels"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|l| l.as_str())
-                        .collect();
                     vec![
-                        field(r, "name"),
-                        field(r, "state"),
-                        labels.join(","),
-                        format!("{}/{}", field(r, "load"), field(r, "capacity")),
-                        short(r.get("lastContactAt").and_then(serde_json::Value::as_str)),
-                        field(r, "version"),
+                        r.name.clone(),
+                        r.state.clone(),
+                        r.labels.join(","),
+                        format!("{}/{}", r.load, r.capacity),
+                        short(r.last_contact_at.as_deref()),
+                        r.version.clone(),
                     ]
                 })
                 .collect();
@@ -271,8 +288,8 @@ pub async fn manage(client: &Client, command: RunnerCommand) -> anyhow::Result<E
         RunnerCommand::Disable { name } => set_state(client, &name, "disable").await?,
         RunnerCommand::Enable { name } => set_state(client, &name, "enable").await?,
         RunnerCommand::Remove { name } => {
-            client
-                .delete(&format!("/api/v1/runners/{}", segment(&name)))
+            let _: wire::RemovedRunner = client
+                .delete_as(&format!("/api/v1/runners/{}", segment(&name)))
                 .await?;
             println!("runner {name} removed");
         }
@@ -283,7 +300,7 @@ pub async fn manage(client: &Client, command: RunnerCommand) -> anyhow::Result<E
 /// `action` is `disable` or `enable`.
 async fn set_state(client: &Client, name: &str, action: &str) -> anyhow::Result<()> {
     let path = format!("/api/v1/runners/{}/{action}", segment(name));
-    client.post(&path, &json!({})).await?;
+    let _: wire::RunnerState = client.post_as(&path, &json!({})).await?;
     println!("runner {name} {action}d");
     Ok(())
 }

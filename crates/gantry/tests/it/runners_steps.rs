@@ -12,6 +12,7 @@ crate::on_both_backends!(
     steps_run_on_the_runner_their_labels_name_and_their_outputs_come_back,
     the_workspace_follows_the_stages_from_runner_to_runner_and_back_to_the_server,
     a_stage_waits_for_a_label_no_runner_has_saying_so_then_fails_after_its_runner_wait,
+    a_waiting_step_says_so_in_the_stages_outputs_until_a_runner_with_its_labels_takes_it,
     a_step_whose_runner_is_killed_runs_again_on_the_other_or_fails_naming_the_runner,
     cancel_reaches_a_remote_steps_processes_within_2_s,
     secrets_reach_only_the_runner_whose_step_names_them_masked_and_never_on_its_disk,
@@ -183,6 +184,51 @@ pipelines:
     // Nothing stays queued for it.
     let queued = server.get("/api/v1/runners/jobs");
     assert_eq!(queued["jobs"].as_array().map(Vec::len), Some(0), "{queued}");
+}
+
+/// What a step waits for is in the stage's `outputs.waitingFor` (the API,
+/// `gantry execution show`) while it waits, and null once a runner with its
+/// labels registers and takes it.
+fn a_waiting_step_says_so_in_the_stages_outputs_until_a_runner_with_its_labels_takes_it(
+    server: &mut Server,
+) {
+    server.apply(
+        r#"
+pipelines:
+  - name: gpu
+    stages:
+      - id: train
+        type: run
+        runsOn: [gpu]
+        runnerWait: 2m
+        steps:
+          - name: fit
+            script: echo trained
+"#,
+    );
+    let id = server.run("gpu", &[]);
+    let note = "step 1 (fit): waiting for a runner with labels gpu";
+    let execution = server.wait_for(&id, "outputs.waitingFor", |execution| {
+        stage(execution, "train")["outputs"]["waitingFor"] == note
+    });
+    assert_eq!(stage(&execution, "train")["status"], "running");
+    let shown = server.cli(&["execution", "show", &id]).ok();
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("train.outputs.waitingFor = {note}")),
+        "{}",
+        shown.stdout
+    );
+    let token = token(server);
+    let _gpu = Runner::start(server, &token, "trainer", "gpu");
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    assert_eq!(
+        stage(&execution, "train")["outputs"]["waitingFor"],
+        serde_json::Value::Null,
+        "{execution:#}"
+    );
 }
 
 fn a_step_whose_runner_is_killed_runs_again_on_the_other_or_fails_naming_the_runner(

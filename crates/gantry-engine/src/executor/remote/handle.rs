@@ -31,6 +31,7 @@ pub(crate) struct RemoteHandle {
     job_id: String,
     started_at: i64,
     outcome: watch::Receiver<Option<Outcome>>,
+    waiting: watch::Receiver<Option<String>>,
     follower: Option<JoinHandle<()>>,
 }
 
@@ -42,6 +43,9 @@ enum Outcome {
     },
     /// The step could not run (or go on running) anywhere.
     Failed(String),
+    /// The runner's own executor refused or could not start the step; its
+    /// message names the step.
+    FailedNamed(String),
     /// Stopped by the stage (its stop or its timeout).
     Killed,
 }
@@ -57,10 +61,12 @@ pub(super) fn start(
 ) -> (RemoteHandle, mpsc::Receiver<LogLine>) {
     let (lines, receiver) = mpsc::channel(LINES);
     let (outcome, watched) = watch::channel(None);
+    let (waiting, waiting_for) = watch::channel(None);
     let job_id = job.id.clone();
     let follower = Follower {
         dispatcher: dispatcher.clone(),
         lines,
+        waiting,
         step: step.name.clone(),
         labels: step.runs_on.clone(),
         rerun_if_lost: step.rerun_if_lost,
@@ -70,6 +76,7 @@ pub(super) fn start(
     };
     let task = tokio::spawn(async move {
         let end = follower.follow(job).await;
+        follower.waiting.send_replace(None);
         let _ = outcome.send(Some(end));
     });
     let handle = RemoteHandle {
@@ -77,6 +84,7 @@ pub(super) fn start(
         job_id,
         started_at: clock::now(),
         outcome: watched,
+        waiting: waiting_for,
         follower: Some(task),
     };
     (handle, receiver)
@@ -85,6 +93,8 @@ pub(super) fn start(
 struct Follower {
     dispatcher: Dispatcher,
     lines: mpsc::Sender<LogLine>,
+    /// What the step waits for while no runner holds it.
+    waiting: watch::Sender<Option<String>>,
     step: String,
     labels: Vec<String>,
     rerun_if_lost: bool,
@@ -110,7 +120,9 @@ impl Follower {
                     event = job.events.recv() => event,
                     () = tokio::time::sleep_until(notice), if !noticed => {
                         noticed = true;
-                        self.system(format!("{}: waiting for {}", self.step, self.wanted())).await;
+                        let note = format!("{}: waiting for {}", self.step, self.wanted());
+                        self.waiting.send_replace(Some(note.clone()));
+                        self.system(note).await;
                         continue;
                     }
                     () = tokio::time::sleep_until(deadline) => {
@@ -132,6 +144,7 @@ impl Follower {
                     attempt,
                 } => {
                     leased = true;
+                    self.waiting.send_replace(None);
                     self.ran_on
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -241,13 +254,13 @@ impl Follower {
                 "cannot bring the workspace back from runner {runner}: {error}"
             ));
         }
-        outcome(runner, result, private)
+        outcome(&self.step, runner, result, private)
     }
 }
 
-fn outcome(runner: &str, result: StepJobResult, private: Value) -> Outcome {
+fn outcome(step: &str, runner: &str, result: StepJobResult, private: Value) -> Outcome {
     if let Some(error) = result.error {
-        return Outcome::Failed(format!("on runner {runner}: {error}"));
+        return runner_error(step, runner, error);
     }
     let Some(exit) = result.exit else {
         return Outcome::Killed;
@@ -260,6 +273,20 @@ fn outcome(runner: &str, result: StepJobResult, private: Value) -> Outcome {
     Outcome::Exited { exit, outputs }
 }
 
+/// Why the runner could not run the step. A runner's executor names the
+/// step at the start of what it refuses (as the server's would), which the
+/// stage then keeps as it is rather than naming the step twice.
+fn runner_error(step: &str, runner: &str, error: String) -> Outcome {
+    let names_step = error
+        .strip_prefix(step)
+        .is_some_and(|rest| rest.starts_with(':') || rest.starts_with(' '));
+    if names_step {
+        Outcome::FailedNamed(format!("{error} (on runner {runner})"))
+    } else {
+        Outcome::Failed(format!("on runner {runner}: {error}"))
+    }
+}
+
 impl StepHandle for RemoteHandle {
     fn started_at(&self) -> i64 {
         self.started_at
@@ -270,6 +297,10 @@ impl StepHandle for RemoteHandle {
         None
     }
 
+    fn waiting_for(&self) -> Option<watch::Receiver<Option<String>>> {
+        Some(self.waiting.clone())
+    }
+
     async fn wait(&mut self) -> Result<StepExit, ExecutorError> {
         let outcome = match self.outcome.wait_for(Option::is_some).await {
             Ok(outcome) => outcome.clone(),
@@ -278,6 +309,7 @@ impl StepHandle for RemoteHandle {
         match outcome {
             Some(Outcome::Exited { exit, .. }) => Ok(exit),
             Some(Outcome::Failed(error)) => Err(ExecutorError::Failed(error)),
+            Some(Outcome::FailedNamed(error)) => Err(ExecutorError::Named(error)),
             Some(Outcome::Killed) | None => Ok(StepExit {
                 code: None,
                 signal: Some(libc::SIGKILL),

@@ -1,11 +1,18 @@
 //! `RemoteExecutor`: steps on runners. Each step becomes a job on
 //! `gantry-runners`' `Dispatcher`, its payload a [`StepJob`] (the stage and
-//! step specs, plain data), its secret values handed to the dispatcher
-//! apart, which gives them only to the runner that leases the job and
+//! step specs, plain data), its secret values and its program (script,
+//! command: an expression may have put a secret there) handed to the
+//! dispatcher apart, which gives them only to the runner that leases the job and
 //! never stores them. The job's events become the step's log lines, its
 //! exit and its outputs ([`RemoteHandle`]). On the runner, [`StepJobRunner`]
 //! runs the job with a `LocalExecutor` and streams back what it prints,
 //! masked.
+//!
+//! The runner `gantry serve` starts beside itself shares the server's disk:
+//! steps without `runsOn` go to it alone ([`RunnerPool::local_runner`]) and
+//! run in place, in the server's own workspace and run directory, with no
+//! snapshot either way ([`InPlace`]). Its leftovers after a restart are
+//! this machine's, so the server removes them as the `LocalExecutor` would.
 //!
 //! A lost lease (the runner died or lost the network) runs the step again
 //! once on another runner when the stage's `onInterrupt` allows it, else
@@ -41,16 +48,18 @@ pub struct RunnerPool {
     /// How long a step waits for a runner with its labels before its stage
     /// fails (`gantry serve --runner-wait`; a stage's `runnerWait` wins).
     pub wait: Duration,
-    /// Every `run` stage goes to runners, not only those with `runsOn`
-    /// (the server then runs no step itself).
-    pub all_steps: bool,
+    /// The runner `gantry serve --local-runner on` started beside the
+    /// server, sharing its disk: steps without `runsOn` run on it, in
+    /// place (the server then runs no step itself). `None`: such steps run
+    /// in the server's own `LocalExecutor`.
+    pub local_runner: Option<String>,
 }
 
 impl std::fmt::Debug for RunnerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunnerPool")
             .field("wait", &self.wait)
-            .field("all_steps", &self.all_steps)
+            .field("local_runner", &self.local_runner)
             .finish_non_exhaustive()
     }
 }
@@ -66,6 +75,18 @@ pub(crate) struct RemoteExecutor {
     /// The runners the stage's steps ran on: each removes what the stage
     /// left there (containers, volumes) when it ends.
     ran_on: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    in_place: Option<InPlace>,
+}
+
+/// Steps for the runner that shares the server's disk: they run in the
+/// stage's own directories, and what they leave is this machine's.
+pub(crate) struct InPlace {
+    /// The runner's name; its jobs go to it alone.
+    pub(crate) runner: String,
+    /// This machine's executor, for what an interrupted or ended step left
+    /// (containers, volumes, the stage's temporary directory): removing
+    /// them runs no user code.
+    pub(crate) leftovers: super::LocalExecutor,
 }
 
 impl RemoteExecutor {
@@ -73,6 +94,7 @@ impl RemoteExecutor {
         dispatcher: Dispatcher,
         wait: Duration,
         snapshots: PathBuf,
+        in_place: Option<InPlace>,
     ) -> RemoteExecutor {
         RemoteExecutor {
             dispatcher,
@@ -80,6 +102,7 @@ impl RemoteExecutor {
             snapshots,
             current: Arc::default(),
             ran_on: Arc::default(),
+            in_place,
         }
     }
 
@@ -180,8 +203,12 @@ impl StepExecutor for RemoteExecutor {
     type Handle = RemoteHandle;
 
     /// Takes a snapshot of the server's workspace for the stage's runners
-    /// to start from (each runner prepares its own directories).
+    /// to start from (each runner prepares its own directories); in place,
+    /// the runner prepares the stage's own.
     async fn prepare(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
+        if self.in_place.is_some() {
+            return Ok(());
+        }
         let snapshots = self.snapshots_of(stage);
         let dir = snapshots.dir.clone();
         let workspace = stage.workspace.clone();
@@ -216,19 +243,32 @@ impl StepExecutor for RemoteExecutor {
         secrets: StepSecrets,
     ) -> Result<(RemoteHandle, tokio::sync::mpsc::Receiver<LogLine>), ExecutorError> {
         let snapshots = self.snapshots_of(stage);
+        let (labels, workspace) = match &self.in_place {
+            Some(in_place) => (
+                vec![gantry_runners::server::only_runner(&in_place.runner)],
+                None,
+            ),
+            None => (step.runs_on.clone(), Some(snapshots.dir.clone())),
+        };
+        let mut stored = step.clone();
+        let program = serde_json::to_string(&wire::StepProgram::take(&mut stored))
+            .map_err(|error| ExecutorError::Failed(format!("{}: {error}", step.name)))?;
+        let mut secrets = secrets.0;
+        secrets.insert(wire::PROGRAM.to_owned(), program);
         let payload = serde_json::to_value(StepJob {
             stage: stage.clone(),
-            step: step.clone(),
-            snapshot: snapshots.current(),
+            step: stored,
+            snapshot: workspace.as_ref().and_then(|_| snapshots.current()),
+            in_place: self.in_place.is_some(),
         })
         .map_err(|error| ExecutorError::Failed(format!("{}: {error}", step.name)))?;
         let job = self
             .dispatcher
             .enqueue(JobSpec {
                 payload,
-                labels: step.runs_on.clone(),
-                secrets: JobSecrets(secrets.0),
-                workspace: Some(snapshots.dir.clone()),
+                labels,
+                secrets: JobSecrets(secrets),
+                workspace,
             })
             .await
             .map_err(|error| {
@@ -252,15 +292,22 @@ impl StepExecutor for RemoteExecutor {
     /// heartbeat; a runner that cannot reach the server kills them itself
     /// once its lease has expired. Waiting out one lease lifetime (and a
     /// heartbeat) before the step runs again means it never runs twice at
-    /// once.
-    async fn reap(&self, _stage: &StageSpec, _index: i64, _left: Option<LeftBehind>) -> Reaped {
+    /// once. In place, the step's containers are this machine's: a runner
+    /// killed with its server leaves them running, so they are removed.
+    async fn reap(&self, stage: &StageSpec, index: i64, left: Option<LeftBehind>) -> Reaped {
         tokio::time::sleep(LEASE_TTL + HEARTBEAT).await;
-        Reaped::default()
+        match &self.in_place {
+            Some(in_place) => in_place.leftovers.reap(stage, index, left).await,
+            None => Reaped::default(),
+        }
     }
 
     /// Each runner removes what a step left when the step ends; the
     /// stage's snapshots go (the workspace holds the last one).
     async fn release(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
+        if let Some(in_place) = &self.in_place {
+            return in_place.leftovers.release(stage).await;
+        }
         let runners: Vec<String> = self
             .ran_on
             .lock()

@@ -8,10 +8,13 @@
 //! The workspace: before the step, the runner's copy is made the snapshot
 //! the job names (fetched only when the copy is another, as its marker
 //! `WORK_DIR/workspaces/.EXECUTION.sha256` tells); after it, a changed
-//! workspace is sent back as a new snapshot before the result.
+//! workspace is sent back as a new snapshot before the result. A job marked
+//! in place (for the runner `gantry serve` starts, which shares its disk)
+//! runs in the stage's own directories beneath the server's data
+//! directory instead, with no snapshot either way.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use gantry_container::ContainerEngine;
@@ -24,7 +27,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::snapshot;
-use super::wire::{RunnerJob, StepJob, StepJobPrivate, StepJobResult, encode_line};
+use super::wire::{
+    PROGRAM, RunnerJob, StepJob, StepJobPrivate, StepJobResult, StepProgram, encode_line,
+};
 use crate::engine::HostSteps;
 use crate::executor::StageSpec;
 use crate::executor::local::{LocalConfig, LocalHandle};
@@ -42,6 +47,10 @@ pub struct StepRunnerConfig {
     /// Confines host steps, as on the server.
     pub sandbox: Option<gantry_sandbox::Sandbox>,
     pub host_steps: HostSteps,
+    /// The server's data directory when this runner shares its disk (the
+    /// local runner `gantry serve` starts): jobs marked in place run in
+    /// the stage's own directories beneath it. `None` refuses them.
+    pub in_place_data_dir: Option<PathBuf>,
 }
 
 /// Runs leased steps on this machine.
@@ -62,14 +71,38 @@ impl StepJobRunner {
         }
     }
 
-    fn executor(&self) -> LocalExecutor {
+    /// An executor whose stages' directories live beneath `data_dir`.
+    fn executor_in(&self, data_dir: &Path) -> LocalExecutor {
         LocalExecutor::new(LocalConfig {
             containers: self.config.containers.clone(),
             sandbox: self.config.sandbox.clone(),
             host_steps: self.config.host_steps,
-            data_dir: self.config.work_dir.clone(),
+            data_dir: data_dir.to_owned(),
             process_groups: self.process_groups.clone(),
         })
+    }
+
+    fn executor(&self) -> LocalExecutor {
+        self.executor_in(&self.config.work_dir)
+    }
+
+    /// The server's data directory, if the stage may run in place in it:
+    /// its workspace and run directory are the server's own.
+    fn in_place(&self, stage: &StageSpec) -> Result<PathBuf, String> {
+        let Some(data_dir) = &self.config.in_place_data_dir else {
+            return Err(
+                "the job runs in the server's own directories, and this runner does not share its disk"
+                    .to_owned(),
+            );
+        };
+        let (workspace, run_dir) = directories_beneath(data_dir, stage)?;
+        if stage.workspace != workspace || stage.run_dir != run_dir {
+            return Err(format!(
+                "the job's directories are not the stage's own beneath {}",
+                data_dir.display()
+            ));
+        }
+        Ok(data_dir.clone())
     }
 }
 
@@ -122,6 +155,7 @@ impl JobRunner for StepJobRunner {
             stage,
             step,
             snapshot,
+            in_place,
         } = match job_kind {
             RunnerJob::Step(step) => *step,
             RunnerJob::Release { release } => {
@@ -133,7 +167,12 @@ impl JobRunner for StepJobRunner {
                 return Ok(RunningStep(Run::Released(result.into())));
             }
         };
-        let stage = self.localize(stage)?;
+        let (stage, executor) = if in_place {
+            let data_dir = self.in_place(&stage)?;
+            (stage, self.executor_in(&data_dir))
+        } else {
+            (self.localize(stage)?, self.executor())
+        };
         let root = &self.config.work_dir;
         for path in [&stage.workspace, &stage.run_dir] {
             tokio::fs::create_dir_all(path)
@@ -157,14 +196,22 @@ impl JobRunner for StepJobRunner {
             }
             _ => None,
         };
-        let executor = self.executor();
         executor
             .prepare(&stage)
             .await
             .map_err(|error| error.to_string())?;
+        let mut secrets = job.secrets.0.clone();
+        let mut step = step;
+        if let Some(program) = secrets.remove(PROGRAM) {
+            serde_json::from_str::<StepProgram>(&program)
+                .map_err(|error| {
+                    format!("the job's program is not one this runner can read: {error}")
+                })?
+                .put(&mut step);
+        }
         let masker = Masker::default();
-        masker.add(job.secrets.0.values().cloned());
-        let secrets = StepSecrets(job.secrets.0.clone());
+        masker.add(secrets.values().cloned());
+        let secrets = StepSecrets(secrets);
         let (handle, lines) = executor
             .spawn(&stage, &step, secrets)
             .await
@@ -190,20 +237,27 @@ impl JobRunner for StepJobRunner {
     }
 }
 
+/// The stage's workspace and run directory beneath `root`, as a server's
+/// data directory lays them out.
+fn directories_beneath(root: &Path, stage: &StageSpec) -> Result<(PathBuf, PathBuf), String> {
+    for (what, id) in [("execution", &stage.execution), ("stage", &stage.stage)] {
+        if !safe_component(id) {
+            return Err(format!("the job's {what} id {id:?} is not a plain name"));
+        }
+    }
+    Ok((
+        root.join("workspaces").join(&stage.execution),
+        root.join("runs").join(&stage.execution).join(&stage.stage),
+    ))
+}
+
 /// The step's process group, in the job's directory.
 const LEFT_BEHIND: &str = "step-process.json";
 
 impl StepJobRunner {
     /// The stage with this runner's own directories for it.
     fn localize(&self, mut stage: StageSpec) -> Result<StageSpec, String> {
-        for (what, id) in [("execution", &stage.execution), ("stage", &stage.stage)] {
-            if !safe_component(id) {
-                return Err(format!("the job's {what} id {id:?} is not a plain name"));
-            }
-        }
-        let root = &self.config.work_dir;
-        stage.workspace = root.join("workspaces").join(&stage.execution);
-        stage.run_dir = root.join("runs").join(&stage.execution).join(&stage.stage);
+        (stage.workspace, stage.run_dir) = directories_beneath(&self.config.work_dir, &stage)?;
         Ok(stage)
     }
 

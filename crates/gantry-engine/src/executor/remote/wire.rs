@@ -17,6 +17,50 @@ pub(crate) struct StepJob {
     /// The workspace snapshot the step starts from (its SHA-256).
     #[serde(default)]
     pub(crate) snapshot: Option<String>,
+    /// Run in the stage's own directories, on the server's disk: only a
+    /// runner started with the server's data directory takes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) in_place: bool,
+}
+
+/// The job's secrets hold the step's program under this name (not a
+/// variable's: no variable name has a colon), never its stored payload: a
+/// script may hold a secret value an expression put there, and the jobs
+/// table is on disk.
+pub(crate) const PROGRAM: &str = "gantry:program";
+
+/// What a step runs, which travels with its secrets.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StepProgram {
+    #[serde(default)]
+    script: Option<String>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    entrypoint: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+impl StepProgram {
+    /// Takes the program out of `step`, which keeps the rest.
+    pub(crate) fn take(step: &mut StepSpec) -> StepProgram {
+        StepProgram {
+            script: step.script.take(),
+            command: step.command.take(),
+            entrypoint: step.entrypoint.take(),
+            args: std::mem::take(&mut step.args),
+        }
+    }
+
+    /// Puts the program back into `step`.
+    pub(crate) fn put(self, step: &mut StepSpec) {
+        step.script = self.script;
+        step.command = self.command;
+        step.entrypoint = self.entrypoint;
+        step.args = self.args;
+    }
 }
 
 /// What a runner job of the remote executor asks: a step, or the removal

@@ -114,11 +114,17 @@ impl<E: StepExecutor> StepRun<'_, E> {
                 None => std::future::pending().await,
             }
         };
+        let shown = std::sync::atomic::AtomicBool::new(false);
+        let waiting = handle.waiting_for();
         let exited = tokio::select! {
             exit = handle.wait() => Some(exit),
             _ = stage.stop.cancelled() => None,
             _ = timeout => None,
+            () = show_waiting(ctx, waiting, &shown) => None,
         };
+        if shown.into_inner() {
+            set_waiting_for(ctx, None).await;
+        }
         let (ended, exit) = match exited {
             Some(exit) => (Ended::Exited, exit),
             None => {
@@ -147,6 +153,7 @@ impl<E: StepExecutor> StepRun<'_, E> {
                 let timeout = crate::stages::humanize(self.step.timeout.unwrap_or_default());
                 StepEnd::Failed(format!("{name} timed out after {timeout}"))
             }
+            (Ended::Exited, Err(ExecutorError::Named(error))) => StepEnd::Failed(error),
             (Ended::Exited, Err(error)) => StepEnd::Failed(format!("{name}: {error}")),
             (Ended::Exited, Ok(exit))
                 if exit.success()
@@ -294,5 +301,39 @@ pub(crate) fn describe(index: i64, step: &Step) -> String {
     match (&step.name, &step.id) {
         (Some(name), _) | (None, Some(name)) => format!("step {} ({name})", index + 1),
         (None, None) => format!("step {}", index + 1),
+    }
+}
+
+/// Keeps the stage's `outputs.waitingFor` saying what the step waits for
+/// (a runner with its labels) while it waits, and null once it no longer
+/// does, as a deploy's is; `shown` tells whether it says something now.
+/// Never ends. Parallel steps that wait share the one field: the last
+/// change wins.
+async fn show_waiting(
+    ctx: &StageContext,
+    waiting: Option<tokio::sync::watch::Receiver<Option<String>>>,
+    shown: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    if let Some(mut waiting) = waiting {
+        loop {
+            let note = waiting.borrow_and_update().clone();
+            if note.is_some() || shown.load(Ordering::Relaxed) {
+                shown.store(note.is_some(), Ordering::Relaxed);
+                set_waiting_for(ctx, note).await;
+            }
+            if waiting.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+    std::future::pending().await
+}
+
+async fn set_waiting_for(ctx: &StageContext, note: Option<String>) {
+    let mut outputs = Map::new();
+    outputs.insert("waitingFor".into(), note.map_or(Value::Null, Value::String));
+    if let Err(error) = ctx.add_outputs(outputs).await {
+        tracing::warn!(%error, "cannot record what a step waits for");
     }
 }

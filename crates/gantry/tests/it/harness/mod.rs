@@ -33,15 +33,17 @@ pub enum Backend {
 }
 
 /// Runs each named scenario `fn NAME(server: &mut Server)` once per backend:
-/// `sqlite::NAME` and `postgres::NAME`.
+/// `sqlite::NAME` and `postgres::NAME`; `env = &[(NAME, VALUE)];` first
+/// gives the servers that environment.
 #[macro_export]
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    (env = $env:expr; $($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[test]
                 fn $name() {
-                    let mut server = $crate::harness::Server::start($crate::harness::Backend::Sqlite);
+                    let mut server = $crate::harness::Server::try_start_with_env($crate::harness::Backend::Sqlite, $env)
+                        .expect("a server on SQLite");
                     super::$name(&mut server);
                 }
             )*
@@ -51,13 +53,16 @@ macro_rules! on_both_backends {
                 #[test]
                 fn $name() {
                     if let Some(mut server) =
-                        $crate::harness::Server::try_start($crate::harness::Backend::Postgres)
+                        $crate::harness::Server::try_start_with_env($crate::harness::Backend::Postgres, $env)
                     {
                         super::$name(&mut server);
                     }
                 }
             )*
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(env = &[]; $($name),*);
     };
 }
 

@@ -27,8 +27,17 @@ impl Server {
     /// A server on SQLite, or on a fresh PostgreSQL database; `None` (with a
     /// note) for PostgreSQL when `GANTRY_TEST_POSTGRES_URL` is not set.
     pub fn try_start(backend: Backend) -> Option<Server> {
+        Server::try_start_with_env(backend, &[])
+    }
+
+    /// [`Server::try_start`] with `env` for the server's process.
+    pub fn try_start_with_env(backend: Backend, env: &[(&str, &str)]) -> Option<Server> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         match backend {
-            Backend::Sqlite => Some(Server::launch(None, Vec::new())),
+            Backend::Sqlite => Some(Server::launch(None, env)),
             Backend::Postgres => {
                 let Ok(admin_url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
                     eprintln!(
@@ -36,10 +45,7 @@ impl Server {
                     );
                     return None;
                 };
-                Some(Server::launch(
-                    Some(PgDatabase::create(&admin_url)),
-                    Vec::new(),
-                ))
+                Some(Server::launch(Some(PgDatabase::create(&admin_url)), env))
             }
         }
     }
