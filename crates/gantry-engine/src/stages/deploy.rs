@@ -73,7 +73,18 @@ async fn deploy_to(
     if let Err(message) = image::ensure_image(ctx, spec).await {
         return Err(StageFailure::Failed(message));
     }
+    // Providers with hosts install the package there with apt-get.
+    let host_package = match (&spec.package, &spec.repository) {
+        (Some(query), Some(repository)) if spec.provider_name() == "ssh" => {
+            match super::package_deb::install_on_hosts(ctx, repository, query).await {
+                Ok(package) => Some(package),
+                Err(error) => return Err(StageFailure::Failed(error.to_string())),
+            }
+        }
+        _ => None,
+    };
     let artifact = match (&spec.package, &spec.repository) {
+        _ if host_package.is_some() => None,
         (Some(query), Some(repository)) => {
             match super::package_deb::unpack_for_deploy(ctx, repository, query).await {
                 Ok(dir) => Some(dir),
@@ -106,6 +117,7 @@ async fn deploy_to(
                     labels: p.labels.clone(),
                     max_per_host: p.max_per_host,
                 }),
+            package: host_package.map(Box::new),
         },
         size,
         strategy,
@@ -241,6 +253,15 @@ fn strategy(spec: &DeployStage) -> StrategyConfig {
             scale_down: spec.scales_down(),
             wait_for_promotion: spec.wait_for_promotion,
             judgment_between_steps: spec.judgment_between_steps.is_some(),
+            max_unavailable: spec.max_unavailable.map(|b| match b {
+                gantry_config::BatchSize::Instances(n) => {
+                    gantry_deploy::strategies::Batch::Instances(n)
+                }
+                gantry_config::BatchSize::Percent(p) => {
+                    gantry_deploy::strategies::Batch::Percent(p)
+                }
+            }),
+            max_fail_percentage: spec.max_fail_percentage,
         }),
         DeployStrategy::Canary => StrategyConfig::Canary(CanaryOptions {
             steps: spec.steps.iter().map(canary_step).collect(),

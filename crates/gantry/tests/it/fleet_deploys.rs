@@ -12,7 +12,8 @@ use crate::harness::{Backend, Server};
 
 /// A server with the test hosts bootstrapped, load balancer `shop` on the
 /// returned port in front of cluster `shop-web`, and pipelines
-/// `deploy-redblack` and `deploy-rolling` to `provider: ssh` whose
+/// `deploy-redblack`, `deploy-rolling` and `deploy-batches` (rolling one
+/// host at a time) to `provider: ssh` whose
 /// artifact is a directory holding `gantry-testapp`.
 fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
     let server = Server::start(Backend::Sqlite);
@@ -22,12 +23,17 @@ fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
     std::fs::copy(testapp(), release.join("gantry-testapp")).expect("copy the test app");
     let port = free_port();
     let mut pipelines = String::new();
-    for (strategy, options) in [
-        ("redblack", ""),
-        ("rolling", "        targetPercentages: [34, 67, 100]\n"),
+    for (name, strategy, options) in [
+        ("redblack", "redblack", ""),
+        (
+            "rolling",
+            "rolling",
+            "        targetPercentages: [34, 67, 100]\n",
+        ),
+        ("batches", "rolling", "        maxUnavailable: 1\n"),
     ] {
         pipelines.push_str(&format!(
-            r#"  - name: deploy-{strategy}
+            r#"  - name: deploy-{name}
     parameters:
       - {{name: version, default: v1}}
     stages:
@@ -309,4 +315,32 @@ fn a_resize_adds_and_removes_instances_across_hosts_without_dropping() {
         assert!(Instant::now() < deadline, "{running} instances still run");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn a_rolling_deploy_one_host_at_a_time_drops_no_request() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 1);
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let done = deploy(&server, "batches", "v2");
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "fleet rolling one host at a time v1 → v2");
+    // Three batches of one instance (one host) each.
+    let id = done["id"].as_str().expect("the execution's id");
+    let logs = serde_json::to_string(&server.logs(id)).expect("logs as text");
+    for step in [
+        "at 34% (1 instances)",
+        "at 67% (2 instances)",
+        "at 100% (3 instances)",
+    ] {
+        assert!(logs.contains(step), "no step {step:?} in {logs}");
+    }
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v2"));
+    let (_, spread) = serving(&server);
+    assert_eq!(sorted(spread), ["host-1", "host-2", "host-3"]);
 }

@@ -164,6 +164,8 @@ fn rolling(judgment: bool) -> StrategyConfig {
         scale_down: true,
         wait_for_promotion: true,
         judgment_between_steps: judgment,
+        max_unavailable: None,
+        max_fail_percentage: None,
     })
 }
 
