@@ -476,3 +476,94 @@ fn a_full_disk_on_a_host_fails_the_deploy_naming_it_and_leaves_no_partial_releas
         "a partial release is left: {left:?}"
     );
 }
+
+/// Two clusters deploying at the same moment onto the same three hosts:
+/// each host's agent hands out ports one start at a time, so both deploys
+/// succeed and no two instances of a host share a port.
+#[test]
+fn two_deploys_racing_for_the_same_hosts_get_distinct_ports() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let server = Server::start(Backend::Sqlite);
+    hosts.store_key(&server, "fleet-key");
+    let release = server.work().join("release");
+    std::fs::create_dir_all(&release).expect("mkdir release");
+    std::fs::copy(testapp(), release.join("gantry-testapp")).expect("copy the test app");
+    let health =
+        "{path: /health, interval: 200ms, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}";
+    let stacks = ["web", "api"];
+    let ports = [free_port(), free_port()];
+    let mut yaml = format!(
+        "{}applications:\n  - name: shop\nloadBalancers:\n",
+        hosts.yaml("fleet-key")
+    );
+    for (stack, port) in stacks.iter().zip(ports) {
+        yaml.push_str(&format!(
+            "  - name: shop-{stack}\n    port: {port}\n    cluster: shop-{stack}\n    healthCheck: {health}\n"
+        ));
+    }
+    yaml.push_str("pipelines:\n");
+    for stack in stacks {
+        yaml.push_str(&format!(
+            r#"  - name: deploy-{stack}
+    stages:
+      - id: deploy
+        type: deploy
+        application: shop
+        stack: {stack}
+        provider: ssh
+        placement: {{labels: [web], maxPerHost: 2}}
+        artifact: {release}
+        command: ./gantry-testapp
+        size: 6
+        strategy: redblack
+        healthTimeout: 30s
+        gracePeriod: 1s
+        env: {{VERSION: {stack}}}
+"#,
+            release = release.display()
+        ));
+    }
+    server.apply(&yaml);
+    for host in &hosts.hosts {
+        server.cli(&["host", "bootstrap", &host.name]).ok();
+    }
+    let ids: Vec<String> = stacks
+        .iter()
+        .map(|stack| server.run(&format!("deploy-{stack}"), &[]))
+        .collect();
+    for id in &ids {
+        let done = server.wait_terminal(id);
+        assert_eq!(
+            done["status"],
+            "succeeded",
+            "{done:#}\n{}",
+            server.log_tail()
+        );
+    }
+    let mut addresses = Vec::new();
+    for stack in stacks {
+        let cluster = server.get(&format!("/api/v1/clusters/shop-{stack}"));
+        let group = cluster["serverGroups"][0]["name"]
+            .as_str()
+            .expect("a group")
+            .to_owned();
+        let shown = server.get(&format!("/api/v1/server-groups/{group}"));
+        for instance in shown["instances"].as_array().expect("instances") {
+            addresses.push(instance["address"].as_str().expect("an address").to_owned());
+        }
+    }
+    let mut distinct = addresses.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(addresses.len(), 12, "{addresses:?}");
+    assert_eq!(
+        distinct.len(),
+        12,
+        "two instances share a host's port: {addresses:?}"
+    );
+    for (stack, port) in stacks.iter().zip(ports) {
+        assert_eq!(get(port, "/").1.split_whitespace().next(), Some(*stack));
+    }
+}
