@@ -46,8 +46,8 @@ pub use packs::PackageBytes;
 pub use publish::package_pool_path as pool_path;
 pub use query::{Candidate, Query, Relation};
 pub use service::{
-    AddReport, Apt, Diff, PackageView, PublicationSpec, PublicationView, PublishedPackage,
-    RepoView, SnapshotView, Source, SourceKind,
+    AddReport, Apt, Diff, HostInstall, PackageView, PublicationSpec, PublicationView,
+    PublishedPackage, RepoView, SnapshotView, Source, SourceKind,
 };
 pub use signing::{KeyInfo, Keyring};
 pub use upload::Upload;

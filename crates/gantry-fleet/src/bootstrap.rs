@@ -50,10 +50,27 @@ pub async fn bootstrap(
         let sent = connection
             .run(
                 "copying the agent",
-                &format!("rm -f \"{partial}\" && cat > \"{partial}\" && sha256sum \"{partial}\""),
+                &format!(
+                    "rm -f \"{partial}\" && {{ cat > \"{partial}\" || {{ rm -f \"{partial}\"; exit 1; }}; }} && sha256sum \"{partial}\""
+                ),
                 Some(&bytes),
             )
-            .await?;
+            .await;
+        // A copy cut short (a full disk, a killed session) is not left
+        // behind where the host's disk holds it.
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(error) => {
+                let _ = connection
+                    .run(
+                        "removing a partial copy",
+                        &format!("rm -f \"{partial}\""),
+                        None,
+                    )
+                    .await;
+                return Err(error);
+            }
+        };
         let sent = String::from_utf8_lossy(&sent);
         let digest = sent.split_whitespace().next().unwrap_or_default();
         if digest != sha256 {

@@ -11,12 +11,13 @@
 //! never on a command line.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use gantry_config::Host;
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{ForwardType, KnownHosts, Session, SessionBuilder, Socket, Stdio};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::FleetError;
@@ -136,6 +137,46 @@ impl SshConnection {
                 ),
             )),
         }
+    }
+
+    /// Has the host's sshd listen on its own loopback at some free port
+    /// and relay each connection there to `target` on this side (ssh's
+    /// `-R`), until [`SshConnection::close_forward`]; returns that port.
+    /// The port is on the host's loopback only, never on an address
+    /// others reach.
+    pub async fn forward_here(&self, target: SocketAddr) -> Result<u16, FleetError> {
+        let mut last = String::new();
+        for _ in 0..8 {
+            let port = rand::Rng::gen_range(&mut rand::thread_rng(), 20_000..60_000);
+            match self
+                .session
+                .request_port_forward(
+                    ForwardType::Remote,
+                    Socket::new("127.0.0.1", port),
+                    Socket::new(target.ip().to_string(), target.port()),
+                )
+                .await
+            {
+                Ok(()) => return Ok(port),
+                Err(error) => last = format!("{error}{}", source_text(&error)),
+            }
+        }
+        Err(self.remote(
+            "forwarding a port of the host's loopback to the server",
+            &last,
+        ))
+    }
+
+    /// Ends a relay [`SshConnection::forward_here`] opened.
+    pub async fn close_forward(&self, port: u16, target: SocketAddr) {
+        let _ = self
+            .session
+            .close_port_forward(
+                ForwardType::Remote,
+                Socket::new("127.0.0.1", port),
+                Socket::new(target.ip().to_string(), target.port()),
+            )
+            .await;
     }
 
     /// Whether the master connection still answers.

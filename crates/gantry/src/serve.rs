@@ -107,11 +107,13 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             ),
             sandbox,
             host_steps,
-            deploy: Some(deploy_controller(&data_dir, &fleet)?.with_limits(
-                gantry_deploy::Limits {
-                    max_size: args.max_deploy_size,
-                },
-            )),
+            deploy: Some(
+                deploy_controller(&data_dir, &fleet, listener.local_addr()?)?.with_limits(
+                    gantry_deploy::Limits {
+                        max_size: args.max_deploy_size,
+                    },
+                ),
+            ),
             stage_types: gantry_engine::StageRegistry::new(gantry_engine::BuiltInStages),
         },
     )
@@ -207,6 +209,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
 fn deploy_controller(
     data_dir: &std::path::Path,
     fleet: &std::sync::Arc<gantry_fleet::Fleet>,
+    api_address: std::net::SocketAddr,
 ) -> anyhow::Result<gantry_deploy::DeployController> {
     use gantry_dataplane::local::{LocalConfig, LocalProvider};
     use gantry_deploy::providers::ProviderRegistry;
@@ -225,6 +228,8 @@ fn deploy_controller(
     provider.watch_dataplane();
     // One line per provider a cluster may name with `provider:`.
     let ssh = gantry_fleet::SshProvider::new(fleet.clone(), provider.clone());
+    // Hosts install packages from the APT trees the API listener serves.
+    ssh.install_packages_from(api_address);
     // Replaces lost instances of fleet hosts that stop answering.
     ssh.watch_hosts();
     let providers = ProviderRegistry::new()

@@ -9,11 +9,13 @@
 //! - `publications.rs`: publishing, updating, switching and dropping.
 //! - `unpack.rs`: unpacking a package and serving published package files.
 
+mod on_hosts;
 mod publications;
 mod repos;
 mod snapshots;
 mod unpack;
 
+pub use on_hosts::HostInstall;
 pub use unpack::PublishedPackage;
 
 use std::path::{Path, PathBuf};

@@ -238,6 +238,15 @@ pub struct DeployStage {
     pub rollback_on_failure: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_percentages: Vec<u32>,
+    /// Rolling, instead of `targetPercentages`: how many instances (a
+    /// whole number) or what share of them (`"25%"`) change at a time;
+    /// with one instance per host, hosts at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<BatchSize>,
+    /// Rolling: the share of the group's instances that may fail to start
+    /// or become healthy before the deploy stops and rolls back (unset: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_fail_percentage: Option<u32>,
     #[serde(
         default,
         with = "duration_opt",
@@ -531,4 +540,12 @@ impl Comparison {
 
 fn yes() -> bool {
     true
+}
+
+/// How many instances a rolling deploy changes at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BatchSize {
+    Instances(u32),
+    Percent(u32),
 }

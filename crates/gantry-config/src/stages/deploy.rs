@@ -5,6 +5,7 @@ use super::{StageCheck, StageFields};
 use crate::check::{Checker, Fields};
 use crate::deploy::check_name_part;
 use crate::deploy::model::DeployStrategy;
+use crate::yaml::Value;
 
 pub(super) const TYPE: StageCheck = StageCheck {
     name: "deploy",
@@ -154,10 +155,12 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
             }
             f.insert("targetPercentages", serde_json::Value::Array(values));
         }
-    } else if strategy == "rolling" {
+    } else if strategy == "rolling" && f.key("maxUnavailable").is_none() {
         cx.error(
             f.at(),
-            format!("{what}: the rolling strategy needs \"targetPercentages\", e.g. [10, 50, 100]"),
+            format!(
+                "{what}: the rolling strategy needs \"targetPercentages\" (e.g. [10, 50, 100]) or \"maxUnavailable\" (e.g. 1 or \"25%\")"
+            ),
         );
     }
     if let Some(node) = f.key("steps") {
@@ -185,6 +188,8 @@ fn check(stage: &mut StageFields<'_>, cx: &mut Checker<'_>) {
             format!("{what}: the canary strategy needs \"steps\""),
         );
     }
+    let rolling = strategy == "rolling";
+    check_batches(stage, cx, rolling);
 }
 
 /// `{instructions, options}`: the fields of a `manualJudgment` stage.
@@ -269,4 +274,57 @@ fn check_canary_step(
         );
     }
     Some(json)
+}
+
+/// `maxUnavailable` (a count or `"N%"`) and `maxFailPercentage`: the
+/// rolling strategy's host batches.
+fn check_batches(stage: &mut StageFields<'_>, cx: &mut Checker<'_>, rolling: bool) {
+    let f = &mut stage.fields;
+    let what = f.what.clone();
+    for name in ["maxUnavailable", "maxFailPercentage"] {
+        if let (Some(key), false) = (f.key(name), rolling) {
+            cx.error(
+                key.span.start,
+                format!("{what}: {name:?} is for the rolling strategy"),
+            );
+        }
+    }
+    if let (Some(a), Some(_)) = (f.key("maxUnavailable"), f.key("targetPercentages")) {
+        cx.error(
+            a.span.start,
+            format!("{what}: give \"targetPercentages\" or \"maxUnavailable\", not both"),
+        );
+    }
+    if let Some(node) = f.get("maxUnavailable") {
+        let batch = match &node.value {
+            Value::Int(n) if *n >= 1 && u32::try_from(*n).is_ok() => {
+                Some(serde_json::json!({"instances": *n}))
+            }
+            Value::Str(text, _) => text
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .filter(|p| (1..=100).contains(p))
+                .map(|p| serde_json::json!({"percent": p})),
+            _ => None,
+        };
+        match batch {
+            Some(batch) => f.insert("maxUnavailable", batch),
+            None => cx.error(
+                node.span.start,
+                format!(
+                    "\"maxUnavailable\" must be a number of instances (at least 1) or a share such as \"25%\", not {}",
+                    node.describe()
+                ),
+            ),
+        }
+    }
+    if let Some(percent) = f.count(cx, "maxFailPercentage")
+        && percent > 100
+    {
+        let at = f.key("maxFailPercentage").map_or(f.at(), |k| k.span.start);
+        cx.error(
+            at,
+            format!("\"maxFailPercentage\" is a share from 0 to 100, not {percent}"),
+        );
+    }
 }

@@ -59,6 +59,28 @@ pub struct ServerGroupSpec {
     /// Which hosts may run the instances, for providers with hosts (`ssh`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// Instead of `artifact`, for providers with hosts (`ssh`): a package of
+    /// the server's own APT repository, installed at this exact version by
+    /// `apt-get` on each host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<Box<HostPackage>>,
+}
+
+/// A package installed on hosts from the server's published APT tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPackage {
+    pub name: String,
+    pub version: String,
+    /// The publication's path under `/apt/` (empty for the default prefix).
+    #[serde(default)]
+    pub prefix: String,
+    pub distribution: String,
+    pub component: String,
+    /// The armored public key the publication is signed with; `None` for
+    /// an unsigned publication (trusted as the server's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 /// Hosts with every one of `labels` (and not drained) run the instances,
@@ -125,6 +147,9 @@ pub struct Instance {
     /// Where the load balancer reaches it when not on this machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// The package version it runs (groups installed from a package).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A server group with its live instances and traffic figures.

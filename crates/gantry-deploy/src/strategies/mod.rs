@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 pub use canary::{CanaryOptions, CanaryStep};
 pub use journal::{Journal, RolloutRecord};
 pub use redblack::RedBlackOptions;
-pub use rolling::RollingOptions;
+pub use rolling::{Batch, RollingOptions};
 
 use crate::controller::{DeployController, DeployRequest, DisableConfig, FULL_WEIGHT, Progress};
 use crate::error::DeployError;

@@ -33,6 +33,60 @@ pub struct RollingOptions {
     /// `gantry reject`); a rejection rolls the deploy back.
     #[serde(default)]
     pub judgment_between_steps: bool,
+    /// Instead of `target_percentages`: the instances added per step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<Batch>,
+    /// The share of the target size that may fail (unset: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_fail_percentage: Option<u32>,
+}
+
+/// How many instances a step adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Batch {
+    Instances(u32),
+    Percent(u32),
+}
+
+impl RollingOptions {
+    /// Each step's size and share of traffic (percent), for `target` instances.
+    pub fn plan(&self, target: u32) -> Vec<(u32, u32)> {
+        let share = |size: u32| (u64::from(size) * 100).div_ceil(u64::from(target.max(1))) as u32;
+        match self.max_unavailable {
+            Some(batch) => {
+                let step = match batch {
+                    Batch::Instances(n) => n,
+                    Batch::Percent(p) => instances_for(target, p),
+                }
+                .max(1);
+                let mut plan = Vec::new();
+                let mut size = 0;
+                while size < target {
+                    size = size.saturating_add(step).min(target);
+                    plan.push((size, share(size)));
+                }
+                if plan.is_empty() {
+                    plan.push((target, 100));
+                }
+                plan
+            }
+            None => self
+                .target_percentages
+                .iter()
+                .map(|&p| (instances_for(target, p).min(target), p))
+                .collect(),
+        }
+    }
+
+    /// How many healthy instances a step of `size` needs: all of them,
+    /// less the failures `max_fail_percentage` allows of the `target`.
+    pub fn needed(&self, size: u32, target: u32) -> u32 {
+        let allowed = self.max_fail_percentage.map_or(0, |p| {
+            (u64::from(target) * u64::from(p.min(100)) / 100) as u32
+        });
+        size.saturating_sub(allowed).max(1).min(size)
+    }
 }
 
 #[derive(Debug)]
@@ -53,6 +107,11 @@ impl FromSpec for Rolling {
                 scale_down: spec.scales_down(),
                 wait_for_promotion: spec.wait_for_promotion,
                 judgment_between_steps: spec.judgment_between_steps.is_some(),
+                max_unavailable: spec.max_unavailable.map(|batch| match batch {
+                    gantry_config::BatchSize::Instances(count) => Batch::Instances(count),
+                    gantry_config::BatchSize::Percent(percent) => Batch::Percent(percent),
+                }),
+                max_fail_percentage: spec.max_fail_percentage,
             },
         }
     }
@@ -60,33 +119,49 @@ impl FromSpec for Rolling {
 
 impl Strategy for Rolling {
     fn initial_size(&self, target: u32) -> u32 {
-        let first = self
-            .options
-            .target_percentages
+        self.options
+            .plan(target)
             .first()
-            .copied()
-            .unwrap_or(100);
-        instances_for(target, first).min(target)
+            .map_or(target, |&(size, _)| size)
     }
 
     fn deploy<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), DeployError>> {
         async move {
-            let steps = &self.options.target_percentages;
+            let target = r.request.size;
+            let steps = self.options.plan(target);
             // Steps finished before a restart are not run again: going back
             // to an earlier step would stop instances and take traffic back.
             let resumed = r.resumed_step();
-            for (index, percent) in steps.iter().copied().enumerate().skip(resumed) {
+            for (index, (size, percent)) in steps.iter().copied().enumerate().skip(resumed) {
                 r.begin_step(index).await?;
-                let size = instances_for(r.request.size, percent).min(r.request.size);
-                r.update(
-                    &r.group,
-                    ServerGroupUpdate {
-                        size: Some(size),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                r.wait_healthy(size).await?;
+                let placed = r
+                    .update(
+                        &r.group,
+                        ServerGroupUpdate {
+                            size: Some(size),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+                let needed = self.options.needed(size, target);
+                match placed {
+                    Ok(()) => {}
+                    // Some instances could not be placed: fine while the
+                    // rest reach what maxFailPercentage allows.
+                    Err(error) if needed < size => {
+                        (r.progress)(format!("{} at step {}: {error}", r.group, index + 1));
+                    }
+                    Err(error) => return Err(error),
+                }
+                if let Err(error) = r.wait_healthy(needed).await {
+                    return Err(match self.options.max_fail_percentage {
+                        Some(p) => DeployError::Failed(format!(
+                            "more than {p}% of the {target} instances of {} failed (fewer than {needed} of {size} healthy): {error}",
+                            r.group
+                        )),
+                        None => error,
+                    });
+                }
                 if percent >= 100 {
                     r.enable_new(FULL_WEIGHT).await?;
                     r.disable_previous().await?;
@@ -104,7 +179,7 @@ impl Strategy for Rolling {
                         "rolling step {} of {} ({percent}% → {}%)",
                         index + 2,
                         steps.len(),
-                        steps[index + 1]
+                        steps[index + 1].1
                     );
                     if self.options.wait_for_promotion {
                         r.wait_for_promotion(&format!("a promotion before {next}"))

@@ -69,7 +69,18 @@ async fn deploy_to(
     if let Err(message) = image::ensure_image(ctx, spec).await {
         return Err(StageFailure::Failed(message));
     }
+    // Providers with hosts install the package there with apt-get.
+    let host_package = match (&spec.package, &spec.repository) {
+        (Some(query), Some(repository)) if spec.provider_name() == "ssh" => {
+            match super::package_deb::install_on_hosts(ctx, repository, query).await {
+                Ok(package) => Some(package),
+                Err(error) => return Err(StageFailure::Failed(error.to_string())),
+            }
+        }
+        _ => None,
+    };
     let artifact = match (&spec.package, &spec.repository) {
+        _ if host_package.is_some() => None,
         (Some(query), Some(repository)) => {
             match super::package_deb::unpack_for_deploy(ctx, repository, query).await {
                 Ok(dir) => Some(dir),
@@ -102,6 +113,7 @@ async fn deploy_to(
                     labels: p.labels.clone(),
                     max_per_host: p.max_per_host,
                 }),
+            package: host_package.map(Box::new),
         },
         size,
         strategy,

@@ -232,3 +232,28 @@ pub(crate) async fn unpack_for_deploy(
         .await;
     Ok(dest)
 }
+
+/// A deploy's `package:` for a provider with hosts: the newest matching
+/// package of `repository` and the publication hosts install it from.
+pub(crate) async fn install_on_hosts(
+    ctx: &StageContext,
+    repository: &str,
+    query: &str,
+) -> Result<gantry_deploy::model::HostPackage, PackageDebError> {
+    let apt = ctx.apt().ok_or(PackageDebError::NoApt)?.clone();
+    let found = apt.host_install(repository, query).await?;
+    ctx.log
+        .system(&format!(
+            "installing {} {} from APT repository {repository} (distribution {}) on each host",
+            found.name, found.version, found.distribution
+        ))
+        .await;
+    Ok(gantry_deploy::model::HostPackage {
+        name: found.name,
+        version: found.version,
+        prefix: found.prefix,
+        distribution: found.distribution,
+        component: found.component,
+        signed_by: found.signed_by,
+    })
+}

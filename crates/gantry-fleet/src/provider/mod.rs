@@ -15,6 +15,7 @@
 //! interval, so a host that stops answering has its instances replaced on
 //! the others, and one that answers again is used again.
 
+mod package;
 mod placement;
 mod release;
 
@@ -45,6 +46,9 @@ pub struct SshProvider {
     /// One change of instances at a time: deploys, resizes and the watch
     /// never place the same instance twice.
     changes: tokio::sync::Mutex<()>,
+    /// Where hosts reach the server's published APT trees (through their
+    /// SSH connection), once the server listens.
+    apt_server: std::sync::OnceLock<SocketAddr>,
 }
 
 impl SshProvider {
@@ -56,7 +60,23 @@ impl SshProvider {
             fleet,
             routing,
             changes: tokio::sync::Mutex::new(()),
+            apt_server: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hosts install groups' packages from the APT trees the server
+    /// serves at `address` (its API listener; an unspecified address is
+    /// reached on loopback).
+    pub fn install_packages_from(&self, address: SocketAddr) {
+        let mut address = address;
+        if address.ip().is_unspecified() {
+            address.set_ip(if address.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        let _ = self.apt_server.set(address);
     }
 
     /// This provider as the registry holds it.
@@ -264,6 +284,12 @@ impl SshProvider {
             Some(release) => release.clone(),
             None => {
                 let connection = self.fleet.connection(&host.spec).await?;
+                if let Some(package) = &spec.package {
+                    let server = self.apt_server.get().copied().ok_or_else(|| {
+                        FleetError::Invalid("this server serves no APT repository to hosts".into())
+                    })?;
+                    package::install(&connection, server, package).await?;
+                }
                 let artifact = spec.artifact.as_deref().map(Path::new);
                 let release = release::prepare(&connection, &group.name, artifact).await?;
                 releases.insert(host.spec.name.clone(), release.clone());
@@ -359,7 +385,20 @@ fn deploy_error(error: FleetError) -> DeployError {
 
 impl Instances for SshProvider {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>> {
-        async move { self.routing.routed_snapshot(Self::NAME).await }.boxed()
+        async move {
+            let mut snapshot = self.routing.routed_snapshot(Self::NAME).await?;
+            // Each instance runs the package version its group installed
+            // on its host before starting it.
+            for group in &mut snapshot.server_groups {
+                if let Some(package) = &group.group.spec.package {
+                    for instance in &mut group.instances {
+                        instance.version = Some(package.version.clone());
+                    }
+                }
+            }
+            Ok(snapshot)
+        }
+        .boxed()
     }
 
     fn create_server_group(

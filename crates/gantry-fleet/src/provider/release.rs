@@ -36,7 +36,16 @@ pub async fn prepare(
         None => (String::from("true"), None),
         Some(path) => {
             let (flags, bytes) = archive(path)?;
-            (format!("tar -x {flags} -C {partial}"), Some(bytes))
+            // A full disk stops tar half way (GNU tar then reports a short
+            // write, not ENOSPC): the partial tree goes, and the free space
+            // left is told so the cause is plain.
+            (
+                format!(
+                    "{{ tar -x {flags} -C {partial} || {{ rm -rf {partial}; \
+                     echo \"$(df -Pk {partial}/.. | awk 'NR==2 {{print $4}}') KiB free on the host's disk where releases are unpacked\" >&2; exit 1; }}; }}"
+                ),
+                Some(bytes),
+            )
         }
     };
     let script = format!(

@@ -12,7 +12,8 @@ use crate::harness::{Backend, Server};
 
 /// A server with the test hosts bootstrapped, load balancer `shop` on the
 /// returned port in front of cluster `shop-web`, and pipelines
-/// `deploy-redblack` and `deploy-rolling` to `provider: ssh` whose
+/// `deploy-redblack`, `deploy-rolling` and `deploy-batches` (rolling one
+/// host at a time) to `provider: ssh` whose
 /// artifact is a directory holding `gantry-testapp`.
 fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
     let server = Server::start(Backend::Sqlite);
@@ -22,12 +23,17 @@ fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
     std::fs::copy(testapp(), release.join("gantry-testapp")).expect("copy the test app");
     let port = free_port();
     let mut pipelines = String::new();
-    for (strategy, options) in [
-        ("redblack", ""),
-        ("rolling", "        targetPercentages: [34, 67, 100]\n"),
+    for (name, strategy, options) in [
+        ("redblack", "redblack", ""),
+        (
+            "rolling",
+            "rolling",
+            "        targetPercentages: [34, 67, 100]\n",
+        ),
+        ("batches", "rolling", "        maxUnavailable: 1\n"),
     ] {
         pipelines.push_str(&format!(
-            r#"  - name: deploy-{strategy}
+            r#"  - name: deploy-{name}
     parameters:
       - {{name: version, default: v1}}
     stages:
@@ -70,11 +76,7 @@ fn serving_v1(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
 }
 
 fn deploy(server: &Server, strategy: &str, version: &str) -> Value {
-    let id = server.run(
-        &format!("deploy-{strategy}"),
-        &[&format!("version={version}")],
-    );
-    let done = server.wait_terminal(&id);
+    let done = deploy_result(server, strategy, version);
     assert_eq!(
         done["status"],
         "succeeded",
@@ -82,6 +84,15 @@ fn deploy(server: &Server, strategy: &str, version: &str) -> Value {
         server.log_tail()
     );
     done
+}
+
+/// The execution of pipeline `deploy-STRATEGY` with `version`, ended.
+fn deploy_result(server: &Server, strategy: &str, version: &str) -> Value {
+    let id = server.run(
+        &format!("deploy-{strategy}"),
+        &[&format!("version={version}")],
+    );
+    server.wait_terminal(&id)
 }
 
 /// The enabled group of `shop-web` and the host of each healthy instance.
@@ -308,5 +319,251 @@ fn a_resize_adds_and_removes_instances_across_hosts_without_dropping() {
         }
         assert!(Instant::now() < deadline, "{running} instances still run");
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_rolling_deploy_one_host_at_a_time_drops_no_request() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 1);
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let done = deploy(&server, "batches", "v2");
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_clean(&tally, "fleet rolling one host at a time v1 → v2");
+    // Three batches of one instance (one host) each.
+    let id = done["id"].as_str().expect("the execution's id");
+    let logs = serde_json::to_string(&server.logs(id)).expect("logs as text");
+    for step in [
+        "at 34% (1 instances)",
+        "at 67% (2 instances)",
+        "at 100% (3 instances)",
+    ] {
+        assert!(logs.contains(step), "no step {step:?} in {logs}");
+    }
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v2"));
+    let (_, spread) = serving(&server);
+    assert_eq!(sorted(spread), ["host-1", "host-2", "host-3"]);
+}
+
+/// One instance per host: a host that cannot take the new version fails
+/// the deploy, which names it and why, while the old version serves.
+fn assert_failed_naming(done: &Value, host: &str, cause: &str, port: u16) {
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let text = done.to_string();
+    assert!(
+        text.contains(host) && text.contains(cause),
+        "the failure names {host} and {cause:?}: {done:#}"
+    );
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v1"));
+}
+
+#[test]
+fn a_host_unreachable_during_a_deploy_fails_it_naming_the_host_while_the_old_version_serves() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 1);
+    // Its sshd gone and the server's connection cut: it answers no SSH,
+    // while its agent and instance (not the server's to reach any more)
+    // keep running.
+    let host = &hosts.hosts[2];
+    host.stop_sshd();
+    let _ = std::process::Command::new("pkill")
+        .args(["-9", "-u", &host.user, "-x", "sshd"])
+        .status();
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let done = deploy_result(&server, "redblack", "v2");
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_failed_naming(&done, "host-3", "unreachable", port);
+    assert_clean(&tally, "a deploy failing on an unreachable host");
+    hosts.restart_sshd();
+}
+
+/// Unmounts the small filesystem standing in for a full disk.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_on_a_host_fails_the_deploy_naming_it_and_leaves_no_partial_release() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (server, port) = serving_v1(&hosts, 1);
+    // Host 3's releases move onto a filesystem with room for what is there
+    // and 256 KiB more: the next release (the test app, megabytes) cannot
+    // be unpacked.
+    let host = &hosts.hosts[2];
+    let releases = host.home.join(".gantry/releases");
+    let used_kib: u64 = {
+        let out = std::process::Command::new("du")
+            .args(["-sk"])
+            .arg(&releases)
+            .output()
+            .expect("du");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("du's figure")
+    };
+    let small = host.home.join(".gantry/small");
+    std::fs::create_dir_all(&small).expect("mkdir");
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .expect("run");
+        assert!(status.success(), "{args:?}");
+    };
+    let size = format!("size={}k,mode=0755", used_kib + 256);
+    run(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        &size,
+        "tmpfs",
+        small.to_str().expect("utf-8"),
+    ]);
+    let _unmount = Mounted(releases.clone());
+    run(&[
+        "cp",
+        "-a",
+        &format!("{}/.", releases.display()),
+        small.to_str().expect("utf-8"),
+    ]);
+    run(&[
+        "chown",
+        &format!("{0}:{0}", host.user),
+        small.to_str().expect("utf-8"),
+    ]);
+    run(&[
+        "mount",
+        "--move",
+        small.to_str().expect("utf-8"),
+        releases.to_str().expect("utf-8"),
+    ]);
+
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let done = deploy_result(&server, "redblack", "v2");
+    std::thread::sleep(Duration::from_millis(500));
+    let tally = load.finish();
+    assert_failed_naming(&done, "host-3", "KiB free on the host's disk", port);
+    assert_clean(&tally, "a deploy failing on a full disk");
+    let left: Vec<String> = std::fs::read_dir(&releases)
+        .expect("read the releases")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    assert!(
+        !left.iter().any(|name| name.ends_with(".partial")),
+        "a partial release is left: {left:?}"
+    );
+}
+
+/// Two clusters deploying at the same moment onto the same three hosts:
+/// each host's agent hands out ports one start at a time, so both deploys
+/// succeed and no two instances of a host share a port.
+#[test]
+fn two_deploys_racing_for_the_same_hosts_get_distinct_ports() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let server = Server::start(Backend::Sqlite);
+    hosts.store_key(&server, "fleet-key");
+    let release = server.work().join("release");
+    std::fs::create_dir_all(&release).expect("mkdir release");
+    std::fs::copy(testapp(), release.join("gantry-testapp")).expect("copy the test app");
+    let health =
+        "{path: /health, interval: 200ms, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}";
+    let stacks = ["web", "api"];
+    let ports = [free_port(), free_port()];
+    let mut yaml = format!(
+        "{}applications:\n  - name: shop\nloadBalancers:\n",
+        hosts.yaml("fleet-key")
+    );
+    for (stack, port) in stacks.iter().zip(ports) {
+        yaml.push_str(&format!(
+            "  - name: shop-{stack}\n    port: {port}\n    cluster: shop-{stack}\n    healthCheck: {health}\n"
+        ));
+    }
+    yaml.push_str("pipelines:\n");
+    for stack in stacks {
+        yaml.push_str(&format!(
+            r#"  - name: deploy-{stack}
+    stages:
+      - id: deploy
+        type: deploy
+        application: shop
+        stack: {stack}
+        provider: ssh
+        placement: {{labels: [web], maxPerHost: 2}}
+        artifact: {release}
+        command: ./gantry-testapp
+        size: 6
+        strategy: redblack
+        healthTimeout: 30s
+        gracePeriod: 1s
+        env: {{VERSION: {stack}}}
+"#,
+            release = release.display()
+        ));
+    }
+    server.apply(&yaml);
+    for host in &hosts.hosts {
+        server.cli(&["host", "bootstrap", &host.name]).ok();
+    }
+    let ids: Vec<String> = stacks
+        .iter()
+        .map(|stack| server.run(&format!("deploy-{stack}"), &[]))
+        .collect();
+    for id in &ids {
+        let done = server.wait_terminal(id);
+        assert_eq!(
+            done["status"],
+            "succeeded",
+            "{done:#}\n{}",
+            server.log_tail()
+        );
+    }
+    let mut addresses = Vec::new();
+    for stack in stacks {
+        let cluster = server.get(&format!("/api/v1/clusters/shop-{stack}"));
+        let group = cluster["serverGroups"][0]["name"]
+            .as_str()
+            .expect("a group")
+            .to_owned();
+        let shown = server.get(&format!("/api/v1/server-groups/{group}"));
+        for instance in shown["instances"].as_array().expect("instances") {
+            addresses.push(instance["address"].as_str().expect("an address").to_owned());
+        }
+    }
+    let mut distinct = addresses.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(addresses.len(), 12, "{addresses:?}");
+    assert_eq!(
+        distinct.len(),
+        12,
+        "two instances share a host's port: {addresses:?}"
+    );
+    for (stack, port) in stacks.iter().zip(ports) {
+        assert_eq!(get(port, "/").1.split_whitespace().next(), Some(*stack));
     }
 }

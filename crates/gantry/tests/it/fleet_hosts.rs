@@ -191,3 +191,83 @@ fn a_drained_host_stays_drained_across_applies_until_undrained() {
     let (_, shown) = server.api("GET", "/api/v1/hosts/host-2", None);
     assert_eq!(shown["drained"], false, "{shown}");
 }
+
+#[test]
+fn a_wrong_private_key_is_refused_naming_the_host_and_nothing_is_installed() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let host = &hosts.hosts[0];
+    let server = Server::start(Backend::Sqlite);
+    // A key of the right shape that no host authorises.
+    let stranger = server.work().join("stranger_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .expect("run ssh-keygen");
+    assert!(made.success());
+    server
+        .cli_with(&["secret", "set", "fleet-key"], |command| {
+            command.stdin(std::fs::File::open(&stranger).expect("open the key"));
+        })
+        .ok();
+    let file = server.write_file(
+        "hosts.yaml",
+        &format!("hosts:\n{}", host.yaml_entry("fleet-key", &host.host_key)),
+    );
+    server
+        .cli(&["apply", "-f", file.to_str().expect("utf-8")])
+        .ok();
+    server
+        .cli(&["host", "bootstrap", &host.name])
+        .fails_with(&format!(
+            "host {:?}: authentication refused for user {:?}",
+            host.name, host.user
+        ));
+    assert!(
+        !host.home.join(".gantry").exists(),
+        "nothing reached the host"
+    );
+}
+
+#[test]
+fn a_bootstrap_cut_half_way_leaves_no_partial_agent_and_completes_when_run_again() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let host = &hosts.hosts[0];
+    let server = server_with_hosts(&hosts, &hosts.yaml("fleet-key"));
+    let partial = host.home.join(".gantry/bin/gantry.partial");
+    let installed = host.home.join(".gantry/bin/gantry");
+    let bootstrap = server.cli_spawn(&["host", "bootstrap", &host.name]);
+    // Cut the copy once part of it has arrived: the host's end of the
+    // session is killed, as a dropped connection or a reboot would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&partial).map_or(true, |m| m.len() == 0) {
+        assert!(std::time::Instant::now() < deadline, "the copy never began");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = Command::new("pkill")
+        .args(["-9", "-u", &host.user, "-x", "cat"])
+        .status();
+    let cut = bootstrap
+        .wait_with_output()
+        .expect("wait for the bootstrap");
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(!cut.status.success(), "the cut bootstrap failed: {stderr}");
+    assert!(
+        stderr.contains(&format!("{:?}", host.name)),
+        "the error names the host: {stderr}"
+    );
+    assert!(!partial.exists(), "no partial copy is left on the host");
+    assert!(
+        !installed.exists(),
+        "no agent is installed from a partial copy"
+    );
+
+    let again = server.cli(&["host", "bootstrap", &host.name]).ok();
+    assert!(again.stdout.contains(&host.name), "{again:?}");
+    assert_eq!(sha256(&installed), sha256(Path::new(BIN)));
+    assert!(!partial.exists());
+}

@@ -20,6 +20,9 @@ pub struct TestHost {
     pub port: u16,
     pub user: String,
     pub home: PathBuf,
+    /// The host's own root filesystem on this machine (its sshd chroots
+    /// the host user's sessions there).
+    pub root: PathBuf,
     /// The client's private key file.
     pub key: PathBuf,
     pub host_key: String,
@@ -107,6 +110,41 @@ impl TestHost {
             "  - name: {}\n    address: {}\n    port: {}\n    user: {}\n    key: {key_secret}\n    hostKey: {host_key}\n    labels: [web]\n",
             self.name, self.address, self.port, self.user
         )
+    }
+
+    /// Runs a program as root in the host's own root (its dpkg database,
+    /// its files) and returns its standard output.
+    pub fn in_root(&self, program: &[&str]) -> String {
+        let output = Command::new("chroot")
+            .arg(&self.root)
+            .args(program)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run chroot");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The version of `package` dpkg shows installed on the host ("" when
+    /// it is not fully installed).
+    pub fn installed(&self, package: &str) -> String {
+        self.in_root(&[
+            "dpkg-query",
+            "-W",
+            "-f=${db:Status-Abbrev}${Version}",
+            package,
+        ])
+        .strip_prefix("ii ")
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    /// Removes packages a test installed on the host, and what an install
+    /// cut short could have left.
+    pub fn purge(&self, packages: &[&str]) {
+        let mut command = vec!["dpkg", "--purge"];
+        command.extend_from_slice(packages);
+        self.in_root(&command);
+        let _ = std::fs::remove_file(self.root.join("etc/apt/sources.list.d/gantry-server.list"));
     }
 
     /// Stops the host's sshd: it no longer answers SSH at all.

@@ -33,6 +33,7 @@ mod engine;
 mod files;
 mod fleet_deploys;
 mod fleet_hosts;
+mod fleet_packages;
 mod git_concurrency;
 mod git_config;
 mod git_credentials;

@@ -59,7 +59,8 @@ fn rolling_scales_down_by_default_and_reads_its_steps_from_the_spec() {
     assert_eq!(
         built(", strategy: rolling, targetPercentages: [25, 100], pauseBetween: 2s"),
         "Rolling { options: RollingOptions { target_percentages: [25, 100], pause_between: 2s, \
-         scale_down: true, wait_for_promotion: false, judgment_between_steps: false } }"
+         scale_down: true, wait_for_promotion: false, judgment_between_steps: false, \
+         max_unavailable: None, max_fail_percentage: None } }"
     );
 }
 

@@ -34,3 +34,5 @@ fn an_empty_stage_state_is_a_first_attempt() {
     assert_eq!(record, RolloutRecord::default());
     assert_eq!(record.step, 0);
 }
+
+mod batches;

@@ -179,6 +179,8 @@ fn rolling(judgment: bool) -> Arc<dyn Strategy> {
             scale_down: true,
             wait_for_promotion: true,
             judgment_between_steps: judgment,
+            max_unavailable: None,
+            max_fail_percentage: None,
         },
     })
 }
