@@ -46,3 +46,6 @@ impl std::fmt::Debug for StageRegistry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

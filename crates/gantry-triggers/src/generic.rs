@@ -25,6 +25,21 @@ impl crate::kinds::TriggerKind for WebhookKind {
         "webhook"
     }
 
+    fn webhook<'a>(
+        &self,
+        triggers: &'a Triggers,
+        request: crate::kinds::WebhookRequest<'a>,
+    ) -> Option<futures::future::BoxFuture<'a, Result<Delivery, WebhookError>>> {
+        match request.route {
+            crate::kinds::WebhookRoute::Generic { source } => Some(Box::pin(triggers.generic(
+                source,
+                request.headers,
+                request.body,
+            ))),
+            _ => None,
+        }
+    }
+
     fn describe(&self, trigger: &Trigger) -> String {
         let Trigger::Webhook(w) = trigger else {
             return String::new();
@@ -34,7 +49,7 @@ impl crate::kinds::TriggerKind for WebhookKind {
 }
 
 impl Triggers {
-    pub async fn generic(
+    pub(crate) async fn generic(
         &self,
         source: &str,
         headers: &HeaderMap,

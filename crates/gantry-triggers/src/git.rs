@@ -7,14 +7,28 @@ use futures::future::BoxFuture;
 use gantry_config::Trigger;
 use tokio_util::sync::CancellationToken;
 
-use crate::Triggers;
-use crate::kinds::TriggerKind;
+use crate::kinds::{TriggerKind, WebhookRequest, WebhookRoute};
+use crate::{Delivery, Triggers, WebhookError};
 
 pub(crate) struct GitKind;
 
 impl TriggerKind for GitKind {
     fn name(&self) -> &'static str {
         "git"
+    }
+
+    /// GitHub's and GitLab's push events.
+    fn webhook<'a>(
+        &self,
+        triggers: &'a Triggers,
+        request: WebhookRequest<'a>,
+    ) -> Option<BoxFuture<'a, Result<Delivery, WebhookError>>> {
+        let WebhookRequest { headers, body, .. } = request;
+        match request.route {
+            WebhookRoute::Github => Some(Box::pin(triggers.github(headers, body))),
+            WebhookRoute::Gitlab => Some(Box::pin(triggers.gitlab(headers, body))),
+            WebhookRoute::Generic { .. } => None,
+        }
     }
 
     fn describe(&self, trigger: &Trigger) -> String {

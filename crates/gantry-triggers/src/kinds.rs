@@ -1,13 +1,42 @@
 //! The trigger kinds, one shape each: a [`TriggerKind`] says which of a pipeline's `triggers:`
-//! it handles, describes one for the listing, and follows its events (pushes, schedules,
-//! executions ending, packages landing) to start what they trigger. Adding a kind is its file
+//! it handles, describes one for the listing, follows its events (pushes, schedules,
+//! executions ending, packages landing) to start what they trigger, and takes the webhook
+//! deliveries sent to its routes. Adding a kind is its file
 //! and one line in [`KINDS`] (and its spec in `gantry-config/src/triggers.rs`).
 
 use futures::future::BoxFuture;
 use gantry_config::Trigger;
+use http::HeaderMap;
 use tokio_util::sync::CancellationToken;
 
-use crate::Triggers;
+use crate::{Delivery, Triggers, WebhookError};
+
+/// Where a webhook delivery was sent: `/webhooks/github`, `/webhooks/gitlab` or
+/// `/webhooks/generic/SOURCE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookRoute<'a> {
+    Github,
+    Gitlab,
+    Generic { source: &'a str },
+}
+
+impl WebhookRoute<'_> {
+    /// The sender, as metrics and logs name it.
+    pub fn provider(&self) -> &'static str {
+        match self {
+            WebhookRoute::Github => "github",
+            WebhookRoute::Gitlab => "gitlab",
+            WebhookRoute::Generic { .. } => "generic",
+        }
+    }
+}
+
+/// A webhook delivery as the API received it: the body read whole, not yet verified.
+pub(crate) struct WebhookRequest<'a> {
+    pub route: WebhookRoute<'a>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
 
 /// One kind of trigger.
 pub(crate) trait TriggerKind: Send + Sync {
@@ -32,6 +61,17 @@ pub(crate) trait TriggerKind: Send + Sync {
         let _ = (triggers, shutdown);
         None
     }
+
+    /// Takes a webhook delivery sent to one of its routes, verifying its signature or token
+    /// before reading it; `None` when the route is not its own.
+    fn webhook<'a>(
+        &self,
+        triggers: &'a Triggers,
+        request: WebhookRequest<'a>,
+    ) -> Option<BoxFuture<'a, Result<Delivery, WebhookError>>> {
+        let _ = (triggers, request);
+        None
+    }
 }
 
 /// Every kind, one line each.
@@ -42,6 +82,31 @@ pub(crate) const KINDS: &[&dyn TriggerKind] = &[
     &crate::chain::PipelineKind,
     &crate::artifact::ArtifactKind,
 ];
+
+impl Triggers {
+    /// A webhook delivery, taken by the kind whose route it was sent to.
+    pub async fn webhook(
+        &self,
+        route: WebhookRoute<'_>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Delivery, WebhookError> {
+        for kind in KINDS {
+            let request = WebhookRequest {
+                route,
+                headers,
+                body,
+            };
+            if let Some(delivery) = kind.webhook(self, request) {
+                return delivery.await;
+            }
+        }
+        Err(WebhookError::NotFound(format!(
+            "no trigger kind takes {} webhooks",
+            route.provider()
+        )))
+    }
+}
 
 /// The kind that handles `trigger`.
 pub(crate) fn kind_of(trigger: &Trigger) -> Option<&'static dyn TriggerKind> {

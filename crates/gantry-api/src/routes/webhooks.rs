@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use gantry_triggers::{Delivery, WebhookError};
+use gantry_triggers::{Delivery, WebhookError, WebhookRoute};
 use gantry_wire::git::{StartedExecution, WebhookDelivery};
 
 use crate::AppState;
@@ -22,7 +22,7 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    answer("github", triggers(&state).github(&headers, &body).await).into_response()
+    deliver(&state, WebhookRoute::Github, &headers, &body).await
 }
 
 pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -30,7 +30,7 @@ pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    answer("gitlab", triggers(&state).gitlab(&headers, &body).await).into_response()
+    deliver(&state, WebhookRoute::Gitlab, &headers, &body).await
 }
 
 pub async fn generic(
@@ -43,11 +43,19 @@ pub async fn generic(
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    answer(
-        "generic",
-        triggers(&state).generic(&source, &headers, &body).await,
-    )
-    .into_response()
+    let route = WebhookRoute::Generic { source: &source };
+    deliver(&state, route, &headers, &body).await
+}
+
+/// Hands the delivery to the trigger kind of its route.
+async fn deliver(
+    state: &AppState,
+    route: WebhookRoute<'_>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let delivery = triggers(state).webhook(route, headers, body).await;
+    answer(route.provider(), delivery).into_response()
 }
 
 /// The delivery's body, read within the limits of unauthenticated bodies.
