@@ -36,7 +36,7 @@ pub(crate) struct RemoteHandle {
 }
 
 #[derive(Clone, Debug)]
-enum Outcome {
+pub(super) enum Outcome {
     Exited {
         exit: StepExit,
         outputs: Result<Map<String, Value>, String>,
@@ -276,7 +276,7 @@ fn outcome(step: &str, runner: &str, result: StepJobResult, private: Value) -> O
 /// Why the runner could not run the step. A runner's executor names the
 /// step at the start of what it refuses (as the server's would), which the
 /// stage then keeps as it is rather than naming the step twice.
-fn runner_error(step: &str, runner: &str, error: String) -> Outcome {
+pub(super) fn runner_error(step: &str, runner: &str, error: String) -> Outcome {
     let names_step = error
         .strip_prefix(step)
         .is_some_and(|rest| rest.starts_with(':') || rest.starts_with(' '));

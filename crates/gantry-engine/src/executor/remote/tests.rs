@@ -43,3 +43,30 @@ fn a_snapshot_unpacks_to_the_same_tree_and_packs_again_to_the_same_name() {
     let changed = pack(&copy, &dir.path().join("c.tar")).unwrap();
     assert_ne!(first, changed);
 }
+
+#[test]
+fn a_runners_refusal_that_names_the_step_is_kept_whole_and_others_are_prefixed() {
+    use super::handle::{Outcome, runner_error};
+    let check = |error: &str, expected: &str| match runner_error("step 1", "r1", error.to_owned()) {
+        Outcome::FailedNamed(message) => assert_eq!(format!("named: {message}"), expected),
+        Outcome::Failed(message) => assert_eq!(format!("plain: {message}"), expected),
+        _ => panic!("not a failure"),
+    };
+    check(
+        "step 1: podman image x: not found locally",
+        "named: step 1: podman image x: not found locally (on runner r1)",
+    );
+    check(
+        "step 1 runs in image \"x\" but no container engine is installed",
+        "named: step 1 runs in image \"x\" but no container engine is installed (on runner r1)",
+    );
+    // Another step's name is not this one's.
+    check(
+        "step 10: refused",
+        "plain: on runner r1: step 10: refused",
+    );
+    check(
+        "the job is not a step this runner can read",
+        "plain: on runner r1: the job is not a step this runner can read",
+    );
+}

@@ -72,7 +72,7 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
     };
     // Docker builder steps in a container reach the engine through the gate, for as long
     // as this stage runs.
-    let _gate = match docker_gate(ctx, &steps, &run_dir).await {
+    let _gate = match docker_gate(ctx, &steps, &spec.runs_on, &run_dir).await {
         Ok(gate) => gate,
         Err(error) => {
             ctx.log.system(&error).await;
@@ -188,6 +188,7 @@ async fn steps_of(
 async fn docker_gate(
     ctx: &StageContext,
     steps: &[Step],
+    stage_runs_on: &[String],
     run_dir: &std::path::Path,
 ) -> Result<Option<gantry_container::api_gate::ApiGate>, String> {
     use gantry_container::api_gate::{ApiGate, GATE_SOCKET_NAME, engine_api_socket};
@@ -198,6 +199,16 @@ async fn docker_gate(
     };
     if !steps.iter().any(through_gate) {
         return Ok(None);
+    }
+    // The gate listens in the stage's run directory beside the server, which only the
+    // server's local runner (sharing its disk) reaches.
+    if let Some((index, step)) = steps.iter().enumerate().find(|(_, step)| {
+        through_gate(step) && !(step.runs_on.is_empty() && stage_runs_on.is_empty())
+    }) {
+        return Err(format!(
+            "{}: its docker reaches the engine through the Docker API gate, which runs beside the server and not on runners: leave runsOn out for it",
+            describe(index as i64, step)
+        ));
     }
     let Some(engine) = ctx.containers() else {
         return Err("the docker builder needs a container engine (podman or docker)".to_owned());
