@@ -1,7 +1,7 @@
 //! A package as hosts install it: the exact version a query names, and
 //! the publication of its repository that serves it to `apt-get`.
 
-use super::{Apt, SourceKind, cmp_versions};
+use super::{Apt, SourceKind};
 use crate::AptError;
 use crate::names::DEFAULT_PREFIX;
 
@@ -23,15 +23,7 @@ impl Apt {
     /// and a publication of `repo` hosts can install it from. A repository
     /// published nowhere is an error naming the command that publishes it.
     pub async fn host_install(&self, repo: &str, query: &str) -> Result<HostInstall, AptError> {
-        let newest = self
-            .repo_packages(repo, Some(query))
-            .await?
-            .into_iter()
-            .max_by(|a, b| cmp_versions(&a.version, &b.version))
-            .ok_or_else(|| AptError::NotFound {
-                kind: "package",
-                name: format!("{query} in repository {repo}"),
-            })?;
+        let newest = self.newest_match(repo, query).await?;
         let publication = self
             .publications()
             .await?

@@ -25,14 +25,7 @@ impl Apt {
         query: &str,
         dest: &Path,
     ) -> Result<PackageView, AptError> {
-        let matching = self.repo_packages(repo, Some(query)).await?;
-        let newest = matching
-            .into_iter()
-            .max_by(|a, b| cmp_versions(&a.version, &b.version))
-            .ok_or_else(|| AptError::NotFound {
-                kind: "package",
-                name: format!("{query} in repository {repo}"),
-            })?;
+        let newest = self.newest_match(repo, query).await?;
         let bytes = self.package_bytes(&newest.sha256).await?;
         let dest = dest.to_path_buf();
         let what = newest.key.clone();
@@ -42,6 +35,22 @@ impl Apt {
         .await
         .expect("unpack task")?;
         Ok(newest)
+    }
+
+    /// The newest package of `repo` matching `query`.
+    pub(crate) async fn newest_match(
+        &self,
+        repo: &str,
+        query: &str,
+    ) -> Result<PackageView, AptError> {
+        self.repo_packages(repo, Some(query))
+            .await?
+            .into_iter()
+            .max_by(|a, b| cmp_versions(&a.version, &b.version))
+            .ok_or_else(|| AptError::NotFound {
+                kind: "package",
+                name: format!("{query} in repository {repo}"),
+            })
     }
 
     /// The whole file of a recorded package.

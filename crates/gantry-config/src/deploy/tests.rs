@@ -191,3 +191,43 @@ fn a_deploy_names_its_registry_credentials_and_may_overlap() {
     );
     assert!(!deploy("application: shop\ncommand: serve\n").overlap);
 }
+
+#[test]
+fn rolling_host_batches_are_read_and_bad_ones_named_where_they_are() {
+    let rolling = "application: shop\ncommand: serve\nstrategy: rolling\n";
+    let spec = deploy(&format!(
+        "{rolling}maxUnavailable: 2\nmaxFailPercentage: 25\n"
+    ));
+    assert_eq!(spec.max_unavailable, Some(crate::BatchSize::Instances(2)));
+    assert_eq!(spec.max_fail_percentage, Some(25));
+    let spec = deploy(&format!("{rolling}maxUnavailable: \"25%\"\n"));
+    assert_eq!(spec.max_unavailable, Some(crate::BatchSize::Percent(25)));
+    let check = |fields: &str, expected: &str| {
+        let error = stage(fields).expect_err(fields);
+        assert!(error.contains(expected), "{fields}: {error}");
+    };
+    check(
+        &format!("{rolling}maxUnavailable: 0\n"),
+        "test.yaml:9:25: \"maxUnavailable\" must be a number of instances (at least 1) or a share such as \"25%\"",
+    );
+    check(
+        &format!("{rolling}maxUnavailable: \"120%\"\n"),
+        "\"maxUnavailable\" must be",
+    );
+    check(
+        &format!("{rolling}maxFailPercentage: 101\n"),
+        "\"maxFailPercentage\" is a share from 0 to 100, not 101",
+    );
+    check(
+        &format!("{rolling}maxUnavailable: 1\ntargetPercentages: [50, 100]\n"),
+        "give \"targetPercentages\" or \"maxUnavailable\", not both",
+    );
+    check(
+        "application: shop\ncommand: serve\nmaxUnavailable: 1\n",
+        "\"maxUnavailable\" is for the rolling strategy",
+    );
+    check(
+        rolling,
+        "the rolling strategy needs \"targetPercentages\" (e.g. [10, 50, 100]) or \"maxUnavailable\"",
+    );
+}

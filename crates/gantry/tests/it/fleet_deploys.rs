@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::deploy_support::{Load, assert_clean, free_port, get, shop_cluster_yaml, testapp};
-use crate::fleet_support::TestHosts;
+use crate::fleet_support::{TestHosts, under_load};
 use crate::harness::{Backend, Server};
 
 /// A server with the test hosts bootstrapped, load balancer `shop` on the
@@ -157,19 +157,11 @@ fn redblack_and_rolling_deploys_across_three_hosts_drop_no_request() {
         assert!(ps.status.success(), "no instance runs as {}", host.user);
     }
 
-    let load = Load::start(port, 4, 2);
-    std::thread::sleep(Duration::from_millis(500));
-    deploy(&server, "redblack", "v2");
-    std::thread::sleep(Duration::from_millis(500));
-    let tally = load.finish();
+    let (_, tally) = under_load(port, || deploy(&server, "redblack", "v2"));
     assert_clean(&tally, "fleet red/black v1 → v2");
     assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v2"));
 
-    let load = Load::start(port, 4, 2);
-    std::thread::sleep(Duration::from_millis(500));
-    deploy(&server, "rolling", "v3");
-    std::thread::sleep(Duration::from_millis(500));
-    let tally = load.finish();
+    let (_, tally) = under_load(port, || deploy(&server, "rolling", "v3"));
     assert_clean(&tally, "fleet rolling v2 → v3");
     assert!(tally.versions.contains_key("v3"), "{:?}", tally.versions);
     assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v3"));
@@ -329,11 +321,7 @@ fn a_rolling_deploy_one_host_at_a_time_drops_no_request() {
     };
     let (server, port) = serving_v1(&hosts, 1);
 
-    let load = Load::start(port, 4, 2);
-    std::thread::sleep(Duration::from_millis(500));
-    let done = deploy(&server, "batches", "v2");
-    std::thread::sleep(Duration::from_millis(500));
-    let tally = load.finish();
+    let (done, tally) = under_load(port, || deploy(&server, "batches", "v2"));
     assert_clean(&tally, "fleet rolling one host at a time v1 → v2");
     // Three batches of one instance (one host) each.
     let id = done["id"].as_str().expect("the execution's id");
@@ -377,11 +365,7 @@ fn a_host_unreachable_during_a_deploy_fails_it_naming_the_host_while_the_old_ver
         .args(["-9", "-u", &host.user, "-x", "sshd"])
         .status();
 
-    let load = Load::start(port, 4, 2);
-    std::thread::sleep(Duration::from_millis(500));
-    let done = deploy_result(&server, "redblack", "v2");
-    std::thread::sleep(Duration::from_millis(500));
-    let tally = load.finish();
+    let (done, tally) = under_load(port, || deploy_result(&server, "redblack", "v2"));
     assert_failed_naming(&done, "host-3", "unreachable", port);
     assert_clean(&tally, "a deploy failing on an unreachable host");
     hosts.restart_sshd();
@@ -460,11 +444,7 @@ fn a_full_disk_on_a_host_fails_the_deploy_naming_it_and_leaves_no_partial_releas
         releases.to_str().expect("utf-8"),
     ]);
 
-    let load = Load::start(port, 4, 2);
-    std::thread::sleep(Duration::from_millis(500));
-    let done = deploy_result(&server, "redblack", "v2");
-    std::thread::sleep(Duration::from_millis(500));
-    let tally = load.finish();
+    let (done, tally) = under_load(port, || deploy_result(&server, "redblack", "v2"));
     assert_failed_naming(&done, "host-3", "KiB free on the host's disk", port);
     assert_clean(&tally, "a deploy failing on a full disk");
     let left: Vec<String> = std::fs::read_dir(&releases)

@@ -4,12 +4,11 @@
 //! version the deploy names, through the host's SSH connection.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::deploy_support::{Load, assert_clean, free_port, get, shop_cluster_yaml, testapp};
-use crate::fleet_support::{TestHost, TestHosts};
+use crate::deploy_support::{assert_clean, free_port, get, shop_cluster_yaml, testapp};
+use crate::fleet_support::{TestHost, TestHosts, under_load};
 use crate::harness::{Backend, Server};
 
 const PACKAGES: [&str; 2] = ["shop", "gantry-test-dep"];
@@ -195,17 +194,13 @@ fn a_published_package_is_installed_by_apt_get_at_its_exact_version_on_each_host
             .exists()
     );
 
-    let load = Load::start(port, 4, 2);
-    std::thread::sleep(Duration::from_millis(500));
-    let done = deploy(&server, "2.0");
+    let (done, tally) = under_load(port, || deploy(&server, "2.0"));
     assert_eq!(
         done["status"],
         "succeeded",
         "{done:#}\n{}",
         server.log_tail()
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let tally = load.finish();
     assert_clean(&tally, "fleet package 1.0 → 2.0");
     assert_eq!(installed(&hosts.hosts), ["2.0", "2.0", "2.0"]);
     assert_eq!(instance_versions(&server), every_host_runs("2.0"));
@@ -247,11 +242,7 @@ fn a_host_lacking_a_dependency_fails_the_deploy_naming_it_while_the_old_version_
     };
     let (server, port) = host_3_lacks_what_3_0_needs(&hosts, "");
 
-    let load = Load::start(port, 4, 2);
-    std::thread::sleep(Duration::from_millis(500));
-    let done = deploy(&server, "3.0");
-    std::thread::sleep(Duration::from_millis(500));
-    let tally = load.finish();
+    let (done, tally) = under_load(port, || deploy(&server, "3.0"));
     assert_eq!(done["status"], "failed", "{done:#}");
     let error = done.to_string();
     assert!(
@@ -299,23 +290,21 @@ fn a_rolling_deploy_goes_past_a_failing_host_only_within_max_fail_percentage() {
     let more = format!("{}{}", rolling("strict", 30), rolling("tolerant", 34));
     let (server, port) = host_3_lacks_what_3_0_needs(&hosts, &more);
 
-    let load = Load::start(port, 4, 2);
-    std::thread::sleep(Duration::from_millis(500));
-    // One host of three is more than 30%: stopped and rolled back.
-    let strict = deploy_with(&server, "strict", "3.0");
-    assert_eq!(strict["status"], "failed", "{strict:#}");
-    assert!(strict.to_string().contains("host-3"), "{strict:#}");
-    assert_eq!(instance_versions(&server), every_host_runs("1.0"));
-    // Within 34%: 3.0 serves from the two hosts that could install it.
-    let tolerant = deploy_with(&server, "tolerant", "3.0");
-    assert_eq!(
-        tolerant["status"],
-        "succeeded",
-        "{tolerant:#}\n{}",
-        server.log_tail()
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    let tally = load.finish();
+    let ((), tally) = under_load(port, || {
+        // One host of three is more than 30%: stopped and rolled back.
+        let strict = deploy_with(&server, "strict", "3.0");
+        assert_eq!(strict["status"], "failed", "{strict:#}");
+        assert!(strict.to_string().contains("host-3"), "{strict:#}");
+        assert_eq!(instance_versions(&server), every_host_runs("1.0"));
+        // Within 34%: 3.0 serves from the two hosts that could install it.
+        let tolerant = deploy_with(&server, "tolerant", "3.0");
+        assert_eq!(
+            tolerant["status"],
+            "succeeded",
+            "{tolerant:#}\n{}",
+            server.log_tail()
+        );
+    });
     assert_clean(&tally, "rolling past a failing host");
     let healthy: Vec<(String, String)> = instance_versions(&server);
     assert!(

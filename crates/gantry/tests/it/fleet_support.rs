@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
+use crate::deploy_support::{Load, Tally};
 use crate::harness::Server;
 
 /// One test host, as `hosts.json` describes it.
@@ -184,4 +185,16 @@ impl TestHost {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
+}
+
+/// Runs `work` while a client checking every response loads `port` (four
+/// keep-alive and two fresh-connection workers, from half a second before
+/// to half a second after), and returns what `work` returned with the
+/// load's tally.
+pub fn under_load<T>(port: u16, work: impl FnOnce() -> T) -> (T, Tally) {
+    let load = Load::start(port, 4, 2);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let result = work();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    (result, load.finish())
 }
