@@ -22,21 +22,31 @@ try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   await context.addCookies([{ name, value, url }]);
 
-  const paints = [];
-  for (let i = 0; i < ROUNDS; i++) {
-    const page = await context.newPage();
-    await page.goto(`${url}/executions/${process.env.GANTRY_WIDE}`, { waitUntil: 'load' });
-    const fcp = await page.evaluate(() => new Promise((resolve) => {
-      new PerformanceObserver((list) => {
-        const entry = list.getEntriesByName('first-contentful-paint')[0];
-        if (entry) resolve(entry.startTime);
-      }).observe({ type: 'paint', buffered: true });
-    }));
-    const nodes = await page.locator('a.node').count();
-    if (nodes !== Number(process.env.GANTRY_WIDE_STAGES ?? 100)) throw new Error(`the wide execution shows ${nodes} stages`);
-    paints.push(fcp);
-    await page.close();
+  // Each load of an execution page: its first contentful paint, and what
+  // came before it (the server's first byte, the whole document, its size).
+  async function paintsOf(execution, stages) {
+    const loads = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const page = await context.newPage();
+      await page.goto(`${url}/executions/${execution}`, { waitUntil: 'load' });
+      const load = await page.evaluate(() => new Promise((resolve) => {
+        new PerformanceObserver((list) => {
+          const entry = list.getEntriesByName('first-contentful-paint')[0];
+          if (!entry) return;
+          const [nav] = performance.getEntriesByType('navigation');
+          resolve({ fcp: entry.startTime, firstByte: nav.responseStart, document: nav.responseEnd, bytes: nav.encodedBodySize });
+        }).observe({ type: 'paint', buffered: true });
+      }));
+      const nodes = await page.locator('a.node').count();
+      if (nodes !== stages) throw new Error(`the execution ${execution} shows ${nodes} stages, not ${stages}`);
+      loads.push(load);
+      await page.close();
+    }
+    return loads;
   }
+  const wide = await paintsOf(process.env.GANTRY_WIDE, Number(process.env.GANTRY_WIDE_STAGES ?? 100));
+  const small = process.env.GANTRY_SMALL ? await paintsOf(process.env.GANTRY_SMALL, 1) : [];
+  const paints = wide.map((l) => l.fcp);
 
   const page = await context.newPage();
   page.on('crash', () => console.error('the ticker page crashed'));
@@ -72,6 +82,14 @@ try {
   console.log('|---|---|---|---|');
   console.log(`| 100-stage execution page, first contentful paint | ${quantile(paints, 0.5).toFixed(0)} ms | ${Math.max(...paints).toFixed(0)} ms | ${paints.length} |`);
   console.log(`| a step's line → visible in the page | ${quantile(delays, 0.5).toFixed(0)} ms | ${Math.max(...delays).toFixed(0)} ms | ${delays.length} |`);
+  const row = (label, loads, read) => {
+    const xs = loads.map(read);
+    console.log(`| ${label} | ${quantile(xs, 0.5).toFixed(0)} ms | ${Math.max(...xs).toFixed(0)} ms | ${xs.length} |`);
+  };
+  if (small.length) row('1-stage execution page (reference), first contentful paint', small, (l) => l.fcp);
+  row('100-stage page: server\'s first byte', wide, (l) => l.firstByte);
+  row('100-stage page: whole document received', wide, (l) => l.document);
+  console.log(`\nEach load of the 100-stage page (first byte / document / first contentful paint, ms): ${wide.map((l) => `${l.firstByte.toFixed(0)}/${l.document.toFixed(0)}/${l.fcp.toFixed(0)}`).join(', ')}; document ${wide[0].bytes} bytes compressed.`);
 } finally {
   await browser.close();
 }

@@ -77,6 +77,14 @@ try {
   await page.getByRole('link', { name: 'release' }).waitFor();
   await shot(page, '02-pipelines');
 
+  step = 'the pipelines list filters on the server';
+  await page.getByRole('searchbox', { name: 'Name' }).fill('night');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(`${url}/pipelines?q=night`);
+  const listed = await page.locator('tbody th a').allInnerTexts();
+  check(listed.length === 1 && listed[0] === 'nightly', `filtering on "night" listed ${listed}`);
+  await page.goto(`${url}/pipelines`);
+
   step = 'the run form enforces required parameters';
   await page.getByRole('link', { name: 'release' }).click();
   await page.waitForURL(`${url}/pipelines/release`);
@@ -189,6 +197,9 @@ try {
     step = 'the clusters page shows the server groups';
     await page.goto(`${url}/applications`);
     await shot(page, '08-applications');
+    await page.goto(`${url}/applications?q=no-such-cluster`);
+    await page.locator('main p', { hasText: 'No cluster matches' }).waitFor();
+    await page.goto(`${url}/applications?q=${cluster.slice(0, 4).toUpperCase()}`);
     await page.getByRole('link', { name: cluster, exact: true }).click();
     await page.waitForURL(`${url}/clusters/${cluster}`);
     await page.locator('.sg').first().waitFor();

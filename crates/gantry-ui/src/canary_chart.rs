@@ -88,22 +88,9 @@ pub fn chart(analysis: &CanaryAnalysis) -> AnalysisChart {
         CanaryVerdict::Fail => ("st-failed", "✗"),
     };
     let seconds = analysis.window_ms as f64 / 1000.0;
-    let latency_top = nice_ceiling(
-        analysis
-            .intervals
-            .iter()
-            .flat_map(|i| [i.canary.p99_ms, i.baseline.p99_ms])
-            .flatten()
-            .fold(0.0, f64::max),
-    );
-    let errors_top = nice_ceiling(
-        analysis
-            .intervals
-            .iter()
-            .flat_map(|i| [i.canary.error_rate, i.baseline.error_rate])
-            .flatten()
-            .fold(5.0, f64::max),
-    );
+    // Latency's axis fits the slowest p99; error rate's shows at least 5 %.
+    let latency_top = axis_top(analysis, 0.0, |f| f.p99_ms);
+    let errors_top = axis_top(analysis, 5.0, |f| f.error_rate);
     let plot = |height: f64, top: f64, read: fn(&IntervalFigures) -> Option<f64>| {
         move |pick: fn(&AnalysisInterval) -> &IntervalFigures| {
             path(analysis, height, top, |i| read(pick(i)))
@@ -235,6 +222,23 @@ fn path(
         drawing = true;
     }
     d.trim_end().to_owned()
+}
+
+/// The round top of an axis showing `read` of both groups over the window,
+/// at least `floor`.
+fn axis_top(
+    analysis: &CanaryAnalysis,
+    floor: f64,
+    read: fn(&IntervalFigures) -> Option<f64>,
+) -> f64 {
+    nice_ceiling(
+        analysis
+            .intervals
+            .iter()
+            .flat_map(|i| [read(&i.canary), read(&i.baseline)])
+            .flatten()
+            .fold(floor, f64::max),
+    )
 }
 
 /// The smallest of 1, 2 or 5 times a power of ten at or above `value`, so

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use gantry_wire::deploy::{ApplicationList, Cluster, ClusterList, Instance, ServerGroupStatus};
+use gantry_wire::deploy::{Cluster, ClusterList, Instance, ServerGroupStatus};
 use serde::Deserialize;
 
 use crate::api_client::Api;
@@ -44,7 +44,6 @@ struct ApplicationsPage {
 
 struct ClusterRow {
     application: String,
-    description: String,
     name: String,
     href: String,
     groups: usize,
@@ -65,20 +64,11 @@ pub async fn list(
     if let Some(after) = filter.after.as_deref().filter(|a| !a.is_empty()) {
         query.push(format!("after={}", encode(after)));
     }
-    let clusters_uri = format!("/api/v1/clusters?{}", query.join("&"));
-    let (applications, clusters) = futures::join!(
-        api.get::<ApplicationList>(&session, "/api/v1/applications"),
-        api.get::<ClusterList>(&session, &clusters_uri),
-    );
-    let (applications, clusters) = (applications?, clusters?);
-    let description = |name: &str| {
-        applications
-            .applications
-            .iter()
-            .find(|a| a.name == name)
-            .and_then(|a| a.description.clone())
-            .unwrap_or_default()
-    };
+    // One read of the API: every cluster list answer is built from one
+    // snapshot of the data plane, which is what costs with many groups.
+    let clusters: ClusterList = api
+        .get(&session, &format!("/api/v1/clusters?{}", query.join("&")))
+        .await?;
     let with = |extra: Option<String>| {
         let mut parts = Vec::new();
         if !q.is_empty() {
@@ -93,7 +83,6 @@ pub async fn list(
         .map(|c| {
             let application = c.application.clone().unwrap_or_default();
             ClusterRow {
-                description: description(&application),
                 application,
                 name: c.name.clone(),
                 href: format!("/clusters/{}", encode(&c.name)),

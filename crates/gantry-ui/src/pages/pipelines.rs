@@ -1,9 +1,11 @@
-//! `/pipelines`: every pipeline with its last executions; `/pipelines/NAME`:
+//! `/pipelines`: the pipelines by name, fifty a page (`after`), filtered by
+//! name (`q`), each with its last executions (read for that page only);
+//! `/pipelines/NAME`:
 //! one pipeline, its recent executions and the form that runs it, generated
 //! from its parameter definitions.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use futures::future::join_all;
 use gantry_wire::executions::{Execution, ExecutionList};
 use gantry_wire::pipelines::{Pipeline, PipelineList};
@@ -20,11 +22,27 @@ use crate::session::Session;
 /// How many executions the list shows per pipeline.
 const LAST_RUNS: usize = 5;
 
+/// Pipelines per page.
+pub const PIPELINE_PAGE: usize = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListFilter {
+    #[serde(default)]
+    q: Option<String>,
+    /// The name of the last pipeline of the previous page.
+    #[serde(default)]
+    after: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "pipelines.html")]
 struct ListPage {
     layout: Layout,
+    q: String,
+    total: usize,
     rows: Vec<Row>,
+    next_href: Option<String>,
+    first_href: Option<String>,
 }
 
 struct Row {
@@ -55,12 +73,44 @@ impl RunCell {
     }
 }
 
-pub async fn list(State(api): State<Api>, session: Session) -> PageResult {
-    let pipelines: PipelineList = api.get(&session, "/api/v1/pipelines").await?;
+pub async fn list(
+    State(api): State<Api>,
+    session: Session,
+    Query(filter): Query<ListFilter>,
+) -> PageResult {
+    let q = filter.q.unwrap_or_default();
+    let needle = q.to_lowercase();
+    let mut matching: Vec<Pipeline> = api
+        .get::<PipelineList>(&session, "/api/v1/pipelines")
+        .await?
+        .pipelines
+        .into_iter()
+        .filter(|p| needle.is_empty() || p.name.to_lowercase().contains(&needle))
+        .collect();
+    matching.sort_by(|a, b| a.name.cmp(&b.name));
+    let total = matching.len();
+    let after = filter.after.unwrap_or_default();
+    let page: Vec<Pipeline> = matching
+        .into_iter()
+        .filter(|p| after.is_empty() || p.name > after)
+        .take(PIPELINE_PAGE + 1)
+        .collect();
+    let with = |extra: Option<String>| {
+        let parts: Vec<String> = (!q.is_empty())
+            .then(|| format!("q={}", encode(&q)))
+            .into_iter()
+            .chain(extra)
+            .collect();
+        format!("/pipelines?{}", parts.join("&"))
+    };
+    let next_href = (page.len() > PIPELINE_PAGE)
+        .then(|| with(Some(format!("after={}", encode(&page[PIPELINE_PAGE - 1].name)))));
+    let first_href = (!after.is_empty()).then(|| with(None));
+    let page: Vec<Pipeline> = page.into_iter().take(PIPELINE_PAGE).collect();
     let lasts = executions_of(
         &api,
         &session,
-        pipelines.pipelines.iter().map(|p| {
+        page.iter().map(|p| {
             format!(
                 "/api/v1/executions?pipeline={}&limit={LAST_RUNS}",
                 encode(&p.name)
@@ -69,7 +119,7 @@ pub async fn list(State(api): State<Api>, session: Session) -> PageResult {
     )
     .await;
     let mut rows = Vec::new();
-    for (pipeline, last) in pipelines.pipelines.into_iter().zip(lasts) {
+    for (pipeline, last) in page.into_iter().zip(lasts) {
         rows.push(Row {
             href: format!("/pipelines/{}", encode(&pipeline.name)),
             last: last?.executions.iter().map(RunCell::of).collect(),
@@ -78,7 +128,11 @@ pub async fn list(State(api): State<Api>, session: Session) -> PageResult {
     }
     html(&ListPage {
         layout: Layout::new("Pipelines", "pipelines", session),
+        q,
+        total,
         rows,
+        next_href,
+        first_href,
     })
 }
 
