@@ -34,6 +34,7 @@ mod event;
 mod executor;
 mod expressions;
 mod logs;
+mod parameters;
 mod process;
 mod sealed;
 mod secret_lookup;

@@ -44,10 +44,6 @@ impl Client {
         self.json(Method::POST, path, Some(body)).await
     }
 
-    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.json(Method::DELETE, path, None).await
-    }
-
     /// A request whose body and answer are wire types (`gantry_wire`).
     pub async fn call<T: DeserializeOwned>(
         &self,

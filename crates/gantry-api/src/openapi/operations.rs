@@ -5,12 +5,14 @@
 
 use axum::http::Method;
 use gantry_wire::{
-    DataplaneStopped, Deleted, Dropped, Revoked, apt, deploy, executions, git, hosts, pipelines,
-    runners, secrets, tokens,
+    DataplaneStopped, Deleted, Revoked, deploy, executions, git, hosts, pipelines, secrets, tokens,
 };
 use serde_json::{Value, json};
 
 use super::{Schemas, schema};
+
+mod apt_operations;
+mod runners;
 
 type SchemaFn = fn(&mut Schemas) -> Value;
 
@@ -250,7 +252,7 @@ fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
 
 /// Every operation, in the order of the route table.
 pub(super) fn all() -> Vec<Operation> {
-    vec![
+    let mut all = vec![
         // GET /healthz
         op(Method::GET, "/healthz", "healthz", "system", "Liveness check; answers `ok` without a token")
             .text(200, "the server is up", Some("ok")),
@@ -512,166 +514,8 @@ pub(super) fn all() -> Vec<Operation> {
             .answers(200, "accepted; nothing started (a redelivery, or not a push)", schema::<git::WebhookDelivery>)
             .answers(202, "accepted; executions started", schema::<git::WebhookDelivery>)
             .errors(&[400, 401, 403, 404]),
-        // POST /api/v1/apt/repos
-        op(Method::POST, "/api/v1/apt/repos", "aptCreateRepo", "apt", "Create a local APT repository")
-            .body(schema::<apt::CreateRepo>)
-            .answers(201, "ok", schema::<apt::Repo>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // GET /api/v1/apt/repos
-        op(Method::GET, "/api/v1/apt/repos", "aptListRepos", "apt", "List APT repositories")
-            .answers(200, "ok", schema::<apt::RepoList>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // GET /api/v1/apt/repos/{name}
-        op(Method::GET, "/api/v1/apt/repos/{name}", "aptShowRepo", "apt", "Show an APT repository and its packages")
-            .answers(200, "ok", schema::<apt::RepoWithPackages>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // DELETE /api/v1/apt/repos/{name}
-        op(Method::DELETE, "/api/v1/apt/repos/{name}", "aptDropRepo", "apt", "Drop an APT repository")
-            .answers(200, "ok", schema::<Dropped>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // GET /api/v1/apt/repos/{name}/packages
-        op(Method::GET, "/api/v1/apt/repos/{name}/packages", "aptListPackages", "apt", "Packages of a repository matching a query")
-            .answers(200, "ok", schema::<apt::PackageList>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // POST /api/v1/apt/repos/{name}/packages
-        op(Method::POST, "/api/v1/apt/repos/{name}/packages", "aptAddPackage", "apt", "Upload a .deb (raw body) into a repository")
-            // One .deb as `application/octet-stream` (any type but a tar's); several as one
-            // `application/x-tar`, which OpenAPI tools cannot generate, hence undocumented here
-            // but in the description.
-            .description("The body is one .deb file; with `Content-Type: application/x-tar`, a tar of several, added all or none.")
-            .raw_body(&["application/octet-stream"])
-            .answers(200, "ok", schema::<apt::AddAnswer>)
-            .errors(&[400, 401, 403, 404, 409, 413]),
-        // DELETE /api/v1/apt/repos/{name}/packages
-        op(Method::DELETE, "/api/v1/apt/repos/{name}/packages", "aptRemovePackages", "apt", "Remove the packages matching a query")
-            .answers(200, "ok", schema::<apt::Removed>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // POST /api/v1/apt/repos/{name}/copy
-        op(Method::POST, "/api/v1/apt/repos/{name}/copy", "aptCopyPackages", "apt", "Copy or move packages to another repository")
-            .body(schema::<apt::CopyBody>)
-            .answers(200, "ok", schema::<apt::PackageList>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // POST /api/v1/apt/snapshots
-        op(Method::POST, "/api/v1/apt/snapshots", "aptCreateSnapshot", "apt", "Create a snapshot from a repository or by merging snapshots")
-            .body(schema::<apt::CreateSnapshot>)
-            .answers(201, "ok", schema::<apt::CreatedSnapshot>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // GET /api/v1/apt/snapshots
-        op(Method::GET, "/api/v1/apt/snapshots", "aptListSnapshots", "apt", "List snapshots")
-            .answers(200, "ok", schema::<apt::SnapshotList>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // GET /api/v1/apt/snapshots/{name}
-        op(Method::GET, "/api/v1/apt/snapshots/{name}", "aptShowSnapshot", "apt", "Show a snapshot")
-            .answers(200, "ok", schema::<apt::Snapshot>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // DELETE /api/v1/apt/snapshots/{name}
-        op(Method::DELETE, "/api/v1/apt/snapshots/{name}", "aptDropSnapshot", "apt", "Drop a snapshot")
-            .answers(200, "ok", schema::<Dropped>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // GET /api/v1/apt/snapshots/{name}/diff/{other}
-        op(Method::GET, "/api/v1/apt/snapshots/{name}/diff/{other}", "aptDiffSnapshots", "apt", "Difference between two snapshots")
-            .answers(200, "ok", schema::<apt::Diff>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // POST /api/v1/apt/publish
-        op(Method::POST, "/api/v1/apt/publish", "aptPublish", "apt", "Publish a repository or snapshots")
-            .body(schema::<apt::PublishBody>)
-            .answers(201, "ok", schema::<apt::Publication>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // GET /api/v1/apt/publish
-        op(Method::GET, "/api/v1/apt/publish", "aptListPublications", "apt", "List publications")
-            .answers(200, "ok", schema::<apt::PublicationList>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // PUT /api/v1/apt/publish/{prefix}/{distribution}
-        op(Method::PUT, "/api/v1/apt/publish/{prefix}/{distribution}", "aptUpdatePublication", "apt", "Update (repos) or switch (snapshots) a publication")
-            .body(schema::<apt::UpdatePublication>)
-            .answers(200, "ok", schema::<apt::Publication>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // DELETE /api/v1/apt/publish/{prefix}/{distribution}
-        op(Method::DELETE, "/api/v1/apt/publish/{prefix}/{distribution}", "aptDropPublication", "apt", "Drop a publication")
-            .answers(200, "ok", schema::<Dropped>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // POST /api/v1/apt/keys
-        op(Method::POST, "/api/v1/apt/keys", "aptCreateKey", "apt", "Generate or import a signing key")
-            .body(schema::<apt::KeyBody>)
-            .answers(201, "ok", schema::<apt::KeyList>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // GET /api/v1/apt/keys
-        op(Method::GET, "/api/v1/apt/keys", "aptListKeys", "apt", "List signing keys")
-            .answers(200, "ok", schema::<apt::KeyList>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // GET /api/v1/apt/keys/public
-        op(Method::GET, "/api/v1/apt/keys/public", "aptPublicKey", "apt", "Export a public signing key (armored)")
-            .text(200, "ok", None)
-            .errors(&[400, 401, 403, 404, 409]),
-        // POST /api/v1/apt/db/cleanup
-        op(Method::POST, "/api/v1/apt/db/cleanup", "aptDbCleanup", "apt", "Delete the packages no repository, snapshot or kept publication refers to, and free their bytes (aptly's `db cleanup`)")
-            .description("Runs under the APT lock. Packs none of whose packages remain are removed; packs half dead or more are rewritten; others are kept (see `deadBytesLeft`). With `dryRun`, nothing changes and the answer says what would go.")
-            .body(schema::<apt::CleanupBody>)
-            .answers(200, "what was (or would be) deleted", schema::<apt::CleanupReport>)
-            .errors(&[400, 401, 403, 404, 409]),
-        // Runners (`gantry-runners`): the agent's routes authenticate with the
-        // runner's credential as a bearer token and the header
-        // `gantry-runner-protocol: 1`, not with an API token; their messages
-        // are `gantry_wire::runners`' types.
-        // POST /api/v1/runners/register
-        op(Method::POST, "/api/v1/runners/register", "registerRunner", "runners", "Register a runner with a registration token; answers its credential")
-            .body(schema::<runners::RegisterRequest>)
-            .answers(201, "the runner's id, name and credential", schema::<runners::RegisterResponse>)
-            .errors(&[400, 401]),
-        // POST /api/v1/runners/lease
-        op(Method::POST, "/api/v1/runners/lease", "leaseRunnerJob", "runners", "Lease a job (long poll, at most 25 s)")
-            .body(schema::<runners::LeaseRequest>)
-            .answers(200, "a leased job, or none", schema::<runners::LeaseResponse>)
-            .errors(&[400, 401]),
-        // POST /api/v1/runners/heartbeat
-        op(Method::POST, "/api/v1/runners/heartbeat", "runnerHeartbeat", "runners", "Renew the leases a runner holds; answers those to cancel")
-            .body(schema::<runners::HeartbeatRequest>)
-            .answers(200, "renewed leases and leases to cancel", schema::<runners::HeartbeatResponse>)
-            .errors(&[400, 401]),
-        // POST /api/v1/runners/logs
-        op(Method::POST, "/api/v1/runners/logs", "runnerLogs", "runners", "Send a job's log lines from a sequence number; answers what is acknowledged")
-            .body(schema::<runners::LogBatch>)
-            .answers(200, "the last acknowledged line", schema::<runners::LogAck>)
-            .errors(&[400, 401, 409]),
-        // POST /api/v1/runners/finish
-        op(Method::POST, "/api/v1/runners/finish", "finishRunnerJob", "runners", "Report a job's result")
-            .body(schema::<runners::FinishRequest>)
-            .answers(200, "the finished job", schema::<runners::FinishResponse>)
-            .errors(&[400, 401, 409]),
-        // GET /api/v1/runners/workspace/{sha256}
-        op(Method::GET, "/api/v1/runners/workspace/{sha256}", "downloadRunnerWorkspace", "runners", "A snapshot (tar) of the workspace of the job a runner leases (`?lease=ID`)")
-            .binary(200, "the snapshot, a tar")
-            .errors(&[400, 401, 404, 409]),
-        // PUT /api/v1/runners/workspace
-        op(Method::PUT, "/api/v1/runners/workspace", "uploadRunnerWorkspace", "runners", "A runner's new snapshot (tar) of its leased job's workspace (`?lease=ID`)")
-            // A tar, sent as bytes: OpenAPI tools cannot generate `application/x-tar`.
-            .raw_body(&["application/octet-stream"])
-            .answers(200, "the snapshot's SHA-256", schema::<runners::WorkspaceUploaded>)
-            .errors(&[400, 401, 409, 413]),
-        // GET /api/v1/runners
-        op(Method::GET, "/api/v1/runners", "listRunners", "runners", "Runners with their state, labels, load and last contact")
-            .answers(200, "runners", schema::<runners::RunnerList>)
-            .errors(&[401, 403]),
-        // POST /api/v1/runners/tokens
-        op(Method::POST, "/api/v1/runners/tokens", "createRunnerToken", "runners", "Create a runner registration token")
-            .body(schema::<runners::CreateRunnerToken>)
-            .answers(201, "the token, shown once", schema::<runners::CreatedRunnerToken>)
-            .errors(&[400, 401, 403]),
-        // GET /api/v1/runners/jobs
-        op(Method::GET, "/api/v1/runners/jobs", "listQueuedRunnerJobs", "runners", "Jobs waiting for a runner, and whether any runner can take them")
-            .answers(200, "queued jobs", schema::<runners::QueuedRunnerJobs>)
-            .errors(&[401, 403]),
-        // POST /api/v1/runners/{name}/disable
-        op(Method::POST, "/api/v1/runners/{name}/disable", "disableRunner", "runners", "Disable a runner: its leases are handed back and it is refused")
-            .answers(200, "the runner", schema::<runners::RunnerState>)
-            .errors(&[400, 401, 403, 404]),
-        // POST /api/v1/runners/{name}/enable
-        op(Method::POST, "/api/v1/runners/{name}/enable", "enableRunner", "runners", "Enable a runner")
-            .answers(200, "the runner", schema::<runners::RunnerState>)
-            .errors(&[400, 401, 403, 404]),
-        // DELETE /api/v1/runners/{name}
-        op(Method::DELETE, "/api/v1/runners/{name}", "removeRunner", "runners", "Remove a runner and revoke its credential")
-            .answers(200, "the removed runner", schema::<runners::RemovedRunner>)
-            .errors(&[400, 401, 403, 404]),
-    ]
+    ];
+    all.extend(apt_operations::all());
+    all.extend(runners::all());
+    all
 }
