@@ -150,6 +150,9 @@ pub struct Instance {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// The package version it runs (groups installed from a package on fleet hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// The load balancer's figures for a group since it started.

@@ -135,6 +135,7 @@ fn instance(instance: &model::Instance) -> wire::Instance {
         crash_looping: instance.crash_looping,
         host: instance.host.clone(),
         address: instance.address.clone(),
+        version: instance.version.clone(),
     }
 }
 

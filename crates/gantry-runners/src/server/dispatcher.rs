@@ -221,8 +221,18 @@ impl Dispatcher {
     }
 
     /// Takes the lines of a batch the server does not have yet, in order,
-    /// and hands them to the job's owner.
+    /// and hands them to the job's owner. Runs to its end even when the
+    /// runner goes away mid-request (see [`to_completion`]).
     pub async fn logs(
+        &self,
+        runner: &RunnerRecord,
+        batch: LogBatch,
+    ) -> Result<LogAck, RunnerError> {
+        let (this, runner) = (self.clone(), runner.clone());
+        to_completion(async move { this.take_logs(&runner, batch).await }).await
+    }
+
+    async fn take_logs(
         &self,
         runner: &RunnerRecord,
         batch: LogBatch,
@@ -281,7 +291,17 @@ impl Dispatcher {
     }
 
     /// Ends a live lease with its result; refused once the lease is gone.
+    /// Runs to its end even when the runner goes away mid-request.
     pub async fn finish(
+        &self,
+        runner: &RunnerRecord,
+        request: FinishRequest,
+    ) -> Result<FinishResponse, RunnerError> {
+        let (this, runner) = (self.clone(), runner.clone());
+        to_completion(async move { this.take_finish(&runner, request).await }).await
+    }
+
+    async fn take_finish(
         &self,
         runner: &RunnerRecord,
         request: FinishRequest,
@@ -566,6 +586,20 @@ impl Dispatcher {
         // A panic while holding this lock leaves plain maps behind, still
         // consistent enough to go on with.
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs `work` on a task of its own and waits for it. What the store took
+/// must reach the job's owner: a request handler is dropped where it stands
+/// when its client goes away (a runner killed mid-request), and had it been
+/// dropped between the store's compare-and-set and the hand-over, the lines
+/// (or the result) would count as delivered and never arrive.
+async fn to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    match tokio::spawn(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
     }
 }
 
