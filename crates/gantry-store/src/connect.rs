@@ -4,7 +4,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
 
@@ -85,6 +87,7 @@ async fn connect_sqlite(path: &Path, footprint: Footprint) -> Result<Store, Stor
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
+        .after_release(outside_any_transaction)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(SQLITE_WRITER_PRAGMAS).await?;
@@ -100,6 +103,7 @@ async fn connect_sqlite(path: &Path, footprint: Footprint) -> Result<Store, Stor
         .max_connections(readers)
         .idle_timeout(Duration::from_secs(600))
         .max_lifetime(None)
+        .after_release(outside_any_transaction)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(SQLITE_READER_PRAGMAS).await?;
@@ -119,6 +123,27 @@ async fn connect_sqlite(path: &Path, footprint: Footprint) -> Result<Store, Stor
     })
 }
 
+/// Whether a connection handed back may serve the next caller: only outside
+/// a transaction. sqlx ends a dropped transaction by queueing a `ROLLBACK`,
+/// which the ping waits for. If that `ROLLBACK` fails (SQLite has already
+/// ended the transaction itself, as it does after some errors), sqlx still
+/// counts the connection as inside one and refuses every later `BEGIN` on
+/// it; with one writer connection that stopped every write of the server
+/// until restart. Such a connection is closed, and the pool opens another.
+fn outside_any_transaction(
+    conn: &mut AnyConnection,
+    _: PoolConnectionMetadata,
+) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        conn.ping().await?;
+        if conn.is_in_transaction() {
+            tracing::warn!("a database connection came back inside a transaction; closing it");
+            return Ok(false);
+        }
+        Ok(true)
+    })
+}
+
 async fn connect_postgres(url: &str, footprint: Footprint) -> Result<Store, StoreError> {
     let options = AnyConnectOptions::from_str(url)?;
     // The pool retries a failed connection until its acquire timeout (30 s);
@@ -130,6 +155,7 @@ async fn connect_postgres(url: &str, footprint: Footprint) -> Result<Store, Stor
             Footprint::Server => POSTGRES_CONNECTIONS,
             Footprint::Command => 4,
         })
+        .after_release(outside_any_transaction)
         .connect_with(options)
         .await?;
     Ok(Store {
@@ -138,4 +164,24 @@ async fn connect_postgres(url: &str, footprint: Footprint) -> Result<Store, Stor
         reader: pool,
         pipeline_changes: Default::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The failure CI met: a transaction's `ROLLBACK` failing left the one
+    /// writer connection counted as inside a transaction, and every later
+    /// write failed with "attempted to call begin_with at non-zero
+    /// transaction depth". Ending the transaction behind sqlx's back makes
+    /// its own `ROLLBACK` fail the same way.
+    #[tokio::test]
+    async fn a_write_after_a_failed_rollback_gets_a_clean_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("gantry.db").display());
+        let store = crate::Store::open(&url).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        drop(tx);
+        let tx = store.begin().await.expect("a later write begins");
+        tx.commit().await.unwrap();
+    }
 }
