@@ -56,6 +56,7 @@ mod secrets_at_rest;
 mod small_faults;
 mod steps_bake;
 mod steps_cloudbuild;
+mod steps_cloudbuild_artifacts;
 mod steps_containers;
 mod steps_docker;
 mod steps_engine_cli;
