@@ -74,22 +74,7 @@ fn shop_from_packages_with(hosts: &TestHosts, more_pipelines: &str) -> (Server, 
     }
     let server = Server::start(Backend::Sqlite);
     hosts.store_key(&server, "fleet-key");
-    server.cli(&["apt", "repo", "create", "main-repo"]).ok();
-    server
-        .cli(&["apt", "key", "generate", "Fleet <ci@example.com>"])
-        .ok();
-    server
-        .cli(&[
-            "apt",
-            "publish",
-            "repo",
-            "main-repo",
-            "--distribution",
-            "stable",
-            "--architectures",
-            "amd64",
-        ])
-        .ok();
+    crate::apt::publish_empty_stable(&server, "Fleet <ci@example.com>");
     publish(&server, &build_shop(&server, "1.0", None));
     let port = free_port();
     let pipeline = r#"  - name: deploy

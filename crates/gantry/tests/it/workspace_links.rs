@@ -187,22 +187,7 @@ fn package_roots_scripts_and_files_linked_out_of_the_workspace_are_refused_and_n
  {
     let server = Server::start(Backend::Sqlite);
     let secrets = Secrets::of(&server);
-    server.cli(&["apt", "repo", "create", "main-repo"]).ok();
-    server
-        .cli(&["apt", "key", "generate", "Pipeline <ci@example.com>"])
-        .ok();
-    server
-        .cli(&[
-            "apt",
-            "publish",
-            "repo",
-            "main-repo",
-            "--distribution",
-            "stable",
-            "--architectures",
-            "amd64",
-        ])
-        .ok();
+    crate::apt::publish_empty_stable(&server, "Pipeline <ci@example.com>");
     let data = server.data_dir().display().to_string();
     server.apply(&PACKAGES.replace("@D@", &data));
 

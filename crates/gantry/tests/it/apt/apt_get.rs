@@ -28,18 +28,7 @@ fn apt_get_installs_and_upgrades_from_a_published_repository() {
     server
         .cli(&["apt", "key", "generate", "Gantry Test <test@example.com>"])
         .ok();
-    server
-        .cli(&[
-            "apt",
-            "publish",
-            "repo",
-            "main-repo",
-            "--distribution",
-            "stable",
-            "--architectures",
-            "amd64",
-        ])
-        .ok();
+    super::publish_stable(&server);
     let client = AptClient::of_signed_stable(&server, &server.work());
     client.update();
     assert_eq!(client.install("hello"), "#!/bin/sh\necho hello 1.0\n");

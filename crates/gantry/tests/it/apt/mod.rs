@@ -16,6 +16,30 @@ use std::process::Command;
 
 use crate::harness::Server;
 
+/// `main-repo` with a signing key for `signer`, published empty as `stable` for amd64: where
+/// a pipeline's `publishDeb` lands and what a host's apt-get reads.
+pub(crate) fn publish_empty_stable(server: &Server, signer: &str) {
+    server.cli(&["apt", "repo", "create", "main-repo"]).ok();
+    server.cli(&["apt", "key", "generate", signer]).ok();
+    publish_stable(server);
+}
+
+/// Publishes `main-repo` as `stable` for amd64 (its key must exist).
+pub(crate) fn publish_stable(server: &Server) {
+    server
+        .cli(&[
+            "apt",
+            "publish",
+            "repo",
+            "main-repo",
+            "--distribution",
+            "stable",
+            "--architectures",
+            "amd64",
+        ])
+        .ok();
+}
+
 /// An apt client of its own: nothing of the machine's configuration is used.
 pub(crate) struct AptClient {
     dir: PathBuf,

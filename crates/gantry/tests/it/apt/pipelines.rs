@@ -13,23 +13,7 @@ use crate::harness::{Backend, Server};
 #[test]
 fn a_pipeline_packages_and_publishes_and_the_artifact_trigger_starts_another() {
     let server = Server::start(Backend::Sqlite);
-    server.cli(&["apt", "repo", "create", "main-repo"]).ok();
-    server
-        .cli(&["apt", "key", "generate", "Pipeline <ci@example.com>"])
-        .ok();
-    // An empty publication, updated by publishDeb.
-    server
-        .cli(&[
-            "apt",
-            "publish",
-            "repo",
-            "main-repo",
-            "--distribution",
-            "stable",
-            "--architectures",
-            "amd64",
-        ])
-        .ok();
+    crate::apt::publish_empty_stable(&server, "Pipeline <ci@example.com>");
     server.apply(
         r#"
 pipelines:
