@@ -12,6 +12,8 @@
 //! `gantry-dataplane`; `testing::FakeProvider` (feature `fake`) keeps
 //! everything in memory for tests.
 
+#![forbid(unsafe_code)]
+
 pub mod analysis;
 mod controller;
 mod error;

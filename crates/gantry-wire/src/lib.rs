@@ -6,6 +6,8 @@
 //! This crate holds shapes only: no I/O, no domain logic, and no dependency
 //! heavier than serde and utoipa, so that any client can take it.
 
+#![forbid(unsafe_code)]
+
 pub mod apt;
 pub mod deploy;
 pub mod executions;

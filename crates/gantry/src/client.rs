@@ -36,10 +36,6 @@ impl Client {
         })
     }
 
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.json(Method::GET, path, None).await
-    }
-
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.json(Method::POST, path, Some(body)).await
     }

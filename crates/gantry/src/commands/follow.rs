@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+use gantry_wire::executions::{LogLine, LogPage};
 
 use crate::client::{Client, Unreachable, segment};
 use crate::output::field;
@@ -141,7 +142,8 @@ pub async fn logs(
         return follow_stream(client, id, &query, true, |event: &SseEvent| {
             match event.event.as_str() {
                 "log" => {
-                    let line: Value = serde_json::from_str(&event.data).context("bad log event")?;
+                    let line: LogLine =
+                        serde_json::from_str(&event.data).context("bad log event")?;
                     print_line(&line, prefix);
                     Ok(None)
                 }
@@ -161,23 +163,22 @@ pub async fn logs(
             "/api/v1/executions/{}/logs?after={after}&limit=1000{stage_query}",
             segment(id)
         );
-        let page = client.get(&path).await?;
-        let lines = page["lines"].as_array().cloned().unwrap_or_default();
-        for line in &lines {
+        let page: LogPage = client.get_as(&path).await?;
+        for line in &page.lines {
             print_line(line, prefix);
         }
-        after = page["next"].as_i64().unwrap_or(after);
-        if lines.len() < 1000 {
+        after = page.next;
+        if page.lines.len() < 1000 {
             return Ok(ExitCode::SUCCESS);
         }
     }
 }
 
-fn print_line(line: &Value, with_stage: bool) {
-    let text = line.get("line").and_then(Value::as_str).unwrap_or("");
+fn print_line(line: &LogLine, with_stage: bool) {
+    let text = &line.line;
     let mut out = std::io::stdout().lock();
     let _ = if with_stage {
-        writeln!(out, "[{}] {text}", field(line, "stageId"))
+        writeln!(out, "[{}] {text}", line.stage_id)
     } else {
         writeln!(out, "{text}")
     };
