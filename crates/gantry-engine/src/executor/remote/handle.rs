@@ -58,6 +58,7 @@ pub(super) fn start(
     wait: Duration,
     snapshots: Snapshots,
     ran_on: Arc<Mutex<BTreeSet<String>>>,
+    built_on: Option<Arc<Mutex<BTreeSet<String>>>>,
 ) -> (RemoteHandle, mpsc::Receiver<LogLine>) {
     let (lines, receiver) = mpsc::channel(LINES);
     let (outcome, watched) = watch::channel(None);
@@ -73,6 +74,7 @@ pub(super) fn start(
         wait,
         snapshots,
         ran_on,
+        built_on,
     };
     let task = tokio::spawn(async move {
         let end = follower.follow(job).await;
@@ -101,6 +103,9 @@ struct Follower {
     wait: Duration,
     snapshots: Snapshots,
     ran_on: Arc<Mutex<BTreeSet<String>>>,
+    /// For a step that builds in its runner's engine: the stage's runners holding what
+    /// it built.
+    built_on: Option<Arc<Mutex<BTreeSet<String>>>>,
 }
 
 impl Follower {
@@ -149,6 +154,12 @@ impl Follower {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(name.clone());
+                    if let Some(built_on) = &self.built_on {
+                        built_on
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name.clone());
+                    }
                     // Said when it tells something: which of the runners
                     // the step's labels allow took it, or where it runs again.
                     if !self.labels.is_empty() || attempt > 1 {
@@ -178,6 +189,12 @@ impl Follower {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&name);
+                    if let Some(built_on) = &self.built_on {
+                        built_on
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&name);
+                    }
                     let lost = if reason.starts_with("runner ") {
                         reason
                     } else {
