@@ -106,6 +106,37 @@ pipelines:
     assert!(runner.log().contains("closed the Docker API gate"), "{}", runner.log());
 }
 
+/// A docker builder step leased by a runner without a container engine fails before it
+/// runs, naming the step, the runner and what is missing.
+#[test]
+fn a_docker_builder_step_on_a_runner_without_an_engine_fails_naming_the_step_and_the_runner() {
+    let server = Server::start(crate::harness::Backend::Sqlite);
+    let _bare = Runner::start_with(&server, &token(&server), "bare", "docker", &["--container-engine", "none"]);
+    wait_registered(&server, &["bare"]);
+    server.apply(&format!(
+        r#"
+pipelines:
+  - name: gated
+    stages:
+      - id: build
+        type: run
+        steps:
+          - name: image
+            image: {BASE}
+            runsOn: [docker]
+            env:
+              DOCKER_HOST: unix:///gantry/docker.sock
+            script: docker build .
+"#
+    ));
+    let id = server.run("gated", &[]);
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "failed", "{execution:#}");
+    let error = stage(&execution, "build")["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.starts_with("step 1 (image)"), "{error}");
+    assert!(error.contains("container engine") && error.contains("(on runner bare)"), "{error}");
+}
+
 /// A `prepare` stage on the server's side writes `files` (name, text) into the workspace;
 /// `build` runs its `cloudbuild.yaml` on a runner labelled `docker`, with `extra` fields.
 fn cloud_build_on_the_runner(name: &str, files: &[(&str, String)], extra: &str) -> String {
