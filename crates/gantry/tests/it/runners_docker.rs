@@ -140,6 +140,11 @@ pipelines:
 /// A `prepare` stage on the server's side writes `files` (name, text) into the workspace;
 /// `build` runs its `cloudbuild.yaml` on a runner labelled `docker`, with `extra` fields.
 fn cloud_build_on_the_runner(name: &str, files: &[(&str, String)], extra: &str) -> String {
+    cloud_build(name, files, &format!("runsOn: [docker]\n        {extra}"))
+}
+
+/// [`cloud_build_on_the_runner`] without `runsOn`: `build` runs where `extra` says.
+fn cloud_build(name: &str, files: &[(&str, String)], extra: &str) -> String {
     let mut script = String::new();
     for (file, text) in files {
         script.push_str(&format!("              cat > {file} <<'EOF'\n"));
@@ -160,7 +165,6 @@ fn cloud_build_on_the_runner(name: &str, files: &[(&str, String)], extra: &str) 
       - id: build
         type: run
         dependsOn: [prepare]
-        runsOn: [docker]
         config: cloudbuild.yaml
         {extra}
 "#
@@ -262,8 +266,8 @@ fn a_docker_builder_step_on_a_runner_builds_through_its_gate_and_its_images_are_
     let map = format!("gcr.io/cloud-builders/docker={builder_image}");
     let server = Server::start_with_env(&[("GANTRY_IMAGE_MAP", &map)]);
     let runner = builder(&server);
-    let image = format!("{}/runner-gate-built-{}:v1", registry(), std::process::id());
-    let cloudbuild = format!(
+    let build_file = |image: &str| {
+        format!(
         r#"steps:
 - id: build
   name: gcr.io/cloud-builders/docker
@@ -274,13 +278,22 @@ fn a_docker_builder_step_on_a_runner_builds_through_its_gate_and_its_images_are_
   allowFailure: true
 images: ['{image}']
 "#
-    );
-    let files = [
-        ("cloudbuild.yaml", cloudbuild),
-        ("Containerfile", format!("FROM {BASE}\nCOPY marker /marker\n")),
-        ("marker", "built through the runner's gate".to_owned()),
-    ];
-    server.apply(&format!("pipelines:{}", cloud_build_on_the_runner("gate-built", &files, "")));
+        )
+    };
+    let files = |image: &str| {
+        [
+            ("cloudbuild.yaml", build_file(image)),
+            ("Containerfile", format!("FROM {BASE}\nCOPY marker /marker\n")),
+            ("marker", "built through the gate".to_owned()),
+        ]
+    };
+    let image = format!("{}/runner-gate-built-{}:v1", registry(), std::process::id());
+    let here = format!("{}/local-gate-built-{}:v1", registry(), std::process::id());
+    server.apply(&format!(
+        "pipelines:{}{}",
+        cloud_build_on_the_runner("gate-built", &files(&image), ""),
+        cloud_build("gate-built-here", &files(&here), ""),
+    ));
     let id = server.run("gate-built", &[]);
     let execution = server.wait_terminal(&id);
     let logs = log_text(&server, &id);
@@ -296,7 +309,17 @@ images: ['{image}']
     assert!(agent.contains("opened the Docker API gate"), "{agent}");
     assert!(agent.contains("pushed an image of the build"), "{agent}");
     assert!(!on_runner(&runner, &id, "build", "docker.sock").exists(), "the gate was left open");
-    assert_eq!(pulled_back_marker(&image, None).trim(), "built through the runner's gate");
+    assert_eq!(pulled_back_marker(&image, None).trim(), "built through the gate");
+
+    // Without runsOn the step runs in place on the local runner, through the gate the
+    // server opened in the stage's run directory, and the server pushes the image.
+    let id = server.run("gate-built-here", &[]);
+    let execution = server.wait_terminal(&id);
+    let logs = log_text(&server, &id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}\n{logs}");
+    assert!(logs.contains(&format!("Successfully tagged {here}")), "{logs}");
+    assert!(logs.contains(&format!("pushed {here} (sha256:")), "{logs}");
+    assert_eq!(pulled_back_marker(&here, None).trim(), "built through the gate");
     // The builder's layers would otherwise weigh on every later reader of podman's storage.
     let _ = Command::new("podman").args(["rmi", "-f", builder_image]).output();
 }
