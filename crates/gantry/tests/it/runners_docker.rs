@@ -4,10 +4,11 @@
 //! that built them, with the stage's registry credentials.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{BIN, Server, stage, wait_for_file, wait_output};
+use crate::cloudbuild_compat::docker_builder_image;
+use crate::harness::{Server, stage, wait_for_file};
 use crate::runners::{Runner, token, wait_registered};
 use crate::steps_podman::{AUTH_PASSWORD, AUTH_USER, BASE, auth_registry, log_text, podman, registry, set_secret};
 
@@ -248,21 +249,7 @@ fn a_docker_builder_step_on_a_runner_builds_through_its_gate_and_its_images_are_
     }
     podman();
     // A name of the test's own: other tests run the docker builder as the engine's CLI.
-    let builder_image = "localhost/gantry-test-runner-builder-docker:latest";
-    let present = Command::new("podman")
-        .args(["image", "exists", builder_image])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !present {
-        let child = Command::new(BIN)
-            .args(["builders", "build", "--only", "docker", "--prefix", "localhost/gantry-test-runner-builder-"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("gantry builders build");
-        wait_output(child, &["builders", "build"], Duration::from_secs(900)).ok();
-    }
+    let builder_image = &docker_builder_image("localhost/gantry-test-runner-builder-");
     let map = format!("gcr.io/cloud-builders/docker={builder_image}");
     let server = Server::start_with_env(&[("GANTRY_IMAGE_MAP", &map)]);
     let runner = builder(&server);
