@@ -197,10 +197,15 @@ fn a_cloud_builds_images_are_pushed_from_the_runner_that_built_them_with_the_sta
     let registry = auth_registry();
     set_secret(server, "REGISTRY_LOGIN", &format!("{AUTH_USER}:{AUTH_PASSWORD}"));
     let runner = builder(server);
+    // Another runner with the label: the build's two parallel docker steps still go to
+    // one runner, whose engine then holds both images.
+    let spare = Runner::start(server, &token(server), "spare", "docker");
+    wait_registered(server, &["builder", "spare"]);
     let image = format!("{registry}/runner-pushed-{}:v1", std::process::id());
+    let second = format!("{registry}/runner-pushed-{}:v2", std::process::id());
     // No builder image: the docker builder runs as the runner's engine CLI (its allow-list).
     let cloudbuild = format!(
-        "steps:\n- name: gcr.io/cloud-builders/docker\n  args: ['build', '-t', '{image}', '-f', 'Containerfile', '.']\nimages: ['{image}']\n"
+        "steps:\n- name: gcr.io/cloud-builders/docker\n  args: ['build', '-t', '{image}', '-f', 'Containerfile', '.']\n- name: gcr.io/cloud-builders/docker\n  waitFor: ['-']\n  args: ['build', '-t', '{second}', '-f', 'Containerfile', '.']\nimages: ['{image}', '{second}']\n"
     );
     let files = [
         ("cloudbuild.yaml", cloudbuild),
@@ -220,7 +225,12 @@ fn a_cloud_builds_images_are_pushed_from_the_runner_that_built_them_with_the_sta
     assert_eq!(pushed["image"], image, "{execution:#}");
     assert!(pushed["digest"].as_str().unwrap_or_default().starts_with("sha256:"), "{pushed:#}");
     assert!(logs.contains(&format!("pushed {image} (sha256:")), "{logs}");
-    let agent = runner.log();
+    assert!(logs.contains(&format!("pushed {second} (sha256:")), "{logs}");
+    let placed: Vec<&str> = logs.lines().filter_map(|line| line.split(": running on runner ").nth(1)).collect();
+    assert_eq!(placed.len(), 2, "{logs}");
+    assert!(placed[0] == placed[1], "both docker steps ran on one runner: {logs}");
+    let pusher = if placed[0] == "builder" { &runner } else { &spare };
+    let agent = pusher.log();
     assert!(agent.contains("pushed an image of the build"), "the runner pushed it: {agent}");
     assert!(!agent.contains(AUTH_PASSWORD) && !logs.contains(AUTH_PASSWORD), "the password was written");
     assert_eq!(
@@ -233,7 +243,7 @@ fn a_cloud_builds_images_are_pushed_from_the_runner_that_built_them_with_the_sta
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "failed", "{execution:#}");
     let error = stage(&execution, "build")["error"].as_str().unwrap_or_default().to_owned();
-    assert!(error.starts_with("images: ") && error.ends_with("(on runner builder)"), "{error}");
+    assert!(error.starts_with("images: ") && error.contains("(on runner "), "{error}");
     assert!(error.contains(&image), "{error}");
 }
 

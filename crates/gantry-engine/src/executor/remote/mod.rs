@@ -81,6 +81,9 @@ pub(crate) struct RemoteExecutor {
     /// steps): its later such steps go to the same one, and its `images` are
     /// pushed from there.
     built_on: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Held by the first step that builds in an engine until a runner took it, so that
+    /// parallel such steps wait to learn which runner that is and go there too.
+    placing_builder: Arc<tokio::sync::Mutex<()>>,
     in_place: Option<InPlace>,
 }
 
@@ -109,6 +112,7 @@ impl RemoteExecutor {
             current: Arc::default(),
             ran_on: Arc::default(),
             built_on: Arc::default(),
+            placing_builder: Arc::default(),
             in_place,
         }
     }
@@ -309,6 +313,12 @@ impl StepExecutor for RemoteExecutor {
         secrets: StepSecrets,
     ) -> Result<(RemoteHandle, tokio::sync::mpsc::Receiver<LogLine>), ExecutorError> {
         let snapshots = self.snapshots_of(stage);
+        let placing = if self.in_place.is_none() && step.uses_the_engine() {
+            let placing = self.placing_builder.clone().lock_owned().await;
+            self.builder().is_none().then_some(placing)
+        } else {
+            None
+        };
         let (labels, workspace) = match &self.in_place {
             Some(in_place) => (
                 vec![gantry_runners::server::only_runner(&in_place.runner)],
@@ -359,7 +369,10 @@ impl StepExecutor for RemoteExecutor {
             self.wait,
             snapshots,
             self.ran_on.clone(),
-            step.uses_the_engine().then(|| self.built_on.clone()),
+            step.uses_the_engine().then(|| handle::Builder {
+                built_on: self.built_on.clone(),
+                placing,
+            }),
         ))
     }
 
