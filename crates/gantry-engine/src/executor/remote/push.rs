@@ -121,6 +121,8 @@ impl PushRun {
         };
         let masker = Masker::default();
         masker.add(secrets.0.values().cloned());
+        // The password alone too: an error may quote it without its user.
+        masker.add(credentials.iter().map(|c| c.password.clone()));
         Ok(PushRun {
             engine,
             job,

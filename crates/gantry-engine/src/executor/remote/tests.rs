@@ -145,3 +145,39 @@ fn a_push_job_reads_back_as_a_push_not_as_a_step_or_a_release() {
         other => panic!("read back as {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_push_job_on_a_runner_without_an_engine_says_so_and_a_bad_account_is_refused() {
+    use super::push::PushRun;
+    use super::wire::{ImageToPush, PushJob, PushJobResult, REGISTRY_CREDENTIALS};
+    let job = PushJob {
+        stage: crate::executor::StageSpec {
+            execution: "exec".into(),
+            stage: "build".into(),
+            workspace: "/w".into(),
+            run_dir: "/r".into(),
+            volumes: Vec::new(),
+            uses_containers: true,
+            resumed: false,
+        },
+        images: vec![ImageToPush {
+            image: "127.0.0.1:5000/app:v1".into(),
+            tls_verify: false,
+        }],
+    };
+    let secrets = |account: &str| {
+        gantry_runners::protocol::JobSecrets(
+            [(REGISTRY_CREDENTIALS.to_owned(), account.to_owned())].into(),
+        )
+    };
+    let error = PushRun::new(None, job.clone(), &secrets("no-colon")).err().unwrap();
+    assert_eq!(error, "the push job's registry account is not user:password");
+    let run = PushRun::new(None, job, &secrets("robot:pw-123456")).unwrap();
+    let outcome = run.finish(tokio_util::sync::CancellationToken::new()).await;
+    let result: PushJobResult = serde_json::from_value(outcome.result).unwrap();
+    assert!(result.pushed.is_empty());
+    assert_eq!(
+        result.error.as_deref(),
+        Some("this runner has no container engine (podman or docker) to push them")
+    );
+}
