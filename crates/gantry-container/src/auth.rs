@@ -48,7 +48,7 @@ impl AuthDir {
             registry: host.to_owned(),
             message: format!("cannot write the credentials file: {e}"),
         };
-        let dir = crate::engine::tempfile_path("gantry-auth");
+        let dir = in_memory(crate::engine::tempfile_path("gantry-auth"));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
@@ -76,6 +76,18 @@ impl AuthDir {
     /// For podman's `--authfile`.
     pub(crate) fn file(&self) -> PathBuf {
         self.dir.join("config.json")
+    }
+}
+
+/// Where the machine has a memory file system for everyone (`/dev/shm`), the
+/// credentials' directory goes there rather than into the temporary directory,
+/// which may be a disk: a password never reaches a disk, even for the moment a
+/// push takes (a runner's push job promises exactly that).
+fn in_memory(temporary: PathBuf) -> PathBuf {
+    const SHARED_MEMORY: &str = "/dev/shm";
+    match temporary.file_name() {
+        Some(name) if Path::new(SHARED_MEMORY).is_dir() => Path::new(SHARED_MEMORY).join(name),
+        _ => temporary,
     }
 }
 

@@ -186,7 +186,7 @@ pub struct ServeArgs {
     pub container_engine: Option<String>,
     /// Replace a builder image that cannot be pulled here, FROM=TO
     /// (repeatable); TO may be host:PROGRAM to run the step's arguments on the host.
-    #[arg(long = "image-map", value_name = "FROM=TO")]
+    #[arg(long = "image-map", env = "GANTRY_IMAGE_MAP", value_delimiter = ',', value_name = "FROM=TO")]
     pub image_map: Vec<String>,
     /// Send images Cloud Build files name under FROM to TO instead (repeatable), e.g.
     /// gcr.io/PROJECT=127.0.0.1:5000/PROJECT: their `images:`, the docker builder's

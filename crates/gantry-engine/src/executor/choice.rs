@@ -23,6 +23,26 @@ pub(crate) enum StageHandle {
     Remote(RemoteHandle),
 }
 
+impl StageExecutor {
+    /// Pushes a build's `images` from the runner that built them; `None` when this
+    /// machine's engine holds them (steps here, or in place on the runner sharing the
+    /// server's disk), and the server pushes them itself.
+    pub(crate) async fn push_on_runner(
+        &self,
+        stage: &StageSpec,
+        images: Vec<super::remote::ImageToPush>,
+        credentials: Option<&gantry_container::Credentials>,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Option<Result<Vec<super::remote::PushedImage>, String>> {
+        match self {
+            StageExecutor::Local(_) => None,
+            StageExecutor::Remote(executor) => {
+                executor.push_images(stage, images, credentials, stop).await
+            }
+        }
+    }
+}
+
 impl StepExecutor for StageExecutor {
     type Handle = StageHandle;
 

@@ -59,6 +59,23 @@ pub(crate) struct StepSpec {
     pub(crate) rerun_if_lost: bool,
 }
 
+impl StepSpec {
+    /// Cloud Build's docker builder in a container: its `docker` talks to the Docker API
+    /// gate in the stage's run directory (`DOCKER_HOST` at the gate's socket), which
+    /// whoever runs the step starts beside it.
+    pub(crate) fn goes_through_docker_gate(&self) -> bool {
+        self.image.is_some()
+            && self.env.get("DOCKER_HOST").map(String::as_str)
+                == Some(gantry_cloudbuild::DOCKER_BUILDER_HOST)
+    }
+
+    /// The step drives the container engine of the machine it runs on (through the gate
+    /// or as the engine's CLI): what it builds stays in that engine's storage.
+    pub(crate) fn uses_the_engine(&self) -> bool {
+        self.goes_through_docker_gate() || matches!(self.confinement, Confinement::EngineCli(_))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StepVolume {
     pub(crate) name: String,

@@ -283,21 +283,7 @@ fn the_docker_builder_runs_as_a_container_whose_docker_reaches_only_image_work()
     podman();
     // Under a name of the test's own: other tests run the docker builder on the host, as
     // a machine without `gantry builders build` does.
-    let image = "localhost/gantry-test-builder-docker:latest";
-    let present = Command::new("podman")
-        .args(["image", "exists", image])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !present {
-        let child = Command::new(BIN)
-            .args(["builders", "build", "--only", "docker", "--prefix", "localhost/gantry-test-builder-"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("gantry builders build");
-        wait_output(child, &["builders", "build"], Duration::from_secs(900)).ok();
-    }
+    let image = &docker_builder_image("localhost/gantry-test-builder-");
     let dir = source(&format!(
         r#"
 steps:
@@ -341,6 +327,28 @@ steps:
     }
     // The builder's layers would otherwise weigh on every later reader of podman's storage.
     let _ = Command::new("podman").args(["rmi", "-f", image]).output();
+}
+
+/// The docker builder image `gantry builders build` makes, under `prefix` (a test's own,
+/// as the tests that remove it run in parallel), built unless it is there already; its
+/// name.
+pub(crate) fn docker_builder_image(prefix: &str) -> String {
+    let image = format!("{prefix}docker:latest");
+    let present = Command::new("podman")
+        .args(["image", "exists", &image])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        let child = Command::new(BIN)
+            .args(["builders", "build", "--only", "docker", "--prefix", prefix])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gantry builders build");
+        wait_output(child, &["builders", "build"], Duration::from_secs(900)).ok();
+    }
+    image
 }
 
 /// The plain-shell builders (`bash`, `ubuntu`, `debian`) run without an `--image-map` once

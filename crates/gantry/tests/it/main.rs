@@ -49,6 +49,7 @@ mod prune_images;
 mod roles;
 mod runner_process;
 mod runners;
+mod runners_docker;
 mod runners_local;
 mod runners_restarts;
 mod runners_steps;

@@ -435,37 +435,6 @@ pipelines:
     }
 }
 
-/// The Docker API gate runs beside the server: a step whose docker goes
-/// through it cannot be placed on a runner, and the stage says so before
-/// anything runs.
-#[test]
-fn a_step_through_the_docker_api_gate_on_a_runner_is_refused_naming_it() {
-    let server = Server::start(crate::harness::Backend::Sqlite);
-    server.apply(
-        r#"
-pipelines:
-  - name: gated
-    stages:
-      - id: build
-        type: run
-        steps:
-          - name: image
-            image: localhost/gantry-test-base:latest
-            runsOn: [builders]
-            env:
-              DOCKER_HOST: unix:///gantry/docker.sock
-            script: docker build .
-"#,
-    );
-    let id = server.run("gated", &[]);
-    let execution = server.wait_terminal(&id);
-    assert_eq!(execution["status"], "failed", "{execution:#}");
-    assert_eq!(
-        stage(&execution, "build")["error"],
-        "step 1 (image): its docker reaches the engine through the Docker API gate, which runs beside the server and not on runners: leave runsOn out for it"
-    );
-}
-
 fn a_runner_without_a_container_engine_fails_a_container_step_saying_so(server: &mut Server) {
     let token = token(server);
     let _bare = Runner::start_with(

@@ -58,6 +58,7 @@ pub(super) fn start(
     wait: Duration,
     snapshots: Snapshots,
     ran_on: Arc<Mutex<BTreeSet<String>>>,
+    builder: Option<Builder>,
 ) -> (RemoteHandle, mpsc::Receiver<LogLine>) {
     let (lines, receiver) = mpsc::channel(LINES);
     let (outcome, watched) = watch::channel(None);
@@ -73,6 +74,8 @@ pub(super) fn start(
         wait,
         snapshots,
         ran_on,
+        built_on: builder.as_ref().map(|b| b.built_on.clone()),
+        placing: Mutex::new(builder.and_then(|b| b.placing)),
     };
     let task = tokio::spawn(async move {
         let end = follower.follow(job).await;
@@ -101,6 +104,18 @@ struct Follower {
     wait: Duration,
     snapshots: Snapshots,
     ran_on: Arc<Mutex<BTreeSet<String>>>,
+    /// For a step that builds in its runner's engine: the stage's runners holding what
+    /// it built.
+    built_on: Option<Arc<Mutex<BTreeSet<String>>>>,
+    /// Released once a runner took the step, which then holds the stage's builds.
+    placing: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
+}
+
+/// A step that builds in its runner's engine: where the stage's builds are, and, for the
+/// first such step, the stage's lock on placing it, released once a runner took it.
+pub(super) struct Builder {
+    pub(super) built_on: Arc<Mutex<BTreeSet<String>>>,
+    pub(super) placing: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Follower {
@@ -149,6 +164,13 @@ impl Follower {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(name.clone());
+                    if let Some(built_on) = &self.built_on {
+                        built_on
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name.clone());
+                    }
+                    drop(self.placing.lock().unwrap_or_else(|e| e.into_inner()).take());
                     // Said when it tells something: which of the runners
                     // the step's labels allow took it, or where it runs again.
                     if !self.labels.is_empty() || attempt > 1 {
@@ -178,6 +200,12 @@ impl Follower {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&name);
+                    if let Some(built_on) = &self.built_on {
+                        built_on
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&name);
+                    }
                     let lost = if reason.starts_with("runner ") {
                         reason
                     } else {

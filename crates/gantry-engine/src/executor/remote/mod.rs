@@ -19,8 +19,10 @@
 //! the step fails with "runner NAME lost"; the dispatcher refuses what a
 //! lost runner sends late and has it kill the step's processes.
 
+mod gate_on_runner;
 mod handle;
 mod on_runner;
+mod push;
 mod snapshot;
 mod wire;
 
@@ -39,7 +41,7 @@ use super::{
 };
 pub(crate) use handle::RemoteHandle;
 pub use on_runner::{StepJobRunner, StepRunnerConfig};
-pub(crate) use wire::StepJob;
+pub(crate) use wire::{ImageToPush, PushedImage, StepJob};
 
 /// The runners a server hands steps to.
 #[derive(Clone)]
@@ -75,6 +77,13 @@ pub(crate) struct RemoteExecutor {
     /// The runners the stage's steps ran on: each removes what the stage
     /// left there (containers, volumes) when it ends.
     ran_on: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// The runners whose engine the stage's steps built in (docker builder
+    /// steps): its later such steps go to the same one, and its `images` are
+    /// pushed from there.
+    built_on: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Held by the first step that builds in an engine until a runner took it, so that
+    /// parallel such steps wait to learn which runner that is and go there too.
+    placing_builder: Arc<tokio::sync::Mutex<()>>,
     in_place: Option<InPlace>,
 }
 
@@ -102,6 +111,8 @@ impl RemoteExecutor {
             snapshots,
             current: Arc::default(),
             ran_on: Arc::default(),
+            built_on: Arc::default(),
+            placing_builder: Arc::default(),
             in_place,
         }
     }
@@ -112,6 +123,65 @@ impl RemoteExecutor {
             workspace: stage.workspace.clone(),
             current: self.current.clone(),
         }
+    }
+}
+
+impl RemoteExecutor {
+    /// The one runner the stage's docker steps built in so far.
+    fn builder(&self) -> Option<String> {
+        let built_on = self.built_on.lock().unwrap_or_else(|e| e.into_inner());
+        match built_on.len() {
+            1 => built_on.first().cloned(),
+            _ => None,
+        }
+    }
+
+    /// Pushes a build's `images` from the runner whose engine built them; `None` when
+    /// the steps ran in place (on the runner sharing the server's disk and engine), where
+    /// the server pushes them itself.
+    pub(crate) async fn push_images(
+        &self,
+        stage: &StageSpec,
+        images: Vec<ImageToPush>,
+        credentials: Option<&gantry_container::Credentials>,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Option<Result<Vec<PushedImage>, String>> {
+        if self.in_place.is_some() {
+            return None;
+        }
+        let runners: Vec<String> = {
+            let built_on = self.built_on.lock().unwrap_or_else(|e| e.into_inner());
+            let ran_on = self.ran_on.lock().unwrap_or_else(|e| e.into_inner());
+            // Without a docker step, the images can only be where the steps ran.
+            let candidates = if built_on.is_empty() { &*ran_on } else { &*built_on };
+            candidates.iter().cloned().collect()
+        };
+        let runner = match runners.as_slice() {
+            [runner] => runner,
+            [] => {
+                return Some(Err(
+                    "no runner is known to hold them: the build's steps ran on none this server still counts (it may have restarted since, or lost the runner): run the stage again".to_owned(),
+                ));
+            }
+            several => {
+                return Some(Err(format!(
+                    "the build's steps ran on runners {}, and an image is only on the runner that built it: give the stage runsOn labels that one runner has",
+                    several.join(", ")
+                )));
+            }
+        };
+        Some(
+            push::push_on(
+                &self.dispatcher,
+                runner,
+                stage,
+                images,
+                credentials,
+                self.wait,
+                stop,
+            )
+            .await,
+        )
     }
 }
 
@@ -243,12 +313,27 @@ impl StepExecutor for RemoteExecutor {
         secrets: StepSecrets,
     ) -> Result<(RemoteHandle, tokio::sync::mpsc::Receiver<LogLine>), ExecutorError> {
         let snapshots = self.snapshots_of(stage);
+        let placing = if self.in_place.is_none() && step.uses_the_engine() {
+            let placing = self.placing_builder.clone().lock_owned().await;
+            self.builder().is_none().then_some(placing)
+        } else {
+            None
+        };
         let (labels, workspace) = match &self.in_place {
             Some(in_place) => (
                 vec![gantry_runners::server::only_runner(&in_place.runner)],
                 None,
             ),
-            None => (step.runs_on.clone(), Some(snapshots.dir.clone())),
+            None => {
+                let mut labels = step.runs_on.clone();
+                // What an earlier docker step built is in that runner's engine only.
+                if step.uses_the_engine()
+                    && let Some(runner) = self.builder()
+                {
+                    labels.push(gantry_runners::server::only_runner(&runner));
+                }
+                (labels, Some(snapshots.dir.clone()))
+            }
         };
         let mut stored = step.clone();
         let program = serde_json::to_string(&wire::StepProgram::take(&mut stored))
@@ -284,6 +369,10 @@ impl StepExecutor for RemoteExecutor {
             self.wait,
             snapshots,
             self.ran_on.clone(),
+            step.uses_the_engine().then(|| handle::Builder {
+                built_on: self.built_on.clone(),
+                placing,
+            }),
         ))
     }
 

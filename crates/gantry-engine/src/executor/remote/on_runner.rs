@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::gate_on_runner::{GateHold, RunnerGates};
+use super::push::PushRun;
 use super::snapshot;
 use super::wire::{
     PROGRAM, RunnerJob, StepJob, StepJobPrivate, StepJobResult, StepProgram, encode_line,
@@ -59,6 +61,8 @@ pub struct StepJobRunner {
     process_groups: Arc<Mutex<HashSet<i32>>>,
     /// One workspace is made current at a time.
     syncing: tokio::sync::Mutex<()>,
+    /// The Docker API gates open for docker builder steps running here.
+    gates: RunnerGates,
 }
 
 impl StepJobRunner {
@@ -68,6 +72,7 @@ impl StepJobRunner {
             config,
             process_groups: Arc::default(),
             syncing: tokio::sync::Mutex::new(()),
+            gates: RunnerGates::default(),
         }
     }
 
@@ -113,12 +118,16 @@ enum Run {
     Step(Box<StepRun>),
     /// A stage's clean-up, done already.
     Released(JobOutcome),
+    /// A build's images, pushed from here.
+    Push(Box<PushRun>),
 }
 
 struct StepRun {
     handle: LocalHandle,
     writer: JoinHandle<()>,
     workspace: Option<WorkspaceSync>,
+    /// The stage's Docker API gate, for a docker builder step: held until the step ends.
+    _gate: Option<GateHold>,
 }
 
 /// What sends the step's workspace back when it ends.
@@ -166,6 +175,10 @@ impl JobRunner for StepJobRunner {
                 };
                 return Ok(RunningStep(Run::Released(result.into())));
             }
+            RunnerJob::Push { push } => {
+                let push = PushRun::new(self.config.containers.clone(), push, &job.secrets)?;
+                return Ok(RunningStep(Run::Push(Box::new(push))));
+            }
         };
         let (stage, executor) = if in_place {
             let data_dir = self.in_place(&stage)?;
@@ -200,6 +213,19 @@ impl JobRunner for StepJobRunner {
             .prepare(&stage)
             .await
             .map_err(|error| error.to_string())?;
+        // In place, the server's `run` stage opened the gate in the stage's own run
+        // directory; elsewhere this runner opens one beside its copy.
+        let gate = if step.goes_through_docker_gate() && !in_place {
+            let engine_api = root.join("engine-api");
+            let hold = self
+                .gates
+                .hold(self.config.containers.as_ref(), &engine_api, &stage.run_dir)
+                .await
+                .map_err(|error| format!("{}: {error}", step.name))?;
+            Some(hold)
+        } else {
+            None
+        };
         let mut secrets = job.secrets.0.clone();
         let mut step = step;
         if let Some(program) = secrets.remove(PROGRAM) {
@@ -233,6 +259,7 @@ impl JobRunner for StepJobRunner {
             handle,
             writer,
             workspace,
+            _gate: gate,
         }))))
     }
 }
@@ -338,6 +365,7 @@ impl RunningJob for RunningStep {
         match self.0 {
             Run::Step(step) => step.finish(cancel).await,
             Run::Released(outcome) => outcome,
+            Run::Push(push) => push.finish(cancel).await,
         }
     }
 }

@@ -71,6 +71,47 @@ pub(crate) enum RunnerJob {
     // Boxed: read once per job, and a step is large.
     Step(Box<StepJob>),
     Release { release: StageSpec },
+    Push { push: PushJob },
+}
+
+/// A runner job that pushes a Cloud Build file's `images` from the runner whose engine
+/// built them, after the build's steps.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct PushJob {
+    /// The stage whose build made the images (for the runner's log).
+    pub(crate) stage: StageSpec,
+    pub(crate) images: Vec<ImageToPush>,
+}
+
+/// One image to push, and whether its registry's TLS certificate is checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct ImageToPush {
+    pub(crate) image: String,
+    pub(crate) tls_verify: bool,
+}
+
+/// The job's secrets hold the registry account of a push job under this name
+/// (`user:password`, as a secret holds it): never in the stored payload, never on a
+/// command line.
+pub(crate) const REGISTRY_CREDENTIALS: &str = "gantry:registry-credentials";
+
+/// A push job's result: the images pushed with their digests, in order, or why they
+/// were not (`error`, the agent's own shape for a job that failed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PushJobResult {
+    #[serde(default)]
+    pub(crate) pushed: Vec<PushedImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PushedImage {
+    pub(crate) image: String,
+    pub(crate) digest: String,
 }
 
 /// A runner job's result, stored with the job: how the step ended. A job

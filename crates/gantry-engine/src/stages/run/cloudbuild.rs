@@ -213,6 +213,25 @@ pub(crate) async fn image_map(
 
 
 
+/// The build's `images`, each with whether its registry's certificate is
+/// checked: the stage's `tlsVerify`, else not for loopback registries
+/// (Docker's own default for 127.0.0.0/8) and those configured insecure.
+pub(crate) fn images_to_push(
+    access: &RegistryAccess,
+    images: &[String],
+    insecure: &gantry_cloudbuild::InsecureRegistries,
+) -> Vec<crate::executor::remote::ImageToPush> {
+    images
+        .iter()
+        .map(|image| crate::executor::remote::ImageToPush {
+            image: image.clone(),
+            tls_verify: access.tls_verify.unwrap_or_else(|| {
+                !gantry_container::is_loopback_registry(image) && !insecure.covers(image)
+            }),
+        })
+        .collect()
+}
+
 /// Pushes the build's `images` with the stage's registry access; by
 /// default loopback registries without TLS verification (Docker's own
 /// default for 127.0.0.0/8).
@@ -224,15 +243,12 @@ pub(crate) async fn push_images(
     insecure: &gantry_cloudbuild::InsecureRegistries,
 ) -> Result<Vec<(String, String)>, PushError> {
     let mut pushed = Vec::new();
-    for image in images {
-        let tls_verify = access.tls_verify.unwrap_or_else(|| {
-            !gantry_container::is_loopback_registry(image) && !insecure.covers(image)
-        });
+    for target in images_to_push(access, images, insecure) {
         let digest = engine
-            .push(image, tls_verify, credentials)
+            .push(&target.image, target.tls_verify, credentials)
             .await
             .map_err(|e| PushError(crate::stages::bake::explain(e, access)))?;
-        pushed.push((image.clone(), digest));
+        pushed.push((target.image, digest));
     }
     Ok(pushed)
 }

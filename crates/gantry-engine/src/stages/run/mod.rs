@@ -200,15 +200,11 @@ async fn docker_gate(
     if !steps.iter().any(through_gate) {
         return Ok(None);
     }
-    // The gate listens in the stage's run directory beside the server, which only the
-    // server's local runner (sharing its disk) reaches.
-    if let Some((index, step)) = steps.iter().enumerate().find(|(_, step)| {
-        through_gate(step) && !(step.runs_on.is_empty() && stage_runs_on.is_empty())
-    }) {
-        return Err(format!(
-            "{}: its docker reaches the engine through the Docker API gate, which runs beside the server and not on runners: leave runsOn out for it",
-            describe(index as i64, step)
-        ));
+    // Steps on runners (all of a stage that names runsOn somewhere) find a gate their
+    // runner opens beside them; this one serves steps here and on the local runner,
+    // which shares this run directory.
+    if !stage_runs_on.is_empty() || steps.iter().any(|step| !step.runs_on.is_empty()) {
+        return Ok(None);
     }
     let Some(engine) = ctx.containers() else {
         return Err("the docker builder needs a container engine (podman or docker)".to_owned());
@@ -257,17 +253,35 @@ async fn keep_artifacts(
 }
 
 async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) -> StageResult {
-    let Some(engine) = &stage.containers else {
-        return Err(StageFailure::Failed(
-            "images: no container engine is installed to push them (podman or docker)".to_owned(),
-        ));
-    };
     let credentials = match crate::stages::bake::credentials(stage.ctx, access).await {
         Ok(credentials) => credentials,
         Err(error) => return Err(StageFailure::Failed(format!("images: {error}"))),
     };
     let (_, insecure) = stage.ctx.registries();
-    match cloudbuild::push_images(engine, access, credentials.as_ref(), images, insecure).await {
+    // Built on a runner, the images are in that runner's engine: pushed from there.
+    let on_runner = stage
+        .executor
+        .push_on_runner(
+            &stage.spec,
+            cloudbuild::images_to_push(access, images, insecure),
+            credentials.as_ref(),
+            &stage.stop,
+        )
+        .await;
+    let pushed = match (on_runner, &stage.containers) {
+        (Some(pushed), _) => pushed
+            .map(|pushed| pushed.into_iter().map(|p| (p.image, p.digest)).collect())
+            .map_err(|error| format!("images: {error}")),
+        (None, Some(engine)) => {
+            cloudbuild::push_images(engine, access, credentials.as_ref(), images, insecure)
+                .await
+                .map_err(|error| error.to_string())
+        }
+        (None, None) => Err(
+            "images: no container engine is installed to push them (podman or docker)".to_owned(),
+        ),
+    };
+    match pushed {
         Ok(pushed) => {
             let mut outputs = Map::new();
             for (image, digest) in &pushed {
@@ -290,7 +304,6 @@ async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) 
             Ok(outputs)
         }
         Err(error) => {
-            let error = error.to_string();
             stage.log.system(&error).await;
             Err(StageFailure::Failed(error))
         }
