@@ -10,7 +10,6 @@
 mod dispatcher;
 mod error;
 mod job;
-mod lease_clock;
 mod placement;
 mod registry;
 mod secret;

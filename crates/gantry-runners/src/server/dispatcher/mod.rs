@@ -10,6 +10,8 @@
 //! among its own, while it holds fewer leases than its capacity. A job no
 //! enabled runner has the labels for stays queued and [`QueuedJob`] says so.
 
+mod lease_clock;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -86,7 +88,7 @@ impl Dispatcher {
             state: Mutex::default(),
             job_queued: Notify::new(),
         }));
-        super::lease_clock::start(&dispatcher);
+        lease_clock::start(&dispatcher);
         Ok(dispatcher)
     }
 
@@ -437,72 +439,6 @@ impl Dispatcher {
                 placeable: label_sets.iter().any(|set| fits(&w.labels, set)),
             })
             .collect()
-    }
-
-    /// Takes back every lease of a runner that was disabled or removed.
-    pub(super) async fn take_back_leases_of(
-        &self,
-        runner: &RunnerRecord,
-        now: Millis,
-        reason: &str,
-    ) -> Result<(), RunnerError> {
-        let lost = self.0.store.lose_leases_of(&runner.id, now, reason).await?;
-        for job in lost {
-            self.hand_back(job, &runner.name, reason).await;
-        }
-        Ok(())
-    }
-
-    /// The lease clock's tick: marks lost the leases past their expiry. The
-    /// store is written only when a lease in memory has expired.
-    pub(super) async fn expire_leases(&self) -> Result<(), RunnerError> {
-        let now = now_millis();
-        if !self
-            .state()
-            .leases
-            .values()
-            .any(|live| live.expires_at < now)
-        {
-            return Ok(());
-        }
-        for job in self.0.store.lose_expired_leases(now).await? {
-            let runner = job
-                .lease_id
-                .as_ref()
-                .and_then(|lease| {
-                    self.state()
-                        .leases
-                        .get(lease)
-                        .map(|l| l.runner_name.clone())
-                })
-                .or_else(|| job.runner_id.clone())
-                .unwrap_or_default();
-            let reason = format!(
-                "runner {runner} lost: no heartbeat for {:?}",
-                Duration::from_millis(self.0.timing.lease_ttl_ms)
-            );
-            tracing::warn!(runner = %runner, job = %job.id, "{reason}");
-            self.hand_back(job, &runner, &reason).await;
-        }
-        // What the store did not find expired was renewed or ended through
-        // another server sharing the database: not this one's to watch.
-        self.state().leases.retain(|_, live| live.expires_at >= now);
-        Ok(())
-    }
-
-    async fn hand_back(&self, job: RunnerJobRecord, runner: &str, reason: &str) {
-        if let Some(lease) = &job.lease_id {
-            self.state().leases.remove(lease);
-        }
-        self.0.job_queued.notify_waiters();
-        self.send(
-            &job.id,
-            JobEvent::Lost {
-                runner: runner.into(),
-                reason: reason.into(),
-            },
-        )
-        .await;
     }
 
     /// Pops the oldest job that fits the runner and leases it in the store.
