@@ -1,0 +1,113 @@
+//! Fleet faults of the control plane and of people: a server killed with
+//! `kill -9` in the middle of a fleet deploy comes back with every
+//! instance of every host accounted for (the agents' lists and the
+//! server's view agree).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::fleet_deploys::{serving, serving_v1, wait_serving};
+use crate::fleet_support::{TestHost, TestHosts};
+use crate::harness::Server;
+
+/// The groups the host's agent has recorded instances of (its state file).
+fn recorded_groups(host: &TestHost) -> BTreeSet<String> {
+    let Ok(text) = std::fs::read_to_string(host.home.join(".gantry/agent-state.json")) else {
+        return BTreeSet::new();
+    };
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    state["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["spec"]["group"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `(host, instance)` of every instance the hosts' agents run.
+fn on_hosts(server: &Server, hosts: &TestHosts) -> BTreeSet<(String, String)> {
+    let mut found = BTreeSet::new();
+    for host in &hosts.hosts {
+        let shown = server.get(&format!("/api/v1/hosts/{}", host.name));
+        assert_eq!(shown["reachable"], true, "{shown:#}");
+        for instance in shown["agent"]["instances"].as_array().into_iter().flatten() {
+            let id = instance["id"].as_str().unwrap_or_default().to_owned();
+            found.insert((host.name.clone(), id));
+        }
+    }
+    found
+}
+
+/// `(host, instance)` of every instance of cluster `shop-web`'s groups as
+/// the server shows them.
+fn in_server_view(server: &Server) -> BTreeSet<(String, String)> {
+    let cluster = server.get("/api/v1/clusters/shop-web");
+    let mut found = BTreeSet::new();
+    for group in cluster["serverGroups"].as_array().into_iter().flatten() {
+        let name = group["name"].as_str().unwrap_or_default();
+        let shown = server.get(&format!("/api/v1/server-groups/{name}"));
+        for instance in shown["instances"].as_array().into_iter().flatten() {
+            let host = instance["host"].as_str().unwrap_or_default().to_owned();
+            let id = instance["id"].as_str().unwrap_or_default().to_owned();
+            found.insert((host, id));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_server_killed_mid_deploy_restarts_with_every_host_instance_accounted_for() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (mut server, _port) = serving_v1(&hosts, 1);
+    let (old, _) = serving(&server);
+
+    let id = server.run("deploy-redblack", &["version=v2"]);
+    // Killed as soon as one host's agent has an instance of the new group:
+    // the server has asked one agent and not yet recorded the answer in
+    // the data plane, or is still asking the others.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !hosts
+        .hosts
+        .iter()
+        .any(|h| recorded_groups(h).iter().any(|g| *g != old))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no new instance started\n{}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill9();
+    server.restart();
+
+    let done = server.wait_terminal(&id);
+    assert_eq!(
+        done["status"],
+        "succeeded",
+        "{done:#}\n{}",
+        server.log_tail()
+    );
+    // Every instance a host runs is one the server shows, and the other
+    // way round, once the journal is settled.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (hosts_run, server_shows) = (on_hosts(&server, &hosts), in_server_view(&server));
+        let journal = std::fs::read_to_string(server.data_dir().join("fleet/journal.json"))
+            .unwrap_or_default();
+        let settled = !journal.contains("\"id\"");
+        if hosts_run == server_shows && settled {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hosts run {hosts_run:?}, the server shows {server_shows:?}, journal {journal}\n{}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let served = wait_serving(&server, "v2 on three hosts", |h| h.len() == 3);
+    assert_eq!(served.len(), 3);
+}
