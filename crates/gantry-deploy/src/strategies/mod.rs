@@ -179,10 +179,17 @@ impl Rollout<'_> {
     pub async fn disable_previous(&self) -> Result<(), DeployError> {
         for name in &self.request.previous {
             // The new group is enabled by now: the cluster keeps serving.
-            self.controller
+            match self
+                .controller
                 .disable(name, DisableConfig { force: true })
-                .await?;
-            (self.progress)(format!("{name} disabled"));
+                .await
+            {
+                Ok(_) => (self.progress)(format!("{name} disabled")),
+                // Destroyed by this rollout's clean-up before a restart
+                // resumed it: nothing left to disable.
+                Err(DeployError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(())
     }
@@ -248,15 +255,21 @@ impl Rollout<'_> {
     /// are kept, disabled and empty, for a rollback).
     pub async fn scale_down_previous(&self) -> Result<(), DeployError> {
         for name in &self.request.previous {
-            self.update(
-                name,
-                ServerGroupUpdate {
-                    size: Some(0),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            (self.progress)(format!("{name} scaled down to 0"));
+            let scaled = self
+                .update(
+                    name,
+                    ServerGroupUpdate {
+                        size: Some(0),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            match scaled {
+                Ok(()) => (self.progress)(format!("{name} scaled down to 0")),
+                // Destroyed before a restart resumed the rollout.
+                Err(DeployError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(())
     }

@@ -327,7 +327,18 @@ impl Instances for SshProvider {
         name: String,
     ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
         async move {
-            let destroyed = self.routing.destroy_server_group(name.clone()).await?;
+            let destroyed = {
+                let _one_at_a_time = self.changes.lock().await;
+                // The data plane forgets the group's targets as it destroys
+                // it: every instance's stop is recorded first.
+                let status = self.group(&name).await?;
+                for target in status.instances.iter().filter_map(target_of) {
+                    self.journal
+                        .record(intent(Action::Stop, &target, &name))
+                        .map_err(deploy_error)?;
+                }
+                self.routing.destroy_server_group(name.clone()).await?
+            };
             // Out of rotation and drained by the data plane first; then the
             // processes go (a host that does not answer: by the watch).
             if let Err(error) = self.converge(&name).await {

@@ -103,7 +103,9 @@ impl SshProvider {
                 Ok("never started")
             }
             Action::Stop => {
-                if routed {
+                // A destroyed group is routed no more: only live ones have
+                // targets to leave.
+                if routed && group.as_ref().is_some_and(|g| g.group.is_live()) {
                     let rest = targets
                         .into_iter()
                         .filter(|t| !(t.id == intent.id && t.host == intent.host))

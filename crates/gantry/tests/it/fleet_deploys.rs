@@ -12,8 +12,9 @@ use crate::harness::{Backend, Server};
 
 /// A server with the test hosts bootstrapped, load balancer `shop` on the
 /// returned port in front of cluster `shop-web`, and pipelines
-/// `deploy-redblack`, `deploy-rolling` and `deploy-batches` (rolling one
-/// host at a time) to `provider: ssh` whose
+/// `deploy-redblack`, `deploy-rolling`, `deploy-batches` (rolling one
+/// host at a time) and `deploy-stubborn` (highlander, instances that take
+/// their 2 s grace to stop) to `provider: ssh` whose
 /// artifact is a directory holding `gantry-testapp`.
 pub(crate) fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
     let server = Server::start(Backend::Sqlite);
@@ -23,14 +24,19 @@ pub(crate) fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) 
     std::fs::copy(testapp(), release.join("gantry-testapp")).expect("copy the test app");
     let port = free_port();
     let mut pipelines = String::new();
-    for (name, strategy, options) in [
-        ("redblack", "redblack", ""),
+    let app = "./gantry-testapp";
+    // Its instances ignore SIGTERM: each takes its grace to stop.
+    let stubborn = "\"trap '' TERM; exec ./gantry-testapp\"";
+    for (name, strategy, options, command) in [
+        ("redblack", "redblack", "", app),
         (
             "rolling",
             "rolling",
             "        targetPercentages: [34, 67, 100]\n",
+            app,
         ),
-        ("batches", "rolling", "        maxUnavailable: 1\n"),
+        ("batches", "rolling", "        maxUnavailable: 1\n", app),
+        ("stubborn", "highlander", "", stubborn),
     ] {
         pipelines.push_str(&format!(
             r#"  - name: deploy-{name}
@@ -44,7 +50,7 @@ pub(crate) fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) 
         provider: ssh
         placement: {{labels: [web], maxPerHost: {max_per_host}}}
         artifact: {release}
-        command: ./gantry-testapp
+        command: {command}
         size: 3
         strategy: {strategy}
         healthTimeout: 20s

@@ -1,12 +1,13 @@
 //! Fleet faults of the control plane and of people: a server killed with
-//! `kill -9` in the middle of a fleet deploy comes back with every
-//! instance of every host accounted for (the agents' lists and the
-//! server's view agree).
+//! `kill -9` in the middle of a fleet deploy, while it starts the new
+//! group's instances or while it stops the old group's, comes back with
+//! every instance of every host accounted for (the agents' lists and the
+//! server's view agree) and the deploy succeeded.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::fleet_deploys::{serving, serving_v1, wait_serving};
+use crate::fleet_deploys::{deploy, fleet_shop, serving, serving_v1, wait_serving};
 use crate::fleet_support::{TestHost, TestHosts};
 use crate::harness::Server;
 
@@ -83,7 +84,54 @@ fn a_server_killed_mid_deploy_restarts_with_every_host_instance_accounted_for() 
     server.kill9();
     server.restart();
 
-    let done = server.wait_terminal(&id);
+    ends_accounted_for(&server, &hosts, &id);
+    let served = wait_serving(&server, "v2 on three hosts", |h| h.len() == 3);
+    assert_eq!(served.len(), 3);
+}
+
+#[test]
+fn a_server_killed_while_it_stops_the_old_group_restarts_with_every_host_instance_accounted_for() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    let (mut server, _port) = fleet_shop(&hosts, 1);
+    deploy(&server, "stubborn", "v1");
+    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    let (old, _) = serving(&server);
+
+    // Highlander destroys the old group once the new one serves; each
+    // old instance takes its 2 s grace to stop, one host after another.
+    // Killed while the first host stops its instance: two more to stop.
+    let id = server.run("deploy-stubborn", &["version=v2"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let still = hosts
+            .hosts
+            .iter()
+            .filter(|h| recorded_groups(h).contains(&old))
+            .count();
+        assert!(still > 0, "every old instance stopped before the kill");
+        if still < 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old group is never stopped\n{}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill9();
+    server.restart();
+    ends_accounted_for(&server, &hosts, &id);
+    let served = wait_serving(&server, "v2 on three hosts", |h| h.len() == 3);
+    assert_eq!(served.len(), 3);
+}
+
+/// Execution `id` succeeds, and then every instance a host runs is one the
+/// server shows, and the other way round, with the journal settled.
+fn ends_accounted_for(server: &Server, hosts: &TestHosts, id: &str) {
+    let done = server.wait_terminal(id);
     assert_eq!(
         done["status"],
         "succeeded",
@@ -94,7 +142,7 @@ fn a_server_killed_mid_deploy_restarts_with_every_host_instance_accounted_for() 
     // way round, once the journal is settled.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (hosts_run, server_shows) = (on_hosts(&server, &hosts), in_server_view(&server));
+        let (hosts_run, server_shows) = (on_hosts(server, hosts), in_server_view(server));
         let journal = std::fs::read_to_string(server.data_dir().join("fleet/journal.json"))
             .unwrap_or_default();
         let settled = !journal.contains("\"id\"");
@@ -108,6 +156,4 @@ fn a_server_killed_mid_deploy_restarts_with_every_host_instance_accounted_for() 
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let served = wait_serving(&server, "v2 on three hosts", |h| h.len() == 3);
-    assert_eq!(served.len(), 3);
 }
