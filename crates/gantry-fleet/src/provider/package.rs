@@ -6,10 +6,10 @@
 //! of the install, and apt sees the repository under a fixed name
 //! (`http://gantry-server/apt/…`) with that relay as its HTTP proxy for
 //! that name, so nothing on the host names the changing port once the
-//! install is over. The relay reaches the server's APT gate (`apt_gate.rs`), never
-//! the API: only reads of `/apt/…` pass it. The source file is there only during the install: an
-//! administrator's later `apt-get update` does not try a server it cannot
-//! reach.
+//! install is over. The relay reaches the server's APT gate
+//! (`apt_gate.rs`), never the API: only reads of `/apt/…` pass it. The
+//! source file is there only during the install: an administrator's later
+//! `apt-get update` does not try a server it cannot reach.
 //!
 //! apt-get resolves every dependency before dpkg touches anything, so a
 //! host lacking one fails with nothing changed; should dpkg stop half way
