@@ -68,25 +68,13 @@ fn a_server_killed_mid_deploy_restarts_with_every_host_instance_accounted_for() 
     // Killed as soon as one host's agent has an instance of the new group:
     // the server has asked one agent and not yet recorded the answer in
     // the data plane, or is still asking the others.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !hosts
-        .hosts
-        .iter()
-        .any(|h| recorded_groups(h).iter().any(|g| *g != old))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no new instance started\n{}",
-            server.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    server.kill9();
-    server.restart();
-
+    kill_and_restart_when(&mut server, "a new instance started", || {
+        hosts
+            .hosts
+            .iter()
+            .any(|h| recorded_groups(h).iter().any(|g| *g != old))
+    });
     ends_accounted_for(&server, &hosts, &id);
-    let served = wait_serving(&server, "v2 on three hosts", |h| h.len() == 3);
-    assert_eq!(served.len(), 3);
 }
 
 #[test]
@@ -103,33 +91,37 @@ fn a_server_killed_while_it_stops_the_old_group_restarts_with_every_host_instanc
     // old instance takes its 2 s grace to stop, one host after another.
     // Killed while the first host stops its instance: two more to stop.
     let id = server.run("deploy-stubborn", &["version=v2"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    kill_and_restart_when(&mut server, "the old group stopping", || {
         let still = hosts
             .hosts
             .iter()
             .filter(|h| recorded_groups(h).contains(&old))
             .count();
         assert!(still > 0, "every old instance stopped before the kill");
-        if still < 3 {
-            break;
-        }
+        still < 3
+    });
+    ends_accounted_for(&server, &hosts, &id);
+}
+
+/// `kill -9` of the server the moment `ready` holds (polled every 5 ms),
+/// then the server started again.
+fn kill_and_restart_when(server: &mut Server, what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
         assert!(
             Instant::now() < deadline,
-            "the old group is never stopped\n{}",
+            "never saw {what}\n{}",
             server.log_tail()
         );
         std::thread::sleep(Duration::from_millis(5));
     }
     server.kill9();
     server.restart();
-    ends_accounted_for(&server, &hosts, &id);
-    let served = wait_serving(&server, "v2 on three hosts", |h| h.len() == 3);
-    assert_eq!(served.len(), 3);
 }
 
-/// Execution `id` succeeds, and then every instance a host runs is one the
-/// server shows, and the other way round, with the journal settled.
+/// Execution `id` succeeds, every instance a host runs is one the server
+/// shows and the other way round, with the journal settled, and v2 serves
+/// on the three hosts.
 fn ends_accounted_for(server: &Server, hosts: &TestHosts, id: &str) {
     let done = server.wait_terminal(id);
     assert_eq!(
@@ -156,4 +148,6 @@ fn ends_accounted_for(server: &Server, hosts: &TestHosts, id: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let served = wait_serving(server, "v2 on three hosts", |h| h.len() == 3);
+    assert_eq!(served.len(), 3);
 }
