@@ -227,7 +227,9 @@ fn deploy_controller(
     // desired state has load balancers or server groups (after a reboot).
     provider.watch_dataplane();
     // One line per provider a cluster may name with `provider:`.
-    let ssh = gantry_fleet::SshProvider::new(fleet.clone(), provider.clone());
+    let ssh =
+        gantry_fleet::SshProvider::new(fleet.clone(), provider.clone(), &data_dir.join("fleet"))
+            .context("cannot open the fleet journal")?;
     // Hosts install packages from the APT trees the API listener serves.
     ssh.install_packages_from(api_address);
     // Replaces lost instances of fleet hosts that stop answering.

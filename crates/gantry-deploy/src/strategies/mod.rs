@@ -91,21 +91,27 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
     /// The default: the new group goes, the previous groups are enabled at
     /// full weight again (they were never scaled down before success).
     fn abort<'a>(&'a self, rollout: &'a Rollout<'a>) -> BoxFuture<'a, ()> {
-        async move {
-            for name in &rollout.request.previous {
-                let _ = rollout.controller.enable(name).await;
-            }
-            if let Err(error) = rollout.controller.destroy(&rollout.group).await {
-                (rollout.progress)(format!(
-                    "cannot remove server group {}: {error}",
-                    rollout.group
-                ));
-            } else {
-                (rollout.progress)(format!("server group {} removed", rollout.group));
-            }
-        }
-        .boxed()
+        abort_to_previous(rollout)
     }
+}
+
+/// What [`Strategy::abort`] does by default: the previous groups enabled
+/// again, the new group destroyed.
+pub(crate) fn abort_to_previous<'a>(rollout: &'a Rollout<'a>) -> BoxFuture<'a, ()> {
+    async move {
+        for name in &rollout.request.previous {
+            let _ = rollout.controller.enable(name).await;
+        }
+        if let Err(error) = rollout.controller.destroy(&rollout.group).await {
+            (rollout.progress)(format!(
+                "cannot remove server group {}: {error}",
+                rollout.group
+            ));
+        } else {
+            (rollout.progress)(format!("server group {} removed", rollout.group));
+        }
+    }
+    .boxed()
 }
 
 /// A registered strategy: built from the checked `deploy` stage, with the
@@ -173,10 +179,74 @@ impl Rollout<'_> {
     pub async fn disable_previous(&self) -> Result<(), DeployError> {
         for name in &self.request.previous {
             // The new group is enabled by now: the cluster keeps serving.
-            self.controller
+            match self
+                .controller
                 .disable(name, DisableConfig { force: true })
+                .await
+            {
+                Ok(_) => (self.progress)(format!("{name} disabled")),
+                // Destroyed by this rollout's clean-up before a restart
+                // resumed it: nothing left to disable.
+                Err(DeployError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// Shrinks the groups that were enabled before this deploy so that
+    /// together they keep at most `capacity` instances (the first listed
+    /// keeping theirs longest).
+    pub async fn shrink_previous(&self, capacity: u32) -> Result<(), DeployError> {
+        let snapshot = self.controller.snapshot().await?;
+        let mut left = capacity;
+        for name in &self.request.previous {
+            let Some(size) = snapshot
+                .server_groups
+                .iter()
+                .find(|g| g.group.name == *name)
+                .map(|g| g.group.size)
+            else {
+                continue;
+            };
+            let keep = size.min(left);
+            left -= keep;
+            if keep < size {
+                self.update(
+                    name,
+                    ServerGroupUpdate {
+                        size: Some(keep),
+                        ..Default::default()
+                    },
+                )
                 .await?;
-            (self.progress)(format!("{name} disabled"));
+                (self.progress)(format!("{name} down to {keep} instances"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the groups enabled before this deploy the deploy's size back
+    /// where they had less (after [`Rollout::shrink_previous`]), so that an
+    /// aborted rollout leaves the cluster at full capacity.
+    pub async fn restore_previous(&self) -> Result<(), DeployError> {
+        let snapshot = self.controller.snapshot().await?;
+        for name in &self.request.previous {
+            let shrunk = snapshot
+                .server_groups
+                .iter()
+                .any(|g| g.group.name == *name && g.group.size < self.request.size);
+            if shrunk {
+                self.update(
+                    name,
+                    ServerGroupUpdate {
+                        size: Some(self.request.size),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                (self.progress)(format!("{name} back to {} instances", self.request.size));
+            }
         }
         Ok(())
     }
@@ -185,15 +255,21 @@ impl Rollout<'_> {
     /// are kept, disabled and empty, for a rollback).
     pub async fn scale_down_previous(&self) -> Result<(), DeployError> {
         for name in &self.request.previous {
-            self.update(
-                name,
-                ServerGroupUpdate {
-                    size: Some(0),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            (self.progress)(format!("{name} scaled down to 0"));
+            let scaled = self
+                .update(
+                    name,
+                    ServerGroupUpdate {
+                        size: Some(0),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            match scaled {
+                Ok(()) => (self.progress)(format!("{name} scaled down to 0")),
+                // Destroyed before a restart resumed the rollout.
+                Err(DeployError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(())
     }

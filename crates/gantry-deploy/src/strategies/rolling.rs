@@ -4,6 +4,9 @@
 //! steps the rollout may pause, wait for a promotion, or wait for a
 //! judgment (Spinnaker runs a pipeline before each cleanup for this;
 //! here the judgment is part of the deploy stage): a rejection rolls back.
+//! With `maxUnavailable` the rollout goes in batches instead: each batch
+//! adds that many new instances and, once they are healthy, takes as many
+//! old ones down (the last batch takes the previous groups to 0).
 
 use std::time::Duration;
 
@@ -168,6 +171,12 @@ impl Strategy for Rolling {
                 } else {
                     r.shift_traffic(percent).await?;
                 }
+                // In batches, each batch's new instances, once healthy,
+                // take as many old ones down: capacity never drops below
+                // the size, and no more than a batch is in transition.
+                if self.options.max_unavailable.is_some() {
+                    r.shrink_previous(target.saturating_sub(size)).await?;
+                }
                 (r.progress)(format!("{} at {percent}% ({size} instances)", r.group));
                 if index + 1 < steps.len() {
                     r.pause(
@@ -192,6 +201,22 @@ impl Strategy for Rolling {
                 }
             }
             Ok(())
+        }
+        .boxed()
+    }
+
+    /// Batches took old capacity down: it comes back before the new
+    /// group goes.
+    fn abort<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, ()> {
+        async move {
+            if self.options.max_unavailable.is_some()
+                && let Err(error) = r.restore_previous().await
+            {
+                (r.progress)(format!(
+                    "cannot give the previous groups their size back: {error}"
+                ));
+            }
+            super::abort_to_previous(r).await;
         }
         .boxed()
     }

@@ -14,12 +14,21 @@
 //! the host watch all call it. The watch runs it for every live group each
 //! interval, so a host that stops answering has its instances replaced on
 //! the others, and one that answers again is used again.
+//!
+//! Record before act: every instance is written to the journal
+//! (`journal.rs`) before its host's agent is asked to start or stop it, and
+//! settled once the data plane's targets agree; what a killed server left
+//! pending is settled with the hosts (`settle.rs`) before anything else.
 
+mod apt_gate;
+mod converge;
+mod journal;
 mod package;
 mod placement;
 mod release;
+mod settle;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,9 +42,10 @@ use gantry_deploy::analysis::Measurement;
 use gantry_deploy::model::{Application, LoadBalancer, ServerGroup, ServerGroupStatus, Snapshot};
 use gantry_deploy::providers::{CreateServerGroup, Instances, Provider, Traffic, TrafficUpdate};
 
-use crate::agent::protocol::{AgentRequest, AgentStatus, InstanceSpec, Started};
+use crate::agent::protocol::{AgentRequest, InstanceSpec, Started};
 use crate::error::FleetError;
 use crate::fleet::{Fleet, FleetHost};
+use journal::{Action, Intent, Journal};
 
 /// How often the host watch looks at every group.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -49,19 +59,32 @@ pub struct SshProvider {
     /// Where hosts reach the server's published APT trees (through their
     /// SSH connection), once the server listens.
     apt_server: std::sync::OnceLock<SocketAddr>,
+    /// The APT gate in front of it (`apt_gate.rs`), started on first use:
+    /// what hosts' forwards reach.
+    apt_gate: tokio::sync::OnceCell<SocketAddr>,
+    /// What the provider is about to do on hosts, recorded before it acts.
+    journal: Journal,
 }
 
 impl SshProvider {
     /// The name `gantry.yaml` gives it (`provider: ssh`).
     pub const NAME: &'static str = "ssh";
 
-    pub fn new(fleet: Arc<Fleet>, routing: Arc<LocalProvider>) -> Arc<SshProvider> {
-        Arc::new(SshProvider {
+    /// The provider; its journal lives in `journal_dir` (created if
+    /// needed; one that cannot be read is an error).
+    pub fn new(
+        fleet: Arc<Fleet>,
+        routing: Arc<LocalProvider>,
+        journal_dir: &Path,
+    ) -> Result<Arc<SshProvider>, FleetError> {
+        Ok(Arc::new(SshProvider {
             fleet,
             routing,
             changes: tokio::sync::Mutex::new(()),
             apt_server: std::sync::OnceLock::new(),
-        })
+            apt_gate: tokio::sync::OnceCell::new(),
+            journal: Journal::open(journal_dir)?,
+        }))
     }
 
     /// Hosts install groups' packages from the APT trees the server
@@ -106,6 +129,14 @@ impl SshProvider {
         if !self.routing.answers().await {
             return;
         }
+        // What a killed server left undecided comes first: adopted or
+        // removed before any group is placed again.
+        {
+            let _one_at_a_time = self.changes.lock().await;
+            if let Err(error) = self.settle_journal(None).await {
+                tracing::warn!(%error, "fleet journal not settled");
+            }
+        }
         let Ok(snapshot) = self.routing.routed_snapshot(Self::NAME).await else {
             return;
         };
@@ -139,131 +170,6 @@ impl SshProvider {
             .ok_or_else(|| DeployError::NotFound(format!("server group {name:?} does not exist")))
     }
 
-    /// Makes the group's instances match its size on the hosts that
-    /// answer, then gives the data plane the resulting targets (removed
-    /// ones drain before their processes are stopped).
-    pub async fn converge(&self, name: &str) -> Result<ServerGroup, DeployError> {
-        let _one_at_a_time = self.changes.lock().await;
-        let status = self.group(name).await?;
-        let group = status.group.clone();
-        let size = if group.is_live() {
-            group.size as usize
-        } else {
-            0
-        };
-        let placement = group.spec.placement.clone().unwrap_or_default();
-        let current: Vec<RemoteTarget> = status.instances.iter().filter_map(target_of).collect();
-        let hosts = self.fleet.hosts().await.map_err(deploy_error)?;
-        let relevant: Vec<&FleetHost> = hosts
-            .iter()
-            .filter(|h| {
-                placement::eligible(h, &placement) || current.iter().any(|t| t.host == h.spec.name)
-            })
-            .collect();
-        let statuses: HashMap<String, Result<AgentStatus, FleetError>> = futures::future::join_all(
-            relevant
-                .iter()
-                .map(|h| async { (h.spec.name.clone(), self.fleet.agent_status(&h.spec).await) }),
-        )
-        .await
-        .into_iter()
-        .collect();
-        let usable = |host: &str| {
-            relevant
-                .iter()
-                .any(|h| h.spec.name == host && placement::eligible(h, &placement))
-                && statuses.get(host).is_some_and(Result::is_ok)
-        };
-        let runs = |host: &str, id: &str| {
-            statuses.get(host).is_some_and(|s| {
-                s.as_ref().is_ok_and(|s| {
-                    s.instances
-                        .iter()
-                        .any(|i| i.id == id && i.state != "stopped")
-                })
-            })
-        };
-        let (mut keep, mut leave): (Vec<RemoteTarget>, Vec<RemoteTarget>) = current
-            .iter()
-            .cloned()
-            .partition(|t| usable(&t.host) && runs(&t.host, &t.id));
-        if keep.len() > size {
-            let placed: Vec<(String, String)> = keep
-                .iter()
-                .map(|t| (t.id.clone(), t.host.clone()))
-                .collect();
-            let extra = placement::surplus(&placed, size);
-            let (stay, go): (Vec<_>, Vec<_>) =
-                keep.into_iter().partition(|t| !extra.contains(&t.id));
-            keep = stay;
-            leave.extend(go);
-        }
-        let mut problems: Vec<String> = statuses
-            .values()
-            .filter_map(|s| s.as_ref().err().map(ToString::to_string))
-            .collect();
-        if keep.len() < size {
-            let mut load: BTreeMap<String, u32> = relevant
-                .iter()
-                .filter(|h| usable(&h.spec.name))
-                .map(|h| (h.spec.name.clone(), 0))
-                .collect();
-            for target in &keep {
-                *load.entry(target.host.clone()).or_default() += 1;
-            }
-            let chosen = placement::choose(&load, size - keep.len(), placement.max_per_host);
-            if chosen.len() < size - keep.len() {
-                problems.push(format!(
-                    "{} usable host(s) with labels {:?}{} cannot take {} more instance(s)",
-                    load.len(),
-                    placement.labels,
-                    placement
-                        .max_per_host
-                        .map(|m| format!(" and at most {m} per host"))
-                        .unwrap_or_default(),
-                    size - keep.len()
-                ));
-            }
-            let mut next_index = current
-                .iter()
-                .filter_map(|t| t.id.rsplit_once("-i")?.1.parse::<u32>().ok())
-                .max()
-                .map_or(0, |n| n + 1);
-            let mut releases: HashMap<String, String> = HashMap::new();
-            for host_name in chosen {
-                let Some(host) = hosts.iter().find(|h| h.spec.name == host_name) else {
-                    continue;
-                };
-                let id = format!("{}-i{next_index}", group.name);
-                next_index += 1;
-                match self.start(host, &group, &id, &mut releases).await {
-                    Ok(target) => keep.push(target),
-                    Err(error) => problems.push(error.to_string()),
-                }
-            }
-        }
-        if keep != current {
-            self.routing
-                .set_targets(name.to_owned(), keep.clone())
-                .await?;
-            tracing::info!(group = %name, instances = keep.len(), "fleet group placed");
-        }
-        for target in &leave {
-            self.stop(&hosts, target).await;
-        }
-        self.stop_strays(&hosts, &statuses, &group.name, &keep)
-            .await;
-        if keep.len() < size {
-            problems.sort();
-            return Err(DeployError::Failed(format!(
-                "server group {name:?}: {} of {size} instance(s) placed on fleet hosts: {}",
-                keep.len(),
-                problems.join("; ")
-            )));
-        }
-        Ok(group)
-    }
-
     /// Prepares the release on the host (once per converge) and has its
     /// agent start the instance.
     async fn start(
@@ -288,7 +194,11 @@ impl SshProvider {
                     let server = self.apt_server.get().copied().ok_or_else(|| {
                         FleetError::Invalid("this server serves no APT repository to hosts".into())
                     })?;
-                    package::install(&connection, server, package).await?;
+                    let gate = self
+                        .apt_gate
+                        .get_or_try_init(|| apt_gate::start(server))
+                        .await?;
+                    package::install(&connection, *gate, package).await?;
                 }
                 let artifact = spec.artifact.as_deref().map(Path::new);
                 let release = release::prepare(&connection, &group.name, artifact).await?;
@@ -306,10 +216,27 @@ impl SshProvider {
             release,
             grace_seconds: spec.grace_seconds,
         };
-        let started: Started = self
+        let starting = Intent {
+            action: Action::Start,
+            host: host.spec.name.clone(),
+            group: group.name.clone(),
+            id: id.to_owned(),
+        };
+        self.journal.record(starting.clone())?;
+        let started: Started = match self
             .fleet
             .agent(&host.spec, &AgentRequest::Start { instance })
-            .await?;
+            .await
+        {
+            Ok(started) => started,
+            // The agent answered with a refusal: it started nothing. A
+            // connection lost on the way leaves the intent to settling.
+            Err(error @ FleetError::Agent { .. }) => {
+                self.journal.settle(&starting)?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
         let address = resolve(&host.spec.address, started.port).await?;
         Ok(RemoteTarget {
             id: id.to_owned(),
@@ -317,49 +244,14 @@ impl SshProvider {
             address,
         })
     }
+}
 
-    /// Stops an instance on its host; a host that does not answer keeps it
-    /// until the watch finds it there again (`stop_strays`).
-    async fn stop(&self, hosts: &[FleetHost], target: &RemoteTarget) {
-        let Some(host) = hosts.iter().find(|h| h.spec.name == target.host) else {
-            return;
-        };
-        let request = AgentRequest::Stop {
-            id: target.id.clone(),
-        };
-        if let Err(error) = self
-            .fleet
-            .agent::<serde_json::Value>(&host.spec, &request)
-            .await
-        {
-            tracing::warn!(instance = %target.id, %error, "cannot stop a fleet instance yet");
-        }
-    }
-
-    /// Stops instances of the group that hosts run but the data plane does
-    /// not route to (left by a host that was unreachable when they were
-    /// replaced, or by a server that died between starting and recording
-    /// them).
-    async fn stop_strays(
-        &self,
-        hosts: &[FleetHost],
-        statuses: &HashMap<String, Result<AgentStatus, FleetError>>,
-        group: &str,
-        keep: &[RemoteTarget],
-    ) {
-        for (host, status) in statuses {
-            let Ok(status) = status else { continue };
-            for instance in status.instances.iter().filter(|i| i.group == group) {
-                if !keep.iter().any(|t| t.id == instance.id && &t.host == host) {
-                    let stray = RemoteTarget {
-                        id: instance.id.clone(),
-                        host: host.clone(),
-                        address: SocketAddr::from(([0, 0, 0, 0], instance.port)),
-                    };
-                    self.stop(hosts, &stray).await;
-                }
-            }
-        }
+fn intent(action: Action, target: &RemoteTarget, group: &str) -> Intent {
+    Intent {
+        action,
+        host: target.host.clone(),
+        group: group.to_owned(),
+        id: target.id.clone(),
     }
 }
 
@@ -435,7 +327,18 @@ impl Instances for SshProvider {
         name: String,
     ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
         async move {
-            let destroyed = self.routing.destroy_server_group(name.clone()).await?;
+            let destroyed = {
+                let _one_at_a_time = self.changes.lock().await;
+                // The data plane forgets the group's targets as it destroys
+                // it: every instance's stop is recorded first.
+                let status = self.group(&name).await?;
+                for target in status.instances.iter().filter_map(target_of) {
+                    self.journal
+                        .record(intent(Action::Stop, &target, &name))
+                        .map_err(deploy_error)?;
+                }
+                self.routing.destroy_server_group(name.clone()).await?
+            };
             // Out of rotation and drained by the data plane first; then the
             // processes go (a host that does not answer: by the watch).
             if let Err(error) = self.converge(&name).await {

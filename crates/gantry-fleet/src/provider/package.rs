@@ -6,9 +6,10 @@
 //! of the install, and apt sees the repository under a fixed name
 //! (`http://gantry-server/apt/…`) with that relay as its HTTP proxy for
 //! that name, so nothing on the host names the changing port once the
-//! install is over. The source file is there only during the install: an
-//! administrator's later `apt-get update` does not try a server it cannot
-//! reach.
+//! install is over. The relay reaches the server's APT gate
+//! (`apt_gate.rs`), never the API: only reads of `/apt/…` pass it. The
+//! source file is there only during the install: an administrator's later
+//! `apt-get update` does not try a server it cannot reach.
 //!
 //! apt-get resolves every dependency before dpkg touches anything, so a
 //! host lacking one fails with nothing changed; should dpkg stop half way
@@ -26,10 +27,11 @@ use crate::ssh::SshConnection;
 const SERVER_NAME: &str = "gantry-server";
 
 /// Installs `package` on the host (as root: directly, or with `sudo -n`
-/// for another user). Nothing is done when that version is installed.
+/// for another user) from the APT gate at `gate`. Nothing is done when
+/// that version is installed.
 pub async fn install(
     connection: &SshConnection,
-    server: SocketAddr,
+    gate: SocketAddr,
     package: &HostPackage,
 ) -> Result<(), FleetError> {
     let what = format!(
@@ -37,7 +39,7 @@ pub async fn install(
         package.name, package.version
     );
     check_names(package).map_err(FleetError::Invalid)?;
-    let port = connection.forward_here(server).await?;
+    let port = connection.forward_here(gate).await?;
     let script = script(package, port);
     let result = connection
         .run(
@@ -46,7 +48,7 @@ pub async fn install(
             Some(script.as_bytes()),
         )
         .await;
-    connection.close_forward(port, server).await;
+    connection.close_forward(port, gate).await;
     result.map(|_| ())
 }
 

@@ -28,8 +28,9 @@ pub enum HostCommand {
     /// Install this server's gantry binary on the host (checked by SHA-256)
     /// and start its agent; running it again changes nothing.
     Bootstrap { name: String },
-    /// Mark the host unschedulable: the ssh provider moves its instances to
-    /// other hosts.
+    /// Mark the host unschedulable: the ssh provider starts replacements of
+    /// its instances on other hosts and stops them there once the
+    /// replacements are healthy (a group never goes below its size).
     Drain { name: String },
     /// Make a drained host schedulable again.
     Undrain { name: String },
@@ -91,7 +92,10 @@ pub async fn run(client: &Client, command: HostCommand) -> anyhow::Result<ExitCo
                     &serde_json::json!({}),
                 )
                 .await?;
-            println!("host {} drained: no new instances go there", host.name);
+            println!(
+                "host {} drained: no new instances go there; its instances stop once their replacements elsewhere are healthy",
+                host.name
+            );
         }
         HostCommand::Undrain { name } => {
             let host: Host = client

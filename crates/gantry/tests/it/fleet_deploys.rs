@@ -12,10 +12,11 @@ use crate::harness::{Backend, Server};
 
 /// A server with the test hosts bootstrapped, load balancer `shop` on the
 /// returned port in front of cluster `shop-web`, and pipelines
-/// `deploy-redblack`, `deploy-rolling` and `deploy-batches` (rolling one
-/// host at a time) to `provider: ssh` whose
+/// `deploy-redblack`, `deploy-rolling`, `deploy-batches` (rolling one
+/// host at a time) and `deploy-stubborn` (highlander, instances that take
+/// their 2 s grace to stop) to `provider: ssh` whose
 /// artifact is a directory holding `gantry-testapp`.
-fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
+pub(crate) fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
     let server = Server::start(Backend::Sqlite);
     hosts.store_key(&server, "fleet-key");
     let release = server.work().join("release");
@@ -23,14 +24,19 @@ fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
     std::fs::copy(testapp(), release.join("gantry-testapp")).expect("copy the test app");
     let port = free_port();
     let mut pipelines = String::new();
-    for (name, strategy, options) in [
-        ("redblack", "redblack", ""),
+    let app = "./gantry-testapp";
+    // Its instances ignore SIGTERM: each takes its grace to stop.
+    let stubborn = "\"trap '' TERM; exec ./gantry-testapp\"";
+    for (name, strategy, options, command) in [
+        ("redblack", "redblack", "", app),
         (
             "rolling",
             "rolling",
             "        targetPercentages: [34, 67, 100]\n",
+            app,
         ),
-        ("batches", "rolling", "        maxUnavailable: 1\n"),
+        ("batches", "rolling", "        maxUnavailable: 1\n", app),
+        ("stubborn", "highlander", "", stubborn),
     ] {
         pipelines.push_str(&format!(
             r#"  - name: deploy-{name}
@@ -44,7 +50,7 @@ fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
         provider: ssh
         placement: {{labels: [web], maxPerHost: {max_per_host}}}
         artifact: {release}
-        command: ./gantry-testapp
+        command: {command}
         size: 3
         strategy: {strategy}
         healthTimeout: 20s
@@ -68,14 +74,14 @@ fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
 }
 
 /// [`fleet_shop`] with v1 deployed and healthy on the three hosts.
-fn serving_v1(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
+pub(crate) fn serving_v1(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) {
     let (server, port) = fleet_shop(hosts, max_per_host);
     deploy(&server, "redblack", "v1");
     wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
     (server, port)
 }
 
-fn deploy(server: &Server, strategy: &str, version: &str) -> Value {
+pub(crate) fn deploy(server: &Server, strategy: &str, version: &str) -> Value {
     let done = deploy_result(server, strategy, version);
     assert_eq!(
         done["status"],
@@ -96,7 +102,7 @@ fn deploy_result(server: &Server, strategy: &str, version: &str) -> Value {
 }
 
 /// The enabled group of `shop-web` and the host of each healthy instance.
-fn serving(server: &Server) -> (String, Vec<String>) {
+pub(crate) fn serving(server: &Server) -> (String, Vec<String>) {
     let cluster = server.get("/api/v1/clusters/shop-web");
     let groups = cluster["serverGroups"]
         .as_array()
@@ -117,7 +123,11 @@ fn serving(server: &Server) -> (String, Vec<String>) {
     (name, hosts)
 }
 
-fn wait_serving(server: &Server, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+pub(crate) fn wait_serving(
+    server: &Server,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, hosts) = serving(server);
@@ -196,7 +206,7 @@ fn killing_every_process_of_a_host_brings_the_group_back_to_size() {
 }
 
 #[test]
-fn a_drained_host_gives_its_instances_to_the_others() {
+fn a_drained_host_serves_until_its_replacements_elsewhere_are_healthy() {
     let Some(hosts) = TestHosts::take() else {
         return;
     };
@@ -204,12 +214,36 @@ fn a_drained_host_gives_its_instances_to_the_others() {
 
     let load = Load::start(port, 4, 2);
     server.cli(&["host", "drain", "host-3"]).ok();
-    let moved = wait_serving(&server, "host-3 drained", |h| {
-        h.len() == 3 && !h.iter().any(|h| h == "host-3")
-    });
+    // Watched while the instance moves: never fewer than the group's size
+    // healthy, so host-3's instance left only after its replacement.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut fewest = usize::MAX;
+    let moved = loop {
+        let (_, healthy) = serving(&server);
+        fewest = fewest.min(healthy.len());
+        if healthy.len() == 3 && !healthy.iter().any(|h| h == "host-3") {
+            break healthy;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "host-3 drained: on {healthy:?}\n{}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     std::thread::sleep(Duration::from_millis(500));
     let tally = load.finish();
     assert_clean(&tally, "draining host-3");
+    assert!(
+        fewest >= 3,
+        "only {fewest} healthy instances while host-3 drained"
+    );
+    let on_host_3 = server.get("/api/v1/hosts/host-3");
+    assert_eq!(
+        on_host_3["agent"]["instances"].as_array().map(Vec::len),
+        Some(0),
+        "{on_host_3:#}"
+    );
     for host in ["host-1", "host-2"] {
         let on = moved.iter().filter(|h| *h == host).count();
         assert!((1..=2).contains(&on), "maxPerHost 2: {moved:?}");
@@ -326,12 +360,22 @@ fn a_rolling_deploy_one_host_at_a_time_drops_no_request() {
     // Three batches of one instance (one host) each.
     let id = done["id"].as_str().expect("the execution's id");
     let logs = serde_json::to_string(&server.logs(id)).expect("logs as text");
+    // Each batch, once healthy, takes as much old capacity down.
+    let mut at = 0;
     for step in [
+        "down to 2 instances",
         "at 34% (1 instances)",
+        "down to 1 instances",
         "at 67% (2 instances)",
+        "down to 0 instances",
         "at 100% (3 instances)",
     ] {
-        assert!(logs.contains(step), "no step {step:?} in {logs}");
+        let found = logs[at..].find(step);
+        assert!(
+            found.is_some(),
+            "no {step:?} after the previous step in {logs}"
+        );
+        at += found.unwrap_or_default();
     }
     assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v2"));
     let (_, spread) = serving(&server);

@@ -161,7 +161,22 @@ fn a_published_package_is_installed_by_apt_get_at_its_exact_version_on_each_host
     publish(&server, &build_shop(&server, "2.0", None));
 
     // 1.0, although 2.0 is newer in the repository: the exact version.
+    // Meanwhile the forwards the installs open are tried as a host's user
+    // could: only the APT trees answer through them.
+    let probe = ForwardProbe::start();
     let done = deploy(&server, "1.0");
+    let answers = probe.finish();
+    assert!(
+        !answers.is_empty(),
+        "no forward was seen during the installs"
+    );
+    for (api, apt) in &answers {
+        assert!(
+            api.starts_with("HTTP/1.1 403") && api.contains("APT gate"),
+            "{api}"
+        );
+        assert!(apt.starts_with("HTTP/1.1 200"), "{apt}");
+    }
     assert_eq!(
         done["status"],
         "succeeded",
@@ -299,4 +314,79 @@ fn a_rolling_deploy_goes_past_a_failing_host_only_within_max_fail_percentage() {
     );
     assert_eq!(hosts.hosts[2].installed("shop"), "1.0");
     assert_eq!(get(port, "/").1.split_whitespace().next(), Some("3.0"));
+}
+
+/// Watches for the remote forwards hosts' sshd opens on loopback for an
+/// install, and sends through each an API request and an APT one, as a
+/// host's user who finds the port could.
+struct ForwardProbe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(String, String)>>,
+}
+
+impl ForwardProbe {
+    fn start() -> ForwardProbe {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            let mut tried = std::collections::BTreeSet::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                for port in sshd_loopback_ports() {
+                    if !tried.insert(port) {
+                        continue;
+                    }
+                    let api = through(port, "/api/v1/pipelines");
+                    let apt = through(port, "/apt/dists/stable/Release");
+                    // A forward closed in between answers nothing.
+                    if let (Some(api), Some(apt)) = (api, apt) {
+                        answers.push((api, apt));
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            answers
+        });
+        ForwardProbe { stop, thread }
+    }
+
+    /// The (API, APT) answers' status lines and bodies, one pair per forward.
+    fn finish(self) -> Vec<(String, String)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the probe thread")
+    }
+}
+
+/// The ports sshd listens on at 127.0.0.1 above 20000 (remote forwards).
+fn sshd_loopback_ports() -> Vec<u16> {
+    let output = std::process::Command::new("ss")
+        .args(["-Hltnp"])
+        .output()
+        .expect("run ss");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("\"sshd"))
+        .filter_map(|line| {
+            let local = line.split_whitespace().nth(3)?;
+            let port: u16 = local.strip_prefix("127.0.0.1:")?.parse().ok()?;
+            (port >= 20_000).then_some(port)
+        })
+        .collect()
+}
+
+/// `GET http://gantry-server{path}` through the proxy at `port`, as apt
+/// sends it; the answer's text, or `None` when nothing answered.
+fn through(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let request = format!(
+        "GET http://gantry-server{path} HTTP/1.1\r\nHost: gantry-server\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    (!text.is_empty()).then_some(text)
 }

@@ -34,6 +34,7 @@ mod files;
 mod fleet_deploys;
 mod fleet_hosts;
 mod fleet_packages;
+mod fleet_recovery;
 mod git_concurrency;
 mod git_config;
 mod git_credentials;

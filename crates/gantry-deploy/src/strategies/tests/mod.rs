@@ -35,4 +35,5 @@ fn an_empty_stage_state_is_a_first_attempt() {
     assert_eq!(record.step, 0);
 }
 
+mod batch_capacity;
 mod batches;

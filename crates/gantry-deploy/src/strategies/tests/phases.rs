@@ -27,14 +27,14 @@ use gantry_wire::deploy::CanaryVerdict;
 const CLUSTER: &str = "shop-prod";
 
 /// A cluster with one running group (`shop-prod-v000`, 2 instances).
-fn cluster() -> (FakeProvider, DeployController) {
+pub(super) fn cluster() -> (FakeProvider, DeployController) {
     let fake = FakeProvider::new();
     fake.running("shop", CLUSTER, 2);
     let controller = DeployController::new(ProviderRegistry::new().register(fake.provider()));
     (fake, controller)
 }
 
-fn request(strategy: Arc<dyn Strategy>, previous: &[&str]) -> DeployRequest {
+pub(super) fn request(strategy: Arc<dyn Strategy>, previous: &[&str]) -> DeployRequest {
     DeployRequest {
         provider: FakeProvider::NAME.to_owned(),
         request_id: "execution-1-deploy-1".to_owned(),
@@ -51,7 +51,7 @@ fn request(strategy: Arc<dyn Strategy>, previous: &[&str]) -> DeployRequest {
     }
 }
 
-async fn deploy(
+pub(super) async fn deploy(
     controller: &DeployController,
     request: &DeployRequest,
     journal: &MemoryJournal,
@@ -81,7 +81,7 @@ fn traffic(fake: &FakeProvider) -> Vec<(String, Option<bool>, Option<u32>)> {
         .collect()
 }
 
-fn state(fake: &FakeProvider, name: &str) -> (bool, u32, u32, bool) {
+pub(super) fn state(fake: &FakeProvider, name: &str) -> (bool, u32, u32, bool) {
     let g = fake.group(name).expect("group");
     (g.enabled, g.weight, g.size, g.is_live())
 }
