@@ -46,7 +46,7 @@ impl LogSink {
     }
 
     /// Returns once every line sent before it is stored.
-    pub(crate) async fn flush(&self) {
+    pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
@@ -186,7 +186,7 @@ impl Masker {
 
 /// A stage's writer: tags lines with the execution, stage and step.
 #[derive(Clone)]
-pub(crate) struct StageLog {
+pub struct StageLog {
     pub(crate) sink: LogSink,
     pub(crate) masker: Masker,
     pub(crate) execution_id: String,
@@ -194,7 +194,7 @@ pub(crate) struct StageLog {
 }
 
 impl StageLog {
-    pub(crate) async fn line(&self, step: i64, stream: LogStream, text: &str) {
+    pub async fn line(&self, step: i64, stream: LogStream, text: &str) {
         let mut text = self.masker.mask(text);
         if text.len() > MAX_LINE {
             let mut cut = MAX_LINE;
@@ -217,11 +217,11 @@ impl StageLog {
     }
 
     /// A line from Gantry itself (retries, interruptions, timeouts).
-    pub(crate) async fn system(&self, text: &str) {
+    pub async fn system(&self, text: &str) {
         self.line(-1, LogStream::System, text).await;
     }
 
-    pub(crate) async fn flush(&self) {
+    pub async fn flush(&self) {
         self.sink.flush().await;
     }
 }

@@ -12,12 +12,12 @@ use super::{
     StepSecrets, StepSpec,
 };
 
-pub(crate) enum StageExecutor {
+pub enum StageExecutor {
     Local(LocalExecutor),
     Remote(RemoteExecutor),
 }
 
-pub(crate) enum StageHandle {
+pub enum StageHandle {
     // Boxed: a handle is made once per step, and the local one is large.
     Local(Box<LocalHandle>),
     Remote(RemoteHandle),

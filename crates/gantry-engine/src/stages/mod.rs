@@ -12,7 +12,6 @@
 
 mod bake;
 mod check_preconditions;
-mod context;
 mod deploy;
 mod deploy_family;
 mod deploy_support;
@@ -29,35 +28,15 @@ mod server_group;
 mod wait;
 mod webhook;
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
-
-use crate::stage_types::StageTypes;
 use gantry_config::{StageKind, StageType};
-use serde_json::{Map, Value};
 
-pub use context::StageContext;
-pub(crate) use context::stage_log;
-
-use crate::expressions;
-
-/// What a stage adds to its outputs when it succeeds.
-pub type Outputs = Map<String, Value>;
-
-/// How a stage ends: its outputs, or why it did not succeed.
-pub type StageResult = Result<Outputs, StageFailure>;
-
-/// Why a stage did not succeed; the message is shown to people as is.
-#[derive(Debug, thiserror::Error)]
-pub enum StageFailure {
-    #[error("{0}")]
-    Failed(String),
-    /// Stopped on purpose (the execution was canceled, a child pipeline or a polled job
-    /// was).
-    #[error("{0}")]
-    Canceled(String),
-}
+pub(crate) use crate::clock::humanize;
+pub use crate::stage_context::StageContext;
+pub use crate::stage_types::{StageFailure, StageResult};
+use crate::stage_types::StageTypes;
 
 /// The engine side of a stage type: running it. The config side (its spec, secrets,
 /// signals, rendering) is the [`StageType`] it extends.
@@ -72,40 +51,12 @@ pub(crate) trait StageRunner: StageType {
 pub struct BuiltInStages;
 
 impl StageTypes for BuiltInStages {
-    fn run<'a>(&'a self, ctx: &'a StageContext, kind: &'a StageKind) -> BoxFuture<'a, StageResult> {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Arc<StageContext>,
+        kind: &'a StageKind,
+    ) -> BoxFuture<'a, StageResult> {
         Box::pin(run_kind(ctx, kind))
-    }
-}
-
-/// Runs a stage: renders its expressions, applies its timeout, and runs the
-/// stage type.
-pub(crate) async fn execute(ctx: StageContext) -> StageResult {
-    let kind = match expressions::render_stage(&ctx.spec.kind, &ctx.expressions) {
-        Ok(kind) => kind,
-        Err(error) => return Err(StageFailure::Failed(format!("expression: {error}"))),
-    };
-    if ctx.resumed {
-        ctx.log
-            .system("server restarted: resuming this stage")
-            .await;
-    }
-    let run = ctx.stage_types().run(&ctx, &kind);
-    let Some(timeout) = ctx.spec.timeout else {
-        return run.await;
-    };
-    let elapsed = Duration::from_millis((crate::clock::now() - ctx.started_at).max(0) as u64);
-    let left = timeout.saturating_sub(elapsed);
-    tokio::pin!(run);
-    tokio::select! {
-        result = &mut run => result,
-        _ = tokio::time::sleep(left) => {
-            // Let the stage stop what it started before reporting.
-            ctx.cancel.cancel();
-            let _ = run.await;
-            let message = format!("timed out after {}", humanize(timeout));
-            ctx.log.system(&message).await;
-            Err(StageFailure::Failed(message))
-        }
     }
 }
 
@@ -121,7 +72,3 @@ macro_rules! define_dispatch {
 }
 
 gantry_config::with_stage_types!(define_dispatch);
-
-pub(crate) fn humanize(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string()
-}

@@ -127,7 +127,7 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
         on_interrupt: spec.on_interrupt,
         runs_on: spec.runs_on.clone(),
         spec: StageSpec {
-            execution: ctx.execution.id.clone(),
+            execution: ctx.execution_id.clone(),
             stage: ctx.stage_id.clone(),
             workspace,
             run_dir,
@@ -340,7 +340,7 @@ async fn run_graph(
     dependencies: &[Vec<usize>],
 ) -> StageResult {
     let ctx = stage.ctx;
-    let previous = match ctx.store().steps(&ctx.execution.id, &ctx.stage_id).await {
+    let previous = match ctx.store().steps(&ctx.execution_id, &ctx.stage_id).await {
         Ok(steps) => steps,
         Err(error) => return Err(StageFailure::Failed(error.to_string())),
     };
@@ -478,8 +478,6 @@ async fn resolve_secrets(
     }
     Ok(values)
 }
-
-pub(crate) use cloudbuild::secret_names as config_secret_names;
 
 /// A `secretEnv` entry: `NAME` (the variable is named like the secret) or
 /// `VARIABLE=SECRET`.

@@ -88,7 +88,7 @@ impl<E: StepExecutor> StepRun<'_, E> {
         };
         let left = handle.left_behind();
         let mut record = StepRecord {
-            execution_id: ctx.execution.id.clone(),
+            execution_id: ctx.execution_id.clone(),
             stage_id: ctx.stage_id.clone(),
             step: self.index,
             status: Status::Running,
@@ -203,12 +203,10 @@ impl<E: StepExecutor> StepRun<'_, E> {
     async fn spec(&self, name: String) -> (StepSpec, StepSecrets) {
         let stage = self.stage;
         let step = self.step;
-        let mut env: BTreeMap<String, String> = {
-            let state = stage.ctx.execution.read().await;
-            crate::trigger_env::step_env(&state.exec.trigger)
+        let mut env: BTreeMap<String, String> =
+            crate::trigger_env::step_env(&stage.ctx.execution_record().await.trigger)
                 .into_iter()
-                .collect()
-        };
+                .collect();
         env.extend(stage.stage_env.clone());
         env.extend(step.env.clone());
         let mut secrets = self.secret_env();
@@ -280,7 +278,7 @@ impl<E: StepExecutor> StepRun<'_, E> {
         let ctx = self.stage.ctx;
         self.stage.log.system(&error).await;
         let record = StepRecord {
-            execution_id: ctx.execution.id.clone(),
+            execution_id: ctx.execution_id.clone(),
             stage_id: ctx.stage_id.clone(),
             step: self.index,
             status: Status::Failed,
