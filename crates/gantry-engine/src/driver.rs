@@ -293,9 +293,13 @@ impl Driver {
             && attempt <= i64::from(spec.retries)
             && !halting
         {
-            let log =
-                stage_context::stage_log(&self.engine, &self.execution.id, &stage_id, &self.execution)
-                    .await;
+            let log = stage_context::stage_log(
+                &self.engine,
+                &self.execution.id,
+                &stage_id,
+                &self.execution,
+            )
+            .await;
             log.system(&format!(
                 "attempt {attempt} failed: {error}; retrying ({} left)",
                 i64::from(spec.retries) - attempt + 1

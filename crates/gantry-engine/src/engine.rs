@@ -59,7 +59,7 @@ pub struct EngineConfig {
     /// or all of them); `None` runs every step on this machine.
     pub runners: Option<crate::executor::remote::RunnerPool>,
     /// The stage types this engine runs; the binary hands in
-    /// [`BuiltInStages`](crate::BuiltInStages).
+    /// `gantry_stages::BuiltInStages`.
     pub stage_types: crate::StageRegistry,
 }
 

@@ -123,7 +123,7 @@ async fn store_batch(
 /// value one stage learns of ([`Masker::add`]) is masked in every stage's
 /// log from then on.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Masker {
+pub struct Masker {
     secrets: Arc<std::sync::RwLock<Arc<Vec<String>>>>,
 }
 
@@ -140,7 +140,7 @@ impl Masker {
     }
 
     /// Masks `more` too, in this masker and every clone of it.
-    pub(crate) fn add(&self, more: impl IntoIterator<Item = String>) {
+    pub fn add(&self, more: impl IntoIterator<Item = String>) {
         let more: Vec<String> = more
             .into_iter()
             .filter(|s| s.len() >= Self::MIN_SECRET_LEN)
@@ -156,7 +156,7 @@ impl Masker {
         *secrets = Arc::new(all);
     }
 
-    pub(crate) fn mask(&self, text: &str) -> String {
+    pub fn mask(&self, text: &str) -> String {
         // A snapshot: the lock is not held while replacing.
         let secrets = self
             .secrets
@@ -174,7 +174,7 @@ impl Masker {
 
     /// Whether `text` holds any of the secrets (a step output that must be
     /// sealed before it is stored).
-    pub(crate) fn reveals(&self, text: &str) -> bool {
+    pub fn reveals(&self, text: &str) -> bool {
         let secrets = self
             .secrets
             .read()
@@ -188,7 +188,7 @@ impl Masker {
 #[derive(Clone)]
 pub struct StageLog {
     pub(crate) sink: LogSink,
-    pub(crate) masker: Masker,
+    pub masker: Masker,
     pub(crate) execution_id: String,
     pub(crate) stage_id: String,
 }

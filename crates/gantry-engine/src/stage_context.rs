@@ -17,10 +17,10 @@ use tokio::sync::{Mutex, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::driver::{Reply, StageSignal};
-use crate::executor::StageExecutor;
 use crate::engine::{self, Engine, RunRequest};
 use crate::error::EngineError;
 use crate::event::Event;
+use crate::executor::StageExecutor;
 use crate::expressions;
 use crate::logs::StageLog;
 use crate::state::Execution;
@@ -147,7 +147,10 @@ impl StageContext {
     /// Where Cloud Build files' images really go, and the registries reached without TLS.
     pub fn registries(
         &self,
-    ) -> (&gantry_cloudbuild::RegistryMap, &gantry_cloudbuild::InsecureRegistries) {
+    ) -> (
+        &gantry_cloudbuild::RegistryMap,
+        &gantry_cloudbuild::InsecureRegistries,
+    ) {
         self.engine.registries()
     }
 
@@ -234,7 +237,10 @@ impl StageContext {
     /// write into the same state concurrently (a rollout and the people answering it) do
     /// not lose each other's fields, as a read-then-replace would. Persisted before it
     /// returns what `edit` returned.
-    pub async fn edit_state<T>(&self, edit: impl FnOnce(&mut Value) -> T) -> Result<T, EngineError> {
+    pub async fn edit_state<T>(
+        &self,
+        edit: impl FnOnce(&mut Value) -> T,
+    ) -> Result<T, EngineError> {
         self.execution
             .update(|change| edit(&mut change.stage(self.index).state))
             .await
@@ -387,8 +393,7 @@ async fn execution_secrets(
                 }
                 SecretName::CloudBuildFile(config) => {
                     let workspace = workspace_of(engine, execution_id);
-                    names
-                        .extend(crate::cloudbuild_file::secret_names(&workspace, &config).await);
+                    names.extend(crate::cloudbuild_file::secret_names(&workspace, &config).await);
                 }
             }
         }

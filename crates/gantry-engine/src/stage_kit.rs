@@ -10,7 +10,7 @@ pub use crate::driver::{Reply, StageSignal};
 pub use crate::engine::{Judgment, RunRequest};
 pub use crate::error::EngineError;
 pub use crate::event::Event;
-pub use crate::logs::StageLog;
+pub use crate::logs::{Masker, StageLog};
 pub use crate::secret_lookup::{GitCredentialsError, SecretLookupError};
 pub use crate::stage_context::StageContext;
 pub use crate::stage_types::{Outputs, StageFailure, StageRegistry, StageResult, StageTypes};

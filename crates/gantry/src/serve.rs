@@ -114,7 +114,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
                     },
                 ),
             ),
-            stage_types: gantry_engine::StageRegistry::new(gantry_engine::BuiltInStages),
+            stage_types: gantry_engine::StageRegistry::new(gantry_stages::BuiltInStages),
         },
     )
     .await

@@ -11,14 +11,14 @@ use gantry_store::{Status, StepRecord};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::StageContext;
 use crate::clock;
 use crate::executor::local::engine_cli::Allowed;
 use crate::executor::{
     Confinement, ExecutorError, StageExecutor, StageSpec, StepExecutor, StepHandle, StepSecrets,
     StepSpec, StepVolume,
 };
-use crate::logs::StageLog;
-use crate::stages::StageContext;
+use gantry_engine::stage_kit::StageLog;
 
 pub(crate) enum StepEnd {
     Succeeded(Map<String, Value>),
@@ -150,7 +150,7 @@ impl<E: StepExecutor> StepRun<'_, E> {
                 StepEnd::Canceled
             }
             (Ended::TimedOut, _) => {
-                let timeout = crate::stages::humanize(self.step.timeout.unwrap_or_default());
+                let timeout = crate::humanize(self.step.timeout.unwrap_or_default());
                 StepEnd::Failed(format!("{name} timed out after {timeout}"))
             }
             (Ended::Exited, Err(ExecutorError::Named(error))) => StepEnd::Failed(error),

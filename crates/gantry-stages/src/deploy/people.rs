@@ -20,9 +20,9 @@ use tokio::sync::{Notify, oneshot};
 use super::super::StageContext;
 use super::super::manual_judgment;
 use super::journal::edit_state;
-use crate::driver::{Reply, StageSignal};
-use crate::engine::Judgment;
-use crate::error::EngineError;
+use gantry_engine::stage_kit::EngineError;
+use gantry_engine::stage_kit::Judgment;
+use gantry_engine::stage_kit::{Reply, StageSignal};
 
 pub(super) struct StagePeople<'a> {
     ctx: &'a StageContext,

@@ -9,7 +9,7 @@ use gantry_deploy::strategies::{Journal, RolloutRecord};
 use serde_json::{Map, Value};
 
 use super::super::StageContext;
-use crate::error::EngineError;
+use gantry_engine::stage_kit::EngineError;
 
 /// The field of the stage state that holds the [`RolloutRecord`].
 const FIELD: &str = "rollout";

@@ -9,10 +9,10 @@ use gantry_config::{RegistryAccess, Step};
 use gantry_container::{ContainerEngine, Credentials};
 
 use super::step::describe;
-use crate::executor::local::engine_cli::{self, Allowed};
-use crate::stages::StageContext;
-use crate::stages::bake::RegistryRefusal;
+use crate::StageContext;
+use crate::bake::RegistryRefusal;
 use crate::cloudbuild_file::read_config;
+use crate::executor::local::engine_cli::{self, Allowed};
 use crate::workspace_files::WorkspaceFileError;
 
 /// Why a `run` stage's Cloud Build file cannot run, or its images were not pushed.
@@ -165,8 +165,6 @@ pub(crate) async fn image_map(
     ImageMap(map)
 }
 
-
-
 /// Pushes the build's `images` with the stage's registry access; by
 /// default loopback registries without TLS verification (Docker's own
 /// default for 127.0.0.0/8).
@@ -185,7 +183,7 @@ pub(crate) async fn push_images(
         let digest = engine
             .push(image, tls_verify, credentials)
             .await
-            .map_err(|e| PushError(crate::stages::bake::explain(e, access)))?;
+            .map_err(|e| PushError(crate::bake::explain(e, access)))?;
         pushed.push((image.clone(), digest));
     }
     Ok(pushed)

@@ -10,9 +10,9 @@ use gantry_store::{
 use serde_json::{Map, Value};
 
 use super::{StageContext, StageFailure, StageResult, StageRunner};
-use crate::engine::RunRequest;
-use crate::error::EngineError;
-use crate::event::Event;
+use gantry_engine::stage_kit::EngineError;
+use gantry_engine::stage_kit::Event;
+use gantry_engine::stage_kit::RunRequest;
 
 impl StageRunner for gantry_config::stages::pipeline::Pipeline {
     async fn run(ctx: &StageContext, spec: &gantry_config::PipelineStage) -> StageResult {

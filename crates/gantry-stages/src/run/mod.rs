@@ -262,7 +262,7 @@ async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) 
             "images: no container engine is installed to push them (podman or docker)".to_owned(),
         ));
     };
-    let credentials = match crate::stages::bake::credentials(stage.ctx, access).await {
+    let credentials = match crate::bake::credentials(stage.ctx, access).await {
         Ok(credentials) => credentials,
         Err(error) => return Err(StageFailure::Failed(format!("images: {error}"))),
     };
@@ -323,7 +323,7 @@ async fn run_graph_within(
             }
             let error = format!(
                 "the build timed out after {} (timeout in {config})",
-                crate::stages::humanize(timeout)
+                crate::humanize(timeout)
             );
             stage.log.system(&error).await;
             Err(StageFailure::Failed(error))

@@ -1,14 +1,20 @@
-//! Stage types, the engine side. The orchestrator reaches them only through the
-//! [`StageTypes`] it is given at construction (`EngineConfig::stage_types`). Each type
-//! implements [`StageRunner`] on the unit struct `gantry-config` registers it with
-//! (`gantry_config::with_stage_types!`); [`BuiltInStages`] dispatches generated from that one
-//! list, so a registered type without a runner does not compile.
+//! Gantry's stage types: one module per type, each implementing [`StageRunner`] on the
+//! unit struct `gantry-config` registers it with (`gantry_config::with_stage_types!`);
+//! [`BuiltInStages`] dispatches generated from that one list, so a registered type without
+//! a runner does not compile. The binary hands [`BuiltInStages`] to the engine
+//! (`EngineConfig::stage_types`); the orchestrator reaches a stage only through it.
 //! The deploy family's runners are together in `deploy_family.rs`.
+//!
+//! Stages reach the engine only through `gantry_engine::stage_kit`: the kit's modules are
+//! imported once below, under the names the stage files use (`crate::clock`,
+//! `crate::workspace_files`, …).
 //!
 //! A stage must be resumable: `run` is called again, with `ctx.resumed`,
 //! after a server restart found the stage running. Whatever a stage must not
 //! do twice (send a request, start a child pipeline, run a finished step) it
 //! records first in its durable state (`ctx.save_state`) or in the store.
+
+#![forbid(unsafe_code)]
 
 mod bake;
 mod check_preconditions;
@@ -33,10 +39,13 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use gantry_config::{StageKind, StageType};
 
-pub(crate) use crate::clock::humanize;
-pub use crate::stage_context::StageContext;
-pub use crate::stage_types::{StageFailure, StageResult};
-use crate::stage_types::StageTypes;
+use gantry_engine::stage_kit::StageTypes;
+use gantry_engine::stage_kit::{
+    EngineError, GitCredentialsError, artifact_store, builders, clock, clock::humanize,
+    cloudbuild_file, executor, expressions, process, sealed, secret_lookup, trigger_env,
+    workspace_files,
+};
+pub use gantry_engine::stage_kit::{Outputs, StageContext, StageFailure, StageResult};
 
 /// The engine side of a stage type: running it. The config side (its spec, secrets,
 /// signals, rendering) is the [`StageType`] it extends.
