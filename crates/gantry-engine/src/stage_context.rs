@@ -25,9 +25,10 @@ use crate::expressions;
 use crate::logs::StageLog;
 use crate::state::Execution;
 
-/// Everything a stage may use: its own spec, state, outputs, log and signals, and the
-/// capabilities below (store, secrets, repositories, APT, deploy controller, container
-/// engine, HTTP client, child executions). Stage types reach the engine only through these.
+/// Everything a stage may use of the engine: its own spec, state, outputs, log and signals,
+/// and the capabilities below (store, secrets, repositories, the container engine, the
+/// step executor, child executions). Stage types reach the engine only through these;
+/// services only stages use are held by the stage types themselves.
 pub struct StageContext {
     /// Private: stage types reach the engine only through the accessors below.
     engine: Engine,
@@ -113,46 +114,20 @@ impl StageContext {
         self.engine.git_credentials(name).await
     }
 
-    /// The server's APT repositories, when it has them.
-    pub fn apt(&self) -> Option<&gantry_apt::Apt> {
-        self.engine.apt()
-    }
 
-    /// The deploy controller, when the server has one (`gantry serve`).
-    pub fn deploy_controller(&self) -> Option<&gantry_deploy::DeployController> {
-        self.engine.deploy()
-    }
 
     /// The container engine, when one is installed.
     pub fn containers(&self) -> Option<&ContainerEngine> {
         self.engine.containers()
     }
 
-    /// The engine's HTTP client (webhooks).
-    pub fn http(&self) -> &reqwest::Client {
-        self.engine.http()
-    }
 
     /// The server's data directory, which steps must not reach.
     pub fn data_dir(&self) -> &Path {
         self.engine.data_dir()
     }
 
-    /// Builder images that cannot exist here, and the local ones that replace them
-    /// (Cloud Build files).
-    pub fn image_map(&self) -> &std::collections::BTreeMap<String, String> {
-        self.engine.image_map()
-    }
 
-    /// Where Cloud Build files' images really go, and the registries reached without TLS.
-    pub fn registries(
-        &self,
-    ) -> (
-        &gantry_cloudbuild::RegistryMap,
-        &gantry_cloudbuild::InsecureRegistries,
-    ) {
-        self.engine.registries()
-    }
 
     /// The step executor for this stage: runners when the stage asks for them
     /// (`on_runners`, its `runsOn`) or the server runs no steps itself, else

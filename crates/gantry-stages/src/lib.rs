@@ -31,6 +31,7 @@ mod prune_images;
 mod release;
 mod run;
 mod server_group;
+mod services;
 mod wait;
 mod webhook;
 
@@ -45,7 +46,8 @@ use gantry_engine::stage_kit::{
     cloudbuild_file, executor, expressions, process, sealed, secret_lookup, trigger_env,
     workspace_files,
 };
-pub use gantry_engine::stage_kit::{Outputs, StageContext, StageFailure, StageResult};
+pub use gantry_engine::stage_kit::{Outputs, StageFailure, StageResult};
+pub use services::{ServicesError, StageContext, StageServices};
 
 /// The engine side of a stage type: running it. The config side (its spec, secrets,
 /// signals, rendering) is the [`StageType`] it extends.
@@ -55,17 +57,29 @@ pub(crate) trait StageRunner: StageType {
     async fn run(ctx: &StageContext, spec: &Self::Spec) -> StageResult;
 }
 
-/// Gantry's stage types, one per line of `gantry_config::with_stage_types!`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct BuiltInStages;
+/// Gantry's stage types, one per line of `gantry_config::with_stage_types!`, with the
+/// services they use.
+#[derive(Clone, Debug)]
+pub struct BuiltInStages {
+    services: Arc<services::Services>,
+}
+
+impl BuiltInStages {
+    pub fn new(services: StageServices) -> Result<BuiltInStages, ServicesError> {
+        Ok(BuiltInStages {
+            services: Arc::new(services::Services::new(services)?),
+        })
+    }
+}
 
 impl StageTypes for BuiltInStages {
     fn run<'a>(
         &'a self,
-        ctx: &'a Arc<StageContext>,
+        ctx: &'a Arc<gantry_engine::stage_kit::StageContext>,
         kind: &'a StageKind,
     ) -> BoxFuture<'a, StageResult> {
-        Box::pin(run_kind(ctx, kind))
+        let ctx = StageContext::new(ctx.clone(), self.services.clone());
+        Box::pin(async move { run_kind(&ctx, kind).await })
     }
 }
 
