@@ -40,16 +40,16 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use gantry_config::{StageKind, StageType};
 
-use gantry_engine::stage_kit::StageTypes;
 use gantry_engine::stage_kit::{
-    EngineError, GitCredentialsError, artifact_store, builders, clock, clock::humanize,
-    cloudbuild_file, executor, expressions, process, sealed, secret_lookup, trigger_env,
-    workspace_files,
+    EngineError, GitCredentialsError, StageTypes, artifact_store, builders, clock,
+    clock::humanize, cloudbuild_file, executor, expressions, process, sealed, secret_lookup,
+    trigger_env, workspace_files,
 };
 pub use gantry_engine::stage_kit::{Outputs, StageFailure, StageResult};
-pub use services::{ServicesError, StageContext, StageServices};
+pub(crate) use services::StageContext;
+pub use services::{ServicesError, StageServices};
 
-/// The engine side of a stage type: running it. The config side (its spec, secrets,
+/// A stage type's implementation: running it. The config side (its spec, secrets,
 /// signals, rendering) is the [`StageType`] it extends.
 pub(crate) trait StageRunner: StageType {
     /// Runs the stage with its rendered spec. Called again with `ctx.resumed` after a
