@@ -95,3 +95,6 @@ macro_rules! define_dispatch {
 }
 
 gantry_config::with_stage_types!(define_dispatch);
+
+#[cfg(test)]
+mod tests;
