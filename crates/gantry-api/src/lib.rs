@@ -48,12 +48,23 @@ pub use metrics::install_recorder;
 pub use routes::system::{DataplaneControl, StopDataplane};
 pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
 
+/// Services of the server the API reaches besides the engine (which runs no code of
+/// theirs: they are the stage types' too, wired by the binary).
+#[derive(Clone, Debug, Default)]
+pub struct Services {
+    /// The APT repositories (`/api/v1/apt`); `None` answers those routes with an error.
+    pub apt: Option<gantry_apt::Apt>,
+    /// The deploy controller (applications, load balancers, server groups).
+    pub deploy: Option<gantry_deploy::DeployController>,
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
     engine: Engine,
+    services: Services,
     triggers: gantry_triggers::Triggers,
     tokens: auth::TokenCache,
     sessions: ui_session::SessionCache,
@@ -86,8 +97,23 @@ impl AppState {
         shutdown: CancellationToken,
         body_limits: BodyLimits,
     ) -> AppState {
+        let services = Services::default();
+        AppState::with_services(engine, triggers, metrics, shutdown, body_limits, services)
+    }
+
+    /// [`AppState::with_body_limits`] with the server's APT repositories and deploy
+    /// controller (`gantry serve`).
+    pub fn with_services(
+        engine: Engine,
+        triggers: gantry_triggers::Triggers,
+        metrics: PrometheusHandle,
+        shutdown: CancellationToken,
+        body_limits: BodyLimits,
+        services: Services,
+    ) -> AppState {
         AppState(Arc::new(Inner {
             engine,
+            services,
             triggers,
             tokens: auth::TokenCache::default(),
             sessions: ui_session::SessionCache::default(),
@@ -108,6 +134,16 @@ impl AppState {
 
     pub fn engine(&self) -> &Engine {
         &self.0.engine
+    }
+
+    /// The server's APT repositories, when it has them.
+    pub fn apt(&self) -> Option<&gantry_apt::Apt> {
+        self.0.services.apt.as_ref()
+    }
+
+    /// The deploy controller, when the server has one.
+    pub fn deploy(&self) -> Option<&gantry_deploy::DeployController> {
+        self.0.services.deploy.as_ref()
     }
 
     pub fn store(&self) -> &Store {

@@ -93,7 +93,7 @@ pub fn keep_from_execution(
 }
 
 /// Copies the workspace files matching `objects.paths` into `dest`.
-pub(crate) fn keep(
+pub fn keep(
     workspace: &Path,
     dest: &Path,
     objects: &ObjectArtifacts,

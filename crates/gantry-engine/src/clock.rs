@@ -2,9 +2,14 @@
 
 use gantry_store::Millis;
 
-pub(crate) fn now() -> Millis {
+pub fn now() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as Millis)
         .unwrap_or_default()
+}
+
+/// A duration as people read it in logs and messages (`1m 30s`).
+pub fn humanize(duration: std::time::Duration) -> String {
+    humantime::format_duration(duration).to_string()
 }

@@ -25,14 +25,15 @@ use crate::clock;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::expressions;
-use crate::stages::{self, StageContext, StageFailure, StageResult};
+use crate::stage_context::{self, StageContext};
+use crate::stage_types::{self, StageFailure, StageResult};
 use crate::state::{Change, ExecState, Execution};
 use failure_options::{final_status, halt, ready_stages};
 pub(crate) use restart::restart;
-pub(crate) use signals::StageSignal;
+pub use signals::StageSignal;
 use signals::signal_target;
 
-pub(crate) type Reply = oneshot::Sender<Result<(), EngineError>>;
+pub type Reply = oneshot::Sender<Result<(), EngineError>>;
 
 /// What the engine asks of a driver.
 pub(crate) enum Command {
@@ -272,7 +273,7 @@ impl Driver {
             signal_rx,
         )
         .await;
-        let task = self.tasks.spawn(stages::execute(ctx));
+        let task = self.tasks.spawn(stage_types::execute(ctx));
         self.task_stage.insert(task.id(), index);
         self.running.insert(index, Running { cancel, signals });
     }
@@ -292,9 +293,13 @@ impl Driver {
             && attempt <= i64::from(spec.retries)
             && !halting
         {
-            let log =
-                stages::stage_log(&self.engine, &self.execution.id, &stage_id, &self.execution)
-                    .await;
+            let log = stage_context::stage_log(
+                &self.engine,
+                &self.execution.id,
+                &stage_id,
+                &self.execution,
+            )
+            .await;
             log.system(&format!(
                 "attempt {attempt} failed: {error}; retrying ({} left)",
                 i64::from(spec.retries) - attempt + 1

@@ -20,9 +20,10 @@ use crate::process;
 use crate::secret_lookup::{self, GitCredentialsError};
 use crate::state::{ExecState, Execution};
 
-/// What the engine needs from the rest of the server. Services that stage
-/// types use (secrets, containers, repositories, deploy targets, …) are
-/// fields here, each with a default, so the server wires them in one place.
+/// What the engine needs from the rest of the server: the services the orchestrator and
+/// the step executor use (secrets, containers, repositories, the sandbox, runners), each
+/// with a default. Services only stages use (APT, the deploy controller, Cloud Build's
+/// maps) are the stage types' own (`gantry_stages::StageServices`).
 #[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
     /// Workspaces live in `DATA_DIR/workspaces/EXECUTION_ID`, step outputs
@@ -33,20 +34,6 @@ pub struct EngineConfig {
     pub containers: Option<gantry_container::ContainerEngine>,
     /// Values for steps' `secretEnv` and registry credentials.
     pub secrets: Option<gantry_secrets::SecretStore>,
-    /// Builder images that cannot exist here, replaced by local ones
-    /// (`gcr.io/cloud-builders/docker` → `localhost/docker-cli`).
-    pub image_map: BTreeMap<String, String>,
-    /// Where images a Cloud Build file names under FROM really go (its `images:`, the
-    /// docker builder's arguments, builder images): `gcr.io/PROJECT` → the team's registry.
-    pub registry_map: gantry_cloudbuild::RegistryMap,
-    /// Registries Cloud Build files push to and pull from without TLS.
-    pub insecure_registries: gantry_cloudbuild::InsecureRegistries,
-    /// APT repositories (`publishDeb`, `artifact` triggers); `None` in
-    /// engines built without them (tests).
-    pub apt: Option<gantry_apt::Apt>,
-    /// Server groups and load balancers (`deploy` and the server group
-    /// stages, the API's deploy routes); `None` in engines built without it.
-    pub deploy: Option<gantry_deploy::DeployController>,
     /// Hosted git repositories (`DATA_DIR/repos`): workspaces check out their
     /// commits, `release` and `gitCommit` push to them.
     pub git: gantry_git::Repositories,
@@ -59,7 +46,7 @@ pub struct EngineConfig {
     /// or all of them); `None` runs every step on this machine.
     pub runners: Option<crate::executor::remote::RunnerPool>,
     /// The stage types this engine runs; the binary hands in
-    /// [`BuiltInStages`](crate::BuiltInStages).
+    /// `gantry_stages::BuiltInStages`.
     pub stage_types: crate::StageRegistry,
 }
 
@@ -107,7 +94,6 @@ struct Inner {
     config: EngineConfig,
     events: broadcast::Sender<Event>,
     logs: LogSink,
-    http: reqwest::Client,
     /// The driver of every execution this process is driving.
     drivers: Mutex<HashMap<String, mpsc::Sender<Command>>>,
     /// Held while deciding whether an execution of a pipeline with `concurrency` may start.
@@ -124,19 +110,12 @@ impl Engine {
     /// Starts the engine and resumes every execution that was not finished.
     pub async fn start(store: Store, config: EngineConfig) -> Result<Engine, EngineError> {
         let (events, _) = broadcast::channel(4096);
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .map_err(|e| EngineError::Invalid(format!("cannot build the http client: {e}")))?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 logs: LogSink::start(store.clone(), events.clone()),
                 store,
                 config,
                 events,
-                http,
                 drivers: Mutex::new(HashMap::new()),
                 admission: tokio::sync::Mutex::new(()),
                 // True at start: executions queued before a restart are looked for once.
@@ -207,35 +186,14 @@ impl Engine {
         &self.inner.config.data_dir
     }
 
-    /// The deploy controller, when the server has one.
-    pub fn deploy(&self) -> Option<&gantry_deploy::DeployController> {
-        self.inner.config.deploy.as_ref()
-    }
 
     /// The container engine, when one is installed.
     pub(crate) fn containers(&self) -> Option<&gantry_container::ContainerEngine> {
         self.inner.config.containers.as_ref()
     }
 
-    /// Builder images that cannot exist here, and the local ones that replace them.
-    pub(crate) fn image_map(&self) -> &BTreeMap<String, String> {
-        &self.inner.config.image_map
-    }
 
-    /// `EngineConfig::registry_map` and `insecure_registries`.
-    pub(crate) fn registries(
-        &self,
-    ) -> (&gantry_cloudbuild::RegistryMap, &gantry_cloudbuild::InsecureRegistries) {
-        (
-            &self.inner.config.registry_map,
-            &self.inner.config.insecure_registries,
-        )
-    }
 
-    /// The engine's HTTP client (webhooks).
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.inner.http
-    }
 
     /// Where stage logs go.
     pub(crate) fn logs(&self) -> &LogSink {
@@ -279,10 +237,6 @@ impl Engine {
         &self.inner.config.stage_types
     }
 
-    /// The APT repositories, when the server has them.
-    pub fn apt(&self) -> Option<&gantry_apt::Apt> {
-        self.inner.config.apt.as_ref()
-    }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()

@@ -39,7 +39,7 @@ pub(crate) fn context(state: &ExecState, secrets: Option<&gantry_secrets::Secret
 /// Why a stage's expressions could not be evaluated or rendered. The messages are what
 /// people see in the stage's outcome, unchanged from when these were strings.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum RenderError {
+pub enum RenderError {
     /// A condition or template that does not parse or evaluate.
     #[error(transparent)]
     Expression(#[from] gantry_expr::ExprError),
@@ -55,7 +55,7 @@ pub(crate) enum RenderError {
 }
 
 /// Evaluates an `if:` condition.
-pub(crate) fn condition(expression: &str, context: &Value) -> Result<bool, RenderError> {
+pub fn condition(expression: &str, context: &Value) -> Result<bool, RenderError> {
     let expression = gantry_expr::Expression::parse(expression)?;
     Ok(expression.eval_bool(&gantry_expr::Context::from_json(context))?)
 }

@@ -10,15 +10,13 @@
 //! - The execution's state (`state.rs`) is shared by the driver and its stage
 //!   tasks behind one lock; every change is written to the store before anyone
 //!   acts on it.
-//! - Each stage type is a module under `stages/` implementing `StageRunner`
-//!   on the type `gantry-config` registers: `run(ctx, spec)` gets a
-//!   `StageContext` (what a stage may use) and returns `Result<Outputs,
-//!   StageFailure>`. The dispatch, [`BuiltInStages`], is generated from the
-//!   config's one list of stage types and handed to the engine by whoever builds
-//!   it ([`EngineConfig::stage_types`], a [`StageRegistry`] of [`StageTypes`]):
-//!   the orchestrator reaches stage implementations only through that seam. A
-//!   stage is written to be resumable: whatever it must not do twice, it records
-//!   in its durable `state` first.
+//! - Stage types live in `gantry-stages`, outside this crate: whoever builds the engine
+//!   hands them in ([`EngineConfig::stage_types`], a [`StageRegistry`] of
+//!   [`StageTypes`]), and the orchestrator reaches a stage implementation only through
+//!   that seam. A stage's `run(ctx, spec)` gets a [`StageContext`] and returns
+//!   `Result<Outputs, StageFailure>`; [`stage_kit`] is everything a stage may use. A
+//!   stage is written to be resumable: whatever it must not do twice, it records in its
+//!   durable `state` first.
 //!
 //! The engine knows nothing about HTTP; `gantry-api` calls [`Engine`] and
 //! forwards [`Event`]s.
@@ -26,6 +24,7 @@
 pub mod artifact_store;
 pub mod builders;
 mod clock;
+mod cloudbuild_file;
 mod concurrency;
 mod driver;
 mod engine;
@@ -38,8 +37,9 @@ mod parameters;
 mod process;
 mod sealed;
 mod secret_lookup;
+mod stage_context;
+pub mod stage_kit;
 mod stage_types;
-mod stages;
 mod state;
 mod trigger_env;
 mod workspace;
@@ -50,6 +50,6 @@ pub use error::EngineError;
 pub use event::Event;
 pub use executor::remote::{RunnerPool, StepJobRunner, StepRunnerConfig};
 pub use sealed::SEALED_KEY;
-pub use stage_types::{StageRegistry, StageTypes};
-pub use stages::{BuiltInStages, Outputs, StageContext, StageFailure, StageResult};
 pub use secret_lookup::{GitCredentialsError, SecretLookupError};
+pub use stage_context::StageContext;
+pub use stage_types::{Outputs, StageFailure, StageRegistry, StageResult, StageTypes};

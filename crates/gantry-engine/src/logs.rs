@@ -46,7 +46,7 @@ impl LogSink {
     }
 
     /// Returns once every line sent before it is stored.
-    pub(crate) async fn flush(&self) {
+    pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
@@ -123,7 +123,7 @@ async fn store_batch(
 /// value one stage learns of ([`Masker::add`]) is masked in every stage's
 /// log from then on.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Masker {
+pub struct Masker {
     secrets: Arc<std::sync::RwLock<Arc<Vec<String>>>>,
 }
 
@@ -140,7 +140,7 @@ impl Masker {
     }
 
     /// Masks `more` too, in this masker and every clone of it.
-    pub(crate) fn add(&self, more: impl IntoIterator<Item = String>) {
+    pub fn add(&self, more: impl IntoIterator<Item = String>) {
         let more: Vec<String> = more
             .into_iter()
             .filter(|s| s.len() >= Self::MIN_SECRET_LEN)
@@ -156,7 +156,7 @@ impl Masker {
         *secrets = Arc::new(all);
     }
 
-    pub(crate) fn mask(&self, text: &str) -> String {
+    pub fn mask(&self, text: &str) -> String {
         // A snapshot: the lock is not held while replacing.
         let secrets = self
             .secrets
@@ -174,7 +174,7 @@ impl Masker {
 
     /// Whether `text` holds any of the secrets (a step output that must be
     /// sealed before it is stored).
-    pub(crate) fn reveals(&self, text: &str) -> bool {
+    pub fn reveals(&self, text: &str) -> bool {
         let secrets = self
             .secrets
             .read()
@@ -186,15 +186,15 @@ impl Masker {
 
 /// A stage's writer: tags lines with the execution, stage and step.
 #[derive(Clone)]
-pub(crate) struct StageLog {
+pub struct StageLog {
     pub(crate) sink: LogSink,
-    pub(crate) masker: Masker,
+    pub masker: Masker,
     pub(crate) execution_id: String,
     pub(crate) stage_id: String,
 }
 
 impl StageLog {
-    pub(crate) async fn line(&self, step: i64, stream: LogStream, text: &str) {
+    pub async fn line(&self, step: i64, stream: LogStream, text: &str) {
         let mut text = self.masker.mask(text);
         if text.len() > MAX_LINE {
             let mut cut = MAX_LINE;
@@ -217,11 +217,11 @@ impl StageLog {
     }
 
     /// A line from Gantry itself (retries, interruptions, timeouts).
-    pub(crate) async fn system(&self, text: &str) {
+    pub async fn system(&self, text: &str) {
         self.line(-1, LogStream::System, text).await;
     }
 
-    pub(crate) async fn flush(&self) {
+    pub async fn flush(&self) {
         self.sink.flush().await;
     }
 }

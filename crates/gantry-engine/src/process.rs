@@ -9,11 +9,11 @@ pub(crate) use gantry_unix::ProcessId;
 use gantry_unix::ProcessGroup;
 
 /// How long a process group gets between SIGTERM and SIGKILL.
-pub(crate) const GRACE: Duration = Duration::from_millis(1000);
+pub const GRACE: Duration = Duration::from_millis(1000);
 
 /// Sends SIGTERM to the group, then SIGKILL after `grace` if anything in it
 /// is still alive.
-pub(crate) async fn terminate_group(pgid: i32, grace: Duration) {
+pub async fn terminate_group(pgid: i32, grace: Duration) {
     ProcessGroup(pgid).terminate(grace).await;
 }
 

@@ -12,7 +12,7 @@ pub const SEALED_KEY: &str = "$gantrySealed";
 
 /// The sealed form of `value`; the value itself without a secret store
 /// (an engine for tests or `gantry build`, which keeps nothing).
-pub(crate) fn seal(secrets: Option<&SecretStore>, value: &str) -> Value {
+pub fn seal(secrets: Option<&SecretStore>, value: &str) -> Value {
     match secrets {
         Some(store) => {
             let mut object = Map::new();

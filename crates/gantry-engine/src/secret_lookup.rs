@@ -26,7 +26,7 @@ pub struct GitCredentialsError {
 
 /// The registry account a bake, `findImage` or a Cloud Build push names cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum RegistryCredentialsError {
+pub enum RegistryCredentialsError {
     #[error("credentials: secret {name:?}{reason}")]
     Lookup {
         name: String,
@@ -37,7 +37,7 @@ pub(crate) enum RegistryCredentialsError {
 }
 
 /// The value of secret `name`, when the server has a secret store that holds it.
-pub(crate) async fn lookup(
+pub async fn lookup(
     store: Option<&SecretStore>,
     name: &str,
 ) -> Result<String, SecretLookupError> {

@@ -82,7 +82,7 @@ impl ExecState {
 pub(crate) struct Execution {
     pub(crate) id: String,
     /// Every secret value this execution's logs mask, shared by the logs of
-    /// all its stages (see `stages::context`).
+    /// all its stages (see `stage_context.rs`).
     pub(crate) masker: crate::logs::Masker,
     state: Mutex<ExecState>,
     store: Store,

@@ -24,7 +24,7 @@ use std::path::{Component, Path, PathBuf};
 /// Why a file beneath the directory could not be read; every message names the path as the
 /// pipeline wrote it.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum WorkspaceFileError {
+pub enum WorkspaceFileError {
     #[error("{path} must be a relative path inside the {place}, without ..")]
     NotRelative { path: String, place: &'static str },
     #[error("{path} is not in the {place}: no step wrote it (or a link there leads nowhere)")]
@@ -47,7 +47,7 @@ pub(crate) enum WorkspaceFileError {
 /// followed: the caller decides whether to keep them as links or to open what they name
 /// through [`Beneath::open_file`], which refuses a link out of the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum EntryKind {
+pub enum EntryKind {
     Dir { mode: u32 },
     File { mode: u32 },
     Symlink(PathBuf),
@@ -56,13 +56,13 @@ pub(crate) enum EntryKind {
 /// One entry of [`Beneath::walk`]: its path relative to the walked directory
 /// (`usr/bin/tool`) and what it is.
 #[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub(crate) relative: PathBuf,
-    pub(crate) kind: EntryKind,
+pub struct Entry {
+    pub relative: PathBuf,
+    pub kind: EntryKind,
 }
 
 /// An open directory that steps write; every file is read beneath it.
-pub(crate) struct Beneath {
+pub struct Beneath {
     dir: OwnedFd,
     /// Its real path, for the fallback check where `openat2` is missing.
     root: PathBuf,
@@ -72,12 +72,12 @@ pub(crate) struct Beneath {
 
 impl Beneath {
     /// The execution's workspace.
-    pub(crate) fn workspace(path: &Path) -> Result<Beneath, WorkspaceFileError> {
+    pub fn workspace(path: &Path) -> Result<Beneath, WorkspaceFileError> {
         Beneath::open(path, "workspace")
     }
 
     /// A stage's run directory (step output files).
-    pub(crate) fn run_dir(path: &Path) -> Result<Beneath, WorkspaceFileError> {
+    pub fn run_dir(path: &Path) -> Result<Beneath, WorkspaceFileError> {
         Beneath::open(path, "run directory")
     }
 
@@ -97,7 +97,7 @@ impl Beneath {
 
     /// Opens the regular file `relative` for reading; links are followed only while they stay
     /// beneath the directory.
-    pub(crate) fn open_file(&self, relative: &str) -> Result<File, WorkspaceFileError> {
+    pub fn open_file(&self, relative: &str) -> Result<File, WorkspaceFileError> {
         let fd = self.resolve(relative, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
         let file = File::from(fd);
         let metadata = file
@@ -117,7 +117,7 @@ impl Beneath {
     }
 
     /// The bytes of the regular file `relative`, at most `limit` of them.
-    pub(crate) fn read(&self, relative: &str, limit: u64) -> Result<Vec<u8>, WorkspaceFileError> {
+    pub fn read(&self, relative: &str, limit: u64) -> Result<Vec<u8>, WorkspaceFileError> {
         let file = self.open_file(relative)?;
         let mut bytes = Vec::new();
         file.take(limit + 1)
@@ -133,7 +133,7 @@ impl Beneath {
     }
 
     /// The text of the regular file `relative` (invalid UTF-8 is replaced).
-    pub(crate) fn read_to_string(
+    pub fn read_to_string(
         &self,
         relative: &str,
         limit: u64,
@@ -145,7 +145,7 @@ impl Beneath {
 
     /// Opens the directory `relative` ("." for the directory itself); a link to a directory is
     /// followed only while it stays beneath.
-    pub(crate) fn open_dir(&self, relative: &str) -> Result<OwnedFd, WorkspaceFileError> {
+    pub fn open_dir(&self, relative: &str) -> Result<OwnedFd, WorkspaceFileError> {
         let fd = self.resolve(
             relative,
             libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK,
@@ -166,13 +166,13 @@ impl Beneath {
     /// Every entry beneath the directory `relative`, sorted by path, parents before their
     /// children. Links are listed as links and never entered, so neither a link out of the
     /// directory nor a link loop can widen or lengthen the walk.
-    pub(crate) fn walk(&self, relative: &str) -> Result<Vec<Entry>, WorkspaceFileError> {
+    pub fn walk(&self, relative: &str) -> Result<Vec<Entry>, WorkspaceFileError> {
         self.walk_except(relative, &[])
     }
 
     /// [`Beneath::walk`], leaving out the entries named in `skip` at the top of the walk (and
     /// everything beneath them).
-    pub(crate) fn walk_except(
+    pub fn walk_except(
         &self,
         relative: &str,
         skip: &[&str],
@@ -244,7 +244,7 @@ impl Beneath {
     /// same directory (the parent is resolved beneath, the temporary file is created
     /// exclusively and without following links), so a link a step put at either name is
     /// replaced, never written through.
-    pub(crate) fn write_atomically(
+    pub fn write_atomically(
         &self,
         relative: &str,
         bytes: &[u8],
@@ -315,7 +315,7 @@ impl Beneath {
     /// directory), so that what is used later is what was checked now: files are read
     /// beneath, links are copied as links, modes are kept. `dest` is replaced. Returns how
     /// many files were copied.
-    pub(crate) fn copy_out(
+    pub fn copy_out(
         &self,
         relative: &str,
         dest: &Path,
@@ -387,7 +387,7 @@ impl Beneath {
     /// The path under which the open directory `dir` (from [`Beneath::open_dir`]) can be
     /// handed to code that takes a path: it names that very directory, whatever a step
     /// renames or relinks afterwards.
-    pub(crate) fn fd_path(dir: &OwnedFd) -> PathBuf {
+    pub fn fd_path(dir: &OwnedFd) -> PathBuf {
         PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
     }
 

@@ -85,6 +85,22 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     let dispatcher = gantry_runners::server::Dispatcher::start(store.clone(), gantry_runners::protocol::timing())
         .await
         .context("cannot start the runner dispatcher")?;
+    // Services only stages use: the engine reaches them through the stage types alone.
+    let deploy = deploy_controller(&data_dir, &fleet, listener.local_addr()?)?.with_limits(
+        gantry_deploy::Limits {
+            max_size: args.max_deploy_size,
+        },
+    );
+    let stages = gantry_stages::BuiltInStages::new(gantry_stages::StageServices {
+        apt: Some(apt.clone()),
+        deploy: Some(deploy.clone()),
+        image_map: crate::commands::build::image_map_entries(&args.image_map)?,
+        registry_map: gantry_cloudbuild::RegistryMap::parse(&args.registry_map)
+            .map_err(anyhow::Error::msg)?,
+        insecure_registries: gantry_cloudbuild::InsecureRegistries(
+            args.insecure_registries.clone(),
+        ),
+    })?;
     let engine = Engine::start(
         store.clone(),
         EngineConfig {
@@ -95,26 +111,12 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
                     .then(|| crate::local_runner::NAME.to_owned()),
             }),
             data_dir: data_dir.clone(),
-            apt: Some(apt.clone()),
             git: gantry_git::Repositories::new(data_dir.join("repos")),
             containers: crate::commands::build::container_engine(args.container_engine.as_deref())?,
             secrets: Some(secrets),
-            image_map: crate::commands::build::image_map_entries(&args.image_map)?,
-            registry_map: gantry_cloudbuild::RegistryMap::parse(&args.registry_map)
-                .map_err(anyhow::Error::msg)?,
-            insecure_registries: gantry_cloudbuild::InsecureRegistries(
-                args.insecure_registries.clone(),
-            ),
             sandbox,
             host_steps,
-            deploy: Some(
-                deploy_controller(&data_dir, &fleet, listener.local_addr()?)?.with_limits(
-                    gantry_deploy::Limits {
-                        max_size: args.max_deploy_size,
-                    },
-                ),
-            ),
-            stage_types: gantry_engine::StageRegistry::new(gantry_engine::BuiltInStages),
+            stage_types: gantry_engine::StageRegistry::new(stages),
         },
     )
     .await
@@ -162,12 +164,16 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             shutdown.clone(),
         );
     }
-    let app = gantry_api::router(AppState::with_body_limits(
+    let app = gantry_api::router(AppState::with_services(
         engine.clone(),
         triggers.clone(),
         metrics,
         shutdown.clone(),
         body_limits,
+        gantry_api::Services {
+            apt: Some(apt.clone()),
+            deploy: Some(deploy),
+        },
     ))
     .layer(axum::Extension(runners))
     .layer(axum::Extension(gantry_api::DataplaneControl(

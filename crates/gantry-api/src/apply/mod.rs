@@ -8,6 +8,7 @@
 //! one that does not exist; hosts; pipelines last.
 
 use gantry_config::Document;
+use gantry_deploy::DeployController;
 use gantry_engine::Engine;
 use gantry_store::Millis;
 use gantry_wire::pipelines::{Applied, ApplyReport, Upsert};
@@ -18,15 +19,17 @@ use crate::error::ApiError;
 mod tests;
 
 /// Applies `document` (already parsed and validated) at time `now`, and
-/// says what became of each thing it names.
+/// says what became of each thing it names. Applications and load balancers go to
+/// `deploy`, the server's deploy controller (a document naming any fails without one).
 pub async fn apply(
     engine: &Engine,
+    deploy: Option<&DeployController>,
     document: &Document,
     now: Millis,
 ) -> Result<ApplyReport, ApiError> {
     let mut report = ApplyReport::default();
     (report.applications, report.load_balancers) =
-        crate::routes::deploy::apply(engine, document).await?;
+        crate::routes::deploy::apply(deploy, document).await?;
     for repository in &document.repositories {
         let created = engine
             .git()

@@ -51,17 +51,17 @@ fn applied(name: &str, result: Upsert) -> Applied {
 #[tokio::test]
 async fn applying_creates_then_leaves_unchanged_then_updates() {
     let fixture = fixture().await;
-    let report = apply(&fixture.engine, &document(FILE), 1).await.unwrap();
+    let report = apply(&fixture.engine, None, &document(FILE), 1).await.unwrap();
     assert_eq!(report.pipelines, vec![applied("hello", Upsert::Created)]);
     assert_eq!(report.repositories, vec![applied("app", Upsert::Created)]);
     assert!(report.applications.is_empty() && report.load_balancers.is_empty());
 
-    let again = apply(&fixture.engine, &document(FILE), 2).await.unwrap();
+    let again = apply(&fixture.engine, None, &document(FILE), 2).await.unwrap();
     assert_eq!(again.pipelines, vec![applied("hello", Upsert::Unchanged)]);
     assert_eq!(again.repositories, vec![applied("app", Upsert::Unchanged)]);
 
     let changed = FILE.replace("echo hello", "echo goodbye");
-    let updated = apply(&fixture.engine, &document(&changed), 3)
+    let updated = apply(&fixture.engine, None, &document(&changed), 3)
         .await
         .unwrap();
     assert_eq!(updated.pipelines, vec![applied("hello", Upsert::Updated)]);
@@ -77,7 +77,7 @@ async fn a_failing_load_balancer_stops_the_apply_before_any_pipeline_is_written(
     let file = format!(
         "{FILE}applications:\n  - name: web\nloadBalancers:\n  - {{name: web, port: 18080, cluster: web}}\n"
     );
-    let error = apply(&fixture.engine, &document(&file), 1)
+    let error = apply(&fixture.engine, None, &document(&file), 1)
         .await
         .expect_err("no deploy controller");
     assert!(

@@ -24,7 +24,6 @@ type JsonResult<T> = ApiResult<axum::Json<T>>;
 
 fn apt(state: &AppState) -> Result<AptService<'_>, ApiError> {
     state
-        .engine()
         .apt()
         .map(AptService::new)
         .ok_or_else(|| ApiError::internal("this server has no APT repositories"))

@@ -20,7 +20,6 @@ use crate::extract::{Json, PathParams, QueryParams};
 
 fn controller(state: &AppState) -> ApiResult<&DeployController> {
     state
-        .engine()
         .deploy()
         .ok_or_else(|| ApiError::internal("this server has no deploy controller"))
 }
@@ -254,17 +253,16 @@ pub async fn load_balancer(
 /// Merges a file's applications and load balancers into the data plane's
 /// (by name: those the file names are replaced, others stay).
 pub(crate) async fn apply(
-    engine: &gantry_engine::Engine,
+    deploy: Option<&DeployController>,
     document: &gantry_config::Document,
 ) -> ApiResult<(Vec<Applied>, Vec<Applied>)> {
-    if let Some(controller) = engine.deploy() {
+    if let Some(controller) = deploy {
         check_sizes(controller, document)?;
     }
     if document.applications.is_empty() && document.load_balancers.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let controller = engine
-        .deploy()
+    let controller = deploy
         .ok_or_else(|| ApiError::internal("this server has no deploy controller"))?;
     let snapshot = controller.snapshot().await.map_err(error)?;
     let result = |old: Option<bool>| match old {
@@ -402,7 +400,7 @@ fn to_model(lb: &gantry_config::LoadBalancer) -> model::LoadBalancer {
 /// `/metrics` lines for every live server group: requests, 5xx, connection
 /// errors, latency percentiles and instance health.
 pub(crate) async fn metrics(state: &AppState) -> String {
-    let Some(controller) = state.engine().deploy() else {
+    let Some(controller) = state.deploy() else {
         return String::new();
     };
     let Ok(snapshot) = controller.snapshot().await else {

@@ -51,7 +51,7 @@ pub async fn apply(
     Json(body): Json<FileBody>,
 ) -> ApiResult<axum::Json<ApplyReport>> {
     let document = parse(&state, &body)?;
-    let report = crate::apply::apply(state.engine(), &document, now_millis()).await?;
+    let report = crate::apply::apply(state.engine(), state.deploy(), &document, now_millis()).await?;
     Ok(axum::Json(report))
 }
 
@@ -59,7 +59,7 @@ pub async fn apply(
 /// `provider:` must name one this server registered (a server without deploys refuses
 /// them when they run).
 fn parse(state: &AppState, body: &FileBody) -> ApiResult<Document> {
-    let parsed = match state.engine().deploy() {
+    let parsed = match state.deploy() {
         Some(deploy) => {
             let providers = deploy.providers().names();
             gantry_config::parse_document_for(&body.file, &body.content, &providers)

@@ -8,7 +8,7 @@ use crate::error::EngineError;
 use crate::state::ExecState;
 
 /// What a person sends to a running stage.
-pub(crate) enum StageSignal {
+pub enum StageSignal {
     Judgment(Judgment),
     Skip,
 }

@@ -12,12 +12,12 @@ use super::{
     StepSecrets, StepSpec,
 };
 
-pub(crate) enum StageExecutor {
+pub enum StageExecutor {
     Local(LocalExecutor),
     Remote(RemoteExecutor),
 }
 
-pub(crate) enum StageHandle {
+pub enum StageHandle {
     // Boxed: a handle is made once per step, and the local one is large.
     Local(Box<LocalHandle>),
     Remote(RemoteHandle),
@@ -27,7 +27,7 @@ impl StageExecutor {
     /// Pushes a build's `images` from the runner that built them; `None` when this
     /// machine's engine holds them (steps here, or in place on the runner sharing the
     /// server's disk), and the server pushes them itself.
-    pub(crate) async fn push_on_runner(
+    pub async fn push_on_runner(
         &self,
         stage: &StageSpec,
         images: Vec<super::remote::ImageToPush>,

@@ -16,23 +16,23 @@
 //! step records.
 
 mod choice;
-pub(crate) mod local;
-pub(crate) mod remote;
+pub mod local;
+pub mod remote;
 mod spec;
 
 use std::future::Future;
 
 use serde_json::{Map, Value};
 
-pub(crate) use choice::StageExecutor;
-pub(crate) use local::LocalExecutor;
-pub(crate) use spec::{
+pub use choice::{StageExecutor, StageHandle};
+pub use local::LocalExecutor;
+pub use spec::{
     Confinement, ExecutorError, LeftBehind, LogLine, Reaped, StageSpec, StepExit, StepSecrets,
     StepSpec, StepVolume,
 };
 
 /// Runs the steps of `run` stages somewhere.
-pub(crate) trait StepExecutor: Send + Sync {
+pub trait StepExecutor: Send + Sync {
     type Handle: StepHandle;
 
     /// Makes the stage's workspace, run directory and volumes ready; runs
@@ -66,7 +66,7 @@ pub(crate) trait StepExecutor: Send + Sync {
 }
 
 /// One running step.
-pub(crate) trait StepHandle: Send {
+pub trait StepHandle: Send {
     /// When the step's process started (milliseconds since the epoch, by
     /// the executor's clock), after its image was found or pulled.
     fn started_at(&self) -> i64;

@@ -13,50 +13,50 @@ use super::local::engine_cli::Allowed;
 
 /// A stage, as its executor sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StageSpec {
-    pub(crate) execution: String,
-    pub(crate) stage: String,
+pub struct StageSpec {
+    pub execution: String,
+    pub stage: String,
     /// Shared by every stage of the execution.
-    pub(crate) workspace: PathBuf,
+    pub workspace: PathBuf,
     /// The stage's own: step output files, scripts, temporary files.
-    pub(crate) run_dir: PathBuf,
+    pub run_dir: PathBuf,
     /// Named volumes the stage's container steps mount.
-    pub(crate) volumes: Vec<String>,
+    pub volumes: Vec<String>,
     /// Whether any step runs in a container (the stage then needs an engine).
-    pub(crate) uses_containers: bool,
+    pub uses_containers: bool,
     /// The server restarted while the stage ran: a step may have left a
     /// container before its record was written.
-    pub(crate) resumed: bool,
+    pub resumed: bool,
 }
 
 /// One step: a plain value, so that it can go to a runner.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StepSpec {
-    pub(crate) index: i64,
+pub struct StepSpec {
+    pub index: i64,
     /// How messages name the step ("step 2 (build)").
-    pub(crate) name: String,
-    pub(crate) script: Option<String>,
-    pub(crate) command: Option<Vec<String>>,
-    pub(crate) image: Option<String>,
-    pub(crate) entrypoint: Option<String>,
-    pub(crate) args: Vec<String>,
+    pub name: String,
+    pub script: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub image: Option<String>,
+    pub entrypoint: Option<String>,
+    pub args: Vec<String>,
     /// Variables with their values, lowest precedence first resolved
     /// already; the executor adds `GANTRY_OUTPUT` and the like.
-    pub(crate) env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
     /// Variables whose values are secret: names only.
-    pub(crate) secret_env: Vec<String>,
-    pub(crate) volumes: Vec<StepVolume>,
+    pub secret_env: Vec<String>,
+    pub volumes: Vec<StepVolume>,
     /// Relative to the workspace.
-    pub(crate) dir: Option<String>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) confinement: Confinement,
+    pub dir: Option<String>,
+    pub timeout: Option<Duration>,
+    pub confinement: Confinement,
     /// Runners it may run on must have all these labels (`runsOn`).
     #[serde(default)]
-    pub(crate) runs_on: Vec<String>,
+    pub runs_on: Vec<String>,
     /// When its runner is lost: run it again once elsewhere (the stage's
     /// `onInterrupt: rerun`, and not re-run already), or fail.
     #[serde(default)]
-    pub(crate) rerun_if_lost: bool,
+    pub rerun_if_lost: bool,
 }
 
 impl StepSpec {
@@ -77,14 +77,14 @@ impl StepSpec {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StepVolume {
-    pub(crate) name: String,
-    pub(crate) path: String,
+pub struct StepVolume {
+    pub name: String,
+    pub path: String,
 }
 
 /// What a host step may reach.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Confinement {
+pub enum Confinement {
     /// The executor's confinement for steps (the step user under Landlock
     /// when the server has one); a container for a step with an image.
     #[default]
@@ -96,7 +96,7 @@ pub(crate) enum Confinement {
 
 /// The values of a step's secret variables.
 #[derive(Clone, Default)]
-pub(crate) struct StepSecrets(pub(crate) BTreeMap<String, String>);
+pub struct StepSecrets(pub BTreeMap<String, String>);
 
 impl std::fmt::Debug for StepSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,20 +106,20 @@ impl std::fmt::Debug for StepSecrets {
 
 /// One line a step printed (or the executor said about it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct LogLine {
-    pub(crate) stream: LogStream,
-    pub(crate) text: String,
+pub struct LogLine {
+    pub stream: LogStream,
+    pub text: String,
 }
 
 /// How a step ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StepExit {
-    pub(crate) code: Option<i32>,
-    pub(crate) signal: Option<i32>,
+pub struct StepExit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
 }
 
 impl StepExit {
-    pub(crate) fn success(&self) -> bool {
+    pub fn success(&self) -> bool {
         self.code == Some(0)
     }
 }
@@ -127,24 +127,24 @@ impl StepExit {
 /// What a restarted server needs to find a step's leftovers: the process
 /// group it ran in, and when its leader started (a pid alone may be reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct LeftBehind {
-    pub(crate) pgid: i64,
-    pub(crate) start: i64,
+pub struct LeftBehind {
+    pub pgid: i64,
+    pub start: i64,
 }
 
 /// What [`super::StepExecutor::reap`] found of an interrupted step.
 #[derive(Debug, Default)]
-pub(crate) struct Reaped {
-    pub(crate) killed_processes: usize,
-    pub(crate) removed_containers: usize,
+pub struct Reaped {
+    pub killed_processes: usize,
+    pub removed_containers: usize,
     /// Leftovers it could not remove.
-    pub(crate) errors: Vec<String>,
+    pub errors: Vec<String>,
 }
 
 /// Why an executor could not do its part; every message names the step
 /// when there is one.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ExecutorError {
+pub enum ExecutorError {
     /// The step cannot run here as it is written (no engine for its image,
     /// host steps refused, a path outside the workspace, …).
     #[error("{0}")]

@@ -20,7 +20,7 @@ struct RecordingStageTypes(Arc<Mutex<Vec<&'static str>>>);
 impl StageTypes for RecordingStageTypes {
     fn run<'a>(
         &'a self,
-        _ctx: &'a StageContext,
+        _ctx: &'a Arc<StageContext>,
         kind: &'a StageKind,
     ) -> BoxFuture<'a, StageResult> {
         self.0.lock().unwrap().push(kind.type_name());

@@ -9,7 +9,7 @@ use serde_json::Value;
 /// `(name, value)` pairs for an execution's stored `trigger`; only variables
 /// whose source field is present. A trigger none of today's shapes reads gives
 /// none (and says so in the server log).
-pub(crate) fn step_env(stored: &Value) -> Vec<(String, String)> {
+pub fn step_env(stored: &Value) -> Vec<(String, String)> {
     match TriggerData::from_stored(stored) {
         Ok(trigger) => env_of(&trigger),
         Err(error) => {

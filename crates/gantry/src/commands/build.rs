@@ -170,7 +170,9 @@ pub async fn run(args: BuildArgs, data_dir: Option<PathBuf>) -> anyhow::Result<E
             data_dir: data.path().to_owned(),
             containers: engine_choice.clone(),
             secrets: Some(secrets),
-            stage_types: gantry_engine::StageRegistry::new(gantry_engine::BuiltInStages),
+            stage_types: gantry_engine::StageRegistry::new(gantry_stages::BuiltInStages::new(
+                gantry_stages::StageServices::default(),
+            )?),
             ..EngineConfig::default()
         },
     )

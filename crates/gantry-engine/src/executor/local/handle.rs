@@ -14,7 +14,7 @@ use super::output::{OutputsError, read_outputs};
 use crate::executor::{ExecutorError, LeftBehind, LogLine, StepExit, StepHandle};
 use crate::process::{self, ProcessId};
 
-pub(crate) struct LocalHandle {
+pub struct LocalHandle {
     pub(super) process_groups: Arc<Mutex<HashSet<i32>>>,
     /// Gets back what a container step created in the workspace.
     pub(super) sandbox: Option<gantry_sandbox::Sandbox>,

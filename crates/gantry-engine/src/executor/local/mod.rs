@@ -14,11 +14,11 @@
 
 mod command;
 mod command_error;
-pub(crate) mod container;
-pub(crate) mod engine_cli;
+pub mod container;
+pub mod engine_cli;
 mod fd_delivery;
 mod handle;
-pub(crate) mod output;
+pub mod output;
 mod prepare;
 
 use std::collections::HashSet;
@@ -33,23 +33,23 @@ use super::{
 use crate::engine::HostSteps;
 use crate::process::{self, ProcessId};
 use container::StageLabels;
-pub(crate) use handle::LocalHandle;
+pub use handle::LocalHandle;
 
 /// What the local executor uses of the server.
 #[derive(Clone, Default)]
-pub(crate) struct LocalConfig {
-    pub(crate) containers: Option<ContainerEngine>,
-    pub(crate) sandbox: Option<gantry_sandbox::Sandbox>,
-    pub(crate) host_steps: HostSteps,
-    pub(crate) data_dir: PathBuf,
+pub struct LocalConfig {
+    pub containers: Option<ContainerEngine>,
+    pub sandbox: Option<gantry_sandbox::Sandbox>,
+    pub host_steps: HostSteps,
+    pub data_dir: PathBuf,
     /// The process groups of running steps, killed when the server shuts
     /// down.
-    pub(crate) process_groups: Arc<Mutex<HashSet<i32>>>,
+    pub process_groups: Arc<Mutex<HashSet<i32>>>,
 }
 
 /// Runs steps on this machine with the server's container engine and
 /// sandbox.
-pub(crate) struct LocalExecutor {
+pub struct LocalExecutor {
     config: LocalConfig,
     /// Images found (or pulled) already: each is checked once per
     /// executor, that is per stage, not once per step (an `image exists` is
@@ -58,7 +58,7 @@ pub(crate) struct LocalExecutor {
 }
 
 impl LocalExecutor {
-    pub(crate) fn new(config: LocalConfig) -> LocalExecutor {
+    pub fn new(config: LocalConfig) -> LocalExecutor {
         LocalExecutor {
             config,
             images: Mutex::default(),

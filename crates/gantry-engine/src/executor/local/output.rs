@@ -12,11 +12,11 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use crate::logs::{MAX_LINE, StageLog};
 
 /// Output beyond this many bytes per step is dropped, with a notice.
-pub(crate) const MAX_STEP_LOG: u64 = 256 * 1024 * 1024;
+pub const MAX_STEP_LOG: u64 = 256 * 1024 * 1024;
 
 /// Where [`pump`] sends lines: the stage log itself (a bake's build), or a
 /// step handle's channel (see `crate::executor`).
-pub(crate) trait LineSink: Send + Sync + 'static {
+pub trait LineSink: Send + Sync + 'static {
     fn line(
         &self,
         step: i64,
@@ -44,7 +44,7 @@ impl LineSink for tokio::sync::mpsc::Sender<crate::executor::LogLine> {
 
 /// Copies a pipe into `log` line by line, cutting over-long lines, and
 /// dropping output once the step's budget is spent.
-pub(crate) async fn pump(
+pub async fn pump(
     pipe: impl AsyncRead + Unpin,
     log: impl LineSink,
     step: i64,
@@ -97,7 +97,7 @@ pub(crate) async fn pump(
 /// The file is in the stage's run directory, which the step can write: it is read beneath
 /// that directory (`crate::workspace_files`), so a step that replaced it with a link to one
 /// of the server's files gets an error naming the link, never the file's content.
-pub(crate) async fn read_outputs(path: &Path) -> Result<Map<String, Value>, OutputsError> {
+pub async fn read_outputs(path: &Path) -> Result<Map<String, Value>, OutputsError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(OutputsError::NotAFileName(path.to_owned()));
     };
@@ -116,7 +116,7 @@ const MAX_OUTPUTS: u64 = 64 << 20;
 
 /// Why a step's `$GANTRY_OUTPUT` file gave no outputs; `line` counts from 1.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum OutputsError {
+pub enum OutputsError {
     #[error("{} is not a file name", .0.display())]
     NotAFileName(std::path::PathBuf),
     /// The blocking read was aborted or panicked.
@@ -137,7 +137,7 @@ pub(crate) enum OutputsError {
     NotKeyValue { line: usize, text: String },
 }
 
-pub(crate) fn parse_outputs(text: &str) -> Result<Map<String, Value>, OutputsError> {
+pub fn parse_outputs(text: &str) -> Result<Map<String, Value>, OutputsError> {
     let mut outputs = Map::new();
     let mut lines = text.lines().enumerate();
     while let Some((number, line)) = lines.next() {

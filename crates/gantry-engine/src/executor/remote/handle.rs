@@ -26,7 +26,7 @@ const WAIT_NOTICE: Duration = Duration::from_secs(1);
 /// The step's lines wait here when the stage log is slow.
 const LINES: usize = 1024;
 
-pub(crate) struct RemoteHandle {
+pub struct RemoteHandle {
     dispatcher: Dispatcher,
     job_id: String,
     started_at: i64,
@@ -145,7 +145,7 @@ impl Follower {
                         return Outcome::Failed(format!(
                             "no {} took it within {}",
                             self.wanted().trim_start_matches("a "),
-                            crate::stages::humanize(self.wait)
+                            crate::clock::humanize(self.wait)
                         ));
                     }
                 }

@@ -39,9 +39,10 @@ use gantry_runners::server::{Dispatcher, JobSpec};
 use super::{
     ExecutorError, LeftBehind, LogLine, Reaped, StageSpec, StepExecutor, StepSecrets, StepSpec,
 };
-pub(crate) use handle::RemoteHandle;
+pub use handle::RemoteHandle;
 pub use on_runner::{StepJobRunner, StepRunnerConfig};
-pub(crate) use wire::{ImageToPush, PushedImage, StepJob};
+pub use wire::{ImageToPush, PushedImage};
+pub(crate) use wire::StepJob;
 
 /// The runners a server hands steps to.
 #[derive(Clone)]
@@ -67,7 +68,7 @@ impl std::fmt::Debug for RunnerPool {
 }
 
 /// Runs a stage's steps on runners.
-pub(crate) struct RemoteExecutor {
+pub struct RemoteExecutor {
     dispatcher: Dispatcher,
     wait: Duration,
     /// `DATA_DIR/runner-workspaces`: a directory of snapshots per stage.
@@ -236,7 +237,7 @@ async fn release_on(
                 .await;
             Err(format!(
                 "runner {runner} did not remove the stage's containers and volumes within {}",
-                crate::stages::humanize(RELEASE_WAIT)
+                crate::clock::humanize(RELEASE_WAIT)
             ))
         }
     }

@@ -63,7 +63,7 @@ pub(super) async fn push_on(
                 let _ = dispatcher.cancel(&job.id, "the runner did not take the push in time").await;
                 return Err(format!(
                     "runner {runner}, which built them, did not take the push within {}",
-                    crate::stages::humanize(wait)
+                    crate::clock::humanize(wait)
                 ));
             }
             () = stop.cancelled() => {

@@ -87,9 +87,9 @@ pub(crate) struct PushJob {
 /// One image to push, and whether its registry's TLS certificate is checked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct ImageToPush {
-    pub(crate) image: String,
-    pub(crate) tls_verify: bool,
+pub struct ImageToPush {
+    pub image: String,
+    pub tls_verify: bool,
 }
 
 /// The job's secrets hold the registry account of a push job under this name
@@ -109,9 +109,9 @@ pub(crate) struct PushJobResult {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PushedImage {
-    pub(crate) image: String,
-    pub(crate) digest: String,
+pub struct PushedImage {
+    pub image: String,
+    pub digest: String,
 }
 
 /// A runner job's result, stored with the job: how the step ended. A job

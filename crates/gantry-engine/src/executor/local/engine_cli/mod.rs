@@ -15,7 +15,7 @@ mod paths;
 mod policy;
 
 pub(crate) use paths::{inherit, open_paths};
-pub(crate) use policy::{Allowed, check};
+pub use policy::{Allowed, check};
 
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub enum Refused {
     #[error("the engine CLI needs a subcommand (build, push, tag, pull, images, version, info)")]
     NoSubcommand,
     #[error(
@@ -37,22 +37,22 @@ pub(crate) enum Refused {
 /// sit alone (`-f FILE`, not `-fFILE`), with the built-image label added to
 /// a build.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Allowed {
-    pub(crate) argv: Vec<String>,
+pub struct Allowed {
+    pub argv: Vec<String>,
     /// Arguments that name a path beneath the workspace.
-    pub(crate) paths: Vec<PathArg>,
+    pub paths: Vec<PathArg>,
 }
 
 /// An argument of [`Allowed::argv`] that names a path beneath the
 /// workspace, replaced by its open descriptor when the step starts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct PathArg {
-    pub(crate) index: usize,
-    pub(crate) kind: PathKind,
+pub struct PathArg {
+    pub index: usize,
+    pub kind: PathKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) enum PathKind {
+pub enum PathKind {
     /// A build's context directory.
     Directory,
     /// A build's `-f` file.
@@ -60,7 +60,7 @@ pub(crate) enum PathKind {
 }
 
 /// Checks `argv` (the program first) against the allow-list.
-pub(crate) fn check(argv: &[String]) -> Result<Allowed, Refused> {
+pub fn check(argv: &[String]) -> Result<Allowed, Refused> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Refused::NoSubcommand);
     };

@@ -61,7 +61,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &ReleaseStage) -> StageResult 
         }
     };
     let short = commit.get(..7).unwrap_or(&commit).to_owned();
-    let pusher = format!("execution {}", ctx.execution.id);
+    let pusher = format!("execution {}", ctx.execution_id);
 
     for _ in 0..ATTEMPTS {
         let tags = match gantry_git::tags_with_commits(&path, &spec.prefix).await {

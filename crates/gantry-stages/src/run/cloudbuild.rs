@@ -3,17 +3,17 @@
 //! step succeeded.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use gantry_cloudbuild::{ImageMap, Translation};
 use gantry_config::{RegistryAccess, Step};
 use gantry_container::{ContainerEngine, Credentials};
 
 use super::step::describe;
+use crate::StageContext;
+use crate::bake::RegistryRefusal;
+use crate::cloudbuild_file::read_config;
 use crate::executor::local::engine_cli::{self, Allowed};
-use crate::stages::StageContext;
-use crate::stages::bake::RegistryRefusal;
-use crate::workspace_files::{Beneath, WorkspaceFileError};
+use crate::workspace_files::WorkspaceFileError;
 
 /// Why a `run` stage's Cloud Build file cannot run, or its images were not pushed.
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +73,7 @@ pub(crate) async fn load(
     for warning in &file.warnings {
         ctx.log.system(&format!("warning: {warning}")).await;
     }
-    let trigger = {
-        let state = ctx.execution.read().await;
-        crate::trigger_env::step_env(&state.exec.trigger)
-    };
+    let trigger = crate::trigger_env::step_env(&ctx.execution_record().await.trigger);
     let mut builtins: BTreeMap<String, String> = gantry_cloudbuild::builtin_names()
         .iter()
         .map(|name| (name.to_string(), String::new()))
@@ -99,7 +96,7 @@ pub(crate) async fn load(
         .unwrap_or_default();
     builtins.extend(git.into_iter().filter(|(_, v)| !v.is_empty()));
     builtins.insert("PROJECT_ID".into(), "gantry".into());
-    builtins.insert("BUILD_ID".into(), ctx.execution.id.clone());
+    builtins.insert("BUILD_ID".into(), ctx.execution_id.clone());
     builtins.insert("LOCATION".into(), "local".into());
     let (registry_map, insecure_registries) = ctx.registries();
     let translation = Translation {
@@ -157,49 +154,6 @@ fn allow_engine_cli(
     }
 }
 
-/// The secret-store names the Cloud Build file `config` in `workspace`
-/// makes available (`availableSecrets`); none while there is no such file
-/// or it does not parse (the stage reading it reports that).
-pub(crate) async fn secret_names(workspace: &Path, config: &str) -> Vec<String> {
-    let read = {
-        let (workspace, config) = (workspace.to_owned(), config.to_owned());
-        tokio::task::spawn_blocking(move || read_config(&workspace, &config)).await
-    };
-    let Ok(Ok((text, _))) = read else {
-        return Vec::new();
-    };
-    gantry_cloudbuild::parse(config, &text)
-        .map(|file| file.secrets.into_values().collect())
-        .unwrap_or_default()
-}
-
-/// Cloud Build files larger than this are refused.
-const MAX_CONFIG: u64 = 4 << 20;
-
-/// The text of the Cloud Build file `config`, read beneath the workspace (`crate::
-/// workspace_files`: a link out of it is refused, so the server never parses, or echoes in
-/// an error, a file of its own), and the real path of its directory, where git is asked for
-/// the commit.
-fn read_config(
-    workspace: &Path,
-    config: &str,
-) -> Result<(String, std::path::PathBuf), WorkspaceFileError> {
-    let beneath = Beneath::workspace(workspace)?;
-    let text = beneath.read_to_string(config, MAX_CONFIG)?;
-    let parent = Path::new(config)
-        .parent()
-        .map(|p| p.to_string_lossy().into_owned())
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| ".".to_owned());
-    let dir = beneath.open_dir(&parent)?;
-    let real =
-        std::fs::read_link(Beneath::fd_path(&dir)).map_err(|source| WorkspaceFileError::Io {
-            path: parent,
-            source,
-        })?;
-    Ok((text, real))
-}
-
 /// The configured map, with `gcr.io/cloud-builders/docker` running the
 /// engine's CLI on the host unless the map says otherwise.
 pub(crate) async fn image_map(
@@ -247,7 +201,7 @@ pub(crate) async fn push_images(
         let digest = engine
             .push(&target.image, target.tls_verify, credentials)
             .await
-            .map_err(|e| PushError(crate::stages::bake::explain(e, access)))?;
+            .map_err(|e| PushError(crate::bake::explain(e, access)))?;
         pushed.push((target.image, digest));
     }
     Ok(pushed)

@@ -34,7 +34,7 @@ pub(super) async fn take_cluster(ctx: &StageContext, cluster: &str) -> Result<()
             .store()
             .claim_cluster(
                 cluster,
-                &ctx.execution.id,
+                &ctx.execution_id,
                 &ctx.stage_id,
                 crate::clock::now(),
             )
@@ -46,7 +46,7 @@ pub(super) async fn take_cluster(ctx: &StageContext, cluster: &str) -> Result<()
         match claim {
             ClusterClaim::Taken => return Ok(()),
             ClusterClaim::HeldBy { execution, stage } => {
-                let note = if execution == ctx.execution.id {
+                let note = if execution == ctx.execution_id {
                     format!(
                         "waiting for the deploy of cluster {cluster} by stage {stage} of this execution to finish"
                     )
@@ -73,7 +73,7 @@ pub(super) async fn take_cluster(ctx: &StageContext, cluster: &str) -> Result<()
 pub(super) async fn release_cluster(ctx: &StageContext, cluster: &str) {
     if let Err(error) = ctx
         .store()
-        .release_cluster(cluster, &ctx.execution.id, &ctx.stage_id)
+        .release_cluster(cluster, &ctx.execution_id, &ctx.stage_id)
         .await
     {
         ctx.log

@@ -11,14 +11,14 @@ use gantry_store::{Status, StepRecord};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::StageContext;
 use crate::clock;
 use crate::executor::local::engine_cli::Allowed;
 use crate::executor::{
     Confinement, ExecutorError, StageExecutor, StageSpec, StepExecutor, StepHandle, StepSecrets,
     StepSpec, StepVolume,
 };
-use crate::logs::StageLog;
-use crate::stages::StageContext;
+use gantry_engine::stage_kit::StageLog;
 
 pub(crate) enum StepEnd {
     Succeeded(Map<String, Value>),
@@ -88,7 +88,7 @@ impl<E: StepExecutor> StepRun<'_, E> {
         };
         let left = handle.left_behind();
         let mut record = StepRecord {
-            execution_id: ctx.execution.id.clone(),
+            execution_id: ctx.execution_id.clone(),
             stage_id: ctx.stage_id.clone(),
             step: self.index,
             status: Status::Running,
@@ -150,7 +150,7 @@ impl<E: StepExecutor> StepRun<'_, E> {
                 StepEnd::Canceled
             }
             (Ended::TimedOut, _) => {
-                let timeout = crate::stages::humanize(self.step.timeout.unwrap_or_default());
+                let timeout = crate::humanize(self.step.timeout.unwrap_or_default());
                 StepEnd::Failed(format!("{name} timed out after {timeout}"))
             }
             (Ended::Exited, Err(ExecutorError::Named(error))) => StepEnd::Failed(error),
@@ -203,12 +203,10 @@ impl<E: StepExecutor> StepRun<'_, E> {
     async fn spec(&self, name: String) -> (StepSpec, StepSecrets) {
         let stage = self.stage;
         let step = self.step;
-        let mut env: BTreeMap<String, String> = {
-            let state = stage.ctx.execution.read().await;
-            crate::trigger_env::step_env(&state.exec.trigger)
+        let mut env: BTreeMap<String, String> =
+            crate::trigger_env::step_env(&stage.ctx.execution_record().await.trigger)
                 .into_iter()
-                .collect()
-        };
+                .collect();
         env.extend(stage.stage_env.clone());
         env.extend(step.env.clone());
         let mut secrets = self.secret_env();
@@ -280,7 +278,7 @@ impl<E: StepExecutor> StepRun<'_, E> {
         let ctx = self.stage.ctx;
         self.stage.log.system(&error).await;
         let record = StepRecord {
-            execution_id: ctx.execution.id.clone(),
+            execution_id: ctx.execution_id.clone(),
             stage_id: ctx.stage_id.clone(),
             step: self.index,
             status: Status::Failed,

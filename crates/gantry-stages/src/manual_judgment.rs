@@ -7,9 +7,9 @@ use serde_json::{Map, Value, json};
 
 use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::clock;
-use crate::driver::StageSignal;
-use crate::engine::Judgment;
-use crate::error::EngineError;
+use gantry_engine::stage_kit::EngineError;
+use gantry_engine::stage_kit::Judgment;
+use gantry_engine::stage_kit::StageSignal;
 
 impl StageRunner for gantry_config::stages::manual_judgment::ManualJudgment {
     async fn run(ctx: &StageContext, spec: &gantry_config::ManualJudgmentStage) -> StageResult {

@@ -20,9 +20,9 @@ use tokio::sync::{Notify, oneshot};
 use super::super::StageContext;
 use super::super::manual_judgment;
 use super::journal::edit_state;
-use crate::driver::{Reply, StageSignal};
-use crate::engine::Judgment;
-use crate::error::EngineError;
+use gantry_engine::stage_kit::EngineError;
+use gantry_engine::stage_kit::Judgment;
+use gantry_engine::stage_kit::{Reply, StageSignal};
 
 pub(super) struct StagePeople<'a> {
     ctx: &'a StageContext,
@@ -168,7 +168,7 @@ impl People for StagePeople<'_> {
             let promoted = self.promote.notified();
             let command = format!(
                 "gantry promote {} --stage {}",
-                self.ctx.execution.id, self.ctx.stage_id
+                self.ctx.execution_id, self.ctx.stage_id
             );
             self.say_waiting(&format!("waiting for {why}: `{command}`"))
                 .await;
@@ -209,7 +209,7 @@ impl People for StagePeople<'_> {
                 .as_deref()
                 .map(|i| format!(": {i}"))
                 .unwrap_or_default();
-            let (execution, stage) = (&self.ctx.execution.id, &self.ctx.stage_id);
+            let (execution, stage) = (&self.ctx.execution_id, &self.ctx.stage_id);
             self.say_waiting(&format!(
                 "at {percent}%, waiting for {why}: `gantry approve {execution} --stage {stage}` \
                  goes on, `gantry reject {execution} --stage {stage}` rolls back{instructions}"

@@ -101,19 +101,16 @@ async fn committed_here(
     target: &Target,
     branch: &str,
 ) -> Option<(String, String)> {
-    let state = ctx.execution.read().await;
-    state
-        .stages
-        .iter()
-        .enumerate()
-        .filter(|(index, record)| {
-            *index != ctx.index
-                && record.status == Status::Succeeded
-                && matches!(state.spec(*index).kind, StageKind::GitCommit(_))
+    ctx.other_stages()
+        .await
+        .into_iter()
+        .filter(|(record, kind)| {
+            record.status == Status::Succeeded
+                && matches!(kind, StageKind::GitCommit(_))
                 && record.outputs.get("repository").and_then(Value::as_str) == Some(target.name())
                 && record.outputs.get("branch").and_then(Value::as_str) == Some(branch)
         })
-        .filter_map(|(_, record)| {
+        .filter_map(|(record, _)| {
             let commit = record.outputs.get("commit").and_then(Value::as_str)?;
             (!commit.is_empty())
                 .then(|| (record.ended_at, commit.to_owned(), record.stage_id.clone()))

@@ -127,7 +127,7 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
         on_interrupt: spec.on_interrupt,
         runs_on: spec.runs_on.clone(),
         spec: StageSpec {
-            execution: ctx.execution.id.clone(),
+            execution: ctx.execution_id.clone(),
             stage: ctx.stage_id.clone(),
             workspace,
             run_dir,
@@ -253,7 +253,7 @@ async fn keep_artifacts(
 }
 
 async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) -> StageResult {
-    let credentials = match crate::stages::bake::credentials(stage.ctx, access).await {
+    let credentials = match crate::bake::credentials(stage.ctx, access).await {
         Ok(credentials) => credentials,
         Err(error) => return Err(StageFailure::Failed(format!("images: {error}"))),
     };
@@ -336,7 +336,7 @@ async fn run_graph_within(
             }
             let error = format!(
                 "the build timed out after {} (timeout in {config})",
-                crate::stages::humanize(timeout)
+                crate::humanize(timeout)
             );
             stage.log.system(&error).await;
             Err(StageFailure::Failed(error))
@@ -353,7 +353,7 @@ async fn run_graph(
     dependencies: &[Vec<usize>],
 ) -> StageResult {
     let ctx = stage.ctx;
-    let previous = match ctx.store().steps(&ctx.execution.id, &ctx.stage_id).await {
+    let previous = match ctx.store().steps(&ctx.execution_id, &ctx.stage_id).await {
         Ok(steps) => steps,
         Err(error) => return Err(StageFailure::Failed(error.to_string())),
     };
@@ -491,8 +491,6 @@ async fn resolve_secrets(
     }
     Ok(values)
 }
-
-pub(crate) use cloudbuild::secret_names as config_secret_names;
 
 /// A `secretEnv` entry: `NAME` (the variable is named like the secret) or
 /// `VARIABLE=SECRET`.

@@ -9,7 +9,7 @@ use gantry_deploy::strategies::{Journal, RolloutRecord};
 use serde_json::{Map, Value};
 
 use super::super::StageContext;
-use crate::error::EngineError;
+use gantry_engine::stage_kit::EngineError;
 
 /// The field of the stage state that holds the [`RolloutRecord`].
 const FIELD: &str = "rollout";
@@ -54,17 +54,14 @@ pub(super) async fn edit_state(
     ctx: &StageContext,
     edit: impl FnOnce(&mut Map<String, Value>),
 ) -> Result<Value, EngineError> {
-    let index = ctx.index;
-    ctx.execution
-        .update(|change| {
-            let state = &mut change.stage(index).state;
-            if !state.is_object() {
-                *state = Value::Object(Map::new());
-            }
-            if let Value::Object(fields) = state {
-                edit(fields);
-            }
-            state.clone()
-        })
-        .await
+    ctx.edit_state(|state| {
+        if !state.is_object() {
+            *state = Value::Object(Map::new());
+        }
+        if let Value::Object(fields) = state {
+            edit(fields);
+        }
+        state.clone()
+    })
+    .await
 }

@@ -10,9 +10,9 @@ use gantry_store::{
 use serde_json::{Map, Value};
 
 use super::{StageContext, StageFailure, StageResult, StageRunner};
-use crate::engine::RunRequest;
-use crate::error::EngineError;
-use crate::event::Event;
+use gantry_engine::stage_kit::EngineError;
+use gantry_engine::stage_kit::Event;
+use gantry_engine::stage_kit::RunRequest;
 
 impl StageRunner for gantry_config::stages::pipeline::Pipeline {
     async fn run(ctx: &StageContext, spec: &gantry_config::PipelineStage) -> StageResult {
@@ -97,7 +97,7 @@ pub(crate) async fn run(ctx: &StageContext, spec: &PipelineStage) -> StageResult
 /// This attempt's child execution, started now if it does not exist yet.
 async fn child(ctx: &StageContext, spec: &PipelineStage) -> Result<ExecutionRecord, EngineError> {
     let parent = ParentRef {
-        execution: ctx.execution.id.clone(),
+        execution: ctx.execution_id.clone(),
         stage: ctx.stage_id.clone(),
         attempt: ctx.attempt,
     };
@@ -105,13 +105,12 @@ async fn child(ctx: &StageContext, spec: &PipelineStage) -> Result<ExecutionReco
         return Ok(existing);
     }
     let trigger = {
-        let state = ctx.execution.read().await;
+        let exec = ctx.execution_record().await;
         TriggerData::new(Cause::Pipeline(PipelineCause::Child(ChildOf {
-            parent_execution: state.exec.id.clone(),
-            parent_pipeline: state.exec.pipeline.clone(),
+            parent_execution: exec.id.clone(),
+            parent_pipeline: exec.pipeline.clone(),
             parent_stage: ctx.stage_id.clone(),
-            user: state
-                .exec
+            user: exec
                 .trigger
                 .get("user")
                 .and_then(Value::as_str)

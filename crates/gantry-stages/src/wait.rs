@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{StageContext, StageFailure, StageResult, StageRunner};
 use crate::clock;
-use crate::driver::StageSignal;
+use gantry_engine::stage_kit::StageSignal;
 
 impl StageRunner for gantry_config::stages::wait::Wait {
     async fn run(ctx: &StageContext, spec: &gantry_config::WaitStage) -> StageResult {

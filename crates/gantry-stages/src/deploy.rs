@@ -199,7 +199,7 @@ async fn recorded_request(
             .filter(|size| *size > 0)
             .unwrap_or(1)
     });
-    let id = format!("{}-{}-{}", ctx.execution.id, ctx.stage_id, ctx.attempt);
+    let id = format!("{}-{}-{}", ctx.execution_id, ctx.stage_id, ctx.attempt);
     ctx.save_state(json!({"requestId": id, "previous": previous, "size": size}))
         .await
         .map_err(|e| e.to_string())?;

@@ -1,12 +1,17 @@
-//! What a running stage gets from the engine.
+//! What a running stage gets from the engine: the one way a stage implementation
+//! (`gantry-stages`) reaches the orchestrator. Its data fields are public and read-only
+//! (a stage holds `&StageContext`); everything else is a method, so what a stage may do
+//! is the list below and nothing more.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gantry_config::{SecretName, Stage};
+use gantry_config::{SecretName, Stage, StageKind};
 use gantry_container::ContainerEngine;
 use gantry_secrets::SecretStore;
-use gantry_store::{ExecutionRecord, GitPush, Millis, ParentRef, Status, Store, TriggerData};
+use gantry_store::{
+    ExecutionRecord, GitPush, Millis, ParentRef, StageRecord, Status, Store, TriggerData,
+};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -15,32 +20,37 @@ use crate::driver::{Reply, StageSignal};
 use crate::engine::{self, Engine, RunRequest};
 use crate::error::EngineError;
 use crate::event::Event;
+use crate::executor::StageExecutor;
 use crate::expressions;
 use crate::logs::StageLog;
 use crate::state::Execution;
 
-/// Everything a stage may use: its own spec, state, outputs, log and signals, and the
-/// capabilities below (store, secrets, repositories, APT, deploy controller, container
-/// engine, HTTP client, child executions). Stage types reach the engine only through these.
+/// Everything a stage may use of the engine: its own spec, state, outputs, log and signals,
+/// and the capabilities below (store, secrets, repositories, the container engine, the
+/// step executor, child executions). Stage types reach the engine only through these;
+/// services only stages use are held by the stage types themselves.
 pub struct StageContext {
     /// Private: stage types reach the engine only through the accessors below.
     engine: Engine,
-    pub(crate) execution: Arc<Execution>,
-    pub(crate) index: usize,
-    pub(crate) stage_id: String,
-    pub(crate) spec: Stage,
-    pub(crate) attempt: i64,
-    pub(crate) started_at: Millis,
+    /// Private: a stage reads and changes its execution only through the methods below.
+    execution: Arc<Execution>,
+    index: usize,
+    /// The execution's id.
+    pub execution_id: String,
+    pub stage_id: String,
+    pub spec: Stage,
+    pub attempt: i64,
+    pub started_at: Millis,
     /// True when the server restarted while this stage was running.
-    pub(crate) resumed: bool,
+    pub resumed: bool,
     /// Canceled when the stage must stop: the execution was canceled or
     /// is failing, or the stage timed out.
-    pub(crate) cancel: CancellationToken,
+    pub cancel: CancellationToken,
     /// Judgments and skips from people.
-    pub(crate) signals: Mutex<mpsc::Receiver<(StageSignal, Reply)>>,
-    pub(crate) log: StageLog,
+    signals: Mutex<mpsc::Receiver<(StageSignal, Reply)>>,
+    pub log: StageLog,
     /// What expressions see (rendered when the stage started).
-    pub(crate) expressions: Value,
+    pub expressions: Value,
 }
 
 impl StageContext {
@@ -59,6 +69,7 @@ impl StageContext {
             engine: engine.clone(),
             execution: execution.clone(),
             index,
+            execution_id: execution.id.clone(),
             stage_id: record.stage_id.clone(),
             spec: state.spec(index).clone(),
             attempt: record.attempt,
@@ -81,77 +92,53 @@ impl StageContext {
         self.engine.stage_types()
     }
 
-    pub(crate) fn store(&self) -> &Store {
+    pub fn store(&self) -> &Store {
         self.engine.store()
     }
 
     /// The secret store, when the server has one.
-    pub(crate) fn secrets(&self) -> Option<&SecretStore> {
+    pub fn secrets(&self) -> Option<&SecretStore> {
         self.engine.secrets()
     }
 
     /// The repositories this server hosts.
-    pub(crate) fn git(&self) -> &gantry_git::Repositories {
+    pub fn git(&self) -> &gantry_git::Repositories {
         self.engine.git()
     }
 
     /// The credentials a secret holds for an external git repository.
-    pub(crate) async fn git_credentials(
+    pub async fn git_credentials(
         &self,
         name: &str,
     ) -> Result<gantry_git::Credentials, crate::GitCredentialsError> {
         self.engine.git_credentials(name).await
     }
 
-    /// The server's APT repositories, when it has them.
-    pub(crate) fn apt(&self) -> Option<&gantry_apt::Apt> {
-        self.engine.apt()
-    }
 
-    /// The deploy controller, when the server has one (`gantry serve`).
-    pub(crate) fn deploy_controller(&self) -> Option<&gantry_deploy::DeployController> {
-        self.engine.deploy()
-    }
 
     /// The container engine, when one is installed.
-    pub(crate) fn containers(&self) -> Option<&ContainerEngine> {
+    pub fn containers(&self) -> Option<&ContainerEngine> {
         self.engine.containers()
     }
 
-    /// The engine's HTTP client (webhooks).
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        self.engine.http()
-    }
 
     /// The server's data directory, which steps must not reach.
-    pub(crate) fn data_dir(&self) -> &Path {
+    pub fn data_dir(&self) -> &Path {
         self.engine.data_dir()
     }
 
-    /// Builder images that cannot exist here, and the local ones that replace them
-    /// (Cloud Build files).
-    pub(crate) fn image_map(&self) -> &std::collections::BTreeMap<String, String> {
-        self.engine.image_map()
-    }
 
-    /// Where Cloud Build files' images really go, and the registries reached without TLS.
-    pub(crate) fn registries(
-        &self,
-    ) -> (&gantry_cloudbuild::RegistryMap, &gantry_cloudbuild::InsecureRegistries) {
-        self.engine.registries()
-    }
 
     /// The step executor for this stage: runners when the stage asks for them
     /// (`on_runners`, its `runsOn`) or the server runs no steps itself, else
     /// this machine with the server's container engine, sandbox and data directory.
     /// A new one per call: it remembers the images it found for one stage.
     /// `runner_wait` overrides the server's bound on waiting for a runner.
-    pub(crate) fn step_executor(
+    pub fn step_executor(
         &self,
         on_runners: bool,
         runner_wait: Option<std::time::Duration>,
-    ) -> Result<crate::executor::StageExecutor, String> {
-        use crate::executor::StageExecutor;
+    ) -> Result<StageExecutor, String> {
         use crate::executor::remote::{InPlace, RemoteExecutor};
         let local =
             || crate::executor::local::LocalExecutor::new(self.engine.local_executor_config());
@@ -180,12 +167,12 @@ impl StageContext {
     }
 
     /// Execution events, to follow a child execution.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.engine.subscribe()
     }
 
     /// Starts a child execution of this one (the `pipeline` stage).
-    pub(crate) async fn start_child_execution(
+    pub async fn start_child_execution(
         &self,
         request: RunRequest,
         parent: ParentRef,
@@ -194,13 +181,13 @@ impl StageContext {
     }
 
     /// Cancels another execution (a child this stage started).
-    pub(crate) async fn cancel_execution(&self, id: &str, user: &str) -> Result<(), EngineError> {
+    pub async fn cancel_execution(&self, id: &str, user: &str) -> Result<(), EngineError> {
         self.engine.cancel(id, user).await
     }
 
     /// What started the execution, typed; `None` for a stored trigger of no known shape
     /// (it names no commit, no repository, no pull request).
-    pub(crate) async fn trigger(&self) -> Option<TriggerData> {
+    pub async fn trigger(&self) -> Option<TriggerData> {
         let stored = self.execution.read().await.exec.trigger.clone();
         match TriggerData::from_stored(&stored) {
             Ok(trigger) => Some(trigger),
@@ -212,24 +199,55 @@ impl StageContext {
     }
 
     /// The push (or `--ref`, or an upstream's push) that started the execution, if one did.
-    pub(crate) async fn trigger_push(&self) -> Option<GitPush> {
+    pub async fn trigger_push(&self) -> Option<GitPush> {
         self.trigger().await.and_then(|trigger| trigger.git())
     }
 
     /// The stage's durable state (a JSON object).
-    pub(crate) async fn state(&self) -> Value {
+    pub async fn state(&self) -> Value {
         self.execution.read().await.stages[self.index].state.clone()
     }
 
+    /// Edits the stage's durable state in place, in one transition: parts of a stage that
+    /// write into the same state concurrently (a rollout and the people answering it) do
+    /// not lose each other's fields, as a read-then-replace would. Persisted before it
+    /// returns what `edit` returned.
+    pub async fn edit_state<T>(
+        &self,
+        edit: impl FnOnce(&mut Value) -> T,
+    ) -> Result<T, EngineError> {
+        self.execution
+            .update(|change| edit(&mut change.stage(self.index).state))
+            .await
+    }
+
+    /// The execution's record as it is now: its pipeline, who or what started it (the
+    /// stored trigger, as step variables read it).
+    pub async fn execution_record(&self) -> ExecutionRecord {
+        self.execution.read().await.exec.clone()
+    }
+
+    /// Every other stage of the execution, as it is now, with its spec's kind.
+    pub async fn other_stages(&self) -> Vec<(StageRecord, StageKind)> {
+        let state = self.execution.read().await;
+        state
+            .stages
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| *index != self.index)
+            .map(|(index, record)| (record.clone(), state.spec(index).kind.clone()))
+            .collect()
+    }
+
     /// Replaces the stage's durable state; persisted before it returns.
-    pub(crate) async fn save_state(&self, state: Value) -> Result<(), EngineError> {
+    pub async fn save_state(&self, state: Value) -> Result<(), EngineError> {
         self.execution
             .update(|c| c.stage(self.index).state = state)
             .await
     }
 
     /// Merges outputs into the stage's outputs now (they survive a restart).
-    pub(crate) async fn add_outputs(&self, outputs: Map<String, Value>) -> Result<(), EngineError> {
+    pub async fn add_outputs(&self, outputs: Map<String, Value>) -> Result<(), EngineError> {
         self.execution
             .update(|c| {
                 let record = c.stage(self.index);
@@ -243,14 +261,14 @@ impl StageContext {
     }
 
     /// Running ↔ waiting (for a person).
-    pub(crate) async fn set_status(&self, status: Status) -> Result<(), EngineError> {
+    pub async fn set_status(&self, status: Status) -> Result<(), EngineError> {
         self.execution
             .update(|c| c.stage(self.index).status = status)
             .await
     }
 
     /// Waits for a signal from a person, or for cancellation (`None`).
-    pub(crate) async fn next_signal(&self) -> Option<(StageSignal, Reply)> {
+    pub async fn next_signal(&self) -> Option<(StageSignal, Reply)> {
         let mut signals = self.signals.lock().await;
         tokio::select! {
             signal = signals.recv() => signal,
@@ -259,12 +277,12 @@ impl StageContext {
     }
 
     /// The execution's workspace, shared by all its stages.
-    pub(crate) fn workspace(&self) -> PathBuf {
+    pub fn workspace(&self) -> PathBuf {
         workspace_of(&self.engine, &self.execution.id)
     }
 
     /// Gantry's own files for this stage (step outputs), outside the workspace.
-    pub(crate) fn run_dir(&self) -> PathBuf {
+    pub fn run_dir(&self) -> PathBuf {
         self.engine
             .data_dir()
             .join("runs")
@@ -273,7 +291,7 @@ impl StageContext {
     }
 
     /// Why the stage is being stopped, for its outcome.
-    pub(crate) async fn cancel_reason(&self) -> String {
+    pub async fn cancel_reason(&self) -> String {
         let state = self.execution.read().await;
         match &state.exec.canceled_by {
             Some(user) => format!("canceled by {user}"),
@@ -350,8 +368,7 @@ async fn execution_secrets(
                 }
                 SecretName::CloudBuildFile(config) => {
                     let workspace = workspace_of(engine, execution_id);
-                    names
-                        .extend(crate::stages::run::config_secret_names(&workspace, &config).await);
+                    names.extend(crate::cloudbuild_file::secret_names(&workspace, &config).await);
                 }
             }
         }

@@ -220,7 +220,7 @@ pub(super) async fn finish(
         );
         return Ok(outputs);
     };
-    let pusher = format!("execution {}", ctx.execution.id);
+    let pusher = format!("execution {}", ctx.execution_id);
     let refspec = format!("HEAD:refs/heads/{branch}");
     let pushed = match &target.hosted {
         Some(name) => ctx
@@ -266,7 +266,7 @@ pub(super) async fn default_message(ctx: &StageContext, title: &str) -> String {
             message.push_str(&format!("Source message: {subject}\n"));
         }
     }
-    message.push_str(&format!("Execution: {}\n", ctx.execution.id));
+    message.push_str(&format!("Execution: {}\n", ctx.execution_id));
     message
 }
 
