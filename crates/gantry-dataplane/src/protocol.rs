@@ -70,6 +70,10 @@ pub enum Request {
     Shutdown,
 }
 
+/// How the data plane's answer to a line it cannot read begins (an unknown
+/// `op` from a newer server included).
+pub(crate) const BAD_REQUEST: &str = "bad request: ";
+
 /// An instance the data plane routes to but does not run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -17,7 +17,7 @@ use super::adopt::{Adoption, Records};
 use super::handoff::{Sockets, handoff_socket_path};
 use super::reconcile::{self, Instances, Parts};
 use super::state::{self, DesiredState};
-use crate::protocol::{ErrorKind, Request, Response};
+use crate::protocol::{BAD_REQUEST, ErrorKind, Request, Response};
 use gantry_deploy::model::{ServerGroup, server_group_name};
 
 /// `DATA/deploy`, where the data plane keeps its files.
@@ -235,7 +235,7 @@ async fn serve_connection(
             Err(error) => (
                 Response::Error {
                     kind: ErrorKind::Invalid,
-                    message: format!("bad request: {error}"),
+                    message: format!("{BAD_REQUEST}{error}"),
                 },
                 false,
             ),

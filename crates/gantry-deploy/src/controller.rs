@@ -184,7 +184,7 @@ impl DeployController {
     /// The names of the enabled live groups of a cluster, oldest first.
     pub async fn enabled_groups(&self, cluster: &str) -> Result<Vec<String>, DeployError> {
         Ok(self
-            .snapshot()
+            .cluster(cluster)
             .await?
             .cluster(cluster)
             .iter()
@@ -433,7 +433,7 @@ impl DeployController {
 
     /// The current (newest enabled) group and the one before it.
     pub async fn rollback_plan(&self, cluster: &str) -> Result<(String, String), DeployError> {
-        let snapshot = self.snapshot().await?;
+        let snapshot = self.cluster(cluster).await?;
         let groups = snapshot.cluster(cluster);
         let current = groups
             .iter()

@@ -4,6 +4,8 @@
 //! starts it again the moment it dies (`watch.rs`).
 
 mod client;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use serde_json::Value;
 
 pub use client::DataplaneClient;
 
-use crate::protocol::{RemoteTarget, Request};
+use crate::protocol::{BAD_REQUEST, RemoteTarget, Request};
 use gantry_deploy::DeployError;
 use gantry_deploy::analysis::Measurement;
 use gantry_deploy::model::{
@@ -301,7 +303,8 @@ impl LocalProvider {
 /// by an older binary, which outlives the server's upgrade, knows `Status`
 /// but not the requests that read part of it.
 fn older_dataplane(error: &DeployError) -> bool {
-    matches!(error, DeployError::Invalid(message) if message.starts_with("bad request: unknown variant"))
+    matches!(error, DeployError::Invalid(message)
+        if message.strip_prefix(BAD_REQUEST).is_some_and(|m| m.starts_with("unknown variant")))
 }
 
 /// An image must exist locally (no public registry is reachable).
