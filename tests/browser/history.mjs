@@ -7,7 +7,7 @@
 // Environment: GANTRY_URL, GANTRY_ADMIN_TOKEN, GANTRY_EXECUTION (an execution of `flaky`
 // whose stage `fetch` ran three attempts), GANTRY_SCREENSHOTS.
 
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 
 const url = process.env.GANTRY_URL;
@@ -23,11 +23,7 @@ function check(condition, message) {
   if (!condition) throw new Error(message);
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
