@@ -517,7 +517,7 @@ fn check_deploy_answers(server: &Server, shapes: &mut Shapes) {
     );
     // The refused delivery above is in the delivery log.
     shapes.check_all(
-        &server,
+        server,
         vec![get(
             "/api/v1/webhook-deliveries",
             "/api/v1/webhook-deliveries?limit=5",
