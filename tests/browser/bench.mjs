@@ -5,7 +5,7 @@
 // Environment: GANTRY_URL, GANTRY_COOKIE (gantry_session=…), GANTRY_WIDE (the
 // 100-stage execution); the pipeline `ticker` prints t=… lines.
 
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const url = process.env.GANTRY_URL;
 const [name, value] = process.env.GANTRY_COOKIE.split('=');
@@ -13,11 +13,7 @@ const ROUNDS = 10;
 
 const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   await context.addCookies([{ name, value, url }]);

@@ -9,7 +9,7 @@
 // or empty to leave the clusters checks out) and GANTRY_CANARY_EXECUTION (an
 // execution of a canary deploy with an analysis, or empty).
 
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 
 const url = process.env.GANTRY_URL;
@@ -42,11 +42,7 @@ async function signIn(context, token) {
   return page;
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-});
+const browser = await launch();
 try {
   const admin = await browser.newContext({ viewport: { width: 1400, height: 900 } });
 

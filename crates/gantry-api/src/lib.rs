@@ -359,6 +359,7 @@ pub fn routes() -> Vec<Route> {
         viewer(Method::GET, "/api/v1/repos/{name}", git::show_repo),
         admin(Method::DELETE, "/api/v1/repos/{name}", git::delete_repo),
         viewer(Method::GET, "/api/v1/triggers", git::list_triggers),
+        viewer(Method::GET, "/api/v1/webhook-deliveries", webhooks::list_deliveries),
         operator(
             Method::POST,
             "/api/v1/pipelines/{name}/triggers/{position}/disable",

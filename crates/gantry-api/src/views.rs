@@ -5,9 +5,12 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use gantry_store::{
-    ExecutionRecord, LogLine, LogStream, Millis, PipelineRecord, StageRecord, Status, TokenRecord,
+    ExecutionRecord, LogLine, LogStream, Millis, PipelineRecord, StageAttemptRecord, StageRecord,
+    Status, TokenRecord,
 };
-use gantry_wire::executions::{Execution, JudgmentPrompt, LogLine as LogLineView, Parent, Stage};
+use gantry_wire::executions::{
+    Execution, JudgmentPrompt, LogLine as LogLineView, Parent, Stage, StageAttempt,
+};
 use gantry_wire::pipelines::Pipeline;
 use gantry_wire::tokens::Token;
 use serde_json::Value;
@@ -61,6 +64,24 @@ pub fn execution(record: ExecutionRecord, stages: Option<Vec<StageRecord>>) -> E
             attempt: p.attempt,
         }),
         stages,
+    }
+}
+
+/// Hands each stage of `execution` its attempts.
+pub fn with_attempts(execution: &mut Execution, attempts: Vec<StageAttemptRecord>) {
+    let Some(stages) = execution.stages.as_mut() else {
+        return;
+    };
+    for record in attempts {
+        if let Some(stage) = stages.iter_mut().find(|s| s.id == record.stage_id) {
+            stage.attempts.push(StageAttempt {
+                attempt: record.attempt,
+                status: status(record.status),
+                started_at: opt_timestamp(record.started_at),
+                ended_at: opt_timestamp(record.ended_at),
+                error: record.error,
+            });
+        }
     }
 }
 
@@ -123,6 +144,7 @@ fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<Stage> {
                 outputs: mask_sealed(row.outputs),
                 error: row.error,
                 state: row.state,
+                attempts: Vec::new(),
             }
         })
         .collect()

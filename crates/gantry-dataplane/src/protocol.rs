@@ -4,12 +4,27 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use gantry_deploy::model::{Application, LoadBalancer, ServerGroupSpec};
+use gantry_deploy::model::{Application, ClusterQuery, LoadBalancer, ServerGroupSpec};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Request {
     Status,
+    /// A page of clusters, summarised. `provider`: whose groups (`None`:
+    /// the data plane's own).
+    Clusters {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+        query: ClusterQuery,
+    },
+    /// `Status` of one provider's groups only, of one cluster only when
+    /// `cluster` is given (the load balancers then those routing to it).
+    Groups {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<String>,
+    },
     /// Replaces the applications and load balancers (from `apply`).
     Configure {
         applications: Vec<Application>,
@@ -55,6 +70,10 @@ pub enum Request {
     Shutdown,
 }
 
+/// How the data plane's answer to a line it cannot read begins (an unknown
+/// `op` from a newer server included).
+pub(crate) const BAD_REQUEST: &str = "bad request: ";
+
 /// An instance the data plane routes to but does not run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,10 +84,11 @@ pub struct RemoteTarget {
     pub address: std::net::SocketAddr,
 }
 
+/// An answer; the client reads `Ok` straight into the type it expects.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Response {
-    Ok(Value),
+pub enum Response<T = Value> {
+    Ok(T),
     Error { kind: ErrorKind, message: String },
 }
 

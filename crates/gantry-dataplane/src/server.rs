@@ -1,5 +1,7 @@
 //! The data-plane process: its control socket and its life.
 
+mod query;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,10 +17,8 @@ use super::adopt::{Adoption, Records};
 use super::handoff::{Sockets, handoff_socket_path};
 use super::reconcile::{self, Instances, Parts};
 use super::state::{self, DesiredState};
-use crate::protocol::{ErrorKind, Request, Response};
-use gantry_deploy::model::{
-    LoadBalancerStatus, ServerGroup, ServerGroupStatus, Snapshot, server_group_name,
-};
+use crate::protocol::{BAD_REQUEST, ErrorKind, Request, Response};
+use gantry_deploy::model::{ServerGroup, server_group_name};
 
 /// `DATA/deploy`, where the data plane keeps its files.
 pub fn deploy_dir(data_dir: &Path) -> PathBuf {
@@ -235,7 +235,7 @@ async fn serve_connection(
             Err(error) => (
                 Response::Error {
                     kind: ErrorKind::Invalid,
-                    message: format!("bad request: {error}"),
+                    message: format!("{BAD_REQUEST}{error}"),
                 },
                 false,
             ),
@@ -254,7 +254,20 @@ async fn serve_connection(
 
 async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
     match request {
-        Request::Status => Ok(to_json(&snapshot(dp).await)),
+        Request::Status => Ok(to_json(
+            &query::groups(dp, query::Owner::Anyone, None).await,
+        )),
+        Request::Clusters { provider, query } => Ok(to_json(
+            &query::clusters(dp, provider.as_deref(), &query).await,
+        )),
+        Request::Groups { provider, cluster } => Ok(to_json(
+            &query::groups(
+                dp,
+                query::Owner::Provider(provider.as_deref()),
+                cluster.as_deref(),
+            )
+            .await,
+        )),
         Request::Configure {
             applications,
             load_balancers,
@@ -441,39 +454,6 @@ async fn commit(
         return Err((ErrorKind::Invalid, problems.join("; ")));
     }
     Ok(json!({"ok": true}))
-}
-
-async fn snapshot(dp: &Dataplane) -> Snapshot {
-    let state = dp.state.lock().await.clone();
-    let stats = dp.proxy.stats().snapshot();
-    let listening = dp.proxy.listening();
-    let running = dp.instances.lock().unwrap_or_else(|e| e.into_inner());
-    Snapshot {
-        applications: state.applications.clone(),
-        load_balancers: state
-            .load_balancers
-            .iter()
-            .map(|lb| LoadBalancerStatus {
-                load_balancer: lb.clone(),
-                listening: listening.contains(&lb.name),
-            })
-            .collect(),
-        server_groups: state
-            .server_groups
-            .iter()
-            .map(|group| ServerGroupStatus {
-                group: group.clone(),
-                instances: running
-                    .get(&group.name)
-                    .map(|handles| handles.iter().map(|h| h.snapshot()).collect())
-                    .unwrap_or_default(),
-                stats: stats
-                    .get(&group.name)
-                    .cloned()
-                    .map(crate::convert::group_stats),
-            })
-            .collect(),
-    }
 }
 
 /// Refuses an image this machine does not hold: instances never pull, and

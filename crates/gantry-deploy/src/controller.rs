@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::DeployError;
-use crate::model::{Application, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot};
+use crate::model::{
+    Application, ClusterPage, ClusterQuery, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot,
+};
 use crate::providers::{
     CreateServerGroup, Provider, ProviderRegistry, ServerGroupUpdate, TrafficUpdate,
 };
@@ -121,10 +123,27 @@ impl DeployController {
     pub async fn snapshot(&self) -> Result<Snapshot, DeployError> {
         let mut all = Snapshot::default();
         for provider in self.providers.iter() {
-            let one = provider.instances.snapshot().await?;
-            all.applications.extend(one.applications);
-            all.load_balancers.extend(one.load_balancers);
-            all.server_groups.extend(one.server_groups);
+            all.extend(provider.instances.snapshot().await?);
+        }
+        Ok(all)
+    }
+
+    /// A page of the clusters every provider runs, without reading any
+    /// provider's whole snapshot (the cluster list's cost with many groups).
+    pub async fn clusters(&self, query: &ClusterQuery) -> Result<ClusterPage, DeployError> {
+        let mut pages = Vec::new();
+        for provider in self.providers.iter() {
+            pages.push(provider.instances.clusters(query).await?);
+        }
+        Ok(ClusterPage::merge(query, pages))
+    }
+
+    /// What every provider knows of one cluster, as one snapshot holding
+    /// only its groups and the load balancers routing to it.
+    pub async fn cluster(&self, name: &str) -> Result<Snapshot, DeployError> {
+        let mut all = Snapshot::default();
+        for provider in self.providers.iter() {
+            all.extend(provider.instances.cluster(name).await?);
         }
         Ok(all)
     }
@@ -165,7 +184,7 @@ impl DeployController {
     /// The names of the enabled live groups of a cluster, oldest first.
     pub async fn enabled_groups(&self, cluster: &str) -> Result<Vec<String>, DeployError> {
         Ok(self
-            .snapshot()
+            .cluster(cluster)
             .await?
             .cluster(cluster)
             .iter()
@@ -414,7 +433,7 @@ impl DeployController {
 
     /// The current (newest enabled) group and the one before it.
     pub async fn rollback_plan(&self, cluster: &str) -> Result<(String, String), DeployError> {
-        let snapshot = self.snapshot().await?;
+        let snapshot = self.cluster(cluster).await?;
         let groups = snapshot.cluster(cluster);
         let current = groups
             .iter()

@@ -280,12 +280,13 @@ impl Driver {
 
     /// Records how a stage ended, and what that means for the execution.
     async fn complete(&mut self, index: usize, outcome: StageResult) -> Result<(), EngineError> {
-        let (spec, attempt, stage_id) = {
+        let (spec, attempt, stage_id, started_at) = {
             let state = self.execution.read().await;
             (
                 state.spec(index).clone(),
                 state.stages[index].attempt,
                 state.stages[index].stage_id.clone(),
+                state.stages[index].started_at,
             )
         };
         let halting = self.halt().await.is_some();
@@ -305,6 +306,20 @@ impl Driver {
                 i64::from(spec.retries) - attempt + 1
             ))
             .await;
+            // The attempt's history keeps how it ended; the stage row goes
+            // straight on to the next one.
+            self.engine
+                .store()
+                .end_stage_attempt(&gantry_store::StageAttemptRecord {
+                    execution_id: self.execution.id.clone(),
+                    stage_id: stage_id.clone(),
+                    attempt,
+                    status: Status::Failed,
+                    started_at,
+                    ended_at: Some(clock::now()),
+                    error: Some(error.clone()),
+                })
+                .await?;
             self.engine
                 .store()
                 .clear_steps(&self.execution.id, &stage_id)

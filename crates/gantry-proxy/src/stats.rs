@@ -244,6 +244,12 @@ impl Stats {
         groups.entry(name.to_owned()).or_default().clone()
     }
 
+    /// One group's figures, without recording a group it has never seen.
+    pub fn snapshot_of(&self, name: &str) -> Option<GroupStatsSnapshot> {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.get(name).map(|stats| stats.snapshot())
+    }
+
     pub fn snapshot(&self) -> HashMap<String, GroupStatsSnapshot> {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         groups

@@ -56,6 +56,7 @@ mod store;
 mod tokens;
 mod trigger_data;
 mod ui_sessions;
+mod webhook_deliveries;
 
 pub use apt::{
     AptPackLocation, AptPackageFile, AptPackageKey, AptPackageRecord, AptParagraph,
@@ -76,3 +77,4 @@ pub use trigger_data::{
     Cause, ChildOf, GitPush, PipelineCause, TriggerData, UnreadableTrigger, Upstream, UpstreamEnded,
 };
 pub use ui_sessions::UiSessionRecord;
+pub use webhook_deliveries::{WEBHOOK_DELIVERIES_KEPT, WebhookDeliveryRecord};

@@ -73,6 +73,16 @@ const SQLITE: Embedded = &[
         "hosts",
         include_str!("../migrations/sqlite/0014_hosts.sql"),
     ),
+    (
+        15,
+        "stage_attempts",
+        include_str!("../migrations/sqlite/0015_stage_attempts.sql"),
+    ),
+    (
+        16,
+        "webhook_deliveries",
+        include_str!("../migrations/sqlite/0016_webhook_deliveries.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -140,6 +150,16 @@ const POSTGRES: Embedded = &[
         14,
         "hosts",
         include_str!("../migrations/postgres/0014_hosts.sql"),
+    ),
+    (
+        15,
+        "stage_attempts",
+        include_str!("../migrations/postgres/0015_stage_attempts.sql"),
+    ),
+    (
+        16,
+        "webhook_deliveries",
+        include_str!("../migrations/postgres/0016_webhook_deliveries.sql"),
     ),
 ];
 

@@ -195,6 +195,20 @@ pub struct StageRecord {
     pub state: Value,
 }
 
+/// One attempt of a stage: a retry or a restart begins the next, and the
+/// ones before stay as they ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageAttemptRecord {
+    pub execution_id: String,
+    pub stage_id: String,
+    /// 1 for the first.
+    pub attempt: i64,
+    pub status: Status,
+    pub started_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    pub error: Option<String>,
+}
+
 /// The persisted state of one step of a `run` stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 
 use crate::executions::update_execution_in;
-use crate::model::{ExecutionRecord, StageRecord, StepRecord};
+use crate::model::{ExecutionRecord, StageAttemptRecord, StageRecord, Status, StepRecord};
 use crate::rows::{Row, json_text, read_error, violation};
 use crate::store::{Store, StoreError};
 
@@ -45,9 +45,37 @@ impl Store {
 
     /// Writes every column of the stage row (it must exist: `NotFound`
     /// otherwise, with kind `"stage"` and id `EXECUTION/STAGE`).
+    /// Its attempt's row is written in the same transaction.
     pub async fn update_stage(&self, stage: &StageRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        update_stage_in(&mut tx, stage).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records how an attempt ended when its stage row goes straight on to
+    /// the next attempt (a retry), which alone would leave it running.
+    pub async fn end_stage_attempt(&self, attempt: &StageAttemptRecord) -> Result<(), StoreError> {
         let mut conn = self.writer.acquire().await?;
-        update_stage_in(&mut conn, stage).await
+        put_attempt_in(&mut conn, attempt).await
+    }
+
+    /// Every attempt of every stage of an execution that has begun one, by
+    /// stage and attempt: the past ones as they ended, the current one as
+    /// its stage row is.
+    pub async fn stage_attempts(
+        &self,
+        execution_id: &str,
+    ) -> Result<Vec<StageAttemptRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT execution_id, stage_id, attempt, status, started_at, ended_at, error
+             FROM stage_attempts WHERE execution_id = $1 ORDER BY stage_id, attempt",
+        )
+        .bind(execution_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error("stage_attempts"))?;
+        rows.iter().map(attempt_from_row).collect()
     }
 
     /// Writes the stage rows and the execution row in one transaction.
@@ -151,7 +179,7 @@ async fn update_stage_in(
     .bind(json_text(&stage.outputs))
     .bind(stage.error.as_deref())
     .bind(json_text(&stage.state))
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound {
@@ -159,7 +187,59 @@ async fn update_stage_in(
             id: format!("{}/{}", stage.execution_id, stage.stage_id),
         });
     }
+    // A stage set back to pending before its restart keeps its last
+    // attempt as that attempt ended; the next start writes a new one.
+    if stage.attempt > 0 && stage.status != Status::Pending {
+        let attempt = StageAttemptRecord {
+            execution_id: stage.execution_id.clone(),
+            stage_id: stage.stage_id.clone(),
+            attempt: stage.attempt,
+            status: stage.status,
+            started_at: stage.started_at,
+            ended_at: stage.ended_at,
+            error: stage.error.clone(),
+        };
+        put_attempt_in(conn, &attempt).await?;
+    }
     Ok(())
+}
+
+async fn put_attempt_in(
+    conn: &mut sqlx::AnyConnection,
+    attempt: &StageAttemptRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO stage_attempts (execution_id, stage_id, attempt, status, started_at, ended_at, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (execution_id, stage_id, attempt) DO UPDATE SET
+             status = excluded.status,
+             started_at = excluded.started_at,
+             ended_at = excluded.ended_at,
+             error = excluded.error",
+    )
+    .bind(&attempt.execution_id)
+    .bind(&attempt.stage_id)
+    .bind(attempt.attempt)
+    .bind(attempt.status.as_str())
+    .bind(attempt.started_at)
+    .bind(attempt.ended_at)
+    .bind(attempt.error.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn attempt_from_row(row: &AnyRow) -> Result<StageAttemptRecord, StoreError> {
+    let row = Row::new(row, "stage_attempts");
+    Ok(StageAttemptRecord {
+        execution_id: row.get("execution_id")?,
+        stage_id: row.get("stage_id")?,
+        attempt: row.get("attempt")?,
+        status: row.status("status")?,
+        started_at: row.get("started_at")?,
+        ended_at: row.get("ended_at")?,
+        error: row.get("error")?,
+    })
 }
 
 fn stage_from_row(row: &AnyRow) -> Result<StageRecord, StoreError> {

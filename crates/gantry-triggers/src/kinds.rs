@@ -84,8 +84,20 @@ pub(crate) const KINDS: &[&dyn TriggerKind] = &[
 ];
 
 impl Triggers {
-    /// A webhook delivery, taken by the kind whose route it was sent to.
+    /// A webhook delivery, taken by the kind whose route it was sent to,
+    /// and added to the delivery log with what became of it.
     pub async fn webhook(
+        &self,
+        route: WebhookRoute<'_>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Delivery, WebhookError> {
+        let result = self.take_webhook(route, headers, body).await;
+        self.log_delivery(route, &result).await;
+        result
+    }
+
+    async fn take_webhook(
         &self,
         route: WebhookRoute<'_>,
         headers: &HeaderMap,

@@ -27,6 +27,7 @@ mod artifact;
 mod chain;
 mod config;
 mod cron;
+mod deliveries;
 mod error;
 mod filters;
 mod generic;

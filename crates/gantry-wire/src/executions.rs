@@ -112,6 +112,23 @@ pub struct Stage {
     /// What a `manualJudgment` stage asks of the person who decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judgment: Option<JudgmentPrompt>,
+    /// Every attempt begun, first to last (the last is the stage's own
+    /// status): a retry or a restart begins the next. Only in the answer
+    /// for one execution.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<StageAttempt>,
+}
+
+/// One attempt of a stage, as it ended (or is, for the current one).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageAttempt {
+    /// 1 for the first.
+    pub attempt: i64,
+    pub status: Status,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub error: Option<String>,
 }
 
 /// The instructions and options of a `manualJudgment` stage, from the

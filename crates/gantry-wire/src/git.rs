@@ -67,3 +67,30 @@ pub struct StartedExecution {
     pub pipeline: String,
     pub execution: String,
 }
+
+/// The recent webhook deliveries, newest first (`GET /api/v1/webhook-deliveries`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDeliveryLog {
+    pub deliveries: Vec<WebhookDeliveryEntry>,
+}
+
+/// One delivery received at `/webhooks/…`, accepted or refused, with why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDeliveryEntry {
+    pub id: i64,
+    pub received_at: String,
+    /// `github`, `gitlab` or `generic`.
+    pub provider: String,
+    /// The generic webhook's source, from its URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Accepted: `started`, `ignored`, `duplicate`. Refused: `unauthorized` (bad signature or
+    /// token), `invalid` (an unreadable payload), `unknown` (no trigger listens there),
+    /// `failed` (the server's fault).
+    pub outcome: String,
+    /// Why it was refused or ignored, as the sender was told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub started: Vec<StartedExecution>,
+}

@@ -491,6 +491,10 @@ pub(super) fn all() -> Vec<Operation> {
         op(Method::GET, "/api/v1/triggers", "listTriggers", "triggers", "List every pipeline trigger and what it watches")
             .answers(200, "triggers", schema::<git::TriggerList>)
             .errors(&[401, 403]),
+        // GET /api/v1/webhook-deliveries
+        op(Method::GET, "/api/v1/webhook-deliveries", "listWebhookDeliveries", "triggers", "The recent webhook deliveries, newest first, accepted or refused, with why (limit: 1-500, default 50)")
+            .answers(200, "deliveries", schema::<git::WebhookDeliveryLog>)
+            .errors(&[400, 401, 403]),
         // POST /api/v1/pipelines/{name}/triggers/{position}/disable
         op(Method::POST, "/api/v1/pipelines/{name}/triggers/{position}/disable", "disableTrigger", "triggers", "Switch a trigger off (position: 1-based in the pipeline's triggers); it stays off across applies")
             .answers(200, "the trigger", schema::<git::Trigger>)

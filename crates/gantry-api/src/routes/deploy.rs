@@ -70,35 +70,20 @@ pub async fn clusters(
         Some(limit) => Some(limit as usize),
         None => None,
     };
-    let snapshot = snapshot(&state).await?;
-    let needle = query.q.as_deref().unwrap_or("").to_lowercase();
-    let matching: Vec<&str> = views::cluster_names(&snapshot)
-        .into_iter()
-        .filter(|name| {
-            needle.is_empty()
-                || name.to_lowercase().contains(&needle)
-                || snapshot.server_groups.iter().any(|g| {
-                    g.group.cluster == *name && g.group.application.to_lowercase().contains(&needle)
-                })
-        })
-        .collect();
-    let total = matching.len();
-    let page: Vec<&str> = matching
-        .into_iter()
-        .filter(|name| query.after.as_deref().is_none_or(|after| *name > after))
-        .take(limit.unwrap_or(usize::MAX))
-        .collect();
-    let next = limit
-        .filter(|limit| page.len() == *limit)
-        .and_then(|_| page.last().map(|name| (*name).to_owned()));
-    let clusters = page
-        .into_iter()
-        .map(|name| views::cluster_summary(&snapshot, name))
-        .collect();
+    let query = model::ClusterQuery {
+        q: query.q.filter(|q| !q.is_empty()),
+        after: query.after,
+        limit,
+    };
+    let page = controller(&state)?.clusters(&query).await.map_err(error)?;
     Ok(axum::Json(wire::ClusterList {
-        clusters,
-        total,
-        next,
+        clusters: page
+            .clusters
+            .into_iter()
+            .map(views::cluster_summary)
+            .collect(),
+        total: page.total,
+        next: page.next,
     }))
 }
 
@@ -106,7 +91,8 @@ pub async fn cluster(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> ApiResult<axum::Json<wire::Cluster>> {
-    let snapshot = snapshot(&state).await?;
+    // Only this cluster's groups: the whole snapshot is what costs.
+    let snapshot = controller(&state)?.cluster(&name).await.map_err(error)?;
     if !snapshot
         .server_groups
         .iter()

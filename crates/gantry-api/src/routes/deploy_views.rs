@@ -38,31 +38,14 @@ pub(crate) fn applications(snapshot: &Snapshot) -> wire::ApplicationList {
     wire::ApplicationList { applications }
 }
 
-/// The names of the clusters that have a server group, live or destroyed, sorted.
-pub(crate) fn cluster_names(snapshot: &Snapshot) -> Vec<&str> {
-    let mut names: Vec<&str> = snapshot
-        .server_groups
-        .iter()
-        .map(|g| g.group.cluster.as_str())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
-}
-
-pub(crate) fn cluster_summary(snapshot: &Snapshot, name: &str) -> wire::ClusterSummary {
-    let groups = snapshot.cluster(name);
+pub(crate) fn cluster_summary(summary: model::ClusterSummary) -> wire::ClusterSummary {
     wire::ClusterSummary {
-        name: name.to_owned(),
-        application: groups.first().map(|g| g.group.application.clone()),
-        server_groups: groups.iter().map(|g| g.group.name.clone()).collect(),
-        enabled: groups
-            .iter()
-            .filter(|g| g.group.enabled)
-            .map(|g| g.group.name.clone())
-            .collect(),
-        instances: groups.iter().map(|g| g.instances.len()).sum(),
-        healthy: groups.iter().map(|g| g.healthy_instances()).sum(),
+        name: summary.name,
+        application: summary.application,
+        server_groups: summary.server_groups,
+        enabled: summary.enabled,
+        instances: summary.instances,
+        healthy: summary.healthy,
     }
 }
 

@@ -92,7 +92,10 @@ pub async fn execution_view(state: &AppState, id: &str) -> ApiResult<Execution> 
         .await?
         .ok_or_else(|| not_found(id))?;
     let stages = state.store().stages(id).await?;
-    Ok(views::execution(execution, Some(stages)))
+    let attempts = state.store().stage_attempts(id).await?;
+    let mut view = views::execution(execution, Some(stages));
+    views::with_attempts(&mut view, attempts);
+    Ok(view)
 }
 
 pub async fn cancel(

@@ -3,18 +3,23 @@
 //! `gantry-triggers` once the body is read. Until then the sender is
 //! unauthenticated: its body must arrive within a time limit and counts
 //! against the budget all such bodies share (`bodies.rs`). Refusals are
-//! counted in `gantry_webhook_refusals_total` and leave nothing else behind.
+//! counted in `gantry_webhook_refusals_total`; every delivery, refused or
+//! not, is added to the bounded delivery log (`gantry-triggers`'
+//! `deliveries.rs`), which `GET /api/v1/webhook-deliveries` shows.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gantry_triggers::{Delivery, WebhookError, WebhookRoute};
-use gantry_wire::git::{StartedExecution, WebhookDelivery};
+use gantry_wire::git::{
+    StartedExecution, WebhookDelivery, WebhookDeliveryEntry, WebhookDeliveryLog,
+};
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::PathParams;
+use crate::extract::{PathParams, QueryParams};
 use crate::routes::git::triggers;
 
 pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -118,5 +123,42 @@ fn delivery_view(delivery: Delivery) -> WebhookDelivery {
             .collect(),
         ignored: delivery.ignored,
         duplicate: delivery.duplicate,
+    }
+}
+
+/// `GET /api/v1/webhook-deliveries?limit=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryQuery {
+    pub limit: Option<i64>,
+}
+
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<DeliveryQuery>,
+) -> ApiResult<axum::Json<WebhookDeliveryLog>> {
+    let kept = gantry_store::WEBHOOK_DELIVERIES_KEPT;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=kept).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {kept}, not {limit}"
+        )));
+    }
+    let records = triggers(&state).deliveries(limit).await?;
+    Ok(axum::Json(WebhookDeliveryLog {
+        deliveries: records.into_iter().map(delivery_entry).collect(),
+    }))
+}
+
+fn delivery_entry(record: gantry_store::WebhookDeliveryRecord) -> WebhookDeliveryEntry {
+    let started = serde_json::from_value(record.started).unwrap_or_default();
+    WebhookDeliveryEntry {
+        id: record.id,
+        received_at: crate::views::timestamp(record.received_at),
+        provider: record.provider,
+        source: record.source,
+        outcome: record.outcome,
+        reason: record.reason,
+        started,
     }
 }

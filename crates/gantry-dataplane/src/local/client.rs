@@ -51,6 +51,15 @@ impl DataplaneClient {
     }
 
     pub async fn request(&self, request: &Request) -> Result<Value, DeployError> {
+        self.request_as(request).await
+    }
+
+    /// Sends `request` and reads its answer straight into `T`, with no
+    /// `Value` between (a snapshot of many groups is large).
+    pub async fn request_as<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &Request,
+    ) -> Result<T, DeployError> {
         let stream = self.connect().await?;
         let (read, mut write) = stream.into_split();
         let mut line = serde_json::to_vec(request)
@@ -65,7 +74,7 @@ impl DataplaneClient {
             .read_line(&mut answer)
             .await
             .map_err(|e| DeployError::Dataplane(format!("cannot read answer: {e}")))?;
-        match serde_json::from_str::<Response>(&answer) {
+        match serde_json::from_str::<Response<T>>(&answer) {
             Ok(Response::Ok(value)) => Ok(value),
             Ok(Response::Error { kind, message }) => Err(match kind {
                 ErrorKind::Invalid => DeployError::Invalid(message),
@@ -73,7 +82,8 @@ impl DataplaneClient {
                 ErrorKind::Internal => DeployError::Dataplane(message),
             }),
             Err(e) => Err(DeployError::Dataplane(format!(
-                "bad answer {answer:?}: {e}"
+                "bad answer {:?}: {e}",
+                answer.chars().take(200).collect::<String>()
             ))),
         }
     }

@@ -4,6 +4,8 @@
 //! starts it again the moment it dies (`watch.rs`).
 
 mod client;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::path::PathBuf;
@@ -14,10 +16,12 @@ use serde_json::Value;
 
 pub use client::DataplaneClient;
 
-use crate::protocol::{RemoteTarget, Request};
+use crate::protocol::{BAD_REQUEST, RemoteTarget, Request};
 use gantry_deploy::DeployError;
 use gantry_deploy::analysis::Measurement;
-use gantry_deploy::model::{Application, LoadBalancer, ServerGroup, Snapshot};
+use gantry_deploy::model::{
+    Application, ClusterPage, ClusterQuery, LoadBalancer, ServerGroup, Snapshot,
+};
 use gantry_deploy::providers::{CreateServerGroup, Instances, Provider, Traffic, TrafficUpdate};
 
 /// How to reach (and if needed start) the data plane.
@@ -68,15 +72,19 @@ fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, DeployError
 
 impl Instances for LocalProvider {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>> {
-        async move {
-            let mut snapshot: Snapshot = decode(self.client.request(&Request::Status).await?)?;
-            // Groups the data plane only routes to belong to their provider.
-            snapshot
-                .server_groups
-                .retain(|g| g.group.provider.is_none());
-            Ok(snapshot)
-        }
-        .boxed()
+        // Groups the data plane only routes to belong to their provider.
+        self.routed_groups(None, None).boxed()
+    }
+
+    fn clusters<'a>(
+        &'a self,
+        query: &'a ClusterQuery,
+    ) -> BoxFuture<'a, Result<ClusterPage, DeployError>> {
+        self.routed_clusters(None, query).boxed()
+    }
+
+    fn cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Snapshot, DeployError>> {
+        self.routed_groups(None, Some(name)).boxed()
     }
 
     fn create_server_group(
@@ -234,17 +242,69 @@ impl LocalProvider {
         tokio::net::UnixStream::connect(socket).await.is_ok()
     }
 
+    /// A page of the clusters of `provider`'s groups (`None`: the data
+    /// plane's own), summarised by the data plane.
+    pub async fn routed_clusters(
+        &self,
+        provider: Option<&str>,
+        query: &ClusterQuery,
+    ) -> Result<ClusterPage, DeployError> {
+        let request = Request::Clusters {
+            provider: provider.map(str::to_owned),
+            query: query.clone(),
+        };
+        match self.client.request_as(&request).await {
+            Err(error) if older_dataplane(&error) => Ok(self
+                .routed_groups(provider, None)
+                .await?
+                .cluster_page(query)),
+            answer => answer,
+        }
+    }
+
+    /// `provider`'s groups (`None`: the data plane's own, with the
+    /// applications and load balancers), of one cluster when `cluster` is
+    /// given (the load balancers then those routing to it).
+    pub async fn routed_groups(
+        &self,
+        provider: Option<&str>,
+        cluster: Option<&str>,
+    ) -> Result<Snapshot, DeployError> {
+        let request = Request::Groups {
+            provider: provider.map(str::to_owned),
+            cluster: cluster.map(str::to_owned),
+        };
+        match self.client.request_as(&request).await {
+            Err(error) if older_dataplane(&error) => {
+                let mut snapshot: Snapshot = self.client.request_as(&Request::Status).await?;
+                snapshot
+                    .server_groups
+                    .retain(|g| g.group.provider.as_deref() == provider);
+                if provider.is_some() {
+                    snapshot.applications.clear();
+                    snapshot.load_balancers.clear();
+                }
+                Ok(match cluster {
+                    Some(cluster) => snapshot.only_cluster(cluster),
+                    None => snapshot,
+                })
+            }
+            answer => answer,
+        }
+    }
+
     /// The groups of `provider`, with their targets as instances.
     pub async fn routed_snapshot(&self, provider: &str) -> Result<Snapshot, DeployError> {
-        let mut snapshot: Snapshot = decode(self.client.request(&Request::Status).await?)?;
-        snapshot
-            .server_groups
-            .retain(|g| g.group.provider.as_deref() == Some(provider));
-        Ok(Snapshot {
-            server_groups: snapshot.server_groups,
-            ..Snapshot::default()
-        })
+        self.routed_groups(Some(provider), None).await
     }
+}
+
+/// Whether the data plane refused a request it does not know: one started
+/// by an older binary, which outlives the server's upgrade, knows `Status`
+/// but not the requests that read part of it.
+fn older_dataplane(error: &DeployError) -> bool {
+    matches!(error, DeployError::Invalid(message)
+        if message.strip_prefix(BAD_REQUEST).is_some_and(|m| m.starts_with("unknown variant")))
 }
 
 /// An image must exist locally (no public registry is reachable).

@@ -3,6 +3,7 @@
 //! the proxy's (`gantry-dataplane` `convert.rs`), and the serde shapes here
 //! are those of `DATA/deploy/state.json` and of the API's JSON.
 
+mod clusters;
 mod load_balancer;
 #[cfg(test)]
 mod tests;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use clusters::{ClusterPage, ClusterQuery, ClusterSummary, InstanceCounts};
 pub use load_balancer::{ClientTimeouts, ConnectionLimits, HealthCheck, LoadBalancer, RouteRule};
 
 /// `app`, `app-stack`, `app-stack-detail`, or `app--detail` (Spinnaker's naming).

@@ -12,11 +12,14 @@ mod registry;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::analysis::Measurement;
 use crate::error::DeployError;
-use crate::model::{Application, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot};
+use crate::model::{
+    Application, ClusterPage, ClusterQuery, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot,
+};
 
 pub use registry::{DEFAULT_PROVIDER, ProviderRegistry};
 
@@ -54,6 +57,22 @@ pub trait Instances: Send + Sync {
     /// Everything the provider knows: applications, load balancers, server
     /// groups with their instances and traffic figures.
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>>;
+
+    /// A page of the clusters this provider runs. The default reads the
+    /// whole snapshot; a provider holding many groups answers it without.
+    fn clusters<'a>(
+        &'a self,
+        query: &'a ClusterQuery,
+    ) -> BoxFuture<'a, Result<ClusterPage, DeployError>> {
+        async move { Ok(self.snapshot().await?.cluster_page(query)) }.boxed()
+    }
+
+    /// What this provider knows of one cluster: its groups (live and
+    /// destroyed) and the load balancers routing to it. The default reads
+    /// the whole snapshot.
+    fn cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Snapshot, DeployError>> {
+        async move { Ok(self.snapshot().await?.only_cluster(name)) }.boxed()
+    }
 
     fn create_server_group(
         &self,

@@ -39,7 +39,9 @@ use gantry_dataplane::local::LocalProvider;
 use gantry_dataplane::protocol::RemoteTarget;
 use gantry_deploy::DeployError;
 use gantry_deploy::analysis::Measurement;
-use gantry_deploy::model::{Application, LoadBalancer, ServerGroup, ServerGroupStatus, Snapshot};
+use gantry_deploy::model::{
+    Application, ClusterPage, ClusterQuery, LoadBalancer, ServerGroup, ServerGroupStatus, Snapshot,
+};
 use gantry_deploy::providers::{CreateServerGroup, Instances, Provider, Traffic, TrafficUpdate};
 
 use crate::agent::protocol::{AgentRequest, InstanceSpec, Started};
@@ -271,6 +273,19 @@ async fn resolve(address: &str, port: u16) -> Result<SocketAddr, FleetError> {
         .ok_or_else(|| FleetError::Invalid(format!("cannot resolve host address {address:?}")))
 }
 
+/// Each instance runs the package version its group installed on its host
+/// before starting it.
+fn with_package_versions(mut snapshot: Snapshot) -> Snapshot {
+    for group in &mut snapshot.server_groups {
+        if let Some(package) = &group.group.spec.package {
+            for instance in &mut group.instances {
+                instance.version = Some(package.version.clone());
+            }
+        }
+    }
+    snapshot
+}
+
 fn deploy_error(error: FleetError) -> DeployError {
     DeployError::Invalid(error.to_string())
 }
@@ -278,17 +293,28 @@ fn deploy_error(error: FleetError) -> DeployError {
 impl Instances for SshProvider {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>> {
         async move {
-            let mut snapshot = self.routing.routed_snapshot(Self::NAME).await?;
-            // Each instance runs the package version its group installed
-            // on its host before starting it.
-            for group in &mut snapshot.server_groups {
-                if let Some(package) = &group.group.spec.package {
-                    for instance in &mut group.instances {
-                        instance.version = Some(package.version.clone());
-                    }
-                }
-            }
-            Ok(snapshot)
+            let snapshot = self.routing.routed_snapshot(Self::NAME).await?;
+            Ok(with_package_versions(snapshot))
+        }
+        .boxed()
+    }
+
+    fn clusters<'a>(
+        &'a self,
+        query: &'a ClusterQuery,
+    ) -> BoxFuture<'a, Result<ClusterPage, DeployError>> {
+        self.routing
+            .routed_clusters(Some(Self::NAME), query)
+            .boxed()
+    }
+
+    fn cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Snapshot, DeployError>> {
+        async move {
+            let snapshot = self
+                .routing
+                .routed_groups(Some(Self::NAME), Some(name))
+                .await?;
+            Ok(with_package_versions(snapshot))
         }
         .boxed()
     }

@@ -19,6 +19,7 @@ fn stage(id: &str, depends_on: &[&str]) -> Stage {
         depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
         state: json!({}),
         judgment: None,
+        attempts: Vec::new(),
     }
 }
 

@@ -64,8 +64,8 @@ pub async fn list(
     if let Some(after) = filter.after.as_deref().filter(|a| !a.is_empty()) {
         query.push(format!("after={}", encode(after)));
     }
-    // One read of the API: every cluster list answer is built from one
-    // snapshot of the data plane, which is what costs with many groups.
+    // One read of the API, which asks the data plane for this page of
+    // summaries only (not every group with its instances and figures).
     let clusters: ClusterList = api
         .get(&session, &format!("/api/v1/clusters?{}", query.join("&")))
         .await?;

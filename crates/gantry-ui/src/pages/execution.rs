@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use gantry_wire::Status;
-use gantry_wire::executions::{Execution, JudgmentPrompt, LogPage, Stage};
+use gantry_wire::executions::{Execution, JudgmentPrompt, LogPage, Stage, StageAttempt};
 use serde_json::Value;
 
 use crate::api_client::Api;
@@ -80,6 +80,16 @@ struct StageView {
     restart_api: String,
     /// A canary deploy's analyses, drawn.
     analyses: Vec<AnalysisChart>,
+    /// Every attempt, when there was more than one (a retry, a restart).
+    attempts: Vec<AttemptRow>,
+}
+
+struct AttemptRow {
+    attempt: i64,
+    badge: Badge,
+    started: String,
+    duration: String,
+    error: String,
 }
 
 pub async fn show(State(api): State<Api>, session: Session, Path(id): Path<String>) -> PageResult {
@@ -228,6 +238,7 @@ fn stage_view(index: usize, stage: &Stage, base: &str, terminal: bool) -> StageV
         skippable: kind == "wait" && stage.status == Status::Running,
         restartable: terminal && stage.status.is_terminal(),
         restart_api: format!("POST {base}/stages/{}/restart", encode(&stage.id)),
+        attempts: attempt_rows(&stage.attempts),
         analyses: if kind == "deploy" {
             canary_chart::of_stage(stage)
         } else {
@@ -235,6 +246,26 @@ fn stage_view(index: usize, stage: &Stage, base: &str, terminal: bool) -> StageV
         },
         kind,
     }
+}
+
+fn attempt_rows(attempts: &[StageAttempt]) -> Vec<AttemptRow> {
+    if attempts.len() < 2 {
+        return Vec::new();
+    }
+    attempts
+        .iter()
+        .map(|a| AttemptRow {
+            attempt: a.attempt,
+            badge: Badge(a.status),
+            started: a
+                .started_at
+                .as_deref()
+                .map(format::when)
+                .unwrap_or_default(),
+            duration: format::duration(a.started_at.as_deref(), a.ended_at.as_deref()),
+            error: a.error.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 fn plain(value: &Value) -> String {

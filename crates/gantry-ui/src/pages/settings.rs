@@ -1,5 +1,6 @@
 //! The pages of what surrounds pipelines: `/triggers` (each trigger with
-//! the executions it started), `/repositories` (hosted git repositories
+//! the executions it started, and the recent webhook deliveries, refused
+//! ones with why), `/repositories` (hosted git repositories
 //! with their clone URLs, and the APT repositories, snapshots and
 //! publications) and `/tokens` (API tokens; an admin sees and manages all,
 //! anyone else only their own, as the API decides).
@@ -8,7 +9,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use gantry_wire::apt::{PublicationList, RepoList, SnapshotList};
-use gantry_wire::git::{RepositoryList, TriggerList};
+use gantry_wire::git::{RepositoryList, TriggerList, WebhookDeliveryEntry, WebhookDeliveryLog};
 use gantry_wire::tokens::TokenList;
 
 use crate::api_client::Api;
@@ -22,11 +23,54 @@ use crate::session::Session;
 /// Executions shown per trigger.
 const DELIVERIES: usize = 5;
 
+/// Webhook deliveries shown, newest first.
+const RECENT_DELIVERIES: usize = 30;
+
 #[derive(Template)]
 #[template(path = "triggers.html")]
 struct TriggersPage {
     layout: Layout,
     triggers: Vec<TriggerRow>,
+    deliveries: Vec<DeliveryRow>,
+}
+
+struct DeliveryRow {
+    received: String,
+    sender: String,
+    outcome: String,
+    /// `(colour class, symbol, word)`: started, accepted without starting
+    /// anything, or refused (the sender was answered with an error).
+    badge: (&'static str, &'static str, String),
+    reason: String,
+    /// `(label, href)` of each execution it started.
+    started: Vec<(String, String)>,
+}
+
+impl DeliveryRow {
+    fn of(entry: WebhookDeliveryEntry) -> DeliveryRow {
+        DeliveryRow {
+            received: format::when(&entry.received_at),
+            sender: match entry.source {
+                Some(source) => format!("{} {source}", entry.provider),
+                None => entry.provider,
+            },
+            badge: match entry.outcome.as_str() {
+                "started" => ("st-succeeded", "✓", entry.outcome.clone()),
+                "ignored" | "duplicate" => ("st-skipped", "–", entry.outcome.clone()),
+                refused => ("st-failed", "✗", format!("refused: {refused}")),
+            },
+            outcome: entry.outcome,
+            reason: entry.reason.unwrap_or_default(),
+            started: entry
+                .started
+                .into_iter()
+                .map(|s| {
+                    let href = format!("/executions/{}", encode(&s.execution));
+                    (s.pipeline, href)
+                })
+                .collect(),
+        }
+    }
 }
 
 struct TriggerRow {
@@ -38,7 +82,12 @@ struct TriggerRow {
 }
 
 pub async fn triggers(State(api): State<Api>, session: Session) -> PageResult {
-    let list: TriggerList = api.get(&session, "/api/v1/triggers").await?;
+    let deliveries_path = format!("/api/v1/webhook-deliveries?limit={RECENT_DELIVERIES}");
+    let (list, deliveries) = futures::join!(
+        api.get::<TriggerList>(&session, "/api/v1/triggers"),
+        api.get::<WebhookDeliveryLog>(&session, &deliveries_path),
+    );
+    let (list, deliveries) = (list?, deliveries?);
     let started = executions_of(
         &api,
         &session,
@@ -64,6 +113,11 @@ pub async fn triggers(State(api): State<Api>, session: Session) -> PageResult {
     html(&TriggersPage {
         layout: Layout::new("Triggers", "triggers", session),
         triggers,
+        deliveries: deliveries
+            .deliveries
+            .into_iter()
+            .map(DeliveryRow::of)
+            .collect(),
     })
 }
 

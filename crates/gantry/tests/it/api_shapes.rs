@@ -515,6 +515,16 @@ fn check_deploy_answers(server: &Server, shapes: &mut Shapes) {
             ),
         ],
     );
+    // The refused delivery above is in the delivery log.
+    shapes.check_all(
+        server,
+        vec![get(
+            "/api/v1/webhook-deliveries",
+            "/api/v1/webhook-deliveries?limit=5",
+        )],
+    );
+    let log = server.get("/api/v1/webhook-deliveries");
+    assert_eq!(log["deliveries"][0]["outcome"], "unknown", "{log:#}");
     let page = server.get("/api/v1/clusters?q=SHOP&limit=1");
     assert_eq!(page["total"], 1, "{page:#}");
     assert_eq!(page["clusters"][0]["name"], "shop-web", "{page:#}");

@@ -86,7 +86,12 @@ fn github_push(clone_url: &str, before: &str, after: &str, reference: &str) -> V
     })
 }
 
-fn post(server: &Server, path: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
+pub(crate) fn post(
+    server: &Server,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> (u16, Value) {
     let http = reqwest::blocking::Client::new();
     let mut request = http
         .post(format!("{}{path}", server.url))

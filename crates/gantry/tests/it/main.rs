@@ -65,5 +65,6 @@ mod steps_engine_cli;
 mod steps_podman;
 mod steps_secrets;
 mod ui_browser;
+mod ui_history;
 mod ui_session;
 mod webhook_replay;

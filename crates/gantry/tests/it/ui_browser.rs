@@ -68,12 +68,6 @@ fn workspace() -> PathBuf {
 
 #[test]
 fn the_web_ui_works_in_a_real_browser() {
-    let browser_tests = workspace().join("tests/browser");
-    assert!(
-        browser_tests.join("node_modules/playwright-core").is_dir()
-            && PathBuf::from("/usr/bin/chromium").exists(),
-        "playwright-core or chromium is missing: run scripts/install-test-deps"
-    );
     let server = Server::start(Backend::Sqlite);
     let port = free_port();
     let app = testapp();
@@ -109,7 +103,10 @@ fn the_web_ui_works_in_a_real_browser() {
     load.finish();
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
     for (path, body) in [
-        ("/api/v1/repos", serde_json::json!({"name": "shop", "public": true})),
+        (
+            "/api/v1/repos",
+            serde_json::json!({"name": "shop", "public": true}),
+        ),
         ("/api/v1/apt/repos", serde_json::json!({"name": "shop-apt"})),
     ] {
         let (status, answer) = server.api("POST", path, Some(body));
@@ -117,17 +114,41 @@ fn the_web_ui_works_in_a_real_browser() {
     }
     let viewer = server.cli(&["token", "create", "watcher"]).ok().stdout;
 
+    run_browser_checks(
+        &server,
+        "ui.mjs",
+        &[
+            ("GANTRY_VIEWER_TOKEN", viewer.trim()),
+            ("GANTRY_CLUSTER", "shop-web"),
+            ("GANTRY_CANARY_EXECUTION", &canary_id),
+        ],
+        "every browser check passed",
+    );
+}
+
+/// Runs `tests/browser/SCRIPT` against `server` (its URL, the admin token and the screenshot
+/// folder in the environment, besides `env`) and fails unless it ends saying `passed`.
+pub(crate) fn run_browser_checks(
+    server: &Server,
+    script: &str,
+    env: &[(&str, &str)],
+    passed: &str,
+) {
+    let browser_tests = workspace().join("tests/browser");
+    assert!(
+        browser_tests.join("node_modules/playwright-core").is_dir()
+            && PathBuf::from("/usr/bin/chromium").exists(),
+        "playwright-core or chromium is missing: run scripts/install-test-deps"
+    );
     let output = Command::new("node")
-        .arg(browser_tests.join("ui.mjs"))
+        .arg(browser_tests.join(script))
         .env("GANTRY_URL", &server.url)
         .env("GANTRY_ADMIN_TOKEN", &server.token)
-        .env("GANTRY_VIEWER_TOKEN", viewer.trim())
-        .env("GANTRY_CLUSTER", "shop-web")
-        .env("GANTRY_CANARY_EXECUTION", &canary_id)
         .env(
             "GANTRY_SCREENSHOTS",
             workspace().join("target/browser-screenshots"),
         )
+        .envs(env.iter().copied())
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -137,5 +158,5 @@ fn the_web_ui_works_in_a_real_browser() {
         "the browser checks failed:\n{stdout}\n{stderr}\nserver log:\n{}",
         server.log_tail()
     );
-    assert!(stdout.contains("every browser check passed"), "{stdout}");
+    assert!(stdout.contains(passed), "{stdout}");
 }
