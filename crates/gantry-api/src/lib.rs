@@ -15,6 +15,7 @@ mod extract;
 mod listener;
 mod metrics;
 mod openapi;
+mod route;
 mod routes;
 mod ui_session;
 mod views;
@@ -26,10 +27,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::handler::Handler;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, on};
 use gantry_engine::Engine;
 use gantry_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -47,6 +46,8 @@ pub use listener::{BodyTimeout, ListenerConfig, Timeouts, serve};
 pub use metrics::install_recorder;
 pub use routes::system::{DataplaneControl, StopDataplane};
 pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
+pub use route::Route;
+use route::{admin, operator, public, viewer};
 
 /// Services of the server the API reaches besides the engine (which runs no code of
 /// theirs: they are the stage types' too, wired by the binary).
@@ -175,18 +176,6 @@ impl AppState {
 /// route but package uploads keeps). `gantry apply` sends a pipeline file
 /// inside one, so the CLI checks a file against it before sending.
 pub const JSON_BODY_LIMIT: usize = 2 << 20;
-
-/// One route of the API.
-pub struct Route {
-    pub method: Method,
-    /// In axum's and OpenAPI's shared syntax (`/api/v1/pipelines/{name}`).
-    pub path: &'static str,
-    /// Served without a token.
-    pub public: bool,
-    /// The least role a token needs (meaningless when `public`).
-    pub role: Role,
-    handler: MethodRouter<AppState>,
-}
 
 /// Every route of the API, in one table, each with the least role it needs:
 /// `viewer` reads, `operator` acts on pipelines, executions, deploys and
@@ -537,79 +526,6 @@ pub fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn route<H, T>(role: Role, method: Method, path: &'static str, handler: H) -> Route
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    Route {
-        handler: on(filter(&method), handler),
-        method,
-        path,
-        public: false,
-        role,
-    }
-}
-
-/// A route any token may use.
-fn viewer<H, T>(method: Method, path: &'static str, handler: H) -> Route
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    route(Role::Viewer, method, path, handler)
-}
-
-/// A route that needs an operator or an admin.
-fn operator<H, T>(method: Method, path: &'static str, handler: H) -> Route
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    route(Role::Operator, method, path, handler)
-}
-
-/// A route that needs an admin.
-fn admin<H, T>(method: Method, path: &'static str, handler: H) -> Route
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    route(Role::Admin, method, path, handler)
-}
-
-impl Route {
-    /// Lifts the default 2 MiB body limit, for uploads of package files.
-    fn large_body(mut self) -> Route {
-        self.handler = self
-            .handler
-            .layer(axum::extract::DefaultBodyLimit::max(4 << 30));
-        self
-    }
-}
-
-fn public<H, T>(method: Method, path: &'static str, handler: H) -> Route
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    Route {
-        public: true,
-        ..route(Role::Viewer, method, path, handler)
-    }
-}
-
-fn filter(method: &Method) -> MethodFilter {
-    match *method {
-        Method::GET => MethodFilter::GET,
-        Method::POST => MethodFilter::POST,
-        Method::PUT => MethodFilter::PUT,
-        Method::PATCH => MethodFilter::PATCH,
-        Method::DELETE => MethodFilter::DELETE,
-        _ => MethodFilter::OPTIONS,
-    }
 }
 
 async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
