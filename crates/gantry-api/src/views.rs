@@ -4,12 +4,13 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use gantry_config::{Signal, StageKind};
 use gantry_store::{
     ExecutionRecord, LogLine, LogStream, Millis, PipelineRecord, StageAttemptRecord, StageRecord,
     Status, TokenRecord,
 };
 use gantry_wire::executions::{
-    Execution, JudgmentPrompt, LogLine as LogLineView, Parent, Stage, StageAttempt,
+    Execution, JudgmentPrompt, LogLine as LogLineView, Parent, Stage, StageAttempt, StageSignal,
 };
 use gantry_wire::pipelines::Pipeline;
 use gantry_wire::tokens::Token;
@@ -117,8 +118,16 @@ fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<Stage> {
                         .collect()
                 })
                 .unwrap_or_default();
+            let signals = StageKind::signals_of(text("type").as_deref().unwrap_or_default());
+            let accepts: Vec<StageSignal> = signals
+                .iter()
+                .map(|signal| match signal {
+                    Signal::Judgment => StageSignal::Judgment,
+                    Signal::Skip => StageSignal::Skip,
+                })
+                .collect();
             let judgment =
-                (text("type").as_deref() == Some("manualJudgment")).then(|| JudgmentPrompt {
+                accepts.contains(&StageSignal::Judgment).then(|| JudgmentPrompt {
                     instructions: text("instructions"),
                     options: def
                         .and_then(|d| d.get("options"))
@@ -145,6 +154,7 @@ fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<Stage> {
                 error: row.error,
                 state: row.state,
                 attempts: Vec::new(),
+                accepts,
             }
         })
         .collect()

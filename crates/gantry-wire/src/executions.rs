@@ -117,6 +117,20 @@ pub struct Stage {
     /// for one execution.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<StageAttempt>,
+    /// The signals a stage of this type takes (a judgment while it waits, a
+    /// skip while it runs), so a client offers only what the server accepts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepts: Vec<StageSignal>,
+}
+
+/// A signal a person sends a stage (`gantry approve|reject`, `gantry skip`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StageSignal {
+    /// Approve or reject, while the stage waits for a judgment.
+    Judgment,
+    /// Skip, while the stage runs.
+    Skip,
 }
 
 /// One attempt of a stage, as it ended (or is, for the current one).

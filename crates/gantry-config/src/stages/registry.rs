@@ -77,6 +77,15 @@ macro_rules! define_stage_kind {
                 }
             }
 
+            /// The signals the stage type called `name` takes; none for a name no type
+            /// has. For readers of a stored execution, which hold its stages as JSON.
+            pub fn signals_of(name: &str) -> &'static [Signal] {
+                match name {
+                    $($name => <$marker as StageType>::SIGNALS,)*
+                    _ => &[],
+                }
+            }
+
             /// See [`StageType::VERBATIM_FIELDS`].
             pub fn verbatim_fields(&self) -> &'static [&'static str] {
                 match self {

@@ -20,6 +20,7 @@ fn stage(id: &str, depends_on: &[&str]) -> Stage {
         state: json!({}),
         judgment: None,
         attempts: Vec::new(),
+        accepts: Vec::new(),
     }
 }
 

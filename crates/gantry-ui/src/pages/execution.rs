@@ -9,7 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use gantry_wire::Status;
-use gantry_wire::executions::{Execution, JudgmentPrompt, LogPage, Stage, StageAttempt};
+use gantry_wire::executions::{
+    Execution, JudgmentPrompt, LogPage, Stage, StageAttempt, StageSignal,
+};
 use serde_json::Value;
 
 use crate::api_client::Api;
@@ -235,15 +237,11 @@ fn stage_view(index: usize, stage: &Stage, base: &str, terminal: bool) -> StageV
             .judgment
             .clone()
             .filter(|_| stage.status == Status::Waiting),
-        skippable: kind == "wait" && stage.status == Status::Running,
+        skippable: stage.accepts.contains(&StageSignal::Skip) && stage.status == Status::Running,
         restartable: terminal && stage.status.is_terminal(),
         restart_api: format!("POST {base}/stages/{}/restart", encode(&stage.id)),
         attempts: attempt_rows(&stage.attempts),
-        analyses: if kind == "deploy" {
-            canary_chart::of_stage(stage)
-        } else {
-            Vec::new()
-        },
+        analyses: canary_chart::of_stage(stage),
         kind,
     }
 }
