@@ -3,6 +3,7 @@
 //! delivery logs show them, so a person can tell why a push started nothing. Written after the
 //! delivery was decided; a log that cannot be written changes nothing of that decision.
 
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use gantry_store::WebhookDeliveryRecord;
@@ -14,6 +15,42 @@ use crate::{Triggers, WebhookError};
 
 /// The longest reason kept: a sender's error text can be long, the log stays small.
 const REASON_LIMIT: usize = 500;
+
+/// Refused deliveries come from anyone, unauthenticated: at most this many a second are
+/// written to the log, so a flood of bad signatures costs the store no more writes than
+/// that. The rest are counted, and the next refusal written says how many were left out.
+const REFUSED_PER_SECOND: u32 = 10;
+
+/// The write budget of refused deliveries (see [`REFUSED_PER_SECOND`]), shared by the
+/// clones of one `Triggers`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RefusedBudget(Arc<Mutex<BudgetState>>);
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    second: i64,
+    written: u32,
+    left_out: u64,
+}
+
+impl RefusedBudget {
+    /// Whether a refusal received at `now` (ms) may be written: `Some` with the number of
+    /// refusals left out of the log since the last one written, or `None`.
+    fn take(&self, now: i64) -> Option<u64> {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let second = now.div_euclid(1000);
+        if state.second != second {
+            state.second = second;
+            state.written = 0;
+        }
+        if state.written >= REFUSED_PER_SECOND {
+            state.left_out += 1;
+            return None;
+        }
+        state.written += 1;
+        Some(std::mem::take(&mut state.left_out))
+    }
+}
 
 impl Triggers {
     /// The newest deliveries first, at most `limit`.
@@ -29,7 +66,24 @@ impl Triggers {
         route: WebhookRoute<'_>,
         result: &Result<Delivery, WebhookError>,
     ) {
-        let record = record(route, result, now_millis());
+        let now = now_millis();
+        let mut record = record(route, result, now);
+        let refused = matches!(
+            result,
+            Err(WebhookError::Unauthorized(_) | WebhookError::Invalid(_) | WebhookError::NotFound(_))
+        );
+        if refused {
+            match self.refused.take(now) {
+                None => return,
+                Some(0) => {}
+                Some(left_out) => {
+                    let reason = record.reason.get_or_insert_with(String::new);
+                    reason.push_str(&format!(
+                        " ({left_out} more refused deliveries before this one were not logged)"
+                    ));
+                }
+            }
+        }
         if let Err(error) = self.store.record_webhook_delivery(&record).await {
             tracing::warn!(%error, "cannot add a webhook delivery to the log");
         }
@@ -84,4 +138,21 @@ fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{REFUSED_PER_SECOND, RefusedBudget};
+
+    #[test]
+    fn refusals_beyond_the_budget_of_a_second_are_counted_and_told_by_the_next_one_written() {
+        let budget = RefusedBudget::default();
+        for _ in 0..REFUSED_PER_SECOND {
+            assert_eq!(budget.take(5_000), Some(0));
+        }
+        assert_eq!(budget.take(5_500), None);
+        assert_eq!(budget.take(5_999), None);
+        assert_eq!(budget.take(6_000), Some(2));
+        assert_eq!(budget.take(6_001), Some(0));
+    }
 }

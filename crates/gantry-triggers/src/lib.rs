@@ -66,6 +66,7 @@ pub struct Triggers {
     store: Store,
     repos: Repositories,
     pipelines: PipelineWatch,
+    refused: deliveries::RefusedBudget,
 }
 
 impl Triggers {
@@ -75,6 +76,7 @@ impl Triggers {
             pipelines: PipelineWatch::new(store.clone()),
             store,
             repos,
+            refused: Default::default(),
         }
     }
 
