@@ -12,6 +12,7 @@ use gantry_store::{
 use gantry_wire::executions::{
     Execution, JudgmentPrompt, LogLine as LogLineView, Parent, Stage, StageAttempt, StageSignal,
 };
+use gantry_wire::Status as WireStatus;
 use gantry_wire::pipelines::Pipeline;
 use gantry_wire::tokens::Token;
 use serde_json::Value;
@@ -75,6 +76,10 @@ pub fn with_attempts(execution: &mut Execution, attempts: Vec<StageAttemptRecord
     };
     for record in attempts {
         if let Some(stage) = stages.iter_mut().find(|s| s.id == record.stage_id) {
+            // The stage's row is the truth of its current attempt, even ended.
+            if record.attempt == stage.attempt && stage.status != WireStatus::Pending {
+                continue;
+            }
             stage.attempts.push(StageAttempt {
                 attempt: record.attempt,
                 status: status(record.status),
@@ -83,6 +88,20 @@ pub fn with_attempts(execution: &mut Execution, attempts: Vec<StageAttemptRecord
                 error: record.error,
             });
         }
+    }
+    // The current attempt, from the stage row: the store keeps attempts once
+    // they ended. A stage set back to pending has none yet.
+    for stage in stages.iter_mut() {
+        if stage.attempt > 0 && stage.status != WireStatus::Pending {
+            stage.attempts.push(StageAttempt {
+                attempt: stage.attempt,
+                status: stage.status,
+                started_at: stage.started_at.clone(),
+                ended_at: stage.ended_at.clone(),
+                error: stage.error.clone(),
+            });
+        }
+        stage.attempts.sort_by_key(|a| a.attempt);
     }
 }
 

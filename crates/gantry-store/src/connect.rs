@@ -135,6 +135,11 @@ fn outside_any_transaction(
     _: PoolConnectionMetadata,
 ) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
     Box::pin(async move {
+        // The common case, a connection outside any transaction, costs no round trip to
+        // the connection's worker: the one SQLite writer is released after every write.
+        if !conn.is_in_transaction() {
+            return Ok(true);
+        }
         conn.ping().await?;
         if conn.is_in_transaction() {
             tracing::warn!("a database connection came back inside a transaction; closing it");

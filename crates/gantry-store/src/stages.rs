@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
 
 use crate::executions::update_execution_in;
-use crate::model::{ExecutionRecord, StageAttemptRecord, StageRecord, Status, StepRecord};
+use crate::model::{ExecutionRecord, StageAttemptRecord, StageRecord, StepRecord};
 use crate::rows::{Row, json_text, read_error, violation};
 use crate::store::{Store, StoreError};
 
@@ -187,9 +187,11 @@ async fn update_stage_in(
             id: format!("{}/{}", stage.execution_id, stage.stage_id),
         });
     }
-    // A stage set back to pending before its restart keeps its last
-    // attempt as that attempt ended; the next start writes a new one.
-    if stage.attempt > 0 && stage.status != Status::Pending {
+    // An attempt is kept once it ended: the current one is the stage row
+    // itself, so a stage's start and its steps cost no second write. A retry
+    // that goes straight on to the next attempt records the one it ends
+    // itself (`end_stage_attempt`).
+    if stage.attempt > 0 && stage.status.is_terminal() {
         let attempt = StageAttemptRecord {
             execution_id: stage.execution_id.clone(),
             stage_id: stage.stage_id.clone(),
