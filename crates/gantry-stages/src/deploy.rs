@@ -27,10 +27,7 @@ use super::{StageContext, StageFailure, StageResult};
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) async fn run(ctx: &StageContext, spec: &DeployStage) -> StageResult {
-    let deploy = match controller(ctx) {
-        Ok(deploy) => deploy,
-        Err(failure) => return Err(failure),
-    };
+    let deploy = controller(ctx)?;
     let cluster = cluster_name(
         &spec.application,
         spec.stack.as_deref(),

@@ -29,11 +29,8 @@ pub(crate) async fn run_action(
     spec: &ServerGroupStage,
     action: Action,
 ) -> StageResult {
-    let deploy = match controller(ctx) {
-        Ok(deploy) => deploy,
-        Err(failure) => return Err(failure),
-    };
-    let name = match resolve(
+    let deploy = controller(ctx)?;
+    let name = resolve(
         ctx,
         &deploy,
         &spec.cluster,
@@ -41,10 +38,7 @@ pub(crate) async fn run_action(
         spec.server_group.as_deref(),
     )
     .await
-    {
-        Ok(name) => name,
-        Err(message) => return Err(StageFailure::Failed(message)),
-    };
+    .map_err(StageFailure::Failed)?;
     let result = match action {
         Action::Enable => deploy.enable(&name).await.map(|_| ()),
         Action::Disable => deploy
@@ -67,11 +61,8 @@ pub(crate) async fn run_action(
 }
 
 pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) -> StageResult {
-    let deploy = match controller(ctx) {
-        Ok(deploy) => deploy,
-        Err(failure) => return Err(failure),
-    };
-    let name = match resolve(
+    let deploy = controller(ctx)?;
+    let name = resolve(
         ctx,
         &deploy,
         &spec.cluster,
@@ -79,10 +70,7 @@ pub(crate) async fn resize(ctx: &StageContext, spec: &ResizeServerGroupStage) ->
         spec.server_group.as_deref(),
     )
     .await
-    {
-        Ok(name) => name,
-        Err(message) => return Err(StageFailure::Failed(message)),
-    };
+    .map_err(StageFailure::Failed)?;
     let state = ctx.state().await;
     let size = match state.get("size").and_then(Value::as_u64) {
         Some(size) => size as u32,
@@ -162,10 +150,7 @@ fn new_size(spec: &ResizeServerGroupStage, current: u32) -> Result<u32, String> 
 }
 
 pub(crate) async fn rollback(ctx: &StageContext, spec: &RollbackClusterStage) -> StageResult {
-    let deploy = match controller(ctx) {
-        Ok(deploy) => deploy,
-        Err(failure) => return Err(failure),
-    };
+    let deploy = controller(ctx)?;
     let state = ctx.state().await;
     let (current, previous) = match (
         state.get("from").and_then(Value::as_str),
@@ -207,10 +192,7 @@ pub(crate) async fn scale_down_cluster(
     ctx: &StageContext,
     spec: &ScaleDownClusterStage,
 ) -> StageResult {
-    let deploy = match controller(ctx) {
-        Ok(deploy) => deploy,
-        Err(failure) => return Err(failure),
-    };
+    let deploy = controller(ctx)?;
     let keep = spec.remaining_full_size_server_groups.unwrap_or(1) as usize;
     let snapshot = match deploy.snapshot().await {
         Ok(snapshot) => snapshot,
