@@ -115,7 +115,18 @@ fn after_a_reboot_gantry_serve_alone_brings_every_load_balancer_back() {
         assert!(Instant::now() < deadline, "a killed process is still alive");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    // The listening socket closes when the last process holding it has
+    // exited, which the kernel finishes a moment after the process is
+    // reaped; a port still taken after that names its holder.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "port {port} still accepts after every process was killed: {}",
+            listeners_of(port)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // No command: only the server starting.
     server.restart();
@@ -187,6 +198,15 @@ fn shop(server: &Server, extra_load_balancers: &str) -> u16 {
     let first = deploy(server, "redblack", &["version=v1"]);
     assert_eq!(first["status"], "succeeded", "{first:#}");
     port
+}
+
+/// What `ss` says listens on `port`, with the processes holding it.
+fn listeners_of(port: u16) -> String {
+    std::process::Command::new("ss")
+        .args(["-ltnpH", &format!("sport = :{port}")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("(ss failed: {e})"))
 }
 
 fn instance_pids(server: &Server) -> Vec<i32> {
