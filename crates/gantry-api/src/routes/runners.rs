@@ -27,9 +27,7 @@ use gantry_runners::protocol::{
 };
 use gantry_runners::server::{RunnerError, RunnerRegistry};
 use gantry_store::RunnerRecord;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 use gantry_wire::runners::{
     self as wire, CreateRunnerToken, CreatedRunnerToken, QueuedRunnerJobs, RemovedRunner,
@@ -285,6 +283,8 @@ pub mod debug {
     use std::sync::{Mutex, OnceLock};
 
     use gantry_runners::server::{JobEvent, JobSpec};
+    use serde::Deserialize;
+    use serde_json::{Value, json};
 
     use super::*;
 
