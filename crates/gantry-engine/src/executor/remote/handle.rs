@@ -32,6 +32,7 @@ pub struct RemoteHandle {
     started_at: i64,
     outcome: watch::Receiver<Option<Outcome>>,
     waiting: watch::Receiver<Option<String>>,
+    lost_runs: watch::Receiver<Vec<String>>,
     follower: Option<JoinHandle<()>>,
 }
 
@@ -63,11 +64,13 @@ pub(super) fn start(
     let (lines, receiver) = mpsc::channel(LINES);
     let (outcome, watched) = watch::channel(None);
     let (waiting, waiting_for) = watch::channel(None);
+    let (lost_runs, lost_runs_watched) = watch::channel(Vec::new());
     let job_id = job.id.clone();
     let follower = Follower {
         dispatcher: dispatcher.clone(),
         lines,
         waiting,
+        lost_runs,
         step: step.name.clone(),
         labels: step.runs_on.clone(),
         rerun_if_lost: step.rerun_if_lost,
@@ -88,6 +91,7 @@ pub(super) fn start(
         started_at: clock::now(),
         outcome: watched,
         waiting: waiting_for,
+        lost_runs: lost_runs_watched,
         follower: Some(task),
     };
     (handle, receiver)
@@ -98,6 +102,8 @@ struct Follower {
     lines: mpsc::Sender<LogLine>,
     /// What the step waits for while no runner holds it.
     waiting: watch::Sender<Option<String>>,
+    /// Why each run a lost runner ended was lost, as the step runs again.
+    lost_runs: watch::Sender<Vec<String>>,
     step: String,
     labels: Vec<String>,
     rerun_if_lost: bool,
@@ -216,6 +222,9 @@ impl Follower {
                             Ok(true) => {
                                 rerun = true;
                                 leased = false;
+                                self.lost_runs.send_modify(|runs| {
+                                    runs.push(format!("{lost}; the step runs again elsewhere"))
+                                });
                                 noticed = false;
                                 queued_at = Instant::now();
                                 self.system(format!(
@@ -327,6 +336,10 @@ impl StepHandle for RemoteHandle {
 
     fn waiting_for(&self) -> Option<watch::Receiver<Option<String>>> {
         Some(self.waiting.clone())
+    }
+
+    fn lost_runs(&self) -> Option<watch::Receiver<Vec<String>>> {
+        Some(self.lost_runs.clone())
     }
 
     async fn wait(&mut self) -> Result<StepExit, ExecutorError> {
