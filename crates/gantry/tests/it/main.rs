@@ -50,6 +50,7 @@ mod prune_images;
 mod roles;
 mod runner_process;
 mod runners;
+mod runners_dispatch;
 mod runners_docker;
 mod runners_local;
 mod runners_network;
