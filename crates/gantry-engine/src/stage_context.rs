@@ -153,6 +153,7 @@ impl StageContext {
                 };
                 Ok(StageExecutor::Remote(RemoteExecutor::new(
                     pool.dispatcher.clone(),
+                    self.store().clone(),
                     runner_wait.unwrap_or(pool.wait),
                     self.engine.data_dir().join("runner-workspaces"),
                     in_place,

@@ -78,6 +78,7 @@ pub(super) fn start(
         snapshots,
         ran_on,
         built_on: builder.as_ref().map(|b| b.built_on.clone()),
+        kept: builder.as_ref().map(|b| b.kept.clone()),
         placing: Mutex::new(builder.and_then(|b| b.placing)),
     };
     let task = tokio::spawn(async move {
@@ -113,6 +114,8 @@ struct Follower {
     /// For a step that builds in its runner's engine: the stage's runners holding what
     /// it built.
     built_on: Option<Arc<Mutex<BTreeSet<String>>>>,
+    /// Where `built_on` is kept across a server restart.
+    kept: Option<KeptBuilders>,
     /// Released once a runner took the step, which then holds the stage's builds.
     placing: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
 }
@@ -122,6 +125,37 @@ struct Follower {
 pub(super) struct Builder {
     pub(super) built_on: Arc<Mutex<BTreeSet<String>>>,
     pub(super) placing: Option<tokio::sync::OwnedMutexGuard<()>>,
+    pub(super) kept: KeptBuilders,
+}
+
+/// The stage's row of runners holding its builds, in the store.
+#[derive(Clone)]
+pub(super) struct KeptBuilders {
+    pub(super) store: gantry_store::Store,
+    pub(super) execution: String,
+    pub(super) stage: String,
+}
+
+impl KeptBuilders {
+    async fn add(&self, runner: &str) {
+        if let Err(error) = self
+            .store
+            .add_stage_builder(&self.execution, &self.stage, runner)
+            .await
+        {
+            tracing::warn!(execution = %self.execution, stage = %self.stage, runner, %error, "cannot record which runner holds the stage's builds");
+        }
+    }
+
+    async fn remove(&self, runner: &str) {
+        if let Err(error) = self
+            .store
+            .remove_stage_builder(&self.execution, &self.stage, runner)
+            .await
+        {
+            tracing::warn!(execution = %self.execution, stage = %self.stage, runner, %error, "cannot forget a lost runner as holding the stage's builds");
+        }
+    }
 }
 
 impl Follower {
@@ -176,6 +210,9 @@ impl Follower {
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(name.clone());
                     }
+                    if let Some(kept) = &self.kept {
+                        kept.add(&name).await;
+                    }
                     drop(self.placing.lock().unwrap_or_else(|e| e.into_inner()).take());
                     // Said when it tells something: which of the runners
                     // the step's labels allow took it, or where it runs again.
@@ -211,6 +248,9 @@ impl Follower {
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&name);
+                    }
+                    if let Some(kept) = &self.kept {
+                        kept.remove(&name).await;
                     }
                     let lost = if reason.starts_with("runner ") {
                         reason
