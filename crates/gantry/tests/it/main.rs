@@ -52,6 +52,7 @@ mod runner_process;
 mod runners;
 mod runners_dispatch;
 mod runners_docker;
+mod runners_limits;
 mod runners_local;
 mod runners_network;
 mod runners_restarts;
