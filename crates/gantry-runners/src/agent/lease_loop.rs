@@ -341,14 +341,16 @@ async fn heartbeats<R: JobRunner>(agent: Arc<Agent<R>>, shutdown: CancellationTo
 /// How often the watchdog looks at the leases' silence.
 const WATCHDOG_TICK: Duration = Duration::from_millis(100);
 
-/// How long a lease may go unrenewed before its runner kills the job: one
-/// heartbeat less than the lease's lifetime. The server counts the lifetime
-/// from its renewal, which comes after the heartbeat was sent, so the job is
-/// dead a heartbeat before the server may hand it to another runner.
+/// How long a lease may go unrenewed before its runner kills the job: two
+/// heartbeats less than the lease's lifetime. The server counts the lifetime
+/// from its renewal, which comes after the heartbeat was sent; the second
+/// heartbeat is the job's time to die (a step gets a second between its
+/// SIGTERM and its SIGKILL). So the job is dead before the server may hand it
+/// to another runner.
 fn silence_limit(timing: &Timing) -> Duration {
     let heartbeat = Duration::from_millis(timing.heartbeat_ms);
     Duration::from_millis(timing.lease_ttl_ms)
-        .saturating_sub(heartbeat)
+        .saturating_sub(2 * heartbeat)
         .max(heartbeat)
 }
 
