@@ -153,6 +153,7 @@ impl StageContext {
                 };
                 Ok(StageExecutor::Remote(RemoteExecutor::new(
                     pool.dispatcher.clone(),
+                    self.store().clone(),
                     runner_wait.unwrap_or(pool.wait),
                     self.engine.data_dir().join("runner-workspaces"),
                     in_place,
@@ -256,6 +257,38 @@ impl StageContext {
                 } else {
                     record.outputs = Value::Object(outputs);
                 }
+            })
+            .await
+    }
+
+    /// Ends the stage's current attempt as failed with `error` (a step's
+    /// runner was lost and the step runs again elsewhere) and begins the
+    /// next one in place: outputs, state and steps stay, the attempt's
+    /// history shows the lost run. Like a retry's, the new attempt counts
+    /// against the stage's `retries`.
+    pub async fn end_attempt_interrupted(&self, error: &str) -> Result<(), EngineError> {
+        let (attempt, started_at) = {
+            let state = self.execution.read().await;
+            let record = &state.stages[self.index];
+            (record.attempt, record.started_at)
+        };
+        let now = crate::clock::now();
+        self.store()
+            .end_stage_attempt(&gantry_store::StageAttemptRecord {
+                execution_id: self.execution_id.clone(),
+                stage_id: self.stage_id.clone(),
+                attempt,
+                status: Status::Failed,
+                started_at,
+                ended_at: Some(now),
+                error: Some(error.to_owned()),
+            })
+            .await?;
+        self.execution
+            .update(|c| {
+                let record = c.stage(self.index);
+                record.attempt = attempt + 1;
+                record.started_at = Some(now);
             })
             .await
     }

@@ -51,6 +51,7 @@ mod pipelines;
 mod rows;
 mod runners;
 mod secrets;
+mod stage_builders;
 mod stages;
 mod store;
 mod tokens;

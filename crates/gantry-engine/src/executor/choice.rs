@@ -108,6 +108,13 @@ impl StepHandle for StageHandle {
         }
     }
 
+    fn lost_runs(&self) -> Option<tokio::sync::watch::Receiver<Vec<String>>> {
+        match self {
+            StageHandle::Local(handle) => handle.lost_runs(),
+            StageHandle::Remote(handle) => handle.lost_runs(),
+        }
+    }
+
     async fn wait(&mut self) -> Result<StepExit, ExecutorError> {
         match self {
             StageHandle::Local(handle) => handle.wait().await,

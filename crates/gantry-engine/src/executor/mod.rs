@@ -87,6 +87,14 @@ pub trait StepHandle: Send {
         None
     }
 
+    /// The runs of the step that a lost runner ended while the step runs
+    /// again elsewhere, as they happen: for each, why (`runner NAME lost
+    /// …`). The stage records each as an ended attempt. A step that runs
+    /// here loses no runner.
+    fn lost_runs(&self) -> Option<tokio::sync::watch::Receiver<Vec<String>>> {
+        None
+    }
+
     /// After [`StepHandle::wait`]: kills what the step left running and
     /// waits until every line of its output was sent.
     fn drain(&mut self) -> impl Future<Output = ()> + Send;

@@ -20,6 +20,10 @@ pub(crate) struct Slot {
     /// Fired to kill the job: the lease is gone, or the agent stops.
     pub(crate) cancel: CancellationToken,
     pub(crate) log_acked: Arc<AtomicU64>,
+    /// When the heartbeat that last renewed this lease was sent (the
+    /// server's renewal came after it): the watchdog measures the lease's
+    /// silence from here.
+    pub(crate) renewed_at: tokio::time::Instant,
 }
 
 /// Runs `job` to its end (or to its cancel); `taken_over` is a job a

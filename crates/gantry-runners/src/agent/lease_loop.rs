@@ -86,6 +86,7 @@ pub async fn run<R: JobRunner>(
     let mut tasks = JoinSet::new();
     agent.take_over_jobs(&mut tasks);
     tasks.spawn(heartbeats(agent.clone(), shutdown.clone()));
+    tasks.spawn(watchdog(agent.clone(), shutdown.clone()));
     agent.lease_loop(&mut tasks, &shutdown).await;
 
     // Stopping: kill what runs, give the jobs a moment to clean up.
@@ -203,11 +204,23 @@ impl<R: JobRunner> Agent<R> {
     ) {
         let cancel = self.refused.child_token();
         let log_acked = Arc::new(AtomicU64::new(0));
+        let now = tokio::time::Instant::now();
+        // A job a previous agent process left was last renewed who knows
+        // when: the next heartbeat (at once) must renew it within one
+        // heartbeat's time, or it is killed.
+        let renewed_at = if taken_over.is_some() {
+            let heartbeat = Duration::from_millis(self.timing.heartbeat_ms);
+            let grace = silence_limit(&self.timing).saturating_sub(heartbeat);
+            now.checked_sub(grace).unwrap_or(now)
+        } else {
+            now
+        };
         self.slots().insert(
             job.lease_id.clone(),
             Slot {
                 cancel: cancel.clone(),
                 log_acked: log_acked.clone(),
+                renewed_at,
             },
         );
         tracing::info!(lease = %job.lease_id, job = %job.job_id, attempt = job.attempt, "job leased");
@@ -278,12 +291,11 @@ impl<R: JobRunner> Agent<R> {
 }
 
 /// Renews the leases every heartbeat interval; kills the jobs whose leases
-/// the server says are gone.
+/// the server says are gone. A lease the server renewed is stamped with the
+/// time its heartbeat was sent, which [`watchdog`] measures silence from.
 async fn heartbeats<R: JobRunner>(agent: Arc<Agent<R>>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(agent.timing.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let lease_ttl = Duration::from_millis(agent.timing.lease_ttl_ms);
-    let mut last_renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -298,34 +310,69 @@ async fn heartbeats<R: JobRunner>(agent: Arc<Agent<R>>, shutdown: CancellationTo
                 log_lines: slot.log_acked.load(Ordering::Relaxed),
             })
             .collect();
-        match agent
-            .connection
-            .heartbeat(&HeartbeatRequest { leases })
-            .await
-        {
+        let request = HeartbeatRequest { leases };
+        let sent_at = tokio::time::Instant::now();
+        let answer = tokio::select! {
+            answer = agent.connection.heartbeat(&request) => answer,
+            () = shutdown.cancelled() => return,
+            () = agent.refused.cancelled() => return,
+        };
+        match answer {
             Ok(answer) => {
-                last_renewed = tokio::time::Instant::now();
+                let mut slots = agent.slots();
+                for renewed in answer.renewed {
+                    if let Some(slot) = slots.get_mut(&renewed.lease_id) {
+                        slot.renewed_at = slot.renewed_at.max(sent_at);
+                    }
+                }
                 for lease in answer.cancel {
-                    if let Some(slot) = agent.slots().get(&lease) {
+                    if let Some(slot) = slots.get(&lease) {
                         tracing::info!(lease = %lease, "the server took the lease back; killing the job");
                         slot.cancel.cancel();
                     }
                 }
             }
             Err(CallError::Refused(reason)) => return agent.refused(reason),
-            Err(error) => {
-                tracing::warn!(%error, "heartbeat failed");
-                // The server counts these leases lost by now and may run
-                // their jobs elsewhere: this runner stops them itself, so a
-                // job never runs twice at once even across a partition.
-                if last_renewed.elapsed() > lease_ttl {
-                    for (lease, slot) in agent.slots().iter() {
-                        if !slot.cancel.is_cancelled() {
-                            tracing::warn!(lease = %lease, ?lease_ttl, "no heartbeat reached the server within the lease's lifetime; killing the job");
-                            slot.cancel.cancel();
-                        }
-                    }
-                }
+            Err(error) => tracing::warn!(%error, "heartbeat failed"),
+        }
+    }
+}
+
+/// How often the watchdog looks at the leases' silence.
+const WATCHDOG_TICK: Duration = Duration::from_millis(100);
+
+/// How long a lease may go unrenewed before its runner kills the job: two
+/// heartbeats less than the lease's lifetime. The server counts the lifetime
+/// from its renewal, which comes after the heartbeat was sent; the second
+/// heartbeat is the job's time to die (a step gets a second between its
+/// SIGTERM and its SIGKILL). So the job is dead before the server may hand it
+/// to another runner.
+fn silence_limit(timing: &Timing) -> Duration {
+    let heartbeat = Duration::from_millis(timing.heartbeat_ms);
+    Duration::from_millis(timing.lease_ttl_ms)
+        .saturating_sub(2 * heartbeat)
+        .max(heartbeat)
+}
+
+/// Kills the jobs whose leases no heartbeat renewed within [`silence_limit`].
+/// A task of its own rather than a check after each heartbeat: across a
+/// partition that drops packets, a heartbeat hangs until its timeout, past
+/// the lease's lifetime, while the server already gives the job to another
+/// runner.
+async fn watchdog<R: JobRunner>(agent: Arc<Agent<R>>, shutdown: CancellationToken) {
+    let limit = silence_limit(&agent.timing);
+    let mut tick = tokio::time::interval(WATCHDOG_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+            () = agent.refused.cancelled() => return,
+        }
+        for (lease, slot) in agent.slots().iter() {
+            if !slot.cancel.is_cancelled() && slot.renewed_at.elapsed() > limit {
+                tracing::warn!(lease = %lease, ?limit, "no heartbeat renewed the lease in time: the server will count it lost; killing the job");
+                slot.cancel.cancel();
             }
         }
     }

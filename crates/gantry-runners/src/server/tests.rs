@@ -319,3 +319,48 @@ async fn disabling_a_runner_hands_its_jobs_back_and_capacity_bounds_its_leases()
         }
     );
 }
+
+/// A runner cut off by the network may have a lease request waiting on the
+/// server from before: the job its lost lease hands back must not go to it
+/// (the answer would never arrive, and the job would be lost twice), but to
+/// a runner that is heard from; once it heartbeats again it leases as before.
+#[tokio::test]
+async fn a_runner_that_lost_a_lease_for_silence_gets_no_job_until_it_heartbeats_again() {
+    let timing = Timing {
+        heartbeat_ms: 100,
+        lease_ttl_ms: 300,
+        long_poll_ms: 1_000,
+    };
+    let f = fixture(timing).await;
+    let (silent, _) = f.runner("silent", &[]).await;
+    let mut job = f.enqueue(&[]).await;
+    f.dispatcher()
+        .lease(&silent, 1, Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    loop {
+        match job.events.recv().await.unwrap() {
+            JobEvent::Lost { runner, .. } => break assert_eq!(runner, "silent"),
+            _ => continue,
+        }
+    }
+    assert!(f.dispatcher().retry(&job.id).await.unwrap());
+    let waited = f
+        .dispatcher()
+        .lease(&silent, 1, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(waited.is_none(), "a silent runner was handed the job again");
+    f.dispatcher()
+        .heartbeat(&silent, &HeartbeatRequest { leases: Vec::new() })
+        .await
+        .unwrap();
+    let leased = f
+        .dispatcher()
+        .lease(&silent, 1, Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("heard from again, the runner leases");
+    assert_eq!((leased.job_id, leased.attempt), (job.id, 2));
+}

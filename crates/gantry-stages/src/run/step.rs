@@ -116,12 +116,20 @@ impl<E: StepExecutor> StepRun<'_, E> {
         };
         let shown = std::sync::atomic::AtomicBool::new(false);
         let waiting = handle.waiting_for();
+        let lost_runs = handle.lost_runs();
+        let recorded = std::sync::atomic::AtomicUsize::new(0);
         let exited = tokio::select! {
             exit = handle.wait() => Some(exit),
             _ = stage.stop.cancelled() => None,
             _ = timeout => None,
             () = show_waiting(ctx, waiting, &shown) => None,
+            () = record_lost_runs(ctx, lost_runs.clone(), &recorded) => None,
         };
+        // A run lost just before the step's end is recorded all the same.
+        if let Some(lost_runs) = lost_runs {
+            let runs = lost_runs.borrow().clone();
+            record_new_lost_runs(ctx, &runs, &recorded).await;
+        }
         if shown.into_inner() {
             set_waiting_for(ctx, None).await;
         }
@@ -326,6 +334,40 @@ async fn show_waiting(
         }
     }
     std::future::pending().await
+}
+
+/// Records each run of the step a lost runner ended as an ended attempt of
+/// the stage (the step runs again, in the next one), as it happens; never
+/// returns.
+async fn record_lost_runs(
+    ctx: &StageContext,
+    lost_runs: Option<tokio::sync::watch::Receiver<Vec<String>>>,
+    recorded: &std::sync::atomic::AtomicUsize,
+) {
+    if let Some(mut lost_runs) = lost_runs {
+        loop {
+            let runs = lost_runs.borrow_and_update().clone();
+            record_new_lost_runs(ctx, &runs, recorded).await;
+            if lost_runs.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+    std::future::pending().await
+}
+
+async fn record_new_lost_runs(
+    ctx: &StageContext,
+    runs: &[String],
+    recorded: &std::sync::atomic::AtomicUsize,
+) {
+    use std::sync::atomic::Ordering;
+    for reason in runs.iter().skip(recorded.load(Ordering::Relaxed)) {
+        recorded.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = ctx.end_attempt_interrupted(reason).await {
+            tracing::warn!(%error, "cannot record a run a lost runner ended");
+        }
+    }
 }
 
 async fn set_waiting_for(ctx: &StageContext, note: Option<String>) {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{BIN, Server};
+use crate::harness::{BIN, NetNs, Server};
 
 /// A `gantry runner` process and its work directory.
 pub(crate) struct Runner {
@@ -17,6 +17,8 @@ pub(crate) struct Runner {
     pub(crate) url: String,
     token: String,
     extra: Vec<String>,
+    /// The network namespace it runs in, if not this machine's.
+    netns: Option<String>,
 }
 
 impl Runner {
@@ -32,6 +34,12 @@ impl Runner {
         labels: &str,
         extra: &[&str],
     ) -> Runner {
+        let mut runner = Runner::new(server, token, name, labels, extra);
+        runner.spawn();
+        runner
+    }
+
+    fn new(server: &Server, token: &str, name: &str, labels: &str, extra: &[&str]) -> Runner {
         // Beside the server's work directory, not in it: a runner's
         // Landlock rules keep its steps out of its work directory and so
         // off the files directly in that directory's parent.
@@ -40,7 +48,7 @@ impl Runner {
             .parent()
             .expect("the work directory has a parent")
             .join(format!("runner-{name}"));
-        let mut runner = Runner {
+        Runner {
             name: name.into(),
             labels: labels.into(),
             dir,
@@ -48,7 +56,21 @@ impl Runner {
             url: server.url.clone(),
             token: token.into(),
             extra: extra.iter().map(|a| a.to_string()).collect(),
-        };
+            netns: None,
+        }
+    }
+
+    /// A runner inside `net`'s namespace: it reaches the server (which must
+    /// listen on `net.host_ip`) only through the veth pair.
+    pub(crate) fn start_inside(
+        net: &NetNs,
+        server: &Server,
+        token: &str,
+        name: &str,
+        labels: &str,
+    ) -> Runner {
+        let mut runner = Runner::new(server, token, name, labels, &[]);
+        runner.netns = Some(net.name.clone());
         runner.spawn();
         runner
     }
@@ -60,7 +82,11 @@ impl Runner {
             .append(true)
             .open(self.dir.join("agent.log"))
             .unwrap();
-        let child = Command::new(BIN)
+        let mut command = match &self.netns {
+            Some(name) => NetNs::command_in(name, BIN),
+            None => Command::new(BIN),
+        };
+        let child = command
             .args([
                 "runner",
                 "--url",

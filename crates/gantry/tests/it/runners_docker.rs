@@ -15,6 +15,7 @@ use crate::steps_podman::{AUTH_PASSWORD, AUTH_USER, BASE, auth_registry, log_tex
 crate::on_both_backends!(
     a_runner_opens_the_docker_api_gate_beside_its_step_forwarding_image_calls_and_refusing_the_rest,
     a_cloud_builds_images_are_pushed_from_the_runner_that_built_them_with_the_stages_credentials,
+    a_server_killed_between_a_build_on_a_runner_and_its_push_pushes_from_that_runner_once_back,
 );
 
 /// A runner `builder` with the label `docker`.
@@ -245,6 +246,55 @@ fn a_cloud_builds_images_are_pushed_from_the_runner_that_built_them_with_the_sta
     let error = stage(&execution, "build")["error"].as_str().unwrap_or_default().to_owned();
     assert!(error.starts_with("images: ") && error.contains("(on runner "), "{error}");
     assert!(error.contains(&image), "{error}");
+}
+
+/// Which runner built a stage's images is kept with the execution: a server killed after
+/// the build step ended and before the push (a second step waits on a file meanwhile)
+/// pushes them, once restarted, from the runner that built them, though the step after
+/// the restart ran on another (the builder was disabled meanwhile, then enabled again).
+fn a_server_killed_between_a_build_on_a_runner_and_its_push_pushes_from_that_runner_once_back(
+    server: &mut Server,
+) {
+    podman();
+    let registry = registry();
+    let mut runner = builder(server);
+    let image = format!("{registry}/runner-restart-pushed-{}:v1", uuid::Uuid::now_v7().simple());
+    let cloudbuild = format!(
+        "steps:\n- name: gcr.io/cloud-builders/docker\n  args: ['build', '-t', '{image}', '-f', 'Containerfile', '.']\n- name: {BASE}\n  entrypoint: sh\n  args: ['-c', 'touch built; while [ ! -e go ]; do sleep 0.1; done']\nimages: ['{image}']\n"
+    );
+    let files = [
+        ("cloudbuild.yaml", cloudbuild),
+        ("Containerfile", format!("FROM {BASE}\nCOPY marker /marker\n")),
+        ("marker", "built before the restart".to_owned()),
+    ];
+    server.apply(&format!("pipelines:{}", cloud_build_on_the_runner("restarted", &files, "")));
+    let id = server.run("restarted", &[]);
+    // The build step ended and the waiting step runs: its push is still to come.
+    wait_for_file(&runner.dir.join("workspaces").join(&id).join("built"));
+    let spare = Runner::start(server, &token(server), "spare", "docker");
+    wait_registered(server, &["builder", "spare"]);
+    server.kill9();
+    // The waiting step may end now: its run after the restart starts from the server's
+    // workspace.
+    std::fs::write(server.data_dir().join("workspaces").join(&id).join("go"), "").unwrap();
+    server.restart();
+    // The step runs again only after a lease's lifetime: the builder is disabled before,
+    // so the step's new run is the spare's.
+    server.cli(&["runner", "disable", "builder"]).ok();
+    assert!(!runner.wait_exit(Duration::from_secs(10)).success());
+    server.wait_for(&id, "the step's run on the spare runner", |_| {
+        log_text(server, &id).contains("on runner spare")
+    });
+    server.cli(&["runner", "enable", "builder"]).ok();
+    runner.spawn();
+    let execution = server.wait_terminal(&id);
+    let logs = log_text(server, &id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}\n{logs}");
+    assert_eq!(stage(&execution, "build")["outputs"]["images"][0]["image"], image, "{execution:#}");
+    assert!(logs.contains(&format!("pushed {image} (sha256:")), "{logs}");
+    assert!(runner.log().contains("pushed an image of the build"), "the builder pushed it: {}", runner.log());
+    assert!(!spare.log().contains("pushed an image of the build"), "the spare pushed it: {}", spare.log());
+    assert_eq!(pulled_back_marker(&image, None).trim(), "built before the restart");
 }
 
 /// The docker builder image on a runner (`gantry builders build`, slow): a Cloud Build

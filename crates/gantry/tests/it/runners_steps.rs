@@ -284,6 +284,22 @@ pipelines:
     );
     assert!(took < Duration::from_secs(20), "re-run took {took:?}");
     eprintln!("runner killed -> its step re-run elsewhere and done: {took:?}");
+    // The lost run is an attempt in the stage's history, the re-run the next.
+    let victim_name = if survivor == "beta" { "alpha" } else { "beta" };
+    let attempts = stage(&execution, "build")["attempts"].clone();
+    assert_eq!(stage(&execution, "build")["attempt"], 2, "{execution:#}");
+    assert_eq!(attempts.as_array().map(Vec::len), Some(2), "{attempts:#}");
+    assert_eq!(attempts[0]["attempt"], 1);
+    assert_eq!(attempts[0]["status"], "failed");
+    let lost = attempts[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        lost.contains(&format!("runner {victim_name} lost"))
+            && lost.ends_with("the step runs again elsewhere"),
+        "{attempts:#}"
+    );
+    assert!(attempts[0]["endedAt"].is_string(), "{attempts:#}");
+    assert_eq!(attempts[1]["attempt"], 2);
+    assert_eq!(attempts[1]["status"], "succeeded", "{attempts:#}");
 
     // With `onInterrupt: fail` the step fails, naming the runner.
     let (id, pid) = run_until_pid(server, "once", "once.pid");

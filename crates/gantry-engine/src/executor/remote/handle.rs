@@ -32,6 +32,7 @@ pub struct RemoteHandle {
     started_at: i64,
     outcome: watch::Receiver<Option<Outcome>>,
     waiting: watch::Receiver<Option<String>>,
+    lost_runs: watch::Receiver<Vec<String>>,
     follower: Option<JoinHandle<()>>,
 }
 
@@ -63,11 +64,13 @@ pub(super) fn start(
     let (lines, receiver) = mpsc::channel(LINES);
     let (outcome, watched) = watch::channel(None);
     let (waiting, waiting_for) = watch::channel(None);
+    let (lost_runs, lost_runs_watched) = watch::channel(Vec::new());
     let job_id = job.id.clone();
     let follower = Follower {
         dispatcher: dispatcher.clone(),
         lines,
         waiting,
+        lost_runs,
         step: step.name.clone(),
         labels: step.runs_on.clone(),
         rerun_if_lost: step.rerun_if_lost,
@@ -75,6 +78,7 @@ pub(super) fn start(
         snapshots,
         ran_on,
         built_on: builder.as_ref().map(|b| b.built_on.clone()),
+        kept: builder.as_ref().map(|b| b.kept.clone()),
         placing: Mutex::new(builder.and_then(|b| b.placing)),
     };
     let task = tokio::spawn(async move {
@@ -88,6 +92,7 @@ pub(super) fn start(
         started_at: clock::now(),
         outcome: watched,
         waiting: waiting_for,
+        lost_runs: lost_runs_watched,
         follower: Some(task),
     };
     (handle, receiver)
@@ -98,6 +103,8 @@ struct Follower {
     lines: mpsc::Sender<LogLine>,
     /// What the step waits for while no runner holds it.
     waiting: watch::Sender<Option<String>>,
+    /// Why each run a lost runner ended was lost, as the step runs again.
+    lost_runs: watch::Sender<Vec<String>>,
     step: String,
     labels: Vec<String>,
     rerun_if_lost: bool,
@@ -107,6 +114,8 @@ struct Follower {
     /// For a step that builds in its runner's engine: the stage's runners holding what
     /// it built.
     built_on: Option<Arc<Mutex<BTreeSet<String>>>>,
+    /// Where `built_on` is kept across a server restart.
+    kept: Option<KeptBuilders>,
     /// Released once a runner took the step, which then holds the stage's builds.
     placing: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
 }
@@ -116,6 +125,37 @@ struct Follower {
 pub(super) struct Builder {
     pub(super) built_on: Arc<Mutex<BTreeSet<String>>>,
     pub(super) placing: Option<tokio::sync::OwnedMutexGuard<()>>,
+    pub(super) kept: KeptBuilders,
+}
+
+/// The stage's row of runners holding its builds, in the store.
+#[derive(Clone)]
+pub(super) struct KeptBuilders {
+    pub(super) store: gantry_store::Store,
+    pub(super) execution: String,
+    pub(super) stage: String,
+}
+
+impl KeptBuilders {
+    async fn add(&self, runner: &str) {
+        if let Err(error) = self
+            .store
+            .add_stage_builder(&self.execution, &self.stage, runner)
+            .await
+        {
+            tracing::warn!(execution = %self.execution, stage = %self.stage, runner, %error, "cannot record which runner holds the stage's builds");
+        }
+    }
+
+    async fn remove(&self, runner: &str) {
+        if let Err(error) = self
+            .store
+            .remove_stage_builder(&self.execution, &self.stage, runner)
+            .await
+        {
+            tracing::warn!(execution = %self.execution, stage = %self.stage, runner, %error, "cannot forget a lost runner as holding the stage's builds");
+        }
+    }
 }
 
 impl Follower {
@@ -170,6 +210,9 @@ impl Follower {
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(name.clone());
                     }
+                    if let Some(kept) = &self.kept {
+                        kept.add(&name).await;
+                    }
                     drop(self.placing.lock().unwrap_or_else(|e| e.into_inner()).take());
                     // Said when it tells something: which of the runners
                     // the step's labels allow took it, or where it runs again.
@@ -206,6 +249,9 @@ impl Follower {
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&name);
                     }
+                    if let Some(kept) = &self.kept {
+                        kept.remove(&name).await;
+                    }
                     let lost = if reason.starts_with("runner ") {
                         reason
                     } else {
@@ -216,6 +262,9 @@ impl Follower {
                             Ok(true) => {
                                 rerun = true;
                                 leased = false;
+                                self.lost_runs.send_modify(|runs| {
+                                    runs.push(format!("{lost}; the step runs again elsewhere"))
+                                });
                                 noticed = false;
                                 queued_at = Instant::now();
                                 self.system(format!(
@@ -327,6 +376,10 @@ impl StepHandle for RemoteHandle {
 
     fn waiting_for(&self) -> Option<watch::Receiver<Option<String>>> {
         Some(self.waiting.clone())
+    }
+
+    fn lost_runs(&self) -> Option<watch::Receiver<Vec<String>>> {
+        Some(self.lost_runs.clone())
     }
 
     async fn wait(&mut self) -> Result<StepExit, ExecutorError> {

@@ -82,6 +82,11 @@ pub struct RemoteExecutor {
     /// steps): its later such steps go to the same one, and its `images` are
     /// pushed from there.
     built_on: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Where `built_on` is kept (`stage_builders`), so that a server restarted
+    /// between a build and its push still pushes from the runner that built.
+    store: gantry_store::Store,
+    /// Whether `built_on` was read back from the store.
+    recalled: tokio::sync::OnceCell<()>,
     /// Held by the first step that builds in an engine until a runner took it, so that
     /// parallel such steps wait to learn which runner that is and go there too.
     placing_builder: Arc<tokio::sync::Mutex<()>>,
@@ -102,6 +107,7 @@ pub(crate) struct InPlace {
 impl RemoteExecutor {
     pub(crate) fn new(
         dispatcher: Dispatcher,
+        store: gantry_store::Store,
         wait: Duration,
         snapshots: PathBuf,
         in_place: Option<InPlace>,
@@ -113,6 +119,8 @@ impl RemoteExecutor {
             current: Arc::default(),
             ran_on: Arc::default(),
             built_on: Arc::default(),
+            store,
+            recalled: tokio::sync::OnceCell::new(),
             placing_builder: Arc::default(),
             in_place,
         }
@@ -128,6 +136,26 @@ impl RemoteExecutor {
 }
 
 impl RemoteExecutor {
+    /// Reads back, once, the runners a previous server process saw the
+    /// stage's docker steps build in (its steps that succeeded do not run
+    /// again after a restart, so nothing else would say).
+    async fn recall_builders(&self, stage: &StageSpec) {
+        self.recalled
+            .get_or_init(|| async {
+                match self.store.stage_builders(&stage.execution, &stage.stage).await {
+                    Ok(runners) => self
+                        .built_on
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(runners),
+                    Err(error) => {
+                        tracing::warn!(execution = %stage.execution, stage = %stage.stage, %error, "cannot read which runners hold the stage's builds")
+                    }
+                }
+            })
+            .await;
+    }
+
     /// The one runner the stage's docker steps built in so far.
     fn builder(&self) -> Option<String> {
         let built_on = self.built_on.lock().unwrap_or_else(|e| e.into_inner());
@@ -150,6 +178,7 @@ impl RemoteExecutor {
         if self.in_place.is_some() {
             return None;
         }
+        self.recall_builders(stage).await;
         let runners: Vec<String> = {
             let built_on = self.built_on.lock().unwrap_or_else(|e| e.into_inner());
             let ran_on = self.ran_on.lock().unwrap_or_else(|e| e.into_inner());
@@ -315,6 +344,7 @@ impl StepExecutor for RemoteExecutor {
     ) -> Result<(RemoteHandle, tokio::sync::mpsc::Receiver<LogLine>), ExecutorError> {
         let snapshots = self.snapshots_of(stage);
         let placing = if self.in_place.is_none() && step.uses_the_engine() {
+            self.recall_builders(stage).await;
             let placing = self.placing_builder.clone().lock_owned().await;
             self.builder().is_none().then_some(placing)
         } else {
@@ -373,6 +403,11 @@ impl StepExecutor for RemoteExecutor {
             step.uses_the_engine().then(|| handle::Builder {
                 built_on: self.built_on.clone(),
                 placing,
+                kept: handle::KeptBuilders {
+                    store: self.store.clone(),
+                    execution: stage.execution.clone(),
+                    stage: stage.stage.clone(),
+                },
             }),
         ))
     }
@@ -410,6 +445,13 @@ impl StepExecutor for RemoteExecutor {
             if let Err(problem) = release_on(&self.dispatcher, &runner, stage).await {
                 problems.push(problem);
             }
+        }
+        if let Err(error) = self
+            .store
+            .forget_stage_builders(&stage.execution, &stage.stage)
+            .await
+        {
+            problems.push(format!("cannot forget where the stage built: {error}"));
         }
         let dir = self.snapshots_of(stage).dir;
         match tokio::fs::remove_dir_all(&dir).await {

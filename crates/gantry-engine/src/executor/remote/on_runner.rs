@@ -396,10 +396,14 @@ impl StepRun {
         let _ = self.writer.await;
         let (result, private) = match exit {
             Ok(exit) => {
-                let private = match self.handle.outputs().await {
-                    Ok(outputs) => StepJobPrivate {
+                let private = match self.handle.outputs().await.map(bounded) {
+                    Ok(Ok(outputs)) => StepJobPrivate {
                         outputs: Some(outputs),
                         outputs_error: None,
+                    },
+                    Ok(Err(error)) => StepJobPrivate {
+                        outputs: None,
+                        outputs_error: Some(error),
                     },
                     Err(error) => StepJobPrivate {
                         outputs: None,
@@ -486,4 +490,23 @@ fn safe_component(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The most bytes of outputs a runner sends back with a step's result: the
+/// result is one JSON body, which the server takes up to 2 MiB. Beyond it the
+/// step fails saying so, where the server's refusal would have looked like a
+/// lost runner.
+const MAX_SENT_OUTPUTS: usize = 1 << 20;
+
+fn bounded(
+    outputs: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let size = serde_json::to_vec(&outputs).map_or(usize::MAX, |json| json.len());
+    if size > MAX_SENT_OUTPUTS {
+        return Err(format!(
+            "the outputs are {size} bytes as JSON, over the {} KiB a runner sends back with a step's result",
+            MAX_SENT_OUTPUTS >> 10
+        ));
+    }
+    Ok(outputs)
 }

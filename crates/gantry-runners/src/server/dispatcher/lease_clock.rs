@@ -63,15 +63,22 @@ impl Dispatcher {
             return Ok(());
         }
         for job in self.0.store.lose_expired_leases(now).await? {
-            let runner = job
-                .lease_id
+            let live = job.lease_id.as_ref().and_then(|lease| {
+                self.state()
+                    .leases
+                    .get(lease)
+                    .map(|l| (l.runner_id.clone(), l.runner_name.clone()))
+            });
+            if let Some(runner_id) = live
                 .as_ref()
-                .and_then(|lease| {
-                    self.state()
-                        .leases
-                        .get(lease)
-                        .map(|l| l.runner_name.clone())
-                })
+                .map(|(id, _)| id.clone())
+                .or_else(|| job.runner_id.clone())
+            {
+                // Until it heartbeats again, the runner is handed no job.
+                self.state().silent.insert(runner_id);
+            }
+            let runner = live
+                .map(|(_, name)| name)
                 .or_else(|| job.runner_id.clone())
                 .unwrap_or_default();
             let reason = format!(

@@ -53,6 +53,10 @@ struct State {
     secrets: HashMap<String, JobSecrets>,
     /// The snapshot directories of jobs that have one.
     workspaces: HashMap<String, std::path::PathBuf>,
+    /// Runners that lost a lease for want of heartbeats and have not sent
+    /// one since: a lease request they sent before going silent may still
+    /// be waiting here, and a job handed to it would never arrive.
+    silent: std::collections::HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -159,7 +163,9 @@ impl Dispatcher {
             // A runner at its capacity (in the server's count, which may hold
             // leases a restarted runner has not taken over yet) waits like
             // an idle one: a lease ending wakes it too.
-            let has_room = free_slots > 0 && (self.load_of(&runner.id) as i64) < runner.capacity;
+            let has_room = free_slots > 0
+                && (self.load_of(&runner.id) as i64) < runner.capacity
+                && !self.state().silent.contains(&runner.id);
             if has_room {
                 // In a task of its own: a client that goes away while its job
                 // is being leased must not drop it between queue and store.
@@ -187,6 +193,11 @@ impl Dispatcher {
     ) -> Result<HeartbeatResponse, RunnerError> {
         let now = now_millis();
         self.0.store.touch_runner(&runner.id, now).await?;
+        if self.state().silent.remove(&runner.id) {
+            tracing::info!(runner = %runner.name, "runner heard from again after losing a lease");
+            // Its lease requests waiting here may take work again.
+            self.0.job_queued.notify_waiters();
+        }
         let expires_at = now + self.0.timing.lease_ttl_ms as i64;
         let mut answer = HeartbeatResponse::default();
         for held in &request.leases {

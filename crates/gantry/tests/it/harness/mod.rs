@@ -6,14 +6,18 @@
 //! - `output.rs`: what a CLI run printed.
 //! - `steps.rs`: what steps leave behind (files, lines, pids).
 //! - `postgres.rs`: a PostgreSQL database per test.
+//! - `netns.rs`: a network namespace joined by a veth pair, whose network a
+//!   test takes away.
 
 mod drive;
+mod netns;
 mod output;
 mod postgres;
 mod server;
 mod steps;
 
 pub use drive::{millis, stage};
+pub use netns::NetNs;
 pub use output::{Output, wait_output};
 pub use steps::{alive, lines, read_pid, wait_for_file};
 
@@ -72,6 +76,9 @@ pub struct Server {
     pub url: String,
     pub token: String,
     port: u16,
+    /// The address it listens on (the loopback address unless a test asked
+    /// for another).
+    ip: std::net::IpAddr,
     root: tempfile::TempDir,
     database: Option<PgDatabase>,
     /// Extra environment of `gantry serve` (kept across restarts).

@@ -1,13 +1,15 @@
 //! Starting, stopping and restarting a server with its own data directory
 //! (and database).
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::postgres::PgDatabase;
 use super::{BIN, Backend, Server};
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 impl Server {
     pub fn start(backend: Backend) -> Server {
@@ -21,7 +23,7 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Server::launch(None, env)
+        Server::launch(None, env, LOOPBACK)
     }
 
     /// A server on SQLite, or on a fresh PostgreSQL database; `None` (with a
@@ -32,12 +34,23 @@ impl Server {
 
     /// [`Server::try_start`] with `env` for the server's process.
     pub fn try_start_with_env(backend: Backend, env: &[(&str, &str)]) -> Option<Server> {
+        Server::try_start_listening(backend, LOOPBACK, env)
+    }
+
+    /// [`Server::try_start_with_env`] listening on `ip` rather than the
+    /// loopback address (the host's end of a [`super::NetNs`], for a runner
+    /// inside it); its URL is that address too.
+    pub fn try_start_listening(
+        backend: Backend,
+        ip: IpAddr,
+        env: &[(&str, &str)],
+    ) -> Option<Server> {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         match backend {
-            Backend::Sqlite => Some(Server::launch(None, env)),
+            Backend::Sqlite => Some(Server::launch(None, env, ip)),
             Backend::Postgres => {
                 let Ok(admin_url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
                     eprintln!(
@@ -45,12 +58,16 @@ impl Server {
                     );
                     return None;
                 };
-                Some(Server::launch(Some(PgDatabase::create(&admin_url)), env))
+                Some(Server::launch(
+                    Some(PgDatabase::create(&admin_url)),
+                    env,
+                    ip,
+                ))
             }
         }
     }
 
-    fn launch(database: Option<PgDatabase>, env: Vec<(String, String)>) -> Server {
+    fn launch(database: Option<PgDatabase>, env: Vec<(String, String)>, ip: IpAddr) -> Server {
         let root = tempfile::Builder::new()
             .prefix("gantry-it-")
             .tempdir()
@@ -69,6 +86,7 @@ impl Server {
             url: String::new(),
             token: String::new(),
             port: 0,
+            ip,
             root,
             database,
             env,
@@ -77,7 +95,7 @@ impl Server {
         // server's bind: try a few.
         for _ in 0..5 {
             server.port = free_port();
-            server.url = format!("http://127.0.0.1:{}", server.port);
+            server.url = format!("http://{}", SocketAddr::new(ip, server.port));
             if server.spawn_and_wait() {
                 server.token = std::fs::read_to_string(server.data_dir().join("admin-token"))
                     .expect("the server wrote DATA_DIR/admin-token")
@@ -118,7 +136,8 @@ impl Server {
             .expect("log file");
         let mut command = Command::new(BIN);
         command
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["serve", "--listen"])
+            .arg(SocketAddr::new(self.ip, self.port).to_string())
             .arg("--data-dir")
             .arg(self.data_dir())
             .env("RUST_LOG", "info")
