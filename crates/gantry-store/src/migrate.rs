@@ -83,6 +83,11 @@ const SQLITE: Embedded = &[
         "webhook_deliveries",
         include_str!("../migrations/sqlite/0016_webhook_deliveries.sql"),
     ),
+    (
+        18,
+        "trigger_deliveries",
+        include_str!("../migrations/sqlite/0018_trigger_deliveries.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -160,6 +165,11 @@ const POSTGRES: Embedded = &[
         16,
         "webhook_deliveries",
         include_str!("../migrations/postgres/0016_webhook_deliveries.sql"),
+    ),
+    (
+        18,
+        "trigger_deliveries",
+        include_str!("../migrations/postgres/0018_trigger_deliveries.sql"),
     ),
 ];
 
