@@ -4,6 +4,9 @@
 //! provider that holds many groups answers them itself; the `Snapshot`
 //! methods here are the answers of one that has only a snapshot.
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
