@@ -1,7 +1,8 @@
 // What the pages keep of the past, in Debian's chromium driven by playwright-core against a
 // real `gantry serve` that crates/gantry/tests/it/ui_history.rs started and filled: the
 // attempts of a stage that failed, failed again on its retry and was restarted, and the triggers page's
-// recent webhook deliveries, refused ones with why. Exits non-zero on the first failed
+// recent webhook deliveries, refused ones with why, and each trigger's latest deliveries (a
+// push its branch filter let pass, a webhook delivery that started its pipeline). Exits non-zero on the first failed
 // check, naming it. Screenshots go to $GANTRY_SCREENSHOTS.
 //
 // Environment: GANTRY_URL, GANTRY_ADMIN_TOKEN, GANTRY_EXECUTION (an execution of `flaky`
@@ -50,7 +51,7 @@ try {
 
   step = 'the triggers page shows the recent deliveries, refused ones with why';
   await page.goto(`${url}/triggers`);
-  const deliveries = page.locator('#deliveries tbody tr');
+  const deliveries = page.locator('#deliveries tbody tr[data-kind="webhook"]');
   await deliveries.first().waitFor();
   check(await deliveries.count() === 4, `${await deliveries.count()} deliveries shown, not 4`);
   const outcomes = await deliveries.evaluateAll((rows) => rows.map((r) => r.dataset.outcome));
@@ -63,6 +64,21 @@ try {
   check(/refused: unknown/.test(unknown) && /nobody/.test(unknown), `the unknown source's row: ${unknown}`);
   check(await deliveries.nth(0).getByRole('link', { name: 'from-bot' }).count() === 1,
     'the accepted delivery does not link the execution it started');
+
+  step = "each trigger shows its latest deliveries, with the outcome in words";
+  const triggerRow = (pipeline) => page.locator('table.list tbody tr').filter({ has: page.getByRole('link', { name: pipeline, exact: true }) }).first();
+  const pushed = await triggerRow('site-main').locator('li.delivery').first();
+  check(await pushed.getAttribute('data-outcome') === 'ignored', 'site-main shows no ignored push');
+  const pushedText = await pushed.innerText();
+  check(/ignored/.test(pushedText) && /refs\/heads\/feature/.test(pushedText) && /\^main\$/.test(pushedText),
+    `the ignored push does not say why in words: ${pushedText}`);
+  const bot = triggerRow('from-bot').locator('li.delivery').first();
+  check(await bot.getAttribute('data-outcome') === 'started', 'from-bot shows no started delivery');
+  check(/started/.test(await bot.innerText()), 'the started delivery does not say so in words');
+  check(await bot.getByRole('link', { name: 'execution of from-bot' }).count() === 1,
+    'the started delivery does not link its execution');
+  const pushRow = await page.locator('#deliveries tbody tr[data-kind="git"]').first().innerText();
+  check(/ignored/.test(pushRow) && /site-main/.test(pushRow), `the log's row of the push: ${pushRow}`);
   await page.screenshot({ path: `${shots}/21-triggers-deliveries.png`, fullPage: true });
 
   console.log('history: every history check passed');

@@ -349,6 +349,11 @@ pub fn routes() -> Vec<Route> {
         admin(Method::DELETE, "/api/v1/repos/{name}", git::delete_repo),
         viewer(Method::GET, "/api/v1/triggers", git::list_triggers),
         viewer(Method::GET, "/api/v1/webhook-deliveries", webhooks::list_deliveries),
+        viewer(
+            Method::GET,
+            "/api/v1/trigger-deliveries",
+            webhooks::list_trigger_deliveries,
+        ),
         operator(
             Method::POST,
             "/api/v1/pipelines/{name}/triggers/{position}/disable",

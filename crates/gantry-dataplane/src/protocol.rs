@@ -19,11 +19,30 @@ pub enum Request {
     },
     /// `Status` of one provider's groups only, of one cluster only when
     /// `cluster` is given (the load balancers then those routing to it).
+    /// A data plane older than `name` and `routed` answers without them
+    /// applied, so the client applies them again.
     Groups {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         provider: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cluster: Option<String>,
+        /// The group of this name only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Only the live groups of the clusters a load balancer routes to.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        routed: bool,
+    },
+    /// The applications list (`ApplicationIndex`): no group but its
+    /// application and cluster.
+    Applications {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+    },
+    /// The live groups' figures (`GroupFigures`), for `/metrics`.
+    Figures {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
     },
     /// Replaces the applications and load balancers (from `apply`).
     Configure {

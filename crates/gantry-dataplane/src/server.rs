@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gantry_proxy::Proxy;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
@@ -223,24 +223,20 @@ async fn serve_connection(
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let (response, shutdown) = match serde_json::from_str::<Request>(&line) {
-            Ok(Request::Shutdown) => (Response::Ok(json!({"stopping": true})), true),
+        let (mut bytes, shutdown) = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Shutdown) => (ok_line(br#"{"stopping":true}"#), true),
             Ok(request) => (
                 match handle(&dataplane, request).await {
-                    Ok(value) => Response::Ok(value),
-                    Err((kind, message)) => Response::Error { kind, message },
+                    Ok(answer) => ok_line(&answer),
+                    Err((kind, message)) => error_line(kind, message),
                 },
                 false,
             ),
             Err(error) => (
-                Response::Error {
-                    kind: ErrorKind::Invalid,
-                    message: format!("{BAD_REQUEST}{error}"),
-                },
+                error_line(ErrorKind::Invalid, format!("{BAD_REQUEST}{error}")),
                 false,
             ),
         };
-        let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
         bytes.push(b'\n');
         if write.write_all(&bytes).await.is_err() {
             return;
@@ -252,22 +248,34 @@ async fn serve_connection(
     }
 }
 
-async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
+async fn handle(dp: &Dataplane, request: Request) -> Result<Answer, Failure> {
     match request {
         Request::Status => Ok(to_json(
-            &query::groups(dp, query::Owner::Anyone, None).await,
+            &query::groups(dp, query::Owner::Anyone, &query::Only::default()).await,
         )),
         Request::Clusters { provider, query } => Ok(to_json(
             &query::clusters(dp, provider.as_deref(), &query).await,
         )),
-        Request::Groups { provider, cluster } => Ok(to_json(
-            &query::groups(
-                dp,
-                query::Owner::Provider(provider.as_deref()),
-                cluster.as_deref(),
-            )
-            .await,
-        )),
+        Request::Groups {
+            provider,
+            cluster,
+            name,
+            routed,
+        } => {
+            let only = query::Only {
+                cluster: cluster.as_deref(),
+                name: name.as_deref(),
+                routed,
+            };
+            let owner = query::Owner::Provider(provider.as_deref());
+            Ok(to_json(&query::groups(dp, owner, &only).await))
+        }
+        Request::Applications { provider } => {
+            Ok(to_json(&query::applications(dp, provider.as_deref()).await))
+        }
+        Request::Figures { provider } => {
+            Ok(to_json(&query::figures(dp, provider.as_deref()).await))
+        }
         Request::Configure {
             applications,
             load_balancers,
@@ -419,7 +427,7 @@ async fn handle(dp: &Dataplane, request: Request) -> Result<Value, Failure> {
                 .collect();
             Ok(to_json(&samples))
         }
-        Request::Shutdown => Ok(Value::Null),
+        Request::Shutdown => Ok(b"null".to_vec()),
     }
 }
 
@@ -441,7 +449,7 @@ async fn commit(
     dp: &Dataplane,
     state: &mut DesiredState,
     next: DesiredState,
-) -> Result<Value, Failure> {
+) -> Result<Answer, Failure> {
     state::save(&dp.dir, &next).map_err(|e| {
         (
             ErrorKind::Internal,
@@ -453,7 +461,7 @@ async fn commit(
     if !problems.is_empty() {
         return Err((ErrorKind::Invalid, problems.join("; ")));
     }
-    Ok(json!({"ok": true}))
+    Ok(to_json(&json!({"ok": true})))
 }
 
 /// Refuses an image this machine does not hold: instances never pull, and
@@ -505,8 +513,21 @@ async fn prepare_directory(dir: &Path, artifact: Option<&str>) -> Result<(), Str
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+/// An answer's JSON, written from the typed value (a snapshot of many
+/// groups is large: no `Value` in between).
+type Answer = Vec<u8>;
+
+fn to_json<T: serde::Serialize>(value: &T) -> Answer {
+    serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
+}
+
+/// `Response::Ok` around an answer already serialized.
+fn ok_line(answer: &[u8]) -> Vec<u8> {
+    [br#"{"ok":"#.as_slice(), answer, b"}"].concat()
+}
+
+fn error_line(kind: ErrorKind, message: String) -> Vec<u8> {
+    serde_json::to_vec(&Response::<()>::Error { kind, message }).unwrap_or_default()
 }
 
 fn now_millis() -> u64 {

@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::DeployError;
 use crate::model::{
-    Application, ClusterPage, ClusterQuery, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot,
+    Application, ApplicationIndex, ClusterPage, ClusterQuery, GroupFigures, LoadBalancer,
+    ServerGroup, ServerGroupSpec, ServerGroupStatus, Snapshot,
 };
 use crate::providers::{
     CreateServerGroup, Provider, ProviderRegistry, ServerGroupUpdate, TrafficUpdate,
@@ -148,6 +149,44 @@ impl DeployController {
         Ok(all)
     }
 
+    /// The applications list of every provider, without their groups.
+    pub async fn applications(&self) -> Result<ApplicationIndex, DeployError> {
+        let mut all = ApplicationIndex::default();
+        for provider in self.providers.iter() {
+            all.extend(provider.instances.applications().await?);
+        }
+        Ok(all)
+    }
+
+    /// One group with its instances and figures, asking only for it.
+    pub async fn group(&self, name: &str) -> Result<Option<ServerGroupStatus>, DeployError> {
+        for provider in self.providers.iter() {
+            if let Some(group) = provider.instances.group(name).await? {
+                return Ok(Some(group));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The load balancers and the live groups of the clusters they route
+    /// to, whichever provider runs them.
+    pub async fn load_balancers(&self) -> Result<Snapshot, DeployError> {
+        let mut all = Snapshot::default();
+        for provider in self.providers.iter() {
+            all.extend(provider.instances.routed().await?);
+        }
+        Ok(all.only_routed())
+    }
+
+    /// The figures of every live group (`/metrics`).
+    pub async fn figures(&self) -> Result<Vec<GroupFigures>, DeployError> {
+        let mut all = Vec::new();
+        for provider in self.providers.iter() {
+            all.extend(provider.instances.figures().await?);
+        }
+        Ok(all)
+    }
+
     /// Hands the applications and load balancers to every provider: each
     /// serves the rules of the clusters it runs.
     pub async fn configure(
@@ -172,7 +211,7 @@ impl DeployController {
             return Ok(only);
         }
         for provider in self.providers.iter() {
-            if provider.instances.snapshot().await?.group(name).is_some() {
+            if provider.instances.group(name).await?.is_some() {
                 return Ok(provider);
             }
         }

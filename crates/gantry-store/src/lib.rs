@@ -78,4 +78,4 @@ pub use trigger_data::{
     Cause, ChildOf, GitPush, PipelineCause, TriggerData, UnreadableTrigger, Upstream, UpstreamEnded,
 };
 pub use ui_sessions::UiSessionRecord;
-pub use webhook_deliveries::{WEBHOOK_DELIVERIES_KEPT, WebhookDeliveryRecord};
+pub use webhook_deliveries::{DeliveryFilter, WEBHOOK_DELIVERIES_KEPT, WebhookDeliveryRecord};

@@ -88,6 +88,11 @@ const SQLITE: Embedded = &[
         "stage_builders",
         include_str!("../migrations/sqlite/0017_stage_builders.sql"),
     ),
+    (
+        18,
+        "trigger_deliveries",
+        include_str!("../migrations/sqlite/0018_trigger_deliveries.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -170,6 +175,11 @@ const POSTGRES: Embedded = &[
         17,
         "stage_builders",
         include_str!("../migrations/postgres/0017_stage_builders.sql"),
+    ),
+    (
+        18,
+        "trigger_deliveries",
+        include_str!("../migrations/postgres/0018_trigger_deliveries.sql"),
     ),
 ];
 

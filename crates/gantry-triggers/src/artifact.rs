@@ -15,6 +15,7 @@ use gantry_store::{AptLanded, AptLandedRecord, Cause, TriggerData};
 use tokio_util::sync::CancellationToken;
 
 use crate::Triggers;
+use crate::deliveries::{Outcome, Seen};
 use crate::kinds::TriggerKind;
 use crate::push::now;
 
@@ -96,15 +97,43 @@ async fn fire(triggers: &Triggers, landed: Vec<AptLandedRecord>) {
     }
 }
 
+/// Starts every pipeline with an `artifact` trigger for the package, and logs what became
+/// of it for each pipeline with one on its repository (one for another package is ignored,
+/// with why).
 async fn fire_one(triggers: &Triggers, pipelines: &[Pipeline], landed: &AptLanded) {
+    let source = format!(
+        "apt {} {} {} ({})",
+        landed.repo, landed.name, landed.version, landed.architecture
+    );
     for pipeline in pipelines {
-        let fires = pipeline.triggers.iter().any(|t| match t {
-            Trigger::Artifact(a) => {
-                a.repository == landed.repo && a.package.as_ref().is_none_or(|p| *p == landed.name)
-            }
-            _ => false,
-        });
+        let on_repository: Vec<&Option<String>> = pipeline
+            .triggers
+            .iter()
+            .filter_map(|t| match t {
+                Trigger::Artifact(a) if a.repository == landed.repo => Some(&a.package),
+                _ => None,
+            })
+            .collect();
+        if on_repository.is_empty() {
+            continue;
+        }
+        let seen = Seen {
+            kind: "artifact",
+            via: "artifact",
+            source: source.clone(),
+            pipeline: &pipeline.name,
+        };
+        let fires = on_repository
+            .iter()
+            .any(|package| package.as_ref().is_none_or(|p| *p == landed.name));
         if !fires {
+            let wanted: Vec<&str> = on_repository.iter().filter_map(|p| p.as_deref()).collect();
+            let why = format!(
+                "package {} is not the trigger's {}",
+                landed.name,
+                wanted.join(", ")
+            );
+            triggers.log_seen(seen, Outcome::Ignored(why)).await;
             continue;
         }
         let trigger = TriggerData::new(Cause::Artifact {
@@ -113,17 +142,22 @@ async fn fire_one(triggers: &Triggers, pipelines: &[Pipeline], landed: &AptLande
             version: landed.version.clone(),
             architecture: landed.architecture.clone(),
         });
-        match triggers.start_execution(&pipeline.name, trigger).await {
-            Ok(execution) => tracing::info!(
-                pipeline = %pipeline.name,
-                %execution,
-                package = %landed.name,
-                version = %landed.version,
-                "artifact trigger started an execution"
-            ),
-            Err(error) => {
-                tracing::error!(pipeline = %pipeline.name, %error, "artifact trigger failed")
+        let outcome = match triggers.start_execution(&pipeline.name, trigger).await {
+            Ok(execution) => {
+                tracing::info!(
+                    pipeline = %pipeline.name,
+                    %execution,
+                    package = %landed.name,
+                    version = %landed.version,
+                    "artifact trigger started an execution"
+                );
+                Outcome::Started(execution)
             }
-        }
+            Err(error) => {
+                tracing::error!(pipeline = %pipeline.name, %error, "artifact trigger failed");
+                Outcome::Failed(error.to_string())
+            }
+        };
+        triggers.log_seen(seen, outcome).await;
     }
 }

@@ -14,6 +14,7 @@ use gantry_store::{Cause, TriggerData};
 use tokio_util::sync::CancellationToken;
 
 use crate::Triggers;
+use crate::deliveries::{Outcome, Seen};
 use crate::kinds::TriggerKind;
 use crate::push::now;
 
@@ -165,14 +166,29 @@ async fn fire(triggers: &Triggers, schedule: &Schedule, due: DateTime<Utc>) {
         time_zone: cron.time_zone.as_deref().unwrap_or("UTC").to_owned(),
         scheduled_at: due.to_rfc3339(),
     });
-    match triggers.start_execution(pipeline, trigger).await {
+    let outcome = match triggers.start_execution(pipeline, trigger).await {
         Ok(execution) => {
-            tracing::info!(%pipeline, %execution, schedule = %cron.schedule, "cron trigger started an execution")
+            tracing::info!(%pipeline, %execution, schedule = %cron.schedule, "cron trigger started an execution");
+            Outcome::Started(execution)
         }
         Err(error) => {
-            tracing::error!(%pipeline, %error, "cron trigger cannot start the pipeline")
+            tracing::error!(%pipeline, %error, "cron trigger cannot start the pipeline");
+            Outcome::Failed(error.to_string())
         }
-    }
+    };
+    // The replica that claimed the occurrence logs it, once.
+    let seen = Seen {
+        kind: "cron",
+        via: "cron",
+        source: format!(
+            "{} ({}) due {}",
+            cron.schedule,
+            cron.time_zone.as_deref().unwrap_or("UTC"),
+            due.to_rfc3339()
+        ),
+        pipeline,
+    };
+    triggers.log_seen(seen, outcome).await;
 }
 
 /// The first occurrence of `schedule` after `since`.

@@ -1,12 +1,15 @@
 //! The delivery log: every webhook delivery, accepted or refused, is kept with what became of
 //! it and why (the newest `gantry_store::WEBHOOK_DELIVERIES_KEPT`), as GitHub's and GitLab's
-//! delivery logs show them, so a person can tell why a push started nothing. Written after the
-//! delivery was decided; a log that cannot be written changes nothing of that decision.
+//! delivery logs show them, so a person can tell why a push started nothing. The other kinds
+//! write what they saw for each pipeline with a trigger of theirs ([`Seen`]): a push to a
+//! hosted repository or a polled one (`git`), a cron firing, a landed package (`artifact`),
+//! started, ignored with why, or failed. Written after the delivery was decided; a log that
+//! cannot be written changes nothing of that decision.
 
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gantry_store::WebhookDeliveryRecord;
+use gantry_store::{DeliveryFilter, WebhookDeliveryRecord};
 use serde_json::json;
 
 use crate::kinds::WebhookRoute;
@@ -52,13 +55,65 @@ impl RefusedBudget {
     }
 }
 
+/// What a trigger kind other than a webhook saw, for one pipeline.
+pub(crate) struct Seen<'a> {
+    /// `git`, `cron`, `artifact`.
+    pub kind: &'static str,
+    /// How it came: `git`, `poll`, `cron`, `artifact`.
+    pub via: &'a str,
+    /// What it saw, in a few words (`app refs/heads/main 1a2b3c4`, a schedule, a package).
+    pub source: String,
+    pub pipeline: &'a str,
+}
+
+/// What became of it.
+pub(crate) enum Outcome {
+    /// The execution it started.
+    Started(String),
+    /// Why the pipeline's trigger let it pass.
+    Ignored(String),
+    /// Why nothing was started for what started the pipeline already.
+    Duplicate(String),
+    /// Why the pipeline could not be started.
+    Failed(String),
+}
+
 impl Triggers {
-    /// The newest deliveries first, at most `limit`.
+    /// The newest deliveries first, at most `limit`, as `filter` says.
     pub async fn deliveries(
         &self,
+        filter: &DeliveryFilter,
         limit: i64,
     ) -> Result<Vec<WebhookDeliveryRecord>, gantry_store::StoreError> {
-        self.store.webhook_deliveries(limit).await
+        self.store.webhook_deliveries(filter, limit).await
+    }
+
+    /// Adds what a trigger kind saw to the log.
+    pub(crate) async fn log_seen(&self, seen: Seen<'_>, outcome: Outcome) {
+        let (word, reason, started) = match outcome {
+            Outcome::Started(execution) => (
+                "started",
+                None,
+                vec![json!({"pipeline": seen.pipeline, "execution": execution})],
+            ),
+            Outcome::Ignored(why) => ("ignored", Some(why), Vec::new()),
+            Outcome::Duplicate(why) => ("duplicate", Some(why), Vec::new()),
+            Outcome::Failed(why) => ("failed", Some(why), Vec::new()),
+        };
+        let record = WebhookDeliveryRecord {
+            id: 0,
+            received_at: now_millis(),
+            kind: seen.kind.to_owned(),
+            provider: seen.via.to_owned(),
+            source: Some(seen.source),
+            pipeline: Some(seen.pipeline.to_owned()),
+            outcome: word.to_owned(),
+            reason: reason.map(|r| r.chars().take(REASON_LIMIT).collect()),
+            started: started.into(),
+        };
+        if let Err(error) = self.store.record_webhook_delivery(&record).await {
+            tracing::warn!(%error, kind = seen.kind, "cannot add a delivery to the log");
+        }
     }
 
     pub(crate) async fn log_delivery(
@@ -123,11 +178,13 @@ fn record(
     WebhookDeliveryRecord {
         id: 0,
         received_at,
+        kind: "webhook".to_owned(),
         provider: route.provider().to_owned(),
         source: match route {
             WebhookRoute::Generic { source } => Some(source.to_owned()),
             _ => None,
         },
+        pipeline: None,
         outcome: outcome.to_owned(),
         reason: reason.map(|r| r.chars().take(REASON_LIMIT).collect()),
         started: started.into(),

@@ -7,6 +7,7 @@ use gantry_git::{RefUpdate, Remote};
 use gantry_store::{Cause, GitPush, TriggerData};
 use serde::Serialize;
 
+use crate::deliveries::{Outcome, Seen};
 use crate::filters::{files_match, ref_matches};
 use crate::{ManualRefError, StartRequest, Triggers};
 
@@ -49,22 +50,38 @@ pub struct Started {
 }
 
 impl Triggers {
-    /// Starts every pipeline whose `git` trigger matches the push, once per commit.
+    /// Starts every pipeline whose `git` trigger matches the push, once per commit. What
+    /// became of a push to a hosted or polled repository is added to the delivery log for
+    /// each pipeline with a trigger on that repository (a webhook's push is logged as its
+    /// delivery).
     pub async fn dispatch(&self, mut push: Push) -> Vec<Started> {
         if push.update.is_delete() {
             return Vec::new();
         }
         let mut started = Vec::new();
         let commit = push.update.new.clone();
+        let logged = !matches!(push.source, Source::Webhook { .. });
+        let short = commit.get(..7).unwrap_or(&commit);
+        let seen_source = format!("{} {} {short}", push.repository, push.update.name);
+        let via = push.via;
         for pipeline in self.pipelines().await.iter() {
+            let seen = || Seen {
+                kind: "git",
+                via,
+                source: seen_source.clone(),
+                pipeline: &pipeline.name,
+            };
             let mut matched = None;
+            let mut passed_by = None;
             for trigger in &pipeline.triggers {
                 let Trigger::Git(trigger) = trigger else {
                     continue;
                 };
-                if !self.source_matches(trigger, &push.source).await
-                    || !ref_matches(trigger, &push.update.name)
-                {
+                if !self.source_matches(trigger, &push.source).await {
+                    continue;
+                }
+                if !ref_matches(trigger, &push.update.name) {
+                    passed_by = Some(ref_mismatch(trigger, &push.update.name));
                     continue;
                 }
                 if has_file_filters(trigger) && push.changed_files.is_none() {
@@ -74,8 +91,12 @@ impl Triggers {
                     matched = Some(trigger);
                     break;
                 }
+                passed_by = Some("no changed file is one the trigger watches".to_owned());
             }
             let Some(trigger) = matched else {
+                if let (true, Some(why)) = (logged, passed_by) {
+                    self.log_seen(seen(), Outcome::Ignored(why)).await;
+                }
                 continue;
             };
             let key = format!("commit:{}:{commit}", pipeline.name);
@@ -83,10 +104,18 @@ impl Triggers {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::debug!(pipeline = %pipeline.name, %commit, via = push.via, "commit already triggered this pipeline");
+                    if logged {
+                        let why = format!("commit {short} already started this pipeline");
+                        self.log_seen(seen(), Outcome::Duplicate(why)).await;
+                    }
                     continue;
                 }
                 Err(error) => {
                     tracing::error!(pipeline = %pipeline.name, %error, "cannot claim the trigger");
+                    if logged {
+                        let why = format!("cannot claim the commit: {error}");
+                        self.log_seen(seen(), Outcome::Failed(why)).await;
+                    }
                     continue;
                 }
             }
@@ -94,17 +123,22 @@ impl Triggers {
                 self.fill_commit_info(&mut push).await;
             }
             let request = self.request(pipeline, trigger, &push).await;
-            match self.orchestrator.start(request).await {
+            let outcome = match self.orchestrator.start(request).await {
                 Ok(execution) => {
                     tracing::info!(pipeline = %pipeline.name, %execution, %commit, ref_name = %push.update.name, via = push.via, "push triggered an execution");
                     started.push(Started {
                         pipeline: pipeline.name.clone(),
-                        execution,
+                        execution: execution.clone(),
                     });
+                    Outcome::Started(execution)
                 }
                 Err(error) => {
-                    tracing::error!(pipeline = %pipeline.name, %error, "push trigger cannot start the pipeline")
+                    tracing::error!(pipeline = %pipeline.name, %error, "push trigger cannot start the pipeline");
+                    Outcome::Failed(error.to_string())
                 }
+            };
+            if logged {
+                self.log_seen(seen(), outcome).await;
             }
         }
         started
@@ -160,6 +194,15 @@ impl Triggers {
             push.author.get_or_insert(info.author);
             push.message.get_or_insert(info.message);
         }
+    }
+}
+
+/// Why a push of `ref_name` passed a trigger by, for the delivery log.
+fn ref_mismatch(trigger: &GitTrigger, ref_name: &str) -> String {
+    match (&trigger.branch, &trigger.tag) {
+        (Some(branch), _) => format!("{ref_name} does not match the trigger's branch {branch}"),
+        (None, Some(tag)) => format!("{ref_name} does not match the trigger's tag {tag}"),
+        (None, None) => format!("{ref_name} is not a branch"),
     }
 }
 

@@ -12,7 +12,8 @@ pub struct Layout {
     /// `pipelines`, `executions`, `applications`, …: marked `aria-current`.
     pub section: &'static str,
     pub session: Session,
-    pub css: String,
+    /// The stylesheet, inlined (see `assets::stylesheet`).
+    pub style: &'static str,
     pub actions_js: String,
 }
 
@@ -22,7 +23,7 @@ impl Layout {
             title: title.into(),
             section,
             session,
-            css: assets::url("ui.css"),
+            style: assets::stylesheet(),
             actions_js: assets::url("actions.js"),
         }
     }

@@ -68,26 +68,38 @@ pub struct StartedExecution {
     pub execution: String,
 }
 
-/// The recent webhook deliveries, newest first (`GET /api/v1/webhook-deliveries`).
+/// The recent deliveries, newest first: webhook deliveries (`GET
+/// /api/v1/webhook-deliveries`), or those of every trigger kind (`GET
+/// /api/v1/trigger-deliveries`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct WebhookDeliveryLog {
     pub deliveries: Vec<WebhookDeliveryEntry>,
 }
 
-/// One delivery received at `/webhooks/…`, accepted or refused, with why.
+/// One delivery: received at `/webhooks/…`, accepted or refused, with why; or what another
+/// trigger kind saw for one pipeline (a push to a hosted repository, a cron firing, a landed
+/// package), started, ignored with why, or failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookDeliveryEntry {
     pub id: i64,
     pub received_at: String,
-    /// `github`, `gitlab` or `generic`.
+    /// The trigger kind that received it: `webhook` (any `/webhooks/…` route), `git` (a
+    /// push to a hosted repository, or a polled one), `cron`, `artifact`.
+    pub kind: String,
+    /// `github`, `gitlab` or `generic` for a webhook; how it came for the others (`git`,
+    /// `poll`, `cron`, `artifact`).
     pub provider: String,
-    /// The generic webhook's source, from its URL.
+    /// The generic webhook's source, from its URL; what was seen for the others (the
+    /// repository, ref and commit; the schedule and when it was due; the package).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The pipeline it is about (not for a webhook: see `started`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
     /// Accepted: `started`, `ignored`, `duplicate`. Refused: `unauthorized` (bad signature or
     /// token), `invalid` (an unreadable payload), `unknown` (no trigger listens there),
-    /// `failed` (the server's fault).
+    /// `failed` (the server's fault, or a pipeline that could not be started).
     pub outcome: String,
     /// Why it was refused or ignored, as the sender was told.
     #[serde(default, skip_serializing_if = "Option::is_none")]

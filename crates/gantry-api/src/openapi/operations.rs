@@ -495,6 +495,13 @@ pub(super) fn all() -> Vec<Operation> {
         op(Method::GET, "/api/v1/webhook-deliveries", "listWebhookDeliveries", "triggers", "The recent webhook deliveries, newest first, accepted or refused, with why (limit: 1-500, default 50)")
             .answers(200, "deliveries", schema::<git::WebhookDeliveryLog>)
             .errors(&[400, 401, 403]),
+        // GET /api/v1/trigger-deliveries
+        op(Method::GET, "/api/v1/trigger-deliveries", "listTriggerDeliveries", "triggers", "The recent deliveries of every trigger kind, newest first: webhook deliveries, pushes to hosted or polled repositories, cron firings and landed packages, each with what became of it (started, ignored or refused with why); `kind` and `pipeline` narrow it (limit: 1-500, default 50)")
+            .query("kind", "only this trigger kind: webhook, git, cron, artifact", json!({"type": "string"}))
+            .query("pipeline", "only those about this pipeline", json!({"type": "string"}))
+            .query("limit", "at most this many (1-500, default 50)", json!({"type": "integer"}))
+            .answers(200, "deliveries", schema::<git::WebhookDeliveryLog>)
+            .errors(&[400, 401, 403]),
         // POST /api/v1/pipelines/{name}/triggers/{position}/disable
         op(Method::POST, "/api/v1/pipelines/{name}/triggers/{position}/disable", "disableTrigger", "triggers", "Switch a trigger off (position: 1-based in the pipeline's triggers); it stays off across applies")
             .answers(200, "the trigger", schema::<git::Trigger>)

@@ -6,7 +6,7 @@ use gantry_wire::pipelines::{Applied, Upsert};
 use std::time::Duration;
 
 use axum::extract::State;
-use gantry_deploy::model::{self, Snapshot};
+use gantry_deploy::model;
 use gantry_deploy::providers::ServerGroupUpdate;
 use gantry_deploy::{DeployController, DeployError, DisableConfig};
 use gantry_wire::deploy as wire;
@@ -32,15 +32,15 @@ fn error(e: DeployError) -> ApiError {
     }
 }
 
-async fn snapshot(state: &AppState) -> ApiResult<Snapshot> {
-    controller(state)?.snapshot().await.map_err(error)
-}
+// Each read asks the controller for only what it answers with: with a
+// thousand groups the whole snapshot (every group with its instances) is
+// what costs.
 
 pub async fn applications(
     State(state): State<AppState>,
 ) -> ApiResult<axum::Json<wire::ApplicationList>> {
-    let snapshot = snapshot(&state).await?;
-    Ok(axum::Json(views::applications(&snapshot)))
+    let index = controller(&state)?.applications().await.map_err(error)?;
+    Ok(axum::Json(views::applications(&index)))
 }
 
 /// `GET /api/v1/clusters?q=&limit=&after=`: a page of clusters by name.
@@ -105,10 +105,12 @@ pub async fn cluster(
     Ok(axum::Json(views::cluster(&snapshot, &name)))
 }
 
+/// Every group with its instances and figures: the answer is the whole
+/// list, so it is read whole (without the applications and load balancers).
 pub async fn server_groups(
     State(state): State<AppState>,
 ) -> ApiResult<axum::Json<wire::ServerGroupList>> {
-    let snapshot = snapshot(&state).await?;
+    let snapshot = controller(&state)?.snapshot().await.map_err(error)?;
     Ok(axum::Json(wire::ServerGroupList {
         server_groups: snapshot
             .server_groups
@@ -122,11 +124,12 @@ pub async fn server_group(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> ApiResult<axum::Json<wire::ServerGroupStatus>> {
-    let snapshot = snapshot(&state).await?;
-    let group = snapshot
+    let group = controller(&state)?
         .group(&name)
+        .await
+        .map_err(error)?
         .ok_or_else(|| ApiError::not_found(format!("server group {name:?} does not exist")))?;
-    Ok(axum::Json(views::group_status(group)))
+    Ok(axum::Json(views::group_status(&group)))
 }
 
 pub async fn resize(
@@ -213,7 +216,7 @@ pub async fn rollback(
 pub async fn load_balancers(
     State(state): State<AppState>,
 ) -> ApiResult<axum::Json<wire::LoadBalancerList>> {
-    let snapshot = snapshot(&state).await?;
+    let snapshot = controller(&state)?.load_balancers().await.map_err(error)?;
     Ok(axum::Json(wire::LoadBalancerList {
         load_balancers: snapshot
             .load_balancers
@@ -227,7 +230,7 @@ pub async fn load_balancer(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> ApiResult<axum::Json<wire::LoadBalancer>> {
-    let snapshot = snapshot(&state).await?;
+    let snapshot = controller(&state)?.load_balancers().await.map_err(error)?;
     let lb = snapshot
         .load_balancers
         .iter()
@@ -389,15 +392,15 @@ pub(crate) async fn metrics(state: &AppState) -> String {
     let Some(controller) = state.deploy() else {
         return String::new();
     };
-    let Ok(snapshot) = controller.snapshot().await else {
+    let Ok(figures) = controller.figures().await else {
         return String::new();
     };
     let mut out = String::new();
     out.push_str("# TYPE gantry_lb_requests_total counter\n# TYPE gantry_lb_5xx_total counter\n# TYPE gantry_lb_connect_errors_total counter\n# TYPE gantry_lb_latency_ms gauge\n# TYPE gantry_server_group_instances gauge\n");
-    for group in snapshot.server_groups.iter().filter(|g| g.group.is_live()) {
+    for group in &figures {
         let labels = format!(
             "server_group=\"{}\",cluster=\"{}\"",
-            group.group.name, group.group.cluster
+            group.name, group.cluster
         );
         if let Some(stats) = &group.stats {
             out.push_str(&format!(
@@ -424,11 +427,11 @@ pub(crate) async fn metrics(state: &AppState) -> String {
         }
         out.push_str(&format!(
             "gantry_server_group_instances{{{labels},health=\"healthy\"}} {}\n",
-            group.healthy_instances()
+            group.healthy
         ));
         out.push_str(&format!(
             "gantry_server_group_instances{{{labels},health=\"unhealthy\"}} {}\n",
-            group.instances.len() - group.healthy_instances()
+            group.instances - group.healthy
         ));
     }
     out

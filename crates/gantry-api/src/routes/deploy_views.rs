@@ -5,26 +5,26 @@
 use gantry_deploy::model::{self, Snapshot};
 use gantry_wire::deploy as wire;
 
-pub(crate) fn applications(snapshot: &Snapshot) -> wire::ApplicationList {
-    let mut names: Vec<&str> = snapshot
+pub(crate) fn applications(index: &model::ApplicationIndex) -> wire::ApplicationList {
+    let mut names: Vec<&str> = index
         .applications
         .iter()
         .map(|a| a.name.as_str())
         .collect();
-    for group in &snapshot.server_groups {
-        if !names.contains(&group.group.application.as_str()) {
-            names.push(&group.group.application);
+    for of in &index.clusters {
+        if !names.contains(&of.application.as_str()) {
+            names.push(&of.application);
         }
     }
     let applications = names
         .into_iter()
         .map(|name| {
-            let declared = snapshot.applications.iter().find(|a| a.name == name);
-            let mut clusters: Vec<String> = snapshot
-                .server_groups
+            let declared = index.applications.iter().find(|a| a.name == name);
+            let mut clusters: Vec<String> = index
+                .clusters
                 .iter()
-                .filter(|g| g.group.application == name)
-                .map(|g| g.group.cluster.clone())
+                .filter(|of| of.application == name)
+                .map(|of| of.cluster.clone())
                 .collect();
             clusters.sort();
             clusters.dedup();

@@ -11,6 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use gantry_store::DeliveryFilter;
 use gantry_triggers::{Delivery, WebhookError, WebhookRoute};
 use gantry_wire::git::{
     StartedExecution, WebhookDelivery, WebhookDeliveryEntry, WebhookDeliveryLog,
@@ -133,18 +134,52 @@ pub struct DeliveryQuery {
     pub limit: Option<i64>,
 }
 
+/// `GET /api/v1/trigger-deliveries?kind=&pipeline=&limit=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerDeliveryQuery {
+    pub kind: Option<String>,
+    pub pipeline: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// The webhook deliveries only.
 pub async fn list_deliveries(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<DeliveryQuery>,
 ) -> ApiResult<axum::Json<WebhookDeliveryLog>> {
+    let filter = DeliveryFilter {
+        kind: Some("webhook".to_owned()),
+        pipeline: None,
+    };
+    deliveries(&state, &filter, query.limit).await
+}
+
+/// The deliveries of every trigger kind, of one kind or one pipeline when asked.
+pub async fn list_trigger_deliveries(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<TriggerDeliveryQuery>,
+) -> ApiResult<axum::Json<WebhookDeliveryLog>> {
+    let filter = DeliveryFilter {
+        kind: query.kind.filter(|k| !k.is_empty()),
+        pipeline: query.pipeline.filter(|p| !p.is_empty()),
+    };
+    deliveries(&state, &filter, query.limit).await
+}
+
+async fn deliveries(
+    state: &AppState,
+    filter: &DeliveryFilter,
+    limit: Option<i64>,
+) -> ApiResult<axum::Json<WebhookDeliveryLog>> {
     let kept = gantry_store::WEBHOOK_DELIVERIES_KEPT;
-    let limit = query.limit.unwrap_or(50);
+    let limit = limit.unwrap_or(50);
     if !(1..=kept).contains(&limit) {
         return Err(ApiError::invalid(format!(
             "limit must be between 1 and {kept}, not {limit}"
         )));
     }
-    let records = triggers(&state).deliveries(limit).await?;
+    let records = triggers(state).deliveries(filter, limit).await?;
     Ok(axum::Json(WebhookDeliveryLog {
         deliveries: records.into_iter().map(delivery_entry).collect(),
     }))
@@ -155,8 +190,10 @@ fn delivery_entry(record: gantry_store::WebhookDeliveryRecord) -> WebhookDeliver
     WebhookDeliveryEntry {
         id: record.id,
         received_at: crate::views::timestamp(record.received_at),
+        kind: record.kind,
         provider: record.provider,
         source: record.source,
+        pipeline: record.pipeline,
         outcome: record.outcome,
         reason: record.reason,
         started,

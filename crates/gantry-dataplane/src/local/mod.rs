@@ -20,7 +20,8 @@ use crate::protocol::{BAD_REQUEST, RemoteTarget, Request};
 use gantry_deploy::DeployError;
 use gantry_deploy::analysis::Measurement;
 use gantry_deploy::model::{
-    Application, ClusterPage, ClusterQuery, LoadBalancer, ServerGroup, Snapshot,
+    Application, ApplicationIndex, ClusterPage, ClusterQuery, GroupFigures, LoadBalancer,
+    ServerGroup, ServerGroupStatus, Snapshot,
 };
 use gantry_deploy::providers::{CreateServerGroup, Instances, Provider, Traffic, TrafficUpdate};
 
@@ -85,6 +86,29 @@ impl Instances for LocalProvider {
 
     fn cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Snapshot, DeployError>> {
         self.routed_groups(None, Some(name)).boxed()
+    }
+
+    fn applications(&self) -> BoxFuture<'_, Result<ApplicationIndex, DeployError>> {
+        self.application_index(None).boxed()
+    }
+
+    fn group<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ServerGroupStatus>, DeployError>> {
+        async move {
+            let snapshot = self.groups_where(None, None, Some(name), false).await?;
+            Ok(snapshot.server_groups.into_iter().next())
+        }
+        .boxed()
+    }
+
+    fn routed(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>> {
+        self.groups_where(None, None, None, true).boxed()
+    }
+
+    fn figures(&self) -> BoxFuture<'_, Result<Vec<GroupFigures>, DeployError>> {
+        self.group_figures(None).boxed()
     }
 
     fn create_server_group(
@@ -270,11 +294,25 @@ impl LocalProvider {
         provider: Option<&str>,
         cluster: Option<&str>,
     ) -> Result<Snapshot, DeployError> {
+        self.groups_where(provider, cluster, None, false).await
+    }
+
+    /// `routed_groups`, of one group only (`name`), or only the live groups
+    /// of the clusters a load balancer routes to (`routed`).
+    async fn groups_where(
+        &self,
+        provider: Option<&str>,
+        cluster: Option<&str>,
+        name: Option<&str>,
+        routed: bool,
+    ) -> Result<Snapshot, DeployError> {
         let request = Request::Groups {
             provider: provider.map(str::to_owned),
             cluster: cluster.map(str::to_owned),
+            name: name.map(str::to_owned),
+            routed,
         };
-        match self.client.request_as(&request).await {
+        let mut snapshot: Snapshot = match self.client.request_as(&request).await {
             Err(error) if older_dataplane(&error) => {
                 let mut snapshot: Snapshot = self.client.request_as(&Request::Status).await?;
                 snapshot
@@ -284,10 +322,51 @@ impl LocalProvider {
                     snapshot.applications.clear();
                     snapshot.load_balancers.clear();
                 }
-                Ok(match cluster {
+                match cluster {
                     Some(cluster) => snapshot.only_cluster(cluster),
                     None => snapshot,
-                })
+                }
+            }
+            answer => answer?,
+        };
+        // A data plane that predates `name` and `routed` ignores them.
+        if let Some(name) = name {
+            snapshot.server_groups.retain(|g| g.group.name == name);
+        }
+        if routed {
+            snapshot = snapshot.only_routed();
+        }
+        Ok(snapshot)
+    }
+
+    /// The applications list of `provider`'s groups.
+    async fn application_index(
+        &self,
+        provider: Option<&str>,
+    ) -> Result<ApplicationIndex, DeployError> {
+        let request = Request::Applications {
+            provider: provider.map(str::to_owned),
+        };
+        match self.client.request_as(&request).await {
+            Err(error) if older_dataplane(&error) => Ok(self
+                .routed_groups(provider, None)
+                .await?
+                .application_index()),
+            answer => answer,
+        }
+    }
+
+    /// The figures of `provider`'s live groups.
+    async fn group_figures(
+        &self,
+        provider: Option<&str>,
+    ) -> Result<Vec<GroupFigures>, DeployError> {
+        let request = Request::Figures {
+            provider: provider.map(str::to_owned),
+        };
+        match self.client.request_as(&request).await {
+            Err(error) if older_dataplane(&error) => {
+                Ok(self.routed_groups(provider, None).await?.figures())
             }
             answer => answer,
         }

@@ -5,6 +5,7 @@
 
 mod clusters;
 mod load_balancer;
+mod partial;
 #[cfg(test)]
 mod tests;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use clusters::{ClusterPage, ClusterQuery, ClusterSummary, InstanceCounts};
 pub use load_balancer::{ClientTimeouts, ConnectionLimits, HealthCheck, LoadBalancer, RouteRule};
+pub use partial::{ApplicationIndex, ClusterOf, GroupFigures};
 
 /// `app`, `app-stack`, `app-stack-detail`, or `app--detail` (Spinnaker's naming).
 pub fn cluster_name(application: &str, stack: Option<&str>, detail: Option<&str>) -> String {

@@ -18,7 +18,8 @@ use futures::future::BoxFuture;
 use crate::analysis::Measurement;
 use crate::error::DeployError;
 use crate::model::{
-    Application, ClusterPage, ClusterQuery, LoadBalancer, ServerGroup, ServerGroupSpec, Snapshot,
+    Application, ApplicationIndex, ClusterPage, ClusterQuery, GroupFigures, LoadBalancer,
+    ServerGroup, ServerGroupSpec, ServerGroupStatus, Snapshot,
 };
 
 pub use registry::{DEFAULT_PROVIDER, ProviderRegistry};
@@ -72,6 +73,40 @@ pub trait Instances: Send + Sync {
     /// the whole snapshot.
     fn cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Snapshot, DeployError>> {
         async move { Ok(self.snapshot().await?.only_cluster(name)) }.boxed()
+    }
+
+    /// The applications this provider knows and the clusters of its
+    /// groups (the applications list). The default reads the snapshot.
+    fn applications(&self) -> BoxFuture<'_, Result<ApplicationIndex, DeployError>> {
+        async move { Ok(self.snapshot().await?.application_index()) }.boxed()
+    }
+
+    /// One group with its instances and figures, if this provider runs it.
+    /// The default reads the snapshot.
+    fn group<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ServerGroupStatus>, DeployError>> {
+        async move { Ok(self.snapshot().await?.group(name).cloned()) }.boxed()
+    }
+
+    /// The load balancers this provider serves and its live groups, of the
+    /// clusters they route to when it knows (the load balancers list; the
+    /// controller keeps only routed clusters). The default reads the
+    /// snapshot.
+    fn routed(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>> {
+        async move {
+            let mut snapshot = self.snapshot().await?;
+            snapshot.server_groups.retain(|g| g.group.is_live());
+            Ok(snapshot)
+        }
+        .boxed()
+    }
+
+    /// The figures of its live groups (`/metrics`). The default reads the
+    /// snapshot.
+    fn figures(&self) -> BoxFuture<'_, Result<Vec<GroupFigures>, DeployError>> {
+        async move { Ok(self.snapshot().await?.figures()) }.boxed()
     }
 
     fn create_server_group(

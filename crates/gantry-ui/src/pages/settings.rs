@@ -1,6 +1,6 @@
 //! The pages of what surrounds pipelines: `/triggers` (each trigger with
-//! the executions it started, and the recent webhook deliveries, refused
-//! ones with why), `/repositories` (hosted git repositories
+//! the executions it started and its recent deliveries, and the log of
+//! recent deliveries of every kind, refused or ignored ones with why), `/repositories` (hosted git repositories
 //! with their clone URLs, and the APT repositories, snapshots and
 //! publications) and `/tokens` (API tokens; an admin sees and manages all,
 //! anyone else only their own, as the API decides).
@@ -23,8 +23,14 @@ use crate::session::Session;
 /// Executions shown per trigger.
 const DELIVERIES: usize = 5;
 
-/// Webhook deliveries shown, newest first.
+/// Deliveries shown in the log, newest first.
 const RECENT_DELIVERIES: usize = 30;
+
+/// Deliveries read to find each trigger's latest ones (the log keeps 500).
+const READ_DELIVERIES: usize = 200;
+
+/// Deliveries shown per trigger, newest first.
+const TRIGGER_DELIVERIES: usize = 3;
 
 #[derive(Template)]
 #[template(path = "triggers.html")]
@@ -34,8 +40,13 @@ struct TriggersPage {
     deliveries: Vec<DeliveryRow>,
 }
 
+#[derive(Clone)]
 struct DeliveryRow {
     received: String,
+    /// The trigger kind (`webhook`, `git`, `cron`, `artifact`).
+    kind: String,
+    /// The pipeline it is about, for the kinds other than webhooks.
+    pipeline: Option<String>,
     sender: String,
     outcome: String,
     /// `(colour class, symbol, word)`: started, accepted without starting
@@ -48,18 +59,24 @@ struct DeliveryRow {
 
 impl DeliveryRow {
     fn of(entry: WebhookDeliveryEntry) -> DeliveryRow {
+        let webhook = entry.kind == "webhook";
         DeliveryRow {
             received: format::when(&entry.received_at),
             sender: match entry.source {
-                Some(source) => format!("{} {source}", entry.provider),
+                Some(source) if webhook => format!("{} {source}", entry.provider),
+                Some(source) => format!("{} {source}", entry.kind),
                 None => entry.provider,
             },
             badge: match entry.outcome.as_str() {
                 "started" => ("st-succeeded", "✓", entry.outcome.clone()),
                 "ignored" | "duplicate" => ("st-skipped", "–", entry.outcome.clone()),
+                // A trigger that could not start its pipeline refused nobody.
+                "failed" if !webhook => ("st-failed", "✗", entry.outcome.clone()),
                 refused => ("st-failed", "✗", format!("refused: {refused}")),
             },
             outcome: entry.outcome,
+            kind: entry.kind,
+            pipeline: entry.pipeline,
             reason: entry.reason.unwrap_or_default(),
             started: entry
                 .started
@@ -71,6 +88,19 @@ impl DeliveryRow {
                 .collect(),
         }
     }
+
+    /// Whether this delivery is one of the trigger's: about its pipeline, of its kind (a
+    /// webhook delivery: one that started its pipeline).
+    fn is_of(&self, pipeline: &str, kind: &str) -> bool {
+        match &self.pipeline {
+            Some(of) => of == pipeline && self.kind == kind,
+            None => {
+                self.kind == "webhook"
+                    && matches!(kind, "webhook" | "git")
+                    && self.started.iter().any(|(label, _)| label == pipeline)
+            }
+        }
+    }
 }
 
 struct TriggerRow {
@@ -79,10 +109,12 @@ struct TriggerRow {
     kind: String,
     watches: String,
     started: Vec<RunCell>,
+    /// Its latest deliveries, newest first.
+    deliveries: Vec<DeliveryRow>,
 }
 
 pub async fn triggers(State(api): State<Api>, session: Session) -> PageResult {
-    let deliveries_path = format!("/api/v1/webhook-deliveries?limit={RECENT_DELIVERIES}");
+    let deliveries_path = format!("/api/v1/trigger-deliveries?limit={READ_DELIVERIES}");
     let (list, deliveries) = futures::join!(
         api.get::<TriggerList>(&session, "/api/v1/triggers"),
         api.get::<WebhookDeliveryLog>(&session, &deliveries_path),
@@ -100,11 +132,22 @@ pub async fn triggers(State(api): State<Api>, session: Session) -> PageResult {
         }),
     )
     .await;
+    let deliveries: Vec<DeliveryRow> = deliveries
+        .deliveries
+        .into_iter()
+        .map(DeliveryRow::of)
+        .collect();
     let mut triggers = Vec::new();
     for (trigger, started) in list.triggers.into_iter().zip(started) {
         triggers.push(TriggerRow {
             pipeline_href: format!("/pipelines/{}", encode(&trigger.pipeline)),
             started: started?.executions.iter().map(RunCell::of).collect(),
+            deliveries: deliveries
+                .iter()
+                .filter(|d| d.is_of(&trigger.pipeline, &trigger.kind))
+                .take(TRIGGER_DELIVERIES)
+                .cloned()
+                .collect(),
             pipeline: trigger.pipeline,
             kind: trigger.kind,
             watches: trigger.watches,
@@ -113,11 +156,7 @@ pub async fn triggers(State(api): State<Api>, session: Session) -> PageResult {
     html(&TriggersPage {
         layout: Layout::new("Triggers", "triggers", session),
         triggers,
-        deliveries: deliveries
-            .deliveries
-            .into_iter()
-            .map(DeliveryRow::of)
-            .collect(),
+        deliveries: deliveries.into_iter().take(RECENT_DELIVERIES).collect(),
     })
 }
 

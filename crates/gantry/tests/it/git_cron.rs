@@ -1,5 +1,6 @@
-//! A `cron` trigger fires at the next minute boundary of its time zone. It waits up to a
-//! minute, so it runs only with `GANTRY_TEST_SLOW=1` (scripts/test sets it).
+//! A `cron` trigger fires at the next minute boundary of its time zone, and its firing is in
+//! the delivery log. It waits up to a minute, so it runs only with `GANTRY_TEST_SLOW=1`
+//! (scripts/test sets it).
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,22 @@ pipelines:
     assert_eq!(
         std::fs::read_to_string(server.work().join("cron.txt")).unwrap(),
         "cron\n"
+    );
+    // The firing is in the delivery log, with the execution it started.
+    let log = crate::trigger_deliveries::wait_deliveries(
+        &server,
+        "/api/v1/trigger-deliveries?kind=cron&pipeline=nightly",
+        1,
+    );
+    assert_eq!(log[0]["outcome"], "started", "{log:#?}");
+    assert_eq!(
+        log[0]["started"][0]["execution"], execution["id"],
+        "{log:#?}"
+    );
+    let source = log[0]["source"].as_str().unwrap_or_default();
+    assert!(
+        source.contains("* * * * *") && source.contains("Asia/Kolkata"),
+        "{log:#?}"
     );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(

@@ -1,14 +1,18 @@
 //! What an execution's page and the triggers page keep of the past: every attempt of a
 //! stage (a failed one, its failed retry, then a restart by a person) with its status, times and error, and the
 //! recent webhook deliveries, the refused ones with why (a wrong secret, a source no
-//! trigger listens to) beside those that started or were filtered out. Checked through the
+//! trigger listens to) beside those that started or were filtered out; in the browser,
+//! each trigger's latest deliveries beside it (a push of a branch its `git` trigger does
+//! not watch, ignored with why; the webhook delivery that started its pipeline). Checked through the
 //! API on SQLite and PostgreSQL, and in Debian's chromium (`tests/browser/history.mjs`) on
 //! SQLite, with screenshots in `target/browser-screenshots/`.
 
 use serde_json::{Value, json};
 
+use crate::git_support::{Clone, repo_url};
 use crate::git_webhooks::post;
 use crate::harness::{Backend, Server, stage};
+use crate::trigger_deliveries::wait_deliveries;
 use crate::ui_browser::run_browser_checks;
 
 const PIPELINES: &str = r#"
@@ -129,10 +133,38 @@ fn refused_and_accepted_deliveries(server: &Server) -> Vec<Value> {
     log["deliveries"].as_array().expect("deliveries").clone()
 }
 
+/// A pipeline whose `git` trigger watches `main` of the hosted repository `site`, and a
+/// push of another branch there, which it lets pass (logged as ignored, with why).
+fn an_ignored_push(server: &Server) {
+    server.cli(&["repo", "create", "site"]).ok();
+    server.apply(
+        r#"
+pipelines:
+  - name: site-main
+    triggers:
+      - type: git
+        repository: site
+        branch: ^main$
+    stages:
+      - id: build
+        type: run
+        steps:
+          - script: "true"
+"#,
+    );
+    let clone = Clone::init(server, "site");
+    clone.commit(&[("README", "draft\n")], "draft");
+    clone.git(&["checkout", "-q", "-b", "feature"]).ok();
+    let url = repo_url(server, "site", Some(&server.token));
+    clone.git(&["push", "--quiet", &url, "feature"]).ok();
+    wait_deliveries(server, "/api/v1/trigger-deliveries?pipeline=site-main", 1);
+}
+
 #[test]
 fn the_execution_and_triggers_pages_show_attempts_and_refused_deliveries() {
     let server = Server::start(Backend::Sqlite);
     let execution = attempts_of_a_retried_and_restarted_stage(&server);
+    an_ignored_push(&server);
     refused_and_accepted_deliveries(&server);
     run_browser_checks(
         &server,

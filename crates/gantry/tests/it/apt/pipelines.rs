@@ -9,7 +9,8 @@ use crate::harness::{Backend, Server};
 
 /// A pipeline builds a package in its workspace and publishes it; the
 /// package landing in the repository starts another pipeline through its
-/// `artifact` trigger, which sees the package and version.
+/// `artifact` trigger, which sees the package and version, and the landing
+/// is in the delivery log.
 #[test]
 fn a_pipeline_packages_and_publishes_and_the_artifact_trigger_starts_another() {
     let server = Server::start(Backend::Sqlite);
@@ -95,6 +96,19 @@ pipelines:
     assert_eq!(
         std::fs::read_to_string(&landed).unwrap(),
         "artifact hello 1.2.3\n"
+    );
+    // The landing is in the delivery log, with the execution it started.
+    let log = crate::trigger_deliveries::wait_deliveries(
+        &server,
+        "/api/v1/trigger-deliveries?kind=artifact&pipeline=on-artifact",
+        1,
+    );
+    assert_eq!(log[0]["outcome"], "started", "{log:#?}");
+    assert!(log[0]["started"][0]["execution"].is_string(), "{log:#?}");
+    let source = log[0]["source"].as_str().unwrap_or_default();
+    assert!(
+        source.contains("hello") && source.contains("1.2.3"),
+        "{log:#?}"
     );
 }
 
