@@ -1,6 +1,6 @@
-//! One task per instance: runs its command in its own process group,
-//! restarts it with backoff when it exits, and stops it with SIGTERM then
-//! SIGKILL after its grace.
+//! One task per instance: runs its command (or its image's container, in
+//! the foreground) in its own process group, restarts it with backoff when
+//! it exits, and stops it with SIGTERM then SIGKILL after its grace.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use std::time::Duration;
 use gantry_unix::{ProcessGroup, ProcessId};
 use tokio_util::sync::CancellationToken;
 
+use super::container;
 use super::protocol::{InstanceSpec, InstanceState};
 use super::state::Recorder;
 
@@ -60,6 +61,10 @@ async fn supervise(
         |f: &dyn Fn(&mut InstanceState)| f(&mut state.lock().unwrap_or_else(|e| e.into_inner()));
     let mut failures = 0u32;
     while !stop.is_cancelled() {
+        if spec.image.is_some() {
+            // A container of this name left by a previous agent or run.
+            container::remove(&spec).await;
+        }
         let child = spawn(&spec, &logs);
         let mut child = match child {
             Ok(child) => child,
@@ -95,6 +100,10 @@ async fn supervise(
             }
             _ = stop.cancelled() => {
                 set(&|s| s.state = "stopping".into());
+                // The engine stops the container; its `run` then ends.
+                if spec.image.is_some() {
+                    container::stop(&spec).await;
+                }
                 if let Some(pid) = pid {
                     ProcessGroup(pid as i32)
                         .terminate(Duration::from_secs(spec.grace_seconds))
@@ -117,14 +126,21 @@ fn spawn(spec: &InstanceSpec, logs: &std::path::Path) -> std::io::Result<tokio::
         .create(true)
         .append(true)
         .open(logs.join(format!("{}.log", spec.id)))?;
-    let mut command = tokio::process::Command::new("sh");
+    let mut command = match &spec.image {
+        Some(image) => container::run_command(spec, image)?,
+        None => {
+            let mut command = tokio::process::Command::new("sh");
+            command
+                .arg("-c")
+                .arg(&spec.command)
+                .current_dir(&spec.release)
+                .envs(&spec.env)
+                .env("PORT", spec.port.to_string())
+                .env("HOST", &spec.address);
+            command
+        }
+    };
     command
-        .arg("-c")
-        .arg(&spec.command)
-        .current_dir(&spec.release)
-        .envs(&spec.env)
-        .env("PORT", spec.port.to_string())
-        .env("HOST", &spec.address)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

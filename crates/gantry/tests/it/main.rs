@@ -33,6 +33,7 @@ mod engine;
 mod files;
 mod fleet_deploys;
 mod fleet_hosts;
+mod fleet_images;
 mod fleet_packages;
 mod fleet_recovery;
 mod git_concurrency;
