@@ -363,7 +363,19 @@ impl Instances for SshProvider {
                 )));
             }
             let group = self.routing.create_routed(request, Self::NAME).await?;
-            self.converge(&group.name).await
+            match self.converge(&group.name).await {
+                Ok(group) => Ok(group),
+                Err(error) => {
+                    // The deploy fails with this error before any traffic
+                    // reaches the group: it goes now, rather than have the
+                    // host watch retry its pulls and installs every second.
+                    if let Err(left) = self.destroy_server_group(group.name.clone()).await {
+                        tracing::warn!(group = %group.name, error = %left,
+                            "a server group that could not be placed is left to the watch");
+                    }
+                    Err(error)
+                }
+            }
         }
         .boxed()
     }

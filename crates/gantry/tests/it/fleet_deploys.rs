@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::deploy_support::{Load, assert_clean, free_port, get, shop_cluster_yaml, testapp};
 use crate::fleet_support::{TestHosts, under_load};
-use crate::harness::{Backend, Server};
+use crate::harness::{Backend, Server, wait_output};
 
 /// A server with the test hosts bootstrapped, load balancer `shop` on the
 /// returned port in front of cluster `shop-web`, and pipelines
@@ -213,9 +213,11 @@ fn a_drained_host_serves_until_its_replacements_elsewhere_are_healthy() {
     let (server, port) = serving_v1(&hosts, 2);
 
     let load = Load::start(port, 4, 2);
-    server.cli(&["host", "drain", "host-3"]).ok();
-    // Watched while the instance moves: never fewer than the group's size
+    // `host drain` waits until the host holds no instance, while the
+    // instance moves is watched: never fewer than the group's size
     // healthy, so host-3's instance left only after its replacement.
+    let drain_args = ["host", "drain", "host-3"];
+    let drain = server.cli_spawn(&drain_args);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut fewest = usize::MAX;
     let moved = loop {
@@ -238,12 +240,35 @@ fn a_drained_host_serves_until_its_replacements_elsewhere_are_healthy() {
         fewest >= 3,
         "only {fewest} healthy instances while host-3 drained"
     );
+    // The drain returned once host-3 held nothing, and said what was left
+    // on the way.
+    let drained = wait_output(drain, &drain_args, Duration::from_secs(60)).ok();
+    assert!(
+        drained
+            .stdout
+            .contains("host host-3: 1 instance(s) left: shop-web-v000-i")
+            && drained.stdout.contains("host host-3 holds no instance"),
+        "{drained:?}"
+    );
     let on_host_3 = server.get("/api/v1/hosts/host-3");
     assert_eq!(
         on_host_3["agent"]["instances"].as_array().map(Vec::len),
         Some(0),
         "{on_host_3:#}"
     );
+    // A drain that cannot finish (host-1 and host-2 are all there is, and
+    // maxPerHost 2 leaves no room for host-1's instances) ends at its
+    // timeout with a message that says why.
+    let stuck = server.cli(&["host", "drain", "host-1", "--timeout", "2s"]);
+    assert!(!stuck.status.success(), "{stuck:?}");
+    assert!(
+        stuck.stderr.contains("host host-1: drained, but after 2s")
+            && stuck
+                .stderr
+                .contains("no healthy replacement elsewhere yet"),
+        "{stuck:?}"
+    );
+    server.cli(&["host", "undrain", "host-1"]).ok();
     for host in ["host-1", "host-2"] {
         let on = moved.iter().filter(|h| *h == host).count();
         assert!((1..=2).contains(&on), "maxPerHost 2: {moved:?}");

@@ -136,28 +136,23 @@ fn watch_command_lines(
     })
 }
 
-/// Every file under `dir` (not following links, not into other mounts'
-/// pseudo files) holding one of `needles`.
-fn files_holding(dir: &Path, needles: &[Vec<u8>], found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// Every file under `dir` (not following links) holding one of `needles`,
+/// as `grep` finds them.
+fn files_holding(dir: &Path, needles: &[&str], found: &mut Vec<PathBuf>) {
+    if !dir.exists() {
         return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            files_holding(&path, needles, found);
-        } else if kind.is_file()
-            && let Ok(bytes) = std::fs::read(&path)
-            && needles
-                .iter()
-                .any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice()))
-        {
-            found.push(path);
-        }
     }
+    let mut grep = Command::new("grep");
+    grep.args(["-r", "-l", "-F"]);
+    for needle in needles {
+        grep.arg("-e").arg(needle);
+    }
+    let out = grep.arg(dir).output().expect("grep");
+    found.extend(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(PathBuf::from),
+    );
 }
 
 /// A file of a host's root moved aside until dropped (also when the test
@@ -238,12 +233,20 @@ fn an_image_deploy_pulls_on_each_host_with_credentials_and_redblacks_without_a_f
             "{instance:#}"
         );
     }
+    let (name, _) = serving(&server);
+    let shown = server.cli(&["servergroup", "show", &name]).ok();
+    assert_eq!(
+        shown.stdout.matches(&format!("{v2}@sha256:")).count(),
+        3,
+        "{}",
+        shown.stdout
+    );
     // The hosts pulled it; the server's machine did not.
     assert!(!image_on_this_machine(&v2), "the server pulled {v2} itself");
 
     // Nowhere on a host's disk (what each host wrote: its own layer and
     // its container storage) nor in shared memory.
-    let needles = [AUTH_PASSWORD.as_bytes().to_vec(), encoded.into_bytes()];
+    let needles = [AUTH_PASSWORD, encoded.as_str()];
     let mut found = Vec::new();
     for host in &hosts.hosts {
         let own = host.root.parent().expect("the host's directory");
@@ -304,6 +307,16 @@ fn a_wrong_registry_password_fails_the_deploy_naming_the_host_while_v1_keeps_ser
         shown.iter().all(|i| i["image"] == v1.as_str()),
         "{shown:#?}"
     );
+    // The group that could not be placed is gone: no host keeps retrying
+    // the pull with the refused account.
+    let cluster = server.get("/api/v1/clusters/shop-web");
+    let live: Vec<&Value> = cluster["serverGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["destroyedAt"].is_null())
+        .collect();
+    assert_eq!(live.len(), 1, "{cluster:#}");
 }
 
 #[test]
