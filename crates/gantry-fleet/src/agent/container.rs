@@ -11,8 +11,9 @@
 //! on the host's disk, never logged.
 //!
 //! A container is named after its instance (`gantry-GROUP-iN`) and labelled
-//! with its id, so a container left by an agent that died is found by name
-//! and replaced when the instance starts again under the next agent.
+//! with its id, so one still running after its agent died (the engine's
+//! containers are root's: a `kill -9` of the host user's processes leaves
+//! them) is found by name and adopted by the next agent, without a restart.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -84,6 +85,32 @@ async fn digest(engine: &ContainerEngine, image: &str) -> Option<String> {
 
 pub(crate) fn container_name(spec: &InstanceSpec) -> String {
     format!("gantry-{}", spec.id)
+}
+
+/// Whether the instance's container runs (left by a previous agent).
+pub(crate) async fn is_running(spec: &InstanceSpec) -> bool {
+    let Ok(engine) = engine() else { return false };
+    let name = container_name(spec);
+    let args = [
+        "container",
+        "inspect",
+        "--format",
+        "{{.State.Running}}",
+        &name,
+    ];
+    engine
+        .output("container inspect", &args)
+        .await
+        .is_ok_and(|out| out.trim() == "true")
+}
+
+/// Follows a running container of the instance: `wait` lasts as long as
+/// the container, as its `run` would.
+pub(crate) fn wait_command(spec: &InstanceSpec) -> std::io::Result<tokio::process::Command> {
+    let engine = engine().map_err(std::io::Error::other)?;
+    let mut command = engine.command();
+    command.arg("wait").arg(container_name(spec));
+    Ok(command)
 }
 
 /// Removes the instance's container, running or not (one a previous agent

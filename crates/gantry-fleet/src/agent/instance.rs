@@ -60,12 +60,15 @@ async fn supervise(
     let set =
         |f: &dyn Fn(&mut InstanceState)| f(&mut state.lock().unwrap_or_else(|e| e.into_inner()));
     let mut failures = 0u32;
+    // A container a previous agent left running is adopted, once: it
+    // serves on, and the next exit starts it anew.
+    let mut adopt = spec.image.is_some() && container::is_running(&spec).await;
     while !stop.is_cancelled() {
-        if spec.image.is_some() {
-            // A container of this name left by a previous agent or run.
+        if spec.image.is_some() && !adopt {
+            // A container of this name that exited or was left half way.
             container::remove(&spec).await;
         }
-        let child = spawn(&spec, &logs);
+        let child = spawn(&spec, &logs, std::mem::take(&mut adopt));
         let mut child = match child {
             Ok(child) => child,
             Err(error) => {
@@ -121,12 +124,17 @@ async fn supervise(
     stopped.notify_waiters();
 }
 
-fn spawn(spec: &InstanceSpec, logs: &std::path::Path) -> std::io::Result<tokio::process::Child> {
+fn spawn(
+    spec: &InstanceSpec,
+    logs: &std::path::Path,
+    adopt: bool,
+) -> std::io::Result<tokio::process::Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(logs.join(format!("{}.log", spec.id)))?;
     let mut command = match &spec.image {
+        Some(_) if adopt => container::wait_command(spec)?,
         Some(image) => container::run_command(spec, image)?,
         None => {
             let mut command = tokio::process::Command::new("sh");

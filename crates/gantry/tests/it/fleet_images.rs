@@ -341,3 +341,69 @@ fn a_host_without_a_container_engine_fails_the_deploy_naming_it() {
         "{error}"
     );
 }
+
+/// The containers of the host's instances, by name (root's, so the host
+/// user's `kill -9` leaves them running).
+fn containers_on(host: &crate::fleet_support::TestHost) -> Vec<String> {
+    let mut names: Vec<String> = host
+        .in_root(&[
+            "podman",
+            "ps",
+            "--filter",
+            "label=io.gantry.instance",
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_container_instance_is_found_again_by_the_agent_started_after_a_kill() {
+    let Some(hosts) = TestHosts::take() else {
+        return;
+    };
+    podman();
+    let (server, port) = image_shop(&hosts);
+    let v1 = pushed_image(&server, "v1");
+    let done = deploy_image(&server, &v1);
+    assert_eq!(
+        done["status"],
+        "succeeded",
+        "{done:#}\n{}",
+        server.log_tail()
+    );
+    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    let host = &hosts.hosts[1];
+    let before = containers_on(host);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // Every process of the host user goes (its agent, the engine's client);
+    // the container, root's, outlives them and serves on. The next agent
+    // (started by the watch's next call) adopts it: the same container,
+    // never a second one, and not one request lost.
+    let (_, tally) = under_load(port, || {
+        host.kill_everything();
+        std::thread::sleep(Duration::from_secs(3));
+        wait_serving(&server, "back to size", |h| h.len() == 3);
+    });
+    eprintln!("after kill -9 of {}'s processes: {tally:?}", host.name);
+    assert_clean(&tally, "the agent of a host of containers killed");
+    // A new agent answers for the host and supervises the instance again.
+    let path = format!("/api/v1/hosts/{}", host.name);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = server.get(&path);
+        let instances = shown["agent"]["instances"].as_array().cloned();
+        if instances.is_some_and(|i| i.len() == 1 && i[0]["state"] == "running") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{shown:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(containers_on(host), before);
+    assert_eq!(get(port, "/").1.split_whitespace().next(), Some("v1"));
+}
