@@ -21,3 +21,6 @@ pub use stdio::relay;
 pub const AGENT_DIR: &str = ".gantry";
 /// The installed binary, relative to the home.
 pub const AGENT_BINARY: &str = ".gantry/bin/gantry";
+
+#[cfg(test)]
+mod tests;
