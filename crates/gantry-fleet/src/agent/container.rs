@@ -40,6 +40,13 @@ pub(crate) async fn pull(
     login: Option<RegistryLogin>,
 ) -> Result<Pulled, String> {
     let engine = engine()?;
+    // The auth file goes to /dev/shm; without it, it would go to the
+    // temporary directory, a disk.
+    if login.is_some() && !std::path::Path::new("/dev/shm").is_dir() {
+        return Err(format!(
+            "cannot pull {image} with credentials: the host has no /dev/shm to hold them in memory"
+        ));
+    }
     let tls_verify = tls_verify.unwrap_or_else(|| !is_loopback_registry(image));
     let credentials = login.map(|l| Credentials {
         user: l.user,
