@@ -109,6 +109,35 @@ fn instances(server: &Server) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The web UI's live part of cluster `shop-web`, as a signed-in person
+/// sees it.
+fn cluster_page(server: &Server) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed_in = client
+        .post(format!("{}/login", server.url))
+        .header("origin", &server.url)
+        .form(&[("token", server.token.as_str()), ("next", "/")])
+        .send()
+        .expect("POST /login");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("a cookie")
+        .to_owned();
+    client
+        .get(format!("{}/clusters/shop-web/live", server.url))
+        .header("cookie", cookie)
+        .send()
+        .expect("GET the cluster's live part")
+        .text()
+        .expect("the page")
+}
+
 /// Watches every process's command line until told to stop; true if one
 /// held `needle`.
 fn watch_command_lines(
@@ -241,6 +270,8 @@ fn an_image_deploy_pulls_on_each_host_with_credentials_and_redblacks_without_a_f
         "{}",
         shown.stdout
     );
+    let page = cluster_page(&server);
+    assert_eq!(page.matches(&format!("{v2}@sha256:")).count(), 3, "{page}");
     // The hosts pulled it; the server's machine did not.
     assert!(!image_on_this_machine(&v2), "the server pulled {v2} itself");
 
