@@ -32,6 +32,7 @@ mod cloudbuild_compat;
 mod engine;
 mod files;
 mod fleet_deploys;
+mod fleet_drain;
 mod fleet_hosts;
 mod fleet_images;
 mod fleet_packages;
