@@ -276,13 +276,16 @@ fn an_image_deploy_pulls_on_each_host_with_credentials_and_redblacks_without_a_f
     assert!(!image_on_this_machine(&v2), "the server pulled {v2} itself");
 
     // Nowhere on a host's disk (what each host wrote: its own layer and
-    // its container storage) nor in shared memory.
+    // its container storage) nor in its shared memory or this machine's.
     let needles = [AUTH_PASSWORD, encoded.as_str()];
     let mut found = Vec::new();
     for host in &hosts.hosts {
         let own = host.root.parent().expect("the host's directory");
         files_holding(&own.join("upper"), &needles, &mut found);
         files_holding(&own.join("containers"), &needles, &mut found);
+    }
+    for host in &hosts.hosts {
+        files_holding(&host.root.join("dev/shm"), &needles, &mut found);
     }
     files_holding(Path::new("/dev/shm"), &needles, &mut found);
     assert!(found.is_empty(), "the registry password is in {found:#?}");
