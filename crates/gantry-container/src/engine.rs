@@ -19,6 +19,9 @@ pub enum EngineKind {
 pub struct ContainerEngine {
     pub kind: EngineKind,
     pub program: PathBuf,
+    /// Run through `sudo -n`: an engine this user may only use as root (a
+    /// fleet host's deploy user, as with its `apt-get`).
+    pub sudo: bool,
 }
 
 impl ContainerEngine {
@@ -46,7 +49,11 @@ impl ContainerEngine {
             find_on_path(choice)
         };
         let program = program.ok_or_else(|| ContainerError::NotInstalled(choice.to_owned()))?;
-        Ok(ContainerEngine { kind, program })
+        Ok(ContainerEngine {
+            kind,
+            program,
+            sudo: false,
+        })
     }
 
     pub fn name(&self) -> &'static str {
@@ -56,9 +63,23 @@ impl ContainerEngine {
         }
     }
 
+    /// The engine run as root through `sudo -n` unless this process is
+    /// root already.
+    pub fn as_root(self) -> ContainerEngine {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        ContainerEngine { sudo: !root, ..self }
+    }
+
     /// A command for this engine with its output piped and no stdin.
     pub fn command(&self) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.program);
+        let mut command = if self.sudo {
+            let mut sudo = tokio::process::Command::new("sudo");
+            sudo.arg("-n").arg(&self.program);
+            sudo
+        } else {
+            tokio::process::Command::new(&self.program)
+        };
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -144,18 +165,20 @@ impl ContainerEngine {
         let host = crate::registry::registry_host(image);
         let auth = credentials.map(|c| AuthDir::create(&host, c)).transpose()?;
         let mut command = self.command();
-        command.arg("pull").arg("--quiet");
         match self.kind {
             EngineKind::Podman => {
+                command.arg("pull").arg("--quiet");
                 command.arg(format!("--tls-verify={tls_verify}"));
                 if let Some(auth) = &auth {
                     command.arg("--authfile").arg(auth.file());
                 }
             }
             EngineKind::Docker => {
+                // A flag, not `DOCKER_CONFIG`: sudo would not pass that on.
                 if let Some(auth) = &auth {
-                    command.env("DOCKER_CONFIG", auth.dir());
+                    command.arg("--config").arg(auth.dir());
                 }
+                command.arg("pull").arg("--quiet");
             }
         }
         command.arg(image);

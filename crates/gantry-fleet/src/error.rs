@@ -26,6 +26,9 @@ pub enum FleetError {
         what: String,
         cause: String,
     },
+    /// The host's engine could not pull a group's image.
+    #[error("{host}: {message}")]
+    Pull { host: String, message: String },
     #[error("host {host:?}: the agent answered: {message}")]
     Agent { host: String, message: String },
     #[error("{0}")]

@@ -108,6 +108,11 @@ impl Fleet {
         Ok(())
     }
 
+    /// The value of secret `name` of the server's store.
+    pub(crate) async fn secret(&self, name: &str) -> Result<Option<String>, FleetError> {
+        Ok(self.secrets.get(name).await?)
+    }
+
     /// The host's SSH connection, opened if needed.
     pub async fn connection(&self, host: &Host) -> Result<Arc<SshConnection>, FleetError> {
         let slot = self

@@ -63,7 +63,13 @@ async fn deploy_to(
         Ok(request) => request,
         Err(message) => return Err(StageFailure::Failed(message)),
     };
-    if let Err(message) = image::ensure_image(ctx, spec).await {
+    // A provider with hosts has each host pull the image with the stage's
+    // access; otherwise this machine must hold it before the group exists.
+    let hosts_pull = deploy
+        .providers()
+        .get(spec.provider_name())
+        .is_ok_and(|provider| provider.instances.pulls_images());
+    if !hosts_pull && let Err(message) = image::ensure_image(ctx, spec).await {
         return Err(StageFailure::Failed(message));
     }
     // Providers with hosts install the package there with apt-get.
@@ -111,6 +117,13 @@ async fn deploy_to(
                     max_per_host: p.max_per_host,
                 }),
             package: host_package.map(Box::new),
+            image_access: spec.image.as_ref().map(|_| {
+                let access = spec.registry_access();
+                gantry_deploy::model::ImageAccess {
+                    credentials: access.credentials,
+                    tls_verify: access.tls_verify,
+                }
+            }),
         },
         size,
         strategy,

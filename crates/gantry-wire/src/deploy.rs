@@ -153,6 +153,12 @@ pub struct Instance {
     /// The package version it runs (groups installed from a package on fleet hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The image it runs (groups of images on fleet hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// That image's manifest digest as its host pulled it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// The load balancer's figures for a group since it started.

@@ -119,6 +119,8 @@ fn instance(instance: &model::Instance) -> wire::Instance {
         host: instance.host.clone(),
         address: instance.address.clone(),
         version: instance.version.clone(),
+        image: instance.image.clone(),
+        digest: instance.digest.clone(),
     }
 }
 

@@ -68,6 +68,24 @@ pub struct ServerGroupSpec {
     /// `apt-get` on each host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<Box<HostPackage>>,
+    /// How hosts reach `image`'s registry, for providers whose hosts pull
+    /// it themselves (`ssh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_access: Option<ImageAccess>,
+}
+
+/// A registry account and how to reach the registry: the secret's name
+/// only (its value stays in the server's secret store until a host pulls).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageAccess {
+    /// The secret holding `user:password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// `false` allows a plain-HTTP or self-signed registry; unset verifies
+    /// except for a loopback registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
 }
 
 /// A package installed on hosts from the server's published APT tree.
@@ -154,6 +172,12 @@ pub struct Instance {
     /// The package version it runs (groups installed from a package).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The image it runs (groups of images on fleet hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// That image's manifest digest as its host pulled it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// A server group with its live instances and traffic figures.

@@ -127,6 +127,13 @@ pub trait Instances: Send + Sync {
     /// Where a person finds the output of a group whose instances keep
     /// exiting, for the message of a deploy that timed out.
     fn instance_output_hint(&self, group: &str) -> String;
+
+    /// Whether the provider's hosts pull a group's image themselves (with
+    /// the spec's `image_access`); otherwise the image must be on this
+    /// machine before the group is created.
+    fn pulls_images(&self) -> bool {
+        false
+    }
 }
 
 /// Load balancers and the traffic they send to server groups.

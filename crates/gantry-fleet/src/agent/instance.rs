@@ -1,6 +1,6 @@
-//! One task per instance: runs its command in its own process group,
-//! restarts it with backoff when it exits, and stops it with SIGTERM then
-//! SIGKILL after its grace.
+//! One task per instance: runs its command (or its image's container, in
+//! the foreground) in its own process group, restarts it with backoff when
+//! it exits, and stops it with SIGTERM then SIGKILL after its grace.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use std::time::Duration;
 use gantry_unix::{ProcessGroup, ProcessId};
 use tokio_util::sync::CancellationToken;
 
+use super::container;
 use super::protocol::{InstanceSpec, InstanceState};
 use super::state::Recorder;
 
@@ -59,8 +60,15 @@ async fn supervise(
     let set =
         |f: &dyn Fn(&mut InstanceState)| f(&mut state.lock().unwrap_or_else(|e| e.into_inner()));
     let mut failures = 0u32;
+    // A container a previous agent left running is adopted, once: it
+    // serves on, and the next exit starts it anew.
+    let mut adopt = spec.image.is_some() && container::is_running(&spec).await;
     while !stop.is_cancelled() {
-        let child = spawn(&spec, &logs);
+        if spec.image.is_some() && !adopt {
+            // A container of this name that exited or was left half way.
+            container::remove(&spec).await;
+        }
+        let child = spawn(&spec, &logs, std::mem::take(&mut adopt));
         let mut child = match child {
             Ok(child) => child,
             Err(error) => {
@@ -95,6 +103,10 @@ async fn supervise(
             }
             _ = stop.cancelled() => {
                 set(&|s| s.state = "stopping".into());
+                // The engine stops the container; its `run` then ends.
+                if spec.image.is_some() {
+                    container::stop(&spec).await;
+                }
                 if let Some(pid) = pid {
                     ProcessGroup(pid as i32)
                         .terminate(Duration::from_secs(spec.grace_seconds))
@@ -112,19 +124,31 @@ async fn supervise(
     stopped.notify_waiters();
 }
 
-fn spawn(spec: &InstanceSpec, logs: &std::path::Path) -> std::io::Result<tokio::process::Child> {
+fn spawn(
+    spec: &InstanceSpec,
+    logs: &std::path::Path,
+    adopt: bool,
+) -> std::io::Result<tokio::process::Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(logs.join(format!("{}.log", spec.id)))?;
-    let mut command = tokio::process::Command::new("sh");
+    let mut command = match &spec.image {
+        Some(_) if adopt => container::wait_command(spec)?,
+        Some(image) => container::run_command(spec, image)?,
+        None => {
+            let mut command = tokio::process::Command::new("sh");
+            command
+                .arg("-c")
+                .arg(&spec.command)
+                .current_dir(&spec.release)
+                .envs(&spec.env)
+                .env("PORT", spec.port.to_string())
+                .env("HOST", &spec.address);
+            command
+        }
+    };
     command
-        .arg("-c")
-        .arg(&spec.command)
-        .current_dir(&spec.release)
-        .envs(&spec.env)
-        .env("PORT", spec.port.to_string())
-        .env("HOST", &spec.address)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

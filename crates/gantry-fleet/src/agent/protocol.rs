@@ -19,6 +19,40 @@ pub enum AgentRequest {
     Stop {
         id: String,
     },
+    /// Pulls an image with the host's container engine, with `login` for
+    /// its registry when given (written only to a private file in memory
+    /// for the length of the pull).
+    #[serde(rename_all = "camelCase")]
+    Pull {
+        image: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_verify: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        login: Option<RegistryLogin>,
+    },
+}
+
+/// A registry account on its way to a host, inside the SSH channel only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryLogin {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RegistryLogin {{ user: {:?}, password: *** }}", self.user)
+    }
+}
+
+/// The agent's answer to `pull`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pulled {
+    /// `podman` or `docker`.
+    pub engine: String,
+    /// The image's manifest digest (`sha256:…`), when the engine tells it.
+    #[serde(default)]
+    pub digest: Option<String>,
 }
 
 /// One instance the agent supervises.
@@ -32,8 +66,12 @@ pub struct InstanceSpec {
     pub address: String,
     /// The port it listens on (in `PORT`); 0 asks the agent for a free one.
     pub port: u16,
-    /// Run with `sh -c` in `release`.
+    /// Run with `sh -c` in `release` (unless `image` is given).
     pub command: String,
+    /// An image the host pulled: the instance runs as a container of it,
+    /// on the host's network, instead of `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// The release directory on the host (absolute).

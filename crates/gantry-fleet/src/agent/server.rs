@@ -107,11 +107,19 @@ async fn handle(agent: &Agent, request: AgentRequest) -> Result<Value, String> {
         AgentRequest::Status => Ok(serde_json::to_value(status(agent).await).unwrap_or_default()),
         AgentRequest::Start { instance } => start(agent, instance).await,
         AgentRequest::Stop { id } => stop(agent, &id).await,
+        AgentRequest::Pull {
+            image,
+            tls_verify,
+            login,
+        } => {
+            let pulled = super::container::pull(&image, tls_verify, login).await?;
+            serde_json::to_value(pulled).map_err(|e| e.to_string())
+        }
     }
 }
 
 async fn start(agent: &Agent, mut spec: InstanceSpec) -> Result<Value, String> {
-    if !Path::new(&spec.release).is_dir() {
+    if spec.image.is_none() && !Path::new(&spec.release).is_dir() {
         return Err(format!(
             "instance {}: release directory {} does not exist",
             spec.id, spec.release

@@ -4,7 +4,9 @@
 //! [`Instances`] is this crate's: a group's instances are placed over the
 //! hosts its placement selects (`placement.rs`), each host getting the
 //! release once (`release.rs`) and its agent starting the instance on a
-//! free port of the host's address. [`Traffic`] is the data plane's: the
+//! free port of the host's address; a group of an image has each host's
+//! engine pull it once (`image.rs`) and runs its instances as containers
+//! on the host's network. [`Traffic`] is the data plane's: the
 //! group lives in the data plane's desired state as a group it only routes
 //! to, its instances given as targets (`host:port`), health-checked,
 //! weighted and drained exactly as local instances are.
@@ -22,6 +24,7 @@
 
 mod apt_gate;
 mod converge;
+mod image;
 mod journal;
 mod package;
 mod placement;
@@ -66,6 +69,8 @@ pub struct SshProvider {
     apt_gate: tokio::sync::OnceCell<SocketAddr>,
     /// What the provider is about to do on hosts, recorded before it acts.
     journal: Journal,
+    /// The digest each host pulled of an image, by host and image.
+    digests: std::sync::Mutex<HashMap<(String, String), String>>,
 }
 
 impl SshProvider {
@@ -86,6 +91,7 @@ impl SshProvider {
             apt_server: std::sync::OnceLock::new(),
             apt_gate: tokio::sync::OnceCell::new(),
             journal: Journal::open(journal_dir)?,
+            digests: std::sync::Mutex::new(HashMap::new()),
         }))
     }
 
@@ -182,14 +188,24 @@ impl SshProvider {
         releases: &mut HashMap<String, String>,
     ) -> Result<RemoteTarget, FleetError> {
         let spec = &group.spec;
-        let Some(command) = spec.command.clone() else {
-            return Err(FleetError::Invalid(format!(
-                "server group {:?}: the ssh provider runs a command; images are not supported on hosts yet",
-                group.name
-            )));
-        };
+        // A command wins over an image, as with the local provider.
+        let image = spec.image.clone().filter(|_| spec.command.is_none());
         let release = match releases.get(&host.spec.name) {
             Some(release) => release.clone(),
+            None if image.is_some() => {
+                let image = image.as_deref().unwrap_or_default();
+                let access = spec.image_access.as_ref();
+                let digest = image::pull(&self.fleet, host, image, access).await?;
+                let key = (host.spec.name.clone(), image.to_owned());
+                let mut digests = self.digests.lock().unwrap_or_else(|e| e.into_inner());
+                match digest {
+                    Some(digest) => digests.insert(key, digest),
+                    None => digests.remove(&key),
+                };
+                // No release directory: the image is the release.
+                releases.insert(host.spec.name.clone(), String::new());
+                String::new()
+            }
             None => {
                 let connection = self.fleet.connection(&host.spec).await?;
                 if let Some(package) = &spec.package {
@@ -213,7 +229,8 @@ impl SshProvider {
             group: group.name.clone(),
             address: host.spec.address.clone(),
             port: 0,
-            command,
+            command: spec.command.clone().unwrap_or_default(),
+            image,
             env: spec.env.clone(),
             release,
             grace_seconds: spec.grace_seconds,
@@ -273,17 +290,32 @@ async fn resolve(address: &str, port: u16) -> Result<SocketAddr, FleetError> {
         .ok_or_else(|| FleetError::Invalid(format!("cannot resolve host address {address:?}")))
 }
 
-/// Each instance runs the package version its group installed on its host
-/// before starting it.
-fn with_package_versions(mut snapshot: Snapshot) -> Snapshot {
-    for group in &mut snapshot.server_groups {
-        if let Some(package) = &group.group.spec.package {
-            for instance in &mut group.instances {
-                instance.version = Some(package.version.clone());
+impl SshProvider {
+    /// Each instance runs the package version its group installed on its
+    /// host before starting it, or its group's image, at the digest its
+    /// host pulled (when this server saw the pull).
+    fn with_versions(&self, mut snapshot: Snapshot) -> Snapshot {
+        let digests = self.digests.lock().unwrap_or_else(|e| e.into_inner());
+        for group in &mut snapshot.server_groups {
+            let spec = &group.group.spec;
+            if let Some(package) = &spec.package {
+                for instance in &mut group.instances {
+                    instance.version = Some(package.version.clone());
+                }
+            }
+            if let (Some(image), None) = (&spec.image, &spec.command) {
+                for instance in &mut group.instances {
+                    instance.image = Some(image.clone());
+                    instance.digest = instance
+                        .host
+                        .as_ref()
+                        .and_then(|host| digests.get(&(host.clone(), image.clone())))
+                        .cloned();
+                }
             }
         }
+        snapshot
     }
-    snapshot
 }
 
 fn deploy_error(error: FleetError) -> DeployError {
@@ -294,7 +326,7 @@ impl Instances for SshProvider {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, DeployError>> {
         async move {
             let snapshot = self.routing.routed_snapshot(Self::NAME).await?;
-            Ok(with_package_versions(snapshot))
+            Ok(self.with_versions(snapshot))
         }
         .boxed()
     }
@@ -314,7 +346,7 @@ impl Instances for SshProvider {
                 .routing
                 .routed_groups(Some(Self::NAME), Some(name))
                 .await?;
-            Ok(with_package_versions(snapshot))
+            Ok(self.with_versions(snapshot))
         }
         .boxed()
     }
@@ -324,14 +356,26 @@ impl Instances for SshProvider {
         request: CreateServerGroup,
     ) -> BoxFuture<'_, Result<ServerGroup, DeployError>> {
         async move {
-            if request.spec.command.is_none() {
+            if request.spec.command.is_none() && request.spec.image.is_none() {
                 return Err(DeployError::Invalid(format!(
-                    "cluster {:?}: the ssh provider runs a command on each host; give \"command\"",
+                    "cluster {:?}: the ssh provider runs a command or an image on each host; give \"command\" or \"image\"",
                     request.cluster
                 )));
             }
             let group = self.routing.create_routed(request, Self::NAME).await?;
-            self.converge(&group.name).await
+            match self.converge(&group.name).await {
+                Ok(group) => Ok(group),
+                Err(error) => {
+                    // The deploy fails with this error before any traffic
+                    // reaches the group: it goes now, rather than have the
+                    // host watch retry its pulls and installs every second.
+                    if let Err(left) = self.destroy_server_group(group.name.clone()).await {
+                        tracing::warn!(group = %group.name, error = %left,
+                            "a server group that could not be placed is left to the watch");
+                    }
+                    Err(error)
+                }
+            }
         }
         .boxed()
     }
@@ -377,6 +421,10 @@ impl Instances for SshProvider {
 
     fn instance_output_hint(&self, group: &str) -> String {
         format!("output on each host in ~/.gantry/logs/{group}-iN.log")
+    }
+
+    fn pulls_images(&self) -> bool {
+        true
     }
 }
 

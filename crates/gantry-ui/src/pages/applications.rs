@@ -143,6 +143,25 @@ struct GroupView {
     api: String,
 }
 
+impl GroupView {
+    /// Whether its instances run on fleet hosts: the table then says where
+    /// and what each runs.
+    fn on_hosts(&self) -> bool {
+        self.instances.iter().any(|i| i.host.is_some())
+    }
+
+    /// The package version a fleet instance runs, or its image with the
+    /// digest its host pulled.
+    fn runs(&self, instance: &Instance) -> String {
+        match (&instance.image, &instance.digest, &instance.version) {
+            (Some(image), Some(digest), _) => format!("{image}@{digest}"),
+            (Some(image), None, _) => image.clone(),
+            (None, _, Some(version)) => version.clone(),
+            (None, _, None) => "-".to_owned(),
+        }
+    }
+}
+
 pub async fn cluster(
     State(api): State<Api>,
     session: Session,

@@ -198,24 +198,33 @@ pub async fn server_group(
                 return Ok(ExitCode::SUCCESS);
             }
             group_table(std::iter::once(&answer));
+            // Instances on fleet hosts also say where they run and what (the
+            // package version or the image, at the digest its host pulled).
+            let fleet = answer.instances.iter().any(|i| i.host.is_some());
             let rows: Vec<Vec<String>> = answer
                 .instances
                 .iter()
                 .map(|i| {
-                    vec![
+                    let mut row = vec![
                         i.id.clone(),
                         i.port.to_string(),
                         i.pid.map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
                         i.state.clone(),
                         health(i),
                         i.restarts.to_string(),
-                    ]
+                    ];
+                    if fleet {
+                        row.push(i.host.clone().unwrap_or_else(|| "-".to_owned()));
+                        row.push(runs(i));
+                    }
+                    row
                 })
                 .collect();
-            table(
-                &["INSTANCE", "PORT", "PID", "STATE", "HEALTH", "RESTARTS"],
-                &rows,
-            );
+            let mut header = vec!["INSTANCE", "PORT", "PID", "STATE", "HEALTH", "RESTARTS"];
+            if fleet {
+                header.extend(["HOST", "RUNS"]);
+            }
+            table(&header, &rows);
         }
         ServerGroupCommand::Resize { name, size } => {
             let group: wire::ServerGroup = client
@@ -398,6 +407,17 @@ fn print_load_balancer(answer: &wire::LoadBalancer) {
 
 fn yes_no(yes: bool) -> String {
     if yes { "yes" } else { "no" }.to_owned()
+}
+
+/// What a fleet instance runs: its package version, or its image with the
+/// digest its host pulled.
+fn runs(instance: &wire::Instance) -> String {
+    match (&instance.image, &instance.digest, &instance.version) {
+        (Some(image), Some(digest), _) => format!("{image}@{digest}"),
+        (Some(image), None, _) => image.clone(),
+        (None, _, Some(version)) => version.clone(),
+        (None, _, None) => "-".to_owned(),
+    }
 }
 
 fn health(instance: &wire::Instance) -> String {

@@ -30,8 +30,17 @@ pub enum HostCommand {
     Bootstrap { name: String },
     /// Mark the host unschedulable: the ssh provider starts replacements of
     /// its instances on other hosts and stops them there once the
-    /// replacements are healthy (a group never goes below its size).
-    Drain { name: String },
+    /// replacements are healthy (a group never goes below its size). Waits,
+    /// printing progress, until the host holds no instance of any group.
+    Drain {
+        name: String,
+        /// Return once the host is marked, without waiting.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the host to hold no instance.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        timeout: std::time::Duration,
+    },
     /// Make a drained host schedulable again.
     Undrain { name: String },
 }
@@ -85,7 +94,11 @@ pub async fn run(client: &Client, command: HostCommand) -> anyhow::Result<ExitCo
                 done.host, done.agent_version, done.sha256
             );
         }
-        HostCommand::Drain { name } => {
+        HostCommand::Drain {
+            name,
+            no_wait,
+            timeout,
+        } => {
             let host: Host = client
                 .post_as(
                     &format!("/api/v1/hosts/{}/drain", segment(&name)),
@@ -96,6 +109,9 @@ pub async fn run(client: &Client, command: HostCommand) -> anyhow::Result<ExitCo
                 "host {} drained: no new instances go there; its instances stop once their replacements elsewhere are healthy",
                 host.name
             );
+            if !no_wait {
+                return wait_drained(client, &host.name, timeout).await;
+            }
         }
         HostCommand::Undrain { name } => {
             let host: Host = client
@@ -108,6 +124,61 @@ pub async fn run(client: &Client, command: HostCommand) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Polls the host until its agent runs no instance, printing each change
+/// of what is left; fails once `timeout` has passed.
+async fn wait_drained(
+    client: &Client,
+    name: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let mut shown = String::new();
+    loop {
+        let host: Host = client
+            .get_as(&format!("/api/v1/hosts/{}", segment(name)))
+            .await?;
+        let left = match &host.agent {
+            Some(agent) if agent.instances.is_empty() => {
+                println!(
+                    "host {name} holds no instance ({}s)",
+                    started.elapsed().as_secs()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(agent) => {
+                let ids: Vec<String> = agent
+                    .instances
+                    .iter()
+                    .map(|i| format!("{} ({})", i.id, i.state))
+                    .collect();
+                format!("{} instance(s) left: {}", ids.len(), ids.join(", "))
+            }
+            // Its instances are replaced elsewhere as for any host that
+            // stops answering, and whatever still runs there is stopped once
+            // it answers again: nothing to wait for here.
+            None => {
+                println!(
+                    "host {name} does not answer ({}): its instances are replaced on the other hosts and stopped there when it answers again",
+                    host.error.as_deref().unwrap_or("no answer")
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
+        if left != shown {
+            println!("host {name}: {left}");
+            shown = left;
+        }
+        if started.elapsed() >= timeout {
+            eprintln!(
+                "host {name}: drained, but after {} {shown}: their groups have no healthy replacement elsewhere yet (see gantry host show {name}; --timeout waits longer)",
+                humantime::format_duration(timeout)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 fn state(host: &Host) -> &'static str {

@@ -206,53 +206,6 @@ fn killing_every_process_of_a_host_brings_the_group_back_to_size() {
 }
 
 #[test]
-fn a_drained_host_serves_until_its_replacements_elsewhere_are_healthy() {
-    let Some(hosts) = TestHosts::take() else {
-        return;
-    };
-    let (server, port) = serving_v1(&hosts, 2);
-
-    let load = Load::start(port, 4, 2);
-    server.cli(&["host", "drain", "host-3"]).ok();
-    // Watched while the instance moves: never fewer than the group's size
-    // healthy, so host-3's instance left only after its replacement.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut fewest = usize::MAX;
-    let moved = loop {
-        let (_, healthy) = serving(&server);
-        fewest = fewest.min(healthy.len());
-        if healthy.len() == 3 && !healthy.iter().any(|h| h == "host-3") {
-            break healthy;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "host-3 drained: on {healthy:?}\n{}",
-            server.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::thread::sleep(Duration::from_millis(500));
-    let tally = load.finish();
-    assert_clean(&tally, "draining host-3");
-    assert!(
-        fewest >= 3,
-        "only {fewest} healthy instances while host-3 drained"
-    );
-    let on_host_3 = server.get("/api/v1/hosts/host-3");
-    assert_eq!(
-        on_host_3["agent"]["instances"].as_array().map(Vec::len),
-        Some(0),
-        "{on_host_3:#}"
-    );
-    for host in ["host-1", "host-2"] {
-        let on = moved.iter().filter(|h| *h == host).count();
-        assert!((1..=2).contains(&on), "maxPerHost 2: {moved:?}");
-    }
-    let shown = server.cli(&["host", "show", "host-3"]).ok();
-    assert!(shown.stdout.contains("drained"), "{shown:?}");
-}
-
-#[test]
 fn a_host_that_stops_answering_is_replaced_then_used_again_when_back() {
     let Some(hosts) = TestHosts::take() else {
         return;

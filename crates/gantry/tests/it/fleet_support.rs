@@ -160,10 +160,14 @@ impl TestHost {
         }
     }
 
-    /// Kills every process of the host's user and removes its agent.
+    /// Kills every process of the host's user, removes its agent and the
+    /// containers its instances ran as (root's, so no `pkill` reaches them).
     pub fn wipe(&self) {
         self.kill_everything();
         let _ = std::fs::remove_dir_all(self.home.join(".gantry"));
+        if self.root.join("usr/bin/podman").exists() {
+            self.in_root(&["podman", "rm", "--all", "--force", "--time", "0"]);
+        }
     }
 
     /// `kill -9` of every process of the host (its user's).

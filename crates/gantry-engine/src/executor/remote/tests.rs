@@ -82,6 +82,7 @@ async fn parallel_steps_of_a_stage_share_one_gate_which_closes_with_the_last_of_
     let engine = gantry_container::ContainerEngine {
         kind: gantry_container::EngineKind::Docker,
         program: "docker".into(),
+        sudo: false,
     };
     let gates = RunnerGates::default();
     let api = dir.path().join("engine-api");
