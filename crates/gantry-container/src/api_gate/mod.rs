@@ -48,6 +48,10 @@ const MAX_CONNECTIONS: usize = 32;
 /// How long a request's header may take: a client that opens a connection and says
 /// nothing is cut off (a build's context and progress stream, untimed, after it).
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How much of a refused request's body the gate reads before it answers, and for how
+/// long (see [`drain`]).
+const REFUSED_BODY_LIMIT: usize = 1024 * 1024;
+const REFUSED_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A gate listening on its socket until stopped (or dropped).
 pub struct ApiGate {
@@ -140,6 +144,7 @@ async fn forward(request: Request<Incoming>, engine: Arc<PathBuf>) -> Result<Res
         Ok(allowed) => allowed,
         Err(refusal) => {
             tracing::info!(%method, %path, "the Docker API gate refused a call");
+            drain(request.into_body()).await;
             return Ok(message(StatusCode::FORBIDDEN, &refusal.to_string()));
         }
     };
@@ -174,6 +179,23 @@ async fn forward(request: Request<Incoming>, engine: Arc<PathBuf>) -> Result<Res
     }
 }
 
+/// Reads a refused request's body before the refusal is sent. The docker CLI writes its
+/// body (a container's JSON) after the header; an answer and a close while it still writes
+/// end on its side in EPIPE, "broken pipe", and the reason is lost. Bounded in bytes and
+/// time: a larger or slower body is left unread, and the connection closes.
+async fn drain(mut body: Incoming) {
+    let read = async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > REFUSED_BODY_LIMIT {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSED_BODY_TIMEOUT, read).await;
+}
+
 /// An answer the docker CLI shows as an error: `{"message": …}`.
 fn message(status: StatusCode, text: &str) -> Response<Body> {
     let body = serde_json::json!({ "message": text }).to_string();
@@ -189,3 +211,6 @@ fn message(status: StatusCode, text: &str) -> Response<Body> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests;
