@@ -67,9 +67,7 @@ pub(crate) fn fleet_shop(hosts: &TestHosts, max_per_host: u32) -> (Server, u16) 
         shop_cluster_yaml(port)
     );
     server.apply(&yaml);
-    for host in &hosts.hosts {
-        server.cli(&["host", "bootstrap", &host.name]).ok();
-    }
+    hosts.bootstrap_all(&server);
     (server, port)
 }
 
@@ -503,9 +501,7 @@ fn two_deploys_racing_for_the_same_hosts_get_distinct_ports() {
         ));
     }
     server.apply(&yaml);
-    for host in &hosts.hosts {
-        server.cli(&["host", "bootstrap", &host.name]).ok();
-    }
+    hosts.bootstrap_all(&server);
     let ids: Vec<String> = stacks
         .iter()
         .map(|stack| server.run(&format!("deploy-{stack}"), &[]))

@@ -56,9 +56,7 @@ fn image_shop(hosts: &TestHosts) -> (Server, u16) {
         hosts.yaml("fleet-key"),
         shop_cluster_yaml(port)
     ));
-    for host in &hosts.hosts {
-        server.cli(&["host", "bootstrap", &host.name]).ok();
-    }
+    hosts.bootstrap_all(&server);
     (server, port)
 }
 
@@ -98,6 +96,19 @@ fn image_on_this_machine(image: &str) -> bool {
 fn deploy_image(server: &Server, image: &str) -> Value {
     let id = server.run("deploy-image", &[&format!("image={image}")]);
     server.wait_terminal(&id)
+}
+
+/// Deploys `image` and waits until an instance of it serves on each of the
+/// three hosts.
+fn deploy_serving_on_three_hosts(server: &Server, image: &str) {
+    let done = deploy_image(server, image);
+    assert_eq!(
+        done["status"],
+        "succeeded",
+        "{done:#}\n{}",
+        server.log_tail()
+    );
+    wait_serving(server, &format!("{image} on three hosts"), |h| h.len() == 3);
 }
 
 /// The instances of the enabled group, as the API shows them.
@@ -213,14 +224,7 @@ fn an_image_deploy_pulls_on_each_host_with_credentials_and_redblacks_without_a_f
     let v1 = pushed_image(&server, "v1");
     let v2 = pushed_image(&server, "v2");
 
-    let done = deploy_image(&server, &v1);
-    assert_eq!(
-        done["status"],
-        "succeeded",
-        "{done:#}\n{}",
-        server.log_tail()
-    );
-    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    deploy_serving_on_three_hosts(&server, &v1);
     assert!(get(port, "/").1.starts_with("v1 "));
 
     // The password (and the base64 of the account, as auth files hold it)
@@ -300,14 +304,7 @@ fn a_wrong_registry_password_fails_the_deploy_naming_the_host_while_v1_keeps_ser
     let (server, port) = image_shop(&hosts);
     let v1 = pushed_image(&server, "v1");
     let v2 = pushed_image(&server, "v2");
-    let done = deploy_image(&server, &v1);
-    assert_eq!(
-        done["status"],
-        "succeeded",
-        "{done:#}\n{}",
-        server.log_tail()
-    );
-    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    deploy_serving_on_three_hosts(&server, &v1);
 
     set_secret(
         &server,
@@ -403,14 +400,7 @@ fn a_container_instance_is_found_again_by_the_agent_started_after_a_kill() {
     podman();
     let (server, port) = image_shop(&hosts);
     let v1 = pushed_image(&server, "v1");
-    let done = deploy_image(&server, &v1);
-    assert_eq!(
-        done["status"],
-        "succeeded",
-        "{done:#}\n{}",
-        server.log_tail()
-    );
-    wait_serving(&server, "v1 on three hosts", |h| h.len() == 3);
+    deploy_serving_on_three_hosts(&server, &v1);
     let host = &hosts.hosts[1];
     let before = containers_on(host);
     assert_eq!(before.len(), 1, "{before:?}");

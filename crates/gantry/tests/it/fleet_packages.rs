@@ -100,9 +100,7 @@ fn shop_from_packages_with(hosts: &TestHosts, more_pipelines: &str) -> (Server, 
         hosts.yaml("fleet-key"),
         shop_cluster_yaml(port)
     ));
-    for host in &hosts.hosts {
-        server.cli(&["host", "bootstrap", &host.name]).ok();
-    }
+    hosts.bootstrap_all(&server);
     (server, port)
 }
 

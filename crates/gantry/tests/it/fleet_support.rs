@@ -94,6 +94,13 @@ impl TestHosts {
         yaml
     }
 
+    /// Has the server bootstrap every host (`gantry host bootstrap`).
+    pub fn bootstrap_all(&self, server: &Server) {
+        for host in &self.hosts {
+            server.cli(&["host", "bootstrap", &host.name]).ok();
+        }
+    }
+
     /// Stores the client key as secret `name` on the server.
     pub fn store_key(&self, server: &Server, name: &str) {
         let key = self.hosts[0].key.clone();
