@@ -118,7 +118,7 @@ async fn fire_one(triggers: &Triggers, pipelines: &[Pipeline], landed: &AptLande
             continue;
         }
         let seen = Seen {
-            kind: "artifact",
+            kind: ArtifactKind.name(),
             via: "artifact",
             source: source.clone(),
             pipeline: &pipeline.name,

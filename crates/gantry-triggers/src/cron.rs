@@ -178,7 +178,7 @@ async fn fire(triggers: &Triggers, schedule: &Schedule, due: DateTime<Utc>) {
     };
     // The replica that claimed the occurrence logs it, once.
     let seen = Seen {
-        kind: "cron",
+        kind: CronKind.name(),
         via: "cron",
         source: format!(
             "{} ({}) due {}",

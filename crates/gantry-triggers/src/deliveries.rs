@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use gantry_store::{DeliveryFilter, WebhookDeliveryRecord};
 use serde_json::json;
 
-use crate::kinds::WebhookRoute;
+use crate::kinds::{TriggerKind, WebhookRoute};
 use crate::webhook::Delivery;
 use crate::{Triggers, WebhookError};
 
@@ -57,7 +57,7 @@ impl RefusedBudget {
 
 /// What a trigger kind other than a webhook saw, for one pipeline.
 pub(crate) struct Seen<'a> {
-    /// `git`, `cron`, `artifact`.
+    /// The kind's name (`TriggerKind::name`): `git`, `cron`, `artifact`.
     pub kind: &'static str,
     /// How it came: `git`, `poll`, `cron`, `artifact`.
     pub via: &'a str,
@@ -178,7 +178,7 @@ fn record(
     WebhookDeliveryRecord {
         id: 0,
         received_at,
-        kind: "webhook".to_owned(),
+        kind: crate::generic::WebhookKind.name().to_owned(),
         provider: route.provider().to_owned(),
         source: match route {
             WebhookRoute::Generic { source } => Some(source.to_owned()),

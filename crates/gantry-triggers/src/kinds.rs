@@ -83,6 +83,11 @@ pub(crate) const KINDS: &[&dyn TriggerKind] = &[
     &crate::artifact::ArtifactKind,
 ];
 
+/// The names of every kind, as the delivery log and the API spell them.
+pub fn trigger_kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|kind| kind.name()).collect()
+}
+
 impl Triggers {
     /// A webhook delivery, taken by the kind whose route it was sent to,
     /// and added to the delivery log with what became of it.

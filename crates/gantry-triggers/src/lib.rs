@@ -51,7 +51,7 @@ use gantry_store::Store;
 pub use error::{ManualRefError, WebhookError};
 #[doc(hidden)]
 pub use generic::read_delivery_body;
-pub use kinds::WebhookRoute;
+pub use kinds::{WebhookRoute, trigger_kind_names};
 pub use listing::{SwitchError, TriggerView};
 pub use orchestrator::{Ended, Orchestrator, SecretError, StartError, StartRequest};
 pub use push::{Push, Source, Started};

@@ -8,6 +8,7 @@ use gantry_store::{Cause, GitPush, TriggerData};
 use serde::Serialize;
 
 use crate::deliveries::{Outcome, Seen};
+use crate::kinds::TriggerKind;
 use crate::filters::{files_match, ref_matches};
 use crate::{ManualRefError, StartRequest, Triggers};
 
@@ -66,7 +67,7 @@ impl Triggers {
         let via = push.via;
         for pipeline in self.pipelines().await.iter() {
             let seen = || Seen {
-                kind: "git",
+                kind: crate::git::GitKind.name(),
                 via,
                 source: seen_source.clone(),
                 pipeline: &pipeline.name,

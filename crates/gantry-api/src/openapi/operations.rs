@@ -497,7 +497,7 @@ pub(super) fn all() -> Vec<Operation> {
             .errors(&[400, 401, 403]),
         // GET /api/v1/trigger-deliveries
         op(Method::GET, "/api/v1/trigger-deliveries", "listTriggerDeliveries", "triggers", "The recent deliveries of every trigger kind, newest first: webhook deliveries, pushes to hosted or polled repositories, cron firings and landed packages, each with what became of it (started, ignored or refused with why); `kind` and `pipeline` narrow it (limit: 1-500, default 50)")
-            .query("kind", "only this trigger kind: webhook, git, cron, artifact", json!({"type": "string"}))
+            .query("kind", "only this trigger kind (deliveries are logged for webhook, git, cron and artifact)", json!({"type": "string", "enum": gantry_triggers::trigger_kind_names()}))
             .query("pipeline", "only those about this pipeline", json!({"type": "string"}))
             .query("limit", "at most this many (1-500, default 50)", json!({"type": "integer"}))
             .answers(200, "deliveries", schema::<git::WebhookDeliveryLog>)

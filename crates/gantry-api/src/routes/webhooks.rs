@@ -160,8 +160,18 @@ pub async fn list_trigger_deliveries(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<TriggerDeliveryQuery>,
 ) -> ApiResult<axum::Json<WebhookDeliveryLog>> {
+    let kind = query.kind.filter(|k| !k.is_empty());
+    if let Some(kind) = &kind {
+        let kinds = gantry_triggers::trigger_kind_names();
+        if !kinds.contains(&kind.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "kind must be one of {}, not {kind:?}",
+                kinds.join(", ")
+            )));
+        }
+    }
     let filter = DeliveryFilter {
-        kind: query.kind.filter(|k| !k.is_empty()),
+        kind,
         pipeline: query.pipeline.filter(|p| !p.is_empty()),
     };
     deliveries(&state, &filter, query.limit).await

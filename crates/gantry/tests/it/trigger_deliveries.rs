@@ -87,6 +87,12 @@ fn a_push_to_a_hosted_repository_is_logged_for_each_pipeline_watching_it(server:
     );
     let (status, answer) = server.api("GET", "/api/v1/trigger-deliveries?limit=501", None);
     assert_eq!(status, 400, "{answer}");
+    let (status, answer) = server.api("GET", "/api/v1/trigger-deliveries?kind=gti", None);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("kind must be one of git, webhook, cron"),
+        "a misspelt kind is named, with the kinds there are: {answer}"
+    );
 }
 
 /// The log at `path` once it holds `count` deliveries (they are written once the
