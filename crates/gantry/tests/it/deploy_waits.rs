@@ -54,14 +54,7 @@ fn a_first_rolling_deploy_says_which_judgment_it_waits_for() {
          look at the first instance"
     );
     assert_eq!(note, expected);
-    // Log lines reach the store in batches, a moment after the output.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut log = crate::steps_podman::log_text(&server, &id);
-    while !log.contains(&expected) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        log = crate::steps_podman::log_text(&server, &id);
-    }
-    assert!(log.contains(&expected), "{log}");
+    crate::steps_podman::wait_log_text(&server, &id, &expected, std::time::Duration::from_secs(10));
     server.wait_stage(&id, "deploy", "waiting");
     server.cli(&["approve", &id, "--stage", "deploy"]).ok();
     let done = server.wait_terminal(&id);
@@ -92,6 +85,10 @@ fn a_first_canary_paused_until_promoted_names_gantry_promote_which_promotes_it()
     assert!(out.stdout.contains("deploy promoted"), "{out:?}");
     let done = server.wait_terminal(&id);
     assert_eq!(done["status"], "succeeded", "{done:#}");
-    let log = crate::steps_podman::log_text(&server, &id);
-    assert!(log.contains("canary shop-web-v000 promoted"), "{log}");
+    crate::steps_podman::wait_log_text(
+        &server,
+        &id,
+        "canary shop-web-v000 promoted",
+        std::time::Duration::from_secs(10),
+    );
 }

@@ -177,13 +177,5 @@ fn a_runner_cut_off_mid_step_loses_it_in_bounds_and_it_runs_again_on_the_other_n
 
 /// Waits for `text` in the execution's log.
 fn wait_log(server: &Server, id: &str, text: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while !log_text(server, id).contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "{text:?} not in the log within {limit:?}:\n{}",
-            log_text(server, id)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::steps_podman::wait_log_text(server, id, text, limit);
 }

@@ -124,6 +124,29 @@ pub fn registry_tags(repository: &str) -> Vec<String> {
 }
 
 /// Every log line of an execution as text.
+/// The execution's log once it holds `text` (log lines reach the store in
+/// batches, a moment after the output and possibly after the execution ended);
+/// fails after `limit` with the log as it is.
+pub fn wait_log_text(
+    server: &crate::harness::Server,
+    id: &str,
+    text: &str,
+    limit: std::time::Duration,
+) -> String {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let log = log_text(server, id);
+        if log.contains(text) {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{text:?} not in the log within {limit:?}:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 pub fn log_text(server: &crate::harness::Server, id: &str) -> String {
     server
         .logs(id)
