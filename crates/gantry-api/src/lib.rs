@@ -44,10 +44,10 @@ pub use bodies::BodyLimits;
 pub use error::{ApiError, Code};
 pub use listener::{BodyTimeout, ListenerConfig, Timeouts, serve};
 pub use metrics::install_recorder;
-pub use routes::system::{DataplaneControl, StopDataplane};
 pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
 pub use route::Route;
 use route::{admin, operator, public, viewer};
+pub use routes::system::{DataplaneControl, StopDataplane};
 
 /// Services of the server the API reaches besides the engine (which runs no code of
 /// theirs: they are the stage types' too, wired by the binary).
@@ -188,7 +188,11 @@ pub fn routes() -> Vec<Route> {
         public(Method::GET, "/healthz", system::healthz),
         viewer(Method::GET, "/metrics", system::metrics),
         viewer(Method::GET, "/api/v1/openapi.json", system::openapi),
-        admin(Method::POST, "/api/v1/dataplane/stop", system::stop_dataplane),
+        admin(
+            Method::POST,
+            "/api/v1/dataplane/stop",
+            system::stop_dataplane,
+        ),
         viewer(Method::POST, "/api/v1/validate", pipelines::validate),
         operator(Method::POST, "/api/v1/apply", pipelines::apply),
         viewer(Method::GET, "/api/v1/pipelines", pipelines::list),
@@ -348,7 +352,11 @@ pub fn routes() -> Vec<Route> {
         viewer(Method::GET, "/api/v1/repos/{name}", git::show_repo),
         admin(Method::DELETE, "/api/v1/repos/{name}", git::delete_repo),
         viewer(Method::GET, "/api/v1/triggers", git::list_triggers),
-        viewer(Method::GET, "/api/v1/webhook-deliveries", webhooks::list_deliveries),
+        viewer(
+            Method::GET,
+            "/api/v1/webhook-deliveries",
+            webhooks::list_deliveries,
+        ),
         viewer(
             Method::GET,
             "/api/v1/trigger-deliveries",

@@ -9,10 +9,10 @@ use gantry_store::{
     ExecutionRecord, LogLine, LogStream, Millis, PipelineRecord, StageAttemptRecord, StageRecord,
     Status, TokenRecord,
 };
+use gantry_wire::Status as WireStatus;
 use gantry_wire::executions::{
     Execution, JudgmentPrompt, LogLine as LogLineView, Parent, Stage, StageAttempt, StageSignal,
 };
-use gantry_wire::Status as WireStatus;
 use gantry_wire::pipelines::Pipeline;
 use gantry_wire::tokens::Token;
 use serde_json::Value;
@@ -145,8 +145,9 @@ fn stage_views(spec: &Value, mut rows: Vec<StageRecord>) -> Vec<Stage> {
                     Signal::Skip => StageSignal::Skip,
                 })
                 .collect();
-            let judgment =
-                accepts.contains(&StageSignal::Judgment).then(|| JudgmentPrompt {
+            let judgment = accepts
+                .contains(&StageSignal::Judgment)
+                .then(|| JudgmentPrompt {
                     instructions: text("instructions"),
                     options: def
                         .and_then(|d| d.get("options"))

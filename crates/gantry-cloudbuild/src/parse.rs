@@ -330,7 +330,10 @@ impl Reader<'_> {
                 "\"artifacts.objects\" must be a mapping with location and paths".to_owned(),
             );
         };
-        for key in map.keys().filter(|k| !["location", "paths"].contains(&k.as_str())) {
+        for key in map
+            .keys()
+            .filter(|k| !["location", "paths"].contains(&k.as_str()))
+        {
             self.error(
                 scope,
                 Some(key),

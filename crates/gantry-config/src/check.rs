@@ -540,6 +540,7 @@ pub(crate) mod field_coverage {
     pub fn record(parse: impl FnOnce()) -> Coverage {
         SEEN.with(|seen| *seen.borrow_mut() = Some(Coverage::new()));
         parse();
-        SEEN.with(|seen| seen.borrow_mut().take()).unwrap_or_default()
+        SEEN.with(|seen| seen.borrow_mut().take())
+            .unwrap_or_default()
     }
 }

@@ -68,7 +68,45 @@ impl ContainerEngine {
     pub fn as_root(self) -> ContainerEngine {
         use std::os::unix::fs::MetadataExt;
         let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-        ContainerEngine { sudo: !root, ..self }
+        ContainerEngine {
+            sudo: !root,
+            ..self
+        }
+    }
+
+    /// Where a rootless podman keeps its state (its storage's directory and
+    /// its run directory): a same-user process that reaches them can drive
+    /// the engine's containers (`podman exec` into another job's), so
+    /// confined steps are kept out of them. Empty for docker, whose daemon
+    /// is reached through its socket, and for podman run as root (its
+    /// state is root's).
+    pub async fn rootless_state_dirs(&self) -> Result<Vec<std::path::PathBuf>, ContainerError> {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        if self.kind != EngineKind::Podman || root || self.sudo {
+            return Ok(Vec::new());
+        }
+        let text = self
+            .output(
+                "info",
+                &[
+                    "info",
+                    "--format",
+                    "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}",
+                ],
+            )
+            .await?;
+        // The directories above the store and the run root hold the rest
+        // (libpod's database, its temporary files, the API socket).
+        Ok(text
+            .lines()
+            .filter(|line| line.starts_with('/'))
+            .filter_map(|line| {
+                std::path::Path::new(line)
+                    .parent()
+                    .map(std::path::Path::to_owned)
+            })
+            .collect())
     }
 
     /// A command for this engine with its output piped and no stdin.

@@ -192,7 +192,11 @@ fn an_auth_dir_is_private_and_removed_after_use() {
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&auth.file()), 0o600);
     if std::path::Path::new("/dev/shm").is_dir() {
-        assert!(dir.starts_with("/dev/shm"), "the password stays in memory: {}", dir.display());
+        assert!(
+            dir.starts_with("/dev/shm"),
+            "the password stays in memory: {}",
+            dir.display()
+        );
     }
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(auth.file()).unwrap()).unwrap();

@@ -60,7 +60,6 @@ pub async fn stop(data_dir: &Path) -> Result<Stopped, DeployError> {
 
 /// True while another process holds the data plane's lock.
 fn holds_lock(path: &Path) -> Result<bool, DeployError> {
-    gantry_unix::FileLock::is_held(path).map_err(|e| {
-        DeployError::Dataplane(format!("cannot open {}: {e}", path.display()))
-    })
+    gantry_unix::FileLock::is_held(path)
+        .map_err(|e| DeployError::Dataplane(format!("cannot open {}: {e}", path.display())))
 }

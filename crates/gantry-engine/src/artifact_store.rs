@@ -66,7 +66,11 @@ pub fn directory(data_dir: &Path, execution: &str, stage: &str) -> PathBuf {
 /// `..`) and it exists.
 pub fn file(data_dir: &Path, execution: &str, stage: &str, name: &str) -> Option<PathBuf> {
     let plain = |part: &str| {
-        !part.is_empty() && part != "." && part != ".." && !part.contains('/') && !part.contains('\0')
+        !part.is_empty()
+            && part != "."
+            && part != ".."
+            && !part.contains('/')
+            && !part.contains('\0')
     };
     if !(plain(execution) && plain(stage) && plain(name)) {
         return None;
@@ -148,7 +152,8 @@ pub fn keep(
                 break;
             }
             digest.update(&buffer[..read]);
-            out.write_all(&buffer[..read]).map_err(|e| store(&path, e))?;
+            out.write_all(&buffer[..read])
+                .map_err(|e| store(&path, e))?;
             size += read as u64;
         }
         out.sync_all().map_err(|e| store(&path, e))?;

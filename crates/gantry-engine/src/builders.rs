@@ -10,21 +10,38 @@ use gantry_container::ContainerEngine;
 /// when this machine has no image of that name), else, for the docker builder, the
 /// engine's own CLI on the host, held to the allow-list of `engine_cli`.
 pub async fn builder_images(engine: Option<&ContainerEngine>) -> BTreeMap<String, String> {
-    use gantry_container::api_gate::{DOCKER_BUILDER_IMAGE, GIT_BUILDER_IMAGE, SHELL_BUILDER_IMAGE};
+    use gantry_container::api_gate::{
+        DOCKER_BUILDER_IMAGE, GIT_BUILDER_IMAGE, SHELL_BUILDER_IMAGE,
+    };
     let mut map = BTreeMap::new();
     let Some(engine) = engine else {
         return map;
     };
-    let docker = if engine.image_exists(DOCKER_BUILDER_IMAGE).await.unwrap_or(false) {
+    let docker = if engine
+        .image_exists(DOCKER_BUILDER_IMAGE)
+        .await
+        .unwrap_or(false)
+    {
         DOCKER_BUILDER_IMAGE.to_owned()
     } else {
         format!("host:{}", engine.program.display())
     };
     map.insert("gcr.io/cloud-builders/docker".to_owned(), docker);
-    if engine.image_exists(GIT_BUILDER_IMAGE).await.unwrap_or(false) {
-        map.insert("gcr.io/cloud-builders/git".to_owned(), GIT_BUILDER_IMAGE.to_owned());
+    if engine
+        .image_exists(GIT_BUILDER_IMAGE)
+        .await
+        .unwrap_or(false)
+    {
+        map.insert(
+            "gcr.io/cloud-builders/git".to_owned(),
+            GIT_BUILDER_IMAGE.to_owned(),
+        );
     }
-    if engine.image_exists(SHELL_BUILDER_IMAGE).await.unwrap_or(false) {
+    if engine
+        .image_exists(SHELL_BUILDER_IMAGE)
+        .await
+        .unwrap_or(false)
+    {
         for name in ["bash", "ubuntu", "debian"] {
             // Looked for locally first: a real image of that name wins.
             if !engine.image_exists(name).await.unwrap_or(true) {

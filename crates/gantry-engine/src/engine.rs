@@ -186,14 +186,10 @@ impl Engine {
         &self.inner.config.data_dir
     }
 
-
     /// The container engine, when one is installed.
     pub(crate) fn containers(&self) -> Option<&gantry_container::ContainerEngine> {
         self.inner.config.containers.as_ref()
     }
-
-
-
 
     /// Where stage logs go.
     pub(crate) fn logs(&self) -> &LogSink {
@@ -236,7 +232,6 @@ impl Engine {
     pub(crate) fn stage_types(&self) -> &crate::StageRegistry {
         &self.inner.config.stage_types
     }
-
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()

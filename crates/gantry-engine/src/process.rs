@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-pub(crate) use gantry_unix::ProcessId;
 use gantry_unix::ProcessGroup;
+pub(crate) use gantry_unix::ProcessId;
 
 /// How long a process group gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_millis(1000);

@@ -37,10 +37,7 @@ pub enum RegistryCredentialsError {
 }
 
 /// The value of secret `name`, when the server has a secret store that holds it.
-pub async fn lookup(
-    store: Option<&SecretStore>,
-    name: &str,
-) -> Result<String, SecretLookupError> {
+pub async fn lookup(store: Option<&SecretStore>, name: &str) -> Result<String, SecretLookupError> {
     let store = store.ok_or(SecretLookupError::NoSecretStore)?;
     match store.get(name).await {
         Ok(Some(value)) => Ok(value),

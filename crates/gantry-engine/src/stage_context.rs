@@ -114,20 +114,25 @@ impl StageContext {
         self.engine.git_credentials(name).await
     }
 
-
-
     /// The container engine, when one is installed.
     pub fn containers(&self) -> Option<&ContainerEngine> {
         self.engine.containers()
     }
-
 
     /// The server's data directory, which steps must not reach.
     pub fn data_dir(&self) -> &Path {
         self.engine.data_dir()
     }
 
-
+    /// Whether this stage's steps run in the server's own process tree (no
+    /// `runsOn`, and no local runner to take them).
+    pub fn runs_steps_itself(&self, on_runners: bool) -> bool {
+        !on_runners
+            && self
+                .engine
+                .runners()
+                .is_none_or(|pool| pool.local_runner.is_none())
+    }
 
     /// The step executor for this stage: runners when the stage asks for them
     /// (`on_runners`, its `runsOn`) or the server runs no steps itself, else
@@ -139,24 +144,17 @@ impl StageContext {
         on_runners: bool,
         runner_wait: Option<std::time::Duration>,
     ) -> Result<StageExecutor, String> {
-        use crate::executor::remote::{InPlace, RemoteExecutor};
+        use crate::executor::remote::RemoteExecutor;
         let local =
             || crate::executor::local::LocalExecutor::new(self.engine.local_executor_config());
         match self.engine.runners() {
             Some(pool) if on_runners || pool.local_runner.is_some() => {
-                let in_place = match &pool.local_runner {
-                    Some(runner) if !on_runners => Some(InPlace {
-                        runner: runner.clone(),
-                        leftovers: local(),
-                    }),
-                    _ => None,
-                };
                 Ok(StageExecutor::Remote(RemoteExecutor::new(
                     pool.dispatcher.clone(),
                     self.store().clone(),
                     runner_wait.unwrap_or(pool.wait),
                     self.engine.data_dir().join("runner-workspaces"),
-                    in_place,
+                    pool.local_runner.clone().filter(|_| !on_runners),
                 )))
             }
             None if on_runners => Err(

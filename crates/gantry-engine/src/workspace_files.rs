@@ -133,11 +133,7 @@ impl Beneath {
     }
 
     /// The text of the regular file `relative` (invalid UTF-8 is replaced).
-    pub fn read_to_string(
-        &self,
-        relative: &str,
-        limit: u64,
-    ) -> Result<String, WorkspaceFileError> {
+    pub fn read_to_string(&self, relative: &str, limit: u64) -> Result<String, WorkspaceFileError> {
         let bytes = self.read(relative, limit)?;
         Ok(String::from_utf8(bytes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
@@ -244,11 +240,7 @@ impl Beneath {
     /// same directory (the parent is resolved beneath, the temporary file is created
     /// exclusively and without following links), so a link a step put at either name is
     /// replaced, never written through.
-    pub fn write_atomically(
-        &self,
-        relative: &str,
-        bytes: &[u8],
-    ) -> Result<(), WorkspaceFileError> {
+    pub fn write_atomically(&self, relative: &str, bytes: &[u8]) -> Result<(), WorkspaceFileError> {
         use std::io::Write;
         let clean = self.check_relative(relative)?;
         let (Some(parent), Some(name)) = (clean.parent(), clean.file_name()) else {
@@ -315,11 +307,7 @@ impl Beneath {
     /// directory), so that what is used later is what was checked now: files are read
     /// beneath, links are copied as links, modes are kept. `dest` is replaced. Returns how
     /// many files were copied.
-    pub fn copy_out(
-        &self,
-        relative: &str,
-        dest: &Path,
-    ) -> Result<usize, WorkspaceFileError> {
+    pub fn copy_out(&self, relative: &str, dest: &Path) -> Result<usize, WorkspaceFileError> {
         use std::os::unix::fs::PermissionsExt;
         let io = |path: &Path, source| WorkspaceFileError::Io {
             path: path.display().to_string(),

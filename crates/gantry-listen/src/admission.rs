@@ -123,7 +123,8 @@ impl Admission {
         }
         // Shrink the map after a burst, so that memory held for 20,000
         // addresses is returned once they are gone.
-        if open.by_address.capacity() > 64 && open.by_address.len() * 4 < open.by_address.capacity() {
+        if open.by_address.capacity() > 64 && open.by_address.len() * 4 < open.by_address.capacity()
+        {
             open.by_address.shrink_to_fit();
         }
         drop(open);

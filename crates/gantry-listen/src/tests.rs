@@ -61,7 +61,10 @@ fn ipv4_mapped_addresses_count_as_their_ipv4_address() {
     let admission = admission(10, 1, 100);
     let _a = admission.admit(A).unwrap();
     let mapped = IpAddr::V6(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped());
-    assert_eq!(admission.admit(mapped).unwrap_err(), Refused::AddressFull(1));
+    assert_eq!(
+        admission.admit(mapped).unwrap_err(),
+        Refused::AddressFull(1)
+    );
     assert!(admission.admit(IpAddr::V6(Ipv6Addr::LOCALHOST)).is_ok());
 }
 
@@ -74,9 +77,15 @@ fn the_budget_leaves_the_reserve_free() {
 #[test]
 fn raising_the_limit_reaches_the_hard_limit() {
     let soft = crate::raise_fd_limit().unwrap();
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit only writes the struct passed.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
     assert_eq!(soft, limit.rlim_cur);
     assert_eq!(limit.rlim_cur, limit.rlim_max);
 }

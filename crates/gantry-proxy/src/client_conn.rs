@@ -114,7 +114,11 @@ impl<S> TimedStream<S> {
     /// The outcome of a write (or flush) with the send timeout applied:
     /// progress disarms the timer, a wait arms it, and a wait past it is
     /// an error that closes the connection.
-    fn timed_write<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn timed_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         if !matches!(polled, Poll::Pending) || self.activity.load() & TUNNEL != 0 {
             self.write_timer = None;
             return polled;

@@ -65,7 +65,10 @@ impl ProxyError {
 /// Why cluster `cluster` has no instance to take a request, in words an
 /// operator acts on: no group takes its traffic, its groups are scaled to
 /// zero, or none of their instances is healthy.
-pub(crate) fn nothing_to_route_to(cluster: &str, groups: &[crate::discovery::GroupBackend]) -> String {
+pub(crate) fn nothing_to_route_to(
+    cluster: &str,
+    groups: &[crate::discovery::GroupBackend],
+) -> String {
     let instances: usize = groups.iter().map(|g| g.upstreams.len()).sum();
     if groups.is_empty() {
         format!("cluster {cluster:?} has no enabled server group")

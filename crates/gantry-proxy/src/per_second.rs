@@ -36,7 +36,9 @@ impl Default for PerSecond {
     fn default() -> Self {
         PerSecond {
             base: Instant::now(),
-            slots: (0..per_worker::slots()).map(|_| Padded::default()).collect(),
+            slots: (0..per_worker::slots())
+                .map(|_| Padded::default())
+                .collect(),
             stride: AtomicU64::new(1),
         }
     }
@@ -64,10 +66,8 @@ impl PerSecond {
             // This worker's first request of a new second: the stride
             // follows the whole last second.
             let last = self.in_second(second.saturating_sub(1));
-            self.stride.store(
-                (last / TARGET_SAMPLES_PER_SECOND).max(1),
-                Ordering::Relaxed,
-            );
+            self.stride
+                .store((last / TARGET_SAMPLES_PER_SECOND).max(1), Ordering::Relaxed);
         }
         (number - 1) % self.stride.load(Ordering::Relaxed) == 0
     }

@@ -148,7 +148,11 @@ async fn forward(mut req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>
                         rule.cluster, last.id
                     ),
                 ),
-                None => ProxyError::new(Side::Unavailable, false, crate::error::nothing_to_route_to(&rule.cluster, groups)),
+                None => ProxyError::new(
+                    Side::Unavailable,
+                    false,
+                    crate::error::nothing_to_route_to(&rule.cluster, groups),
+                ),
             });
         };
         // Selection counted the request in flight on its instance; the guard

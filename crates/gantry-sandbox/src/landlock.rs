@@ -167,6 +167,10 @@ impl Ruleset {
         let entries = match std::fs::read_dir(root) {
             Ok(entries) => entries,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // A directory this process may cross but not list: what is in it
+            // cannot be named, so nothing beneath it is granted (but what the
+            // caller grants by its full path).
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => return Ok(()),
             Err(error) => return Err(error),
         };
         for entry in entries {

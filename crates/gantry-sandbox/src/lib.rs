@@ -17,7 +17,7 @@ mod landlock;
 mod sandbox;
 
 pub use environment::{clean_environment, ordinary_umask};
-pub use identity::{DEFAULT_USER, Identity};
+pub use identity::{DEFAULT_RUNNER_USER, DEFAULT_USER, Identity};
 pub use sandbox::{Access, Sandbox, SandboxConfig};
 
 use thiserror::Error;

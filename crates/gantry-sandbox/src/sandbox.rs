@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::SandboxError;
-use crate::identity::{self, DEFAULT_USER, Identity};
+use crate::identity::{self, DEFAULT_USER, Identity, Kind};
 use crate::landlock::{self, Grant, Ruleset};
 
 /// How to confine.
@@ -48,17 +48,22 @@ impl Sandbox {
     /// as root, is an error; the default user that cannot be created is
     /// reported by [`Sandbox::warning`] instead.
     pub fn prepare(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        // A protected directory this process cannot enter is kept from its
+        // confined processes (the same user or a lesser one, without
+        // privileges) by its file modes; Landlock need not, and could not:
+        // excluding it means listing its parent, which may be closed too.
         let protected = config
             .protected
             .iter()
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
+            .filter(|p| !closed_to_this_process(p))
             .collect();
         let root = effective_uid() == 0;
         let mut problem = None;
         let identity = match (&config.user, root) {
             (Some(name), false) => return Err(SandboxError::NotRoot(name.clone())),
-            (Some(name), true) => Some(identity::find_or_create(name)?),
-            (None, true) => match identity::find_or_create(DEFAULT_USER) {
+            (Some(name), true) => Some(identity::find_or_create(name, Kind::Steps)?),
+            (None, true) => match identity::find_or_create(DEFAULT_USER, Kind::Steps) {
                 Ok(identity) => Some(identity),
                 Err(error) => {
                     problem = Some(error.to_string());
@@ -214,6 +219,18 @@ impl Sandbox {
         }
         Ok(ruleset.into_fd())
     }
+}
+
+/// Whether `path` exists and this process may not search it (nor anything
+/// beneath it).
+fn closed_to_this_process(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `name` is a valid C string; access reads nothing else.
+    let result = unsafe { libc::access(name.as_ptr(), libc::X_OK) };
+    result != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EACCES)
 }
 
 fn effective_uid() -> u32 {

@@ -65,3 +65,23 @@ fn a_confined_process_cannot_read_a_protected_directory_but_writes_what_it_is_gi
     let (_, text) = run(&sandbox, &work, "echo \"[$GANTRY_DATA_DIR]\"");
     assert_eq!(text.trim(), "[]");
 }
+
+#[test]
+fn the_runner_user_gets_the_first_subordinate_ids_above_every_range() {
+    use crate::identity::{first_free_subordinate_id, subordinate_range};
+    let text = "alice:100000:65536\nbob:165536:65536\n# comment\nbroken line\n";
+    assert_eq!(subordinate_range(text, "bob"), Some((165536, 65536)));
+    assert_eq!(subordinate_range(text, "bo"), None);
+    assert_eq!(first_free_subordinate_id(text), 231072);
+    assert_eq!(first_free_subordinate_id(""), 100_000);
+    // A range below 100000 does not pull the start down.
+    assert_eq!(first_free_subordinate_id("x:10:5\n"), 100_000);
+}
+
+#[test]
+fn the_current_user_is_found_with_its_home() {
+    let me = crate::Identity::current().expect("this process's user");
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(me.uid, unsafe { libc::geteuid() });
+    assert!(!me.home.as_os_str().is_empty());
+}

@@ -209,16 +209,19 @@ pub(crate) struct RegistryRefusal {
 
 /// A registry error, with what to do about a 401.
 pub(crate) fn explain(error: ContainerError, access: &RegistryAccess) -> RegistryRefusal {
-    let hint = match (&error, &access.credentials) {
-        (ContainerError::Unauthorized { .. }, Some(name)) => {
-            format!(": the credentials in secret {name:?} were refused")
-        }
-        (ContainerError::Unauthorized { .. }, None) => {
-            ": it needs credentials (credentials: a secret holding user:password)".to_owned()
-        }
+    let hint = match &error {
+        ContainerError::Unauthorized { .. } => unauthorized_hint(access),
         _ => String::new(),
     };
     RegistryRefusal { error, hint }
+}
+
+/// What to do about a registry's 401, wherever the push or pull ran.
+pub(crate) fn unauthorized_hint(access: &RegistryAccess) -> String {
+    match &access.credentials {
+        Some(name) => format!(": the credentials in secret {name:?} were refused"),
+        None => ": it needs credentials (credentials: a secret holding user:password)".to_owned(),
+    }
 }
 
 /// What a bake gives the container engine, read by the server beneath the workspace.

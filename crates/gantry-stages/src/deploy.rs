@@ -157,7 +157,9 @@ async fn deploy_to(
             outputs.insert("serverGroup".into(), Value::String(group.name));
             Ok(outputs)
         }
-        Err(gantry_deploy::DeployError::Canceled) => Err(StageFailure::Canceled(ctx.cancel_reason().await)),
+        Err(gantry_deploy::DeployError::Canceled) => {
+            Err(StageFailure::Canceled(ctx.cancel_reason().await))
+        }
         Err(error) => Err(StageFailure::Failed(error.to_string())),
     }
 }
@@ -254,8 +256,8 @@ async fn with_people<T>(
 async fn artifact_path(ctx: &StageContext, artifact: &str) -> Result<std::path::PathBuf, String> {
     let path = Path::new(artifact);
     if path.is_absolute() {
-        let data_dir = std::fs::canonicalize(ctx.data_dir())
-            .unwrap_or_else(|_| ctx.data_dir().to_owned());
+        let data_dir =
+            std::fs::canonicalize(ctx.data_dir()).unwrap_or_else(|_| ctx.data_dir().to_owned());
         if std::fs::canonicalize(path).is_ok_and(|real| real.starts_with(&data_dir)) {
             return Err(format!(
                 "artifact {artifact} is in the server's data directory, which deploys cannot read"

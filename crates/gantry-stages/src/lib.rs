@@ -41,9 +41,9 @@ use futures::future::BoxFuture;
 use gantry_config::{StageKind, StageType};
 
 use gantry_engine::stage_kit::{
-    EngineError, GitCredentialsError, StageTypes, artifact_store, builders, clock,
-    clock::humanize, cloudbuild_file, executor, expressions, process, sealed, secret_lookup,
-    trigger_env, workspace_files,
+    EngineError, GitCredentialsError, StageTypes, artifact_store, builders, clock, clock::humanize,
+    cloudbuild_file, executor, expressions, process, sealed, secret_lookup, trigger_env,
+    workspace_files,
 };
 pub use gantry_engine::stage_kit::{Outputs, StageFailure, StageResult};
 pub(crate) use services::StageContext;

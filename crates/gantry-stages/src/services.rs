@@ -86,7 +86,10 @@ impl StageContext {
     /// Where Cloud Build files' images really go, and the registries reached without TLS.
     pub(crate) fn registries(
         &self,
-    ) -> (&gantry_cloudbuild::RegistryMap, &gantry_cloudbuild::InsecureRegistries) {
+    ) -> (
+        &gantry_cloudbuild::RegistryMap,
+        &gantry_cloudbuild::InsecureRegistries,
+    ) {
         (
             &self.services.wired.registry_map,
             &self.services.wired.insecure_registries,

@@ -46,14 +46,16 @@ async fn run_one_stage(stage: &str, services: StageServices) -> (Status, Option<
 
 #[tokio::test]
 async fn a_stage_runs_through_built_in_stages_with_the_engine_s_context() {
-    let stage = "{id: check, type: checkPreconditions, preconditions: [{expression: \"1 + 1 == 2\"}]}";
+    let stage =
+        "{id: check, type: checkPreconditions, preconditions: [{expression: \"1 + 1 == 2\"}]}";
     let (status, error) = run_one_stage(stage, StageServices::default()).await;
     assert_eq!((status, error), (Status::Succeeded, None));
 }
 
 #[tokio::test]
 async fn a_deploy_family_stage_without_a_deploy_controller_fails_saying_so() {
-    let stage = "{id: more, type: resizeServerGroup, cluster: shop-web, target: newest, scaleUp: 1}";
+    let stage =
+        "{id: more, type: resizeServerGroup, cluster: shop-web, target: newest, scaleUp: 1}";
     let (status, error) = run_one_stage(stage, StageServices::default()).await;
     assert_eq!(status, Status::Failed);
     assert_eq!(

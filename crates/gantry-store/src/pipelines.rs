@@ -173,6 +173,7 @@ fn pipeline_from_row(row: &AnyRow) -> Result<PipelineRecord, StoreError> {
         version: row.get("version")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
-        disabled_triggers: serde_json::from_value(row.json("disabled_triggers")?).unwrap_or_default(),
+        disabled_triggers: serde_json::from_value(row.json("disabled_triggers")?)
+            .unwrap_or_default(),
     })
 }

@@ -125,7 +125,9 @@ impl Triggers {
         let mut record = record(route, result, now);
         let refused = matches!(
             result,
-            Err(WebhookError::Unauthorized(_) | WebhookError::Invalid(_) | WebhookError::NotFound(_))
+            Err(WebhookError::Unauthorized(_)
+                | WebhookError::Invalid(_)
+                | WebhookError::NotFound(_))
         );
         if refused {
             match self.refused.take(now) {

@@ -18,7 +18,11 @@ pub(crate) const PUSH: PushShape = PushShape {
 };
 
 impl Triggers {
-    pub(crate) async fn github(&self, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, WebhookError> {
+    pub(crate) async fn github(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Delivery, WebhookError> {
         let signature = header(headers, "x-hub-signature-256").ok_or_else(|| {
             WebhookError::Unauthorized("missing X-Hub-Signature-256 header".to_owned())
         })?;

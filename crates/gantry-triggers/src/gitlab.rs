@@ -17,7 +17,11 @@ pub(crate) const PUSH: PushShape = PushShape {
 };
 
 impl Triggers {
-    pub(crate) async fn gitlab(&self, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, WebhookError> {
+    pub(crate) async fn gitlab(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Delivery, WebhookError> {
         let token = header(headers, "x-gitlab-token").ok_or_else(|| {
             WebhookError::Unauthorized("missing X-Gitlab-Token header".to_owned())
         })?;

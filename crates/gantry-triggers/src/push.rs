@@ -8,8 +8,8 @@ use gantry_store::{Cause, GitPush, TriggerData};
 use serde::Serialize;
 
 use crate::deliveries::{Outcome, Seen};
-use crate::kinds::TriggerKind;
 use crate::filters::{files_match, ref_matches};
+use crate::kinds::TriggerKind;
 use crate::{ManualRefError, StartRequest, Triggers};
 
 /// Where a push happened.

@@ -1,9 +1,9 @@
 use gantry_config::GitTrigger;
 
 use crate::filters::{files_match, ref_matches};
-use gantry_config::glob;
 use crate::push::same_repository;
 use crate::signature::{github_signature, github_signature_valid, token_valid};
+use gantry_config::glob;
 
 fn trigger(branch: Option<&str>, tag: Option<&str>) -> GitTrigger {
     GitTrigger {

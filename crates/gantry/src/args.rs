@@ -186,16 +186,31 @@ pub struct ServeArgs {
     pub container_engine: Option<String>,
     /// Replace a builder image that cannot be pulled here, FROM=TO
     /// (repeatable); TO may be host:PROGRAM to run the step's arguments on the host.
-    #[arg(long = "image-map", env = "GANTRY_IMAGE_MAP", value_delimiter = ',', value_name = "FROM=TO")]
+    #[arg(
+        long = "image-map",
+        env = "GANTRY_IMAGE_MAP",
+        value_delimiter = ',',
+        value_name = "FROM=TO"
+    )]
     pub image_map: Vec<String>,
     /// Send images Cloud Build files name under FROM to TO instead (repeatable), e.g.
     /// gcr.io/PROJECT=127.0.0.1:5000/PROJECT: their `images:`, the docker builder's
     /// arguments and builder images, as `gantry build --registry-map`.
-    #[arg(long = "registry-map", env = "GANTRY_REGISTRY_MAP", value_delimiter = ',', value_name = "FROM=TO")]
+    #[arg(
+        long = "registry-map",
+        env = "GANTRY_REGISTRY_MAP",
+        value_delimiter = ',',
+        value_name = "FROM=TO"
+    )]
     pub registry_map: Vec<String>,
     /// A registry Cloud Build files push to and pull from without TLS (repeatable;
     /// loopback registries always are), HOST[:PORT].
-    #[arg(long = "insecure-registry", env = "GANTRY_INSECURE_REGISTRIES", value_delimiter = ',', value_name = "HOST[:PORT]")]
+    #[arg(
+        long = "insecure-registry",
+        env = "GANTRY_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT]"
+    )]
     pub insecure_registries: Vec<String>,
     /// The most instances a server group may have: a deploy's `size` or a
     /// resize above it is refused.
@@ -207,11 +222,20 @@ pub struct ServeArgs {
     )]
     pub max_deploy_size: u32,
     /// Run no step in the server: start a local runner beside it (a child
-    /// `gantry runner`, work directory DATA_DIR/local-runner) that runs the
-    /// steps without `runsOn` in the server's workspaces. Off: start none;
-    /// steps without `runsOn` then run in the server's own process tree.
+    /// `gantry runner` under its own user) that runs the steps without
+    /// `runsOn`. Off: start none; steps without `runsOn` then run in the
+    /// server's own process tree.
     #[arg(long, env = "GANTRY_LOCAL_RUNNER", default_value = "on", value_parser = ["on", "off"], value_name = "on|off")]
     pub local_runner: String,
+    /// The user the local runner runs as when the server runs as root
+    /// (default gantry-runner, created at start with its home and
+    /// subordinate ids if missing).
+    #[arg(long, env = "GANTRY_LOCAL_RUNNER_USER", value_name = "USER")]
+    pub local_runner_user: Option<String>,
+    /// The local runner's work directory, outside the data directory
+    /// (default: HOME/servers/HASH in the runner user's home).
+    #[arg(long, env = "GANTRY_LOCAL_RUNNER_DIR", value_name = "DIR")]
+    pub local_runner_dir: Option<PathBuf>,
     /// How long a step waits for a runner with its labels (`runsOn`) before
     /// its stage fails; a stage's `runnerWait` wins.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]

@@ -22,7 +22,11 @@ fn commands() -> Vec<(String, clap::Command)> {
 fn every_subcommand_says_what_it_does_in_its_help() {
     let silent: Vec<String> = commands()
         .into_iter()
-        .filter(|(_, command)| command.get_about().is_none_or(|about| about.to_string().trim().is_empty()))
+        .filter(|(_, command)| {
+            command
+                .get_about()
+                .is_none_or(|about| about.to_string().trim().is_empty())
+        })
         .map(|(path, _)| path)
         .collect();
     assert!(silent.is_empty(), "commands without help text: {silent:#?}");
@@ -45,7 +49,10 @@ fn every_option_says_what_it_is_in_its_help() {
             if generated || argument.is_global_set() || argument.is_positional() {
                 continue;
             }
-            if argument.get_help().is_none_or(|help| help.to_string().trim().is_empty()) {
+            if argument
+                .get_help()
+                .is_none_or(|help| help.to_string().trim().is_empty())
+            {
                 silent.push(format!("{path}: {id}"));
             }
         }

@@ -1,23 +1,31 @@
 //! `gantry serve --local-runner on`: the server runs no step itself but
 //! starts one runner beside it, the same binary as a child process
-//! (`gantry runner`), and starts it again when it dies. It registers with a
-//! single-use token the server mints for it (handed over in its
-//! environment, never on its command line) and keeps its credential in its
-//! own work directory, `DATA_DIR/local-runner`, whose steps are confined
-//! like the server's were (the step user, Landlock). It shares the
-//! server's disk, so the steps without `runsOn` it takes run in place, in
-//! the server's own workspaces (`--in-place-data-dir`): no snapshot goes
-//! either way, a follower of the workspace sees what the step writes, and a
-//! step run again after a crash finds what its first run left, as in the
-//! server's own executor. It stops with the server; if the server dies it
-//! exits at once (`--parent-pid`), leaving its steps to the server's next
-//! start as the server's own executor did.
+//! (`gantry runner`), and starts it again when it dies. It runs under an
+//! identity that cannot read the data directory: a server running as root
+//! starts it as the runner user (`--local-runner-user`, default
+//! `gantry-runner`, created with its home and subordinate ids at the first
+//! start), with a clean environment, in a work directory of its own
+//! outside the data directory (`--local-runner-dir`, default
+//! `HOME/servers/HASH-OF-THE-DATA-DIR`). It is a runner like any other:
+//! the workspace goes to it and back in snapshots, its container steps run
+//! in that user's rootless podman, and its host steps run as that user
+//! under Landlock, kept out of its work directory's credential and of the
+//! data directory. A server not running as root cannot change identity:
+//! the runner then runs as the server's user, confined by Landlock alone,
+//! and the server says so at start.
+//!
+//! It registers with a single-use token the server mints for it (handed
+//! over in its environment, never on its command line) and keeps its
+//! credential in its work directory. It stops with the server; if the
+//! server dies it exits at once (`--parent-pid`), leaving its steps to the
+//! server's next start as the server's own executor did.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use gantry_runners::server::RunnerRegistry;
+use gantry_sandbox::Identity;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -34,14 +42,109 @@ const HEALTHY: Duration = Duration::from_secs(60);
 pub struct LocalRunner {
     /// The server's own address, `http://127.0.0.1:PORT`.
     pub url: String,
-    /// The server's data directory: the runner runs steps in its
-    /// workspaces, in place.
+    /// The server's data directory, which the runner's steps must not reach.
     pub data_dir: PathBuf,
-    pub work_dir: PathBuf,
+    pub place: Place,
     pub registry: RunnerRegistry,
-    pub step_user: Option<String>,
     pub host_steps: String,
     pub container_engine: Option<String>,
+}
+
+/// Who the local runner runs as and where it works.
+pub struct Place {
+    /// `None`: the server's own user (a server not running as root).
+    pub user: Option<Identity>,
+    pub work_dir: PathBuf,
+}
+
+impl Place {
+    /// The runner user (created if it is the default and missing) and its
+    /// work directory, created and given to it; or, for a server not
+    /// running as root, the server's own user and `DATA_DIR/local-runner`.
+    pub fn prepare(
+        user: Option<&str>,
+        work_dir: Option<&Path>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Place> {
+        let root = Identity::current().map(|me| me.uid == 0).unwrap_or(false);
+        if !root {
+            if let Some(user) = user {
+                anyhow::bail!(
+                    "--local-runner-user {user}: the server must run as root to start its runner as another user"
+                );
+            }
+            warn!(
+                "the server does not run as root: its local runner runs as the server's own user, kept out of the data directory by Landlock alone (run it as root to give the runner its own user)"
+            );
+            let work_dir = work_dir
+                .map(Path::to_owned)
+                .unwrap_or_else(|| data_dir.join("local-runner"));
+            std::fs::create_dir_all(&work_dir)
+                .with_context(|| format!("cannot create {}", work_dir.display()))?;
+            return Ok(Place {
+                user: None,
+                work_dir,
+            });
+        }
+        let name = user.unwrap_or(gantry_sandbox::DEFAULT_RUNNER_USER);
+        let identity = Identity::runner(name)
+            .with_context(|| format!("cannot find or create the local runner's user {name}"))?;
+        let work_dir = match work_dir {
+            Some(dir) => dir.to_owned(),
+            None => identity.home.join("servers").join(data_dir_key(data_dir)),
+        };
+        make_work_dir(&work_dir, &identity, data_dir)?;
+        Ok(Place {
+            user: Some(identity),
+            work_dir,
+        })
+    }
+}
+
+/// A short name for `data_dir`, so that servers on one machine (each with
+/// its own data directory) give their runners apart work directories.
+fn data_dir_key(data_dir: &Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// Creates `work_dir` (its missing parents too) for `identity`, private to
+/// it; refuses one inside the data directory, or one it cannot reach.
+fn make_work_dir(work_dir: &Path, identity: &Identity, data_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let absolute = std::path::absolute(work_dir)
+        .with_context(|| format!("cannot resolve {}", work_dir.display()))?;
+    if absolute.starts_with(data_dir) {
+        anyhow::bail!(
+            "the local runner's work directory {} is inside the data directory {}: its user must not reach the data directory; give it one outside (--local-runner-dir)",
+            absolute.display(),
+            data_dir.display()
+        );
+    }
+    let missing: Vec<&Path> = absolute
+        .ancestors()
+        .take_while(|dir| !dir.exists())
+        .collect();
+    std::fs::create_dir_all(&absolute)
+        .with_context(|| format!("cannot create {}", absolute.display()))?;
+    for dir in missing.iter().chain(std::iter::once(&absolute.as_path())) {
+        std::os::unix::fs::chown(dir, Some(identity.uid), Some(identity.gid))
+            .with_context(|| format!("cannot give {} to {}", dir.display(), identity.name))?;
+    }
+    std::fs::set_permissions(&absolute, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private", absolute.display()))?;
+    if let Some(closed) =
+        crate::step_isolation::closed_ancestor(&absolute, identity.uid, identity.gid)
+    {
+        anyhow::bail!(
+            "the local runner's user {} cannot reach its work directory {}: {} is not searchable by it",
+            identity.name,
+            absolute.display(),
+            closed.display()
+        );
+    }
+    Ok(())
 }
 
 /// Starts the local runner and keeps it running until `shutdown`.
@@ -73,32 +176,46 @@ pub fn start(runner: LocalRunner, shutdown: CancellationToken) {
 impl LocalRunner {
     /// Runs the child until it exits (an error) or `shutdown` (stopped).
     async fn run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.work_dir)
-            .with_context(|| format!("cannot create {}", self.work_dir.display()))?;
-        let mut command = tokio::process::Command::new(
-            std::env::current_exe().context("cannot find this binary to start the local runner")?,
-        );
+        let work_dir = &self.place.work_dir;
+        let binary =
+            std::env::current_exe().context("cannot find this binary to start the local runner")?;
+        let mut command = std::process::Command::new(&binary);
         command
             .args([
                 "runner", "--url", &self.url, "--name", NAME, "--labels", NAME,
             ])
             .args(["--capacity", &CAPACITY.to_string(), "--work-dir"])
-            .arg(&self.work_dir)
+            .arg(work_dir)
             .args(["--parent-pid", &std::process::id().to_string()])
             .args(["--host-steps", &self.host_steps])
-            .arg("--in-place-data-dir")
+            .arg("--protect")
             .arg(&self.data_dir)
-            .env_remove("GANTRY_RUNNER_TOKEN")
-            .kill_on_drop(true);
-        if let Some(user) = &self.step_user {
-            command.args(["--step-user", user]);
-        }
+            .current_dir(work_dir);
         if let Some(engine) = &self.container_engine {
             command.args(["--container-engine", engine]);
         }
+        // Nothing of the server's environment (its database URL, tokens)
+        // but what any program needs, and the engine's address.
+        let home = match &self.place.user {
+            Some(user) => user.home.clone(),
+            None => std::env::var_os("HOME").map_or_else(|| work_dir.clone(), PathBuf::from),
+        };
+        gantry_sandbox::clean_environment(&mut command, &home);
+        for kept in ["RUST_LOG", "DOCKER_HOST"] {
+            if let Some(value) = std::env::var_os(kept) {
+                command.env(kept, value);
+            }
+        }
+        if let Some(user) = &self.place.user {
+            use std::os::unix::process::CommandExt;
+            command.uid(user.uid).gid(user.gid);
+            command.env("USER", &user.name).env("LOGNAME", &user.name);
+        }
+        let mut command = tokio::process::Command::from(command);
+        command.kill_on_drop(true);
         // A token only to register; once registered, the runner uses the
         // credential in its work directory.
-        let credential = gantry_runners::agent::credential_path(&self.work_dir);
+        let credential = gantry_runners::agent::credential_path(work_dir);
         if !credential.exists() {
             let now = gantry_api::now_millis();
             let created = self
@@ -108,8 +225,20 @@ impl LocalRunner {
                 .context("cannot mint a registration token for the local runner")?;
             command.env("GANTRY_RUNNER_TOKEN", created.token);
         }
-        let mut child = command.spawn().context("cannot start the local runner")?;
-        info!(pid = child.id(), work_dir = %self.work_dir.display(), "local runner started");
+        let user = self.place.user.as_ref().map(|u| u.name.as_str());
+        let mut child = command.spawn().with_context(|| match user {
+            Some(user) => format!(
+                "cannot start the local runner as {user}: it must be able to run {}",
+                binary.display()
+            ),
+            None => "cannot start the local runner".to_owned(),
+        })?;
+        info!(
+            pid = child.id(),
+            user = user.unwrap_or("(the server's)"),
+            work_dir = %work_dir.display(),
+            "local runner started"
+        );
         tokio::select! {
             status = child.wait() => {
                 let status = status.context("cannot wait for the local runner")?;

@@ -56,7 +56,7 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     let data_dir = data_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
-    let (sandbox, host_steps) = crate::step_isolation::prepare(&args.steps, &data_dir)?;
+    let (sandbox, host_steps) = crate::step_isolation::prepare(&args.steps, &data_dir, &[])?;
     let database = args
         .database
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gantry.db").display()));
@@ -82,9 +82,12 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     // Runners: the registry and the dispatcher (with its lease clock),
     // started before the engine so that resumed stages find their runners;
     // the API's runner routes reach them as an extension.
-    let dispatcher = gantry_runners::server::Dispatcher::start(store.clone(), gantry_runners::protocol::timing())
-        .await
-        .context("cannot start the runner dispatcher")?;
+    let dispatcher = gantry_runners::server::Dispatcher::start(
+        store.clone(),
+        gantry_runners::protocol::timing(),
+    )
+    .await
+    .context("cannot start the runner dispatcher")?;
     // Services only stages use: the engine reaches them through the stage types alone.
     let deploy = deploy_controller(&data_dir, &fleet, listener.local_addr()?)?.with_limits(
         gantry_deploy::Limits {
@@ -145,6 +148,11 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     );
     let runners = gantry_runners::server::RunnerRegistry::new(store.clone(), dispatcher);
     if args.local_runner == "on" {
+        let place = crate::local_runner::Place::prepare(
+            args.local_runner_user.as_deref(),
+            args.local_runner_dir.as_deref(),
+            &data_dir,
+        )?;
         // The server's own address; one bound to every address is reached
         // on loopback.
         let mut own = address;
@@ -155,9 +163,8 @@ pub async fn serve(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
             crate::local_runner::LocalRunner {
                 url: format!("http://{own}"),
                 data_dir: data_dir.clone(),
-                work_dir: data_dir.join("local-runner"),
+                place,
                 registry: runners.clone(),
-                step_user: args.steps.step_user.clone(),
                 host_steps: args.steps.host_steps.clone(),
                 container_engine: args.container_engine.clone(),
             },

@@ -11,10 +11,12 @@ use tracing::{info, warn};
 
 use crate::args::StepIsolationArgs;
 
-/// The sandbox for host steps and whether they run at all.
+/// The sandbox for host steps and whether they run at all: they must not
+/// reach `data_dir` (made private here) nor `also_protected`.
 pub fn prepare(
     args: &StepIsolationArgs,
     data_dir: &Path,
+    also_protected: &[std::path::PathBuf],
 ) -> anyhow::Result<(Option<gantry_sandbox::Sandbox>, HostSteps)> {
     let host_steps = match args.host_steps.as_str() {
         "off" => HostSteps::Off,
@@ -22,7 +24,9 @@ pub fn prepare(
     };
     let sandbox = gantry_sandbox::Sandbox::prepare(gantry_sandbox::SandboxConfig {
         user: args.step_user.clone(),
-        protected: vec![data_dir.to_owned()],
+        protected: std::iter::once(data_dir.to_owned())
+            .chain(also_protected.iter().cloned())
+            .collect(),
     })
     .context("cannot prepare the confinement of host steps")?;
     match sandbox.warning() {
@@ -61,7 +65,7 @@ pub fn prepare(
 
 /// The first directory above `data_dir` that the user `uid`/`gid` cannot
 /// search (cross), if any: steps reach their workspace by absolute path.
-fn closed_ancestor(data_dir: &Path, uid: u32, gid: u32) -> Option<std::path::PathBuf> {
+pub(crate) fn closed_ancestor(data_dir: &Path, uid: u32, gid: u32) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::MetadataExt;
     data_dir.ancestors().skip(1).find_map(|dir| {
         let meta = std::fs::metadata(dir).ok()?;

@@ -51,12 +51,16 @@ fn applied(name: &str, result: Upsert) -> Applied {
 #[tokio::test]
 async fn applying_creates_then_leaves_unchanged_then_updates() {
     let fixture = fixture().await;
-    let report = apply(&fixture.engine, None, &document(FILE), 1).await.unwrap();
+    let report = apply(&fixture.engine, None, &document(FILE), 1)
+        .await
+        .unwrap();
     assert_eq!(report.pipelines, vec![applied("hello", Upsert::Created)]);
     assert_eq!(report.repositories, vec![applied("app", Upsert::Created)]);
     assert!(report.applications.is_empty() && report.load_balancers.is_empty());
 
-    let again = apply(&fixture.engine, None, &document(FILE), 2).await.unwrap();
+    let again = apply(&fixture.engine, None, &document(FILE), 2)
+        .await
+        .unwrap();
     assert_eq!(again.pipelines, vec![applied("hello", Upsert::Unchanged)]);
     assert_eq!(again.repositories, vec![applied("app", Upsert::Unchanged)]);
 

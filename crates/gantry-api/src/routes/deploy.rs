@@ -251,8 +251,8 @@ pub(crate) async fn apply(
     if document.applications.is_empty() && document.load_balancers.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let controller = deploy
-        .ok_or_else(|| ApiError::internal("this server has no deploy controller"))?;
+    let controller =
+        deploy.ok_or_else(|| ApiError::internal("this server has no deploy controller"))?;
     let snapshot = controller.snapshot().await.map_err(error)?;
     let result = |old: Option<bool>| match old {
         None => Upsert::Created,

@@ -6,11 +6,7 @@ use gantry_deploy::model::{self, Snapshot};
 use gantry_wire::deploy as wire;
 
 pub(crate) fn applications(index: &model::ApplicationIndex) -> wire::ApplicationList {
-    let mut names: Vec<&str> = index
-        .applications
-        .iter()
-        .map(|a| a.name.as_str())
-        .collect();
+    let mut names: Vec<&str> = index.applications.iter().map(|a| a.name.as_str()).collect();
     for of in &index.clusters {
         if !names.contains(&of.application.as_str()) {
             names.push(&of.application);

@@ -272,7 +272,10 @@ async fn switch_trigger(
     enabled: bool,
 ) -> ApiResult<axum::Json<Trigger>> {
     use gantry_triggers::SwitchError;
-    match triggers(state).set_enabled(pipeline, position, enabled).await {
+    match triggers(state)
+        .set_enabled(pipeline, position, enabled)
+        .await
+    {
         Ok(view) => {
             tracing::info!(%pipeline, position, enabled, "trigger switched");
             Ok(axum::Json(trigger_view(view)))

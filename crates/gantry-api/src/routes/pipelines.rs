@@ -51,7 +51,8 @@ pub async fn apply(
     Json(body): Json<FileBody>,
 ) -> ApiResult<axum::Json<ApplyReport>> {
     let document = parse(&state, &body)?;
-    let report = crate::apply::apply(state.engine(), state.deploy(), &document, now_millis()).await?;
+    let report =
+        crate::apply::apply(state.engine(), state.deploy(), &document, now_millis()).await?;
     Ok(axum::Json(report))
 }
 

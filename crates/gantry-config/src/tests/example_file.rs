@@ -35,7 +35,14 @@ fn the_example_file_shows_every_field_of_every_kind_of_mapping() {
 fn the_example_file_shows_every_top_level_kind() {
     let missing: Vec<&str> = crate::document::kind_names()
         .into_iter()
-        .filter(|kind| !EXAMPLE.lines().any(|line| line.starts_with(&format!("{kind}:"))))
+        .filter(|kind| {
+            !EXAMPLE
+                .lines()
+                .any(|line| line.starts_with(&format!("{kind}:")))
+        })
         .collect();
-    assert!(missing.is_empty(), "top-level kinds the example file does not show: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "top-level kinds the example file does not show: {missing:?}"
+    );
 }

@@ -20,7 +20,10 @@ static SERVICES: Mutex<Option<HashMap<PathBuf, Child>>> = Mutex::new(None);
 
 /// The socket of `engine`'s Docker API; for podman, under `dir` (the server's private
 /// directory, never one a step can write).
-pub async fn engine_api_socket(engine: &ContainerEngine, dir: &Path) -> Result<PathBuf, ContainerError> {
+pub async fn engine_api_socket(
+    engine: &ContainerEngine,
+    dir: &Path,
+) -> Result<PathBuf, ContainerError> {
     match engine.kind {
         EngineKind::Docker => Ok(docker_socket()),
         EngineKind::Podman => podman_service(engine, dir).await,

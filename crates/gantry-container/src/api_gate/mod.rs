@@ -105,9 +105,8 @@ impl ApiGate {
                 let stopped = stopped.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let service = hyper::service::service_fn(move |request| {
-                        forward(request, engine.clone())
-                    });
+                    let service =
+                        hyper::service::service_fn(move |request| forward(request, engine.clone()));
                     let connection = hyper::server::conn::http1::Builder::new()
                         .timer(hyper_util::rt::TokioTimer::new())
                         .header_read_timeout(HEADER_TIMEOUT)
@@ -137,7 +136,10 @@ impl Drop for ApiGate {
     }
 }
 
-async fn forward(request: Request<Incoming>, engine: Arc<PathBuf>) -> Result<Response<Body>, Infallible> {
+async fn forward(
+    request: Request<Incoming>,
+    engine: Arc<PathBuf>,
+) -> Result<Response<Body>, Infallible> {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let allowed = match rules::decide(&method, &path, request.uri().query()) {
@@ -153,7 +155,12 @@ async fn forward(request: Request<Incoming>, engine: Arc<PathBuf>) -> Result<Res
         let query = rules::labelled_build_query(parts.uri.query());
         match format!("{path}?{query}").parse() {
             Ok(uri) => parts.uri = uri,
-            Err(_) => return Ok(message(StatusCode::BAD_REQUEST, "gantry: a build query that cannot be read")),
+            Err(_) => {
+                return Ok(message(
+                    StatusCode::BAD_REQUEST,
+                    "gantry: a build query that cannot be read",
+                ));
+            }
         }
     }
     let request = Request::from_parts(parts, body);
@@ -162,20 +169,30 @@ async fn forward(request: Request<Incoming>, engine: Arc<PathBuf>) -> Result<Res
         Err(error) => {
             return Ok(message(
                 StatusCode::BAD_GATEWAY,
-                &format!("gantry: the container engine's API at {} does not answer: {error}", engine.display()),
+                &format!(
+                    "gantry: the container engine's API at {} does not answer: {error}",
+                    engine.display()
+                ),
             ));
         }
     };
-    let (mut sender, connection) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-        Ok(pair) => pair,
-        Err(error) => {
-            return Ok(message(StatusCode::BAD_GATEWAY, &format!("gantry: the container engine's API: {error}")));
-        }
-    };
+    let (mut sender, connection) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+            Ok(pair) => pair,
+            Err(error) => {
+                return Ok(message(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("gantry: the container engine's API: {error}"),
+                ));
+            }
+        };
     tokio::spawn(connection);
     match sender.send_request(request).await {
         Ok(response) => Ok(response.map(BodyExt::boxed)),
-        Err(error) => Ok(message(StatusCode::BAD_GATEWAY, &format!("gantry: the container engine's API: {error}"))),
+        Err(error) => Ok(message(
+            StatusCode::BAD_GATEWAY,
+            &format!("gantry: the container engine's API: {error}"),
+        )),
     }
 }
 

@@ -5,7 +5,9 @@
 
 /// Why a request is refused; the docker CLI prints the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("gantry: the docker builder may not call {method} {path}: {why}; it may build, tag, push, pull and list images, and ask the engine's version and info")]
+#[error(
+    "gantry: the docker builder may not call {method} {path}: {why}; it may build, tag, push, pull and list images, and ask the engine's version and info"
+)]
 pub struct Refusal {
     pub method: String,
     pub path: String,
@@ -47,9 +49,15 @@ pub fn decide(method: &str, path: &str, query: Option<&str>) -> Result<Allowed, 
         "/build" if method == "POST" => {
             for (key, value) in pairs(query) {
                 match key.as_str() {
-                    "remote" => return Err(refuse("a build's context comes from the workspace, not from a remote URL the engine fetches")),
+                    "remote" => {
+                        return Err(refuse(
+                            "a build's context comes from the workspace, not from a remote URL the engine fetches",
+                        ));
+                    }
                     "networkmode" if value == "host" || value.starts_with("container:") => {
-                        return Err(refuse("a build may not use the host's network or another container's"));
+                        return Err(refuse(
+                            "a build may not use the host's network or another container's",
+                        ));
                     }
                     _ => {}
                 }
@@ -58,16 +66,20 @@ pub fn decide(method: &str, path: &str, query: Option<&str>) -> Result<Allowed, 
         }
         "/images/create" if method == "POST" => {
             if pairs(query).any(|(key, _)| key == "fromSrc") {
-                return Err(refuse("importing an image from a file or URL reads what the engine can reach"));
+                return Err(refuse(
+                    "importing an image from a file or URL reads what the engine can reach",
+                ));
             }
             Ok(Allowed::AsIs)
         }
         "/auth" if method == "POST" => Ok(Allowed::AsIs),
         _ if method == "POST" && (images_call("/tag") || images_call("/push")) => Ok(Allowed::AsIs),
-        "/session" | "/grpc" => Err(refuse("BuildKit sessions are not offered: the classic builder runs builds (DOCKER_BUILDKIT=0)")),
-        _ if bare.starts_with("/containers") || bare.starts_with("/exec") => {
-            Err(refuse("it would run or enter a container on the host's engine"))
-        }
+        "/session" | "/grpc" => Err(refuse(
+            "BuildKit sessions are not offered: the classic builder runs builds (DOCKER_BUILDKIT=0)",
+        )),
+        _ if bare.starts_with("/containers") || bare.starts_with("/exec") => Err(refuse(
+            "it would run or enter a container on the host's engine",
+        )),
         _ if bare.starts_with("/volumes") => Err(refuse("volumes live on the host")),
         _ if method == "DELETE" => Err(refuse("the builder does not remove what the engine holds")),
         _ => Err(refuse("not on the allow-list")),

@@ -25,15 +25,15 @@ pub enum StageHandle {
 
 impl StageExecutor {
     /// Pushes a build's `images` from the runner that built them; `None` when this
-    /// machine's engine holds them (steps here, or in place on the runner sharing the
-    /// server's disk), and the server pushes them itself.
+    /// machine's engine holds them (steps in the server's own process tree), and the
+    /// server pushes them itself.
     pub async fn push_on_runner(
         &self,
         stage: &StageSpec,
         images: Vec<super::remote::ImageToPush>,
         credentials: Option<&gantry_container::Credentials>,
         stop: &tokio_util::sync::CancellationToken,
-    ) -> Option<Result<Vec<super::remote::PushedImage>, String>> {
+    ) -> Option<Result<Vec<super::remote::PushedImage>, super::remote::PushFailure>> {
         match self {
             StageExecutor::Local(_) => None,
             StageExecutor::Remote(executor) => {

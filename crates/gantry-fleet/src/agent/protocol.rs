@@ -41,7 +41,11 @@ pub struct RegistryLogin {
 
 impl std::fmt::Debug for RegistryLogin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RegistryLogin {{ user: {:?}, password: *** }}", self.user)
+        write!(
+            f,
+            "RegistryLogin {{ user: {:?}, password: *** }}",
+            self.user
+        )
     }
 }
 

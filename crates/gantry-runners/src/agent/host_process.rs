@@ -98,7 +98,7 @@ impl JobRunner for HostProcessRunner {
         })
     }
 
-    fn reattach(&self, dir: &JobDir) -> Option<HostProcess> {
+    async fn reattach(&self, dir: &JobDir) -> Option<HostProcess> {
         let text = std::fs::read(dir.root().join("process.json")).ok()?;
         let record: ProcessFile = serde_json::from_slice(&text).ok()?;
         Some(HostProcess {

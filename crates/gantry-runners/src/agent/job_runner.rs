@@ -28,9 +28,9 @@ pub trait JobRunner: Send + Sync + 'static {
 
     /// A job a previous agent process started and left running in `dir`,
     /// if this runner can take it over; `None` (the default) gives it up,
-    /// and its lease is lost.
-    fn reattach(&self, _dir: &JobDir) -> Option<Self::Running> {
-        None
+    /// and its lease is lost (the runner first stops what the job left).
+    fn reattach(&self, _dir: &JobDir) -> impl Future<Output = Option<Self::Running>> + Send {
+        async { None }
     }
 }
 

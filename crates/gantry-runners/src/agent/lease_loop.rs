@@ -84,7 +84,7 @@ pub async fn run<R: JobRunner>(
         _ => {}
     }
     let mut tasks = JoinSet::new();
-    agent.take_over_jobs(&mut tasks);
+    agent.take_over_jobs(&mut tasks).await;
     tasks.spawn(heartbeats(agent.clone(), shutdown.clone()));
     tasks.spawn(watchdog(agent.clone(), shutdown.clone()));
     agent.lease_loop(&mut tasks, &shutdown).await;
@@ -242,14 +242,14 @@ impl<R: JobRunner> Agent<R> {
 
     /// Jobs a previous agent process left running: taken over if the
     /// runner can, their leases renewed (or cancelled) by the next heartbeat.
-    fn take_over_jobs(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
+    async fn take_over_jobs(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
         let Ok(entries) = std::fs::read_dir(self.config.work_dir.join("jobs")) else {
             return;
         };
         for entry in entries.flatten() {
             let dir = JobDir::new(entry.path());
             let job = dir.read_lease();
-            match (job, self.runner.reattach(&dir)) {
+            match (job, self.runner.reattach(&dir).await) {
                 (Some(job), Some(running)) => {
                     tracing::info!(lease = %job.lease_id, "taking over a job of the previous agent process");
                     self.start_job(tasks, job, Some(running));

@@ -4,7 +4,6 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-
 use crate::protocol::JobSecrets;
 
 /// What to run and where it may run.

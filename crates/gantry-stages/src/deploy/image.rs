@@ -25,9 +25,7 @@ pub(super) async fn ensure_image(ctx: &StageContext, spec: &DeployStage) -> Resu
     ctx.log
         .system(&format!("pulling image {image} from {registry}"))
         .await;
-    let credentials = credentials(ctx, &access)
-        .await
-        .map_err(|e| e.to_string())?;
+    let credentials = credentials(ctx, &access).await.map_err(|e| e.to_string())?;
     let tls_verify = access
         .tls_verify
         .unwrap_or_else(|| !gantry_container::is_loopback_registry(image));

@@ -165,8 +165,6 @@ pub(crate) async fn image_map(
     ImageMap(map)
 }
 
-
-
 /// The build's `images`, each with whether its registry's certificate is
 /// checked: the stage's `tlsVerify`, else not for loopback registries
 /// (Docker's own default for 127.0.0.0/8) and those configured insecure.

@@ -72,7 +72,8 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
     };
     // Docker builder steps in a container reach the engine through the gate, for as long
     // as this stage runs.
-    let _gate = match docker_gate(ctx, &steps, &spec.runs_on, &run_dir).await {
+    let on_runners = !spec.runs_on.is_empty() || steps.iter().any(|s| !s.runs_on.is_empty());
+    let _gate = match docker_gate(ctx, &steps, on_runners, &run_dir).await {
         Ok(gate) => gate,
         Err(error) => {
             ctx.log.system(&error).await;
@@ -107,7 +108,6 @@ async fn run(ctx: &StageContext, spec: &RunStage) -> StageResult {
         .collect();
     volumes.sort_unstable();
     volumes.dedup();
-    let on_runners = !spec.runs_on.is_empty() || steps.iter().any(|s| !s.runs_on.is_empty());
     let executor = match ctx.step_executor(on_runners, spec.runner_wait) {
         Ok(executor) => executor,
         Err(error) => {
@@ -188,7 +188,7 @@ async fn steps_of(
 async fn docker_gate(
     ctx: &StageContext,
     steps: &[Step],
-    stage_runs_on: &[String],
+    on_runners: bool,
     run_dir: &std::path::Path,
 ) -> Result<Option<gantry_container::api_gate::ApiGate>, String> {
     use gantry_container::api_gate::{ApiGate, GATE_SOCKET_NAME, engine_api_socket};
@@ -200,10 +200,9 @@ async fn docker_gate(
     if !steps.iter().any(through_gate) {
         return Ok(None);
     }
-    // Steps on runners (all of a stage that names runsOn somewhere) find a gate their
-    // runner opens beside them; this one serves steps here and on the local runner,
-    // which shares this run directory.
-    if !stage_runs_on.is_empty() || steps.iter().any(|step| !step.runs_on.is_empty()) {
+    // Steps on runners (the local one included) find a gate their runner opens beside
+    // them; this one serves steps in the server's own process tree.
+    if !ctx.runs_steps_itself(on_runners) {
         return Ok(None);
     }
     let Some(engine) = ctx.containers() else {
@@ -271,7 +270,14 @@ async fn push(stage: &StageRun<'_>, access: &RegistryAccess, images: &[String]) 
     let pushed = match (on_runner, &stage.containers) {
         (Some(pushed), _) => pushed
             .map(|pushed| pushed.into_iter().map(|p| (p.image, p.digest)).collect())
-            .map_err(|error| format!("images: {error}")),
+            .map_err(|failure| {
+                let hint = if failure.unauthorized {
+                    crate::bake::unauthorized_hint(access)
+                } else {
+                    String::new()
+                };
+                format!("images: {failure}{hint}")
+            }),
         (None, Some(engine)) => {
             cloudbuild::push_images(engine, access, credentials.as_ref(), images, insecure)
                 .await

@@ -103,8 +103,12 @@ pub async fn list(
             .collect();
         format!("/pipelines?{}", parts.join("&"))
     };
-    let next_href = (page.len() > PIPELINE_PAGE)
-        .then(|| with(Some(format!("after={}", encode(&page[PIPELINE_PAGE - 1].name)))));
+    let next_href = (page.len() > PIPELINE_PAGE).then(|| {
+        with(Some(format!(
+            "after={}",
+            encode(&page[PIPELINE_PAGE - 1].name)
+        )))
+    });
     let first_href = (!after.is_empty()).then(|| with(None));
     let page: Vec<Pipeline> = page.into_iter().take(PIPELINE_PAGE).collect();
     let lasts = executions_of(

@@ -257,7 +257,10 @@ fn keep_artifacts(
     dir: &Path,
     objects: &gantry_cloudbuild::ObjectArtifacts,
 ) -> Result<(), gantry_engine::artifact_store::ArtifactError> {
-    let bucket_path = objects.location.trim_start_matches("gs://").trim_matches('/');
+    let bucket_path = objects
+        .location
+        .trim_start_matches("gs://")
+        .trim_matches('/');
     let dest = bucket_path
         .split('/')
         .filter(|part| !part.is_empty() && *part != "." && *part != "..")

@@ -27,7 +27,11 @@ pub enum BuildersCommand {
         only: Vec<String>,
         /// The images' names before the builder's (`PREFIXdocker:latest`); a file maps
         /// to builders under another name with `--image-map`.
-        #[arg(long, default_value = "localhost/gantry-builder-", value_name = "PREFIX")]
+        #[arg(
+            long,
+            default_value = "localhost/gantry-builder-",
+            value_name = "PREFIX"
+        )]
         prefix: String,
         /// podman or docker (default: podman, else docker).
         #[arg(long, env = "GANTRY_CONTAINER_ENGINE", value_name = "ENGINE")]
@@ -93,16 +97,25 @@ pub async fn run(command: BuildersCommand) -> anyhow::Result<ExitCode> {
     }
     let engine = gantry_container::ContainerEngine::detect(container_engine.as_deref())?;
     let suite = debian_suite()?;
-    for builder in BUILDERS.iter().filter(|b| only.is_empty() || only.iter().any(|n| n == b.name)) {
+    for builder in BUILDERS
+        .iter()
+        .filter(|b| only.is_empty() || only.iter().any(|n| n == b.name))
+    {
         let image = format!("{prefix}{}:latest", builder.name);
-        eprintln!("building {image} from Debian {suite} ({})", builder.packages.join(", "));
+        eprintln!(
+            "building {image} from Debian {suite} ({})",
+            builder.packages.join(", ")
+        );
         let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
         let tarball = dir.path().join("rootfs.tar");
         let status = Command::new("mmdebstrap")
             .args(["--variant=minbase", "--quiet"])
             .arg(format!("--include={}", builder.packages.join(",")))
             // No documentation or caches in the image.
-            .args(["--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*"])
+            .args([
+                "--dpkgopt=path-exclude=/usr/share/doc/*",
+                "--dpkgopt=path-exclude=/usr/share/man/*",
+            ])
             .arg(format!(
                 "--customize-hook=rm -rf \"$1\"/var/cache/apt/* \"$1\"/var/lib/apt/lists/*{}",
                 builder
@@ -118,7 +131,10 @@ pub async fn run(command: BuildersCommand) -> anyhow::Result<ExitCode> {
             .await
             .context("cannot run mmdebstrap (install Debian's mmdebstrap package)")?;
         if !status.success() {
-            bail!("mmdebstrap could not make the {} builder's root ({status})", builder.name);
+            bail!(
+                "mmdebstrap could not make the {} builder's root ({status})",
+                builder.name
+            );
         }
         let mut import = Command::new(&engine.program);
         import.arg("import");
@@ -130,9 +146,15 @@ pub async fn run(command: BuildersCommand) -> anyhow::Result<ExitCode> {
             .args(["--change", "LABEL io.gantry.builder=true"])
             .arg(&tarball)
             .arg(&image);
-        let status = import.status().await.context("cannot import the builder's root")?;
+        let status = import
+            .status()
+            .await
+            .context("cannot import the builder's root")?;
         if !status.success() {
-            bail!("{} import of {image} failed ({status})", engine.program.display());
+            bail!(
+                "{} import of {image} failed ({status})",
+                engine.program.display()
+            );
         }
         eprintln!("built {image}");
     }
@@ -142,7 +164,8 @@ pub async fn run(command: BuildersCommand) -> anyhow::Result<ExitCode> {
 /// This machine's Debian release (`VERSION_CODENAME` of /etc/os-release), whose apt
 /// sources mmdebstrap uses.
 fn debian_suite() -> anyhow::Result<String> {
-    let release = std::fs::read_to_string("/etc/os-release").context("cannot read /etc/os-release")?;
+    let release =
+        std::fs::read_to_string("/etc/os-release").context("cannot read /etc/os-release")?;
     release
         .lines()
         .find_map(|line| line.strip_prefix("VERSION_CODENAME="))

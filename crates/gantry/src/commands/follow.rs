@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::Value;
 use gantry_wire::executions::{LogLine, LogPage};
+use serde_json::Value;
 
 use crate::client::{Client, Unreachable, segment};
 use crate::output::field;

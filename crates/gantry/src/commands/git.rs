@@ -120,7 +120,9 @@ async fn switch(client: &Client, id: &str, enabled: bool) -> anyhow::Result<()> 
         .rsplit_once('#')
         .and_then(|(pipeline, n)| Some((pipeline, n.parse::<u32>().ok()?)))
     else {
-        anyhow::bail!("{id:?} is not a trigger id: write PIPELINE#N, as `gantry trigger list` shows it");
+        anyhow::bail!(
+            "{id:?} is not a trigger id: write PIPELINE#N, as `gantry trigger list` shows it"
+        );
     };
     let action = if enabled { "enable" } else { "disable" };
     let trigger: Trigger = client
@@ -132,6 +134,9 @@ async fn switch(client: &Client, id: &str, enabled: bool) -> anyhow::Result<()> 
             &serde_json::json!({}),
         )
         .await?;
-    println!("trigger {} ({}: {}) {action}d", trigger.id, trigger.kind, trigger.watches);
+    println!(
+        "trigger {} ({}: {}) {action}d",
+        trigger.id, trigger.kind, trigger.watches
+    );
     Ok(())
 }

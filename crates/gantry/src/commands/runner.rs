@@ -62,11 +62,11 @@ pub struct AgentArgs {
     /// steps to the server's next start, as a server killed mid-step does.
     #[arg(long, value_name = "PID", hide = true)]
     pub parent_pid: Option<u32>,
-    /// Run the steps a server marks in place in their own directories
-    /// beneath this data directory (the server's): `gantry serve`'s local
-    /// runner shares its disk.
-    #[arg(long, value_name = "DIR", hide = true)]
-    pub in_place_data_dir: Option<PathBuf>,
+    /// A directory host steps must not reach besides the work directory
+    /// (repeatable): `gantry serve`'s local runner protects the server's
+    /// data directory.
+    #[arg(long = "protect", value_name = "DIR", hide = true)]
+    pub protect: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,23 +125,24 @@ pub async fn agent(args: AgentArgs, url: &str) -> anyhow::Result<ExitCode> {
         .work_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.work_dir.display()))?;
-    let in_place_data_dir = match &args.in_place_data_dir {
-        Some(dir) => Some(
-            dir.canonicalize()
-                .with_context(|| format!("cannot resolve {}", dir.display()))?,
-        ),
-        None => None,
-    };
-    // Host steps must not reach the work directory, nor, in place, the
-    // server's data directory that holds it.
-    let protected = in_place_data_dir.as_ref().unwrap_or(&work_dir);
-    let (sandbox, host_steps) = crate::step_isolation::prepare(&args.steps, protected)?;
+    // Host steps must not reach the work directory (its credential, other
+    // jobs' directories) beyond their own, nor a rootless engine's state
+    // (through which they could enter other jobs' containers).
+    let mut protected = args.protect.clone();
+    if let Some(engine) = &containers {
+        protected.extend(
+            engine
+                .rootless_state_dirs()
+                .await
+                .context("cannot ask the container engine where it keeps its state")?,
+        );
+    }
+    let (sandbox, host_steps) = crate::step_isolation::prepare(&args.steps, &work_dir, &protected)?;
     let steps = StepJobRunner::new(StepRunnerConfig {
         work_dir: work_dir.clone(),
         containers,
         sandbox,
         host_steps,
-        in_place_data_dir,
     });
     let config = AgentConfig {
         url: url.trim_end_matches('/').to_owned(),
@@ -191,13 +192,14 @@ impl JobRunner for Jobs {
             .map(|step| Running::Step(Box::new(step)))
     }
 
-    fn reattach(&self, dir: &JobDir) -> Option<Running> {
+    async fn reattach(&self, dir: &JobDir) -> Option<Running> {
         #[cfg(debug_assertions)]
-        if let Some(running) = gantry_runners::agent::HostProcessRunner.reattach(dir) {
+        if let Some(running) = gantry_runners::agent::HostProcessRunner.reattach(dir).await {
             return Some(Running::Process(Box::new(running)));
         }
         self.steps
             .reattach(dir)
+            .await
             .map(|step| Running::Step(Box::new(step)))
     }
 }

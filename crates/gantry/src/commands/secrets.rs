@@ -16,9 +16,7 @@ use crate::output::{print_wire, short, table};
 pub enum SecretCommand {
     /// Create or replace a secret; the value is read from stdin (one
     /// trailing newline is dropped).
-    Set {
-        name: String,
-    },
+    Set { name: String },
     /// List secrets (names and times; values are never shown).
     List {
         /// Print the API's JSON answer instead of a table.
@@ -26,9 +24,7 @@ pub enum SecretCommand {
         json: bool,
     },
     /// Delete a secret (steps that name it then fail to start).
-    Delete {
-        name: String,
-    },
+    Delete { name: String },
 }
 
 pub async fn run(client: &Client, command: SecretCommand) -> anyhow::Result<ExitCode> {

@@ -227,7 +227,12 @@ steps:
     );
     dry_run(alone.path(), &[]).fails_with("cannot be pulled here");
     let listed = Command::new("podman")
-        .args(["images", "-q", "--filter", "reference=gcr.io/acme/gantry-test-tool"])
+        .args([
+            "images",
+            "-q",
+            "--filter",
+            "reference=gcr.io/acme/gantry-test-tool",
+        ])
         .output()
         .expect("podman images");
     for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
@@ -277,7 +282,9 @@ artifacts:
 #[test]
 fn the_docker_builder_runs_as_a_container_whose_docker_reaches_only_image_work() {
     if std::env::var("GANTRY_TEST_SLOW").ok().as_deref() != Some("1") {
-        eprintln!("skipped: builds the docker builder image (about 2 minutes); set GANTRY_TEST_SLOW=1");
+        eprintln!(
+            "skipped: builds the docker builder image (about 2 minutes); set GANTRY_TEST_SLOW=1"
+        );
         return;
     }
     podman();
@@ -308,7 +315,11 @@ steps:
     std::fs::write(dir.path().join("marker"), "gate\n").unwrap();
     let map = format!("gcr.io/cloud-builders/docker={image}");
     let out = build(&["build", dir.path().to_str().unwrap(), "--image-map", &map]).ok();
-    for line in ["[look] Containerfile", "[look] engine ", "[build] Successfully tagged localhost/gantry-gate-built:"] {
+    for line in [
+        "[look] Containerfile",
+        "[look] engine ",
+        "[build] Successfully tagged localhost/gantry-gate-built:",
+    ] {
         assert!(out.stdout.contains(line), "{line:?} in {out:#?}");
     }
     assert!(
@@ -317,7 +328,14 @@ steps:
         "{out:#?}"
     );
     let built = Command::new("podman")
-        .args(["images", "-q", "--filter", "reference=localhost/gantry-gate-built", "--filter", "label=io.gantry.built=true"])
+        .args([
+            "images",
+            "-q",
+            "--filter",
+            "reference=localhost/gantry-gate-built",
+            "--filter",
+            "label=io.gantry.built=true",
+        ])
         .output()
         .expect("podman images");
     let ids = String::from_utf8_lossy(&built.stdout).into_owned();
@@ -362,7 +380,9 @@ fn the_shell_builder_stands_in_for_bash_and_ubuntu_without_an_image_map() {
     }
     podman();
     for name in ["bash", "ubuntu"] {
-        let present = Command::new("podman").args(["image", "exists", name]).status();
+        let present = Command::new("podman")
+            .args(["image", "exists", name])
+            .status();
         if present.is_ok_and(|s| s.success()) {
             eprintln!("skipped: this machine has an image {name:?} of its own, which wins");
             return;
@@ -392,7 +412,10 @@ steps:
         .args(["rmi", "-f", "localhost/gantry-builder-shell:latest"])
         .output();
     let out = out.ok();
-    for line in ["[bash] options go to bash in bash", "[ubuntu] a command runs as is"] {
+    for line in [
+        "[bash] options go to bash in bash",
+        "[ubuntu] a command runs as is",
+    ] {
         assert!(out.stdout.contains(line), "{line:?} in {out:#?}");
     }
 }

@@ -511,7 +511,9 @@ fn dataplane_stop_without_a_data_dir_stops_the_data_plane_of_the_server_at_gantr
     );
     let again = remote(&server);
     assert!(
-        again.stdout.contains("no data plane is running for the server at"),
+        again
+            .stdout
+            .contains("no data plane is running for the server at"),
         "{}",
         again.stdout
     );

@@ -207,8 +207,10 @@ fn canary_promotion_drops_nothing() {
     assert_eq!(analysis["verdict"], "pass", "{analysis:#}");
     let intervals = analysis["intervals"].as_array().expect("intervals");
     assert!(
-        intervals.iter().any(|i| i["canary"]["requests"].as_u64() > Some(0)
-            && i["baseline"]["p99Ms"].is_number()),
+        intervals
+            .iter()
+            .any(|i| i["canary"]["requests"].as_u64() > Some(0)
+                && i["baseline"]["p99Ms"].is_number()),
         "{analysis:#}"
     );
     std::thread::sleep(Duration::from_millis(300));
@@ -226,7 +228,10 @@ fn canary_with_five_percent_errors_is_aborted() {
     let during = load.finish();
     assert_eq!(bad["status"], "failed", "{bad:#}");
     let analysis = &stage(&bad, "deploy")["state"]["rollout"]["analyses"][0];
-    assert_ne!(analysis["verdict"], "pass", "the failed analysis is kept: {analysis:#}");
+    assert_ne!(
+        analysis["verdict"], "pass",
+        "the failed analysis is kept: {analysis:#}"
+    );
     let error = stage(&bad, "deploy")["error"].to_string();
     assert!(
         error.contains("failed its analysis") && error.contains("errorRate High"),

@@ -1,7 +1,9 @@
 //! Pipeline code cannot reach the server's data: a host step and a
 //! container step each try to read the admin token, the secret key, the
-//! database and another execution's workspace, to push into a hosted
-//! repository by its path and to write into it; every attempt fails, while
+//! database and another execution's workspace (the server's, and the local
+//! runner's copy of it), the local runner's credential and its podman's
+//! state (through which it could enter other jobs' containers), to push into a
+//! hosted repository by its path and to write into it; every attempt fails, while
 //! the same steps' ordinary work (their workspace, a clone over the
 //! authenticated git endpoint) still succeeds.
 
@@ -19,6 +21,10 @@ cat "$D/secrets.key" >/dev/null 2>&1 && leak secrets.key
 cat "$D/gantry.db" >/dev/null 2>&1 && leak gantry.db
 cat "$D/workspaces/@OTHER@/marker" >/dev/null 2>&1 && leak other-workspace
 ls "$D/workspaces" >/dev/null 2>&1 && leak list-workspaces
+cat "@R@/workspaces/@OTHER@/marker" >/dev/null 2>&1 && leak other-workspace-on-the-runner
+cat "@R@/credential.json" >/dev/null 2>&1 && leak runner-credential
+ls "@H@/.local/share/containers/storage" >/dev/null 2>&1 && leak runner-engine-storage
+podman ps -a >/dev/null 2>&1 && leak runner-engine
 touch "$D/repos/app.git/evil" 2>/dev/null && leak write-repository
 echo "[data-dir=$GANTRY_DATA_DIR]"
 echo built > built-by-$STEP
@@ -70,9 +76,21 @@ pipelines:
         .join(&other)
         .join("marker");
     assert!(marker.exists(), "the other execution wrote its marker");
+    let runner_dir = server.local_runner_dir();
+    for there in [
+        runner_dir.join("workspaces").join(&other).join("marker"),
+        runner_dir.join("credential.json"),
+    ] {
+        assert!(there.exists(), "{} is there to read", there.display());
+    }
 
     let attempts = ATTEMPTS
         .replace("@D@", server.data_dir().to_str().unwrap())
+        .replace("@R@", server.local_runner_dir().to_str().unwrap())
+        .replace(
+            "@H@",
+            crate::steps_podman::runner_account().2.to_str().unwrap(),
+        )
         .replace("@OTHER@", &other);
     let host_script = format!(
         "{attempts}{}",

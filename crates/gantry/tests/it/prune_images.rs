@@ -67,10 +67,16 @@ pipelines:
     let id = server.run("prune", &[]);
     let execution = server.wait_terminal(&id);
     let log = log_text(&server, &id);
-    let _ = Command::new("podman").args(["rm", "--force", &container]).output();
+    let _ = Command::new("podman")
+        .args(["rm", "--force", &container])
+        .output();
     assert_eq!(execution["status"], "succeeded", "{execution:#}\n{log}");
     let outputs = &stage(&execution, "prune")["outputs"];
-    assert_eq!(outputs["removed"], serde_json::json!([format!("{repository}:v1")]), "{log}");
+    assert_eq!(
+        outputs["removed"],
+        serde_json::json!([format!("{repository}:v1")]),
+        "{log}"
+    );
     assert_eq!(outputs["removedIds"].as_array().map(Vec::len), Some(1));
     assert!(log.contains("a container uses it"), "{log}");
 
@@ -110,7 +116,10 @@ pipelines:
     let out = server.cli(&["apply", "-f", path.to_str().unwrap()]);
     let stderr = &out.stderr;
     assert!(!out.status.success());
-    assert!(stderr.contains("must be a repository without a tag"), "{stderr}");
+    assert!(
+        stderr.contains("must be a repository without a tag"),
+        "{stderr}"
+    );
     assert!(stderr.contains("\"keep\" must be at least 1"), "{stderr}");
 }
 

@@ -5,7 +5,9 @@ use crate::harness::{Backend, Server, read_pid, stage};
 use crate::runners::wait_registered;
 
 /// `gantry serve --local-runner on`: the server runs no step itself; its
-/// child runner does, in the server's workspace, and comes back when killed.
+/// child runner does, in its own copy of the workspace (outside the data
+/// directory) whose changes come back to the server's, and comes back when
+/// killed.
 #[test]
 fn the_local_runner_runs_every_step_and_is_started_again_when_it_dies() {
     let server = Server::start_with_env(&[("GANTRY_LOCAL_RUNNER", "on")]);
@@ -27,13 +29,17 @@ pipelines:
     let id = server.run("plain", &[]);
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
-    // It shares the server's disk: the step ran in place, in the server's
-    // workspace, where later stages read what it wrote.
+    // The step ran in the runner's copy of the workspace, in the runner's
+    // work directory (the harness puts it beside the data directory); what
+    // it wrote came back to the server's workspace.
     let workspace = server.data_dir().join("workspaces").join(&id);
-    let where_ = stage(&execution, "build")["outputs"]["where"].to_string();
+    let where_ = stage(&execution, "build")["outputs"]["where"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(
-        where_,
-        format!("\"{}\"", workspace.display()),
+        std::path::PathBuf::from(&where_),
+        server.local_runner_dir().join("workspaces").join(&id),
         "the step ran in {where_}"
     );
     assert_eq!(
@@ -85,12 +91,13 @@ pipelines:
               D={data_dir}
               if cat "$D/secrets.key" >/dev/null 2>&1; then echo "read=secrets.key" >> "$GANTRY_OUTPUT"; fi
               if ls "$D" >/dev/null 2>&1; then echo "listed=data-dir" >> "$GANTRY_OUTPUT"; fi
-              if cat "$D/local-runner/credential.json" >/dev/null 2>&1; then echo "read=credential" >> "$GANTRY_OUTPUT"; fi
+              if cat "{runner_dir}/credential.json" >/dev/null 2>&1; then echo "read=credential" >> "$GANTRY_OUTPUT"; fi
               echo "uid=$(id -u)" >> "$GANTRY_OUTPUT"
               echo $$ > @W@/step.pid
               sleep 1
 "#,
-        data_dir = data_dir.display()
+        data_dir = data_dir.display(),
+        runner_dir = server.local_runner_dir().display(),
     ));
     let id = server.run("nosy", &[]);
     let pid_file = server.work().join("step.pid");
@@ -103,14 +110,68 @@ pipelines:
         ancestors.push(command_of(parent));
         pid = parent;
     }
+    let runner_pid = {
+        let mut pid = read_pid(&pid_file);
+        while !command_of(pid).contains(" runner ") {
+            pid = parent_of(pid).expect("the runner among the step's ancestors");
+        }
+        pid
+    };
+    let runner_uid = uid_of(runner_pid);
+    let runner_env = std::fs::read(format!("/proc/{runner_pid}/environ")).unwrap_or_default();
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
     let outputs = &stage(&execution, "build")["outputs"];
+    assert!(
+        std::path::Path::new(&format!(
+            "{runner_dir}/credential.json",
+            runner_dir = server.local_runner_dir().display()
+        ))
+        .exists(),
+        "there was a credential to read"
+    );
     assert_eq!(outputs["read"], serde_json::Value::Null, "{outputs:#}");
     assert_eq!(outputs["listed"], serde_json::Value::Null, "{outputs:#}");
-    let as_root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    let as_root =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
     if as_root {
         assert_ne!(outputs["uid"], "0", "the step ran as root");
+        // The runner itself runs as its own user, which cannot read the
+        // data directory (root's, private), with none of the server's
+        // environment.
+        let runner_user = runner_user();
+        assert_eq!(
+            runner_uid, runner_user,
+            "the runner runs as uid {runner_uid}"
+        );
+        for (what, command) in [
+            (
+                "read the secret key",
+                format!("cat {}/secrets.key", data_dir.display()),
+            ),
+            (
+                "read the database",
+                format!("cat {}/gantry.db", data_dir.display()),
+            ),
+            (
+                "list the data directory",
+                format!("ls {}", data_dir.display()),
+            ),
+        ] {
+            let out = std::process::Command::new("runuser")
+                .args(["-u", "gantry-runner", "--", "sh", "-c", &command])
+                .output()
+                .expect("runuser");
+            assert!(
+                !out.status.success(),
+                "the runner's user could {what}: {out:?}"
+            );
+        }
+        let env = String::from_utf8_lossy(&runner_env);
+        assert!(
+            !env.contains("GANTRY_LOCAL_RUNNER_DIR"),
+            "the server's environment reached the runner: {env}"
+        );
     }
     // The step's ancestors: the runner, then the server that started it.
     let runner = ancestors
@@ -120,6 +181,71 @@ pipelines:
     assert!(
         ancestors[..runner].iter().all(|c| !c.contains(" serve")),
         "the server runs the step itself: {ancestors:#?}"
+    );
+}
+
+/// The uid of the local runner's user, `gantry-runner`.
+pub(crate) fn runner_user() -> u32 {
+    let out = std::process::Command::new("id")
+        .args(["-u", "gantry-runner"])
+        .output()
+        .expect("id");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the gantry-runner user")
+}
+
+/// A process's real uid, from `/proc`.
+fn uid_of(pid: i32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap_or_else(|| panic!("no uid for {pid}: {status}"))
+}
+
+/// A container step on the local runner runs in its user's rootless podman:
+/// the container's root is that user on the machine, never root.
+#[test]
+fn a_container_step_on_the_local_runner_runs_in_its_users_rootless_podman() {
+    crate::steps_podman::podman();
+    let server = Server::start(Backend::Sqlite);
+    server.apply(&format!(
+        r#"
+pipelines:
+  - name: contained
+    stages:
+      - id: build
+        type: run
+        steps:
+          - image: {base}
+            script: |
+              echo "map=$(head -n1 /proc/self/uid_map | tr -s ' ' | sed 's/^ //')" >> "$GANTRY_OUTPUT"
+              echo made > made-in-a-container
+"#,
+        base = crate::steps_podman::BASE
+    ));
+    let id = server.run("contained", &[]);
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    let map = stage(&execution, "build")["outputs"]["map"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // `0 HOST-UID 1`: the container's root is the runner's user.
+    let host_uid: u32 = map
+        .split(' ')
+        .nth(1)
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX);
+    assert_eq!(host_uid, runner_user(), "uid map {map:?}");
+    let workspace = server.data_dir().join("workspaces").join(&id);
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("made-in-a-container")).unwrap(),
+        "made\n"
     );
 }
 
@@ -133,4 +259,35 @@ fn command_of(pid: i32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
         .unwrap_or_default()
+}
+
+/// A local runner's work directory inside the data directory would put the
+/// data directory in its user's reach: the server refuses to start, naming
+/// both and the flag to change.
+#[test]
+fn a_local_runner_work_directory_inside_the_data_directory_is_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--local-runner-dir")
+        .arg(data.join("runner"))
+        .env_remove("GANTRY_LOCAL_RUNNER_DIR")
+        .output()
+        .expect("gantry serve");
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let as_root =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    if as_root {
+        assert!(
+            stderr.contains(&format!(
+                "the local runner's work directory {}/runner is inside the data directory {}",
+                data.display(),
+                data.display()
+            )) && stderr.contains("--local-runner-dir"),
+            "{stderr}"
+        );
+    }
 }

@@ -234,8 +234,9 @@ images: ['gcr.io/$PROJECT_ID/mapped-app:$SHORT_SHA']
     ])
     .ok();
     assert!(
-        out.stderr
-            .contains(&format!("pushed {registry}/acme/mapped-app:{short} (sha256:")),
+        out.stderr.contains(&format!(
+            "pushed {registry}/acme/mapped-app:{short} (sha256:"
+        )),
         "{out:#?}"
     );
     let tags = registry_tags("acme/mapped-app");
@@ -519,7 +520,11 @@ pipelines:
     let logs = log_text(&server, &id);
     assert_eq!(execution["status"], "succeeded", "{execution:#}\n{logs}");
     let pushed = &stage(&execution, "build")["outputs"]["images"][0]["image"];
-    assert_eq!(pushed, &format!("{registry}/gantry/server-mapped:{id}"), "{logs}");
+    assert_eq!(
+        pushed,
+        &format!("{registry}/gantry/server-mapped:{id}"),
+        "{logs}"
+    );
     let tags = registry_tags("gantry/server-mapped");
     assert!(tags.contains(&id), "{tags:?}");
 }

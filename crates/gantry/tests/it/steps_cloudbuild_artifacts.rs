@@ -58,14 +58,27 @@ artifacts:
     assert_eq!(execution["status"], "succeeded", "{execution:#}\n{logs}");
     let kept = &stage(&execution, "build")["outputs"]["artifacts"];
     assert!(
-        kept["location"].as_str().unwrap().starts_with("gs://gantry-builds/"),
+        kept["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("gs://gantry-builds/"),
         "{kept:#}"
     );
     let listed = server.cli(&["artifact", "list", &id]).ok().stdout;
-    assert!(listed.contains("build/app.txt") && listed.contains("build/report.txt"), "{listed}");
+    assert!(
+        listed.contains("build/app.txt") && listed.contains("build/report.txt"),
+        "{listed}"
+    );
     let dest = server.work().join("downloaded.txt");
     server
-        .cli(&["artifact", "get", &id, "report.txt", "-o", dest.to_str().unwrap()])
+        .cli(&[
+            "artifact",
+            "get",
+            &id,
+            "report.txt",
+            "-o",
+            dest.to_str().unwrap(),
+        ])
         .ok();
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), "report\n");
     server
@@ -75,7 +88,10 @@ artifacts:
     let id = server.run("linked", &[]);
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "failed", "{execution:#}");
-    let error = stage(&execution, "build")["error"].as_str().unwrap_or_default().to_owned();
+    let error = stage(&execution, "build")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
         error.contains("out/host.txt leads outside the workspace"),
         "{error}"

@@ -241,9 +241,9 @@ pipelines:
         steps:
           - image: {BASE}
             script: |
-              echo run >> /workspace/runs
-              if [ "$(wc -l < /workspace/runs)" -lt 2 ]; then sleep 300; fi
-              echo "runs=$(wc -l < /workspace/runs)" >> $GANTRY_OUTPUT
+              echo "run $(cat /workspace/go 2>/dev/null || echo first)"
+              if [ ! -e /workspace/go ]; then sleep 300; fi
+              echo "rerun=yes" >> $GANTRY_OUTPUT
 "#
     ));
     let id = server.run("crash", &[]);
@@ -257,14 +257,26 @@ pipelines:
         orphan,
         "the container runs on without the server"
     );
+    // The step runs again from the server's workspace (what the killed run
+    // changed never came back): let that run end.
+    std::fs::write(
+        server.data_dir().join("workspaces").join(&id).join("go"),
+        "again",
+    )
+    .unwrap();
     server.restart();
     let execution = server.wait_terminal(&id);
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
-    assert_eq!(stage(&execution, "build")["outputs"]["runs"], "2");
+    assert_eq!(stage(&execution, "build")["outputs"]["rerun"], "yes");
     let logs = log_text(server, &id);
+    assert!(logs.contains("run again"), "{logs}");
+    // The local runner, started again with the server, stopped the killed
+    // run's processes and removed its container before the step ran again.
+    let tail = server.log_tail();
     assert!(
-        logs.contains("step 1: removed 1 leftover container(s) of the interrupted run"),
-        "{logs}"
+        tail.contains("stopped a step the previous agent process left")
+            && tail.contains("containers=1"),
+        "{tail}"
     );
     assert_eq!(containers_of(&id), Vec::<String>::new());
 }
@@ -295,8 +307,13 @@ pipelines:
     let follower = server.cli_spawn(&["logs", &id, "-f"]);
     // The follower is attached (it prints the backlog) before the rest comes.
     std::thread::sleep(Duration::from_millis(500));
+    // The step runs on the local runner, in its copy of the workspace.
     std::fs::write(
-        server.data_dir().join("workspaces").join(&id).join("go"),
+        server
+            .local_runner_dir()
+            .join("workspaces")
+            .join(&id)
+            .join("go"),
         "",
     )
     .unwrap();

@@ -1,6 +1,7 @@
 //! `--container-engine docker`: the docker CLI (Debian's `docker.io`, or the
 //! one the machine has) driving podman's Docker-compatible API on a socket
-//! of the test's own (`podman system service`), since no docker daemon runs
+//! of the test's own (`podman system service` of the local runner's user,
+//! as a rootless docker daemon would be), since no docker daemon runs
 //! here. The same step engine as with podman: workspace, named volumes,
 //! labels, cancel removing the container, and a bake built and pushed with
 //! credentials from the secret store.
@@ -11,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use crate::harness::{Server, stage};
 use crate::steps_bake::bake_pipeline;
 use crate::steps_containers::{SHARE, check_share, wait_until};
-use crate::steps_podman::{AUTH_PASSWORD, AUTH_USER, BASE, auth_registry, podman, set_secret};
+use crate::steps_podman::{
+    AUTH_PASSWORD, AUTH_USER, BASE, auth_registry, podman, runner_account, runner_podman_command,
+    set_secret,
+};
 
 /// `podman system service` on a socket in a temporary directory; stopped
 /// (by its pid) when dropped.
@@ -21,10 +25,14 @@ struct DockerApi {
 }
 
 impl DockerApi {
+    /// The service of the local runner's user (its rootless podman), which
+    /// the runner's steps reach through `DOCKER_HOST` as the server gives it.
     fn start() -> DockerApi {
         podman();
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("podman")
+        let (uid, gid, _) = runner_account();
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        let child = runner_podman_command()
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", dir.path().join("api.sock").display()))
             .stdin(Stdio::null())
@@ -201,13 +209,15 @@ fn the_api_gate_lets_the_docker_cli_build_and_refuses_running_containers() {
     let dir = tempfile::tempdir().unwrap();
     let gate_socket = dir.path().join("gate.sock");
     let _gate = runtime
-        .block_on(async {
-            gantry_container::api_gate::ApiGate::start(&gate_socket, &api.socket())
-        })
+        .block_on(async { gantry_container::api_gate::ApiGate::start(&gate_socket, &api.socket()) })
         .expect("the gate");
     let context = dir.path().join("context");
     std::fs::create_dir(&context).unwrap();
-    std::fs::write(context.join("Dockerfile"), format!("FROM {BASE}\nCOPY note /note\n")).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {BASE}\nCOPY note /note\n"),
+    )
+    .unwrap();
     std::fs::write(context.join("note"), "through the gate\n").unwrap();
     let docker = |args: &[&str]| {
         Command::new("docker")
@@ -217,19 +227,43 @@ fn the_api_gate_lets_the_docker_cli_build_and_refuses_running_containers() {
             .output()
             .expect("the docker CLI")
     };
-    let built = docker(&["build", "-t", "localhost/gantry-gate-test:1", context.to_str().unwrap()]);
+    let built = docker(&[
+        "build",
+        "-t",
+        "localhost/gantry-gate-test:1",
+        context.to_str().unwrap(),
+    ]);
     assert!(built.status.success(), "{built:?}");
-    let tagged = docker(&["tag", "localhost/gantry-gate-test:1", "localhost/gantry-gate-test:2"]);
+    let tagged = docker(&[
+        "tag",
+        "localhost/gantry-gate-test:1",
+        "localhost/gantry-gate-test:2",
+    ]);
     assert!(tagged.status.success(), "{tagged:?}");
-    let listed = docker(&["images", "--filter", "label=io.gantry.built", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let listed = docker(&[
+        "images",
+        "--filter",
+        "label=io.gantry.built",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(listed.contains("localhost/gantry-gate-test:1"), "{listed}");
 
-    let run = docker(&["run", "--rm", "-v", "/:/host", BASE, "cat", "/host/etc/hostname"]);
+    let run = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "/:/host",
+        BASE,
+        "cat",
+        "/host/etc/hostname",
+    ]);
     assert!(!run.status.success(), "{run:?}");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
-        stderr.contains("gantry: the docker builder may not call POST") && stderr.contains("containers/create"),
+        stderr.contains("gantry: the docker builder may not call POST")
+            && stderr.contains("containers/create"),
         "{stderr}"
     );
     let volumes = docker(&["volume", "create", "gate-test"]);

@@ -5,10 +5,8 @@
 //! step, the argument and why, while a plain `docker build` of the
 //! workspace still builds, labelled as Gantry's.
 
-use std::process::Command;
-
 use crate::harness::{Backend, Server, stage};
-use crate::steps_podman::{BASE, log_text, podman};
+use crate::steps_podman::{BASE, log_text, podman, runner_podman};
 
 /// A pipeline whose first stage writes `files` (name, text) into the
 /// workspace, and whose second runs them as a Cloud Build file.
@@ -96,17 +94,15 @@ fn a_plain_docker_build_of_the_workspace_still_builds_and_is_labelled() {
         "{execution:#}\n{}",
         log_text(&server, &id)
     );
-    let label = Command::new("podman")
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{index .Labels \"io.gantry.built\"}}",
-            &image,
-        ])
-        .output()
-        .unwrap();
-    let _ = Command::new("podman").args(["rmi", "-f", &image]).output();
+    // It ran on the local runner: the image is in that runner's own storage.
+    let label = runner_podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .Labels \"io.gantry.built\"}}",
+        &image,
+    ]);
+    let _ = runner_podman(&["rmi", "-f", &image]);
     assert!(label.status.success(), "{label:?}");
     assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "1");
 }

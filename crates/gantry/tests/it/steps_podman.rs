@@ -24,6 +24,67 @@ pub fn podman() {
     });
 }
 
+/// podman as the local runner's user (`scripts/runner-podman`): the
+/// container storage its steps see, apart from root's.
+pub fn runner_podman(args: &[&str]) -> std::process::Output {
+    runner_podman_command()
+        .args(args)
+        .output()
+        .expect("podman as gantry-runner")
+}
+
+/// A `podman` command that runs as the local runner's user, with its home
+/// (as `scripts/runner-podman`, but the process is podman itself, so that a
+/// test can kill it).
+pub fn runner_podman_command() -> Command {
+    use std::os::unix::process::CommandExt;
+    let (uid, gid, home) = runner_account();
+    let mut command = Command::new("podman");
+    command
+        .uid(uid)
+        .gid(gid)
+        .current_dir(&home)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("USER", "gantry-runner");
+    command
+}
+
+/// The local runner user's uid, gid and home (`scripts/setup-podman` makes it).
+pub fn runner_account() -> (u32, u32, PathBuf) {
+    podman();
+    let out = Command::new("getent")
+        .args(["passwd", "gantry-runner"])
+        .output()
+        .expect("getent");
+    let entry = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let fields: Vec<&str> = entry.split(':').collect();
+    assert!(fields.len() >= 6, "no gantry-runner user: {entry:?}");
+    (
+        fields[2].parse().expect("uid"),
+        fields[3].parse().expect("gid"),
+        PathBuf::from(fields[5]),
+    )
+}
+
+/// Puts `image`, which root's podman holds, in the local runner's storage,
+/// as an administrator hands an image to it.
+pub fn give_to_local_runner(image: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "podman save '{image}' | '{}' load --quiet",
+            scripts().join("runner-podman").display()
+        ))
+        .output()
+        .expect("podman save | runner-podman load");
+    assert!(
+        out.status.success(),
+        "giving {image} to the local runner: {out:?}"
+    );
+}
+
 /// The loopback registry's `127.0.0.1:PORT`: `GANTRY_TEST_REGISTRY`, or the
 /// one scripts/start-registry starts (or finds running).
 pub fn registry() -> String {
@@ -99,12 +160,25 @@ pub fn volumes_of(execution: &str) -> Vec<String> {
     ])
 }
 
+/// What root's podman (`gantry build`, remote runners of the tests) and the
+/// local runner's (a server's steps without `runsOn`) list together.
 fn listed(args: &[&str]) -> Vec<String> {
-    let out = Command::new("podman").args(args).output().expect("podman");
-    assert!(out.status.success(), "podman {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
+    let root = Command::new("podman").args(args).output().expect("podman");
+    assert!(root.status.success(), "podman {args:?}: {root:?}");
+    let runner = runner_podman(args);
+    assert!(
+        runner.status.success(),
+        "runner-podman {args:?}: {runner:?}"
+    );
+    [root, runner]
+        .iter()
+        .flat_map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .into_owned()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .filter(|l| !l.is_empty())
         .collect()
 }

@@ -90,7 +90,9 @@ fn a_push_to_a_hosted_repository_is_logged_for_each_pipeline_watching_it(server:
     let (status, answer) = server.api("GET", "/api/v1/trigger-deliveries?kind=gti", None);
     assert_eq!(status, 400, "{answer}");
     assert!(
-        answer.to_string().contains("kind must be one of git, webhook, cron"),
+        answer
+            .to_string()
+            .contains("kind must be one of git, webhook, cron"),
         "a misspelt kind is named, with the kinds there are: {answer}"
     );
 }

@@ -370,7 +370,11 @@ async fn a_canary_that_fails_its_analysis_is_removed_and_the_baseline_takes_all_
         .expect_err("analysis fails");
     assert!(error.to_string().contains("failed its analysis"), "{error}");
     let analyses = journal.record().analyses;
-    assert_eq!(analyses.len(), 1, "the failed analysis is kept for people to see");
+    assert_eq!(
+        analyses.len(),
+        1,
+        "the failed analysis is kept for people to see"
+    );
     assert_eq!(analyses[0].verdict, CanaryVerdict::Marginal);
     assert_eq!(analyses[0].metrics[0].judgment, "high", "{:?}", analyses[0]);
     assert_eq!(state(&fake, "shop-prod-v000"), (true, 100, 2, true));

@@ -43,10 +43,11 @@ pub(super) fn tmp_dir(stage: &StageSpec) -> PathBuf {
     stage.run_dir.join("tmp")
 }
 
-/// With a step user, the stage's workspace and run directory (with its
-/// temporary directory) become that user's, and the directories above them
-/// in the data directory traversable (`--x` for others, never readable), so
-/// that its host steps reach them and nothing else.
+/// The stage's temporary directory, its confined host steps' `HOME`; with a
+/// step user, the stage's workspace and run directory (with its temporary
+/// directory) become that user's, and the directories above them in the
+/// data directory traversable (`--x` for others, never readable), so that
+/// its host steps reach them and nothing else.
 pub(super) async fn confinement(
     executor: &LocalExecutor,
     stage: &StageSpec,
@@ -54,9 +55,7 @@ pub(super) async fn confinement(
     let Some(sandbox) = executor.sandbox().cloned() else {
         return Ok(());
     };
-    if sandbox.identity().is_none() {
-        return Ok(());
-    }
+    let stepped_down = sandbox.identity().is_some();
     let data_dir = executor.config.data_dir.clone();
     let workspace = stage.workspace.clone();
     let run_dir = stage.run_dir.clone();
@@ -67,12 +66,16 @@ pub(super) async fn confinement(
             path: tmp.clone(),
             source,
         })?;
-        // The step user's git trusts repositories other users own (a clone
-        // from a path the server's user made): what git's ownership check
-        // guards against, config planted by another user running as this
-        // one, cannot hurt a user that holds nothing but this stage.
+        // A confined step's git trusts repositories other users own (a
+        // clone from a path the server's user made): what git's ownership
+        // check guards against, config planted by another user running as
+        // this one, cannot hurt a step that holds nothing but its stage (the
+        // step user's, or a runner user's under Landlock).
         std::fs::write(tmp.join(".gitconfig"), "[safe]\n\tdirectory = *\n")
             .map_err(PrepareError::GitConfig)?;
+        if !stepped_down {
+            return Ok(());
+        }
         let traversed = [
             data_dir.clone(),
             data_dir.join("workspaces"),

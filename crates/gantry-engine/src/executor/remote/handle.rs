@@ -213,7 +213,12 @@ impl Follower {
                     if let Some(kept) = &self.kept {
                         kept.add(&name).await;
                     }
-                    drop(self.placing.lock().unwrap_or_else(|e| e.into_inner()).take());
+                    drop(
+                        self.placing
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .take(),
+                    );
                     // Said when it tells something: which of the runners
                     // the step's labels allow took it, or where it runs again.
                     if !self.labels.is_empty() || attempt > 1 {

@@ -8,11 +8,10 @@
 //! runs the job with a `LocalExecutor` and streams back what it prints,
 //! masked.
 //!
-//! The runner `gantry serve` starts beside itself shares the server's disk:
-//! steps without `runsOn` go to it alone ([`RunnerPool::local_runner`]) and
-//! run in place, in the server's own workspace and run directory, with no
-//! snapshot either way ([`InPlace`]). Its leftovers after a restart are
-//! this machine's, so the server removes them as the `LocalExecutor` would.
+//! The runner `gantry serve` starts beside itself is a runner like any
+//! other, under its own user and in its own work directory: steps without
+//! `runsOn` go to it alone ([`RunnerPool::local_runner`]), their workspace
+//! going there and back in snapshots as to any runner.
 //!
 //! A lost lease (the runner died or lost the network) runs the step again
 //! once on another runner when the stage's `onInterrupt` allows it, else
@@ -41,8 +40,8 @@ use super::{
 };
 pub use handle::RemoteHandle;
 pub use on_runner::{StepJobRunner, StepRunnerConfig};
-pub use wire::{ImageToPush, PushedImage};
 pub(crate) use wire::StepJob;
+pub use wire::{ImageToPush, PushFailure, PushedImage};
 
 /// The runners a server hands steps to.
 #[derive(Clone)]
@@ -52,9 +51,9 @@ pub struct RunnerPool {
     /// fails (`gantry serve --runner-wait`; a stage's `runnerWait` wins).
     pub wait: Duration,
     /// The runner `gantry serve --local-runner on` started beside the
-    /// server, sharing its disk: steps without `runsOn` run on it, in
-    /// place (the server then runs no step itself). `None`: such steps run
-    /// in the server's own `LocalExecutor`.
+    /// server: steps without `runsOn` run on it (the server then runs no
+    /// step itself). `None`: such steps run in the server's own
+    /// `LocalExecutor`.
     pub local_runner: Option<String>,
 }
 
@@ -90,18 +89,9 @@ pub struct RemoteExecutor {
     /// Held by the first step that builds in an engine until a runner took it, so that
     /// parallel such steps wait to learn which runner that is and go there too.
     placing_builder: Arc<tokio::sync::Mutex<()>>,
-    in_place: Option<InPlace>,
-}
-
-/// Steps for the runner that shares the server's disk: they run in the
-/// stage's own directories, and what they leave is this machine's.
-pub(crate) struct InPlace {
-    /// The runner's name; its jobs go to it alone.
-    pub(crate) runner: String,
-    /// This machine's executor, for what an interrupted or ended step left
-    /// (containers, volumes, the stage's temporary directory): removing
-    /// them runs no user code.
-    pub(crate) leftovers: super::LocalExecutor,
+    /// The one runner every step goes to (the local runner, for a stage
+    /// without `runsOn`), whatever the step's labels.
+    pinned: Option<String>,
 }
 
 impl RemoteExecutor {
@@ -110,7 +100,7 @@ impl RemoteExecutor {
         store: gantry_store::Store,
         wait: Duration,
         snapshots: PathBuf,
-        in_place: Option<InPlace>,
+        pinned: Option<String>,
     ) -> RemoteExecutor {
         RemoteExecutor {
             dispatcher,
@@ -122,7 +112,7 @@ impl RemoteExecutor {
             store,
             recalled: tokio::sync::OnceCell::new(),
             placing_builder: Arc::default(),
-            in_place,
+            pinned,
         }
     }
 
@@ -165,39 +155,38 @@ impl RemoteExecutor {
         }
     }
 
-    /// Pushes a build's `images` from the runner whose engine built them; `None` when
-    /// the steps ran in place (on the runner sharing the server's disk and engine), where
-    /// the server pushes them itself.
+    /// Pushes a build's `images` from the runner whose engine built them.
     pub(crate) async fn push_images(
         &self,
         stage: &StageSpec,
         images: Vec<ImageToPush>,
         credentials: Option<&gantry_container::Credentials>,
         stop: &tokio_util::sync::CancellationToken,
-    ) -> Option<Result<Vec<PushedImage>, String>> {
-        if self.in_place.is_some() {
-            return None;
-        }
+    ) -> Option<Result<Vec<PushedImage>, PushFailure>> {
         self.recall_builders(stage).await;
         let runners: Vec<String> = {
             let built_on = self.built_on.lock().unwrap_or_else(|e| e.into_inner());
             let ran_on = self.ran_on.lock().unwrap_or_else(|e| e.into_inner());
             // Without a docker step, the images can only be where the steps ran.
-            let candidates = if built_on.is_empty() { &*ran_on } else { &*built_on };
+            let candidates = if built_on.is_empty() {
+                &*ran_on
+            } else {
+                &*built_on
+            };
             candidates.iter().cloned().collect()
         };
         let runner = match runners.as_slice() {
             [runner] => runner,
             [] => {
                 return Some(Err(
-                    "no runner is known to hold them: the build's steps ran on none this server still counts (it may have restarted since, or lost the runner): run the stage again".to_owned(),
+                    "no runner is known to hold them: the build's steps ran on none this server still counts (it may have restarted since, or lost the runner): run the stage again".to_owned().into(),
                 ));
             }
             several => {
                 return Some(Err(format!(
                     "the build's steps ran on runners {}, and an image is only on the runner that built it: give the stage runsOn labels that one runner has",
                     several.join(", ")
-                )));
+                ).into()));
             }
         };
         Some(
@@ -303,12 +292,8 @@ impl StepExecutor for RemoteExecutor {
     type Handle = RemoteHandle;
 
     /// Takes a snapshot of the server's workspace for the stage's runners
-    /// to start from (each runner prepares its own directories); in place,
-    /// the runner prepares the stage's own.
+    /// to start from (each runner prepares its own directories).
     async fn prepare(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
-        if self.in_place.is_some() {
-            return Ok(());
-        }
         let snapshots = self.snapshots_of(stage);
         let dir = snapshots.dir.clone();
         let workspace = stage.workspace.clone();
@@ -343,29 +328,25 @@ impl StepExecutor for RemoteExecutor {
         secrets: StepSecrets,
     ) -> Result<(RemoteHandle, tokio::sync::mpsc::Receiver<LogLine>), ExecutorError> {
         let snapshots = self.snapshots_of(stage);
-        let placing = if self.in_place.is_none() && step.uses_the_engine() {
+        let placing = if step.uses_the_engine() {
             self.recall_builders(stage).await;
             let placing = self.placing_builder.clone().lock_owned().await;
             self.builder().is_none().then_some(placing)
         } else {
             None
         };
-        let (labels, workspace) = match &self.in_place {
-            Some(in_place) => (
-                vec![gantry_runners::server::only_runner(&in_place.runner)],
-                None,
-            ),
-            None => {
-                let mut labels = step.runs_on.clone();
-                // What an earlier docker step built is in that runner's engine only.
-                if step.uses_the_engine()
-                    && let Some(runner) = self.builder()
-                {
-                    labels.push(gantry_runners::server::only_runner(&runner));
-                }
-                (labels, Some(snapshots.dir.clone()))
-            }
+        let mut labels = match &self.pinned {
+            Some(runner) => vec![gantry_runners::server::only_runner(runner)],
+            None => step.runs_on.clone(),
         };
+        // What an earlier docker step built is in that runner's engine only.
+        if step.uses_the_engine()
+            && self.pinned.is_none()
+            && let Some(runner) = self.builder()
+        {
+            labels.push(gantry_runners::server::only_runner(&runner));
+        }
+        let workspace = Some(snapshots.dir.clone());
         let mut stored = step.clone();
         let program = serde_json::to_string(&wire::StepProgram::take(&mut stored))
             .map_err(|error| ExecutorError::Failed(format!("{}: {error}", step.name)))?;
@@ -374,8 +355,7 @@ impl StepExecutor for RemoteExecutor {
         let payload = serde_json::to_value(StepJob {
             stage: stage.clone(),
             step: stored,
-            snapshot: workspace.as_ref().and_then(|_| snapshots.current()),
-            in_place: self.in_place.is_some(),
+            snapshot: snapshots.current(),
         })
         .map_err(|error| ExecutorError::Failed(format!("{}: {error}", step.name)))?;
         let job = self
@@ -417,22 +397,15 @@ impl StepExecutor for RemoteExecutor {
     /// heartbeat; a runner that cannot reach the server kills them itself
     /// once its lease has expired. Waiting out one lease lifetime (and a
     /// heartbeat) before the step runs again means it never runs twice at
-    /// once. In place, the step's containers are this machine's: a runner
-    /// killed with its server leaves them running, so they are removed.
-    async fn reap(&self, stage: &StageSpec, index: i64, left: Option<LeftBehind>) -> Reaped {
+    /// once. What the step left (its containers) is the runner's to remove.
+    async fn reap(&self, _stage: &StageSpec, _index: i64, _left: Option<LeftBehind>) -> Reaped {
         tokio::time::sleep(LEASE_TTL + HEARTBEAT).await;
-        match &self.in_place {
-            Some(in_place) => in_place.leftovers.reap(stage, index, left).await,
-            None => Reaped::default(),
-        }
+        Reaped::default()
     }
 
     /// Each runner removes what a step left when the step ends; the
     /// stage's snapshots go (the workspace holds the last one).
     async fn release(&self, stage: &StageSpec) -> Result<(), ExecutorError> {
-        if let Some(in_place) = &self.in_place {
-            return in_place.leftovers.release(stage).await;
-        }
         let runners: Vec<String> = self
             .ran_on
             .lock()

@@ -8,10 +8,7 @@
 //! The workspace: before the step, the runner's copy is made the snapshot
 //! the job names (fetched only when the copy is another, as its marker
 //! `WORK_DIR/workspaces/.EXECUTION.sha256` tells); after it, a changed
-//! workspace is sent back as a new snapshot before the result. A job marked
-//! in place (for the runner `gantry serve` starts, which shares its disk)
-//! runs in the stage's own directories beneath the server's data
-//! directory instead, with no snapshot either way.
+//! workspace is sent back as a new snapshot before the result.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -49,10 +46,6 @@ pub struct StepRunnerConfig {
     /// Confines host steps, as on the server.
     pub sandbox: Option<gantry_sandbox::Sandbox>,
     pub host_steps: HostSteps,
-    /// The server's data directory when this runner shares its disk (the
-    /// local runner `gantry serve` starts): jobs marked in place run in
-    /// the stage's own directories beneath it. `None` refuses them.
-    pub in_place_data_dir: Option<PathBuf>,
 }
 
 /// Runs leased steps on this machine.
@@ -76,38 +69,14 @@ impl StepJobRunner {
         }
     }
 
-    /// An executor whose stages' directories live beneath `data_dir`.
-    fn executor_in(&self, data_dir: &Path) -> LocalExecutor {
+    fn executor(&self) -> LocalExecutor {
         LocalExecutor::new(LocalConfig {
             containers: self.config.containers.clone(),
             sandbox: self.config.sandbox.clone(),
             host_steps: self.config.host_steps,
-            data_dir: data_dir.to_owned(),
+            data_dir: self.config.work_dir.clone(),
             process_groups: self.process_groups.clone(),
         })
-    }
-
-    fn executor(&self) -> LocalExecutor {
-        self.executor_in(&self.config.work_dir)
-    }
-
-    /// The server's data directory, if the stage may run in place in it:
-    /// its workspace and run directory are the server's own.
-    fn in_place(&self, stage: &StageSpec) -> Result<PathBuf, String> {
-        let Some(data_dir) = &self.config.in_place_data_dir else {
-            return Err(
-                "the job runs in the server's own directories, and this runner does not share its disk"
-                    .to_owned(),
-            );
-        };
-        let (workspace, run_dir) = directories_beneath(data_dir, stage)?;
-        if stage.workspace != workspace || stage.run_dir != run_dir {
-            return Err(format!(
-                "the job's directories are not the stage's own beneath {}",
-                data_dir.display()
-            ));
-        }
-        Ok(data_dir.clone())
     }
 }
 
@@ -146,14 +115,22 @@ impl JobRunner for StepJobRunner {
     /// A step a previous agent process started cannot be taken over (its
     /// output went to that process's pipes): its processes are killed and
     /// its lease, given up, lets it run again elsewhere.
-    fn reattach(&self, dir: &JobDir) -> Option<RunningStep> {
+    async fn reattach(&self, dir: &JobDir) -> Option<RunningStep> {
         let record = std::fs::read(dir.root().join(LEFT_BEHIND)).ok()?;
-        let left: crate::executor::LeftBehind = serde_json::from_slice(&record).ok()?;
-        let killed = crate::process::kill_orphans(crate::process::ProcessId {
-            pid: left.pgid as i32,
-            start: left.start,
-        });
-        tracing::warn!(job = %dir.root().display(), killed, "killed the processes of a step the previous agent process left");
+        let left: LeftStep = serde_json::from_slice(&record).ok()?;
+        // Its processes, then its container: `podman run`'s client dies with
+        // the group, the container it started does not.
+        let reaped = self
+            .executor()
+            .reap(&left.stage, left.index, left.group)
+            .await;
+        tracing::warn!(
+            job = %dir.root().display(),
+            killed = reaped.killed_processes,
+            containers = reaped.removed_containers,
+            errors = ?reaped.errors,
+            "stopped a step the previous agent process left"
+        );
         None
     }
 
@@ -164,7 +141,6 @@ impl JobRunner for StepJobRunner {
             stage,
             step,
             snapshot,
-            in_place,
         } = match job_kind {
             RunnerJob::Step(step) => *step,
             RunnerJob::Release { release } => {
@@ -180,12 +156,8 @@ impl JobRunner for StepJobRunner {
                 return Ok(RunningStep(Run::Push(Box::new(push))));
             }
         };
-        let (stage, executor) = if in_place {
-            let data_dir = self.in_place(&stage)?;
-            (stage, self.executor_in(&data_dir))
-        } else {
-            (self.localize(stage)?, self.executor())
-        };
+        let stage = self.localize(stage)?;
+        let executor = self.executor();
         let root = &self.config.work_dir;
         for path in [&stage.workspace, &stage.run_dir] {
             tokio::fs::create_dir_all(path)
@@ -213,9 +185,8 @@ impl JobRunner for StepJobRunner {
             .prepare(&stage)
             .await
             .map_err(|error| error.to_string())?;
-        // In place, the server's `run` stage opened the gate in the stage's own run
-        // directory; elsewhere this runner opens one beside its copy.
-        let gate = if step.goes_through_docker_gate() && !in_place {
+        // This runner opens the gate beside its copy of the stage's run directory.
+        let gate = if step.goes_through_docker_gate() {
             let engine_api = root.join("engine-api");
             let hold = self
                 .gates
@@ -244,10 +215,13 @@ impl JobRunner for StepJobRunner {
             .map_err(|error| error.to_string())?;
         // For an agent started again after a `kill -9`: the step's group
         // outlives it and must go (its lease is lost, it runs elsewhere).
-        if let Some(left) = handle.left_behind() {
-            let record = serde_json::to_vec(&left).unwrap_or_default();
-            let _ = tokio::fs::write(dir.root().join(LEFT_BEHIND), record).await;
-        }
+        let left = LeftStep {
+            group: handle.left_behind(),
+            stage: stage.clone(),
+            index: step.index,
+        };
+        let record = serde_json::to_vec(&left).unwrap_or_default();
+        let _ = tokio::fs::write(dir.root().join(LEFT_BEHIND), record).await;
         let output = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -278,8 +252,17 @@ fn directories_beneath(root: &Path, stage: &StageSpec) -> Result<(PathBuf, PathB
     ))
 }
 
-/// The step's process group, in the job's directory.
+/// What a step leaves behind, in the job's directory.
 const LEFT_BEHIND: &str = "step-process.json";
+
+/// What an agent started again needs to stop a step the previous one left:
+/// its process group and, for its container, its stage and index.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LeftStep {
+    group: Option<crate::executor::LeftBehind>,
+    stage: StageSpec,
+    index: i64,
+}
 
 impl StepJobRunner {
     /// The stage with this runner's own directories for it.

@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::{
-    ImageToPush, PushJob, PushJobResult, PushedImage, REGISTRY_CREDENTIALS, RunnerJob,
+    ImageToPush, PushFailure, PushJob, PushJobResult, PushedImage, REGISTRY_CREDENTIALS, RunnerJob,
 };
 use crate::executor::StageSpec;
 use crate::logs::Masker;
@@ -30,14 +30,14 @@ pub(super) async fn push_on(
     credentials: Option<&Credentials>,
     wait: Duration,
     stop: &CancellationToken,
-) -> Result<Vec<PushedImage>, String> {
+) -> Result<Vec<PushedImage>, PushFailure> {
     let payload = serde_json::to_value(RunnerJob::Push {
         push: PushJob {
             stage: stage.clone(),
             images,
         },
     })
-    .map_err(|error| error.to_string())?;
+    .map_err(|error| PushFailure::from(error.to_string()))?;
     let mut secrets = JobSecrets::default();
     if let Some(credentials) = credentials {
         secrets.0.insert(
@@ -53,7 +53,11 @@ pub(super) async fn push_on(
             workspace: None,
         })
         .await
-        .map_err(|error| format!("cannot queue the push for runner {runner}: {error}"))?;
+        .map_err(|error| {
+            PushFailure::from(format!(
+                "cannot queue the push for runner {runner}: {error}"
+            ))
+        })?;
     let deadline = tokio::time::Instant::now() + wait;
     let mut leased = false;
     loop {
@@ -64,11 +68,11 @@ pub(super) async fn push_on(
                 return Err(format!(
                     "runner {runner}, which built them, did not take the push within {}",
                     crate::clock::humanize(wait)
-                ));
+                ).into());
             }
             () = stop.cancelled() => {
                 let _ = dispatcher.cancel(&job.id, "the stage stopped").await;
-                return Err("the push was stopped".to_owned());
+                return Err("the push was stopped".to_owned().into());
             }
         };
         match event {
@@ -76,10 +80,15 @@ pub(super) async fn push_on(
             Some(JobEvent::Log { .. }) => {}
             Some(JobEvent::Finished { result, .. }) => {
                 let result: PushJobResult = serde_json::from_value(result).map_err(|error| {
-                    format!("runner {runner} sent a push result this server cannot read: {error}")
+                    PushFailure::from(format!(
+                        "runner {runner} sent a push result this server cannot read: {error}"
+                    ))
                 })?;
                 return match result.error {
-                    Some(error) => Err(format!("{error} (on runner {runner})")),
+                    Some(error) => Err(PushFailure {
+                        message: format!("{error} (on runner {runner})"),
+                        unauthorized: result.unauthorized,
+                    }),
                     None => Ok(result.pushed),
                 };
             }
@@ -87,12 +96,13 @@ pub(super) async fn push_on(
                 dispatcher.give_up(&job.id);
                 return Err(format!(
                     "runner {runner}, which built them, was lost while pushing them ({reason})"
-                ));
+                )
+                .into());
             }
             Some(JobEvent::Canceled { reason }) => {
-                return Err(format!("the push on runner {runner} was canceled: {reason}"));
+                return Err(format!("the push on runner {runner} was canceled: {reason}").into());
             }
-            None => return Err("the runner dispatcher dropped the push".to_owned()),
+            None => return Err("the runner dispatcher dropped the push".to_owned().into()),
         }
     }
 }
@@ -114,9 +124,10 @@ impl PushRun {
         secrets: &JobSecrets,
     ) -> Result<PushRun, String> {
         let credentials = match secrets.0.get(REGISTRY_CREDENTIALS) {
-            Some(text) => Some(Credentials::parse(text).ok_or(
-                "the push job's registry account is not user:password".to_owned(),
-            )?),
+            Some(text) => Some(
+                Credentials::parse(text)
+                    .ok_or("the push job's registry account is not user:password".to_owned())?,
+            ),
             None => None,
         };
         let masker = Masker::default();
@@ -134,8 +145,9 @@ impl PushRun {
     pub(super) async fn finish(self, cancel: CancellationToken) -> JobOutcome {
         let mut result = PushJobResult::default();
         let Some(engine) = &self.engine else {
-            result.error =
-                Some("this runner has no container engine (podman or docker) to push them".to_owned());
+            result.error = Some(
+                "this runner has no container engine (podman or docker) to push them".to_owned(),
+            );
             return json!(result).into();
         };
         for image in &self.job.images {
@@ -155,6 +167,8 @@ impl PushRun {
                     });
                 }
                 Err(error) => {
+                    result.unauthorized =
+                        matches!(error, gantry_container::ContainerError::Unauthorized { .. });
                     result.error = Some(self.masker.mask(&error.to_string()));
                     break;
                 }

@@ -61,10 +61,7 @@ fn a_runners_refusal_that_names_the_step_is_kept_whole_and_others_are_prefixed()
         "named: step 1 runs in image \"x\" but no container engine is installed (on runner r1)",
     );
     // Another step's name is not this one's.
-    check(
-        "step 10: refused",
-        "plain: on runner r1: step 10: refused",
-    );
+    check("step 10: refused", "plain: on runner r1: step 10: refused");
     check(
         "the job is not a step this runner can read",
         "plain: on runner r1: the job is not a step this runner can read",
@@ -171,8 +168,13 @@ async fn a_push_job_on_a_runner_without_an_engine_says_so_and_a_bad_account_is_r
             [(REGISTRY_CREDENTIALS.to_owned(), account.to_owned())].into(),
         )
     };
-    let error = PushRun::new(None, job.clone(), &secrets("no-colon")).err().unwrap();
-    assert_eq!(error, "the push job's registry account is not user:password");
+    let error = PushRun::new(None, job.clone(), &secrets("no-colon"))
+        .err()
+        .unwrap();
+    assert_eq!(
+        error,
+        "the push job's registry account is not user:password"
+    );
     let run = PushRun::new(None, job, &secrets("robot:pw-123456")).unwrap();
     let outcome = run.finish(tokio_util::sync::CancellationToken::new()).await;
     let result: PushJobResult = serde_json::from_value(outcome.result).unwrap();

@@ -17,10 +17,6 @@ pub(crate) struct StepJob {
     /// The workspace snapshot the step starts from (its SHA-256).
     #[serde(default)]
     pub(crate) snapshot: Option<String>,
-    /// Run in the stage's own directories, on the server's disk: only a
-    /// runner started with the server's data directory takes it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(crate) in_place: bool,
 }
 
 /// The job's secrets hold the step's program under this name (not a
@@ -106,6 +102,27 @@ pub(crate) struct PushJobResult {
     pub(crate) pushed: Vec<PushedImage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
+    /// The registry answered 401: the stage's account is missing or wrong.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) unauthorized: bool,
+}
+
+/// Why a push on a runner failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PushFailure {
+    pub message: String,
+    /// The registry answered 401 (so the stage's account is missing or wrong).
+    pub unauthorized: bool,
+}
+
+impl From<String> for PushFailure {
+    fn from(message: String) -> PushFailure {
+        PushFailure {
+            message,
+            unauthorized: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,11 +74,15 @@ impl Server {
             .expect("temp dir");
         std::fs::create_dir_all(root.path().join("work")).expect("work dir");
         // Host steps run as an unprivileged user when the tests run as root:
-        // they reach the work directory (never the data directory beside it).
+        // they reach the work directory (never the data directory beside it),
+        // and so does the local runner's user.
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = |m| std::fs::Permissions::from_mode(m);
-            std::fs::set_permissions(root.path(), mode(0o711)).expect("chmod root");
+            // Listable: the local runner's user confines its steps by listing
+            // what is beside its work directory (the data directory is
+            // private by its own mode).
+            std::fs::set_permissions(root.path(), mode(0o755)).expect("chmod root");
             std::fs::set_permissions(root.path().join("work"), mode(0o1777)).expect("chmod work");
         }
         let mut server = Server {
@@ -117,6 +121,11 @@ impl Server {
         self.root.path().join("data")
     }
 
+    /// The local runner's work directory.
+    pub fn local_runner_dir(&self) -> PathBuf {
+        self.root.path().join("runner")
+    }
+
     /// A directory for the files a test's steps write.
     pub fn work(&self) -> PathBuf {
         self.root.path().join("work")
@@ -141,6 +150,9 @@ impl Server {
             .arg("--data-dir")
             .arg(self.data_dir())
             .env("RUST_LOG", "info")
+            // The local runner's own directory, outside the data directory,
+            // removed with the test's.
+            .env("GANTRY_LOCAL_RUNNER_DIR", self.local_runner_dir())
             .env_remove("GANTRY_TOKEN")
             .env_remove("GANTRY_URL")
             .envs(self.env.iter().map(|(k, v)| (k, v)))

@@ -17,6 +17,5 @@ mod policy;
 pub(crate) use paths::{inherit, open_paths};
 pub use policy::{Allowed, check};
 
-
 #[cfg(test)]
 mod tests;

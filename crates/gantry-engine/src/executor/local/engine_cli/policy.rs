@@ -2,7 +2,6 @@
 //! may use, parsed the way podman's flag parser reads them (`--name value`,
 //! `--name=value`, `-t value`, `-tvalue`, clusters of short flags).
 
-
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refused {
