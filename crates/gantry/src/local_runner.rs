@@ -50,11 +50,15 @@ pub struct LocalRunner {
     pub container_engine: Option<String>,
 }
 
-/// Who the local runner runs as and where it works.
+/// Who the local runner runs as, where it works and what it runs.
 pub struct Place {
     /// `None`: the server's own user (a server not running as root).
     pub user: Option<Identity>,
     pub work_dir: PathBuf,
+    /// This binary, or a copy its user can run (`HOME/bin/gantry`, root's
+    /// and read-only to it) when this one is beyond its reach (say, built
+    /// under `/root`).
+    pub binary: PathBuf,
 }
 
 impl Place {
@@ -84,6 +88,7 @@ impl Place {
             return Ok(Place {
                 user: None,
                 work_dir,
+                binary: this_binary()?,
             });
         }
         let name = user.unwrap_or(gantry_sandbox::DEFAULT_RUNNER_USER);
@@ -94,11 +99,66 @@ impl Place {
             None => identity.home.join("servers").join(data_dir_key(data_dir)),
         };
         make_work_dir(&work_dir, &identity, data_dir)?;
+        let binary = binary_for(&identity)?;
         Ok(Place {
             user: Some(identity),
             work_dir,
+            binary,
         })
     }
+}
+
+fn this_binary() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("cannot find this binary to start the local runner")
+}
+
+/// This binary if `identity` can run it where it is, else a copy of it in
+/// its home's `bin`, made again when this one changed.
+fn binary_for(identity: &Identity) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let binary = this_binary()?;
+    let meta =
+        std::fs::metadata(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    let runnable = meta.mode() & 0o001 != 0
+        && crate::step_isolation::closed_ancestor(&binary, identity.uid, identity.gid).is_none();
+    if runnable {
+        return Ok(binary);
+    }
+    let dir = identity.home.join("bin");
+    let copy = dir.join("gantry");
+    let same = std::fs::metadata(&copy).is_ok_and(|c| {
+        c.len() == meta.len() && c.modified().ok() == meta.modified().ok() && c.uid() == 0
+    });
+    info!(
+        binary = %binary.display(),
+        copy = %copy.display(),
+        copied = !same,
+        "the local runner's user cannot reach this binary: it runs a copy"
+    );
+    if same {
+        return Ok(copy);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Root's, so that the runner's user cannot change what it runs.
+    std::os::unix::fs::chown(&dir, Some(0), Some(0))
+        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)))
+        .with_context(|| format!("cannot make {} root's", dir.display()))?;
+    let temporary = dir.join(format!(".gantry-{}", std::process::id()));
+    std::fs::copy(&binary, &temporary).with_context(|| {
+        format!(
+            "cannot copy {} to {}",
+            binary.display(),
+            temporary.display()
+        )
+    })?;
+    let file = std::fs::File::options().write(true).open(&temporary)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+    if let Ok(modified) = meta.modified() {
+        file.set_modified(modified)?;
+    }
+    std::fs::rename(&temporary, &copy)
+        .with_context(|| format!("cannot put the local runner's binary at {}", copy.display()))?;
+    Ok(copy)
 }
 
 /// A short name for `data_dir`, so that servers on one machine (each with
@@ -177,9 +237,8 @@ impl LocalRunner {
     /// Runs the child until it exits (an error) or `shutdown` (stopped).
     async fn run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let work_dir = &self.place.work_dir;
-        let binary =
-            std::env::current_exe().context("cannot find this binary to start the local runner")?;
-        let mut command = std::process::Command::new(&binary);
+        let binary = &self.place.binary;
+        let mut command = std::process::Command::new(binary);
         command
             .args([
                 "runner", "--url", &self.url, "--name", NAME, "--labels", NAME,

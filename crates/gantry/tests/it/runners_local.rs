@@ -291,3 +291,57 @@ fn a_local_runner_work_directory_inside_the_data_directory_is_refused_at_start()
         );
     }
 }
+
+/// A binary the runner's user cannot reach (built under a private home, say
+/// `/root`): the server starts the runner from a copy of it that user can
+/// run, and the runner registers.
+#[test]
+fn a_binary_beyond_the_runner_users_reach_runs_from_a_copy() {
+    let as_root =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    if !as_root {
+        eprintln!("note: not root; the runner runs as this user and needs no copy");
+        return;
+    }
+    let private = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let binary = private.path().join("gantry");
+    std::fs::copy(crate::harness::BIN, &binary).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("server.log");
+    let port = crate::deploy_support::free_port();
+    let mut child = std::process::Command::new(&binary)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(root.path().join("data"))
+        .env_remove("GANTRY_LOCAL_RUNNER_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("gantry serve");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !text().contains("runner registered") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = text();
+    assert!(text.contains("it runs a copy"), "{text}");
+    assert!(text.contains("runner registered runner=local"), "{text}");
+    // Its default work directory, in the runner user's home, goes with the test.
+    if let Some(dir) = text
+        .lines()
+        .find(|l| l.contains("local runner started"))
+        .and_then(|l| l.split("work_dir=").nth(1))
+    {
+        let _ = std::fs::remove_dir_all(dir.trim());
+    }
+}
