@@ -89,7 +89,7 @@ pub enum Confinement {
     /// when the server has one); a container for a step with an image.
     #[default]
     Step,
-    /// The container engine's CLI, with the server's rights, within what
+    /// The container engine's CLI, with the engine's own rights, within what
     /// its allow-list let through.
     EngineCli(Allowed),
 }

@@ -1,5 +1,5 @@
 //! A Cloud Build `gcr.io/cloud-builders/docker` step runs the host's
-//! podman with the server's rights, so it may only build, tag, push and
+//! podman with the engine's own rights (here the local runner's), so it may only build, tag, push and
 //! pull: a `docker run` that mounts the host's root to read the server's
 //! secret key is refused before any step of the stage runs, naming the
 //! step, the argument and why, while a plain `docker build` of the
@@ -57,7 +57,7 @@ fn a_docker_builder_step_that_mounts_the_host_is_refused_before_anything_runs() 
         .unwrap_or_default();
     assert_eq!(
         error,
-        "step 2 (escape) runs the host's container engine CLI for gcr.io/cloud-builders/docker: `run` is refused: it runs or reaches a container with the server's rights, unconfined (a step that needs an image runs in it: give the step that image)",
+        "step 2 (escape) runs the host's container engine CLI for gcr.io/cloud-builders/docker: `run` is refused: it runs or reaches a container with the engine's own rights (the server's or its runner's), unconfined (a step that needs an image runs in it: give the step that image)",
     );
     assert!(key.exists(), "there was a key to read");
     // The stage failed before its first step: that step left no trace.

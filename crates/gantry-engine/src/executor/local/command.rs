@@ -353,7 +353,7 @@ fn host_command(
         }
     };
     // The container engine's CLI needs the engine, which a confined process
-    // cannot reach: it runs with the server's rights, within its allow-list.
+    // cannot reach: it runs with the engine's own rights, within its allow-list.
     let sandbox = match step.confinement {
         Confinement::Step => executor.sandbox(),
         Confinement::EngineCli(_) => None,

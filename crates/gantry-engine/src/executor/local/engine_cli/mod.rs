@@ -1,8 +1,9 @@
 //! What a Cloud Build `gcr.io/cloud-builders/docker` step may ask of the
 //! container engine. The image map runs that builder as the host's engine
-//! CLI (`host:podman`), unconfined and with the server's rights, because a
-//! confined process cannot reach the engine; so until runners bring a
-//! rootless engine of their own, such a step may only build, tag, push and
+//! CLI (`host:podman`), unconfined and with the engine's own rights (the
+//! server's, or the runner's it runs on: the local runner's is a rootless
+//! podman of its own user), because a confined process cannot reach the
+//! engine; so such a step may only build, tag, push and
 //! pull images and ask about them. Everything else (`run`, `exec`, `cp`,
 //! `volume`, `system`, options that mount or read host paths, …) is
 //! refused before any step of the stage runs, naming the step, the

@@ -306,7 +306,7 @@ fn rules_of(subcommand: &str) -> Result<&'static Rules, Refused> {
             "it would store registry credentials in the server's engine configuration, shared by every pipeline; give the stage `registry:` access and list the image in `images:`"
         }
         "run" | "exec" | "create" | "start" | "cp" | "container" | "pod" | "kube" => {
-            "it runs or reaches a container with the server's rights, unconfined (a step that needs an image runs in it: give the step that image)"
+            "it runs or reaches a container with the engine's own rights (the server's or its runner's), unconfined (a step that needs an image runs in it: give the step that image)"
         }
         "save" | "load" | "export" | "import" | "commit" | "diff" | "mount" => {
             "it reads or writes image files on the host, outside the workspace"

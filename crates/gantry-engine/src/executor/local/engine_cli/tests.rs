@@ -53,7 +53,7 @@ fn subcommands_that_reach_the_host_are_refused() {
     check_command(
         "podman run -v /:/h busybox cat /h/etc/shadow",
         Err(
-            "`run` is refused: it runs or reaches a container with the server's rights, unconfined (a step that needs an image runs in it: give the step that image)",
+            "`run` is refused: it runs or reaches a container with the engine's own rights (the server's or its runner's), unconfined (a step that needs an image runs in it: give the step that image)",
         ),
     );
     for subcommand in ["exec", "cp", "create"] {
