@@ -329,6 +329,9 @@ impl Driver {
             return Ok(());
         }
 
+        // The stage's last lines are stored before it is seen ended: a reader
+        // of its log after its end finds them all.
+        self.engine.logs().flush().await;
         let now = clock::now();
         self.execution
             .update(|c| {
@@ -362,6 +365,8 @@ impl Driver {
 
     /// Persists the final status once nothing runs any more.
     async fn finish(&mut self) -> Result<(), EngineError> {
+        // As for a stage: every line is stored before the execution ends.
+        self.engine.logs().flush().await;
         let now = clock::now();
         self.execution
             .update(|c| {

@@ -81,3 +81,71 @@ async fn an_engine_given_no_stage_types_fails_each_stage_saying_so() {
         Some("this engine was built without stage types: it cannot run a wait stage")
     );
 }
+
+/// Logs a line as its last act, then succeeds.
+#[derive(Clone, Default)]
+struct LastWords;
+
+impl StageTypes for LastWords {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Arc<StageContext>,
+        _kind: &'a StageKind,
+    ) -> BoxFuture<'a, StageResult> {
+        Box::pin(async move {
+            ctx.log.system("last words").await;
+            Ok(Default::default())
+        })
+    }
+}
+
+/// A stage's lines are stored before it is seen ended (log lines are batched, and a batch
+/// may wait 15 ms for more): a reader who looks once, as soon as the stage shows ended,
+/// finds its last line.
+#[tokio::test]
+async fn a_stages_last_line_is_stored_before_the_stage_shows_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("gantry.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let text =
+        "pipelines:\n  - name: p\n    stages:\n      - {id: say, type: wait, duration: 1h}\n";
+    let pipeline = gantry_config::parse_document("gantry.yaml", text)
+        .unwrap()
+        .pipelines
+        .remove(0);
+    let spec = serde_json::to_value(&pipeline).unwrap();
+    store.upsert_pipeline("p", None, &spec, 1).await.unwrap();
+    let config = EngineConfig {
+        data_dir: dir.path().to_owned(),
+        git: gantry_git::Repositories::new(dir.path().join("repos")),
+        stage_types: StageRegistry::new(LastWords),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(store.clone(), config).await.unwrap();
+    for round in 0..20 {
+        let request = RunRequest {
+            pipeline: "p".to_owned(),
+            ..Default::default()
+        };
+        let execution = engine.run(request).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stage = store.stages(&execution.id).await.unwrap().remove(0);
+            if stage.status.is_terminal() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the stage did not end"
+            );
+            tokio::task::yield_now().await;
+        }
+        let lines = store.logs(&execution.id, None, 0, 100).await.unwrap();
+        assert!(
+            lines.iter().any(|l| l.line == "last words"),
+            "round {round}: the stage showed ended before its last line was stored: {:?}",
+            lines.iter().map(|l| &l.line).collect::<Vec<_>>()
+        );
+    }
+    engine.shutdown().await;
+}
