@@ -66,10 +66,8 @@ impl ContainerEngine {
     /// The engine run as root through `sudo -n` unless this process is
     /// root already.
     pub fn as_root(self) -> ContainerEngine {
-        use std::os::unix::fs::MetadataExt;
-        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
         ContainerEngine {
-            sudo: !root,
+            sudo: !this_process_is_root(),
             ..self
         }
     }
@@ -81,9 +79,7 @@ impl ContainerEngine {
     /// is reached through its socket, and for podman run as root (its
     /// state is root's).
     pub async fn rootless_state_dirs(&self) -> Result<Vec<std::path::PathBuf>, ContainerError> {
-        use std::os::unix::fs::MetadataExt;
-        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-        if self.kind != EngineKind::Podman || root || self.sudo {
+        if self.kind != EngineKind::Podman || self.sudo || this_process_is_root() {
             return Ok(Vec::new());
         }
         let text = self
@@ -487,4 +483,10 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether this process runs as root (`/proc/self` is owned by its user).
+fn this_process_is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -50,13 +50,6 @@ impl Identity {
         }
         Ok(identity)
     }
-
-    /// The user this process runs as.
-    pub fn current() -> Result<Identity, SandboxError> {
-        // SAFETY: geteuid cannot fail.
-        let uid = unsafe { libc::geteuid() };
-        lookup_uid(uid)?.ok_or_else(|| SandboxError::NoSuchUser(uid.to_string()))
-    }
 }
 
 /// What a user is created for.
@@ -104,48 +97,30 @@ pub(crate) fn find_or_create(name: &str, kind: Kind) -> Result<Identity, Sandbox
 
 fn lookup(name: &str) -> Result<Option<Identity>, SandboxError> {
     let c_name = CString::new(name).map_err(|_| SandboxError::NoSuchUser(name.to_owned()))?;
-    read_entry(name, |entry, buffer, found| {
-        // SAFETY: every pointer is valid for the sizes given; getpwnam_r
-        // writes the entry into `entry` and its strings into `buffer`.
-        unsafe {
-            libc::getpwnam_r(
-                c_name.as_ptr(),
-                entry,
-                buffer.as_mut_ptr(),
-                buffer.len(),
-                found,
-            )
-        }
-    })
-}
-
-fn lookup_uid(uid: u32) -> Result<Option<Identity>, SandboxError> {
-    read_entry(&uid.to_string(), |entry, buffer, found| {
-        // SAFETY: as in `lookup`, with getpwuid_r.
-        unsafe { libc::getpwuid_r(uid, entry, buffer.as_mut_ptr(), buffer.len(), found) }
-    })
-}
-
-/// One user database entry, read by `get` (getpwnam_r or getpwuid_r);
-/// `what` names the user in errors.
-fn read_entry(
-    what: &str,
-    get: impl FnOnce(*mut libc::passwd, &mut [libc::c_char], *mut *mut libc::passwd) -> libc::c_int,
-) -> Result<Option<Identity>, SandboxError> {
     let mut entry = std::mem::MaybeUninit::<libc::passwd>::uninit();
     let mut buffer = vec![0 as libc::c_char; 16 * 1024];
     let mut found: *mut libc::passwd = std::ptr::null_mut();
-    let result = get(entry.as_mut_ptr(), &mut buffer, &mut found);
+    // SAFETY: every pointer is valid for the sizes given; getpwnam_r
+    // writes the entry into `entry` and its strings into `buffer`.
+    let result = unsafe {
+        libc::getpwnam_r(
+            c_name.as_ptr(),
+            entry.as_mut_ptr(),
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
     if result != 0 {
         return Err(SandboxError::Lookup {
-            name: what.to_owned(),
+            name: name.to_owned(),
             source: io::Error::from_raw_os_error(result),
         });
     }
     if found.is_null() {
         return Ok(None);
     }
-    // SAFETY: the lookup found the user, so `entry` is filled in.
+    // SAFETY: getpwnam_r found the user, so `entry` is filled in.
     let entry = unsafe { entry.assume_init() };
     // SAFETY: pw_name and pw_dir point into `buffer`, NUL-terminated strings.
     let (name, home) = unsafe {

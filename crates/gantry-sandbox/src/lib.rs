@@ -18,7 +18,7 @@ mod sandbox;
 
 pub use environment::{clean_environment, ordinary_umask};
 pub use identity::{DEFAULT_RUNNER_USER, DEFAULT_USER, Identity};
-pub use sandbox::{Access, Sandbox, SandboxConfig};
+pub use sandbox::{Access, Sandbox, SandboxConfig, running_as_root};
 
 use thiserror::Error;
 

@@ -58,7 +58,7 @@ impl Sandbox {
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
             .filter(|p| !closed_to_this_process(p))
             .collect();
-        let root = effective_uid() == 0;
+        let root = running_as_root();
         let mut problem = None;
         let identity = match (&config.user, root) {
             (Some(name), false) => return Err(SandboxError::NotRoot(name.clone())),
@@ -233,7 +233,9 @@ fn closed_to_this_process(path: &Path) -> bool {
     result != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EACCES)
 }
 
-fn effective_uid() -> u32 {
+/// Whether this process runs as root (its effective uid is 0): only then
+/// can it start confined processes as another user.
+pub fn running_as_root() -> bool {
     // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
+    unsafe { libc::geteuid() == 0 }
 }

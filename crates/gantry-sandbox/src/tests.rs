@@ -77,11 +77,3 @@ fn the_runner_user_gets_the_first_subordinate_ids_above_every_range() {
     // A range below 100000 does not pull the start down.
     assert_eq!(first_free_subordinate_id("x:10:5\n"), 100_000);
 }
-
-#[test]
-fn the_current_user_is_found_with_its_home() {
-    let me = crate::Identity::current().expect("this process's user");
-    // SAFETY: geteuid cannot fail.
-    assert_eq!(me.uid, unsafe { libc::geteuid() });
-    assert!(!me.home.as_os_str().is_empty());
-}

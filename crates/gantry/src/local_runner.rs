@@ -70,8 +70,7 @@ impl Place {
         work_dir: Option<&Path>,
         data_dir: &Path,
     ) -> anyhow::Result<Place> {
-        let root = Identity::current().map(|me| me.uid == 0).unwrap_or(false);
-        if !root {
+        if !gantry_sandbox::running_as_root() {
             if let Some(user) = user {
                 anyhow::bail!(
                     "--local-runner-user {user}: the server must run as root to start its runner as another user"

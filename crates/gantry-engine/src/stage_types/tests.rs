@@ -28,8 +28,9 @@ impl StageTypes for RecordingStageTypes {
     }
 }
 
-/// Runs a pipeline of one hour-long `wait` and returns how its stage ended.
-async fn run_an_hour_long_wait(stage_types: StageRegistry) -> (Status, Option<String>) {
+/// An engine on a fresh SQLite store holding pipeline `p` (one hour-long `wait`), run
+/// through `stage_types`; the directory holds its store and data.
+async fn engine_with_one_wait(stage_types: StageRegistry) -> (tempfile::TempDir, Store, Engine) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("gantry.db").display());
     let store = Store::open(&url).await.unwrap();
@@ -48,6 +49,12 @@ async fn run_an_hour_long_wait(stage_types: StageRegistry) -> (Status, Option<St
         ..EngineConfig::default()
     };
     let engine = Engine::start(store.clone(), config).await.unwrap();
+    (dir, store, engine)
+}
+
+/// Runs a pipeline of one hour-long `wait` and returns how its stage ended.
+async fn run_an_hour_long_wait(stage_types: StageRegistry) -> (Status, Option<String>) {
+    let (_dir, store, engine) = engine_with_one_wait(stage_types).await;
     let request = RunRequest {
         pipeline: "p".to_owned(),
         ..Default::default()
@@ -104,24 +111,7 @@ impl StageTypes for LastWords {
 /// finds its last line.
 #[tokio::test]
 async fn a_stages_last_line_is_stored_before_the_stage_shows_ended() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("gantry.db").display());
-    let store = Store::open(&url).await.unwrap();
-    let text =
-        "pipelines:\n  - name: p\n    stages:\n      - {id: say, type: wait, duration: 1h}\n";
-    let pipeline = gantry_config::parse_document("gantry.yaml", text)
-        .unwrap()
-        .pipelines
-        .remove(0);
-    let spec = serde_json::to_value(&pipeline).unwrap();
-    store.upsert_pipeline("p", None, &spec, 1).await.unwrap();
-    let config = EngineConfig {
-        data_dir: dir.path().to_owned(),
-        git: gantry_git::Repositories::new(dir.path().join("repos")),
-        stage_types: StageRegistry::new(LastWords),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start(store.clone(), config).await.unwrap();
+    let (_dir, store, engine) = engine_with_one_wait(StageRegistry::new(LastWords)).await;
     for round in 0..20 {
         let request = RunRequest {
             pipeline: "p".to_owned(),
