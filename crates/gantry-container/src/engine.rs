@@ -6,6 +6,10 @@ use std::process::Stdio;
 use crate::auth::{AuthDir, Credentials};
 use crate::error::ContainerError;
 
+/// What rootless podman's error says to run when its state names a pause
+/// process that no longer exists.
+const RESET_ROOTLESS_STATE: &str = "podman system migrate";
+
 /// Which command-line dialect the engine speaks; podman and docker differ in
 /// a few flags (podman's `rm -t`, `image exists`, `push --digestfile`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,20 +82,38 @@ impl ContainerEngine {
     /// confined steps are kept out of them. Empty for docker, whose daemon
     /// is reached through its socket, and for podman run as root (its
     /// state is root's).
+    ///
+    /// Asked once when a runner starts, it also recovers a rootless podman
+    /// whose pause process is gone while its state says it runs (the
+    /// machine's processes were killed but its temporary directory kept):
+    /// every podman command of that user then fails with "invalid internal
+    /// status" until `podman system migrate` resets it, as podman's own
+    /// message says. That only happens when no container of the user is
+    /// left running (podman would join one's namespace), so the reset stops
+    /// nothing alive.
     pub async fn rootless_state_dirs(&self) -> Result<Vec<std::path::PathBuf>, ContainerError> {
         if self.kind != EngineKind::Podman || self.sudo || this_process_is_root() {
             return Ok(Vec::new());
         }
-        let text = self
-            .output(
-                "info",
-                &[
-                    "info",
-                    "--format",
-                    "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}",
-                ],
-            )
-            .await?;
+        let info = [
+            "info",
+            "--format",
+            "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}",
+        ];
+        let text = match self.output("info", &info).await {
+            Err(ContainerError::Command { message, .. })
+                if message.contains(RESET_ROOTLESS_STATE) =>
+            {
+                tracing::warn!(
+                    %message,
+                    "rootless podman's pause process is gone: resetting it (podman system migrate)"
+                );
+                self.output("system migrate", &["system", "migrate"])
+                    .await?;
+                self.output("info", &info).await?
+            }
+            other => other?,
+        };
         // The directories above the store and the run root hold the rest
         // (libpod's database, its temporary files, the API socket).
         Ok(text

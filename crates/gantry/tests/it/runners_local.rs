@@ -345,3 +345,95 @@ fn a_binary_beyond_the_runner_users_reach_runs_from_a_copy() {
         let _ = std::fs::remove_dir_all(dir.trim());
     }
 }
+
+/// A rootless podman whose every process was killed while a container ran
+/// (the runner, conmon, the pause process: a crash, the OOM killer, a
+/// machine's processes stopped with its /tmp kept) still records that
+/// container as running, and refuses every later command with "invalid
+/// internal status". The local runner started again resets it (`podman
+/// system migrate`, as podman's message says) and runs container steps,
+/// instead of failing at every start while steps wait. Its own runner
+/// user, so that no other test's podman is touched.
+#[test]
+fn a_local_runner_resets_a_rootless_podman_left_by_killed_processes() {
+    const USER: &str = "gantry-test-podreset";
+    crate::steps_podman::podman();
+    let scripts = crate::steps_podman::scripts();
+    let made = std::process::Command::new(scripts.join("add-runner-user"))
+        .arg(USER)
+        .output()
+        .expect("scripts/add-runner-user");
+    assert!(made.status.success(), "{made:?}");
+    // A failed earlier run may have left the user's podman as this test
+    // leaves it: reset it as `scripts/setup-podman` does before using it.
+    let given = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "set -e; p='{}'; \"$p\" info >/dev/null 2>&1 || \"$p\" system migrate; \
+             podman save '{}' | \"$p\" load --quiet",
+            scripts.join("runner-podman").display(),
+            crate::steps_podman::BASE,
+        ))
+        .env("GANTRY_LOCAL_RUNNER_USER", USER)
+        .output()
+        .expect("podman save | runner-podman load");
+    assert!(given.status.success(), "{given:?}");
+    let server = Server::start_with_env(&[("GANTRY_LOCAL_RUNNER_USER", USER)]);
+    server.apply(&format!(
+        r#"
+pipelines:
+  - name: hold
+    stages:
+      - id: build
+        type: run
+        onInterrupt: fail
+        steps:
+          - image: {base}
+            script: sleep 86400
+  - name: contained
+    stages:
+      - id: build
+        type: run
+        steps:
+          - image: {base}
+            script: echo ran
+"#,
+        base = crate::steps_podman::BASE
+    ));
+    let held = server.run("hold", &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::process::Command::new("pgrep")
+        .args(["-u", USER, "-f", "sleep 86400"])
+        .status()
+        .expect("pgrep")
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container step never started:\n{}",
+            server.log_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let killed = std::process::Command::new("pkill")
+        .args(["-9", "-u", USER])
+        .status()
+        .expect("pkill");
+    assert!(killed.success(), "no process of {USER} to kill");
+    let execution = server.wait_terminal(&held);
+    assert_eq!(execution["status"], "failed", "{execution:#}");
+    let execution = server.wait_terminal(&server.run("contained", &[]));
+    assert_eq!(
+        execution["status"],
+        "succeeded",
+        "{execution:#}\n{}",
+        server.log_tail()
+    );
+    assert!(
+        server
+            .log_tail()
+            .contains("resetting it (podman system migrate)"),
+        "{}",
+        server.log_tail()
+    );
+}

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 /// The local base image scripts/setup-podman builds (busybox).
 pub const BASE: &str = "localhost/gantry-test-base:latest";
 
-fn scripts() -> PathBuf {
+pub(crate) fn scripts() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
 }
 
