@@ -390,9 +390,9 @@ pipelines:
         steps:
           - image: {base}
             script: sleep 86400
-  - name: contained
+  - name: after
     stages:
-      - id: build
+      - id: again
         type: run
         steps:
           - image: {base}
@@ -422,7 +422,7 @@ pipelines:
     assert!(killed.success(), "no process of {USER} to kill");
     let execution = server.wait_terminal(&held);
     assert_eq!(execution["status"], "failed", "{execution:#}");
-    let execution = server.wait_terminal(&server.run("contained", &[]));
+    let execution = server.wait_terminal(&server.run("after", &[]));
     assert_eq!(
         execution["status"],
         "succeeded",
