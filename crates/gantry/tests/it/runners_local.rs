@@ -437,3 +437,51 @@ pipelines:
         server.log_tail()
     );
 }
+
+/// Two parallel stages of several steps each on the one local runner share
+/// its copy of the workspace and come home at once, round after round:
+/// every step finds what its stage wrote before, and every file both wrote
+/// reaches the server's workspace.
+#[test]
+fn parallel_multi_step_stages_on_the_local_runner_keep_one_copy_of_the_workspace() {
+    let server = Server::start(Backend::Sqlite);
+    server.apply(
+        r#"
+pipelines:
+  - name: lanes
+    stages:
+      - id: a
+        type: run
+        steps:
+          - script: echo a1 > a1
+          - script: sleep 0.6; echo a2 > a2; test -f a1
+          - script: echo a3 > a3; test -f a2
+      - id: b
+        type: run
+        steps:
+          - script: sleep 0.2; echo b1 > b1
+          - script: sleep 0.2; echo b2 > b2; test -f b1
+          - script: sleep 0.2; echo b3 > b3; test -f b2
+          - script: sleep 0.2; echo b4 > b4; test -f b3
+      - id: join
+        type: run
+        dependsOn: [a, b]
+        steps:
+          - script: cat a1 a2 a3 b1 b2 b3 b4 | tr -d '\n' > all
+"#,
+    );
+    for round in 0..3 {
+        let id = server.run("lanes", &[]);
+        let execution = server.wait_terminal(&id);
+        assert_eq!(
+            execution["status"], "succeeded",
+            "round {round}: {execution:#}"
+        );
+        let workspace = server.data_dir().join("workspaces").join(&id);
+        assert_eq!(
+            std::fs::read_to_string(workspace.join("all")).unwrap(),
+            "a1a2a3b1b2b3b4",
+            "round {round}"
+        );
+    }
+}

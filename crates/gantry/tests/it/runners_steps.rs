@@ -11,6 +11,7 @@ use crate::steps_podman::log_text;
 crate::on_both_backends!(
     steps_run_on_the_runner_their_labels_name_and_their_outputs_come_back,
     the_workspace_follows_the_stages_from_runner_to_runner_and_back_to_the_server,
+    parallel_stages_on_two_runners_both_bring_their_files_home,
     a_stage_waits_for_a_label_no_runner_has_saying_so_then_fails_after_its_runner_wait,
     a_waiting_step_says_so_in_the_stages_outputs_until_a_runner_with_its_labels_takes_it,
     a_step_whose_runner_is_killed_runs_again_on_the_other_or_fails_naming_the_runner,
@@ -144,6 +145,44 @@ pipelines:
     };
     assert_eq!(fetched(&alpha), 2, "{}", alpha.log());
     assert_eq!(fetched(&beta), 1, "{}", beta.log());
+}
+
+/// Parallel stages start from one snapshot on two runners and come back in
+/// any order: the server's workspace keeps what each wrote (a whole-tree
+/// swap kept only the last one's), and the stage after both sees it all.
+fn parallel_stages_on_two_runners_both_bring_their_files_home(server: &mut Server) {
+    let _runners = two_runners(server);
+    server.apply(
+        r#"
+pipelines:
+  - name: fan
+    stages:
+      - id: left
+        type: run
+        runsOn: [a]
+        steps:
+          - script: echo left > from-left
+      - id: right
+        type: run
+        runsOn: [b]
+        steps:
+          - script: sleep 0.5 && echo right > from-right
+      - id: join
+        type: run
+        runsOn: [a]
+        dependsOn: [left, right]
+        steps:
+          - script: cat from-left from-right > both
+"#,
+    );
+    let id = server.run("fan", &[]);
+    let execution = server.wait_terminal(&id);
+    assert_eq!(execution["status"], "succeeded", "{execution:#}");
+    let workspace = server.data_dir().join("workspaces").join(&id);
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("both")).unwrap(),
+        "left\nright\n"
+    );
 }
 
 fn a_stage_waits_for_a_label_no_runner_has_saying_so_then_fails_after_its_runner_wait(

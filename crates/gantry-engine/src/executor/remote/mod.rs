@@ -20,6 +20,7 @@
 
 mod gate_on_runner;
 mod handle;
+mod merge;
 mod on_runner;
 mod push;
 mod snapshot;
@@ -27,6 +28,8 @@ mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_merge;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -120,6 +123,11 @@ impl RemoteExecutor {
         Snapshots {
             dir: self.snapshots.join(&stage.execution).join(&stage.stage),
             workspace: stage.workspace.clone(),
+            base: self
+                .current
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             current: self.current.clone(),
         }
     }
@@ -267,23 +275,29 @@ async fn release_on(
 pub(crate) struct Snapshots {
     dir: PathBuf,
     workspace: PathBuf,
+    /// The snapshot a step starts from: the server's workspace when it was
+    /// queued.
+    base: Option<String>,
     current: Arc<Mutex<Option<String>>>,
 }
 
 impl Snapshots {
-    fn current(&self) -> Option<String> {
-        self.current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Makes the snapshot a runner sent (`sha256`) the server's workspace.
+    /// Makes the snapshot a runner sent (`sha256`, taken from the step's
+    /// base) the server's workspace, keeping what other steps brought home
+    /// meanwhile where this one changed nothing.
     async fn bring_home(&self, sha256: &str) -> Result<(), snapshot::SnapshotError> {
         let tar = self.dir.join(format!("{sha256}.tar"));
+        let base = self
+            .base
+            .as_ref()
+            .map(|base| self.dir.join(format!("{base}.tar")))
+            .filter(|base| base.is_file());
         let workspace = self.workspace.clone();
-        snapshot::blocking(move || snapshot::unpack(&tar, &workspace)).await?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(sha256.to_owned());
+        let merged =
+            snapshot::blocking(move || snapshot::bring_home(&tar, base.as_deref(), &workspace))
+                .await?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(merged.unwrap_or_else(|| sha256.to_owned()));
         Ok(())
     }
 }
@@ -355,7 +369,7 @@ impl StepExecutor for RemoteExecutor {
         let payload = serde_json::to_value(StepJob {
             stage: stage.clone(),
             step: stored,
-            snapshot: snapshots.current(),
+            snapshot: snapshots.base.clone(),
         })
         .map_err(|error| ExecutorError::Failed(format!("{}: {error}", step.name)))?;
         let job = self

@@ -91,17 +91,78 @@ pub(crate) fn pack(workspace: &Path, out: &Path) -> Result<String, SnapshotError
     Ok(hex::encode(hashing.hash.finalize()))
 }
 
-/// Replaces the tree at `workspace` by the snapshot in `tar`.
+/// Replaces the tree at `workspace` by the snapshot in `tar` (a runner's
+/// copy, which only its own steps change).
 pub(crate) fn unpack(tar: &Path, workspace: &Path) -> Result<(), SnapshotError> {
-    let parent = workspace.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent).map_err(io_at(parent))?;
-    let name = workspace
+    let incoming = unpack_beside(tar, workspace)?;
+    swap_in(&incoming, workspace)
+}
+
+/// Makes the snapshot a step sent back (`tar`, taken from the snapshot
+/// `base`) the server's workspace, keeping what other steps brought home
+/// since `base` where this one changed nothing (`merge`). One at a time per
+/// workspace ([`turn_of`]): parallel stages' steps come back at once. The
+/// name of a new snapshot of the workspace when it kept anything (packed
+/// beside `tar`); `None` when the workspace is `tar`'s tree.
+pub(crate) fn bring_home(
+    tar: &Path,
+    base: Option<&Path>,
+    workspace: &Path,
+) -> Result<Option<String>, SnapshotError> {
+    let _one_at_a_time = turn_of(workspace);
+    let incoming = unpack_beside(tar, workspace)?;
+    let merged = (|| -> Result<Option<String>, SnapshotError> {
+        let Some(base) = base else {
+            return Ok(None);
+        };
+        if !super::merge::keep_others_changes(base, tar, &incoming, workspace)? {
+            return Ok(None);
+        }
+        let dir = tar.parent().unwrap_or(Path::new("/"));
+        let temporary = dir.join(format!(".pack-{}", uuid::Uuid::now_v7()));
+        let sha256 = pack(&incoming, &temporary)?;
+        let named = dir.join(format!("{sha256}.tar"));
+        std::fs::rename(&temporary, &named).map_err(io_at(&named))?;
+        Ok(Some(sha256))
+    })();
+    if merged.is_err() {
+        let _ = std::fs::remove_dir_all(&incoming);
+    }
+    let merged = merged?;
+    swap_in(&incoming, workspace)?;
+    Ok(merged)
+}
+
+/// The turn of `workspace` to take a snapshot home. In this process: one
+/// server owns a data directory (its data-plane lock), and steps come home
+/// through it alone. Workspaces share a fixed set of locks, so that none is
+/// ever left behind.
+fn turn_of(workspace: &Path) -> std::sync::MutexGuard<'static, ()> {
+    use std::hash::{Hash, Hasher};
+    static TURNS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    workspace.hash(&mut hasher);
+    let turn = &TURNS[(hasher.finish() % TURNS.len() as u64) as usize];
+    turn.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn name_of(workspace: &Path) -> String {
+    workspace
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let unique = uuid::Uuid::now_v7();
-    let incoming = parent.join(format!(".{name}.incoming-{unique}"));
-    let outgoing = parent.join(format!(".{name}.outgoing-{unique}"));
+        .unwrap_or_default()
+}
+
+/// Unpacks `tar` into a new directory beside `workspace`, which no step
+/// can reach; its path.
+fn unpack_beside(tar: &Path, workspace: &Path) -> Result<PathBuf, SnapshotError> {
+    let parent = workspace.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+    let incoming = parent.join(format!(
+        ".{}.incoming-{}",
+        name_of(workspace),
+        uuid::Uuid::now_v7()
+    ));
     std::fs::create_dir(&incoming).map_err(io_at(&incoming))?;
     let unpacked = (|| {
         let file = File::open(tar).map_err(io_at(tar))?;
@@ -117,15 +178,27 @@ pub(crate) fn unpack(tar: &Path, workspace: &Path) -> Result<(), SnapshotError> 
         let _ = std::fs::remove_dir_all(&incoming);
         return Err(error);
     }
+    Ok(incoming)
+}
+
+/// Puts `incoming` in place of `workspace` with two renames, and removes
+/// the old tree.
+fn swap_in(incoming: &Path, workspace: &Path) -> Result<(), SnapshotError> {
+    let parent = workspace.parent().unwrap_or(Path::new("/"));
+    let outgoing = parent.join(format!(
+        ".{}.outgoing-{}",
+        name_of(workspace),
+        uuid::Uuid::now_v7()
+    ));
     let had_one = match std::fs::rename(workspace, &outgoing) {
         Ok(()) => true,
         Err(error) if error.kind() == io::ErrorKind::NotFound => false,
         Err(error) => {
-            let _ = std::fs::remove_dir_all(&incoming);
+            let _ = std::fs::remove_dir_all(incoming);
             return Err(io_at(workspace)(error));
         }
     };
-    std::fs::rename(&incoming, workspace).map_err(io_at(workspace))?;
+    std::fs::rename(incoming, workspace).map_err(io_at(workspace))?;
     if had_one {
         let _ = std::fs::remove_dir_all(&outgoing);
     }
