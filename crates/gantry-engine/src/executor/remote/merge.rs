@@ -63,23 +63,34 @@ pub(crate) fn keep_others_changes(
         if before == now || mine.get(path) != before {
             continue;
         }
-        let Some(target) = writable_target(incoming, path)? else {
-            // The step replaced a directory above it: its change wins.
+        // Removing or replacing a directory would take what the step wrote
+        // beneath it: the step's changes win.
+        let was_dir = matches!(before, Some(Fingerprint::Dir { .. }));
+        let stays_dir = matches!(now, Some(Fingerprint::Dir { .. }));
+        if was_dir && !stays_dir && changed_beneath(&mine, &base, path) {
+            continue;
+        }
+        let Some(target) = place_in(incoming, path, now.is_some())? else {
             continue;
         };
-        remove(&target)?;
         kept = true;
         let io = |e| io_at(&target, e);
         match now {
-            None => {}
+            None => remove(&target)?,
             Some(Fingerprint::Dir { mode }) => {
-                std::fs::create_dir(&target).map_err(io)?;
+                let is_dir = std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
+                if !is_dir {
+                    remove(&target)?;
+                    std::fs::create_dir(&target).map_err(io)?;
+                }
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode & 0o7777))
                     .map_err(io)?;
             }
             Some(Fingerprint::Symlink(link)) => {
+                remove(&target)?;
                 std::os::unix::fs::symlink(link, &target).map_err(io)?
             }
+            // Replaces what is at the target (a link itself, not its target).
             Some(Fingerprint::File { .. }) => {
                 beneath.copy_out(&path.to_string_lossy(), &target)?;
             }
@@ -88,9 +99,29 @@ pub(crate) fn keep_others_changes(
     Ok(kept)
 }
 
-/// Where `path` goes in `root`, its missing parents made: `None` when one
-/// of them is not a directory (links included, which are never followed).
-fn writable_target(root: &Path, path: &Path) -> Result<Option<PathBuf>, SnapshotError> {
+/// Whether the step changed anything strictly beneath the directory `path`.
+fn changed_beneath(mine: &Tree, base: &Tree, path: &Path) -> bool {
+    let beneath = |tree: &Tree| {
+        tree.range(path.to_path_buf()..)
+            .skip_while(|(p, _)| p.as_path() == path)
+            .take_while(|(p, _)| p.starts_with(path))
+            .map(|(p, _)| p.clone())
+            .collect::<Vec<_>>()
+    };
+    beneath(mine)
+        .into_iter()
+        .chain(beneath(base))
+        .any(|p| mine.get(&p) != base.get(&p))
+}
+
+/// Where `path` is in `root`: `None` when one of its parents is not a
+/// directory (links included, which are never followed), or is missing and
+/// `make_parents` is false (nothing there to remove).
+fn place_in(
+    root: &Path,
+    path: &Path,
+    make_parents: bool,
+) -> Result<Option<PathBuf>, SnapshotError> {
     let mut at = root.to_path_buf();
     let parents: Vec<Component> = path.components().collect();
     let Some((_, parents)) = parents.split_last() else {
@@ -104,9 +135,10 @@ fn writable_target(root: &Path, path: &Path) -> Result<Option<PathBuf>, Snapshot
         match std::fs::symlink_metadata(&at) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => return Ok(None),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            Err(error) if error.kind() == io::ErrorKind::NotFound && make_parents => {
                 std::fs::create_dir(&at).map_err(|e| io_at(&at, e))?
             }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(io_at(&at, error)),
         }
     }

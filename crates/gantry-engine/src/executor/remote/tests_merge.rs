@@ -1,5 +1,6 @@
 //! Bringing steps' snapshots home (`snapshot::bring_home`, `merge`).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::snapshot::{bring_home, pack};
@@ -172,4 +173,42 @@ fn without_a_base_the_steps_tree_replaces_the_workspace() {
     assert_eq!(place.read("new").as_deref(), Some("mine\n"));
     assert_eq!(place.read("old"), None);
     assert_eq!(place.read("theirs"), None);
+}
+
+/// Directories: one another step removed goes whole (not left empty), unless
+/// the step wrote beneath it; one whose mode another step changed keeps
+/// what is in it.
+#[test]
+fn directories_others_removed_or_changed_keep_what_the_step_wrote_in_them() {
+    let place = Place::new(&[
+        ("gone/a", "base\n"),
+        ("gone/deep/b", "base\n"),
+        ("mine-inside/a", "base\n"),
+        ("private/a", "base\n"),
+    ]);
+    let base = place.snapshot_of(&place.workspace);
+    let mine = place.step(&base, |copy| {
+        write_tree(copy, &[("mine-inside/new", "mine\n")]);
+    });
+    for dir in ["gone", "mine-inside"] {
+        std::fs::remove_dir_all(place.workspace.join(dir)).unwrap();
+    }
+    std::fs::set_permissions(
+        place.workspace.join("private"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    bring_home(&mine, Some(&base), &place.workspace).unwrap();
+    assert!(
+        !place.workspace.join("gone").exists(),
+        "a removed directory came back"
+    );
+    assert_eq!(place.read("mine-inside/new").as_deref(), Some("mine\n"));
+    assert_eq!(place.read("mine-inside/a"), None);
+    assert_eq!(place.read("private/a").as_deref(), Some("base\n"));
+    let mode = std::fs::metadata(place.workspace.join("private"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
 }
