@@ -311,26 +311,13 @@ impl StepExecutor for RemoteExecutor {
         let snapshots = self.snapshots_of(stage);
         let dir = snapshots.dir.clone();
         let workspace = stage.workspace.clone();
-        let packed = snapshot::blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|source| snapshot::SnapshotError::Io {
-                path: dir.clone(),
-                source,
+        let packed = snapshot::blocking(move || snapshot::pack_workspace(&workspace, &dir))
+            .await
+            .map_err(|error| {
+                ExecutorError::Failed(format!(
+                    "cannot take a snapshot of the workspace for runners: {error}"
+                ))
             })?;
-            let temporary = dir.join(format!(".pack-{}", uuid::Uuid::now_v7()));
-            let sha256 = snapshot::pack(&workspace, &temporary)?;
-            let named = dir.join(format!("{sha256}.tar"));
-            std::fs::rename(&temporary, &named).map_err(|source| snapshot::SnapshotError::Io {
-                path: named,
-                source,
-            })?;
-            Ok(sha256)
-        })
-        .await
-        .map_err(|error| {
-            ExecutorError::Failed(format!(
-                "cannot take a snapshot of the workspace for runners: {error}"
-            ))
-        })?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(packed);
         Ok(())
     }

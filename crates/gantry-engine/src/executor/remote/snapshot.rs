@@ -109,37 +109,83 @@ pub(crate) fn bring_home(
     base: Option<&Path>,
     workspace: &Path,
 ) -> Result<Option<String>, SnapshotError> {
-    let _one_at_a_time = turn_of(workspace);
+    let mut turn = turn_of(workspace);
     let incoming = unpack_beside(tar, workspace)?;
     let merged = (|| -> Result<Option<String>, SnapshotError> {
         let Some(base) = base else {
             return Ok(None);
         };
+        // Nothing came home since the step's base was taken: no merge.
+        if turn.holds(workspace) == Some(snapshot_name(base)) {
+            return Ok(None);
+        }
         if !super::merge::keep_others_changes(base, tar, &incoming, workspace)? {
             return Ok(None);
         }
         let dir = tar.parent().unwrap_or(Path::new("/"));
-        let temporary = dir.join(format!(".pack-{}", uuid::Uuid::now_v7()));
-        let sha256 = pack(&incoming, &temporary)?;
-        let named = dir.join(format!("{sha256}.tar"));
-        std::fs::rename(&temporary, &named).map_err(io_at(&named))?;
-        Ok(Some(sha256))
+        pack_named(&incoming, dir).map(Some)
     })();
     if merged.is_err() {
         let _ = std::fs::remove_dir_all(&incoming);
     }
     let merged = merged?;
     swap_in(&incoming, workspace)?;
+    turn.record(
+        workspace,
+        merged.clone().unwrap_or_else(|| snapshot_name(tar)),
+    );
     Ok(merged)
 }
 
-/// The turn of `workspace` to take a snapshot home. In this process: one
-/// server owns a data directory (its data-plane lock), and steps come home
-/// through it alone. Workspaces share a fixed set of locks, so that none is
-/// ever left behind.
-fn turn_of(workspace: &Path) -> std::sync::MutexGuard<'static, ()> {
+/// Packs the server's `workspace` into `dir` as a snapshot named by its
+/// SHA-256, in its turn (so that no step comes home while it is read);
+/// the name.
+pub(crate) fn pack_workspace(workspace: &Path, dir: &Path) -> Result<String, SnapshotError> {
+    let mut turn = turn_of(workspace);
+    let sha256 = pack_named(workspace, dir)?;
+    turn.record(workspace, sha256.clone());
+    Ok(sha256)
+}
+
+/// Packs `tree` into `dir/SHA256.tar`; the name.
+fn pack_named(tree: &Path, dir: &Path) -> Result<String, SnapshotError> {
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let temporary = dir.join(format!(".pack-{}", uuid::Uuid::now_v7()));
+    let sha256 = pack(tree, &temporary)?;
+    let named = dir.join(format!("{sha256}.tar"));
+    std::fs::rename(&temporary, &named).map_err(io_at(&named))?;
+    Ok(sha256)
+}
+
+/// A workspace's turn, and the snapshot it was last known to hold (packed
+/// or brought home): a step whose base that is comes home without a merge.
+/// Steps on runners are the only writers of a server's workspace when it
+/// has a local runner; a stage of the server's own steps
+/// (`--local-runner off`) running beside a runner's is not seen here, and
+/// the later to come home of the two then wins where both wrote.
+struct Turn(Option<(PathBuf, String)>);
+
+impl Turn {
+    fn holds(&self, workspace: &Path) -> Option<String> {
+        match &self.0 {
+            Some((path, name)) if path == workspace => Some(name.clone()),
+            _ => None,
+        }
+    }
+
+    fn record(&mut self, workspace: &Path, name: String) {
+        self.0 = Some((workspace.to_owned(), name));
+    }
+}
+
+/// The turn of `workspace` to be packed or to take a snapshot home. In
+/// this process: one server owns a data directory (its data-plane lock),
+/// and steps come home through it alone. Workspaces share a fixed set of
+/// turns, so that none is ever left behind (two sharing one only lose the
+/// shortcut past the merge).
+fn turn_of(workspace: &Path) -> std::sync::MutexGuard<'static, Turn> {
     use std::hash::{Hash, Hasher};
-    static TURNS: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+    static TURNS: [std::sync::Mutex<Turn>; 64] = [const { std::sync::Mutex::new(Turn(None)) }; 64];
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     workspace.hash(&mut hasher);
     let turn = &TURNS[(hasher.finish() % TURNS.len() as u64) as usize];
@@ -149,6 +195,13 @@ fn turn_of(workspace: &Path) -> std::sync::MutexGuard<'static, ()> {
 fn name_of(workspace: &Path) -> String {
     workspace
         .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A snapshot's name from its file (`SHA256.tar`).
+fn snapshot_name(tar: &Path) -> String {
+    tar.file_stem()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }

@@ -212,3 +212,38 @@ fn directories_others_removed_or_changed_keep_what_the_step_wrote_in_them() {
         .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+/// The shortcut past the merge: a step whose base is the snapshot the
+/// workspace was last packed as (nothing came home since) swaps its tree in
+/// whole. Seen here through a file written behind the server's back, which
+/// only a merge would have kept.
+#[test]
+fn a_step_whose_base_the_workspace_still_holds_comes_home_without_a_merge() {
+    let place = Place::new(&[("kept", "base\n")]);
+    let name = super::snapshot::pack_workspace(&place.workspace, &place.snapshots).unwrap();
+    let base = place.snapshots.join(format!("{name}.tar"));
+    let mine = place.step(&base, |copy| write_tree(copy, &[("mine", "mine\n")]));
+    write_tree(&place.workspace, &[("behind", "unseen\n")]);
+    assert_eq!(
+        bring_home(&mine, Some(&base), &place.workspace).unwrap(),
+        None
+    );
+    assert_eq!(place.read("mine").as_deref(), Some("mine\n"));
+    assert_eq!(place.read("behind"), None);
+    // What came home is now what the workspace holds: the next step from it
+    // also skips the merge, and one from the old base merges again.
+    let next = place.step(&mine, |copy| write_tree(copy, &[("next", "next\n")]));
+    let stale = place.step(&base, |copy| write_tree(copy, &[("stale", "stale\n")]));
+    assert_eq!(
+        bring_home(&next, Some(&mine), &place.workspace).unwrap(),
+        None
+    );
+    assert!(
+        bring_home(&stale, Some(&base), &place.workspace)
+            .unwrap()
+            .is_some()
+    );
+    for name in ["mine", "next", "stale", "kept"] {
+        assert!(place.read(name).is_some(), "{name} lost");
+    }
+}
