@@ -22,7 +22,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::snapshot::SnapshotError;
+use super::snapshot::{SnapshotError, io_at};
 use crate::workspace_files::{Beneath, EntryKind};
 
 /// What one path holds, to tell whether two trees differ there. Contents
@@ -48,15 +48,15 @@ pub(crate) fn keep_others_changes(
     if !workspace.is_dir() {
         return Ok(false);
     }
+    let beneath = Beneath::workspace(workspace)?;
     let base = tree_of_snapshot(base)?;
-    let theirs = tree_of_workspace(workspace)?;
+    let theirs = tree_of_workspace(&beneath)?;
     if theirs == base {
         // Nobody brought anything home since the step started.
         return Ok(false);
     }
     let mut kept = false;
     let mine = tree_of_snapshot(mine)?;
-    let beneath = Beneath::workspace(workspace)?;
     let paths: std::collections::BTreeSet<&PathBuf> = base.keys().chain(theirs.keys()).collect();
     for path in paths {
         let (before, now) = (base.get(path), theirs.get(path));
@@ -74,21 +74,21 @@ pub(crate) fn keep_others_changes(
             continue;
         };
         kept = true;
-        let io = |e| io_at(&target, e);
+        let io = io_at(&target);
         match now {
             None => remove(&target)?,
             Some(Fingerprint::Dir { mode }) => {
                 let is_dir = std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
                 if !is_dir {
                     remove(&target)?;
-                    std::fs::create_dir(&target).map_err(io)?;
+                    std::fs::create_dir(&target).map_err(&io)?;
                 }
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode & 0o7777))
-                    .map_err(io)?;
+                    .map_err(&io)?;
             }
             Some(Fingerprint::Symlink(link)) => {
                 remove(&target)?;
-                std::os::unix::fs::symlink(link, &target).map_err(io)?
+                std::os::unix::fs::symlink(link, &target).map_err(&io)?
             }
             // Replaces what is at the target (a link itself, not its target).
             Some(Fingerprint::File { .. }) => {
@@ -136,10 +136,10 @@ fn place_in(
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => return Ok(None),
             Err(error) if error.kind() == io::ErrorKind::NotFound && make_parents => {
-                std::fs::create_dir(&at).map_err(|e| io_at(&at, e))?
+                std::fs::create_dir(&at).map_err(io_at(&at))?
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(io_at(&at, error)),
+            Err(error) => return Err(io_at(&at)(error)),
         }
     }
     Ok(Some(root.join(path)))
@@ -153,32 +153,32 @@ fn remove(path: &Path) -> Result<(), SnapshotError> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(error) => Err(error),
     };
-    removed.map_err(|e| io_at(path, e))
+    removed.map_err(io_at(path))
 }
 
 fn tree_of_snapshot(tar: &Path) -> Result<Tree, SnapshotError> {
-    let file = File::open(tar).map_err(|e| io_at(tar, e))?;
+    let file = File::open(tar).map_err(io_at(tar))?;
     let mut archive = tar::Archive::new(io::BufReader::new(file));
     let mut tree = Tree::new();
-    for entry in archive.entries().map_err(|e| io_at(tar, e))? {
-        let mut entry = entry.map_err(|e| io_at(tar, e))?;
-        let path = normal(&entry.path().map_err(|e| io_at(tar, e))?);
+    for entry in archive.entries().map_err(io_at(tar))? {
+        let mut entry = entry.map_err(io_at(tar))?;
+        let path = normal(&entry.path().map_err(io_at(tar))?);
         if path.as_os_str().is_empty() {
             continue;
         }
-        let mode = entry.header().mode().map_err(|e| io_at(tar, e))?;
+        let mode = entry.header().mode().map_err(io_at(tar))?;
         let fingerprint = match entry.header().entry_type() {
             tar::EntryType::Directory => Fingerprint::Dir { mode },
             tar::EntryType::Symlink => Fingerprint::Symlink(
                 entry
                     .link_name()
-                    .map_err(|e| io_at(tar, e))?
+                    .map_err(io_at(tar))?
                     .unwrap_or_default()
                     .into_owned(),
             ),
             _ => Fingerprint::File {
                 mode,
-                sha256: digest(&mut entry).map_err(|e| io_at(tar, e))?,
+                sha256: digest(&mut entry).map_err(io_at(tar))?,
             },
         };
         tree.insert(path, fingerprint);
@@ -186,8 +186,7 @@ fn tree_of_snapshot(tar: &Path) -> Result<Tree, SnapshotError> {
     Ok(tree)
 }
 
-fn tree_of_workspace(workspace: &Path) -> Result<Tree, SnapshotError> {
-    let beneath = Beneath::workspace(workspace)?;
+fn tree_of_workspace(beneath: &Beneath) -> Result<Tree, SnapshotError> {
     let mut tree = Tree::new();
     for entry in beneath.walk(".")? {
         let path = normal(&entry.relative);
@@ -198,7 +197,7 @@ fn tree_of_workspace(workspace: &Path) -> Result<Tree, SnapshotError> {
                 let mut file = beneath.open_file(&path.to_string_lossy())?;
                 Fingerprint::File {
                     mode,
-                    sha256: digest(&mut file).map_err(|e| io_at(&path, e))?,
+                    sha256: digest(&mut file).map_err(io_at(&path))?,
                 }
             }
         };
@@ -218,11 +217,4 @@ fn digest(reader: &mut impl Read) -> io::Result<[u8; 32]> {
     let mut hash = Sha256::new();
     io::copy(reader, &mut hash)?;
     Ok(hash.finalize().into())
-}
-
-fn io_at(path: &Path, source: io::Error) -> SnapshotError {
-    SnapshotError::Io {
-        path: path.to_owned(),
-        source,
-    }
 }

@@ -28,7 +28,7 @@ pub(crate) enum SnapshotError {
     Task(String),
 }
 
-fn io_at(path: &Path) -> impl Fn(io::Error) -> SnapshotError + '_ {
+pub(super) fn io_at(path: &Path) -> impl Fn(io::Error) -> SnapshotError + '_ {
     move |source| SnapshotError::Io {
         path: path.to_owned(),
         source,
