@@ -54,6 +54,8 @@ pub struct StepJobRunner {
     process_groups: Arc<Mutex<HashSet<i32>>>,
     /// One workspace is made current at a time.
     syncing: tokio::sync::Mutex<()>,
+    /// How many steps run in each copy of a workspace now.
+    copies_in_use: Arc<Mutex<std::collections::HashMap<PathBuf, usize>>>,
     /// The Docker API gates open for docker builder steps running here.
     gates: RunnerGates,
 }
@@ -65,6 +67,7 @@ impl StepJobRunner {
             config,
             process_groups: Arc::default(),
             syncing: tokio::sync::Mutex::new(()),
+            copies_in_use: Arc::default(),
             gates: RunnerGates::default(),
         }
     }
@@ -107,6 +110,26 @@ struct WorkspaceSync {
     job_root: PathBuf,
     /// The snapshot the step started from.
     base: String,
+    /// Set once the step uses the copy; released when it ends.
+    in_use: Option<CopyInUse>,
+}
+
+/// A step's use of its workspace copy, counted while it lives.
+struct CopyInUse {
+    copies: Arc<Mutex<std::collections::HashMap<PathBuf, usize>>>,
+    copy: PathBuf,
+}
+
+impl Drop for CopyInUse {
+    fn drop(&mut self) {
+        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = copies.get_mut(&self.copy) {
+            *count -= 1;
+            if *count == 0 {
+                copies.remove(&self.copy);
+            }
+        }
+    }
 }
 
 impl JobRunner for StepJobRunner {
@@ -166,7 +189,7 @@ impl JobRunner for StepJobRunner {
         }
         let workspace = match (snapshot, dir.transfer()) {
             (Some(base), Some(transfer)) => {
-                let sync = WorkspaceSync {
+                let mut sync = WorkspaceSync {
                     transfer: transfer.clone(),
                     workspace: stage.workspace.clone(),
                     marker: root
@@ -174,8 +197,9 @@ impl JobRunner for StepJobRunner {
                         .join(format!(".{}.sha256", stage.execution)),
                     job_root: dir.root().to_owned(),
                     base,
+                    in_use: None,
                 };
-                let note = self.make_current(&sync).await?;
+                let note = self.make_current(&mut sync).await?;
                 tracing::info!(lease = %job.lease_id, snapshot = %sync.base, "{note}");
                 Some(sync)
             }
@@ -271,31 +295,54 @@ impl StepJobRunner {
         Ok(stage)
     }
 
-    /// Makes the runner's copy of the workspace the step's snapshot; says
-    /// what it did, for the runner's log.
-    async fn make_current(&self, sync: &WorkspaceSync) -> Result<String, String> {
+    /// Makes the runner's copy of the workspace the step's snapshot and
+    /// counts the step as using it; says what it did, for the runner's log.
+    /// A copy other steps of the execution (a parallel stage's) are using
+    /// is never replaced under them: the step runs in it as it is, which
+    /// holds what this runner's steps wrote.
+    async fn make_current(&self, sync: &mut WorkspaceSync) -> Result<String, String> {
         let _one = self.syncing.lock().await;
         let have = tokio::fs::read_to_string(&sync.marker)
             .await
             .unwrap_or_default();
-        if have.trim() == sync.base {
-            return Ok("workspace: this runner's copy is current".to_owned());
-        }
-        let tar = sync.job_root.join("workspace-in.tar");
-        sync.transfer.download(&sync.base, &tar).await?;
-        let size = tokio::fs::metadata(&tar)
-            .await
-            .map(|m| m.len())
-            .unwrap_or(0);
-        let (from, into) = (tar.clone(), sync.workspace.clone());
-        snapshot::blocking(move || snapshot::unpack(&from, &into))
-            .await
-            .map_err(|error| format!("cannot unpack the workspace: {error}"))?;
-        let _ = tokio::fs::remove_file(&tar).await;
-        tokio::fs::write(&sync.marker, &sync.base)
-            .await
-            .map_err(|error| format!("{}: {error}", sync.marker.display()))?;
-        Ok(format!("workspace: fetched from the server ({size} bytes)"))
+        let busy = self
+            .copies_in_use
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&sync.workspace);
+        let note = if have.trim() == sync.base {
+            "workspace: this runner's copy is current".to_owned()
+        } else if busy {
+            "workspace: kept this runner's copy, which another step of the execution is using"
+                .to_owned()
+        } else {
+            let tar = sync.job_root.join("workspace-in.tar");
+            sync.transfer.download(&sync.base, &tar).await?;
+            let size = tokio::fs::metadata(&tar)
+                .await
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let (from, into) = (tar.clone(), sync.workspace.clone());
+            snapshot::blocking(move || snapshot::unpack(&from, &into))
+                .await
+                .map_err(|error| format!("cannot unpack the workspace: {error}"))?;
+            let _ = tokio::fs::remove_file(&tar).await;
+            tokio::fs::write(&sync.marker, &sync.base)
+                .await
+                .map_err(|error| format!("{}: {error}", sync.marker.display()))?;
+            format!("workspace: fetched from the server ({size} bytes)")
+        };
+        *self
+            .copies_in_use
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(sync.workspace.clone())
+            .or_default() += 1;
+        sync.in_use = Some(CopyInUse {
+            copies: self.copies_in_use.clone(),
+            copy: sync.workspace.clone(),
+        });
+        Ok(note)
     }
 }
 
